@@ -1,0 +1,83 @@
+// Command vigil is Vigil's single binary: the broker and its tools.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/server"
+)
+
+const usage = `vigil: a Kafka-compatible streaming platform on object storage
+
+Usage:
+  vigil serve [flags]        run a broker (vigil serve -h for flags)
+  vigil bench produce [flags] measure produce throughput and latency against a ceiling
+
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "bench":
+		return bench(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "vigil: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func serve(args []string, stderr io.Writer) int {
+	cfg, err := config.Load("vigil serve", args, os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil serve: %v\n", err)
+		return 2
+	}
+	level, _ := config.ParseLevel(cfg.LogLevel)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	srv, err := server.Start(ctx, cfg, log)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: flushing the WAL and uploading")
+	case err := <-served:
+		log.Error("listener failed", "err", err)
+	}
+	if err := srv.Close(); err != nil {
+		log.Error("shutdown incomplete", "err", err)
+		return 1
+	}
+	log.Info("shut down cleanly")
+	return 0
+}

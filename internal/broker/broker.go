@@ -1,0 +1,128 @@
+// Package broker serves the Kafka protocol: connections, request framing,
+// and one handler file per API (named after the API), over the storage
+// engine. Requests and responses are encoded with franz-go's kmsg.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/storage"
+)
+
+// api is one supported Kafka API: its version range and handler. handle
+// runs on the connection's reader goroutine, in request order; the
+// function it returns builds the response on the writer goroutine and may
+// block.
+type api struct {
+	min, max int16
+	handle   func(c *conn, h header, req kmsg.Request) func() kmsg.Response
+}
+
+// Broker is one Kafka-protocol broker process.
+type Broker struct {
+	cfg       config.Broker
+	log       *slog.Logger
+	store     *storage.Engine
+	clusterID string
+	host      string
+	port      int32
+	apis      map[int16]api
+	dec       kgo.Decompressor
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[*conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// New builds a broker over an opened storage engine.
+func New(cfg config.Broker, store *storage.Engine, clusterID string, log *slog.Logger) (*Broker, error) {
+	host, portStr, err := net.SplitHostPort(cfg.Advertised)
+	if err != nil {
+		return nil, fmt.Errorf("broker: advertised address %q: %w", cfg.Advertised, err)
+	}
+	port, err := strconv.ParseInt(portStr, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("broker: advertised port %q: %w", portStr, err)
+	}
+	b := &Broker{cfg: cfg, log: log, store: store, clusterID: clusterID, host: host, port: int32(port),
+		conns: map[*conn]struct{}{}, dec: kgo.DefaultDecompressor()}
+	b.apis = b.apiTable()
+	return b, nil
+}
+
+// apiTable lists every API the broker implements, with the versions it
+// implements; ApiVersions advertises exactly this table.
+func (b *Broker) apiTable() map[int16]api {
+	return map[int16]api{
+		kmsg.Produce.Int16():                  {3, 11, b.handleProduce},
+		kmsg.Fetch.Int16():                    {4, 12, b.handleFetch},
+		kmsg.ListOffsets.Int16():              {1, 8, b.handleListOffsets},
+		kmsg.Metadata.Int16():                 {0, 12, b.handleMetadata},
+		kmsg.OffsetForLeaderEpoch.Int16():     {2, 4, b.handleOffsetForLeaderEpoch},
+		kmsg.ApiVersions.Int16():              {0, 4, b.handleApiVersions},
+		kmsg.CreateTopics.Int16():             {0, 7, b.handleCreateTopics},
+		kmsg.DeleteTopics.Int16():             {0, 6, b.handleDeleteTopics},
+		kmsg.DeleteRecords.Int16():            {0, 2, b.handleDeleteRecords},
+		kmsg.DescribeConfigs.Int16():          {0, 4, b.handleDescribeConfigs},
+		kmsg.AlterConfigs.Int16():             {0, 2, b.handleAlterConfigs},
+		kmsg.CreatePartitions.Int16():         {0, 3, b.handleCreatePartitions},
+		kmsg.IncrementalAlterConfigs.Int16():  {0, 1, b.handleIncrementalAlterConfigs},
+		kmsg.DescribeCluster.Int16():          {0, 1, b.handleDescribeCluster},
+	}
+}
+
+// Serve accepts connections on ln until Close.
+func (b *Broker) Serve(ln net.Listener) error {
+	b.mu.Lock()
+	b.ln = ln
+	b.mu.Unlock()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("broker: accept: %w", err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		c := &conn{b: b, nc: nc, ctx: ctx, cancel: cancel, log: b.log.With("remote", nc.RemoteAddr().String())}
+		b.mu.Lock()
+		b.conns[c] = struct{}{}
+		b.wg.Add(1)
+		b.mu.Unlock()
+		go func() {
+			defer b.wg.Done()
+			c.serve()
+			b.mu.Lock()
+			delete(b.conns, c)
+			b.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops accepting, closes every connection, and waits for their
+// in-flight requests to finish. The storage engine is closed by the owner.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.ln != nil {
+		b.ln.Close()
+	}
+	for c := range b.conns {
+		c.cancel()
+		c.nc.Close()
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+	return nil
+}

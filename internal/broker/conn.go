@@ -1,0 +1,206 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// header is a parsed request header (v1, or v2 for flexible requests).
+type header struct {
+	key      int16
+	version  int16
+	corrID   int32
+	clientID string
+}
+
+// pending is one request in flight on a connection. Responses are written
+// in request order; respond may block (a produce waiting for the WAL, a
+// fetch long-polling), which holds back only later responses of the same
+// connection, as in Kafka.
+type pending struct {
+	hdr     header
+	respond func() kmsg.Response // nil: no response (acks=0 produce)
+}
+
+// conn serves one client connection: a reader goroutine that decodes
+// frames and runs the ordering-sensitive part of each request (a produce
+// assigns its offsets here, so pipelined produces keep their order) and a
+// writer goroutine that completes responses in order.
+type conn struct {
+	b      *Broker
+	nc     net.Conn
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// Set by ApiVersions v3+ (KIP-511), for logs.
+	softwareName, softwareVersion string
+}
+
+// maxInFlight bounds pipelined requests per connection, so a client that
+// never reads its responses cannot make the broker buffer without limit.
+const maxInFlight = 64
+
+func (c *conn) serve() {
+	defer c.nc.Close()
+	defer c.cancel()
+	queue := make(chan pending, maxInFlight)
+	writerDone := make(chan struct{})
+	go c.writeLoop(queue, writerDone)
+	err := c.readLoop(queue)
+	close(queue)
+	<-writerDone
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		c.log.Debug("connection closed")
+	default:
+		c.log.Warn("closing connection", "err", err)
+	}
+}
+
+func (c *conn) readLoop(queue chan<- pending) error {
+	r := bufio.NewReaderSize(c.nc, 64<<10)
+	var sizeBuf [4]byte
+	for {
+		if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
+			return err
+		}
+		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if size < 8 || size > c.b.cfg.MaxRequestBytes {
+			return fmt.Errorf("request frame of %d bytes is outside [8, %d] (socket.request.max.bytes)", size, c.b.cfg.MaxRequestBytes)
+		}
+		// A fresh buffer per frame: produced batches are kept by reference
+		// in the partition logs, so the frame must not be reused.
+		frame := make([]byte, size)
+		if _, err := io.ReadFull(r, frame); err != nil {
+			return fmt.Errorf("truncated request frame (wanted %d bytes): %w", size, err)
+		}
+		p, err := c.decode(frame)
+		if err != nil {
+			return err
+		}
+		select {
+		case queue <- p:
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		}
+	}
+}
+
+// decode parses one frame and dispatches it. An error closes the
+// connection: Kafka answers an unknown API or unsupported version (other
+// than ApiVersions) and a malformed body by disconnecting.
+func (c *conn) decode(frame []byte) (pending, error) {
+	var h header
+	h.key = int16(binary.BigEndian.Uint16(frame[0:]))
+	h.version = int16(binary.BigEndian.Uint16(frame[2:]))
+	h.corrID = int32(binary.BigEndian.Uint32(frame[4:]))
+	body := frame[8:]
+	if len(body) < 2 {
+		return pending{}, errors.New("request header truncated before client id")
+	}
+	idLen := int16(binary.BigEndian.Uint16(body))
+	body = body[2:]
+	if idLen > 0 {
+		if int(idLen) > len(body) {
+			return pending{}, errors.New("request header truncated in client id")
+		}
+		h.clientID = string(body[:idLen])
+		body = body[idLen:]
+	}
+	req := kmsg.RequestForKey(h.key)
+	if req == nil {
+		return pending{}, fmt.Errorf("unknown API key %d (correlation id %d)", h.key, h.corrID)
+	}
+	api, ok := c.b.apis[h.key]
+	if !ok || h.version < api.min || h.version > api.max {
+		if h.key == kmsg.ApiVersions.Int16() {
+			// KIP-511: answer UNSUPPORTED_VERSION in a v0 body listing what
+			// we support, so the client can retry at a version we know.
+			resp := c.b.unsupportedApiVersions()
+			h.version = 0
+			return pending{hdr: h, respond: func() kmsg.Response { return resp }}, nil
+		}
+		return pending{}, fmt.Errorf("unsupported %s version %d (correlation id %d)", kmsg.NameForKey(h.key), h.version, h.corrID)
+	}
+	req.SetVersion(h.version)
+	if req.IsFlexible() {
+		var err error
+		if body, err = skipTags(body); err != nil {
+			return pending{}, fmt.Errorf("%s request header: %w", kmsg.NameForKey(h.key), err)
+		}
+	}
+	if err := req.ReadFrom(body); err != nil {
+		return pending{}, fmt.Errorf("malformed %s v%d request: %w", kmsg.NameForKey(h.key), h.version, err)
+	}
+	return pending{hdr: h, respond: api.handle(c, h, req)}, nil
+}
+
+// skipTags skips a tagged-field section (KIP-482).
+func skipTags(b []byte) ([]byte, error) {
+	n, used := binary.Uvarint(b)
+	if used <= 0 {
+		return nil, errors.New("truncated tagged fields")
+	}
+	b = b[used:]
+	for i := uint64(0); i < n; i++ {
+		if _, used = binary.Uvarint(b); used <= 0 {
+			return nil, errors.New("truncated tag")
+		}
+		b = b[used:]
+		size, used := binary.Uvarint(b)
+		if used <= 0 || uint64(len(b)-used) < size {
+			return nil, errors.New("truncated tag value")
+		}
+		b = b[used+int(size):]
+	}
+	return b, nil
+}
+
+func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
+	defer close(done)
+	w := bufio.NewWriterSize(c.nc, 64<<10)
+	var buf []byte
+	broken := false
+	for p := range queue {
+		if p.respond == nil {
+			continue
+		}
+		resp := p.respond()
+		if resp == nil || broken {
+			continue
+		}
+		resp.SetVersion(p.hdr.version)
+		buf = buf[:0]
+		buf = append(buf, 0, 0, 0, 0)
+		buf = binary.BigEndian.AppendUint32(buf, uint32(p.hdr.corrID))
+		// ApiVersions always answers with a v0 response header, so a
+		// client that does not know our versions can still read it.
+		if resp.IsFlexible() && p.hdr.key != kmsg.ApiVersions.Int16() {
+			buf = append(buf, 0)
+		}
+		buf = resp.AppendTo(buf)
+		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+		_, err := w.Write(buf)
+		if err == nil && len(queue) == 0 {
+			err = w.Flush()
+		}
+		if err != nil {
+			// Unblock the reader too; remaining responses are discarded.
+			broken = true
+			c.cancel()
+			c.nc.Close()
+		}
+	}
+	if !broken {
+		w.Flush()
+	}
+}

@@ -1,0 +1,56 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/vigilhq/vigil/internal/meta"
+	"github.com/vigilhq/vigil/internal/storage"
+)
+
+var errInvalidPartitions = errors.New("invalid partitions")
+
+func (b *Broker) handleCreatePartitions(c *conn, h header, r kmsg.Request) func() kmsg.Response {
+	req := r.(*kmsg.CreatePartitionsRequest)
+	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.CreatePartitionsResponseTopic{Topic: rt.Topic}
+		fail := func(e *kerr.Error, msg string) {
+			st.ErrorCode = e.Code
+			st.ErrorMessage = &msg
+		}
+		t := b.store.Topic(rt.Topic)
+		switch {
+		case t == nil:
+			fail(kerr.UnknownTopicOrPartition, fmt.Sprintf("topic %q does not exist", rt.Topic))
+		case rt.Count <= int32(len(t.Logs)):
+			fail(kerr.InvalidPartitions, fmt.Sprintf("topic %q has %d partitions; the new count %d must be larger", rt.Topic, len(t.Logs), rt.Count))
+		case req.ValidateOnly:
+		default:
+			err := b.store.UpdateTopic(context.Background(), rt.Topic, func(mt *meta.Topic) error {
+				if rt.Count <= mt.Partitions {
+					return fmt.Errorf("%w: topic has %d partitions already", errInvalidPartitions, mt.Partitions)
+				}
+				mt.Partitions = rt.Count
+				return nil
+			})
+			switch {
+			case errors.Is(err, storage.ErrUnknownTopic):
+				fail(kerr.UnknownTopicOrPartition, err.Error())
+			case errors.Is(err, errInvalidPartitions):
+				fail(kerr.InvalidPartitions, err.Error())
+			case err != nil:
+				b.log.Error("create partitions", "topic", rt.Topic, "err", err)
+				fail(kerr.UnknownServerError, err.Error())
+			default:
+				b.log.Info("partitions added", "topic", rt.Topic, "count", rt.Count)
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return func() kmsg.Response { return resp }
+}

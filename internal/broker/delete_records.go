@@ -1,0 +1,41 @@
+package broker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/vigilhq/vigil/internal/partition"
+)
+
+func (b *Broker) handleDeleteRecords(c *conn, h header, r kmsg.Request) func() kmsg.Response {
+	req := r.(*kmsg.DeleteRecordsRequest)
+	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.DeleteRecordsResponseTopic{Topic: rt.Topic}
+		t := b.store.Topic(rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.DeleteRecordsResponseTopicPartition{Partition: rp.Partition, LowWatermark: -1}
+			if t == nil || rp.Partition < 0 || int(rp.Partition) >= len(t.Logs) {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			} else {
+				ls, err := b.store.SetLogStart(context.Background(), t, t.Logs[rp.Partition], rp.Offset)
+				switch {
+				case errors.Is(err, partition.ErrOffsetOutOfRange):
+					sp.ErrorCode = kerr.OffsetOutOfRange.Code
+				case err != nil:
+					b.log.Error("delete records", "topic", rt.Topic, "partition", rp.Partition, "err", err)
+					sp.ErrorCode = kerr.KafkaStorageError.Code
+				default:
+					sp.LowWatermark = ls
+					b.log.Info("records deleted", "topic", rt.Topic, "partition", rp.Partition, "log_start", ls)
+				}
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return func() kmsg.Response { return resp }
+}

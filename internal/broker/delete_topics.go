@@ -1,0 +1,54 @@
+package broker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/vigilhq/vigil/internal/storage"
+)
+
+func (b *Broker) handleDeleteTopics(c *conn, h header, r kmsg.Request) func() kmsg.Response {
+	req := r.(*kmsg.DeleteTopicsRequest)
+	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
+	targets := req.Topics
+	if h.version < 6 {
+		targets = nil
+		for _, name := range req.TopicNames {
+			targets = append(targets, kmsg.DeleteTopicsRequestTopic{Topic: &name})
+		}
+	}
+	for _, rt := range targets {
+		st := kmsg.DeleteTopicsResponseTopic{Topic: rt.Topic, TopicID: rt.TopicID}
+		var t *storage.Topic
+		if rt.Topic != nil {
+			t = b.store.Topic(*rt.Topic)
+		} else {
+			t = b.store.TopicByID(rt.TopicID)
+		}
+		if t == nil {
+			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			if rt.Topic == nil {
+				st.ErrorCode = kerr.UnknownTopicID.Code
+			}
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		name := t.Name
+		st.Topic, st.TopicID = &name, t.ID
+		if err := b.store.DeleteTopic(context.Background(), name); err != nil {
+			if errors.Is(err, storage.ErrUnknownTopic) {
+				st.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			} else {
+				b.log.Error("delete topic", "topic", name, "err", err)
+				st.ErrorCode = kerr.UnknownServerError.Code
+				msg := err.Error()
+				st.ErrorMessage = &msg
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return func() kmsg.Response { return resp }
+}

@@ -1,0 +1,23 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (b *Broker) handleDescribeCluster(c *conn, h header, r kmsg.Request) func() kmsg.Response {
+	req := r.(*kmsg.DescribeClusterRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	resp.ClusterAuthorizedOperations = noAuthorizedOps
+	resp.EndpointType = 1 // brokers
+	if h.version >= 1 && req.EndpointType != 1 {
+		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
+		msg := "only the brokers endpoint type (1) is served"
+		resp.ErrorMessage = &msg
+		return func() kmsg.Response { return resp }
+	}
+	resp.ClusterID = b.clusterID
+	resp.ControllerID = b.cfg.NodeID
+	resp.Brokers = []kmsg.DescribeClusterResponseBroker{{NodeID: b.cfg.NodeID, Host: b.host, Port: b.port}}
+	return func() kmsg.Response { return resp }
+}

@@ -1,0 +1,95 @@
+package broker
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// brokerConfigs are the broker settings shown by DescribeConfigs for a
+// broker resource, under Kafka's names. They are static: set by flags.
+func (b *Broker) brokerConfigs() []kmsg.DescribeConfigsResponseResourceConfig {
+	kv := [][2]string{
+		{"auto.create.topics.enable", strconv.FormatBool(b.cfg.AutoCreateTopics)},
+		{"broker.id", strconv.Itoa(int(b.cfg.NodeID))},
+		{"log.retention.bytes", strconv.FormatInt(b.cfg.RetentionBytes, 10)},
+		{"log.retention.ms", strconv.FormatInt(b.cfg.RetentionMs, 10)},
+		{"message.max.bytes", strconv.Itoa(int(b.cfg.MaxMessageBytes))},
+		{"num.partitions", strconv.Itoa(int(b.cfg.DefaultPartitions))},
+		{"socket.request.max.bytes", strconv.Itoa(int(b.cfg.MaxRequestBytes))},
+	}
+	out := make([]kmsg.DescribeConfigsResponseResourceConfig, 0, len(kv))
+	for _, e := range kv {
+		v := e[1]
+		out = append(out, kmsg.DescribeConfigsResponseResourceConfig{Name: e[0], Value: &v, ReadOnly: true,
+			Source: kmsg.ConfigSourceStaticBrokerConfig, ConfigType: kmsg.ConfigTypeString})
+	}
+	return out
+}
+
+func (b *Broker) handleDescribeConfigs(c *conn, h header, r kmsg.Request) func() kmsg.Response {
+	req := r.(*kmsg.DescribeConfigsRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
+	for _, rr := range req.Resources {
+		res := kmsg.DescribeConfigsResponseResource{ResourceType: rr.ResourceType, ResourceName: rr.ResourceName}
+		var all []kmsg.DescribeConfigsResponseResourceConfig
+		switch rr.ResourceType {
+		case kmsg.ConfigResourceTypeTopic:
+			t := b.store.Topic(rr.ResourceName)
+			if t == nil {
+				res.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				msg := fmt.Sprintf("topic %q does not exist", rr.ResourceName)
+				res.ErrorMessage = &msg
+				break
+			}
+			for _, tc := range b.topicConfigs() {
+				v := b.effective(t.Configs, tc.name)
+				_, set := t.Configs[tc.name]
+				cfg := kmsg.DescribeConfigsResponseResourceConfig{Name: tc.name, Value: &v, IsDefault: !set,
+					Source: kmsg.ConfigSourceDefaultConfig, ConfigType: tc.typ}
+				if set {
+					cfg.Source = kmsg.ConfigSourceDynamicTopicConfig
+				}
+				if req.IncludeSynonyms && set {
+					cfg.ConfigSynonyms = append(cfg.ConfigSynonyms, kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{
+						Name: tc.name, Value: &v, Source: kmsg.ConfigSourceDynamicTopicConfig})
+				}
+				if req.IncludeDocumentation {
+					doc := tc.doc
+					cfg.Documentation = &doc
+				}
+				all = append(all, cfg)
+			}
+		case kmsg.ConfigResourceTypeBroker:
+			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(b.cfg.NodeID)) {
+				res.ErrorCode = kerr.InvalidRequest.Code
+				msg := fmt.Sprintf("broker %q is not this broker (%d)", rr.ResourceName, b.cfg.NodeID)
+				res.ErrorMessage = &msg
+				break
+			}
+			all = b.brokerConfigs()
+		default:
+			res.ErrorCode = kerr.InvalidRequest.Code
+			msg := fmt.Sprintf("config resource type %d is not supported (topic and broker are)", rr.ResourceType)
+			res.ErrorMessage = &msg
+		}
+		for _, cfg := range all {
+			if rr.ConfigNames == nil || contains(rr.ConfigNames, cfg.Name) {
+				res.Configs = append(res.Configs, cfg)
+			}
+		}
+		resp.Resources = append(resp.Resources, res)
+	}
+	return func() kmsg.Response { return resp }
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

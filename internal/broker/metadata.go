@@ -1,0 +1,80 @@
+package broker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/vigilhq/vigil/internal/storage"
+)
+
+// noAuthorizedOps is Kafka's "not requested" value for authorized operations.
+const noAuthorizedOps = -2147483648
+
+func (b *Broker) handleMetadata(c *conn, h header, r kmsg.Request) func() kmsg.Response {
+	req := r.(*kmsg.MetadataRequest)
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: b.cfg.NodeID, Host: b.host, Port: b.port}}
+	resp.ClusterID = &b.clusterID
+	resp.ControllerID = b.cfg.NodeID
+	resp.AuthorizedOperations = noAuthorizedOps
+
+	// v0 and a nil list (v1+) both mean every topic.
+	if req.Topics == nil || (h.version == 0 && len(req.Topics) == 0) {
+		for _, t := range b.store.Topics() {
+			resp.Topics = append(resp.Topics, b.metadataTopic(t))
+		}
+		return func() kmsg.Response { return resp }
+	}
+	autoCreate := b.cfg.AutoCreateTopics && (h.version < 4 || req.AllowAutoTopicCreation)
+	for _, rt := range req.Topics {
+		var t *storage.Topic
+		if rt.Topic == nil {
+			t = b.store.TopicByID(rt.TopicID)
+			if t == nil {
+				resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{ErrorCode: kerr.UnknownTopicID.Code, TopicID: rt.TopicID, AuthorizedOperations: noAuthorizedOps})
+				continue
+			}
+		} else {
+			name := *rt.Topic
+			t = b.store.Topic(name)
+			if t == nil {
+				code := kerr.UnknownTopicOrPartition.Code
+				if err := validTopicName(name); err != nil {
+					code = kerr.InvalidTopicException.Code
+				} else if autoCreate {
+					var err error
+					t, err = b.store.CreateTopic(context.Background(), name, b.cfg.DefaultPartitions, nil)
+					if errors.Is(err, storage.ErrTopicExists) {
+						t, err = b.store.Topic(name), nil
+					}
+					if err != nil {
+						b.log.Error("auto-create topic", "topic", name, "err", err)
+						code = kerr.UnknownServerError.Code
+					}
+				}
+				if t == nil {
+					resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{ErrorCode: code, Topic: rt.Topic, AuthorizedOperations: noAuthorizedOps})
+					continue
+				}
+			}
+		}
+		resp.Topics = append(resp.Topics, b.metadataTopic(t))
+	}
+	return func() kmsg.Response { return resp }
+}
+
+func (b *Broker) metadataTopic(t *storage.Topic) kmsg.MetadataResponseTopic {
+	name := t.Name
+	mt := kmsg.MetadataResponseTopic{Topic: &name, TopicID: t.ID, AuthorizedOperations: noAuthorizedOps}
+	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, len(t.Logs))
+	for p := range t.Logs {
+		mt.Partitions[p] = kmsg.MetadataResponseTopicPartition{
+			Partition: int32(p), Leader: b.cfg.NodeID, LeaderEpoch: leaderEpoch,
+			Replicas: []int32{b.cfg.NodeID}, ISR: []int32{b.cfg.NodeID}, OfflineReplicas: []int32{},
+		}
+	}
+	return mt
+}

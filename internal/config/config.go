@@ -1,0 +1,262 @@
+// Package config holds the broker's configuration and loads it from, in
+// increasing precedence: defaults, a YAML file (--config), VIGIL_*
+// environment variables, and command-line flags.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Broker is the configuration of `vigil serve`.
+type Broker struct {
+	Listen      string // host:port clients connect to
+	Advertised  string // host:port put in Metadata answers; defaults to Listen
+	DataDir     string
+	ObjectStore string // URL or path; default DataDir/objects
+	WAL         string // "file" or "object"
+	LogLevel    string
+	NodeID      int32
+
+	AutoCreateTopics  bool
+	DefaultPartitions int32
+	RetentionMs       int64
+	RetentionBytes    int64
+	MaxMessageBytes   int32
+	MaxRequestBytes   int32 // socket.request.max.bytes
+
+	WALSync        bool
+	UploadInterval time.Duration
+	SegmentBytes   int64
+	TailCacheBytes int64 // per partition, uploaded batches kept in memory for tail reads
+}
+
+// Default returns the embedded defaults.
+func Default() Broker {
+	return Broker{
+		Listen:            "127.0.0.1:9092",
+		DataDir:           "./data",
+		WAL:               "file",
+		LogLevel:          "info",
+		AutoCreateTopics:  true,
+		DefaultPartitions: 1,
+		RetentionMs:       7 * 24 * time.Hour.Milliseconds(),
+		RetentionBytes:    -1,
+		MaxMessageBytes:   1048588,
+		MaxRequestBytes:   100 << 20,
+		WALSync:           true,
+		UploadInterval:    time.Second,
+		SegmentBytes:      16 << 20,
+		TailCacheBytes:    4 << 20,
+	}
+}
+
+// option binds one setting to its flag, YAML key and environment variable.
+type option struct {
+	name  string // flag name and YAML key
+	usage string
+	ptr   any
+}
+
+func (c *Broker) options() []option {
+	return []option{
+		{"listen", "host:port to accept Kafka clients on", &c.Listen},
+		{"advertised", "host:port advertised to clients in Metadata (default: --listen)", &c.Advertised},
+		{"data-dir", "directory for the WAL, metadata and (by default) objects", &c.DataDir},
+		{"object-store", "object store URL or directory (default: DATA-DIR/objects)", &c.ObjectStore},
+		{"wal", "write-ahead log kind: file or object", &c.WAL},
+		{"log-level", "debug, info, warn or error", &c.LogLevel},
+		{"node-id", "this broker's node id", &c.NodeID},
+		{"auto-create-topics", "create unknown topics on Metadata and Produce", &c.AutoCreateTopics},
+		{"default-partitions", "partitions of an auto-created topic (num.partitions)", &c.DefaultPartitions},
+		{"retention-ms", "default retention.ms of topics (-1: forever)", &c.RetentionMs},
+		{"retention-bytes", "default retention.bytes of topics per partition (-1: unlimited)", &c.RetentionBytes},
+		{"max-message-bytes", "default max.message.bytes of topics (largest record batch)", &c.MaxMessageBytes},
+		{"max-request-bytes", "largest request frame accepted (socket.request.max.bytes)", &c.MaxRequestBytes},
+		{"wal-sync", "fsync the WAL before acknowledging (turn off only for tests)", &c.WALSync},
+		{"upload-interval", "how often WAL contents are uploaded as segment objects", &c.UploadInterval},
+		{"segment-bytes", "upload early once this many bytes are waiting", &c.SegmentBytes},
+		{"tail-cache-bytes", "per-partition bytes of recent batches kept in memory for tail reads", &c.TailCacheBytes},
+	}
+}
+
+// Load parses args (without the program and subcommand names) with env
+// and an optional YAML file. It returns flag.ErrHelp for -h.
+func Load(name string, args []string, getenv func(string) string) (Broker, error) {
+	c := Default()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	configPath := fs.String("config", "", "YAML config file (keys are the flag names)")
+	opts := c.options()
+	for _, o := range opts {
+		switch p := o.ptr.(type) {
+		case *string:
+			fs.StringVar(p, o.name, *p, o.usage)
+		case *bool:
+			fs.BoolVar(p, o.name, *p, o.usage)
+		case *int32:
+			fs.Func(o.name, fmt.Sprintf("%s (default %d)", o.usage, *p), func(s string) error { return setValue(p, s) })
+		case *int64:
+			fs.Int64Var(p, o.name, *p, o.usage)
+		case *time.Duration:
+			fs.DurationVar(p, o.name, *p, o.usage)
+		default:
+			panic(fmt.Sprintf("config: option %s has unsupported type %T", o.name, p))
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	// Flags were parsed into c already; file and env apply only to the
+	// settings no flag named, so precedence holds without reparsing.
+	if *configPath == "" {
+		*configPath = getenv("VIGIL_CONFIG")
+	}
+	if *configPath != "" {
+		raw, err := os.ReadFile(*configPath)
+		if err != nil {
+			return c, fmt.Errorf("read config file: %w", err)
+		}
+		var file map[string]any
+		if err := yaml.Unmarshal(raw, &file); err != nil {
+			return c, fmt.Errorf("parse config file %s: %w", *configPath, err)
+		}
+		known := map[string]option{}
+		for _, o := range opts {
+			known[o.name] = o
+		}
+		for k, v := range file {
+			o, ok := known[k]
+			if !ok {
+				return c, fmt.Errorf("config file %s: unknown key %q", *configPath, k)
+			}
+			if set[k] || getenv(envName(k)) != "" {
+				continue
+			}
+			if err := setValue(o.ptr, fmt.Sprint(v)); err != nil {
+				return c, fmt.Errorf("config file %s: key %s: %w", *configPath, k, err)
+			}
+		}
+	}
+	for _, o := range opts {
+		if set[o.name] {
+			continue
+		}
+		if v := getenv(envName(o.name)); v != "" {
+			if err := setValue(o.ptr, v); err != nil {
+				return c, fmt.Errorf("environment %s: %w", envName(o.name), err)
+			}
+		}
+	}
+	return c, c.finish()
+}
+
+func envName(flagName string) string {
+	return "VIGIL_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func setValue(ptr any, s string) error {
+	switch p := ptr.(type) {
+	case *string:
+		*p = s
+	case *bool:
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a boolean", s)
+		}
+		*p = v
+	case *int32:
+		v, err := strconv.ParseInt(s, 10, 32)
+		if err != nil {
+			return fmt.Errorf("%q is not a 32-bit integer", s)
+		}
+		*p = int32(v)
+	case *int64:
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", s)
+		}
+		*p = v
+	case *time.Duration:
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (like 500ms or 2s)", s)
+		}
+		*p = v
+	default:
+		return fmt.Errorf("unsupported type %T", ptr)
+	}
+	return nil
+}
+
+// finish validates and fills derived defaults.
+func (c *Broker) finish() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen %q: %w", c.Listen, err))
+	}
+	if c.Advertised == "" {
+		c.Advertised = c.Listen
+	}
+	if _, port, err := net.SplitHostPort(c.Advertised); err != nil {
+		errs = append(errs, fmt.Errorf("--advertised %q: %w", c.Advertised, err))
+	} else if _, err := strconv.Atoi(port); err != nil {
+		errs = append(errs, fmt.Errorf("--advertised %q: port is not a number", c.Advertised))
+	}
+	switch c.WAL {
+	case "file":
+	case "object":
+		errs = append(errs, errors.New("--wal object: the object-store WAL needs the cluster mode, which is not built yet; use --wal file"))
+	default:
+		errs = append(errs, fmt.Errorf("--wal %q: must be file or object", c.WAL))
+	}
+	if _, err := ParseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir must not be empty"))
+	}
+	if c.ObjectStore == "" {
+		c.ObjectStore = filepath.Join(c.DataDir, "objects")
+	}
+	if c.DefaultPartitions < 1 {
+		errs = append(errs, fmt.Errorf("--default-partitions %d: must be at least 1", c.DefaultPartitions))
+	}
+	if c.MaxMessageBytes < 1 {
+		errs = append(errs, fmt.Errorf("--max-message-bytes %d: must be positive", c.MaxMessageBytes))
+	}
+	if c.MaxRequestBytes < 1024 {
+		errs = append(errs, fmt.Errorf("--max-request-bytes %d: must be at least 1024", c.MaxRequestBytes))
+	}
+	if c.UploadInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--upload-interval %s: must be positive", c.UploadInterval))
+	}
+	if c.SegmentBytes < 1 {
+		errs = append(errs, fmt.Errorf("--segment-bytes %d: must be positive", c.SegmentBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseLevel maps --log-level to a slog level.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: must be debug, info, warn or error", s)
+	}
+	return l, nil
+}

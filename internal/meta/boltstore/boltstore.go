@@ -1,0 +1,616 @@
+// Package boltstore is the embedded, single-process metadata backend: one
+// bbolt file, written with one fsynced transaction per mutating call.
+//
+// Key layout (all bucket and key names are raw bytes):
+//
+//	cluster/                "id" -> cluster id, "format" -> layout version
+//	topics/                 name -> JSON topicRecord
+//	segments/<name>/        partition(4 BE) + flip(firstOffset)(8 BE) -> segment value
+//	partitions/<name>/      partition(4 BE) -> partition state value
+//
+// Segments and partition states live in a nested bucket per topic so that
+// DeleteTopic drops them with one DeleteBucket, and so that a topic named
+// "t" can never see the entries of "t1" through a prefix scan. Inside a
+// topic's segment bucket, bbolt's byte order equals (partition,
+// FirstOffset) order because both parts are fixed-width big-endian and the
+// offset's sign bit is flipped; Segments is therefore one cursor range scan
+// with no sort.
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/vigilhq/vigil/internal/meta"
+)
+
+var _ meta.Store = (*Store)(nil)
+
+var (
+	bucketCluster    = []byte("cluster")
+	bucketTopics     = []byte("topics")
+	bucketSegments   = []byte("segments")
+	bucketPartitions = []byte("partitions")
+
+	keyClusterID = []byte("id")
+	keyFormat    = []byte("format")
+)
+
+// formatVersion is bumped on any incompatible change to the key layout or
+// value encodings, so an old binary refuses a newer file instead of
+// misreading it.
+const formatVersion = 1
+
+// Value encodings carry their own version byte so a single value type can
+// evolve (e.g. a new field) without a whole-file migration.
+const (
+	segValueV1   = 1
+	stateValueV1 = 1
+)
+
+// lockTimeout bounds how long Open waits for bbolt's exclusive file lock;
+// without it a second broker on the same data directory would hang
+// forever instead of failing with a useful message.
+const lockTimeout = time.Second
+
+// Store is a meta.Store backed by a bbolt file. Safe for concurrent use:
+// bbolt serialises writers and lets readers run on snapshots.
+type Store struct {
+	db *bolt.DB
+	// closed turns calls after Close into meta.ErrClosed without touching
+	// the (closed) bbolt handle.
+	closed atomic.Bool
+}
+
+// Open opens or creates the metadata file at path.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("boltstore: open %s: metadata file locked by another process: %w", path, err)
+		}
+		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
+	}
+	if err := db.Update(initLayout); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+func initLayout(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bucketCluster, bucketTopics, bucketSegments, bucketPartitions} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	cl := tx.Bucket(bucketCluster)
+	switch v := cl.Get(keyFormat); {
+	case v == nil:
+		return cl.Put(keyFormat, []byte{formatVersion})
+	case len(v) != 1 || v[0] != formatVersion:
+		return fmt.Errorf("unsupported metadata format %x (this binary supports %d)", v, formatVersion)
+	}
+	return nil
+}
+
+// Close closes the file. It waits for in-flight calls to finish; later
+// calls return meta.ErrClosed. Closing twice is harmless.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("boltstore: close: %w", err)
+	}
+	return nil
+}
+
+// callerError marks an error returned by a caller's callback, which is
+// handed back unwrapped as the interface promises.
+type callerError struct{ err error }
+
+func (e callerError) Error() string { return e.err.Error() }
+
+func (s *Store) view(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {
+	return s.run(ctx, op, false, fn)
+}
+
+func (s *Store) update(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {
+	return s.run(ctx, op, true, fn)
+}
+
+func (s *Store) run(ctx context.Context, op string, write bool, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("boltstore: %s: %w", op, err)
+	}
+	if s.closed.Load() {
+		return fmt.Errorf("boltstore: %s: %w", op, meta.ErrClosed)
+	}
+	var err error
+	if write {
+		err = s.db.Update(fn)
+	} else {
+		err = s.db.View(fn)
+	}
+	var ce callerError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ce):
+		return ce.err
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
+		// Close won the race against this call after the check above.
+		return fmt.Errorf("boltstore: %s: %w", op, meta.ErrClosed)
+	}
+	return fmt.Errorf("boltstore: %s: %w", op, err)
+}
+
+// ClusterID implements meta.Store. The id has the form Kafka itself uses:
+// 16 random bytes in unpadded base64url (22 characters).
+func (s *Store) ClusterID(ctx context.Context) (string, error) {
+	var id string
+	err := s.view(ctx, "cluster id", func(tx *bolt.Tx) error {
+		id = string(tx.Bucket(bucketCluster).Get(keyClusterID))
+		return nil
+	})
+	if err != nil || id != "" {
+		return id, err
+	}
+	err = s.update(ctx, "cluster id", func(tx *bolt.Tx) error {
+		cl := tx.Bucket(bucketCluster)
+		// Re-read: a concurrent first call may have created it since the
+		// read above, and the id must never change once handed out.
+		if v := cl.Get(keyClusterID); v != nil {
+			id = string(v)
+			return nil
+		}
+		var raw [16]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			return err
+		}
+		id = base64.RawURLEncoding.EncodeToString(raw[:])
+		return cl.Put(keyClusterID, []byte(id))
+	})
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// topicRecord is the stored form of meta.Topic, decoupled from the Go
+// struct so renaming a field there cannot silently change the file format.
+type topicRecord struct {
+	Name       string            `json:"name"`
+	ID         string            `json:"id"` // hex
+	Partitions int32             `json:"partitions"`
+	Configs    map[string]string `json:"configs,omitempty"`
+	CreatedMs  int64             `json:"created_ms"`
+}
+
+func encodeTopic(t *meta.Topic) ([]byte, error) {
+	return json.Marshal(topicRecord{
+		Name: t.Name, ID: hex.EncodeToString(t.ID[:]), Partitions: t.Partitions,
+		Configs: t.Configs, CreatedMs: t.CreatedMs,
+	})
+}
+
+func decodeTopic(b []byte) (meta.Topic, error) {
+	var r topicRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return meta.Topic{}, fmt.Errorf("corrupt topic record: %w", err)
+	}
+	t := meta.Topic{Name: r.Name, Partitions: r.Partitions, Configs: r.Configs, CreatedMs: r.CreatedMs}
+	if n, err := hex.Decode(t.ID[:], []byte(r.ID)); err != nil || n != len(t.ID) {
+		return meta.Topic{}, fmt.Errorf("corrupt topic record %q: bad id %q", r.Name, r.ID)
+	}
+	return t, nil
+}
+
+// CreateTopic implements meta.Store.
+func (s *Store) CreateTopic(ctx context.Context, t meta.Topic) error {
+	op := fmt.Sprintf("create topic %q", t.Name)
+	if t.Name == "" {
+		return fmt.Errorf("boltstore: %s: empty name", op)
+	}
+	val, err := encodeTopic(&t)
+	if err != nil {
+		return fmt.Errorf("boltstore: %s: %w", op, err)
+	}
+	return s.update(ctx, op, func(tx *bolt.Tx) error {
+		topics := tx.Bucket(bucketTopics)
+		name := []byte(t.Name)
+		if topics.Get(name) != nil {
+			return meta.ErrTopicExists
+		}
+		// DeleteTopic removes these, but a fresh topic must start empty
+		// even if an older file (or a bug) left some behind.
+		for _, b := range [][]byte{bucketSegments, bucketPartitions} {
+			parent := tx.Bucket(b)
+			if parent.Bucket(name) != nil {
+				if err := parent.DeleteBucket(name); err != nil {
+					return err
+				}
+			}
+			if _, err := parent.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		return topics.Put(name, val)
+	})
+}
+
+// Topics implements meta.Store.
+func (s *Store) Topics(ctx context.Context) ([]meta.Topic, error) {
+	var out []meta.Topic
+	err := s.view(ctx, "list topics", func(tx *bolt.Tx) error {
+		// bbolt iterates in byte order of the key, which is Go's string order.
+		return tx.Bucket(bucketTopics).ForEach(func(_, v []byte) error {
+			t, err := decodeTopic(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, t)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// UpdateTopic implements meta.Store. fn runs inside the write
+// transaction, so it must be quick and must not call back into the Store
+// (bbolt allows one writer; a nested write would deadlock).
+func (s *Store) UpdateTopic(ctx context.Context, name string, fn func(*meta.Topic) error) error {
+	return s.update(ctx, fmt.Sprintf("update topic %q", name), func(tx *bolt.Tx) error {
+		topics := tx.Bucket(bucketTopics)
+		v := topics.Get([]byte(name))
+		if v == nil {
+			return meta.ErrUnknownTopic
+		}
+		// Decoded afresh, so whatever fn mutates before failing (including
+		// the Configs map) never leaks into the store or other callers.
+		t, err := decodeTopic(v)
+		if err != nil {
+			return err
+		}
+		orig := t
+		if err := fn(&t); err != nil {
+			return callerError{err}
+		}
+		// Name is the key and ID is what WAL entries and clients refer to;
+		// changing either here would orphan data, so refuse rather than trust.
+		if t.Name != orig.Name || t.ID != orig.ID {
+			return errors.New("update must not change topic name or id")
+		}
+		val, err := encodeTopic(&t)
+		if err != nil {
+			return err
+		}
+		return topics.Put([]byte(name), val)
+	})
+}
+
+// DeleteTopic implements meta.Store.
+func (s *Store) DeleteTopic(ctx context.Context, name string) ([]meta.Segment, error) {
+	var removed []meta.Segment
+	err := s.update(ctx, fmt.Sprintf("delete topic %q", name), func(tx *bolt.Tx) error {
+		key := []byte(name)
+		topics := tx.Bucket(bucketTopics)
+		if topics.Get(key) == nil {
+			return meta.ErrUnknownTopic
+		}
+		segs := tx.Bucket(bucketSegments)
+		if b := segs.Bucket(key); b != nil {
+			err := b.ForEach(func(k, v []byte) error {
+				seg, err := decodeSegment(name, k, v)
+				if err != nil {
+					return err
+				}
+				removed = append(removed, seg)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if err := segs.DeleteBucket(key); err != nil {
+				return err
+			}
+		}
+		parts := tx.Bucket(bucketPartitions)
+		if parts.Bucket(key) != nil {
+			if err := parts.DeleteBucket(key); err != nil {
+				return err
+			}
+		}
+		return topics.Delete(key)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return removed, nil
+}
+
+// segmentWriter resolves each topic's segment bucket once per transaction;
+// an upload carries many partitions of few topics.
+type segmentWriter struct {
+	tx      *bolt.Tx
+	buckets map[string]*bolt.Bucket // nil value: topic does not exist
+	key     [12]byte
+}
+
+func newSegmentWriter(tx *bolt.Tx) *segmentWriter {
+	return &segmentWriter{tx: tx, buckets: map[string]*bolt.Bucket{}}
+}
+
+func (w *segmentWriter) bucket(topic string, create bool) (*bolt.Bucket, error) {
+	if b, ok := w.buckets[topic]; ok {
+		return b, nil
+	}
+	var b *bolt.Bucket
+	name := []byte(topic)
+	if w.tx.Bucket(bucketTopics).Get(name) != nil {
+		parent := w.tx.Bucket(bucketSegments)
+		if create {
+			var err error
+			if b, err = parent.CreateBucketIfNotExists(name); err != nil {
+				return nil, err
+			}
+		} else {
+			b = parent.Bucket(name)
+		}
+	}
+	w.buckets[topic] = b
+	return b, nil
+}
+
+// put stores seg unless its topic is gone: an upload may finish after its
+// topic was deleted, and resurrecting index entries for it would leak
+// them (and attach them to a later topic of the same name).
+func (w *segmentWriter) put(seg *meta.Segment) error {
+	b, err := w.bucket(seg.Topic, true)
+	if err != nil || b == nil {
+		return err
+	}
+	putSegmentKey(w.key[:], seg.Partition, seg.FirstOffset)
+	// bbolt copies the key but keeps the value slice until commit, so each
+	// value needs its own buffer.
+	return b.Put(w.key[:], appendSegmentValue(make([]byte, 0, 16+len(seg.Object)), seg))
+}
+
+func (w *segmentWriter) delete(seg *meta.Segment) error {
+	b, err := w.bucket(seg.Topic, false)
+	if err != nil || b == nil {
+		return err
+	}
+	putSegmentKey(w.key[:], seg.Partition, seg.FirstOffset)
+	return b.Delete(w.key[:])
+}
+
+// AddSegments implements meta.Store. An entry with the same (Topic,
+// Partition, FirstOffset) as a stored one replaces it, so retrying an
+// upload's commit is idempotent.
+func (s *Store) AddSegments(ctx context.Context, segs []meta.Segment) error {
+	if len(segs) == 0 {
+		return nil
+	}
+	return s.update(ctx, fmt.Sprintf("add %d segments", len(segs)), func(tx *bolt.Tx) error {
+		w := newSegmentWriter(tx)
+		for i := range segs {
+			if err := w.put(&segs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ReplaceSegments implements meta.Store. Removals run before additions so
+// a replacement starting at the same offset as a removed entry (the usual
+// compaction result) survives. Entries of topics that no longer exist are
+// ignored on both sides, as in AddSegments, and removing an entry that is
+// not stored is not an error.
+func (s *Store) ReplaceSegments(ctx context.Context, remove, add []meta.Segment) error {
+	if len(remove) == 0 && len(add) == 0 {
+		return nil
+	}
+	op := fmt.Sprintf("replace %d segments with %d", len(remove), len(add))
+	return s.update(ctx, op, func(tx *bolt.Tx) error {
+		w := newSegmentWriter(tx)
+		for i := range remove {
+			if err := w.delete(&remove[i]); err != nil {
+				return err
+			}
+		}
+		for i := range add {
+			if err := w.put(&add[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Segments implements meta.Store. An unknown topic has no entries.
+func (s *Store) Segments(ctx context.Context, topic string, partition int32) ([]meta.Segment, error) {
+	var out []meta.Segment
+	err := s.view(ctx, fmt.Sprintf("segments of %q/%d", topic, partition), func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSegments).Bucket([]byte(topic))
+		if b == nil {
+			return nil
+		}
+		var prefix [4]byte
+		binary.BigEndian.PutUint32(prefix[:], uint32(partition))
+		c := b.Cursor()
+		for k, v := c.Seek(prefix[:]); k != nil && bytes.HasPrefix(k, prefix[:]); k, v = c.Next() {
+			seg, err := decodeSegment(topic, k, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, seg)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AllSegments implements meta.Store.
+func (s *Store) AllSegments(ctx context.Context) ([]meta.Segment, error) {
+	var out []meta.Segment
+	err := s.view(ctx, "all segments", func(tx *bolt.Tx) error {
+		parent := tx.Bucket(bucketSegments)
+		return parent.ForEachBucket(func(name []byte) error {
+			topic := string(name)
+			return parent.Bucket(name).ForEach(func(k, v []byte) error {
+				seg, err := decodeSegment(topic, k, v)
+				if err != nil {
+					return err
+				}
+				out = append(out, seg)
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PartitionState implements meta.Store. An unknown topic reads as the
+// zero state, like a partition that was never set.
+func (s *Store) PartitionState(ctx context.Context, topic string, partition int32) (meta.PartitionState, error) {
+	var st meta.PartitionState
+	err := s.view(ctx, fmt.Sprintf("partition state of %q/%d", topic, partition), func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketPartitions).Bucket([]byte(topic))
+		if b == nil {
+			return nil
+		}
+		var key [4]byte
+		binary.BigEndian.PutUint32(key[:], uint32(partition))
+		v := b.Get(key[:])
+		if v == nil {
+			return nil
+		}
+		var err error
+		st, err = decodeState(v)
+		return err
+	})
+	if err != nil {
+		return meta.PartitionState{}, err
+	}
+	return st, nil
+}
+
+// SetPartitionState implements meta.Store.
+func (s *Store) SetPartitionState(ctx context.Context, topic string, partition int32, st meta.PartitionState) error {
+	return s.update(ctx, fmt.Sprintf("set partition state of %q/%d", topic, partition), func(tx *bolt.Tx) error {
+		name := []byte(topic)
+		if tx.Bucket(bucketTopics).Get(name) == nil {
+			return meta.ErrUnknownTopic
+		}
+		b, err := tx.Bucket(bucketPartitions).CreateBucketIfNotExists(name)
+		if err != nil {
+			return err
+		}
+		key := binary.BigEndian.AppendUint32(nil, uint32(partition))
+		return b.Put(key, encodeState(st))
+	})
+}
+
+// putSegmentKey writes partition then FirstOffset with its sign bit
+// flipped, so unsigned byte order equals signed numeric order even for
+// offsets below zero.
+func putSegmentKey(dst []byte, partition int32, firstOffset int64) {
+	binary.BigEndian.PutUint32(dst[0:4], uint32(partition))
+	binary.BigEndian.PutUint64(dst[4:12], uint64(firstOffset)^(1<<63))
+}
+
+// appendSegmentValue encodes the fields not in the key. Varints keep an
+// entry around 40-60 bytes (mostly the object key), which matters with
+// hundreds of thousands of entries; LastOffset is stored relative to
+// FirstOffset because that difference is small while offsets are not.
+func appendSegmentValue(dst []byte, seg *meta.Segment) []byte {
+	dst = append(dst, segValueV1)
+	dst = binary.AppendUvarint(dst, uint64(len(seg.Object)))
+	dst = append(dst, seg.Object...)
+	dst = binary.AppendVarint(dst, seg.Position)
+	dst = binary.AppendVarint(dst, seg.Size)
+	dst = binary.AppendVarint(dst, seg.LastOffset-seg.FirstOffset)
+	dst = binary.AppendVarint(dst, seg.MaxTimestamp)
+	return dst
+}
+
+func decodeSegment(topic string, k, v []byte) (meta.Segment, error) {
+	bad := func(what string) (meta.Segment, error) {
+		return meta.Segment{}, fmt.Errorf("corrupt segment entry of topic %q key %x: %s", topic, k, what)
+	}
+	if len(k) != 12 {
+		return bad("key length")
+	}
+	seg := meta.Segment{
+		Topic:       topic,
+		Partition:   int32(binary.BigEndian.Uint32(k[0:4])),
+		FirstOffset: int64(binary.BigEndian.Uint64(k[4:12]) ^ (1 << 63)),
+	}
+	if len(v) == 0 || v[0] != segValueV1 {
+		return bad("unknown value version")
+	}
+	v = v[1:]
+	n, w := binary.Uvarint(v)
+	if w <= 0 || n > uint64(len(v)-w) {
+		return bad("object key")
+	}
+	seg.Object = string(v[w : w+int(n)])
+	v = v[w+int(n):]
+	var delta int64
+	for _, dst := range []*int64{&seg.Position, &seg.Size, &delta, &seg.MaxTimestamp} {
+		x, w := binary.Varint(v)
+		if w <= 0 {
+			return bad("truncated value")
+		}
+		*dst, v = x, v[w:]
+	}
+	seg.LastOffset = seg.FirstOffset + delta
+	return seg, nil
+}
+
+func encodeState(st meta.PartitionState) []byte {
+	b := []byte{stateValueV1}
+	b = binary.AppendVarint(b, st.LogStart)
+	b = binary.AppendVarint(b, int64(st.LeaderEpoch))
+	return b
+}
+
+func decodeState(v []byte) (meta.PartitionState, error) {
+	if len(v) == 0 || v[0] != stateValueV1 {
+		return meta.PartitionState{}, fmt.Errorf("corrupt partition state %x: unknown version", v)
+	}
+	v = v[1:]
+	ls, w1 := binary.Varint(v)
+	if w1 <= 0 {
+		return meta.PartitionState{}, fmt.Errorf("corrupt partition state: log start")
+	}
+	ep, w2 := binary.Varint(v[w1:])
+	if w2 <= 0 {
+		return meta.PartitionState{}, fmt.Errorf("corrupt partition state: leader epoch")
+	}
+	return meta.PartitionState{LogStart: ls, LeaderEpoch: int32(ep)}, nil
+}

@@ -1,0 +1,102 @@
+// Package meta defines the metadata store: the small, strongly consistent
+// state a broker needs beside the record data itself (topics, their
+// configs, partition log-start offsets and leader epochs, and the segment
+// index that maps offsets to byte ranges of objects in the object store).
+//
+// Record bytes never pass through here. The produce and fetch hot paths
+// never wait on the store; only batched work (segment uploads, topic admin)
+// does. Backends: boltstore (embedded, single process) and, later, etcd.
+package meta
+
+import (
+	"context"
+	"errors"
+)
+
+// Errors every backend returns (wrapped or not) so callers can map them to
+// Kafka error codes with errors.Is.
+var (
+	ErrTopicExists  = errors.New("meta: topic already exists")
+	ErrUnknownTopic = errors.New("meta: unknown topic")
+	ErrClosed       = errors.New("meta: store closed")
+)
+
+// Topic is one topic's durable description.
+type Topic struct {
+	Name       string
+	ID         [16]byte // Kafka topic ID (UUID), fixed at creation
+	Partitions int32
+	// Configs holds only the configs set explicitly on the topic; defaults
+	// come from the broker config and are not copied here, so changing a
+	// broker default changes every topic that did not override it.
+	Configs   map[string]string
+	CreatedMs int64
+}
+
+// Segment is one index entry: the contiguous byte range inside an object
+// that holds a run of record batches of one partition.
+type Segment struct {
+	Topic        string
+	Partition    int32
+	Object       string // object key in the object store
+	Position     int64  // byte offset of the first batch inside the object
+	Size         int64  // bytes of this partition's batches in the object
+	FirstOffset  int64  // base offset of the first batch
+	LastOffset   int64  // offset of the last record of the last batch (inclusive)
+	MaxTimestamp int64  // max timestamp over the batches (ms)
+}
+
+// PartitionState is the per-partition state that is not derived from the
+// segment index.
+type PartitionState struct {
+	// LogStart is the earliest offset a client may read (moved by
+	// DeleteRecords and retention). Zero until moved.
+	LogStart    int64
+	LeaderEpoch int32
+}
+
+// Store is the metadata interface. Implementations must be safe for
+// concurrent use. Every method that changes state is atomic: either all of
+// its effect is visible afterwards or none of it.
+type Store interface {
+	// ClusterID returns the cluster's id, creating and persisting a new
+	// random one on first call.
+	ClusterID(ctx context.Context) (string, error)
+
+	// CreateTopic stores a new topic; ErrTopicExists if the name is taken.
+	CreateTopic(ctx context.Context, t Topic) error
+	// Topics returns every topic, sorted by name.
+	Topics(ctx context.Context) ([]Topic, error)
+	// UpdateTopic applies fn to the stored topic and stores the result
+	// atomically; ErrUnknownTopic if absent. If fn returns an error nothing
+	// is stored and that error is returned. fn must not change Name or ID.
+	UpdateTopic(ctx context.Context, name string, fn func(*Topic) error) error
+	// DeleteTopic removes the topic, all its segment index entries and
+	// partition states in one transaction, and returns the removed
+	// segments so the caller can garbage-collect objects. ErrUnknownTopic
+	// if absent.
+	DeleteTopic(ctx context.Context, name string) ([]Segment, error)
+
+	// AddSegments adds index entries in one transaction (one upload = one
+	// call). Entries for unknown topics are dropped silently, because a
+	// topic may be deleted while its data is being uploaded.
+	AddSegments(ctx context.Context, segs []Segment) error
+	// ReplaceSegments atomically removes the entries in remove (matched by
+	// Topic, Partition, FirstOffset) and adds those in add. Used by
+	// compaction and retention.
+	ReplaceSegments(ctx context.Context, remove, add []Segment) error
+	// Segments returns the index entries of one partition, sorted by
+	// FirstOffset.
+	Segments(ctx context.Context, topic string, partition int32) ([]Segment, error)
+	// AllSegments returns every index entry (used to find unreferenced
+	// objects), in no particular order.
+	AllSegments(ctx context.Context) ([]Segment, error)
+
+	// PartitionState returns a partition's state; the zero value if never set.
+	PartitionState(ctx context.Context, topic string, partition int32) (PartitionState, error)
+	// SetPartitionState stores a partition's state; ErrUnknownTopic if the
+	// topic does not exist.
+	SetPartitionState(ctx context.Context, topic string, partition int32, st PartitionState) error
+
+	Close() error
+}

@@ -1,0 +1,390 @@
+// Package partition holds one partition's log as the leader sees it: the
+// offsets it has assigned, the high watermark (everything below it is
+// durable), recent batches in memory for tail reads, and the index of
+// segment objects for older data.
+package partition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/meta"
+	"github.com/vigilhq/vigil/internal/objstore"
+)
+
+// Errors the broker maps to Kafka error codes.
+var (
+	ErrOffsetOutOfRange = errors.New("partition: offset out of range")
+	ErrDeleted          = errors.New("partition: topic deleted")
+)
+
+// Batch is one stored record batch.
+type Batch struct {
+	Base, Last int64
+	MaxTs      int64
+	Data       []byte // header offsets already assigned
+	Seq        uint64 // WAL sequence number
+}
+
+// Log is one partition. All methods are safe for concurrent use.
+type Log struct {
+	Topic     string
+	Partition int32
+	objs      objstore.Store
+	cacheCap  int64
+
+	mu       sync.Mutex
+	logStart int64
+	next     int64 // next offset to assign (log end offset)
+	hw       int64 // offsets below are durable and readable
+	mem      []*Batch
+	memBytes int64
+	uploaded int64 // offsets below are in segs
+	segs     []meta.Segment
+	waiters  map[chan struct{}]struct{}
+	deleted  bool
+	failed   error
+}
+
+// New builds a log from its persisted state: the segment index (sorted by
+// FirstOffset) and the log start offset. cacheBytes bounds the memory kept
+// for tail reads once batches are uploaded.
+func New(topic string, partition int32, objs objstore.Store, segs []meta.Segment, logStart, cacheBytes int64) *Log {
+	l := &Log{Topic: topic, Partition: partition, objs: objs, cacheCap: cacheBytes, segs: segs, logStart: logStart}
+	if n := len(segs); n > 0 {
+		l.next = segs[n-1].LastOffset + 1
+		l.logStart = max(l.logStart, segs[0].FirstOffset)
+	}
+	l.next = max(l.next, l.logStart)
+	l.hw, l.uploaded = l.next, l.next
+	return l
+}
+
+// Recover re-adds a batch replayed from the WAL. It reports whether the
+// batch was new (not already uploaded); batches must come in WAL order.
+func (l *Log) Recover(b *Batch) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b.Last < l.next {
+		return false, nil
+	}
+	if b.Base != l.next {
+		return false, fmt.Errorf("partition %s/%d: WAL batch at offset %d does not continue the log at %d", l.Topic, l.Partition, b.Base, l.next)
+	}
+	l.mem = append(l.mem, b)
+	l.memBytes += int64(len(b.Data))
+	l.next, l.hw = b.Last+1, b.Last+1
+	return true, nil
+}
+
+// Append assigns offsets to validated batches (rewriting their headers)
+// and hands each to write, which must enqueue it durably in offset order
+// (the WAL); the caller calls Commit or Fail when each is durable. Append
+// itself never waits for the disk.
+func (l *Log) Append(hs []batch.Header, epoch int32, write func(*Batch)) (base int64, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.deleted {
+		return 0, ErrDeleted
+	}
+	if l.failed != nil {
+		return 0, l.failed
+	}
+	base = l.next
+	for i := range hs {
+		h := &hs[i]
+		batch.Assign(h.Raw, l.next, epoch)
+		b := &Batch{Base: l.next, Last: l.next + int64(h.LastOffsetDelta), MaxTs: h.MaxTimestamp, Data: h.Raw}
+		l.next = b.Last + 1
+		l.mem = append(l.mem, b)
+		l.memBytes += int64(len(b.Data))
+		write(b)
+	}
+	return base, nil
+}
+
+// Commit marks b durable, making it readable, and wakes waiting fetches.
+func (l *Log) Commit(b *Batch) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.hw = max(l.hw, b.Last+1)
+	for w := range l.waiters {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Fail records that the batch could not be made durable: the log accepts
+// nothing more, because offsets after the failed batch would leave a hole.
+func (l *Log) Fail(err error) {
+	l.mu.Lock()
+	if l.failed == nil {
+		l.failed = fmt.Errorf("partition %s/%d: write-ahead log failed: %w", l.Topic, l.Partition, err)
+	}
+	l.mu.Unlock()
+}
+
+// MarkDeleted stops appends after the topic is deleted.
+func (l *Log) MarkDeleted() {
+	l.mu.Lock()
+	l.deleted = true
+	l.mu.Unlock()
+}
+
+// Deleted reports whether the topic was deleted.
+func (l *Log) Deleted() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.deleted
+}
+
+// Uploaded records that seg now holds offsets up to seg.LastOffset, and
+// drops uploaded batches from memory beyond the tail cache budget.
+func (l *Log) Uploaded(seg meta.Segment) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.segs = append(l.segs, seg)
+	l.uploaded = max(l.uploaded, seg.LastOffset+1)
+	l.evictLocked()
+}
+
+func (l *Log) evictLocked() {
+	i := 0
+	for i < len(l.mem) && l.memBytes > l.cacheCap && l.mem[i].Last < l.uploaded {
+		l.memBytes -= int64(len(l.mem[i].Data))
+		l.mem[i] = nil
+		i++
+	}
+	l.mem = l.mem[i:]
+}
+
+// Offsets returns the log start offset and the high watermark.
+func (l *Log) Offsets() (logStart, hw int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.logStart, l.hw
+}
+
+// Watch registers ch to be signalled (without blocking) the next time the
+// high watermark moves. ch should have a buffer of one.
+func (l *Log) Watch(ch chan struct{}) {
+	l.mu.Lock()
+	if l.waiters == nil {
+		l.waiters = map[chan struct{}]struct{}{}
+	}
+	l.waiters[ch] = struct{}{}
+	l.mu.Unlock()
+}
+
+// Unwatch removes ch, so a finished long poll leaves nothing behind on
+// partitions that stayed idle.
+func (l *Log) Unwatch(ch chan struct{}) {
+	l.mu.Lock()
+	delete(l.waiters, ch)
+	l.mu.Unlock()
+}
+
+// SetLogStart moves the log start offset forward (DeleteRecords,
+// retention). off may not exceed the high watermark; -1 means the high
+// watermark. It returns the new log start.
+func (l *Log) SetLogStart(off int64) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if off == -1 {
+		off = l.hw
+	}
+	if off < 0 || off > l.hw {
+		return l.logStart, fmt.Errorf("%w: %d is beyond the high watermark %d", ErrOffsetOutOfRange, off, l.hw)
+	}
+	l.logStart = max(l.logStart, off)
+	return l.logStart, nil
+}
+
+// ReadResult is what a fetch gets from one partition.
+type ReadResult struct {
+	Data     []byte // whole batches, starting with the one holding the offset
+	HW       int64
+	LogStart int64
+}
+
+// Read returns batches from offset on, up to maxBytes. With minOne, at
+// least one whole batch is returned when any is readable (KIP-74), so a
+// large batch never wedges a consumer; a fetch sets it for the first
+// partition that has data. Recent data comes from memory; older data from
+// objects.
+func (l *Log) Read(ctx context.Context, offset int64, maxBytes int, minOne bool) (ReadResult, error) {
+	fits := func(have, add int) bool { return have+add <= maxBytes || (have == 0 && minOne) }
+	l.mu.Lock()
+	res := ReadResult{HW: l.hw, LogStart: l.logStart}
+	if offset < l.logStart || offset > l.hw {
+		l.mu.Unlock()
+		return res, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, l.logStart, l.hw)
+	}
+	if offset == l.hw {
+		l.mu.Unlock()
+		return res, nil
+	}
+	if len(l.mem) > 0 && offset >= l.mem[0].Base {
+		i := sort.Search(len(l.mem), func(i int) bool { return l.mem[i].Last >= offset })
+		var out []byte
+		for ; i < len(l.mem) && l.mem[i].Base < l.hw; i++ {
+			b := l.mem[i]
+			if !fits(len(out), len(b.Data)) {
+				break
+			}
+			out = append(out, b.Data...)
+		}
+		l.mu.Unlock()
+		res.Data = out
+		return res, nil
+	}
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].LastOffset >= offset })
+	var segs []meta.Segment
+	var planned int64
+	for ; i < len(l.segs) && (len(segs) == 0 || planned < int64(maxBytes)); i++ {
+		segs = append(segs, l.segs[i])
+		planned += l.segs[i].Size
+	}
+	l.mu.Unlock()
+
+	var out []byte
+	for _, s := range segs {
+		data, err := l.objs.GetRange(ctx, s.Object, s.Position, s.Size)
+		if err != nil {
+			return res, fmt.Errorf("partition %s/%d: read %s: %w", l.Topic, l.Partition, s.Object, err)
+		}
+		for len(data) > 0 {
+			info, err := batch.Peek(data)
+			if err != nil {
+				return res, fmt.Errorf("partition %s/%d: object %s at %d: %w", l.Topic, l.Partition, s.Object, s.Position, err)
+			}
+			if info.LastOffset >= offset {
+				if !fits(len(out), info.Size) {
+					res.Data = out
+					return res, nil
+				}
+				out = append(out, data[:info.Size]...)
+			}
+			data = data[info.Size:]
+		}
+	}
+	res.Data = out
+	return res, nil
+}
+
+// OffsetForTimestamp returns the first offset whose record timestamp is at
+// or after ts, with that timestamp; ok is false if there is none.
+func (l *Log) OffsetForTimestamp(ctx context.Context, ts int64, dec kgo.Decompressor) (offset, recTs int64, ok bool, err error) {
+	var found bool
+	err = l.scanBatches(ctx, func(b []byte, info batch.Info) (bool, error) {
+		if info.MaxTimestamp < ts {
+			return true, nil
+		}
+		rb, recs, err := batch.Records(b, dec)
+		if err != nil {
+			return false, err
+		}
+		for _, r := range recs {
+			o := rb.FirstOffset + int64(r.OffsetDelta)
+			t := rb.FirstTimestamp + r.TimestampDelta64
+			if t >= ts && o >= l.startOffset() {
+				offset, recTs, found = o, t, true
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	return offset, recTs, found, err
+}
+
+// MaxTimestamp returns the offset and timestamp of the record with the
+// largest timestamp (ListOffsets -3); ok is false for an empty log.
+func (l *Log) MaxTimestamp(ctx context.Context, dec kgo.Decompressor) (offset, ts int64, ok bool, err error) {
+	var best []byte
+	bestTs := int64(-1)
+	err = l.scanBatches(ctx, func(b []byte, info batch.Info) (bool, error) {
+		if info.MaxTimestamp > bestTs || best == nil {
+			best, bestTs = b, info.MaxTimestamp
+		}
+		return true, nil
+	})
+	if err != nil || best == nil {
+		return -1, -1, false, err
+	}
+	rb, recs, err := batch.Records(best, dec)
+	if err != nil {
+		return -1, -1, false, err
+	}
+	for _, r := range recs {
+		if t := rb.FirstTimestamp + r.TimestampDelta64; t == bestTs {
+			return rb.FirstOffset + int64(r.OffsetDelta), t, true, nil
+		}
+	}
+	// A batch's MaxTimestamp need not equal any record's (clients set it);
+	// fall back to its last record, as Kafka does for LogAppendTime.
+	return rb.FirstOffset + int64(rb.LastOffsetDelta), bestTs, true, nil
+}
+
+func (l *Log) startOffset() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.logStart
+}
+
+// scanBatches calls fn on every readable batch from the log start on, in
+// offset order, until fn returns false. It reads objects one segment at a
+// time, skipping segments fn cannot need by their max timestamp only when
+// fn says so; it is for rare admin paths, not the fetch path.
+func (l *Log) scanBatches(ctx context.Context, fn func(b []byte, info batch.Info) (bool, error)) error {
+	l.mu.Lock()
+	segs := append([]meta.Segment(nil), l.segs...)
+	uploaded, logStart, hw := l.uploaded, l.logStart, l.hw
+	var mem []*Batch
+	for _, b := range l.mem {
+		if b.Base >= uploaded && b.Base < hw {
+			mem = append(mem, b)
+		}
+	}
+	l.mu.Unlock()
+	for _, s := range segs {
+		if s.LastOffset < logStart {
+			continue
+		}
+		data, err := l.objs.GetRange(ctx, s.Object, s.Position, s.Size)
+		if err != nil {
+			return fmt.Errorf("partition %s/%d: read %s: %w", l.Topic, l.Partition, s.Object, err)
+		}
+		for len(data) > 0 {
+			info, err := batch.Peek(data)
+			if err != nil {
+				return fmt.Errorf("partition %s/%d: object %s: %w", l.Topic, l.Partition, s.Object, err)
+			}
+			if info.LastOffset >= logStart {
+				more, err := fn(data[:info.Size], info)
+				if err != nil || !more {
+					return err
+				}
+			}
+			data = data[info.Size:]
+		}
+	}
+	for _, b := range mem {
+		info := batch.Info{BaseOffset: b.Base, LastOffset: b.Last, MaxTimestamp: b.MaxTs, Size: len(b.Data)}
+		if info.LastOffset < logStart {
+			continue
+		}
+		more, err := fn(b.Data, info)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}

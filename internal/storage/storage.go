@@ -1,0 +1,477 @@
+// Package storage ties the write path together: the topics and their
+// partition logs, the write-ahead log, the background uploader that turns
+// WAL contents into segment objects and commits their index to the
+// metadata store, and recovery after a restart.
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/meta"
+	"github.com/vigilhq/vigil/internal/objstore"
+	"github.com/vigilhq/vigil/internal/partition"
+	"github.com/vigilhq/vigil/internal/segment"
+	"github.com/vigilhq/vigil/internal/wal"
+)
+
+// Errors mapped to Kafka error codes by the broker.
+var (
+	ErrUnknownTopic = errors.New("storage: unknown topic or partition")
+	ErrTopicExists  = errors.New("storage: topic already exists")
+)
+
+// Options configure an Engine.
+type Options struct {
+	WALDir         string
+	WALSync        bool
+	UploadInterval time.Duration
+	SegmentBytes   int64
+	TailCacheBytes int64
+	Logger         *slog.Logger
+}
+
+// Topic is a live topic: its durable description and its partition logs.
+type Topic struct {
+	meta.Topic
+	Logs []*partition.Log
+}
+
+// Engine owns the topics and their storage. Safe for concurrent use.
+type Engine struct {
+	opts Options
+	log  *slog.Logger
+	meta meta.Store
+	objs objstore.Store
+	wal  *wal.WAL
+
+	mu     sync.RWMutex
+	topics map[string]*Topic
+	byID   map[[16]byte]*Topic
+
+	upMu    sync.Mutex
+	upQueue []queued
+	upBytes int64
+	upKick  chan struct{}
+	// walClosed is set by Close before the final uploads, which then must
+	// not trim a closed WAL; only the uploader goroutine or Close read it.
+	walClosed bool
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+// queued is a durable batch waiting to be uploaded.
+type queued struct {
+	log *partition.Log
+	b   *partition.Batch
+}
+
+// Open loads topics from the metadata store, replays the WAL tail on top
+// of the segment index, and starts the uploader.
+func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options) (*Engine, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	e := &Engine{
+		opts: opts, log: opts.Logger, meta: ms, objs: objs,
+		topics: map[string]*Topic{}, byID: map[[16]byte]*Topic{},
+		upKick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	tops, err := ms.Topics(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("storage: load topics: %w", err)
+	}
+	for _, t := range tops {
+		top, err := e.loadTopic(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		e.topics[t.Name], e.byID[t.ID] = top, top
+	}
+	w, err := wal.Open(opts.WALDir, wal.Options{NoSync: !opts.WALSync, Logger: opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("storage: open WAL: %w", err)
+	}
+	e.wal = w
+	start := time.Now()
+	var replayed, skipped int
+	err = w.Replay(func(seq uint64, ent wal.Entry) error {
+		top := e.byID[topicKeyID(ent.Topic)]
+		if top == nil || int(ent.Partition) >= len(top.Logs) {
+			skipped++ // the topic was deleted after this write
+			return nil
+		}
+		info, err := batch.Peek(ent.Data)
+		if err != nil {
+			return fmt.Errorf("WAL entry %d: %w", seq, err)
+		}
+		l := top.Logs[ent.Partition]
+		b := &partition.Batch{Base: info.BaseOffset, Last: info.LastOffset, MaxTs: info.MaxTimestamp, Data: ent.Data, Seq: seq}
+		isNew, err := l.Recover(b)
+		if err != nil {
+			return err
+		}
+		if isNew {
+			replayed++
+			e.enqueue(l, b)
+		}
+		return nil
+	})
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("storage: replay WAL: %w", err)
+	}
+	e.log.Info("storage recovered", "topics", len(tops), "wal_batches_replayed", replayed, "wal_batches_of_deleted_topics", skipped, "took", time.Since(start))
+	go e.uploadLoop()
+	return e, nil
+}
+
+func (e *Engine) loadTopic(ctx context.Context, t meta.Topic) (*Topic, error) {
+	top := &Topic{Topic: t, Logs: make([]*partition.Log, t.Partitions)}
+	for p := int32(0); p < t.Partitions; p++ {
+		segs, err := e.meta.Segments(ctx, t.Name, p)
+		if err != nil {
+			return nil, fmt.Errorf("storage: load index of %s/%d: %w", t.Name, p, err)
+		}
+		st, err := e.meta.PartitionState(ctx, t.Name, p)
+		if err != nil {
+			return nil, fmt.Errorf("storage: load state of %s/%d: %w", t.Name, p, err)
+		}
+		top.Logs[p] = partition.New(t.Name, p, e.objs, segs, st.LogStart, e.opts.TailCacheBytes)
+	}
+	return top, nil
+}
+
+// The WAL names a batch's topic by its id, so a batch of a deleted topic
+// is never replayed into a new topic of the same name.
+func topicKey(id [16]byte) string { return hex.EncodeToString(id[:]) }
+
+func topicKeyID(key string) [16]byte {
+	var id [16]byte
+	hex.Decode(id[:], []byte(key))
+	return id
+}
+
+// Topic returns a live topic by name, or nil.
+func (e *Engine) Topic(name string) *Topic {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.topics[name]
+}
+
+// TopicByID returns a live topic by id, or nil.
+func (e *Engine) TopicByID(id [16]byte) *Topic {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.byID[id]
+}
+
+// Topics returns the live topics sorted by name.
+func (e *Engine) Topics() []*Topic {
+	e.mu.RLock()
+	out := make([]*Topic, 0, len(e.topics))
+	for _, t := range e.topics {
+		out = append(out, t)
+	}
+	e.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// CreateTopic creates and stores a topic.
+func (e *Engine) CreateTopic(ctx context.Context, name string, partitions int32, configs map[string]string) (*Topic, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.topics[name] != nil {
+		return nil, fmt.Errorf("%w: %s", ErrTopicExists, name)
+	}
+	t := meta.Topic{Name: name, ID: uuid.New(), Partitions: partitions, Configs: configs, CreatedMs: time.Now().UnixMilli()}
+	if err := e.meta.CreateTopic(ctx, t); err != nil {
+		if errors.Is(err, meta.ErrTopicExists) {
+			return nil, fmt.Errorf("%w: %s", ErrTopicExists, name)
+		}
+		return nil, fmt.Errorf("storage: create topic %s: %w", name, err)
+	}
+	top := &Topic{Topic: t, Logs: make([]*partition.Log, partitions)}
+	for p := range top.Logs {
+		top.Logs[p] = partition.New(name, int32(p), e.objs, nil, 0, e.opts.TailCacheBytes)
+	}
+	e.topics[name], e.byID[t.ID] = top, top
+	e.log.Info("topic created", "topic", name, "partitions", partitions, "configs", configs)
+	return top, nil
+}
+
+// DeleteTopic removes a topic; its objects are deleted in the background
+// once no other index entry refers to them.
+func (e *Engine) DeleteTopic(ctx context.Context, name string) error {
+	e.mu.Lock()
+	top := e.topics[name]
+	if top == nil {
+		e.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	segs, err := e.meta.DeleteTopic(ctx, name)
+	if err != nil && !errors.Is(err, meta.ErrUnknownTopic) {
+		e.mu.Unlock()
+		return fmt.Errorf("storage: delete topic %s: %w", name, err)
+	}
+	delete(e.topics, name)
+	delete(e.byID, top.ID)
+	e.mu.Unlock()
+	for _, l := range top.Logs {
+		l.MarkDeleted()
+	}
+	e.log.Info("topic deleted", "topic", name)
+	go e.collectObjects(segs)
+	return nil
+}
+
+// collectObjects deletes the objects of removed index entries that no
+// remaining entry refers to (segment objects hold many partitions).
+func (e *Engine) collectObjects(removed []meta.Segment) {
+	if len(removed) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	all, err := e.meta.AllSegments(ctx)
+	if err != nil {
+		e.log.Warn("object collection skipped", "err", err)
+		return
+	}
+	live := map[string]bool{}
+	for _, s := range all {
+		live[s.Object] = true
+	}
+	done := map[string]bool{}
+	for _, s := range removed {
+		if live[s.Object] || done[s.Object] {
+			continue
+		}
+		done[s.Object] = true
+		if err := e.objs.Delete(ctx, s.Object); err != nil {
+			e.log.Warn("delete unreferenced object", "object", s.Object, "err", err)
+		}
+	}
+}
+
+// UpdateTopic changes a topic's stored configs or partition count with
+// fn; new partitions get empty logs.
+func (e *Engine) UpdateTopic(ctx context.Context, name string, fn func(*meta.Topic) error) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	top := e.topics[name]
+	if top == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	var updated meta.Topic
+	err := e.meta.UpdateTopic(ctx, name, func(t *meta.Topic) error {
+		if err := fn(t); err != nil {
+			return err
+		}
+		updated = *t
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, meta.ErrUnknownTopic) {
+			return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+		}
+		return err
+	}
+	logs := top.Logs
+	for p := int32(len(logs)); p < updated.Partitions; p++ {
+		logs = append(logs, partition.New(name, p, e.objs, nil, 0, e.opts.TailCacheBytes))
+	}
+	// Replace rather than mutate: readers hold the old *Topic without a lock.
+	nt := &Topic{Topic: updated, Logs: logs}
+	e.topics[name], e.byID[updated.ID] = nt, nt
+	return nil
+}
+
+// Produce appends validated batches to a partition. done is called once
+// every batch is durable (err nil) or failed; it may be called from the
+// WAL's goroutine and must not block.
+func (e *Engine) Produce(t *Topic, l *partition.Log, hs []batch.Header, done func(base int64, err error)) {
+	key := topicKey(t.ID)
+	n := len(hs)
+	var base int64 // set before the first WAL append, so callbacks see it
+	var count int
+	_, err := l.Append(hs, 0, func(b *partition.Batch) {
+		count++
+		if count == 1 {
+			base = b.Base
+		}
+		last := count == n
+		b.Seq = e.wal.Append(wal.Entry{Topic: key, Partition: l.Partition, Data: b.Data}, func(seq uint64, err error) {
+			if err != nil {
+				l.Fail(err)
+			} else {
+				l.Commit(b)
+				e.enqueue(l, b)
+			}
+			if last && done != nil {
+				done(base, err)
+			}
+		})
+	})
+	if err != nil && done != nil {
+		done(0, err)
+	}
+}
+
+// SetLogStart moves a partition's log start and persists it.
+func (e *Engine) SetLogStart(ctx context.Context, t *Topic, l *partition.Log, off int64) (int64, error) {
+	ls, err := l.SetLogStart(off)
+	if err != nil {
+		return ls, err
+	}
+	if err := e.meta.SetPartitionState(ctx, t.Name, l.Partition, meta.PartitionState{LogStart: ls}); err != nil {
+		return ls, fmt.Errorf("storage: persist log start of %s/%d: %w", t.Name, l.Partition, err)
+	}
+	return ls, nil
+}
+
+func (e *Engine) enqueue(l *partition.Log, b *partition.Batch) {
+	e.upMu.Lock()
+	e.upQueue = append(e.upQueue, queued{l, b})
+	e.upBytes += int64(len(b.Data))
+	full := e.upBytes >= e.opts.SegmentBytes
+	e.upMu.Unlock()
+	if full {
+		select {
+		case e.upKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (e *Engine) uploadLoop() {
+	defer close(e.done)
+	t := time.NewTicker(e.opts.UploadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+		case <-e.upKick:
+		}
+		if err := e.upload(context.Background()); err != nil {
+			e.log.Error("segment upload failed; will retry", "err", err)
+		}
+	}
+}
+
+// upload writes every queued durable batch into one segment object,
+// commits its index in one metadata write, and trims the WAL.
+func (e *Engine) upload(ctx context.Context) error {
+	e.upMu.Lock()
+	q := e.upQueue
+	e.upMu.Unlock()
+	if len(q) == 0 {
+		return nil
+	}
+	b := segment.NewBuilder()
+	var lastSeq uint64
+	var n int
+	for _, it := range q {
+		lastSeq = max(lastSeq, it.b.Seq)
+		n++
+		if it.log.Deleted() {
+			continue
+		}
+		b.Add(it.log.Topic, it.log.Partition, it.b.Data, it.b.Base, it.b.Last, it.b.MaxTs)
+		if b.Size() >= 4*e.opts.SegmentBytes {
+			break // bound one object; the rest goes next round
+		}
+	}
+	if !b.Empty() {
+		data, runs := b.Build()
+		key := objectKey()
+		start := time.Now()
+		if err := e.objs.Put(ctx, key, data); err != nil {
+			return fmt.Errorf("put segment %s: %w", key, err)
+		}
+		segs := make([]meta.Segment, len(runs))
+		for i, r := range runs {
+			segs[i] = meta.Segment{Topic: r.Topic, Partition: r.Partition, Object: key, Position: r.Position,
+				Size: r.Size, FirstOffset: r.FirstOffset, LastOffset: r.LastOffset, MaxTimestamp: r.MaxTimestamp}
+		}
+		if err := e.meta.AddSegments(ctx, segs); err != nil {
+			return fmt.Errorf("commit index of %s: %w", key, err)
+		}
+		for _, s := range segs {
+			if top := e.Topic(s.Topic); top != nil && int(s.Partition) < len(top.Logs) {
+				top.Logs[s.Partition].Uploaded(s)
+			}
+		}
+		e.log.Debug("segment uploaded", "object", key, "bytes", len(data), "partitions", len(runs), "took", time.Since(start))
+	}
+	e.upMu.Lock()
+	var freed int64
+	for _, it := range e.upQueue[:n] {
+		freed += int64(len(it.b.Data))
+	}
+	e.upQueue = append([]queued(nil), e.upQueue[n:]...)
+	e.upBytes -= freed
+	e.upMu.Unlock()
+	if e.walClosed {
+		return nil
+	}
+	if err := e.wal.TrimBefore(lastSeq + 1); err != nil {
+		return fmt.Errorf("trim WAL: %w", err)
+	}
+	return nil
+}
+
+// objectKey names a new segment object: time-ordered so a listing reads
+// in upload order, with random bits so brokers never collide.
+func objectKey() string {
+	var r [6]byte
+	rand.Read(r[:])
+	return fmt.Sprintf("segments/%016x-%s.seg", time.Now().UnixNano(), hex.EncodeToString(r[:]))
+}
+
+// Close flushes the WAL, uploads everything, and removes the WAL files
+// once their contents are safely in objects, so a clean restart reads
+// everything from the object store.
+func (e *Engine) Close() error {
+	close(e.stop)
+	<-e.done
+	var errs []error
+	if err := e.wal.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close WAL: %w", err))
+	}
+	e.walClosed = true
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		e.upMu.Lock()
+		left := len(e.upQueue)
+		e.upMu.Unlock()
+		if left == 0 {
+			break
+		}
+		if err := e.upload(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("final upload: %w", err))
+			break
+		}
+	}
+	if len(errs) == 0 {
+		if err := os.RemoveAll(e.opts.WALDir); err != nil {
+			errs = append(errs, fmt.Errorf("remove uploaded WAL: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,860 @@
+package wal
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"unsafe"
+)
+
+// On-disk record layout (all integers little-endian):
+//
+//	header  (12 bytes)
+//	  0  magic    uint32  recordMagic ("VWAL")
+//	  4  length   uint32  payload length in bytes
+//	  8  crc      uint32  CRC-32C (Castagnoli) of the payload
+//	payload (length bytes)
+//	  0  seq        uint64
+//	  8  partition  int32
+//	  12 topicLen   uint16
+//	  14 topic      topicLen bytes
+//	  .. data       the rest of the payload
+//
+// The magic lets recovery reject zero-filled or garbage tails before trusting
+// the length; the length is bounded by the file size before anything is
+// allocated, so a corrupt length cannot trigger a huge allocation.
+const (
+	headerSize   = 12
+	payloadFixed = 14
+
+	recordMagic uint32 = 0x4c415756 // "VWAL" read as little-endian
+
+	fileSuffix  = ".wal"
+	fileNameLen = 20 + len(fileSuffix)
+
+	defaultFileBytes  = 64 << 20
+	defaultMaxPending = 64 << 20
+
+	// Large enough that a group of small batches becomes a handful of write
+	// syscalls, small enough not to pin much memory per WAL.
+	writeBufSize = 1 << 20
+	readBufSize  = 1 << 20
+)
+
+// ErrClosed is reported for Appends after Close.
+var ErrClosed = errors.New("wal: closed")
+
+// Entry is one record batch of one partition.
+type Entry struct {
+	Topic     string
+	Partition int32
+	Data      []byte // a Kafka record batch (magic v2), opaque to the WAL
+}
+
+// Options configure a WAL. Zero values take the defaults noted.
+type Options struct {
+	FileBytes  int64        // rotate to a new file after this many bytes (default 64 MiB)
+	MaxPending int64        // Append blocks while this many bytes are waiting to be written (default 64 MiB): backpressure, never unbounded memory
+	NoSync     bool         // skip fsync (tests/benchmarks only)
+	Logger     *slog.Logger // default slog.Default()
+}
+
+// Stats for metrics/tests.
+type Stats struct {
+	Files   int    // WAL files on disk, including the active one
+	Bytes   int64  // total size of those files
+	Syncs   uint64 // group commits since Open (one write+fsync each)
+	Entries uint64 // entries made durable since Open
+	LastSeq uint64 // last sequence number handed out (or recovered at Open)
+}
+
+// WAL is a group-committed write-ahead log. One flusher goroutine owns the
+// active file; Append only queues, so producers never wait on the disk except
+// through the MaxPending backpressure.
+type WAL struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+	crc  *crc32.Table
+
+	// writeHook, if set by a test before the first Append, performs every
+	// write to the active file, so write failures can be injected without
+	// needing an unwritable disk.
+	writeHook func(f *os.File, p []byte) (int, error)
+
+	// trimMu keeps TrimBefore from deleting files Replay is reading, and
+	// concurrent TrimBefore calls from removing the same file twice. It is
+	// separate from mu so file I/O never blocks Append.
+	trimMu sync.Mutex
+
+	mu           sync.Mutex
+	work         sync.Cond // flusher waits here for entries or Close
+	flushed      sync.Cond // broadcast after each group: wakes backpressure and Sync waiters
+	queue        []pending
+	pendingBytes int64 // queued plus in-flight cost; bounded by MaxPending
+	nextSeq      uint64
+	durable      uint64 // highest seq known to be on stable storage
+	err          error  // sticky: once a write fails, the WAL stays failed
+	closed       bool
+	appended     bool
+	replayed     bool
+	files        []fileInfo // oldest first; the last one is active
+	syncs        uint64
+	entries      uint64
+
+	// Owned by the flusher goroutine (and by Open/Close while it is not running).
+	active      *os.File
+	activeSize  int64
+	lastWritten uint64
+	bw          *bufio.Writer
+	hdr         []byte
+	flusherDone chan struct{}
+}
+
+type pending struct {
+	seq  uint64
+	e    Entry
+	done func(seq uint64, err error)
+	cost int64 // what this entry counts against MaxPending
+	err  error // set for Appends rejected up front; they are not written
+}
+
+// pendingOverhead is charged per queued entry on top of its record bytes, so
+// that MaxPending also bounds the queue itself when entries are tiny.
+const pendingOverhead = int64(unsafe.Sizeof(pending{}))
+
+type fileInfo struct {
+	first uint64 // seq of the first entry, also the file name
+	size  int64
+}
+
+// fileWriter routes the flusher's bufio.Writer to whichever file is active,
+// so rotation needs no Reset and the test hook sees every byte.
+type fileWriter struct{ w *WAL }
+
+func (fw fileWriter) Write(p []byte) (int, error) {
+	w := fw.w
+	var n int
+	var err error
+	if w.writeHook != nil {
+		n, err = w.writeHook(w.active, p)
+	} else {
+		n, err = w.active.Write(p)
+	}
+	w.activeSize += int64(n)
+	return n, err
+}
+
+func fileName(first uint64) string { return fmt.Sprintf("%020d%s", first, fileSuffix) }
+
+func parseFileName(name string) (uint64, bool) {
+	if len(name) != fileNameLen || !strings.HasSuffix(name, fileSuffix) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(name[:20], 10, 64)
+	return n, err == nil
+}
+
+func recordSize(e *Entry) int64 {
+	return headerSize + payloadFixed + int64(len(e.Topic)) + int64(len(e.Data))
+}
+
+// Open opens (creating if needed) the WAL in dir. It repairs a torn tail of
+// the newest file right away, because appends must continue from the last
+// intact record whether or not Replay is called.
+func Open(dir string, opts Options) (*WAL, error) {
+	if opts.FileBytes <= 0 {
+		opts.FileBytes = defaultFileBytes
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = defaultMaxPending
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("wal: create dir: %w", err)
+	}
+	w := &WAL{
+		dir:         dir,
+		opts:        opts,
+		log:         opts.Logger,
+		crc:         crc32.MakeTable(crc32.Castagnoli),
+		hdr:         make([]byte, 0, headerSize+payloadFixed+64),
+		flusherDone: make(chan struct{}),
+	}
+	w.work.L = &w.mu
+	w.flushed.L = &w.mu
+	w.bw = bufio.NewWriterSize(fileWriter{w}, writeBufSize)
+
+	files, err := listFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		if err := w.createFirst(); err != nil {
+			return nil, err
+		}
+	} else {
+		w.files = files
+		if err := w.recoverActive(); err != nil {
+			return nil, err
+		}
+	}
+	w.durable = w.nextSeq - 1
+	w.lastWritten = w.nextSeq - 1
+	go w.run()
+	return w, nil
+}
+
+func listFiles(dir string) ([]fileInfo, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("wal: list %s: %w", dir, err)
+	}
+	var files []fileInfo
+	for _, de := range des {
+		first, ok := parseFileName(de.Name())
+		if !ok || !de.Type().IsRegular() {
+			continue
+		}
+		info, err := de.Info()
+		if err != nil {
+			return nil, fmt.Errorf("wal: stat %s: %w", de.Name(), err)
+		}
+		files = append(files, fileInfo{first: first, size: info.Size()})
+	}
+	// Zero-padded names sort numerically; ReadDir already sorts by name,
+	// but do not depend on that.
+	sort.Slice(files, func(i, j int) bool { return files[i].first < files[j].first })
+	return files, nil
+}
+
+func (w *WAL) createFirst() error {
+	path := filepath.Join(w.dir, fileName(1))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("wal: create %s: %w", path, err)
+	}
+	if err := w.syncDir(); err != nil {
+		f.Close()
+		return err
+	}
+	w.active = f
+	w.files = []fileInfo{{first: 1}}
+	w.nextSeq = 1
+	return nil
+}
+
+// recoverActive scans the newest file, truncates a damaged tail and positions
+// the file for appending.
+func (w *WAL) recoverActive() error {
+	last := &w.files[len(w.files)-1]
+	path := filepath.Join(w.dir, fileName(last.first))
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("wal: open %s: %w", path, err)
+	}
+	var scratch []byte
+	res, err := scanFile(f, last.first, w.crc, &scratch, nil)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("wal: recover %s: %w", path, err)
+	}
+	if res.damage != "" {
+		// A crash mid-group-commit leaves a partial write here; none of it
+		// was acknowledged, because callbacks run only after the fsync.
+		w.log.Warn("wal: truncating damaged tail of newest file",
+			"file", path, "offset", res.end, "dropped_bytes", res.size-res.end, "reason", res.damage)
+		// Intact records past the damage are also what a torn group write
+		// looks like (pages reach the disk out of order), so they do not stop
+		// recovery; but they may be acknowledged data hit by a media error,
+		// which an operator must hear about loudly.
+		if off, seq, ok := findIntactRecord(f, res.end+1, res.size, w.crc); ok {
+			w.log.Error("wal: intact records follow the damage in the newest file and are being dropped; if they were acknowledged, data is lost",
+				"file", path, "damage_offset", res.end, "intact_offset", off, "intact_seq", seq, "last_kept_seq", res.last)
+		}
+		if err := f.Truncate(res.end); err != nil {
+			f.Close()
+			return fmt.Errorf("wal: truncate %s: %w", path, err)
+		}
+	}
+	// A predecessor that died before its fsync may have left records only in
+	// the page cache; make them durable before anyone is told about them.
+	if !w.opts.NoSync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("wal: sync %s: %w", path, err)
+		}
+	}
+	if _, err := f.Seek(res.end, io.SeekStart); err != nil {
+		f.Close()
+		return fmt.Errorf("wal: seek %s: %w", path, err)
+	}
+	w.active = f
+	w.activeSize = res.end
+	last.size = res.end
+	w.nextSeq = res.last + 1
+	return nil
+}
+
+func (w *WAL) syncDir() error {
+	if w.opts.NoSync {
+		return nil
+	}
+	d, err := os.Open(w.dir)
+	if err != nil {
+		return fmt.Errorf("wal: open dir: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("wal: sync dir %s: %w", w.dir, err)
+	}
+	return nil
+}
+
+// scanResult says how far a file's records are intact.
+type scanResult struct {
+	size   int64  // file size when the scan started
+	end    int64  // offset just past the last intact record
+	last   uint64 // seq of the last intact record; first-1 if there is none
+	damage string // why the scan stopped before EOF; "" for a clean end
+}
+
+// scanFile walks f's records from the start, checking each one and calling
+// fn (if non-nil) with it. Damage a crash can cause (short or garbage bytes,
+// checksum mismatch) ends the scan and is reported in the result, for the
+// caller to decide whether it is a tail to truncate or lost data. Damage a
+// crash cannot cause (an intact record with the wrong seq) is an error.
+func scanFile(f *os.File, first uint64, tab *crc32.Table, scratch *[]byte, fn func(uint64, Entry) error) (scanResult, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return scanResult{}, err
+	}
+	res := scanResult{size: st.Size(), last: first - 1}
+	r := bufio.NewReaderSize(f, readBufSize)
+	var hdr [headerSize]byte
+	var topic string
+	for {
+		n, err := io.ReadFull(r, hdr[:])
+		switch {
+		case err == io.EOF:
+			return res, nil
+		case err == io.ErrUnexpectedEOF:
+			res.damage = fmt.Sprintf("short header (%d of %d bytes)", n, headerSize)
+			return res, nil
+		case err != nil:
+			return res, err
+		}
+		if m := binary.LittleEndian.Uint32(hdr[0:]); m != recordMagic {
+			res.damage = fmt.Sprintf("bad magic %#08x", m)
+			return res, nil
+		}
+		length := int64(binary.LittleEndian.Uint32(hdr[4:]))
+		if length < payloadFixed || length > res.size-res.end-headerSize {
+			res.damage = fmt.Sprintf("record length %d does not fit in the %d remaining bytes", length, res.size-res.end-headerSize)
+			return res, nil
+		}
+		var p []byte
+		if fn != nil {
+			// Fresh memory: the caller keeps the Data it is handed.
+			p = make([]byte, length)
+		} else {
+			if int64(cap(*scratch)) < length {
+				*scratch = make([]byte, length)
+			}
+			p = (*scratch)[:length]
+		}
+		if _, err := io.ReadFull(r, p); err != nil {
+			if err == io.ErrUnexpectedEOF || err == io.EOF {
+				res.damage = "short payload"
+				return res, nil
+			}
+			return res, err
+		}
+		if got, want := crc32.Checksum(p, tab), binary.LittleEndian.Uint32(hdr[8:]); got != want {
+			res.damage = fmt.Sprintf("checksum mismatch (got %#08x, want %#08x)", got, want)
+			return res, nil
+		}
+		seq := binary.LittleEndian.Uint64(p[0:])
+		topicLen := int64(binary.LittleEndian.Uint16(p[12:]))
+		if payloadFixed+topicLen > length {
+			return res, fmt.Errorf("record at offset %d: topic length %d exceeds payload %d despite a valid checksum", res.end, topicLen, length)
+		}
+		if seq != res.last+1 {
+			return res, fmt.Errorf("record at offset %d has seq %d, want %d", res.end, seq, res.last+1)
+		}
+		if fn != nil {
+			tb := p[payloadFixed : payloadFixed+topicLen]
+			if string(tb) != topic { // compiler avoids allocating for the comparison
+				topic = string(tb)
+			}
+			e := Entry{
+				Topic:     topic,
+				Partition: int32(binary.LittleEndian.Uint32(p[8:])),
+				Data:      p[payloadFixed+topicLen:],
+			}
+			if err := fn(seq, e); err != nil {
+				return res, fmt.Errorf("replay callback at seq %d: %w", seq, err)
+			}
+		}
+		res.last = seq
+		res.end += headerSize + length
+	}
+}
+
+// maxIntactProbe bounds how much of a damaged tail findIntactRecord reads
+// into memory; a genuine torn tail is at most one group long.
+const maxIntactProbe = 256 << 20
+
+// findIntactRecord looks for a record with a valid checksum in [from, size),
+// to tell a torn tail from damage in the middle of the newest file.
+func findIntactRecord(f *os.File, from, size int64, tab *crc32.Table) (int64, uint64, bool) {
+	if from >= size || size-from > maxIntactProbe {
+		return 0, 0, false
+	}
+	buf := make([]byte, size-from)
+	if _, err := f.ReadAt(buf, from); err != nil && err != io.EOF {
+		return 0, 0, false
+	}
+	var magic [4]byte
+	binary.LittleEndian.PutUint32(magic[:], recordMagic)
+	for i := 0; ; {
+		j := bytes.Index(buf[i:], magic[:])
+		if j < 0 {
+			return 0, 0, false
+		}
+		i += j
+		if rest := buf[i:]; len(rest) >= headerSize+payloadFixed {
+			length := int64(binary.LittleEndian.Uint32(rest[4:]))
+			if length >= payloadFixed && length <= int64(len(rest)-headerSize) {
+				p := rest[headerSize : headerSize+length]
+				if crc32.Checksum(p, tab) == binary.LittleEndian.Uint32(rest[8:]) {
+					return from + int64(i), binary.LittleEndian.Uint64(p), true
+				}
+			}
+		}
+		i++
+	}
+}
+
+// Replay calls fn for every intact entry in the log, in append order, with its
+// sequence number. It must be called (at most once) before the first Append.
+// A torn or corrupt tail of the newest file was already truncated (and logged)
+// by Open, so replay ends there; damage anywhere in an older file, or a gap in
+// the sequence between files, is an error: those files were fsynced before the
+// next one was created, so their records were acknowledged and must not be
+// skipped silently.
+func (w *WAL) Replay(fn func(seq uint64, e Entry) error) error {
+	w.trimMu.Lock()
+	defer w.trimMu.Unlock()
+	w.mu.Lock()
+	switch {
+	case w.replayed:
+		w.mu.Unlock()
+		return errors.New("wal: Replay called twice")
+	case w.appended:
+		w.mu.Unlock()
+		return errors.New("wal: Replay called after Append")
+	}
+	w.replayed = true
+	files := slices.Clone(w.files)
+	end := w.nextSeq
+	w.mu.Unlock()
+
+	var scratch []byte
+	expect := files[0].first
+	for i, fi := range files {
+		path := filepath.Join(w.dir, fileName(fi.first))
+		if fi.first != expect {
+			return fmt.Errorf("wal: %s starts at seq %d but the previous file ends at %d: entries are missing", path, fi.first, expect-1)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("wal: replay: %w", err)
+		}
+		res, err := scanFile(f, fi.first, w.crc, &scratch, fn)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("wal: replay %s: %w", path, err)
+		}
+		if res.damage != "" {
+			final := "non-final"
+			if i == len(files)-1 {
+				final = "newest" // only if it changed since Open repaired it
+			}
+			return fmt.Errorf("wal: replay %s: corrupt record at offset %d of %d in %s file (%s); refusing to skip acknowledged data",
+				path, res.end, res.size, final, res.damage)
+		}
+		expect = res.last + 1
+	}
+	if expect != end {
+		return fmt.Errorf("wal: replay ended at seq %d, but the log was opened at %d", expect-1, end-1)
+	}
+	return nil
+}
+
+// Append enqueues e and returns its sequence number (consecutive, starting
+// after the last replayed one, 1 for an empty log). done is called exactly
+// once, after the entry is durable (err == nil) or failed to be written; it
+// runs on the flusher goroutine, in sequence order, and must not block, since
+// it holds up every later group.
+//
+// After a write failure the WAL stays failed: queued entries get the failure,
+// and later Appends are rejected. A rejected Append (WAL failed or closed, or
+// an entry too large to encode) returns 0, which is never a valid seq. The
+// done of an Append after Close runs on a fresh goroutine, since the flusher
+// has exited and calling it inline could deadlock a caller holding a lock
+// that done also takes.
+//
+// e.Data is retained, not copied, until the entry is written; the caller must
+// not modify it after the call.
+func (w *WAL) Append(e Entry, done func(seq uint64, err error)) uint64 {
+	size := recordSize(&e)
+	cost := size + pendingOverhead
+	w.mu.Lock()
+	w.appended = true
+	if w.closed {
+		w.mu.Unlock()
+		rejectClosed(done)
+		return 0
+	}
+	if len(e.Topic) > math.MaxUint16 || size-headerSize > math.MaxUint32 {
+		w.rejectLocked(done, fmt.Errorf("wal: entry too large to encode (topic %d bytes, data %d bytes)", len(e.Topic), len(e.Data)))
+		w.mu.Unlock()
+		return 0
+	}
+	// A lone entry larger than MaxPending is still admitted when nothing
+	// else is pending; otherwise it could never be written.
+	for w.pendingBytes > 0 && w.pendingBytes+cost > w.opts.MaxPending && w.err == nil && !w.closed {
+		w.flushed.Wait()
+	}
+	if w.closed {
+		w.mu.Unlock()
+		rejectClosed(done)
+		return 0
+	}
+	if w.err != nil {
+		w.rejectLocked(done, fmt.Errorf("wal: append after earlier failure: %w", w.err))
+		w.mu.Unlock()
+		return 0
+	}
+	seq := w.nextSeq
+	w.nextSeq++
+	w.pendingBytes += cost
+	w.queue = append(w.queue, pending{seq: seq, e: e, done: done, cost: cost})
+	if len(w.queue) == 1 {
+		w.work.Signal()
+	}
+	w.mu.Unlock()
+	return seq
+}
+
+func rejectClosed(done func(uint64, error)) {
+	if done != nil {
+		go done(0, ErrClosed)
+	}
+}
+
+// rejectLocked routes a rejection through the flusher so that done still runs
+// on the flusher goroutine, in order with the callbacks queued before it.
+func (w *WAL) rejectLocked(done func(uint64, error), err error) {
+	if done == nil {
+		return
+	}
+	w.queue = append(w.queue, pending{done: done, err: err})
+	if len(w.queue) == 1 {
+		w.work.Signal()
+	}
+}
+
+// Sync blocks until everything appended before the call is durable (or
+// returns the failure that prevents it).
+func (w *WAL) Sync() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	target := w.nextSeq - 1
+	for w.durable < target && w.err == nil {
+		w.flushed.Wait()
+	}
+	if w.durable >= target {
+		return nil
+	}
+	return w.err
+}
+
+// TrimBefore deletes WAL files all of whose entries have seq < seq (the
+// uploader has put them in the object store). The active file is never deleted.
+func (w *WAL) TrimBefore(seq uint64) error {
+	w.trimMu.Lock()
+	defer w.trimMu.Unlock()
+	// Only TrimBefore removes from the front of files, and the flusher only
+	// appends, so the victims stay valid after mu is released.
+	w.mu.Lock()
+	var victims []fileInfo
+	for i := 0; i+1 < len(w.files) && w.files[i+1].first <= seq; i++ {
+		victims = append(victims, w.files[i])
+	}
+	w.mu.Unlock()
+	if len(victims) == 0 {
+		return nil
+	}
+	var err error
+	removed := 0
+	for _, v := range victims {
+		path := filepath.Join(w.dir, fileName(v.first))
+		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = fmt.Errorf("wal: trim: %w", rerr)
+			break
+		}
+		removed++
+	}
+	w.mu.Lock()
+	w.files = slices.Delete(w.files, 0, removed)
+	w.mu.Unlock()
+	// A deletion lost in a crash only brings back already-uploaded entries,
+	// but persisting it keeps replay from redoing that work.
+	if removed > 0 {
+		if serr := w.syncDir(); err == nil {
+			err = serr
+		}
+	}
+	return err
+}
+
+// Close flushes and fsyncs everything pending, calls the remaining callbacks,
+// and closes the active file. It returns the WAL's failure, if any. Calling
+// Close again returns nil.
+func (w *WAL) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	w.work.Signal()
+	w.flushed.Broadcast() // backpressured Appends give up with ErrClosed
+	w.mu.Unlock()
+
+	<-w.flusherDone
+
+	cerr := w.active.Close()
+	w.mu.Lock()
+	err := w.err
+	w.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if cerr != nil {
+		return fmt.Errorf("wal: close %s: %w", w.active.Name(), cerr)
+	}
+	return nil
+}
+
+// Stats for metrics/tests.
+func (w *WAL) Stats() Stats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := Stats{
+		Files:   len(w.files),
+		Syncs:   w.syncs,
+		Entries: w.entries,
+		LastSeq: w.nextSeq - 1,
+	}
+	for _, f := range w.files {
+		s.Bytes += f.size
+	}
+	return s
+}
+
+// run is the flusher: it takes everything queued, writes it with one fsync,
+// and then answers the callbacks. Entries appended while a commit is in
+// progress form the next group, so batching grows with load by itself,
+// without timers.
+func (w *WAL) run() {
+	defer close(w.flusherDone)
+	var batch []pending
+	for {
+		w.mu.Lock()
+		for len(w.queue) == 0 && !w.closed {
+			w.work.Wait()
+		}
+		if len(w.queue) == 0 { // closed and drained
+			w.mu.Unlock()
+			return
+		}
+		// Swap in the previous batch's slice so steady state allocates nothing.
+		batch, w.queue = w.queue, batch[:0]
+		err := w.err
+		w.mu.Unlock()
+
+		var n uint64
+		var cost int64
+		for i := range batch {
+			cost += batch[i].cost
+		}
+		if err == nil {
+			n, err = w.commit(batch)
+		}
+
+		w.mu.Lock()
+		w.pendingBytes -= cost
+		if err == nil {
+			w.durable = w.lastWritten
+			w.files[len(w.files)-1].size = w.activeSize
+			if n > 0 {
+				w.syncs++
+				w.entries += n
+			}
+		} else if w.err == nil {
+			w.err = err
+			w.log.Error("wal: write failed; failing this and all later appends", "err", err)
+		}
+		w.flushed.Broadcast()
+		w.mu.Unlock()
+
+		for i := range batch {
+			p := &batch[i]
+			if p.done == nil {
+				continue
+			}
+			perr := p.err
+			if perr == nil {
+				perr = err
+			}
+			p.done(p.seq, perr)
+		}
+		clear(batch) // drop Data and callbacks so they can be collected
+
+		// Rotating after the callbacks keeps file creation and the directory
+		// fsync off the latency of the group that filled the file.
+		if err == nil && w.activeSize >= w.opts.FileBytes {
+			if rerr := w.rotate(); rerr != nil {
+				w.mu.Lock()
+				if w.err == nil {
+					w.err = rerr
+					w.log.Error("wal: rotation failed; failing all later appends", "err", rerr)
+				}
+				w.flushed.Broadcast()
+				w.mu.Unlock()
+			}
+		}
+	}
+}
+
+// commit writes batch's accepted entries to the active file and fsyncs once.
+// It returns how many entries it wrote.
+func (w *WAL) commit(batch []pending) (uint64, error) {
+	start := w.activeSize
+	var n uint64
+	var last uint64
+	var err error
+	for i := range batch {
+		p := &batch[i]
+		if p.err != nil {
+			continue
+		}
+		w.hdr = appendRecordHeader(w.hdr[:0], w.crc, p.seq, &p.e)
+		if _, err = w.bw.Write(w.hdr); err != nil {
+			break
+		}
+		if _, err = w.bw.Write(p.e.Data); err != nil {
+			break
+		}
+		n++
+		last = p.seq
+	}
+	if n == 0 && err == nil {
+		return 0, nil
+	}
+	if err == nil {
+		err = w.bw.Flush()
+	}
+	if err == nil && !w.opts.NoSync {
+		err = w.active.Sync()
+	}
+	if err != nil {
+		err = fmt.Errorf("wal: write %s: %w", w.active.Name(), err)
+		w.discardPartial(start)
+		return 0, err
+	}
+	w.lastWritten = last
+	return n, nil
+}
+
+// discardPartial tries to cut the failed group off the file, so that entries
+// whose callbacks reported an error do not reappear on replay after a restart.
+// It is best effort: after a failed fsync the kernel's state is uncertain.
+func (w *WAL) discardPartial(start int64) {
+	if err := w.active.Truncate(start); err != nil {
+		w.log.Warn("wal: could not discard partially written group; it may be replayed", "file", w.active.Name(), "err", err)
+		return
+	}
+	if !w.opts.NoSync {
+		if err := w.active.Sync(); err != nil {
+			w.log.Warn("wal: could not sync discard of partially written group; it may be replayed", "file", w.active.Name(), "err", err)
+		}
+	}
+}
+
+// appendRecordHeader appends the record header and the payload up to the
+// data, which the caller writes separately to avoid copying it.
+func appendRecordHeader(b []byte, tab *crc32.Table, seq uint64, e *Entry) []byte {
+	payloadLen := payloadFixed + len(e.Topic) + len(e.Data)
+	b = binary.LittleEndian.AppendUint32(b, recordMagic)
+	b = binary.LittleEndian.AppendUint32(b, uint32(payloadLen))
+	b = binary.LittleEndian.AppendUint32(b, 0) // CRC, filled in below
+	b = binary.LittleEndian.AppendUint64(b, seq)
+	b = binary.LittleEndian.AppendUint32(b, uint32(e.Partition))
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(e.Topic)))
+	b = append(b, e.Topic...)
+	crc := crc32.Update(0, tab, b[headerSize:])
+	crc = crc32.Update(crc, tab, e.Data)
+	binary.LittleEndian.PutUint32(b[8:], crc)
+	return b
+}
+
+// rotate starts a new active file named after the next seq. The old file
+// needs no fsync here: the group that filled it already had one, which is what
+// makes damage in a non-final file an error on replay rather than a torn tail.
+func (w *WAL) rotate() error {
+	first := w.lastWritten + 1
+	path := filepath.Join(w.dir, fileName(first))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("wal: rotate: create %s: %w", path, err)
+	}
+	// Without the directory fsync a crash could lose the new file's name
+	// while its acknowledged records live on in the data blocks.
+	if err := w.syncDir(); err != nil {
+		f.Close()
+		return fmt.Errorf("wal: rotate: %w", err)
+	}
+	old := w.active
+	w.active, w.activeSize = f, 0
+	w.mu.Lock()
+	w.files = append(w.files, fileInfo{first: first})
+	w.mu.Unlock()
+	if err := old.Close(); err != nil {
+		// Its contents were already fsynced; only the descriptor is at stake.
+		w.log.Warn("wal: closing rotated file", "file", old.Name(), "err", err)
+	}
+	return nil
+}
