@@ -39,10 +39,11 @@ type Broker struct {
 	apis      map[int16]api
 	dec       kgo.Decompressor
 
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[*conn]struct{}
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	ln     net.Listener
+	conns  map[*conn]struct{}
+	wg     sync.WaitGroup
 }
 
 // New builds a broker over an opened storage engine.
@@ -65,20 +66,20 @@ func New(cfg config.Broker, store *storage.Engine, clusterID string, log *slog.L
 // implements; ApiVersions advertises exactly this table.
 func (b *Broker) apiTable() map[int16]api {
 	return map[int16]api{
-		kmsg.Produce.Int16():                  {3, 11, b.handleProduce},
-		kmsg.Fetch.Int16():                    {4, 12, b.handleFetch},
-		kmsg.ListOffsets.Int16():              {1, 8, b.handleListOffsets},
-		kmsg.Metadata.Int16():                 {0, 12, b.handleMetadata},
-		kmsg.OffsetForLeaderEpoch.Int16():     {2, 4, b.handleOffsetForLeaderEpoch},
-		kmsg.ApiVersions.Int16():              {0, 4, b.handleApiVersions},
-		kmsg.CreateTopics.Int16():             {0, 7, b.handleCreateTopics},
-		kmsg.DeleteTopics.Int16():             {0, 6, b.handleDeleteTopics},
-		kmsg.DeleteRecords.Int16():            {0, 2, b.handleDeleteRecords},
-		kmsg.DescribeConfigs.Int16():          {0, 4, b.handleDescribeConfigs},
-		kmsg.AlterConfigs.Int16():             {0, 2, b.handleAlterConfigs},
-		kmsg.CreatePartitions.Int16():         {0, 3, b.handleCreatePartitions},
-		kmsg.IncrementalAlterConfigs.Int16():  {0, 1, b.handleIncrementalAlterConfigs},
-		kmsg.DescribeCluster.Int16():          {0, 1, b.handleDescribeCluster},
+		kmsg.Produce.Int16():                 {3, 11, b.handleProduce},
+		kmsg.Fetch.Int16():                   {4, 12, b.handleFetch},
+		kmsg.ListOffsets.Int16():             {1, 8, b.handleListOffsets},
+		kmsg.Metadata.Int16():                {0, 12, b.handleMetadata},
+		kmsg.OffsetForLeaderEpoch.Int16():    {2, 4, b.handleOffsetForLeaderEpoch},
+		kmsg.ApiVersions.Int16():             {0, 4, b.handleApiVersions},
+		kmsg.CreateTopics.Int16():            {0, 7, b.handleCreateTopics},
+		kmsg.DeleteTopics.Int16():            {0, 6, b.handleDeleteTopics},
+		kmsg.DeleteRecords.Int16():           {0, 2, b.handleDeleteRecords},
+		kmsg.DescribeConfigs.Int16():         {0, 4, b.handleDescribeConfigs},
+		kmsg.AlterConfigs.Int16():            {0, 2, b.handleAlterConfigs},
+		kmsg.CreatePartitions.Int16():        {0, 3, b.handleCreatePartitions},
+		kmsg.IncrementalAlterConfigs.Int16(): {0, 1, b.handleIncrementalAlterConfigs},
+		kmsg.DescribeCluster.Int16():         {0, 1, b.handleDescribeCluster},
 	}
 }
 
@@ -98,6 +99,12 @@ func (b *Broker) Serve(ln net.Listener) error {
 		ctx, cancel := context.WithCancel(context.Background())
 		c := &conn{b: b, nc: nc, ctx: ctx, cancel: cancel, log: b.log.With("remote", nc.RemoteAddr().String())}
 		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			nc.Close()
+			cancel()
+			return nil
+		}
 		b.conns[c] = struct{}{}
 		b.wg.Add(1)
 		b.mu.Unlock()
@@ -115,6 +122,7 @@ func (b *Broker) Serve(ln net.Listener) error {
 // in-flight requests to finish. The storage engine is closed by the owner.
 func (b *Broker) Close() error {
 	b.mu.Lock()
+	b.closed = true
 	if b.ln != nil {
 		b.ln.Close()
 	}

@@ -336,7 +336,12 @@ func (e *Engine) SetLogStart(ctx context.Context, t *Topic, l *partition.Log, of
 	if err != nil {
 		return ls, err
 	}
-	if err := e.meta.SetPartitionState(ctx, t.Name, l.Partition, meta.PartitionState{LogStart: ls}); err != nil {
+	st, err := e.meta.PartitionState(ctx, t.Name, l.Partition)
+	if err != nil {
+		return ls, fmt.Errorf("storage: read state of %s/%d: %w", t.Name, l.Partition, err)
+	}
+	st.LogStart = ls
+	if err := e.meta.SetPartitionState(ctx, t.Name, l.Partition, st); err != nil {
 		return ls, fmt.Errorf("storage: persist log start of %s/%d: %w", t.Name, l.Partition, err)
 	}
 	return ls, nil
