@@ -117,7 +117,9 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 			return fmt.Errorf("WAL entry %d: %w", seq, err)
 		}
 		l := top.Logs[ent.Partition]
-		b := &partition.Batch{Base: info.BaseOffset, Last: info.LastOffset, MaxTs: info.MaxTimestamp, Data: ent.Data, Seq: seq}
+		// The WAL reuses its read buffer between entries.
+		data := append([]byte(nil), ent.Data...)
+		b := &partition.Batch{Base: info.BaseOffset, Last: info.LastOffset, MaxTs: info.MaxTimestamp, Data: data, Seq: seq}
 		isNew, err := l.Recover(b)
 		if err != nil {
 			return err
