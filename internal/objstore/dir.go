@@ -58,6 +58,12 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte) error {
 		return fmt.Errorf("objstore: put %s: %w", key, err)
 	}
 	tmp := f.Name()
+	// CreateTemp makes 0600 files; objects are as readable as any data file.
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("objstore: put %s: %w", key, err)
+	}
 	fail := func(err error) error {
 		f.Close()
 		os.Remove(tmp)

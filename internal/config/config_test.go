@@ -1,0 +1,73 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "vigil.yaml")
+	yaml := "listen: 127.0.0.1:1111\ndata-dir: /from/file\nlog-level: debug\nupload-interval: 5s\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load("test", []string{"--config", file, "--listen", "127.0.0.1:3333"},
+		env(map[string]string{"VIGIL_DATA_DIR": "/from/env", "VIGIL_LISTEN": "127.0.0.1:2222"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:3333" {
+		t.Errorf("flag must win over env and file: listen = %s", c.Listen)
+	}
+	if c.DataDir != "/from/env" {
+		t.Errorf("env must win over file: data-dir = %s", c.DataDir)
+	}
+	if c.LogLevel != "debug" || c.UploadInterval != 5*time.Second {
+		t.Errorf("file values not applied: %+v", c)
+	}
+	if c.Advertised != c.Listen || c.ObjectStore != filepath.Join("/from/env", "objects") {
+		t.Errorf("derived defaults wrong: advertised %s object store %s", c.Advertised, c.ObjectStore)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load("test", nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:9092" || c.DataDir != "./data" || c.WAL != "file" || !c.AutoCreateTopics {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--wal", "tape"}, nil, "must be file or object"},
+		{[]string{"--wal", "object"}, nil, "cluster mode"},
+		{[]string{"--listen", "nonsense"}, nil, "--listen"},
+		{[]string{"--log-level", "loud"}, nil, "--log-level"},
+		{nil, map[string]string{"VIGIL_NODE_ID": "x"}, "VIGIL_NODE_ID"},
+		{[]string{"--default-partitions", "0"}, nil, "at least 1"},
+		{[]string{"extra"}, nil, "unexpected argument"},
+	} {
+		_, err := Load("test", tc.args, env(tc.env))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Load(%v, %v) = %v, want error containing %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(file, []byte("no-such-key: 1\n"), 0o644)
+	if _, err := Load("test", []string{"--config", file}, env(nil)); err == nil || !strings.Contains(err.Error(), "unknown key") {
+		t.Errorf("unknown file key: %v", err)
+	}
+}

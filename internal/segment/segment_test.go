@@ -1,0 +1,38 @@
+package segment
+
+import (
+	"bytes"
+	"testing"
+)
+
+func TestBuildGroupsPartitionsAndFooterRoundTrips(t *testing.T) {
+	b := NewBuilder()
+	b.Add("a", 1, []byte("a1-first"), 0, 4, 100)
+	b.Add("b", 0, []byte("b0"), 10, 10, 50)
+	b.Add("a", 1, []byte("a1-second"), 5, 9, 90)
+	data, runs := b.Build()
+	if len(runs) != 2 {
+		t.Fatalf("runs = %d, want 2", len(runs))
+	}
+	a := runs[0]
+	if a.Topic != "a" || a.FirstOffset != 0 || a.LastOffset != 9 || a.MaxTimestamp != 100 {
+		t.Errorf("run a = %+v", a)
+	}
+	if got := data[a.Position : a.Position+a.Size]; !bytes.Equal(got, []byte("a1-firsta1-second")) {
+		t.Errorf("run a bytes = %q: a partition's batches must be contiguous and in order", got)
+	}
+	n, err := FooterLen(data[len(data)-TrailerLen:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := ParseFooter(data[len(data)-TrailerLen-n : len(data)-TrailerLen])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parsed) != 2 || parsed[1] != runs[1] {
+		t.Errorf("footer %+v, want %+v", parsed, runs)
+	}
+	if _, err := FooterLen([]byte("garbage-trailer")[:TrailerLen]); err == nil {
+		t.Error("a bad trailer must be refused")
+	}
+}
