@@ -1,0 +1,83 @@
+package bench
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Latencies summarizes a set of latency samples.
+type Latencies struct {
+	N    int
+	P50  time.Duration
+	P99  time.Duration
+	P999 time.Duration
+	Max  time.Duration
+}
+
+func (l Latencies) String() string {
+	if l.N == 0 {
+		return "no samples"
+	}
+	return fmt.Sprintf("p50 %s  p99 %s  p99.9 %s  max %s  (n=%d)",
+		fmtDur(l.P50), fmtDur(l.P99), fmtDur(l.P999), fmtDur(l.Max), l.N)
+}
+
+func fmtDur(d time.Duration) string {
+	return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond))
+}
+
+// percentile returns the nearest-rank p-th quantile (0 < p <= 1) of sorted.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(p*float64(len(sorted))+0.999999999) - 1
+	rank = max(0, min(rank, len(sorted)-1))
+	return sorted[rank]
+}
+
+func summarize(samples []time.Duration) Latencies {
+	if len(samples) == 0 {
+		return Latencies{}
+	}
+	s := slices.Clone(samples)
+	slices.Sort(s)
+	return Latencies{
+		N:    len(s),
+		P50:  percentile(s, 0.50),
+		P99:  percentile(s, 0.99),
+		P999: percentile(s, 0.999),
+		Max:  s[len(s)-1],
+	}
+}
+
+// recorder collects latency samples from concurrent callbacks.
+type recorder struct {
+	mu      sync.Mutex
+	samples []time.Duration
+	bytes   int64
+	errs    int64
+	firstEr error
+	last    time.Time // time of the latest successful sample
+}
+
+func (r *recorder) ok(d time.Duration, n int, at time.Time) {
+	r.mu.Lock()
+	r.samples = append(r.samples, d)
+	r.bytes += int64(n)
+	if at.After(r.last) {
+		r.last = at
+	}
+	r.mu.Unlock()
+}
+
+func (r *recorder) fail(err error) {
+	r.mu.Lock()
+	r.errs++
+	if r.firstEr == nil {
+		r.firstEr = err
+	}
+	r.mu.Unlock()
+}
