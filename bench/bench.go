@@ -1,0 +1,440 @@
+// Package bench measures Vigil's produce path: the throughput and latency of
+// a franz-go producer against a broker, compared with a ceiling made of the
+// same bytes sent over loopback TCP into a group-committed file.
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/server"
+)
+
+// Targets.
+const (
+	TargetRatio    = 0.5                  // max-rate throughput >= TargetRatio x ceiling
+	TargetPacedP99 = 5 * time.Millisecond // produce p99 at PacedFraction of max rate
+	PacedFraction  = 0.25
+)
+
+// Producer tuning used for both runs.
+const (
+	linger           = time.Millisecond
+	maxInflight      = 5
+	maxBufferedBytes = 32 << 20
+)
+
+// Options configures a produce benchmark.
+type Options struct {
+	Brokers     []string      // empty: start an in-process broker on a temp dir
+	Duration    time.Duration // of each phase: ceiling, max rate, paced
+	RecordBytes int
+	Partitions  int
+	Acks        string // "all" (or "-1"), "1", "0"
+	Logger      *slog.Logger
+	Out         io.Writer // progress and results; nil discards
+}
+
+// Result holds the figures of one benchmark.
+type Result struct {
+	CeilingMBps float64
+
+	MaxMBps       float64
+	MaxRecsPerSec float64
+	MaxLatency    Latencies
+	MaxErrors     int64
+	Ratio         float64 // MaxMBps / CeilingMBps
+
+	PacedTargetRecsPerSec float64
+	PacedRecsPerSec       float64
+	PacedLatency          Latencies
+	PacedErrors           int64
+	EndToEnd              Latencies
+	EndToEndMissing       int64 // produced during the paced run but not consumed in time
+}
+
+// ThroughputPass reports whether the throughput target holds.
+func (r *Result) ThroughputPass() bool { return r.Ratio >= TargetRatio }
+
+// LatencyPass reports whether the paced-latency target holds.
+func (r *Result) LatencyPass() bool {
+	return r.PacedLatency.N > 0 && r.PacedLatency.P99 <= TargetPacedP99
+}
+
+// Run executes the benchmark: ceiling, max-rate run, paced run with an
+// end-to-end consumer. Progress and results are written to o.Out.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.Duration <= 0 {
+		return nil, errors.New("duration must be positive")
+	}
+	if o.RecordBytes < 8 {
+		return nil, errors.New("record-bytes must be at least 8 (the value carries a timestamp)")
+	}
+	if o.Partitions < 1 {
+		return nil, errors.New("partitions must be at least 1")
+	}
+	acks, err := parseAcks(o.Acks)
+	if err != nil {
+		return nil, err
+	}
+	out := o.Out
+	if out == nil {
+		out = io.Discard
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+
+	brokers := o.Brokers
+	var dataDir string
+	if len(brokers) == 0 {
+		dir, err := os.MkdirTemp("", "vigil-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		dataDir = filepath.Join(dir, "broker")
+		cfg := config.Default()
+		cfg.Listen = "127.0.0.1:0"
+		cfg.Advertised = "127.0.0.1:0"
+		cfg.DataDir = dataDir
+		cfg.ObjectStore = filepath.Join(dataDir, "objects")
+		srv, err := server.Start(ctx, cfg, log)
+		if err != nil {
+			return nil, fmt.Errorf("start in-process broker: %w", err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve() }()
+		defer func() {
+			if err := srv.Close(); err != nil {
+				log.Warn("bench: broker close", "err", err)
+			}
+			<-served
+		}()
+		brokers = []string{srv.Addr().String()}
+		fmt.Fprintf(out, "broker:        in-process at %s (data dir %s)\n", brokers[0], dataDir)
+	} else {
+		fmt.Fprintf(out, "broker:        %s\n", strings.Join(brokers, ","))
+	}
+	fmt.Fprintf(out, "settings:      duration %s per phase, record %d B, %d partitions, acks=%s, linger %s, %d in flight/broker, no compression\n",
+		o.Duration, o.RecordBytes, o.Partitions, o.Acks, linger, maxInflight)
+
+	res := &Result{}
+
+	// (a) Ceiling.
+	res.CeilingMBps, err = Ceiling(ctx, ceilingDir(dataDir), o.Duration, o.RecordBytes)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "\n[a] ceiling (loopback TCP -> file, group-commit fsync, ack after fsync)\n")
+	fmt.Fprintf(out, "    throughput:            %.1f MB/s (%.0f records/s)\n",
+		res.CeilingMBps, res.CeilingMBps*1e6/float64(o.RecordBytes))
+
+	// Topics: one for the max-rate run, a fresh one for the paced run so the
+	// consumer can read it from the start and see exactly the paced records.
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return nil, err
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	suffix := time.Now().Format("20060102-150405.000")
+	maxTopic := "vigil-bench-max-" + suffix
+	pacedTopic := "vigil-bench-paced-" + suffix
+	for _, t := range []string{maxTopic, pacedTopic} {
+		resp, err := adm.CreateTopic(ctx, int32(o.Partitions), 1, nil, t)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil {
+			return nil, fmt.Errorf("create topic %s: %w", t, err)
+		}
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		adm.DeleteTopics(dctx, maxTopic, pacedTopic)
+	}()
+
+	newProducer := func(topic string) (*kgo.Client, error) {
+		cl, err := kgo.NewClient(
+			kgo.SeedBrokers(brokers...),
+			kgo.DefaultProduceTopic(topic),
+			kgo.RequiredAcks(acks),
+			kgo.DisableIdempotentWrite(),
+			kgo.ProducerLinger(linger),
+			kgo.MaxProduceRequestsInflightPerBroker(maxInflight),
+			kgo.ProducerBatchCompression(kgo.NoCompression()),
+			kgo.MaxBufferedBytes(maxBufferedBytes),
+			kgo.MaxBufferedRecords(1<<20),
+			kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
+		)
+		if err != nil {
+			return nil, err
+		}
+		// Warm up: metadata, connections and every partition's leader.
+		for p := 0; p < o.Partitions; p++ {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: make([]byte, o.RecordBytes)}).FirstErr(); err != nil {
+				cl.Close()
+				return nil, fmt.Errorf("warm-up produce to %s: %w", topic, err)
+			}
+		}
+		return cl, nil
+	}
+
+	// (b) Max rate.
+	cl, err := newProducer(maxTopic)
+	if err != nil {
+		return nil, err
+	}
+	maxRec, elapsed, err := produceMax(ctx, cl, o.Duration, o.RecordBytes)
+	cl.Close()
+	if err != nil {
+		return nil, err
+	}
+	res.MaxLatency = summarize(maxRec.samples)
+	res.MaxErrors = maxRec.errs
+	res.MaxMBps = float64(maxRec.bytes) / elapsed.Seconds() / 1e6
+	res.MaxRecsPerSec = float64(len(maxRec.samples)) / elapsed.Seconds()
+	res.Ratio = res.MaxMBps / res.CeilingMBps
+	fmt.Fprintf(out, "\n[b] max rate (franz-go, acks=%s, produce as fast as possible)\n", o.Acks)
+	fmt.Fprintf(out, "    throughput:            %.1f MB/s (%.0f records/s)\n", res.MaxMBps, res.MaxRecsPerSec)
+	fmt.Fprintf(out, "    produce latency:       %s\n", res.MaxLatency)
+	fmt.Fprintf(out, "    ratio to ceiling:      %.2f\n", res.Ratio)
+	if maxRec.errs > 0 {
+		fmt.Fprintf(out, "    errors:                %d (first: %v)\n", maxRec.errs, maxRec.firstEr)
+	}
+	if len(maxRec.samples) == 0 {
+		return nil, fmt.Errorf("max-rate run: no record acknowledged (first error: %v)", maxRec.firstEr)
+	}
+
+	// (c)+(d) Paced run at a fraction of the max rate, with a consumer.
+	res.PacedTargetRecsPerSec = res.MaxRecsPerSec * PacedFraction
+	cl, err = newProducer(pacedTopic)
+	if err != nil {
+		return nil, err
+	}
+	e2e, err := startE2E(ctx, brokers, pacedTopic, o.RecordBytes)
+	if err != nil {
+		cl.Close()
+		return nil, err
+	}
+	pacedRec, sent, pacedElapsed, err := producePaced(ctx, cl, o.Duration, o.RecordBytes, res.PacedTargetRecsPerSec)
+	cl.Close()
+	if err != nil {
+		e2e.stop()
+		return nil, err
+	}
+	e2eSamples := e2e.wait(ctx, sent, 10*time.Second)
+	res.PacedLatency = summarize(pacedRec.samples)
+	res.PacedErrors = pacedRec.errs
+	res.PacedRecsPerSec = float64(len(pacedRec.samples)) / pacedElapsed.Seconds()
+	res.EndToEnd = summarize(e2eSamples)
+	res.EndToEndMissing = max(0, sent-int64(len(e2eSamples)))
+	fmt.Fprintf(out, "\n[c] paced run at %.0f%% of max (target %.0f records/s, achieved %.0f records/s, %.1f MB/s)\n",
+		PacedFraction*100, res.PacedTargetRecsPerSec, res.PacedRecsPerSec, res.PacedRecsPerSec*float64(o.RecordBytes)/1e6)
+	fmt.Fprintf(out, "    produce latency:       %s\n", res.PacedLatency)
+	if pacedRec.errs > 0 {
+		fmt.Fprintf(out, "    errors:                %d (first: %v)\n", pacedRec.errs, pacedRec.firstEr)
+	}
+	fmt.Fprintf(out, "\n[d] end-to-end latency during the paced run (timestamp in record -> consumer receive)\n")
+	fmt.Fprintf(out, "    latency:               p50 %s  p99 %s  (n=%d", fmtDur(res.EndToEnd.P50), fmtDur(res.EndToEnd.P99), res.EndToEnd.N)
+	if res.EndToEndMissing > 0 {
+		fmt.Fprintf(out, ", %d not received", res.EndToEndMissing)
+	}
+	fmt.Fprintf(out, ")\n")
+
+	fmt.Fprintf(out, "\ntargets\n")
+	fmt.Fprintf(out, "    %-30s %s  (%.2f x: %.1f of %.1f MB/s)\n",
+		fmt.Sprintf("throughput >= %.1f x ceiling:", TargetRatio), passFail(res.ThroughputPass()), res.Ratio, res.MaxMBps, res.CeilingMBps)
+	fmt.Fprintf(out, "    %-30s %s  (p99 %s)\n",
+		fmt.Sprintf("p99 at %.0f%% <= %s:", PacedFraction*100, TargetPacedP99), passFail(res.LatencyPass()), fmtDur(res.PacedLatency.P99))
+	return res, nil
+}
+
+func passFail(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+func parseAcks(s string) (kgo.Acks, error) {
+	switch strings.ToLower(s) {
+	case "", "all", "-1":
+		return kgo.AllISRAcks(), nil
+	case "1", "leader":
+		return kgo.LeaderAck(), nil
+	case "0", "none":
+		return kgo.NoAck(), nil
+	}
+	return kgo.Acks{}, fmt.Errorf("acks must be all, 1 or 0, not %q", s)
+}
+
+// produceMax produces for d as fast as the client accepts records and
+// returns the samples and the time from start to the last acknowledgement.
+func produceMax(ctx context.Context, cl *kgo.Client, d time.Duration, recordBytes int) (*recorder, time.Duration, error) {
+	value := make([]byte, recordBytes)
+	rand.Read(value)
+	rec := &recorder{samples: make([]time.Duration, 0, 1<<20)}
+	start := time.Now()
+	deadline := start.Add(d)
+	var produced int64
+	for ctx.Err() == nil {
+		if produced&63 == 0 && !time.Now().Before(deadline) {
+			break
+		}
+		t0 := time.Now()
+		// Records must not be reused until their promise runs; the value is
+		// only read, so one slice serves all.
+		cl.Produce(ctx, &kgo.Record{Value: value}, func(r *kgo.Record, err error) {
+			now := time.Now()
+			if err != nil {
+				rec.fail(err)
+				return
+			}
+			rec.ok(now.Sub(t0), len(r.Value), now)
+		})
+		produced++
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return nil, 0, err
+	}
+	if ctx.Err() != nil {
+		return nil, 0, ctx.Err()
+	}
+	return rec, rec.last.Sub(start), nil
+}
+
+// producePaced produces rate records/s for d, each value starting with its
+// send time in Unix nanoseconds. It returns the samples, the records sent,
+// and the elapsed time.
+func producePaced(ctx context.Context, cl *kgo.Client, d time.Duration, recordBytes int, rate float64) (*recorder, int64, time.Duration, error) {
+	if rate <= 0 {
+		return nil, 0, 0, errors.New("paced rate is zero")
+	}
+	filler := make([]byte, recordBytes)
+	rand.Read(filler)
+	rec := &recorder{samples: make([]time.Duration, 0, int(rate*d.Seconds())+16)}
+	start := time.Now()
+	var sent int64
+	for ctx.Err() == nil {
+		elapsed := time.Since(start)
+		if elapsed >= d {
+			break
+		}
+		due := int64(elapsed.Seconds() * rate)
+		for ; sent < due; sent++ {
+			v := make([]byte, recordBytes)
+			copy(v[8:], filler[8:])
+			t0 := time.Now()
+			binary.BigEndian.PutUint64(v, uint64(t0.UnixNano()))
+			cl.Produce(ctx, &kgo.Record{Value: v}, func(r *kgo.Record, err error) {
+				now := time.Now()
+				if err != nil {
+					rec.fail(err)
+					return
+				}
+				rec.ok(now.Sub(t0), len(r.Value), now)
+			})
+		}
+		// Sleep until the next record is due (at least a little, at most 1ms).
+		next := time.Duration(float64(sent+1) / rate * float64(time.Second))
+		time.Sleep(min(max(next-time.Since(start), 50*time.Microsecond), time.Millisecond))
+	}
+	elapsed := time.Since(start)
+	if err := cl.Flush(ctx); err != nil {
+		return nil, 0, 0, err
+	}
+	if ctx.Err() != nil {
+		return nil, 0, 0, ctx.Err()
+	}
+	return rec, sent, elapsed, nil
+}
+
+// e2eConsumer reads the paced topic from the start and records, for every
+// record, receive time minus the send time carried in its value.
+type e2eConsumer struct {
+	cl      *kgo.Client
+	mu      sync.Mutex
+	samples []time.Duration
+	done    chan struct{}
+	cancel  context.CancelFunc
+}
+
+func startE2E(ctx context.Context, brokers []string, topic string, recordBytes int) (*e2eConsumer, error) {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(brokers...),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(500*time.Millisecond),
+	)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	c := &e2eConsumer{cl: cl, done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(c.done)
+		for {
+			fs := cl.PollFetches(cctx)
+			now := time.Now()
+			if cctx.Err() != nil {
+				return
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				if len(r.Value) < 8 {
+					return
+				}
+				ts := int64(binary.BigEndian.Uint64(r.Value))
+				if ts == 0 { // warm-up record
+					return
+				}
+				c.mu.Lock()
+				c.samples = append(c.samples, now.Sub(time.Unix(0, ts)))
+				c.mu.Unlock()
+			})
+		}
+	}()
+	return c, nil
+}
+
+func (c *e2eConsumer) stop() {
+	c.cancel()
+	<-c.done
+	c.cl.Close()
+}
+
+// wait waits until want samples arrived (or timeout), stops the consumer and
+// returns its samples.
+func (c *e2eConsumer) wait(ctx context.Context, want int64, timeout time.Duration) []time.Duration {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		c.mu.Lock()
+		n := int64(len(c.samples))
+		c.mu.Unlock()
+		if n >= want {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.samples
+}

@@ -1,0 +1,70 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPercentile(t *testing.T) {
+	s := make([]time.Duration, 1000)
+	for i := range s {
+		s[i] = time.Duration(i + 1)
+	}
+	for _, c := range []struct {
+		p    float64
+		want time.Duration
+	}{{0.5, 500}, {0.99, 990}, {0.999, 999}, {1, 1000}} {
+		if got := percentile(s, c.p); got != c.want {
+			t.Errorf("percentile(%v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if got := percentile(nil, 0.5); got != 0 {
+		t.Errorf("percentile(empty) = %v", got)
+	}
+}
+
+// TestRunTiny runs the whole benchmark briefly against an in-process broker
+// and checks that every figure is present and plausible (not that targets pass).
+func TestRunTiny(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a broker for a few seconds")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	res, err := Run(ctx, Options{Duration: time.Second, RecordBytes: 512, Partitions: 3, Acks: "all", Out: &out})
+	t.Logf("output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.CeilingMBps <= 0 || res.MaxMBps <= 0 || res.MaxRecsPerSec <= 0 || res.Ratio <= 0 {
+		t.Errorf("throughput figures not positive: %+v", res)
+	}
+	if res.MaxLatency.N == 0 || res.MaxLatency.P50 <= 0 || res.MaxLatency.P50 > res.MaxLatency.P99 || res.MaxLatency.P99 > res.MaxLatency.P999 {
+		t.Errorf("max-rate latencies implausible: %+v", res.MaxLatency)
+	}
+	if res.PacedLatency.N == 0 || res.PacedLatency.P50 <= 0 || res.PacedLatency.P50 > res.PacedLatency.P99 {
+		t.Errorf("paced latencies implausible: %+v", res.PacedLatency)
+	}
+	if res.EndToEnd.N == 0 || res.EndToEnd.P50 <= 0 || res.EndToEnd.P50 > res.EndToEnd.P99 {
+		t.Errorf("end-to-end latencies implausible: %+v", res.EndToEnd)
+	}
+	if res.MaxErrors != 0 || res.PacedErrors != 0 {
+		t.Errorf("produce errors: max %d, paced %d", res.MaxErrors, res.PacedErrors)
+	}
+	// Paced run should come close to its target rate.
+	if res.PacedRecsPerSec < 0.8*res.PacedTargetRecsPerSec {
+		t.Errorf("paced run achieved %.0f of %.0f records/s", res.PacedRecsPerSec, res.PacedTargetRecsPerSec)
+	}
+	for _, label := range []string{"[a] ceiling", "[b] max rate", "[c] paced", "[d] end-to-end", "throughput >= 0.5 x ceiling", "p99 at 25%"} {
+		if !strings.Contains(out.String(), label) {
+			t.Errorf("output lacks %q", label)
+		}
+	}
+	if !strings.Contains(out.String(), "PASS") && !strings.Contains(out.String(), "FAIL") {
+		t.Error("output has no PASS/FAIL")
+	}
+}
