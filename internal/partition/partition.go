@@ -234,13 +234,15 @@ func (l *Log) Read(ctx context.Context, offset int64, maxBytes int, minOne bool)
 	}
 	if len(l.mem) > 0 && offset >= l.mem[0].Base {
 		i := sort.Search(len(l.mem), func(i int) bool { return l.mem[i].Last >= offset })
-		var out []byte
-		for ; i < len(l.mem) && l.mem[i].Base < l.hw; i++ {
-			b := l.mem[i]
-			if !fits(len(out), len(b.Data)) {
-				break
-			}
-			out = append(out, b.Data...)
+		// Size first, then copy once: fetches of many small batches would
+		// otherwise spend their time regrowing the buffer.
+		j, size := i, 0
+		for ; j < len(l.mem) && l.mem[j].Base < l.hw && fits(size, len(l.mem[j].Data)); j++ {
+			size += len(l.mem[j].Data)
+		}
+		out := make([]byte, 0, size)
+		for ; i < j; i++ {
+			out = append(out, l.mem[i].Data...)
 		}
 		l.mu.Unlock()
 		res.Data = out

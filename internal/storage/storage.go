@@ -376,6 +376,18 @@ func (e *Engine) uploadLoop() {
 		}
 		if err := e.upload(context.Background()); err != nil {
 			e.log.Error("segment upload failed; will retry", "err", err)
+			continue
+		}
+		// One object is bounded by SegmentBytes; keep going while a
+		// full one is waiting rather than until the next tick.
+		e.upMu.Lock()
+		more := e.upBytes >= e.opts.SegmentBytes
+		e.upMu.Unlock()
+		if more {
+			select {
+			case e.upKick <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
@@ -399,7 +411,7 @@ func (e *Engine) upload(ctx context.Context) error {
 			continue
 		}
 		b.Add(it.log.Topic, it.log.Partition, it.b.Data, it.b.Base, it.b.Last, it.b.MaxTs)
-		if b.Size() >= 4*e.opts.SegmentBytes {
+		if b.Size() >= e.opts.SegmentBytes {
 			break // bound one object; the rest goes next round
 		}
 	}
