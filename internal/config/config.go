@@ -55,7 +55,7 @@ func Default() Broker {
 		MaxMessageBytes:   1048588,
 		MaxRequestBytes:   100 << 20,
 		WALSync:           true,
-		UploadInterval:    time.Second,
+		UploadInterval:    250 * time.Millisecond,
 		SegmentBytes:      16 << 20,
 		TailCacheBytes:    4 << 20,
 	}
