@@ -56,6 +56,9 @@ func (c *conn) serve() {
 	writerDone := make(chan struct{})
 	go c.writeLoop(queue, writerDone)
 	err := c.readLoop(queue)
+	// The client is gone (or broke the protocol): stop long polls now
+	// rather than holding their goroutines until max wait expires.
+	c.cancel()
 	close(queue)
 	<-writerDone
 	switch {

@@ -94,6 +94,8 @@ func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *km
 				switch {
 				case errors.Is(err, partition.ErrOffsetOutOfRange):
 					sp.ErrorCode = kerr.OffsetOutOfRange.Code
+				case err != nil && ctx.Err() != nil:
+					sp.ErrorCode = kerr.KafkaStorageError.Code // client gone; nobody reads this
 				case err != nil:
 					b.log.Error("fetch read failed", "topic", rt.Topic, "partition", rp.Partition, "offset", rp.FetchOffset, "err", err)
 					sp.ErrorCode = kerr.KafkaStorageError.Code
