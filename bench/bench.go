@@ -302,14 +302,7 @@ func produceMax(ctx context.Context, cl *kgo.Client, d time.Duration, recordByte
 		t0 := time.Now()
 		// Records must not be reused until their promise runs; the value is
 		// only read, so one slice serves all.
-		cl.Produce(ctx, &kgo.Record{Value: value}, func(r *kgo.Record, err error) {
-			now := time.Now()
-			if err != nil {
-				rec.fail(err)
-				return
-			}
-			rec.ok(now.Sub(t0), len(r.Value), now)
-		})
+		cl.Produce(ctx, &kgo.Record{Value: value}, rec.promise(t0))
 		produced++
 	}
 	if err := cl.Flush(ctx); err != nil {
@@ -344,14 +337,7 @@ func producePaced(ctx context.Context, cl *kgo.Client, d time.Duration, recordBy
 			copy(v[8:], filler[8:])
 			t0 := time.Now()
 			binary.BigEndian.PutUint64(v, uint64(t0.UnixNano()))
-			cl.Produce(ctx, &kgo.Record{Value: v}, func(r *kgo.Record, err error) {
-				now := time.Now()
-				if err != nil {
-					rec.fail(err)
-					return
-				}
-				rec.ok(now.Sub(t0), len(r.Value), now)
-			})
+			cl.Produce(ctx, &kgo.Record{Value: v}, rec.promise(t0))
 		}
 		// Sleep until the next record is due (at least a little, at most 1ms).
 		next := time.Duration(float64(sent+1) / rate * float64(time.Second))

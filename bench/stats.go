@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"fmt"
 	"slices"
 	"sync"
@@ -71,6 +73,19 @@ func (r *recorder) ok(d time.Duration, n int, at time.Time) {
 		r.last = at
 	}
 	r.mu.Unlock()
+}
+
+// promise returns the produce callback that records the latency of a
+// record sent at t0.
+func (r *recorder) promise(t0 time.Time) func(*kgo.Record, error) {
+	return func(rec *kgo.Record, err error) {
+		now := time.Now()
+		if err != nil {
+			r.fail(err)
+			return
+		}
+		r.ok(now.Sub(t0), len(rec.Value), now)
+	}
 }
 
 func (r *recorder) fail(err error) {

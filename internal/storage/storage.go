@@ -353,6 +353,14 @@ func (e *Engine) enqueue(l *partition.Log, b *partition.Batch) {
 	e.upMu.Lock()
 	e.upQueue = append(e.upQueue, queued{l, b})
 	e.upBytes += int64(len(b.Data))
+	e.upMu.Unlock()
+	e.kickIfFull()
+}
+
+// kickIfFull wakes the uploader before its tick once a whole segment's
+// worth of bytes is waiting.
+func (e *Engine) kickIfFull() {
+	e.upMu.Lock()
 	full := e.upBytes >= e.opts.SegmentBytes
 	e.upMu.Unlock()
 	if full {
@@ -380,15 +388,7 @@ func (e *Engine) uploadLoop() {
 		}
 		// One object is bounded by SegmentBytes; keep going while a
 		// full one is waiting rather than until the next tick.
-		e.upMu.Lock()
-		more := e.upBytes >= e.opts.SegmentBytes
-		e.upMu.Unlock()
-		if more {
-			select {
-			case e.upKick <- struct{}{}:
-			default:
-			}
-		}
+		e.kickIfFull()
 	}
 }
 

@@ -9,6 +9,8 @@ with OFFSET_BEGINNING and never commits.
 import sys
 import time
 
+from roundtrip_check import same_per_partition
+
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 N = 1000
@@ -70,18 +72,7 @@ def main():
         count += 1
     consumer.close()
 
-    ok = True
-    for p in sorted(set(sent) | set(got)):
-        want = sorted(sent.get(p, []))
-        have = got.get(p, [])
-        if have != want:
-            ok = False
-            print("FAIL: partition %d: produced %d, consumed %d" % (p, len(want), len(have)))
-            for a, b in zip(want, have):
-                if a != b:
-                    print("  first difference: produced %r, consumed %r" % (a, b))
-                    break
-    if not ok:
+    if not same_per_partition(sent, got):
         return 1
     if errors:
         print("note: %d client errors reported (see above)" % len(errors))

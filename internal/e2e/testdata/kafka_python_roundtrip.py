@@ -8,6 +8,8 @@ No consumer group is used (group_id=None, assign + seek_to_beginning).
 import sys
 import time
 
+from roundtrip_check import same_per_partition
+
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 N = 1000
@@ -56,18 +58,7 @@ def main():
             count += 1
     consumer.close()
 
-    ok = True
-    for p in sorted(set(sent) | set(got)):
-        want = sorted(sent.get(p, []))
-        have = got.get(p, [])
-        if have != want:
-            ok = False
-            print("FAIL: partition %d: produced %d, consumed %d" % (p, len(want), len(have)))
-            for a, b in zip(want, have):
-                if a != b:
-                    print("  first difference: produced %r, consumed %r" % (a, b))
-                    break
-    if not ok:
+    if not same_per_partition(sent, got):
         return 1
     print("OK: consumed %d messages identical to those produced" % count)
     return 0
