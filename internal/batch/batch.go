@@ -11,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/vigilhq/vigil/internal/producer"
 )
 
 // HeaderLen is the fixed size of a v2 batch header (through NumRecords).
@@ -119,6 +121,16 @@ func checkRecords(b []byte, n int32) error {
 	return nil
 }
 
+// Producer is the idempotent-producer view of a batch header.
+func (h *Header) Producer() producer.Batch {
+	return producer.Batch{ID: h.ProducerID, Epoch: h.ProducerEpoch, FirstSeq: h.FirstSequence, LastDelta: h.LastOffsetDelta}
+}
+
+// Producer is the idempotent-producer view of a stored batch.
+func (i Info) Producer() producer.Batch {
+	return producer.Batch{ID: i.ProducerID, Epoch: i.ProducerEpoch, FirstSeq: i.BaseSequence, LastDelta: int32(i.LastOffset - i.BaseOffset)}
+}
+
 // Assign rewrites the broker-owned header fields, which the CRC does not
 // cover, in place: the base offset and the partition leader epoch.
 func Assign(raw []byte, baseOffset int64, leaderEpoch int32) {
@@ -132,6 +144,10 @@ type Info struct {
 	LastOffset   int64
 	MaxTimestamp int64
 	Size         int
+	// The idempotent producer fields (ProducerID -1 when not idempotent).
+	ProducerID    int64
+	ProducerEpoch int16
+	BaseSequence  int32
 }
 
 // Peek reads the header of the stored batch at the start of b without
@@ -147,7 +163,11 @@ func Peek(b []byte) (Info, error) {
 	base := int64(binary.BigEndian.Uint64(b[offBaseOffset:]))
 	delta := int32(binary.BigEndian.Uint32(b[23:]))
 	maxTs := int64(binary.BigEndian.Uint64(b[35:]))
-	return Info{BaseOffset: base, LastOffset: base + int64(delta), MaxTimestamp: maxTs, Size: length + 12}, nil
+	return Info{BaseOffset: base, LastOffset: base + int64(delta), MaxTimestamp: maxTs, Size: length + 12,
+		ProducerID:    int64(binary.BigEndian.Uint64(b[43:])),
+		ProducerEpoch: int16(binary.BigEndian.Uint16(b[51:])),
+		BaseSequence:  int32(binary.BigEndian.Uint32(b[53:])),
+	}, nil
 }
 
 // Records decodes the records of a stored batch, decompressing if needed.

@@ -80,6 +80,7 @@ func (b *Broker) apiTable() map[int16]api {
 		kmsg.CreatePartitions.Int16():        {0, 3, b.handleCreatePartitions},
 		kmsg.IncrementalAlterConfigs.Int16(): {0, 1, b.handleIncrementalAlterConfigs},
 		kmsg.DescribeCluster.Int16():         {0, 1, b.handleDescribeCluster},
+		kmsg.InitProducerID.Int16():          {0, 5, b.handleInitProducerID},
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/partition"
+	"github.com/vigilhq/vigil/internal/producer"
 )
 
 // leaderEpoch is the epoch of every partition while one broker leads them
@@ -55,25 +56,39 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 				}
 				continue
 			}
-			limit := b.effectiveInt(t.Configs, "max.message.bytes")
-			tooBig := false
-			for _, bh := range hs {
-				if int64(len(bh.Raw)) > limit {
-					fail(kerr.MessageTooLarge, fmt.Sprintf("record batch of %d bytes exceeds max.message.bytes=%d", len(bh.Raw), limit))
-					tooBig = true
-					break
-				}
+			// Kafka's rule since Produce v3; it is also what lets a retried
+			// batch be answered as one unit.
+			if len(hs) != 1 {
+				fail(kerr.InvalidRecord, fmt.Sprintf("%d record batches for one partition: produce v3+ carries exactly one", len(hs)))
+				continue
 			}
-			if tooBig {
+			bh := &hs[0]
+			if limit := b.effectiveInt(t.Configs, "max.message.bytes"); int64(len(bh.Raw)) > limit {
+				fail(kerr.MessageTooLarge, fmt.Sprintf("record batch of %d bytes exceeds max.message.bytes=%d", len(bh.Raw), limit))
+				continue
+			}
+			if bh.IsControl() {
+				fail(kerr.InvalidRecord, "control batches are written by the broker, not by clients")
+				continue
+			}
+			if bh.IsTransactional() {
+				fail(kerr.InvalidTxnState, "transactions are not supported yet")
 				continue
 			}
 			l := t.Logs[rp.Partition]
 			wg.Add(1)
-			b.store.Produce(t, l, hs, func(base int64, err error) {
+			b.store.Produce(t, l, bh, func(base int64, err error) {
 				defer wg.Done()
 				if err != nil {
-					if errors.Is(err, partition.ErrDeleted) {
+					switch {
+					case errors.Is(err, partition.ErrDeleted):
 						sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+						return
+					case errors.Is(err, producer.ErrOutOfOrder):
+						fail(kerr.OutOfOrderSequenceNumber, err.Error())
+						return
+					case errors.Is(err, producer.ErrInvalidEpoch):
+						fail(kerr.InvalidProducerEpoch, err.Error())
 						return
 					}
 					b.log.Error("produce failed", "topic", l.Topic, "partition", l.Partition, "err", err)

@@ -291,7 +291,6 @@ func TestCrashDurability(t *testing.T) {
 		kgo.SeedBrokers(b2.addr),
 		kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.DisableIdempotentWrite(),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 	)
 	if err != nil {

@@ -55,6 +55,16 @@ type PartitionState struct {
 	LeaderEpoch int32
 }
 
+// Producer is the idempotence state of one producer on one partition. The
+// bytes are owned by package producer; the store keeps them opaque.
+type Producer struct {
+	Topic      string
+	TopicID    [16]byte // guards against a topic deleted and re-created meanwhile
+	Partition  int32
+	ProducerID int64
+	Data       []byte // nil: forget this producer
+}
+
 // Store is the metadata interface. Implementations must be safe for
 // concurrent use. Every method that changes state is atomic: either all of
 // its effect is visible afterwards or none of it.
@@ -97,6 +107,17 @@ type Store interface {
 	// SetPartitionState stores a partition's state; ErrUnknownTopic if the
 	// topic does not exist.
 	SetPartitionState(ctx context.Context, topic string, partition int32, st PartitionState) error
+
+	// PutProducers stores or (Data nil) deletes producer states in one
+	// transaction. Entries whose topic does not exist, or exists with
+	// another TopicID, are dropped silently like AddSegments'.
+	PutProducers(ctx context.Context, ps []Producer) error
+	// Producers returns the producer states of one partition, sorted by
+	// ProducerID (TopicID is left zero).
+	Producers(ctx context.Context, topic string, partition int32) ([]Producer, error)
+	// AllocateProducerIDs durably reserves n consecutive producer ids and
+	// returns the first; ids are never handed out twice. The first id is 0.
+	AllocateProducerIDs(ctx context.Context, n int64) (int64, error)
 
 	Close() error
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/meta"
 	"github.com/vigilhq/vigil/internal/objstore"
+	"github.com/vigilhq/vigil/internal/producer"
 )
 
 // Errors the broker maps to Kafka error codes.
@@ -35,6 +36,7 @@ type Batch struct {
 // Log is one partition. All methods are safe for concurrent use.
 type Log struct {
 	Topic     string
+	TopicID   [16]byte
 	Partition int32
 	objs      objstore.Store
 	cacheCap  int64
@@ -50,13 +52,17 @@ type Log struct {
 	waiters  map[chan struct{}]struct{}
 	deleted  bool
 	failed   error
+	// producers is the idempotence state as of the log end: checked and
+	// advanced under mu by Append, so it follows offset order exactly.
+	producers *producer.State
 }
 
 // New builds a log from its persisted state: the segment index (sorted by
 // FirstOffset) and the log start offset. cacheBytes bounds the memory kept
 // for tail reads once batches are uploaded.
-func New(topic string, partition int32, objs objstore.Store, segs []meta.Segment, logStart, cacheBytes int64) *Log {
-	l := &Log{Topic: topic, Partition: partition, objs: objs, cacheCap: cacheBytes, segs: segs, logStart: logStart}
+func New(topic string, topicID [16]byte, partition int32, objs objstore.Store, segs []meta.Segment, logStart, cacheBytes int64) *Log {
+	l := &Log{Topic: topic, TopicID: topicID, Partition: partition, objs: objs, cacheCap: cacheBytes, segs: segs, logStart: logStart,
+		producers: producer.NewState()}
 	if n := len(segs); n > 0 {
 		l.next = segs[n-1].LastOffset + 1
 		l.logStart = max(l.logStart, segs[0].FirstOffset)
@@ -66,11 +72,22 @@ func New(topic string, partition int32, objs objstore.Store, segs []meta.Segment
 	return l
 }
 
+// RestoreProducer installs a producer's state from its last snapshot,
+// before the WAL is replayed over it.
+func (l *Log) RestoreProducer(e *producer.Entry) {
+	l.mu.Lock()
+	l.producers.Put(e)
+	l.mu.Unlock()
+}
+
 // Recover re-adds a batch replayed from the WAL. It reports whether the
 // batch was new (not already uploaded); batches must come in WAL order.
-func (l *Log) Recover(b *Batch) (bool, error) {
+// Either way the batch's producer state is replayed: a batch may be
+// uploaded before the snapshot that covers it was written.
+func (l *Log) Recover(b *Batch, pb producer.Batch, nowMs int64) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.producers.Apply(pb, b.Base, nowMs)
 	if b.Last < l.next {
 		return false, nil
 	}
@@ -83,30 +100,51 @@ func (l *Log) Recover(b *Batch) (bool, error) {
 	return true, nil
 }
 
-// Append assigns offsets to validated batches (rewriting their headers)
-// and hands each to write, which must enqueue it durably in offset order
-// (the WAL); the caller calls Commit or Fail when each is durable. Append
-// itself never waits for the disk.
-func (l *Log) Append(hs []batch.Header, epoch int32, write func(*Batch)) (base int64, err error) {
+// Append checks a validated batch against the producer state, assigns
+// its offsets (rewriting its header) and hands it to write, which must
+// enqueue it durably in offset order (the WAL); the caller calls Commit or
+// Fail when it is durable. Append itself never waits for the disk.
+//
+// A retry of one of the producer's last batches is not written again: dup
+// is that original batch (the caller answers once it is durable). Sequence
+// and epoch violations are errors wrapping producer.ErrOutOfOrder or
+// producer.ErrInvalidEpoch.
+func (l *Log) Append(h *batch.Header, epoch int32, nowMs int64, write func(*Batch)) (dup *producer.Appended, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.deleted {
-		return 0, ErrDeleted
+		return nil, ErrDeleted
 	}
 	if l.failed != nil {
-		return 0, l.failed
+		return nil, l.failed
 	}
-	base = l.next
-	for i := range hs {
-		h := &hs[i]
-		batch.Assign(h.Raw, l.next, epoch)
-		b := &Batch{Base: l.next, Last: l.next + int64(h.LastOffsetDelta), MaxTs: h.MaxTimestamp, Data: h.Raw}
-		l.next = b.Last + 1
-		l.mem = append(l.mem, b)
-		l.memBytes += int64(len(b.Data))
-		write(b)
+	pb := h.Producer()
+	if dup, err := l.producers.Check(pb); dup != nil || err != nil {
+		return dup, err
 	}
-	return base, nil
+	batch.Assign(h.Raw, l.next, epoch)
+	b := &Batch{Base: l.next, Last: l.next + int64(h.LastOffsetDelta), MaxTs: h.MaxTimestamp, Data: h.Raw}
+	l.producers.Apply(pb, b.Base, nowMs)
+	l.next = b.Last + 1
+	l.mem = append(l.mem, b)
+	l.memBytes += int64(len(b.Data))
+	write(b)
+	return nil, nil
+}
+
+// Durable reports whether every offset up to and including off is durable,
+// or why it never will be.
+func (l *Log) Durable(off int64) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return off < l.hw, l.failed
+}
+
+// ExpireProducers forgets producers idle since before beforeMs.
+func (l *Log) ExpireProducers(beforeMs int64) []int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.producers.Expire(beforeMs)
 }
 
 // Commit marks b durable, making it readable, and wakes waiting fetches.

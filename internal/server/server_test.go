@@ -110,7 +110,6 @@ func (ts *testServer) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	base := []kgo.Opt{
 		kgo.SeedBrokers(ts.addr),
-		kgo.DisableIdempotentWrite(),
 		kgo.MetadataMinAge(100 * time.Millisecond),
 		kgo.RetryTimeout(20 * time.Second),
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/vigilhq/vigil/internal/meta"
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/partition"
+	"github.com/vigilhq/vigil/internal/producer"
 	"github.com/vigilhq/vigil/internal/segment"
 	"github.com/vigilhq/vigil/internal/wal"
 )
@@ -39,6 +40,9 @@ type Options struct {
 	UploadInterval time.Duration
 	SegmentBytes   int64
 	TailCacheBytes int64
+	// ProducerExpiry is how long an idle producer id keeps its idempotence
+	// state (Kafka's producer.id.expiration.ms); zero means one day.
+	ProducerExpiry time.Duration
 	Logger         *slog.Logger
 }
 
@@ -69,6 +73,13 @@ type Engine struct {
 	walClosed bool
 	stop      chan struct{}
 	done      chan struct{}
+
+	// upProducers is each partition's producer state as of its uploaded
+	// data: what the uploader persists. Only the uploader touches it (and
+	// Open and Close while the uploader is not running).
+	upProducers map[*partition.Log]*producer.State
+	lastExpiry  time.Time
+	pids        *producer.IDs
 }
 
 // queued is a durable batch waiting to be uploaded.
@@ -83,10 +94,15 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.ProducerExpiry <= 0 {
+		opts.ProducerExpiry = 24 * time.Hour
+	}
 	e := &Engine{
 		opts: opts, log: opts.Logger, meta: ms, objs: objs,
 		topics: map[string]*Topic{}, byID: map[[16]byte]*Topic{},
 		upKick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		upProducers: map[*partition.Log]*producer.State{}, lastExpiry: time.Now(),
+		pids: producer.NewIDs(ms),
 	}
 	tops, err := ms.Topics(ctx)
 	if err != nil {
@@ -105,6 +121,7 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 	}
 	e.wal = w
 	start := time.Now()
+	nowMs := start.UnixMilli()
 	var replayed, skipped int
 	err = w.Replay(func(seq uint64, ent wal.Entry) error {
 		top := e.byID[topicKeyID(ent.Topic)]
@@ -120,7 +137,7 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 		// The WAL reuses its read buffer between entries.
 		data := append([]byte(nil), ent.Data...)
 		b := &partition.Batch{Base: info.BaseOffset, Last: info.LastOffset, MaxTs: info.MaxTimestamp, Data: data, Seq: seq}
-		isNew, err := l.Recover(b)
+		isNew, err := l.Recover(b, info.Producer(), nowMs)
 		if err != nil {
 			return err
 		}
@@ -150,7 +167,10 @@ func (e *Engine) loadTopic(ctx context.Context, t meta.Topic) (*Topic, error) {
 		if err != nil {
 			return nil, fmt.Errorf("storage: load state of %s/%d: %w", t.Name, p, err)
 		}
-		top.Logs[p] = partition.New(t.Name, p, e.objs, segs, st.LogStart, e.opts.TailCacheBytes)
+		top.Logs[p] = partition.New(t.Name, t.ID, p, e.objs, segs, st.LogStart, e.opts.TailCacheBytes)
+		if err := e.loadProducers(ctx, t.Name, top.Logs[p]); err != nil {
+			return nil, err
+		}
 	}
 	return top, nil
 }
@@ -207,7 +227,7 @@ func (e *Engine) CreateTopic(ctx context.Context, name string, partitions int32,
 	}
 	top := &Topic{Topic: t, Logs: make([]*partition.Log, partitions)}
 	for p := range top.Logs {
-		top.Logs[p] = partition.New(name, int32(p), e.objs, nil, 0, e.opts.TailCacheBytes)
+		top.Logs[p] = partition.New(name, t.ID, int32(p), e.objs, nil, 0, e.opts.TailCacheBytes)
 	}
 	e.topics[name], e.byID[t.ID] = top, top
 	e.log.Info("topic created", "topic", name, "partitions", partitions, "configs", configs)
@@ -293,7 +313,7 @@ func (e *Engine) UpdateTopic(ctx context.Context, name string, fn func(*meta.Top
 	}
 	logs := top.Logs
 	for p := int32(len(logs)); p < updated.Partitions; p++ {
-		logs = append(logs, partition.New(name, p, e.objs, nil, 0, e.opts.TailCacheBytes))
+		logs = append(logs, partition.New(name, updated.ID, p, e.objs, nil, 0, e.opts.TailCacheBytes))
 	}
 	// Replace rather than mutate: readers hold the old *Topic without a lock.
 	nt := &Topic{Topic: updated, Logs: logs}
@@ -301,20 +321,15 @@ func (e *Engine) UpdateTopic(ctx context.Context, name string, fn func(*meta.Top
 	return nil
 }
 
-// Produce appends validated batches to a partition. done is called once
-// every batch is durable (err nil) or failed; it may be called from the
-// WAL's goroutine and must not block.
-func (e *Engine) Produce(t *Topic, l *partition.Log, hs []batch.Header, done func(base int64, err error)) {
+// Produce appends one validated batch to a partition. done is called once
+// the batch is durable (err nil) or failed, with its base offset; it may
+// be called from the WAL's goroutine and must not block.
+//
+// A retry of an idempotent producer's recent batch writes nothing: done
+// gets the original's offset once the original is durable.
+func (e *Engine) Produce(t *Topic, l *partition.Log, h *batch.Header, done func(base int64, err error)) {
 	key := topicKey(t.ID)
-	n := len(hs)
-	var base int64 // set before the first WAL append, so callbacks see it
-	var count int
-	_, err := l.Append(hs, 0, func(b *partition.Batch) {
-		count++
-		if count == 1 {
-			base = b.Base
-		}
-		last := count == n
+	dup, err := l.Append(h, 0, time.Now().UnixMilli(), func(b *partition.Batch) {
 		b.Seq = e.wal.Append(wal.Entry{Topic: key, Partition: l.Partition, Data: b.Data}, func(seq uint64, err error) {
 			if err != nil {
 				l.Fail(err)
@@ -322,13 +337,26 @@ func (e *Engine) Produce(t *Topic, l *partition.Log, hs []batch.Header, done fun
 				l.Commit(b)
 				e.enqueue(l, b)
 			}
-			if last && done != nil {
-				done(base, err)
-			}
+			done(b.Base, err)
 		})
 	})
-	if err != nil && done != nil {
-		done(0, err)
+	switch {
+	case err != nil:
+		done(-1, err)
+	case dup != nil:
+		if ok, err := l.Durable(dup.LastOffset()); ok || err != nil {
+			done(dup.Base, err)
+			return
+		}
+		// The original is still in the WAL's queue, ahead of anything
+		// appended from now on: once a sync returns, it is durable.
+		go func() {
+			err := e.wal.Sync()
+			if err == nil {
+				_, err = l.Durable(dup.LastOffset())
+			}
+			done(dup.Base, err)
+		}()
 	}
 }
 
@@ -386,6 +414,9 @@ func (e *Engine) uploadLoop() {
 			e.log.Error("segment upload failed; will retry", "err", err)
 			continue
 		}
+		if time.Since(e.lastExpiry) >= time.Minute {
+			e.expireProducers(context.Background())
+		}
 		// One object is bounded by SegmentBytes; keep going while a
 		// full one is waiting rather than until the next tick.
 		e.kickIfFull()
@@ -427,9 +458,17 @@ func (e *Engine) upload(ctx context.Context) error {
 			segs[i] = meta.Segment{Topic: r.Topic, Partition: r.Partition, Object: key, Position: r.Position,
 				Size: r.Size, FirstOffset: r.FirstOffset, LastOffset: r.LastOffset, MaxTimestamp: r.MaxTimestamp}
 		}
+		// Producer state first: if the index commit then fails or the
+		// broker dies, the WAL (not yet trimmed) still holds these batches,
+		// so the snapshot never claims a batch the log does not have.
+		prods, err := e.persistProducers(ctx, q[:n])
+		if err != nil {
+			return err
+		}
 		if err := e.meta.AddSegments(ctx, segs); err != nil {
 			return fmt.Errorf("commit index of %s: %w", key, err)
 		}
+		e.installProducers(prods)
 		for _, s := range segs {
 			if top := e.Topic(s.Topic); top != nil && int(s.Partition) < len(top.Logs) {
 				top.Logs[s.Partition].Uploaded(s)

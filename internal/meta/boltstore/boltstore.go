@@ -7,6 +7,7 @@
 //	topics/                 name -> JSON topicRecord
 //	segments/<name>/        partition(4 BE) + flip(firstOffset)(8 BE) -> segment value
 //	partitions/<name>/      partition(4 BE) -> partition state value
+//	producers/<name>/       partition(4 BE) + producer id(8 BE) -> producer state (opaque)
 //
 // Segments and partition states live in a nested bucket per topic so that
 // DeleteTopic drops them with one DeleteBucket, and so that a topic named
@@ -43,9 +44,11 @@ var (
 	bucketTopics     = []byte("topics")
 	bucketSegments   = []byte("segments")
 	bucketPartitions = []byte("partitions")
+	bucketProducers  = []byte("producers")
 
 	keyClusterID = []byte("id")
 	keyFormat    = []byte("format")
+	keyNextPID   = []byte("next_producer_id")
 )
 
 // formatVersion is bumped on any incompatible change to the key layout or
@@ -91,7 +94,9 @@ func Open(path string) (*Store, error) {
 }
 
 func initLayout(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketCluster, bucketTopics, bucketSegments, bucketPartitions} {
+	// A bucket added later (producers) is created in older files here;
+	// that needs no format bump because older binaries never look at it.
+	for _, name := range [][]byte{bucketCluster, bucketTopics, bucketSegments, bucketPartitions, bucketProducers} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
@@ -237,7 +242,7 @@ func (s *Store) CreateTopic(ctx context.Context, t meta.Topic) error {
 		}
 		// DeleteTopic removes these, but a fresh topic must start empty
 		// even if an older file (or a bug) left some behind.
-		for _, b := range [][]byte{bucketSegments, bucketPartitions} {
+		for _, b := range [][]byte{bucketSegments, bucketPartitions, bucketProducers} {
 			parent := tx.Bucket(b)
 			if parent.Bucket(name) != nil {
 				if err := parent.DeleteBucket(name); err != nil {
@@ -331,10 +336,12 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) ([]meta.Segment, e
 				return err
 			}
 		}
-		parts := tx.Bucket(bucketPartitions)
-		if parts.Bucket(key) != nil {
-			if err := parts.DeleteBucket(key); err != nil {
-				return err
+		for _, name := range [][]byte{bucketPartitions, bucketProducers} {
+			parent := tx.Bucket(name)
+			if parent.Bucket(key) != nil {
+				if err := parent.DeleteBucket(key); err != nil {
+					return err
+				}
 			}
 		}
 		return topics.Delete(key)
@@ -533,6 +540,98 @@ func (s *Store) SetPartitionState(ctx context.Context, topic string, partition i
 		key := binary.BigEndian.AppendUint32(nil, uint32(partition))
 		return b.Put(key, encodeState(st))
 	})
+}
+
+// PutProducers implements meta.Store.
+func (s *Store) PutProducers(ctx context.Context, ps []meta.Producer) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	return s.update(ctx, fmt.Sprintf("put %d producer states", len(ps)), func(tx *bolt.Tx) error {
+		buckets := map[string]*bolt.Bucket{}
+		for i := range ps {
+			p := &ps[i]
+			b, ok := buckets[p.Topic]
+			if !ok {
+				// Only the topic the state was taken from: a topic deleted and
+				// re-created under the same name must start with no producers.
+				if v := tx.Bucket(bucketTopics).Get([]byte(p.Topic)); v != nil {
+					t, err := decodeTopic(v)
+					if err != nil {
+						return err
+					}
+					if t.ID == p.TopicID {
+						if b, err = tx.Bucket(bucketProducers).CreateBucketIfNotExists([]byte(p.Topic)); err != nil {
+							return err
+						}
+					}
+				}
+				buckets[p.Topic] = b
+			}
+			if b == nil {
+				continue
+			}
+			key := binary.BigEndian.AppendUint32(make([]byte, 0, 12), uint32(p.Partition))
+			key = binary.BigEndian.AppendUint64(key, uint64(p.ProducerID))
+			var err error
+			if p.Data == nil {
+				err = b.Delete(key)
+			} else {
+				err = b.Put(key, p.Data)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Producers implements meta.Store.
+func (s *Store) Producers(ctx context.Context, topic string, partition int32) ([]meta.Producer, error) {
+	var out []meta.Producer
+	err := s.view(ctx, fmt.Sprintf("producer states of %q/%d", topic, partition), func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketProducers).Bucket([]byte(topic))
+		if b == nil {
+			return nil
+		}
+		prefix := binary.BigEndian.AppendUint32(nil, uint32(partition))
+		c := b.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if len(k) != 12 {
+				return fmt.Errorf("corrupt producer key %x of topic %q", k, topic)
+			}
+			out = append(out, meta.Producer{Topic: topic, Partition: partition,
+				ProducerID: int64(binary.BigEndian.Uint64(k[4:])), Data: bytes.Clone(v)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AllocateProducerIDs implements meta.Store.
+func (s *Store) AllocateProducerIDs(ctx context.Context, n int64) (int64, error) {
+	if n <= 0 {
+		return 0, fmt.Errorf("boltstore: allocate %d producer ids: count must be positive", n)
+	}
+	var first int64
+	err := s.update(ctx, fmt.Sprintf("allocate %d producer ids", n), func(tx *bolt.Tx) error {
+		cl := tx.Bucket(bucketCluster)
+		if v := cl.Get(keyNextPID); v != nil {
+			if len(v) != 8 {
+				return fmt.Errorf("corrupt next producer id %x", v)
+			}
+			first = int64(binary.BigEndian.Uint64(v))
+		}
+		return cl.Put(keyNextPID, binary.BigEndian.AppendUint64(nil, uint64(first+n)))
+	})
+	if err != nil {
+		return 0, err
+	}
+	return first, nil
 }
 
 // putSegmentKey writes partition then FirstOffset with its sign bit

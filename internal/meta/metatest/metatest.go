@@ -69,6 +69,9 @@ func Run(t *testing.T, setup Setup) {
 		{"AllSegments", testAllSegments},
 		{"PartitionState", testPartitionState},
 		{"SetPartitionStateUnknownTopic", testSetPartitionStateUnknownTopic},
+		{"Producers", testProducers},
+		{"ProducersStaleTopicDropped", testProducersStaleTopic},
+		{"AllocateProducerIDs", testAllocateProducerIDs},
 		{"Concurrent", testConcurrent},
 		{"Persistence", testPersistence},
 		{"Closed", testClosed},
@@ -1120,5 +1123,109 @@ func testCanceledContext(t *testing.T, e *env) {
 	}
 	if st := mustState(t, s, "cc", 0); st != (meta.PartitionState{}) {
 		t.Fatalf("state after canceled call = %+v", st)
+	}
+}
+
+func testProducers(t *testing.T, e *env) {
+	s := e.store()
+	tp := topic("idem", 2, nil)
+	mustCreate(t, s, tp)
+	put := func(ps ...meta.Producer) {
+		t.Helper()
+		if err := s.PutProducers(t.Context(), ps); err != nil {
+			t.Fatalf("PutProducers: %v", err)
+		}
+	}
+	get := func(p int32) []meta.Producer {
+		t.Helper()
+		got, err := s.Producers(t.Context(), "idem", p)
+		if err != nil {
+			t.Fatalf("Producers: %v", err)
+		}
+		return got
+	}
+	put(
+		meta.Producer{Topic: "idem", TopicID: tp.ID, Partition: 0, ProducerID: 1 << 40, Data: []byte("b")},
+		meta.Producer{Topic: "idem", TopicID: tp.ID, Partition: 0, ProducerID: 7, Data: []byte("a")},
+		meta.Producer{Topic: "idem", TopicID: tp.ID, Partition: 1, ProducerID: 7, Data: []byte("other partition")},
+	)
+	got := get(0)
+	if len(got) != 2 || got[0].ProducerID != 7 || string(got[0].Data) != "a" || got[1].ProducerID != 1<<40 || string(got[1].Data) != "b" {
+		t.Fatalf("Producers(idem, 0) = %+v, want ids 7 and 2^40 in order", got)
+	}
+	// Overwrite one, delete the other, in one call.
+	put(meta.Producer{Topic: "idem", TopicID: tp.ID, Partition: 0, ProducerID: 7, Data: []byte("a2")},
+		meta.Producer{Topic: "idem", TopicID: tp.ID, Partition: 0, ProducerID: 1 << 40})
+	s = e.reopen(s)
+	got = get(0)
+	if len(got) != 1 || got[0].ProducerID != 7 || string(got[0].Data) != "a2" {
+		t.Fatalf("after update and reopen Producers(idem, 0) = %+v, want only 7=a2", got)
+	}
+	if got := get(1); len(got) != 1 || string(got[0].Data) != "other partition" {
+		t.Fatalf("Producers(idem, 1) = %+v", got)
+	}
+	if _, err := s.DeleteTopic(t.Context(), "idem"); err != nil {
+		t.Fatalf("DeleteTopic: %v", err)
+	}
+	mustCreate(t, s, topic("idem", 2, nil))
+	if got := get(0); len(got) != 0 {
+		t.Fatalf("re-created topic inherited producers: %+v", got)
+	}
+}
+
+func testProducersStaleTopic(t *testing.T, e *env) {
+	s := e.store()
+	tp := topic("stale", 1, nil)
+	mustCreate(t, s, tp)
+	other := tp.ID
+	other[0] ^= 0xFF
+	err := s.PutProducers(t.Context(), []meta.Producer{
+		{Topic: "stale", TopicID: other, Partition: 0, ProducerID: 1, Data: []byte("old incarnation")},
+		{Topic: "missing", TopicID: tp.ID, Partition: 0, ProducerID: 1, Data: []byte("no topic")},
+	})
+	if err != nil {
+		t.Fatalf("PutProducers: %v", err)
+	}
+	got, err := s.Producers(t.Context(), "stale", 0)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("Producers(stale) = %+v, %v; want none (written under another topic id)", got, err)
+	}
+}
+
+func testAllocateProducerIDs(t *testing.T, e *env) {
+	s := e.store()
+	seen := map[int64]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			first, err := s.AllocateProducerIDs(t.Context(), 10)
+			if err != nil {
+				t.Errorf("AllocateProducerIDs: %v", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for id := first; id < first+10; id++ {
+				if id < 0 || seen[id] {
+					t.Errorf("producer id %d handed out twice or negative", id)
+				}
+				seen[id] = true
+			}
+		}()
+	}
+	wg.Wait()
+	s = e.reopen(s)
+	first, err := s.AllocateProducerIDs(t.Context(), 1)
+	if err != nil {
+		t.Fatalf("AllocateProducerIDs after reopen: %v", err)
+	}
+	if seen[first] || first < 80 {
+		t.Fatalf("after reopen got id %d, which was already handed out", first)
+	}
+	if _, err := s.AllocateProducerIDs(t.Context(), 0); err == nil {
+		t.Fatalf("AllocateProducerIDs(0) succeeded, want an error")
 	}
 }
