@@ -174,6 +174,20 @@ func fuzzSeeds() [][]byte {
 	dcl := kmsg.NewPtrDescribeClusterRequest()
 	seeds = append(seeds, enc(dcl, 0), enc(dcl, 1))
 
+	ip := kmsg.NewPtrInitProducerIDRequest()
+	ip.ProducerID, ip.ProducerEpoch = -1, -1
+	txn := "txn"
+	ipTxn := kmsg.NewPtrInitProducerIDRequest()
+	ipTxn.TransactionalID = &txn
+	seeds = append(seeds, enc(ip, 0), enc(ip, 5), enc(ipTxn, 4))
+
+	// An idempotent batch: producer id 0, epoch 0, sequence 0.
+	binary.BigEndian.PutUint64(raw[43:], 0)
+	binary.BigEndian.PutUint16(raw[51:], 0)
+	binary.BigEndian.PutUint32(raw[53:], 0)
+	binary.BigEndian.PutUint32(raw[17:], crc32c(raw[21:]))
+	seeds = append(seeds, enc(pr, 9))
+
 	// An ApiVersions too new, and an unknown key.
 	seeds = append(seeds, enc(av, 99), []byte{0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	return seeds
