@@ -9,7 +9,9 @@ import (
 
 func TestSequenceRules(t *testing.T) {
 	s := NewState()
-	b := func(epoch int16, seq, n int32) Batch { return Batch{ID: 7, Epoch: epoch, FirstSeq: seq, LastDelta: n - 1} }
+	b := func(epoch int16, seq, n int32) Batch {
+		return Batch{ID: 7, Epoch: epoch, FirstSeq: seq, LastDelta: n - 1}
+	}
 	appendOK := func(bt Batch, base int64) {
 		t.Helper()
 		dup, err := s.Check(bt)
