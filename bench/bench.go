@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -20,8 +18,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/vigilhq/vigil/internal/config"
-	"github.com/vigilhq/vigil/internal/server"
 )
 
 // Targets.
@@ -100,37 +96,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 
-	brokers := o.Brokers
-	var dataDir string
-	if len(brokers) == 0 {
-		dir, err := os.MkdirTemp("", "vigil-bench-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-		dataDir = filepath.Join(dir, "broker")
-		cfg := config.Default()
-		cfg.Listen = "127.0.0.1:0"
-		cfg.Advertised = "127.0.0.1:0"
-		cfg.DataDir = dataDir
-		cfg.ObjectStore = filepath.Join(dataDir, "objects")
-		srv, err := server.Start(ctx, cfg, log)
-		if err != nil {
-			return nil, fmt.Errorf("start in-process broker: %w", err)
-		}
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve() }()
-		defer func() {
-			if err := srv.Close(); err != nil {
-				log.Warn("bench: broker close", "err", err)
-			}
-			<-served
-		}()
-		brokers = []string{srv.Addr().String()}
-		fmt.Fprintf(out, "broker:        in-process at %s (data dir %s)\n", brokers[0], dataDir)
-	} else {
-		fmt.Fprintf(out, "broker:        %s\n", strings.Join(brokers, ","))
+	brokers, dataDir, stopBroker, err := useBroker(ctx, o.Brokers, log, out)
+	if err != nil {
+		return nil, err
 	}
+	defer stopBroker()
 	fmt.Fprintf(out, "settings:      duration %s per phase, record %d B, %d partitions, acks=%s, linger %s, %d in flight/broker, no compression\n",
 		o.Duration, o.RecordBytes, o.Partitions, o.Acks, linger, maxInflight)
 

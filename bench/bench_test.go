@@ -68,3 +68,27 @@ func TestRunTiny(t *testing.T) {
 		t.Error("output has no PASS/FAIL")
 	}
 }
+
+// TestRunGroupsTiny runs the group benchmark briefly against an in-process
+// broker and checks that every figure is present and plausible.
+func TestRunGroupsTiny(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a broker and a consumer group for a few seconds")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	res, err := RunGroups(ctx, GroupOptions{Members: 3, Partitions: 6, Committers: 2, Duration: 500 * time.Millisecond, Out: &out})
+	t.Logf("output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("RunGroups: %v", err)
+	}
+	if res.SingleJoin <= 0 || res.GroupJoin <= 0 || res.CommitsPerSec <= 0 || res.ProducesPerSec <= 0 {
+		t.Errorf("figures not positive: %+v", res)
+	}
+	for _, label := range []string{"[a] rebalance", "[b] offset commits", "commits/s"} {
+		if !strings.Contains(out.String(), label) {
+			t.Errorf("output lacks %q", label)
+		}
+	}
+}

@@ -17,9 +17,13 @@ import (
 
 const benchUsage = `Usage:
   vigil bench produce [flags]   measure produce throughput and latency against a ceiling
+  vigil bench groups [flags]    measure consumer-group rebalance time and offset commits per second
 `
 
 func bench(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "groups" {
+		return benchGroups(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "produce" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 			fmt.Fprint(stdout, benchUsage)
@@ -51,12 +55,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vigil bench produce: %v\n", err)
 		return 2
 	}
-	var seeds []string
-	for _, b := range strings.Split(*brokers, ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			seeds = append(seeds, b)
-		}
-	}
+	seeds := splitBrokers(*brokers)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -74,5 +73,57 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	_ = res // targets are reported as PASS/FAIL lines; the exit status covers errors only
+	return 0
+}
+
+func splitBrokers(s string) []string {
+	var seeds []string
+	for _, b := range strings.Split(s, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			seeds = append(seeds, b)
+		}
+	}
+	return seeds
+}
+
+func benchGroups(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vigil bench groups", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	brokers := fs.String("brokers", "", "comma-separated seed brokers (empty: start an in-process broker on a temp dir)")
+	members := fs.Int("members", 10, "consumers joining one group at once")
+	partitions := fs.Int("partitions", 24, "partitions of the consumed topic")
+	committers := fs.Int("committers", 4, "concurrent clients committing offsets")
+	duration := fs.Duration("duration", 5*time.Second, "length of each throughput phase (produce baseline, commits)")
+	logLevel := fs.String("log-level", "warn", "log level of the in-process broker")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "vigil bench groups: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "vigil bench groups: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	_, err := vbench.RunGroups(ctx, vbench.GroupOptions{
+		Brokers:    splitBrokers(*brokers),
+		Members:    *members,
+		Partitions: *partitions,
+		Committers: *committers,
+		Duration:   *duration,
+		Logger:     slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		Out:        stdout,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil bench groups: %v\n", err)
+		return 1
+	}
 	return 0
 }

@@ -21,6 +21,7 @@ const usage = `vigil: a Kafka-compatible streaming platform on object storage
 Usage:
   vigil serve [flags]        run a broker (vigil serve -h for flags)
   vigil bench produce [flags] measure produce throughput and latency against a ceiling
+  vigil bench groups [flags]  measure consumer-group rebalance time and offset commits/s
 
 `
 
