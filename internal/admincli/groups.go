@@ -474,6 +474,11 @@ func (g *Groups) Reset(ctx context.Context, group string, spec ResetSpec) error 
 		return err
 	}
 	current, err := g.adm.FetchOffsets(ctx, group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		// Resetting a group that never committed creates its offsets, as
+		// in Kafka: operators use it to position a consumer before it starts.
+		current, err = kadm.OffsetResponses{}, nil
+	}
 	if err != nil {
 		return fmt.Errorf("fetch committed offsets of group %q: %w", group, groupErr(err))
 	}
