@@ -72,7 +72,8 @@ func (c *common) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "give up on the whole operation after this long")
 }
 
-func (c *common) seeds() ([]string, error) {
+// validate checks the common flags and returns the seed brokers.
+func (c *common) validate() ([]string, error) {
 	var seeds []string
 	for _, b := range strings.Split(c.brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {
@@ -91,7 +92,7 @@ func (c *common) seeds() ([]string, error) {
 // connect builds the kadm client. Nothing is dialed yet: kgo connects on
 // the first request, so unreachable brokers surface as that request's error.
 func (c *common) connect() (*kadm.Client, func(), error) {
-	seeds, err := c.seeds()
+	seeds, err := c.validate()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -184,7 +185,7 @@ func Main(ctx context.Context, args []string, env Env) int {
 	if err != nil {
 		return ExitUsage // the flag package already said why
 	}
-	if _, err := c.seeds(); err != nil {
+	if _, err := c.validate(); err != nil {
 		fmt.Fprintf(env.Stderr, "%s: %v\n", name, err)
 		return ExitUsage
 	}

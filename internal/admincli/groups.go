@@ -599,6 +599,7 @@ func (g *Groups) requireInactive(ctx context.Context, group string) error {
 func (g *Groups) resetPartitions(ctx context.Context, group string, spec ResetSpec, current kadm.OffsetResponses) (kadm.TopicsSet, error) {
 	var topics []string
 	explicit := map[string][]int32{}
+	whole := map[string]bool{} // named without partitions at least once
 	if spec.AllTopics {
 		for t := range current.Partitions() {
 			topics = append(topics, t)
@@ -613,6 +614,9 @@ func (g *Groups) resetPartitions(ctx context.Context, group string, spec ResetSp
 				explicit[tp.Topic] = nil
 			}
 			explicit[tp.Topic] = append(explicit[tp.Topic], tp.Partitions...)
+			if len(tp.Partitions) == 0 {
+				whole[tp.Topic] = true
+			}
 		}
 	}
 	sort.Strings(topics)
@@ -632,7 +636,7 @@ func (g *Groups) resetPartitions(ctx context.Context, group string, spec ResetSp
 			problems = append(problems, fmt.Sprintf("topic %q: %v", t, e))
 			continue
 		}
-		if ps := explicit[t]; len(ps) > 0 {
+		if ps := explicit[t]; len(ps) > 0 && !whole[t] {
 			for _, p := range ps {
 				if _, ok := td.Partitions[p]; !ok {
 					problems = append(problems, fmt.Sprintf("topic %q has no partition %d (it has %d)", t, p, len(td.Partitions)))
@@ -686,12 +690,15 @@ func (g *Groups) resetTargets(ctx context.Context, spec ResetSpec, topics []stri
 		out := make(kadm.ListedOffsets)
 		ends.Each(func(e kadm.ListedOffset) {
 			o := e
-			if s, ok := starts.Lookup(e.Topic, e.Partition); ok && e.Err == nil {
-				if s.Err != nil {
-					o.Err = s.Err
-				} else {
-					o.Offset = min(max(spec.Offset, s.Offset), e.Offset)
-				}
+			s, ok := starts.Lookup(e.Topic, e.Partition)
+			switch {
+			case e.Err != nil:
+			case !ok:
+				o.Err = kerr.UnknownTopicOrPartition
+			case s.Err != nil:
+				o.Err = s.Err
+			default:
+				o.Offset = min(max(spec.Offset, s.Offset), e.Offset)
 			}
 			if out[o.Topic] == nil {
 				out[o.Topic] = map[int32]kadm.ListedOffset{}
