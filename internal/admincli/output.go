@@ -23,6 +23,7 @@ func newPrinter(w io.Writer, asJSON bool) *printer { return &printer{w: w, json:
 
 // table writes header and rows aligned in columns.
 func (p *printer) table(header []string, rows [][]string) error {
+	header, rows = dropEmptyErrors(header, rows)
 	tw := tabwriter.NewWriter(p.w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(header, "\t"))
 	for _, r := range rows {
@@ -32,6 +33,25 @@ func (p *printer) table(header []string, rows [][]string) error {
 		return fmt.Errorf("write output: %w", err)
 	}
 	return nil
+}
+
+// dropEmptyErrors leaves out a trailing ERROR column that has nothing in
+// it: most runs have no errors, and the column would only widen the table.
+func dropEmptyErrors(header []string, rows [][]string) ([]string, [][]string) {
+	last := len(header) - 1
+	if last < 0 || header[last] != "ERROR" {
+		return header, rows
+	}
+	for _, r := range rows {
+		if len(r) > last && r[last] != "" {
+			return header, rows
+		}
+	}
+	out := make([][]string, len(rows))
+	for i, r := range rows {
+		out[i] = r[:min(len(r), last)]
+	}
+	return header[:last], out
 }
 
 // line writes one line of prose between tables.
