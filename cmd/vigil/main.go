@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/vigilhq/vigil/internal/admincli"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/server"
 )
@@ -22,6 +23,8 @@ Usage:
   vigil serve [flags]        run a broker (vigil serve -h for flags)
   vigil bench produce [flags] measure produce throughput and latency against a ceiling
   vigil bench groups [flags]  measure consumer-group rebalance time and offset commits/s
+  vigil topics SUBCOMMAND    list, describe, create, delete, alter-config topics (vigil topics -h)
+  vigil groups SUBCOMMAND    list, describe, reset offsets of, delete consumer groups (vigil groups -h)
 
 `
 
@@ -39,6 +42,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
+	case "topics", "groups":
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		return admincli.Main(ctx, args, admincli.Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv})
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
