@@ -43,6 +43,7 @@ type Broker struct {
 	OffsetsPartitions     int32         // partitions of __consumer_offsets, fixed at its creation
 	GroupInitialRebalance time.Duration // group.initial.rebalance.delay.ms
 	GroupMinSession       time.Duration // group.min.session.timeout.ms
+	OffsetsSnapshot       int64         // snapshot an offsets partition beyond 2 x live records + this
 }
 
 // Default returns the embedded defaults.
@@ -66,6 +67,7 @@ func Default() Broker {
 		OffsetsPartitions:     16,
 		GroupInitialRebalance: 3 * time.Second,
 		GroupMinSession:       6 * time.Second,
+		OffsetsSnapshot:       10000,
 	}
 }
 
@@ -98,6 +100,7 @@ func (c *Broker) options() []option {
 		{"offsets-partitions", "partitions of __consumer_offsets (used only when it is first created)", &c.OffsetsPartitions},
 		{"group-initial-rebalance-delay", "how long the first rebalance of an empty group waits for more members", &c.GroupInitialRebalance},
 		{"group-min-session-timeout", "smallest session timeout a group member may use", &c.GroupMinSession},
+		{"offsets-snapshot-records", "snapshot a __consumer_offsets partition once it holds more than twice its live records plus this many", &c.OffsetsSnapshot},
 	}
 }
 
@@ -265,6 +268,9 @@ func (c *Broker) finish() error {
 	}
 	if c.GroupMinSession <= 0 {
 		errs = append(errs, fmt.Errorf("--group-min-session-timeout %s: must be positive", c.GroupMinSession))
+	}
+	if c.OffsetsSnapshot < 1 {
+		errs = append(errs, fmt.Errorf("--offsets-snapshot-records %d: must be positive", c.OffsetsSnapshot))
 	}
 	if c.SegmentBytes < 1 {
 		errs = append(errs, fmt.Errorf("--segment-bytes %d: must be positive", c.SegmentBytes))

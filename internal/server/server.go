@@ -106,6 +106,7 @@ func openGroups(ctx context.Context, cfg config.Broker, store *storage.Engine, l
 	g := group.New(group.Config{
 		InitialRebalanceDelay: cfg.GroupInitialRebalance,
 		MinSessionTimeout:     cfg.GroupMinSession,
+		SnapshotMinRecords:    int(cfg.OffsetsSnapshot),
 		Logger:                log,
 	}, offsets, store)
 	if err := g.Load(ctx); err != nil {
