@@ -28,8 +28,9 @@ func groupConfig(c *config.Broker) {
 
 // produceIDs produces records whose values are the ids [from, to), spread
 // round-robin over the partitions.
-func produceIDs(t *testing.T, ctx context.Context, cl *kgo.Client, topic string, partitions, from, to int) {
+func produceIDs(t *testing.T, ctx context.Context, ts *testServer, topic string, partitions, from, to int) {
 	t.Helper()
+	cl := ts.client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
@@ -137,6 +138,26 @@ func (gc *groupConsumer) pollOnce(ctx context.Context, fn func(*kgo.Record)) ([]
 	return recs, nil
 }
 
+// waitStable waits until groupID is Stable with members members.
+func waitStable(t *testing.T, ctx context.Context, adm *kadm.Client, groupID string, members int) kadm.DescribedGroup {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		dg, err := adm.DescribeGroups(ctx, groupID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := dg[groupID]
+		if d.State == "Stable" && len(d.Members) == members {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s never became Stable with %d members: %s with %d", groupID, members, d.State, len(d.Members))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // processed counts how often each id was processed, across consumers.
 type processed struct {
 	mu     sync.Mutex
@@ -169,8 +190,8 @@ func TestGroupConsumerKilled(t *testing.T) {
 	if testing.Short() {
 		n = 4000
 	}
-	createTopics(t, ctx, ts.admin(t), partitions, nil, topic)
-	produceIDs(t, ctx, ts.client(t), topic, partitions, 0, n)
+	adm := ts.admin(t)
+	createTopics(t, ctx, adm, partitions, nil, topic)
 
 	seen := &processed{counts: map[int]int{}}
 	runCtx, stopAll := context.WithCancel(ctx)
@@ -229,6 +250,9 @@ func TestGroupConsumerKilled(t *testing.T) {
 			victim.cl.AllowRebalance()
 		}
 	}()
+	// Produce once all three share the partitions, so each has work.
+	waitStable(t, ctx, adm, groupID, 3)
+	produceIDs(t, ctx, ts, topic, partitions, 0, n)
 	<-victimDone
 	if len(uncommitted) == 0 {
 		t.Fatalf("victim processed nothing before the deadline")
@@ -311,8 +335,8 @@ func TestGroupBalancers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			topic, groupID := "bal-"+tc.name, "g-"+tc.name
 			createTopics(t, ctx, adm, partitions, nil, topic)
-			produceIDs(t, ctx, ts.client(t), topic, partitions, 0, n)
 			seen := &processed{counts: map[int]int{}}
+			var perMember [2]int
 			runCtx, stop := context.WithCancel(ctx)
 			var wg sync.WaitGroup
 			var cls []*groupConsumer
@@ -324,13 +348,18 @@ func TestGroupBalancers(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for runCtx.Err() == nil {
-						if _, err := gc.pollOnce(runCtx, seen.add); err != nil && runCtx.Err() == nil {
+						recs, err := gc.pollOnce(runCtx, seen.add)
+						if err != nil && runCtx.Err() == nil {
 							errs <- err
 							return
 						}
+						perMember[i] += len(recs)
 					}
 				}()
 			}
+			// Both members share the partitions before any data exists.
+			waitStable(t, ctx, adm, groupID, 2)
+			produceIDs(t, ctx, ts, topic, partitions, 0, n)
 			deadline := time.Now().Add(60 * time.Second)
 			for seen.distinct() < n && time.Now().Before(deadline) {
 				select {
@@ -359,6 +388,9 @@ func TestGroupBalancers(t *testing.T) {
 			}
 			if got := seen.distinct(); got != n {
 				t.Fatalf("processed %d distinct ids, want %d", got, n)
+			}
+			if perMember[0] == 0 || perMember[1] == 0 {
+				t.Errorf("records per member %v: both must have consumed", perMember)
 			}
 			for id, c := range seen.counts {
 				if c != 1 {
@@ -425,7 +457,7 @@ func TestGroupRestartResumes(t *testing.T) {
 	ctx := testCtx(t, 2*time.Minute)
 	const topic, partitions, groupID = "resume", 4, "g-resume"
 	createTopics(t, ctx, ts.admin(t), partitions, nil, topic)
-	produceIDs(t, ctx, ts.client(t), topic, partitions, 0, 2000)
+	produceIDs(t, ctx, ts, topic, partitions, 0, 2000)
 	next := consumeFromCommitted(t, ctx, ts, groupID, topic, nil, 1000)
 	ts.close()
 
@@ -439,7 +471,7 @@ func TestGroupRestartResumes(t *testing.T) {
 			t.Errorf("after restart partition %d committed at %d, want %d", p, got.At, o)
 		}
 	}
-	produceIDs(t, ctx, ts.client(t), topic, partitions, 2000, 3000)
+	produceIDs(t, ctx, ts, topic, partitions, 2000, 3000)
 	consumeFromCommitted(t, ctx, ts, groupID, topic, next, 2000)
 }
 
