@@ -68,7 +68,9 @@ func (l *memLog) replayed(p int32) int {
 
 type allTopics struct{}
 
-func (allTopics) PartitionExists(topic string, p int32) bool { return topic != "missing" && p >= 0 && p < 8 }
+func (allTopics) PartitionExists(topic string, p int32) bool {
+	return topic != "missing" && p >= 0 && p < 8
+}
 
 func newTestCoordinator(t *testing.T, l Log, snapshot int) *Coordinator {
 	t.Helper()
