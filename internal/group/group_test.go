@@ -311,6 +311,17 @@ func TestRebalanceTimeoutAndReload(t *testing.T) {
 	if code := commit(t, c2, commitReq("g", a.MemberID, gen, "missing", 0, 9)); code != kerr.UnknownTopicOrPartition.Code {
 		t.Errorf("commit to a missing topic: %v", kerr.ErrorForCode(code))
 	}
+	if code := commit(t, c2, commitReq("nope", "m", 1, "t", 0, 9)); code != kerr.IllegalGeneration.Code {
+		t.Errorf("v8 commit with a generation to a missing group: %v", kerr.ErrorForCode(code))
+	}
+	v9 := commitReq("nope", "m", 1, "t", 0, 9)
+	v9.Version = 9
+	if code := commit(t, c2, v9); code != kerr.GroupIDNotFound.Code {
+		t.Errorf("v9 commit with a generation to a missing group: %v", kerr.ErrorForCode(code))
+	}
+	if code := commit(t, c2, commitReq("g", "", -1, "t", 0, 9)); code != kerr.UnknownMemberID.Code {
+		t.Errorf("simple commit to a stable group: %v", kerr.ErrorForCode(code))
+	}
 	// Without heartbeats the reloaded member expires and the group empties.
 	deadline := time.Now().Add(5 * time.Second)
 	for c2.Describe("g", 5).State != "Empty" && time.Now().Before(deadline) {

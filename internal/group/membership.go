@@ -154,13 +154,18 @@ func (c *Coordinator) joinKnownLocked(g *group, id string, j joinReq) {
 	}
 }
 
-// fenced is Kafka's static-membership check: an instance id now held by
-// another member id means this one was replaced.
+// fenced is Kafka's static-membership check (validateMember): an unknown
+// instance id is an unknown member, and an instance id now held by another
+// member id means this one was replaced.
 func (g *group) fenced(instance, id string) *kerr.Error {
 	if instance == "" {
 		return nil
 	}
-	if cur, ok := g.instances[instance]; ok && cur != id {
+	cur, ok := g.instances[instance]
+	switch {
+	case !ok:
+		return kerr.UnknownMemberID
+	case cur != id:
 		return kerr.FencedInstanceID
 	}
 	return nil
@@ -226,6 +231,10 @@ func (c *Coordinator) replaceStaticLocked(g *group, oldID, newID string, j joinR
 	m.clientID, m.host, m.session, m.rebalance = j.clientID, j.host, j.session, j.rebalance
 	delete(g.members, oldID)
 	g.members[newID] = m
+	if g.pendingSync[oldID] {
+		delete(g.pendingSync, oldID)
+		g.pendingSync[newID] = true
+	}
 	g.instances[j.instance] = newID
 	if g.leader == oldID {
 		g.leader = newID
@@ -307,6 +316,7 @@ func (c *Coordinator) prepareRebalanceLocked(g *group) {
 	if g.state == CompletingRebalance {
 		c.resetSyncLocked(g, kerr.RebalanceInProgress)
 	}
+	g.clearPendingSync()
 	g.joinEpoch++
 	if g.joinTimer != nil {
 		g.joinTimer.Stop()
@@ -388,11 +398,43 @@ func (c *Coordinator) completeJoinLocked(g *group) {
 	}
 	g.protocol = g.selectProtocol()
 	g.transition(CompletingRebalance)
+	g.pendingSync = map[string]bool{}
 	for _, m := range g.ordered() {
 		r := c.joinResponse(g, m, m.joinV, g.leader, m.id == g.leader, false)
 		m.joinCh <- r
 		m.joinCh = nil
 		c.touchLocked(m)
+		g.pendingSync[m.id] = true
+	}
+	// Kafka removes members that got their JoinGroup answer but do not
+	// send SyncGroup within the rebalance timeout, even if they heartbeat.
+	g.syncEpoch++
+	epoch, gen := g.syncEpoch, g.generation
+	if g.syncTimer != nil {
+		g.syncTimer.Stop()
+	}
+	g.syncTimer = time.AfterFunc(g.rebalanceTimeout(), func() { c.pendingSyncTimeout(g, epoch, gen) })
+}
+
+func (c *Coordinator) pendingSyncTimeout(g *group, epoch uint64, gen int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || g.syncEpoch != epoch || g.generation != gen || len(g.pendingSync) == 0 ||
+		(g.state != CompletingRebalance && g.state != Stable) {
+		return
+	}
+	removed := 0
+	for id := range g.pendingSync {
+		if m := g.members[id]; m != nil {
+			c.log.Info("member removed: no SyncGroup within the rebalance timeout", "group", g.id, "member", id)
+			c.dropMemberLocked(g, m)
+			removed++
+		}
+	}
+	g.pendingSync = nil
+	if removed > 0 {
+		c.maybePrepareRebalanceLocked(g)
+		c.tryCompleteJoinLocked(g)
 	}
 }
 
@@ -441,10 +483,12 @@ func (c *Coordinator) Sync(req *kmsg.SyncGroupRequest) <-chan *kmsg.SyncGroupRes
 	case PreparingRebalance:
 		return fail(kerr.RebalanceInProgress)
 	case Stable:
+		delete(g.pendingSync, m.id)
 		c.touchLocked(m)
 		ch <- c.syncResponse(g, m)
 		return ch
 	}
+	delete(g.pendingSync, m.id)
 	// CompletingRebalance: wait for the leader's assignment.
 	c.touchLocked(m)
 	if m.syncCh != nil {
@@ -636,6 +680,7 @@ func (c *Coordinator) dropMemberLocked(g *group, m *member) {
 		m.syncCh = nil
 	}
 	delete(g.members, m.id)
+	delete(g.pendingSync, m.id)
 	if m.instanceID != "" && g.instances[m.instanceID] == m.id {
 		delete(g.instances, m.instanceID)
 	}

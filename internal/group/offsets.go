@@ -45,7 +45,11 @@ func (c *Coordinator) Commit(req *kmsg.OffsetCommitRequest) <-chan *kmsg.OffsetC
 	if g == nil {
 		if gen >= 0 {
 			// A commit for a generation of a group that does not exist
-			// comes from an older incarnation of the group.
+			// comes from an older incarnation of the group; v9+ says so
+			// with GROUP_ID_NOT_FOUND, older versions keep the old error.
+			if req.Version >= 9 {
+				return failAll(kerr.GroupIDNotFound)
+			}
 			return failAll(kerr.IllegalGeneration)
 		}
 		// A simple (non-member) consumer or an admin: the group exists
@@ -53,21 +57,30 @@ func (c *Coordinator) Commit(req *kmsg.OffsetCommitRequest) <-chan *kmsg.OffsetC
 		g = newGroup(req.Group)
 		c.groups[req.Group] = g
 	}
-	switch {
-	case g.state == Dead:
+	// Kafka's ClassicGroup.validateOffsetCommit, in its order.
+	if g.state == Dead {
 		return failAll(kerr.CoordinatorNotAvailable)
-	case gen < 0 && g.state == Empty:
-		// Allowed: not using group management.
-	case g.fenced(instance, memberID) != nil:
-		return failAll(kerr.FencedInstanceID)
-	case g.state == CompletingRebalance:
-		// The member must sync before committing for the new generation.
-		return failAll(kerr.RebalanceInProgress)
-	case g.members[memberID] == nil:
-		return failAll(kerr.UnknownMemberID)
-	case gen != g.generation:
-		return failAll(kerr.IllegalGeneration)
-	default:
+	}
+	if !(gen < 0 && g.state == Empty) {
+		if gen >= 0 || memberID != "" || instance != "" {
+			if e := g.fenced(instance, memberID); e != nil {
+				return failAll(e)
+			}
+			if g.members[memberID] == nil {
+				return failAll(kerr.UnknownMemberID)
+			}
+			if gen != g.generation {
+				return failAll(kerr.IllegalGeneration)
+			}
+		} else {
+			// No membership at all: only an empty group takes it.
+			return failAll(kerr.UnknownMemberID)
+		}
+		if g.state == CompletingRebalance {
+			// The member has the new generation from its JoinGroup but
+			// has not synced; it retries after SyncGroup.
+			return failAll(kerr.RebalanceInProgress)
+		}
 		c.touchLocked(g.members[memberID])
 	}
 	now := time.Now().UnixMilli()

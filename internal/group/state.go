@@ -137,6 +137,21 @@ type group struct {
 	delayRemaining time.Duration
 	newMemberAdded bool
 	syncStoring    bool // the leader's assignment is being made durable
+
+	// Members answered by the last completed join that have not sent
+	// SyncGroup yet; syncTimer removes them at the rebalance timeout.
+	pendingSync map[string]bool
+	syncTimer   *time.Timer
+	syncEpoch   uint64
+}
+
+func (g *group) clearPendingSync() {
+	g.pendingSync = nil
+	g.syncEpoch++
+	if g.syncTimer != nil {
+		g.syncTimer.Stop()
+		g.syncTimer = nil
+	}
 }
 
 func newGroup(id string) *group {
@@ -160,6 +175,7 @@ func (g *group) ordered() []*member {
 }
 
 func (g *group) stopTimers() {
+	g.clearPendingSync()
 	g.joinEpoch++
 	if g.joinTimer != nil {
 		g.joinTimer.Stop()

@@ -788,9 +788,9 @@ func TestGroupStaticMembershipAndFencing(t *testing.T) {
 	if err != nil || len(offs) != 0 {
 		t.Errorf("offsets of a deleted group: %v %v", offs, err)
 	}
-	// A simple commit to a group that does not exist creates it; one with
-	// a generation is refused.
-	wantErr(t, "commit with a generation to a missing group", commit("m", 3, topic, 0), kerr.IllegalGeneration)
+	// A commit with a generation to a group that does not exist is
+	// refused (v9+: GROUP_ID_NOT_FOUND; older versions ILLEGAL_GENERATION).
+	wantErr(t, "commit with a generation to a missing group", commit("m", 3, topic, 0), kerr.GroupIDNotFound)
 }
 
 // TestOffsetsTopicIsInternal: __consumer_offsets is listed as internal,
