@@ -88,7 +88,12 @@ func (c *Coordinator) joinNewLocked(g *group, j joinReq) {
 		c.maybeForgetLocked(g)
 		return
 	}
+	// Kafka's member ids: the instance id (static) or client id, a dash,
+	// and a UUID.
 	id := j.clientID + "-" + uuid.NewString()
+	if j.instance != "" {
+		id = j.instance + "-" + uuid.NewString()
+	}
 	switch {
 	case j.instance != "" && g.instances[j.instance] != "":
 		c.replaceStaticLocked(g, g.instances[j.instance], id, j)
@@ -106,14 +111,13 @@ func (c *Coordinator) joinNewLocked(g *group, j joinReq) {
 
 // joinKnownLocked: a join with a member id.
 func (c *Coordinator) joinKnownLocked(g *group, id string, j joinReq) {
-	if pm, ok := g.pending[id]; ok {
+	if !g.supportsProtocols(j.ptype, j.protos) {
+		j.ch <- joinError(j.v, kerr.InconsistentGroupProtocol, id)
+		return
+	}
+	if pm, ok := g.pending[id]; ok && j.instance == "" {
 		pm.timer.Stop()
 		delete(g.pending, id)
-		if !g.supportsProtocols(j.ptype, j.protos) {
-			j.ch <- joinError(j.v, kerr.InconsistentGroupProtocol, id)
-			c.tryCompleteJoinLocked(g)
-			return
-		}
 		c.addMemberLocked(g, id, j)
 		return
 	}
@@ -124,10 +128,6 @@ func (c *Coordinator) joinKnownLocked(g *group, id string, j joinReq) {
 	m := g.members[id]
 	if m == nil {
 		j.ch <- joinError(j.v, kerr.UnknownMemberID, id)
-		return
-	}
-	if !g.supportsProtocols(j.ptype, j.protos) {
-		j.ch <- joinError(j.v, kerr.InconsistentGroupProtocol, id)
 		return
 	}
 	c.touchLocked(m)
