@@ -875,3 +875,56 @@ func TestOffsetsTopicIsInternal(t *testing.T) {
 		t.Errorf("FindCoordinator for a transaction: message %v", msg)
 	}
 }
+
+// TestOffsetFetchManyGroups: one OffsetFetch (v8+) asks for several groups,
+// one for all its offsets, one for named partitions, one that does not
+// exist (no offsets, no error, as in Kafka).
+func TestOffsetFetchManyGroups(t *testing.T) {
+	ts := startServer(t, t.TempDir(), groupConfig)
+	ctx := testCtx(t, time.Minute)
+	cl := ts.client(t)
+	adm := kadm.NewClient(cl)
+	createTopics(t, ctx, adm, 3, nil, "mf")
+	for g, offs := range map[string][]int64{"mf-1": {10, 11, 12}, "mf-2": {20, 21, 22}} {
+		os := kadm.Offsets{}
+		for p, o := range offs {
+			os.Add(kadm.Offset{Topic: "mf", Partition: int32(p), At: o, LeaderEpoch: -1, Metadata: g})
+		}
+		if r, err := adm.CommitOffsets(ctx, g, os); err != nil || r.Error() != nil {
+			t.Fatalf("commit %s: %v %v", g, err, r.Error())
+		}
+	}
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Groups = []kmsg.OffsetFetchRequestGroup{
+		{Group: "mf-1"}, // nil topics: everything
+		{Group: "mf-2", Topics: []kmsg.OffsetFetchRequestGroupTopic{{Topic: "mf", Partitions: []int32{2, 1}}}},
+		{Group: "mf-none", Topics: []kmsg.OffsetFetchRequestGroupTopic{{Topic: "mf", Partitions: []int32{0}}}},
+	}
+	resp := rawGroupReq[*kmsg.OffsetFetchResponse](t, ctx, cl, req)
+	got := map[string]map[int32]int64{}
+	for _, g := range resp.Groups {
+		if g.ErrorCode != 0 {
+			t.Errorf("group %s: %v", g.Group, kerr.ErrorForCode(g.ErrorCode))
+		}
+		got[g.Group] = map[int32]int64{}
+		for _, tp := range g.Topics {
+			for _, p := range tp.Partitions {
+				if p.ErrorCode != 0 {
+					t.Errorf("group %s %s/%d: %v", g.Group, tp.Topic, p.Partition, kerr.ErrorForCode(p.ErrorCode))
+				}
+				if p.Offset >= 0 && (p.Metadata == nil || *p.Metadata != g.Group) {
+					t.Errorf("group %s partition %d metadata %v", g.Group, p.Partition, p.Metadata)
+				}
+				got[g.Group][p.Partition] = p.Offset
+			}
+		}
+	}
+	want := map[string]map[int32]int64{
+		"mf-1":    {0: 10, 1: 11, 2: 12},
+		"mf-2":    {1: 21, 2: 22},
+		"mf-none": {0: -1},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("fetched %v, want %v", got, want)
+	}
+}
