@@ -129,7 +129,6 @@ func (c *Coordinator) Delete(ids []string) <-chan []int16 {
 			recs = append(recs, Record{Key: []byte(k)})
 		}
 		pending++
-		i := i
 		c.appendLocked(p, recs, func(err error) {
 			if err != nil {
 				c.log.Error("delete group", "group", id, "err", err)

@@ -9,8 +9,6 @@ package group
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -278,16 +276,9 @@ func (c *Coordinator) maybeSnapshotLocked(p int32) {
 	})
 }
 
-// errClosed is returned to requests arriving after Close.
-var errClosed = errors.New("group coordinator closed")
-
 // ms converts a Kafka millisecond field.
 func ms(v int32) time.Duration { return time.Duration(v) * time.Millisecond }
 
 func (c *Coordinator) partition(groupID string) int32 {
 	return PartitionFor(groupID, int32(len(c.parts)))
-}
-
-func wrapf(err error, format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
 }
