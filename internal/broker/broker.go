@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/group"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -33,6 +34,7 @@ type Broker struct {
 	cfg       config.Broker
 	log       *slog.Logger
 	store     *storage.Engine
+	groups    *group.Coordinator
 	clusterID string
 	host      string
 	port      int32
@@ -46,8 +48,9 @@ type Broker struct {
 	wg     sync.WaitGroup
 }
 
-// New builds a broker over an opened storage engine.
-func New(cfg config.Broker, store *storage.Engine, clusterID string, log *slog.Logger) (*Broker, error) {
+// New builds a broker over an opened storage engine and a loaded group
+// coordinator.
+func New(cfg config.Broker, store *storage.Engine, groups *group.Coordinator, clusterID string, log *slog.Logger) (*Broker, error) {
 	host, portStr, err := net.SplitHostPort(cfg.Advertised)
 	if err != nil {
 		return nil, fmt.Errorf("broker: advertised address %q: %w", cfg.Advertised, err)
@@ -56,7 +59,7 @@ func New(cfg config.Broker, store *storage.Engine, clusterID string, log *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("broker: advertised port %q: %w", portStr, err)
 	}
-	b := &Broker{cfg: cfg, log: log, store: store, clusterID: clusterID, host: host, port: int32(port),
+	b := &Broker{cfg: cfg, log: log, store: store, groups: groups, clusterID: clusterID, host: host, port: int32(port),
 		conns: map[*conn]struct{}{}, dec: kgo.DefaultDecompressor()}
 	b.apis = b.apiTable()
 	return b, nil
@@ -81,6 +84,17 @@ func (b *Broker) apiTable() map[int16]api {
 		kmsg.IncrementalAlterConfigs.Int16(): {0, 1, b.handleIncrementalAlterConfigs},
 		kmsg.DescribeCluster.Int16():         {0, 1, b.handleDescribeCluster},
 		kmsg.InitProducerID.Int16():          {0, 5, b.handleInitProducerID},
+		kmsg.FindCoordinator.Int16():         {0, 6, b.handleFindCoordinator},
+		kmsg.JoinGroup.Int16():               {0, 9, b.handleJoinGroup},
+		kmsg.SyncGroup.Int16():               {0, 5, b.handleSyncGroup},
+		kmsg.Heartbeat.Int16():               {0, 4, b.handleHeartbeat},
+		kmsg.LeaveGroup.Int16():              {0, 5, b.handleLeaveGroup},
+		kmsg.OffsetCommit.Int16():            {0, 9, b.handleOffsetCommit},
+		kmsg.OffsetFetch.Int16():             {0, 9, b.handleOffsetFetch},
+		kmsg.ListGroups.Int16():              {0, 5, b.handleListGroups},
+		kmsg.DescribeGroups.Int16():          {0, 6, b.handleDescribeGroups},
+		kmsg.DeleteGroups.Int16():            {0, 3, b.handleDeleteGroups},
+		kmsg.OffsetDelete.Int16():            {0, 0, b.handleOffsetDelete},
 	}
 }
 

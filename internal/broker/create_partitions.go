@@ -27,6 +27,9 @@ func (b *Broker) handleCreatePartitions(c *conn, h header, r kmsg.Request) func(
 		switch {
 		case t == nil:
 			fail(kerr.UnknownTopicOrPartition, fmt.Sprintf("topic %q does not exist", rt.Topic))
+		case isInternalTopic(rt.Topic):
+			// Groups are placed by a hash modulo the partition count.
+			fail(kerr.InvalidPartitions, fmt.Sprintf("the partition count of %s is fixed", rt.Topic))
 		case rt.Count <= int32(len(t.Logs)):
 			fail(kerr.InvalidPartitions, fmt.Sprintf("topic %q has %d partitions; the new count %d must be larger", rt.Topic, len(t.Logs), rt.Count))
 		case req.ValidateOnly:

@@ -20,6 +20,8 @@ func (b *Broker) handleDeleteRecords(c *conn, h header, r kmsg.Request) func() k
 			sp := kmsg.DeleteRecordsResponseTopicPartition{Partition: rp.Partition, LowWatermark: -1}
 			if t == nil || rp.Partition < 0 || int(rp.Partition) >= len(t.Logs) {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			} else if isInternalTopic(rt.Topic) {
+				sp.ErrorCode = kerr.InvalidTopicException.Code // Kafka: cannot delete records of internal topic
 			} else {
 				ls, err := b.store.SetLogStart(context.Background(), t, t.Logs[rp.Partition], rp.Offset)
 				switch {

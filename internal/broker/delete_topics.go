@@ -38,6 +38,13 @@ func (b *Broker) handleDeleteTopics(c *conn, h header, r kmsg.Request) func() km
 		}
 		name := t.Name
 		st.Topic, st.TopicID = &name, t.ID
+		if isInternalTopic(name) {
+			st.ErrorCode = kerr.InvalidTopicException.Code
+			msg := "cannot delete internal topic " + name
+			st.ErrorMessage = &msg
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		if err := b.store.DeleteTopic(context.Background(), name); err != nil {
 			if errors.Is(err, storage.ErrUnknownTopic) {
 				st.ErrorCode = kerr.UnknownTopicOrPartition.Code

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/group"
 	"github.com/vigilhq/vigil/internal/meta/boltstore"
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/storage"
@@ -52,7 +53,16 @@ func fuzzBroker(tb testing.TB) *Broker {
 	})
 	cfg := config.Default()
 	cfg.Listen, cfg.Advertised, cfg.DataDir = "127.0.0.1:9092", "127.0.0.1:9092", dir
-	b, err := New(cfg, store, "fuzz-cluster", log)
+	offsets, err := store.OpenInternalTopic(ctx, group.OffsetsTopic, 4, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	groups := group.New(group.Config{InitialRebalanceDelay: time.Millisecond, Logger: log}, offsets, store)
+	if err := groups.Load(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(groups.Close)
+	b, err := New(cfg, store, groups, "fuzz-cluster", log)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -187,6 +197,65 @@ func fuzzSeeds() [][]byte {
 	binary.BigEndian.PutUint32(raw[53:], 0)
 	binary.BigEndian.PutUint32(raw[17:], crc32c(raw[21:]))
 	seeds = append(seeds, enc(pr, 9))
+
+	// The group coordinator's APIs, each in its oldest and newest version.
+	grp, inst, ptype, proto := "fuzz-group", "fuzz-instance", "consumer", "range"
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorKey, fc.CoordinatorKeys = grp, []string{grp, "txn"}
+	seeds = append(seeds, enc(fc, 0), enc(fc, 3), enc(fc, 4), enc(fc, 6))
+	fc.CoordinatorType = 1
+	seeds = append(seeds, enc(fc, 2), enc(fc, 6))
+
+	sub := (&kmsg.ConsumerMemberMetadata{Version: 0, Topics: []string{topic}}).AppendTo(nil)
+	jg := kmsg.NewPtrJoinGroupRequest()
+	jg.Group, jg.SessionTimeoutMillis, jg.RebalanceTimeoutMillis, jg.ProtocolType = grp, 6000, 10, ptype
+	jg.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: proto, Metadata: sub}}
+	seeds = append(seeds, enc(jg, 0), enc(jg, 4), enc(jg, 9))
+	jg.InstanceID = &inst
+	seeds = append(seeds, enc(jg, 5), enc(jg, 9))
+
+	sg := kmsg.NewPtrSyncGroupRequest()
+	sg.Group, sg.Generation, sg.MemberID, sg.ProtocolType, sg.Protocol = grp, 1, "m", &ptype, &proto
+	sg.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: "m", MemberAssignment: []byte{0, 0}}}
+	seeds = append(seeds, enc(sg, 0), enc(sg, 5))
+
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.Generation, hb.MemberID = grp, 1, "m"
+	seeds = append(seeds, enc(hb, 0), enc(hb, 4))
+
+	lg := kmsg.NewPtrLeaveGroupRequest()
+	lg.Group, lg.MemberID = grp, "m"
+	lg.Members = []kmsg.LeaveGroupRequestMember{{MemberID: "m"}, {InstanceID: &inst}}
+	seeds = append(seeds, enc(lg, 0), enc(lg, 5))
+
+	cmeta := "meta"
+	oc := kmsg.NewPtrOffsetCommitRequest()
+	oc.Group = grp
+	oc.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1, Metadata: &cmeta}, {Partition: 9, Offset: 1}}}}
+	seeds = append(seeds, enc(oc, 0), enc(oc, 2), enc(oc, 9))
+
+	of := kmsg.NewPtrOffsetFetchRequest()
+	of.Group = grp
+	of.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: topic, Partitions: []int32{0, 1}}}
+	of.Groups = []kmsg.OffsetFetchRequestGroup{{Group: grp, Topics: []kmsg.OffsetFetchRequestGroupTopic{{Topic: topic, Partitions: []int32{0}}}}, {Group: "other"}}
+	seeds = append(seeds, enc(of, 0), enc(of, 7), enc(of, 8), enc(of, 9))
+
+	lgs := kmsg.NewPtrListGroupsRequest()
+	lgs.StatesFilter, lgs.TypesFilter = []string{"Empty", "Stable"}, []string{"classic"}
+	seeds = append(seeds, enc(lgs, 0), enc(lgs, 5))
+
+	dg := kmsg.NewPtrDescribeGroupsRequest()
+	dg.Groups, dg.IncludeAuthorizedOperations = []string{grp, "missing"}, true
+	seeds = append(seeds, enc(dg, 0), enc(dg, 6))
+
+	od := kmsg.NewPtrOffsetDeleteRequest()
+	od.Group = grp
+	od.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
+	seeds = append(seeds, enc(od, 0))
+
+	dgs := kmsg.NewPtrDeleteGroupsRequest()
+	dgs.Groups = []string{grp, "missing"}
+	seeds = append(seeds, enc(dgs, 0), enc(dgs, 3))
 
 	// An ApiVersions too new, and an unknown key.
 	seeds = append(seeds, enc(av, 99), []byte{0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 0})

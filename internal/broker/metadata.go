@@ -68,7 +68,7 @@ func (b *Broker) handleMetadata(c *conn, h header, r kmsg.Request) func() kmsg.R
 
 func (b *Broker) metadataTopic(t *storage.Topic) kmsg.MetadataResponseTopic {
 	name := t.Name
-	mt := kmsg.MetadataResponseTopic{Topic: &name, TopicID: t.ID, AuthorizedOperations: noAuthorizedOps}
+	mt := kmsg.MetadataResponseTopic{Topic: &name, TopicID: t.ID, IsInternal: isInternalTopic(name), AuthorizedOperations: noAuthorizedOps}
 	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, len(t.Logs))
 	for p := range t.Logs {
 		mt.Partitions[p] = kmsg.MetadataResponseTopicPartition{

@@ -43,6 +43,10 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 				fail(kerr.InvalidRequiredAcks, fmt.Sprintf("acks=%d: must be 0, 1 or -1", acks))
 				continue
 			}
+			if isInternalTopic(rt.Topic) {
+				fail(kerr.InvalidTopicException, "cannot append to internal topic "+rt.Topic)
+				continue
+			}
 			if t == nil || rp.Partition < 0 || int(rp.Partition) >= len(t.Logs) {
 				fail(kerr.UnknownTopicOrPartition, "")
 				continue

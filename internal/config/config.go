@@ -39,6 +39,11 @@ type Broker struct {
 	UploadInterval time.Duration
 	SegmentBytes   int64
 	TailCacheBytes int64 // per partition, uploaded batches kept in memory for tail reads
+
+	OffsetsPartitions     int32         // partitions of __consumer_offsets, fixed at its creation
+	GroupInitialRebalance time.Duration // group.initial.rebalance.delay.ms
+	GroupMinSession       time.Duration // group.min.session.timeout.ms
+	OffsetsSnapshot       int64         // snapshot an offsets partition beyond 2 x live records + this
 }
 
 // Default returns the embedded defaults.
@@ -58,6 +63,11 @@ func Default() Broker {
 		UploadInterval:    250 * time.Millisecond,
 		SegmentBytes:      16 << 20,
 		TailCacheBytes:    4 << 20,
+
+		OffsetsPartitions:     16,
+		GroupInitialRebalance: 3 * time.Second,
+		GroupMinSession:       6 * time.Second,
+		OffsetsSnapshot:       10000,
 	}
 }
 
@@ -87,6 +97,10 @@ func (c *Broker) options() []option {
 		{"upload-interval", "how often WAL contents are uploaded as segment objects", &c.UploadInterval},
 		{"segment-bytes", "upload early once this many bytes are waiting", &c.SegmentBytes},
 		{"tail-cache-bytes", "per-partition bytes of recent batches kept in memory for tail reads", &c.TailCacheBytes},
+		{"offsets-partitions", "partitions of __consumer_offsets (used only when it is first created)", &c.OffsetsPartitions},
+		{"group-initial-rebalance-delay", "how long the first rebalance of an empty group waits for more members", &c.GroupInitialRebalance},
+		{"group-min-session-timeout", "smallest session timeout a group member may use", &c.GroupMinSession},
+		{"offsets-snapshot-records", "snapshot a __consumer_offsets partition once it holds more than twice its live records plus this many", &c.OffsetsSnapshot},
 	}
 }
 
@@ -245,6 +259,18 @@ func (c *Broker) finish() error {
 	}
 	if c.UploadInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--upload-interval %s: must be positive", c.UploadInterval))
+	}
+	if c.OffsetsPartitions < 1 {
+		errs = append(errs, fmt.Errorf("--offsets-partitions %d: must be at least 1", c.OffsetsPartitions))
+	}
+	if c.GroupInitialRebalance < 0 {
+		errs = append(errs, fmt.Errorf("--group-initial-rebalance-delay %s: must not be negative", c.GroupInitialRebalance))
+	}
+	if c.GroupMinSession <= 0 {
+		errs = append(errs, fmt.Errorf("--group-min-session-timeout %s: must be positive", c.GroupMinSession))
+	}
+	if c.OffsetsSnapshot < 1 {
+		errs = append(errs, fmt.Errorf("--offsets-snapshot-records %d: must be positive", c.OffsetsSnapshot))
 	}
 	if c.SegmentBytes < 1 {
 		errs = append(errs, fmt.Errorf("--segment-bytes %d: must be positive", c.SegmentBytes))

@@ -59,6 +59,8 @@ func TestErrors(t *testing.T) {
 		{nil, map[string]string{"VIGIL_NODE_ID": "x"}, "VIGIL_NODE_ID"},
 		{[]string{"--default-partitions", "0"}, nil, "at least 1"},
 		{[]string{"extra"}, nil, "unexpected argument"},
+		{[]string{"--offsets-partitions", "0"}, nil, "--offsets-partitions"},
+		{nil, map[string]string{"VIGIL_GROUP_INITIAL_REBALANCE_DELAY": "-1s"}, "must not be negative"},
 	} {
 		_, err := Load("test", tc.args, env(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -69,5 +71,33 @@ func TestErrors(t *testing.T) {
 	os.WriteFile(file, []byte("no-such-key: 1\n"), 0o644)
 	if _, err := Load("test", []string{"--config", file}, env(nil)); err == nil || !strings.Contains(err.Error(), "unknown key") {
 		t.Errorf("unknown file key: %v", err)
+	}
+}
+
+func TestGroupOptions(t *testing.T) {
+	c, err := Load("test", nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OffsetsPartitions != 16 || c.GroupInitialRebalance != 3*time.Second || c.GroupMinSession != 6*time.Second {
+		t.Errorf("group defaults: %d %s %s", c.OffsetsPartitions, c.GroupInitialRebalance, c.GroupMinSession)
+	}
+	file := filepath.Join(t.TempDir(), "vigil.yaml")
+	if err := os.WriteFile(file, []byte("offsets-partitions: 8\ngroup-initial-rebalance-delay: 100ms\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load("test", []string{"--config", file}, env(map[string]string{"VIGIL_GROUP_MIN_SESSION_TIMEOUT": "1s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OffsetsPartitions != 8 || c.GroupInitialRebalance != 100*time.Millisecond || c.GroupMinSession != time.Second {
+		t.Errorf("file/env: %d %s %s", c.OffsetsPartitions, c.GroupInitialRebalance, c.GroupMinSession)
+	}
+	c, err = Load("test", []string{"--offsets-partitions", "50"}, env(map[string]string{"VIGIL_OFFSETS_PARTITIONS": "3"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OffsetsPartitions != 50 {
+		t.Errorf("flag must win: offsets-partitions = %d", c.OffsetsPartitions)
 	}
 }

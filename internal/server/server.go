@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/broker"
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/group"
 	"github.com/vigilhq/vigil/internal/meta"
 	"github.com/vigilhq/vigil/internal/meta/boltstore"
 	"github.com/vigilhq/vigil/internal/objstore"
@@ -27,6 +28,7 @@ type Server struct {
 	meta   meta.Store
 	objs   objstore.Store
 	store  *storage.Engine
+	groups *group.Coordinator
 	broker *broker.Broker
 	ln     net.Listener
 }
@@ -63,7 +65,13 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 		s.closeStores()
 		return nil, err
 	}
+	if s.groups, err = openGroups(ctx, cfg, s.store, log); err != nil {
+		s.store.Close()
+		s.closeStores()
+		return nil, err
+	}
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		s.groups.Close()
 		s.store.Close()
 		s.closeStores()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
@@ -74,8 +82,9 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 		cfg.Advertised = net.JoinHostPort(host, real)
 		s.cfg = cfg
 	}
-	if s.broker, err = broker.New(cfg, s.store, clusterID, log); err != nil {
+	if s.broker, err = broker.New(cfg, s.store, s.groups, clusterID, log); err != nil {
 		s.ln.Close()
+		s.groups.Close()
 		s.store.Close()
 		s.closeStores()
 		return nil, err
@@ -83,6 +92,28 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 	log.Info("vigil broker listening", "listen", s.ln.Addr().String(), "advertised", cfg.Advertised,
 		"data_dir", cfg.DataDir, "object_store", cfg.ObjectStore, "wal", cfg.WAL, "cluster_id", clusterID)
 	return s, nil
+}
+
+// openGroups opens __consumer_offsets (creating it on first start) and
+// loads the group coordinator from it. Its retention is unlimited: the
+// coordinator bounds it itself with snapshots and log-start moves.
+func openGroups(ctx context.Context, cfg config.Broker, store *storage.Engine, log *slog.Logger) (*group.Coordinator, error) {
+	offsets, err := store.OpenInternalTopic(ctx, group.OffsetsTopic, cfg.OffsetsPartitions,
+		map[string]string{"retention.ms": "-1", "retention.bytes": "-1"})
+	if err != nil {
+		return nil, err
+	}
+	g := group.New(group.Config{
+		InitialRebalanceDelay: cfg.GroupInitialRebalance,
+		MinSessionTimeout:     cfg.GroupMinSession,
+		SnapshotMinRecords:    int(cfg.OffsetsSnapshot),
+		Logger:                log,
+	}, offsets, store)
+	if err := g.Load(ctx); err != nil {
+		g.Close()
+		return nil, fmt.Errorf("load consumer groups: %w", err)
+	}
+	return g, nil
 }
 
 // Addr is the address the listener is bound to.
@@ -98,6 +129,8 @@ func (s *Server) Close() error {
 	if err := s.broker.Close(); err != nil {
 		errs = append(errs, err)
 	}
+	// Groups stop before storage: their last appends still reach the WAL.
+	s.groups.Close()
 	if err := s.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close storage: %w", err))
 	}

@@ -1,0 +1,46 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Coordinator key types (FindCoordinator v1+).
+const (
+	coordinatorGroup       = 0
+	coordinatorTransaction = 1
+)
+
+// handleFindCoordinator answers that this broker coordinates every group.
+// Transactions (and KIP-932 share groups) are not supported yet, so their
+// coordinator requests fail with INVALID_REQUEST.
+func (b *Broker) handleFindCoordinator(c *conn, h header, r kmsg.Request) func() kmsg.Response {
+	req := r.(*kmsg.FindCoordinatorRequest)
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	ktype := req.CoordinatorType
+	if h.version == 0 {
+		ktype = coordinatorGroup // v0 has no key type: groups only
+	}
+	find := func(key string) (code int16, msg *string, node int32, host string, port int32) {
+		switch ktype {
+		case coordinatorGroup:
+			return 0, nil, b.cfg.NodeID, b.host, b.port
+		case coordinatorTransaction:
+			m := "transactions are not supported yet"
+			return kerr.InvalidRequest.Code, &m, -1, "", -1
+		default:
+			m := "unsupported coordinator key type"
+			return kerr.InvalidRequest.Code, &m, -1, "", -1
+		}
+	}
+	if h.version >= 4 {
+		for _, key := range req.CoordinatorKeys {
+			co := kmsg.FindCoordinatorResponseCoordinator{Key: key}
+			co.ErrorCode, co.ErrorMessage, co.NodeID, co.Host, co.Port = find(key)
+			resp.Coordinators = append(resp.Coordinators, co)
+		}
+	} else {
+		resp.ErrorCode, resp.ErrorMessage, resp.NodeID, resp.Host, resp.Port = find(req.CoordinatorKey)
+	}
+	return func() kmsg.Response { return resp }
+}

@@ -1,0 +1,30 @@
+package broker
+
+import (
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/vigilhq/vigil/internal/group"
+)
+
+// handleListGroups lists groups, filtered by state (v4+) and type (v5+;
+// every Vigil group is "classic").
+func (b *Broker) handleListGroups(c *conn, h header, r kmsg.Request) func() kmsg.Response {
+	req := r.(*kmsg.ListGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
+	typeOK := len(req.TypesFilter) == 0
+	for _, t := range req.TypesFilter {
+		if strings.EqualFold(t, group.GroupType) {
+			typeOK = true
+		}
+	}
+	resp.Groups = []kmsg.ListGroupsResponseGroup{}
+	if typeOK {
+		for _, l := range b.groups.List(req.StatesFilter) {
+			resp.Groups = append(resp.Groups, kmsg.ListGroupsResponseGroup{Group: l.Group, ProtocolType: l.ProtocolType,
+				GroupState: l.State, GroupType: group.GroupType})
+		}
+	}
+	return func() kmsg.Response { return resp }
+}

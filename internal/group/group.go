@@ -1,0 +1,284 @@
+// Package group is the classic consumer-group coordinator (Kafka's
+// JoinGroup/SyncGroup/Heartbeat protocol and committed offsets). It keeps
+// groups, members, their state machine and timers, and committed offsets
+// in memory, and makes every change that must survive a restart durable
+// by appending Kafka's own record formats (kmsg.OffsetCommitKey/Value,
+// kmsg.GroupMetadataKey/Value) to an internal log topic, __consumer_offsets,
+// through the small Log interface. On start, Load replays that log.
+package group
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+	"unicode/utf16"
+
+	"github.com/vigilhq/vigil/internal/batch"
+)
+
+// OffsetsTopic is the internal topic holding committed offsets and group
+// metadata, named as in Kafka so tools recognise it.
+const OffsetsTopic = "__consumer_offsets"
+
+// Record is one record of the offsets log; a nil Value is a tombstone.
+// It is the storage engine's record type, so the engine's adapter
+// satisfies Log without depending on this package.
+type Record = batch.KV
+
+// Log is the internal topic the coordinator writes to and recovers from.
+// Implementations must keep the records of a partition in Append order.
+type Log interface {
+	// Partitions is the fixed partition count of the topic.
+	Partitions() int32
+	// Append appends recs to partition p. done runs once, when all of
+	// them are durable (err nil, first is the offset of recs[0]) or failed.
+	// done may run on the log's own goroutine, or inline when Append fails
+	// at once, and must not block.
+	Append(p int32, recs []Record, done func(first int64, err error))
+	// Replay calls fn with every record of partition p from its log start
+	// to its end, in offset order.
+	Replay(ctx context.Context, p int32, fn func(offset int64, r Record) error) error
+	// SetStart moves the log start of partition p forward to off.
+	SetStart(ctx context.Context, p int32, off int64) error
+}
+
+// Topics tells the coordinator which topic partitions exist, so commits
+// to unknown ones are refused (UNKNOWN_TOPIC_OR_PARTITION) as in Kafka.
+type Topics interface {
+	PartitionExists(topic string, partition int32) bool
+}
+
+// Config tunes the coordinator; zero values take Kafka's defaults.
+type Config struct {
+	// InitialRebalanceDelay is group.initial.rebalance.delay.ms: how long
+	// the first rebalance of an empty group waits for more members.
+	InitialRebalanceDelay time.Duration
+	// MinSessionTimeout and MaxSessionTimeout bound the session timeout a
+	// member may ask for (group.min/max.session.timeout.ms).
+	MinSessionTimeout, MaxSessionTimeout time.Duration
+	// MaxMetadataBytes bounds a committed offset's metadata
+	// (offset.metadata.max.bytes).
+	MaxMetadataBytes int
+	// SnapshotMinRecords: a partition of the offsets log is snapshotted
+	// once it holds more than twice its live records plus this many.
+	SnapshotMinRecords int
+	Logger             *slog.Logger
+}
+
+func (c *Config) fill() {
+	if c.InitialRebalanceDelay < 0 {
+		c.InitialRebalanceDelay = 0
+	}
+	if c.MinSessionTimeout == 0 {
+		c.MinSessionTimeout = 6 * time.Second
+	}
+	if c.MaxSessionTimeout == 0 {
+		c.MaxSessionTimeout = 30 * time.Minute
+	}
+	if c.MaxMetadataBytes == 0 {
+		c.MaxMetadataBytes = 4096
+	}
+	if c.SnapshotMinRecords == 0 {
+		c.SnapshotMinRecords = 10000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Coordinator owns every group of this broker. Safe for concurrent use.
+//
+// One mutex guards all state: group operations are short and in memory,
+// and appends to the offsets log happen under it so that the log's order
+// is the order in which the coordinator decided things. Durability
+// callbacks never take the mutex themselves (the log may run them inline
+// or on the WAL goroutine): they queue work for the applier goroutine,
+// which applies it in log order.
+type Coordinator struct {
+	cfg    Config
+	log    *slog.Logger
+	olog   Log
+	topics Topics
+
+	mu     sync.Mutex
+	groups map[string]*group
+	parts  []*partState
+	closed bool
+
+	applyMu   sync.Mutex
+	applyQ    []func()
+	applyWake chan struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup
+}
+
+// partState is what the coordinator knows of one offsets-log partition:
+// the latest record of every live key as appended (not yet necessarily
+// durable), so a snapshot reproduces exactly the state a replay of the
+// whole partition would, and how many records the log holds.
+type partState struct {
+	written      map[string][]byte // key bytes -> value bytes
+	records      int               // records from the log start to the end
+	lastKey      []byte
+	snapshotting bool
+}
+
+// New builds a coordinator over the offsets log. Call Load before use.
+func New(cfg Config, olog Log, topics Topics) *Coordinator {
+	cfg.fill()
+	c := &Coordinator{
+		cfg: cfg, log: cfg.Logger, olog: olog, topics: topics,
+		groups:    map[string]*group{},
+		applyWake: make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+	}
+	c.parts = make([]*partState, olog.Partitions())
+	for i := range c.parts {
+		c.parts[i] = &partState{written: map[string][]byte{}}
+	}
+	c.wg.Add(1)
+	go c.applyLoop()
+	return c
+}
+
+// Close stops timers and the applier. Waiting requests are abandoned;
+// the broker closes their connections first.
+func (c *Coordinator) Close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	for _, g := range c.groups {
+		g.stopTimers()
+	}
+	c.mu.Unlock()
+	close(c.stop)
+	c.wg.Wait()
+}
+
+// PartitionFor is the offsets-log partition of a group: Kafka's
+// Utils.abs(groupId.hashCode()) % partitions, so the mapping is stable
+// across restarts and matches Kafka's for the same partition count.
+func PartitionFor(groupID string, partitions int32) int32 {
+	var h int32
+	for _, u := range utf16.Encode([]rune(groupID)) {
+		h = 31*h + int32(u)
+	}
+	if h == -1<<31 {
+		h = 0
+	} else if h < 0 {
+		h = -h
+	}
+	return h % partitions
+}
+
+// applyLoop runs queued durability callbacks in the order they were
+// queued, which is the order the log made them durable.
+func (c *Coordinator) applyLoop() {
+	defer c.wg.Done()
+	for {
+		c.applyMu.Lock()
+		q := c.applyQ
+		c.applyQ = nil
+		c.applyMu.Unlock()
+		if len(q) > 0 {
+			c.mu.Lock()
+			for _, fn := range q {
+				fn()
+			}
+			c.mu.Unlock()
+			continue
+		}
+		select {
+		case <-c.applyWake:
+		case <-c.stop:
+			return
+		}
+	}
+}
+
+// later queues fn to run under c.mu on the applier goroutine.
+func (c *Coordinator) later(fn func()) {
+	c.applyMu.Lock()
+	c.applyQ = append(c.applyQ, fn)
+	c.applyMu.Unlock()
+	select {
+	case c.applyWake <- struct{}{}:
+	default:
+	}
+}
+
+// appendLocked appends records of one group's partition, keeps the
+// snapshot state in step, and runs apply (under c.mu, on the applier) once
+// they are durable or failed. Called with c.mu held.
+func (c *Coordinator) appendLocked(p int32, recs []Record, apply func(err error)) {
+	ps := c.parts[p]
+	for _, r := range recs {
+		if r.Value == nil {
+			delete(ps.written, string(r.Key))
+		} else {
+			ps.written[string(r.Key)] = r.Value
+		}
+		ps.lastKey = r.Key
+	}
+	ps.records += len(recs)
+	c.olog.Append(p, recs, func(_ int64, err error) {
+		c.later(func() { apply(err) })
+	})
+	c.maybeSnapshotLocked(p)
+}
+
+// maybeSnapshotLocked bounds replay: once a partition holds more than
+// twice its live records (plus a floor), the live records are appended
+// again at the tail and, when durable, the log start moves to the first
+// of them, dropping everything older from the replay. Every snapshot
+// costs the live state once and happens only after at least that many new
+// records, so it adds O(1) per commit.
+func (c *Coordinator) maybeSnapshotLocked(p int32) {
+	ps := c.parts[p]
+	if ps.snapshotting || c.closed || ps.records <= 2*len(ps.written)+c.cfg.SnapshotMinRecords {
+		return
+	}
+	recs := make([]Record, 0, max(len(ps.written), 1))
+	for k, v := range ps.written {
+		recs = append(recs, Record{Key: []byte(k), Value: v})
+	}
+	if len(recs) == 0 {
+		// Nothing is live, but the log start can only move to a record:
+		// repeat the last tombstone, which replays as a no-op.
+		recs = append(recs, Record{Key: ps.lastKey})
+	}
+	ps.snapshotting = true
+	ps.records = len(recs)
+	c.olog.Append(p, recs, func(first int64, err error) {
+		c.later(func() {
+			ps.snapshotting = false
+			if err != nil {
+				c.log.Error("offsets log snapshot failed", "partition", p, "err", err)
+				return
+			}
+			// The metadata store is not touched under c.mu.
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				if err := c.olog.SetStart(ctx, p, first); err != nil {
+					c.log.Error("move offsets log start after snapshot", "partition", p, "offset", first, "err", err)
+					return
+				}
+				c.log.Debug("offsets log snapshot", "partition", p, "records", len(recs), "log_start", first)
+			}()
+		})
+	})
+}
+
+// ms converts a Kafka millisecond field.
+func ms(v int32) time.Duration { return time.Duration(v) * time.Millisecond }
+
+func (c *Coordinator) partition(groupID string) int32 {
+	return PartitionFor(groupID, int32(len(c.parts)))
+}

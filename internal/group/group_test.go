@@ -1,0 +1,333 @@
+package group
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// memLog is an in-memory Log for unit tests: durable at once, done runs
+// inline (which the interface allows), records kept per partition.
+type memLog struct {
+	mu    sync.Mutex
+	recs  [][]Record
+	base  []int64 // offset of recs[p][0]
+	start []int64
+}
+
+func newMemLog(parts int) *memLog {
+	return &memLog{recs: make([][]Record, parts), base: make([]int64, parts), start: make([]int64, parts)}
+}
+
+func (l *memLog) Partitions() int32 { return int32(len(l.recs)) }
+
+func (l *memLog) Append(p int32, recs []Record, done func(int64, error)) {
+	l.mu.Lock()
+	first := l.base[p] + int64(len(l.recs[p]))
+	for _, r := range recs {
+		l.recs[p] = append(l.recs[p], Record{Key: append([]byte(nil), r.Key...), Value: r.Value})
+	}
+	l.mu.Unlock()
+	done(first, nil)
+}
+
+func (l *memLog) Replay(ctx context.Context, p int32, fn func(int64, Record) error) error {
+	l.mu.Lock()
+	recs := append([]Record(nil), l.recs[p]...)
+	base, start := l.base[p], l.start[p]
+	l.mu.Unlock()
+	for i, r := range recs {
+		if off := base + int64(i); off >= start {
+			if err := fn(off, r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (l *memLog) SetStart(ctx context.Context, p int32, off int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.start[p] = max(l.start[p], off)
+	return nil
+}
+
+// replayed counts the records a replay of partition p would read.
+func (l *memLog) replayed(p int32) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int(l.base[p] + int64(len(l.recs[p])) - l.start[p])
+}
+
+type allTopics struct{}
+
+func (allTopics) PartitionExists(topic string, p int32) bool {
+	return topic != "missing" && p >= 0 && p < 8
+}
+
+func newTestCoordinator(t *testing.T, l Log, snapshot int) *Coordinator {
+	t.Helper()
+	c := New(Config{InitialRebalanceDelay: 20 * time.Millisecond, MinSessionTimeout: 10 * time.Millisecond,
+		SnapshotMinRecords: snapshot, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, l, allTopics{})
+	if err := c.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestPartitionForMatchesJava(t *testing.T) {
+	// Values of Java's abs(String.hashCode()) % n, including the
+	// Integer.MIN_VALUE hash ("polygenelubricants") and UTF-16 surrogates.
+	for _, tc := range []struct {
+		id   string
+		n    int32
+		want int32
+	}{
+		{"hello", 50, 22}, {"Aa", 50, 12}, {"BB", 50, 12}, {"polygenelubricants", 50, 0},
+		{"console-consumer-1", 50, 24}, {"groupé", 50, 6}, {"g😀", 50, 32}, {"g😀", 16, 10}, {"", 16, 0},
+	} {
+		if got := PartitionFor(tc.id, tc.n); got != tc.want {
+			t.Errorf("PartitionFor(%q, %d) = %d, want %d", tc.id, tc.n, got, tc.want)
+		}
+	}
+}
+
+func commitReq(groupID, member string, gen int32, topic string, p int32, off int64) *kmsg.OffsetCommitRequest {
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Version = 8
+	req.Group, req.MemberID, req.Generation = groupID, member, gen
+	req.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: p, Offset: off, LeaderEpoch: 3}}}}
+	return req
+}
+
+func commit(t *testing.T, c *Coordinator, req *kmsg.OffsetCommitRequest) int16 {
+	t.Helper()
+	select {
+	case r := <-c.Commit(req):
+		return r.Topics[0].Partitions[0].ErrorCode
+	case <-time.After(5 * time.Second):
+		t.Fatal("commit never answered")
+		return 0
+	}
+}
+
+func fetched(c *Coordinator, groupID string) map[tp]int64 {
+	offs, _ := c.FetchOffsets(groupID, nil, true)
+	out := map[tp]int64{}
+	for _, o := range offs {
+		out[tp{o.Topic, o.Partition}] = o.Offset
+	}
+	return out
+}
+
+// TestSnapshotBoundsReplay: many commits roll the log over snapshots; a
+// new coordinator over the same log reads a bounded tail and rebuilds
+// exactly the last committed offsets.
+func TestSnapshotBoundsReplay(t *testing.T) {
+	l := newMemLog(1)
+	c := newTestCoordinator(t, l, 20)
+	want := map[string]map[tp]int64{}
+	groups := []string{"a", "b", "c"}
+	for i := 0; i < 3000; i++ {
+		g := groups[i%3]
+		k := tp{"t", int32(i % 8)}
+		if code := commit(t, c, commitReq(g, "", -1, k.topic, k.partition, int64(i))); code != 0 {
+			t.Fatalf("commit %d: %v", i, kerr.ErrorForCode(code))
+		}
+		if want[g] == nil {
+			want[g] = map[tp]int64{}
+		}
+		want[g][k] = int64(i)
+	}
+	// Tombstones are part of the state too.
+	del := kmsg.NewPtrOffsetDeleteRequest()
+	del.Group = "c"
+	del.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 2}}}}
+	if r := <-c.DeleteOffsets(del); r.ErrorCode != 0 || r.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("offset delete: %+v", r)
+	}
+	delete(want["c"], tp{"t", 2})
+	c.Close() // waits for the log-start moves
+	live := 3*8 - 1
+	if n := l.replayed(0); n > 2*live+20+live {
+		t.Errorf("replay would read %d records for %d live ones", n, live)
+	}
+	c2 := newTestCoordinator(t, l, 20)
+	for _, g := range groups {
+		got := fetched(c2, g)
+		if len(got) != len(want[g]) {
+			t.Errorf("group %s: %d offsets, want %d", g, len(got), len(want[g]))
+		}
+		for k, v := range want[g] {
+			if got[k] != v {
+				t.Errorf("group %s %v: %d, want %d", g, k, got[k], v)
+			}
+		}
+	}
+}
+
+func joinReqFor(groupID, member string, protos ...string) *kmsg.JoinGroupRequest {
+	req := kmsg.NewPtrJoinGroupRequest()
+	req.Version = 3 // no MEMBER_ID_REQUIRED round trip
+	req.Group, req.MemberID, req.ProtocolType = groupID, member, "consumer"
+	req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = 300, 300
+	for _, p := range protos {
+		req.Protocols = append(req.Protocols, kmsg.JoinGroupRequestProtocol{Name: p, Metadata: []byte(p)})
+	}
+	return req
+}
+
+func recv[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer")
+		var zero T
+		return zero
+	}
+}
+
+// TestProtocolVote: the protocol every member supports that most members
+// prefer wins; one leader gets every member's metadata for it.
+func TestProtocolVote(t *testing.T) {
+	c := newTestCoordinator(t, newMemLog(2), 100)
+	chs := []<-chan *kmsg.JoinGroupResponse{
+		c.Join(joinReqFor("g", "", "range", "roundrobin", "sticky"), "c1", "/h"),
+		c.Join(joinReqFor("g", "", "roundrobin", "range"), "c2", "/h"),
+		c.Join(joinReqFor("g", "", "sticky", "roundrobin", "range"), "c3", "/h"),
+	}
+	leaders := 0
+	for _, ch := range chs {
+		r := recv(t, ch)
+		if r.ErrorCode != 0 || r.Generation != 1 || *r.Protocol != "roundrobin" && *r.Protocol != "range" {
+			t.Fatalf("join: %+v", r)
+		}
+		// Candidates are range and roundrobin (c1 lacks nothing, c2 lacks
+		// sticky): c1 votes range, c2 roundrobin, c3 (sticky is no
+		// candidate) roundrobin, so roundrobin wins 2-1.
+		if *r.Protocol != "roundrobin" {
+			t.Errorf("protocol %s, want roundrobin", *r.Protocol)
+		}
+		if r.LeaderID == r.MemberID {
+			leaders++
+			if len(r.Members) != 3 || string(r.Members[0].ProtocolMetadata) != "roundrobin" {
+				t.Errorf("leader members: %+v", r.Members)
+			}
+		}
+	}
+	if leaders != 1 {
+		t.Errorf("%d leaders", leaders)
+	}
+}
+
+// TestRebalanceTimeoutAndReload: a member that does not rejoin within the
+// rebalance timeout is removed; a reloaded stable group keeps its
+// generation so its member carries on without rejoining.
+func TestRebalanceTimeoutAndReload(t *testing.T) {
+	l := newMemLog(4)
+	c := newTestCoordinator(t, l, 1000)
+	a := recv(t, c.Join(joinReqFor("g", "", "range"), "a", "/h"))
+	if a.Generation != 1 {
+		t.Fatalf("first join: %+v", a)
+	}
+	// b joins after the first generation formed: a must rejoin.
+	bch := c.Join(joinReqFor("g", "", "range"), "b", "/h")
+	hb := func(member string, gen int32) int16 {
+		req := kmsg.NewPtrHeartbeatRequest()
+		req.Group, req.MemberID, req.Generation = "g", member, gen
+		return c.Heartbeat(req)
+	}
+	if code := hb(a.MemberID, 1); code != kerr.RebalanceInProgress.Code {
+		t.Fatalf("heartbeat during rebalance: %v", kerr.ErrorForCode(code))
+	}
+	// a rejoins; b's join is pending; both get generation 2.
+	a2 := recv(t, c.Join(joinReqFor("g", a.MemberID, "range"), "a", "/h"))
+	if a2.Generation != 2 || a2.ErrorCode != 0 || len(a2.Members) != 2 {
+		t.Fatalf("rejoin: %+v", a2)
+	}
+	if b2 := recv(t, bch); b2.Generation != 2 || b2.ErrorCode != 0 || len(b2.Members) != 0 {
+		t.Fatalf("b's join: %+v", b2)
+	}
+	sync := func(member string, gen int32, assign bool) *kmsg.SyncGroupResponse {
+		req := kmsg.NewPtrSyncGroupRequest()
+		req.Group, req.MemberID, req.Generation = "g", member, gen
+		if assign {
+			req.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: a2.MemberID, MemberAssignment: []byte("A")}}
+		}
+		return recv(t, c.Sync(req))
+	}
+	if a2.LeaderID != a2.MemberID {
+		t.Fatalf("a should lead: %+v", a2)
+	}
+	if r := sync(a2.MemberID, 2, true); r.ErrorCode != 0 || string(r.MemberAssignment) != "A" {
+		t.Fatalf("sync: %+v", r)
+	}
+	// b never synced nor heartbeated: its session (300ms) expires and
+	// the group rebalances without it; a rejoins into generation 3 alone.
+	for i := 0; i < 100; i++ {
+		if code := hb(a.MemberID, 2); code == kerr.RebalanceInProgress.Code {
+			break
+		} else if code != 0 {
+			t.Fatalf("heartbeat of a: %v", kerr.ErrorForCode(code))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	a3 := recv(t, c.Join(joinReqFor("g", a.MemberID, "range"), "a", "/h"))
+	if a3.Generation < 3 || len(a3.Members) != 1 {
+		t.Fatalf("after b expired: %+v", a3)
+	}
+	if r := sync(a.MemberID, a3.Generation, true); r.ErrorCode != 0 {
+		t.Fatalf("sync 3: %+v", r)
+	}
+	gen := a3.Generation
+	c.Close()
+
+	c2 := newTestCoordinator(t, l, 1000)
+	req := kmsg.NewPtrHeartbeatRequest()
+	req.Group, req.MemberID, req.Generation = "g", a.MemberID, gen
+	if code := c2.Heartbeat(req); code != 0 {
+		t.Errorf("heartbeat after reload: %v", kerr.ErrorForCode(code))
+	}
+	d := c2.Describe("g", 5)
+	if d.State != "Stable" || len(d.Members) != 1 || string(d.Members[0].MemberAssignment) != "A" {
+		t.Errorf("reloaded group: %+v", d)
+	}
+	if code := commit(t, c2, commitReq("g", a.MemberID, gen, "t", 0, 9)); code != 0 {
+		t.Errorf("commit with the reloaded generation: %v", kerr.ErrorForCode(code))
+	}
+	if code := commit(t, c2, commitReq("g", a.MemberID, gen+1, "t", 0, 9)); code != kerr.IllegalGeneration.Code {
+		t.Errorf("commit with a future generation: %v", kerr.ErrorForCode(code))
+	}
+	if code := commit(t, c2, commitReq("g", a.MemberID, gen, "missing", 0, 9)); code != kerr.UnknownTopicOrPartition.Code {
+		t.Errorf("commit to a missing topic: %v", kerr.ErrorForCode(code))
+	}
+	if code := commit(t, c2, commitReq("nope", "m", 1, "t", 0, 9)); code != kerr.IllegalGeneration.Code {
+		t.Errorf("v8 commit with a generation to a missing group: %v", kerr.ErrorForCode(code))
+	}
+	v9 := commitReq("nope", "m", 1, "t", 0, 9)
+	v9.Version = 9
+	if code := commit(t, c2, v9); code != kerr.GroupIDNotFound.Code {
+		t.Errorf("v9 commit with a generation to a missing group: %v", kerr.ErrorForCode(code))
+	}
+	if code := commit(t, c2, commitReq("g", "", -1, "t", 0, 9)); code != kerr.UnknownMemberID.Code {
+		t.Errorf("simple commit to a stable group: %v", kerr.ErrorForCode(code))
+	}
+	// Without heartbeats the reloaded member expires and the group empties.
+	deadline := time.Now().Add(5 * time.Second)
+	for c2.Describe("g", 5).State != "Empty" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := c2.Describe("g", 5).State; st != "Empty" {
+		t.Errorf("state %s after the member's session expired, want Empty", st)
+	}
+}

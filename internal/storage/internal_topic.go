@@ -1,0 +1,167 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/batch"
+)
+
+// InternalTopic is a topic the broker itself writes, such as
+// __consumer_offsets: records go through the same partition logs, WAL
+// (with group commit) and segment uploads as produced data, so they are
+// durable and recoverable exactly like it, without a metadata-store
+// transaction per write.
+type InternalTopic struct {
+	e          *Engine
+	name       string
+	partitions int32
+	dec        kgo.Decompressor
+}
+
+// internalBatchRecords bounds the records of one batch the broker builds,
+// so a large snapshot becomes several batches of fetchable size.
+const internalBatchRecords = 1000
+
+// OpenInternalTopic returns the internal topic name, creating it with
+// partitions and configs if it does not exist. An existing topic keeps its
+// partition count (records are placed by a hash modulo that count, so it
+// is fixed at first creation).
+func (e *Engine) OpenInternalTopic(ctx context.Context, name string, partitions int32, configs map[string]string) (*InternalTopic, error) {
+	t := e.Topic(name)
+	if t == nil {
+		var err error
+		t, err = e.CreateTopic(ctx, name, partitions, configs)
+		if errors.Is(err, ErrTopicExists) {
+			t, err = e.Topic(name), nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("storage: create internal topic %s: %w", name, err)
+		}
+	}
+	if t.Partitions != partitions {
+		e.log.Warn("internal topic keeps the partition count it was created with", "topic", name,
+			"partitions", t.Partitions, "configured", partitions)
+	}
+	return &InternalTopic{e: e, name: name, partitions: t.Partitions, dec: kgo.DefaultDecompressor()}, nil
+}
+
+// Partitions is the topic's partition count.
+func (it *InternalTopic) Partitions() int32 { return it.partitions }
+
+func (it *InternalTopic) topic(p int32) (*Topic, error) {
+	t := it.e.Topic(it.name)
+	if t == nil || p < 0 || int(p) >= len(t.Logs) {
+		return nil, fmt.Errorf("%w: %s/%d", ErrUnknownTopic, it.name, p)
+	}
+	return t, nil
+}
+
+// Append writes recs to partition p as uncompressed magic-v2 batches built
+// by the broker; done gets the offset of the first record once all are
+// durable in the WAL (it may run on the WAL goroutine, or inline on error).
+func (it *InternalTopic) Append(p int32, recs []batch.KV, done func(first int64, err error)) {
+	t, err := it.topic(p)
+	if err != nil {
+		done(0, err)
+		return
+	}
+	now := time.Now().UnixMilli()
+	var raw []byte
+	for i := 0; i < len(recs); i += internalBatchRecords {
+		raw = append(raw, batch.Build(recs[i:min(i+internalBatchRecords, len(recs))], now)...)
+	}
+	hs, err := batch.Split(raw)
+	if err != nil {
+		done(0, fmt.Errorf("storage: internal batch for %s/%d: %w", it.name, p, err))
+		return
+	}
+	// One Produce per batch; the WAL completes them in order, so the last
+	// callback reports for all (a WAL failure fails every later one too).
+	// A failure may be reported inline while the WAL goroutine reports an
+	// earlier batch, hence the lock.
+	var mu sync.Mutex
+	var first int64
+	var firstErr error
+	for i := range hs {
+		last := i == len(hs)-1
+		it.e.Produce(t, t.Logs[p], &hs[i], func(base int64, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if i == 0 {
+				first = base
+			}
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			if last {
+				done(first, firstErr)
+			}
+		})
+	}
+}
+
+// Replay calls fn for every record of partition p from its log start to
+// its high watermark, in offset order.
+func (it *InternalTopic) Replay(ctx context.Context, p int32, fn func(offset int64, r batch.KV) error) error {
+	t, err := it.topic(p)
+	if err != nil {
+		return err
+	}
+	l := t.Logs[p]
+	off, hw := l.Offsets()
+	for off < hw {
+		res, err := l.Read(ctx, off, 1<<20, true)
+		if err != nil {
+			return fmt.Errorf("storage: read %s/%d at %d: %w", it.name, p, off, err)
+		}
+		if len(res.Data) == 0 {
+			return fmt.Errorf("storage: read %s/%d at %d returned nothing below the high watermark %d", it.name, p, off, hw)
+		}
+		data := res.Data
+		for len(data) > 0 {
+			info, err := batch.Peek(data)
+			if err != nil {
+				return fmt.Errorf("storage: %s/%d at %d: %w", it.name, p, off, err)
+			}
+			rb, recs, err := batch.Records(data[:info.Size], it.dec)
+			if err != nil {
+				return fmt.Errorf("storage: %s/%d batch at %d: %w", it.name, p, info.BaseOffset, err)
+			}
+			for _, r := range recs {
+				o := rb.FirstOffset + int64(r.OffsetDelta)
+				if o < off {
+					continue // before the log start, inside the first batch
+				}
+				if err := fn(o, batch.KV{Key: r.Key, Value: r.Value}); err != nil {
+					return err
+				}
+			}
+			off = max(off, info.LastOffset+1)
+			data = data[info.Size:]
+		}
+	}
+	return nil
+}
+
+// SetStart moves partition p's log start to off (bounded replay after a
+// snapshot); it costs one metadata-store write.
+func (it *InternalTopic) SetStart(ctx context.Context, p int32, off int64) error {
+	t, err := it.topic(p)
+	if err != nil {
+		return err
+	}
+	_, err = it.e.SetLogStart(ctx, t, t.Logs[p], off)
+	return err
+}
+
+// PartitionExists reports whether topic has partition p.
+func (e *Engine) PartitionExists(topic string, p int32) bool {
+	t := e.Topic(topic)
+	return t != nil && p >= 0 && int(p) < len(t.Logs)
+}
