@@ -83,7 +83,7 @@ func TestRunGroupsTiny(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RunGroups: %v", err)
 	}
-	if res.SingleJoin <= 0 || res.GroupJoin <= 0 || res.CommitsPerSec <= 0 || res.ProducesPerSec <= 0 {
+	if res.SingleJoin <= 0 || res.GroupJoin <= 0 || res.OneMoreJoin <= 0 || res.CommitsPerSec <= 0 || res.ProducesPerSec <= 0 {
 		t.Errorf("figures not positive: %+v", res)
 	}
 	for _, label := range []string{"[a] rebalance", "[b] offset commits", "commits/s"} {

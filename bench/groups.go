@@ -33,6 +33,9 @@ type GroupResult struct {
 	// GroupJoin is the same for Members consumers started together, until
 	// every partition is owned by exactly one of them.
 	GroupJoin time.Duration
+	// OneMoreJoin is the rebalance when one more consumer joins that
+	// stable group.
+	OneMoreJoin time.Duration
 
 	CommitsPerSec  float64 // OffsetCommit requests/s, each for every partition
 	ProducesPerSec float64 // baseline: acks=all one-record Produce requests/s, same concurrency
@@ -83,16 +86,27 @@ func RunGroups(ctx context.Context, o GroupOptions) (*GroupResult, error) {
 	}()
 
 	res := &GroupResult{}
-	if res.SingleJoin, err = timeJoin(ctx, brokers, topic, "vigil-bench-join-1", 1, o.Partitions); err != nil {
+	one := &joiner{ctx: ctx, brokers: brokers, topic: topic, group: "vigil-bench-join-1", partitions: o.Partitions}
+	res.SingleJoin, err = one.add(1)
+	one.close()
+	if err != nil {
 		return nil, err
 	}
-	if res.GroupJoin, err = timeJoin(ctx, brokers, topic, "vigil-bench-join-n", o.Members, o.Partitions); err != nil {
+	many := &joiner{ctx: ctx, brokers: brokers, topic: topic, group: "vigil-bench-join-n", partitions: o.Partitions}
+	defer many.close()
+	if res.GroupJoin, err = many.add(o.Members); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "\n[a] rebalance: consumers started at once until every partition has exactly one owner\n")
-	fmt.Fprintf(out, "    1 member:              %s\n", fmtDur(res.SingleJoin))
-	fmt.Fprintf(out, "    %d members:            %s (%.1f x one member)\n", o.Members, fmtDur(res.GroupJoin),
+	if res.OneMoreJoin, err = many.add(1); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "\n[a] rebalance: time until every member owns partitions and every partition has one owner\n")
+	fmt.Fprintf(out, "    1 member, new group:       %s\n", fmtDur(res.SingleJoin))
+	fmt.Fprintf(out, "    %d members, new group:      %s (%.1f x one member)\n", o.Members, fmtDur(res.GroupJoin),
 		float64(res.GroupJoin)/float64(res.SingleJoin))
+	fmt.Fprintf(out, "    1 more joins %d stable:     %s\n", o.Members, fmtDur(res.OneMoreJoin))
+	fmt.Fprintf(out, "    (a new group waits group.initial.rebalance.delay, 3 s by default, and again while members keep arriving;\n")
+	fmt.Fprintf(out, "     a stable group's members learn of a rebalance at their next heartbeat, every 3 s in franz-go)\n")
 
 	if res.ProducesPerSec, err = hammer(ctx, brokers, o.Committers, o.Duration, func(ctx context.Context, cl *kgo.Client, i int) error {
 		return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: int32(i % o.Partitions), Value: []byte("x")}).FirstErr()
@@ -120,83 +134,127 @@ func RunGroups(ctx context.Context, o GroupOptions) (*GroupResult, error) {
 	return res, nil
 }
 
-// timeJoin starts n group consumers at once and returns the time until
-// their assignments cover every partition exactly once.
-func timeJoin(ctx context.Context, brokers []string, topic, group string, n, partitions int) (time.Duration, error) {
-	var mu sync.Mutex
-	owned := make([]map[int32]bool, n)
-	stable := make(chan struct{})
-	var once sync.Once
-	check := func() {
-		count := map[int32]int{}
-		for _, m := range owned {
-			for p := range m {
-				count[p]++
-			}
-		}
-		if len(count) != partitions {
-			return
-		}
-		for _, c := range count {
-			if c != 1 {
-				return
-			}
-		}
-		once.Do(func() { close(stable) })
-	}
+// joiner runs group consumers and tells when their assignments cover
+// every partition exactly once.
+type joiner struct {
+	ctx        context.Context
+	brokers    []string
+	topic      string
+	group      string
+	partitions int
+
+	mu      sync.Mutex
+	owned   []map[int32]bool
+	clients []*kgo.Client
+	stable  chan struct{} // closed when stable with want members
+	want    int
+}
+
+// add starts n more consumers and returns how long until the group is
+// stable with all of them.
+func (j *joiner) add(n int) (time.Duration, error) {
+	j.mu.Lock()
+	j.want += n
+	j.stable = make(chan struct{})
+	stable := j.stable
+	j.mu.Unlock()
 	start := time.Now()
-	clients := make([]*kgo.Client, n)
-	defer func() {
-		for _, cl := range clients {
-			if cl != nil {
-				cl.Close()
-			}
-		}
-	}()
-	for i := range n {
-		owned[i] = map[int32]bool{}
-		update := func(add bool) func(context.Context, *kgo.Client, map[string][]int32) {
-			return func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-				mu.Lock()
-				defer mu.Unlock()
-				for _, p := range m[topic] {
-					if add {
-						owned[i][p] = true
-					} else {
-						delete(owned[i], p)
-					}
-				}
-				check()
-			}
-		}
-		cl, err := kgo.NewClient(
-			kgo.SeedBrokers(brokers...),
-			kgo.ConsumerGroup(group),
-			kgo.ConsumeTopics(topic),
-			kgo.OnPartitionsAssigned(update(true)),
-			kgo.OnPartitionsRevoked(update(false)),
-			kgo.OnPartitionsLost(update(false)),
-		)
-		if err != nil {
+	for range n {
+		if err := j.start(); err != nil {
 			return 0, err
 		}
-		clients[i] = cl
-		// Polling drives the group's join and heartbeat loop.
-		go func() {
-			for {
-				if fs := cl.PollFetches(ctx); fs.IsClientClosed() || ctx.Err() != nil {
-					return
-				}
-			}
-		}()
 	}
 	select {
 	case <-stable:
 		return time.Since(start), nil
 	case <-time.After(2 * time.Minute):
-		return 0, fmt.Errorf("group %s of %d members not stable after 2m", group, n)
-	case <-ctx.Done():
-		return 0, ctx.Err()
+		return 0, fmt.Errorf("group %s of %d members not stable after 2m", j.group, j.want)
+	case <-j.ctx.Done():
+		return 0, j.ctx.Err()
+	}
+}
+
+func (j *joiner) start() error {
+	j.mu.Lock()
+	i := len(j.owned)
+	j.owned = append(j.owned, map[int32]bool{})
+	j.mu.Unlock()
+	update := func(add bool) func(context.Context, *kgo.Client, map[string][]int32) {
+		return func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			j.mu.Lock()
+			defer j.mu.Unlock()
+			for _, p := range m[j.topic] {
+				if add {
+					j.owned[i][p] = true
+				} else {
+					delete(j.owned[i], p)
+				}
+			}
+			j.checkLocked()
+		}
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(j.brokers...),
+		kgo.ConsumerGroup(j.group),
+		kgo.ConsumeTopics(j.topic),
+		kgo.OnPartitionsAssigned(update(true)),
+		kgo.OnPartitionsRevoked(update(false)),
+		kgo.OnPartitionsLost(update(false)),
+	)
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	j.clients = append(j.clients, cl)
+	j.mu.Unlock()
+	// Polling drives the group's join and heartbeat loop.
+	go func() {
+		for {
+			if fs := cl.PollFetches(j.ctx); fs.IsClientClosed() || j.ctx.Err() != nil {
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// checkLocked closes stable once every member owns something and every
+// partition has exactly one owner.
+func (j *joiner) checkLocked() {
+	if len(j.owned) != j.want {
+		return
+	}
+	count := map[int32]int{}
+	for _, m := range j.owned {
+		if len(m) == 0 {
+			return
+		}
+		for p := range m {
+			count[p]++
+		}
+	}
+	if len(count) != j.partitions {
+		return
+	}
+	for _, c := range count {
+		if c != 1 {
+			return
+		}
+	}
+	select {
+	case <-j.stable:
+	default:
+		close(j.stable)
+	}
+}
+
+func (j *joiner) close() {
+	j.mu.Lock()
+	clients := j.clients
+	j.mu.Unlock()
+	// Not under mu: closing runs the revoke callbacks, which take it.
+	for _, cl := range clients {
+		cl.Close()
 	}
 }
 

@@ -99,7 +99,6 @@ func describeGroupJSON(t *testing.T, addr, group string) groupInfo {
 
 func TestGroups(t *testing.T) {
 	addr := brokerFor(t)
-	requireGroupCoordinator(t, addr)
 	ctx := testCtx(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36) // unique on a shared external cluster
 	orders, events, group := "orders-"+suffix, "events-"+suffix, "billing-"+suffix
@@ -357,23 +356,4 @@ func TestGroups(t *testing.T) {
 			t.Errorf("deleted group still has offsets %v", c)
 		}
 	})
-}
-
-// TestGroupsWithoutCoordinator checks the message operators get from a
-// cluster without consumer groups (Vigil until the coordinator is merged).
-func TestGroupsWithoutCoordinator(t *testing.T) {
-	addr := startBroker(t)
-	if hasGroupCoordinator(t, addr) {
-		t.Skip("the broker has a group coordinator; TestGroups covers it")
-	}
-	for _, args := range [][]string{
-		{"groups", "list"},
-		{"groups", "describe", "g"},
-		{"groups", "delete", "g"},
-		{"groups", "reset", "g", "--all-topics", "--to-earliest"},
-	} {
-		r := cli(t, addr, args...)
-		wantCode(t, r, admincli.ExitFailed)
-		wantMatch(t, "stderr", r.stderr, `the cluster does not support consumer groups`)
-	}
 }

@@ -13,9 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/admincli"
 	"github.com/vigilhq/vigil/internal/config"
@@ -194,33 +192,6 @@ func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// requireGroupCoordinator skips group tests on a broker that does not
-// advertise FindCoordinator; once the coordinator is merged they run.
-func requireGroupCoordinator(t *testing.T, addr string) {
-	t.Helper()
-	if !hasGroupCoordinator(t, addr) {
-		t.Skip("group coordinator not merged yet: the broker does not advertise FindCoordinator in ApiVersions")
-	}
-}
-
-func hasGroupCoordinator(t *testing.T, addr string) bool {
-	t.Helper()
-	vs, err := kadm.NewClient(client(t, addr)).ApiVersions(testCtx(t))
-	if err != nil {
-		t.Fatalf("api versions: %v", err)
-	}
-	found := false
-	for _, v := range vs {
-		if v.Err != nil {
-			t.Fatalf("api versions of broker %d: %v", v.NodeID, v.Err)
-		}
-		if _, _, ok := v.KeyVersions(kmsg.FindCoordinator.Int16()); ok {
-			found = true
-		}
-	}
-	return found
 }
 
 // closedPort is a loopback address nothing listens on.

@@ -2,6 +2,7 @@ package admincli
 
 import (
 	"context"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
@@ -517,11 +518,13 @@ func resultText(ok bool, e *jsonErr, okText string) string {
 	return "error: " + e.Message
 }
 
+// topicID prints an id the way Kafka's own tools do (Uuid.toString:
+// URL-safe base64 without padding), so ids can be compared across tools.
 func topicID(id kadm.TopicID) string {
 	if id == (kadm.TopicID{}) {
 		return ""
 	}
-	return id.String()
+	return base64.RawURLEncoding.EncodeToString(id[:])
 }
 
 func nonNil(v []int32) []int32 {
