@@ -20,6 +20,7 @@ type topicResult struct {
 	ID                string   `json:"id"`
 	Partitions        int      `json:"partitions"`
 	ReplicationFactor int      `json:"replication_factor"`
+	Internal          bool     `json:"internal"`
 	OK                bool     `json:"ok"`
 	Error             *jsonErr `json:"error"`
 }
