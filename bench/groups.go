@@ -101,10 +101,10 @@ func RunGroups(ctx context.Context, o GroupOptions) (*GroupResult, error) {
 		return nil, err
 	}
 	fmt.Fprintf(out, "\n[a] rebalance: time until every member owns partitions and every partition has one owner\n")
-	fmt.Fprintf(out, "    1 member, new group:       %s\n", fmtDur(res.SingleJoin))
-	fmt.Fprintf(out, "    %d members, new group:      %s (%.1f x one member)\n", o.Members, fmtDur(res.GroupJoin),
+	fmt.Fprintf(out, "    %-27s %s\n", "1 member, new group:", fmtDur(res.SingleJoin))
+	fmt.Fprintf(out, "    %-27s %s (%.1f x one member)\n", fmt.Sprintf("%d members, new group:", o.Members), fmtDur(res.GroupJoin),
 		float64(res.GroupJoin)/float64(res.SingleJoin))
-	fmt.Fprintf(out, "    1 more joins %d stable:     %s\n", o.Members, fmtDur(res.OneMoreJoin))
+	fmt.Fprintf(out, "    %-27s %s\n", fmt.Sprintf("1 more joins %d stable:", o.Members), fmtDur(res.OneMoreJoin))
 	fmt.Fprintf(out, "    (a new group waits group.initial.rebalance.delay, 3 s by default, and again while members keep arriving;\n")
 	fmt.Fprintf(out, "     a stable group's members learn of a rebalance at their next heartbeat, every 3 s in franz-go)\n")
 
@@ -128,8 +128,8 @@ func RunGroups(ctx context.Context, o GroupOptions) (*GroupResult, error) {
 		return nil, fmt.Errorf("offset commits: %w", err)
 	}
 	fmt.Fprintf(out, "\n[b] offset commits (%d clients, each commit = all %d partitions of one group)\n", o.Committers, o.Partitions)
-	fmt.Fprintf(out, "    baseline produce:      %.0f requests/s (acks=all, one record)\n", res.ProducesPerSec)
-	fmt.Fprintf(out, "    offset commits:        %.0f commits/s = %.0f partition offsets/s (%.2f x produce)\n",
+	fmt.Fprintf(out, "    %-27s %.0f requests/s (acks=all, one record)\n", "baseline produce:", res.ProducesPerSec)
+	fmt.Fprintf(out, "    %-27s %.0f commits/s = %.0f partition offsets/s (%.2f x produce)\n", "offset commits:",
 		res.CommitsPerSec, res.CommitsPerSec*float64(o.Partitions), res.CommitsPerSec/res.ProducesPerSec)
 	return res, nil
 }
