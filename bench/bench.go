@@ -95,11 +95,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 
-	brokers, dataDir, stopBroker, err := useBroker(ctx, o.Brokers, log, out)
+	bb, err := useBroker(ctx, o.Brokers, log, out)
 	if err != nil {
 		return nil, err
 	}
-	defer stopBroker()
+	defer bb.stop()
+	brokers, dataDir := bb.seeds, bb.dataDir
 	fmt.Fprintf(out, "settings:      duration %s per phase, record %d B, %d partitions, acks=%s, linger %s, %d in flight/broker, no compression\n",
 		o.Duration, o.RecordBytes, o.Partitions, o.Acks, linger, maxInflight)
 
@@ -191,6 +192,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if len(maxRec.samples) == 0 {
 		return nil, fmt.Errorf("max-rate run: no record acknowledged (first error: %v)", maxRec.firstEr)
 	}
+
+	// The max-rate run leaves an upload backlog (ingest outruns segment
+	// uploads); the paced run must measure its own load, not that tail.
+	settled, err := bb.settle(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "    settled in:            %s (upload backlog drained before the next phase)\n", settled.Round(time.Millisecond))
 
 	// (c)+(d) Paced run at a fraction of the max rate, with a consumer.
 	res.PacedTargetRecsPerSec = res.MaxRecsPerSec * PacedFraction

@@ -8,24 +8,62 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/server"
 )
 
-// useBroker returns the seed brokers to benchmark: the given ones, or an
+// benchBroker is the broker a benchmark runs against.
+type benchBroker struct {
+	seeds   []string
+	dataDir string // set for an in-process broker
+	srv     *server.Server
+	stop    func()
+}
+
+// externalSettle is how long settle waits for a broker it cannot observe.
+const externalSettle = 5 * time.Second
+
+// settle waits until the broker has caught up with earlier phases (its
+// upload backlog is gone), so that a phase measures its own load, not the
+// previous phase's tail. It returns how long that took.
+func (b *benchBroker) settle(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	if b.srv == nil {
+		select {
+		case <-time.After(externalSettle):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		return time.Since(start), nil
+	}
+	for b.srv.UploadBacklog() > 0 {
+		if time.Since(start) > 2*time.Minute {
+			return 0, fmt.Errorf("upload backlog of %d bytes not drained after 2m", b.srv.UploadBacklog())
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	return time.Since(start), nil
+}
+
+// useBroker returns the broker to benchmark: the given seeds, or an
 // in-process broker on a temporary data dir (then dataDir is set, and stop
 // shuts it down and removes the dir).
-func useBroker(ctx context.Context, seeds []string, log *slog.Logger, out io.Writer) (brokers []string, dataDir string, stop func(), err error) {
+func useBroker(ctx context.Context, seeds []string, log *slog.Logger, out io.Writer) (*benchBroker, error) {
 	if len(seeds) > 0 {
 		fmt.Fprintf(out, "broker:        %s\n", strings.Join(seeds, ","))
-		return seeds, "", func() {}, nil
+		return &benchBroker{seeds: seeds, stop: func() {}}, nil
 	}
 	dir, err := os.MkdirTemp("", "vigil-bench-")
 	if err != nil {
-		return nil, "", nil, err
+		return nil, err
 	}
-	dataDir = filepath.Join(dir, "broker")
+	dataDir := filepath.Join(dir, "broker")
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Advertised = "127.0.0.1:0"
@@ -34,17 +72,18 @@ func useBroker(ctx context.Context, seeds []string, log *slog.Logger, out io.Wri
 	srv, err := server.Start(ctx, cfg, log)
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, "", nil, fmt.Errorf("start in-process broker: %w", err)
+		return nil, fmt.Errorf("start in-process broker: %w", err)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
-	brokers = []string{srv.Addr().String()}
-	fmt.Fprintf(out, "broker:        in-process at %s (data dir %s)\n", brokers[0], dataDir)
-	return brokers, dataDir, func() {
+	b := &benchBroker{seeds: []string{srv.Addr().String()}, dataDir: dataDir, srv: srv}
+	b.stop = func() {
 		if err := srv.Close(); err != nil {
 			log.Warn("bench: broker close", "err", err)
 		}
 		<-served
 		os.RemoveAll(dir)
-	}, nil
+	}
+	fmt.Fprintf(out, "broker:        in-process at %s (data dir %s)\n", b.seeds[0], dataDir)
+	return b, nil
 }

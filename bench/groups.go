@@ -57,11 +57,12 @@ func RunGroups(ctx context.Context, o GroupOptions) (*GroupResult, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	brokers, _, stop, err := useBroker(ctx, o.Brokers, log, out)
+	bb, err := useBroker(ctx, o.Brokers, log, out)
 	if err != nil {
 		return nil, err
 	}
-	defer stop()
+	defer bb.stop()
+	brokers := bb.seeds
 	fmt.Fprintf(out, "settings:      %d members, %d partitions, %d committers, %s per throughput phase\n",
 		o.Members, o.Partitions, o.Committers, o.Duration)
 

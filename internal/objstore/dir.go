@@ -69,8 +69,14 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte) error {
 		os.Remove(tmp)
 		return fmt.Errorf("objstore: put %s: %w", key, err)
 	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
+	for off := 0; off < len(data); off += flushChunk {
+		chunk := data[off:min(off+flushChunk, len(data))]
+		if _, err := f.Write(chunk); err != nil {
+			return fail(err)
+		}
+		if err := flushRange(f, int64(off), int64(len(chunk))); err != nil {
+			return fail(err)
+		}
 	}
 	if err := f.Sync(); err != nil {
 		return fail(err)
@@ -85,6 +91,13 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte) error {
 	}
 	return syncDir(dir)
 }
+
+// flushChunk is how much of an object Put writes back at a time. Measured
+// on the development machine (150 KiB WAL fsyncs every millisecond while
+// a 20 MiB object is written every 250 ms): WAL fsync p99 0.9 ms alone,
+// 5.7-6.6 ms beside one fsync per object, 1.3-3 ms with 128 KiB-1 MiB
+// chunks.
+const flushChunk = 512 << 10
 
 func syncDir(dir string) error {
 	f, err := os.Open(dir)

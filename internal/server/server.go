@@ -119,6 +119,10 @@ func openGroups(ctx context.Context, cfg config.Broker, store *storage.Engine, l
 // Addr is the address the listener is bound to.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
+// UploadBacklog is how many bytes are durable in the WAL but not yet
+// uploaded as segment objects.
+func (s *Server) UploadBacklog() int64 { return s.store.UploadBacklog() }
+
 // Serve accepts clients until Close.
 func (s *Server) Serve() error { return s.broker.Serve(s.ln) }
 

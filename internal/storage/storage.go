@@ -377,6 +377,14 @@ func (e *Engine) SetLogStart(ctx context.Context, t *Topic, l *partition.Log, of
 	return ls, nil
 }
 
+// UploadBacklog is how many bytes are durable in the WAL but not yet in a
+// segment object: the uploader's lag behind ingest.
+func (e *Engine) UploadBacklog() int64 {
+	e.upMu.Lock()
+	defer e.upMu.Unlock()
+	return e.upBytes
+}
+
 func (e *Engine) enqueue(l *partition.Log, b *partition.Batch) {
 	e.upMu.Lock()
 	e.upQueue = append(e.upQueue, queued{l, b})
