@@ -49,6 +49,9 @@ func TestRunTiny(t *testing.T) {
 	if res.PacedLatency.N == 0 || res.PacedLatency.P50 <= 0 || res.PacedLatency.P50 > res.PacedLatency.P99 {
 		t.Errorf("paced latencies implausible: %+v", res.PacedLatency)
 	}
+	if res.PacedCeiling.N == 0 || res.PacedCeiling.P50 <= 0 || res.PacedCeiling.P50 > res.PacedCeiling.P99 {
+		t.Errorf("paced ceiling latencies implausible: %+v", res.PacedCeiling)
+	}
 	if res.EndToEnd.N == 0 || res.EndToEnd.P50 <= 0 || res.EndToEnd.P50 > res.EndToEnd.P99 {
 		t.Errorf("end-to-end latencies implausible: %+v", res.EndToEnd)
 	}
@@ -59,7 +62,7 @@ func TestRunTiny(t *testing.T) {
 	if res.PacedRecsPerSec < 0.8*res.PacedTargetRecsPerSec {
 		t.Errorf("paced run achieved %.0f of %.0f records/s", res.PacedRecsPerSec, res.PacedTargetRecsPerSec)
 	}
-	for _, label := range []string{"[a] ceiling", "[b] max rate", "[c] paced", "[d] end-to-end", "throughput >= 0.5 x ceiling", "p99 at 25%"} {
+	for _, label := range []string{"[a] ceiling", "[b] max rate", "[c] paced", "ceiling, same rate", "settled in", "[d] end-to-end", "throughput >= 0.5 x ceiling", "p99 at 25%"} {
 		if !strings.Contains(out.String(), label) {
 			t.Errorf("output lacks %q", label)
 		}

@@ -235,3 +235,118 @@ func ceilingDir(dataDir string) string {
 	}
 	return filepath.Clean(os.TempDir())
 }
+
+// CeilingPaced sends recsPerSec records per second for d through the same
+// loopback-TCP-to-group-committed-file path as Ceiling, one write per
+// millisecond, and returns the latency from each write to the
+// acknowledgement that covers it: the machine's own latency at that load,
+// the baseline for the broker's paced produce latency.
+func CeilingPaced(ctx context.Context, dir string, d time.Duration, recordBytes int, recsPerSec float64) (Latencies, error) {
+	f, err := os.CreateTemp(dir, "vigil-bench-ceiling-*.log")
+	if err != nil {
+		return Latencies{}, fmt.Errorf("paced ceiling: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return Latencies{}, fmt.Errorf("paced ceiling: %w", err)
+	}
+	defer ln.Close()
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- ceilingServer(ln, f) }()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return Latencies{}, fmt.Errorf("paced ceiling: %w", err)
+	}
+	samples, err := ceilingPacedClient(ctx, conn, d, recordBytes, recsPerSec)
+	conn.Close()
+	if serr := <-srvErr; err == nil && serr != nil {
+		err = serr
+	}
+	if err != nil {
+		return Latencies{}, fmt.Errorf("paced ceiling: %w", err)
+	}
+	return summarize(samples), nil
+}
+
+func ceilingPacedClient(ctx context.Context, conn net.Conn, d time.Duration, recordBytes int, rate float64) ([]time.Duration, error) {
+	frame := 4 + recordBytes
+	rec := make([]byte, frame)
+	binary.BigEndian.PutUint32(rec, uint32(recordBytes))
+	rand.Read(rec[4:])
+
+	type write struct {
+		end int64 // wire bytes up to and including this write
+		at  time.Time
+	}
+	var (
+		mu      sync.Mutex
+		cond    = sync.NewCond(&mu)
+		pending []write
+		samples []time.Duration
+		acked   int64
+		ackErr  error
+	)
+	go func() {
+		var b [8]byte
+		for {
+			_, err := io.ReadFull(conn, b[:])
+			now := time.Now()
+			mu.Lock()
+			if err != nil {
+				ackErr = err
+				cond.Broadcast()
+				mu.Unlock()
+				return
+			}
+			acked = int64(binary.BigEndian.Uint64(b[:]))
+			for len(pending) > 0 && pending[0].end <= acked {
+				samples = append(samples, now.Sub(pending[0].at))
+				pending = pending[1:]
+			}
+			cond.Broadcast()
+			mu.Unlock()
+		}
+	}()
+
+	start := time.Now()
+	var sent, recs int64
+	var buf []byte
+	for ctx.Err() == nil {
+		elapsed := time.Since(start)
+		if elapsed >= d {
+			break
+		}
+		due := int64(elapsed.Seconds() * rate)
+		buf = buf[:0]
+		n := due - recs
+		for ; recs < due; recs++ {
+			buf = append(buf, rec...)
+		}
+		if len(buf) > 0 {
+			now := time.Now()
+			mu.Lock()
+			sent += int64(len(buf))
+			// Each record gets the latency of the write that carried it.
+			for i := int64(0); i < n; i++ {
+				pending = append(pending, write{end: sent, at: now})
+			}
+			mu.Unlock()
+			if _, err := conn.Write(buf); err != nil {
+				return nil, err
+			}
+		}
+		next := time.Duration(float64(recs+1) / rate * float64(time.Second))
+		time.Sleep(min(max(next-time.Since(start), 50*time.Microsecond), time.Millisecond))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for acked < sent && ackErr == nil {
+		cond.Wait()
+	}
+	if ackErr != nil {
+		return nil, ackErr
+	}
+	return samples, ctx.Err()
+}
