@@ -221,6 +221,17 @@ func TestTopics(t *testing.T) {
 		wantNoRow(t, list, "logins")
 		wantRow(t, list, "audit", "3", "1")
 	})
+
+	t.Run("hold and release", func(t *testing.T) {
+		mustCLI(t, addr, "topics", "hold", "audit")
+		wantMatch(t, "describe", mustCLI(t, addr, "topics", "describe", "audit").stdout, `vigil\.legal\.hold\s+true`)
+		r := cli(t, addr, "topics", "delete", "audit")
+		wantCode(t, r, admincli.ExitFailed)
+		wantMatch(t, "stdout", r.stdout, `audit.*POLICY_VIOLATION.*legal hold`)
+		mustCLI(t, addr, "topics", "release", "audit")
+		wantMatch(t, "describe", mustCLI(t, addr, "topics", "describe", "audit").stdout, `vigil\.legal\.hold\s+false`)
+		wantRow(t, mustCLI(t, addr, "topics", "delete", "audit"), "audit", "deleted")
+	})
 }
 
 func TestUsage(t *testing.T) {

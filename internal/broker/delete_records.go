@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/partition"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 func (b *Broker) handleDeleteRecords(c *conn, h header, r kmsg.Request) func() kmsg.Response {
@@ -27,6 +28,10 @@ func (b *Broker) handleDeleteRecords(c *conn, h header, r kmsg.Request) func() k
 				switch {
 				case errors.Is(err, partition.ErrOffsetOutOfRange):
 					sp.ErrorCode = kerr.OffsetOutOfRange.Code
+				case errors.Is(err, storage.ErrLegalHold):
+					// DeleteRecords responses carry no message: the log says why.
+					c.log.Warn("delete records refused", "topic", rt.Topic, "partition", rp.Partition, "reason", err)
+					sp.ErrorCode = kerr.PolicyViolation.Code
 				case err != nil:
 					b.log.Error("delete records", "topic", rt.Topic, "partition", rp.Partition, "err", err)
 					sp.ErrorCode = kerr.KafkaStorageError.Code

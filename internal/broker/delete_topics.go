@@ -46,9 +46,15 @@ func (b *Broker) handleDeleteTopics(c *conn, h header, r kmsg.Request) func() km
 			continue
 		}
 		if err := b.store.DeleteTopic(context.Background(), name); err != nil {
-			if errors.Is(err, storage.ErrUnknownTopic) {
+			switch {
+			case errors.Is(err, storage.ErrUnknownTopic):
 				st.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			} else {
+			case errors.Is(err, storage.ErrLegalHold):
+				c.log.Warn("delete topic refused", "topic", name, "reason", err)
+				st.ErrorCode = kerr.PolicyViolation.Code
+				msg := err.Error()
+				st.ErrorMessage = &msg
+			default:
 				b.log.Error("delete topic", "topic", name, "err", err)
 				st.ErrorCode = kerr.UnknownServerError.Code
 				msg := err.Error()

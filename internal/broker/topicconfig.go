@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // topicConfig describes one topic config the broker understands. Values
@@ -30,6 +32,8 @@ func (b *Broker) topicConfigs() []topicConfig {
 			func(b *Broker) string { return strconv.FormatInt(b.cfg.RetentionBytes, 10) }, validateInt(-1, 1<<63-1)},
 		{"retention.ms", kmsg.ConfigTypeLong, "Age above which records are deleted; -1 to keep them forever.",
 			func(b *Broker) string { return strconv.FormatInt(b.cfg.RetentionMs, 10) }, validateInt(-1, 1<<63-1)},
+		{storage.LegalHoldConfig, kmsg.ConfigTypeBoolean, "true stops every deletion of this topic's data (retention, DeleteRecords, DeleteTopics) until set back to false.",
+			func(*Broker) string { return "false" }, validateBool},
 	}
 }
 
@@ -53,6 +57,13 @@ func validateInt(lo, hi int64) func(string) error {
 		}
 		return nil
 	}
+}
+
+func validateBool(v string) error {
+	if _, err := strconv.ParseBool(strings.TrimSpace(v)); err != nil {
+		return fmt.Errorf("%q is not true or false", v)
+	}
+	return nil
 }
 
 func validateCleanupPolicy(v string) error {

@@ -40,6 +40,9 @@ type Broker struct {
 	SegmentBytes   int64
 	TailCacheBytes int64 // per partition, uploaded batches kept in memory for tail reads
 
+	RetentionCheckInterval time.Duration // log.retention.check.interval.ms
+	ObjectDeleteDelay      time.Duration // how long an unreferenced object stays for reads in flight
+
 	OffsetsPartitions     int32         // partitions of __consumer_offsets, fixed at its creation
 	GroupInitialRebalance time.Duration // group.initial.rebalance.delay.ms
 	GroupMinSession       time.Duration // group.min.session.timeout.ms
@@ -63,6 +66,9 @@ func Default() Broker {
 		UploadInterval:    250 * time.Millisecond,
 		SegmentBytes:      16 << 20,
 		TailCacheBytes:    4 << 20,
+
+		RetentionCheckInterval: time.Minute,
+		ObjectDeleteDelay:      time.Minute,
 
 		OffsetsPartitions:     16,
 		GroupInitialRebalance: 3 * time.Second,
@@ -97,6 +103,8 @@ func (c *Broker) options() []option {
 		{"upload-interval", "how often WAL contents are uploaded as segment objects", &c.UploadInterval},
 		{"segment-bytes", "upload early once this many bytes are waiting", &c.SegmentBytes},
 		{"tail-cache-bytes", "per-partition bytes of recent batches kept in memory for tail reads", &c.TailCacheBytes},
+		{"retention-check-interval", "how often retention and moved log starts delete whole segment objects", &c.RetentionCheckInterval},
+		{"object-delete-delay", "how long a segment object no index entry refers to is kept for reads in flight before it is deleted", &c.ObjectDeleteDelay},
 		{"offsets-partitions", "partitions of __consumer_offsets (used only when it is first created)", &c.OffsetsPartitions},
 		{"group-initial-rebalance-delay", "how long the first rebalance of an empty group waits for more members", &c.GroupInitialRebalance},
 		{"group-min-session-timeout", "smallest session timeout a group member may use", &c.GroupMinSession},
@@ -256,6 +264,12 @@ func (c *Broker) finish() error {
 	}
 	if c.MaxRequestBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--max-request-bytes %d: must be at least 1024", c.MaxRequestBytes))
+	}
+	if c.RetentionCheckInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--retention-check-interval %s: must be positive", c.RetentionCheckInterval))
+	}
+	if c.ObjectDeleteDelay < 0 {
+		errs = append(errs, fmt.Errorf("--object-delete-delay %s: must not be negative", c.ObjectDeleteDelay))
 	}
 	if c.UploadInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--upload-interval %s: must be positive", c.UploadInterval))

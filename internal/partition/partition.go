@@ -204,6 +204,27 @@ func (l *Log) evictLocked() {
 	l.mem = l.mem[i:]
 }
 
+// Segments returns a copy of the segment index, oldest first.
+func (l *Log) Segments() []meta.Segment {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]meta.Segment(nil), l.segs...)
+}
+
+// DropSegmentsThrough forgets the index entries whose offsets all lie at
+// or below last (they were removed from the metadata store), and moves
+// the log start past them.
+func (l *Log) DropSegmentsThrough(last int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := 0
+	for i < len(l.segs) && l.segs[i].LastOffset <= last {
+		i++
+	}
+	l.segs = append([]meta.Segment(nil), l.segs[i:]...)
+	l.logStart = max(l.logStart, min(last+1, l.hw))
+}
+
 // Offsets returns the log start offset and the high watermark.
 func (l *Log) Offsets() (logStart, hw int64) {
 	l.mu.Lock()

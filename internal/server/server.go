@@ -59,7 +59,12 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 		UploadInterval: cfg.UploadInterval,
 		SegmentBytes:   cfg.SegmentBytes,
 		TailCacheBytes: cfg.TailCacheBytes,
-		Logger:         log,
+
+		RetentionMs:       cfg.RetentionMs,
+		RetentionBytes:    cfg.RetentionBytes,
+		RetentionInterval: cfg.RetentionCheckInterval,
+		ObjectDeleteDelay: cfg.ObjectDeleteDelay,
+		Logger:            log,
 	})
 	if err != nil {
 		s.closeStores()

@@ -40,6 +40,14 @@ type Options struct {
 	UploadInterval time.Duration
 	SegmentBytes   int64
 	TailCacheBytes int64
+	// RetentionMs and RetentionBytes are the broker defaults of the topic
+	// configs retention.ms and retention.bytes (-1: no limit).
+	RetentionMs, RetentionBytes int64
+	// RetentionInterval is how often retention runs; zero means a minute.
+	RetentionInterval time.Duration
+	// ObjectDeleteDelay is how long an unreferenced object is kept for reads
+	// already in flight.
+	ObjectDeleteDelay time.Duration
 	// ProducerExpiry is how long an idle producer id keeps its idempotence
 	// state (Kafka's producer.id.expiration.ms); zero means one day.
 	ProducerExpiry time.Duration
@@ -77,6 +85,9 @@ type Engine struct {
 	// upProducers is each partition's producer state as of its uploaded
 	// data: what the uploader persists. Only the uploader touches it (and
 	// Open and Close while the uploader is not running).
+	retentionDone chan struct{}
+	gcWG          sync.WaitGroup
+
 	upProducers map[*partition.Log]*producer.State
 	lastExpiry  time.Time
 	pids        *producer.IDs
@@ -94,6 +105,9 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.RetentionInterval <= 0 {
+		opts.RetentionInterval = time.Minute
+	}
 	if opts.ProducerExpiry <= 0 {
 		opts.ProducerExpiry = 24 * time.Hour
 	}
@@ -101,7 +115,8 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 		opts: opts, log: opts.Logger, meta: ms, objs: objs,
 		topics: map[string]*Topic{}, byID: map[[16]byte]*Topic{},
 		upKick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		upProducers: map[*partition.Log]*producer.State{}, lastExpiry: time.Now(),
+		retentionDone: make(chan struct{}),
+		upProducers:   map[*partition.Log]*producer.State{}, lastExpiry: time.Now(),
 		pids: producer.NewIDs(ms),
 	}
 	tops, err := ms.Topics(ctx)
@@ -153,6 +168,7 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 	}
 	e.log.Info("storage recovered", "topics", len(tops), "wal_batches_replayed", replayed, "wal_batches_of_deleted_topics", skipped, "took", time.Since(start))
 	go e.uploadLoop()
+	go e.retentionLoop()
 	return e, nil
 }
 
@@ -242,6 +258,10 @@ func (e *Engine) DeleteTopic(ctx context.Context, name string) error {
 	if top == nil {
 		e.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	if LegalHold(top.Topic) {
+		e.mu.Unlock()
+		return holdError(top.Topic, "deleting topic")
 	}
 	segs, err := e.meta.DeleteTopic(ctx, name)
 	if err != nil && !errors.Is(err, meta.ErrUnknownTopic) {
@@ -360,21 +380,33 @@ func (e *Engine) Produce(t *Topic, l *partition.Log, h *batch.Header, done func(
 	}
 }
 
-// SetLogStart moves a partition's log start and persists it.
+// SetLogStart moves a partition's log start and persists it. A topic
+// under legal hold refuses (ErrLegalHold).
 func (e *Engine) SetLogStart(ctx context.Context, t *Topic, l *partition.Log, off int64) (int64, error) {
+	if LegalHold(t.Topic) {
+		ls, _ := l.Offsets()
+		return ls, holdError(t.Topic, "deleting records of topic")
+	}
 	ls, err := l.SetLogStart(off)
 	if err != nil {
 		return ls, err
 	}
+	return ls, e.persistLogStart(ctx, t, l, ls)
+}
+
+func (e *Engine) persistLogStart(ctx context.Context, t *Topic, l *partition.Log, ls int64) error {
 	st, err := e.meta.PartitionState(ctx, t.Name, l.Partition)
 	if err != nil {
-		return ls, fmt.Errorf("storage: read state of %s/%d: %w", t.Name, l.Partition, err)
+		return fmt.Errorf("storage: read state of %s/%d: %w", t.Name, l.Partition, err)
+	}
+	if st.LogStart >= ls {
+		return nil
 	}
 	st.LogStart = ls
 	if err := e.meta.SetPartitionState(ctx, t.Name, l.Partition, st); err != nil {
-		return ls, fmt.Errorf("storage: persist log start of %s/%d: %w", t.Name, l.Partition, err)
+		return fmt.Errorf("storage: persist log start of %s/%d: %w", t.Name, l.Partition, err)
 	}
-	return ls, nil
+	return nil
 }
 
 // UploadBacklog is how many bytes are durable in the WAL but not yet in a
@@ -515,6 +547,8 @@ func objectKey() string {
 func (e *Engine) Close() error {
 	close(e.stop)
 	<-e.done
+	<-e.retentionDone
+	e.gcWG.Wait()
 	var errs []error
 	if err := e.wal.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close WAL: %w", err))

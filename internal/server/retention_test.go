@@ -1,0 +1,167 @@
+package server
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/vigilhq/vigil/internal/config"
+)
+
+// countObjects counts segment objects in the store directory.
+func countObjects(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".seg") {
+			n++
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// produceUploaded produces n records with timestamp ts to partition 0 of
+// topic and waits until they are in a segment object of their own.
+func produceUploaded(t *testing.T, ts *testServer, cl *kgo.Client, topic string, n int, at time.Time) {
+	t.Helper()
+	ctx := testCtx(t, 30*time.Second)
+	for i := range n {
+		r := &kgo.Record{Topic: topic, Value: []byte(strings.Repeat("r", 100) + string(rune('a'+i%26))), Timestamp: at}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatalf("produce to %s: %v", topic, err)
+		}
+	}
+	waitFor(t, "upload", func() bool { return ts.srv.UploadBacklog() == 0 })
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func startOffset(t *testing.T, adm *kadm.Client, topic string) int64 {
+	t.Helper()
+	so, err := adm.ListStartOffsets(testCtx(t, 10*time.Second), topic)
+	if err != nil {
+		t.Fatalf("list start offsets of %s: %v", topic, err)
+	}
+	o, ok := so.Lookup(topic, 0)
+	if !ok || o.Err != nil {
+		t.Fatalf("start offset of %s/0: %+v", topic, o)
+	}
+	return o.Offset
+}
+
+func (c *rawConn) fetchCode(topic string, offset int64) int16 {
+	c.t.Helper()
+	req := kmsg.NewPtrFetchRequest()
+	req.SetVersion(12)
+	req.ReplicaID, req.MaxBytes, req.SessionEpoch = -1, 1<<20, -1
+	req.Topics = []kmsg.FetchRequestTopic{{Topic: topic, Partitions: []kmsg.FetchRequestTopicPartition{
+		{Partition: 0, FetchOffset: offset, PartitionMaxBytes: 1 << 20, CurrentLeaderEpoch: -1, LogStartOffset: -1}}}}
+	resp := c.roundTrip(req, -1).(*kmsg.FetchResponse)
+	return resp.Topics[0].Partitions[0].ErrorCode
+}
+
+func TestRetention(t *testing.T) {
+	dir := t.TempDir()
+	ts := startServer(t, dir, func(c *config.Broker) {
+		c.RetentionCheckInterval = 50 * time.Millisecond
+		c.ObjectDeleteDelay = 0
+		c.UploadInterval = 50 * time.Millisecond
+	})
+	ctx := testCtx(t, 2*time.Minute)
+	adm := ts.admin(t)
+	hour, one, yes := "3600000", "1", "true"
+	createTopics(t, ctx, adm, 1, map[string]*string{"retention.ms": &hour}, "ret-time")
+	createTopics(t, ctx, adm, 1, map[string]*string{"retention.bytes": &one}, "ret-bytes")
+	createTopics(t, ctx, adm, 1, map[string]*string{"retention.ms": &hour, "vigil.legal.hold": &yes}, "ret-held")
+	createTopics(t, ctx, adm, 1, nil, "ret-deleted")
+	cl := ts.client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	objects := filepath.Join(dir, "objects")
+	old, now := time.Now().Add(-2*time.Hour), time.Now()
+	c := dialRaw(t, ts.addr)
+
+	t.Run("retention.ms", func(t *testing.T) {
+		produceUploaded(t, ts, cl, "ret-time", 20, old)
+		before := countObjects(t, objects)
+		produceUploaded(t, ts, cl, "ret-time", 20, now)
+		waitFor(t, "old segment to expire", func() bool { return startOffset(t, adm, "ret-time") == 20 })
+		waitFor(t, "its object to be deleted", func() bool { return countObjects(t, objects) == before })
+		wantCode(t, "fetch below the new log start", c.fetchCode("ret-time", 0), kerr.OffsetOutOfRange)
+		wantCode(t, "fetch at the new log start", c.fetchCode("ret-time", 20), nil)
+		time.Sleep(300 * time.Millisecond) // several passes: the fresh records stay
+		if got := startOffset(t, adm, "ret-time"); got != 20 {
+			t.Fatalf("log start %d after more passes, want 20: fresh records were deleted", got)
+		}
+	})
+
+	t.Run("retention.bytes", func(t *testing.T) {
+		for range 3 {
+			produceUploaded(t, ts, cl, "ret-bytes", 10, now)
+		}
+		// retention.bytes=1 keeps only the newest segment.
+		waitFor(t, "all but the newest segment to go", func() bool { return startOffset(t, adm, "ret-bytes") == 20 })
+	})
+
+	t.Run("below log start", func(t *testing.T) {
+		produceUploaded(t, ts, cl, "ret-deleted", 10, now)
+		before := countObjects(t, objects)
+		produceUploaded(t, ts, cl, "ret-deleted", 10, now)
+		dr, err := adm.DeleteRecords(ctx, kadm.Offsets{"ret-deleted": {0: {Topic: "ret-deleted", Partition: 0, At: 10}}})
+		if err != nil || dr.Error() != nil {
+			t.Fatalf("delete records: %v / %v", err, dr.Error())
+		}
+		waitFor(t, "the object wholly below the log start to be deleted", func() bool { return countObjects(t, objects) == before })
+	})
+
+	t.Run("legal hold", func(t *testing.T) {
+		produceUploaded(t, ts, cl, "ret-held", 10, old)
+		produceUploaded(t, ts, cl, "ret-held", 10, now)
+		time.Sleep(300 * time.Millisecond)
+		if got := startOffset(t, adm, "ret-held"); got != 0 {
+			t.Fatalf("retention moved the log start of a held topic to %d", got)
+		}
+		dr, err := adm.DeleteRecords(ctx, kadm.Offsets{"ret-held": {0: {Topic: "ret-held", Partition: 0, At: 5}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := dr.Lookup("ret-held", 0); r.Err != kerr.PolicyViolation {
+			t.Fatalf("DeleteRecords on a held topic: %v, want POLICY_VIOLATION", r.Err)
+		}
+		dt, err := adm.DeleteTopics(ctx, "ret-held")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := dt["ret-held"]; r.Err != kerr.PolicyViolation || !strings.Contains(r.ErrMessage, "legal hold") {
+			t.Fatalf("DeleteTopics on a held topic: %v (%q), want POLICY_VIOLATION naming the hold", r.Err, r.ErrMessage)
+		}
+		if got := startOffset(t, adm, "ret-held"); got != 0 {
+			t.Fatalf("log start of a held topic moved to %d", got)
+		}
+		// Released, retention catches up.
+		no := "false"
+		res, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "vigil.legal.hold", Value: &no}}, "ret-held")
+		if err != nil || res[0].Err != nil {
+			t.Fatalf("release hold: %v %+v", err, res)
+		}
+		waitFor(t, "retention after release", func() bool { return startOffset(t, adm, "ret-held") == 10 })
+	})
+}
