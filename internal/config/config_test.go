@@ -61,6 +61,8 @@ func TestErrors(t *testing.T) {
 		{[]string{"extra"}, nil, "unexpected argument"},
 		{[]string{"--offsets-partitions", "0"}, nil, "--offsets-partitions"},
 		{nil, map[string]string{"VIGIL_GROUP_INITIAL_REBALANCE_DELAY": "-1s"}, "must not be negative"},
+		{[]string{"--retention-check-interval", "0s"}, nil, "--retention-check-interval"},
+		{nil, map[string]string{"VIGIL_OBJECT_DELETE_DELAY": "-1m"}, "--object-delete-delay"},
 	} {
 		_, err := Load("test", tc.args, env(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
