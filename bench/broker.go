@@ -65,6 +65,7 @@ func useBroker(ctx context.Context, seeds []string, log *slog.Logger, out io.Wri
 	}
 	dataDir := filepath.Join(dir, "broker")
 	cfg := config.Default()
+	cfg.AdminListen = "127.0.0.1:0" // never collide with a broker on the default port
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Advertised = "127.0.0.1:0"
 	cfg.DataDir = dataDir

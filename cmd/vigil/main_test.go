@@ -48,6 +48,7 @@ func TestUsageListsCommands(t *testing.T) {
 func TestTopicsAgainstBroker(t *testing.T) {
 	dir := t.TempDir()
 	cfg := config.Default()
+	cfg.AdminListen = "127.0.0.1:0" // never collide with a broker on the default port
 	cfg.Listen, cfg.Advertised = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir, cfg.ObjectStore = dir, filepath.Join(dir, "objects")
 	srv, err := server.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -31,6 +31,7 @@ func startBroker(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default()
+	cfg.AdminListen = "127.0.0.1:0" // never collide with a broker on the default port
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Advertised = "127.0.0.1:0"
 	cfg.DataDir = dir

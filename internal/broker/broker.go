@@ -11,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -29,6 +30,15 @@ type api struct {
 	handle   func(c *conn, h header, req kmsg.Request) func() kmsg.Response
 }
 
+// RequestObserver is told of every answered request (metrics).
+type RequestObserver interface {
+	Request(api string, d time.Duration)
+}
+
+type noObserver struct{}
+
+func (noObserver) Request(string, time.Duration) {}
+
 // Broker is one Kafka-protocol broker process.
 type Broker struct {
 	cfg       config.Broker
@@ -39,6 +49,7 @@ type Broker struct {
 	host      string
 	port      int32
 	apis      map[int16]api
+	obs       RequestObserver
 	dec       kgo.Decompressor
 
 	mu     sync.Mutex
@@ -62,8 +73,13 @@ func New(cfg config.Broker, store *storage.Engine, groups *group.Coordinator, cl
 	b := &Broker{cfg: cfg, log: log, store: store, groups: groups, clusterID: clusterID, host: host, port: int32(port),
 		conns: map[*conn]struct{}{}, dec: kgo.DefaultDecompressor()}
 	b.apis = b.apiTable()
+	b.obs = noObserver{}
 	return b, nil
 }
+
+// SetObserver installs the observer of answered requests; call it
+// before Serve.
+func (b *Broker) SetObserver(o RequestObserver) { b.obs = o }
 
 // apiTable lists every API the broker implements, with the versions it
 // implements; ApiVersions advertises exactly this table.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -28,6 +29,7 @@ type header struct {
 type pending struct {
 	hdr     header
 	respond func() kmsg.Response // nil: no response (acks=0 produce)
+	start   time.Time            // when the frame was read
 }
 
 // conn serves one client connection: a reader goroutine that decodes
@@ -86,10 +88,12 @@ func (c *conn) readLoop(queue chan<- pending) error {
 		if _, err := io.ReadFull(r, frame); err != nil {
 			return fmt.Errorf("truncated request frame (wanted %d bytes): %w", size, err)
 		}
+		start := time.Now()
 		p, err := c.decode(frame)
 		if err != nil {
 			return err
 		}
+		p.start = start
 		select {
 		case queue <- p:
 		case <-c.ctx.Done():
@@ -175,6 +179,7 @@ func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
 	broken := false
 	for p := range queue {
 		if p.respond == nil {
+			c.b.obs.Request(kmsg.NameForKey(p.hdr.key), time.Since(p.start))
 			continue
 		}
 		resp := p.respond()
@@ -196,6 +201,7 @@ func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
 		if err == nil && len(queue) == 0 {
 			err = w.Flush()
 		}
+		c.b.obs.Request(kmsg.NameForKey(p.hdr.key), time.Since(p.start))
 		if err != nil {
 			// Unblock the reader too; remaining responses are discarded.
 			broken = true

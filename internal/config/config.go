@@ -22,6 +22,7 @@ import (
 type Broker struct {
 	Listen      string // host:port clients connect to
 	Advertised  string // host:port put in Metadata answers; defaults to Listen
+	AdminListen string // host:port of the admin HTTP listener (/metrics, /healthz, /readyz); "" disables it
 	DataDir     string
 	ObjectStore string // URL or path; default DataDir/objects
 	WAL         string // "file" or "object"
@@ -53,6 +54,7 @@ type Broker struct {
 func Default() Broker {
 	return Broker{
 		Listen:            "127.0.0.1:9092",
+		AdminListen:       "127.0.0.1:9644",
 		DataDir:           "./data",
 		WAL:               "file",
 		LogLevel:          "info",
@@ -88,6 +90,7 @@ func (c *Broker) options() []option {
 	return []option{
 		{"listen", "host:port to accept Kafka clients on", &c.Listen},
 		{"advertised", "host:port advertised to clients in Metadata (default: --listen)", &c.Advertised},
+		{"admin-listen", "host:port for /metrics, /healthz and /readyz (empty: off)", &c.AdminListen},
 		{"data-dir", "directory for the WAL, metadata and (by default) objects", &c.DataDir},
 		{"object-store", "object store URL or directory (default: DATA-DIR/objects)", &c.ObjectStore},
 		{"wal", "write-ahead log kind: file or object", &c.WAL},

@@ -105,7 +105,7 @@ func startBroker(t *testing.T, addr, dataDir string, extra ...string) *broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"serve", "--listen", addr, "--data-dir", dataDir}, extra...)
+	args := append([]string{"serve", "--listen", addr, "--data-dir", dataDir, "--admin-listen", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(vigilBin, args...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf

@@ -9,14 +9,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/vigilhq/vigil/internal/broker"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/group"
 	"github.com/vigilhq/vigil/internal/meta"
 	"github.com/vigilhq/vigil/internal/meta/boltstore"
+	"github.com/vigilhq/vigil/internal/metrics"
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/storage"
 )
@@ -31,6 +34,10 @@ type Server struct {
 	groups *group.Coordinator
 	broker *broker.Broker
 	ln     net.Listener
+
+	metrics *metrics.Metrics
+	adminLn net.Listener // nil when --admin-listen is empty
+	admin   *http.Server
 }
 
 // Start opens everything and starts listening; Serve then accepts.
@@ -38,7 +45,7 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log}
+	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
 	var err error
 	metaPath := filepath.Join(cfg.DataDir, "meta.db")
 	if s.meta, err = boltstore.Open(metaPath); err != nil {
@@ -59,6 +66,7 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 		UploadInterval: cfg.UploadInterval,
 		SegmentBytes:   cfg.SegmentBytes,
 		TailCacheBytes: cfg.TailCacheBytes,
+		Observer:       s.metrics,
 
 		RetentionMs:       cfg.RetentionMs,
 		RetentionBytes:    cfg.RetentionBytes,
@@ -94,9 +102,54 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 		s.closeStores()
 		return nil, err
 	}
+	s.broker.SetObserver(s.metrics)
+	s.metrics.Gauge("vigil_upload_backlog_bytes", "Bytes durable in the WAL but not yet uploaded as segment objects.",
+		func() float64 { return float64(s.store.UploadBacklog()) })
+	s.metrics.GroupLag(s.groupLag)
+	if cfg.AdminListen != "" {
+		if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			s.ln.Close()
+			s.groups.Close()
+			s.store.Close()
+			s.closeStores()
+			return nil, fmt.Errorf("admin listen on %s: %w", cfg.AdminListen, err)
+		}
+		s.admin = &http.Server{Handler: s.metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go s.admin.Serve(s.adminLn)
+	}
+	s.metrics.SetReady(true)
 	log.Info("vigil broker listening", "listen", s.ln.Addr().String(), "advertised", cfg.Advertised,
-		"data_dir", cfg.DataDir, "object_store", cfg.ObjectStore, "wal", cfg.WAL, "cluster_id", clusterID)
+		"admin", s.AdminAddr(), "data_dir", cfg.DataDir, "object_store", cfg.ObjectStore, "wal", cfg.WAL, "cluster_id", clusterID)
 	return s, nil
+}
+
+// AdminAddr is where /metrics, /healthz and /readyz are served ("" if off).
+func (s *Server) AdminAddr() string {
+	if s.adminLn == nil {
+		return ""
+	}
+	return s.adminLn.Addr().String()
+}
+
+// groupLag is every committed offset's distance to its partition's high
+// watermark, computed at scrape time.
+func (s *Server) groupLag() []metrics.Lag {
+	var out []metrics.Lag
+	for _, g := range s.groups.List(nil) {
+		offs, code := s.groups.FetchOffsets(g.Group, nil, true)
+		if code != 0 {
+			continue
+		}
+		for _, o := range offs {
+			t := s.store.Topic(o.Topic)
+			if t == nil || o.Offset < 0 || o.Partition < 0 || int(o.Partition) >= len(t.Logs) {
+				continue
+			}
+			_, hw := t.Logs[o.Partition].Offsets()
+			out = append(out, metrics.Lag{Group: g.Group, Topic: o.Topic, Partition: o.Partition, Lag: max(0, hw-o.Offset)})
+		}
+	}
+	return out
 }
 
 // openGroups opens __consumer_offsets (creating it on first start) and
@@ -134,6 +187,7 @@ func (s *Server) Serve() error { return s.broker.Serve(s.ln) }
 // Close stops clients first, then flushes the WAL and uploads everything,
 // then closes the stores.
 func (s *Server) Close() error {
+	s.metrics.SetReady(false)
 	var errs []error
 	if err := s.broker.Close(); err != nil {
 		errs = append(errs, err)
@@ -145,6 +199,10 @@ func (s *Server) Close() error {
 	}
 	if err := s.closeStores(); err != nil {
 		errs = append(errs, err)
+	}
+	// Last, so /healthz answers (and /readyz says no) while shutting down.
+	if s.admin != nil {
+		s.admin.Close()
 	}
 	return errors.Join(errs...)
 }

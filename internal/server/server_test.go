@@ -42,6 +42,7 @@ type testServer struct {
 
 func testConfig(t *testing.T, dataDir string) config.Broker {
 	cfg := config.Default()
+	cfg.AdminListen = "127.0.0.1:0" // never collide with a broker on the default port
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Advertised = "127.0.0.1:0"
 	cfg.DataDir = dataDir

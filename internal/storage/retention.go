@@ -98,6 +98,7 @@ func (e *Engine) EnforceRetention(ctx context.Context, now time.Time) (int, erro
 		}
 	}
 	if len(removed) > 0 {
+		e.opts.Observer.RetentionDeleted(len(removed))
 		e.collectLater(removed)
 	}
 	return len(removed), errors.Join(errs...)

@@ -48,11 +48,26 @@ type Options struct {
 	// ObjectDeleteDelay is how long an unreferenced object is kept for reads
 	// already in flight.
 	ObjectDeleteDelay time.Duration
+	// Observer, if set, is told of WAL commits, uploads and retention.
+	Observer Observer
 	// ProducerExpiry is how long an idle producer id keeps its idempotence
 	// state (Kafka's producer.id.expiration.ms); zero means one day.
 	ProducerExpiry time.Duration
 	Logger         *slog.Logger
 }
+
+// Observer receives the engine's activity (metrics).
+type Observer interface {
+	WALSync(d time.Duration, bytes int64)
+	Upload(d time.Duration, bytes int64, err error)
+	RetentionDeleted(segments int)
+}
+
+type noObserver struct{}
+
+func (noObserver) WALSync(time.Duration, int64)       {}
+func (noObserver) Upload(time.Duration, int64, error) {}
+func (noObserver) RetentionDeleted(int)               {}
 
 // Topic is a live topic: its durable description and its partition logs.
 type Topic struct {
@@ -105,6 +120,9 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Observer == nil {
+		opts.Observer = noObserver{}
+	}
 	if opts.RetentionInterval <= 0 {
 		opts.RetentionInterval = time.Minute
 	}
@@ -130,7 +148,7 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 		}
 		e.topics[t.Name], e.byID[t.ID] = top, top
 	}
-	w, err := wal.Open(opts.WALDir, wal.Options{NoSync: !opts.WALSync, Logger: opts.Logger})
+	w, err := wal.Open(opts.WALDir, wal.Options{NoSync: !opts.WALSync, Logger: opts.Logger, OnCommit: opts.Observer.WALSync})
 	if err != nil {
 		return nil, fmt.Errorf("storage: open WAL: %w", err)
 	}
@@ -451,6 +469,7 @@ func (e *Engine) uploadLoop() {
 		case <-e.upKick:
 		}
 		if err := e.upload(context.Background()); err != nil {
+			e.opts.Observer.Upload(0, 0, err)
 			e.log.Error("segment upload failed; will retry", "err", err)
 			continue
 		}
@@ -509,6 +528,7 @@ func (e *Engine) upload(ctx context.Context) error {
 			return fmt.Errorf("commit index of %s: %w", key, err)
 		}
 		e.installProducers(prods)
+		e.opts.Observer.Upload(time.Since(start), int64(len(data)), nil)
 		for _, s := range segs {
 			if top := e.Topic(s.Topic); top != nil && int(s.Partition) < len(top.Logs) {
 				top.Logs[s.Partition].Uploaded(s)

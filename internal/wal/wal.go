@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -70,6 +71,9 @@ type Options struct {
 	FileBytes  int64        // rotate to a new file after this many bytes (default 64 MiB)
 	MaxPending int64        // Append blocks while this many bytes are waiting to be written (default 64 MiB): backpressure, never unbounded memory
 	NoSync     bool         // skip fsync (tests/benchmarks only)
+	// OnCommit, if set, is told the duration and size of every group
+	// commit (write and fsync), on the flusher goroutine (metrics).
+	OnCommit func(d time.Duration, bytes int64)
 	Logger     *slog.Logger // default slog.Default()
 }
 
@@ -784,11 +788,15 @@ func (w *WAL) commit(batch []pending) (uint64, error) {
 	if n == 0 && err == nil {
 		return 0, nil
 	}
+	t0 := time.Now()
 	if err == nil {
 		err = w.bw.Flush()
 	}
 	if err == nil && !w.opts.NoSync {
 		err = w.active.Sync()
+	}
+	if err == nil && w.opts.OnCommit != nil {
+		w.opts.OnCommit(time.Since(t0), w.activeSize-start)
 	}
 	if err != nil {
 		err = fmt.Errorf("wal: write %s: %w", w.active.Name(), err)

@@ -1,0 +1,158 @@
+// Package metrics holds the broker's Prometheus metrics and the admin HTTP
+// endpoints that serve them (/metrics, /healthz, /readyz). Components do
+// not import it: each defines the small observer interface it reports to
+// (broker.RequestObserver, storage.Observer), and Metrics implements them,
+// so the storage and protocol code stay free of the Prometheus client.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is one broker's metric set, on its own registry (no global
+// state: two brokers in one test process do not collide).
+type Metrics struct {
+	reg *prometheus.Registry
+
+	requests       *prometheus.CounterVec
+	requestSeconds *prometheus.HistogramVec
+	walSyncSeconds prometheus.Histogram
+	walSyncBytes   prometheus.Histogram
+	uploads        prometheus.Counter
+	uploadBytes    prometheus.Counter
+	uploadSeconds  prometheus.Histogram
+	uploadFailures prometheus.Counter
+	retention      prometheus.Counter
+
+	ready atomic.Bool
+}
+
+// latencyBuckets span a fast in-memory request (50µs) to a long poll (30s).
+var latencyBuckets = prometheus.ExponentialBucketsRange(50e-6, 30, 20)
+
+// New builds the metric set with the Go runtime and process collectors.
+func New() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_requests_total", Help: "Kafka requests answered, by API.",
+	}, []string{"api"})
+	m.requestSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "vigil_request_duration_seconds", Help: "Time from reading a request to writing its response, by API (includes long-poll waits).",
+		Buckets: latencyBuckets,
+	}, []string{"api"})
+	m.walSyncSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "vigil_wal_fsync_duration_seconds", Help: "Duration of one WAL group commit (write and fsync).",
+		Buckets: prometheus.ExponentialBucketsRange(50e-6, 2, 18),
+	})
+	m.walSyncBytes = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "vigil_wal_group_commit_bytes", Help: "Bytes written by one WAL group commit.",
+		Buckets: prometheus.ExponentialBuckets(1024, 4, 10),
+	})
+	m.uploads = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_segment_uploads_total", Help: "Segment objects uploaded.",
+	})
+	m.uploadBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_segment_upload_bytes_total", Help: "Bytes of segment objects uploaded.",
+	})
+	m.uploadSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "vigil_segment_upload_duration_seconds", Help: "Time to put one segment object and commit its index.",
+		Buckets: prometheus.ExponentialBucketsRange(1e-3, 60, 16),
+	})
+	m.uploadFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_segment_upload_failures_total", Help: "Upload attempts that failed (retried).",
+	})
+	m.retention = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_retention_deleted_segments_total", Help: "Segment index entries removed by retention.",
+	})
+	m.reg.MustRegister(m.requests, m.requestSeconds, m.walSyncSeconds, m.walSyncBytes,
+		m.uploads, m.uploadBytes, m.uploadSeconds, m.uploadFailures, m.retention,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Request records one answered request (broker.RequestObserver).
+func (m *Metrics) Request(api string, d time.Duration) {
+	m.requests.WithLabelValues(api).Inc()
+	m.requestSeconds.WithLabelValues(api).Observe(d.Seconds())
+}
+
+// WALSync records one group commit (storage.Observer).
+func (m *Metrics) WALSync(d time.Duration, bytes int64) {
+	m.walSyncSeconds.Observe(d.Seconds())
+	m.walSyncBytes.Observe(float64(bytes))
+}
+
+// Upload records one segment upload (storage.Observer).
+func (m *Metrics) Upload(d time.Duration, bytes int64, err error) {
+	if err != nil {
+		m.uploadFailures.Inc()
+		return
+	}
+	m.uploads.Inc()
+	m.uploadBytes.Add(float64(bytes))
+	m.uploadSeconds.Observe(d.Seconds())
+}
+
+// RetentionDeleted records index entries removed by retention (storage.Observer).
+func (m *Metrics) RetentionDeleted(segments int) { m.retention.Add(float64(segments)) }
+
+// Gauge registers a gauge whose value is read from fn at each scrape.
+func (m *Metrics) Gauge(name, help string, fn func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
+}
+
+// Lag is one partition's consumer-group lag.
+type Lag struct {
+	Group, Topic string
+	Partition    int32
+	Lag          int64
+}
+
+// GroupLag registers vigil_group_lag, computed by fn at each scrape.
+func (m *Metrics) GroupLag(fn func() []Lag) {
+	m.reg.MustRegister(&lagCollector{fn: fn, desc: prometheus.NewDesc("vigil_group_lag",
+		"Messages between a consumer group's committed offset and the partition's high watermark.",
+		[]string{"group", "topic", "partition"}, nil)})
+}
+
+type lagCollector struct {
+	fn   func() []Lag
+	desc *prometheus.Desc
+}
+
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, l := range c.fn() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(l.Lag),
+			l.Group, l.Topic, strconv.Itoa(int(l.Partition)))
+	}
+}
+
+// SetReady marks the broker ready (serving) or not (starting, stopping).
+func (m *Metrics) SetReady(ok bool) { m.ready.Store(ok) }
+
+// Handler serves /metrics, /healthz (the process answers) and /readyz
+// (the broker accepts Kafka clients).
+func (m *Metrics) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !m.ready.Load() {
+			http.Error(w, "not ready: starting or shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	return mux
+}
