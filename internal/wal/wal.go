@@ -68,13 +68,13 @@ type Entry struct {
 
 // Options configure a WAL. Zero values take the defaults noted.
 type Options struct {
-	FileBytes  int64        // rotate to a new file after this many bytes (default 64 MiB)
-	MaxPending int64        // Append blocks while this many bytes are waiting to be written (default 64 MiB): backpressure, never unbounded memory
-	NoSync     bool         // skip fsync (tests/benchmarks only)
+	FileBytes  int64 // rotate to a new file after this many bytes (default 64 MiB)
+	MaxPending int64 // Append blocks while this many bytes are waiting to be written (default 64 MiB): backpressure, never unbounded memory
+	NoSync     bool  // skip fsync (tests/benchmarks only)
 	// OnCommit, if set, is told the duration and size of every group
 	// commit (write and fsync), on the flusher goroutine (metrics).
 	OnCommit func(d time.Duration, bytes int64)
-	Logger     *slog.Logger // default slog.Default()
+	Logger   *slog.Logger // default slog.Default()
 }
 
 // Stats for metrics/tests.
