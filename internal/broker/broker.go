@@ -18,6 +18,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/group"
+	"github.com/vigilhq/vigil/internal/quota"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -50,6 +51,7 @@ type Broker struct {
 	port      int32
 	apis      map[int16]api
 	obs       RequestObserver
+	quotas    *quota.Manager
 	dec       kgo.Decompressor
 
 	mu     sync.Mutex
@@ -61,7 +63,7 @@ type Broker struct {
 
 // New builds a broker over an opened storage engine and a loaded group
 // coordinator.
-func New(cfg config.Broker, store *storage.Engine, groups *group.Coordinator, clusterID string, log *slog.Logger) (*Broker, error) {
+func New(cfg config.Broker, store *storage.Engine, groups *group.Coordinator, quotas *quota.Manager, clusterID string, log *slog.Logger) (*Broker, error) {
 	host, portStr, err := net.SplitHostPort(cfg.Advertised)
 	if err != nil {
 		return nil, fmt.Errorf("broker: advertised address %q: %w", cfg.Advertised, err)
@@ -74,6 +76,7 @@ func New(cfg config.Broker, store *storage.Engine, groups *group.Coordinator, cl
 		conns: map[*conn]struct{}{}, dec: kgo.DefaultDecompressor()}
 	b.apis = b.apiTable()
 	b.obs = noObserver{}
+	b.quotas = quotas
 	return b, nil
 }
 
@@ -100,6 +103,8 @@ func (b *Broker) apiTable() map[int16]api {
 		kmsg.IncrementalAlterConfigs.Int16(): {0, 1, b.handleIncrementalAlterConfigs},
 		kmsg.DescribeCluster.Int16():         {0, 1, b.handleDescribeCluster},
 		kmsg.InitProducerID.Int16():          {0, 5, b.handleInitProducerID},
+		kmsg.DescribeClientQuotas.Int16():    {0, 1, b.handleDescribeClientQuotas},
+		kmsg.AlterClientQuotas.Int16():       {0, 1, b.handleAlterClientQuotas},
 		kmsg.FindCoordinator.Int16():         {0, 6, b.handleFindCoordinator},
 		kmsg.JoinGroup.Int16():               {0, 9, b.handleJoinGroup},
 		kmsg.SyncGroup.Int16():               {0, 5, b.handleSyncGroup},

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -45,6 +46,21 @@ type conn struct {
 
 	// Set by ApiVersions v3+ (KIP-511), for logs.
 	softwareName, softwareVersion string
+
+	// mutedUntil (Unix ns) is when the reader may read the next request of
+	// a client over its quota (KIP-219: answer at once, then stop reading).
+	mutedUntil atomic.Int64
+}
+
+// mute stops reading requests from this connection for d.
+func (c *conn) mute(d time.Duration) {
+	until := time.Now().Add(d).UnixNano()
+	for {
+		cur := c.mutedUntil.Load()
+		if cur >= until || c.mutedUntil.CompareAndSwap(cur, until) {
+			return
+		}
+	}
 }
 
 // maxInFlight bounds pipelined requests per connection, so a client that
@@ -75,6 +91,15 @@ func (c *conn) readLoop(queue chan<- pending) error {
 	r := bufio.NewReaderSize(c.nc, 64<<10)
 	var sizeBuf [4]byte
 	for {
+		if d := time.Until(time.Unix(0, c.mutedUntil.Load())); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-c.ctx.Done():
+				t.Stop()
+				return c.ctx.Err()
+			}
+		}
 		if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
 			return err
 		}

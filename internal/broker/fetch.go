@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/partition"
+	"github.com/vigilhq/vigil/internal/quota"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -18,6 +19,21 @@ import (
 func (b *Broker) handleFetch(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.FetchRequest)
 	return func() kmsg.Response {
+		resp := b.fetch(c, h, req)
+		var n int
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				n += len(p.RecordBatches)
+			}
+		}
+		resp.ThrottleMillis = b.throttle(c, quota.ConsumerByteRate, h, n)
+		return resp
+	}
+}
+
+// fetch answers one fetch, long-polling until min bytes or max wait.
+func (b *Broker) fetch(c *conn, h header, req *kmsg.FetchRequest) *kmsg.FetchResponse {
+	{
 		resp := req.ResponseKind().(*kmsg.FetchResponse)
 		if h.version >= 7 {
 			if req.SessionID != 0 {

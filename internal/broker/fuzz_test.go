@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/group"
+	"github.com/vigilhq/vigil/internal/quota"
 	"github.com/vigilhq/vigil/internal/meta/boltstore"
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/storage"
@@ -62,7 +63,11 @@ func fuzzBroker(tb testing.TB) *Broker {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(groups.Close)
-	b, err := New(cfg, store, groups, "fuzz-cluster", log)
+	quotas, err := quota.Open(ctx, ms)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := New(cfg, store, groups, quotas, "fuzz-cluster", log)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -256,6 +261,14 @@ func fuzzSeeds() [][]byte {
 	dgs := kmsg.NewPtrDeleteGroupsRequest()
 	dgs.Groups = []string{grp, "missing"}
 	seeds = append(seeds, enc(dgs, 0), enc(dgs, 3))
+
+	cid := "fuzz-client"
+	acq := kmsg.NewPtrAlterClientQuotasRequest()
+	acq.Entries = []kmsg.AlterClientQuotasRequestEntry{{Entity: []kmsg.AlterClientQuotasRequestEntryEntity{{Type: "client-id", Name: &cid}},
+		Ops: []kmsg.AlterClientQuotasRequestEntryOp{{Key: "producer_byte_rate", Value: 1 << 30}}}}
+	dcq := kmsg.NewPtrDescribeClientQuotasRequest()
+	dcq.Components = []kmsg.DescribeClientQuotasRequestComponent{{EntityType: "client-id", MatchType: kmsg.QuotasMatchTypeAny}}
+	seeds = append(seeds, enc(acq, 0), enc(acq, 1), enc(dcq, 0), enc(dcq, 1))
 
 	// An ApiVersions too new, and an unknown key.
 	seeds = append(seeds, enc(av, 99), []byte{0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 0})

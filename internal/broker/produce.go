@@ -11,6 +11,7 @@ import (
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/partition"
 	"github.com/vigilhq/vigil/internal/producer"
+	"github.com/vigilhq/vigil/internal/quota"
 )
 
 // leaderEpoch is the epoch of every partition while one broker leads them
@@ -107,6 +108,13 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	var n int
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			n += len(rp.Records)
+		}
+	}
+	resp.ThrottleMillis = b.throttle(c, quota.ProducerByteRate, h, n)
 	if acks == 0 {
 		return nil
 	}

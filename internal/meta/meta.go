@@ -119,5 +119,12 @@ type Store interface {
 	// returns the first; ids are never handed out twice. The first id is 0.
 	AllocateProducerIDs(ctx context.Context, n int64) (int64, error)
 
+	// ClientQuotas returns every stored client quota: entity key (as
+	// package quota encodes it) to quota name to value.
+	ClientQuotas(ctx context.Context) (map[string]map[string]float64, error)
+	// SetClientQuotas replaces the quotas of one entity; an empty map
+	// removes the entity.
+	SetClientQuotas(ctx context.Context, entity string, quotas map[string]float64) error
+
 	Close() error
 }

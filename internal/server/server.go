@@ -21,6 +21,7 @@ import (
 	"github.com/vigilhq/vigil/internal/meta/boltstore"
 	"github.com/vigilhq/vigil/internal/metrics"
 	"github.com/vigilhq/vigil/internal/objstore"
+	"github.com/vigilhq/vigil/internal/quota"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -95,7 +96,15 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 		cfg.Advertised = net.JoinHostPort(host, real)
 		s.cfg = cfg
 	}
-	if s.broker, err = broker.New(cfg, s.store, s.groups, clusterID, log); err != nil {
+	quotas, err := quota.Open(ctx, s.meta)
+	if err != nil {
+		s.ln.Close()
+		s.groups.Close()
+		s.store.Close()
+		s.closeStores()
+		return nil, err
+	}
+	if s.broker, err = broker.New(cfg, s.store, s.groups, quotas, clusterID, log); err != nil {
 		s.ln.Close()
 		s.groups.Close()
 		s.store.Close()

@@ -8,6 +8,7 @@
 //	segments/<name>/        partition(4 BE) + flip(firstOffset)(8 BE) -> segment value
 //	partitions/<name>/      partition(4 BE) -> partition state value
 //	producers/<name>/       partition(4 BE) + producer id(8 BE) -> producer state (opaque)
+//	quotas/                 entity key -> JSON {quota name: value}
 //
 // Segments and partition states live in a nested bucket per topic so that
 // DeleteTopic drops them with one DeleteBucket, and so that a topic named
@@ -45,6 +46,7 @@ var (
 	bucketSegments   = []byte("segments")
 	bucketPartitions = []byte("partitions")
 	bucketProducers  = []byte("producers")
+	bucketQuotas     = []byte("quotas")
 
 	keyClusterID = []byte("id")
 	keyFormat    = []byte("format")
@@ -96,7 +98,7 @@ func Open(path string) (*Store, error) {
 func initLayout(tx *bolt.Tx) error {
 	// A bucket added later (producers) is created in older files here;
 	// that needs no format bump because older binaries never look at it.
-	for _, name := range [][]byte{bucketCluster, bucketTopics, bucketSegments, bucketPartitions, bucketProducers} {
+	for _, name := range [][]byte{bucketCluster, bucketTopics, bucketSegments, bucketPartitions, bucketProducers, bucketQuotas} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
@@ -632,6 +634,43 @@ func (s *Store) AllocateProducerIDs(ctx context.Context, n int64) (int64, error)
 		return 0, err
 	}
 	return first, nil
+}
+
+// ClientQuotas implements meta.Store.
+func (s *Store) ClientQuotas(ctx context.Context) (map[string]map[string]float64, error) {
+	out := map[string]map[string]float64{}
+	err := s.view(ctx, "client quotas", func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketQuotas).ForEach(func(k, v []byte) error {
+			var q map[string]float64
+			if err := json.Unmarshal(v, &q); err != nil {
+				return fmt.Errorf("corrupt quotas of %q: %w", k, err)
+			}
+			out[string(k)] = q
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SetClientQuotas implements meta.Store.
+func (s *Store) SetClientQuotas(ctx context.Context, entity string, quotas map[string]float64) error {
+	if entity == "" {
+		return fmt.Errorf("boltstore: set client quotas: empty entity")
+	}
+	return s.update(ctx, fmt.Sprintf("set client quotas of %q", entity), func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketQuotas)
+		if len(quotas) == 0 {
+			return b.Delete([]byte(entity))
+		}
+		v, err := json.Marshal(quotas)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(entity), v)
+	})
 }
 
 // putSegmentKey writes partition then FirstOffset with its sign bit

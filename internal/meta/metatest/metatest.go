@@ -72,6 +72,7 @@ func Run(t *testing.T, setup Setup) {
 		{"Producers", testProducers},
 		{"ProducersStaleTopicDropped", testProducersStaleTopic},
 		{"AllocateProducerIDs", testAllocateProducerIDs},
+		{"ClientQuotas", testClientQuotas},
 		{"Concurrent", testConcurrent},
 		{"Persistence", testPersistence},
 		{"Closed", testClosed},
@@ -1227,5 +1228,32 @@ func testAllocateProducerIDs(t *testing.T, e *env) {
 	}
 	if _, err := s.AllocateProducerIDs(t.Context(), 0); err == nil {
 		t.Fatalf("AllocateProducerIDs(0) succeeded, want an error")
+	}
+}
+
+func testClientQuotas(t *testing.T, e *env) {
+	s := e.store()
+	set := func(entity string, q map[string]float64) {
+		t.Helper()
+		if err := s.SetClientQuotas(t.Context(), entity, q); err != nil {
+			t.Fatalf("SetClientQuotas(%q): %v", entity, err)
+		}
+	}
+	set("client-id=a", map[string]float64{"producer_byte_rate": 1024, "consumer_byte_rate": 2048})
+	set("user", map[string]float64{"producer_byte_rate": 1e9})
+	set("client-id=a", map[string]float64{"consumer_byte_rate": 4096}) // replaces
+	set("gone", map[string]float64{"producer_byte_rate": 1})
+	set("gone", nil)
+	s = e.reopen(s)
+	got, err := s.ClientQuotas(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]float64{
+		"client-id=a": {"consumer_byte_rate": 4096},
+		"user":        {"producer_byte_rate": 1e9},
+	}
+	if len(got) != len(want) || !maps.EqualFunc(got, want, func(a, b map[string]float64) bool { return maps.Equal(a, b) }) {
+		t.Fatalf("ClientQuotas = %v, want %v", got, want)
 	}
 }

@@ -1,0 +1,103 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/vigilhq/vigil/internal/quota"
+)
+
+// throttle meters n bytes of a request against the client's quota and
+// returns the throttle time for the response, muting the connection for
+// as long. Without authentication every client is Kafka's ANONYMOUS user.
+func (b *Broker) throttle(c *conn, quotaKey string, h header, n int) int32 {
+	if b.quotas == nil || n == 0 {
+		return 0
+	}
+	d := b.quotas.Record(quotaKey, quota.Anonymous, h.clientID, n, time.Now())
+	if d <= 0 {
+		return 0
+	}
+	c.mute(d)
+	return int32(d / time.Millisecond)
+}
+
+func quotaCode(err error) (int16, *string) {
+	msg := err.Error()
+	if errors.Is(err, quota.ErrInvalid) {
+		return kerr.InvalidRequest.Code, &msg
+	}
+	return kerr.UnknownServerError.Code, &msg
+}
+
+func (b *Broker) handleDescribeClientQuotas(c *conn, h header, r kmsg.Request) func() kmsg.Response {
+	req := r.(*kmsg.DescribeClientQuotasRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeClientQuotasResponse)
+	var filters []quota.Filter
+	for _, f := range req.Components {
+		qf := quota.Filter{Type: f.EntityType}
+		switch f.MatchType {
+		case kmsg.QuotasMatchTypeExact:
+			qf.Match = "exact"
+			if f.Match != nil {
+				qf.Name = *f.Match
+			}
+		case kmsg.QuotasMatchTypeDefault:
+			qf.Match = "default"
+		default:
+			qf.Match = "any"
+		}
+		filters = append(filters, qf)
+	}
+	ds, err := b.quotas.Describe(filters, req.Strict)
+	if err != nil {
+		resp.ErrorCode, resp.ErrorMessage = quotaCode(err)
+		return func() kmsg.Response { return resp }
+	}
+	for _, d := range ds {
+		var e kmsg.DescribeClientQuotasResponseEntry
+		for _, comp := range d.Entity {
+			e.Entity = append(e.Entity, kmsg.DescribeClientQuotasResponseEntryEntity{Type: comp.Type, Name: comp.Name})
+		}
+		for k, v := range d.Values {
+			e.Values = append(e.Values, kmsg.DescribeClientQuotasResponseEntryValue{Key: k, Value: v})
+		}
+		resp.Entries = append(resp.Entries, e)
+	}
+	return func() kmsg.Response { return resp }
+}
+
+func (b *Broker) handleAlterClientQuotas(c *conn, h header, r kmsg.Request) func() kmsg.Response {
+	req := r.(*kmsg.AlterClientQuotasRequest)
+	resp := req.ResponseKind().(*kmsg.AlterClientQuotasResponse)
+	return func() kmsg.Response {
+		for _, re := range req.Entries {
+			out := kmsg.AlterClientQuotasResponseEntry{}
+			var comps []quota.Component
+			for _, e := range re.Entity {
+				out.Entity = append(out.Entity, kmsg.AlterClientQuotasResponseEntryEntity{Type: e.Type, Name: e.Name})
+				comps = append(comps, quota.Component{Type: e.Type, Name: e.Name})
+			}
+			ent, err := quota.NewEntity(comps)
+			if err == nil {
+				ops := make([]quota.Op, len(re.Ops))
+				for i, op := range re.Ops {
+					ops[i] = quota.Op{Key: op.Key, Value: op.Value, Remove: op.Remove}
+				}
+				err = b.quotas.Alter(context.Background(), ent, ops, req.ValidateOnly)
+			}
+			if err != nil {
+				out.ErrorCode, out.ErrorMessage = quotaCode(err)
+				c.log.Info("client quota change refused", "entity", ent.Key(), "err", err)
+			} else if !req.ValidateOnly {
+				c.log.Info("client quotas changed", "entity", ent.Key(), "ops", len(re.Ops))
+			}
+			resp.Entries = append(resp.Entries, out)
+		}
+		return resp
+	}
+}

@@ -1,0 +1,370 @@
+// Package quota holds client quotas (KIP-546 entities: user and
+// client-id, each named or the default) and enforces the byte-rate ones
+// the way Kafka does: a client that goes over its rate gets its response
+// at once with a throttle time, and the broker stops reading from that
+// connection for as long (KIP-219), so a runaway producer or a replay can
+// be capped without failing it.
+package quota
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Entity component types.
+const (
+	User     = "user"
+	ClientID = "client-id"
+)
+
+// Quota keys Vigil enforces.
+const (
+	ProducerByteRate = "producer_byte_rate"
+	ConsumerByteRate = "consumer_byte_rate"
+)
+
+// Anonymous is the user of a connection without authentication, as in Kafka.
+const Anonymous = "ANONYMOUS"
+
+// ErrInvalid marks a request Vigil cannot accept (INVALID_REQUEST).
+var ErrInvalid = errors.New("quota: invalid")
+
+// Component is one part of an entity: a type and a name, or the type's
+// default (Name nil).
+type Component struct {
+	Type string
+	Name *string
+}
+
+// Entity is a set of components with distinct types, in canonical order
+// (client-id before user).
+type Entity []Component
+
+// NewEntity validates and orders components.
+func NewEntity(cs []Component) (Entity, error) {
+	seen := map[string]bool{}
+	var e Entity
+	for _, c := range cs {
+		switch c.Type {
+		case User, ClientID:
+		default:
+			return nil, fmt.Errorf("%w: entity type %q is not supported (user, client-id)", ErrInvalid, c.Type)
+		}
+		if seen[c.Type] {
+			return nil, fmt.Errorf("%w: entity type %q given twice", ErrInvalid, c.Type)
+		}
+		seen[c.Type] = true
+		e = append(e, c)
+	}
+	if len(e) == 0 {
+		return nil, fmt.Errorf("%w: empty entity", ErrInvalid)
+	}
+	sort.Slice(e, func(i, j int) bool { return e[i].Type < e[j].Type })
+	return e, nil
+}
+
+// Key is the entity's canonical string, as stored: "client-id=a/user"
+// (user default). Names are escaped, so any name round-trips.
+func (e Entity) Key() string {
+	parts := make([]string, len(e))
+	for i, c := range e {
+		if c.Name == nil {
+			parts[i] = c.Type
+		} else {
+			parts[i] = c.Type + "=" + url.QueryEscape(*c.Name)
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+func parseKey(k string) (Entity, error) {
+	var e Entity
+	for _, p := range strings.Split(k, "/") {
+		typ, name, named := strings.Cut(p, "=")
+		c := Component{Type: typ}
+		if named {
+			n, err := url.QueryUnescape(name)
+			if err != nil {
+				return nil, fmt.Errorf("quota: stored entity %q: %w", k, err)
+			}
+			c.Name = &n
+		}
+		e = append(e, c)
+	}
+	return NewEntity(e)
+}
+
+func (e Entity) get(typ string) (Component, bool) {
+	for _, c := range e {
+		if c.Type == typ {
+			return c, true
+		}
+	}
+	return Component{}, false
+}
+
+// Store persists quotas (the metadata store).
+type Store interface {
+	ClientQuotas(ctx context.Context) (map[string]map[string]float64, error)
+	SetClientQuotas(ctx context.Context, entity string, quotas map[string]float64) error
+}
+
+// Manager holds the configured quotas and the observed rates. Safe for
+// concurrent use.
+type Manager struct {
+	store Store
+
+	mu      sync.Mutex
+	quotas  map[string]map[string]float64 // entity key -> quota key -> value
+	sensors map[sensorKey]*rate
+}
+
+// Open loads the quotas from the store.
+func Open(ctx context.Context, store Store) (*Manager, error) {
+	q, err := store.ClientQuotas(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("quota: load: %w", err)
+	}
+	for k := range q {
+		if _, err := parseKey(k); err != nil {
+			return nil, err
+		}
+	}
+	return &Manager{store: store, quotas: q, sensors: map[sensorKey]*rate{}}, nil
+}
+
+// Op is one change of an entity's quota.
+type Op struct {
+	Key    string
+	Value  float64
+	Remove bool
+}
+
+// Alter applies ops to an entity and stores the result; validateOnly
+// checks without storing.
+func (m *Manager) Alter(ctx context.Context, e Entity, ops []Op, validateOnly bool) error {
+	for _, op := range ops {
+		switch op.Key {
+		case ProducerByteRate, ConsumerByteRate:
+		default:
+			return fmt.Errorf("%w: quota %q is not supported (%s, %s)", ErrInvalid, op.Key, ProducerByteRate, ConsumerByteRate)
+		}
+		if !op.Remove && !(op.Value > 0) {
+			return fmt.Errorf("%w: %s must be positive, got %v", ErrInvalid, op.Key, op.Value)
+		}
+	}
+	if validateOnly {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	key := e.Key()
+	next := map[string]float64{}
+	for k, v := range m.quotas[key] {
+		next[k] = v
+	}
+	for _, op := range ops {
+		if op.Remove {
+			delete(next, op.Key)
+		} else {
+			next[op.Key] = op.Value
+		}
+	}
+	// Under the lock: two alters of one entity must not interleave their
+	// read-modify-write.
+	if err := m.store.SetClientQuotas(ctx, key, next); err != nil {
+		return fmt.Errorf("quota: store %s: %w", key, err)
+	}
+	if len(next) == 0 {
+		delete(m.quotas, key)
+	} else {
+		m.quotas[key] = next
+	}
+	return nil
+}
+
+// Filter is one DescribeClientQuotas component filter.
+type Filter struct {
+	Type string
+	// Match: "exact" (Name), "default", or "any".
+	Match string
+	Name  string
+}
+
+// Described is one entity with its quotas.
+type Described struct {
+	Entity Entity
+	Values map[string]float64
+}
+
+// Describe returns the entities matching every filter; with strict, only
+// entities with no components beyond the filtered types.
+func (m *Manager) Describe(filters []Filter, strict bool) ([]Described, error) {
+	for _, f := range filters {
+		if f.Type != User && f.Type != ClientID {
+			return nil, fmt.Errorf("%w: entity type %q is not supported (user, client-id)", ErrInvalid, f.Type)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Described
+	keys := make([]string, 0, len(m.quotas))
+	for k := range m.quotas {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		e, _ := parseKey(k)
+		if !matches(e, filters, strict) {
+			continue
+		}
+		vals := map[string]float64{}
+		for q, v := range m.quotas[k] {
+			vals[q] = v
+		}
+		out = append(out, Described{Entity: e, Values: vals})
+	}
+	return out, nil
+}
+
+func matches(e Entity, filters []Filter, strict bool) bool {
+	types := map[string]bool{}
+	for _, f := range filters {
+		types[f.Type] = true
+		c, ok := e.get(f.Type)
+		if !ok {
+			return false
+		}
+		switch f.Match {
+		case "exact":
+			if c.Name == nil || *c.Name != f.Name {
+				return false
+			}
+		case "default":
+			if c.Name != nil {
+				return false
+			}
+		}
+	}
+	if strict {
+		for _, c := range e {
+			if !types[c.Type] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// sensorKey identifies whose bytes a rate counts: the quota kind and the
+// concrete user/client the matched entity names (a default entity still
+// meters each client separately, as in Kafka).
+type sensorKey struct {
+	quota, entity, user, client string
+}
+
+// Record counts bytes of one request of user and clientID against the
+// quota (ProducerByteRate or ConsumerByteRate) that applies to them, and
+// returns how long the client must be throttled (zero if within quota or
+// if no quota applies).
+func (m *Manager) Record(quotaKey, user, clientID string, bytes int, now time.Time) time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.quotas) == 0 {
+		return 0
+	}
+	entity, byUser, byClient, limit := m.resolve(quotaKey, user, clientID)
+	if limit <= 0 {
+		return 0
+	}
+	k := sensorKey{quota: quotaKey, entity: entity}
+	if byUser {
+		k.user = user
+	}
+	if byClient {
+		k.client = clientID
+	}
+	r := m.sensors[k]
+	if r == nil {
+		r = &rate{}
+		m.sensors[k] = r
+	}
+	return r.record(float64(bytes), limit, now)
+}
+
+// resolve finds the quota that applies, in Kafka's order of precedence:
+// user+client, user+default client, user, default user+client, default
+// user+default client, default user, client, default client. It also says
+// which components the matched entity has: those are metered per
+// concrete user or client.
+func (m *Manager) resolve(quotaKey, user, clientID string) (key string, byUser, byClient bool, limit float64) {
+	u, c := url.QueryEscape(user), url.QueryEscape(clientID)
+	for _, cand := range []struct {
+		key              string
+		byUser, byClient bool
+	}{
+		{"client-id=" + c + "/user=" + u, true, true},
+		{"client-id/user=" + u, true, true},
+		{"user=" + u, true, false},
+		{"client-id=" + c + "/user", true, true},
+		{"client-id/user", true, true},
+		{"user", true, false},
+		{"client-id=" + c, false, true},
+		{"client-id", false, true},
+	} {
+		if v, ok := m.quotas[cand.key][quotaKey]; ok {
+			return cand.key, cand.byUser, cand.byClient, v
+		}
+	}
+	return "", false, false, 0
+}
+
+// The rate is measured as Kafka does by default: samples of one second,
+// the last eleven kept (quota.window.num, quota.window.size.seconds).
+const (
+	sampleSpan  = time.Second
+	samples     = 11
+	maxThrottle = 30 * time.Second
+)
+
+type rate struct {
+	starts [samples]time.Time
+	bytes  [samples]float64
+	cur    int
+}
+
+func (r *rate) record(n, limit float64, now time.Time) time.Duration {
+	if now.Sub(r.starts[r.cur]) >= sampleSpan {
+		r.cur = (r.cur + 1) % samples
+		r.starts[r.cur], r.bytes[r.cur] = now, 0
+	}
+	r.bytes[r.cur] += n
+	var total float64
+	oldest := now
+	for i := range samples {
+		if r.starts[i].IsZero() || now.Sub(r.starts[i]) >= samples*sampleSpan {
+			continue
+		}
+		total += r.bytes[i]
+		if r.starts[i].Before(oldest) {
+			oldest = r.starts[i]
+		}
+	}
+	// Like Kafka, measure over at least the full window less one sample,
+	// so the first bytes of a new client do not look like a huge rate.
+	window := max(now.Sub(oldest), (samples-1)*sampleSpan)
+	observed := total / window.Seconds()
+	if observed <= limit {
+		return 0
+	}
+	// Kafka's throttle: how long until the window's average is back at the
+	// limit.
+	d := time.Duration((observed - limit) / limit * float64(window))
+	return min(d, maxThrottle)
+}

@@ -1,0 +1,148 @@
+package quota
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// mapStore is the quota package's view of the metadata store, kept in a
+// map: these tests are about resolution and rate arithmetic; the real
+// store's conformance is metatest.
+type mapStore map[string]map[string]float64
+
+func (m mapStore) ClientQuotas(context.Context) (map[string]map[string]float64, error) {
+	out := map[string]map[string]float64{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out, nil
+}
+
+func (m mapStore) SetClientQuotas(_ context.Context, e string, q map[string]float64) error {
+	if len(q) == 0 {
+		delete(m, e)
+	} else {
+		m[e] = q
+	}
+	return nil
+}
+
+func str(s string) *string { return &s }
+
+func alter(t *testing.T, m *Manager, cs []Component, ops ...Op) {
+	t.Helper()
+	e, err := NewEntity(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Alter(context.Background(), e, ops, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	st := mapStore{}
+	m, err := Open(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alter(t, m, []Component{{Type: ClientID}}, Op{Key: ProducerByteRate, Value: 1})
+	alter(t, m, []Component{{Type: ClientID, Name: str("c/1")}}, Op{Key: ProducerByteRate, Value: 2})
+	alter(t, m, []Component{{Type: User, Name: str("alice")}}, Op{Key: ProducerByteRate, Value: 3})
+	alter(t, m, []Component{{Type: User, Name: str("alice")}, {Type: ClientID, Name: str("c/1")}}, Op{Key: ProducerByteRate, Value: 4})
+	for _, c := range []struct {
+		user, client string
+		want         float64
+	}{
+		{"alice", "c/1", 4}, {"alice", "other", 3}, {"bob", "c/1", 2}, {"bob", "other", 1},
+	} {
+		if _, _, _, got := m.resolve(ProducerByteRate, c.user, c.client); got != c.want {
+			t.Errorf("resolve(%s, %s) = %v, want %v", c.user, c.client, got, c.want)
+		}
+	}
+	if _, _, _, got := m.resolve(ConsumerByteRate, "alice", "c/1"); got != 0 {
+		t.Errorf("consumer quota resolved to %v with none set", got)
+	}
+	// Stored under canonical keys, reloaded identically.
+	if _, ok := st["client-id=c%2F1/user=alice"]; !ok {
+		t.Errorf("stored keys %v lack the canonical client-id=c%%2F1/user=alice", st)
+	}
+	m2, err := Open(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, got := m2.resolve(ProducerByteRate, "alice", "c/1"); got != 4 {
+		t.Errorf("after reload resolve = %v, want 4", got)
+	}
+	// Removing the last quota of an entity removes the entity.
+	alter(t, m, []Component{{Type: ClientID}}, Op{Key: ProducerByteRate, Remove: true})
+	if _, ok := st["client-id"]; ok {
+		t.Errorf("entity with no quotas left is still stored: %v", st)
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	m, _ := Open(context.Background(), mapStore{})
+	e, _ := NewEntity([]Component{{Type: ClientID, Name: str("x")}})
+	for _, op := range []Op{{Key: "request_percentage", Value: 10}, {Key: ProducerByteRate, Value: 0}, {Key: ProducerByteRate, Value: -5}} {
+		if err := m.Alter(context.Background(), e, []Op{op}, false); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Alter(%+v) = %v, want ErrInvalid", op, err)
+		}
+	}
+	if _, err := NewEntity([]Component{{Type: "ip", Name: str("1.2.3.4")}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("ip entity: %v, want ErrInvalid", err)
+	}
+	if _, err := NewEntity([]Component{{Type: User}, {Type: User}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("duplicate type: %v, want ErrInvalid", err)
+	}
+}
+
+func TestDescribeFilters(t *testing.T) {
+	m, _ := Open(context.Background(), mapStore{})
+	alter(t, m, []Component{{Type: ClientID}}, Op{Key: ProducerByteRate, Value: 1})
+	alter(t, m, []Component{{Type: ClientID, Name: str("a")}}, Op{Key: ProducerByteRate, Value: 2})
+	alter(t, m, []Component{{Type: User, Name: str("u")}, {Type: ClientID, Name: str("a")}}, Op{Key: ProducerByteRate, Value: 3})
+	count := func(fs []Filter, strict bool) int {
+		d, err := m.Describe(fs, strict)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(d)
+	}
+	if n := count([]Filter{{Type: ClientID, Match: "exact", Name: "a"}}, false); n != 2 {
+		t.Errorf("client-id=a non-strict: %d entities, want 2", n)
+	}
+	if n := count([]Filter{{Type: ClientID, Match: "exact", Name: "a"}}, true); n != 1 {
+		t.Errorf("client-id=a strict: %d, want 1", n)
+	}
+	if n := count([]Filter{{Type: ClientID, Match: "default"}}, false); n != 1 {
+		t.Errorf("client-id default: %d, want 1", n)
+	}
+	if n := count([]Filter{{Type: ClientID, Match: "any"}}, true); n != 2 {
+		t.Errorf("client-id any strict: %d, want 2", n)
+	}
+}
+
+func TestThrottle(t *testing.T) {
+	m, _ := Open(context.Background(), mapStore{})
+	alter(t, m, []Component{{Type: ClientID}}, Op{Key: ProducerByteRate, Value: 1000})
+	now := time.Unix(1_700_000_000, 0)
+	// 10,000 bytes over the 10 s minimum window is exactly the limit.
+	if d := m.Record(ProducerByteRate, Anonymous, "a", 10_000, now); d != 0 {
+		t.Fatalf("at the limit: throttled %v", d)
+	}
+	// 10,000 more: 20,000 B / 10 s = 2x the limit -> 10 s to get back.
+	if d := m.Record(ProducerByteRate, Anonymous, "a", 10_000, now); d != 10*time.Second {
+		t.Fatalf("at twice the limit: throttle %v, want 10s", d)
+	}
+	// Another client has its own meter under the default quota.
+	if d := m.Record(ProducerByteRate, Anonymous, "b", 100, now); d != 0 {
+		t.Fatalf("other client throttled %v", d)
+	}
+	// Eleven seconds later the old samples have left the window.
+	if d := m.Record(ProducerByteRate, Anonymous, "a", 100, now.Add(12*time.Second)); d != 0 {
+		t.Fatalf("after the window: throttled %v", d)
+	}
+}
