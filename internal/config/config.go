@@ -41,6 +41,10 @@ type Broker struct {
 	SegmentBytes   int64
 	TailCacheBytes int64 // per partition, uploaded batches kept in memory for tail reads
 
+	ReadCacheBytes  int64 // memory for cached blocks of segment objects (catch-up reads)
+	ReadWorkers     int32 // concurrent object reads of catch-up fetches
+	ReadAheadBlocks int32 // 1 MiB blocks prefetched past each catch-up read
+
 	RetentionCheckInterval time.Duration // log.retention.check.interval.ms
 	ObjectDeleteDelay      time.Duration // how long an unreferenced object stays for reads in flight
 
@@ -68,6 +72,10 @@ func Default() Broker {
 		UploadInterval:    250 * time.Millisecond,
 		SegmentBytes:      16 << 20,
 		TailCacheBytes:    4 << 20,
+
+		ReadCacheBytes:  256 << 20,
+		ReadWorkers:     4,
+		ReadAheadBlocks: 4,
 
 		RetentionCheckInterval: time.Minute,
 		ObjectDeleteDelay:      time.Minute,
@@ -106,6 +114,9 @@ func (c *Broker) options() []option {
 		{"upload-interval", "how often WAL contents are uploaded as segment objects", &c.UploadInterval},
 		{"segment-bytes", "upload early once this many bytes are waiting", &c.SegmentBytes},
 		{"tail-cache-bytes", "per-partition bytes of recent batches kept in memory for tail reads", &c.TailCacheBytes},
+		{"read-cache-bytes", "memory for cached 1 MiB blocks of segment objects, read by catch-up fetches", &c.ReadCacheBytes},
+		{"read-workers", "concurrent object reads of catch-up fetches (tail reads come from memory and never wait for these)", &c.ReadWorkers},
+		{"read-ahead-blocks", "1 MiB blocks prefetched past each catch-up read, with idle workers only", &c.ReadAheadBlocks},
 		{"retention-check-interval", "how often retention and moved log starts delete whole segment objects", &c.RetentionCheckInterval},
 		{"object-delete-delay", "how long a segment object no index entry refers to is kept for reads in flight before it is deleted", &c.ObjectDeleteDelay},
 		{"offsets-partitions", "partitions of __consumer_offsets (used only when it is first created)", &c.OffsetsPartitions},
@@ -267,6 +278,15 @@ func (c *Broker) finish() error {
 	}
 	if c.MaxRequestBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--max-request-bytes %d: must be at least 1024", c.MaxRequestBytes))
+	}
+	if c.ReadCacheBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("--read-cache-bytes %d: must be at least 1 MiB (one block)", c.ReadCacheBytes))
+	}
+	if c.ReadWorkers < 1 {
+		errs = append(errs, fmt.Errorf("--read-workers %d: must be at least 1", c.ReadWorkers))
+	}
+	if c.ReadAheadBlocks < 0 {
+		errs = append(errs, fmt.Errorf("--read-ahead-blocks %d: must not be negative", c.ReadAheadBlocks))
 	}
 	if c.RetentionCheckInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--retention-check-interval %s: must be positive", c.RetentionCheckInterval))

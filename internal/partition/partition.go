@@ -6,6 +6,7 @@ package partition
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
@@ -15,7 +16,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/meta"
-	"github.com/vigilhq/vigil/internal/objstore"
+	"github.com/vigilhq/vigil/internal/readcache"
 	"github.com/vigilhq/vigil/internal/producer"
 )
 
@@ -38,7 +39,7 @@ type Log struct {
 	Topic     string
 	TopicID   [16]byte
 	Partition int32
-	objs      objstore.Store
+	objs      *readcache.Cache
 	cacheCap  int64
 
 	mu       sync.Mutex
@@ -60,7 +61,7 @@ type Log struct {
 // New builds a log from its persisted state: the segment index (sorted by
 // FirstOffset) and the log start offset. cacheBytes bounds the memory kept
 // for tail reads once batches are uploaded.
-func New(topic string, topicID [16]byte, partition int32, objs objstore.Store, segs []meta.Segment, logStart, cacheBytes int64) *Log {
+func New(topic string, topicID [16]byte, partition int32, objs *readcache.Cache, segs []meta.Segment, logStart, cacheBytes int64) *Log {
 	l := &Log{Topic: topic, TopicID: topicID, Partition: partition, objs: objs, cacheCap: cacheBytes, segs: segs, logStart: logStart,
 		producers: producer.NewState()}
 	if n := len(segs); n > 0 {
@@ -318,27 +319,73 @@ func (l *Log) Read(ctx context.Context, offset int64, maxBytes int, minOne bool)
 
 	var out []byte
 	for _, s := range segs {
-		data, err := l.objs.GetRange(ctx, s.Object, s.Position, s.Size)
-		if err != nil {
-			return res, fmt.Errorf("partition %s/%d: read %s: %w", l.Topic, l.Partition, s.Object, err)
+		var full bool
+		var err error
+		if out, full, err = l.readRun(ctx, s, offset, out, fits); err != nil {
+			return res, err
 		}
-		for len(data) > 0 {
-			info, err := batch.Peek(data)
-			if err != nil {
-				return res, fmt.Errorf("partition %s/%d: object %s at %d: %w", l.Topic, l.Partition, s.Object, s.Position, err)
-			}
-			if info.LastOffset >= offset {
-				if !fits(len(out), info.Size) {
-					res.Data = out
-					return res, nil
-				}
-				out = append(out, data[:info.Size]...)
-			}
-			data = data[info.Size:]
+		if full {
+			break
 		}
 	}
 	res.Data = out
 	return res, nil
+}
+
+// Run reads go through the cache in spans of this size; hints are
+// recorded at most this often, so a run of 16 MiB keeps about 64.
+const (
+	runSpan      = 1 << 20
+	hintInterval = 256 << 10
+)
+
+// readRun appends to out the batches of run s that hold offsets at or
+// after offset, while they fit. full reports that one did not fit. It
+// starts from the cache's hint for offset rather than the run's start, so
+// a consumer reading a run over many fetches reads it once.
+func (l *Log) readRun(ctx context.Context, s meta.Segment, offset int64, out []byte, fits func(have, add int) bool) ([]byte, bool, error) {
+	pos := l.objs.Seek(s, offset)
+	lastHint := int64(-hintInterval)
+	var buf []byte // the run's bytes from pos on, as far as read
+	for pos < s.Size {
+		need := int64(batch.HeaderLen)
+		if len(buf) >= 12 {
+			need = 12 + int64(binary.BigEndian.Uint32(buf[8:12]))
+			if need < batch.HeaderLen || pos+need > s.Size {
+				return out, false, fmt.Errorf("partition %s/%d: object %s: batch at run position %d claims %d bytes of the %d left",
+					l.Topic, l.Partition, s.Object, pos, need, s.Size-pos)
+			}
+		}
+		if int64(len(buf)) < need {
+			from := pos + int64(len(buf))
+			more, err := l.objs.Read(ctx, s, from, max(pos+need, from+runSpan))
+			if err != nil {
+				return out, false, fmt.Errorf("partition %s/%d: read %s: %w", l.Topic, l.Partition, s.Object, err)
+			}
+			if len(more) == 0 {
+				return out, false, fmt.Errorf("partition %s/%d: object %s: run ends inside a batch header at position %d", l.Topic, l.Partition, s.Object, pos)
+			}
+			buf = append(buf, more...)
+			continue
+		}
+		info, err := batch.Peek(buf[:need])
+		if err != nil {
+			return out, false, fmt.Errorf("partition %s/%d: object %s at %d: %w", l.Topic, l.Partition, s.Object, s.Position+pos, err)
+		}
+		if pos-lastHint >= hintInterval {
+			l.objs.Hint(s, info.BaseOffset, pos)
+			lastHint = pos
+		}
+		if info.LastOffset >= offset {
+			if !fits(len(out), info.Size) {
+				return out, true, nil
+			}
+			out = append(out, buf[:info.Size]...)
+		}
+		buf = buf[info.Size:]
+		pos += int64(info.Size)
+	}
+	return out, false, nil
 }
 
 // OffsetForTimestamp returns the first offset whose record timestamp is at
@@ -419,7 +466,7 @@ func (l *Log) scanBatches(ctx context.Context, fn func(b []byte, info batch.Info
 		if s.LastOffset < logStart {
 			continue
 		}
-		data, err := l.objs.GetRange(ctx, s.Object, s.Position, s.Size)
+		data, err := l.objs.Read(ctx, s, 0, s.Size)
 		if err != nil {
 			return fmt.Errorf("partition %s/%d: read %s: %w", l.Topic, l.Partition, s.Object, err)
 		}

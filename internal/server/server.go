@@ -22,6 +22,7 @@ import (
 	"github.com/vigilhq/vigil/internal/metrics"
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/quota"
+	"github.com/vigilhq/vigil/internal/readcache"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -68,6 +69,8 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 		SegmentBytes:   cfg.SegmentBytes,
 		TailCacheBytes: cfg.TailCacheBytes,
 		Observer:       s.metrics,
+		ReadCache: readcache.Options{CapacityBytes: cfg.ReadCacheBytes, Workers: int(cfg.ReadWorkers),
+			ReadAhead: int(cfg.ReadAheadBlocks)},
 
 		RetentionMs:       cfg.RetentionMs,
 		RetentionBytes:    cfg.RetentionBytes,
@@ -115,6 +118,12 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 	s.metrics.Gauge("vigil_upload_backlog_bytes", "Bytes durable in the WAL but not yet uploaded as segment objects.",
 		func() float64 { return float64(s.store.UploadBacklog()) })
 	s.metrics.GroupLag(s.groupLag)
+	rc := s.store.ReadCacheStats
+	s.metrics.Counter("vigil_read_cache_hits_total", "Catch-up reads of a block found in the cache.", func() float64 { return float64(rc().Hits) })
+	s.metrics.Counter("vigil_read_cache_misses_total", "Catch-up reads of a block that had to read the object store.", func() float64 { return float64(rc().Misses) })
+	s.metrics.Counter("vigil_read_prefetches_total", "Blocks read ahead with idle workers.", func() float64 { return float64(rc().Prefetches) })
+	s.metrics.Gauge("vigil_read_cache_bytes", "Bytes of object blocks cached now.", func() float64 { return float64(rc().Bytes) })
+	s.metrics.Gauge("vigil_catchup_queue_depth", "Catch-up reads waiting for an I/O worker now.", func() float64 { return float64(rc().Waiting) })
 	if cfg.AdminListen != "" {
 		if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			s.ln.Close()

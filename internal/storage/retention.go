@@ -93,6 +93,7 @@ func (e *Engine) EnforceRetention(ctx context.Context, now time.Time) (int, erro
 					errs = append(errs, err)
 				}
 			}
+			e.cache.Forget(segs)
 			removed = append(removed, segs...)
 			e.log.Info("retention deleted segments", "topic", t.Name, "partition", l.Partition, "segments", len(segs), "through_offset", last)
 		}

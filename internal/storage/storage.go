@@ -23,6 +23,7 @@ import (
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/partition"
 	"github.com/vigilhq/vigil/internal/producer"
+	"github.com/vigilhq/vigil/internal/readcache"
 	"github.com/vigilhq/vigil/internal/segment"
 	"github.com/vigilhq/vigil/internal/wal"
 )
@@ -48,6 +49,9 @@ type Options struct {
 	// ObjectDeleteDelay is how long an unreferenced object is kept for reads
 	// already in flight.
 	ObjectDeleteDelay time.Duration
+	// ReadCache bounds catch-up reads of segment objects (block cache,
+	// I/O workers, read-ahead); zero values take its defaults.
+	ReadCache readcache.Options
 	// Observer, if set, is told of WAL commits, uploads and retention.
 	Observer Observer
 	// ProducerExpiry is how long an idle producer id keeps its idempotence
@@ -82,6 +86,9 @@ type Engine struct {
 	meta meta.Store
 	objs objstore.Store
 	wal  *wal.WAL
+	// cache serves every read of segment objects (fetch catch-up,
+	// timestamp lookups), shared by all partitions.
+	cache *readcache.Cache
 
 	mu     sync.RWMutex
 	topics map[string]*Topic
@@ -135,7 +142,7 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 		upKick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		retentionDone: make(chan struct{}),
 		upProducers:   map[*partition.Log]*producer.State{}, lastExpiry: time.Now(),
-		pids: producer.NewIDs(ms),
+		pids: producer.NewIDs(ms), cache: readcache.New(objs, opts.ReadCache),
 	}
 	tops, err := ms.Topics(ctx)
 	if err != nil {
@@ -201,7 +208,7 @@ func (e *Engine) loadTopic(ctx context.Context, t meta.Topic) (*Topic, error) {
 		if err != nil {
 			return nil, fmt.Errorf("storage: load state of %s/%d: %w", t.Name, p, err)
 		}
-		top.Logs[p] = partition.New(t.Name, t.ID, p, e.objs, segs, st.LogStart, e.opts.TailCacheBytes)
+		top.Logs[p] = partition.New(t.Name, t.ID, p, e.cache, segs, st.LogStart, e.opts.TailCacheBytes)
 		if err := e.loadProducers(ctx, t.Name, top.Logs[p]); err != nil {
 			return nil, err
 		}
@@ -261,7 +268,7 @@ func (e *Engine) CreateTopic(ctx context.Context, name string, partitions int32,
 	}
 	top := &Topic{Topic: t, Logs: make([]*partition.Log, partitions)}
 	for p := range top.Logs {
-		top.Logs[p] = partition.New(name, t.ID, int32(p), e.objs, nil, 0, e.opts.TailCacheBytes)
+		top.Logs[p] = partition.New(name, t.ID, int32(p), e.cache, nil, 0, e.opts.TailCacheBytes)
 	}
 	e.topics[name], e.byID[t.ID] = top, top
 	e.log.Info("topic created", "topic", name, "partitions", partitions, "configs", configs)
@@ -351,7 +358,7 @@ func (e *Engine) UpdateTopic(ctx context.Context, name string, fn func(*meta.Top
 	}
 	logs := top.Logs
 	for p := int32(len(logs)); p < updated.Partitions; p++ {
-		logs = append(logs, partition.New(name, updated.ID, p, e.objs, nil, 0, e.opts.TailCacheBytes))
+		logs = append(logs, partition.New(name, updated.ID, p, e.cache, nil, 0, e.opts.TailCacheBytes))
 	}
 	// Replace rather than mutate: readers hold the old *Topic without a lock.
 	nt := &Topic{Topic: updated, Logs: logs}
@@ -426,6 +433,9 @@ func (e *Engine) persistLogStart(ctx context.Context, t *Topic, l *partition.Log
 	}
 	return nil
 }
+
+// ReadCacheStats are the catch-up read counters (metrics).
+func (e *Engine) ReadCacheStats() readcache.Stats { return e.cache.Stats() }
 
 // UploadBacklog is how many bytes are durable in the WAL but not yet in a
 // segment object: the uploader's lag behind ingest.
