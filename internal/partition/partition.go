@@ -16,8 +16,8 @@ import (
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/meta"
-	"github.com/vigilhq/vigil/internal/readcache"
 	"github.com/vigilhq/vigil/internal/producer"
+	"github.com/vigilhq/vigil/internal/readcache"
 )
 
 // Errors the broker maps to Kafka error codes.
