@@ -95,3 +95,26 @@ func TestRunGroupsTiny(t *testing.T) {
 		}
 	}
 }
+
+// TestRunReplayTiny writes and replays 16 MiB and checks the figures.
+func TestRunReplayTiny(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes and replays 16 MiB through a broker")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	res, err := RunReplay(ctx, ReplayOptions{Bytes: 16 << 20, Partitions: 4, RecordBytes: 1024, Out: &out})
+	t.Logf("output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("RunReplay: %v", err)
+	}
+	if res.CeilingMBps <= 0 || res.ReplayMBps <= 0 || res.Misses == 0 {
+		t.Errorf("figures implausible: %+v (a replay from objects must miss the cache at least once)", res)
+	}
+	for _, label := range []string{"[a] ceiling", "[b] replay", "block cache"} {
+		if !strings.Contains(out.String(), label) {
+			t.Errorf("output lacks %q", label)
+		}
+	}
+}

@@ -18,11 +18,15 @@ import (
 const benchUsage = `Usage:
   vigil bench produce [flags]   measure produce throughput and latency against a ceiling
   vigil bench groups [flags]    measure consumer-group rebalance time and offset commits per second
+  vigil bench replay [flags]    measure a replay of retained data from segment objects against the disk's read ceiling
 `
 
 func bench(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "groups" {
 		return benchGroups(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "replay" {
+		return benchReplay(args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "produce" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
@@ -123,6 +127,42 @@ func benchGroups(args []string, stdout, stderr io.Writer) int {
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil bench groups: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func benchReplay(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vigil bench replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	mib := fs.Int64("mib", 1024, "MiB of records to write and then replay")
+	partitions := fs.Int("partitions", 8, "partitions of the replayed topic")
+	recordBytes := fs.Int("record-bytes", 1024, "record value size in bytes")
+	logLevel := fs.String("log-level", "warn", "log level of the in-process broker")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "vigil bench replay: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "vigil bench replay: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	_, err := vbench.RunReplay(ctx, vbench.ReplayOptions{
+		Bytes: *mib << 20, Partitions: *partitions, RecordBytes: *recordBytes,
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		Out:    stdout,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil bench replay: %v\n", err)
 		return 1
 	}
 	return 0

@@ -23,6 +23,7 @@ Usage:
   vigil serve [flags]        run a broker (vigil serve -h for flags)
   vigil bench produce [flags] measure produce throughput and latency against a ceiling
   vigil bench groups [flags]  measure consumer-group rebalance time and offset commits/s
+  vigil bench replay [flags]  measure a replay from segment objects against the disk's read ceiling
   vigil topics SUBCOMMAND    list, describe, create, delete, alter-config topics (vigil topics -h)
   vigil groups SUBCOMMAND    list, describe, reset offsets of, delete consumer groups (vigil groups -h)
 

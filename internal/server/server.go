@@ -195,6 +195,9 @@ func openGroups(ctx context.Context, cfg config.Broker, store *storage.Engine, l
 // Addr is the address the listener is bound to.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
+// ReadCacheStats are the catch-up read counters.
+func (s *Server) ReadCacheStats() readcache.Stats { return s.store.ReadCacheStats() }
+
 // UploadBacklog is how many bytes are durable in the WAL but not yet
 // uploaded as segment objects.
 func (s *Server) UploadBacklog() int64 { return s.store.UploadBacklog() }
