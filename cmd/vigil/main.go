@@ -25,6 +25,7 @@ Usage:
   vigil bench groups [flags]  measure consumer-group rebalance time and offset commits/s
   vigil topics SUBCOMMAND    list, describe, create, delete, alter-config topics (vigil topics -h)
   vigil groups SUBCOMMAND    list, describe, reset offsets of, delete consumer groups (vigil groups -h)
+  vigil ingest [flags]       syslog and HTTP telemetry in, OCSF events out (vigil ingest -h)
 
 `
 
@@ -46,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
 		return admincli.Main(ctx, args, admincli.Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv})
+	case "ingest":
+		return ingestMain(args[1:], stderr, os.Getenv)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
