@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -62,12 +63,22 @@ type deadLetter struct {
 // parse: a JSON envelope, with reason and source repeated as headers so
 // consumers can route without decoding.
 func (p *publisher) deadLetterRecord(reason, source string, raw []byte, o origin) *kgo.Record {
+	return p.deadLetterSized(reason, source, raw, len(raw), o)
+}
+
+// deadLetterSized is deadLetterRecord for a piece of which only a prefix
+// was kept; total is the original length.
+func (p *publisher) deadLetterSized(reason, source string, raw []byte, total int, o origin) *kgo.Record {
 	d := deadLetter{
 		Reason: reason, Source: source, Listener: o.listener, Remote: o.remote,
-		ReceivedAt: p.now().UTC().Format(time.RFC3339Nano), RawBytes: len(raw),
+		ReceivedAt: p.now().UTC().Format(time.RFC3339Nano), RawBytes: total, Truncated: total > len(raw),
 	}
 	if len(raw) > deadLetterRawMax {
 		raw, d.Truncated = raw[:deadLetterRawMax], true
+	}
+	if !utf8.Valid(raw) && utf8.Valid(raw[:max(0, len(raw)-utf8.UTFMax)]) && d.Truncated {
+		// A cut through a multi-byte character is not invalid input.
+		raw = []byte(strings.ToValidUTF8(string(raw), ""))
 	}
 	if utf8.Valid(raw) {
 		d.Raw = string(raw)

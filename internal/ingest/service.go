@@ -88,6 +88,9 @@ type Service struct {
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start opens the listeners and the producer. The topics are created if
@@ -275,6 +278,11 @@ func (s *Service) closeListeners() {
 // to acknowledge what was accepted, then closes the producer. It returns an
 // error when accepted input could not be written.
 func (s *Service) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Service) close() error {
 	s.closeListeners()
 	s.mu.Lock()
 	for c := range s.conns {

@@ -62,14 +62,11 @@ type frameReader struct {
 // errOversize carries the kept prefix of a frame longer than max.
 type errOversize struct {
 	prefix []byte
-	size   int // bytes in the frame; -1 when unknown (LF framing)
+	size   int // bytes in the frame
 }
 
 func (e *errOversize) Error() string {
-	if e.size < 0 {
-		return "syslog frame exceeds the maximum message size"
-	}
-	return fmt.Sprintf("syslog frame of %d bytes exceeds the maximum message size", e.size)
+	return "syslog frame exceeds the maximum message size"
 }
 
 // next returns the next frame. An oversize frame is consumed and reported
@@ -132,9 +129,10 @@ func (f *frameReader) counted(n int) ([]byte, error) {
 
 func (f *frameReader) line(start []byte) ([]byte, error) {
 	buf := append([]byte(nil), start...)
-	over := false
+	over, size := false, len(start)
 	for {
 		chunk, err := f.r.ReadSlice('\n')
+		size += len(chunk)
 		if !over {
 			if len(buf)+len(chunk) > f.max+1 { // +1: the LF
 				room := max(0, deadLetterRawMax-len(buf))
@@ -147,14 +145,14 @@ func (f *frameReader) line(start []byte) ([]byte, error) {
 		switch {
 		case err == nil:
 			if over {
-				return nil, &errOversize{prefix: buf, size: -1}
+				return nil, &errOversize{prefix: buf, size: size - 1}
 			}
 			return bytes.TrimRight(buf, "\r\n"), nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
 		case errors.Is(err, io.EOF) && len(buf) > 0:
 			if over {
-				return nil, &errOversize{prefix: buf, size: -1}
+				return nil, &errOversize{prefix: buf, size: size}
 			}
 			return buf, nil // last line without LF
 		default:
@@ -175,7 +173,7 @@ func (s *Service) serveSyslogConn(c net.Conn) error {
 		switch {
 		case errors.As(err, &big):
 			s.stats.Frames.Add(1)
-			rec := s.pub.deadLetterRecord(big.Error(), "syslog", big.prefix, o)
+			rec := s.pub.deadLetterSized(big.Error(), "syslog", big.prefix, big.size, o)
 			if err := s.pub.send(s.ctx, []*kgo.Record{rec}, o, true); err != nil {
 				s.stats.Refused.Add(1)
 				return err
