@@ -213,23 +213,52 @@ var baseRequired = []string{
 	"metadata", "metadata.product", "metadata.version",
 }
 
-// classRequired are the attributes each class requires beyond the base
-// event, from the OCSF 1.1 schema (schema.ocsf.io/1.1.0/classes/...).
-// Network Activity's endpoints are only Recommended in 1.1 but were
-// Required in 1.0; we require them for 4001 because a connection record
-// without its two ends is useless downstream.
+// classRequired are the attributes each class marks "required" in the
+// OCSF schema (events/<category>/<class>.json and the category event it
+// extends), beyond the base event.
 var classRequired = map[int][]string{
-	3002: {"user"},                                  // Authentication
-	1007: {"actor", "device", "process"},            // Process Activity (System Activity category)
-	4001: {"src_endpoint", "dst_endpoint"},          // Network Activity (see above)
-	4002: {"http_request"},                          // HTTP Activity: Vigil's own floor, Recommended in OCSF
-	4003: {"query"},                                 // DNS Activity: Vigil's own floor, Recommended in OCSF
-	6003: {"actor", "api", "cloud", "src_endpoint"}, // API Activity
+	3002: {"user"},                         // Authentication
+	1007: {"actor", "device", "process"},   // Process Activity; actor and device come from System Activity
+	4001: {},                               // Network Activity: endpoints are only recommended, see atLeastOne
+	4002: {},                               // HTTP Activity
+	4003: {},                               // DNS Activity
+	6003: {"actor", "api", "src_endpoint"}, // API Activity
 }
 
-// Required returns the attributes an event of class uid must carry.
+// atLeastOne are the schema's "at_least_one" constraints: each event must
+// carry one attribute of every group.
+var atLeastOne = map[int][][]string{
+	3002: {{"service", "dst_endpoint"}},
+	4001: {{"dst_endpoint", "src_endpoint"}},
+	4002: {{"dst_endpoint", "src_endpoint"}, {"http_request", "http_response"}},
+	4003: {{"dst_endpoint", "src_endpoint"}},
+}
+
+// vigilFloor are attributes the schema only recommends but without which
+// Vigil does not publish an event of the class: a DNS event without its
+// query tells a detection nothing.
+var vigilFloor = map[int][]string{
+	4003: {"query"},
+}
+
+// profileRequired are the attributes a profile listed in
+// metadata.profiles requires (the cloud profile: cloud, and the cloud
+// object's provider).
+var profileRequired = map[string][]string{
+	"cloud": {"cloud", "cloud.provider"},
+}
+
+// Required returns the attributes an event of class uid must carry
+// (without profiles and at-least-one groups).
 func Required(uid int) []string {
-	return append(append([]string(nil), baseRequired...), classRequired[uid]...)
+	out := append([]string(nil), baseRequired...)
+	out = append(out, classRequired[uid]...)
+	return append(out, vigilFloor[uid]...)
+}
+
+func present(e Event, path string) bool {
+	v, ok := e.Get(path)
+	return ok && v != nil && v != ""
 }
 
 // Validate checks that e carries every required attribute of its class,
@@ -243,13 +272,37 @@ func Validate(e Event) error {
 	}
 	var missing []string
 	for _, path := range Required(uid) {
-		v, ok := e.Get(path)
-		if !ok || v == nil || v == "" {
+		if !present(e, path) {
 			missing = append(missing, path)
+		}
+	}
+	if profiles, ok := e.Get("metadata.profiles"); ok {
+		list, _ := profiles.([]any)
+		if ss, ok := profiles.([]string); ok {
+			for _, p := range ss {
+				list = append(list, p)
+			}
+		}
+		for _, p := range list {
+			name, _ := p.(string)
+			for _, path := range profileRequired[name] {
+				if !present(e, path) {
+					missing = append(missing, path+" (profile "+name+")")
+				}
+			}
 		}
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("ocsf: %s (%d) event lacks required %s", c.Name, uid, strings.Join(missing, ", "))
+	}
+	for _, group := range atLeastOne[uid] {
+		found := false
+		for _, path := range group {
+			found = found || present(e, path)
+		}
+		if !found {
+			return fmt.Errorf("ocsf: %s (%d) event needs at least one of %s", c.Name, uid, strings.Join(group, ", "))
+		}
 	}
 	act := toInt(e["activity_id"])
 	if toInt(e["type_uid"]) != uid*100+act {

@@ -11,6 +11,7 @@ func TestValidate(t *testing.T) {
 	p := Product{Name: "test", Vendor: "Vigil"}
 	ok := New(Authentication, AuthLogon, "Logon", ts, p)
 	ok.Set("user.name", "alice")
+	ok.Set("service.name", "sshd")
 	if err := Validate(ok); err != nil {
 		t.Fatalf("valid event: %v", err)
 	}
@@ -30,24 +31,39 @@ func TestValidate(t *testing.T) {
 	} {
 		e := New(Authentication, AuthLogon, "Logon", ts, p)
 		e.Set("user.name", "alice")
+		e.Set("service.name", "sshd")
 		tc.mod(e)
 		err := Validate(e)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err %v, want it to mention %q", name, err, tc.want)
 		}
 	}
-	// Every class has its table entry, and a bare event of it fails on
-	// exactly the class's own attributes.
+	// A bare event of any class fails: each class requires something
+	// beyond the base event.
 	for _, c := range Classes() {
-		e := New(c, ActivityOther, "", ts, p)
-		err := Validate(e)
-		if len(classRequired[c.UID]) == 0 {
-			t.Errorf("%s: no required attributes in the table", c.Name)
-			continue
+		if _, ok := classRequired[c.UID]; !ok {
+			t.Errorf("%s: not in the required-attribute table", c.Name)
 		}
-		if err == nil || !strings.Contains(err.Error(), classRequired[c.UID][0]) {
-			t.Errorf("%s: bare event: %v", c.Name, err)
+		if err := Validate(New(c, ActivityOther, "", ts, p)); err == nil {
+			t.Errorf("%s: bare event passes validation", c.Name)
 		}
+	}
+	// Profiles and at-least-one groups.
+	api := New(APIActivity, APIRead, "Read", ts, p)
+	api.Set("actor.user.name", "a")
+	api.Set("api.operation", "List")
+	api.Set("src_endpoint.ip", "10.0.0.1")
+	if err := Validate(api); err != nil {
+		t.Errorf("API event: %v", err)
+	}
+	api.Set("metadata.profiles", []any{"cloud"})
+	if err := Validate(api); err == nil || !strings.Contains(err.Error(), "profile cloud") {
+		t.Errorf("cloud profile without cloud: %v", err)
+	}
+	http := New(HTTPActivity, 3, "Get", ts, p)
+	http.Set("src_endpoint.ip", "10.0.0.1")
+	if err := Validate(http); err == nil || !strings.Contains(err.Error(), "http_request, http_response") {
+		t.Errorf("HTTP event without request or response: %v", err)
 	}
 }
 

@@ -135,7 +135,6 @@ func (p *Parsers) cloudTrailEvent(o map[string]any, raw []byte) Result {
 		e.Set("api.request.uid", str(o, "requestID"))
 		e.Set("cloud.provider", "AWS")
 		e.Set("cloud.region", str(o, "awsRegion"))
-		e.Set("cloud.account.uid", account)
 		if code := str(o, "errorCode"); code != "" {
 			e.SetStatus(ocsf.StatusFailure)
 			e.Set("status_code", code)
@@ -149,6 +148,9 @@ func (p *Parsers) cloudTrailEvent(o map[string]any, raw []byte) Result {
 	e.Set("metadata.uid", str(o, "eventID"))
 	e.Set("metadata.product.version", str(o, "eventVersion"))
 	e.Set("metadata.event_code", name)
+	// The cloud profile: events carry the cloud object (provider, region).
+	e.Set("metadata.profiles", []any{"cloud"})
+	e.Set("cloud.account.uid", account)
 	e["unmapped"] = o
 	return finish(SourceCloudTrail, account, raw, e)
 }
