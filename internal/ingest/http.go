@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -58,8 +59,29 @@ func remoteHost(r *http.Request) string {
 }
 
 // readBody reads at most MaxBodyBytes; ok is false when it answered.
+// Gzip bodies (Content-Encoding: gzip, as HEC clients and forwarders
+// send) are inflated first and the limit applies to the inflated bytes, so
+// a small compressed body cannot expand past the memory it is allowed.
 func (s *Service) readBody(w http.ResponseWriter, r *http.Request, hec bool) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var in io.Reader = r.Body
+	switch enc := strings.ToLower(r.Header.Get("Content-Encoding")); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "gzip body: " + err.Error()})
+			return nil, false
+		}
+		defer zr.Close()
+		in = zr
+	default:
+		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "unsupported Content-Encoding " + strconv.Quote(enc)})
+		return nil, false
+	}
+	body, err := io.ReadAll(io.LimitReader(in, s.cfg.MaxBodyBytes+1))
+	if err == nil && int64(len(body)) > s.cfg.MaxBodyBytes {
+		err = &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes}
+	}
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):

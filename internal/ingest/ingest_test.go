@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -92,7 +93,11 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	zeekLines := strings.Split(strings.TrimSpace(string(zeek)), "\n")[:4] // conn, dns, http, ssl
-	resp, body = post(t, base+"/v1/events?source=auto", []byte(strings.Join(zeekLines, "\n")), nil)
+	var zbody bytes.Buffer
+	zw := gzip.NewWriter(&zbody)
+	io.WriteString(zw, strings.Join(zeekLines, "\n"))
+	zw.Close()
+	resp, body = post(t, base+"/v1/events?source=auto", zbody.Bytes(), map[string]string{"Content-Encoding": "gzip"})
 	if resp.StatusCode != http.StatusAccepted || !strings.Contains(string(body), `"events":4`) {
 		t.Fatalf("zeek POST: %d %s", resp.StatusCode, body)
 	}
@@ -200,6 +205,18 @@ func TestBadInput(t *testing.T) {
 	resp, body = post(t, base+"/v1/events?source=zeek", bytes.Repeat([]byte("{}\n"), 5<<20), nil)
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("10 MiB body: %d %s", resp.StatusCode, body)
+	}
+	resp, body = post(t, base+"/v1/events?source=zeek", []byte("not gzip"), map[string]string{"Content-Encoding": "gzip"})
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("bad gzip: %d %s", resp.StatusCode, body)
+	}
+	var bomb bytes.Buffer
+	zw := gzip.NewWriter(&bomb)
+	zw.Write(bytes.Repeat([]byte("{}\n"), 5<<20)) // 15 MiB inflated, ~15 KiB on the wire
+	zw.Close()
+	resp, body = post(t, base+"/v1/events?source=zeek", bomb.Bytes(), map[string]string{"Content-Encoding": "gzip"})
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("gzip bomb: %d %s", resp.StatusCode, body)
 	}
 	resp, body = post(t, base+"/v1/events?source=nope", []byte("{}"), nil)
 	if resp.StatusCode != http.StatusBadRequest {
