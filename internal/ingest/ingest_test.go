@@ -202,6 +202,13 @@ func TestBadInput(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted || !strings.Contains(string(body), `"deadlettered":1`) {
 		t.Fatalf("truncated JSON: %d %s", resp.StatusCode, body)
 	}
+	// Parses, but the event is larger than the broker takes: the producer's
+	// refusal sends it to the dead-letter topic.
+	huge := fmt.Sprintf(`{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","userName":"u"},"eventTime":"2026-11-26T07:00:00Z","eventSource":"s3.amazonaws.com","eventName":"PutObject","sourceIPAddress":"10.0.0.1","recipientAccountId":"1","requestParameters":{"blob":"%s"}}`, strings.Repeat("b", 2<<20))
+	resp, body = post(t, base+"/v1/events?source=cloudtrail", []byte(huge), nil)
+	if resp.StatusCode != http.StatusAccepted || !strings.Contains(string(body), `"events":1`) {
+		t.Fatalf("huge event: %d %s", resp.StatusCode, body)
+	}
 	resp, body = post(t, base+"/v1/events?source=zeek", bytes.Repeat([]byte("{}\n"), 5<<20), nil)
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("10 MiB body: %d %s", resp.StatusCode, body)
@@ -230,7 +237,7 @@ func TestBadInput(t *testing.T) {
 	if _, err := io.WriteString(c, "<38>Nov 26 10:00:02 still-up sshd[3]: Accepted password for bob from 10.0.0.9 port 2 ssh2\n"); err != nil {
 		t.Fatal(err)
 	}
-	dead := consume(t, b.addr, []string{"ingest.deadletter"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 4 })
+	dead := consume(t, b.addr, []string{"ingest.deadletter"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 5 })
 	reasons := map[string]bool{}
 	for _, r := range dead {
 		reason, _ := r.Value["reason"].(string)
@@ -252,15 +259,25 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("no dead-letter record with reason %q; got %v", want, summarize(dead))
 		}
 	}
-	if len(dead) != 4 {
-		t.Errorf("%d dead-letter records, want 4: %v", len(dead), summarize(dead))
+	if len(dead) != 5 {
+		t.Errorf("%d dead-letter records, want 5: %v", len(dead), summarize(dead))
+	}
+	tooLarge := false
+	for _, r := range dead {
+		reason, _ := r.Value["reason"].(string)
+		if strings.HasPrefix(reason, "produce to ocsf.api_activity: ") {
+			tooLarge = r.Value["truncated"] == true && r.Headers["source"] == "ingest"
+		}
+	}
+	if !tooLarge {
+		t.Errorf("no truncated dead-letter record for the event the broker refused: %v", summarize(dead))
 	}
 	auth := consume(t, b.addr, []string{"ocsf.authentication"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 2 })
 	if auth[0].Key != "after-big" || auth[1].Key != "still-up" {
 		t.Errorf("events after bad input: %v", summarize(auth))
 	}
-	if got := svc.Stats().DeadLettered.Load(); got != 4 {
-		t.Errorf("stats dead-lettered %d, want 4", got)
+	if got := svc.Stats().DeadLettered.Load(); got != 5 {
+		t.Errorf("stats dead-lettered %d, want 5", got)
 	}
 }
 
