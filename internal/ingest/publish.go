@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -85,7 +86,11 @@ func (p *publisher) deadLetterSized(reason, source string, raw []byte, total int
 	} else {
 		d.RawBase64 = base64.StdEncoding.EncodeToString(raw)
 	}
-	v, _ := json.Marshal(d) // only strings and ints: cannot fail
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // raw syslog lines start with "<PRI>"
+	_ = enc.Encode(d)        // only strings, ints and a bool: cannot fail
+	v := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	return &kgo.Record{
 		Topic: p.dlq,
 		Key:   []byte(o.remote),
@@ -115,7 +120,7 @@ func (p *publisher) records(results []parse.Result, o origin) []*kgo.Record {
 			continue
 		}
 		topic, ok := p.topics[r.Event.ClassUID()]
-		v, err := json.Marshal(r.Event)
+		v, err := r.Event.Marshal()
 		if !ok || err != nil {
 			reason := fmt.Sprintf("no topic for class_uid %d", r.Event.ClassUID())
 			if err != nil {

@@ -8,6 +8,8 @@
 package ocsf
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -327,4 +329,16 @@ func toInt(v any) int {
 		return int(x)
 	}
 	return -1
+}
+
+// Marshal encodes e as JSON without HTML escaping: raw_data holds log
+// lines full of "<PRI>" and "&", and consumers should see them as sent.
+func (e Event) Marshal() ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(map[string]any(e)); err != nil {
+		return nil, fmt.Errorf("ocsf: encode event: %w", err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

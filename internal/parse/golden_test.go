@@ -70,11 +70,14 @@ func TestGolden(t *testing.T) {
 				if events == 0 {
 					t.Errorf("no events parsed from %s", in)
 				}
-				out, err := json.MarshalIndent(got, "", "  ")
-				if err != nil {
+				var buf bytes.Buffer
+				enc := json.NewEncoder(&buf)
+				enc.SetEscapeHTML(false) // as ocsf.Event.Marshal: raw lines stay readable
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(got); err != nil {
 					t.Fatal(err)
 				}
-				out = append(out, '\n')
+				out := buf.Bytes()
 				golden := strings.TrimSuffix(in, ".input") + ".golden.json"
 				if *update {
 					if err := os.WriteFile(golden, out, 0o644); err != nil {
