@@ -76,6 +76,7 @@ type Service struct {
 	budget  *Budget
 	stats   *Stats
 	pub     *publisher
+	audit   *auditGrouper
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -149,6 +150,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		// Never canceled: kgo fails buffered records whose context ends,
 		// and accepted records must survive shutdown until Flush.
 		ctx: context.WithoutCancel(ctx), now: time.Now}
+	s.audit = newAuditGrouper(s.parsers, time.Second)
 	s.ensureTopics(ctx)
 	if err := s.listen(); err != nil {
 		s.closeListeners()
@@ -180,7 +182,30 @@ func (s *Service) ensureTopics(ctx context.Context) {
 	}
 }
 
+// flushAudit publishes audit groups that waited long enough for more
+// records.
+func (s *Service) flushAudit() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.audit.maxAge / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case now := <-t.C:
+			results, origins := s.audit.expired(now, false)
+			for i := range results {
+				if err := s.pub.publish(s.ctx, results[i], origins[i], true); err != nil {
+					s.stats.Lost.Add(int64(len(results[i])))
+				}
+			}
+		}
+	}
+}
+
 func (s *Service) listen() error {
+	s.wg.Add(1)
+	go s.flushAudit()
 	if s.cfg.SyslogTCP != "" {
 		ln, err := net.Listen("tcp", s.cfg.SyslogTCP)
 		if err != nil {
@@ -295,6 +320,14 @@ func (s *Service) close() error {
 	s.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	// Audit records still waiting for the rest of their event were
+	// accepted: publish what there is.
+	results, origins := s.audit.expired(time.Now(), true)
+	for i := range results {
+		if err := s.pub.publish(ctx, results[i], origins[i], true); err != nil {
+			s.stats.Lost.Add(int64(len(results[i])))
+		}
+	}
 	flushErr := s.cl.Flush(ctx)
 	s.cl.Close() // fails what is still buffered; promises count it as lost
 	snap := s.stats.Snapshot()

@@ -8,8 +8,11 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/parse"
 )
 
 // Syslog over TCP carries either RFC 6587 octet counting ("LEN SP MSG",
@@ -183,11 +186,22 @@ func (s *Service) serveSyslogConn(c net.Conn) error {
 			return err
 		}
 		s.stats.Frames.Add(1)
-		if err := s.pub.publish(s.ctx, s.parsers.Syslog(frame, o.remote), o, true); err != nil {
+		results, ro := s.syslogResults(frame, o)
+		if err := s.pub.publish(s.ctx, results, ro, true); err != nil {
 			s.stats.Refused.Add(1)
 			return err
 		}
 	}
+}
+
+// syslogResults parses one syslog message. Audit records are held by the
+// grouper until their event is complete, so the results may be those of
+// an earlier message of the same host (and its origin), or none yet.
+func (s *Service) syslogResults(frame []byte, o origin) ([]parse.Result, origin) {
+	if line, host, ok := s.parsers.AuditRecord(frame, o.remote); ok {
+		return s.audit.add(line, host, frame, o, time.Now())
+	}
+	return s.parsers.Syslog(frame, o.remote), o
 }
 
 // serveSyslogUDP reads one message per datagram. UDP cannot push back, so
@@ -210,7 +224,8 @@ func (s *Service) serveSyslogUDP(c *net.UDPConn) {
 		if n > s.cfg.MaxMessageBytes {
 			recs = []*kgo.Record{s.pub.deadLetterRecord(fmt.Sprintf("syslog datagram of %d bytes exceeds the maximum message size", n), "syslog", frame, o)}
 		} else {
-			recs = s.pub.records(s.parsers.Syslog(frame, o.remote), o)
+			results, ro := s.syslogResults(frame, o)
+			recs = s.pub.records(results, ro)
 		}
 		if err := s.pub.send(s.ctx, recs, o, false); err != nil {
 			s.stats.UDPDropped.Add(1)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vigilhq/vigil/internal/ocsf"
 )
@@ -17,9 +18,9 @@ import (
 // SYSCALL (+EXECVE, CWD, PATH, PROCTITLE) becomes Process Activity,
 // USER_LOGIN becomes Authentication.
 //
-// Grouping happens within one input (one HTTP body, one syslog message):
-// auditd writes an event's records back to back, and a forwarder that
-// splits them across messages is not handled yet.
+// Parsers group the records within one input (an audit.log body); records
+// that arrive one per syslog message are grouped by the ingest service
+// (internal/ingest/audit.go) and handed over with AuditGroup.
 
 var auditProduct = ocsf.Product{Name: "auditd", Vendor: "Linux"}
 
@@ -293,4 +294,41 @@ func absent(v string) string {
 		return ""
 	}
 	return v
+}
+
+// AuditRecord reports whether a syslog message carries one audit record
+// (audispd's syslog plugin and rsyslog's imfile send one record per
+// message), returning the record line and the host. The ingest service
+// uses it to group records of one event across messages before parsing.
+func (p *Parsers) AuditRecord(frame []byte, remoteHost string) (line, host string, ok bool) {
+	if !utf8.Valid(frame) {
+		return "", "", false
+	}
+	m, err := ParseSyslog(frame, p.now())
+	if err != nil || !isAuditMessage(m) {
+		return "", "", false
+	}
+	host = m.Hostname
+	if host == "" {
+		host = remoteHost
+	}
+	return strings.TrimSpace(m.Msg), host, true
+}
+
+func isAuditMessage(m SyslogMessage) bool {
+	app := strings.ToLower(m.AppName)
+	return app == "audispd" || app == "auditd" || app == "audit" || strings.HasPrefix(m.Msg, "type=") || strings.HasPrefix(m.Msg, "node=")
+}
+
+// AuditSerial returns the event serial and record type of an audit line.
+func AuditSerial(line string) (serial, typ string, err error) {
+	r, err := parseAuditLine(line)
+	return r.serial, r.typ, err
+}
+
+// AuditGroup parses the records of one audit event that arrived in
+// separate syslog messages; raw (the messages, one per line) becomes
+// raw_data.
+func (p *Parsers) AuditGroup(lines []string, host string, raw []byte) []Result {
+	return p.auditd([]byte(strings.Join(lines, "\n")), host, raw)
 }

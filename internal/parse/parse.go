@@ -98,7 +98,7 @@ func (p *Parsers) Syslog(frame []byte, remoteHost string) []Result {
 	switch app := strings.ToLower(m.AppName); {
 	case app == "sshd" || app == "sudo" || app == "su" || strings.HasPrefix(app, "sshd-"):
 		return []Result{p.linuxAuth(m, frame)}
-	case app == "audispd" || app == "auditd" || app == "audit" || strings.HasPrefix(m.Msg, "type="):
+	case isAuditMessage(m):
 		return p.auditd([]byte(m.Msg), m.Hostname, frame)
 	case app == "squid" || app == "(squid-1)":
 		return []Result{p.squidLine([]byte(m.Msg), m.Hostname, frame)}
