@@ -26,6 +26,7 @@ Usage:
   vigil bench replay [flags]  measure a replay from segment objects against the disk's read ceiling
   vigil topics SUBCOMMAND    list, describe, create, delete, alter-config topics (vigil topics -h)
   vigil groups SUBCOMMAND    list, describe, reset offsets of, delete consumer groups (vigil groups -h)
+  vigil ingest [flags]       syslog and HTTP telemetry in, OCSF events out (vigil ingest -h)
 
 `
 
@@ -47,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
 		return admincli.Main(ctx, args, admincli.Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv})
+	case "ingest":
+		return ingestMain(args[1:], stderr, os.Getenv)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/ingest"
+	"github.com/vigilhq/vigil/internal/ocsf"
+)
+
+// ingestMain is `vigil ingest`: syslog and HTTP in, OCSF topics out.
+func ingestMain(args []string, stderr io.Writer, getenv func(string) string) int {
+	cfg := ingest.DefaultConfig()
+	fs := flag.NewFlagSet("vigil ingest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	brokers := fs.String("brokers", envOr(getenv, "VIGIL_BROKERS", "127.0.0.1:9092"), "comma-separated seed brokers (VIGIL_BROKERS)")
+	fs.StringVar(&cfg.SyslogTCP, "syslog-tcp", "127.0.0.1:5514", "syslog over TCP (octet counting or LF framing); empty disables")
+	fs.StringVar(&cfg.SyslogUDP, "syslog-udp", "127.0.0.1:5514", "syslog over UDP; empty disables")
+	fs.StringVar(&cfg.HTTP, "http", "127.0.0.1:8088", "HTTP: POST /v1/events, Splunk HEC /services/collector/event; empty disables")
+	fs.StringVar(&cfg.SyslogTLSCert, "syslog-tls-cert", "", "PEM certificate: serve TCP syslog over TLS (with --syslog-tls-key)")
+	fs.StringVar(&cfg.SyslogTLSKey, "syslog-tls-key", "", "PEM private key for --syslog-tls-cert")
+	fs.StringVar(&cfg.HECToken, "hec-token", getenv("VIGIL_HEC_TOKEN"), "token for the HEC endpoint (VIGIL_HEC_TOKEN); empty disables HEC")
+	fs.Int64Var(&cfg.MemoryBudget, "memory-budget", cfg.MemoryBudget, "bytes of accepted input held until the broker acknowledges it; past it TCP stops reading, HTTP answers 503, UDP counts drops")
+	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest syslog message; longer ones are dead-lettered")
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest HTTP body (413 beyond)")
+	fs.StringVar(&cfg.DeadLetter, "topic-deadletter", cfg.DeadLetter, "topic for input that does not parse")
+	fs.DurationVar(&cfg.RetryAfter, "retry-after", cfg.RetryAfter, "Retry-After of 503 answers")
+	logLevel := fs.String("log-level", "info", "debug, info, warn, error")
+	cfg.Topics = map[int]string{}
+	topicFlags := map[int]*string{}
+	for _, c := range ocsf.Classes() {
+		name := strings.TrimPrefix(c.Topic, "ocsf.")
+		topicFlags[c.UID] = fs.String("topic-"+strings.ReplaceAll(name, "_", "-"), c.Topic, fmt.Sprintf("topic for OCSF %s (%d) events", c.Name, c.UID))
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "vigil ingest: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if (cfg.SyslogTLSCert == "") != (cfg.SyslogTLSKey == "") {
+		fmt.Fprintln(stderr, "vigil ingest: --syslog-tls-cert and --syslog-tls-key go together")
+		return 2
+	}
+	for uid, p := range topicFlags {
+		cfg.Topics[uid] = *p
+	}
+	cfg.Brokers = strings.Split(*brokers, ",")
+	level, err := config.ParseLevel(*logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil ingest: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	svc, err := ingest.Start(ctx, cfg, log)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	log.Info("vigil ingest listening", "syslog_tcp", svc.SyslogTCPAddr(), "syslog_udp", svc.SyslogUDPAddr(), "http", svc.HTTPAddr(), "brokers", cfg.Brokers)
+	<-ctx.Done()
+	log.Info("shutting down: flushing accepted input to the broker")
+	if err := svc.Close(); err != nil {
+		log.Error("shutdown incomplete", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
