@@ -1,0 +1,247 @@
+// Package sigma is a compiled Sigma rule engine: rules are parsed (Sigma
+// spec 2.x) and compiled once into an Engine; events (JSON objects) are
+// matched by a Matcher that decodes each event into reusable buffers, runs
+// one Aho-Corasick prefilter over all rule literals, and evaluates only the
+// rules whose literals occur (plus rules that have none), so the hot path
+// allocates nothing per event.
+package sigma
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Engine is an immutable set of compiled rules; it is safe for concurrent
+// use through one Matcher per goroutine.
+type Engine struct {
+	cfg      Config
+	table    *LogsourceTable
+	router   *router
+	rules    []*compiledRule
+	res      *resolver
+	nfields  int
+	channel  int32 // field id of Channel
+	eventID  int32 // field id of EventID
+	ac       *acAutomaton
+	litRules [][]anchorRule // per literal
+	// always[class] are the rules without anchors, evaluated on every event
+	// of that route class; allowed[class][rule] gates prefilter hits.
+	always  [][]int32
+	allowed [][]bool
+}
+
+type anchorRule struct {
+	fid  int32
+	rule int32
+}
+
+type compiledRule struct {
+	rule *Rule
+	root node
+}
+
+// NewEngine compiles rules. Rules that cannot be compiled are returned as
+// problems (with ErrUnsupported for valid Sigma the engine does not
+// evaluate); the engine holds every other rule.
+func NewEngine(rules []*Rule, cfg Config) (*Engine, []LoadProblem) {
+	e := &Engine{cfg: cfg, table: cfg.Logsources}
+	if e.table == nil {
+		e.table = WindowsLogsources()
+	}
+	c := &compiler{cfg: &e.cfg, fields: map[string]int32{}}
+	e.channel = c.field("Channel")
+	e.eventID = c.field("EventID")
+	var problems []LoadProblem
+	for _, r := range rules {
+		root, err := c.compileRule(r)
+		if err != nil {
+			problems = append(problems, LoadProblem{Path: r.Path, ID: r.ID, Title: r.Title, Err: fmt.Errorf("compile: %w", err)})
+			continue
+		}
+		e.rules = append(e.rules, &compiledRule{rule: r, root: root})
+	}
+	// Aliases make extra event keys resolve to a Sigma field.
+	ids := map[string]int32{}
+	for name, id := range c.fields {
+		ids[name] = id
+	}
+	for name, keys := range cfg.Mapping.Aliases {
+		id := c.field(name)
+		ids[name] = id
+		for _, k := range keys {
+			ids[k] = id
+		}
+	}
+	e.res = &resolver{ids: ids, prefixes: compilePrefixes(cfg.Mapping.StripPrefixes), removeSpaces: cfg.Mapping.RemoveSpaces}
+	e.nfields = len(c.names)
+	e.buildRouting()
+	e.buildPrefilter()
+	return e, problems
+}
+
+func (e *Engine) buildRouting() {
+	e.router = newRouter(e.table)
+	n := len(e.router.keys)
+	e.allowed = make([][]bool, n)
+	for cl := range e.allowed {
+		e.allowed[cl] = make([]bool, len(e.rules))
+		for i, r := range e.rules {
+			e.allowed[cl][i] = e.router.allows(e.table, r.rule.Logsource, int32(cl))
+		}
+	}
+}
+
+func (e *Engine) buildPrefilter() {
+	litIDs := map[string]int32{}
+	var lits []string
+	e.always = make([][]int32, len(e.router.keys))
+	for i, r := range e.rules {
+		as, ok := anchorsOf(r.root)
+		if !ok {
+			for cl := range e.always {
+				if e.allowed[cl][i] {
+					e.always[cl] = append(e.always[cl], int32(i))
+				}
+			}
+			continue
+		}
+		for _, a := range as {
+			id, ok := litIDs[a.lit]
+			if !ok {
+				id = int32(len(lits))
+				litIDs[a.lit] = id
+				lits = append(lits, a.lit)
+				e.litRules = append(e.litRules, nil)
+			}
+			e.litRules[id] = append(e.litRules[id], anchorRule{a.fid, int32(i)})
+		}
+	}
+	e.ac = buildAC(lits)
+}
+
+// Rules returns the compiled rules in evaluation order.
+func (e *Engine) Rules() []*Rule {
+	out := make([]*Rule, len(e.rules))
+	for i, r := range e.rules {
+		out[i] = r.rule
+	}
+	return out
+}
+
+// Stats describes the compiled engine.
+type Stats struct {
+	Rules, Literals, Fields, AnchorlessRules int
+}
+
+func (e *Engine) Stats() Stats {
+	s := Stats{Rules: len(e.rules), Literals: len(e.litRules), Fields: e.nfields}
+	s.AnchorlessRules = len(e.always[classUnrouted])
+	return s
+}
+
+// Matcher evaluates events against an Engine. It owns the per-event
+// buffers, so it is not safe for concurrent use: use one per goroutine.
+type Matcher struct {
+	e       *Engine
+	ev      *event
+	mark    []uint32 // per rule: epoch it became a candidate
+	litMark []uint32 // per literal: epoch it was handled ...
+	litFid  []int32  // ... for this field
+	epoch   uint32
+	cands   []int32
+	matches []*Rule
+	class   int32
+	key     []byte
+	// Evaluated counts rules evaluated since the Matcher was created
+	// (prefilter effectiveness).
+	Evaluated uint64
+}
+
+// NewMatcher returns a Matcher for the engine.
+func (e *Engine) NewMatcher() *Matcher {
+	return &Matcher{
+		e:       e,
+		ev:      newEvent(e.res, e.nfields),
+		mark:    make([]uint32, len(e.rules)),
+		litMark: make([]uint32, len(e.litRules)),
+		litFid:  make([]int32, len(e.litRules)),
+	}
+}
+
+// Match decodes one JSON document and returns the rules it matches, in
+// engine order. The returned slice is reused by the next call.
+func (m *Matcher) Match(doc []byte) ([]*Rule, error) {
+	if err := m.ev.decode(doc); err != nil {
+		return nil, err
+	}
+	return m.evaluate(), nil
+}
+
+func (m *Matcher) evaluate() []*Rule {
+	e := m.e
+	m.matches = m.matches[:0]
+	m.cands = m.cands[:0]
+	m.epoch++
+	if m.epoch == 0 { // wrapped: clear marks so stale epochs cannot collide
+		clear(m.mark)
+		clear(m.litMark)
+		m.epoch = 1
+	}
+	m.class = m.classify()
+	allowed := e.allowed[m.class]
+	for i := range m.ev.vals {
+		v := &m.ev.vals[i]
+		if v.kind == kindNull || len(v.low) == 0 {
+			continue
+		}
+		e.ac.scan(v.low, func(lit int32) {
+			if m.litMark[lit] == m.epoch && m.litFid[lit] == v.fid {
+				return
+			}
+			m.litMark[lit], m.litFid[lit] = m.epoch, v.fid
+			for _, ar := range e.litRules[lit] {
+				if (ar.fid == v.fid || ar.fid < 0 && v.primary) && allowed[ar.rule] && m.mark[ar.rule] != m.epoch {
+					m.mark[ar.rule] = m.epoch
+					m.cands = append(m.cands, ar.rule)
+				}
+			}
+		})
+	}
+	for _, r := range e.always[m.class] {
+		if m.mark[r] != m.epoch {
+			m.mark[r] = m.epoch
+			m.cands = append(m.cands, r)
+		}
+	}
+	slices.Sort(m.cands)
+	m.Evaluated += uint64(len(m.cands))
+	for _, r := range m.cands {
+		if e.rules[r].root.eval(m.ev) {
+			m.matches = append(m.matches, e.rules[r].rule)
+		}
+	}
+	return m.matches
+}
+
+// classify finds the event's route class from its Channel and EventID.
+func (m *Matcher) classify() int32 {
+	ev, e := m.ev, m.e
+	ch := ev.head[e.channel]
+	if ch < 0 {
+		return classUnrouted
+	}
+	m.key = append(m.key[:0], ev.vals[ch].low...)
+	m.key = append(m.key, '#')
+	n := len(m.key)
+	if id := ev.head[e.eventID]; id >= 0 {
+		m.key = append(m.key, ev.vals[id].raw...)
+		if c, ok := e.router.classes[string(m.key)]; ok {
+			return c
+		}
+	}
+	m.key = append(m.key[:n], '*')
+	if c, ok := e.router.classes[string(m.key)]; ok {
+		return c
+	}
+	return classOtherWindows
+}
