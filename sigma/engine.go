@@ -14,25 +14,23 @@ import (
 // Engine is an immutable set of compiled rules; it is safe for concurrent
 // use through one Matcher per goroutine.
 type Engine struct {
-	cfg      Config
-	table    *LogsourceTable
-	router   *router
-	rules    []*compiledRule
-	res      *resolver
-	nfields  int
-	channel  int32 // field id of Channel
-	eventID  int32 // field id of EventID
-	ac       *acAutomaton
-	litRules [][]anchorRule // per literal
+	cfg     Config
+	table   *LogsourceTable
+	router  *router
+	rules   []*compiledRule
+	res     *resolver
+	nfields int
+	channel int32 // field id of Channel
+	eventID int32 // field id of EventID
+	// classAC[class][fid] and keywordAC[class] are the prefilter
+	// automata; nlits counts their literals.
+	classAC   [][]*fieldAC
+	keywordAC []*fieldAC
+	nlits     int
 	// always[class] are the rules without anchors, evaluated on every event
 	// of that route class; allowed[class][rule] gates prefilter hits.
 	always  [][]int32
 	allowed [][]bool
-}
-
-type anchorRule struct {
-	fid  int32
-	rule int32
 }
 
 type compiledRule struct {
@@ -91,32 +89,102 @@ func (e *Engine) buildRouting() {
 	}
 }
 
+// fieldAC is the prefilter of one field for one route class: an
+// automaton over the anchors of the rules allowed in that class.
+type fieldAC struct {
+	ac    *acAutomaton
+	base  int32     // offset of this automaton's literals in Matcher.litMark
+	rules [][]int32 // per literal: the rules it anchors
+}
+
+// buildPrefilter builds, per route class, one automaton per field (and one
+// for keyword anchors over all fields). Splitting by class and field keeps
+// each automaton small (a Sysmon process-creation event scans only the
+// process_creation rules' CommandLine literals in its CommandLine), and
+// fields no allowed rule anchors on are not scanned at all. Classes with
+// the same rule set for a field share the automaton.
 func (e *Engine) buildPrefilter() {
-	litIDs := map[string]int32{}
-	var lits []string
-	e.always = make([][]int32, len(e.router.keys))
+	anchors := make([]anchored, len(e.rules))
 	for i, r := range e.rules {
 		as, ok := anchorsOf(r.root)
-		if !ok {
-			for cl := range e.always {
-				if e.allowed[cl][i] {
-					e.always[cl] = append(e.always[cl], int32(i))
+		anchors[i] = anchored{as, ok}
+	}
+	shared := map[string]*fieldAC{}
+	e.always = make([][]int32, len(e.router.keys))
+	e.classAC = make([][]*fieldAC, len(e.router.keys))
+	e.keywordAC = make([]*fieldAC, len(e.router.keys))
+	for cl := range e.router.keys {
+		byField := map[int32][]int32{} // fid -> rules (in order)
+		for i := range e.rules {
+			if !e.allowed[cl][i] {
+				continue
+			}
+			if !anchors[i].ok {
+				e.always[cl] = append(e.always[cl], int32(i))
+				continue
+			}
+			seen := map[int32]bool{}
+			for _, a := range anchors[i].as {
+				if !seen[a.fid] {
+					seen[a.fid] = true
+					byField[a.fid] = append(byField[a.fid], int32(i))
 				}
 			}
-			continue
 		}
-		for _, a := range as {
-			id, ok := litIDs[a.lit]
+		e.classAC[cl] = make([]*fieldAC, e.nfields)
+		for fid, rules := range byField {
+			sig := fmt.Sprint(fid, rules)
+			f, ok := shared[sig]
 			if !ok {
-				id = int32(len(lits))
-				litIDs[a.lit] = id
-				lits = append(lits, a.lit)
-				e.litRules = append(e.litRules, nil)
+				f = e.newFieldAC(fid, rules, anchors2(anchors, rules))
+				shared[sig] = f
 			}
-			e.litRules[id] = append(e.litRules[id], anchorRule{a.fid, int32(i)})
+			if fid < 0 {
+				e.keywordAC[cl] = f
+			} else {
+				e.classAC[cl][fid] = f
+			}
 		}
 	}
-	e.ac = buildAC(lits)
+}
+
+type anchored struct {
+	as []anchor
+	ok bool
+}
+
+func anchors2[T any](all []T, idx []int32) []T {
+	out := make([]T, len(idx))
+	for i, j := range idx {
+		out[i] = all[j]
+	}
+	return out
+}
+
+func (e *Engine) newFieldAC(fid int32, rules []int32, anchors []anchored) *fieldAC {
+	f := &fieldAC{base: int32(e.nlits)}
+	ids := map[string]int32{}
+	var lits []string
+	for k, r := range rules {
+		for _, a := range anchors[k].as {
+			if a.fid != fid {
+				continue
+			}
+			id, ok := ids[a.lit]
+			if !ok {
+				id = int32(len(lits))
+				ids[a.lit] = id
+				lits = append(lits, a.lit)
+				f.rules = append(f.rules, nil)
+			}
+			if n := len(f.rules[id]); n == 0 || f.rules[id][n-1] != r {
+				f.rules[id] = append(f.rules[id], r)
+			}
+		}
+	}
+	f.ac = buildAC(lits)
+	e.nlits += len(lits)
+	return f
 }
 
 // Rules returns the compiled rules in evaluation order.
@@ -134,7 +202,7 @@ type Stats struct {
 }
 
 func (e *Engine) Stats() Stats {
-	s := Stats{Rules: len(e.rules), Literals: len(e.litRules), Fields: e.nfields}
+	s := Stats{Rules: len(e.rules), Literals: e.nlits, Fields: e.nfields}
 	s.AnchorlessRules = len(e.always[classUnrouted])
 	return s
 }
@@ -145,8 +213,7 @@ type Matcher struct {
 	e       *Engine
 	ev      *event
 	mark    []uint32 // per rule: epoch it became a candidate
-	litMark []uint32 // per literal: epoch it was handled ...
-	litFid  []int32  // ... for this field
+	litMark []uint32 // per prefilter literal: epoch it was handled
 	epoch   uint32
 	cands   []int32
 	matches []*Rule
@@ -163,8 +230,7 @@ func (e *Engine) NewMatcher() *Matcher {
 		e:       e,
 		ev:      newEvent(e.res, e.nfields),
 		mark:    make([]uint32, len(e.rules)),
-		litMark: make([]uint32, len(e.litRules)),
-		litFid:  make([]int32, len(e.litRules)),
+		litMark: make([]uint32, e.nlits),
 	}
 }
 
@@ -188,24 +254,20 @@ func (m *Matcher) evaluate() []*Rule {
 		m.epoch = 1
 	}
 	m.class = m.classify()
-	allowed := e.allowed[m.class]
+	fields, keywords := e.classAC[m.class], e.keywordAC[m.class]
 	for i := range m.ev.vals {
 		v := &m.ev.vals[i]
 		if v.kind == kindNull || len(v.low) == 0 {
 			continue
 		}
-		e.ac.scan(v.low, func(lit int32) {
-			if m.litMark[lit] == m.epoch && m.litFid[lit] == v.fid {
-				return
+		if v.fid >= 0 {
+			if f := fields[v.fid]; f != nil {
+				m.scan(f, v.low)
 			}
-			m.litMark[lit], m.litFid[lit] = m.epoch, v.fid
-			for _, ar := range e.litRules[lit] {
-				if (ar.fid == v.fid || ar.fid < 0 && v.primary) && allowed[ar.rule] && m.mark[ar.rule] != m.epoch {
-					m.mark[ar.rule] = m.epoch
-					m.cands = append(m.cands, ar.rule)
-				}
-			}
-		})
+		}
+		if keywords != nil && v.primary {
+			m.scan(keywords, v.low)
+		}
 	}
 	for _, r := range e.always[m.class] {
 		if m.mark[r] != m.epoch {
@@ -244,4 +306,33 @@ func (m *Matcher) classify() int32 {
 		return c
 	}
 	return classOtherWindows
+}
+
+// scan runs one prefilter automaton over a value and marks the rules of
+// every literal found as candidates.
+func (m *Matcher) scan(f *fieldAC, s string) {
+	a := f.ac
+	st := uint32(0)
+	for i := 0; i < len(s); i++ {
+		enc := a.next(st, s[i])
+		st = enc >> 1
+		if enc&1 == 0 {
+			continue
+		}
+		for o := int32(st); o >= 0; o = a.states[o].dict {
+			for _, l := range a.out[o] {
+				g := f.base + l
+				if m.litMark[g] == m.epoch {
+					continue
+				}
+				m.litMark[g] = m.epoch
+				for _, r := range f.rules[l] {
+					if m.mark[r] != m.epoch {
+						m.mark[r] = m.epoch
+						m.cands = append(m.cands, r)
+					}
+				}
+			}
+		}
+	}
 }

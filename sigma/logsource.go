@@ -165,6 +165,9 @@ func (r *router) allows(t *LogsourceTable, ls Logsource, c int32) bool {
 	}
 	cat, catKnown := t.Categories[strings.ToLower(ls.Category)]
 	svc, svcKnown := t.Services[strings.ToLower(ls.Service)]
+	if product == "" && !catKnown && !svcKnown {
+		return false // a product-less logsource the table does not know (database, proxy ...) is not Windows
+	}
 	if c == classOtherWindows {
 		return !catKnown && !svcKnown
 	}

@@ -2,7 +2,6 @@ package sigma
 
 import (
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -82,12 +81,6 @@ func newStrMatcher(s sigmaString, cased bool) (*strMatcher, string) {
 		anchor = lower(anchor)
 	}
 	return m, anchor
-}
-
-type reMatcher struct{ re *regexp.Regexp }
-
-func (m *reMatcher) match(_ *event, v *value) bool {
-	return v.kind != kindNull && m.re.MatchString(v.raw)
 }
 
 type cidrMatcher struct{ prefixes []netip.Prefix }

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -69,11 +68,11 @@ func (c *compiler) compileField(key string, raw any) (*fieldNode, error) {
 			if flags != "" {
 				s = "(?" + flags + ")" + s
 			}
-			re, err := regexp.Compile(s)
+			m, err := newReMatcher(s)
 			if err != nil {
 				return nil, unsupported(fmt.Sprintf("regex %q (RE2 syntax): %v", s, err))
 			}
-			n.add(&reMatcher{re: re}, "")
+			n.add(m, m.lits...)
 		}
 		return n, nil
 	case has["cidr"]:
@@ -85,7 +84,7 @@ func (c *compiler) compileField(key string, raw any) (*fieldNode, error) {
 			}
 			m.prefixes = append(m.prefixes, p.Masked())
 		}
-		n.add(m, "")
+		n.add(m)
 		return n, nil
 	case has["gt"] || has["gte"] || has["lt"] || has["lte"]:
 		op := "lte"
@@ -99,7 +98,7 @@ func (c *compiler) compileField(key string, raw any) (*fieldNode, error) {
 			if err != nil {
 				return nil, fmt.Errorf("field %s: %w", key, err)
 			}
-			n.add(&numMatcher{op: op, n: f}, "")
+			n.add(&numMatcher{op: op, n: f})
 		}
 		return n, nil
 	case has["fieldref"]:
@@ -117,7 +116,7 @@ func (c *compiler) compileField(key string, raw any) (*fieldNode, error) {
 			if !ok {
 				return nil, fmt.Errorf("field %s: fieldref %v is not a field name", key, v)
 			}
-			n.add(&fieldrefMatcher{ref: c.field(s), op: op, cased: has["cased"]}, "")
+			n.add(&fieldrefMatcher{ref: c.field(s), op: op, cased: has["cased"]})
 		}
 		return n, nil
 	}
@@ -164,7 +163,6 @@ func (c *compiler) stringVariants(key string, v any, mods []string) ([]sigmaStri
 	for _, r := range raws {
 		vs = append(vs, parseSigmaString(r))
 	}
-	encoded := false
 	var contains, starts, ends bool
 	for _, m := range mods {
 		switch m {
@@ -194,10 +192,8 @@ func (c *compiler) stringVariants(key string, v any, mods []string) ([]sigmaStri
 				}
 			}
 			vs = out
-			encoded = true
 		}
 	}
-	_ = encoded
 	for i, s := range vs {
 		if contains || (starts && ends) {
 			s = s.withLeadingStar().withTrailingStar()

@@ -37,17 +37,25 @@ func (n notNode) eval(ev *event) bool { return !n.x.eval(ev) }
 type fieldNode struct {
 	fid        int32
 	pats       []valueMatcher
-	anchors    []string // per pattern: a literal every match contains, "" if none
-	anchorless bool     // some pattern has no anchor (regex, null, numeric ...)
-	all        bool     // |all: every pattern must match
-	null       bool     // a null in the value list: absent or null field matches
-	exists     *bool    // |exists
+	anchors    [][]string // per pattern: literals one of which every match contains
+	anchorless bool       // some pattern has no anchor (regex, null, numeric ...)
+	all        bool       // |all: every pattern must match
+	null       bool       // a null in the value list: absent or null field matches
+	exists     *bool      // |exists
 }
 
-func (n *fieldNode) add(m valueMatcher, anchor string) {
+func (n *fieldNode) add(m valueMatcher, anchors ...string) {
 	n.pats = append(n.pats, m)
-	n.anchors = append(n.anchors, anchor)
-	if anchor == "" {
+	var as []string
+	for _, a := range anchors {
+		if a == "" {
+			as = nil // a pattern that can match without any literal
+			break
+		}
+		as = append(as, a)
+	}
+	n.anchors = append(n.anchors, as)
+	if len(as) == 0 {
 		n.anchorless = true
 	}
 }
@@ -124,22 +132,27 @@ func anchorsOf(n node) (as []anchor, ok bool) {
 			return nil, false
 		}
 		if x.all {
-			best := ""
+			var best []string
 			for _, a := range x.anchors {
-				if len(a) > len(best) {
+				if minLen(a) > minLen(best) {
 					best = a
 				}
 			}
-			if best == "" {
+			if best == nil {
 				return nil, false
 			}
-			return []anchor{{x.fid, best}}, true
+			for _, l := range best {
+				as = append(as, anchor{x.fid, l})
+			}
+			return as, true
 		}
 		if x.anchorless {
 			return nil, false
 		}
 		for _, a := range x.anchors {
-			as = append(as, anchor{x.fid, a})
+			for _, l := range a {
+				as = append(as, anchor{x.fid, l})
+			}
 		}
 		return as, true
 	case orNode:

@@ -2,133 +2,176 @@ package sigma
 
 import "sort"
 
-// acAutomaton is an Aho-Corasick automaton over the lower-cased anchor
-// literals of all rules. The root has a dense transition table (most bytes
-// of a value fail back to the root); other states keep sorted sparse edges
-// to keep memory proportional to the literal bytes.
+// acAutomaton is an Aho-Corasick automaton over lower-cased anchor
+// literals. States are numbered breadth-first, and the shallow ones (where
+// a scan spends most bytes) get dense, fully resolved DFA rows over the
+// automaton's byte classes, so a step there is one table load; deeper states
+// keep sparse edges and fail links, which keeps memory proportional to the
+// literal bytes (a full DFA of the SigmaHQ set would need ~150 MB).
+//
+// Transitions are encoded as state<<1 | hasOutput so the scan loop learns
+// whether to report matches without touching the target state: on large
+// automata the scan is bound by cache misses, not instructions.
 type acAutomaton struct {
-	root   [256]int32
-	edges  [][]acEdge
-	fail   []int32
-	out    [][]int32 // literal ids ending exactly here
-	dict   []int32   // nearest state on the fail chain with outputs, -1 if none
-	hasOut []bool
+	class  [256]uint8 // byte -> class; 0 for bytes no literal uses
+	nclass uint32
+	nDense uint32   // states [0, nDense) have dense rows
+	dense  []uint32 // nDense rows of nclass encoded transitions
+	states []acState
+	edges  []acEdge  // sparse edges, by state range
+	out    [][]int32 // per state: literal ids ending exactly here
+}
+
+type acState struct {
+	fail         uint32
+	dict         int32 // nearest state on the fail chain with output, -1 if none
+	eStart, eEnd uint32
 }
 
 type acEdge struct {
 	b  byte
-	to int32
+	to uint32 // encoded
 }
 
-func (a *acAutomaton) next(s int32, b byte) int32 {
+// denseDepth is how deep states get dense rows.
+const denseDepth = 2
+
+// next returns the encoded transition from state s on byte b.
+func (a *acAutomaton) next(s uint32, b byte) uint32 {
 	for {
-		if s == 0 {
-			return a.root[b]
+		if s < a.nDense {
+			return a.dense[s*a.nclass+uint32(a.class[b])]
 		}
-		es := a.edges[s]
-		// Linear scan: sparse states have few edges.
-		for i := range es {
-			if es[i].b == b {
-				return es[i].to
+		st := &a.states[s]
+		for i := st.eStart; i < st.eEnd; i++ {
+			if a.edges[i].b == b {
+				return a.edges[i].to
 			}
 		}
-		s = a.fail[s]
+		s = st.fail
 	}
 }
 
 func buildAC(lits []string) *acAutomaton {
-	a := &acAutomaton{edges: [][]acEdge{nil}, fail: []int32{0}, out: [][]int32{nil}}
-	child := func(s int32, b byte) int32 {
-		for _, e := range a.edges[s] {
-			if e.b == b {
-				return e.to
-			}
-		}
-		return -1
+	// A plain trie first, with provisional ids.
+	type tnode struct {
+		kids  map[byte]int32
+		out   []int32
+		depth int
 	}
+	trie := []tnode{{}}
 	for id, lit := range lits {
 		s := int32(0)
 		for i := 0; i < len(lit); i++ {
-			n := child(s, lit[i])
-			if n < 0 {
-				n = int32(len(a.edges))
-				a.edges = append(a.edges, nil)
-				a.fail = append(a.fail, 0)
-				a.out = append(a.out, nil)
-				a.edges[s] = append(a.edges[s], acEdge{lit[i], n})
+			n, ok := trie[s].kids[lit[i]]
+			if !ok {
+				n = int32(len(trie))
+				trie = append(trie, tnode{depth: trie[s].depth + 1})
+				if trie[s].kids == nil {
+					trie[s].kids = map[byte]int32{}
+				}
+				trie[s].kids[lit[i]] = n
 			}
 			s = n
 		}
-		a.out[s] = append(a.out[s], int32(id))
+		trie[s].out = append(trie[s].out, int32(id))
 	}
-	for s := range a.edges {
-		sort.Slice(a.edges[s], func(i, j int) bool { return a.edges[s][i].b < a.edges[s][j].b })
+	// Renumber breadth-first, children in byte order.
+	order := []int32{0}
+	newID := make([]uint32, len(trie))
+	for i := 0; i < len(order); i++ {
+		newID[order[i]] = uint32(i)
+		kids := trie[order[i]].kids
+		bs := make([]int, 0, len(kids))
+		for b := range kids {
+			bs = append(bs, int(b))
+		}
+		sort.Ints(bs)
+		for _, b := range bs {
+			order = append(order, kids[byte(b)])
+		}
 	}
-	// Breadth-first: fail links of depth-1 states are the root.
-	queue := make([]int32, 0, len(a.edges))
-	for _, e := range a.edges[0] {
-		a.root[e.b] = e.to
-		queue = append(queue, e.to)
+	a := &acAutomaton{states: make([]acState, len(trie)), out: make([][]int32, len(trie))}
+	child := make([]map[byte]uint32, len(trie)) // by new id, unencoded
+	for old, t := range trie {
+		n := newID[old]
+		a.out[n] = t.out
+		child[n] = make(map[byte]uint32, len(t.kids))
+		for b, k := range t.kids {
+			child[n][b] = newID[k]
+			if a.class[b] == 0 {
+				a.nclass++
+				a.class[b] = uint8(a.nclass)
+			}
+		}
+		if t.depth <= denseDepth {
+			a.nDense = max(a.nDense, n+1)
+		}
 	}
-	for len(queue) > 0 {
-		s := queue[0]
-		queue = queue[1:]
-		for _, e := range a.edges[s] {
-			f := a.fail[s]
+	a.nclass++ // class 0 too
+	// Fail and dictionary links, breadth-first (ids are BFS order).
+	hasOut := make([]bool, len(trie))
+	for s := uint32(0); s < uint32(len(trie)); s++ {
+		a.states[s].dict = -1
+		if s != 0 {
+			f := a.states[s].fail
+			if len(a.out[f]) > 0 {
+				a.states[s].dict = int32(f)
+			} else {
+				a.states[s].dict = a.states[f].dict
+			}
+		}
+		hasOut[s] = len(a.out[s]) > 0 || a.states[s].dict >= 0
+		for b, k := range child[s] {
+			if s == 0 {
+				a.states[k].fail = 0
+				continue
+			}
+			f := a.states[s].fail
 			for {
-				if n := child(f, e.b); n >= 0 {
-					a.fail[e.to] = n
+				if n, ok := child[f][b]; ok {
+					a.states[k].fail = n
 					break
 				}
 				if f == 0 {
-					a.fail[e.to] = 0
+					a.states[k].fail = 0
 					break
 				}
-				f = a.fail[f]
+				f = a.states[f].fail
 			}
-			queue = append(queue, e.to)
 		}
 	}
-	a.dict = make([]int32, len(a.edges))
-	a.hasOut = make([]bool, len(a.edges))
-	// States in BFS order guarantee a state's fail target is settled first.
-	order := []int32{0}
-	for i := 0; i < len(order); i++ {
-		for _, e := range a.edges[order[i]] {
-			order = append(order, e.to)
+	enc := func(s uint32) uint32 {
+		e := s << 1
+		if hasOut[s] {
+			e |= 1
 		}
+		return e
 	}
-	for _, s := range order {
-		a.dict[s] = -1
-		if s == 0 {
-			continue
+	// Sparse edges for every state (deep states use them).
+	for s := range child {
+		a.states[s].eStart = uint32(len(a.edges))
+		bs := make([]int, 0, len(child[s]))
+		for b := range child[s] {
+			bs = append(bs, int(b))
 		}
-		f := a.fail[s]
-		if len(a.out[f]) > 0 {
-			a.dict[s] = f
-		} else {
-			a.dict[s] = a.dict[f]
+		sort.Ints(bs)
+		for _, b := range bs {
+			a.edges = append(a.edges, acEdge{byte(b), enc(child[s][byte(b)])})
 		}
-		a.hasOut[s] = len(a.out[s]) > 0 || a.dict[s] >= 0
+		a.states[s].eEnd = uint32(len(a.edges))
+	}
+	// Dense rows: a missing edge takes the fail state's (already filled) row.
+	a.dense = make([]uint32, a.nDense*a.nclass)
+	for s := uint32(0); s < a.nDense; s++ {
+		row := a.dense[s*a.nclass : (s+1)*a.nclass]
+		if s != 0 {
+			f := a.states[s].fail
+			copy(row, a.dense[f*a.nclass:(f+1)*a.nclass])
+		}
+		for b, k := range child[s] {
+			row[a.class[b]] = enc(k)
+		}
 	}
 	return a
-}
-
-// scan calls hit for every literal occurring in s (with repeats).
-func (a *acAutomaton) scan(s string, hit func(lit int32)) {
-	st := int32(0)
-	for i := 0; i < len(s); i++ {
-		st = a.next(st, s[i])
-		if !a.hasOut[st] {
-			continue
-		}
-		for o := st; o >= 0; o = a.dict[o] {
-			for _, l := range a.out[o] {
-				hit(l)
-			}
-			if o == 0 {
-				break
-			}
-		}
-	}
 }
