@@ -37,6 +37,11 @@ type event struct {
 	arena   []byte
 	key     []byte
 	key2    []byte // key without spaces
+	// cache remembers the Sigma fields of keys seen before: events of one
+	// source repeat the same keys, so a leaf costs one map lookup instead
+	// of one per strip prefix. Bounded so hostile input cannot grow it.
+	cache map[string][]int32
+	ids   []int32
 	data    []byte
 	pos     int
 	res     *resolver
@@ -69,7 +74,10 @@ func (e *event) reset() {
 
 var errSyntax = errors.New("invalid JSON")
 
-const maxDepth = 256
+const (
+	maxDepth      = 256
+	maxCachedKeys = 8192
+)
 
 // decode flattens one JSON document into the event.
 func (e *event) decode(data []byte) error {
@@ -336,15 +344,30 @@ func (e *event) leaf(k kind, start int) {
 		}
 		e.vals = append(e.vals, v)
 	}
-	e.resolve(e.key, add)
-	if primary && e.res.removeSpaces && bytes.IndexByte(e.key, ' ') >= 0 {
-		e.key2 = e.key2[:0]
-		for _, c := range e.key {
-			if c != ' ' {
-				e.key2 = append(e.key2, c)
+	ids, ok := e.cache[string(e.key)]
+	if !ok {
+		e.ids = e.ids[:0]
+		collect := func(id int32) { e.ids = append(e.ids, id) }
+		e.resolve(e.key, collect)
+		if len(e.ids) == 0 && e.res.removeSpaces && bytes.IndexByte(e.key, ' ') >= 0 {
+			e.key2 = e.key2[:0]
+			for _, c := range e.key {
+				if c != ' ' {
+					e.key2 = append(e.key2, c)
+				}
 			}
+			e.resolve(e.key2, collect)
 		}
-		e.resolve(e.key2, add)
+		ids = e.ids
+		if len(e.cache) < maxCachedKeys {
+			if e.cache == nil {
+				e.cache = map[string][]int32{}
+			}
+			e.cache[string(e.key)] = append([]int32(nil), ids...)
+		}
+	}
+	for _, id := range ids {
+		add(id)
 	}
 	if primary { // no Sigma field: kept for keyword search
 		add(-1)

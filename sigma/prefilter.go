@@ -23,6 +23,7 @@ type acAutomaton struct {
 }
 
 type acState struct {
+	row          int32 // dense row of a deep state with many edges, or -1
 	fail         uint32
 	dict         int32 // nearest state on the fail chain with output, -1 if none
 	eStart, eEnd uint32
@@ -33,8 +34,12 @@ type acEdge struct {
 	to uint32 // encoded
 }
 
-// denseDepth is how deep states get dense rows.
-const denseDepth = 2
+// States up to denseDepth, and deeper states with at least denseFanout
+// edges (where a linear edge scan is slow), get dense rows.
+const (
+	denseDepth  = 2
+	denseFanout = 4
+)
 
 // next returns the encoded transition from state s on byte b.
 func (a *acAutomaton) next(s uint32, b byte) uint32 {
@@ -43,6 +48,9 @@ func (a *acAutomaton) next(s uint32, b byte) uint32 {
 			return a.dense[s*a.nclass+uint32(a.class[b])]
 		}
 		st := &a.states[s]
+		if st.row >= 0 {
+			return a.dense[uint32(st.row)*a.nclass+uint32(a.class[b])]
+		}
 		for i := st.eStart; i < st.eEnd; i++ {
 			if a.edges[i].b == b {
 				return a.edges[i].to
@@ -161,17 +169,53 @@ func buildAC(lits []string) *acAutomaton {
 		}
 		a.states[s].eEnd = uint32(len(a.edges))
 	}
-	// Dense rows: a missing edge takes the fail state's (already filled) row.
+	// Dense rows: a missing edge takes the fail state's resolved
+	// transition; fail states are shallower, so they are filled first.
 	a.dense = make([]uint32, a.nDense*a.nclass)
-	for s := uint32(0); s < a.nDense; s++ {
-		row := a.dense[s*a.nclass : (s+1)*a.nclass]
+	rows := a.nDense
+	for s := uint32(0); s < uint32(len(trie)); s++ {
+		a.states[s].row = -1
+		if s >= a.nDense {
+			if len(child[s]) < denseFanout {
+				continue
+			}
+			a.states[s].row = int32(rows)
+			rows++
+			a.dense = append(a.dense, make([]uint32, a.nclass)...)
+		}
+		r := s
+		if s >= a.nDense {
+			r = uint32(a.states[s].row)
+		}
+		row := a.dense[r*a.nclass : (r+1)*a.nclass]
 		if s != 0 {
 			f := a.states[s].fail
-			copy(row, a.dense[f*a.nclass:(f+1)*a.nclass])
+			for c := uint32(0); c < a.nclass; c++ {
+				row[c] = a.nextClass(f, c)
+			}
 		}
 		for b, k := range child[s] {
 			row[a.class[b]] = enc(k)
 		}
 	}
 	return a
+}
+
+// nextClass is next for a byte class (used while building dense rows).
+func (a *acAutomaton) nextClass(s, c uint32) uint32 {
+	for {
+		if s < a.nDense {
+			return a.dense[s*a.nclass+c]
+		}
+		st := &a.states[s]
+		if st.row >= 0 {
+			return a.dense[uint32(st.row)*a.nclass+c]
+		}
+		for i := st.eStart; i < st.eEnd; i++ {
+			if uint32(a.class[a.edges[i].b]) == c {
+				return a.edges[i].to
+			}
+		}
+		s = st.fail
+	}
 }
