@@ -42,9 +42,9 @@ type event struct {
 	// of one per strip prefix. Bounded so hostile input cannot grow it.
 	cache map[string][]int32
 	ids   []int32
-	data    []byte
-	pos     int
-	res     *resolver
+	data  []byte
+	pos   int
+	res   *resolver
 }
 
 // resolver turns event keys into Sigma field ids.

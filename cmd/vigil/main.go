@@ -25,6 +25,7 @@ Usage:
   vigil bench groups [flags]  measure consumer-group rebalance time and offset commits/s
   vigil topics SUBCOMMAND    list, describe, create, delete, alter-config topics (vigil topics -h)
   vigil groups SUBCOMMAND    list, describe, reset offsets of, delete consumer groups (vigil groups -h)
+  vigil detect --rules DIR PATH... evaluate Sigma rules over JSON event files, print matches as NDJSON
 
 `
 
@@ -46,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
 		return admincli.Main(ctx, args, admincli.Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv})
+	case "detect":
+		return detect(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
