@@ -34,7 +34,9 @@ type DetectPhase struct {
 	Events         uint64
 	Elapsed        time.Duration
 	EventsPerSec   float64
-	PerCore        float64 // EventsPerSec / min(Workers, GOMAXPROCS)
+	PerCore        float64 // events per CPU-second of the process (wall-clock / cores if unknown)
+	WallPerCore    float64 // EventsPerSec / min(Workers, GOMAXPROCS)
+	CPU            time.Duration
 	RulesPerEvent  float64 // rules evaluated after the prefilter
 	AllocsPerEvent float64
 	MatchesPerEvt  float64
@@ -125,7 +127,7 @@ func RunDetect(o DetectOptions) (*DetectResult, error) {
 	for _, p := range []DetectPhase{res.Windows, res.Hundred} {
 		fmt.Fprintf(out, "\n%s (%d rules)\n", p.Name, p.Rules)
 		fmt.Fprintf(out, "    %-24s %.0f events/s (%d events in %s)\n", "throughput:", p.EventsPerSec, p.Events, p.Elapsed.Round(time.Millisecond))
-		fmt.Fprintf(out, "    %-24s %.0f events/s\n", "per core:", p.PerCore)
+		fmt.Fprintf(out, "    %-24s %.0f events/s (events per CPU-second used; wall-clock / %d cores: %.0f)\n", "per core:", p.PerCore, min(o.Workers, cores), p.WallPerCore)
 		fmt.Fprintf(out, "    %-24s %.1f of %d (prefilter)\n", "rules evaluated/event:", p.RulesPerEvent, p.Rules)
 		fmt.Fprintf(out, "    %-24s %.3f\n", "allocations/event:", p.AllocsPerEvent)
 		fmt.Fprintf(out, "    %-24s %.2f\n", "matches/event:", p.MatchesPerEvt)
@@ -155,6 +157,7 @@ func runPhase(name string, eng *sigma.Engine, events [][]byte, o DetectOptions) 
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
+	cpu0 := cpuTime()
 	start := time.Now()
 	for w := range matchers {
 		wg.Add(1)
@@ -177,6 +180,7 @@ func runPhase(name string, eng *sigma.Engine, events [][]byte, o DetectOptions) 
 	stop.Store(true)
 	wg.Wait()
 	p.Elapsed = time.Since(start)
+	p.CPU = cpuTime() - cpu0
 	runtime.ReadMemStats(&after)
 	var evaluated uint64
 	for w, m := range matchers {
@@ -185,7 +189,11 @@ func runPhase(name string, eng *sigma.Engine, events [][]byte, o DetectOptions) 
 		p.MatchesPerEvt += float64(matches[w])
 	}
 	p.EventsPerSec = float64(p.Events) / p.Elapsed.Seconds()
-	p.PerCore = p.EventsPerSec / float64(min(o.Workers, runtime.GOMAXPROCS(0)))
+	p.WallPerCore = p.EventsPerSec / float64(min(o.Workers, runtime.GOMAXPROCS(0)))
+	p.PerCore = p.WallPerCore
+	if p.CPU > 0 {
+		p.PerCore = float64(p.Events) / p.CPU.Seconds()
+	}
 	p.RulesPerEvent = float64(evaluated) / float64(p.Events)
 	p.AllocsPerEvent = float64(after.Mallocs-before.Mallocs) / float64(p.Events)
 	p.MatchesPerEvt /= float64(p.Events)
