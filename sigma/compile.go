@@ -117,7 +117,42 @@ func (c *compiler) compileMap(m map[string]any) (node, error) {
 	if len(and) == 1 {
 		return and[0], nil
 	}
+	// Cheapest tests first: an AND stops at the first miss, and most
+	// candidate rules miss.
+	sort.SliceStable(and, func(i, j int) bool { return nodeCost(and[i]) < nodeCost(and[j]) })
 	return and, nil
+}
+
+// nodeCost is a rough evaluation cost used to order AND children.
+func nodeCost(n node) int {
+	f, ok := n.(*fieldNode)
+	if !ok {
+		return 100
+	}
+	c := 0
+	for _, p := range f.pats {
+		switch m := p.(type) {
+		case *strMatcher:
+			switch m.op {
+			case '=', '*':
+				c++
+			case 'p', 's':
+				c += 2
+			case 'c':
+				c += 4
+			default:
+				c += 8
+			}
+		case *reMatcher:
+			c += 30
+		default:
+			c += 4
+		}
+	}
+	if f.fid < 0 {
+		c *= 20 // keyword search over every value
+	}
+	return c
 }
 
 func resolveCondition(e condExpr, idents map[string]node) (node, error) {

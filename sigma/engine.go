@@ -31,6 +31,9 @@ type Engine struct {
 	// of that route class; allowed[class][rule] gates prefilter hits.
 	always  [][]int32
 	allowed [][]bool
+	// keywordClass[class]: some rule of the class searches every value,
+	// so every value must be lowered.
+	keywordClass []bool
 }
 
 type compiledRule struct {
@@ -111,6 +114,14 @@ func (e *Engine) buildPrefilter() {
 	}
 	shared := map[string]*fieldAC{}
 	e.always = make([][]int32, len(e.router.keys))
+	e.keywordClass = make([]bool, len(e.router.keys))
+	for cl := range e.router.keys {
+		for i, r := range e.rules {
+			if e.allowed[cl][i] && hasKeywords(r.root) {
+				e.keywordClass[cl] = true
+			}
+		}
+	}
 	e.classAC = make([][]*fieldAC, len(e.router.keys))
 	e.keywordAC = make([]*fieldAC, len(e.router.keys))
 	for cl := range e.router.keys {
@@ -254,6 +265,9 @@ func (m *Matcher) evaluate() []*Rule {
 		m.epoch = 1
 	}
 	m.class = m.classify()
+	if e.keywordClass[m.class] {
+		m.ev.lowerAll()
+	}
 	fields, keywords := e.classAC[m.class], e.keywordAC[m.class]
 	for i := range m.ev.vals {
 		v := &m.ev.vals[i]
@@ -335,4 +349,19 @@ func (m *Matcher) scan(f *fieldAC, s string) {
 			}
 		}
 	}
+}
+
+// hasKeywords reports whether a node searches every value of an event.
+func hasKeywords(n node) bool {
+	switch x := n.(type) {
+	case *fieldNode:
+		return x.fid < 0
+	case andNode:
+		return slices.ContainsFunc(x, hasKeywords)
+	case orNode:
+		return slices.ContainsFunc(x, hasKeywords)
+	case notNode:
+		return hasKeywords(x.x)
+	}
+	return false
 }

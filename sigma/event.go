@@ -26,6 +26,7 @@ type value struct {
 	fid      int32 // Sigma field id, -1 for leaves no rule names
 	next     int32 // next value of the same field, -1 at the end
 	primary  bool  // first record of this leaf (aliases add more records)
+	lowered  bool  // low is set (leaves no rule names are lowered on demand)
 	kind     kind
 }
 
@@ -325,15 +326,20 @@ func (e *event) arenaString(start, end int) string {
 // key, once per Sigma field the key resolves to.
 func (e *event) leaf(k kind, start int) {
 	rawEnd := len(e.arena)
-	e.arena = appendLower(e.arena, e.arena[start:rawEnd])
-	// Strings are taken after the last append of this leaf: earlier views
-	// would still point to the pre-growth array, which is harmless but
-	// wastes the copy.
 	raw := e.arenaString(start, rawEnd)
-	low := e.arenaString(rawEnd, len(e.arena))
+	low := ""
+	lowered := false
 	primary := true
 	add := func(fid int32) {
-		v := value{raw: raw, low: low, fid: fid, next: -1, primary: primary, kind: k}
+		if !lowered && fid >= 0 {
+			// Lowered only for leaves a rule names; the rest are lowered
+			// later only if a keyword search needs them (lowerAll).
+			e.arena = appendLower(e.arena, e.arena[start:rawEnd])
+			raw = e.arenaString(start, rawEnd)
+			low = e.arenaString(rawEnd, len(e.arena))
+			lowered = true
+		}
+		v := value{raw: raw, low: low, fid: fid, next: -1, primary: primary, kind: k, lowered: lowered}
 		primary = false
 		if fid >= 0 {
 			if e.head[fid] < 0 {
@@ -385,5 +391,19 @@ func (e *event) resolve(key []byte, add func(int32)) {
 				add(id)
 			}
 		}
+	}
+}
+
+// lowerAll lowers the leaves decode left raw, for keyword searches.
+func (e *event) lowerAll() {
+	for i := range e.vals {
+		v := &e.vals[i]
+		if v.lowered {
+			continue
+		}
+		start := len(e.arena)
+		e.arena = appendLower(e.arena, []byte(v.raw))
+		v.low = e.arenaString(start, len(e.arena))
+		v.lowered = true
 	}
 }
