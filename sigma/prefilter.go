@@ -22,11 +22,16 @@ type acAutomaton struct {
 	out    [][]int32 // per state: literal ids ending exactly here
 }
 
+// acState is kept to 24 bytes, and a state's only edge (the common case
+// deep in the trie) is stored inline, so a step costs one cache miss.
 type acState struct {
-	row          int32 // dense row of a deep state with many edges, or -1
-	fail         uint32
-	dict         int32 // nearest state on the fail chain with output, -1 if none
-	eStart, eEnd uint32
+	row    int32 // dense row of a deep state with many edges, or -1
+	fail   uint32
+	dict   int32 // nearest state on the fail chain with output, -1 if none
+	eStart uint32
+	to0    uint32 // the first edge, inline
+	nEdges uint16
+	b0     byte
 }
 
 type acEdge struct {
@@ -51,7 +56,10 @@ func (a *acAutomaton) next(s uint32, b byte) uint32 {
 		if st.row >= 0 {
 			return a.dense[uint32(st.row)*a.nclass+uint32(a.class[b])]
 		}
-		for i := st.eStart; i < st.eEnd; i++ {
+		if st.nEdges > 0 && st.b0 == b {
+			return st.to0
+		}
+		for i := st.eStart + 1; i < st.eStart+uint32(st.nEdges); i++ {
 			if a.edges[i].b == b {
 				return a.edges[i].to
 			}
@@ -167,7 +175,10 @@ func buildAC(lits []string) *acAutomaton {
 		for _, b := range bs {
 			a.edges = append(a.edges, acEdge{byte(b), enc(child[s][byte(b)])})
 		}
-		a.states[s].eEnd = uint32(len(a.edges))
+		a.states[s].nEdges = uint16(len(bs))
+		if len(bs) > 0 {
+			a.states[s].b0, a.states[s].to0 = a.edges[a.states[s].eStart].b, a.edges[a.states[s].eStart].to
+		}
 	}
 	// Dense rows: a missing edge takes the fail state's resolved
 	// transition; fail states are shallower, so they are filled first.
@@ -211,7 +222,7 @@ func (a *acAutomaton) nextClass(s, c uint32) uint32 {
 		if st.row >= 0 {
 			return a.dense[uint32(st.row)*a.nclass+c]
 		}
-		for i := st.eStart; i < st.eEnd; i++ {
+		for i := st.eStart; i < st.eStart+uint32(st.nEdges); i++ {
 			if uint32(a.class[a.edges[i].b]) == c {
 				return a.edges[i].to
 			}
