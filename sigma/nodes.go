@@ -1,5 +1,7 @@
 package sigma
 
+import "strings"
+
 // node is a compiled detection expression. Evaluation reads only the
 // decoded event, so it allocates nothing.
 type node interface {
@@ -176,7 +178,7 @@ func anchorsOf(n node) (as []anchor, ok bool) {
 			}
 			m := 1 << 30
 			for _, a := range ka {
-				m = min(m, len(a.lit))
+				m = min(m, anchorWeight(a.lit))
 			}
 			if m > bestMin || m == bestMin && len(ka) < len(best) {
 				best, bestMin = ka, m
@@ -186,4 +188,20 @@ func anchorsOf(n node) (as []anchor, ok bool) {
 	default:
 		return nil, false
 	}
+}
+
+// commonText holds strings found in most Windows events. A literal inside
+// it occurs in nearly every event, so it makes a poor anchor: an AND then
+// prefers a sibling with rarer literals.
+const commonText = `c:\\windows\\system32\\ c:\\windows\\syswow64\\ c:\\program files (x86)\\ ` +
+	`c:\\program files\\ c:\\programdata\\ c:\\users\\ \\appdata\\local\\temp\\ \\appdata\\roaming\\ ` +
+	`.exe .dll microsoft corporation microsoft® windows® operating system nt authority\\system ` +
+	`c:\\windows\\ \\windows\\ hklm\\software\\ hku\\ \\currentversion\\`
+
+// anchorWeight is a literal's length, or 1 for common text.
+func anchorWeight(lit string) int {
+	if strings.Contains(commonText, lit) {
+		return 1
+	}
+	return len(lit)
 }
