@@ -130,6 +130,9 @@ func nodeCost(n node) int {
 		return 100
 	}
 	c := 0
+	if f.multi != nil {
+		c += 6
+	}
 	for _, p := range f.pats {
 		switch m := p.(type) {
 		case *strMatcher:

@@ -135,7 +135,7 @@ func (p *condParser) factor() (condExpr, error) {
 		p.pos++
 		return x, nil
 	case "1", "all", "any":
-		if p.pos+2 < len(p.toks)+1 && p.pos+1 < len(p.toks) && strings.ToLower(p.toks[p.pos+1]) == "of" {
+		if p.pos+1 < len(p.toks) && strings.ToLower(p.toks[p.pos+1]) == "of" {
 			if p.pos+2 >= len(p.toks) {
 				return nil, fmt.Errorf("%s of: missing target", t)
 			}
@@ -143,10 +143,9 @@ func (p *condParser) factor() (condExpr, error) {
 			p.pos += 3
 			return condOf{all: t == "all", pattern: pat}, nil
 		}
-		if t != "all" && t != "1" {
-			break
+		if t == "all" {
+			return nil, fmt.Errorf("%q not followed by of", t)
 		}
-		return nil, fmt.Errorf("%q not followed by of", t)
 	case ")", "and", "or", "of":
 		return nil, fmt.Errorf("unexpected %q", t)
 	}

@@ -147,7 +147,7 @@ func (e *Engine) buildPrefilter() {
 			sig := fmt.Sprint(fid, rules)
 			f, ok := shared[sig]
 			if !ok {
-				f = e.newFieldAC(fid, rules, anchors2(anchors, rules))
+				f = e.newFieldAC(fid, rules, pick(anchors, rules))
 				shared[sig] = f
 			}
 			if fid < 0 {
@@ -164,7 +164,8 @@ type anchored struct {
 	ok bool
 }
 
-func anchors2[T any](all []T, idx []int32) []T {
+// pick returns all[i] for each i in idx.
+func pick[T any](all []T, idx []int32) []T {
 	out := make([]T, len(idx))
 	for i, j := range idx {
 		out[i] = all[j]

@@ -135,6 +135,7 @@ func (c *compiler) compileField(key string, raw any) (*fieldNode, error) {
 			n.add(m, anchor)
 		}
 	}
+	n.foldContains()
 	return n, nil
 }
 

@@ -44,6 +44,34 @@ type fieldNode struct {
 	all        bool       // |all: every pattern must match
 	null       bool       // a null in the value list: absent or null field matches
 	exists     *bool      // |exists
+	// multi folds many case-insensitive contains patterns of an OR into
+	// one automaton: one pass over the value instead of one
+	// strings.Contains per pattern (rules list dozens of them).
+	multi *acAutomaton
+}
+
+// minMulti is how many contains patterns make an automaton worthwhile.
+const minMulti = 8
+
+// foldContains moves the OR's case-insensitive contains patterns into multi.
+func (n *fieldNode) foldContains() {
+	if n.all || n.exists != nil {
+		return
+	}
+	var lits []string
+	var rest []valueMatcher
+	for _, p := range n.pats {
+		if m, ok := p.(*strMatcher); ok && m.op == 'c' && !m.cased {
+			lits = append(lits, m.s)
+			continue
+		}
+		rest = append(rest, p)
+	}
+	if len(lits) < minMulti {
+		return
+	}
+	n.multi = buildAC(lits)
+	n.pats = rest
 }
 
 func (n *fieldNode) add(m valueMatcher, anchors ...string) {
@@ -88,6 +116,21 @@ func (n *fieldNode) eval(ev *event) bool {
 			return true
 		}
 	}
+	if n.multi != nil {
+		if n.fid < 0 {
+			for i := range ev.vals {
+				if v := &ev.vals[i]; v.primary && v.kind != kindNull && n.multi.containsAny(v.low) {
+					return true
+				}
+			}
+		} else {
+			for i := ev.head[n.fid]; i >= 0; i = ev.vals[i].next {
+				if v := &ev.vals[i]; v.kind != kindNull && n.multi.containsAny(v.low) {
+					return true
+				}
+			}
+		}
+	}
 	for _, p := range n.pats {
 		ok := n.matchOne(ev, p)
 		if ok && !n.all {
@@ -130,7 +173,7 @@ type anchor struct {
 func anchorsOf(n node) (as []anchor, ok bool) {
 	switch x := n.(type) {
 	case *fieldNode:
-		if x.exists != nil || x.null || len(x.pats) == 0 {
+		if x.exists != nil || x.null || len(x.anchors) == 0 {
 			return nil, false
 		}
 		if x.all {

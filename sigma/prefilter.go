@@ -230,3 +230,16 @@ func (a *acAutomaton) nextClass(s, c uint32) uint32 {
 		s = st.fail
 	}
 }
+
+// containsAny reports whether any literal occurs in s.
+func (a *acAutomaton) containsAny(s string) bool {
+	st := uint32(0)
+	for i := 0; i < len(s); i++ {
+		enc := a.next(st, s[i])
+		if enc&1 != 0 {
+			return true
+		}
+		st = enc >> 1
+	}
+	return false
+}
