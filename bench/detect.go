@@ -119,7 +119,7 @@ func RunDetect(o DetectOptions) (*DetectResult, error) {
 	engB, _ := sigma.NewEngine(hundred, sigma.DefaultConfig())
 
 	fmt.Fprintf(out, "settings:  %d workers, GOMAXPROCS %d, %s per phase\n", o.Workers, cores, o.Duration)
-	fmt.Fprintf(out, "rules:     %d Windows rules compiled in %s (%d SigmaHQ files not loaded, reported with reasons by vigil detect)\n",
+	fmt.Fprintf(out, "rules:     %d Windows rules compiled in %s (%d not loaded: unsupported, e.g. unconfigured |expand placeholders; vigil detect lists them)\n",
 		res.Loaded, res.Compile.Round(time.Millisecond), res.NotLoaded)
 	fmt.Fprintf(out, "events:    %d regression events (evtx_dump JSON), replayed in a loop, decoded from bytes each time\n", len(events))
 	res.Windows = runPhase("[a] all Windows rules", engA, events, o)

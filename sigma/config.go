@@ -24,7 +24,8 @@ func DefaultConfig() Config {
 }
 
 // LoadConfig reads a YAML config: `mapping:` (aliases, strip_prefixes) and
-// `placeholders:` (name: [values]). Unset sections keep the defaults.
+// `placeholders:` (name: [values]). A `mapping:` section replaces the
+// default Windows mapping as a whole; without one the default stays.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
 	data, err := os.ReadFile(path)
