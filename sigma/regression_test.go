@@ -141,7 +141,6 @@ func TestRegression(t *testing.T) {
 			continue
 		}
 		fired := false
-		extras := map[string]bool{}
 		for _, f := range c.files {
 			fh, err := os.Open(f)
 			if err != nil {
@@ -152,12 +151,16 @@ func TestRegression(t *testing.T) {
 				if err != nil {
 					return err
 				}
+				var extras []string
 				for _, r := range ms {
 					if r.ID == c.ruleID {
 						fired = true
 					} else {
-						extras[r.Title] = true
+						extras = append(extras, r.Title)
 					}
+				}
+				if len(extras) > 0 {
+					t.Logf("%s event %d: also fired: %s", name, i, strings.Join(extras, "; "))
 				}
 				return nil
 			})
@@ -170,14 +173,6 @@ func TestRegression(t *testing.T) {
 			passed++
 		} else {
 			failed = append(failed, name+": "+c.title+" did not fire")
-		}
-		if len(extras) > 0 {
-			var ex []string
-			for k := range extras {
-				ex = append(ex, k)
-			}
-			sort.Strings(ex)
-			t.Logf("%s: also fired: %s", name, strings.Join(ex, "; "))
 		}
 	}
 	for _, f := range failed {

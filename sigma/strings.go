@@ -125,10 +125,9 @@ func (s sigmaString) longestLiteral() string {
 	return best
 }
 
-// globMatch matches value against pattern tokens; '?' matches one byte of
-// the value (a rune of multi-byte text is matched by '*' better). It
-// backtracks only to the last '*', so it runs in O(len(value)*len(pattern))
-// and allocates nothing.
+// globMatch matches value against pattern tokens; '?' matches one UTF-8
+// character. It backtracks only to the last '*', so it runs in
+// O(len(value)*len(pattern)) and allocates nothing.
 func globMatch(pat []token, v string) bool {
 	pi, vi := 0, 0
 	lit := 0 // offset inside pat[pi].lit
