@@ -26,9 +26,6 @@ func (c *compiler) field(name string) int32 {
 
 // compileRule compiles the detection of one rule.
 func (c *compiler) compileRule(r *Rule) (node, error) {
-	if r.unsupported != "" {
-		return nil, unsupported(r.unsupported)
-	}
 	idents := map[string]node{}
 	for name, def := range r.Detection {
 		n, err := c.compileIdent(def)

@@ -37,10 +37,6 @@ type Rule struct {
 	// matches), a list of maps (OR of maps) or a list of keywords.
 	Detection  map[string]any `yaml:"-"`
 	Conditions []string       `yaml:"-"`
-
-	// unsupported is set at parse time for documents that are not plain
-	// detection rules (correlations, filters, rule collections).
-	unsupported string
 }
 
 type rawRule struct {
