@@ -19,6 +19,7 @@ const benchUsage = `Usage:
   vigil bench produce [flags]   measure produce throughput and latency against a ceiling
   vigil bench groups [flags]    measure consumer-group rebalance time and offset commits per second
   vigil bench replay [flags]    measure a replay of retained data from segment objects against the disk's read ceiling
+  vigil bench detect [flags]    measure Sigma detection events/s per core over SigmaHQ's rules and regression events
 `
 
 func bench(args []string, stdout, stderr io.Writer) int {
@@ -27,6 +28,9 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "replay" {
 		return benchReplay(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "detect" {
+		return benchDetect(args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "produce" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
@@ -163,6 +167,29 @@ func benchReplay(args []string, stdout, stderr io.Writer) int {
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil bench replay: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func benchDetect(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vigil bench detect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "../shared/data/sigma", "SigmaHQ checkout with rules*/ and regression_data/")
+	duration := fs.Duration("duration", 5*time.Second, "length of each phase")
+	workers := fs.Int("workers", 0, "matching goroutines (0: GOMAXPROCS)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "vigil bench detect: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if _, err := vbench.RunDetect(vbench.DetectOptions{Data: *data, Duration: *duration, Workers: *workers, Out: stdout}); err != nil {
+		fmt.Fprintf(stderr, "vigil bench detect: %v\n", err)
 		return 1
 	}
 	return 0

@@ -24,9 +24,11 @@ Usage:
   vigil bench produce [flags] measure produce throughput and latency against a ceiling
   vigil bench groups [flags]  measure consumer-group rebalance time and offset commits/s
   vigil bench replay [flags]  measure a replay from segment objects against the disk's read ceiling
+  vigil bench detect [flags]  measure Sigma detection events/s per core (SigmaHQ rules, regression events)
   vigil topics SUBCOMMAND    list, describe, create, delete, alter-config topics (vigil topics -h)
   vigil groups SUBCOMMAND    list, describe, reset offsets of, delete consumer groups (vigil groups -h)
   vigil ingest [flags]       syslog and HTTP telemetry in, OCSF events out (vigil ingest -h)
+  vigil detect --rules DIR PATH... evaluate Sigma rules over JSON event files, print matches as NDJSON
 
 `
 
@@ -50,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return admincli.Main(ctx, args, admincli.Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv})
 	case "ingest":
 		return ingestMain(args[1:], stderr, os.Getenv)
+	case "detect":
+		return detect(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

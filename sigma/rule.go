@@ -1,0 +1,162 @@
+package sigma
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Logsource is a rule's logsource section (Sigma spec 2.x).
+type Logsource struct {
+	Product  string `yaml:"product"`
+	Category string `yaml:"category"`
+	Service  string `yaml:"service"`
+}
+
+// Rule is a parsed Sigma detection rule, before compilation.
+type Rule struct {
+	ID          string    `yaml:"id"`
+	Title       string    `yaml:"title"`
+	Status      string    `yaml:"status"`
+	Level       string    `yaml:"level"`
+	Description string    `yaml:"description"`
+	Tags        []string  `yaml:"tags"`
+	Logsource   Logsource `yaml:"logsource"`
+	// Path is the file the rule came from, if any.
+	Path string `yaml:"-"`
+
+	// Detection holds the search identifiers; each is a map (field
+	// matches), a list of maps (OR of maps) or a list of keywords.
+	Detection  map[string]any `yaml:"-"`
+	Conditions []string       `yaml:"-"`
+}
+
+type rawRule struct {
+	Rule        `yaml:",inline"`
+	Detection   map[string]any `yaml:"detection"`
+	Correlation any            `yaml:"correlation"`
+	Filter      any            `yaml:"filter"`
+	Action      string         `yaml:"action"`
+}
+
+// ParseRule parses one Sigma rule document. Documents that parse but use
+// features the engine does not evaluate (correlation or filter rules) come
+// back with an error wrapping ErrUnsupported, so callers can report them.
+func ParseRule(data []byte) (*Rule, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var raw rawRule
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("parse rule: %w", err)
+	}
+	r := raw.Rule
+	var extra rawRule
+	if err := dec.Decode(&extra); err == nil {
+		return &r, unsupported("multi-document rule collection")
+	} else if !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("parse rule: %w", err)
+	}
+	switch {
+	case raw.Correlation != nil:
+		return &r, unsupported("correlation rule")
+	case raw.Filter != nil:
+		return &r, unsupported("filter rule")
+	case raw.Action != "":
+		return &r, unsupported("rule collection action " + raw.Action)
+	case raw.Detection == nil:
+		return &r, errors.New("parse rule: no detection section")
+	}
+	r.Detection = map[string]any{}
+	for k, v := range raw.Detection {
+		if k == "condition" {
+			switch c := v.(type) {
+			case string:
+				r.Conditions = []string{c}
+			case []any:
+				for _, x := range c {
+					s, ok := x.(string)
+					if !ok {
+						return &r, fmt.Errorf("parse rule: condition list holds %T", x)
+					}
+					r.Conditions = append(r.Conditions, s)
+				}
+			default:
+				return &r, fmt.Errorf("parse rule: condition is %T", v)
+			}
+			continue
+		}
+		if k == "timeframe" {
+			return &r, unsupported("timeframe (aggregation)")
+		}
+		r.Detection[k] = v
+	}
+	if len(r.Conditions) == 0 {
+		return &r, errors.New("parse rule: no condition")
+	}
+	return &r, nil
+}
+
+// ErrUnsupported marks rules that are valid Sigma but use a feature this
+// engine does not evaluate; they are reported, never skipped silently.
+var ErrUnsupported = errors.New("unsupported")
+
+func unsupported(reason string) error { return fmt.Errorf("%w: %s", ErrUnsupported, reason) }
+
+// LoadProblem is a rule file that could not be parsed or compiled.
+type LoadProblem struct {
+	Path  string
+	ID    string
+	Title string
+	Err   error
+}
+
+func (p LoadProblem) Error() string { return fmt.Sprintf("%s: %v", p.Path, p.Err) }
+
+// LoadRules reads every *.yml / *.yaml file under the given files or
+// directories. Files that fail to parse are returned as problems with the
+// reason; an unreadable path is an error.
+func LoadRules(paths ...string) ([]*Rule, []LoadProblem, error) {
+	var files []string
+	for _, root := range paths {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && (strings.HasSuffix(p, ".yml") || strings.HasSuffix(p, ".yaml")) {
+				files = append(files, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("load rules from %s: %w", root, err)
+		}
+	}
+	sort.Strings(files)
+	var rules []*Rule
+	var problems []LoadProblem
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("load rules: %w", err)
+		}
+		r, err := ParseRule(data)
+		if err != nil {
+			p := LoadProblem{Path: f, Err: err}
+			if r != nil {
+				p.ID, p.Title = r.ID, r.Title
+			}
+			problems = append(problems, p)
+			continue
+		}
+		r.Path = f
+		rules = append(rules, r)
+	}
+	return rules, problems, nil
+}
