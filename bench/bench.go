@@ -98,14 +98,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := o.Out
-	if out == nil {
-		out = io.Discard
-	}
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	out, log := outputs(o.Out, o.Logger)
 
 	bb, err := useBroker(ctx, o.Brokers, log, out)
 	if err != nil {

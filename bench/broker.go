@@ -14,6 +14,18 @@ import (
 	"github.com/vigilhq/vigil/internal/server"
 )
 
+// outputs fills in a benchmark's optional writer and logger: results to
+// nowhere and a silent broker log unless asked.
+func outputs(out io.Writer, log *slog.Logger) (io.Writer, *slog.Logger) {
+	if out == nil {
+		out = io.Discard
+	}
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return out, log
+}
+
 // benchBroker is the broker a benchmark runs against.
 type benchBroker struct {
 	seeds   []string

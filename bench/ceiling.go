@@ -30,35 +30,43 @@ const ceilingFileBytes = 1 << 30
 // then an acknowledgement of the durable byte count back to the client).
 // It returns payload MB/s (10^6 bytes) acknowledged.
 func Ceiling(ctx context.Context, dir string, d time.Duration, recordBytes int) (float64, error) {
-	f, err := os.CreateTemp(dir, "vigil-bench-ceiling-*.log")
+	var mbps float64
+	err := withCeilingServer(dir, func(conn net.Conn) (err error) {
+		mbps, err = ceilingClient(ctx, conn, d, recordBytes)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("ceiling: %w", err)
+	}
+	return mbps, nil
+}
+
+// withCeilingServer runs a ceiling server on a fresh file in dir and calls
+// client with a connection to it; the server's error wins over none.
+func withCeilingServer(dir string, client func(net.Conn) error) error {
+	f, err := os.CreateTemp(dir, "vigil-bench-ceiling-*.log")
+	if err != nil {
+		return err
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("ceiling: %w", err)
+		return err
 	}
 	defer ln.Close()
-
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- ceilingServer(ln, f) }()
-
 	conn, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
-		return 0, fmt.Errorf("ceiling: %w", err)
+		return err
 	}
-	payload, err := ceilingClient(ctx, conn, d, recordBytes)
+	err = client(conn)
 	conn.Close()
 	if serr := <-srvErr; err == nil && serr != nil {
 		err = serr
 	}
-	if err != nil {
-		return 0, fmt.Errorf("ceiling: %w", err)
-	}
-	return payload, nil
+	return err
 }
 
 // ceilingClient streams records for d and returns acknowledged payload MB/s.
@@ -242,28 +250,11 @@ func ceilingDir(dataDir string) string {
 // acknowledgement that covers it: the machine's own latency at that load,
 // the baseline for the broker's paced produce latency.
 func CeilingPaced(ctx context.Context, dir string, d time.Duration, recordBytes int, recsPerSec float64) (Latencies, error) {
-	f, err := os.CreateTemp(dir, "vigil-bench-ceiling-*.log")
-	if err != nil {
-		return Latencies{}, fmt.Errorf("paced ceiling: %w", err)
-	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return Latencies{}, fmt.Errorf("paced ceiling: %w", err)
-	}
-	defer ln.Close()
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- ceilingServer(ln, f) }()
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		return Latencies{}, fmt.Errorf("paced ceiling: %w", err)
-	}
-	samples, err := ceilingPacedClient(ctx, conn, d, recordBytes, recsPerSec)
-	conn.Close()
-	if serr := <-srvErr; err == nil && serr != nil {
-		err = serr
-	}
+	var samples []time.Duration
+	err := withCeilingServer(dir, func(conn net.Conn) (err error) {
+		samples, err = ceilingPacedClient(ctx, conn, d, recordBytes, recsPerSec)
+		return err
+	})
 	if err != nil {
 		return Latencies{}, fmt.Errorf("paced ceiling: %w", err)
 	}

@@ -49,14 +49,7 @@ func RunGroups(ctx context.Context, o GroupOptions) (*GroupResult, error) {
 	if o.Members < 1 || o.Partitions < o.Members || o.Committers < 1 || o.Duration <= 0 {
 		return nil, errors.New("need members >= 1, partitions >= members, committers >= 1 and a positive duration")
 	}
-	out := o.Out
-	if out == nil {
-		out = io.Discard
-	}
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	out, log := outputs(o.Out, o.Logger)
 	bb, err := useBroker(ctx, o.Brokers, log, out)
 	if err != nil {
 		return nil, err

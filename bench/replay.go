@@ -46,14 +46,7 @@ func RunReplay(ctx context.Context, o ReplayOptions) (*ReplayResult, error) {
 	if o.Bytes <= 0 || o.Partitions < 1 || o.RecordBytes < 1 {
 		return nil, errors.New("need positive bytes, partitions and record bytes")
 	}
-	out := o.Out
-	if out == nil {
-		out = io.Discard
-	}
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	out, log := outputs(o.Out, o.Logger)
 	dir, err := os.MkdirTemp("", "vigil-bench-replay-")
 	if err != nil {
 		return nil, err
