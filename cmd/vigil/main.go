@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/admincli"
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/ingest"
 	"github.com/vigilhq/vigil/internal/server"
 )
 
@@ -82,6 +83,12 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("start failed", "err", err)
 		return 1
 	}
+	in, err := startIngest(ctx, cfg, srv.Advertised(), log)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		srv.Close()
+		return 1
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
 	select {
@@ -90,10 +97,33 @@ func serve(args []string, stderr io.Writer) int {
 	case err := <-served:
 		log.Error("listener failed", "err", err)
 	}
+	// Ingest first: what it accepted reaches the broker before it stops.
+	if in != nil {
+		if err := in.Close(); err != nil {
+			log.Error("ingest shutdown incomplete", "err", err)
+		}
+	}
 	if err := srv.Close(); err != nil {
 		log.Error("shutdown incomplete", "err", err)
 		return 1
 	}
 	log.Info("shut down cleanly")
 	return 0
+}
+
+// startIngest runs the ingest service in the broker process when an
+// --ingest-* listener is set, producing to that broker; nil otherwise.
+func startIngest(ctx context.Context, cfg config.Broker, broker string, log *slog.Logger) (*ingest.Service, error) {
+	if cfg.IngestSyslogTCP == "" && cfg.IngestSyslogUDP == "" && cfg.IngestHTTP == "" {
+		return nil, nil
+	}
+	icfg := ingest.DefaultConfig()
+	icfg.Brokers = []string{broker}
+	icfg.SyslogTCP, icfg.SyslogUDP, icfg.HTTP, icfg.HECToken = cfg.IngestSyslogTCP, cfg.IngestSyslogUDP, cfg.IngestHTTP, cfg.IngestHECToken
+	in, err := ingest.Start(ctx, icfg, log.With("component", "ingest"))
+	if err != nil {
+		return nil, fmt.Errorf("start ingest: %w", err)
+	}
+	log.Info("ingest listening", "syslog_tcp", in.SyslogTCPAddr(), "syslog_udp", in.SyslogUDPAddr(), "http", in.HTTPAddr())
+	return in, nil
 }

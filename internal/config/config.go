@@ -45,6 +45,13 @@ type Broker struct {
 	ReadWorkers     int32 // concurrent object reads of catch-up fetches
 	ReadAheadBlocks int32 // 1 MiB blocks prefetched past each catch-up read
 
+	// The telemetry ingest service run inside the broker process (all
+	// empty: off); `vigil ingest` runs the same service on its own.
+	IngestSyslogTCP string
+	IngestSyslogUDP string
+	IngestHTTP      string
+	IngestHECToken  string
+
 	RetentionCheckInterval time.Duration // log.retention.check.interval.ms
 	ObjectDeleteDelay      time.Duration // how long an unreferenced object stays for reads in flight
 
@@ -117,6 +124,10 @@ func (c *Broker) options() []option {
 		{"read-cache-bytes", "memory for cached 1 MiB blocks of segment objects, read by catch-up fetches", &c.ReadCacheBytes},
 		{"read-workers", "concurrent object reads of catch-up fetches (tail reads come from memory and never wait for these)", &c.ReadWorkers},
 		{"read-ahead-blocks", "1 MiB blocks prefetched past each catch-up read, with idle workers only", &c.ReadAheadBlocks},
+		{"ingest-syslog-tcp", "run the ingest service in this process: syslog over TCP on this address (empty: off)", &c.IngestSyslogTCP},
+		{"ingest-syslog-udp", "run the ingest service in this process: syslog over UDP on this address (empty: off)", &c.IngestSyslogUDP},
+		{"ingest-http", "run the ingest service in this process: HTTP events and Splunk HEC on this address (empty: off)", &c.IngestHTTP},
+		{"ingest-hec-token", "token of the in-process ingest service's HEC endpoint (empty: HEC off)", &c.IngestHECToken},
 		{"retention-check-interval", "how often retention and moved log starts delete whole segment objects", &c.RetentionCheckInterval},
 		{"object-delete-delay", "how long a segment object no index entry refers to is kept for reads in flight before it is deleted", &c.ObjectDeleteDelay},
 		{"offsets-partitions", "partitions of __consumer_offsets (used only when it is first created)", &c.OffsetsPartitions},

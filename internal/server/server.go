@@ -40,9 +40,12 @@ type Server struct {
 	metrics *metrics.Metrics
 	adminLn net.Listener // nil when --admin-listen is empty
 	admin   *http.Server
+
+	served chan error // the Kafka listener's Serve result
 }
 
-// Start opens everything and starts listening; Serve then accepts.
+// Start opens everything and starts serving Kafka clients; Serve waits
+// until the listener stops.
 func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -135,6 +138,10 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 		s.admin = &http.Server{Handler: s.metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go s.admin.Serve(s.adminLn)
 	}
+	// Serve here rather than in Serve(), so that a started Server answers
+	// clients at once (an in-process ingest service connects right away).
+	s.served = make(chan error, 1)
+	go func() { s.served <- s.broker.Serve(s.ln) }()
 	s.metrics.SetReady(true)
 	log.Info("vigil broker listening", "listen", s.ln.Addr().String(), "advertised", cfg.Advertised,
 		"admin", s.AdminAddr(), "data_dir", cfg.DataDir, "object_store", cfg.ObjectStore, "wal", cfg.WAL, "cluster_id", clusterID)
@@ -203,7 +210,11 @@ func (s *Server) ReadCacheStats() readcache.Stats { return s.store.ReadCacheStat
 func (s *Server) UploadBacklog() int64 { return s.store.UploadBacklog() }
 
 // Serve accepts clients until Close.
-func (s *Server) Serve() error { return s.broker.Serve(s.ln) }
+func (s *Server) Serve() error { return <-s.served }
+
+// Advertised is the address clients are told to use (with the real port
+// when the configured one was 0).
+func (s *Server) Advertised() string { return s.cfg.Advertised }
 
 // Close stops clients first, then flushes the WAL and uploads everything,
 // then closes the stores.
