@@ -52,6 +52,8 @@ type Broker struct {
 	IngestHTTP      string
 	IngestHECToken  string
 
+	CompactTargetBytes int64 // largest object compaction builds; 0: no compaction
+
 	RetentionCheckInterval time.Duration // log.retention.check.interval.ms
 	ObjectDeleteDelay      time.Duration // how long an unreferenced object stays for reads in flight
 
@@ -83,6 +85,8 @@ func Default() Broker {
 		ReadCacheBytes:  256 << 20,
 		ReadWorkers:     4,
 		ReadAheadBlocks: 4,
+
+		CompactTargetBytes: 64 << 20,
 
 		RetentionCheckInterval: time.Minute,
 		ObjectDeleteDelay:      time.Minute,
@@ -128,6 +132,7 @@ func (c *Broker) options() []option {
 		{"ingest-syslog-udp", "run the ingest service in this process: syslog over UDP on this address (empty: off)", &c.IngestSyslogUDP},
 		{"ingest-http", "run the ingest service in this process: HTTP events and Splunk HEC on this address (empty: off)", &c.IngestHTTP},
 		{"ingest-hec-token", "token of the in-process ingest service's HEC endpoint (empty: HEC off)", &c.IngestHECToken},
+		{"compact-target-bytes", "merge runs of small segment objects of a partition into objects of up to this size, at each retention check (0: off)", &c.CompactTargetBytes},
 		{"retention-check-interval", "how often retention and moved log starts delete whole segment objects", &c.RetentionCheckInterval},
 		{"object-delete-delay", "how long a segment object no index entry refers to is kept for reads in flight before it is deleted", &c.ObjectDeleteDelay},
 		{"offsets-partitions", "partitions of __consumer_offsets (used only when it is first created)", &c.OffsetsPartitions},
@@ -298,6 +303,9 @@ func (c *Broker) finish() error {
 	}
 	if c.ReadAheadBlocks < 0 {
 		errs = append(errs, fmt.Errorf("--read-ahead-blocks %d: must not be negative", c.ReadAheadBlocks))
+	}
+	if c.CompactTargetBytes < 0 {
+		errs = append(errs, fmt.Errorf("--compact-target-bytes %d: must not be negative", c.CompactTargetBytes))
 	}
 	if c.RetentionCheckInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--retention-check-interval %s: must be positive", c.RetentionCheckInterval))

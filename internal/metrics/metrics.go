@@ -30,6 +30,9 @@ type Metrics struct {
 	uploadSeconds  prometheus.Histogram
 	uploadFailures prometheus.Counter
 	retention      prometheus.Counter
+	compactions    prometheus.Counter
+	compactedSegs  prometheus.Counter
+	compactedBytes prometheus.Counter
 
 	ready atomic.Bool
 }
@@ -71,6 +74,16 @@ func New() *Metrics {
 	m.retention = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "vigil_retention_deleted_segments_total", Help: "Segment index entries removed by retention.",
 	})
+	m.compactions = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_compactions_total", Help: "Objects written by compaction.",
+	})
+	m.compactedSegs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_compacted_segments_total", Help: "Index entries merged away by compaction.",
+	})
+	m.compactedBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_compacted_bytes_total", Help: "Bytes rewritten by compaction.",
+	})
+	m.reg.MustRegister(m.compactions, m.compactedSegs, m.compactedBytes)
 	m.reg.MustRegister(m.requests, m.requestSeconds, m.walSyncSeconds, m.walSyncBytes,
 		m.uploads, m.uploadBytes, m.uploadSeconds, m.uploadFailures, m.retention,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -102,6 +115,13 @@ func (m *Metrics) Upload(d time.Duration, bytes int64, err error) {
 
 // RetentionDeleted records index entries removed by retention (storage.Observer).
 func (m *Metrics) RetentionDeleted(segments int) { m.retention.Add(float64(segments)) }
+
+// Compacted records one compaction (storage.Observer).
+func (m *Metrics) Compacted(inputs int, bytes int64) {
+	m.compactions.Inc()
+	m.compactedSegs.Add(float64(inputs))
+	m.compactedBytes.Add(float64(bytes))
+}
 
 // Gauge registers a gauge whose value is read from fn at each scrape.
 func (m *Metrics) Gauge(name, help string, fn func() float64) {

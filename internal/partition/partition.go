@@ -226,6 +226,25 @@ func (l *Log) DropSegmentsThrough(last int64) {
 	l.logStart = max(l.logStart, min(last+1, l.hw))
 }
 
+// ReplaceSegments swaps the contiguous index entries old (compacted)
+// for merged. It reports false if they are no longer all there.
+func (l *Log) ReplaceSegments(old []meta.Segment, merged meta.Segment) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].FirstOffset >= old[0].FirstOffset })
+	if i+len(old) > len(l.segs) {
+		return false
+	}
+	for k, s := range old {
+		if l.segs[i+k] != s {
+			return false
+		}
+	}
+	segs := append(append(append([]meta.Segment(nil), l.segs[:i]...), merged), l.segs[i+len(old):]...)
+	l.segs = segs
+	return true
+}
+
 // Offsets returns the log start offset and the high watermark.
 func (l *Log) Offsets() (logStart, hw int64) {
 	l.mu.Lock()

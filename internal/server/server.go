@@ -75,11 +75,12 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 		ReadCache: readcache.Options{CapacityBytes: cfg.ReadCacheBytes, Workers: int(cfg.ReadWorkers),
 			ReadAhead: int(cfg.ReadAheadBlocks)},
 
-		RetentionMs:       cfg.RetentionMs,
-		RetentionBytes:    cfg.RetentionBytes,
-		RetentionInterval: cfg.RetentionCheckInterval,
-		ObjectDeleteDelay: cfg.ObjectDeleteDelay,
-		Logger:            log,
+		RetentionMs:        cfg.RetentionMs,
+		RetentionBytes:     cfg.RetentionBytes,
+		RetentionInterval:  cfg.RetentionCheckInterval,
+		CompactTargetBytes: cfg.CompactTargetBytes,
+		ObjectDeleteDelay:  cfg.ObjectDeleteDelay,
+		Logger:             log,
 	})
 	if err != nil {
 		s.closeStores()

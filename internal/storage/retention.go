@@ -56,6 +56,11 @@ func (e *Engine) retentionLoop() {
 		if _, err := e.EnforceRetention(context.Background(), time.Now()); err != nil {
 			e.log.Error("retention pass failed; will retry", "err", err)
 		}
+		// In the same goroutine: retention and compaction both rewrite the
+		// index, and must not interleave.
+		if _, err := e.Compact(context.Background()); err != nil {
+			e.log.Error("compaction failed; will retry", "err", err)
+		}
 	}
 }
 

@@ -52,6 +52,9 @@ type Options struct {
 	// ReadCache bounds catch-up reads of segment objects (block cache,
 	// I/O workers, read-ahead); zero values take its defaults.
 	ReadCache readcache.Options
+	// CompactTargetBytes is the largest object compaction builds; zero
+	// turns compaction off.
+	CompactTargetBytes int64
 	// Observer, if set, is told of WAL commits, uploads and retention.
 	Observer Observer
 	// ProducerExpiry is how long an idle producer id keeps its idempotence
@@ -65,6 +68,7 @@ type Observer interface {
 	WALSync(d time.Duration, bytes int64)
 	Upload(d time.Duration, bytes int64, err error)
 	RetentionDeleted(segments int)
+	Compacted(inputs int, bytes int64)
 }
 
 type noObserver struct{}
@@ -72,6 +76,7 @@ type noObserver struct{}
 func (noObserver) WALSync(time.Duration, int64)       {}
 func (noObserver) Upload(time.Duration, int64, error) {}
 func (noObserver) RetentionDeleted(int)               {}
+func (noObserver) Compacted(int, int64)               {}
 
 // Topic is a live topic: its durable description and its partition logs.
 type Topic struct {
