@@ -362,13 +362,13 @@ type e2eConsumer struct {
 	cancel  context.CancelFunc
 }
 
-func startE2E(ctx context.Context, brokers []string, topic string, recordBytes int) (*e2eConsumer, error) {
-	cl, err := kgo.NewClient(
+func startE2E(ctx context.Context, brokers []string, topic string, recordBytes int, extra ...kgo.Opt) (*e2eConsumer, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(brokers...),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(500*time.Millisecond),
-	)
+		kgo.FetchMaxWait(500 * time.Millisecond),
+	}, extra...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -397,6 +397,20 @@ func startE2E(ctx context.Context, brokers []string, topic string, recordBytes i
 		}
 	}()
 	return c, nil
+}
+
+// count is how many samples arrived so far.
+func (c *e2eConsumer) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.samples)
+}
+
+// between returns a copy of samples [from, to).
+func (c *e2eConsumer) between(from, to int) []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Duration(nil), c.samples[from:min(to, len(c.samples))]...)
 }
 
 func (c *e2eConsumer) stop() {

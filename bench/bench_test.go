@@ -118,3 +118,28 @@ func TestRunReplayTiny(t *testing.T) {
 		}
 	}
 }
+
+// TestRunIncidentTiny runs the incident benchmark briefly and checks that
+// every figure is present (not that the targets pass).
+func TestRunIncidentTiny(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ingest, a tail group and a replay for several seconds")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	res, err := RunIncident(ctx, IncidentOptions{HistoryBytes: 16 << 20, Rate: 2000, RecordBytes: 512, Partitions: 4,
+		Phase: 3 * time.Second, MemoryBudget: 8 << 30, Out: &out})
+	t.Logf("output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("RunIncident: %v", err)
+	}
+	if res.TailBase.N == 0 || res.TailReplay.N == 0 || res.ProduceBase.N == 0 || res.ReplayBytes == 0 || res.CeilingMBps <= 0 || res.PeakRSSBytes <= 0 {
+		t.Errorf("figures missing: %+v", res)
+	}
+	for _, label := range []string{"[a] ceiling", "[b] baseline", "[c] with a forensic reader", "tail p99 with replay", "replay >= 0.8 x ceiling", "peak RSS within"} {
+		if !strings.Contains(out.String(), label) {
+			t.Errorf("output lacks %q", label)
+		}
+	}
+}

@@ -20,6 +20,7 @@ const benchUsage = `Usage:
   vigil bench groups [flags]    measure consumer-group rebalance time and offset commits per second
   vigil bench replay [flags]    measure a replay of retained data from segment objects against the disk's read ceiling
   vigil bench detect [flags]    measure Sigma detection events/s per core over SigmaHQ's rules and regression events
+  vigil bench incident [flags]  measure tail latency while a forensic group replays retained history
 `
 
 func bench(args []string, stdout, stderr io.Writer) int {
@@ -31,6 +32,9 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "detect" {
 		return benchDetect(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "incident" {
+		return benchIncident(args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "produce" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
@@ -190,6 +194,46 @@ func benchDetect(args []string, stdout, stderr io.Writer) int {
 	}
 	if _, err := vbench.RunDetect(vbench.DetectOptions{Data: *data, Duration: *duration, Workers: *workers, Out: stdout}); err != nil {
 		fmt.Fprintf(stderr, "vigil bench detect: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func benchIncident(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vigil bench incident", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	history := fs.Int64("history-mib", 5120, "MiB of retained history the forensic group replays")
+	rate := fs.Float64("rate", 20000, "live ingest in records/s")
+	recordBytes := fs.Int("record-bytes", 1024, "record value size in bytes")
+	partitions := fs.Int("partitions", 64, "partitions of the telemetry topic")
+	phase := fs.Duration("phase", 20*time.Second, "length of the baseline phase and the longest replay phase")
+	budget := fs.Int64("memory-budget-mib", 4096, "peak RSS allowed for the whole benchmark process")
+	logLevel := fs.String("log-level", "warn", "log level of the in-process broker")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "vigil bench incident: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "vigil bench incident: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	_, err := vbench.RunIncident(ctx, vbench.IncidentOptions{
+		HistoryBytes: *history << 20, Rate: *rate, RecordBytes: *recordBytes, Partitions: *partitions,
+		Phase: *phase, MemoryBudget: *budget << 20,
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		Out:    stdout,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil bench incident: %v\n", err)
 		return 1
 	}
 	return 0
