@@ -20,6 +20,7 @@ const benchUsage = `Usage:
   vigil bench groups [flags]    measure consumer-group rebalance time and offset commits per second
   vigil bench replay [flags]    measure a replay of retained data from segment objects against the disk's read ceiling
   vigil bench detect [flags]    measure Sigma detection events/s per core over SigmaHQ's rules and regression events
+  vigil bench ingest [flags]    measure vigil ingest's syslog lines/s and HTTP events/s per core through to the broker
 `
 
 func bench(args []string, stdout, stderr io.Writer) int {
@@ -31,6 +32,9 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "detect" {
 		return benchDetect(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "ingest" {
+		return benchIngest(args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "produce" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
@@ -190,6 +194,43 @@ func benchDetect(args []string, stdout, stderr io.Writer) int {
 	}
 	if _, err := vbench.RunDetect(vbench.DetectOptions{Data: *data, Duration: *duration, Workers: *workers, Out: stdout}); err != nil {
 		fmt.Fprintf(stderr, "vigil bench detect: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func benchIngest(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vigil bench ingest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	brokers := fs.String("brokers", "", "comma-separated seed brokers (empty: start an in-process broker on a temp dir)")
+	duration := fs.Duration("duration", 5*time.Second, "length of each ingest phase (syslog, HTTP)")
+	conns := fs.Int("conns", 2, "syslog TCP connections, and concurrent HTTP clients")
+	batch := fs.Int("batch", 200, "NDJSON events per HTTP POST")
+	logLevel := fs.String("log-level", "warn", "log level of the in-process broker and ingest service")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "vigil bench ingest: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "vigil bench ingest: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	_, err := vbench.RunIngest(ctx, vbench.IngestOptions{
+		Brokers: splitBrokers(*brokers), Duration: *duration, Conns: *conns, Batch: *batch,
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		Out:    stdout,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil bench ingest: %v\n", err)
 		return 1
 	}
 	return 0
