@@ -88,3 +88,24 @@ func TestTopicsAgainstBroker(t *testing.T) {
 		t.Errorf("duplicate create output:\n%s", out.String())
 	}
 }
+
+func TestBenchIngestFlags(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"bench", "help"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "vigil bench ingest") {
+		t.Errorf("bench help: exit %d, lacks vigil bench ingest:\n%s", code, out.String())
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"bench", "ingest", "--help"}, 0},
+		{[]string{"bench", "ingest", "extra"}, 2},
+		{[]string{"bench", "ingest", "--conns", "0"}, 1}, // refused before any broker starts
+	} {
+		out.Reset()
+		errOut.Reset()
+		if code := run(tc.args, &out, &errOut); code != tc.code {
+			t.Errorf("vigil %s: exit %d, want %d\n%s%s", strings.Join(tc.args, " "), code, tc.code, out.String(), errOut.String())
+		}
+	}
+}
