@@ -22,11 +22,7 @@ const usage = `vigil: a Kafka-compatible streaming platform on object storage
 
 Usage:
   vigil serve [flags]        run a broker (vigil serve -h for flags)
-  vigil bench produce [flags] measure produce throughput and latency against a ceiling
-  vigil bench groups [flags]  measure consumer-group rebalance time and offset commits/s
-  vigil bench replay [flags]  measure a replay from segment objects against the disk's read ceiling
-  vigil bench detect [flags]  measure Sigma detection events/s per core (SigmaHQ rules, regression events)
-  vigil bench incident [flags] measure tail latency while a forensic group replays retained history
+  vigil bench KIND [flags]   benchmarks: produce, groups, replay, incident, detect, ingest (vigil bench -h)
   vigil topics SUBCOMMAND    list, describe, create, delete, alter-config topics (vigil topics -h)
   vigil groups SUBCOMMAND    list, describe, reset offsets of, delete consumer groups (vigil groups -h)
   vigil ingest [flags]       syslog and HTTP telemetry in, OCSF events out (vigil ingest -h)

@@ -19,7 +19,7 @@ func TestUsageListsCommands(t *testing.T) {
 	if code := run(nil, &out, &errOut); code != 2 {
 		t.Errorf("no arguments: exit %d, want 2", code)
 	}
-	for _, cmd := range []string{"vigil serve", "vigil bench produce", "vigil topics", "vigil groups"} {
+	for _, cmd := range []string{"vigil serve", "vigil bench KIND", "vigil topics", "vigil groups", "vigil ingest", "vigil detect"} {
 		if !strings.Contains(errOut.String(), cmd) {
 			t.Errorf("usage lacks %q:\n%s", cmd, errOut.String())
 		}
@@ -86,5 +86,26 @@ func TestTopicsAgainstBroker(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "TOPIC_ALREADY_EXISTS") {
 		t.Errorf("duplicate create output:\n%s", out.String())
+	}
+}
+
+func TestBenchIngestFlags(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"bench", "help"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "vigil bench ingest") {
+		t.Errorf("bench help: exit %d, lacks vigil bench ingest:\n%s", code, out.String())
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"bench", "ingest", "--help"}, 0},
+		{[]string{"bench", "ingest", "extra"}, 2},
+		{[]string{"bench", "ingest", "--conns", "0"}, 1}, // refused before any broker starts
+	} {
+		out.Reset()
+		errOut.Reset()
+		if code := run(tc.args, &out, &errOut); code != tc.code {
+			t.Errorf("vigil %s: exit %d, want %d\n%s%s", strings.Join(tc.args, " "), code, tc.code, out.String(), errOut.String())
+		}
 	}
 }
