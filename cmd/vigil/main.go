@@ -12,7 +12,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vigilhq/vigil/internal/admincli"
+
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/ingest"
 	"github.com/vigilhq/vigil/internal/server"
@@ -80,7 +82,7 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	in, err := startIngest(ctx, cfg, srv.Advertised(), log)
+	in, err := startIngest(ctx, cfg, srv.Advertised(), srv.Metrics().Registerer(), log)
 	if err != nil {
 		log.Error("start failed", "err", err)
 		srv.Close()
@@ -110,7 +112,7 @@ func serve(args []string, stderr io.Writer) int {
 
 // startIngest runs the ingest service in the broker process when an
 // --ingest-* listener is set, producing to that broker; nil otherwise.
-func startIngest(ctx context.Context, cfg config.Broker, broker string, log *slog.Logger) (*ingest.Service, error) {
+func startIngest(ctx context.Context, cfg config.Broker, broker string, reg prometheus.Registerer, log *slog.Logger) (*ingest.Service, error) {
 	if cfg.IngestSyslogTCP == "" && cfg.IngestSyslogUDP == "" && cfg.IngestHTTP == "" {
 		return nil, nil
 	}
@@ -120,6 +122,11 @@ func startIngest(ctx context.Context, cfg config.Broker, broker string, log *slo
 	in, err := ingest.Start(ctx, icfg, log.With("component", "ingest"))
 	if err != nil {
 		return nil, fmt.Errorf("start ingest: %w", err)
+	}
+	// Its counters join the broker's /metrics.
+	if err := in.Register(reg); err != nil {
+		in.Close()
+		return nil, fmt.Errorf("ingest metrics: %w", err)
 	}
 	log.Info("ingest listening", "syslog_tcp", in.SyslogTCPAddr(), "syslog_udp", in.SyslogUDPAddr(), "http", in.HTTPAddr())
 	return in, nil

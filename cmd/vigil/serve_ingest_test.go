@@ -7,10 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vigilhq/vigil/internal/config"
@@ -35,7 +38,7 @@ func TestServeWithIngest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	in, err := startIngest(ctx, cfg, srv.Advertised(), log)
+	in, err := startIngest(ctx, cfg, srv.Advertised(), srv.Metrics().Registerer(), log)
 	if err != nil || in == nil {
 		t.Fatalf("startIngest: %v, %v", in, err)
 	}
@@ -73,12 +76,28 @@ func TestServeWithIngest(t *testing.T) {
 		if ev["class_uid"] != float64(3002) || key != "web-1" {
 			t.Fatalf("event %v with key %q, want class 3002 keyed by web-1", ev, key)
 		}
-		return
+		// The in-process service's counters are on the broker's /metrics
+		// (the acknowledgement is counted just after the record lands).
+		for {
+			resp, err := http.Get("http://" + srv.AdminAddr() + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(body), "vigil_ingest_produced_total 1") {
+				return
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("broker /metrics lacks vigil_ingest_produced_total 1")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
 
 func TestStartIngestOff(t *testing.T) {
-	in, err := startIngest(context.Background(), config.Default(), "127.0.0.1:1", slog.Default())
+	in, err := startIngest(context.Background(), config.Default(), "127.0.0.1:1", prometheus.NewRegistry(), slog.Default())
 	if in != nil || err != nil {
 		t.Fatalf("startIngest without --ingest-* = %v, %v; want nil, nil", in, err)
 	}

@@ -12,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/vigilhq/vigil/internal/parse"
 )
 
@@ -22,7 +25,7 @@ import (
 //	     text sources. 202 {"events":N,"deadlettered":M}.
 //	POST /services/collector/event (and /services/collector): Splunk HEC,
 //	     "Authorization: Splunk TOKEN".
-//	GET  /v1/stats: the counters. GET /healthz.
+//	GET  /v1/stats: the counters (also as Prometheus text at GET /metrics). GET /healthz.
 //
 // Unparsable documents go to the dead-letter topic and are counted in the
 // answer; only a request that cannot be read at all gets a 4xx. A full
@@ -39,6 +42,10 @@ func (s *Service) handler() http.Handler {
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.stats.Snapshot())
 	})
+	reg := prometheus.NewRegistry()
+	if err := s.Register(reg); err == nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "budget_used": s.budget.Used()})
 	})

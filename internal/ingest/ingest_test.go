@@ -356,6 +356,17 @@ func TestBackpressure(t *testing.T) {
 	if stats["refused"] < 1 || stats["lost"] != 0 {
 		t.Errorf("stats %v", stats)
 	}
+	// The same counters in Prometheus text.
+	mresp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbody, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	want := fmt.Sprintf("vigil_ingest_refused_total %d", stats["refused"])
+	if !strings.Contains(string(mbody), want) || !strings.Contains(string(mbody), "vigil_ingest_lost_total 0") {
+		t.Errorf("/metrics lacks %q and vigil_ingest_lost_total 0:\n%s", want, mbody)
+	}
 	// Close before the restarted broker's cleanup (cleanups run last in,
 	// first out): Close must flush to a live broker.
 	if err := svc.Close(); err != nil {

@@ -1,6 +1,10 @@
 package ingest
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Stats counts what happened to input; nothing leaves the service without
 // being counted in one of these.
@@ -37,4 +41,32 @@ func (s *Stats) Snapshot() map[string]int64 {
 		"udp_dropped":  s.UDPDropped.Load(),
 		"lost":         s.Lost.Load(),
 	}
+}
+
+// Register adds the counters to a Prometheus registry as
+// vigil_ingest_<name>_total, and the memory in use as a gauge.
+func (s *Service) Register(reg prometheus.Registerer) error {
+	st := s.stats
+	for _, c := range []struct {
+		name, help string
+		v          *atomic.Int64
+	}{
+		{"frames", "Syslog messages and HTTP documents received.", &st.Frames},
+		{"events", "OCSF events handed to the producer.", &st.Events},
+		{"produced", "OCSF events the broker acknowledged.", &st.Produced},
+		{"deadlettered", "Pieces of input written to the dead-letter topic.", &st.DeadLettered},
+		{"refused", "Inputs turned away (memory budget full or too large); the sender still has them.", &st.Refused},
+		{"udp_dropped", "Syslog datagrams dropped because the memory budget was full.", &st.UDPDropped},
+		{"lost", "Accepted input written neither to its topic nor to the dead-letter topic.", &st.Lost},
+	} {
+		v := c.v
+		if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vigil_ingest_" + c.name + "_total", Help: c.help,
+		}, func() float64 { return float64(v.Load()) })); err != nil {
+			return err
+		}
+	}
+	return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_ingest_buffered_bytes", Help: "Accepted input the broker has not acknowledged yet (bounded by the memory budget).",
+	}, func() float64 { return float64(s.budget.Used()) }))
 }

@@ -161,6 +161,10 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// Registerer lets another component in the process (the in-process
+// ingest service) add its metrics to /metrics.
+func (m *Metrics) Registerer() prometheus.Registerer { return m.reg }
+
 // SetReady marks the broker ready (serving) or not (starting, stopping).
 func (m *Metrics) SetReady(ok bool) { m.ready.Store(ok) }
 

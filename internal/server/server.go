@@ -213,6 +213,9 @@ func (s *Server) UploadBacklog() int64 { return s.store.UploadBacklog() }
 // Serve accepts clients until Close.
 func (s *Server) Serve() error { return <-s.served }
 
+// Metrics is the process's metric set, served on the admin listener.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
 // Advertised is the address clients are told to use (with the real port
 // when the configured one was 0).
 func (s *Server) Advertised() string { return s.cfg.Advertised }
