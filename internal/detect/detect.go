@@ -171,6 +171,7 @@ func New(cfg Config, log *slog.Logger) (*Detector, error) {
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, cfg.SessionTimeout/3)),
 		kgo.ConsumeResetOffset(reset),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
