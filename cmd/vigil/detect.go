@@ -220,16 +220,18 @@ func eventFiles(paths []string) ([]string, error) {
 // detectStream runs the streaming detector until SIGTERM or SIGINT;
 // SIGHUP reloads the rules.
 func detectStream(cfg detectpkg.Config, log *slog.Logger) int {
+	// SIGHUP is caught before the first (possibly long) rule load, so an
+	// early reload request does not kill the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	d, err := detectpkg.New(cfg, log)
 	if err != nil {
 		log.Error("vigil detect: start failed", "err", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	go func() {
 		for {
 			select {

@@ -64,6 +64,11 @@ func startDetector(t *testing.T, args ...string) *detector {
 	return d
 }
 
+func (d *detector) log() string {
+	raw, _ := os.ReadFile(d.logPath)
+	return string(raw)
+}
+
 func (d *detector) kill() {
 	d.t.Helper()
 	select {
@@ -134,7 +139,6 @@ func TestDetectCrashNoAlertLost(t *testing.T) {
 	createTopic(t, b.addr, telemetry, 3)
 	createTopic(t, b.addr, alerts, 2)
 	args := []string{"--brokers", b.addr, "--rules", rules, "--topics", telemetry, "--alerts-topic", alerts, "--group", group, "--session-timeout", "2s"}
-	det := startDetector(t, args...)
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.ConsumeTopics(alerts), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
@@ -142,14 +146,22 @@ func TestDetectCrashNoAlertLost(t *testing.T) {
 	}
 	defer cl.Close()
 
-	// The producer writes in small batches so the kill lands mid-stream.
+	// Half the events are a backlog before the detector starts (batches
+	// back to back, so the kill likely lands between an acknowledged
+	// produce and its commit); the producer writes the rest in small
+	// batches while the detector runs and is killed.
 	var mu sync.Mutex
 	want := map[string]bool{}
 	prodDone := make(chan error, 1)
+	backlog := make(chan struct{})
+	var det *detector
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		for i := 0; i < n; i += 50 {
+			if i == n/2 {
+				close(backlog)
+			}
 			var recs []*kgo.Record
 			for j := i; j < min(n, i+50); j++ {
 				recs = append(recs, &kgo.Record{Topic: telemetry, Key: fmt.Appendf(nil, "host-%d", j%17), Value: event.Bytes()})
@@ -164,10 +176,19 @@ func TestDetectCrashNoAlertLost(t *testing.T) {
 				want[fmt.Sprintf("%s:%s:%d:%d", ruleID, r.Record.Topic, r.Record.Partition, r.Record.Offset)] = true
 			}
 			mu.Unlock()
-			time.Sleep(20 * time.Millisecond)
+			if i >= n/2 {
+				time.Sleep(20 * time.Millisecond)
+			}
 		}
 		prodDone <- nil
 	}()
+
+	select {
+	case <-backlog:
+	case err := <-prodDone:
+		t.Fatalf("produce: %v", err)
+	}
+	det = startDetector(t, args...)
 
 	seen := map[string]int{}
 	total := 0
