@@ -63,7 +63,8 @@ type Config struct {
 	// ShutdownGrace is how long the batch in flight may take to finish
 	// once Run's context is cancelled (default 15s).
 	ShutdownGrace time.Duration
-	// ClientOpts are extra franz-go options (tests, TLS, SASL).
+	// ClientOpts are extra franz-go client options (TLS, SASL), given to
+	// both the consumer and the alert producer.
 	ClientOpts []kgo.Opt
 	// Now is the clock of finding times (default time.Now).
 	Now func() time.Time
@@ -121,7 +122,8 @@ type Stats struct {
 type Detector struct {
 	cfg   Config
 	log   *slog.Logger
-	cl    *kgo.Client
+	cl    *kgo.Client // group consumer
+	pcl   *kgo.Client // alert producer (idempotent, acks=all)
 	rules atomic.Pointer[ruleSet]
 
 	reload chan struct{}
@@ -173,7 +175,6 @@ func New(cfg Config, log *slog.Logger) (*Detector, error) {
 		kgo.SessionTimeout(cfg.SessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, cfg.SessionTimeout/3)),
 		kgo.ConsumeResetOffset(reset),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			log.Info("partitions assigned", "partitions", m)
 		}),
@@ -191,7 +192,19 @@ func New(cfg Config, log *slog.Logger) (*Detector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("detect: client: %w", err)
 	}
-	d.cl = cl
+	// Alerts go through their own client: it may auto-create the alerts
+	// topic, which the consumer must not do to the telemetry topics.
+	pcl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID("vigil-detect"),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.AllowAutoTopicCreation(),
+	}, cfg.ClientOpts...)...)
+	if err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("detect: producer client: %w", err)
+	}
+	d.cl, d.pcl = cl, pcl
 	return d, nil
 }
 
@@ -225,9 +238,12 @@ func (d *Detector) Stats() Stats {
 	}
 }
 
-// Close leaves the group and closes the client (nothing is committed).
+// Close leaves the group and closes the clients (nothing is committed).
 func (d *Detector) Close() {
-	d.closeOnce.Do(d.cl.Close)
+	d.closeOnce.Do(func() {
+		d.cl.Close()
+		d.pcl.Close()
+	})
 }
 
 // Run consumes until ctx is cancelled, then finishes the batch in flight
@@ -324,7 +340,7 @@ func (d *Detector) evaluate(m *sigma.Matcher, recs []*kgo.Record, out []*kgo.Rec
 // and only then commits the batch's offsets.
 func (d *Detector) commitBatch(ctx context.Context, recs, alerts []*kgo.Record) error {
 	if len(alerts) > 0 {
-		if err := d.cl.ProduceSync(ctx, alerts...).FirstErr(); err != nil {
+		if err := d.pcl.ProduceSync(ctx, alerts...).FirstErr(); err != nil {
 			return fmt.Errorf("detect: produce alerts (batch offsets not committed): %w", err)
 		}
 		d.alerts.Add(int64(len(alerts)))
