@@ -454,3 +454,69 @@ func TestAttacks(t *testing.T) {
 		t.Errorf("attacks:\n got %s\nwant %s", b, want)
 	}
 }
+
+// TestStreamReevaluate is what a crash between producing alerts and
+// committing leaves behind: offsets behind the alerts already written. A
+// new detector in the group evaluates those records again and writes the
+// same findings (same finding_info.uid) a second time.
+func TestStreamReevaluate(t *testing.T) {
+	data, ss := loadSamples(t)
+	addr := startBroker(t)
+	createTopics(t, addr, 1, "telemetry", "alerts")
+	rules := t.TempDir()
+	for _, s := range ss {
+		copyRule(t, data, s, rules)
+	}
+	prod := client(t, addr)
+	for _, s := range ss {
+		produce(t, prod, "telemetry", "h", s.event)
+	}
+	cfg := Config{Brokers: []string{addr}, Group: "reeval", Topics: []string{"telemetry"}, RuleDirs: []string{rules},
+		SessionTimeout: 6 * time.Second, WatchInterval: -1}
+	reader := newAlertReader(t, addr, "alerts")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	d1, err := New(cfg, testLogger(t, slog.LevelInfo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d1.Run(ctx) }()
+	first := reader.waitFor(len(ss), 60*time.Second)
+	waitCommitted(t, addr, "reeval", "telemetry")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// Rewind the group, as if the commit had never happened.
+	adm := kadm.NewClient(client(t, addr))
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: "telemetry", Partition: 0, At: 0, LeaderEpoch: -1})
+	resp, err := adm.CommitOffsets(context.Background(), "reeval", offs)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatalf("rewind group: %v", err)
+	}
+
+	d2, err := New(cfg, testLogger(t, slog.LevelInfo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDetector(t, d2)
+	all := reader.waitFor(2*len(ss), 60*time.Second)
+	uids := func(rs []*kgo.Record) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, str(decodeAlert(t, r), "finding_info.uid"))
+		}
+		return out
+	}
+	a, b := uids(first), uids(all[len(ss):])
+	if strings.Join(a, ",") != strings.Join(b, ",") {
+		t.Errorf("re-evaluated findings %v, want the same uids as %v", b, a)
+	}
+	waitCommitted(t, addr, "reeval", "telemetry")
+}
