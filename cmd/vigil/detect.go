@@ -100,6 +100,12 @@ files change.`)
 			fmt.Fprintf(stderr, "vigil detect: --start %q: want earliest or latest\n", *start)
 			return 2
 		}
+		setTopics := false
+		fs.Visit(func(f *flag.Flag) { setTopics = setTopics || f.Name == "topics" })
+		if *topicRegex != "" && setTopics {
+			fmt.Fprintln(stderr, "vigil detect: --topics and --topic-regex are exclusive")
+			return 2
+		}
 		if *topicRegex != "" {
 			cfg.Topics, cfg.TopicRegex = []string{*topicRegex}, true
 		} else {

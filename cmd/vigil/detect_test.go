@@ -123,6 +123,7 @@ func TestDetectStreamFlags(t *testing.T) {
 		{[]string{"--brokers", "127.0.0.1:1", "--rules", empty}, 1, "no usable rule"},
 		{[]string{"--brokers", "127.0.0.1:1", "--rules", filepath.Join(empty, "missing")}, 1, "missing"},
 		{[]string{"--brokers", "127.0.0.1:1", "--rules", empty, "--topic-regex", "("}, 1, "topic regex"},
+		{[]string{"--brokers", "127.0.0.1:1", "--rules", empty, "--topic-regex", "^ocsf", "--topics", "a"}, 2, "exclusive"},
 	} {
 		var out, errOut bytes.Buffer
 		code := detectMain(c.args, &out, &errOut, func(string) string { return "" })
