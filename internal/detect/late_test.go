@@ -27,3 +27,29 @@ func TestStreamLateTopic(t *testing.T) {
 	newAlertReader(t, addr, "late.alerts").waitFor(1, 60*time.Second)
 	t.Logf("alert %v after the topic appeared", time.Since(start))
 }
+
+// TestStreamTopicRegex consumes by regex; the alerts topic matches the
+// regex too and must not be consumed.
+func TestStreamTopicRegex(t *testing.T) {
+	data, ss := loadSamples(t)
+	addr := startBroker(t)
+	createTopics(t, addr, 1, "tel.a", "tel.b", "tel.alerts", "other")
+	rules := t.TempDir()
+	copyRule(t, data, ss[0], rules)
+	d, err := New(Config{Brokers: []string{addr}, Group: "regex", Topics: []string{`^tel\.`}, TopicRegex: true, AlertsTopic: "tel.alerts",
+		RuleDirs: []string{rules}, SessionTimeout: 6 * time.Second, WatchInterval: -1}, testLogger(t, slog.LevelInfo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDetector(t, d)
+	prod := client(t, addr)
+	produce(t, prod, "tel.a", "h", ss[0].event)
+	produce(t, prod, "tel.b", "h", ss[0].event)
+	produce(t, prod, "other", "h", ss[0].event)
+	got := newAlertReader(t, addr, "tel.alerts").waitFor(2, 60*time.Second)
+	waitCommitted(t, addr, "regex", "tel.b")
+	time.Sleep(300 * time.Millisecond)
+	if st := d.Stats(); st.Records != 2 || st.Alerts != 2 || len(got) != 2 {
+		t.Errorf("stats %+v, %d alerts: want 2 records (tel.a, tel.b; not other, not the alerts) and 2 alerts", st, len(got))
+	}
+}
