@@ -2,6 +2,7 @@ package detect
 
 import (
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,5 +52,20 @@ func TestStreamTopicRegex(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if st := d.Stats(); st.Records != 2 || st.Alerts != 2 || len(got) != 2 {
 		t.Errorf("stats %+v, %d alerts: want 2 records (tel.a, tel.b; not other, not the alerts) and 2 alerts", st, len(got))
+	}
+}
+
+// TestSummary groups the load problems of SigmaHQ's placeholder rules
+// (unconfigured |expand placeholders) into one reason.
+func TestSummary(t *testing.T) {
+	data := sigmaData(t)
+	_, problems, err := LoadEngine([]string{data + "/rules-placeholder", data + "/" + samples[0].rule}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Summary(problems)
+	t.Logf("%d problems: %s", len(problems), s)
+	if len(problems) == 0 || !strings.Contains(s, " x unsupported") || strings.Count(s, ";") >= len(problems)-1 && len(problems) > 2 {
+		t.Errorf("summary %q of %d problems", s, len(problems))
 	}
 }
