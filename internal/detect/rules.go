@@ -20,12 +20,29 @@ type ruleSet struct {
 	problems []sigma.LoadProblem
 }
 
-// LoadEngine reads the Sigma config (configPath, or the default mapping
+// DefaultSigmaConfig is the streaming mode's config without --config:
+// sigma.DefaultConfig (evtx_dump and flat Windows events) plus the shape of
+// the OCSF events `vigil ingest` writes, which keep the source's own fields
+// in unmapped (unmapped.Image is the Sigma field Image) and its channel,
+// event id and provider in metadata (log_name, event_code, log_provider),
+// so SigmaHQ's Windows rules route and match on them.
+func DefaultSigmaConfig() sigma.Config {
+	cfg := sigma.DefaultConfig()
+	m := &cfg.Mapping
+	m.StripPrefixes = append(m.StripPrefixes, "unmapped.")
+	m.Aliases["Channel"] = append(m.Aliases["Channel"], "metadata.log_name")
+	m.Aliases["EventID"] = append(m.Aliases["EventID"], "metadata.event_code")
+	m.Aliases["Provider_Name"] = append(m.Aliases["Provider_Name"], "metadata.log_provider")
+	m.Aliases["Computer"] = append(m.Aliases["Computer"], "device.hostname")
+	return cfg
+}
+
+// LoadEngine reads the Sigma config (configPath, or DefaultSigmaConfig
 // when empty) and the rules under dirs, and compiles them. Rules that do
 // not parse or compile are returned as problems; an unreadable path, a
 // bad config or a set with no usable rule is an error.
 func LoadEngine(dirs []string, configPath string) (*sigma.Engine, []sigma.LoadProblem, error) {
-	cfg := sigma.DefaultConfig()
+	cfg := DefaultSigmaConfig()
 	if configPath != "" {
 		var err error
 		if cfg, err = sigma.LoadConfig(configPath); err != nil {

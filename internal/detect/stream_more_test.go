@@ -1,12 +1,17 @@
 package detect
 
 import (
+	"encoding/json"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/ocsf"
 )
 
 // TestStreamLateTopic starts the detector before its topic exists (the
@@ -68,4 +73,52 @@ func TestSummary(t *testing.T) {
 	if len(problems) == 0 || !strings.Contains(s, " x unsupported") || strings.Count(s, ";") >= len(problems)-1 && len(problems) > 2 {
 		t.Errorf("summary %q of %d problems", s, len(problems))
 	}
+}
+
+// TestStreamIngestEvents evaluates the OCSF events `vigil ingest` writes
+// for Windows logs (the parser's golden output) with the default
+// streaming config: the source fields in unmapped and the channel and
+// event id in metadata route and match SigmaHQ's Windows rules.
+func TestStreamIngestEvents(t *testing.T) {
+	data := sigmaData(t)
+	raw, err := os.ReadFile("../parse/testdata/winlog/winlogbeat.golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var golden []struct {
+		Host  string          `json:"host"`
+		Event json.RawMessage `json:"event"`
+	}
+	if err := json.Unmarshal(raw, &golden); err != nil {
+		t.Fatal(err)
+	}
+	addr := startBroker(t)
+	createTopics(t, addr, 1, "ocsf.authentication", "ocsf.process_activity")
+	prod := client(t, addr)
+	n := 0
+	for _, g := range golden {
+		var ev ocsf.Event
+		if len(g.Event) == 0 || json.Unmarshal(g.Event, &ev) != nil {
+			continue
+		}
+		c, ok := ocsf.ClassByUID(ev.ClassUID())
+		if !ok || (c.Topic != "ocsf.authentication" && c.Topic != "ocsf.process_activity") {
+			continue
+		}
+		produce(t, prod, c.Topic, g.Host, g.Event)
+		n++
+	}
+	d, err := New(Config{Brokers: []string{addr}, Group: "ingest", RuleDirs: []string{filepath.Join(data, "rules", "windows")},
+		SessionTimeout: 6 * time.Second, WatchInterval: -1}, testLogger(t, slog.LevelInfo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDetector(t, d)
+	got := newAlertReader(t, addr, "alerts").waitFor(1, 60*time.Second)
+	e := decodeAlert(t, got[0])
+	if title := str(e, "finding_info.title"); title != "Failed Logon From Public IP" {
+		t.Errorf("alert %q, want Failed Logon From Public IP", title)
+	}
+	waitCommitted(t, addr, "ingest", "ocsf.authentication")
+	t.Logf("%d ingest events, stats %+v", n, d.Stats())
 }
