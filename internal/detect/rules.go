@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/vigilhq/vigil/sigma"
 )
@@ -44,10 +47,19 @@ func DefaultSigmaConfig() sigma.Config {
 func LoadEngine(dirs []string, configPath string) (*sigma.Engine, []sigma.LoadProblem, error) {
 	cfg := DefaultSigmaConfig()
 	if configPath != "" {
-		var err error
-		if cfg, err = sigma.LoadConfig(configPath); err != nil {
+		loaded, err := sigma.LoadConfig(configPath)
+		if err != nil {
 			return nil, nil, err
 		}
+		// A config without a mapping section keeps the streaming mapping
+		// (sigma.LoadConfig would fall back to the offline one).
+		var keys map[string]any
+		raw, _ := os.ReadFile(configPath) // read and parsed by LoadConfig already
+		_ = yaml.Unmarshal(raw, &keys)
+		if _, ok := keys["mapping"]; !ok {
+			loaded.Mapping = cfg.Mapping
+		}
+		cfg = loaded
 	}
 	rules, problems, err := sigma.LoadRules(dirs...)
 	if err != nil {

@@ -122,3 +122,38 @@ func TestStreamIngestEvents(t *testing.T) {
 	waitCommitted(t, addr, "ingest", "ocsf.authentication")
 	t.Logf("%d ingest events, stats %+v", n, d.Stats())
 }
+
+// TestConfigKeepsStreamingMapping: a --config without a mapping section
+// keeps the streaming mapping; one with a mapping section replaces it.
+func TestConfigKeepsStreamingMapping(t *testing.T) {
+	data, ss := loadSamples(t)
+	dir := t.TempDir()
+	onlyPlaceholders := filepath.Join(dir, "p.yml")
+	withMapping := filepath.Join(dir, "m.yml")
+	_ = os.WriteFile(onlyPlaceholders, []byte("placeholders: {Admins_Workstations: [ws1]}\n"), 0o644)
+	_ = os.WriteFile(withMapping, []byte("mapping: {aliases: {Image: [img]}}\n"), 0o644)
+	rule := filepath.Join(data, ss[0].rule)
+	for _, c := range []struct {
+		path string
+		want int
+	}{{"", 1}, {onlyPlaceholders, 1}, {withMapping, 0}} {
+		eng, _, err := LoadEngine([]string{rule}, c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The regression event's EventData as ingest keeps it in unmapped.
+		var doc struct {
+			Event struct {
+				EventData map[string]any
+			}
+		}
+		if err := json.Unmarshal(ss[0].event, &doc); err != nil {
+			t.Fatal(err)
+		}
+		wrapped, _ := json.Marshal(map[string]any{"unmapped": doc.Event.EventData})
+		ms, err := eng.NewMatcher().Match(wrapped)
+		if err != nil || len(ms) != c.want {
+			t.Errorf("config %q: %d matches (%v), want %d", c.path, len(ms), err, c.want)
+		}
+	}
+}
