@@ -69,6 +69,23 @@ func (d *detector) log() string {
 	return string(raw)
 }
 
+// waitLog waits until the detector's log contains s.
+func (d *detector) waitLog(s string) {
+	d.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(d.log(), s) {
+		select {
+		case <-d.exited:
+			d.t.Fatalf("vigil detect exited (%v) before logging %q", d.waitErr, s)
+		default:
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("vigil detect did not log %q within a minute", s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (d *detector) kill() {
 	d.t.Helper()
 	select {
@@ -158,12 +175,16 @@ func TestDetectCrashNoAlertLost(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		for i := 0; i < n; i += 50 {
+		step := 50
+		for i := 0; i < n; i += step {
+			if i >= n/2 {
+				step = 10 // live: small batches, spread over seconds
+			}
 			if i == n/2 {
 				close(backlog)
 			}
 			var recs []*kgo.Record
-			for j := i; j < min(n, i+50); j++ {
+			for j := i; j < min(n, i+step); j++ {
 				recs = append(recs, &kgo.Record{Topic: telemetry, Key: fmt.Appendf(nil, "host-%d", j%17), Value: event.Bytes()})
 			}
 			res := cl.ProduceSync(ctx, recs...)
@@ -239,6 +260,7 @@ func TestDetectCrashNoAlertLost(t *testing.T) {
 		t.Fatalf("produce: %v", err)
 	}
 	det = startDetector(t, args...)
+	det.waitLog("partitions assigned")
 	read(func() bool { return len(seen) >= n }, 3*time.Minute)
 
 	var missing []string

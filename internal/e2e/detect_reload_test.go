@@ -114,12 +114,7 @@ func TestDetectSIGHUPReload(t *testing.T) {
 	if err := det.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	for !strings.Contains(det.log(), "rules reloaded") {
-		if ctx.Err() != nil {
-			t.Fatal("no reload logged after SIGHUP")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	det.waitLog("rules reloaded")
 	produce(xEvent)
 	readUntil(2)
 	if got[1] != xID || len(got) != 2 {
