@@ -259,8 +259,10 @@ func (d *Detector) Run(ctx context.Context) error {
 	defer stop()
 
 	var wg sync.WaitGroup
-	wg.Go(func() { d.watch(ctx) })
 	defer wg.Wait()
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch() // before wg.Wait: Run may return with ctx still live
+	wg.Go(func() { d.watch(wctx) })
 
 	d.log.Info("detect consuming", "group", d.cfg.Group, "topics", d.cfg.Topics, "regex", d.cfg.TopicRegex, "alerts_topic", d.cfg.AlertsTopic)
 	var cur *ruleSet

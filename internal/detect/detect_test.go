@@ -38,8 +38,9 @@ func testLogger(t *testing.T, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
 }
 
-// startBroker starts an in-process broker on a free port.
-func startBroker(t *testing.T) string {
+// startBroker starts an in-process broker on a free port; mod may
+// adjust its config.
+func startBroker(t *testing.T, mod ...func(*config.Broker)) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default()
@@ -51,6 +52,9 @@ func startBroker(t *testing.T) string {
 	cfg.WALSync = false
 	cfg.UploadInterval = 200 * time.Millisecond
 	cfg.GroupInitialRebalance = 100 * time.Millisecond
+	for _, m := range mod {
+		m(&cfg)
+	}
 	srv, err := server.Start(context.Background(), cfg, testLogger(t, slog.LevelWarn))
 	if err != nil {
 		t.Fatalf("start broker: %v", err)

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"os"
@@ -9,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/ocsf"
 )
 
@@ -155,5 +158,42 @@ func TestConfigKeepsStreamingMapping(t *testing.T) {
 		if err != nil || len(ms) != c.want {
 			t.Errorf("config %q: %d matches (%v), want %d", c.path, len(ms), err, c.want)
 		}
+	}
+}
+
+// TestStreamProduceFailure: when alerts cannot be written (the alerts
+// topic does not exist and the broker does not auto-create topics), Run
+// returns an error and the batch's offsets stay uncommitted.
+func TestStreamProduceFailure(t *testing.T) {
+	data, ss := loadSamples(t)
+	addr := startBroker(t, func(c *config.Broker) { c.AutoCreateTopics = false })
+	createTopics(t, addr, 1, "telemetry")
+	rules := t.TempDir()
+	copyRule(t, data, ss[0], rules)
+	produce(t, client(t, addr), "telemetry", "h", ss[0].event)
+	d, err := New(Config{Brokers: []string{addr}, Group: "nofail", Topics: []string{"telemetry"}, AlertsTopic: "missing-alerts",
+		RuleDirs: []string{rules}, SessionTimeout: 6 * time.Second, WatchInterval: time.Second}, testLogger(t, slog.LevelInfo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "produce alerts") {
+			t.Fatalf("Run: %v, want a produce error", err)
+		}
+		t.Logf("Run: %v", err)
+	case <-time.After(90 * time.Second):
+		t.Fatal("Run did not return after alerts could not be produced")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	committed, err := kadm.NewClient(client(t, addr)).FetchOffsets(ctx, "nofail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := committed.Lookup("telemetry", 0); ok && o.At > 0 {
+		t.Errorf("offset %d committed although its alert was not written", o.At)
 	}
 }
