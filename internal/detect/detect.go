@@ -289,7 +289,7 @@ func (d *Detector) Run(ctx context.Context) error {
 			cur, m = rs, rs.eng.NewMatcher()
 		}
 		out = d.evaluate(m, recs, out[:0])
-		err := d.commitBatch(work, recs, out)
+		err := d.commitBatch(work, recs, out, cur.gen)
 		clear(out) // drop references to the alert values
 		d.cl.AllowRebalance()
 		if err != nil {
@@ -340,13 +340,13 @@ func (d *Detector) evaluate(m *sigma.Matcher, recs []*kgo.Record, out []*kgo.Rec
 
 // commitBatch produces a batch's alerts, waits for every acknowledgement,
 // and only then commits the batch's offsets.
-func (d *Detector) commitBatch(ctx context.Context, recs, alerts []*kgo.Record) error {
+func (d *Detector) commitBatch(ctx context.Context, recs, alerts []*kgo.Record, gen int) error {
 	if len(alerts) > 0 {
 		if err := d.pcl.ProduceSync(ctx, alerts...).FirstErr(); err != nil {
 			return fmt.Errorf("detect: produce alerts (batch offsets not committed): %w", err)
 		}
 		d.alerts.Add(int64(len(alerts)))
-		d.log.Info("alerts written", "alerts", len(alerts), "records", len(recs), "topic", d.cfg.AlertsTopic, "generation", d.rules.Load().gen)
+		d.log.Info("alerts written", "alerts", len(alerts), "records", len(recs), "topic", d.cfg.AlertsTopic, "generation", gen)
 	}
 	if err := d.cl.CommitRecords(ctx, recs...); err != nil {
 		// The alerts are durable; an uncommitted offset only means the
