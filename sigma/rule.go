@@ -28,6 +28,7 @@ type Rule struct {
 	Status      string    `yaml:"status"`
 	Level       string    `yaml:"level"`
 	Description string    `yaml:"description"`
+	Author      string    `yaml:"author"`
 	Tags        []string  `yaml:"tags"`
 	Logsource   Logsource `yaml:"logsource"`
 	// Path is the file the rule came from, if any.

@@ -3,17 +3,24 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
+	"time"
 
+	"github.com/vigilhq/vigil/internal/config"
+	detectpkg "github.com/vigilhq/vigil/internal/detect"
 	"github.com/vigilhq/vigil/sigma"
 )
 
@@ -27,17 +34,43 @@ type detectMatch struct {
 	Event     json.RawMessage `json:"event"`
 }
 
-// detect runs Sigma rules over JSON event files offline:
-// vigil detect --rules DIR [--config FILE] PATH...
+// detect runs Sigma rules over JSON event files offline
+// (vigil detect --rules DIR [--config FILE] PATH...), or, with --brokers and
+// no PATH, over telemetry topics as a consumer group writing OCSF Detection
+// Findings to an alerts topic (internal/detect).
 func detect(args []string, stdout, stderr io.Writer) int {
+	return detectMain(args, stdout, stderr, os.Getenv)
+}
+
+func detectMain(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("vigil detect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var ruleDirs multiFlag
 	fs.Var(&ruleDirs, "rules", "Sigma rule file or directory (repeatable)")
 	configPath := fs.String("config", "", "YAML config: field mapping and |expand placeholders")
-	quiet := fs.Bool("quiet", false, "do not list unsupported rules on stderr")
+	quiet := fs.Bool("quiet", false, "offline: do not list unsupported rules on stderr")
+	brokers := fs.String("brokers", getenv("VIGIL_BROKERS"), "streaming: comma-separated seed brokers (VIGIL_BROKERS); with no PATH, consume topics instead of files")
+	group := fs.String("group", "vigil-detect", "streaming: consumer group")
+	topics := fs.String("topics", strings.Join(detectpkg.DefaultTopics(), ","), "streaming: comma-separated telemetry topics")
+	topicRegex := fs.String("topic-regex", "", "streaming: consume every topic matching this regular expression instead of --topics")
+	alerts := fs.String("alerts-topic", "alerts", "streaming: topic for OCSF Detection Findings")
+	start := fs.String("start", "earliest", "streaming: where a group without committed offsets starts: earliest or latest")
+	session := fs.Duration("session-timeout", 45*time.Second, "streaming: group session timeout (how long a dead detector's partitions wait)")
+	watch := fs.Duration("watch-interval", 3*time.Second, "streaming: how often the rule directories are checked for changes (0 disables; SIGHUP always reloads)")
+	logLevel := fs.String("log-level", "info", "streaming: debug, info, warn, error")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vigil detect --rules DIR [--config FILE] PATH...\n\nEvaluates Sigma rules over JSON events in files or directories (one\ndocument, NDJSON or concatenated documents per file) and prints one NDJSON\nline per match.")
+		fmt.Fprintln(stderr, `Usage: vigil detect --rules DIR [--config FILE] PATH...
+       vigil detect --brokers HOST:PORT --rules DIR [--group G] [--topics T1,T2 | --topic-regex RE] [--alerts-topic T]
+
+With PATHs, evaluates Sigma rules over JSON events in files or directories
+(one document, NDJSON or concatenated documents per file) and prints one
+NDJSON line per match.
+
+With --brokers and no PATH, consumes the telemetry topics as a consumer
+group and writes every match to the alerts topic as an OCSF Detection
+Finding (class 2004), at least once: offsets are committed only after the
+batch's alerts are acknowledged. Rules reload on SIGHUP and when the rule
+files change.`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -45,6 +78,40 @@ func detect(args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		return 2
+	}
+	if len(ruleDirs) > 0 && fs.NArg() == 0 && *brokers != "" {
+		level, err := config.ParseLevel(*logLevel)
+		if err != nil {
+			fmt.Fprintf(stderr, "vigil detect: %v\n", err)
+			return 2
+		}
+		cfg := detectpkg.Config{
+			Brokers: strings.Split(*brokers, ","), Group: *group, AlertsTopic: *alerts,
+			RuleDirs: ruleDirs, ConfigPath: *configPath, SessionTimeout: *session, WatchInterval: *watch,
+		}
+		if *watch == 0 {
+			cfg.WatchInterval = -1
+		}
+		switch *start {
+		case "earliest":
+		case "latest":
+			cfg.FromLatest = true
+		default:
+			fmt.Fprintf(stderr, "vigil detect: --start %q: want earliest or latest\n", *start)
+			return 2
+		}
+		setTopics := false
+		fs.Visit(func(f *flag.Flag) { setTopics = setTopics || f.Name == "topics" })
+		if *topicRegex != "" && setTopics {
+			fmt.Fprintln(stderr, "vigil detect: --topics and --topic-regex are exclusive")
+			return 2
+		}
+		if *topicRegex != "" {
+			cfg.Topics, cfg.TopicRegex = []string{*topicRegex}, true
+		} else {
+			cfg.Topics = splitList(*topics)
+		}
+		return detectStream(cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
 	}
 	if len(ruleDirs) == 0 || fs.NArg() == 0 {
 		fs.Usage()
@@ -154,6 +221,51 @@ func eventFiles(paths []string) ([]string, error) {
 		files = append(files, under...)
 	}
 	return files, nil
+}
+
+// detectStream runs the streaming detector until SIGTERM or SIGINT;
+// SIGHUP reloads the rules.
+func detectStream(cfg detectpkg.Config, log *slog.Logger) int {
+	// SIGHUP is caught before the first (possibly long) rule load, so an
+	// early reload request does not kill the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	d, err := detectpkg.New(cfg, log)
+	if err != nil {
+		log.Error("vigil detect: start failed", "err", err)
+		return 1
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: reloading rules")
+				d.Reload()
+			}
+		}
+	}()
+	if err := d.Run(ctx); err != nil {
+		log.Error("vigil detect: stopped", "err", err)
+		return 1
+	}
+	st := d.Stats()
+	log.Info("vigil detect: stopped", "records", st.Records, "alerts", st.Alerts, "invalid", st.Invalid, "reloads", st.Reloads)
+	return 0
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 type multiFlag []string

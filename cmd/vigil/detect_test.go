@@ -107,3 +107,28 @@ func TestDetectUnreadable(t *testing.T) {
 		t.Errorf("no arguments: exit %d, want 2", code)
 	}
 }
+
+// TestDetectStreamFlags checks the streaming mode's argument handling
+// (the consumer loop itself is tested in internal/detect and internal/e2e).
+func TestDetectStreamFlags(t *testing.T) {
+	empty := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--brokers", "127.0.0.1:1"}, 2, "Usage"},
+		{[]string{"--brokers", "127.0.0.1:1", "--rules", empty, "--start", "middle"}, 2, "--start"},
+		{[]string{"--brokers", "127.0.0.1:1", "--rules", empty, "--log-level", "loud"}, 2, "loud"},
+		{[]string{"--brokers", "127.0.0.1:1", "--rules", empty}, 1, "no usable rule"},
+		{[]string{"--brokers", "127.0.0.1:1", "--rules", filepath.Join(empty, "missing")}, 1, "missing"},
+		{[]string{"--brokers", "127.0.0.1:1", "--rules", empty, "--topic-regex", "("}, 1, "topic regex"},
+		{[]string{"--brokers", "127.0.0.1:1", "--rules", empty, "--topic-regex", "^ocsf", "--topics", "a"}, 2, "exclusive"},
+	} {
+		var out, errOut bytes.Buffer
+		code := detectMain(c.args, &out, &errOut, func(string) string { return "" })
+		if code != c.code || !strings.Contains(errOut.String(), c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d mentioning %q", c.args, code, errOut.String(), c.code, c.want)
+		}
+	}
+}

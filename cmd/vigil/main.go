@@ -29,6 +29,7 @@ Usage:
   vigil groups SUBCOMMAND    list, describe, reset offsets of, delete consumer groups (vigil groups -h)
   vigil ingest [flags]       syslog and HTTP telemetry in, OCSF events out (vigil ingest -h)
   vigil detect --rules DIR PATH... evaluate Sigma rules over JSON event files, print matches as NDJSON
+  vigil detect --brokers H:P --rules DIR  consume telemetry topics, write OCSF Detection Findings to alerts (vigil detect -h)
 
 `
 

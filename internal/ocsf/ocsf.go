@@ -38,14 +38,18 @@ var (
 	APIActivity     = Class{6003, "API Activity", 6, "Application Activity", "ocsf.api_activity"}
 )
 
-// Classes lists every class, in a fixed order (flags, docs, tests).
+// DetectionFinding (2004) is the class of the alerts `vigil detect`
+// writes; it is not an ingest class, so Classes does not list it.
+var DetectionFinding = Class{2004, "Detection Finding", 2, "Findings", "alerts"}
+
+// Classes lists every ingest class, in a fixed order (flags, docs, tests).
 func Classes() []Class {
 	return []Class{Authentication, ProcessActivity, DNSActivity, NetworkActivity, HTTPActivity, APIActivity}
 }
 
 // ClassByUID returns the class with uid, if Vigil produces it.
 func ClassByUID(uid int) (Class, bool) {
-	for _, c := range Classes() {
+	for _, c := range append(Classes(), DetectionFinding) {
 		if c.UID == uid {
 			return c, true
 		}
@@ -79,6 +83,9 @@ const (
 	APIRead   = 2
 	APIUpdate = 3
 	APIDelete = 4
+
+	// Detection Finding (2004).
+	FindingCreate = 1
 )
 
 // Severity ids (severity_id).
@@ -88,6 +95,7 @@ const (
 	SeverityLow           = 2
 	SeverityMedium        = 3
 	SeverityHigh          = 4
+	SeverityCritical      = 5
 )
 
 // Status ids (status_id).
@@ -219,12 +227,13 @@ var baseRequired = []string{
 // OCSF schema (events/<category>/<class>.json and the category event it
 // extends), beyond the base event.
 var classRequired = map[int][]string{
-	3002: {"user"},                         // Authentication
-	1007: {"actor", "device", "process"},   // Process Activity; actor and device come from System Activity
-	4001: {},                               // Network Activity: endpoints are only recommended, see atLeastOne
-	4002: {},                               // HTTP Activity
-	4003: {},                               // DNS Activity
-	6003: {"actor", "api", "src_endpoint"}, // API Activity
+	3002: {"user"},                                                   // Authentication
+	1007: {"actor", "device", "process"},                             // Process Activity; actor and device come from System Activity
+	4001: {},                                                         // Network Activity: endpoints are only recommended, see atLeastOne
+	4002: {},                                                         // HTTP Activity
+	4003: {},                                                         // DNS Activity
+	6003: {"actor", "api", "src_endpoint"},                           // API Activity
+	2004: {"finding_info", "finding_info.uid", "finding_info.title"}, // Detection Finding
 }
 
 // atLeastOne are the schema's "at_least_one" constraints: each event must

@@ -1,0 +1,175 @@
+package detect
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/ocsf"
+	"github.com/vigilhq/vigil/sigma"
+)
+
+// maxEvidenceBytes caps the event an alert embeds, so an alert always
+// fits the broker's default max.message.bytes (1 MiB) next to its
+// finding: larger events are carried as a truncated raw_data string.
+const maxEvidenceBytes = 256 << 10
+
+// ruleLicense is the license of SigmaHQ rules, which requires attribution
+// of the rule's author wherever its output is shown.
+const ruleLicense = "Detection Rule License (DRL) 1.1"
+
+// severityOf maps a Sigma level onto an OCSF severity_id.
+func severityOf(level string) int {
+	switch strings.ToLower(strings.TrimSpace(level)) {
+	case "informational":
+		return ocsf.SeverityInformational
+	case "low":
+		return ocsf.SeverityLow
+	case "medium":
+		return ocsf.SeverityMedium
+	case "high":
+		return ocsf.SeverityHigh
+	case "critical":
+		return ocsf.SeverityCritical
+	}
+	return ocsf.SeverityUnknown
+}
+
+// FindingUID is the alert's finding_info.uid: the rule and the position of
+// the event it matched. A record evaluated twice (after a crash before its
+// offset was committed) yields the same uid, so consumers can deduplicate.
+func FindingUID(ruleID, topic string, partition int32, offset int64) string {
+	return ruleID + ":" + topic + ":" + strconv.Itoa(int(partition)) + ":" + strconv.FormatInt(offset, 10)
+}
+
+// tactics maps ATT&CK tactic tag names (Sigma's attack.<tactic>) to ids.
+var tactics = map[string]string{
+	"reconnaissance":       "TA0043",
+	"resource-development": "TA0042",
+	"initial-access":       "TA0001",
+	"execution":            "TA0002",
+	"persistence":          "TA0003",
+	"privilege-escalation": "TA0004",
+	"defense-evasion":      "TA0005",
+	"credential-access":    "TA0006",
+	"discovery":            "TA0007",
+	"lateral-movement":     "TA0008",
+	"collection":           "TA0009",
+	"exfiltration":         "TA0010",
+	"command-and-control":  "TA0011",
+	"impact":               "TA0040",
+}
+
+// attacks derives OCSF attack objects from a rule's attack.* tags: one per
+// technique (attack.t1003.005 is sub-technique T1003.005 of T1003), with
+// the tactic when the rule names exactly one, and one per tactic the rule
+// names without any technique. Groups and software (attack.g*, attack.s*)
+// are not OCSF attack objects; they stay in unmapped.sigma.tags.
+func attacks(tags []string) []any {
+	var tacs []map[string]any
+	var techs []string
+	for _, t := range tags {
+		t = strings.ToLower(strings.TrimSpace(t))
+		name, ok := strings.CutPrefix(t, "attack.")
+		if !ok || name == "" {
+			continue
+		}
+		if name[0] == 't' && len(name) >= 5 && name[1] >= '0' && name[1] <= '9' {
+			techs = append(techs, strings.ToUpper(name))
+			continue
+		}
+		if id, ok := tactics[name]; ok {
+			tacs = append(tacs, map[string]any{"name": name, "uid": id})
+		}
+	}
+	var out []any
+	for _, t := range techs {
+		a := map[string]any{}
+		if base, _, ok := strings.Cut(t, "."); ok {
+			a["technique"] = map[string]any{"uid": base}
+			a["sub_technique"] = map[string]any{"uid": t}
+		} else {
+			a["technique"] = map[string]any{"uid": t}
+		}
+		if len(tacs) == 1 {
+			a["tactic"] = tacs[0]
+		}
+		out = append(out, a)
+	}
+	if len(techs) == 0 || len(tacs) > 1 {
+		for _, tac := range tacs {
+			out = append(out, map[string]any{"tactic": tac})
+		}
+	}
+	return out
+}
+
+// Alert builds the OCSF Detection Finding (2004) for rule matching the
+// event in rec; now is the finding's creation time.
+func Alert(rule *sigma.Rule, rec *kgo.Record, now time.Time) ocsf.Event {
+	e := ocsf.New(ocsf.DetectionFinding, ocsf.FindingCreate, "Create", now, ocsf.Product{Name: "Vigil", Vendor: "Vigil"})
+	e.SetSeverity(severityOf(rule.Level))
+	e["status_id"] = 1
+	e["status"] = "New"
+	attribution := "Sigma rule"
+	if rule.Author != "" {
+		attribution += " by " + rule.Author
+	}
+	attribution += ", " + ruleLicense
+	analytic := map[string]any{"uid": rule.ID, "name": rule.Title, "type": "Rule", "type_id": 1, "desc": attribution}
+	if rule.Logsource != (sigma.Logsource{}) {
+		analytic["category"] = strings.Trim(strings.Join([]string{rule.Logsource.Product, rule.Logsource.Category, rule.Logsource.Service}, "/"), "/")
+	}
+	info := map[string]any{
+		"uid":          FindingUID(rule.ID, rec.Topic, rec.Partition, rec.Offset),
+		"title":        rule.Title,
+		"types":        []string{"Sigma"},
+		"analytic":     analytic,
+		"created_time": now.UnixMilli(),
+	}
+	if rule.Description != "" {
+		info["desc"] = rule.Description
+	}
+	if !rec.Timestamp.IsZero() {
+		info["first_seen_time"] = rec.Timestamp.UnixMilli()
+		info["last_seen_time"] = rec.Timestamp.UnixMilli()
+	}
+	if a := attacks(rule.Tags); len(a) > 0 {
+		info["attacks"] = a
+	}
+	e["finding_info"] = info
+	if len(rec.Value) <= maxEvidenceBytes && json.Valid(rec.Value) {
+		e["evidences"] = []any{map[string]any{"data": json.RawMessage(rec.Value)}}
+	} else {
+		raw := rec.Value
+		if len(raw) > maxEvidenceBytes {
+			raw = raw[:maxEvidenceBytes]
+		}
+		e["raw_data"] = strings.ToValidUTF8(string(raw), "")
+	}
+	sig := map[string]any{"id": rule.ID, "title": rule.Title, "author": rule.Author, "license": ruleLicense}
+	if rule.Level != "" {
+		sig["level"] = rule.Level
+	}
+	if rule.Status != "" {
+		sig["status"] = rule.Status
+	}
+	if len(rule.Tags) > 0 {
+		sig["tags"] = rule.Tags
+	}
+	if rule.Path != "" {
+		sig["path"] = rule.Path
+	}
+	source := map[string]any{"topic": rec.Topic, "partition": rec.Partition, "offset": rec.Offset, "event_bytes": len(rec.Value)}
+	if len(rec.Key) > 0 {
+		source["key"] = string(rec.Key)
+	}
+	if len(rec.Value) > maxEvidenceBytes {
+		source["event_truncated"] = true
+	}
+	e["unmapped"] = map[string]any{"source": source, "sigma": sig}
+	return e
+}
