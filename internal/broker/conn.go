@@ -91,15 +91,6 @@ func (c *conn) readLoop(queue chan<- pending) error {
 	r := bufio.NewReaderSize(c.nc, 64<<10)
 	var sizeBuf [4]byte
 	for {
-		if d := time.Until(time.Unix(0, c.mutedUntil.Load())); d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-c.ctx.Done():
-				t.Stop()
-				return c.ctx.Err()
-			}
-		}
 		if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
 			return err
 		}
@@ -112,6 +103,18 @@ func (c *conn) readLoop(queue chan<- pending) error {
 		frame := make([]byte, size)
 		if _, err := io.ReadFull(r, frame); err != nil {
 			return fmt.Errorf("truncated request frame (wanted %d bytes): %w", size, err)
+		}
+		// A throttled client's next request waits here, after it was read:
+		// a fetch's throttle is decided on the writer goroutine while this
+		// one may already be reading the next frame.
+		if d := time.Until(time.Unix(0, c.mutedUntil.Load())); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-c.ctx.Done():
+				t.Stop()
+				return c.ctx.Err()
+			}
 		}
 		start := time.Now()
 		p, err := c.decode(frame)

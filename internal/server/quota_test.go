@@ -77,7 +77,7 @@ func TestClientQuotas(t *testing.T) {
 	reader := "slow-reader"
 	if res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{
 		Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: &reader}},
-		Ops:    []kadm.AlterClientQuotaOp{{Key: "consumer_byte_rate", Value: 1000}},
+		Ops:    []kadm.AlterClientQuotaOp{{Key: "consumer_byte_rate", Value: 15_000}},
 	}}); err != nil || res[0].Err != nil {
 		t.Fatalf("alter consumer quota: %v %+v", err, res)
 	}
@@ -86,9 +86,15 @@ func TestClientQuotas(t *testing.T) {
 	fr.ReplicaID, fr.MaxBytes, fr.SessionEpoch = -1, 1<<20, -1
 	fr.Topics = []kmsg.FetchRequestTopic{{Topic: "quoted", Partitions: []kmsg.FetchRequestTopicPartition{
 		{Partition: 0, FetchOffset: 0, PartitionMaxBytes: 1 << 20, CurrentLeaderEpoch: -1, LogStartOffset: -1}}}}
-	fresp := dialRaw(t, ts.addr).as(reader).roundTrip(fr, -1).(*kmsg.FetchResponse)
-	if got := len(fresp.Topics[0].Partitions[0].RecordBatches); got == 0 || fresp.ThrottleMillis <= 0 {
-		t.Fatalf("fetch of %d bytes over a 1 kB/s quota: throttle %d ms, want > 0", got, fresp.ThrottleMillis)
+	rc := dialRaw(t, ts.addr).as(reader)
+	fresp := rc.roundTrip(fr, -1).(*kmsg.FetchResponse)
+	if got := len(fresp.Topics[0].Partitions[0].RecordBatches); got == 0 || fresp.ThrottleMillis <= 0 || fresp.ThrottleMillis > 11_000 {
+		t.Fatalf("fetch of %d bytes (~1.2x a 15 kB/s quota over the window): throttle %d ms, want a few seconds", got, fresp.ThrottleMillis)
+	}
+	start = time.Now()
+	rc.apiVersionsOK()
+	if waited := time.Since(start); waited < time.Duration(fresp.ThrottleMillis)*time.Millisecond*9/10 {
+		t.Fatalf("request after a throttled fetch answered after %v, during the %d ms throttle", waited, fresp.ThrottleMillis)
 	}
 
 	// Quotas survive a restart and are described.
