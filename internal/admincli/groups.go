@@ -376,19 +376,8 @@ func (g *Groups) Describe(ctx context.Context, groups ...string) error {
 		}
 		infos = append(infos, info)
 	}
-	if g.out.json {
-		if err := g.out.encode(infos); err != nil {
-			return err
-		}
-	} else {
-		for i, info := range infos {
-			if i > 0 {
-				g.out.line("")
-			}
-			if err := g.printGroup(info); err != nil {
-				return err
-			}
-		}
+	if err := describeAll(g.out, infos, g.printGroup); err != nil {
+		return err
 	}
 	if failed > 0 {
 		return failedf("%s of %d could not be described", plural(failed, "group", "groups"), len(groups))

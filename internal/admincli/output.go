@@ -129,3 +129,20 @@ func newJSONErr(err error, msg string) *jsonErr {
 	}
 	return &jsonErr{Code: errCode(err), Message: errText(err, msg)}
 }
+
+// describeAll writes items as one JSON array, or each as a block of text
+// separated by blank lines.
+func describeAll[T any](p *printer, items []T, text func(T) error) error {
+	if p.json {
+		return p.encode(items)
+	}
+	for i, it := range items {
+		if i > 0 {
+			p.line("")
+		}
+		if err := text(it); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -297,19 +297,8 @@ func (t *Topics) Describe(ctx context.Context, topics ...string) error {
 		infos = append(infos, info)
 	}
 
-	if t.out.json {
-		if err := t.out.encode(infos); err != nil {
-			return err
-		}
-	} else {
-		for i, info := range infos {
-			if i > 0 {
-				t.out.line("")
-			}
-			if err := t.printTopic(info); err != nil {
-				return err
-			}
-		}
+	if err := describeAll(t.out, infos, t.printTopic); err != nil {
+		return err
 	}
 	if failed > 0 {
 		return failedf("%s of %d could not be described", plural(failed, "topic", "topics"), len(topics))
