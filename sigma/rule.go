@@ -48,11 +48,11 @@ type Rule struct {
 
 type rawRule struct {
 	Rule        `yaml:",inline"`
-	Detection   map[string]any `yaml:"detection"`
+	Detection   map[string]any  `yaml:"detection"`
 	Correlation *rawCorrelation `yaml:"correlation"`
 	Generate    *bool           `yaml:"generate"`
-	Filter      any            `yaml:"filter"`
-	Action      string         `yaml:"action"`
+	Filter      any             `yaml:"filter"`
+	Action      string          `yaml:"action"`
 }
 
 // ParseRule parses one Sigma rule document. Documents that parse but use
