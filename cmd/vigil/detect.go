@@ -138,6 +138,9 @@ files change.`)
 		}
 	}
 	fmt.Fprintf(stderr, "vigil detect: %d rules loaded, %d not loaded\n", eng.Stats().Rules, len(problems))
+	if n := eng.Stats().Correlations; n > 0 {
+		fmt.Fprintf(stderr, "vigil detect: %d correlation rules are evaluated only when streaming (--brokers); their rules' matches are printed\n", n)
+	}
 
 	files, err := eventFiles(fs.Args())
 	if err != nil {

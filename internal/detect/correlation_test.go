@@ -116,3 +116,15 @@ func TestStreamCorrelationRestart(t *testing.T) {
 		t.Errorf("%d more alerts, want 1 in all", len(extra))
 	}
 }
+
+func TestStateMetadata(t *testing.T) {
+	md := stateMetadata(3, 1234)
+	if p, o, ok := parseStateMetadata(md); !ok || p != 3 || o != 1234 {
+		t.Errorf("%q -> %d %d %v", md, p, o, ok)
+	}
+	for _, bad := range []string{"", "x", "vigil-state:", "vigil-state:1", "vigil-state:a:1", "vigil-state:1:-2"} {
+		if _, _, ok := parseStateMetadata(bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}

@@ -246,7 +246,7 @@ func (d *Detector) install(rs *ruleSet, why string) {
 		}
 		d.log.Debug("rule not loaded", "path", p.Path, "id", p.ID, "err", p.Err)
 	}
-	d.log.Info("rules loaded", "why", why, "generation", rs.gen, "rules", rs.eng.Stats().Rules,
+	d.log.Info("rules loaded", "why", why, "generation", rs.gen, "rules", rs.eng.Stats().Rules, "correlations", rs.eng.Stats().Correlations,
 		"not_loaded", len(rs.problems), "unsupported", unsupported, "reasons", Summary(rs.problems))
 }
 
