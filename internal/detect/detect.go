@@ -294,8 +294,10 @@ func (d *Detector) Run(ctx context.Context) error {
 	defer stopWatch() // before wg.Wait: Run may return with ctx still live
 	wg.Go(func() { d.watch(wctx) })
 
-	if err := d.loadState(work); err != nil {
-		return err
+	if d.rules.Load().eng.Stats().Correlations > 0 {
+		if err := d.loadState(work); err != nil {
+			return err
+		}
 	}
 	d.log.Info("detect consuming", "group", d.cfg.Group, "topics", d.cfg.Topics, "regex", d.cfg.TopicRegex, "alerts_topic", d.cfg.AlertsTopic)
 	var cur *ruleSet
