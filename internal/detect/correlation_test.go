@@ -80,6 +80,11 @@ func TestStreamCorrelationRestart(t *testing.T) {
 		t.Fatalf("first detector: %+v (want no alert: the base rule has generate: false; a state write)", s)
 	}
 
+	// A snapshot written after the last commit (as by a detector that
+	// crashed before committing its batch) must not be the one restored:
+	// the commit names the state of the committed records.
+	send(&kgo.Record{Topic: "detect.state", Key: []byte("corr"), Value: []byte(`{"version":1,"correlations":[]}`)})
+
 	// Batch 2, after a restart: bob's third failure within 5 minutes.
 	d2, err := New(cfg, testLogger(t, slog.LevelInfo))
 	if err != nil {
