@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -431,7 +432,7 @@ func (d *Detector) commitBatch(ctx context.Context, recs, alerts []*kgo.Record, 
 				d.stateWrites.Add(1)
 			default:
 				n++
-				if len(r.Record.Headers) > 2 {
+				if slices.ContainsFunc(r.Record.Headers, func(h kgo.RecordHeader) bool { return h.Key == "correlation" }) {
 					corrs++
 				}
 			}
