@@ -34,6 +34,14 @@ type Engine struct {
 	// keywordClass[class]: some rule of the class searches every value,
 	// so every value must be lowered.
 	keywordClass []bool
+
+	// Correlation rules (correlation.go): corrs are the loaded ones,
+	// listeners the correlations each detection rule feeds, silent the
+	// rules that do not alert on their own (generate: false).
+	corrs     []*compiledCorr
+	listeners map[*Rule][]listener
+	silent    map[*Rule]bool
+	fieldIDs  map[string]int32
 }
 
 type compiledRule struct {
@@ -53,7 +61,12 @@ func NewEngine(rules []*Rule, cfg Config) (*Engine, []LoadProblem) {
 	e.channel = c.field("Channel")
 	e.eventID = c.field("EventID")
 	var problems []LoadProblem
+	var corrs []*Rule
 	for _, r := range rules {
+		if r.Correlation != nil {
+			corrs = append(corrs, r)
+			continue
+		}
 		root, err := c.compileRule(r)
 		if err != nil {
 			problems = append(problems, LoadProblem{Path: r.Path, ID: r.ID, Title: r.Title, Err: fmt.Errorf("compile: %w", err)})
@@ -61,6 +74,8 @@ func NewEngine(rules []*Rule, cfg Config) (*Engine, []LoadProblem) {
 		}
 		e.rules = append(e.rules, &compiledRule{rule: r, root: root})
 	}
+	problems = append(problems, e.resolveCorrelations(corrs, rules, c)...)
+	e.fieldIDs = c.fields
 	// Aliases make extra event keys resolve to a Sigma field.
 	ids := map[string]int32{}
 	for name, id := range c.fields {
@@ -208,13 +223,14 @@ func (e *Engine) Rules() []*Rule {
 	return out
 }
 
-// Stats describes the compiled engine.
+// Stats describes the compiled engine: Rules counts detection rules,
+// Correlations the loaded correlation rules.
 type Stats struct {
-	Rules, Literals, Fields, AnchorlessRules int
+	Rules, Correlations, Literals, Fields, AnchorlessRules int
 }
 
 func (e *Engine) Stats() Stats {
-	s := Stats{Rules: len(e.rules), Literals: e.nlits, Fields: e.nfields}
+	s := Stats{Rules: len(e.rules), Correlations: len(e.corrs), Literals: e.nlits, Fields: e.nfields}
 	s.AnchorlessRules = len(e.always[classUnrouted])
 	return s
 }

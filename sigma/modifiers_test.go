@@ -184,8 +184,8 @@ func TestUnsupportedReported(t *testing.T) {
 	if _, err := compileOne(t, "sel:\n  A: x\ncondition: nosuch", DefaultConfig()); err == nil {
 		t.Error("unknown identifier compiled")
 	}
-	if _, err := ParseRule([]byte("title: c\ncorrelation:\n  type: event_count\n")); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("correlation rule: err = %v", err)
+	if _, err := ParseRule([]byte("title: c\ncorrelation:\n  type: value_sum\n")); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("value_sum correlation rule: err = %v", err)
 	}
 }
 

@@ -31,6 +31,9 @@ type Rule struct {
 	Author      string    `yaml:"author"`
 	Tags        []string  `yaml:"tags"`
 	Logsource   Logsource `yaml:"logsource"`
+	// Name is the optional name correlation rules reference a rule by
+	// (besides its id).
+	Name string `yaml:"name"`
 	// Path is the file the rule came from, if any.
 	Path string `yaml:"-"`
 
@@ -38,35 +41,86 @@ type Rule struct {
 	// matches), a list of maps (OR of maps) or a list of keywords.
 	Detection  map[string]any `yaml:"-"`
 	Conditions []string       `yaml:"-"`
+
+	// Correlation is set for correlation rules (which have no detection).
+	Correlation *Correlation `yaml:"-"`
 }
 
 type rawRule struct {
 	Rule        `yaml:",inline"`
-	Detection   map[string]any `yaml:"detection"`
-	Correlation any            `yaml:"correlation"`
-	Filter      any            `yaml:"filter"`
-	Action      string         `yaml:"action"`
+	Detection   map[string]any  `yaml:"detection"`
+	Correlation *rawCorrelation `yaml:"correlation"`
+	Generate    *bool           `yaml:"generate"`
+	Filter      any             `yaml:"filter"`
+	Action      string          `yaml:"action"`
 }
 
 // ParseRule parses one Sigma rule document. Documents that parse but use
-// features the engine does not evaluate (correlation or filter rules) come
-// back with an error wrapping ErrUnsupported, so callers can report them.
+// features the engine does not evaluate (filter rules, rule collection
+// actions) come back with an error wrapping ErrUnsupported, so callers can
+// report them. A file of several documents is read with ParseRules.
 func ParseRule(data []byte) (*Rule, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var raw rawRule
 	if err := dec.Decode(&raw); err != nil {
 		return nil, fmt.Errorf("parse rule: %w", err)
 	}
-	r := raw.Rule
 	var extra rawRule
 	if err := dec.Decode(&extra); err == nil {
-		return &r, unsupported("multi-document rule collection")
+		r := raw.Rule
+		return &r, errors.New("parse rule: several YAML documents (use ParseRules)")
 	} else if !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("parse rule: %w", err)
 	}
+	return fromRaw(&raw)
+}
+
+// ParseRules parses a file of one or more YAML documents (separated by
+// ---), each a Sigma rule: a correlation rule and the rules it references
+// may live in one file. Each document that cannot be used is a problem
+// (Path left empty); the others are returned.
+func ParseRules(data []byte) ([]*Rule, []LoadProblem) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var rules []*Rule
+	var problems []LoadProblem
+	for i := 0; ; i++ {
+		var raw rawRule
+		err := dec.Decode(&raw)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			// The decoder cannot resynchronise after a syntax error.
+			problems = append(problems, LoadProblem{Err: fmt.Errorf("parse rule (document %d): %w", i+1, err)})
+			break
+		}
+		if raw.Title == "" && raw.ID == "" && raw.Detection == nil && raw.Correlation == nil && raw.Filter == nil && raw.Action == "" {
+			continue // empty document (a trailing ---)
+		}
+		r, err := fromRaw(&raw)
+		if err != nil {
+			p := LoadProblem{Err: err}
+			if r != nil {
+				p.ID, p.Title = r.ID, r.Title
+			}
+			problems = append(problems, p)
+			continue
+		}
+		rules = append(rules, r)
+	}
+	return rules, problems
+}
+
+func fromRaw(raw *rawRule) (*Rule, error) {
+	r := raw.Rule
 	switch {
 	case raw.Correlation != nil:
-		return &r, unsupported("correlation rule")
+		c, err := raw.Correlation.parse(raw.Generate)
+		if err != nil {
+			return &r, err
+		}
+		r.Correlation = c
+		return &r, nil
 	case raw.Filter != nil:
 		return &r, unsupported("filter rule")
 	case raw.Action != "":
@@ -147,17 +201,15 @@ func LoadRules(paths ...string) ([]*Rule, []LoadProblem, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("load rules: %w", err)
 		}
-		r, err := ParseRule(data)
-		if err != nil {
-			p := LoadProblem{Path: f, Err: err}
-			if r != nil {
-				p.ID, p.Title = r.ID, r.Title
-			}
+		rs, ps := ParseRules(data)
+		for _, p := range ps {
+			p.Path = f
 			problems = append(problems, p)
-			continue
 		}
-		r.Path = f
-		rules = append(rules, r)
+		for _, r := range rs {
+			r.Path = f
+			rules = append(rules, r)
+		}
 	}
 	return rules, problems, nil
 }

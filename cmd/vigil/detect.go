@@ -54,6 +54,8 @@ func detectMain(args []string, stdout, stderr io.Writer, getenv func(string) str
 	topics := fs.String("topics", strings.Join(detectpkg.DefaultTopics(), ","), "streaming: comma-separated telemetry topics")
 	topicRegex := fs.String("topic-regex", "", "streaming: consume every topic matching this regular expression instead of --topics")
 	alerts := fs.String("alerts-topic", "alerts", "streaming: topic for OCSF Detection Findings")
+	stateTopic := fs.String("state-topic", "detect.state", "streaming: topic for the correlation rules' window state")
+	maxGroups := fs.Int("max-groups", sigma.DefaultMaxGroups, "streaming: groups kept per correlation rule (the least recently updated is evicted)")
 	start := fs.String("start", "earliest", "streaming: where a group without committed offsets starts: earliest or latest")
 	session := fs.Duration("session-timeout", 45*time.Second, "streaming: group session timeout (how long a dead detector's partitions wait)")
 	watch := fs.Duration("watch-interval", 3*time.Second, "streaming: how often the rule directories are checked for changes (0 disables; SIGHUP always reloads)")
@@ -69,8 +71,9 @@ NDJSON line per match.
 With --brokers and no PATH, consumes the telemetry topics as a consumer
 group and writes every match to the alerts topic as an OCSF Detection
 Finding (class 2004), at least once: offsets are committed only after the
-batch's alerts are acknowledged. Rules reload on SIGHUP and when the rule
-files change.`)
+batch's alerts are acknowledged. Sigma correlation rules keep their windows
+in the state topic, so a restart continues them. Rules reload on SIGHUP and
+when the rule files change.`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -86,7 +89,7 @@ files change.`)
 			return 2
 		}
 		cfg := detectpkg.Config{
-			Brokers: strings.Split(*brokers, ","), Group: *group, AlertsTopic: *alerts,
+			Brokers: strings.Split(*brokers, ","), Group: *group, AlertsTopic: *alerts, StateTopic: *stateTopic, MaxGroups: *maxGroups,
 			RuleDirs: ruleDirs, ConfigPath: *configPath, SessionTimeout: *session, WatchInterval: *watch,
 		}
 		if *watch == 0 {
@@ -138,6 +141,9 @@ files change.`)
 		}
 	}
 	fmt.Fprintf(stderr, "vigil detect: %d rules loaded, %d not loaded\n", eng.Stats().Rules, len(problems))
+	if n := eng.Stats().Correlations; n > 0 {
+		fmt.Fprintf(stderr, "vigil detect: %d correlation rules are evaluated only when streaming (--brokers); their rules' matches are printed\n", n)
+	}
 
 	files, err := eventFiles(fs.Args())
 	if err != nil {

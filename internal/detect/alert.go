@@ -173,3 +173,41 @@ func Alert(rule *sigma.Rule, rec *kgo.Record, now time.Time) ocsf.Event {
 	e["unmapped"] = map[string]any{"source": source, "sigma": sig}
 	return e
 }
+
+// CorrelationUID is a correlation finding's finding_info.uid: the
+// correlation rule, the group and the position of the event that completed
+// the condition, so re-evaluating that event yields the same uid.
+func CorrelationUID(m sigma.CorrelationMatch, topic string, partition int32, offset int64) string {
+	return FindingUID(m.Rule.ID+":"+strings.Join(m.GroupBy, ","), topic, partition, offset)
+}
+
+// CorrelationAlert builds the OCSF Detection Finding for a correlation rule
+// whose condition became true with the event in rec: finding_info.types
+// ["Sigma", "Correlation"], the window in first_seen_time/last_seen_time,
+// and the contributing rules, group-by values and count in
+// unmapped.correlation. The event that completed it is the evidence.
+func CorrelationAlert(m sigma.CorrelationMatch, rec *kgo.Record, now time.Time) ocsf.Event {
+	e := Alert(m.Rule, rec, now)
+	def := m.Rule.Correlation
+	info := e["finding_info"].(map[string]any)
+	info["uid"] = CorrelationUID(m, rec.Topic, rec.Partition, rec.Offset)
+	info["types"] = []string{"Sigma", "Correlation"}
+	info["first_seen_time"] = m.First.UnixMilli()
+	info["last_seen_time"] = m.Last.UnixMilli()
+	delete(info["analytic"].(map[string]any), "category") // correlation rules have no logsource
+	groupBy := map[string]string{}
+	for i, f := range def.GroupBy {
+		groupBy[f] = m.GroupBy[i]
+	}
+	cond := map[string]any{def.Op: def.Value}
+	if def.Field != "" {
+		cond["field"] = def.Field
+	}
+	corr := map[string]any{
+		"type": def.Type, "rules": m.Rules, "group_by": groupBy, "timespan": def.Timespan.String(),
+		"condition": cond, "count": m.Count,
+		"window": map[string]any{"start_time": m.First.UnixMilli(), "end_time": m.Last.UnixMilli()},
+	}
+	e["unmapped"].(map[string]any)["correlation"] = corr
+	return e
+}

@@ -22,12 +22,14 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/ocsf"
 	"github.com/vigilhq/vigil/sigma"
@@ -68,6 +70,11 @@ type Config struct {
 	ClientOpts []kgo.Opt
 	// Now is the clock of finding times (default time.Now).
 	Now func() time.Time
+	// StateTopic holds the correlation state (default "detect.state"),
+	// one record per snapshot keyed by the group; MaxGroups caps the
+	// groups per correlation rule (default sigma.DefaultMaxGroups).
+	StateTopic string
+	MaxGroups  int
 }
 
 // DefaultTopics are the OCSF topics `vigil ingest` writes.
@@ -104,6 +111,9 @@ func (c *Config) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.StateTopic == "" {
+		c.StateTopic = "detect.state"
+	}
 }
 
 // Stats are a Detector's counters since it started.
@@ -115,6 +125,13 @@ type Stats struct {
 	Reloads        int64 // successful reloads (not counting the first load)
 	ReloadFailures int64 // reloads that kept the previous rules
 	Rules          int64 // rules in the current engine
+	Correlations   int64 // correlation rules in the current engine
+	// CorrelationAlerts are correlation findings acknowledged (also
+	// counted in Alerts); StateWrites are correlation snapshots written;
+	// Restored is set when the state was read back at start.
+	CorrelationAlerts int64
+	StateWrites       int64
+	Restored          bool
 }
 
 // Detector is the consumer loop: poll a batch, evaluate it with one
@@ -131,6 +148,18 @@ type Detector struct {
 	fp uint64
 
 	records, invalid, alerts, batches, reloads, reloadFailures atomic.Int64
+	corrAlerts, stateWrites                                    atomic.Int64
+	restored                                                   atomic.Bool
+
+	// Correlation state (consumer goroutine only): corr follows the
+	// current rule set; statePart/stateOff locate the last snapshot
+	// written (stateOff < 0: none), which every offset commit names in its
+	// metadata; pending is a snapshot read at start, restored into the
+	// first correlator.
+	corr      *sigma.Correlator
+	statePart int32
+	stateOff  int64
+	pending   []byte
 
 	closeOnce sync.Once
 }
@@ -149,7 +178,7 @@ func New(cfg Config, log *slog.Logger) (*Detector, error) {
 			}
 		}
 	}
-	d := &Detector{cfg: cfg, log: log, reload: make(chan struct{}, 1)}
+	d := &Detector{cfg: cfg, log: log, reload: make(chan struct{}, 1), stateOff: -1}
 	fp, fpErr := fingerprint(cfg.RuleDirs, cfg.ConfigPath)
 	eng, problems, err := LoadEngine(cfg.RuleDirs, cfg.ConfigPath)
 	if err != nil {
@@ -218,7 +247,7 @@ func (d *Detector) install(rs *ruleSet, why string) {
 		}
 		d.log.Debug("rule not loaded", "path", p.Path, "id", p.ID, "err", p.Err)
 	}
-	d.log.Info("rules loaded", "why", why, "generation", rs.gen, "rules", rs.eng.Stats().Rules,
+	d.log.Info("rules loaded", "why", why, "generation", rs.gen, "rules", rs.eng.Stats().Rules, "correlations", rs.eng.Stats().Correlations,
 		"not_loaded", len(rs.problems), "unsupported", unsupported, "reasons", Summary(rs.problems))
 }
 
@@ -235,6 +264,8 @@ func (d *Detector) Stats() Stats {
 	return Stats{
 		Records: d.records.Load(), Invalid: d.invalid.Load(), Alerts: d.alerts.Load(), Batches: d.batches.Load(),
 		Reloads: d.reloads.Load(), ReloadFailures: d.reloadFailures.Load(), Rules: int64(d.rules.Load().eng.Stats().Rules),
+		Correlations: int64(d.rules.Load().eng.Stats().Correlations), CorrelationAlerts: d.corrAlerts.Load(),
+		StateWrites: d.stateWrites.Load(), Restored: d.restored.Load(),
 	}
 }
 
@@ -264,6 +295,11 @@ func (d *Detector) Run(ctx context.Context) error {
 	defer stopWatch() // before wg.Wait: Run may return with ctx still live
 	wg.Go(func() { d.watch(wctx) })
 
+	if d.rules.Load().eng.Stats().Correlations > 0 {
+		if err := d.loadState(work); err != nil {
+			return err
+		}
+	}
 	d.log.Info("detect consuming", "group", d.cfg.Group, "topics", d.cfg.Topics, "regex", d.cfg.TopicRegex, "alerts_topic", d.cfg.AlertsTopic)
 	var cur *ruleSet
 	var m *sigma.Matcher
@@ -287,8 +323,9 @@ func (d *Detector) Run(ctx context.Context) error {
 		// Rules are swapped only here, between batches.
 		if rs := d.rules.Load(); rs != cur {
 			cur, m = rs, rs.eng.NewMatcher()
+			d.swapCorrelator(rs.eng)
 		}
-		out = d.evaluate(m, recs, out[:0])
+		out = d.evaluate(cur.eng, m, recs, out[:0])
 		err := d.commitBatch(work, recs, out, cur.gen)
 		clear(out) // drop references to the alert values
 		d.cl.AllowRebalance()
@@ -302,9 +339,12 @@ func (d *Detector) Run(ctx context.Context) error {
 	}
 }
 
-// evaluate appends the alerts of recs to out.
-func (d *Detector) evaluate(m *sigma.Matcher, recs []*kgo.Record, out []*kgo.Record) []*kgo.Record {
+// evaluate appends the alerts of recs to out: one per match of a rule
+// that generates alerts, one per correlation that fires, and the
+// correlation state snapshot last if it changed.
+func (d *Detector) evaluate(eng *sigma.Engine, m *sigma.Matcher, recs []*kgo.Record, out []*kgo.Record) []*kgo.Record {
 	now := d.cfg.Now()
+	var cms []sigma.CorrelationMatch
 	for _, r := range recs {
 		if r.Topic == d.cfg.AlertsTopic {
 			continue
@@ -318,7 +358,37 @@ func (d *Detector) evaluate(m *sigma.Matcher, recs []*kgo.Record, out []*kgo.Rec
 			continue
 		}
 		// matches is reused by the next Match: build every alert now.
+		if d.corr != nil && len(matches) > 0 {
+			at := r.Timestamp
+			if at.IsZero() {
+				at = now
+			}
+			cms = cms[:0]
+			for _, rule := range matches {
+				cms = d.corr.Observe(rule, at, m, cms)
+			}
+			for _, cm := range cms {
+				v, err := CorrelationAlert(cm, r, now).Marshal()
+				if err != nil {
+					d.log.Error("encode correlation alert", "rule", cm.Rule.ID, "err", err)
+					continue
+				}
+				out = append(out, &kgo.Record{
+					Topic: d.cfg.AlertsTopic,
+					Key:   r.Key,
+					Value: v,
+					Headers: []kgo.RecordHeader{
+						{Key: "rule_id", Value: []byte(cm.Rule.ID)},
+						{Key: "class_uid", Value: []byte(strconv.Itoa(ocsf.DetectionFinding.UID))},
+						{Key: "correlation", Value: []byte(cm.Rule.Correlation.Type)},
+					},
+				})
+			}
+		}
 		for _, rule := range matches {
+			if !eng.Generates(rule) {
+				continue // referenced by correlations with generate: false
+			}
 			v, err := Alert(rule, r, now).Marshal()
 			if err != nil { // only JSON values and strings: not expected
 				d.log.Error("encode alert", "rule", rule.ID, "err", err)
@@ -335,6 +405,14 @@ func (d *Detector) evaluate(m *sigma.Matcher, recs []*kgo.Record, out []*kgo.Rec
 			})
 		}
 	}
+	if d.corr != nil && d.corr.Changed() {
+		if snap := d.corr.Snapshot(); len(snap) <= maxStateBytes {
+			out = append(out, &kgo.Record{Topic: d.cfg.StateTopic, Key: []byte(d.cfg.Group), Value: snap})
+		} else {
+			d.log.Error("correlation state too large to write; a restart loses the windows since the last snapshot",
+				"bytes", len(snap), "max", maxStateBytes, "groups", d.corr.Groups())
+		}
+	}
 	return out
 }
 
@@ -342,11 +420,41 @@ func (d *Detector) evaluate(m *sigma.Matcher, recs []*kgo.Record, out []*kgo.Rec
 // and only then commits the batch's offsets.
 func (d *Detector) commitBatch(ctx context.Context, recs, alerts []*kgo.Record, gen int) error {
 	if len(alerts) > 0 {
-		if err := d.pcl.ProduceSync(ctx, alerts...).FirstErr(); err != nil {
+		res := d.pcl.ProduceSync(ctx, alerts...)
+		if err := res.FirstErr(); err != nil {
 			return fmt.Errorf("detect: produce alerts (batch offsets not committed): %w", err)
 		}
-		d.alerts.Add(int64(len(alerts)))
-		d.log.Info("alerts written", "alerts", len(alerts), "records", len(recs), "topic", d.cfg.AlertsTopic, "generation", gen)
+		n, corrs := 0, 0
+		for _, r := range res {
+			switch {
+			case r.Record.Topic == d.cfg.StateTopic:
+				d.statePart, d.stateOff = r.Record.Partition, r.Record.Offset
+				d.stateWrites.Add(1)
+			default:
+				n++
+				if slices.ContainsFunc(r.Record.Headers, func(h kgo.RecordHeader) bool { return h.Key == "correlation" }) {
+					corrs++
+				}
+			}
+		}
+		d.alerts.Add(int64(n))
+		d.corrAlerts.Add(int64(corrs))
+		if n > 0 {
+			d.log.Info("alerts written", "alerts", n, "correlation_alerts", corrs, "records", len(recs), "topic", d.cfg.AlertsTopic, "generation", gen)
+		}
+	}
+	if d.stateOff >= 0 {
+		// The commit names the snapshot that includes this batch, so the
+		// committed offsets and the state read back at start agree.
+		md := stateMetadata(d.statePart, d.stateOff)
+		ctx = kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+			for i := range req.Topics {
+				for j := range req.Topics[i].Partitions {
+					req.Topics[i].Partitions[j].Metadata = &md
+				}
+			}
+			return nil
+		})
 	}
 	if err := d.cl.CommitRecords(ctx, recs...); err != nil {
 		// The alerts are durable; an uncommitted offset only means the
