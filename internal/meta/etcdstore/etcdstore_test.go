@@ -2,12 +2,14 @@ package etcdstore
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -222,5 +224,45 @@ func TestPrefixesIsolated(t *testing.T) {
 	}
 	if ts, err := b.Topics(t.Context()); err != nil || len(ts) != 0 {
 		t.Fatalf("other prefix sees %v, %v", ts, err)
+	}
+}
+
+func TestClusterIDKafkaForm(t *testing.T) {
+	s := open(t, freshPrefix())
+	id, err := s.ClusterID(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(id)
+	if len(id) != 22 || err != nil || len(raw) != 16 {
+		t.Fatalf("ClusterID %q is not 16 bytes in unpadded base64url (err %v)", id, err)
+	}
+}
+
+func TestOpenRefusesOtherFormat(t *testing.T) {
+	prefix := freshPrefix()
+	s := open(t, prefix)
+	if _, err := s.cli.Put(t.Context(), prefix+"cluster/format", "99"); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(t.Context(), Config{Endpoints: []string{endpoint}, Prefix: prefix})
+	if err == nil {
+		s2.Close()
+		t.Fatal("Open over an unknown layout version succeeded")
+	}
+	if !strings.Contains(err.Error(), "unsupported metadata format") {
+		t.Fatalf("Open err = %v", err)
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	start := time.Now()
+	s, err := Open(t.Context(), Config{Endpoints: []string{"127.0.0.1:1"}, DialTimeout: 500 * time.Millisecond})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of an unreachable etcd succeeded")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Open took %v to fail", d)
 	}
 }

@@ -34,7 +34,9 @@ func StartServer(dir string) (endpoint string, stop func(), err error) {
 	cfg := embed.NewConfig()
 	cfg.Name = "vigil-test"
 	cfg.Dir = dir
-	cfg.LogLevel = "error"
+	// Closing a member logs its listeners' "use of closed network
+	// connection" at error level; failures reach the caller as errors.
+	cfg.LogLevel = "fatal"
 	cfg.LogOutputs = []string{"stderr"}
 	client, err := freeURL()
 	if err != nil {
