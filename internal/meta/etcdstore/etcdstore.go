@@ -63,6 +63,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -275,34 +277,45 @@ func pow(b, e int) int {
 	return r
 }
 
-// forRange calls fn for every key/value in [key, end) read at one
-// revision, in pages, so a large range never needs one huge response. It
-// returns the revision read.
+// forRange calls fn for every key/value in [key, end), read in pages at
+// one revision so a large range never needs one huge response. If etcd
+// compacts that revision mid-scan, the scan starts over at a new one; fn
+// runs only once the whole range is read. It returns the revision read.
 func (s *Store) forRange(ctx context.Context, key, end string, fn func(k, v []byte) error) (int64, error) {
-	rev := int64(0)
+	var (
+		kvs  []*mvccpb.KeyValue
+		rev  int64
+		from = key
+	)
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize),
 			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)}
 		if rev != 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}
-		resp, err := s.cli.Get(ctx, key, opts...)
+		resp, err := s.cli.Get(ctx, from, opts...)
+		if rev != 0 && errors.Is(err, rpctypes.ErrCompacted) {
+			kvs, rev, from = nil, 0, key
+			continue
+		}
 		if err != nil {
 			return 0, err
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
-		for _, kv := range resp.Kvs {
-			if err := fn(kv.Key, kv.Value); err != nil {
-				return 0, err
-			}
-		}
+		kvs = append(kvs, resp.Kvs...)
 		if !resp.More || len(resp.Kvs) == 0 {
-			return rev, nil
+			break
 		}
-		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
+	for _, kv := range kvs {
+		if err := fn(kv.Key, kv.Value); err != nil {
+			return 0, err
+		}
+	}
+	return rev, nil
 }
 
 func (s *Store) forPrefix(ctx context.Context, prefix string, fn func(k, v []byte) error) error {
