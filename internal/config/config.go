@@ -25,9 +25,12 @@ type Broker struct {
 	AdminListen string // host:port of the admin HTTP listener (/metrics, /healthz, /readyz); "" disables it
 	DataDir     string
 	ObjectStore string // URL or path; default DataDir/objects
-	WAL         string // "file" or "object"
-	LogLevel    string
-	NodeID      int32
+	// Metadata is where the metadata store lives: "" for the embedded
+	// bbolt file DataDir/meta.db, or etcd://host:port[,host:port...][/prefix].
+	Metadata string
+	WAL      string // "file" or "object"
+	LogLevel string
+	NodeID   int32
 
 	AutoCreateTopics  bool
 	DefaultPartitions int32
@@ -112,6 +115,7 @@ func (c *Broker) options() []option {
 		{"admin-listen", "host:port for /metrics, /healthz and /readyz (empty: off)", &c.AdminListen},
 		{"data-dir", "directory for the WAL, metadata and (by default) objects", &c.DataDir},
 		{"object-store", "object store URL or directory (default: DATA-DIR/objects)", &c.ObjectStore},
+		{"metadata", "metadata store: etcd://host:port[,host:port...][/prefix] (default: the embedded file DATA-DIR/meta.db)", &c.Metadata},
 		{"wal", "write-ahead log kind: file or object", &c.WAL},
 		{"log-level", "debug, info, warn or error", &c.LogLevel},
 		{"node-id", "this broker's node id", &c.NodeID},
@@ -286,6 +290,11 @@ func (c *Broker) finish() error {
 	if c.ObjectStore == "" {
 		c.ObjectStore = filepath.Join(c.DataDir, "objects")
 	}
+	if c.Metadata != "" {
+		if _, _, err := ParseEtcdURL(c.Metadata); err != nil {
+			errs = append(errs, fmt.Errorf("--metadata %q: %w", c.Metadata, err))
+		}
+	}
 	if c.DefaultPartitions < 1 {
 		errs = append(errs, fmt.Errorf("--default-partitions %d: must be at least 1", c.DefaultPartitions))
 	}
@@ -332,6 +341,40 @@ func (c *Broker) finish() error {
 		errs = append(errs, fmt.Errorf("--segment-bytes %d: must be positive", c.SegmentBytes))
 	}
 	return errors.Join(errs...)
+}
+
+// DefaultEtcdPrefix is the key prefix of an etcd:// metadata URL without
+// a path.
+const DefaultEtcdPrefix = "/vigil/"
+
+// ParseEtcdURL splits etcd://host:port[,host:port...][/prefix] into the
+// endpoints and the key prefix (ending in "/"; DefaultEtcdPrefix if the
+// URL has no path). Several Vigil clusters can share one etcd cluster
+// under different prefixes, e.g. etcd://etcd1:2379,etcd2:2379/vigil/prod.
+func ParseEtcdURL(s string) (endpoints []string, prefix string, err error) {
+	rest, ok := strings.CutPrefix(s, "etcd://")
+	if !ok {
+		return nil, "", errors.New("must be an etcd://host:port[,host:port...][/prefix] URL (or empty for the embedded file)")
+	}
+	hosts, path, _ := strings.Cut(rest, "/")
+	for _, h := range strings.Split(hosts, ",") {
+		host, port, err := net.SplitHostPort(h)
+		if err != nil {
+			return nil, "", fmt.Errorf("endpoint %q: %w", h, err)
+		}
+		if host == "" {
+			return nil, "", fmt.Errorf("endpoint %q: missing host", h)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, "", fmt.Errorf("endpoint %q: bad port", h)
+		}
+		endpoints = append(endpoints, h)
+	}
+	prefix = DefaultEtcdPrefix
+	if path = strings.Trim(path, "/"); path != "" {
+		prefix = "/" + path + "/"
+	}
+	return endpoints, prefix, nil
 }
 
 // ParseLevel maps --log-level to a slog level.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,6 +64,10 @@ func TestErrors(t *testing.T) {
 		{nil, map[string]string{"VIGIL_GROUP_INITIAL_REBALANCE_DELAY": "-1s"}, "must not be negative"},
 		{[]string{"--retention-check-interval", "0s"}, nil, "--retention-check-interval"},
 		{nil, map[string]string{"VIGIL_OBJECT_DELETE_DELAY": "-1m"}, "--object-delete-delay"},
+		{[]string{"--metadata", "zk://h:1"}, nil, "--metadata"},
+		{[]string{"--metadata", "etcd://"}, nil, "--metadata"},
+		{nil, map[string]string{"VIGIL_METADATA": "etcd://h:1,h2"}, "--metadata"},
+		{[]string{"--metadata", "etcd://h:0"}, nil, "bad port"},
 	} {
 		_, err := Load("test", tc.args, env(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -101,5 +106,39 @@ func TestGroupOptions(t *testing.T) {
 	}
 	if c.OffsetsPartitions != 50 {
 		t.Errorf("flag must win: offsets-partitions = %d", c.OffsetsPartitions)
+	}
+}
+
+func TestMetadata(t *testing.T) {
+	c, err := Load("test", nil, env(nil))
+	if err != nil || c.Metadata != "" {
+		t.Fatalf("default metadata = %q, %v; want empty (embedded file)", c.Metadata, err)
+	}
+	file := filepath.Join(t.TempDir(), "vigil.yaml")
+	if err := os.WriteFile(file, []byte("metadata: etcd://file:2379\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = Load("test", []string{"--config", file}, env(nil)); err != nil || c.Metadata != "etcd://file:2379" {
+		t.Fatalf("metadata from file = %q, %v", c.Metadata, err)
+	}
+	c, err = Load("test", []string{"--config", file}, env(map[string]string{"VIGIL_METADATA": "etcd://env:2379"}))
+	if err != nil || c.Metadata != "etcd://env:2379" {
+		t.Fatalf("env must win over file: %q, %v", c.Metadata, err)
+	}
+	c, err = Load("test", []string{"--metadata", "etcd://flag:1"}, env(map[string]string{"VIGIL_METADATA": "etcd://env:2379"}))
+	if err != nil || c.Metadata != "etcd://flag:1" {
+		t.Fatalf("flag must win: %q, %v", c.Metadata, err)
+	}
+	for in, want := range map[string]string{
+		"etcd://a:1":                      "[a:1] /vigil/",
+		"etcd://a:1,10.0.0.2:2379/":       "[a:1 10.0.0.2:2379] /vigil/",
+		"etcd://a:1/vigil/prod":           "[a:1] /vigil/prod/",
+		"etcd://a:1,[::1]:2379/x/":        "[a:1 [::1]:2379] /x/",
+		"etcd://localhost:2379/team/a/b/": "[localhost:2379] /team/a/b/",
+	} {
+		eps, prefix, err := ParseEtcdURL(in)
+		if got := fmt.Sprint(eps, " ", prefix); err != nil || got != want {
+			t.Errorf("ParseEtcdURL(%q) = %s, %v; want %s", in, got, err, want)
+		}
 	}
 }

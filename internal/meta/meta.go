@@ -5,7 +5,8 @@
 //
 // Record bytes never pass through here. The produce and fetch hot paths
 // never wait on the store; only batched work (segment uploads, topic admin)
-// does. Backends: boltstore (embedded, single process) and, later, etcd.
+// does. Backends: boltstore (embedded, single process) and etcdstore
+// (etcd, shared).
 package meta
 
 import (

@@ -4,6 +4,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/vigilhq/vigil/internal/group"
 	"github.com/vigilhq/vigil/internal/meta"
 	"github.com/vigilhq/vigil/internal/meta/boltstore"
+	"github.com/vigilhq/vigil/internal/meta/etcdstore"
 	"github.com/vigilhq/vigil/internal/metrics"
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/quota"
@@ -52,9 +54,8 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 	}
 	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
 	var err error
-	metaPath := filepath.Join(cfg.DataDir, "meta.db")
-	if s.meta, err = boltstore.Open(metaPath); err != nil {
-		return nil, fmt.Errorf("open metadata %s: %w", metaPath, err)
+	if s.meta, err = openMeta(ctx, cfg); err != nil {
+		return nil, err
 	}
 	if s.objs, err = objstore.Open(ctx, cfg.ObjectStore); err != nil {
 		s.meta.Close()
@@ -145,8 +146,30 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 	go func() { s.served <- s.broker.Serve(s.ln) }()
 	s.metrics.SetReady(true)
 	log.Info("vigil broker listening", "listen", s.ln.Addr().String(), "advertised", cfg.Advertised,
-		"admin", s.AdminAddr(), "data_dir", cfg.DataDir, "object_store", cfg.ObjectStore, "wal", cfg.WAL, "cluster_id", clusterID)
+		"admin", s.AdminAddr(), "data_dir", cfg.DataDir, "metadata", cmp.Or(cfg.Metadata, "embedded"), "object_store", cfg.ObjectStore, "wal", cfg.WAL, "cluster_id", clusterID)
 	return s, nil
+}
+
+// openMeta opens the metadata store --metadata names: etcd, or by
+// default the embedded bbolt file in the data directory.
+func openMeta(ctx context.Context, cfg config.Broker) (meta.Store, error) {
+	if cfg.Metadata == "" {
+		path := filepath.Join(cfg.DataDir, "meta.db")
+		st, err := boltstore.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("open metadata %s: %w", path, err)
+		}
+		return st, nil
+	}
+	endpoints, prefix, err := config.ParseEtcdURL(cfg.Metadata)
+	if err != nil {
+		return nil, fmt.Errorf("--metadata: %w", err)
+	}
+	st, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: endpoints, Prefix: prefix})
+	if err != nil {
+		return nil, fmt.Errorf("open metadata %s: %w", cfg.Metadata, err)
+	}
+	return st, nil
 }
 
 // AdminAddr is where /metrics, /healthz and /readyz are served ("" if off).

@@ -1,0 +1,77 @@
+// Package etcdtest runs a real, single-member etcd server inside a test
+// process (go.etcd.io/etcd/server/v3/embed), for the tests of the etcd
+// metadata backend and of brokers that use it. Only tests import it, so
+// the server code is never linked into the vigil binary.
+package etcdtest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+// Start starts a member in a temporary directory of t and returns its
+// client endpoint (host:port); it stops when the test ends.
+func Start(t testing.TB) string {
+	t.Helper()
+	ep, stop, err := StartServer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return ep
+}
+
+// StartServer starts a member with its data in dir, listening on free
+// 127.0.0.1 ports, and returns its client endpoint and a stop function.
+// For TestMain, where there is no testing.TB.
+func StartServer(dir string) (endpoint string, stop func(), err error) {
+	cfg := embed.NewConfig()
+	cfg.Name = "vigil-test"
+	cfg.Dir = dir
+	// Closing a member logs its listeners' "use of closed network
+	// connection" at error level; failures reach the caller as errors.
+	cfg.LogLevel = "fatal"
+	cfg.LogOutputs = []string{"stderr"}
+	client, err := freeURL()
+	if err != nil {
+		return "", nil, err
+	}
+	peer, err := freeURL()
+	if err != nil {
+		return "", nil, err
+	}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return "", nil, fmt.Errorf("start embedded etcd: %w", err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return "", nil, fmt.Errorf("embedded etcd: %w", err)
+	case <-time.After(30 * time.Second):
+		e.Close()
+		return "", nil, errors.New("embedded etcd not ready after 30s")
+	}
+	return client.Host, e.Close, nil
+}
+
+// freeURL reserves a free port by binding and releasing it; the tiny
+// window before etcd binds it again is acceptable in tests.
+func freeURL() (url.URL, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return url.URL{}, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return url.URL{Scheme: "http", Host: ln.Addr().String()}, nil
+}
