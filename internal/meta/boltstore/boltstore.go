@@ -25,7 +25,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,6 +35,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/vigilhq/vigil/internal/meta"
+	"github.com/vigilhq/vigil/internal/meta/metacodec"
 )
 
 var _ meta.Store = (*Store)(nil)
@@ -60,10 +60,7 @@ const formatVersion = 1
 
 // Value encodings carry their own version byte so a single value type can
 // evolve (e.g. a new field) without a whole-file migration.
-const (
-	segValueV1   = 1
-	stateValueV1 = 1
-)
+const ()
 
 // lockTimeout bounds how long Open waits for bbolt's exclusive file lock;
 // without it a second broker on the same data directory would hang
@@ -197,42 +194,13 @@ func (s *Store) ClusterID(ctx context.Context) (string, error) {
 	return id, nil
 }
 
-// topicRecord is the stored form of meta.Topic, decoupled from the Go
-// struct so renaming a field there cannot silently change the file format.
-type topicRecord struct {
-	Name       string            `json:"name"`
-	ID         string            `json:"id"` // hex
-	Partitions int32             `json:"partitions"`
-	Configs    map[string]string `json:"configs,omitempty"`
-	CreatedMs  int64             `json:"created_ms"`
-}
-
-func encodeTopic(t *meta.Topic) ([]byte, error) {
-	return json.Marshal(topicRecord{
-		Name: t.Name, ID: hex.EncodeToString(t.ID[:]), Partitions: t.Partitions,
-		Configs: t.Configs, CreatedMs: t.CreatedMs,
-	})
-}
-
-func decodeTopic(b []byte) (meta.Topic, error) {
-	var r topicRecord
-	if err := json.Unmarshal(b, &r); err != nil {
-		return meta.Topic{}, fmt.Errorf("corrupt topic record: %w", err)
-	}
-	t := meta.Topic{Name: r.Name, Partitions: r.Partitions, Configs: r.Configs, CreatedMs: r.CreatedMs}
-	if n, err := hex.Decode(t.ID[:], []byte(r.ID)); err != nil || n != len(t.ID) {
-		return meta.Topic{}, fmt.Errorf("corrupt topic record %q: bad id %q", r.Name, r.ID)
-	}
-	return t, nil
-}
-
 // CreateTopic implements meta.Store.
 func (s *Store) CreateTopic(ctx context.Context, t meta.Topic) error {
 	op := fmt.Sprintf("create topic %q", t.Name)
 	if t.Name == "" {
 		return fmt.Errorf("boltstore: %s: empty name", op)
 	}
-	val, err := encodeTopic(&t)
+	val, err := metacodec.EncodeTopic(&t)
 	if err != nil {
 		return fmt.Errorf("boltstore: %s: %w", op, err)
 	}
@@ -265,7 +233,7 @@ func (s *Store) Topics(ctx context.Context) ([]meta.Topic, error) {
 	err := s.view(ctx, "list topics", func(tx *bolt.Tx) error {
 		// bbolt iterates in byte order of the key, which is Go's string order.
 		return tx.Bucket(bucketTopics).ForEach(func(_, v []byte) error {
-			t, err := decodeTopic(v)
+			t, err := metacodec.DecodeTopic(v)
 			if err != nil {
 				return err
 			}
@@ -291,7 +259,7 @@ func (s *Store) UpdateTopic(ctx context.Context, name string, fn func(*meta.Topi
 		}
 		// Decoded afresh, so whatever fn mutates before failing (including
 		// the Configs map) never leaks into the store or other callers.
-		t, err := decodeTopic(v)
+		t, err := metacodec.DecodeTopic(v)
 		if err != nil {
 			return err
 		}
@@ -304,7 +272,7 @@ func (s *Store) UpdateTopic(ctx context.Context, name string, fn func(*meta.Topi
 		if t.Name != orig.Name || t.ID != orig.ID {
 			return errors.New("update must not change topic name or id")
 		}
-		val, err := encodeTopic(&t)
+		val, err := metacodec.EncodeTopic(&t)
 		if err != nil {
 			return err
 		}
@@ -324,7 +292,7 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) ([]meta.Segment, e
 		segs := tx.Bucket(bucketSegments)
 		if b := segs.Bucket(key); b != nil {
 			err := b.ForEach(func(k, v []byte) error {
-				seg, err := decodeSegment(name, k, v)
+				seg, err := metacodec.DecodeSegment(name, k, v)
 				if err != nil {
 					return err
 				}
@@ -395,10 +363,10 @@ func (w *segmentWriter) put(seg *meta.Segment) error {
 	if err != nil || b == nil {
 		return err
 	}
-	putSegmentKey(w.key[:], seg.Partition, seg.FirstOffset)
+	metacodec.PutSegmentKey(w.key[:], seg.Partition, seg.FirstOffset)
 	// bbolt copies the key but keeps the value slice until commit, so each
 	// value needs its own buffer.
-	return b.Put(w.key[:], appendSegmentValue(make([]byte, 0, 16+len(seg.Object)), seg))
+	return b.Put(w.key[:], metacodec.AppendSegmentValue(make([]byte, 0, 16+len(seg.Object)), seg))
 }
 
 func (w *segmentWriter) delete(seg *meta.Segment) error {
@@ -406,7 +374,7 @@ func (w *segmentWriter) delete(seg *meta.Segment) error {
 	if err != nil || b == nil {
 		return err
 	}
-	putSegmentKey(w.key[:], seg.Partition, seg.FirstOffset)
+	metacodec.PutSegmentKey(w.key[:], seg.Partition, seg.FirstOffset)
 	return b.Delete(w.key[:])
 }
 
@@ -466,7 +434,7 @@ func (s *Store) Segments(ctx context.Context, topic string, partition int32) ([]
 		binary.BigEndian.PutUint32(prefix[:], uint32(partition))
 		c := b.Cursor()
 		for k, v := c.Seek(prefix[:]); k != nil && bytes.HasPrefix(k, prefix[:]); k, v = c.Next() {
-			seg, err := decodeSegment(topic, k, v)
+			seg, err := metacodec.DecodeSegment(topic, k, v)
 			if err != nil {
 				return err
 			}
@@ -488,7 +456,7 @@ func (s *Store) AllSegments(ctx context.Context) ([]meta.Segment, error) {
 		return parent.ForEachBucket(func(name []byte) error {
 			topic := string(name)
 			return parent.Bucket(name).ForEach(func(k, v []byte) error {
-				seg, err := decodeSegment(topic, k, v)
+				seg, err := metacodec.DecodeSegment(topic, k, v)
 				if err != nil {
 					return err
 				}
@@ -519,7 +487,7 @@ func (s *Store) PartitionState(ctx context.Context, topic string, partition int3
 			return nil
 		}
 		var err error
-		st, err = decodeState(v)
+		st, err = metacodec.DecodeState(v)
 		return err
 	})
 	if err != nil {
@@ -540,7 +508,7 @@ func (s *Store) SetPartitionState(ctx context.Context, topic string, partition i
 			return err
 		}
 		key := binary.BigEndian.AppendUint32(nil, uint32(partition))
-		return b.Put(key, encodeState(st))
+		return b.Put(key, metacodec.EncodeState(st))
 	})
 }
 
@@ -558,7 +526,7 @@ func (s *Store) PutProducers(ctx context.Context, ps []meta.Producer) error {
 				// Only the topic the state was taken from: a topic deleted and
 				// re-created under the same name must start with no producers.
 				if v := tx.Bucket(bucketTopics).Get([]byte(p.Topic)); v != nil {
-					t, err := decodeTopic(v)
+					t, err := metacodec.DecodeTopic(v)
 					if err != nil {
 						return err
 					}
@@ -671,84 +639,4 @@ func (s *Store) SetClientQuotas(ctx context.Context, entity string, quotas map[s
 		}
 		return b.Put([]byte(entity), v)
 	})
-}
-
-// putSegmentKey writes partition then FirstOffset with its sign bit
-// flipped, so unsigned byte order equals signed numeric order even for
-// offsets below zero.
-func putSegmentKey(dst []byte, partition int32, firstOffset int64) {
-	binary.BigEndian.PutUint32(dst[0:4], uint32(partition))
-	binary.BigEndian.PutUint64(dst[4:12], uint64(firstOffset)^(1<<63))
-}
-
-// appendSegmentValue encodes the fields not in the key. Varints keep an
-// entry around 40-60 bytes (mostly the object key), which matters with
-// hundreds of thousands of entries; LastOffset is stored relative to
-// FirstOffset because that difference is small while offsets are not.
-func appendSegmentValue(dst []byte, seg *meta.Segment) []byte {
-	dst = append(dst, segValueV1)
-	dst = binary.AppendUvarint(dst, uint64(len(seg.Object)))
-	dst = append(dst, seg.Object...)
-	dst = binary.AppendVarint(dst, seg.Position)
-	dst = binary.AppendVarint(dst, seg.Size)
-	dst = binary.AppendVarint(dst, seg.LastOffset-seg.FirstOffset)
-	dst = binary.AppendVarint(dst, seg.MaxTimestamp)
-	return dst
-}
-
-func decodeSegment(topic string, k, v []byte) (meta.Segment, error) {
-	bad := func(what string) (meta.Segment, error) {
-		return meta.Segment{}, fmt.Errorf("corrupt segment entry of topic %q key %x: %s", topic, k, what)
-	}
-	if len(k) != 12 {
-		return bad("key length")
-	}
-	seg := meta.Segment{
-		Topic:       topic,
-		Partition:   int32(binary.BigEndian.Uint32(k[0:4])),
-		FirstOffset: int64(binary.BigEndian.Uint64(k[4:12]) ^ (1 << 63)),
-	}
-	if len(v) == 0 || v[0] != segValueV1 {
-		return bad("unknown value version")
-	}
-	v = v[1:]
-	n, w := binary.Uvarint(v)
-	if w <= 0 || n > uint64(len(v)-w) {
-		return bad("object key")
-	}
-	seg.Object = string(v[w : w+int(n)])
-	v = v[w+int(n):]
-	var delta int64
-	for _, dst := range []*int64{&seg.Position, &seg.Size, &delta, &seg.MaxTimestamp} {
-		x, w := binary.Varint(v)
-		if w <= 0 {
-			return bad("truncated value")
-		}
-		*dst, v = x, v[w:]
-	}
-	seg.LastOffset = seg.FirstOffset + delta
-	return seg, nil
-}
-
-func encodeState(st meta.PartitionState) []byte {
-	b := []byte{stateValueV1}
-	b = binary.AppendVarint(b, st.LogStart)
-	b = binary.AppendVarint(b, int64(st.LeaderEpoch))
-	return b
-}
-
-func decodeState(v []byte) (meta.PartitionState, error) {
-	if len(v) == 0 || v[0] != stateValueV1 {
-		return meta.PartitionState{}, fmt.Errorf("corrupt partition state %x: unknown version", v)
-	}
-	v = v[1:]
-	ls, w1 := binary.Varint(v)
-	if w1 <= 0 {
-		return meta.PartitionState{}, fmt.Errorf("corrupt partition state: log start")
-	}
-	ep, w2 := binary.Varint(v[w1:])
-	if w2 <= 0 {
-		return meta.PartitionState{}, fmt.Errorf("corrupt partition state: leader epoch")
-	}
-	return meta.PartitionState{LogStart: ls, LeaderEpoch: int32(ep)}, nil
 }

@@ -12,7 +12,7 @@
 //	P cluster/id                cluster id
 //	P cluster/next_producer_id  8 BE bytes: the next unallocated producer id
 //	P cluster/topics_epoch      rewritten by every CreateTopic and DeleteTopic
-//	P topics/<t>                JSON topic record (as in boltstore)
+//	P topics/<t>                JSON topic record (metacodec, as in boltstore)
 //	P segments/<t>/ + partition(4 BE) + flip(firstOffset)(8 BE) -> segment value
 //	P partitions/<t>/ + partition(4 BE)                         -> partition state value
 //	P producers/<t>/ + partition(4 BE) + producer id(8 BE)      -> producer state (opaque)
@@ -20,8 +20,8 @@
 //
 // etcd returns ranges in byte order of the key, and the segment key suffix
 // is fixed-width big-endian with the offset's sign bit flipped, so
-// Segments is one range read with no sort. Values use boltstore's
-// encodings.
+// Segments is one range read with no sort. Values use metacodec, the
+// encodings boltstore uses too.
 //
 // Atomicity. Existence checks happen inside the writing transaction as
 // compares: CreateTopic requires CreateRevision(topic)==0, SetPartitionState
@@ -52,7 +52,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,15 +68,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vigilhq/vigil/internal/meta"
+	"github.com/vigilhq/vigil/internal/meta/metacodec"
 )
 
 var _ meta.Store = (*Store)(nil)
 
 const (
 	formatVersion = "1"
-
-	segValueV1   = 1
-	stateValueV1 = 1
 
 	// DefaultPrefix is used when Config.Prefix is empty.
 	DefaultPrefix = "/vigil/"
@@ -367,35 +364,6 @@ func (s *Store) ClusterID(ctx context.Context) (string, error) {
 	return id, nil
 }
 
-// topicRecord is the stored form of meta.Topic (same JSON as boltstore).
-type topicRecord struct {
-	Name       string            `json:"name"`
-	ID         string            `json:"id"` // hex
-	Partitions int32             `json:"partitions"`
-	Configs    map[string]string `json:"configs,omitempty"`
-	CreatedMs  int64             `json:"created_ms"`
-}
-
-func encodeTopic(t *meta.Topic) (string, error) {
-	b, err := json.Marshal(topicRecord{
-		Name: t.Name, ID: hex.EncodeToString(t.ID[:]), Partitions: t.Partitions,
-		Configs: t.Configs, CreatedMs: t.CreatedMs,
-	})
-	return string(b), err
-}
-
-func decodeTopic(b []byte) (meta.Topic, error) {
-	var r topicRecord
-	if err := json.Unmarshal(b, &r); err != nil {
-		return meta.Topic{}, fmt.Errorf("corrupt topic record: %w", err)
-	}
-	t := meta.Topic{Name: r.Name, Partitions: r.Partitions, Configs: r.Configs, CreatedMs: r.CreatedMs}
-	if n, err := hex.Decode(t.ID[:], []byte(r.ID)); err != nil || n != len(t.ID) {
-		return meta.Topic{}, fmt.Errorf("corrupt topic record %q: bad id %q", r.Name, r.ID)
-	}
-	return t, nil
-}
-
 // CreateTopic implements meta.Store. The same transaction clears any
 // per-topic keys a crashed or older writer may have left behind, so a new
 // topic always starts empty, and bumps the topics epoch.
@@ -404,7 +372,7 @@ func (s *Store) CreateTopic(ctx context.Context, t meta.Topic) error {
 	if t.Name == "" {
 		return fmt.Errorf("etcdstore: %s: empty name", op)
 	}
-	val, err := encodeTopic(&t)
+	val, err := metacodec.EncodeTopic(&t)
 	if err != nil {
 		return fmt.Errorf("etcdstore: %s: %w", op, err)
 	}
@@ -416,7 +384,7 @@ func (s *Store) CreateTopic(ctx context.Context, t meta.Topic) error {
 				clientv3.OpDelete(s.segPrefix(t.Name), clientv3.WithPrefix()),
 				clientv3.OpDelete(s.partPrefix(t.Name), clientv3.WithPrefix()),
 				clientv3.OpDelete(s.prodPrefix(t.Name), clientv3.WithPrefix()),
-				clientv3.OpPut(k, val),
+				clientv3.OpPut(k, string(val)),
 				clientv3.OpPut(s.epochKey(), ""),
 			})
 		if err != nil {
@@ -434,7 +402,7 @@ func (s *Store) Topics(ctx context.Context) ([]meta.Topic, error) {
 	var out []meta.Topic
 	err := s.run(ctx, "list topics", func() error {
 		return s.forPrefix(ctx, s.p+"topics/", func(_, v []byte) error {
-			t, err := decodeTopic(v)
+			t, err := metacodec.DecodeTopic(v)
 			if err != nil {
 				return err
 			}
@@ -465,7 +433,7 @@ func (s *Store) UpdateTopic(ctx context.Context, name string, fn func(*meta.Topi
 				return meta.ErrUnknownTopic
 			}
 			kv := resp.Kvs[0]
-			t, err := decodeTopic(kv.Value)
+			t, err := metacodec.DecodeTopic(kv.Value)
 			if err != nil {
 				return err
 			}
@@ -476,13 +444,13 @@ func (s *Store) UpdateTopic(ctx context.Context, name string, fn func(*meta.Topi
 			if t.Name != orig.Name || t.ID != orig.ID {
 				return errors.New("update must not change topic name or id")
 			}
-			val, err := encodeTopic(&t)
+			val, err := metacodec.EncodeTopic(&t)
 			if err != nil {
 				return err
 			}
 			tr, err := s.cli.Txn(ctx).
 				If(clientv3.Compare(clientv3.ModRevision(k), "=", kv.ModRevision)).
-				Then(clientv3.OpPut(k, val)).Commit()
+				Then(clientv3.OpPut(k, string(val))).Commit()
 			if err != nil {
 				return err
 			}
@@ -520,7 +488,7 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) ([]meta.Segment, e
 		}
 		prefix := s.segPrefix(name)
 		for _, kv := range resp.Responses[0].GetResponseDeleteRange().PrevKvs {
-			seg, err := decodeSegment(name, kv.Key[len(prefix):], kv.Value)
+			seg, err := metacodec.DecodeSegment(name, kv.Key[len(prefix):], kv.Value)
 			if err != nil {
 				return err
 			}
@@ -540,7 +508,7 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) ([]meta.Segment, e
 func (s *Store) topicsAt(ctx context.Context, names map[string]bool) (map[string]meta.Topic, int64, error) {
 	out := map[string]meta.Topic{}
 	add := func(v []byte) error {
-		t, err := decodeTopic(v)
+		t, err := metacodec.DecodeTopic(v)
 		if err == nil && names[t.Name] {
 			out[t.Name] = t
 		}
@@ -649,7 +617,7 @@ func (s *Store) ReplaceSegments(ctx context.Context, remove, add []meta.Segment)
 			ops := make([]clientv3.Op, 0, len(order))
 			for _, k := range order {
 				if sg := final[k]; sg != nil {
-					ops = append(ops, clientv3.OpPut(k, string(appendSegmentValue(nil, sg))))
+					ops = append(ops, clientv3.OpPut(k, string(metacodec.AppendSegmentValue(nil, sg))))
 				} else {
 					ops = append(ops, clientv3.OpDelete(k))
 				}
@@ -665,7 +633,7 @@ func (s *Store) Segments(ctx context.Context, topic string, partition int32) ([]
 	err := s.run(ctx, fmt.Sprintf("segments of %q/%d", topic, partition), func() error {
 		tp := s.segPrefix(topic)
 		return s.forPrefix(ctx, tp+partKey(partition), func(k, v []byte) error {
-			seg, err := decodeSegment(topic, k[len(tp):], v)
+			seg, err := metacodec.DecodeSegment(topic, k[len(tp):], v)
 			if err != nil {
 				return err
 			}
@@ -694,7 +662,7 @@ func (s *Store) AllSegments(ctx context.Context) ([]meta.Segment, error) {
 			if err != nil {
 				return fmt.Errorf("corrupt segment key %q: %w", k, err)
 			}
-			seg, err := decodeSegment(topic, rest[i+1:], v)
+			seg, err := metacodec.DecodeSegment(topic, rest[i+1:], v)
 			if err != nil {
 				return err
 			}
@@ -717,7 +685,7 @@ func (s *Store) PartitionState(ctx context.Context, topic string, partition int3
 		if err != nil || len(resp.Kvs) == 0 {
 			return err
 		}
-		st, err = decodeState(resp.Kvs[0].Value)
+		st, err = metacodec.DecodeState(resp.Kvs[0].Value)
 		return err
 	})
 	if err != nil {
@@ -732,7 +700,7 @@ func (s *Store) SetPartitionState(ctx context.Context, topic string, partition i
 	return s.run(ctx, fmt.Sprintf("set partition state of %q/%d", topic, partition), func() error {
 		resp, err := s.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(s.topicKey(topic)), ">", 0)).
-			Then(clientv3.OpPut(s.partPrefix(topic)+partKey(partition), string(encodeState(st)))).Commit()
+			Then(clientv3.OpPut(s.partPrefix(topic)+partKey(partition), string(metacodec.EncodeState(st)))).Commit()
 		if err != nil {
 			return err
 		}
@@ -885,76 +853,4 @@ func (s *Store) SetClientQuotas(ctx context.Context, entity string, quotas map[s
 		_, err = s.cli.Put(ctx, s.quotaKey(entity), string(v))
 		return err
 	})
-}
-
-// Value encodings: the same as boltstore's, so the two backends stay
-// comparable byte for byte.
-
-func appendSegmentValue(dst []byte, seg *meta.Segment) []byte {
-	dst = append(dst, segValueV1)
-	dst = binary.AppendUvarint(dst, uint64(len(seg.Object)))
-	dst = append(dst, seg.Object...)
-	dst = binary.AppendVarint(dst, seg.Position)
-	dst = binary.AppendVarint(dst, seg.Size)
-	dst = binary.AppendVarint(dst, seg.LastOffset-seg.FirstOffset)
-	dst = binary.AppendVarint(dst, seg.MaxTimestamp)
-	return dst
-}
-
-// decodeSegment decodes the 12-byte key suffix k and the value v.
-func decodeSegment(topic string, k, v []byte) (meta.Segment, error) {
-	bad := func(what string) (meta.Segment, error) {
-		return meta.Segment{}, fmt.Errorf("corrupt segment entry of topic %q key %x: %s", topic, k, what)
-	}
-	if len(k) != 12 {
-		return bad("key length")
-	}
-	seg := meta.Segment{
-		Topic:       topic,
-		Partition:   int32(binary.BigEndian.Uint32(k[0:4])),
-		FirstOffset: int64(binary.BigEndian.Uint64(k[4:12]) ^ (1 << 63)),
-	}
-	if len(v) == 0 || v[0] != segValueV1 {
-		return bad("unknown value version")
-	}
-	v = v[1:]
-	n, w := binary.Uvarint(v)
-	if w <= 0 || n > uint64(len(v)-w) {
-		return bad("object key")
-	}
-	seg.Object = string(v[w : w+int(n)])
-	v = v[w+int(n):]
-	var delta int64
-	for _, dst := range []*int64{&seg.Position, &seg.Size, &delta, &seg.MaxTimestamp} {
-		x, w := binary.Varint(v)
-		if w <= 0 {
-			return bad("truncated value")
-		}
-		*dst, v = x, v[w:]
-	}
-	seg.LastOffset = seg.FirstOffset + delta
-	return seg, nil
-}
-
-func encodeState(st meta.PartitionState) []byte {
-	b := []byte{stateValueV1}
-	b = binary.AppendVarint(b, st.LogStart)
-	b = binary.AppendVarint(b, int64(st.LeaderEpoch))
-	return b
-}
-
-func decodeState(v []byte) (meta.PartitionState, error) {
-	if len(v) == 0 || v[0] != stateValueV1 {
-		return meta.PartitionState{}, fmt.Errorf("corrupt partition state %x: unknown version", v)
-	}
-	v = v[1:]
-	ls, w1 := binary.Varint(v)
-	if w1 <= 0 {
-		return meta.PartitionState{}, fmt.Errorf("corrupt partition state: log start")
-	}
-	ep, w2 := binary.Varint(v[w1:])
-	if w2 <= 0 {
-		return meta.PartitionState{}, fmt.Errorf("corrupt partition state: leader epoch")
-	}
-	return meta.PartitionState{LogStart: ls, LeaderEpoch: int32(ep)}, nil
 }

@@ -1,0 +1,140 @@
+// Package metacodec holds the stored forms of metadata records, shared by
+// every meta.Store backend so that they agree byte for byte: topics as
+// JSON (decoupled from the Go struct, so renaming a field cannot silently
+// change the stored format), segment index entries as a fixed-width key
+// and a varint value, partition states as varints. Each value carries a
+// version byte (or is JSON) so one record type can evolve without a
+// migration of the whole store.
+package metacodec
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"github.com/vigilhq/vigil/internal/meta"
+)
+
+// Value versions.
+const (
+	SegValueV1   = 1
+	StateValueV1 = 1
+)
+
+// SegmentKeyLen is the length of a segment entry's key within its topic.
+const SegmentKeyLen = 12
+
+// topicRecord is the stored form of meta.Topic.
+type topicRecord struct {
+	Name       string            `json:"name"`
+	ID         string            `json:"id"` // hex
+	Partitions int32             `json:"partitions"`
+	Configs    map[string]string `json:"configs,omitempty"`
+	CreatedMs  int64             `json:"created_ms"`
+}
+
+// EncodeTopic is a topic's stored form.
+func EncodeTopic(t *meta.Topic) ([]byte, error) {
+	return json.Marshal(topicRecord{
+		Name: t.Name, ID: hex.EncodeToString(t.ID[:]), Partitions: t.Partitions,
+		Configs: t.Configs, CreatedMs: t.CreatedMs,
+	})
+}
+
+// DecodeTopic parses a stored topic.
+func DecodeTopic(b []byte) (meta.Topic, error) {
+	var r topicRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return meta.Topic{}, fmt.Errorf("corrupt topic record: %w", err)
+	}
+	t := meta.Topic{Name: r.Name, Partitions: r.Partitions, Configs: r.Configs, CreatedMs: r.CreatedMs}
+	if n, err := hex.Decode(t.ID[:], []byte(r.ID)); err != nil || n != len(t.ID) {
+		return meta.Topic{}, fmt.Errorf("corrupt topic record %q: bad id %q", r.Name, r.ID)
+	}
+	return t, nil
+}
+
+// PutSegmentKey writes partition then FirstOffset with its sign bit
+// flipped, so unsigned byte order equals signed numeric order even for
+// offsets below zero.
+func PutSegmentKey(dst []byte, partition int32, firstOffset int64) {
+	binary.BigEndian.PutUint32(dst[0:4], uint32(partition))
+	binary.BigEndian.PutUint64(dst[4:12], uint64(firstOffset)^(1<<63))
+}
+
+// AppendSegmentValue encodes the fields not in the key. Varints keep an
+// entry around 40-60 bytes (mostly the object key), which matters with
+// hundreds of thousands of entries; LastOffset is stored relative to
+// FirstOffset because that difference is small while offsets are not.
+func AppendSegmentValue(dst []byte, seg *meta.Segment) []byte {
+	dst = append(dst, SegValueV1)
+	dst = binary.AppendUvarint(dst, uint64(len(seg.Object)))
+	dst = append(dst, seg.Object...)
+	dst = binary.AppendVarint(dst, seg.Position)
+	dst = binary.AppendVarint(dst, seg.Size)
+	dst = binary.AppendVarint(dst, seg.LastOffset-seg.FirstOffset)
+	dst = binary.AppendVarint(dst, seg.MaxTimestamp)
+	return dst
+}
+
+// DecodeSegment parses a segment entry of topic from its key k (within
+// the topic) and value v.
+func DecodeSegment(topic string, k, v []byte) (meta.Segment, error) {
+	bad := func(what string) (meta.Segment, error) {
+		return meta.Segment{}, fmt.Errorf("corrupt segment entry of topic %q key %x: %s", topic, k, what)
+	}
+	if len(k) != SegmentKeyLen {
+		return bad("key length")
+	}
+	seg := meta.Segment{
+		Topic:       topic,
+		Partition:   int32(binary.BigEndian.Uint32(k[0:4])),
+		FirstOffset: int64(binary.BigEndian.Uint64(k[4:12]) ^ (1 << 63)),
+	}
+	if len(v) == 0 || v[0] != SegValueV1 {
+		return bad("unknown value version")
+	}
+	v = v[1:]
+	n, w := binary.Uvarint(v)
+	if w <= 0 || n > uint64(len(v)-w) {
+		return bad("object key")
+	}
+	seg.Object = string(v[w : w+int(n)])
+	v = v[w+int(n):]
+	var delta int64
+	for _, dst := range []*int64{&seg.Position, &seg.Size, &delta, &seg.MaxTimestamp} {
+		x, w := binary.Varint(v)
+		if w <= 0 {
+			return bad("truncated value")
+		}
+		*dst, v = x, v[w:]
+	}
+	seg.LastOffset = seg.FirstOffset + delta
+	return seg, nil
+}
+
+// EncodeState is a partition state's stored form.
+func EncodeState(st meta.PartitionState) []byte {
+	b := []byte{StateValueV1}
+	b = binary.AppendVarint(b, st.LogStart)
+	b = binary.AppendVarint(b, int64(st.LeaderEpoch))
+	return b
+}
+
+// DecodeState parses a stored partition state.
+func DecodeState(v []byte) (meta.PartitionState, error) {
+	if len(v) == 0 || v[0] != StateValueV1 {
+		return meta.PartitionState{}, fmt.Errorf("corrupt partition state %x: unknown version", v)
+	}
+	v = v[1:]
+	ls, w1 := binary.Varint(v)
+	if w1 <= 0 {
+		return meta.PartitionState{}, fmt.Errorf("corrupt partition state: log start")
+	}
+	ep, w2 := binary.Varint(v[w1:])
+	if w2 <= 0 {
+		return meta.PartitionState{}, fmt.Errorf("corrupt partition state: leader epoch")
+	}
+	return meta.PartitionState{LogStart: ls, LeaderEpoch: int32(ep)}, nil
+}
