@@ -199,6 +199,17 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 	e.log.Info("storage recovered", "topics", len(tops), "wal_batches_replayed", replayed, "wal_batches_of_deleted_topics", skipped, "took", time.Since(start))
 	go e.uploadLoop()
 	go e.retentionLoop()
+	e.gcWG.Add(1)
+	go func() {
+		defer e.gcWG.Done()
+		n, err := e.sweepOrphans(context.Background(), time.Now())
+		switch {
+		case err != nil:
+			e.log.Warn("sweep of unreferenced segment objects failed", "err", err)
+		case n > 0:
+			e.log.Info("deleted unreferenced segment objects", "objects", n, "older_than", orphanAge)
+		}
+	}()
 	return e, nil
 }
 
