@@ -717,14 +717,8 @@ func (g *Groups) Delete(ctx context.Context, groups ...string) error {
 	for _, name := range groups {
 		r, ok := resps[name]
 		res := groupResult{Group: name}
-		switch {
-		case !ok:
-			res.Error = newJSONErr(fmt.Errorf("no answer for this group: %w", err), "")
-		case r.Err != nil:
-			res.Error = newJSONErr(r.Err, r.ErrMessage)
-		default:
-			res.OK = true
-		}
+		res.Error = answerError(ok, r.Err, r.ErrMessage, "group")
+		res.OK = res.Error == nil
 		if !res.OK {
 			failed++
 		}

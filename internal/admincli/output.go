@@ -130,6 +130,15 @@ func newJSONErr(err error, msg string) *jsonErr {
 	return &jsonErr{Code: errCode(err), Message: errText(err, msg)}
 }
 
+// answerError is one item's error in a kadm answer: nil on success, and a
+// "no answer" error when the cluster said nothing about the item.
+func answerError(answered bool, err error, msg, kind string) *jsonErr {
+	if !answered {
+		return newJSONErr(fmt.Errorf("no answer for this %s", kind), "")
+	}
+	return newJSONErr(err, msg)
+}
+
 // describeAll writes items as one JSON array, or each as a block of text
 // separated by blank lines.
 func describeAll[T any](p *printer, items []T, text func(T) error) error {

@@ -371,12 +371,7 @@ func (t *Topics) Create(ctx context.Context, partitions int32, rf int16, configs
 	for _, name := range topics {
 		r, ok := resps[name]
 		res := topicResult{Topic: name}
-		switch {
-		case !ok:
-			res.Error = newJSONErr(fmt.Errorf("no answer for this topic"), "")
-		case r.Err != nil:
-			res.Error = newJSONErr(r.Err, r.ErrMessage)
-		default:
+		if res.Error = answerError(ok, r.Err, r.ErrMessage, "topic"); res.Error == nil {
 			res.OK, res.ID = true, topicID(r.ID)
 			if r.NumPartitions > 0 {
 				res.Partitions = &r.NumPartitions
@@ -410,12 +405,7 @@ func (t *Topics) Delete(ctx context.Context, topics ...string) error {
 	for _, name := range topics {
 		r, ok := resps[name]
 		res := topicResult{Topic: name}
-		switch {
-		case !ok:
-			res.Error = newJSONErr(fmt.Errorf("no answer for this topic"), "")
-		case r.Err != nil:
-			res.Error = newJSONErr(r.Err, r.ErrMessage)
-		default:
+		if res.Error = answerError(ok, r.Err, r.ErrMessage, "topic"); res.Error == nil {
 			res.OK, res.ID = true, topicID(r.ID)
 		}
 		results = append(results, res)
@@ -459,14 +449,8 @@ func (t *Topics) AlterConfig(ctx context.Context, set map[string]string, del []s
 	for _, name := range topics {
 		r, ok := byName[name]
 		res := alterResult{Topic: name, Set: set, Deleted: del}
-		switch {
-		case !ok:
-			res.Error = newJSONErr(fmt.Errorf("no answer for this topic"), "")
-		case r.Err != nil:
-			res.Error = newJSONErr(r.Err, r.ErrMessage)
-		default:
-			res.OK = true
-		}
+		res.Error = answerError(ok, r.Err, r.ErrMessage, "topic")
+		res.OK = res.Error == nil
 		if !res.OK {
 			failed++
 		}
