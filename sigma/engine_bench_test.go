@@ -3,6 +3,8 @@ package sigma
 import (
 	"os"
 	"testing"
+
+	"github.com/vigilhq/vigil/sigma/sigmatest"
 )
 
 // regressionEvents returns every regression event document.
@@ -32,7 +34,7 @@ func TestMatchAllocations(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads the whole SigmaHQ rule set")
 	}
-	data := sigmaData(t)
+	data := sigmatest.Data(t)
 	eng, _, _ := loadSigmaHQ(t, data)
 	docs := regressionEvents(t, data)
 	m := eng.NewMatcher()
@@ -52,7 +54,7 @@ func TestMatchAllocations(t *testing.T) {
 }
 
 func BenchmarkMatchSigmaHQ(b *testing.B) {
-	data := sigmaData(b)
+	data := sigmatest.Data(b)
 	eng, _, _ := loadSigmaHQ(b, data)
 	docs := regressionEvents(b, data)
 	m := eng.NewMatcher()

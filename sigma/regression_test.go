@@ -10,32 +10,9 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
-)
 
-// sigmaData finds ../shared/data/sigma beside the module root (CI keeps
-// the shared data next to the checkout).
-func sigmaData(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("module root (go.mod) not found above the working directory")
-		}
-		dir = parent
-	}
-	d := filepath.Join(dir, "..", "shared", "data", "sigma")
-	if _, err := os.Stat(filepath.Join(d, "regression_data")); err != nil {
-		t.Fatalf("SigmaHQ data missing: want it at %s (../shared/data/sigma beside the repo root): %v", d, err)
-	}
-	return d
-}
+	"github.com/vigilhq/vigil/sigma/sigmatest"
+)
 
 // ruleDirs are the SigmaHQ rule sets the regression cases come from.
 var ruleDirs = []string{"rules", "rules-emerging-threats", "rules-threat-hunting", "rules-placeholder"}
@@ -106,7 +83,7 @@ var detail = regexp.MustCompile(`([%"])[^%"]*[%"]`)
 const regressionFloor = 202
 
 func TestRegression(t *testing.T) {
-	data := sigmaData(t)
+	data := sigmatest.Data(t)
 	eng, total, problems := loadSigmaHQ(t, data)
 	reasons := map[string]int{}
 	for _, p := range problems {

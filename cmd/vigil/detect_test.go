@@ -8,33 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vigilhq/vigil/sigma/sigmatest"
 )
 
-// sigmaData finds ../shared/data/sigma beside the module root.
-func sigmaData(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("module root not found")
-		}
-		dir = filepath.Dir(dir)
-	}
-	d := filepath.Join(dir, "..", "shared", "data", "sigma")
-	if _, err := os.Stat(d); err != nil {
-		t.Fatalf("SigmaHQ data missing at %s (../shared/data/sigma beside the repo root): %v", d, err)
-	}
-	return d
-}
-
 func TestDetectOffline(t *testing.T) {
-	data := sigmaData(t)
+	data := sigmatest.Data(t)
 	caseDir := filepath.Join(data, "regression_data", "rules", "windows", "process_creation", "proc_creation_win_certutil_download")
 	files, _ := filepath.Glob(filepath.Join(caseDir, "*.json"))
 	if len(files) != 1 {
@@ -80,7 +59,7 @@ func TestDetectOffline(t *testing.T) {
 }
 
 func TestDetectUnreadable(t *testing.T) {
-	data := sigmaData(t)
+	data := sigmatest.Data(t)
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.json")
 	if err := os.WriteFile(bad, []byte(`{"a": 1} {"b": `), 0o644); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/ocsf"
 	"github.com/vigilhq/vigil/internal/server"
+	"github.com/vigilhq/vigil/sigma/sigmatest"
 )
 
 // Tests run a real Vigil broker in-process and talk to it over TCP with
@@ -97,30 +98,6 @@ func createTopics(t *testing.T, addr string, partitions int32, topics ...string)
 	}
 }
 
-// sigmaData finds ../shared/data/sigma beside the module root.
-func sigmaData(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("module root (go.mod) not found above the working directory")
-		}
-		dir = parent
-	}
-	d := filepath.Join(dir, "..", "shared", "data", "sigma")
-	if _, err := os.Stat(filepath.Join(d, "regression_data")); err != nil {
-		t.Fatalf("SigmaHQ data missing: want it at %s (../shared/data/sigma beside the repo root): %v", d, err)
-	}
-	return d
-}
-
 // sample is one SigmaHQ rule with its regression event.
 type sample struct {
 	id, title, author, level string
@@ -141,7 +118,7 @@ var samples = []sample{
 // loadSamples reads each sample's regression event (compacted).
 func loadSamples(t *testing.T) (string, []sample) {
 	t.Helper()
-	data := sigmaData(t)
+	data := sigmatest.Data(t)
 	out := append([]sample(nil), samples...)
 	for i := range out {
 		dir := filepath.Join(data, "regression_data", strings.TrimSuffix(out[i].rule, ".yml"))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/ocsf"
+	"github.com/vigilhq/vigil/sigma/sigmatest"
 )
 
 // TestStreamLateTopic starts the detector before its topic exists (the
@@ -66,7 +67,7 @@ func TestStreamTopicRegex(t *testing.T) {
 // TestSummary groups the load problems of SigmaHQ's placeholder rules
 // (unconfigured |expand placeholders) into one reason.
 func TestSummary(t *testing.T) {
-	data := sigmaData(t)
+	data := sigmatest.Data(t)
 	_, problems, err := LoadEngine([]string{data + "/rules-placeholder", data + "/" + samples[0].rule}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +84,7 @@ func TestSummary(t *testing.T) {
 // streaming config: the source fields in unmapped and the channel and
 // event id in metadata route and match SigmaHQ's Windows rules.
 func TestStreamIngestEvents(t *testing.T) {
-	data := sigmaData(t)
+	data := sigmatest.Data(t)
 	raw, err := os.ReadFile("../parse/testdata/winlog/winlogbeat.golden.json")
 	if err != nil {
 		t.Fatal(err)
