@@ -541,8 +541,7 @@ func (s *Store) PutProducers(ctx context.Context, ps []meta.Producer) error {
 			if b == nil {
 				continue
 			}
-			key := binary.BigEndian.AppendUint32(make([]byte, 0, 12), uint32(p.Partition))
-			key = binary.BigEndian.AppendUint64(key, uint64(p.ProducerID))
+			key := metacodec.AppendProducerKey(make([]byte, 0, 12), p.Partition, p.ProducerID)
 			var err error
 			if p.Data == nil {
 				err = b.Delete(key)
@@ -568,11 +567,11 @@ func (s *Store) Producers(ctx context.Context, topic string, partition int32) ([
 		prefix := binary.BigEndian.AppendUint32(nil, uint32(partition))
 		c := b.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			if len(k) != 12 {
-				return fmt.Errorf("corrupt producer key %x of topic %q", k, topic)
+			p, err := metacodec.DecodeProducer(topic, k, v)
+			if err != nil {
+				return err
 			}
-			out = append(out, meta.Producer{Topic: topic, Partition: partition,
-				ProducerID: int64(binary.BigEndian.Uint64(k[4:])), Data: bytes.Clone(v)})
+			out = append(out, p)
 		}
 		return nil
 	})

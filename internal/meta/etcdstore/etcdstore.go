@@ -732,8 +732,7 @@ func (s *Store) PutProducers(ctx context.Context, ps []meta.Producer) error {
 				if t, ok := topics[p.Topic]; !ok || t.ID != p.TopicID {
 					continue
 				}
-				k := binary.BigEndian.AppendUint32([]byte(s.prodPrefix(p.Topic)), uint32(p.Partition))
-				k = binary.BigEndian.AppendUint64(k, uint64(p.ProducerID))
+				k := metacodec.AppendProducerKey([]byte(s.prodPrefix(p.Topic)), p.Partition, p.ProducerID)
 				if _, ok := final[string(k)]; !ok {
 					order = append(order, string(k))
 				}
@@ -758,12 +757,11 @@ func (s *Store) Producers(ctx context.Context, topic string, partition int32) ([
 	err := s.run(ctx, fmt.Sprintf("producer states of %q/%d", topic, partition), func() error {
 		tp := s.prodPrefix(topic)
 		return s.forPrefix(ctx, tp+partKey(partition), func(k, v []byte) error {
-			k = k[len(tp):]
-			if len(k) != 12 {
-				return fmt.Errorf("corrupt producer key %x of topic %q", k, topic)
+			p, err := metacodec.DecodeProducer(topic, k[len(tp):], v)
+			if err != nil {
+				return err
 			}
-			out = append(out, meta.Producer{Topic: topic, Partition: partition,
-				ProducerID: int64(binary.BigEndian.Uint64(k[4:])), Data: bytes.Clone(v)})
+			out = append(out, p)
 			return nil
 		})
 	})

@@ -55,6 +55,24 @@ func DecodeTopic(b []byte) (meta.Topic, error) {
 	return t, nil
 }
 
+// AppendProducerKey appends a producer state's key within its topic:
+// partition then producer id, fixed-width big endian, so one partition's
+// producers are one key range.
+func AppendProducerKey(dst []byte, partition int32, producerID int64) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(partition))
+	return binary.BigEndian.AppendUint64(dst, uint64(producerID))
+}
+
+// DecodeProducer parses a producer state of topic from its key k (within
+// the topic) and value v.
+func DecodeProducer(topic string, k, v []byte) (meta.Producer, error) {
+	if len(k) != 12 {
+		return meta.Producer{}, fmt.Errorf("corrupt producer key %x of topic %q", k, topic)
+	}
+	return meta.Producer{Topic: topic, Partition: int32(binary.BigEndian.Uint32(k)),
+		ProducerID: int64(binary.BigEndian.Uint64(k[4:])), Data: append([]byte(nil), v...)}, nil
+}
+
 // PutSegmentKey writes partition then FirstOffset with its sign bit
 // flipped, so unsigned byte order equals signed numeric order even for
 // offsets below zero.
