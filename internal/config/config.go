@@ -31,6 +31,11 @@ type Broker struct {
 	WAL      string // "file" or "object"
 	LogLevel string
 	NodeID   int32
+	Zone     string        // this broker's zone, matched against a client's "zone=" in client.id
+	LeaseTTL time.Duration // cluster membership lease; partitions move this long after a broker dies
+
+	WALFlushInterval time.Duration // object WAL: longest a produce waits for its chunk to be put
+	WALFlushBytes    int64         // object WAL: put a chunk early once this many bytes wait
 
 	AutoCreateTopics  bool
 	DefaultPartitions int32
@@ -74,6 +79,9 @@ func Default() Broker {
 		DataDir:           "./data",
 		WAL:               "file",
 		LogLevel:          "info",
+		LeaseTTL:          5 * time.Second,
+		WALFlushInterval:  5 * time.Millisecond,
+		WALFlushBytes:     4 << 20,
 		AutoCreateTopics:  true,
 		DefaultPartitions: 1,
 		RetentionMs:       7 * 24 * time.Hour.Milliseconds(),
@@ -118,7 +126,11 @@ func (c *Broker) options() []option {
 		{"metadata", "metadata store: etcd://host:port[,host:port...][/prefix] (default: the embedded file DATA-DIR/meta.db)", &c.Metadata},
 		{"wal", "write-ahead log kind: file or object", &c.WAL},
 		{"log-level", "debug, info, warn or error", &c.LogLevel},
-		{"node-id", "this broker's node id", &c.NodeID},
+		{"node-id", "this broker's node id, unique in a cluster", &c.NodeID},
+		{"zone", "this broker's zone (clients naming a zone in client.id, e.g. \"app;zone=a\", are routed to brokers of that zone)", &c.Zone},
+		{"lease-ttl", "cluster membership lease: a dead broker's partitions move this long after its last keepalive", &c.LeaseTTL},
+		{"wal-flush-interval", "object WAL: longest an acknowledged produce waits before its WAL chunk is written", &c.WALFlushInterval},
+		{"wal-flush-bytes", "object WAL: write a WAL chunk early once this many bytes wait", &c.WALFlushBytes},
 		{"auto-create-topics", "create unknown topics on Metadata and Produce", &c.AutoCreateTopics},
 		{"default-partitions", "partitions of an auto-created topic (num.partitions)", &c.DefaultPartitions},
 		{"retention-ms", "default retention.ms of topics (-1: forever)", &c.RetentionMs},
@@ -280,6 +292,15 @@ func (c *Broker) finish() error {
 		errs = append(errs, errors.New("--wal object: the object-store WAL needs the cluster mode, which is not built yet; use --wal file"))
 	default:
 		errs = append(errs, fmt.Errorf("--wal %q: must be file or object", c.WAL))
+	}
+	if c.LeaseTTL < time.Second {
+		errs = append(errs, fmt.Errorf("--lease-ttl %s: must be at least 1s", c.LeaseTTL))
+	}
+	if c.WALFlushInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--wal-flush-interval %s: must be positive", c.WALFlushInterval))
+	}
+	if c.WALFlushBytes < 1024 {
+		errs = append(errs, fmt.Errorf("--wal-flush-bytes %d: must be at least 1024", c.WALFlushBytes))
 	}
 	if _, err := ParseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
