@@ -11,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -45,7 +46,8 @@ type Broker struct {
 	cfg       config.Broker
 	log       *slog.Logger
 	store     *storage.Engine
-	groups    *group.Coordinator
+	groupsPtr atomic.Pointer[group.Coordinator]
+	cluster   ClusterView // nil: a single broker
 	clusterID string
 	host      string
 	port      int32
@@ -72,11 +74,12 @@ func New(cfg config.Broker, store *storage.Engine, groups *group.Coordinator, qu
 	if err != nil {
 		return nil, fmt.Errorf("broker: advertised port %q: %w", portStr, err)
 	}
-	b := &Broker{cfg: cfg, log: log, store: store, groups: groups, clusterID: clusterID, host: host, port: int32(port),
+	b := &Broker{cfg: cfg, log: log, store: store, clusterID: clusterID, host: host, port: int32(port),
 		conns: map[*conn]struct{}{}, dec: kgo.DefaultDecompressor()}
 	b.apis = b.apiTable()
 	b.obs = noObserver{}
 	b.quotas = quotas
+	b.groupsPtr.Store(groups)
 	return b, nil
 }
 

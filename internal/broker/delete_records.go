@@ -19,12 +19,13 @@ func (b *Broker) handleDeleteRecords(c *conn, h header, r kmsg.Request) func() k
 		t := b.store.Topic(rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.DeleteRecordsResponseTopicPartition{Partition: rp.Partition, LowWatermark: -1}
-			if t == nil || rp.Partition < 0 || int(rp.Partition) >= len(t.Logs) {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			l, code := b.servePartition(t, rp.Partition, -1)
+			if code != 0 {
+				sp.ErrorCode = code
 			} else if isInternalTopic(rt.Topic) {
 				sp.ErrorCode = kerr.InvalidTopicException.Code // Kafka: cannot delete records of internal topic
 			} else {
-				ls, err := b.store.SetLogStart(context.Background(), t, t.Logs[rp.Partition], rp.Offset)
+				ls, err := b.store.SetLogStart(context.Background(), t, l, rp.Offset)
 				switch {
 				case errors.Is(err, partition.ErrOffsetOutOfRange):
 					sp.ErrorCode = kerr.OffsetOutOfRange.Code

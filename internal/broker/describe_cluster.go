@@ -18,6 +18,8 @@ func (b *Broker) handleDescribeCluster(c *conn, h header, r kmsg.Request) func()
 	}
 	resp.ClusterID = b.clusterID
 	resp.ControllerID = b.cfg.NodeID
-	resp.Brokers = []kmsg.DescribeClusterResponseBroker{{NodeID: b.cfg.NodeID, Host: b.host, Port: b.port}}
+	for _, e := range b.endpoints() {
+		resp.Brokers = append(resp.Brokers, kmsg.DescribeClusterResponseBroker{NodeID: e.id, Host: e.host, Port: e.port, Rack: e.rack})
+	}
 	return func() kmsg.Response { return resp }
 }

@@ -91,13 +91,11 @@ func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *km
 			// RecordBatches is never null: librdkafka rejects a null
 			// (size -1) record set even alongside an error code.
 			sp := kmsg.FetchResponseTopicPartition{Partition: rp.Partition, HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1, PreferredReadReplica: -1, RecordBatches: []byte{}}
+			l, code := b.servePartition(t, rp.Partition, rp.CurrentLeaderEpoch)
 			switch {
-			case t == nil || rp.Partition < 0 || int(rp.Partition) >= len(t.Logs):
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case rp.CurrentLeaderEpoch > leaderEpoch:
-				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+			case code != 0:
+				sp.ErrorCode = code
 			default:
-				l := t.Logs[rp.Partition]
 				limit := min(int(rp.PartitionMaxBytes), maxBytes-total)
 				var res partition.ReadResult
 				var err error
@@ -110,6 +108,8 @@ func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *km
 				switch {
 				case errors.Is(err, partition.ErrOffsetOutOfRange):
 					sp.ErrorCode = kerr.OffsetOutOfRange.Code
+				case errors.Is(err, partition.ErrNotLeader):
+					sp.ErrorCode = kerr.NotLeaderForPartition.Code
 				case err != nil && ctx.Err() != nil:
 					sp.ErrorCode = kerr.KafkaStorageError.Code // client gone; nobody reads this
 				case err != nil:

@@ -11,7 +11,8 @@ const (
 	coordinatorTransaction = 1
 )
 
-// handleFindCoordinator answers that this broker coordinates every group.
+// handleFindCoordinator names the broker that coordinates every group:
+// this one alone, or in a cluster the leader of __consumer_offsets.
 // Transactions (and KIP-932 share groups) are not supported yet, so their
 // coordinator requests fail with INVALID_REQUEST.
 func (b *Broker) handleFindCoordinator(c *conn, h header, r kmsg.Request) func() kmsg.Response {
@@ -24,7 +25,12 @@ func (b *Broker) handleFindCoordinator(c *conn, h header, r kmsg.Request) func()
 	find := func(key string) (code int16, msg *string, node int32, host string, port int32) {
 		switch ktype {
 		case coordinatorGroup:
-			return 0, nil, b.cfg.NodeID, b.host, b.port
+			e, ok := b.coordinatorNode()
+			if !ok {
+				m := "the group coordinator is moving to another broker"
+				return kerr.CoordinatorNotAvailable.Code, &m, -1, "", -1
+			}
+			return 0, nil, e.id, e.host, e.port
 		case coordinatorTransaction:
 			m := "transactions are not supported yet"
 			return kerr.InvalidRequest.Code, &m, -1, "", -1

@@ -1,12 +1,17 @@
 package broker
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func (b *Broker) handleHeartbeat(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.HeartbeatRequest)
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-	resp.ErrorCode = b.groups.Heartbeat(req)
+	if g := b.coordinator(); g != nil {
+		resp.ErrorCode = g.Heartbeat(req)
+	} else {
+		resp.ErrorCode = kerr.NotCoordinator.Code
+	}
 	return func() kmsg.Response { return resp }
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"net"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -11,7 +12,13 @@ import (
 // rebalance on the writer goroutine.
 func (b *Broker) handleJoinGroup(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.JoinGroupRequest)
-	ch := b.groups.Join(req, h.clientID, c.clientHost())
+	g := b.coordinator()
+	if g == nil {
+		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode, resp.Generation = kerr.NotCoordinator.Code, -1
+		return func() kmsg.Response { return resp }
+	}
+	ch := g.Join(req, h.clientID, c.clientHost())
 	return func() kmsg.Response {
 		select {
 		case resp := <-ch:

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/group"
@@ -23,7 +24,12 @@ func (b *Broker) handleLeaveGroup(c *conn, h header, r kmsg.Request) func() kmsg
 			leaving = append(leaving, lm)
 		}
 	}
-	code, codes := b.groups.Leave(req.Group, leaving)
+	g := b.coordinator()
+	if g == nil {
+		resp.ErrorCode = kerr.NotCoordinator.Code
+		return func() kmsg.Response { return resp }
+	}
+	code, codes := g.Leave(req.Group, leaving)
 	resp.ErrorCode = code
 	if h.version < 3 {
 		if code == 0 {

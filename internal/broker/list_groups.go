@@ -20,8 +20,8 @@ func (b *Broker) handleListGroups(c *conn, h header, r kmsg.Request) func() kmsg
 		}
 	}
 	resp.Groups = []kmsg.ListGroupsResponseGroup{}
-	if typeOK {
-		for _, l := range b.groups.List(req.StatesFilter) {
+	if g := b.coordinator(); typeOK && g != nil {
+		for _, l := range g.List(req.StatesFilter) {
 			resp.Groups = append(resp.Groups, kmsg.ListGroupsResponseGroup{Group: l.Group, ProtocolType: l.ProtocolType,
 				GroupState: l.State, GroupType: group.GroupType})
 		}

@@ -28,13 +28,10 @@ func (b *Broker) handleListOffsets(c *conn, h header, r kmsg.Request) func() kms
 			t := b.store.Topic(rt.Topic)
 			for _, rp := range rt.Partitions {
 				sp := kmsg.ListOffsetsResponseTopicPartition{Partition: rp.Partition, Timestamp: -1, Offset: -1, LeaderEpoch: -1}
-				switch {
-				case t == nil || rp.Partition < 0 || int(rp.Partition) >= len(t.Logs):
-					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				case rp.CurrentLeaderEpoch > leaderEpoch:
-					sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
-				default:
-					b.listOffset(c.ctx, t.Logs[rp.Partition], rp.Timestamp, &sp)
+				if l, code := b.servePartition(t, rp.Partition, rp.CurrentLeaderEpoch); code != 0 {
+					sp.ErrorCode = code
+				} else {
+					b.listOffset(c.ctx, l, rp.Timestamp, &sp)
 				}
 				st.Partitions = append(st.Partitions, sp)
 			}
@@ -46,7 +43,7 @@ func (b *Broker) handleListOffsets(c *conn, h header, r kmsg.Request) func() kms
 
 func (b *Broker) listOffset(ctx context.Context, l *partition.Log, ts int64, sp *kmsg.ListOffsetsResponseTopicPartition) {
 	logStart, hw := l.Offsets()
-	sp.LeaderEpoch = leaderEpoch
+	sp.LeaderEpoch, _ = l.Leader()
 	switch ts {
 	case tsLatest:
 		sp.Offset = hw

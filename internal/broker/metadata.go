@@ -16,7 +16,9 @@ const noAuthorizedOps = -2147483648
 func (b *Broker) handleMetadata(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: b.cfg.NodeID, Host: b.host, Port: b.port}}
+	for _, e := range b.endpoints() {
+		resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: e.id, Host: e.host, Port: e.port, Rack: e.rack})
+	}
 	resp.ClusterID = &b.clusterID
 	resp.ControllerID = b.cfg.NodeID
 	resp.AuthorizedOperations = noAuthorizedOps
@@ -71,10 +73,17 @@ func (b *Broker) metadataTopic(t *storage.Topic) kmsg.MetadataResponseTopic {
 	mt := kmsg.MetadataResponseTopic{Topic: &name, TopicID: t.ID, IsInternal: isInternalTopic(name), AuthorizedOperations: noAuthorizedOps}
 	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, len(t.Logs))
 	for p := range t.Logs {
-		mt.Partitions[p] = kmsg.MetadataResponseTopicPartition{
-			Partition: int32(p), Leader: b.cfg.NodeID, LeaderEpoch: leaderEpoch,
-			Replicas: []int32{b.cfg.NodeID}, ISR: []int32{b.cfg.NodeID}, OfflineReplicas: []int32{},
+		leader, epoch := b.leaderOf(t, int32(p))
+		mp := kmsg.MetadataResponseTopicPartition{
+			Partition: int32(p), Leader: leader, LeaderEpoch: epoch,
+			Replicas: []int32{leader}, ISR: []int32{leader}, OfflineReplicas: []int32{},
 		}
+		if leader < 0 {
+			// Being taken over: clients retry the metadata request.
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+			mp.Replicas, mp.ISR = []int32{}, []int32{}
+		}
+		mt.Partitions[p] = mp
 	}
 	return mt
 }

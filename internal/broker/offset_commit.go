@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -9,7 +10,19 @@ import (
 // answers on the writer goroutine once they are durable in the WAL.
 func (b *Broker) handleOffsetCommit(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.OffsetCommitRequest)
-	ch := b.groups.Commit(req)
+	g := b.coordinator()
+	if g == nil {
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.OffsetCommitResponseTopic{Topic: rt.Topic}
+			for _, rp := range rt.Partitions {
+				st.Partitions = append(st.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: rp.Partition, ErrorCode: kerr.NotCoordinator.Code})
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return func() kmsg.Response { return resp }
+	}
+	ch := g.Commit(req)
 	return func() kmsg.Response {
 		// Not abandoned on disconnect: the WAL answers promptly, and
 		// the commit happens whether or not the client hears of it.

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -8,6 +9,12 @@ import (
 // not consume (KIP-496); the answer waits until the tombstones are durable.
 func (b *Broker) handleOffsetDelete(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.OffsetDeleteRequest)
-	ch := b.groups.DeleteOffsets(req)
+	g := b.coordinator()
+	if g == nil {
+		resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+		resp.ErrorCode = kerr.NotCoordinator.Code
+		return func() kmsg.Response { return resp }
+	}
+	ch := g.DeleteOffsets(req)
 	return func() kmsg.Response { return <-ch }
 }

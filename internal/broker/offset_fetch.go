@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -24,7 +25,7 @@ func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kms
 				}
 				topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
 			}
-			offs, code := b.groups.FetchOffsets(rg.Group, topics, rg.Topics == nil)
+			offs, code := b.fetchOffsets(rg.Group, topics, rg.Topics == nil)
 			g := kmsg.OffsetFetchResponseGroup{Group: rg.Group, ErrorCode: code}
 			for _, t := range groupFetched(offs, order, rg.Topics == nil) {
 				gt := kmsg.OffsetFetchResponseGroupTopic{Topic: t.topic}
@@ -49,7 +50,7 @@ func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kms
 	}
 	// A null topic list (v2+) asks for every committed offset.
 	all := req.Topics == nil && h.version >= 2
-	offs, code := b.groups.FetchOffsets(req.Group, topics, all)
+	offs, code := b.fetchOffsets(req.Group, topics, all)
 	resp.ErrorCode = code
 	for _, t := range groupFetched(offs, order, all) {
 		rt := kmsg.OffsetFetchResponseTopic{Topic: t.topic}
@@ -90,4 +91,14 @@ func groupFetched(offs []group.FetchedOffset, order []string, all bool) []fetche
 		out = append(out, fetchedTopic{t, by[t]})
 	}
 	return out
+}
+
+// fetchOffsets asks the coordinator, or answers NOT_COORDINATOR when
+// another broker coordinates the groups.
+func (b *Broker) fetchOffsets(id string, topics map[string][]int32, all bool) ([]group.FetchedOffset, int16) {
+	g := b.coordinator()
+	if g == nil {
+		return nil, kerr.NotCoordinator.Code
+	}
+	return g.FetchOffsets(id, topics, all)
 }

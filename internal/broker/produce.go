@@ -14,10 +14,6 @@ import (
 	"github.com/vigilhq/vigil/internal/quota"
 )
 
-// leaderEpoch is the epoch of every partition while one broker leads them
-// all; the cluster mode bumps it on every leadership change.
-const leaderEpoch = 0
-
 // handleProduce validates and appends on the reader goroutine, so that
 // pipelined produces on one connection get offsets in request order, and
 // waits for durability on the writer goroutine.
@@ -48,8 +44,8 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 				fail(kerr.InvalidTopicException, "cannot append to internal topic "+rt.Topic)
 				continue
 			}
-			if t == nil || rp.Partition < 0 || int(rp.Partition) >= len(t.Logs) {
-				fail(kerr.UnknownTopicOrPartition, "")
+			if _, code := b.servePartition(t, rp.Partition, -1); code != 0 {
+				sp.ErrorCode = code
 				continue
 			}
 			hs, err := batch.Split(rp.Records)
@@ -88,6 +84,9 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 					switch {
 					case errors.Is(err, partition.ErrDeleted):
 						sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+						return
+					case errors.Is(err, partition.ErrNotLeader):
+						sp.ErrorCode = kerr.NotLeaderForPartition.Code
 						return
 					case errors.Is(err, producer.ErrOutOfOrder):
 						fail(kerr.OutOfOrderSequenceNumber, err.Error())

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -8,7 +9,13 @@ import (
 // reader goroutine; followers wait for it on the writer goroutine.
 func (b *Broker) handleSyncGroup(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.SyncGroupRequest)
-	ch := b.groups.Sync(req)
+	g := b.coordinator()
+	if g == nil {
+		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+		resp.ErrorCode = kerr.NotCoordinator.Code
+		return func() kmsg.Response { return resp }
+	}
+	ch := g.Sync(req)
 	return func() kmsg.Response {
 		select {
 		case resp := <-ch:

@@ -45,6 +45,11 @@ type Segment struct {
 	FirstOffset  int64  // base offset of the first batch
 	LastOffset   int64  // offset of the last record of the last batch (inclusive)
 	MaxTimestamp int64  // max timestamp over the batches (ms)
+	// LeaderEpoch, when positive, fences the write that adds or removes
+	// this entry: a store shared by several brokers (meta.Cluster) makes
+	// it fail with ErrFenced unless it is still the partition's epoch. It
+	// is not stored; a single-process store ignores it.
+	LeaderEpoch int32
 }
 
 // PartitionState is the per-partition state that is not derived from the

@@ -24,6 +24,9 @@ import (
 var (
 	ErrOffsetOutOfRange = errors.New("partition: offset out of range")
 	ErrDeleted          = errors.New("partition: topic deleted")
+	// ErrNotLeader: in a cluster, this broker does not lead the partition
+	// (now); the client refreshes its metadata and retries.
+	ErrNotLeader = errors.New("partition: not the leader")
 )
 
 // Batch is one stored record batch.
@@ -53,6 +56,10 @@ type Log struct {
 	waiters  map[chan struct{}]struct{}
 	deleted  bool
 	failed   error
+	// epoch is the leader epoch stamped on appended batches; led is false
+	// for a partition a cluster peer leads (or nobody yet).
+	epoch int32
+	led   bool
 	// producers is the idempotence state as of the log end: checked and
 	// advanced under mu by Append, so it follows offset order exactly.
 	producers *producer.State
@@ -63,7 +70,7 @@ type Log struct {
 // for tail reads once batches are uploaded.
 func New(topic string, topicID [16]byte, partition int32, objs *readcache.Cache, segs []meta.Segment, logStart, cacheBytes int64) *Log {
 	l := &Log{Topic: topic, TopicID: topicID, Partition: partition, objs: objs, cacheCap: cacheBytes, segs: segs, logStart: logStart,
-		producers: producer.NewState()}
+		producers: producer.NewState(), led: true}
 	if n := len(segs); n > 0 {
 		l.next = segs[n-1].LastOffset + 1
 		l.logStart = max(l.logStart, segs[0].FirstOffset)
@@ -110,11 +117,14 @@ func (l *Log) Recover(b *Batch, pb producer.Batch, nowMs int64) (bool, error) {
 // is that original batch (the caller answers once it is durable). Sequence
 // and epoch violations are errors wrapping producer.ErrOutOfOrder or
 // producer.ErrInvalidEpoch.
-func (l *Log) Append(h *batch.Header, epoch int32, nowMs int64, write func(*Batch)) (dup *producer.Appended, err error) {
+func (l *Log) Append(h *batch.Header, nowMs int64, write func(*Batch)) (dup *producer.Appended, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.deleted {
 		return nil, ErrDeleted
+	}
+	if !l.led {
+		return nil, ErrNotLeader
 	}
 	if l.failed != nil {
 		return nil, l.failed
@@ -123,7 +133,7 @@ func (l *Log) Append(h *batch.Header, epoch int32, nowMs int64, write func(*Batc
 	if dup, err := l.producers.Check(pb); dup != nil || err != nil {
 		return dup, err
 	}
-	batch.Assign(h.Raw, l.next, epoch)
+	batch.Assign(h.Raw, l.next, l.epoch)
 	b := &Batch{Base: l.next, Last: l.next + int64(h.LastOffsetDelta), MaxTs: h.MaxTimestamp, Data: h.Raw}
 	l.producers.Apply(pb, b.Base, nowMs)
 	l.next = b.Last + 1
@@ -169,6 +179,36 @@ func (l *Log) Fail(err error) {
 		l.failed = fmt.Errorf("partition %s/%d: write-ahead log failed: %w", l.Topic, l.Partition, err)
 	}
 	l.mu.Unlock()
+}
+
+// SetLeader makes this broker the partition's leader at epoch (the log
+// must have been built from the state the new epoch starts from).
+func (l *Log) SetLeader(epoch int32) {
+	l.mu.Lock()
+	l.epoch, l.led = epoch, true
+	l.mu.Unlock()
+}
+
+// Fence stops serving the partition: another broker leads it, or this
+// one's lease is in doubt. Appends and reads fail with ErrNotLeader, and
+// waiting fetches wake up to notice.
+func (l *Log) Fence() {
+	l.mu.Lock()
+	l.led = false
+	for w := range l.waiters {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+	l.mu.Unlock()
+}
+
+// Leader reports the epoch and whether this broker leads the partition.
+func (l *Log) Leader() (int32, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.epoch, l.led
 }
 
 // MarkDeleted stops appends after the topic is deleted.
@@ -303,6 +343,10 @@ func (l *Log) Read(ctx context.Context, offset int64, maxBytes int, minOne bool)
 	fits := func(have, add int) bool { return have+add <= maxBytes || (have == 0 && minOne) }
 	l.mu.Lock()
 	res := ReadResult{HW: l.hw, LogStart: l.logStart}
+	if !l.led {
+		l.mu.Unlock()
+		return res, ErrNotLeader
+	}
 	if offset < l.logStart || offset > l.hw {
 		l.mu.Unlock()
 		return res, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, l.logStart, l.hw)

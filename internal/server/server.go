@@ -13,9 +13,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/vigilhq/vigil/internal/broker"
+	"github.com/vigilhq/vigil/internal/cluster"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/group"
 	"github.com/vigilhq/vigil/internal/meta"
@@ -44,6 +46,12 @@ type Server struct {
 	admin   *http.Server
 
 	served chan error // the Kafka listener's Serve result
+
+	// Cluster mode (--metadata etcd://...); nil for a single broker.
+	member     *cluster.Member
+	stopMember context.CancelFunc
+	memberDone chan struct{}
+	groupsMu   sync.Mutex // guards groups when it moves with leadership
 }
 
 // Start opens everything and starts serving Kafka clients; Serve waits
@@ -66,7 +74,13 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 		s.closeStores()
 		return nil, fmt.Errorf("cluster id: %w", err)
 	}
+	cl, clustered := s.meta.(meta.Cluster)
+	var clusterOpts *storage.ClusterOptions
+	if clustered {
+		clusterOpts = &storage.ClusterOptions{Cluster: cl, BrokerID: cfg.NodeID}
+	}
 	s.store, err = storage.Open(ctx, s.meta, s.objs, storage.Options{
+		Cluster:        clusterOpts,
 		WALDir:         filepath.Join(cfg.DataDir, "wal"),
 		WALSync:        cfg.WALSync,
 		UploadInterval: cfg.UploadInterval,
@@ -87,13 +101,23 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 		s.closeStores()
 		return nil, err
 	}
-	if s.groups, err = openGroups(ctx, cfg, s.store, log); err != nil {
+	if clustered {
+		// The coordinator is built once this broker leads
+		// __consumer_offsets (onLeadership); the topic must exist first.
+		if err := ensureOffsetsTopic(ctx, cfg, s.store); err != nil {
+			s.store.Close()
+			s.closeStores()
+			return nil, err
+		}
+	} else if s.groups, err = openGroups(ctx, cfg, s.store, log); err != nil {
 		s.store.Close()
 		s.closeStores()
 		return nil, err
 	}
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-		s.groups.Close()
+		if s.groups != nil {
+			s.groups.Close()
+		}
 		s.store.Close()
 		s.closeStores()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
@@ -107,19 +131,40 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 	quotas, err := quota.Open(ctx, s.meta)
 	if err != nil {
 		s.ln.Close()
-		s.groups.Close()
+		if s.groups != nil {
+			s.groups.Close()
+		}
 		s.store.Close()
 		s.closeStores()
 		return nil, err
 	}
 	if s.broker, err = broker.New(cfg, s.store, s.groups, quotas, clusterID, log); err != nil {
 		s.ln.Close()
-		s.groups.Close()
+		if s.groups != nil {
+			s.groups.Close()
+		}
 		s.store.Close()
 		s.closeStores()
 		return nil, err
 	}
 	s.broker.SetObserver(s.metrics)
+	if clustered {
+		s.member = cluster.New(cluster.Config{BrokerID: cfg.NodeID, Addr: cfg.Advertised, Zone: cfg.Zone,
+			LeaseTTL: cfg.LeaseTTL, Grouped: []string{group.OffsetsTopic}, Logger: log}, cl, s.store, s.onLeadership)
+		s.broker.SetCluster(s.member)
+		if err := s.member.Join(ctx); err != nil {
+			s.ln.Close()
+			s.store.Close()
+			s.closeStores()
+			return nil, fmt.Errorf("join cluster: %w", err)
+		}
+		mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		s.stopMember, s.memberDone = cancel, make(chan struct{})
+		go func() {
+			defer close(s.memberDone)
+			s.member.Run(mctx)
+		}()
+	}
 	s.metrics.Gauge("vigil_upload_backlog_bytes", "Bytes durable in the WAL but not yet uploaded as segment objects.",
 		func() float64 { return float64(s.store.UploadBacklog()) })
 	s.metrics.GroupLag(s.groupLag)
@@ -132,7 +177,9 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 	if cfg.AdminListen != "" {
 		if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			s.ln.Close()
-			s.groups.Close()
+			if s.groups != nil {
+				s.groups.Close()
+			}
 			s.store.Close()
 			s.closeStores()
 			return nil, fmt.Errorf("admin listen on %s: %w", cfg.AdminListen, err)
@@ -184,8 +231,14 @@ func (s *Server) AdminAddr() string {
 // watermark, computed at scrape time.
 func (s *Server) groupLag() []metrics.Lag {
 	var out []metrics.Lag
-	for _, g := range s.groups.List(nil) {
-		offs, code := s.groups.FetchOffsets(g.Group, nil, true)
+	s.groupsMu.Lock()
+	groups := s.groups
+	s.groupsMu.Unlock()
+	if groups == nil {
+		return nil
+	}
+	for _, g := range groups.List(nil) {
+		offs, code := groups.FetchOffsets(g.Group, nil, true)
 		if code != 0 {
 			continue
 		}
@@ -223,6 +276,48 @@ func openGroups(ctx context.Context, cfg config.Broker, store *storage.Engine, l
 	return g, nil
 }
 
+// ensureOffsetsTopic creates __consumer_offsets if no broker has yet.
+func ensureOffsetsTopic(ctx context.Context, cfg config.Broker, store *storage.Engine) error {
+	_, err := store.OpenInternalTopic(ctx, group.OffsetsTopic, cfg.OffsetsPartitions,
+		map[string]string{"retention.ms": "-1", "retention.bytes": "-1"})
+	return err
+}
+
+// onLeadership moves the group coordinator with __consumer_offsets: it is
+// loaded when this broker leads every partition of it, and dropped as
+// soon as it leads not all of them.
+func (s *Server) onLeadership() {
+	led := s.store.Led()
+	t := s.store.Topic(group.OffsetsTopic)
+	all := t != nil
+	if t != nil {
+		for p := range t.Logs {
+			if _, ok := led[storage.Partition{Topic: group.OffsetsTopic, Partition: int32(p)}]; !ok {
+				all = false
+				break
+			}
+		}
+	}
+	s.groupsMu.Lock()
+	defer s.groupsMu.Unlock()
+	switch {
+	case all && s.groups == nil:
+		g, err := openGroups(context.Background(), s.cfg, s.store, s.log)
+		if err != nil {
+			s.log.Error("cannot load consumer groups after taking __consumer_offsets over", "err", err)
+			return
+		}
+		s.groups = g
+		s.broker.SetGroups(g)
+		s.log.Info("this broker now coordinates the consumer groups")
+	case !all && s.groups != nil:
+		s.broker.SetGroups(nil)
+		s.groups.Close()
+		s.groups = nil
+		s.log.Info("this broker no longer coordinates the consumer groups")
+	}
+}
+
 // Addr is the address the listener is bound to.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
@@ -251,8 +346,25 @@ func (s *Server) Close() error {
 	if err := s.broker.Close(); err != nil {
 		errs = append(errs, err)
 	}
+	if s.member != nil {
+		s.stopMember()
+		<-s.memberDone
+	}
 	// Groups stop before storage: their last appends still reach the WAL.
-	s.groups.Close()
+	s.groupsMu.Lock()
+	if s.groups != nil {
+		s.groups.Close()
+		s.groups = nil
+	}
+	s.groupsMu.Unlock()
+	if s.member != nil {
+		// Hand every partition over now rather than after the lease.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := s.member.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("leave cluster: %w", err))
+		}
+		cancel()
+	}
 	if err := s.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close storage: %w", err))
 	}

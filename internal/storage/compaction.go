@@ -117,7 +117,12 @@ func (e *Engine) compactGroup(ctx context.Context, l *partition.Log, group []met
 	r := runs[0]
 	merged := meta.Segment{Topic: l.Topic, Partition: l.Partition, Object: key, Position: r.Position, Size: r.Size,
 		FirstOffset: r.FirstOffset, LastOffset: r.LastOffset, MaxTimestamp: r.MaxTimestamp}
-	if err := e.meta.ReplaceSegments(ctx, group, []meta.Segment{merged}); err != nil {
+	epoch, led := e.leads(l)
+	if !led {
+		e.objs.Delete(ctx, key)
+		return nil // its new leader compacts it
+	}
+	if err := e.meta.ReplaceSegments(ctx, fenced(group, epoch), fenced([]meta.Segment{merged}, epoch)); err != nil {
 		e.objs.Delete(ctx, key)
 		return fmt.Errorf("compact %s/%d: swap index: %w", l.Topic, l.Partition, err)
 	}

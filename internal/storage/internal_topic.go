@@ -38,7 +38,16 @@ func (e *Engine) OpenInternalTopic(ctx context.Context, name string, partitions 
 		var err error
 		t, err = e.CreateTopic(ctx, name, partitions, configs)
 		if errors.Is(err, ErrTopicExists) {
-			t, err = e.Topic(name), nil
+			if t = e.Topic(name); t == nil {
+				// Another broker of the cluster created it just now.
+				if err = e.Refresh(ctx); err == nil {
+					if t = e.Topic(name); t == nil {
+						err = fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+					}
+				}
+			} else {
+				err = nil
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("storage: create internal topic %s: %w", name, err)

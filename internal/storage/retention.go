@@ -87,7 +87,11 @@ func (e *Engine) EnforceRetention(ctx context.Context, now time.Time) (int, erro
 					"segments_kept", len(segs), "through_offset", segs[len(segs)-1].LastOffset)
 				continue
 			}
-			if err := e.meta.ReplaceSegments(ctx, segs, nil); err != nil {
+			epoch, led := e.leads(l)
+			if !led {
+				continue // its leader enforces retention
+			}
+			if err := e.meta.ReplaceSegments(ctx, fenced(segs, epoch), nil); err != nil {
 				errs = append(errs, fmt.Errorf("remove %d index entries of %s/%d: %w", len(segs), t.Name, l.Partition, err))
 				continue
 			}

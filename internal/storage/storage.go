@@ -61,6 +61,9 @@ type Options struct {
 	// state (Kafka's producer.id.expiration.ms); zero means one day.
 	ProducerExpiry time.Duration
 	Logger         *slog.Logger
+	// Cluster, if set, runs the engine in cluster mode (see
+	// ClusterOptions): it leads no partition until Acquire.
+	Cluster *ClusterOptions
 }
 
 // Observer receives the engine's activity (metrics).
@@ -115,9 +118,15 @@ type Engine struct {
 	retentionDone chan struct{}
 	gcWG          sync.WaitGroup
 
+	// upLock serializes uploads, and leadership changes with them: both
+	// touch upProducers and the upload queue's view of a partition.
+	upLock      sync.Mutex
 	upProducers map[*partition.Log]*producer.State
-	lastExpiry  time.Time
-	pids        *producer.IDs
+	// cl is the cluster state: nil for a single-process broker, which
+	// leads every partition.
+	cl         *clustered
+	lastExpiry time.Time
+	pids       *producer.IDs
 }
 
 // queued is a durable batch waiting to be uploaded.
@@ -149,6 +158,10 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 		upProducers:   map[*partition.Log]*producer.State{}, lastExpiry: time.Now(),
 		pids: producer.NewIDs(ms), cache: readcache.New(objs, opts.ReadCache),
 	}
+	if opts.Cluster != nil {
+		e.cl = &clustered{e: e, opts: *opts.Cluster, lost: map[lostKey]int32{}, floor: ^uint64(0),
+			releasing: map[*partition.Log]bool{}}
+	}
 	tops, err := ms.Topics(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("storage: load topics: %w", err)
@@ -172,6 +185,13 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 		top := e.byID[topicKeyID(ent.Topic)]
 		if top == nil || int(ent.Partition) >= len(top.Logs) {
 			skipped++ // the topic was deleted after this write
+			return nil
+		}
+		if e.cl != nil {
+			// A cluster broker leads nothing after a restart: whoever
+			// takes these partitions over reads this tail, which must
+			// stay until then.
+			e.cl.noteLost(top.Name, ent.Partition, ent.Data, seq)
 			return nil
 		}
 		info, err := batch.Peek(ent.Data)
@@ -225,6 +245,9 @@ func (e *Engine) loadTopic(ctx context.Context, t meta.Topic) (*Topic, error) {
 			return nil, fmt.Errorf("storage: load state of %s/%d: %w", t.Name, p, err)
 		}
 		top.Logs[p] = partition.New(t.Name, t.ID, p, e.cache, segs, st.LogStart, e.opts.TailCacheBytes)
+		if e.cl != nil {
+			top.Logs[p].Fence() // led by nobody until taken over
+		}
 		if err := e.loadProducers(ctx, t.Name, top.Logs[p]); err != nil {
 			return nil, err
 		}
@@ -284,7 +307,7 @@ func (e *Engine) CreateTopic(ctx context.Context, name string, partitions int32,
 	}
 	top := &Topic{Topic: t, Logs: make([]*partition.Log, partitions)}
 	for p := range top.Logs {
-		top.Logs[p] = partition.New(name, t.ID, int32(p), e.cache, nil, 0, e.opts.TailCacheBytes)
+		top.Logs[p] = e.newLog(t, int32(p))
 	}
 	e.topics[name], e.byID[t.ID] = top, top
 	e.log.Info("topic created", "topic", name, "partitions", partitions, "configs", configs)
@@ -374,7 +397,7 @@ func (e *Engine) UpdateTopic(ctx context.Context, name string, fn func(*meta.Top
 	}
 	logs := top.Logs
 	for p := int32(len(logs)); p < updated.Partitions; p++ {
-		logs = append(logs, partition.New(name, updated.ID, p, e.cache, nil, 0, e.opts.TailCacheBytes))
+		logs = append(logs, e.newLog(updated, p))
 	}
 	// Replace rather than mutate: readers hold the old *Topic without a lock.
 	nt := &Topic{Topic: updated, Logs: logs}
@@ -390,11 +413,18 @@ func (e *Engine) UpdateTopic(ctx context.Context, name string, fn func(*meta.Top
 // gets the original's offset once the original is durable.
 func (e *Engine) Produce(t *Topic, l *partition.Log, h *batch.Header, done func(base int64, err error)) {
 	key := topicKey(t.ID)
-	dup, err := l.Append(h, 0, time.Now().UnixMilli(), func(b *partition.Batch) {
+	dup, err := l.Append(h, time.Now().UnixMilli(), func(b *partition.Batch) {
 		b.Seq = e.wal.Append(wal.Entry{Topic: key, Partition: l.Partition, Data: b.Data}, func(seq uint64, err error) {
-			if err != nil {
+			switch {
+			case err != nil:
 				l.Fail(err)
-			} else {
+			case e.cl != nil && !e.cl.leaseValid():
+				// The lease may have expired while this batch was being
+				// written: its partition may have moved, so it must not
+				// be acknowledged or become readable here.
+				l.Fence()
+				err = partition.ErrNotLeader
+			default:
 				l.Commit(b)
 				e.enqueue(l, b)
 			}
@@ -511,6 +541,8 @@ func (e *Engine) uploadLoop() {
 // upload writes every queued durable batch into one segment object,
 // commits its index in one metadata write, and trims the WAL.
 func (e *Engine) upload(ctx context.Context) error {
+	e.upLock.Lock()
+	defer e.upLock.Unlock()
 	e.upMu.Lock()
 	q := e.upQueue
 	e.upMu.Unlock()
@@ -520,12 +552,22 @@ func (e *Engine) upload(ctx context.Context) error {
 	b := segment.NewBuilder()
 	var lastSeq uint64
 	var n int
+	type tp struct {
+		t string
+		p int32
+	}
+	epochs := map[tp]int32{}
 	for _, it := range q {
 		lastSeq = max(lastSeq, it.b.Seq)
 		n++
 		if it.log.Deleted() {
 			continue
 		}
+		epoch, _ := it.log.Leader()
+		if e.cl != nil && e.cl.lostLog(it.log, it.b.Seq) {
+			continue // another broker recovers it from this WAL
+		}
+		epochs[tp{it.log.Topic, it.log.Partition}] = epoch
 		b.Add(it.log.Topic, it.log.Partition, it.b.Data, it.b.Base, it.b.Last, it.b.MaxTs)
 		if b.Size() >= e.opts.SegmentBytes {
 			break // bound one object; the rest goes next round
@@ -542,6 +584,9 @@ func (e *Engine) upload(ctx context.Context) error {
 		for i, r := range runs {
 			segs[i] = meta.Segment{Topic: r.Topic, Partition: r.Partition, Object: key, Position: r.Position,
 				Size: r.Size, FirstOffset: r.FirstOffset, LastOffset: r.LastOffset, MaxTimestamp: r.MaxTimestamp}
+			if e.cl != nil {
+				segs[i].LeaderEpoch = epochs[tp{r.Topic, r.Partition}]
+			}
 		}
 		// Producer state first: if the index commit then fails or the
 		// broker dies, the WAL (not yet trimmed) still holds these batches,
@@ -551,6 +596,11 @@ func (e *Engine) upload(ctx context.Context) error {
 			return err
 		}
 		if err := e.meta.AddSegments(ctx, segs); err != nil {
+			if errors.Is(err, meta.ErrFenced) && e.cl != nil {
+				// Some partition moved: find which, so the next round
+				// leaves its batches to the new leader.
+				e.cl.checkLeadership(ctx)
+			}
 			return fmt.Errorf("commit index of %s: %w", key, err)
 		}
 		e.installProducers(prods)
@@ -573,8 +623,15 @@ func (e *Engine) upload(ctx context.Context) error {
 	if e.walClosed {
 		return nil
 	}
-	if err := e.wal.TrimBefore(lastSeq + 1); err != nil {
+	trim := lastSeq + 1
+	if e.cl != nil {
+		trim = min(trim, e.cl.trimFloor())
+	}
+	if err := e.wal.TrimBefore(trim); err != nil {
 		return fmt.Errorf("trim WAL: %w", err)
+	}
+	if e.cl != nil {
+		e.cl.trimmed.Store(max(e.cl.trimmed.Load(), trim))
 	}
 	return nil
 }

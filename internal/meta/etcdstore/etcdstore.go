@@ -541,7 +541,10 @@ func (s *Store) topicsAt(ctx context.Context, names map[string]bool) (map[string
 // entries of unknown topics: it reads the topics named, lets build make
 // the operations, and commits them only if no topic was created or
 // deleted since the read; otherwise it starts over.
-func (s *Store) writeForTopics(ctx context.Context, names map[string]bool, build func(topics map[string]meta.Topic) []clientv3.Op) error {
+//
+// fence, if not empty, holds leader-epoch compares that must hold too;
+// if one fails, the write returns meta.ErrFenced instead of retrying.
+func (s *Store) writeForTopics(ctx context.Context, names map[string]bool, fence []clientv3.Cmp, build func(topics map[string]meta.Topic) []clientv3.Op) error {
 	for {
 		topics, rev, err := s.topicsAt(ctx, names)
 		if err != nil {
@@ -551,12 +554,22 @@ func (s *Store) writeForTopics(ctx context.Context, names map[string]bool, build
 		if len(ops) == 0 {
 			return nil
 		}
-		resp, err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.epochKey()), "<", rev+1)}, ops)
+		cmps := append([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.epochKey()), "<", rev+1)}, fence...)
+		resp, err := s.txn(ctx, cmps, ops)
 		if err != nil {
 			return err
 		}
 		if resp.Succeeded {
 			return nil
+		}
+		if len(fence) > 0 {
+			check, err := s.cli.Txn(ctx).If(fence...).Commit()
+			if err != nil {
+				return err
+			}
+			if !check.Succeeded {
+				return callerError{fmt.Errorf("etcdstore: write segments: %w", meta.ErrFenced)}
+			}
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -593,7 +606,7 @@ func (s *Store) ReplaceSegments(ctx context.Context, remove, add []meta.Segment)
 		names[sg.Topic] = true
 	}
 	return s.run(ctx, op, func() error {
-		return s.writeForTopics(ctx, names, func(topics map[string]meta.Topic) []clientv3.Op {
+		return s.writeForTopics(ctx, names, s.fences(remove, add), func(topics map[string]meta.Topic) []clientv3.Op {
 			// etcd rejects a transaction touching one key twice, so
 			// collapse to one operation per key.
 			final := map[string]*meta.Segment{} // nil: delete
@@ -722,7 +735,7 @@ func (s *Store) PutProducers(ctx context.Context, ps []meta.Producer) error {
 		names[p.Topic] = true
 	}
 	return s.run(ctx, fmt.Sprintf("put %d producer states", len(ps)), func() error {
-		return s.writeForTopics(ctx, names, func(topics map[string]meta.Topic) []clientv3.Op {
+		return s.writeForTopics(ctx, names, nil, func(topics map[string]meta.Topic) []clientv3.Op {
 			final := map[string]*meta.Producer{}
 			var order []string
 			for i := range ps {

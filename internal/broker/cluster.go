@@ -1,0 +1,127 @@
+package broker
+
+import (
+	"net"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/vigilhq/vigil/internal/group"
+	"github.com/vigilhq/vigil/internal/meta"
+	"github.com/vigilhq/vigil/internal/partition"
+	"github.com/vigilhq/vigil/internal/storage"
+)
+
+// ClusterView tells the broker where partitions live in a multi-broker
+// cluster. A single broker has none and leads everything itself.
+type ClusterView interface {
+	// LiveBrokers returns the registered brokers, sorted by id.
+	LiveBrokers() []meta.BrokerInfo
+	// LeaderOf returns a partition's current leader, if it has one.
+	LeaderOf(topic string, partition int32) (meta.Leader, bool)
+}
+
+// SetCluster switches the broker to cluster mode; call before Serve.
+func (b *Broker) SetCluster(v ClusterView) { b.cluster = v }
+
+// SetGroups replaces the group coordinator (nil: this broker coordinates
+// no group now); in a cluster it moves with __consumer_offsets.
+func (b *Broker) SetGroups(g *group.Coordinator) { b.groupsPtr.Store(g) }
+
+// coordinator is the group coordinator, or nil when another broker
+// coordinates the groups.
+func (b *Broker) coordinator() *group.Coordinator { return b.groupsPtr.Load() }
+
+// brokerEndpoint is one broker as Metadata lists it.
+type brokerEndpoint struct {
+	id   int32
+	host string
+	port int32
+	rack *string
+}
+
+// endpoints lists the brokers clients may use: this one alone, or every
+// live broker of the cluster with its zone as its rack.
+func (b *Broker) endpoints() []brokerEndpoint {
+	if b.cluster == nil {
+		return []brokerEndpoint{{id: b.cfg.NodeID, host: b.host, port: b.port, rack: zoneRack(b.cfg.Zone)}}
+	}
+	var out []brokerEndpoint
+	for _, br := range b.cluster.LiveBrokers() {
+		host, portStr, err := net.SplitHostPort(br.Addr)
+		if err != nil {
+			continue
+		}
+		port, err := strconv.ParseInt(portStr, 10, 32)
+		if err != nil {
+			continue
+		}
+		out = append(out, brokerEndpoint{id: br.ID, host: host, port: int32(port), rack: zoneRack(br.Zone)})
+	}
+	return out
+}
+
+func zoneRack(zone string) *string {
+	if zone == "" {
+		return nil
+	}
+	return &zone
+}
+
+// endpoint finds one broker by id.
+func (b *Broker) endpoint(id int32) (brokerEndpoint, bool) {
+	for _, e := range b.endpoints() {
+		if e.id == id {
+			return e, true
+		}
+	}
+	return brokerEndpoint{}, false
+}
+
+// leaderOf is a partition's leader and epoch as Metadata reports it: -1
+// while it has none (being taken over).
+func (b *Broker) leaderOf(t *storage.Topic, p int32) (int32, int32) {
+	if b.cluster == nil {
+		return b.cfg.NodeID, 0
+	}
+	if l, ok := b.cluster.LeaderOf(t.Name, p); ok {
+		return l.Broker, l.Epoch
+	}
+	return -1, -1
+}
+
+// servePartition finds a partition this broker serves and checks the
+// client's idea of its leader epoch (KIP-320; -1: not given). It returns
+// the log or the error code to answer with.
+func (b *Broker) servePartition(t *storage.Topic, p int32, clientEpoch int32) (*partition.Log, int16) {
+	if t == nil || p < 0 || int(p) >= len(t.Logs) {
+		return nil, kerr.UnknownTopicOrPartition.Code
+	}
+	l := t.Logs[p]
+	epoch, led := l.Leader()
+	switch {
+	case !led:
+		return nil, kerr.NotLeaderForPartition.Code
+	case clientEpoch > epoch:
+		return nil, kerr.UnknownLeaderEpoch.Code
+	case clientEpoch >= 0 && clientEpoch < epoch:
+		return nil, kerr.FencedLeaderEpoch.Code
+	}
+	return l, 0
+}
+
+// coordinatorNode is the broker that coordinates groups, and whether
+// there is one now.
+func (b *Broker) coordinatorNode() (brokerEndpoint, bool) {
+	if b.cluster == nil {
+		return brokerEndpoint{id: b.cfg.NodeID, host: b.host, port: b.port}, true
+	}
+	if b.coordinator() != nil {
+		return b.endpoint(b.cfg.NodeID)
+	}
+	l, ok := b.cluster.LeaderOf(group.OffsetsTopic, 0)
+	if !ok {
+		return brokerEndpoint{}, false
+	}
+	return b.endpoint(l.Broker)
+}
