@@ -27,6 +27,7 @@ Usage:
   vigil bench KIND [flags]   benchmarks: produce, groups, replay, incident, detect, ingest (vigil bench -h)
   vigil topics SUBCOMMAND    list, describe, create, delete, alter-config topics (vigil topics -h)
   vigil groups SUBCOMMAND    list, describe, reset offsets of, delete consumer groups (vigil groups -h)
+  vigil cluster SUBCOMMAND   status of the brokers; drain a broker before stopping it (vigil cluster -h)
   vigil ingest [flags]       syslog and HTTP telemetry in, OCSF events out (vigil ingest -h)
   vigil detect --rules DIR PATH... evaluate Sigma rules over JSON event files, print matches as NDJSON
   vigil detect --brokers H:P --rules DIR  consume telemetry topics, write OCSF Detection Findings to alerts (vigil detect -h)
@@ -47,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
-	case "topics", "groups":
+	case "topics", "groups", "cluster":
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
 		return admincli.Main(ctx, args, admincli.Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv})

@@ -1,5 +1,5 @@
-// Package admincli is the operator side of `vigil`: the `topics` and
-// `groups` commands. They talk to the cluster only through franz-go's kadm,
+// Package admincli is the operator side of `vigil`: the `topics`,
+// `groups` and `cluster` commands. They talk to the cluster only through franz-go's kadm,
 // so they work against any Kafka-compatible cluster, and operators need no
 // Java tools.
 package admincli
@@ -148,6 +148,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		cmds, usage = topicCommands(), topicsUsage
 	case "groups":
 		cmds, usage = groupCommands(), groupsUsage
+	case "cluster":
+		cmds, usage = clusterCommands(), clusterUsage
 	default:
 		fmt.Fprintf(env.Stderr, "vigil: unknown command %q\n", args[0])
 		return ExitUsage

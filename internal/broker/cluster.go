@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"net"
 	"strconv"
 
@@ -19,6 +20,8 @@ type ClusterView interface {
 	LiveBrokers() []meta.BrokerInfo
 	// LeaderOf returns a partition's current leader, if it has one.
 	LeaderOf(topic string, partition int32) (meta.Leader, bool)
+	// SetDraining marks a broker as draining (or not).
+	SetDraining(ctx context.Context, id int32, draining bool) error
 }
 
 // SetCluster switches the broker to cluster mode; call before Serve.

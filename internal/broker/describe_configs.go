@@ -20,6 +20,15 @@ func (b *Broker) brokerConfigs() []kmsg.DescribeConfigsResponseResourceConfig {
 		{"num.partitions", strconv.Itoa(int(b.cfg.DefaultPartitions))},
 		{"socket.request.max.bytes", strconv.Itoa(int(b.cfg.MaxRequestBytes))},
 	}
+	if b.cluster != nil {
+		draining := false
+		for _, br := range b.cluster.LiveBrokers() {
+			if br.ID == b.cfg.NodeID {
+				draining = br.Draining
+			}
+		}
+		kv = append(kv, [2]string{"broker.rack", b.cfg.Zone}, [2]string{DrainingConfig, strconv.FormatBool(draining)})
+	}
 	out := make([]kmsg.DescribeConfigsResponseResourceConfig, 0, len(kv))
 	for _, e := range kv {
 		v := e[1]

@@ -13,6 +13,15 @@ func (b *Broker) handleIncrementalAlterConfigs(c *conn, h header, r kmsg.Request
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	for _, rr := range req.Resources {
 		res := kmsg.IncrementalAlterConfigsResponseResource{ResourceType: rr.ResourceType, ResourceName: rr.ResourceName}
+		if rr.ResourceType == kmsg.ConfigResourceTypeBroker {
+			code, msg := b.alterBrokerDraining(rr, req.ValidateOnly)
+			res.ErrorCode = code
+			if msg != "" {
+				res.ErrorMessage = &msg
+			}
+			resp.Resources = append(resp.Resources, res)
+			continue
+		}
 		code, msg := b.alterTopicConfigs(rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cur map[string]string) (map[string]string, error) {
 			if cur == nil {
 				cur = map[string]string{}

@@ -34,7 +34,11 @@ type Config struct {
 	// broker (__consumer_offsets: the group coordinator moves as a
 	// whole).
 	Grouped []string
-	Logger  *slog.Logger
+	// BeforeRelease, if set, runs before this broker hands a partition
+	// over (the server drops the group coordinator before its offsets
+	// partitions go).
+	BeforeRelease func(storage.Partition)
+	Logger        *slog.Logger
 }
 
 // View is the cluster as this broker last saw it.
@@ -135,6 +139,9 @@ func (m *Member) Run(ctx context.Context) {
 // of after the lease TTL.
 func (m *Member) Close(ctx context.Context) error {
 	for p := range m.engine.Led() {
+		if m.cfg.BeforeRelease != nil {
+			m.cfg.BeforeRelease(p)
+		}
 		if err := m.engine.Release(ctx, p); err != nil {
 			m.log.Warn("hand-over at shutdown failed; the next leader recovers from the WAL", "topic", p.Topic, "partition", p.Partition, "err", err)
 		}
@@ -151,17 +158,21 @@ func (m *Member) Close(ctx context.Context) error {
 // reconcile runs one round: refresh, compute placement, release what
 // belongs elsewhere, acquire what belongs here and is free.
 func (m *Member) reconcile(ctx context.Context) {
-	if err := m.engine.Refresh(ctx); err != nil {
+	if err := m.engine.Refresh(ctx); err != nil && ctx.Err() == nil {
 		m.log.Warn("cannot refresh topics", "err", err)
 	}
 	brokers, err := m.cl.Brokers(ctx)
 	if err != nil {
-		m.log.Warn("cannot read cluster brokers", "err", err)
+		if ctx.Err() == nil {
+			m.log.Warn("cannot read cluster brokers", "err", err)
+		}
 		return
 	}
 	leaders, err := m.cl.Leaders(ctx)
 	if err != nil {
-		m.log.Warn("cannot read partition leaders", "err", err)
+		if ctx.Err() == nil {
+			m.log.Warn("cannot read partition leaders", "err", err)
+		}
 		return
 	}
 	m.setView(brokers, leaders)
@@ -183,6 +194,9 @@ func (m *Member) reconcile(ctx context.Context) {
 			_, mine := led[tp]
 			switch {
 			case mine && owner != m.cfg.BrokerID && live[owner]:
+				if m.cfg.BeforeRelease != nil {
+					m.cfg.BeforeRelease(tp)
+				}
 				if err := m.engine.Release(ctx, tp); err != nil {
 					m.log.Warn("hand-over failed", "topic", tp.Topic, "partition", tp.Partition, "err", err)
 				}
@@ -268,4 +282,9 @@ func (m *Member) LiveBrokers() []meta.BrokerInfo { return m.View().Brokers }
 func (m *Member) LeaderOf(topic string, partition int32) (meta.Leader, bool) {
 	l, ok := m.View().Leaders[storage.Partition{Topic: topic, Partition: partition}]
 	return l, ok
+}
+
+// SetDraining implements broker.ClusterView.
+func (m *Member) SetDraining(ctx context.Context, id int32, draining bool) error {
+	return m.cl.SetDraining(ctx, id, draining)
 }

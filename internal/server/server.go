@@ -150,7 +150,8 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 	s.broker.SetObserver(s.metrics)
 	if clustered {
 		s.member = cluster.New(cluster.Config{BrokerID: cfg.NodeID, Addr: cfg.Advertised, Zone: cfg.Zone,
-			LeaseTTL: cfg.LeaseTTL, Grouped: []string{group.OffsetsTopic}, Logger: log}, cl, s.store, s.onLeadership)
+			LeaseTTL: cfg.LeaseTTL, Grouped: []string{group.OffsetsTopic}, BeforeRelease: s.beforeRelease, Logger: log},
+			cl, s.store, s.onLeadership)
 		s.broker.SetCluster(s.member)
 		if err := s.member.Join(ctx); err != nil {
 			s.ln.Close()
@@ -311,6 +312,22 @@ func (s *Server) onLeadership() {
 		s.broker.SetGroups(g)
 		s.log.Info("this broker now coordinates the consumer groups")
 	case !all && s.groups != nil:
+		s.broker.SetGroups(nil)
+		s.groups.Close()
+		s.groups = nil
+		s.log.Info("this broker no longer coordinates the consumer groups")
+	}
+}
+
+// beforeRelease drops the group coordinator before an offsets partition
+// is handed over, so no group write races the hand-over.
+func (s *Server) beforeRelease(p storage.Partition) {
+	if p.Topic != group.OffsetsTopic {
+		return
+	}
+	s.groupsMu.Lock()
+	defer s.groupsMu.Unlock()
+	if s.groups != nil {
 		s.broker.SetGroups(nil)
 		s.groups.Close()
 		s.groups = nil

@@ -49,6 +49,18 @@ type clustered struct {
 	releasing map[*partition.Log]bool
 	// trimmed is the highest sequence number passed to TrimBefore.
 	trimmed atomic.Uint64
+	// recovered counts record bytes taken over from WALs: data a broker
+	// wrote and another re-uploaded (zero for planned hand-overs).
+	recovered atomic.Int64
+}
+
+// RecoveredBytes is how many record bytes takeovers rebuilt from the WALs
+// of previous leaders since start.
+func (e *Engine) RecoveredBytes() int64 {
+	if e.cl == nil {
+		return 0
+	}
+	return e.cl.recovered.Load()
 }
 
 type sessionBox struct{ s meta.Session }
@@ -243,7 +255,7 @@ func (e *Engine) Acquire(ctx context.Context, parts []Partition) []Partition {
 		}
 		acq, err := c.opts.Cluster.Acquire(ctx, b.s, c.opts.BrokerID, p.Topic, p.Partition)
 		if err != nil {
-			if !errors.Is(err, meta.ErrFenced) {
+			if !errors.Is(err, meta.ErrFenced) && ctx.Err() == nil {
 				e.log.Warn("cannot take partition over", "topic", p.Topic, "partition", p.Partition, "err", err)
 			}
 			continue
@@ -297,7 +309,11 @@ func (e *Engine) Acquire(ctx context.Context, parts []Partition) []Partition {
 	for _, j := range jobs {
 		recovered, err := e.takeOver(ctx, j.top, j.Partition.Partition, j.acq, j.tail)
 		if err != nil {
-			e.log.Error("taking partition over failed; giving it up", "topic", j.Topic, "partition", j.Partition.Partition, "epoch", j.acq.Epoch, "err", err)
+			if ctx.Err() != nil {
+				ctx = context.WithoutCancel(ctx) // shutting down: still give the key back
+			} else {
+				e.log.Error("taking partition over failed; giving it up", "topic", j.Topic, "partition", j.Partition.Partition, "epoch", j.acq.Epoch, "err", err)
+			}
 			c.opts.Cluster.Release(ctx, c.opts.BrokerID, j.Topic, j.Partition.Partition, j.acq.Epoch)
 			continue
 		}
@@ -339,6 +355,7 @@ func (e *Engine) takeOver(ctx context.Context, top *Topic, p int32, acq meta.Acq
 		}
 		keep = append(keep, b)
 		next = b.Last + 1
+		e.cl.recovered.Add(int64(len(b.Data)))
 	}
 	var add []meta.Segment
 	if len(keep) > 0 {

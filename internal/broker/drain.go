@@ -1,0 +1,64 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// DrainingConfig is the dynamic broker config that drains a broker of a
+// cluster: set to true (IncrementalAlterConfigs on the BROKER resource
+// named by its id, as `vigil cluster drain` does), the broker leads
+// nothing and its partitions move to the others; deleted or false, it
+// takes its share back. Any broker of the cluster accepts it for any
+// broker id: the mark lives in the metadata store.
+const DrainingConfig = "vigil.draining"
+
+// alterBrokerDraining applies an IncrementalAlterConfigs of a BROKER
+// resource, whose only dynamic config is DrainingConfig.
+func (b *Broker) alterBrokerDraining(rr kmsg.IncrementalAlterConfigsRequestResource, validateOnly bool) (int16, string) {
+	if b.cluster == nil {
+		return kerr.InvalidRequest.Code, "broker configs are static in Vigil: set them with vigil serve flags, a config file or VIGIL_* variables (" + DrainingConfig + " needs a cluster: --metadata etcd://...)"
+	}
+	id, err := strconv.ParseInt(rr.ResourceName, 10, 32)
+	if err != nil {
+		return kerr.InvalidRequest.Code, fmt.Sprintf("broker resource name %q is not a broker id", rr.ResourceName)
+	}
+	var draining *bool
+	for _, op := range rr.Configs {
+		if op.Name != DrainingConfig {
+			return kerr.InvalidConfig.Code, fmt.Sprintf("broker config %q cannot be changed at runtime (only %s can)", op.Name, DrainingConfig)
+		}
+		switch op.Op {
+		case kmsg.IncrementalAlterConfigOpSet:
+			if op.Value == nil {
+				return kerr.InvalidConfig.Code, "SET of " + DrainingConfig + " without a value"
+			}
+			v, err := strconv.ParseBool(*op.Value)
+			if err != nil {
+				return kerr.InvalidConfig.Code, fmt.Sprintf("%s=%q: want true or false", DrainingConfig, *op.Value)
+			}
+			draining = &v
+		case kmsg.IncrementalAlterConfigOpDelete:
+			f := false
+			draining = &f
+		default:
+			return kerr.InvalidConfig.Code, fmt.Sprintf("operation %d is not supported on %s", op.Op, DrainingConfig)
+		}
+	}
+	if draining == nil || validateOnly {
+		return 0, ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.cluster.SetDraining(ctx, int32(id), *draining); err != nil {
+		b.log.Error("set broker draining", "broker", id, "draining", *draining, "err", err)
+		return kerr.KafkaStorageError.Code, err.Error()
+	}
+	b.log.Info("broker drain mark changed", "broker", id, "draining", *draining)
+	return 0, ""
+}

@@ -1,0 +1,307 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/admincli"
+	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/meta/etcdstore/etcdtest"
+)
+
+// clusterOf returns a config modifier for broker id of a cluster sharing
+// one etcd and one object store.
+func clusterOf(endpoint, objects string, id int32, zone string) func(*config.Broker) {
+	return func(c *config.Broker) {
+		c.Metadata = "etcd://" + endpoint + "/vigil/cluster"
+		c.ObjectStore = objects
+		c.NodeID = id
+		c.Zone = zone
+		c.LeaseTTL = 2 * time.Second
+		c.GroupInitialRebalance = 0
+	}
+}
+
+// leaders waits until every partition of topic has a leader and returns
+// how many each broker leads.
+func leaders(t *testing.T, ctx context.Context, adm *kadm.Client, topic string, want map[int32]bool) map[int32]int {
+	t.Helper()
+	for {
+		md, err := adm.Metadata(ctx, topic)
+		if err == nil {
+			counts := map[int32]int{}
+			ok := len(md.Topics[topic].Partitions) > 0
+			for _, p := range md.Topics[topic].Partitions {
+				if p.Err != nil || p.Leader < 0 || (want != nil && !want[p.Leader]) {
+					ok = false
+				}
+				counts[p.Leader]++
+			}
+			if ok {
+				return counts
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("partitions of %s never all led by %v: %v (last err %v)", topic, want, md.Topics[topic].Partitions, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// TestClusterMovesLeadership runs three brokers on one etcd and one
+// object store, produces with an idempotent acks=all producer while a
+// fourth broker joins and then one broker shuts down, and checks that
+// leadership spreads over the brokers, moves to the new one and away from
+// the one that left, and that every acknowledged record is read back
+// exactly once, in order per partition.
+func TestClusterMovesLeadership(t *testing.T) {
+	endpoint := etcdtest.Start(t)
+	objects := filepath.Join(t.TempDir(), "objects")
+	ctx := testCtx(t, 120*time.Second)
+	var brokers []*testServer
+	for id := int32(1); id <= 3; id++ {
+		brokers = append(brokers, startServer(t, t.TempDir(), clusterOf(endpoint, objects, id, fmt.Sprintf("z%d", id%2))))
+	}
+	seeds := []string{brokers[0].addr, brokers[1].addr, brokers[2].addr}
+	newClient := func(opts ...kgo.Opt) *kgo.Client {
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(100 * time.Millisecond),
+			kgo.RetryTimeout(60 * time.Second)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return cl
+	}
+	adm := kadm.NewClient(newClient())
+	createTopics(t, ctx, adm, 12, nil, "events")
+	counts := leaders(t, ctx, adm, "events", map[int32]bool{1: true, 2: true, 3: true})
+	t.Logf("leaders per broker with 3 brokers: %v", counts)
+	if len(counts) != 3 {
+		t.Fatalf("12 partitions led by %d brokers, want all 3: %v", len(counts), counts)
+	}
+	md, err := adm.BrokerMetadata(ctx)
+	if err != nil || len(md.Brokers) != 3 {
+		t.Fatalf("metadata lists brokers %v (%v), want 3", md.Brokers, err)
+	}
+	for _, b := range md.Brokers {
+		if b.Rack == nil || *b.Rack != fmt.Sprintf("z%d", b.NodeID%2) {
+			t.Errorf("broker %d rack %v, want its zone", b.NodeID, b.Rack)
+		}
+	}
+
+	// Produce continuously; remember each acknowledged record's offset.
+	prod := newClient(kgo.DefaultProduceTopic("events"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	var mu sync.Mutex
+	acked := map[int32][]int64{} // partition -> offsets, in ack order
+	values := map[string]bool{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var produceErrs int
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r := &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprintf("v%06d", i))}
+			if err := prod.ProduceSync(ctx, r).FirstErr(); err != nil {
+				mu.Lock()
+				produceErrs++
+				mu.Unlock()
+				continue
+			}
+			mu.Lock()
+			acked[r.Partition] = append(acked[r.Partition], r.Offset)
+			values[string(r.Value)] = true
+			mu.Unlock()
+		}
+	}()
+	// A consumer group reads along, committing as it goes; its
+	// coordinator moves with __consumer_offsets.
+	groupSeen := map[string]int{}
+	var gmu sync.Mutex
+	gctx, gcancel := context.WithCancel(ctx)
+	grp := newClient(kgo.ConsumeTopics("events"), kgo.ConsumerGroup("detect"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(200*time.Millisecond))
+	var gwg sync.WaitGroup
+	gwg.Add(1)
+	go func() {
+		defer gwg.Done()
+		for gctx.Err() == nil {
+			fs := grp.PollFetches(gctx)
+			fs.EachRecord(func(r *kgo.Record) {
+				gmu.Lock()
+				groupSeen[string(r.Value)]++
+				gmu.Unlock()
+			})
+		}
+	}()
+	time.Sleep(time.Second)
+
+	// A fourth broker joins: some partitions move to it.
+	b4 := startServer(t, t.TempDir(), clusterOf(endpoint, objects, 4, "z0"))
+	brokers = append(brokers, b4)
+	counts = leaders(t, ctx, adm, "events", nil)
+	deadline := time.Now().Add(30 * time.Second)
+	for counts[4] == 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		counts = leaders(t, ctx, adm, "events", nil)
+	}
+	t.Logf("leaders per broker after broker 4 joined: %v", counts)
+	if counts[4] == 0 {
+		t.Fatalf("no partition moved to the new broker: %v", counts)
+	}
+	time.Sleep(time.Second)
+
+	// Broker 2 shuts down: its partitions are handed over at once.
+	brokers[1].close()
+	counts = leaders(t, ctx, adm, "events", map[int32]bool{1: true, 3: true, 4: true})
+	t.Logf("leaders per broker after broker 2 left: %v", counts)
+
+	// Drain broker 3 with the operator command: it ends up leading
+	// nothing, and `cluster status` says so.
+	var out, errOut bytes.Buffer
+	env := admincli.Env{Stdout: &out, Stderr: &errOut}
+	seedFlag := "--brokers=" + brokers[0].addr
+	if code := admincli.Main(ctx, []string{"cluster", "drain", "3", seedFlag, "--timeout=60s"}, env); code != 0 {
+		t.Fatalf("vigil cluster drain 3: exit %d: %s %s", code, out.String(), errOut.String())
+	}
+	t.Logf("vigil cluster drain 3:\n%s", out.String())
+	out.Reset()
+	if code := admincli.Main(ctx, []string{"cluster", "status", "--json", seedFlag}, env); code != 0 {
+		t.Fatalf("vigil cluster status: exit %d: %s", code, errOut.String())
+	}
+	var st struct {
+		Brokers []struct {
+			ID         int32 `json:"id"`
+			Zone       string
+			Draining   bool
+			Partitions int `json:"partitions_led"`
+			Groups     int `json:"groups_coordinated"`
+		}
+	}
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
+		t.Fatalf("status JSON: %v\n%s", err, out.String())
+	}
+	t.Logf("vigil cluster status --json after the drain: %+v", st.Brokers)
+	for _, b := range st.Brokers {
+		if b.ID == 3 && (!b.Draining || b.Partitions != 0 || b.Groups != 0) {
+			t.Errorf("drained broker 3: %+v", b)
+		}
+		if b.ID == 2 {
+			t.Errorf("stopped broker 2 still listed: %+v", b)
+		}
+	}
+	out.Reset()
+	if code := admincli.Main(ctx, []string{"cluster", "drain", "3", "--undo", seedFlag, "--timeout=60s"}, env); code != 0 {
+		t.Fatalf("vigil cluster drain 3 --undo: exit %d: %s %s", code, out.String(), errOut.String())
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+
+	var copied int64
+	for _, b := range brokers {
+		if !b.closed {
+			copied += b.srv.store.RecoveredBytes()
+		}
+	}
+	mu.Lock()
+	total := len(values)
+	t.Logf("acknowledged %d records (%d produce errors retried past the client's timeout); record bytes recovered from another broker's WAL: %d", total, produceErrs, copied)
+	mu.Unlock()
+	if total < 100 {
+		t.Fatalf("only %d records acknowledged", total)
+	}
+	if copied != 0 {
+		t.Errorf("planned moves recovered %d bytes from WALs; want 0 (the old leader uploads its tail before handing over)", copied)
+	}
+
+	// The group catches up with everything acknowledged.
+	for {
+		gmu.Lock()
+		n := 0
+		for v := range values {
+			if groupSeen[v] > 0 {
+				n++
+			}
+		}
+		gmu.Unlock()
+		if n == total {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the consumer group read %d of %d acknowledged records", n, total)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	gcancel()
+	gwg.Wait()
+	dups := 0
+	for _, n := range groupSeen {
+		dups += n - 1
+	}
+	t.Logf("the consumer group read all %d records; %d were delivered again after a coordinator or leader move", total, dups)
+	if err := grp.CommitUncommittedOffsets(context.Background()); err != nil {
+		t.Errorf("final commit: %v", err)
+	}
+	offs, err := adm.FetchOffsets(ctx, "detect")
+	if err != nil || offs.Error() != nil {
+		t.Fatalf("fetch committed offsets: %v %v", err, offs.Error())
+	}
+	var committed int64
+	offs.Each(func(o kadm.OffsetResponse) { committed += o.At })
+	t.Logf("committed offsets sum to %d", committed)
+	if committed == 0 {
+		t.Errorf("no offsets committed")
+	}
+
+	// Every acknowledged record, exactly once, in offset order per partition.
+	cons := newClient(kgo.ConsumeTopics("events"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	seen := map[string]int{}
+	last := map[int32]int64{}
+	got := 0
+	for got < total {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of %d acknowledged records", got, total)
+		}
+		fs.EachError(func(topic string, p int32, err error) { t.Logf("fetch %s/%d: %v", topic, p, err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			if prev, ok := last[r.Partition]; ok && r.Offset <= prev {
+				t.Errorf("partition %d: offset %d after %d", r.Partition, r.Offset, prev)
+			}
+			last[r.Partition] = r.Offset
+			seen[string(r.Value)]++
+			if values[string(r.Value)] {
+				got++
+			}
+		})
+	}
+	for v, n := range seen {
+		if n != 1 {
+			t.Errorf("record %s read %d times", v, n)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for p, offs := range acked {
+		if !sort.SliceIsSorted(offs, func(i, j int) bool { return offs[i] < offs[j] }) {
+			t.Errorf("partition %d: acknowledged offsets out of order", p)
+		}
+	}
+}
