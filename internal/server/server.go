@@ -169,6 +169,11 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 	s.metrics.Gauge("vigil_upload_backlog_bytes", "Bytes durable in the WAL but not yet uploaded as segment objects.",
 		func() float64 { return float64(s.store.UploadBacklog()) })
 	s.metrics.GroupLag(s.groupLag)
+	if clustered {
+		s.metrics.Counter("vigil_takeover_recovered_bytes_total", "Record bytes this broker rebuilt from other brokers' WALs when taking partitions over (zero for planned hand-overs).",
+			func() float64 { return float64(s.store.RecoveredBytes()) })
+		s.metrics.Gauge("vigil_partitions_led", "Partitions this broker leads now.", func() float64 { return float64(len(s.store.Led())) })
+	}
 	rc := s.store.ReadCacheStats
 	s.metrics.Counter("vigil_read_cache_hits_total", "Catch-up reads of a block found in the cache.", func() float64 { return float64(rc().Hits) })
 	s.metrics.Counter("vigil_read_cache_misses_total", "Catch-up reads of a block that had to read the object store.", func() float64 { return float64(rc().Misses) })

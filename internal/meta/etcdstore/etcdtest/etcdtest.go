@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,17 +28,65 @@ func Start(t testing.TB) string {
 	return ep
 }
 
+// Member is a member a test can stop and start again on the same data
+// directory and ports (an etcd restart during load).
+type Member struct {
+	dir          string
+	client, peer url.URL
+	mu           sync.Mutex
+	e            *embed.Etcd // nil while stopped
+	Endpoint     string      // client host:port, the same across restarts
+}
+
+// StartMember starts a restartable member for t; it stops when the test
+// ends.
+func StartMember(t testing.TB) *Member {
+	t.Helper()
+	client, err := freeURL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := freeURL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Member{dir: t.TempDir(), client: client, peer: peer, Endpoint: client.Host}
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return m
+}
+
+// Start starts the (stopped) member again.
+func (m *Member) Start() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.e != nil {
+		return nil
+	}
+	e, err := startEtcd(m.dir, m.client, m.peer)
+	if err != nil {
+		return err
+	}
+	m.e = e
+	return nil
+}
+
+// Stop stops the member; its data stays for Start.
+func (m *Member) Stop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.e != nil {
+		m.e.Close()
+		m.e = nil
+	}
+}
+
 // StartServer starts a member with its data in dir, listening on free
 // 127.0.0.1 ports, and returns its client endpoint and a stop function.
 // For TestMain, where there is no testing.TB.
 func StartServer(dir string) (endpoint string, stop func(), err error) {
-	cfg := embed.NewConfig()
-	cfg.Name = "vigil-test"
-	cfg.Dir = dir
-	// Closing a member logs its listeners' "use of closed network
-	// connection" at error level; failures reach the caller as errors.
-	cfg.LogLevel = "fatal"
-	cfg.LogOutputs = []string{"stderr"}
 	client, err := freeURL()
 	if err != nil {
 		return "", nil, err
@@ -46,23 +95,38 @@ func StartServer(dir string) (endpoint string, stop func(), err error) {
 	if err != nil {
 		return "", nil, err
 	}
+	e, err := startEtcd(dir, client, peer)
+	if err != nil {
+		return "", nil, err
+	}
+	return client.Host, e.Close, nil
+}
+
+func startEtcd(dir string, client, peer url.URL) (*embed.Etcd, error) {
+	cfg := embed.NewConfig()
+	cfg.Name = "vigil-test"
+	cfg.Dir = dir
+	// Closing a member logs its listeners' "use of closed network
+	// connection" at error level; failures reach the caller as errors.
+	cfg.LogLevel = "fatal"
+	cfg.LogOutputs = []string{"stderr"}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
-		return "", nil, fmt.Errorf("start embedded etcd: %w", err)
+		return nil, fmt.Errorf("start embedded etcd: %w", err)
 	}
 	select {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
 		e.Close()
-		return "", nil, fmt.Errorf("embedded etcd: %w", err)
+		return nil, fmt.Errorf("embedded etcd: %w", err)
 	case <-time.After(30 * time.Second):
 		e.Close()
-		return "", nil, errors.New("embedded etcd not ready after 30s")
+		return nil, errors.New("embedded etcd not ready after 30s")
 	}
-	return client.Host, e.Close, nil
+	return e, nil
 }
 
 // freeURL reserves a free port by binding and releasing it; the tiny
