@@ -331,7 +331,9 @@ func TestReplayAfterCrash(t *testing.T) {
 // than the given seq, oldest first; a reopened WAL replays what is left.
 func TestTrimBefore(t *testing.T) {
 	store := dirStore(t)
-	entry := func(i int) wal.Entry { return wal.Entry{Topic: "t", Partition: int32(i), Data: bytes.Repeat([]byte{byte(i)}, 1000)} }
+	entry := func(i int) wal.Entry {
+		return wal.Entry{Topic: "t", Partition: int32(i), Data: bytes.Repeat([]byte{byte(i)}, 1000)}
+	}
 	// About four entries per chunk, every chunk put before the next
 	// append, so chunk boundaries are known: 1-4, 5-8, ...
 	w := openT(t, store, 5, Options{FlushInterval: time.Hour, FlushBytes: 4 * wal.RecordSize(entry(0))})
@@ -399,7 +401,9 @@ func TestCorruptChunk(t *testing.T) {
 		}
 		return store, keys
 	}
-	path := func(store *objstore.Dir, key string) string { return filepath.Join(store.Root(), filepath.FromSlash(key)) }
+	path := func(store *objstore.Dir, key string) string {
+		return filepath.Join(store.Root(), filepath.FromSlash(key))
+	}
 	edit := func(t *testing.T, p string, f func([]byte) []byte) {
 		raw, err := os.ReadFile(p)
 		if err != nil {
