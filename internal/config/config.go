@@ -289,7 +289,9 @@ func (c *Broker) finish() error {
 	switch c.WAL {
 	case "file":
 	case "object":
-		errs = append(errs, errors.New("--wal object: the object-store WAL needs the cluster mode, which is not built yet; use --wal file"))
+		if c.NodeID < 0 {
+			errs = append(errs, fmt.Errorf("--node-id %d: the object WAL keys its chunks by node id, which must not be negative", c.NodeID))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("--wal %q: must be file or object", c.WAL))
 	}

@@ -54,7 +54,9 @@ func TestErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--wal", "tape"}, nil, "must be file or object"},
-		{[]string{"--wal", "object"}, nil, "cluster mode"},
+		{[]string{"--wal", "object", "--node-id", "-1"}, nil, "--node-id -1"},
+		{[]string{"--wal-flush-interval", "0s"}, nil, "--wal-flush-interval"},
+		{nil, map[string]string{"VIGIL_WAL_FLUSH_BYTES": "100"}, "--wal-flush-bytes"},
 		{[]string{"--listen", "nonsense"}, nil, "--listen"},
 		{[]string{"--log-level", "loud"}, nil, "--log-level"},
 		{nil, map[string]string{"VIGIL_NODE_ID": "x"}, "VIGIL_NODE_ID"},
@@ -78,6 +80,29 @@ func TestErrors(t *testing.T) {
 	os.WriteFile(file, []byte("no-such-key: 1\n"), 0o644)
 	if _, err := Load("test", []string{"--config", file}, env(nil)); err == nil || !strings.Contains(err.Error(), "unknown key") {
 		t.Errorf("unknown file key: %v", err)
+	}
+}
+
+// TestObjectWAL: --wal object is accepted, with its group-commit knobs
+// from flags, env or file.
+func TestObjectWAL(t *testing.T) {
+	c, err := Load("test", []string{"--wal", "object"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WAL != "object" || c.WALFlushInterval != 5*time.Millisecond || c.WALFlushBytes != 4<<20 {
+		t.Errorf("object WAL defaults: %s %s %d", c.WAL, c.WALFlushInterval, c.WALFlushBytes)
+	}
+	file := filepath.Join(t.TempDir(), "vigil.yaml")
+	if err := os.WriteFile(file, []byte("wal: object\nwal-flush-bytes: 65536\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load("test", []string{"--config", file, "--wal-flush-interval", "20ms"}, env(map[string]string{"VIGIL_NODE_ID": "7"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WAL != "object" || c.WALFlushInterval != 20*time.Millisecond || c.WALFlushBytes != 65536 || c.NodeID != 7 {
+		t.Errorf("object WAL from file/flag/env: %s %s %d node %d", c.WAL, c.WALFlushInterval, c.WALFlushBytes, c.NodeID)
 	}
 }
 

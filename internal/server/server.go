@@ -96,6 +96,12 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 		CompactTargetBytes: cfg.CompactTargetBytes,
 		ObjectDeleteDelay:  cfg.ObjectDeleteDelay,
 		Logger:             log,
+
+		WAL:              cfg.WAL, // with "object", nothing is written under WALDir
+		WALStore:         s.objs,
+		BrokerID:         cfg.NodeID,
+		WALFlushInterval: cfg.WALFlushInterval,
+		WALFlushBytes:    cfg.WALFlushBytes,
 	})
 	if err != nil {
 		s.closeStores()

@@ -5,12 +5,14 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"sort"
 	"sync"
@@ -21,6 +23,7 @@ import (
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/meta"
 	"github.com/vigilhq/vigil/internal/objstore"
+	"github.com/vigilhq/vigil/internal/objwal"
 	"github.com/vigilhq/vigil/internal/partition"
 	"github.com/vigilhq/vigil/internal/producer"
 	"github.com/vigilhq/vigil/internal/readcache"
@@ -36,8 +39,17 @@ var (
 
 // Options configure an Engine.
 type Options struct {
-	WALDir         string
-	WALSync        bool
+	// WAL is the write-ahead log kind: "file" (or "") keeps it in WALDir,
+	// "object" puts it as chunk objects in WALStore under BrokerID's
+	// prefix, group-committed every WALFlushInterval or WALFlushBytes.
+	WAL              string
+	WALDir           string
+	WALSync          bool
+	WALStore         objstore.Store // default: the engine's object store
+	BrokerID         int32
+	WALFlushInterval time.Duration
+	WALFlushBytes    int64
+
 	UploadInterval time.Duration
 	SegmentBytes   int64
 	TailCacheBytes int64
@@ -93,7 +105,10 @@ type Engine struct {
 	log  *slog.Logger
 	meta meta.Store
 	objs objstore.Store
-	wal  *wal.WAL
+	wal  writeAheadLog
+	// discardWAL removes the WAL's contents after a clean shutdown has
+	// uploaded all of them.
+	discardWAL func() error
 	// cache serves every read of segment objects (fetch catch-up,
 	// timestamp lookups), shared by all partitions.
 	cache *readcache.Cache
@@ -127,6 +142,52 @@ type Engine struct {
 	cl         *clustered
 	lastExpiry time.Time
 	pids       *producer.IDs
+}
+
+// writeAheadLog is what the engine needs of a WAL; the file WAL
+// (internal/wal) and the object WAL (internal/objwal) both provide it.
+type writeAheadLog interface {
+	Append(e wal.Entry, done func(seq uint64, err error)) uint64
+	Replay(fn func(seq uint64, e wal.Entry) error) error
+	Sync() error
+	TrimBefore(seq uint64) error
+	Close() error
+	Stats() wal.Stats
+}
+
+var (
+	_ writeAheadLog = (*wal.WAL)(nil)
+	_ writeAheadLog = (*objwal.WAL)(nil)
+)
+
+// openWAL opens the WAL opts ask for.
+func (e *Engine) openWAL(ctx context.Context) error {
+	opts := e.opts
+	switch opts.WAL {
+	case "", "file":
+		w, err := wal.Open(opts.WALDir, wal.Options{NoSync: !opts.WALSync, Logger: opts.Logger, OnCommit: opts.Observer.WALSync})
+		if err != nil {
+			return fmt.Errorf("storage: open WAL: %w", err)
+		}
+		e.wal = w
+		e.discardWAL = func() error { return os.RemoveAll(opts.WALDir) }
+	case "object":
+		store := opts.WALStore
+		if store == nil {
+			store = e.objs
+		}
+		w, err := objwal.Open(ctx, store, opts.BrokerID, objwal.Options{FlushInterval: opts.WALFlushInterval,
+			FlushBytes: opts.WALFlushBytes, Logger: opts.Logger, OnCommit: opts.Observer.WALSync})
+		if err != nil {
+			return fmt.Errorf("storage: open object WAL: %w", err)
+		}
+		e.wal = w
+		// Every entry is uploaded, so every chunk may go.
+		e.discardWAL = func() error { return w.TrimBefore(math.MaxUint64) }
+	default:
+		return fmt.Errorf("storage: unknown WAL kind %q (file or object)", opts.WAL)
+	}
+	return nil
 }
 
 // queued is a durable batch waiting to be uploaded.
@@ -173,11 +234,10 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 		}
 		e.topics[t.Name], e.byID[t.ID] = top, top
 	}
-	w, err := wal.Open(opts.WALDir, wal.Options{NoSync: !opts.WALSync, Logger: opts.Logger, OnCommit: opts.Observer.WALSync})
-	if err != nil {
-		return nil, fmt.Errorf("storage: open WAL: %w", err)
+	if err := e.openWAL(ctx); err != nil {
+		return nil, err
 	}
-	e.wal = w
+	w := e.wal
 	start := time.Now()
 	nowMs := start.UnixMilli()
 	var replayed, skipped int
@@ -216,7 +276,7 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 		w.Close()
 		return nil, fmt.Errorf("storage: replay WAL: %w", err)
 	}
-	e.log.Info("storage recovered", "topics", len(tops), "wal_batches_replayed", replayed, "wal_batches_of_deleted_topics", skipped, "took", time.Since(start))
+	e.log.Info("storage recovered", "topics", len(tops), "wal", cmp.Or(opts.WAL, "file"), "wal_batches_replayed", replayed, "wal_batches_of_deleted_topics", skipped, "took", time.Since(start))
 	go e.uploadLoop()
 	go e.retentionLoop()
 	e.gcWG.Add(1)
@@ -645,8 +705,8 @@ func objectKey() string {
 }
 
 // Close flushes the WAL, uploads everything, and removes the WAL files
-// once their contents are safely in objects, so a clean restart reads
-// everything from the object store.
+// (or chunk objects) once their contents are safely in segment objects, so
+// a clean restart reads everything from the segments.
 func (e *Engine) Close() error {
 	close(e.stop)
 	<-e.done
@@ -672,7 +732,7 @@ func (e *Engine) Close() error {
 		}
 	}
 	if len(errs) == 0 {
-		if err := os.RemoveAll(e.opts.WALDir); err != nil {
+		if err := e.discardWAL(); err != nil {
 			errs = append(errs, fmt.Errorf("remove uploaded WAL: %w", err))
 		}
 	}
