@@ -28,7 +28,7 @@ type Broker struct {
 	// Metadata is where the metadata store lives: "" for the embedded
 	// bbolt file DataDir/meta.db, or etcd://host:port[,host:port...][/prefix].
 	Metadata string
-	WAL      string // "file" or "object"
+	WAL      string // "file" or "object"; "" picks file alone, object in a cluster
 	LogLevel string
 	NodeID   int32
 	Zone     string        // this broker's zone, matched against a client's "zone=" in client.id
@@ -77,7 +77,6 @@ func Default() Broker {
 		Listen:            "127.0.0.1:9092",
 		AdminListen:       "127.0.0.1:9644",
 		DataDir:           "./data",
-		WAL:               "file",
 		LogLevel:          "info",
 		LeaseTTL:          5 * time.Second,
 		WALFlushInterval:  5 * time.Millisecond,
@@ -124,7 +123,7 @@ func (c *Broker) options() []option {
 		{"data-dir", "directory for the WAL, metadata and (by default) objects", &c.DataDir},
 		{"object-store", "object store URL or directory (default: DATA-DIR/objects)", &c.ObjectStore},
 		{"metadata", "metadata store: etcd://host:port[,host:port...][/prefix] (default: the embedded file DATA-DIR/meta.db)", &c.Metadata},
-		{"wal", "write-ahead log kind: file or object", &c.WAL},
+		{"wal", "write-ahead log kind: file (default alone) or object (default and required with --metadata etcd://)", &c.WAL},
 		{"log-level", "debug, info, warn or error", &c.LogLevel},
 		{"node-id", "this broker's node id, unique in a cluster", &c.NodeID},
 		{"zone", "this broker's zone (clients naming a zone in client.id, e.g. \"app;zone=a\", are routed to brokers of that zone)", &c.Zone},
@@ -286,8 +285,17 @@ func (c *Broker) finish() error {
 	} else if _, err := strconv.Atoi(port); err != nil {
 		errs = append(errs, fmt.Errorf("--advertised %q: port is not a number", c.Advertised))
 	}
+	if c.WAL == "" {
+		c.WAL = "file"
+		if c.Metadata != "" {
+			c.WAL = "object"
+		}
+	}
 	switch c.WAL {
 	case "file":
+		if c.Metadata != "" {
+			errs = append(errs, errors.New("--wal file with --metadata etcd://...: a broker of a cluster must write its WAL to the shared object store (--wal object), or the partitions it leads cannot be recovered by another broker when it dies"))
+		}
 	case "object":
 		if c.NodeID < 0 {
 			errs = append(errs, fmt.Errorf("--node-id %d: the object WAL keys its chunks by node id, which must not be negative", c.NodeID))

@@ -849,3 +849,31 @@ func Brokers(ctx context.Context, store objstore.Store) ([]int32, error) {
 	slices.Sort(ids)
 	return slices.Compact(ids), nil
 }
+
+// ScanAll calls fn for the entries of every broker's chunks, broker by
+// broker, each in sequence order: what a broker taking partitions over
+// reads. A chunk its owner deletes during the scan is skipped: owners
+// delete only chunks whose every entry is in the segment index (or
+// superseded by a newer leader), so the taker needs nothing from it.
+func ScanAll(ctx context.Context, store objstore.Store, fn func(e wal.Entry) error) error {
+	ids, err := Brokers(ctx, store)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		chunks, err := listChunks(ctx, store, BrokerPrefix(id), slog.New(slog.DiscardHandler))
+		if err != nil {
+			return err
+		}
+		for _, c := range chunks {
+			_, err := scanChunks(ctx, store, id, []chunk{c}, defaultRequestTimeout, func(_ uint64, e wal.Entry) error { return fn(e) })
+			if errors.Is(err, objstore.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -73,9 +73,15 @@ type lostKey struct {
 // Clustered reports whether the engine runs in cluster mode.
 func (e *Engine) Clustered() bool { return e.cl != nil }
 
-func (c *clustered) leaseValid() bool {
-	b := c.sess.Load()
-	return b != nil && b.s.Valid()
+// stillLeads reports whether a write made under sess to l may be
+// acknowledged: the session is the current one, its lease is certainly
+// held, and l was not fenced meanwhile.
+func (c *clustered) stillLeads(sess *sessionBox, l *partition.Log) bool {
+	if sess == nil || c.sess.Load() != sess || !sess.s.Valid() {
+		return false
+	}
+	_, led := l.Leader()
+	return led
 }
 
 // SetSession installs the membership session whose lease guards every

@@ -182,6 +182,11 @@ func (e *Engine) openWAL(ctx context.Context) error {
 			return fmt.Errorf("storage: open object WAL: %w", err)
 		}
 		e.wal = w
+		if e.cl != nil && e.cl.opts.ScanWALs == nil {
+			e.cl.opts.ScanWALs = func(ctx context.Context, fn func(wal.Entry) error) error {
+				return objwal.ScanAll(ctx, store, fn)
+			}
+		}
 		// Every entry is uploaded, so every chunk may go.
 		e.discardWAL = func() error { return w.TrimBefore(math.MaxUint64) }
 	default:
@@ -473,12 +478,18 @@ func (e *Engine) UpdateTopic(ctx context.Context, name string, fn func(*meta.Top
 // gets the original's offset once the original is durable.
 func (e *Engine) Produce(t *Topic, l *partition.Log, h *batch.Header, done func(base int64, err error)) {
 	key := topicKey(t.ID)
+	// The session this write is made under: a later session (after the
+	// lease was lost and the broker rejoined) does not vouch for it.
+	var sess *sessionBox
+	if e.cl != nil {
+		sess = e.cl.sess.Load()
+	}
 	dup, err := l.Append(h, time.Now().UnixMilli(), func(b *partition.Batch) {
 		b.Seq = e.wal.Append(wal.Entry{Topic: key, Partition: l.Partition, Data: b.Data}, func(seq uint64, err error) {
 			switch {
 			case err != nil:
 				l.Fail(err)
-			case e.cl != nil && !e.cl.leaseValid():
+			case e.cl != nil && !e.cl.stillLeads(sess, l):
 				// The lease may have expired while this batch was being
 				// written: its partition may have moved, so it must not
 				// be acknowledged or become readable here.
