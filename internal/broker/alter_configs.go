@@ -40,6 +40,8 @@ func (b *Broker) handleAlterConfigs(c *conn, h header, r kmsg.Request) func() km
 // alterTopicConfigs validates and stores a topic's new config set computed
 // by next from its current one. It returns a Kafka error code and message.
 func (b *Broker) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, validateOnly bool, next func(cur map[string]string) (map[string]string, error)) (int16, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
 	switch typ {
 	case kmsg.ConfigResourceTypeTopic:
 	case kmsg.ConfigResourceTypeBroker:
@@ -52,7 +54,7 @@ func (b *Broker) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, val
 		return kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("topic %q does not exist", name)
 	}
 	var invalid error
-	err := b.store.UpdateTopic(context.Background(), name, func(mt *meta.Topic) error {
+	err := b.store.UpdateTopic(ctx, name, func(mt *meta.Topic) error {
 		cfg, err := next(maps.Clone(mt.Configs))
 		if err == nil {
 			err = b.checkTopicConfigs(cfg)

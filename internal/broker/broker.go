@@ -173,3 +173,7 @@ func (b *Broker) Close() error {
 	b.wg.Wait()
 	return nil
 }
+
+// adminTimeout bounds a topic change's wait for the metadata store, so a
+// store outage fails the request instead of hanging its connection.
+const adminTimeout = 15 * time.Second

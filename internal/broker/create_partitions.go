@@ -15,6 +15,8 @@ import (
 var errInvalidPartitions = errors.New("invalid partitions")
 
 func (b *Broker) handleCreatePartitions(c *conn, h header, r kmsg.Request) func() kmsg.Response {
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
 	req := r.(*kmsg.CreatePartitionsRequest)
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	for _, rt := range req.Topics {
@@ -34,7 +36,7 @@ func (b *Broker) handleCreatePartitions(c *conn, h header, r kmsg.Request) func(
 			fail(kerr.InvalidPartitions, fmt.Sprintf("topic %q has %d partitions; the new count %d must be larger", rt.Topic, len(t.Logs), rt.Count))
 		case req.ValidateOnly:
 		default:
-			err := b.store.UpdateTopic(context.Background(), rt.Topic, func(mt *meta.Topic) error {
+			err := b.store.UpdateTopic(ctx, rt.Topic, func(mt *meta.Topic) error {
 				if rt.Count <= mt.Partitions {
 					return fmt.Errorf("%w: topic has %d partitions already", errInvalidPartitions, mt.Partitions)
 				}

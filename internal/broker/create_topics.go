@@ -15,6 +15,8 @@ import (
 // and reported as 1: durability comes from the object store, not from
 // replicas, so any factor a tool asks for is satisfied.
 func (b *Broker) handleCreateTopics(c *conn, h header, r kmsg.Request) func() kmsg.Response {
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
 	req := r.(*kmsg.CreateTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	seen := map[string]int{}
@@ -59,7 +61,7 @@ func (b *Broker) handleCreateTopics(c *conn, h header, r kmsg.Request) func() km
 		} else if req.ValidateOnly {
 			st.NumPartitions, st.ReplicationFactor = partitions, 1
 		} else {
-			t, err := b.store.CreateTopic(context.Background(), rt.Topic, partitions, configs)
+			t, err := b.store.CreateTopic(ctx, rt.Topic, partitions, configs)
 			switch {
 			case errors.Is(err, storage.ErrTopicExists):
 				fail(kerr.TopicAlreadyExists, fmt.Sprintf("topic %q already exists", rt.Topic))

@@ -11,6 +11,8 @@ import (
 )
 
 func (b *Broker) handleDeleteTopics(c *conn, h header, r kmsg.Request) func() kmsg.Response {
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
 	req := r.(*kmsg.DeleteTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	targets := req.Topics
@@ -45,7 +47,7 @@ func (b *Broker) handleDeleteTopics(c *conn, h header, r kmsg.Request) func() km
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
-		if err := b.store.DeleteTopic(context.Background(), name); err != nil {
+		if err := b.store.DeleteTopic(ctx, name); err != nil {
 			switch {
 			case errors.Is(err, storage.ErrUnknownTopic):
 				st.ErrorCode = kerr.UnknownTopicOrPartition.Code

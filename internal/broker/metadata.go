@@ -14,6 +14,8 @@ import (
 const noAuthorizedOps = -2147483648
 
 func (b *Broker) handleMetadata(c *conn, h header, r kmsg.Request) func() kmsg.Response {
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
 	req := r.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	for _, e := range b.endpoints() {
@@ -48,7 +50,7 @@ func (b *Broker) handleMetadata(c *conn, h header, r kmsg.Request) func() kmsg.R
 					code = kerr.InvalidTopicException.Code
 				} else if autoCreate {
 					var err error
-					t, err = b.store.CreateTopic(context.Background(), name, b.cfg.DefaultPartitions, nil)
+					t, err = b.store.CreateTopic(ctx, name, b.cfg.DefaultPartitions, nil)
 					if errors.Is(err, storage.ErrTopicExists) {
 						t, err = b.store.Topic(name), nil
 					}

@@ -503,3 +503,122 @@ func TestClusterPausedBrokerFenced(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterEtcdRestart stops etcd under load for longer than a third
+// of the lease TTL and starts it again: produce and fetch on existing
+// partitions go on (acknowledgements may wait while the lease cannot be
+// confirmed, never fail), metadata changes fail while etcd is down and
+// work again once it is back, and nothing acknowledged is lost.
+func TestClusterEtcdRestart(t *testing.T) {
+	c := newTestCluster(t)
+	for id := int32(1); id <= 3; id++ {
+		c.start(id, "a")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.DefaultProduceTopic("steady"), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.MetadataMinAge(250*time.Millisecond), kgo.RetryTimeout(60*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(ctx, 6, 1, nil, "steady"); err != nil {
+		t.Fatal(err)
+	}
+	leadersOf(t, ctx, adm, "steady", nil)
+
+	var mu sync.Mutex
+	var acks []time.Time
+	acked := map[string]bool{}
+	pctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; pctx.Err() == nil; i++ {
+			v := fmt.Sprintf("steady-%06d", i)
+			if err := cl.ProduceSync(pctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+				if pctx.Err() == nil {
+					t.Errorf("produce %s: %v", v, err)
+				}
+				return
+			}
+			mu.Lock()
+			acks = append(acks, time.Now())
+			acked[v] = true
+			mu.Unlock()
+		}
+	}()
+	time.Sleep(2 * time.Second)
+	downAt := time.Now()
+	c.etcd.Stop() // returns once the member is fully down, which takes a while
+	t.Logf("stopping etcd took %v", time.Since(downAt).Round(time.Millisecond))
+	// A metadata change cannot be made while etcd is down.
+	cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+	if _, err := adm.CreateTopic(cctx, 1, 1, nil, "during-outage"); err == nil {
+		t.Errorf("a topic was created while etcd was down")
+	}
+	ccancel()
+	time.Sleep(time.Until(downAt.Add(6 * time.Second)))
+	if err := c.etcd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	upAt := time.Now()
+	mu.Lock()
+	during := 0
+	for _, a := range acks {
+		if a.After(downAt) && a.Before(upAt) {
+			during++
+		}
+	}
+	mu.Unlock()
+	t.Logf("etcd was down for %v", upAt.Sub(downAt).Round(time.Millisecond))
+	// Metadata changes resume.
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := adm.CreateTopic(cctx, 1, 1, nil, "after-outage")
+		ccancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no topic can be created after etcd came back: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("a topic was created %v after etcd came back", time.Since(upAt).Round(time.Millisecond))
+	time.Sleep(2 * time.Second)
+	stop()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	var gap time.Duration
+	for i := 1; i < len(acks); i++ {
+		gap = max(gap, acks[i].Sub(acks[i-1]))
+	}
+	t.Logf("%d produces acknowledged while etcd was down (until the lease could no longer be vouched for), %d in all; longest pause between acknowledgements %v",
+		during, len(acks), gap.Round(time.Millisecond))
+	if during == 0 {
+		t.Errorf("no produce was acknowledged while etcd was down")
+	}
+	if len(acks) == 0 || time.Since(acks[len(acks)-1]) > 3*time.Second {
+		t.Errorf("produce did not resume after etcd came back")
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.ConsumeTopics("steady"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	seen := map[string]bool{}
+	for len(seen) < len(acked) {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d acknowledged records", len(seen), len(acked))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if acked[string(r.Value)] {
+				seen[string(r.Value)] = true
+			}
+		})
+	}
+}

@@ -48,8 +48,13 @@ type Session interface {
 	// acknowledging a write, so that a broker paused past its lease
 	// acknowledges nothing after its partitions moved.
 	Valid() bool
-	// Done is closed when the lease is lost or the session closed.
+	// Done is closed when the store says the lease is gone, or the
+	// session is closed. A session can be neither Valid nor Done: the
+	// store cannot be reached, and whether the lease lives is unknown.
 	Done() <-chan struct{}
+	// Changed returns a channel closed at the next change of Valid or
+	// Done (for waiting on an unknown lease).
+	Changed() <-chan struct{}
 	// Close revokes the lease, releasing everything at once.
 	Close() error
 }

@@ -204,6 +204,14 @@ func (l *Log) Fence() {
 	l.mu.Unlock()
 }
 
+// Settled reports whether every appended batch has been committed (or
+// the log failed): nothing is in flight to the WAL.
+func (l *Log) Settled() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.hw >= l.next || l.failed != nil
+}
+
 // Leader reports the epoch and whether this broker leads the partition.
 func (l *Log) Leader() (int32, bool) {
 	l.mu.Lock()

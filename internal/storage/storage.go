@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -113,9 +114,13 @@ type Engine struct {
 	// timestamp lookups), shared by all partitions.
 	cache *readcache.Cache
 
-	mu     sync.RWMutex
-	topics map[string]*Topic
-	byID   map[[16]byte]*Topic
+	// adminMu serializes topic changes (create, delete, update), which
+	// call the metadata store; mu guards the maps only, never held across
+	// a store call.
+	adminMu sync.Mutex
+	mu      sync.RWMutex
+	topics  map[string]*Topic
+	byID    map[[16]byte]*Topic
 
 	upMu    sync.Mutex
 	upQueue []queued
@@ -358,9 +363,11 @@ func (e *Engine) Topics() []*Topic {
 
 // CreateTopic creates and stores a topic.
 func (e *Engine) CreateTopic(ctx context.Context, name string, partitions int32, configs map[string]string) (*Topic, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.topics[name] != nil {
+	// The metadata store is called without holding e.mu: produce and
+	// fetch look topics up under it and must not wait for the store.
+	e.adminMu.Lock()
+	defer e.adminMu.Unlock()
+	if e.Topic(name) != nil {
 		return nil, fmt.Errorf("%w: %s", ErrTopicExists, name)
 	}
 	t := meta.Topic{Name: name, ID: uuid.New(), Partitions: partitions, Configs: configs, CreatedMs: time.Now().UnixMilli()}
@@ -374,7 +381,9 @@ func (e *Engine) CreateTopic(ctx context.Context, name string, partitions int32,
 	for p := range top.Logs {
 		top.Logs[p] = e.newLog(t, int32(p))
 	}
+	e.mu.Lock()
 	e.topics[name], e.byID[t.ID] = top, top
+	e.mu.Unlock()
 	e.log.Info("topic created", "topic", name, "partitions", partitions, "configs", configs)
 	return top, nil
 }
@@ -382,23 +391,24 @@ func (e *Engine) CreateTopic(ctx context.Context, name string, partitions int32,
 // DeleteTopic removes a topic; its objects are deleted in the background
 // once no other index entry refers to them.
 func (e *Engine) DeleteTopic(ctx context.Context, name string) error {
-	e.mu.Lock()
-	top := e.topics[name]
+	e.adminMu.Lock()
+	defer e.adminMu.Unlock()
+	top := e.Topic(name)
 	if top == nil {
-		e.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
 	if LegalHold(top.Topic) {
-		e.mu.Unlock()
 		return holdError(top.Topic, "deleting topic")
 	}
 	segs, err := e.meta.DeleteTopic(ctx, name)
 	if err != nil && !errors.Is(err, meta.ErrUnknownTopic) {
-		e.mu.Unlock()
 		return fmt.Errorf("storage: delete topic %s: %w", name, err)
 	}
-	delete(e.topics, name)
-	delete(e.byID, top.ID)
+	e.mu.Lock()
+	if cur := e.topics[name]; cur != nil && cur.ID == top.ID {
+		delete(e.topics, name)
+		delete(e.byID, top.ID)
+	}
 	e.mu.Unlock()
 	for _, l := range top.Logs {
 		l.MarkDeleted()
@@ -440,9 +450,9 @@ func (e *Engine) collectObjects(removed []meta.Segment) {
 // UpdateTopic changes a topic's stored configs or partition count with
 // fn; new partitions get empty logs.
 func (e *Engine) UpdateTopic(ctx context.Context, name string, fn func(*meta.Topic) error) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	top := e.topics[name]
+	e.adminMu.Lock()
+	defer e.adminMu.Unlock()
+	top := e.Topic(name)
 	if top == nil {
 		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
@@ -460,7 +470,12 @@ func (e *Engine) UpdateTopic(ctx context.Context, name string, fn func(*meta.Top
 		}
 		return err
 	}
-	logs := top.Logs
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cur := e.topics[name]; cur != nil && cur.ID == top.ID {
+		top = cur // a takeover may have swapped a log meanwhile
+	}
+	logs := slices.Clone(top.Logs)
 	for p := int32(len(logs)); p < updated.Partitions; p++ {
 		logs = append(logs, e.newLog(updated, p))
 	}
@@ -489,12 +504,19 @@ func (e *Engine) Produce(t *Topic, l *partition.Log, h *batch.Header, done func(
 			switch {
 			case err != nil:
 				l.Fail(err)
-			case e.cl != nil && !e.cl.stillLeads(sess, l):
-				// The lease may have expired while this batch was being
-				// written: its partition may have moved, so it must not
-				// be acknowledged or become readable here.
-				l.Fence()
-				err = partition.ErrNotLeader
+			case e.cl != nil:
+				// Acknowledge only while the lease is certainly held: the
+				// partition may have moved while this batch was written.
+				e.cl.ack(sess, l, func(err error) {
+					if err != nil {
+						l.Fence()
+					} else {
+						l.Commit(b)
+						e.enqueue(l, b)
+					}
+					done(b.Base, err)
+				})
+				return
 			default:
 				l.Commit(b)
 				e.enqueue(l, b)
@@ -515,7 +537,13 @@ func (e *Engine) Produce(t *Topic, l *partition.Log, h *batch.Header, done func(
 		go func() {
 			err := e.wal.Sync()
 			if err == nil {
-				_, err = l.Durable(dup.LastOffset())
+				var ok bool
+				ok, err = l.Durable(dup.LastOffset())
+				if err == nil && !ok && e.cl != nil {
+					// The original waits for the lease to be confirmed
+					// (or was refused): the client retries.
+					err = partition.ErrNotLeader
+				}
 			}
 			done(dup.Base, err)
 		}()

@@ -81,6 +81,7 @@ type session struct {
 	base     time.Time // monotonic reference for deadline
 	mu       sync.Mutex
 	deadline time.Duration // since base
+	changed  chan struct{} // closed and replaced at every renewal or end
 	done     chan struct{}
 	once     sync.Once
 	cancel   context.CancelFunc
@@ -99,7 +100,26 @@ func (ss *session) Valid() bool {
 
 func (ss *session) Done() <-chan struct{} { return ss.done }
 
-func (ss *session) end() { ss.once.Do(func() { close(ss.done) }) }
+func (ss *session) Changed() <-chan struct{} {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.changed
+}
+
+// notifyLocked wakes Changed waiters.
+func (ss *session) notifyLocked() {
+	close(ss.changed)
+	ss.changed = make(chan struct{})
+}
+
+func (ss *session) end() {
+	ss.once.Do(func() {
+		close(ss.done)
+		ss.mu.Lock()
+		ss.notifyLocked()
+		ss.mu.Unlock()
+	})
+}
 
 func (ss *session) Close() error {
 	ss.cancel()
@@ -113,8 +133,10 @@ func (ss *session) Close() error {
 }
 
 // keepAlive renews the lease three times per TTL. It ends the session
-// when etcd says the lease is gone, or when no renewal was answered
-// within the TTL (the lease may have expired on the server meanwhile).
+// only when etcd says the lease is gone. While etcd cannot be reached the
+// session stays open but not Valid: if etcd was down for everyone, the
+// lease lives on (etcd renews every lease when it elects a leader) and
+// the next answered renewal makes the session Valid again.
 func (ss *session) keepAlive(ctx context.Context) {
 	tick := time.NewTicker(ss.ttl / 3)
 	defer tick.Stop()
@@ -129,15 +151,16 @@ func (ss *session) keepAlive(ctx context.Context) {
 		resp, err := ss.cli.KeepAliveOnce(kctx, ss.lease)
 		cancel()
 		ss.mu.Lock()
+		gone := false
 		switch {
 		case err == nil && resp.TTL > 0:
 			ss.deadline = sent + time.Duration(resp.TTL)*time.Second
+			ss.notifyLocked()
 		case errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && resp.TTL <= 0):
-			ss.deadline = 0
+			ss.deadline, gone = 0, true
 		}
-		expired := time.Since(ss.base) >= ss.deadline
 		ss.mu.Unlock()
-		if expired {
+		if gone {
 			ss.end()
 			return
 		}
@@ -168,7 +191,7 @@ func (s *Store) Join(ctx context.Context, b meta.BrokerInfo, ttl time.Duration) 
 		}
 		kctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		out = &session{cli: s.cli, lease: g.ID, ttl: time.Duration(secs) * time.Second, base: base,
-			deadline: time.Duration(g.TTL) * time.Second, done: make(chan struct{}), cancel: cancel}
+			deadline: time.Duration(g.TTL) * time.Second, done: make(chan struct{}), changed: make(chan struct{}), cancel: cancel}
 		go out.keepAlive(kctx)
 		return nil
 	})

@@ -66,6 +66,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/vigilhq/vigil/internal/meta"
 	"github.com/vigilhq/vigil/internal/meta/metacodec"
@@ -119,6 +121,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// The client's default zap logger writes JSON to stderr; the
 		// store reports errors through its return values instead.
 		Logger: zap.NewNop(),
+		// Reconnect within a second of etcd coming back (gRPC's default
+		// backoff grows to two minutes): a broker must renew its lease
+		// within the lease TTL after an etcd restart to keep its
+		// partitions.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: time.Second,
+		})},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcdstore: open %v: %w", cfg.Endpoints, err)

@@ -78,6 +78,9 @@ func (m *Member) Stop() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.e != nil {
+		// Like a crash: no graceful drain of client streams, which would
+		// keep the member half-up for seconds.
+		m.e.Server.HardStop()
 		m.e.Close()
 		m.e = nil
 	}
