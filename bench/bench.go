@@ -17,6 +17,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/config"
 )
 
 // Targets.
@@ -53,6 +55,13 @@ type Options struct {
 	Acks        string // "all" (or "-1"), "1", "0"
 	Logger      *slog.Logger
 	Out         io.Writer // progress and results; nil discards
+
+	// WAL is the in-process broker's --wal ("" or "file", or "object"),
+	// with the object WAL's group commit settings (zero: the broker's
+	// defaults). They do not apply to Brokers.
+	WAL              string
+	WALFlushInterval time.Duration
+	WALFlushBytes    int64
 }
 
 // Result holds the figures of one benchmark.
@@ -98,9 +107,25 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	switch {
+	case o.WAL != "" && o.WAL != "file" && o.WAL != "object":
+		return nil, fmt.Errorf("wal must be file or object, not %q", o.WAL)
+	case len(o.Brokers) > 0 && (o.WAL != "" || o.WALFlushInterval != 0 || o.WALFlushBytes != 0):
+		return nil, errors.New("the WAL settings apply to the in-process broker only, not to --brokers")
+	}
 	out, log := outputs(o.Out, o.Logger)
 
-	bb, err := useBroker(ctx, o.Brokers, log, out)
+	bb, err := useBroker(ctx, o.Brokers, log, out, func(c *config.Broker) {
+		if o.WAL != "" {
+			c.WAL = o.WAL
+		}
+		if o.WALFlushInterval > 0 {
+			c.WALFlushInterval = o.WALFlushInterval
+		}
+		if o.WALFlushBytes > 0 {
+			c.WALFlushBytes = o.WALFlushBytes
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -108,6 +133,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	brokers, dataDir := bb.seeds, bb.dataDir
 	fmt.Fprintf(out, "settings:      duration %s per phase, record %d B, %d partitions, acks=%s, linger %s, %d in flight/broker, no compression\n",
 		o.Duration, o.RecordBytes, o.Partitions, o.Acks, linger, maxInflight)
+	if bb.srv != nil {
+		fmt.Fprintf(out, "broker WAL:    %s\n", bb.walDesc)
+	}
 
 	res := &Result{}
 

@@ -31,6 +31,7 @@ type benchBroker struct {
 	seeds   []string
 	dataDir string // set for an in-process broker
 	srv     *server.Server
+	walDesc string // the in-process broker's WAL settings
 	stop    func()
 }
 
@@ -65,8 +66,9 @@ func (b *benchBroker) settle(ctx context.Context) (time.Duration, error) {
 
 // useBroker returns the broker to benchmark: the given seeds, or an
 // in-process broker on a temporary data dir (then dataDir is set, and stop
-// shuts it down and removes the dir).
-func useBroker(ctx context.Context, seeds []string, log *slog.Logger, out io.Writer) (*benchBroker, error) {
+// shuts it down and removes the dir). mods adjust the in-process broker's
+// config.
+func useBroker(ctx context.Context, seeds []string, log *slog.Logger, out io.Writer, mods ...func(*config.Broker)) (*benchBroker, error) {
 	if len(seeds) > 0 {
 		fmt.Fprintf(out, "broker:        %s\n", strings.Join(seeds, ","))
 		return &benchBroker{seeds: seeds, stop: func() {}}, nil
@@ -82,6 +84,9 @@ func useBroker(ctx context.Context, seeds []string, log *slog.Logger, out io.Wri
 	cfg.Advertised = "127.0.0.1:0"
 	cfg.DataDir = dataDir
 	cfg.ObjectStore = filepath.Join(dataDir, "objects")
+	for _, mod := range mods {
+		mod(&cfg)
+	}
 	srv, err := server.Start(ctx, cfg, log)
 	if err != nil {
 		os.RemoveAll(dir)
@@ -89,7 +94,10 @@ func useBroker(ctx context.Context, seeds []string, log *slog.Logger, out io.Wri
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
-	b := &benchBroker{seeds: []string{srv.Addr().String()}, dataDir: dataDir, srv: srv}
+	b := &benchBroker{seeds: []string{srv.Addr().String()}, dataDir: dataDir, srv: srv, walDesc: "file (fsync per group commit)"}
+	if cfg.WAL == "object" {
+		b.walDesc = fmt.Sprintf("object (chunks in the local object store; flush interval %s, flush bytes %d)", cfg.WALFlushInterval, cfg.WALFlushBytes)
+	}
 	b.stop = func() {
 		if err := srv.Close(); err != nil {
 			log.Warn("bench: broker close", "err", err)

@@ -101,9 +101,13 @@ func benchProduce(fs *flag.FlagSet) benchRun {
 	recordBytes := fs.Int("record-bytes", 1024, "record value size in bytes")
 	partitions := fs.Int("partitions", 12, "partitions of the benchmark topics")
 	acks := fs.String("acks", "all", "required acks: all, 1 or 0")
+	walKind := fs.String("wal", "", "the in-process broker's write-ahead log: file or object (default: the broker's, file)")
+	flushInterval := fs.Duration("wal-flush-interval", 0, "the in-process broker's --wal-flush-interval (object WAL; default: the broker's)")
+	flushBytes := fs.Int64("wal-flush-bytes", 0, "the in-process broker's --wal-flush-bytes (object WAL; default: the broker's)")
 	return func(ctx context.Context, log *slog.Logger, out io.Writer) error {
 		_, err := vbench.Run(ctx, vbench.Options{Brokers: splitBrokers(*brokers), Duration: *duration,
-			RecordBytes: *recordBytes, Partitions: *partitions, Acks: *acks, Logger: log, Out: out})
+			RecordBytes: *recordBytes, Partitions: *partitions, Acks: *acks,
+			WAL: *walKind, WALFlushInterval: *flushInterval, WALFlushBytes: *flushBytes, Logger: log, Out: out})
 		return err
 	}
 }

@@ -42,17 +42,22 @@ func parseCrashID(v []byte) (int64, bool) {
 // its acknowledged offset, with no duplicates and no offset gaps, and that
 // new records continue right after the old end.
 func TestCrashDurability(t *testing.T) {
+	crashDurability(t, t.TempDir())
+}
+
+// crashDurability is TestCrashDurability with the broker's extra flags
+// (the WAL kind): it returns the restarted broker, still running.
+func crashDurability(t *testing.T, dataDir string, extraFlags ...string) *broker {
 	target := int64(200_000)
 	if testing.Short() {
 		target = 20_000
 	}
 	const topic = "crash"
 	const partitions = 4
-	dataDir := t.TempDir()
 	// Upload often and early so the kill lands while segments are being
 	// uploaded, and recovery has to combine uploaded segments with the
 	// WAL; debug logging shows the uploads.
-	flags := []string{"--upload-interval", "50ms", "--segment-bytes", "1048576", "--log-level", "debug"}
+	flags := append([]string{"--upload-interval", "50ms", "--segment-bytes", "1048576", "--log-level", "debug"}, extraFlags...)
 	b := startBroker(t, "", dataDir, flags...)
 	createTopic(t, b.addr, topic, partitions)
 
@@ -350,4 +355,5 @@ func TestCrashDurability(t *testing.T) {
 			break
 		}
 	}
+	return b2
 }

@@ -644,7 +644,7 @@ func (w *WAL) put(key string, data []byte) (abandoned bool, err error) {
 	start := time.Now()
 	var lastLog time.Time
 	for attempt := 1; ; attempt++ {
-		perr, left := w.putOnce(key, data)
+		left, perr := w.putOnce(key, data)
 		if perr == nil {
 			if attempt > 1 {
 				w.log.Info("objwal: chunk put succeeded after the store failed", "key", key, "attempts", attempt,
@@ -677,23 +677,23 @@ func (w *WAL) put(key string, data []byte) (abandoned bool, err error) {
 // putOnce runs one Put attempt bounded by RequestTimeout. The Put runs on
 // its own goroutine so that Close's deadline bounds even a store that
 // ignores cancellation; left reports such an abandoned Put.
-func (w *WAL) putOnce(key string, data []byte) (err error, left bool) {
+func (w *WAL) putOnce(key string, data []byte) (left bool, err error) {
 	ctx, cancel := context.WithTimeout(w.giveUp, w.opts.RequestTimeout)
 	defer cancel()
 	res := make(chan error, 1)
 	go func() { res <- w.store.Put(ctx, key, data) }()
 	select {
 	case err := <-res:
-		return err, false
+		return false, err
 	case <-w.giveUp.Done():
 	}
 	grace := time.NewTimer(abandonGrace)
 	defer grace.Stop()
 	select {
 	case err := <-res:
-		return err, false
+		return false, err
 	case <-grace.C:
-		return fmt.Errorf("put abandoned at the close deadline: %w", w.giveUp.Err()), true
+		return true, fmt.Errorf("put abandoned at the close deadline: %w", w.giveUp.Err())
 	}
 }
 
