@@ -2,6 +2,7 @@ package sigma
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"unicode/utf16"
@@ -240,9 +241,7 @@ func (e *event) parseString() error {
 	for e.pos < len(e.data) {
 		// Copy the run up to the next quote or backslash in one append.
 		start := e.pos
-		for e.pos < len(e.data) && e.data[e.pos] != '"' && e.data[e.pos] != '\\' {
-			e.pos++
-		}
+		e.pos += plainRun(e.data[e.pos:])
 		e.arena = append(e.arena, e.data[start:e.pos]...)
 		if e.pos >= len(e.data) {
 			break
@@ -292,6 +291,24 @@ func (e *event) parseString() error {
 	return fmt.Errorf("%w: unterminated string", errSyntax)
 }
 
+// plainRun returns the length of the prefix of b without '"' or '\\',
+// testing 8 bytes at a time.
+func plainRun(b []byte) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		q, bs := w^(ones*'"'), w^(ones*'\\') // zero bytes where b is '"' or '\\'
+		if ((q-ones)&^q|(bs-ones)&^bs)&highs != 0 {
+			break
+		}
+	}
+	for i < len(b) && b[i] != '"' && b[i] != '\\' {
+		i++
+	}
+	return i
+}
+
 func (e *event) hex4() (rune, bool) {
 	if e.pos+4 > len(e.data) {
 		return 0, false
@@ -325,59 +342,50 @@ func (e *event) arenaString(start, end int) string {
 // leaf records the value whose raw text is arena[start:] under the current
 // key, once per Sigma field the key resolves to.
 func (e *event) leaf(k kind, start int) {
+	ids := e.fields()
 	rawEnd := len(e.arena)
+	if len(ids) == 0 {
+		// No Sigma field: kept for keyword search, lowered later only if
+		// a keyword search needs it (lowerAll).
+		e.vals = append(e.vals, value{raw: e.arenaString(start, rawEnd), fid: -1, next: -1, primary: true, kind: k})
+		return
+	}
+	e.arena = appendLower(e.arena, e.arena[start:rawEnd])
 	raw := e.arenaString(start, rawEnd)
-	low := ""
-	lowered := false
-	primary := true
-	add := func(fid int32) {
-		if !lowered && fid >= 0 {
-			// Lowered only for leaves a rule names; the rest are lowered
-			// later only if a keyword search needs them (lowerAll).
-			e.arena = appendLower(e.arena, e.arena[start:rawEnd])
-			raw = e.arenaString(start, rawEnd)
-			low = e.arenaString(rawEnd, len(e.arena))
-			lowered = true
+	low := e.arenaString(rawEnd, len(e.arena))
+	for i, fid := range ids {
+		if e.head[fid] < 0 {
+			e.touched = append(e.touched, fid)
 		}
-		v := value{raw: raw, low: low, fid: fid, next: -1, primary: primary, kind: k, lowered: lowered}
-		primary = false
-		if fid >= 0 {
-			if e.head[fid] < 0 {
-				e.touched = append(e.touched, fid)
+		e.vals = append(e.vals, value{raw: raw, low: low, fid: fid, next: e.head[fid], primary: i == 0, lowered: true, kind: k})
+		e.head[fid] = int32(len(e.vals) - 1)
+	}
+}
+
+// fields returns the Sigma fields of the current key.
+func (e *event) fields() []int32 {
+	if ids, ok := e.cache[string(e.key)]; ok {
+		return ids
+	}
+	e.ids = e.ids[:0]
+	collect := func(id int32) { e.ids = append(e.ids, id) }
+	e.resolve(e.key, collect)
+	if len(e.ids) == 0 && e.res.removeSpaces && bytes.IndexByte(e.key, ' ') >= 0 {
+		e.key2 = e.key2[:0]
+		for _, c := range e.key {
+			if c != ' ' {
+				e.key2 = append(e.key2, c)
 			}
-			v.next = e.head[fid]
-			e.head[fid] = int32(len(e.vals))
 		}
-		e.vals = append(e.vals, v)
+		e.resolve(e.key2, collect)
 	}
-	ids, ok := e.cache[string(e.key)]
-	if !ok {
-		e.ids = e.ids[:0]
-		collect := func(id int32) { e.ids = append(e.ids, id) }
-		e.resolve(e.key, collect)
-		if len(e.ids) == 0 && e.res.removeSpaces && bytes.IndexByte(e.key, ' ') >= 0 {
-			e.key2 = e.key2[:0]
-			for _, c := range e.key {
-				if c != ' ' {
-					e.key2 = append(e.key2, c)
-				}
-			}
-			e.resolve(e.key2, collect)
+	if len(e.cache) < maxCachedKeys {
+		if e.cache == nil {
+			e.cache = map[string][]int32{}
 		}
-		ids = e.ids
-		if len(e.cache) < maxCachedKeys {
-			if e.cache == nil {
-				e.cache = map[string][]int32{}
-			}
-			e.cache[string(e.key)] = append([]int32(nil), ids...)
-		}
+		e.cache[string(e.key)] = append([]int32(nil), e.ids...)
 	}
-	for _, id := range ids {
-		add(id)
-	}
-	if primary { // no Sigma field: kept for keyword search
-		add(-1)
-	}
+	return e.ids
 }
 
 // resolve calls add for each Sigma field the event key maps to.
