@@ -8,7 +8,9 @@ package sigma
 
 import (
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 )
 
 // Engine is an immutable set of compiled rules; it is safe for concurrent
@@ -37,6 +39,8 @@ type Engine struct {
 	// class's indexes hold.
 	always  [][]int32
 	allowed [][]bool
+	// classFields[class] are the logsource field mappings of the class.
+	classFields [][]fieldPair
 	// keywordClass[class]: some rule of the class searches every value,
 	// so every value must be lowered.
 	keywordClass []bool
@@ -94,6 +98,15 @@ func NewEngine(rules []*Rule, cfg Config) (*Engine, []LoadProblem) {
 			ids[k] = id
 		}
 	}
+	// Fields of logsource mappings must resolve in every event.
+	for _, lm := range cfg.Mapping.Logsources {
+		for to, froms := range lm.Fields {
+			ids[to] = c.field(to)
+			for _, f := range froms {
+				ids[f] = c.field(f)
+			}
+		}
+	}
 	e.res = &resolver{ids: ids, prefixes: compilePrefixes(cfg.Mapping.StripPrefixes), removeSpaces: cfg.Mapping.RemoveSpaces}
 	e.nfields = len(c.names)
 	e.buildRouting()
@@ -102,8 +115,36 @@ func NewEngine(rules []*Rule, cfg Config) (*Engine, []LoadProblem) {
 }
 
 func (e *Engine) buildRouting() {
-	e.router = newRouter(e.table)
+	var extra []routeKey
+	for _, lm := range e.cfg.Mapping.Logsources {
+		ch := strings.ToLower(lm.Channel)
+		extra = append(extra, routeKey{ch, -1})
+		for _, id := range lm.EventIDs {
+			extra = append(extra, routeKey{ch, id})
+		}
+	}
+	e.router = newRouter(e.table, extra)
 	n := len(e.router.keys)
+	// Each class's logsource field mappings, as (to, from) field pairs.
+	e.classFields = make([][]fieldPair, n)
+	for cl, k := range e.router.keys {
+		if cl == classOtherWindows || cl == classUnrouted {
+			continue
+		}
+		for _, lm := range e.cfg.Mapping.Logsources {
+			if strings.ToLower(lm.Channel) != k.channel || len(lm.EventIDs) > 0 && !slices.Contains(lm.EventIDs, k.id) {
+				continue
+			}
+			for _, to := range slices.Sorted(maps.Keys(lm.Fields)) {
+				for _, from := range lm.Fields[to] {
+					p := fieldPair{to: e.fieldIDs[to], from: e.fieldIDs[from]}
+					if p.to != p.from && !slices.Contains(e.classFields[cl], p) {
+						e.classFields[cl] = append(e.classFields[cl], p)
+					}
+				}
+			}
+		}
+	}
 	e.allowed = make([][]bool, n)
 	for cl := range e.allowed {
 		e.allowed[cl] = make([]bool, len(e.rules))
@@ -331,6 +372,9 @@ func (m *Matcher) prefilter() {
 		m.epoch = 1
 	}
 	m.class = m.classify()
+	if pairs := e.classFields[m.class]; len(pairs) > 0 {
+		m.ev.alias(pairs)
+	}
 	if e.keywordClass[m.class] {
 		m.ev.lowerAll()
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
@@ -42,11 +43,15 @@ type event struct {
 	// cache remembers the Sigma fields of keys seen before: events of one
 	// source repeat the same keys, so a leaf costs one map lookup instead
 	// of one per strip prefix. Bounded so hostile input cannot grow it.
-	cache map[string][]int32
-	ids   []int32
-	data  []byte
-	pos   int
-	res   *resolver
+	cache map[string]*keyFields
+	// recent is a direct-mapped cache in front of cache, indexed by a
+	// cheap hash of the key's length and last bytes: a hit costs one
+	// comparison instead of a map lookup.
+	recent *[recentKeys]keyFields
+	ids    []int32
+	data   []byte
+	pos    int
+	res    *resolver
 }
 
 // resolver turns event keys into Sigma field ids.
@@ -362,10 +367,40 @@ func (e *event) leaf(k kind, start int) {
 	}
 }
 
+type keyFields struct {
+	key string
+	ids []int32
+	set bool
+}
+
+const recentKeys = 512
+
+// recentSlot hashes a key's length and last eight bytes (where keys of
+// one object differ).
+func recentSlot(key []byte) uint32 {
+	var tail uint64
+	if len(key) >= 8 {
+		tail = binary.LittleEndian.Uint64(key[len(key)-8:])
+	} else {
+		for _, c := range key {
+			tail = tail<<8 | uint64(c)
+		}
+	}
+	return uint32((tail^uint64(len(key)))*0x9E3779B97F4A7C15>>32) % recentKeys
+}
+
 // fields returns the Sigma fields of the current key.
 func (e *event) fields() []int32 {
-	if ids, ok := e.cache[string(e.key)]; ok {
-		return ids
+	if e.recent == nil {
+		e.recent = new([recentKeys]keyFields)
+	}
+	slot := &e.recent[recentSlot(e.key)]
+	if slot.set && slot.key == string(e.key) {
+		return slot.ids
+	}
+	if kf, ok := e.cache[string(e.key)]; ok {
+		*slot = *kf
+		return kf.ids
 	}
 	e.ids = e.ids[:0]
 	collect := func(id int32) { e.ids = append(e.ids, id) }
@@ -381,9 +416,11 @@ func (e *event) fields() []int32 {
 	}
 	if len(e.cache) < maxCachedKeys {
 		if e.cache == nil {
-			e.cache = map[string][]int32{}
+			e.cache = map[string]*keyFields{}
 		}
-		e.cache[string(e.key)] = append([]int32(nil), e.ids...)
+		kf := &keyFields{key: string(e.key), ids: slices.Clone(e.ids), set: true}
+		e.cache[kf.key] = kf
+		*slot = *kf
 	}
 	return e.ids
 }
@@ -398,6 +435,26 @@ func (e *event) resolve(key []byte, add func(int32)) {
 			if id, ok := e.res.ids[string(rem)]; ok {
 				add(id)
 			}
+		}
+	}
+}
+
+// fieldPair makes field to take the values of field from.
+type fieldPair struct{ to, from int32 }
+
+// alias adds, for each pair, a record of every value of from under to
+// (not primary: keyword searches see each leaf once).
+func (e *event) alias(pairs []fieldPair) {
+	for _, p := range pairs {
+		for i := e.head[p.from]; i >= 0; i = e.vals[i].next {
+			v := e.vals[i]
+			v.fid, v.primary = p.to, false
+			if e.head[p.to] < 0 {
+				e.touched = append(e.touched, p.to)
+			}
+			v.next = e.head[p.to]
+			e.head[p.to] = int32(len(e.vals))
+			e.vals = append(e.vals, v)
 		}
 	}
 }
