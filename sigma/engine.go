@@ -295,7 +295,10 @@ func (e *Engine) Rules() []*Rule {
 }
 
 // Stats describes the compiled engine: Rules counts detection rules,
-// Correlations the loaded correlation rules.
+// Correlations the loaded correlation rules, Literals the prefilter's
+// literals (over all route classes and fields), Fields the Sigma fields,
+// AnchorlessRules the rules without a literal clause, evaluated on every
+// event their logsource allows.
 type Stats struct {
 	Rules, Correlations, Literals, Fields, AnchorlessRules int
 }
