@@ -210,8 +210,8 @@ type clause []anchor
 //   - AND needs each child's clauses.
 //   - OR needs, for any choice of one clause per child, their union: the
 //     children's best clauses, and their second best.
-//   - NOT needs nothing: not x matches exactly where x's literals may be
-//     missing.
+//   - NOT needs nothing: not x matches events without any of x's
+//     literals.
 func clausesOf(n node) []clause {
 	switch x := n.(type) {
 	case *fieldNode:

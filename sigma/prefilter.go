@@ -19,22 +19,20 @@ import (
 // against a small bitmap (32 KiB at most, so it stays in L1/L2): loads that
 // do not depend on each other. Only a set bit costs a probe of the gram
 // table and a comparison of the literals filed under that gram. Literals of
-// one to three bytes, rare among anchors, are looked up by their first byte
-// or two.
+// one to three bytes are looked up by their first byte or two.
 //
 // Results are exact (a literal is reported iff it occurs), which the
 // tests check against strings.Contains.
 type litIndex struct {
 	lits  []string
-	bits  []uint64 // 4-byte gram filter, indexed by gramHash >> shift
+	bits  []uint64 // 4-byte gram filter, indexed by gram*gramMul >> shift
 	shift uint32
 	grams gramTable // 4-byte gram -> entries
 	ents  []litEntry
-	// Short literals: short1[b] lists one-byte literals by byte; two- and
-	// three-byte ones are filed by their first two bytes in pairs, with
-	// pairBits as the filter.
-	short1   [256][]int32
-	has1     bool
+	// Short literals: short1[b] lists one-byte literals by byte (nil
+	// without any); two- and three-byte ones are filed by their first two
+	// bytes in pairs, with pairBits as the filter.
+	short1   [][]int32
 	pairBits []uint64 // 65536 bits, nil without 2/3-byte literals
 	pairs    gramTable
 	pairEnts []litEntry
@@ -130,8 +128,10 @@ func buildLitIndex(lits []string) *litIndex {
 			// The empty literal is in every string; anchors never are
 			// empty (an empty pattern yields no anchor), so it is not indexed.
 		case len(l) == 1:
+			if x.short1 == nil {
+				x.short1 = make([][]int32, 256)
+			}
 			x.short1[l[0]] = append(x.short1[l[0]], int32(id))
-			x.has1 = true
 		case len(l) < 4:
 			pair = append(pair, filed{uint32(l[0]) | uint32(l[1])<<8, litEntry{l, int32(id), 0}})
 		default:
@@ -196,9 +196,9 @@ func buildLitIndex(lits []string) *litIndex {
 	return x
 }
 
-// find appends to out the literal of every occurrence in s (a literal
-// found at several positions is appended each time), or only the first
-// occurrence found if first is set.
+// find appends to out the literal of every occurrence in s (a literal of
+// two bytes or more found at several positions is appended each time), or
+// only the first occurrence found if first is set.
 func (x *litIndex) find(s string, out []int32, first bool) []int32 {
 	if len(s) >= 4 {
 		b := unsafe.Slice(unsafe.StringData(s), len(s))
@@ -221,8 +221,13 @@ func (x *litIndex) find(s string, out []int32, first bool) []int32 {
 			}
 		}
 	}
-	if x.has1 {
+	if x.short1 != nil {
+		var seen [256]bool // a byte's literals are reported once
 		for i := 0; i < len(s); i++ {
+			if seen[s[i]] {
+				continue
+			}
+			seen[s[i]] = true
 			for _, l := range x.short1[s[i]] {
 				out = append(out, l)
 				if first {
