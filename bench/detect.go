@@ -38,6 +38,8 @@ type DetectPhase struct {
 	WallPerCore    float64 // EventsPerSec / min(Workers, GOMAXPROCS)
 	CPU            time.Duration
 	RulesPerEvent  float64 // rules evaluated after the prefilter
+	Literals       int     // prefilter literals (per class and field)
+	Unanchored     int     // rules with no literal clause: evaluated on every event of their logsource
 	AllocsPerEvent float64
 	MatchesPerEvt  float64
 }
@@ -129,6 +131,7 @@ func RunDetect(o DetectOptions) (*DetectResult, error) {
 		fmt.Fprintf(out, "    %-24s %.0f events/s (%d events in %s)\n", "throughput:", p.EventsPerSec, p.Events, p.Elapsed.Round(time.Millisecond))
 		fmt.Fprintf(out, "    %-24s %.0f events/s (events per CPU-second used; wall-clock / %d cores: %.0f)\n", "per core:", p.PerCore, min(o.Workers, cores), p.WallPerCore)
 		fmt.Fprintf(out, "    %-24s %.1f of %d (prefilter)\n", "rules evaluated/event:", p.RulesPerEvent, p.Rules)
+		fmt.Fprintf(out, "    %-24s %d literals; %d rules without one, evaluated on every event of their logsource\n", "prefilter:", p.Literals, p.Unanchored)
 		fmt.Fprintf(out, "    %-24s %.3f\n", "allocations/event:", p.AllocsPerEvent)
 		fmt.Fprintf(out, "    %-24s %.2f\n", "matches/event:", p.MatchesPerEvt)
 	}
@@ -141,7 +144,8 @@ func RunDetect(o DetectOptions) (*DetectResult, error) {
 }
 
 func runPhase(name string, eng *sigma.Engine, events [][]byte, o DetectOptions) DetectPhase {
-	p := DetectPhase{Name: name, Rules: eng.Stats().Rules}
+	st := eng.Stats()
+	p := DetectPhase{Name: name, Rules: st.Rules, Literals: st.Literals, Unanchored: st.AnchorlessRules}
 	matchers := make([]*sigma.Matcher, o.Workers)
 	for i := range matchers {
 		matchers[i] = eng.NewMatcher()

@@ -53,7 +53,7 @@ func TestRunDetectTiny(t *testing.T) {
 	if res.Hundred.Rules != 100 {
 		t.Errorf("phase b has %d rules", res.Hundred.Rules)
 	}
-	for _, want := range []string{"per core:", "rules evaluated/event:", "allocations/event:"} {
+	for _, want := range []string{"per core:", "rules evaluated/event:", "prefilter:", "allocations/event:"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}

@@ -1,14 +1,16 @@
 // Package sigma is a compiled Sigma rule engine: rules are parsed (Sigma
 // spec 2.x) and compiled once into an Engine; events (JSON objects) are
-// matched by a Matcher that decodes each event into reusable buffers, runs
-// one Aho-Corasick prefilter over all rule literals, and evaluates only the
-// rules whose literals occur (plus rules that have none), so the hot path
-// allocates nothing per event.
+// matched by a Matcher that decodes each event into reusable buffers, looks
+// the values up in a literal index per field, and evaluates only the rules
+// all of whose necessary literal clauses occur (plus rules that have
+// none), so the hot path allocates nothing per event.
 package sigma
 
 import (
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 )
 
 // Engine is an immutable set of compiled rules; it is safe for concurrent
@@ -22,15 +24,23 @@ type Engine struct {
 	nfields int
 	channel int32 // field id of Channel
 	eventID int32 // field id of EventID
-	// classAC[class][fid] and keywordAC[class] are the prefilter
-	// automata; nlits counts their literals.
-	classAC   [][]*fieldAC
-	keywordAC []*fieldAC
-	nlits     int
-	// always[class] are the rules without anchors, evaluated on every event
-	// of that route class; allowed[class][rule] gates prefilter hits.
+	// classIdx[class][fid] and keywordIdx[class] are the prefilter
+	// literal indexes; nlits counts their literals.
+	classIdx   [][]*fieldIndex
+	keywordIdx []*fieldIndex
+	nlits      int
+	// A rule is a candidate for an event when each of its need[rule]
+	// prefilter clauses has a literal in the event; nclauses counts the
+	// clauses of rules with several.
+	need     []uint16
+	nclauses int
+	// always[class] are the rules without clauses, evaluated on every
+	// event of that route class; allowed[class][rule] says which rules a
+	// class's indexes hold.
 	always  [][]int32
 	allowed [][]bool
+	// classFields[class] are the logsource field mappings of the class.
+	classFields [][]fieldPair
 	// keywordClass[class]: some rule of the class searches every value,
 	// so every value must be lowered.
 	keywordClass []bool
@@ -88,6 +98,15 @@ func NewEngine(rules []*Rule, cfg Config) (*Engine, []LoadProblem) {
 			ids[k] = id
 		}
 	}
+	// Fields of logsource mappings must resolve in every event.
+	for _, lm := range cfg.Mapping.Logsources {
+		for to, froms := range lm.Fields {
+			ids[to] = c.field(to)
+			for _, f := range froms {
+				ids[f] = c.field(f)
+			}
+		}
+	}
 	e.res = &resolver{ids: ids, prefixes: compilePrefixes(cfg.Mapping.StripPrefixes), removeSpaces: cfg.Mapping.RemoveSpaces}
 	e.nfields = len(c.names)
 	e.buildRouting()
@@ -96,8 +115,36 @@ func NewEngine(rules []*Rule, cfg Config) (*Engine, []LoadProblem) {
 }
 
 func (e *Engine) buildRouting() {
-	e.router = newRouter(e.table)
+	var extra []routeKey
+	for _, lm := range e.cfg.Mapping.Logsources {
+		ch := strings.ToLower(lm.Channel)
+		extra = append(extra, routeKey{ch, -1})
+		for _, id := range lm.EventIDs {
+			extra = append(extra, routeKey{ch, id})
+		}
+	}
+	e.router = newRouter(e.table, extra)
 	n := len(e.router.keys)
+	// Each class's logsource field mappings, as (to, from) field pairs.
+	e.classFields = make([][]fieldPair, n)
+	for cl, k := range e.router.keys {
+		if cl == classOtherWindows || cl == classUnrouted {
+			continue
+		}
+		for _, lm := range e.cfg.Mapping.Logsources {
+			if strings.ToLower(lm.Channel) != k.channel || len(lm.EventIDs) > 0 && !slices.Contains(lm.EventIDs, k.id) {
+				continue
+			}
+			for _, to := range slices.Sorted(maps.Keys(lm.Fields)) {
+				for _, from := range lm.Fields[to] {
+					p := fieldPair{to: e.fieldIDs[to], from: e.fieldIDs[from]}
+					if p.to != p.from && !slices.Contains(e.classFields[cl], p) {
+						e.classFields[cl] = append(e.classFields[cl], p)
+					}
+				}
+			}
+		}
+	}
 	e.allowed = make([][]bool, n)
 	for cl := range e.allowed {
 		e.allowed[cl] = make([]bool, len(e.rules))
@@ -107,27 +154,43 @@ func (e *Engine) buildRouting() {
 	}
 }
 
-// fieldAC is the prefilter of one field for one route class: an
-// automaton over the anchors of the rules allowed in that class.
-type fieldAC struct {
-	ac    *acAutomaton
-	base  int32     // offset of this automaton's literals in Matcher.litMark
-	rules [][]int32 // per literal: the rules it anchors
+// fieldIndex is the prefilter of one field for one route class: a literal
+// index over the clause literals, in that field, of the rules allowed in
+// that class.
+type fieldIndex struct {
+	idx  *litIndex
+	base int32         // offset of this index's literals in Matcher.litMark
+	refs [][]clauseRef // per literal: the clauses it satisfies
 }
 
-// buildPrefilter builds, per route class, one automaton per field (and one
-// for keyword anchors over all fields). Splitting by class and field keeps
-// each automaton small (a Sysmon process-creation event scans only the
-// process_creation rules' CommandLine literals in its CommandLine), and
-// fields no allowed rule anchors on are not scanned at all. Classes with
-// the same rule set for a field share the automaton.
+// clauseRef is a clause a literal satisfies: clause numbers the clauses
+// of rules with several (Matcher.clauseMark), -1 is the only clause of
+// its rule.
+type clauseRef struct {
+	rule, clause int32
+}
+
+// buildPrefilter builds, per route class, one literal index per field
+// (and one for keyword anchors over all fields). Splitting by class and
+// field keeps each index small (a Sysmon process-creation event looks up
+// only the process_creation rules' CommandLine literals in its
+// CommandLine) and exact about where a literal counts; fields no allowed
+// rule anchors on are not scanned at all. Classes with the same rule set
+// for a field share the index.
 func (e *Engine) buildPrefilter() {
-	anchors := make([]anchored, len(e.rules))
+	clauses := make([][]clause, len(e.rules))
+	first := make([]int32, len(e.rules)) // number of each rule's first clause, -1 for single ones
+	e.need = make([]uint16, len(e.rules))
 	for i, r := range e.rules {
-		as, ok := anchorsOf(r.root)
-		anchors[i] = anchored{as, ok}
+		clauses[i] = prefilterClauses(r.root)
+		e.need[i] = uint16(len(clauses[i]))
+		first[i] = -1
+		if len(clauses[i]) > 1 {
+			first[i] = int32(e.nclauses)
+			e.nclauses += len(clauses[i])
+		}
 	}
-	shared := map[string]*fieldAC{}
+	shared := map[string]*fieldIndex{}
 	e.always = make([][]int32, len(e.router.keys))
 	e.keywordClass = make([]bool, len(e.router.keys))
 	for cl := range e.router.keys {
@@ -137,79 +200,87 @@ func (e *Engine) buildPrefilter() {
 			}
 		}
 	}
-	e.classAC = make([][]*fieldAC, len(e.router.keys))
-	e.keywordAC = make([]*fieldAC, len(e.router.keys))
+	e.classIdx = make([][]*fieldIndex, len(e.router.keys))
+	e.keywordIdx = make([]*fieldIndex, len(e.router.keys))
 	for cl := range e.router.keys {
 		byField := map[int32][]int32{} // fid -> rules (in order)
 		for i := range e.rules {
 			if !e.allowed[cl][i] {
 				continue
 			}
-			if !anchors[i].ok {
+			if len(clauses[i]) == 0 {
 				e.always[cl] = append(e.always[cl], int32(i))
 				continue
 			}
 			seen := map[int32]bool{}
-			for _, a := range anchors[i].as {
-				if !seen[a.fid] {
-					seen[a.fid] = true
-					byField[a.fid] = append(byField[a.fid], int32(i))
+			for _, c := range clauses[i] {
+				for _, a := range c {
+					if !seen[a.fid] {
+						seen[a.fid] = true
+						byField[a.fid] = append(byField[a.fid], int32(i))
+					}
 				}
 			}
 		}
-		e.classAC[cl] = make([]*fieldAC, e.nfields)
+		// Keyword literals (fid -1) count in any value: a value with a
+		// field index of its own looks them up there too, so that each
+		// value is scanned once.
+		kw := byField[-1]
+		e.classIdx[cl] = make([]*fieldIndex, e.nfields)
 		for fid, rules := range byField {
-			sig := fmt.Sprint(fid, rules)
+			var with []int32
+			if fid >= 0 {
+				with = kw
+			}
+			sig := fmt.Sprint(fid, rules, with)
 			f, ok := shared[sig]
 			if !ok {
-				f = e.newFieldAC(fid, rules, pick(anchors, rules))
+				f = e.newFieldIndex(fid, rules, with, clauses, first)
 				shared[sig] = f
 			}
 			if fid < 0 {
-				e.keywordAC[cl] = f
+				e.keywordIdx[cl] = f
 			} else {
-				e.classAC[cl][fid] = f
+				e.classIdx[cl][fid] = f
 			}
 		}
 	}
 }
 
-type anchored struct {
-	as []anchor
-	ok bool
-}
-
-// pick returns all[i] for each i in idx.
-func pick[T any](all []T, idx []int32) []T {
-	out := make([]T, len(idx))
-	for i, j := range idx {
-		out[i] = all[j]
-	}
-	return out
-}
-
-func (e *Engine) newFieldAC(fid int32, rules []int32, anchors []anchored) *fieldAC {
-	f := &fieldAC{base: int32(e.nlits)}
+// newFieldIndex indexes the literals, in field fid, of the clauses of
+// rules, and the keyword literals of the clauses of kwRules.
+func (e *Engine) newFieldIndex(fid int32, rules, kwRules []int32, clauses [][]clause, first []int32) *fieldIndex {
+	f := &fieldIndex{base: int32(e.nlits)}
 	ids := map[string]int32{}
 	var lits []string
-	for k, r := range rules {
-		for _, a := range anchors[k].as {
-			if a.fid != fid {
-				continue
-			}
-			id, ok := ids[a.lit]
-			if !ok {
-				id = int32(len(lits))
-				ids[a.lit] = id
-				lits = append(lits, a.lit)
-				f.rules = append(f.rules, nil)
-			}
-			if n := len(f.rules[id]); n == 0 || f.rules[id][n-1] != r {
-				f.rules[id] = append(f.rules[id], r)
+	add := func(rules []int32, fid int32) {
+		for _, r := range rules {
+			for k, c := range clauses[r] {
+				ref := clauseRef{r, -1}
+				if first[r] >= 0 {
+					ref.clause = first[r] + int32(k)
+				}
+				for _, a := range c {
+					if a.fid != fid {
+						continue
+					}
+					id, ok := ids[a.lit]
+					if !ok {
+						id = int32(len(lits))
+						ids[a.lit] = id
+						lits = append(lits, a.lit)
+						f.refs = append(f.refs, nil)
+					}
+					if !slices.Contains(f.refs[id], ref) {
+						f.refs[id] = append(f.refs[id], ref)
+					}
+				}
 			}
 		}
 	}
-	f.ac = buildAC(lits)
+	add(rules, fid)
+	add(kwRules, -1)
+	f.idx = buildLitIndex(lits)
 	e.nlits += len(lits)
 	return f
 }
@@ -224,7 +295,10 @@ func (e *Engine) Rules() []*Rule {
 }
 
 // Stats describes the compiled engine: Rules counts detection rules,
-// Correlations the loaded correlation rules.
+// Correlations the loaded correlation rules, Literals the prefilter's
+// literals (over all route classes and fields), Fields the Sigma fields,
+// AnchorlessRules the rules without a literal clause, evaluated on every
+// event their logsource allows.
 type Stats struct {
 	Rules, Correlations, Literals, Fields, AnchorlessRules int
 }
@@ -238,15 +312,17 @@ func (e *Engine) Stats() Stats {
 // Matcher evaluates events against an Engine. It owns the per-event
 // buffers, so it is not safe for concurrent use: use one per goroutine.
 type Matcher struct {
-	e       *Engine
-	ev      *event
-	mark    []uint32 // per rule: epoch it became a candidate
-	litMark []uint32 // per prefilter literal: epoch it was handled
-	epoch   uint32
-	cands   []int32
-	matches []*Rule
-	class   int32
-	key     []byte
+	e          *Engine
+	ev         *event
+	rules      []ruleMark // per rule: clauses satisfied in the current event
+	clauseMark []uint32   // per clause of a rule with several: epoch it was satisfied
+	litMark    []uint32   // per prefilter literal: epoch it was handled
+	epoch      uint32
+	cands      []int32
+	found      []int32 // literals one scan found
+	matches    []*Rule
+	class      int32
+	key        []byte
 	// Evaluated counts rules evaluated since the Matcher was created
 	// (prefilter effectiveness).
 	Evaluated uint64
@@ -255,10 +331,11 @@ type Matcher struct {
 // NewMatcher returns a Matcher for the engine.
 func (e *Engine) NewMatcher() *Matcher {
 	return &Matcher{
-		e:       e,
-		ev:      newEvent(e.res, e.nfields),
-		mark:    make([]uint32, len(e.rules)),
-		litMark: make([]uint32, e.nlits),
+		e:          e,
+		ev:         newEvent(e.res, e.nfields),
+		rules:      make([]ruleMark, len(e.rules)),
+		clauseMark: make([]uint32, e.nclauses),
+		litMark:    make([]uint32, e.nlits),
 	}
 }
 
@@ -274,38 +351,7 @@ func (m *Matcher) Match(doc []byte) ([]*Rule, error) {
 func (m *Matcher) evaluate() []*Rule {
 	e := m.e
 	m.matches = m.matches[:0]
-	m.cands = m.cands[:0]
-	m.epoch++
-	if m.epoch == 0 { // wrapped: clear marks so stale epochs cannot collide
-		clear(m.mark)
-		clear(m.litMark)
-		m.epoch = 1
-	}
-	m.class = m.classify()
-	if e.keywordClass[m.class] {
-		m.ev.lowerAll()
-	}
-	fields, keywords := e.classAC[m.class], e.keywordAC[m.class]
-	for i := range m.ev.vals {
-		v := &m.ev.vals[i]
-		if v.kind == kindNull || len(v.low) == 0 {
-			continue
-		}
-		if v.fid >= 0 {
-			if f := fields[v.fid]; f != nil {
-				m.scan(f, v.low)
-			}
-		}
-		if keywords != nil && v.primary {
-			m.scan(keywords, v.low)
-		}
-	}
-	for _, r := range e.always[m.class] {
-		if m.mark[r] != m.epoch {
-			m.mark[r] = m.epoch
-			m.cands = append(m.cands, r)
-		}
-	}
+	m.prefilter()
 	slices.Sort(m.cands)
 	m.Evaluated += uint64(len(m.cands))
 	for _, r := range m.cands {
@@ -314,6 +360,48 @@ func (m *Matcher) evaluate() []*Rule {
 		}
 	}
 	return m.matches
+}
+
+// prefilter classifies the decoded event and collects the candidate rules
+// in m.cands.
+func (m *Matcher) prefilter() {
+	e := m.e
+	m.cands = m.cands[:0]
+	m.epoch++
+	if m.epoch == 0 { // wrapped: clear marks so stale epochs cannot collide
+		clear(m.rules)
+		clear(m.clauseMark)
+		clear(m.litMark)
+		m.epoch = 1
+	}
+	m.class = m.classify()
+	if pairs := e.classFields[m.class]; len(pairs) > 0 {
+		m.ev.alias(pairs)
+	}
+	if e.keywordClass[m.class] {
+		m.ev.lowerAll()
+	}
+	fields, keywords := e.classIdx[m.class], e.keywordIdx[m.class]
+	for i := range m.ev.vals {
+		v := &m.ev.vals[i]
+		if v.kind == kindNull || len(v.low) == 0 {
+			continue
+		}
+		// A field's index holds the class's keyword literals too; the
+		// keyword index serves primary values without one. (A keyword
+		// literal found in an alias record is in its primary record too.)
+		var f *fieldIndex
+		if v.fid >= 0 {
+			f = fields[v.fid]
+		}
+		if f == nil && v.primary {
+			f = keywords
+		}
+		if f != nil {
+			m.scan(f, v.low)
+		}
+	}
+	m.cands = append(m.cands, e.always[m.class]...)
 }
 
 // classify finds the event's route class from its Channel and EventID.
@@ -339,33 +427,45 @@ func (m *Matcher) classify() int32 {
 	return classOtherWindows
 }
 
-// scan runs one prefilter automaton over a value and marks the rules of
-// every literal found as candidates.
-func (m *Matcher) scan(f *fieldAC, s string) {
-	a := f.ac
-	st := uint32(0)
-	for i := 0; i < len(s); i++ {
-		enc := a.next(st, s[i])
-		st = enc >> 1
-		if enc&1 == 0 {
+// scan looks a value up in one field's literal index and counts the
+// clauses of every literal found; a rule becomes a candidate when all its
+// clauses are satisfied.
+func (m *Matcher) scan(f *fieldIndex, s string) {
+	m.found = f.idx.find(s, m.found[:0], false)
+	epoch := m.epoch
+	for _, l := range m.found {
+		g := f.base + l
+		if m.litMark[g] == epoch {
 			continue
 		}
-		for o := int32(st); o >= 0; o = a.states[o].dict {
-			for _, l := range a.out[o] {
-				g := f.base + l
-				if m.litMark[g] == m.epoch {
-					continue
+		m.litMark[g] = epoch
+		for _, ref := range f.refs[l] {
+			st := &m.rules[ref.rule]
+			if ref.clause < 0 { // the rule's only clause
+				if st.epoch != epoch {
+					st.epoch = epoch
+					m.cands = append(m.cands, ref.rule)
 				}
-				m.litMark[g] = m.epoch
-				for _, r := range f.rules[l] {
-					if m.mark[r] != m.epoch {
-						m.mark[r] = m.epoch
-						m.cands = append(m.cands, r)
-					}
-				}
+				continue
+			}
+			if m.clauseMark[ref.clause] == epoch {
+				continue
+			}
+			m.clauseMark[ref.clause] = epoch
+			if st.epoch != epoch {
+				st.epoch, st.hits = epoch, 0
+			}
+			st.hits++
+			if st.hits == uint32(m.e.need[ref.rule]) {
+				m.cands = append(m.cands, ref.rule)
 			}
 		}
 	}
+}
+
+// ruleMark counts the satisfied clauses of a rule in one event (epoch).
+type ruleMark struct {
+	epoch, hits uint32
 }
 
 // hasKeywords reports whether a node searches every value of an event.

@@ -2,8 +2,10 @@ package sigma
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
@@ -41,11 +43,15 @@ type event struct {
 	// cache remembers the Sigma fields of keys seen before: events of one
 	// source repeat the same keys, so a leaf costs one map lookup instead
 	// of one per strip prefix. Bounded so hostile input cannot grow it.
-	cache map[string][]int32
-	ids   []int32
-	data  []byte
-	pos   int
-	res   *resolver
+	cache map[string]*keyFields
+	// recent is a direct-mapped cache in front of cache, indexed by a
+	// cheap hash of the key's length and last bytes: a hit costs one
+	// comparison instead of a map lookup.
+	recent *[recentKeys]keyFields
+	ids    []int32
+	data   []byte
+	pos    int
+	res    *resolver
 }
 
 // resolver turns event keys into Sigma field ids.
@@ -240,9 +246,7 @@ func (e *event) parseString() error {
 	for e.pos < len(e.data) {
 		// Copy the run up to the next quote or backslash in one append.
 		start := e.pos
-		for e.pos < len(e.data) && e.data[e.pos] != '"' && e.data[e.pos] != '\\' {
-			e.pos++
-		}
+		e.pos += plainRun(e.data[e.pos:])
 		e.arena = append(e.arena, e.data[start:e.pos]...)
 		if e.pos >= len(e.data) {
 			break
@@ -292,6 +296,24 @@ func (e *event) parseString() error {
 	return fmt.Errorf("%w: unterminated string", errSyntax)
 }
 
+// plainRun returns the length of the prefix of b without '"' or '\\',
+// testing 8 bytes at a time.
+func plainRun(b []byte) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		q, bs := w^(ones*'"'), w^(ones*'\\') // zero bytes where b is '"' or '\\'
+		if ((q-ones)&^q|(bs-ones)&^bs)&highs != 0 {
+			break
+		}
+	}
+	for i < len(b) && b[i] != '"' && b[i] != '\\' {
+		i++
+	}
+	return i
+}
+
 func (e *event) hex4() (rune, bool) {
 	if e.pos+4 > len(e.data) {
 		return 0, false
@@ -325,59 +347,82 @@ func (e *event) arenaString(start, end int) string {
 // leaf records the value whose raw text is arena[start:] under the current
 // key, once per Sigma field the key resolves to.
 func (e *event) leaf(k kind, start int) {
+	ids := e.fields()
 	rawEnd := len(e.arena)
+	if len(ids) == 0 {
+		// No Sigma field: kept for keyword search, lowered later only if
+		// a keyword search needs it (lowerAll).
+		e.vals = append(e.vals, value{raw: e.arenaString(start, rawEnd), fid: -1, next: -1, primary: true, kind: k})
+		return
+	}
+	e.arena = appendLower(e.arena, e.arena[start:rawEnd])
 	raw := e.arenaString(start, rawEnd)
-	low := ""
-	lowered := false
-	primary := true
-	add := func(fid int32) {
-		if !lowered && fid >= 0 {
-			// Lowered only for leaves a rule names; the rest are lowered
-			// later only if a keyword search needs them (lowerAll).
-			e.arena = appendLower(e.arena, e.arena[start:rawEnd])
-			raw = e.arenaString(start, rawEnd)
-			low = e.arenaString(rawEnd, len(e.arena))
-			lowered = true
+	low := e.arenaString(rawEnd, len(e.arena))
+	for i, fid := range ids {
+		if e.head[fid] < 0 {
+			e.touched = append(e.touched, fid)
 		}
-		v := value{raw: raw, low: low, fid: fid, next: -1, primary: primary, kind: k, lowered: lowered}
-		primary = false
-		if fid >= 0 {
-			if e.head[fid] < 0 {
-				e.touched = append(e.touched, fid)
+		e.vals = append(e.vals, value{raw: raw, low: low, fid: fid, next: e.head[fid], primary: i == 0, lowered: true, kind: k})
+		e.head[fid] = int32(len(e.vals) - 1)
+	}
+}
+
+type keyFields struct {
+	key string
+	ids []int32
+	set bool
+}
+
+const recentKeys = 512
+
+// recentSlot hashes a key's length and last eight bytes (where keys of
+// one object differ).
+func recentSlot(key []byte) uint32 {
+	var tail uint64
+	if len(key) >= 8 {
+		tail = binary.LittleEndian.Uint64(key[len(key)-8:])
+	} else {
+		for _, c := range key {
+			tail = tail<<8 | uint64(c)
+		}
+	}
+	return uint32((tail^uint64(len(key)))*0x9E3779B97F4A7C15>>32) % recentKeys
+}
+
+// fields returns the Sigma fields of the current key.
+func (e *event) fields() []int32 {
+	if e.recent == nil {
+		e.recent = new([recentKeys]keyFields)
+	}
+	slot := &e.recent[recentSlot(e.key)]
+	if slot.set && slot.key == string(e.key) {
+		return slot.ids
+	}
+	if kf, ok := e.cache[string(e.key)]; ok {
+		*slot = *kf
+		return kf.ids
+	}
+	e.ids = e.ids[:0]
+	collect := func(id int32) { e.ids = append(e.ids, id) }
+	e.resolve(e.key, collect)
+	if len(e.ids) == 0 && e.res.removeSpaces && bytes.IndexByte(e.key, ' ') >= 0 {
+		e.key2 = e.key2[:0]
+		for _, c := range e.key {
+			if c != ' ' {
+				e.key2 = append(e.key2, c)
 			}
-			v.next = e.head[fid]
-			e.head[fid] = int32(len(e.vals))
 		}
-		e.vals = append(e.vals, v)
+		e.resolve(e.key2, collect)
 	}
-	ids, ok := e.cache[string(e.key)]
-	if !ok {
-		e.ids = e.ids[:0]
-		collect := func(id int32) { e.ids = append(e.ids, id) }
-		e.resolve(e.key, collect)
-		if len(e.ids) == 0 && e.res.removeSpaces && bytes.IndexByte(e.key, ' ') >= 0 {
-			e.key2 = e.key2[:0]
-			for _, c := range e.key {
-				if c != ' ' {
-					e.key2 = append(e.key2, c)
-				}
-			}
-			e.resolve(e.key2, collect)
+	if len(e.cache) < maxCachedKeys {
+		if e.cache == nil {
+			e.cache = map[string]*keyFields{}
 		}
-		ids = e.ids
-		if len(e.cache) < maxCachedKeys {
-			if e.cache == nil {
-				e.cache = map[string][]int32{}
-			}
-			e.cache[string(e.key)] = append([]int32(nil), ids...)
-		}
+		kf := &keyFields{key: string(e.key), ids: slices.Clone(e.ids), set: true}
+		e.cache[kf.key] = kf
+		*slot = *kf
 	}
-	for _, id := range ids {
-		add(id)
-	}
-	if primary { // no Sigma field: kept for keyword search
-		add(-1)
-	}
+	return e.ids
 }
 
 // resolve calls add for each Sigma field the event key maps to.
@@ -390,6 +435,26 @@ func (e *event) resolve(key []byte, add func(int32)) {
 			if id, ok := e.res.ids[string(rem)]; ok {
 				add(id)
 			}
+		}
+	}
+}
+
+// fieldPair makes field to take the values of field from.
+type fieldPair struct{ to, from int32 }
+
+// alias adds, for each pair, a record of every value of from under to
+// (not primary: keyword searches see each leaf once).
+func (e *event) alias(pairs []fieldPair) {
+	for _, p := range pairs {
+		for i := e.head[p.from]; i >= 0; i = e.vals[i].next {
+			v := e.vals[i]
+			v.fid, v.primary = p.to, false
+			if e.head[p.to] < 0 {
+				e.touched = append(e.touched, p.to)
+			}
+			v.next = e.head[p.to]
+			e.head[p.to] = int32(len(e.vals))
+			e.vals = append(e.vals, v)
 		}
 	}
 }

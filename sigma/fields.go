@@ -18,6 +18,22 @@ type FieldMapping struct {
 	// RemoveSpaces lets keys with spaces ("Source Name", as Windows
 	// Defender events have) match the Sigma field without them.
 	RemoveSpaces bool `yaml:"remove_spaces"`
+	// Logsources are field mappings that hold only in the events of one
+	// channel (and event ids).
+	Logsources []LogsourceMapping `yaml:"logsources"`
+}
+
+// LogsourceMapping gives the events of one channel (all of them, or only
+// those with one of EventIDs) more field names: there, each Sigma field
+// of Fields also takes the values of the Sigma fields listed for it
+// (names after Aliases and StripPrefixes). Windows Security event 4688
+// names the new process NewProcessName where Sysmon event 1, for which
+// SigmaHQ's process_creation rules are written, says Image. The fields
+// keep their own values too.
+type LogsourceMapping struct {
+	Channel  string              `yaml:"channel"`
+	EventIDs []int               `yaml:"event_ids"`
+	Fields   map[string][]string `yaml:"fields"`
 }
 
 // WindowsEvtxMapping is the mapping for Windows events as evtx_dump writes
@@ -33,6 +49,13 @@ func WindowsEvtxMapping() FieldMapping {
 		},
 		StripPrefixes: []string{"Event.EventData.", "Event.System.", "Event.UserData.*."},
 		RemoveSpaces:  true,
+		Logsources: []LogsourceMapping{{
+			// process_creation from the Security log (pySigma's Windows
+			// audit mapping): the command line is CommandLine in both.
+			Channel:  "Security",
+			EventIDs: []int{4688},
+			Fields:   map[string][]string{"Image": {"NewProcessName"}, "ParentImage": {"ParentProcessName"}},
+		}},
 	}
 }
 

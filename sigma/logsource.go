@@ -108,7 +108,9 @@ type routeKey struct {
 	id      int // -1: any id
 }
 
-func newRouter(t *LogsourceTable) *router {
+// newRouter makes the route classes of a table, plus those of extra
+// (channel, id) pairs (where logsource field mappings apply).
+func newRouter(t *LogsourceTable, extra []routeKey) *router {
 	r := &router{classes: map[string]int32{}, keys: []routeKey{{"", -2}, {"", -3}}}
 	add := func(ch string, id int) {
 		k := routeKeyString(ch, id)
@@ -128,6 +130,12 @@ func newRouter(t *LogsourceTable) *router {
 	for _, chans := range t.Services {
 		for _, ch := range chans {
 			add(ch, -1)
+		}
+	}
+	for _, k := range extra {
+		add(k.channel, -1)
+		if k.id >= 0 {
+			add(k.channel, k.id)
 		}
 	}
 	return r

@@ -60,7 +60,8 @@ func (c *compiler) compileField(key string, raw any) (*fieldNode, error) {
 				flags += f
 			}
 		}
-		for _, v := range values {
+		for i, v := range values {
+			n.value = int32(i)
 			s, ok := v.(string)
 			if !ok {
 				return nil, fmt.Errorf("field %s: regex %v is not a string", key, v)
@@ -76,7 +77,7 @@ func (c *compiler) compileField(key string, raw any) (*fieldNode, error) {
 		}
 		return n, nil
 	case has["cidr"]:
-		m := &cidrMatcher{}
+		m := &cidrMatcher{} // one pattern for the whole list
 		for _, v := range values {
 			p, err := netip.ParsePrefix(fmt.Sprint(v))
 			if err != nil {
@@ -93,7 +94,8 @@ func (c *compiler) compileField(key string, raw any) (*fieldNode, error) {
 				op = o
 			}
 		}
-		for _, v := range values {
+		for i, v := range values {
+			n.value = int32(i)
 			f, err := strconv.ParseFloat(fmt.Sprint(v), 64)
 			if err != nil {
 				return nil, fmt.Errorf("field %s: %w", key, err)
@@ -111,7 +113,8 @@ func (c *compiler) compileField(key string, raw any) (*fieldNode, error) {
 		case has["endswith"]:
 			op = 's'
 		}
-		for _, v := range values {
+		for i, v := range values {
+			n.value = int32(i)
 			s, ok := v.(string)
 			if !ok {
 				return nil, fmt.Errorf("field %s: fieldref %v is not a field name", key, v)
@@ -120,7 +123,8 @@ func (c *compiler) compileField(key string, raw any) (*fieldNode, error) {
 		}
 		return n, nil
 	}
-	for _, v := range values {
+	for i, v := range values {
+		n.value = int32(i)
 		if v == nil {
 			n.null = true
 			n.anchorless = true

@@ -1,6 +1,7 @@
 package sigma
 
 import (
+	"encoding/binary"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -11,7 +12,19 @@ import (
 // a plain byte comparison on the hot path; the ASCII fast path avoids the
 // rune decoding that dominates strings.ToLower on mostly-ASCII log data.
 func appendLower(dst []byte, s []byte) []byte {
-	for i := 0; i < len(s); {
+	i := 0
+	// ASCII, 8 bytes at a time: a byte in 'A'..'Z' gets 0x20 added. The
+	// additions cannot carry between bytes below 0x80.
+	for ; i+8 <= len(s); i += 8 {
+		w := binary.LittleEndian.Uint64(s[i:])
+		if w&0x8080808080808080 != 0 {
+			break
+		}
+		ge := w + 0x3f3f3f3f3f3f3f3f // high bit: byte >= 'A'
+		gt := w + 0x2525252525252525 // high bit: byte > 'Z'
+		dst = binary.LittleEndian.AppendUint64(dst, w|(ge&^gt&0x8080808080808080)>>2)
+	}
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if 'A' <= c && c <= 'Z' {
@@ -25,11 +38,23 @@ func appendLower(dst []byte, s []byte) []byte {
 		if r == utf8.RuneError && n == 1 {
 			dst = append(dst, c) // keep invalid bytes as they are
 		} else {
-			dst = utf8.AppendRune(dst, unicode.ToLower(r))
+			dst = utf8.AppendRune(dst, lowerRune(r))
 		}
 		i += n
 	}
 	return dst
+}
+
+// lowerRune is unicode.ToLower, except that the long s (U+017F), which
+// case-folds to s, lowers to s: then every rune that case-insensitively
+// matches an ASCII letter lowers to that letter (the Kelvin sign already
+// lowers to k), so a case-insensitive regex's ASCII literals are sound
+// prefilter anchors on lowered values.
+func lowerRune(r rune) rune {
+	if r == 'ſ' {
+		return 's'
+	}
+	return unicode.ToLower(r)
 }
 
 func lower(s string) string { return string(appendLower(nil, []byte(s))) }
