@@ -31,7 +31,7 @@ func fuzzBroker(tb testing.TB) *Broker {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	objs, err := objstore.Open(ctx, filepath.Join(dir, "objects"))
+	objs, err := objstore.Open(ctx, filepath.Join(dir, "objects"), objstore.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}

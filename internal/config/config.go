@@ -25,6 +25,11 @@ type Broker struct {
 	AdminListen string // host:port of the admin HTTP listener (/metrics, /healthz, /readyz); "" disables it
 	DataDir     string
 	ObjectStore string // URL or path; default DataDir/objects
+	// S3AccessKeyID and S3SecretAccessKey are explicit credentials of an
+	// s3:// object store (both or neither); without them the AWS chain
+	// (AWS_* environment, ~/.aws files, instance role) is used.
+	S3AccessKeyID     string
+	S3SecretAccessKey Secret
 	// Metadata is where the metadata store lives: "" for the embedded
 	// bbolt file DataDir/meta.db, or etcd://host:port[,host:port...][/prefix].
 	Metadata string
@@ -121,7 +126,9 @@ func (c *Broker) options() []option {
 		{"advertised", "host:port advertised to clients in Metadata (default: --listen)", &c.Advertised},
 		{"admin-listen", "host:port for /metrics, /healthz and /readyz (empty: off)", &c.AdminListen},
 		{"data-dir", "directory for the WAL, metadata and (by default) objects", &c.DataDir},
-		{"object-store", "object store URL or directory (default: DATA-DIR/objects)", &c.ObjectStore},
+		{"object-store", "object store: a directory, file:///abs/dir, or s3://bucket[/prefix][?endpoint=HOST:PORT&region=R&path_style=BOOL&tls=BOOL&create_bucket=BOOL&timeout=D] (default: DATA-DIR/objects)", &c.ObjectStore},
+		{"s3-access-key-id", "access key id of an s3:// object store (default: the AWS credential chain: AWS_ACCESS_KEY_ID, ~/.aws, instance role)", &c.S3AccessKeyID},
+		{"s3-secret-access-key", "secret access key of an s3:// object store; prefer VIGIL_S3_SECRET_ACCESS_KEY or the config file, since flags show in ps", &c.S3SecretAccessKey},
 		{"metadata", "metadata store: etcd://host:port[,host:port...][/prefix] (default: the embedded file DATA-DIR/meta.db)", &c.Metadata},
 		{"wal", "write-ahead log kind: file (default alone) or object (default and required with --metadata etcd://)", &c.WAL},
 		{"log-level", "debug, info, warn or error", &c.LogLevel},
@@ -168,6 +175,8 @@ func Load(name string, args []string, getenv func(string) string) (Broker, error
 		switch p := o.ptr.(type) {
 		case *string:
 			fs.StringVar(p, o.name, *p, o.usage)
+		case *Secret:
+			fs.Func(o.name, o.usage, func(s string) error { return setValue(p, s) })
 		case *bool:
 			fs.BoolVar(p, o.name, *p, o.usage)
 		case *int32:
@@ -241,6 +250,8 @@ func setValue(ptr any, s string) error {
 	switch p := ptr.(type) {
 	case *string:
 		*p = s
+	case *Secret:
+		*p = Secret(s)
 	case *bool:
 		v, err := strconv.ParseBool(s)
 		if err != nil {
@@ -321,6 +332,12 @@ func (c *Broker) finish() error {
 	if c.ObjectStore == "" {
 		c.ObjectStore = filepath.Join(c.DataDir, "objects")
 	}
+	if (c.S3AccessKeyID == "") != (c.S3SecretAccessKey == "") {
+		errs = append(errs, errors.New("--s3-access-key-id and --s3-secret-access-key must be given together"))
+	}
+	if c.S3AccessKeyID != "" && !strings.HasPrefix(c.ObjectStore, "s3://") {
+		errs = append(errs, fmt.Errorf("--s3-access-key-id and --s3-secret-access-key need an s3:// --object-store, not %q", c.ObjectStore))
+	}
 	if c.Metadata != "" {
 		if _, _, err := ParseEtcdURL(c.Metadata); err != nil {
 			errs = append(errs, fmt.Errorf("--metadata %q: %w", c.Metadata, err))
@@ -373,6 +390,21 @@ func (c *Broker) finish() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Secret is a setting that must not show in logs or error messages: it
+// prints as "[redacted]" (also inside a %v of the whole config). string(s)
+// is the value.
+type Secret string
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString keeps %#v from printing the value.
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
 
 // DefaultEtcdPrefix is the key prefix of an etcd:// metadata URL without
 // a path.

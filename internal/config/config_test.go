@@ -167,3 +167,44 @@ func TestMetadata(t *testing.T) {
 		}
 	}
 }
+
+func TestS3Credentials(t *testing.T) {
+	const store = "s3://logs/vigil?endpoint=minio:9000&tls=false"
+	file := filepath.Join(t.TempDir(), "vigil.yaml")
+	if err := os.WriteFile(file, []byte("object-store: "+store+"\ns3-access-key-id: FROMFILE\ns3-secret-access-key: file-secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load("test", []string{"--config", file}, env(nil))
+	if err != nil || c.ObjectStore != store || c.S3AccessKeyID != "FROMFILE" || string(c.S3SecretAccessKey) != "file-secret" {
+		t.Fatalf("from file: %q %q %v", c.ObjectStore, c.S3AccessKeyID, err)
+	}
+	c, err = Load("test", []string{"--config", file, "--s3-access-key-id", "FROMFLAG"},
+		env(map[string]string{"VIGIL_S3_SECRET_ACCESS_KEY": "env-secret", "VIGIL_S3_ACCESS_KEY_ID": "FROMENV"}))
+	if err != nil || c.S3AccessKeyID != "FROMFLAG" || string(c.S3SecretAccessKey) != "env-secret" {
+		t.Fatalf("flag > env > file: %q, %v", c.S3AccessKeyID, err)
+	}
+	// The secret never prints, not even as part of the whole config.
+	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), c.S3SecretAccessKey.String()} {
+		if strings.Contains(s, "env-secret") {
+			t.Fatalf("secret printed: %s", s)
+		}
+	}
+	if !strings.Contains(fmt.Sprintf("%+v", c), "S3SecretAccessKey:[redacted]") {
+		t.Errorf("redacted secret not shown as such: %+v", c)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--object-store", store, "--s3-access-key-id", "K"}, nil, "must be given together"},
+		{[]string{"--object-store", store}, map[string]string{"VIGIL_S3_SECRET_ACCESS_KEY": "s"}, "must be given together"},
+		{[]string{"--s3-access-key-id", "K", "--s3-secret-access-key", "s"}, nil, "need an s3:// --object-store"},
+	} {
+		_, err := Load("test", tc.args, env(tc.env))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Load(%v, %v) = %v, want error containing %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}

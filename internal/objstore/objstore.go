@@ -1,6 +1,6 @@
 // Package objstore is the one interface over blob storage that holds every
-// record durably. Backends: a local directory (the embedded default) and,
-// for clusters, S3-compatible stores.
+// record durably. Backends: a local directory (the embedded default, dir.go)
+// and, for clusters, S3-compatible stores (s3.go).
 package objstore
 
 import (
@@ -36,8 +36,21 @@ type Store interface {
 	Close() error
 }
 
-// Open opens the store named by rawURL: "file:///abs/dir", or a plain path.
-func Open(ctx context.Context, rawURL string) (Store, error) {
+// Options are the settings of Open that must not be part of the URL,
+// because the URL is logged: credentials.
+type Options struct {
+	// S3AccessKeyID and S3SecretAccessKey are explicit credentials for an
+	// s3:// store; both or neither. Without them the AWS chain is used:
+	// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, then the
+	// shared files (~/.aws/credentials, ~/.aws/config, AWS_PROFILE), then
+	// an EC2/ECS/EKS role.
+	S3AccessKeyID     string
+	S3SecretAccessKey string
+}
+
+// Open opens the store named by rawURL: "file:///abs/dir", a plain path,
+// or "s3://bucket[/prefix][?params]" (see OpenS3 for the parameters).
+func Open(ctx context.Context, rawURL string, opts Options) (Store, error) {
 	if !strings.Contains(rawURL, "://") {
 		abs, err := filepath.Abs(rawURL)
 		if err != nil {
@@ -52,7 +65,9 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 	switch u.Scheme {
 	case "file":
 		return OpenDir(filepath.Join(u.Host, u.Path))
+	case "s3":
+		return OpenS3(ctx, u, opts)
 	default:
-		return nil, fmt.Errorf("objstore: unsupported object store scheme %q in %q (supported: file://, or a directory path)", u.Scheme, rawURL)
+		return nil, fmt.Errorf("objstore: unsupported object store scheme %q in %q (supported: file://, s3://, or a directory path)", u.Scheme, rawURL)
 	}
 }

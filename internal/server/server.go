@@ -65,7 +65,10 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 	if s.meta, err = openMeta(ctx, cfg); err != nil {
 		return nil, err
 	}
-	if s.objs, err = objstore.Open(ctx, cfg.ObjectStore); err != nil {
+	if s.objs, err = objstore.Open(ctx, cfg.ObjectStore, objstore.Options{
+		S3AccessKeyID:     cfg.S3AccessKeyID,
+		S3SecretAccessKey: string(cfg.S3SecretAccessKey),
+	}); err != nil {
 		s.meta.Close()
 		return nil, fmt.Errorf("open object store: %w", err)
 	}

@@ -21,7 +21,7 @@ func openEngine(t *testing.T, dir string) (*Engine, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := objstore.Open(ctx, filepath.Join(dir, "objects"))
+	objs, err := objstore.Open(ctx, filepath.Join(dir, "objects"), objstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	mrand "math/rand/v2"
 	"os"
 	"slices"
 	"sort"
@@ -616,6 +617,7 @@ func (e *Engine) uploadLoop() {
 	defer close(e.done)
 	t := time.NewTicker(e.opts.UploadInterval)
 	defer t.Stop()
+	failures := 0
 	for {
 		select {
 		case <-e.stop:
@@ -624,9 +626,28 @@ func (e *Engine) uploadLoop() {
 		case <-e.upKick:
 		}
 		if err := e.upload(context.Background()); err != nil {
+			// A failed upload changed nothing that matters: the batches
+			// stay queued and in the WAL, and the retry builds a new
+			// object under a new key, so nothing is lost or indexed twice
+			// (an object the store kept anyway is unreferenced and swept).
+			failures++
+			wait := uploadBackoff(e.opts.UploadInterval, failures)
 			e.opts.Observer.Upload(0, 0, err)
-			e.log.Error("segment upload failed; will retry", "err", err)
+			e.log.Error("segment upload failed; will retry", "err", err, "failures", failures,
+				"retry_in", wait.Round(time.Millisecond), "backlog_bytes", e.UploadBacklog())
+			// Kicks are ignored while waiting: during an outage the
+			// backlog stays over SegmentBytes and every produce kicks,
+			// which would turn the retries into a busy loop.
+			select {
+			case <-e.stop:
+				return
+			case <-time.After(wait):
+			}
 			continue
+		}
+		if failures > 0 {
+			e.log.Info("segment upload succeeded again", "failures_before", failures, "backlog_bytes", e.UploadBacklog())
+			failures = 0
 		}
 		if time.Since(e.lastExpiry) >= time.Minute {
 			e.expireProducers(context.Background())
@@ -635,6 +656,25 @@ func (e *Engine) uploadLoop() {
 		// full one is waiting rather than until the next tick.
 		e.kickIfFull()
 	}
+}
+
+// maxUploadBackoff caps the wait between failed uploads: an outage only
+// grows the backlog (the WAL holds it), and a short cap drains it soon
+// after the store is back, for the cost of one failing PUT every few
+// seconds while it is not.
+const maxUploadBackoff = 5 * time.Second
+
+// uploadBackoff is the wait after the n-th failed upload in a row: the
+// upload interval doubled per failure up to maxUploadBackoff, with half of
+// it random so that brokers recovering from one outage do not retry in
+// step.
+func uploadBackoff(interval time.Duration, n int) time.Duration {
+	d := interval
+	for i := 1; i < n && d < maxUploadBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, maxUploadBackoff)
+	return d/2 + mrand.N(d/2+1)
 }
 
 // upload writes every queued durable batch into one segment object,

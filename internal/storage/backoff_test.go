@@ -1,0 +1,27 @@
+package storage
+
+import (
+	"testing"
+	"time"
+)
+
+func TestUploadBackoff(t *testing.T) {
+	for _, tc := range []struct {
+		interval time.Duration
+		n        int
+		lo, hi   time.Duration
+	}{
+		{250 * time.Millisecond, 1, 125 * time.Millisecond, 250 * time.Millisecond},
+		{250 * time.Millisecond, 2, 250 * time.Millisecond, 500 * time.Millisecond},
+		{250 * time.Millisecond, 4, time.Second, 2 * time.Second},
+		{250 * time.Millisecond, 6, maxUploadBackoff / 2, maxUploadBackoff},
+		{250 * time.Millisecond, 1000, maxUploadBackoff / 2, maxUploadBackoff},
+		{time.Hour, 3, maxUploadBackoff / 2, maxUploadBackoff},
+	} {
+		for range 50 {
+			if d := uploadBackoff(tc.interval, tc.n); d < tc.lo || d > tc.hi {
+				t.Fatalf("uploadBackoff(%v, %d) = %v, want within [%v, %v]", tc.interval, tc.n, d, tc.lo, tc.hi)
+			}
+		}
+	}
+}
