@@ -26,7 +26,7 @@ func openObjectEngine(t *testing.T, dir string) (*Engine, objstore.Store, func()
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := objstore.Open(ctx, filepath.Join(dir, "objects"))
+	objs, err := objstore.Open(ctx, filepath.Join(dir, "objects"), objstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
