@@ -73,7 +73,7 @@ func moduleRoot() (string, error) {
 
 // broker is one running vigil process.
 type broker struct {
-	t       *testing.T
+	t       testing.TB
 	addr    string
 	dataDir string
 	logPath string
@@ -83,7 +83,7 @@ type broker struct {
 }
 
 // freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -96,7 +96,7 @@ func freeAddr(t *testing.T) string {
 // startBroker starts vigil on addr (a free port if empty) over dataDir and
 // waits until the port accepts connections. The process is stopped at the
 // end of the test, and its log printed if the test failed.
-func startBroker(t *testing.T, addr, dataDir string, extra ...string) *broker {
+func startBroker(t testing.TB, addr, dataDir string, extra ...string) *broker {
 	t.Helper()
 	if addr == "" {
 		addr = freeAddr(t)

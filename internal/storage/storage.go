@@ -810,7 +810,15 @@ func (e *Engine) Close() error {
 			break
 		}
 	}
-	if len(errs) == 0 {
+	switch {
+	case len(errs) > 0:
+	case e.cl != nil && e.cl.trimFloor() != ^uint64(0):
+		// Partitions this broker lost still need their tails in the WAL
+		// until their new leaders have taken them over.
+		if err := e.wal.TrimBefore(e.cl.trimFloor()); err != nil {
+			errs = append(errs, fmt.Errorf("trim uploaded WAL: %w", err))
+		}
+	default:
 		if err := e.discardWAL(); err != nil {
 			errs = append(errs, fmt.Errorf("remove uploaded WAL: %w", err))
 		}

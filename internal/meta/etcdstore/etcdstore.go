@@ -487,6 +487,9 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) ([]meta.Segment, e
 				clientv3.OpDelete(s.segPrefix(name), clientv3.WithPrefix(), clientv3.WithPrevKV()),
 				clientv3.OpDelete(s.partPrefix(name), clientv3.WithPrefix()),
 				clientv3.OpDelete(s.prodPrefix(name), clientv3.WithPrefix()),
+				// Leader keys go with the topic; epochs stay, so a topic
+				// re-created under the name never reuses an epoch.
+				clientv3.OpDelete(s.p+"cluster/leaders/"+esc(name)+"/", clientv3.WithPrefix()),
 				clientv3.OpDelete(k),
 				clientv3.OpPut(s.epochKey(), ""),
 			})
