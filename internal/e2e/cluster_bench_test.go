@@ -36,7 +36,7 @@ func BenchmarkClusterProduce(b *testing.B) {
 	for range b.N {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		fmt.Fprintf(os.Stdout, "three brokers, etcd, versitygw (S3) on loopback; --wal object --wal-flush-interval 5ms (default)\n")
-		_, err := vbench.Run(ctx, vbench.Options{Brokers: c.seeds(), Duration: d, Out: os.Stdout})
+		_, err := vbench.Run(ctx, vbench.Options{Brokers: c.seeds(), Duration: d, RecordBytes: 1024, Partitions: 12, Acks: "all", Out: os.Stdout})
 		cancel()
 		if err != nil {
 			b.Fatal(err)
