@@ -332,35 +332,7 @@ func TestClusterBrokerKilled(t *testing.T) {
 
 	// A fresh reader: every acknowledged record exactly once, at its
 	// acknowledged offset, in offset order per partition.
-	cons := newClient(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	seen := map[string]int{}
-	lastOff := map[int32]int64{}
-	found := 0
-	for found < total {
-		fs := cons.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d acknowledged records", found, total)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if prev, ok := lastOff[r.Partition]; ok && r.Offset <= prev {
-				t.Errorf("partition %d: offset %d after %d", r.Partition, r.Offset, prev)
-			}
-			lastOff[r.Partition] = r.Offset
-			v := string(r.Value)
-			seen[v]++
-			if a, ok := acked[v]; ok {
-				found++
-				if a.partition != r.Partition || a.offset != r.Offset {
-					t.Errorf("%s acknowledged at %d/%d, read at %d/%d", v, a.partition, a.offset, r.Partition, r.Offset)
-				}
-			}
-		})
-	}
-	for v, n := range seen {
-		if n > 1 {
-			t.Errorf("%s stored %d times", v, n)
-		}
-	}
+	c.readAcked(ctx, topic, acked)
 }
 
 // TestClusterPausedBrokerFenced SIGSTOPs a broker past its lease. Its
@@ -733,32 +705,45 @@ func TestClusterObjectStoreOutage(t *testing.T) {
 	}
 	mu.Unlock()
 
-	cons, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.ConsumeTopics("outage"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	c.readAcked(ctx, "outage", acked)
+}
+
+// readAcked reads topic from the start with a fresh client until every
+// acknowledged record was seen, and checks each is stored exactly once,
+// at its acknowledged offset, in offset order per partition.
+func (c *testCluster) readAcked(ctx context.Context, topic string, acked map[string]ackRec) {
+	t := c.t
+	t.Helper()
+	cons, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.MetadataMinAge(250*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cons.Close()
 	seen := map[string]int{}
+	lastOff := map[int32]int64{}
 	found := 0
-	for found < total {
+	for found < len(acked) {
 		fs := cons.PollFetches(ctx)
 		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d acknowledged records", found, total)
+			t.Fatalf("read %d of %d acknowledged records", found, len(acked))
 		}
 		fs.EachRecord(func(r *kgo.Record) {
+			if prev, ok := lastOff[r.Partition]; ok && r.Offset <= prev {
+				t.Errorf("partition %d: offset %d after %d", r.Partition, r.Offset, prev)
+			}
+			lastOff[r.Partition] = r.Offset
 			v := string(r.Value)
-			seen[v]++
-			if a, ok := acked[v]; ok && seen[v] == 1 {
+			if seen[v]++; seen[v] > 1 {
+				t.Errorf("%s stored more than once (again at %d/%d)", v, r.Partition, r.Offset)
+				return
+			}
+			if a, ok := acked[v]; ok {
 				found++
 				if a.partition != r.Partition || a.offset != r.Offset {
 					t.Errorf("%s acknowledged at %d/%d, read at %d/%d", v, a.partition, a.offset, r.Partition, r.Offset)
 				}
 			}
 		})
-	}
-	for v, n := range seen {
-		if n > 1 {
-			t.Errorf("%s stored %d times", v, n)
-		}
 	}
 }
