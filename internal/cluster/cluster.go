@@ -24,6 +24,9 @@ import (
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
+// gcInterval is how often departed brokers' WALs are looked at.
+const gcInterval = time.Minute
+
 // Config identifies this broker.
 type Config struct {
 	BrokerID int32
@@ -60,6 +63,9 @@ type Member struct {
 	mu   sync.RWMutex
 	view View
 	sess meta.Session
+	// lastGC is when this broker last looked for departed brokers' WALs
+	// (only the lowest live id does, about once a minute).
+	lastGC time.Time
 }
 
 // New builds a member; onChange may be nil.
@@ -182,6 +188,12 @@ func (m *Member) reconcile(ctx context.Context) {
 	for _, b := range brokers {
 		live[b.ID] = true
 	}
+	if len(brokers) > 0 && brokers[0].ID == m.cfg.BrokerID && time.Since(m.lastGC) >= gcInterval {
+		m.lastGC = time.Now()
+		if _, err := m.engine.CollectDeadWALs(ctx, live, leaders); err != nil && ctx.Err() == nil {
+			m.log.Warn("cannot collect the WALs of departed brokers", "err", err)
+		}
+	}
 	cur := m.View().Leaders
 	led := m.engine.Led()
 	changed := false
@@ -287,4 +299,13 @@ func (m *Member) LeaderOf(topic string, partition int32) (meta.Leader, bool) {
 // SetDraining implements broker.ClusterView.
 func (m *Member) SetDraining(ctx context.Context, id int32, draining bool) error {
 	return m.cl.SetDraining(ctx, id, draining)
+}
+
+// LeadersList returns the view's leaders as a list.
+func (v View) LeadersList() []meta.Leader {
+	out := make([]meta.Leader, 0, len(v.Leaders))
+	for _, l := range v.Leaders {
+		out = append(out, l)
+	}
+	return out
 }

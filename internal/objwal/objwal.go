@@ -861,18 +861,42 @@ func ScanAll(ctx context.Context, store objstore.Store, fn func(e wal.Entry) err
 		return err
 	}
 	for _, id := range ids {
-		chunks, err := listChunks(ctx, store, BrokerPrefix(id), slog.New(slog.DiscardHandler))
-		if err != nil {
+		if err := ScanBroker(ctx, store, id, func(_ string, e wal.Entry) error { return fn(e) }); err != nil {
 			return err
 		}
-		for _, c := range chunks {
-			_, err := scanChunks(ctx, store, id, []chunk{c}, defaultRequestTimeout, func(_ uint64, e wal.Entry) error { return fn(e) })
-			if errors.Is(err, objstore.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
+	}
+	return nil
+}
+
+// DropBroker deletes the chunks of brokerID listed in keys: the chunks of
+// a broker that is gone, once the metadata shows every entry in them is
+// superseded (see storage's dead-WAL collection). The caller names the
+// keys it checked, so a chunk written afterwards (the id came back) is
+// never deleted unread. Missing keys are not an error.
+func DropBroker(ctx context.Context, store objstore.Store, keys []string) error {
+	for _, k := range keys {
+		if err := store.Delete(ctx, k); err != nil {
+			return fmt.Errorf("objwal: delete chunk %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// ScanBroker is Scan that also names each entry's chunk, for callers that
+// decide per chunk (dead-WAL collection). A chunk deleted during the scan
+// is skipped.
+func ScanBroker(ctx context.Context, store objstore.Store, brokerID int32, fn func(chunkKey string, e wal.Entry) error) error {
+	chunks, err := listChunks(ctx, store, BrokerPrefix(brokerID), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	for _, c := range chunks {
+		_, err := scanChunks(ctx, store, brokerID, []chunk{c}, defaultRequestTimeout, func(_ uint64, e wal.Entry) error { return fn(c.key, e) })
+		if errors.Is(err, objstore.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -3,9 +3,11 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -15,8 +17,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vigilhq/vigil/internal/admincli"
+	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/meta/etcdstore/etcdtest"
+	"github.com/vigilhq/vigil/internal/objstore"
+	"github.com/vigilhq/vigil/internal/objwal"
+	"github.com/vigilhq/vigil/internal/wal"
 )
 
 // clusterOf returns a config modifier for broker id of a cluster sharing
@@ -25,6 +31,7 @@ func clusterOf(endpoint, objects string, id int32, zone string) func(*config.Bro
 	return func(c *config.Broker) {
 		c.Metadata = "etcd://" + endpoint + "/vigil/cluster"
 		c.ObjectStore = objects
+		c.WAL = "object"
 		c.NodeID = id
 		c.Zone = zone
 		c.LeaseTTL = 2 * time.Second
@@ -303,5 +310,57 @@ func TestClusterMovesLeadership(t *testing.T) {
 		if !sort.SliceIsSorted(offs, func(i, j int) bool { return offs[i] < offs[j] }) {
 			t.Errorf("partition %d: acknowledged offsets out of order", p)
 		}
+	}
+}
+
+// TestClusterCollectsDeadWALs writes the WALs of two departed brokers into
+// the shared store: one whose entries all belong to a deleted topic
+// (superseded) and one holding the tail of a partition nobody has taken
+// over since (still needed). Collection deletes the first and keeps the
+// second.
+func TestClusterCollectsDeadWALs(t *testing.T) {
+	endpoint := etcdtest.Start(t)
+	objects := filepath.Join(t.TempDir(), "objects")
+	ctx := testCtx(t, 60*time.Second)
+	ts := startServer(t, t.TempDir(), clusterOf(endpoint, objects, 1, "a"))
+	adm := kadm.NewClient(ts.client(t))
+	createTopics(t, ctx, adm, 1, nil, "kept")
+	leaders(t, ctx, adm, "kept", nil)
+	kept := ts.srv.store.Topic("kept")
+	store, err := objstore.Open(ctx, objects, objstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	epoch, _ := kept.Logs[0].Leader()
+	writeWAL := func(broker int32, topicID [16]byte, epoch int32) {
+		w, err := objwal.Open(ctx, store, broker, objwal.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := batch.Build([]batch.KV{{Value: []byte("v")}}, time.Now().UnixMilli())
+		batch.Assign(raw, 0, epoch)
+		done := make(chan error, 1)
+		w.Append(wal.Entry{Topic: hex.EncodeToString(topicID[:]), Partition: 0, Data: raw}, func(_ uint64, err error) { done <- err })
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeWAL(8, [16]byte{1, 2, 3}, 1) // a topic that no longer exists
+	writeWAL(9, kept.ID, epoch)       // the serving epoch of a live partition
+	n, err := ts.srv.store.CollectDeadWALs(ctx, map[int32]bool{1: true}, ts.srv.member.View().LeadersList())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := objwal.Brokers(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("collected %d chunks; brokers with WAL chunks left: %v", n, ids)
+	if n != 1 || !slices.Contains(ids, 9) || slices.Contains(ids, 8) {
+		t.Fatalf("collected %d chunks, left %v; want broker 8's one chunk gone and broker 9's kept", n, ids)
 	}
 }

@@ -23,6 +23,7 @@ func TestEtcdMetadata(t *testing.T) {
 	withEtcd := func(c *config.Broker) {
 		c.Metadata = "etcd://" + endpoint + "/vigil/smoke"
 		c.ObjectStore = objects
+		c.WAL = "object"
 	}
 	ctx := testCtx(t, 60*time.Second)
 	dir1 := t.TempDir()

@@ -80,6 +80,12 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 	cl, clustered := s.meta.(meta.Cluster)
 	var clusterOpts *storage.ClusterOptions
 	if clustered {
+		// The file WAL dies with its disk: a cluster needs every broker's
+		// tail readable by the others (config refuses it too).
+		if cfg.WAL != "object" {
+			s.closeStores()
+			return nil, fmt.Errorf("--metadata %s needs --wal object (got %q)", cfg.Metadata, cfg.WAL)
+		}
 		clusterOpts = &storage.ClusterOptions{Cluster: cl, BrokerID: cfg.NodeID}
 	}
 	s.store, err = storage.Open(ctx, s.meta, s.objs, storage.Options{

@@ -13,6 +13,8 @@ import (
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/meta"
+	"github.com/vigilhq/vigil/internal/objstore"
+	"github.com/vigilhq/vigil/internal/objwal"
 	"github.com/vigilhq/vigil/internal/partition"
 	"github.com/vigilhq/vigil/internal/segment"
 	"github.com/vigilhq/vigil/internal/wal"
@@ -54,6 +56,8 @@ type clustered struct {
 	heldMu   sync.Mutex
 	held     []heldAck
 	heldBusy bool
+	// walStore holds every broker's object-WAL chunks (nil: file WAL).
+	walStore objstore.Store
 	// recovered counts record bytes taken over from WALs: data a broker
 	// wrote and another re-uploaded (zero for planned hand-overs).
 	recovered atomic.Int64
@@ -683,4 +687,59 @@ func fenced(segs []meta.Segment, epoch int32) []meta.Segment {
 		out[i].LeaderEpoch = epoch
 	}
 	return out
+}
+
+// errLive stops a scan at the first entry still needed.
+var errLive = errors.New("storage: WAL entry still needed")
+
+// CollectDeadWALs deletes the object-WAL chunks of brokers that are not
+// live once every entry in them is superseded: its topic is gone, or its
+// partition's serving epoch has moved past the entry's epoch (a newer
+// leader completed a takeover, so it rebuilt what it needed). Chunks of a
+// live broker are its own to trim. It returns how many chunks it deleted.
+func (e *Engine) CollectDeadWALs(ctx context.Context, live map[int32]bool, leaders []meta.Leader) (int, error) {
+	c := e.cl
+	if c == nil || c.walStore == nil {
+		return 0, nil
+	}
+	serving := map[lostKey]int32{}
+	for _, l := range leaders {
+		serving[lostKey{l.Topic, l.Partition}] = l.Serving
+	}
+	ids, err := objwal.Brokers(ctx, c.walStore)
+	if err != nil {
+		return 0, err
+	}
+	dropped := 0
+	for _, id := range ids {
+		if live[id] || id == c.opts.BrokerID {
+			continue
+		}
+		var keys []string
+		err := objwal.ScanBroker(ctx, c.walStore, id, func(key string, ent wal.Entry) error {
+			if len(keys) == 0 || keys[len(keys)-1] != key {
+				keys = append(keys, key)
+			}
+			top := e.TopicByID(topicKeyID(ent.Topic))
+			if top == nil || len(ent.Data) < 16 {
+				return nil // its topic is gone
+			}
+			if s, ok := serving[lostKey{top.Name, ent.Partition}]; ok && s > batchEpoch(ent.Data) {
+				return nil
+			}
+			return errLive
+		})
+		switch {
+		case errors.Is(err, errLive):
+			continue
+		case err != nil:
+			return dropped, err
+		}
+		if err := objwal.DropBroker(ctx, c.walStore, keys); err != nil {
+			return dropped, err
+		}
+		dropped += len(keys)
+		e.log.Info("deleted the WAL of a departed broker: every entry is superseded", "broker", id, "chunks", len(keys))
+	}
+	return dropped, nil
 }

@@ -188,6 +188,9 @@ func (e *Engine) openWAL(ctx context.Context) error {
 			return fmt.Errorf("storage: open object WAL: %w", err)
 		}
 		e.wal = w
+		if e.cl != nil {
+			e.cl.walStore = store
+		}
 		if e.cl != nil && e.cl.opts.ScanWALs == nil {
 			e.cl.opts.ScanWALs = func(ctx context.Context, fn func(wal.Entry) error) error {
 				return objwal.ScanAll(ctx, store, fn)
