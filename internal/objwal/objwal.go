@@ -6,8 +6,10 @@
 //
 // # Chunk objects
 //
-// A chunk is named wal/<broker id, %010d>/<first seq, %020d>, so a listing
-// of one broker's prefix returns its chunks in sequence order. Its content
+// A chunk is named wal/<broker id, %010d>/<first seq, %020d>-<incarnation>,
+// so a listing of one broker's prefix returns its chunks in sequence
+// order; the incarnation (8 random hex digits per Open) keeps two
+// processes of one broker id from overwriting each other's chunks. Its content
 // (integers little-endian):
 //
 //	header (28 bytes)
@@ -54,7 +56,9 @@ package objwal
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -144,8 +148,10 @@ type WAL struct {
 	store  objstore.Store
 	broker int32
 	prefix string
-	opts   Options
-	log    *slog.Logger
+	// incarnation is random per Open; it suffixes this WAL's chunk keys.
+	incarnation string
+	opts        Options
+	log         *slog.Logger
 
 	// trimMu keeps TrimBefore from deleting chunks Replay is reading, and
 	// concurrent TrimBefore calls from deleting the same chunk twice.
@@ -194,12 +200,28 @@ const pendingOverhead = int64(unsafe.Sizeof(pending{}))
 // BrokerPrefix is the key prefix of one broker's chunks.
 func BrokerPrefix(brokerID int32) string { return fmt.Sprintf("%s%010d/", KeyPrefix, brokerID) }
 
-func chunkKey(prefix string, first uint64) string { return fmt.Sprintf("%s%020d", prefix, first) }
+// chunkKey names a chunk: its first seq, zero-padded so keys sort in seq
+// order, then the writing WAL's incarnation. Two processes running with
+// one broker id (a restarted broker while the old one hangs past its
+// lease) thus never overwrite each other's chunks, even at equal seqs.
+func chunkKey(prefix string, first uint64, incarnation string) string {
+	return fmt.Sprintf("%s%020d-%s", prefix, first, incarnation)
+}
 
-// parseChunkKey returns the first seq a chunk key of prefix names.
+// parseChunkKey returns the first seq a chunk key of prefix names (with or
+// without the incarnation suffix).
 func parseChunkKey(prefix, key string) (uint64, bool) {
 	name, ok := strings.CutPrefix(key, prefix)
-	if !ok || len(name) != 20 {
+	if !ok {
+		return 0, false
+	}
+	if seq, inc, found := strings.Cut(name, "-"); found {
+		if len(inc) == 0 {
+			return 0, false
+		}
+		name = seq
+	}
+	if len(name) != 20 {
 		return 0, false
 	}
 	n, err := strconv.ParseUint(name, 10, 64)
@@ -231,9 +253,11 @@ func Open(ctx context.Context, store objstore.Store, brokerID int32, opts Option
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	var inc [4]byte
+	crand.Read(inc[:])
 	w := &WAL{
 		store: store, broker: brokerID, prefix: BrokerPrefix(brokerID), opts: opts, log: opts.Logger,
-		wake: make(chan struct{}, 1), flusherDone: make(chan struct{}),
+		incarnation: hex.EncodeToString(inc[:]), wake: make(chan struct{}, 1), flusherDone: make(chan struct{}),
 	}
 	w.flushed.L = &w.mu
 	chunks, err := listChunks(ctx, store, w.prefix, w.log)
@@ -618,7 +642,7 @@ func (w *WAL) commit(batch []pending) (chunk, uint64, error) {
 		return chunk{}, 0, nil
 	}
 	putHeader(buf, w.broker, first, uint32(count))
-	key := chunkKey(w.prefix, first)
+	key := chunkKey(w.prefix, first, w.incarnation)
 	start := time.Now()
 	abandoned, err := w.put(key, buf)
 	if abandoned {
@@ -861,7 +885,7 @@ func ScanAll(ctx context.Context, store objstore.Store, fn func(e wal.Entry) err
 		return err
 	}
 	for _, id := range ids {
-		if err := ScanBroker(ctx, store, id, func(_ string, e wal.Entry) error { return fn(e) }); err != nil {
+		if err := ScanBroker(ctx, store, id, func(_ string, _ uint64, e wal.Entry) error { return fn(e) }); err != nil {
 			return err
 		}
 	}
@@ -882,16 +906,17 @@ func DropBroker(ctx context.Context, store objstore.Store, keys []string) error 
 	return nil
 }
 
-// ScanBroker is Scan that also names each entry's chunk, for callers that
-// decide per chunk (dead-WAL collection). A chunk deleted during the scan
-// is skipped.
-func ScanBroker(ctx context.Context, store objstore.Store, brokerID int32, fn func(chunkKey string, e wal.Entry) error) error {
+// ScanBroker is Scan that also names each entry's chunk and tolerates
+// chunks that overlap (two incarnations of one broker id) or vanish
+// during the scan (they are skipped): for callers that only collect
+// entries, such as a takeover or dead-WAL collection.
+func ScanBroker(ctx context.Context, store objstore.Store, brokerID int32, fn func(chunkKey string, seq uint64, e wal.Entry) error) error {
 	chunks, err := listChunks(ctx, store, BrokerPrefix(brokerID), slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
 	for _, c := range chunks {
-		_, err := scanChunks(ctx, store, brokerID, []chunk{c}, defaultRequestTimeout, func(_ uint64, e wal.Entry) error { return fn(c.key, e) })
+		_, err := scanChunks(ctx, store, brokerID, []chunk{c}, defaultRequestTimeout, func(seq uint64, e wal.Entry) error { return fn(c.key, seq, e) })
 		if errors.Is(err, objstore.ErrNotExist) {
 			continue
 		}

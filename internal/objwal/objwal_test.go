@@ -183,8 +183,8 @@ func TestOrderAndFormat(t *testing.T) {
 	if len(keys) < 2 {
 		t.Fatalf("%d chunks for %d entries of up to 8 KiB each: %v", len(keys), n, keys)
 	}
-	if keys[0] != "wal/0000000003/00000000000000000001" {
-		t.Errorf("first chunk key %q", keys[0])
+	if !strings.HasPrefix(keys[0], "wal/0000000003/00000000000000000001-") || len(keys[0]) != len("wal/0000000003/00000000000000000001-")+8 {
+		t.Errorf("first chunk key %q, want the first seq and an 8-hex-digit incarnation", keys[0])
 	}
 	for _, k := range keys {
 		if _, ok := parseChunkKey("wal/0000000003/", k); !ok {
@@ -673,5 +673,55 @@ func TestScanOtherBroker(t *testing.T) {
 func TestOpenRejectsNegativeBroker(t *testing.T) {
 	if _, err := Open(context.Background(), dirStore(t), -1, quiet(Options{})); err == nil {
 		t.Fatal("Open with broker -1 succeeded")
+	}
+}
+
+// TestIncarnationsDoNotCollide: two WALs of one broker id (a restarted
+// broker while the old process still runs) write at the same seqs into
+// different objects, and ScanBroker reads both.
+func TestIncarnationsDoNotCollide(t *testing.T) {
+	store, err := objstore.OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var ws []*WAL
+	for range 2 {
+		w, err := Open(ctx, store, 5, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
+	}
+	for i, w := range ws {
+		done := make(chan error, 1)
+		w.Append(wal.Entry{Topic: "t", Partition: int32(i), Data: []byte{byte(i)}}, func(_ uint64, err error) { done <- err })
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+	}
+	keys := chunkKeys(t, store, 5)
+	if len(keys) != 2 {
+		t.Fatalf("chunks %v: want one per incarnation, both at seq 1", keys)
+	}
+	parts := map[int32]bool{}
+	if err := ScanBroker(ctx, store, 5, func(_ string, seq uint64, e wal.Entry) error {
+		if seq != 1 {
+			t.Errorf("seq %d, want 1", seq)
+		}
+		parts[e.Partition] = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !parts[0] || !parts[1] {
+		t.Fatalf("scanned entries of partitions %v, want both incarnations' entries", parts)
+	}
+	if _, ok := parseChunkKey("wal/0000000005/", "wal/0000000005/00000000000000000001"); !ok {
+		t.Error("a key without an incarnation suffix is not parsed")
+	}
+	if _, ok := parseChunkKey("wal/0000000005/", "wal/0000000005/00000000000000000001-"); ok {
+		t.Error("a key with an empty incarnation is parsed")
 	}
 }

@@ -716,7 +716,7 @@ func (e *Engine) CollectDeadWALs(ctx context.Context, live map[int32]bool, leade
 			continue
 		}
 		var keys []string
-		err := objwal.ScanBroker(ctx, c.walStore, id, func(key string, ent wal.Entry) error {
+		err := objwal.ScanBroker(ctx, c.walStore, id, func(key string, _ uint64, ent wal.Entry) error {
 			if len(keys) == 0 || keys[len(keys)-1] != key {
 				keys = append(keys, key)
 			}

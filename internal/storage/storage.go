@@ -255,7 +255,7 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 	start := time.Now()
 	nowMs := start.UnixMilli()
 	var replayed, skipped int
-	err = w.Replay(func(seq uint64, ent wal.Entry) error {
+	replay := func(seq uint64, ent wal.Entry) error {
 		top := e.byID[topicKeyID(ent.Topic)]
 		if top == nil || int(ent.Partition) >= len(top.Logs) {
 			skipped++ // the topic was deleted after this write
@@ -285,7 +285,15 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 			e.enqueue(l, b)
 		}
 		return nil
-	})
+	}
+	if e.cl != nil && e.cl.walStore != nil {
+		// Only noted, never replayed here; read tolerantly, since a
+		// previous run of this id may still have been writing (paused
+		// past its lease) when this one started.
+		err = objwal.ScanBroker(ctx, e.cl.walStore, opts.BrokerID, func(_ string, seq uint64, ent wal.Entry) error { return replay(seq, ent) })
+	} else {
+		err = w.Replay(replay)
+	}
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("storage: replay WAL: %w", err)
