@@ -27,6 +27,9 @@ import (
 // gcInterval is how often departed brokers' WALs are looked at.
 const gcInterval = time.Minute
 
+// releaseTimeout bounds one hand-over in the reconcile loop.
+const releaseTimeout = 30 * time.Second
+
 // Config identifies this broker.
 type Config struct {
 	BrokerID int32
@@ -209,9 +212,15 @@ func (m *Member) reconcile(ctx context.Context) {
 				if m.cfg.BeforeRelease != nil {
 					m.cfg.BeforeRelease(tp)
 				}
-				if err := m.engine.Release(ctx, tp); err != nil {
+				// Bounded: with the object store down the tail cannot be
+				// uploaded; the partition then stays fenced here, its key
+				// is given back next round, and the next leader rebuilds
+				// the tail from this broker's WAL.
+				rctx, cancel := context.WithTimeout(ctx, releaseTimeout)
+				if err := m.engine.Release(rctx, tp); err != nil {
 					m.log.Warn("hand-over failed", "topic", tp.Topic, "partition", tp.Partition, "err", err)
 				}
+				cancel()
 				changed = true
 			case !mine && owner == m.cfg.BrokerID && !has:
 				acquire = append(acquire, tp)
