@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/forward"
 	"github.com/vigilhq/vigil/internal/group"
 	"github.com/vigilhq/vigil/internal/quota"
 	"github.com/vigilhq/vigil/internal/storage"
@@ -55,6 +56,8 @@ type Broker struct {
 	obs       RequestObserver
 	quotas    *quota.Manager
 	dec       kgo.Decompressor
+	fwd       *forward.Pool // nil: a single broker
+	zoneBytes ZoneBytes
 
 	mu     sync.Mutex
 	closed bool
@@ -171,6 +174,9 @@ func (b *Broker) Close() error {
 	}
 	b.mu.Unlock()
 	b.wg.Wait()
+	if b.fwd != nil {
+		b.fwd.Close()
+	}
 	return nil
 }
 
