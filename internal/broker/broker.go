@@ -173,10 +173,13 @@ func (b *Broker) Close() error {
 		c.nc.Close()
 	}
 	b.mu.Unlock()
-	b.wg.Wait()
+	// Before waiting for the connections: their writers may be waiting
+	// for forwarded requests, which now fail at once (retriable) instead
+	// of holding the shutdown up to a request's timeout.
 	if b.fwd != nil {
 		b.fwd.Close()
 	}
+	b.wg.Wait()
 	return nil
 }
 
