@@ -102,7 +102,7 @@ func TestZoneRouting(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	const partitions = 8
+	const partitions = 12
 	for _, topic := range []string{"zoned", "unzoned"} {
 		if _, err := adm.CreateTopic(ctx, partitions, 1, nil, topic); err != nil {
 			t.Fatal(err)
