@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/forward"
 	"github.com/vigilhq/vigil/internal/group"
 	"github.com/vigilhq/vigil/internal/quota"
 	"github.com/vigilhq/vigil/internal/storage"
@@ -55,6 +56,8 @@ type Broker struct {
 	obs       RequestObserver
 	quotas    *quota.Manager
 	dec       kgo.Decompressor
+	fwd       *forward.Pool // nil: a single broker
+	zoneBytes ZoneBytes
 
 	mu     sync.Mutex
 	closed bool
@@ -170,6 +173,12 @@ func (b *Broker) Close() error {
 		c.nc.Close()
 	}
 	b.mu.Unlock()
+	// Before waiting for the connections: their writers may be waiting
+	// for forwarded requests, which now fail at once (retriable) instead
+	// of holding the shutdown up to a request's timeout.
+	if b.fwd != nil {
+		b.fwd.Close()
+	}
 	b.wg.Wait()
 	return nil
 }

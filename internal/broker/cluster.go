@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/vigilhq/vigil/internal/forward"
 	"github.com/vigilhq/vigil/internal/group"
 	"github.com/vigilhq/vigil/internal/meta"
 	"github.com/vigilhq/vigil/internal/partition"
@@ -25,7 +26,10 @@ type ClusterView interface {
 }
 
 // SetCluster switches the broker to cluster mode; call before Serve.
-func (b *Broker) SetCluster(v ClusterView) { b.cluster = v }
+func (b *Broker) SetCluster(v ClusterView) {
+	b.cluster = v
+	b.fwd = forward.New(forward.Config{ClientID: forwardClientID, Bytes: b.countForward})
+}
 
 // SetGroups replaces the group coordinator (nil: this broker coordinates
 // no group now); in a cluster it moves with __consumer_offsets.

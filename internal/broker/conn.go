@@ -122,6 +122,7 @@ func (c *conn) readLoop(queue chan<- pending) error {
 			return err
 		}
 		p.start = start
+		c.b.countClient(p.hdr.clientID, 4+len(frame))
 		select {
 		case queue <- p:
 		case <-c.ctx.Done():
@@ -226,6 +227,7 @@ func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
 		buf = resp.AppendTo(buf)
 		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 		_, err := w.Write(buf)
+		c.b.countClient(p.hdr.clientID, len(buf))
 		if err == nil && len(queue) == 0 {
 			err = w.Flush()
 		}

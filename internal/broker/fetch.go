@@ -3,11 +3,13 @@ package broker
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/vigilhq/vigil/internal/forward"
 	"github.com/vigilhq/vigil/internal/partition"
 	"github.com/vigilhq/vigil/internal/quota"
 	"github.com/vigilhq/vigil/internal/storage"
@@ -18,8 +20,33 @@ import (
 // session id 0, which tells the client none was created (KIP-227).
 func (b *Broker) handleFetch(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.FetchRequest)
+	local, subs, fw := b.splitFetch(h, req)
+	// Forwarded from the reader goroutine, like produces (order is not
+	// needed here, but one path is simpler to reason about).
+	deadline := time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0))*time.Millisecond + forwardFetchSlack)
+	calls := map[int32]*forward.Call{}
+	for leader, sub := range subs {
+		calls[leader] = fw.submit(leader, sub)
+	}
 	return func() kmsg.Response {
-		resp := b.fetch(c, h, req)
+		var resp *kmsg.FetchResponse
+		switch {
+		case len(calls) == 0:
+			resp = b.fetch(c, h, req)
+		case len(local.Topics) == 0:
+			resp = req.ResponseKind().(*kmsg.FetchResponse)
+		default:
+			// The leaders long-poll the forwarded partitions; the local
+			// ones are answered as they are now, merged once the
+			// forwards return.
+			local.MaxWaitMillis = 0
+			resp = b.fetch(c, h, local)
+		}
+		for leader, call := range calls {
+			r, code := b.waitForward(call, deadline)
+			fresp, _ := r.(*kmsg.FetchResponse)
+			mergeFetch(resp, subs[leader], fresp, code)
+		}
 		var n int
 		for _, t := range resp.Topics {
 			for _, p := range t.Partitions {
@@ -28,6 +55,98 @@ func (b *Broker) handleFetch(c *conn, h header, r kmsg.Request) func() kmsg.Resp
 		}
 		resp.ThrottleMillis = b.throttle(c, quota.ConsumerByteRate, h, n)
 		return resp
+	}
+}
+
+// forwardFetchSlack is how much longer than its max wait a forwarded
+// fetch may take: the leader may have to read objects after the wait.
+const forwardFetchSlack = 5 * time.Second
+
+// splitFetch separates the partitions of a fetch that are forwarded to
+// their leaders (per leader) from those answered here.
+func (b *Broker) splitFetch(h header, req *kmsg.FetchRequest) (*kmsg.FetchRequest, map[int32]*kmsg.FetchRequest, *forwarder) {
+	fw := b.newForwarder(h)
+	if !fw.enabled || (h.version >= 7 && (req.SessionID != 0 || (req.SessionEpoch != 0 && req.SessionEpoch != -1))) {
+		return req, nil, fw
+	}
+	local := *req
+	local.Topics = nil
+	var subs map[int32]*kmsg.FetchRequest
+	for _, rt := range req.Topics {
+		t := b.store.Topic(rt.Topic)
+		lt := rt
+		lt.Partitions = nil
+		for _, rp := range rt.Partitions {
+			if t != nil && rp.Partition >= 0 && int(rp.Partition) < len(t.Logs) {
+				if _, led := t.Logs[rp.Partition].Leader(); !led {
+					if leader, ok := fw.target(rt.Topic, rp.Partition); ok {
+						if subs == nil {
+							subs = map[int32]*kmsg.FetchRequest{}
+						}
+						sub := subs[leader]
+						if sub == nil {
+							cp := *req
+							sub = &cp
+							sub.Topics, sub.ForgottenTopics = nil, nil
+							sub.SessionID, sub.SessionEpoch, sub.ReplicaID = 0, -1, -1
+							subs[leader] = sub
+						}
+						if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != rt.Topic {
+							st := rt
+							st.Partitions = nil
+							sub.Topics = append(sub.Topics, st)
+						}
+						st := &sub.Topics[len(sub.Topics)-1]
+						st.Partitions = append(st.Partitions, rp)
+						continue
+					}
+				}
+			}
+			lt.Partitions = append(lt.Partitions, rp)
+		}
+		if len(lt.Partitions) > 0 || len(rt.Partitions) == 0 {
+			local.Topics = append(local.Topics, lt)
+		}
+	}
+	if len(subs) == 0 {
+		return req, nil, fw
+	}
+	return &local, subs, fw
+}
+
+// mergeFetch adds a leader's answer for the partitions of sub to resp; a
+// failed forward (or a partition missing from the answer) gets code.
+func mergeFetch(resp *kmsg.FetchResponse, sub *kmsg.FetchRequest, fresp *kmsg.FetchResponse, code int16) {
+	if code == 0 {
+		code = kerr.NotLeaderForPartition.Code
+	}
+	got := map[string]map[int32]kmsg.FetchResponseTopicPartition{}
+	if fresp != nil {
+		for _, rt := range fresp.Topics {
+			if got[rt.Topic] == nil {
+				got[rt.Topic] = map[int32]kmsg.FetchResponseTopicPartition{}
+			}
+			for _, rp := range rt.Partitions {
+				got[rt.Topic][rp.Partition] = rp
+			}
+		}
+	}
+	for _, rt := range sub.Topics {
+		i := slices.IndexFunc(resp.Topics, func(t kmsg.FetchResponseTopic) bool { return t.Topic == rt.Topic })
+		if i < 0 {
+			resp.Topics = append(resp.Topics, kmsg.FetchResponseTopic{Topic: rt.Topic, TopicID: rt.TopicID})
+			i = len(resp.Topics) - 1
+		}
+		for _, rp := range rt.Partitions {
+			sp, ok := got[rt.Topic][rp.Partition]
+			if !ok {
+				sp = kmsg.FetchResponseTopicPartition{Partition: rp.Partition, ErrorCode: code, HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1, PreferredReadReplica: -1}
+			}
+			if sp.RecordBatches == nil {
+				sp.RecordBatches = []byte{} // never null: see fetchOnce
+			}
+			resp.Topics[i].Partitions = append(resp.Topics[i].Partitions, sp)
+		}
 	}
 }
 

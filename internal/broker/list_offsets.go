@@ -2,10 +2,13 @@ package broker
 
 import (
 	"context"
+	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/vigilhq/vigil/internal/forward"
 	"github.com/vigilhq/vigil/internal/partition"
 )
 
@@ -21,24 +24,99 @@ const (
 // lookup may read objects.
 func (b *Broker) handleListOffsets(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.ListOffsetsRequest)
-	return func() kmsg.Response {
-		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
-		for _, rt := range req.Topics {
-			st := kmsg.ListOffsetsResponseTopic{Topic: rt.Topic}
-			t := b.store.Topic(rt.Topic)
-			for _, rp := range rt.Partitions {
-				sp := kmsg.ListOffsetsResponseTopicPartition{Partition: rp.Partition, Timestamp: -1, Offset: -1, LeaderEpoch: -1}
-				if l, code := b.servePartition(t, rp.Partition, rp.CurrentLeaderEpoch); code != 0 {
-					sp.ErrorCode = code
-				} else {
-					b.listOffset(c.ctx, l, rp.Timestamp, &sp)
+	// Partitions another broker leads, forwarded to it, from a client of
+	// this broker's zone.
+	fw := b.newForwarder(h)
+	local := *req
+	local.Topics = nil
+	subs := map[int32]*kmsg.ListOffsetsRequest{}
+	for _, rt := range req.Topics {
+		lt := rt
+		lt.Partitions = nil
+		t := b.store.Topic(rt.Topic)
+		for _, rp := range rt.Partitions {
+			if _, code := b.servePartition(t, rp.Partition, -1); code == kerr.NotLeaderForPartition.Code {
+				if leader, ok := fw.target(rt.Topic, rp.Partition); ok {
+					sub := subs[leader]
+					if sub == nil {
+						cp := *req
+						cp.Topics = nil
+						sub = &cp
+						subs[leader] = sub
+					}
+					if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != rt.Topic {
+						sub.Topics = append(sub.Topics, kmsg.ListOffsetsRequestTopic{Topic: rt.Topic})
+					}
+					st := &sub.Topics[len(sub.Topics)-1]
+					st.Partitions = append(st.Partitions, rp)
+					continue
 				}
-				st.Partitions = append(st.Partitions, sp)
 			}
-			resp.Topics = append(resp.Topics, st)
+			lt.Partitions = append(lt.Partitions, rp)
+		}
+		if len(lt.Partitions) > 0 || len(rt.Partitions) == 0 {
+			local.Topics = append(local.Topics, lt)
+		}
+	}
+	deadline := time.Now().Add(forwardTimeout)
+	calls := map[int32]*forward.Call{}
+	for leader, sub := range subs {
+		calls[leader] = fw.submit(leader, sub)
+	}
+	return func() kmsg.Response {
+		resp := b.listOffsets(c, &local)
+		for leader, call := range calls {
+			r, code := b.waitForward(call, deadline)
+			fresp, _ := r.(*kmsg.ListOffsetsResponse)
+			if code == 0 {
+				code = kerr.NotLeaderForPartition.Code
+			}
+			got := map[string]map[int32]kmsg.ListOffsetsResponseTopicPartition{}
+			if fresp != nil {
+				for _, rt := range fresp.Topics {
+					got[rt.Topic] = map[int32]kmsg.ListOffsetsResponseTopicPartition{}
+					for _, rp := range rt.Partitions {
+						got[rt.Topic][rp.Partition] = rp
+					}
+				}
+			}
+			for _, rt := range subs[leader].Topics {
+				i := slices.IndexFunc(resp.Topics, func(t kmsg.ListOffsetsResponseTopic) bool { return t.Topic == rt.Topic })
+				if i < 0 {
+					resp.Topics = append(resp.Topics, kmsg.ListOffsetsResponseTopic{Topic: rt.Topic})
+					i = len(resp.Topics) - 1
+				}
+				for _, rp := range rt.Partitions {
+					sp, ok := got[rt.Topic][rp.Partition]
+					if !ok {
+						sp = kmsg.ListOffsetsResponseTopicPartition{Partition: rp.Partition, ErrorCode: code, Timestamp: -1, Offset: -1, LeaderEpoch: -1}
+					}
+					resp.Topics[i].Partitions = append(resp.Topics[i].Partitions, sp)
+				}
+			}
 		}
 		return resp
 	}
+}
+
+// listOffsets answers the partitions of req this broker serves.
+func (b *Broker) listOffsets(c *conn, req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
+	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.ListOffsetsResponseTopic{Topic: rt.Topic}
+		t := b.store.Topic(rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.ListOffsetsResponseTopicPartition{Partition: rp.Partition, Timestamp: -1, Offset: -1, LeaderEpoch: -1}
+			if l, code := b.servePartition(t, rp.Partition, rp.CurrentLeaderEpoch); code != 0 {
+				sp.ErrorCode = code
+			} else {
+				b.listOffset(c.ctx, l, rp.Timestamp, &sp)
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
 }
 
 func (b *Broker) listOffset(ctx context.Context, l *partition.Log, ts int64, sp *kmsg.ListOffsetsResponseTopicPartition) {

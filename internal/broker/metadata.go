@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/vigilhq/vigil/internal/meta"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -24,11 +25,18 @@ func (b *Broker) handleMetadata(c *conn, h header, r kmsg.Request) func() kmsg.R
 	resp.ClusterID = &b.clusterID
 	resp.ControllerID = b.cfg.NodeID
 	resp.AuthorizedOperations = noAuthorizedOps
+	// A client that names a zone is routed to brokers of that zone.
+	route := routing{zone: clientZone(h.clientID)}
+	if route.zone != "" && b.cluster != nil {
+		route.brokers = b.cluster.LiveBrokers()
+	} else {
+		route.zone = ""
+	}
 
 	// v0 and a nil list (v1+) both mean every topic.
 	if req.Topics == nil || (h.version == 0 && len(req.Topics) == 0) {
 		for _, t := range b.store.Topics() {
-			resp.Topics = append(resp.Topics, b.metadataTopic(t))
+			resp.Topics = append(resp.Topics, b.metadataTopic(t, route))
 		}
 		return func() kmsg.Response { return resp }
 	}
@@ -65,17 +73,28 @@ func (b *Broker) handleMetadata(c *conn, h header, r kmsg.Request) func() kmsg.R
 				}
 			}
 		}
-		resp.Topics = append(resp.Topics, b.metadataTopic(t))
+		resp.Topics = append(resp.Topics, b.metadataTopic(t, route))
 	}
 	return func() kmsg.Response { return resp }
 }
 
-func (b *Broker) metadataTopic(t *storage.Topic) kmsg.MetadataResponseTopic {
+// routing is the client's zone ("" for none, or a single broker) and
+// the live brokers as Metadata saw them.
+type routing struct {
+	zone    string
+	brokers []meta.BrokerInfo
+}
+
+func (b *Broker) metadataTopic(t *storage.Topic, route routing) kmsg.MetadataResponseTopic {
 	name := t.Name
 	mt := kmsg.MetadataResponseTopic{Topic: &name, TopicID: t.ID, IsInternal: isInternalTopic(name), AuthorizedOperations: noAuthorizedOps}
 	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, len(t.Logs))
 	for p := range t.Logs {
 		leader, epoch := b.leaderOf(t, int32(p))
+		// An in-zone broker stands in for a leader of another zone and
+		// forwards to it; the epoch stays the real leader's, which is
+		// what the leader checks the client's requests against.
+		leader = routedLeader(name, int32(p), leader, route.zone, route.brokers)
 		mp := kmsg.MetadataResponseTopicPartition{
 			Partition: int32(p), Leader: leader, LeaderEpoch: epoch,
 			Replicas: []int32{leader}, ISR: []int32{leader}, OfflineReplicas: []int32{},

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/forward"
 	"github.com/vigilhq/vigil/internal/partition"
 	"github.com/vigilhq/vigil/internal/producer"
 	"github.com/vigilhq/vigil/internal/quota"
@@ -22,6 +24,11 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	acks := req.Acks
 	var wg sync.WaitGroup
+	fw := b.newForwarder(h)
+	// Partitions another broker leads, per leader, with the slots their
+	// answers go to.
+	subs := map[int32]*kmsg.ProduceRequest{}
+	slots := map[int32]map[string]map[int32]*kmsg.ProduceResponseTopicPartition{}
 	for _, rt := range req.Topics {
 		st := kmsg.ProduceResponseTopic{Topic: rt.Topic}
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
@@ -45,6 +52,10 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 				continue
 			}
 			if _, code := b.servePartition(t, rp.Partition, -1); code != 0 {
+				if leader, ok := fw.target(rt.Topic, rp.Partition); ok && code == kerr.NotLeaderForPartition.Code {
+					addProduce(subs, slots, req, leader, rt.Topic, rp, sp)
+					continue
+				}
 				sp.ErrorCode = code
 				continue
 			}
@@ -114,11 +125,69 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 		}
 	}
 	resp.ThrottleMillis = b.throttle(c, quota.ProducerByteRate, h, n)
+	// Forwarded from here, the reader goroutine, so that each leader gets
+	// this connection's produces in the order they came.
+	deadline := time.Now().Add(max(time.Duration(req.TimeoutMillis)*time.Millisecond, time.Second))
+	calls := map[int32]*forward.Call{}
+	for leader, sub := range subs {
+		calls[leader] = fw.submit(leader, sub)
+	}
 	if acks == 0 {
 		return nil
 	}
 	return func() kmsg.Response {
 		wg.Wait()
+		for leader, call := range calls {
+			r, code := b.waitForward(call, deadline)
+			fresp, _ := r.(*kmsg.ProduceResponse)
+			mergeProduce(slots[leader], fresp, code)
+		}
 		return resp
+	}
+}
+
+// addProduce adds one partition to the request forwarded to leader.
+func addProduce(subs map[int32]*kmsg.ProduceRequest, slots map[int32]map[string]map[int32]*kmsg.ProduceResponseTopicPartition,
+	req *kmsg.ProduceRequest, leader int32, topic string, rp kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
+	sub := subs[leader]
+	if sub == nil {
+		sub = kmsg.NewPtrProduceRequest()
+		sub.SetVersion(req.GetVersion())
+		sub.TransactionID, sub.Acks, sub.TimeoutMillis = req.TransactionID, req.Acks, req.TimeoutMillis
+		subs[leader] = sub
+		slots[leader] = map[string]map[int32]*kmsg.ProduceResponseTopicPartition{}
+	}
+	if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != topic {
+		sub.Topics = append(sub.Topics, kmsg.ProduceRequestTopic{Topic: topic})
+	}
+	st := &sub.Topics[len(sub.Topics)-1]
+	st.Partitions = append(st.Partitions, rp)
+	if slots[leader][topic] == nil {
+		slots[leader][topic] = map[int32]*kmsg.ProduceResponseTopicPartition{}
+	}
+	slots[leader][topic][rp.Partition] = sp
+}
+
+// mergeProduce copies a leader's answers into the slots of the
+// partitions forwarded to it; a failed forward (or a partition missing
+// from the answer) gets code.
+func mergeProduce(slots map[string]map[int32]*kmsg.ProduceResponseTopicPartition, resp *kmsg.ProduceResponse, code int16) {
+	if resp != nil {
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				if sp := slots[rt.Topic][rp.Partition]; sp != nil {
+					*sp = rp
+					delete(slots[rt.Topic], rp.Partition)
+				}
+			}
+		}
+	}
+	if code == 0 {
+		code = kerr.NotLeaderForPartition.Code
+	}
+	for _, ps := range slots {
+		for _, sp := range ps {
+			sp.ErrorCode = code
+		}
 	}
 }

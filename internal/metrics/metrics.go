@@ -133,6 +133,14 @@ func (m *Metrics) Counter(name, help string, fn func() float64) {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, fn))
 }
 
+// LabeledCounter registers one counter series per value of label, each
+// read from its fn at each scrape (a fixed, small set of label values).
+func (m *Metrics) LabeledCounter(name, help, label string, fns map[string]func() float64) {
+	for v, fn := range fns {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: prometheus.Labels{label: v}}, fn))
+	}
+}
+
 // Lag is one partition's consumer-group lag.
 type Lag struct {
 	Group, Topic string

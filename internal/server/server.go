@@ -188,6 +188,14 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 		s.metrics.Counter("vigil_takeover_recovered_bytes_total", "Record bytes this broker rebuilt from other brokers' WALs when taking partitions over (zero for planned hand-overs).",
 			func() float64 { return float64(s.store.RecoveredBytes()) })
 		s.metrics.Gauge("vigil_partitions_led", "Partitions this broker leads now.", func() float64 { return float64(len(s.store.Led())) })
+		zb := s.broker.ZoneBytes()
+		load := func(v interface{ Load() int64 }) func() float64 { return func() float64 { return float64(v.Load()) } }
+		s.metrics.LabeledCounter("vigil_zone_client_bytes_total",
+			"Request and response bytes between this broker and clients that named a zone in client.id, by whether that zone is another than this broker's.",
+			"cross", map[string]func() float64{"false": load(&zb.ClientSame), "true": load(&zb.ClientCross)})
+		s.metrics.LabeledCounter("vigil_zone_forward_bytes_total",
+			"Bytes this broker sent to and received from other brokers forwarding client requests to partition leaders, by whether the other broker is in another zone.",
+			"cross", map[string]func() float64{"false": load(&zb.ForwardSame), "true": load(&zb.ForwardCross)})
 	}
 	rc := s.store.ReadCacheStats
 	s.metrics.Counter("vigil_read_cache_hits_total", "Catch-up reads of a block found in the cache.", func() float64 { return float64(rc().Hits) })
