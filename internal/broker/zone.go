@@ -3,8 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"hash/fnv"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/forward"
 	"github.com/vigilhq/vigil/internal/meta"
+	"github.com/vigilhq/vigil/internal/placement"
 )
 
 // forwardClientID is the client.id of forwarded requests. It names no
@@ -42,32 +41,8 @@ func clientZone(clientID string) string {
 // the partitions spread over the zone's brokers, and a broker coming or
 // going moves only its own share. -1 if the zone has no such broker.
 func inZoneBroker(topic string, partition int32, zone string, brokers []meta.BrokerInfo) int32 {
-	key := topic + "/" + strconv.Itoa(int(partition))
-	best, bestScore := int32(-1), uint64(0)
-	for _, br := range brokers {
-		if br.Zone != zone || br.Draining {
-			continue
-		}
-		h := fnv.New64a()
-		h.Write([]byte(key))
-		h.Write([]byte{0})
-		h.Write([]byte(strconv.Itoa(int(br.ID))))
-		if s := mix64(h.Sum64()); best < 0 || s > bestScore {
-			best, bestScore = br.ID, s
-		}
-	}
-	return best
-}
-
-// mix64 spreads FNV's output over all 64 bits (short keys differing in
-// their last byte otherwise differ little in the high bits).
-func mix64(x uint64) uint64 {
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb93e185ec53b
-	x ^= x >> 33
-	return x
+	return placement.Owner(placement.PartitionKey(topic, partition), brokers,
+		func(br meta.BrokerInfo) bool { return br.Zone == zone && !br.Draining })
 }
 
 // routedLeader is the leader Metadata reports to a client of zone: the

@@ -13,14 +13,13 @@ package cluster
 
 import (
 	"context"
-	"hash/fnv"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/vigilhq/vigil/internal/meta"
+	"github.com/vigilhq/vigil/internal/placement"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -260,40 +259,12 @@ func (m *Member) setView(brokers []meta.BrokerInfo, leaders []meta.Leader) {
 // score among live brokers that are not draining (or among all live ones
 // if every broker drains).
 func (m *Member) owner(tp storage.Partition, brokers []meta.BrokerInfo) int32 {
-	key := tp.Topic + "/" + strconv.Itoa(int(tp.Partition))
+	key := placement.PartitionKey(tp.Topic, tp.Partition)
 	if slices.Contains(m.cfg.Grouped, tp.Topic) {
 		key = tp.Topic
 	}
-	best, bestScore, drainingOnly := int32(-1), uint64(0), true
-	for _, b := range brokers {
-		if !b.Draining {
-			drainingOnly = false
-		}
-	}
-	for _, b := range brokers {
-		if b.Draining && !drainingOnly {
-			continue
-		}
-		h := fnv.New64a()
-		h.Write([]byte(key))
-		h.Write([]byte{0})
-		h.Write([]byte(strconv.Itoa(int(b.ID))))
-		if s := mix(h.Sum64()); best < 0 || s > bestScore {
-			best, bestScore = b.ID, s
-		}
-	}
-	return best
-}
-
-// mix spreads FNV's output (whose high bits vary little for short
-// inputs differing in their last byte) over all 64 bits.
-func mix(x uint64) uint64 {
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb93e185ec53b
-	x ^= x >> 33
-	return x
+	drainingOnly := !slices.ContainsFunc(brokers, func(b meta.BrokerInfo) bool { return !b.Draining })
+	return placement.Owner(key, brokers, func(b meta.BrokerInfo) bool { return !b.Draining || drainingOnly })
 }
 
 // LiveBrokers implements broker.ClusterView.

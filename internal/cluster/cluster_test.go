@@ -16,7 +16,7 @@ func brokers(ids ...int32) []meta.BrokerInfo {
 	return out
 }
 
-func placement(m *Member, bs []meta.BrokerInfo, topics, parts int) map[storage.Partition]int32 {
+func placeAll(m *Member, bs []meta.BrokerInfo, topics, parts int) map[storage.Partition]int32 {
 	out := map[storage.Partition]int32{}
 	for t := range topics {
 		for p := range parts {
@@ -32,7 +32,7 @@ func placement(m *Member, bs []meta.BrokerInfo, topics, parts int) map[storage.P
 // new broker, and removing one moves only its own partitions.
 func TestPlacementBalancedAndStable(t *testing.T) {
 	m := New(Config{BrokerID: 1}, nil, nil, nil)
-	three := placement(m, brokers(1, 2, 3), 20, 30)
+	three := placeAll(m, brokers(1, 2, 3), 20, 30)
 	counts := map[int32]int{}
 	for _, b := range three {
 		counts[b]++
@@ -42,7 +42,7 @@ func TestPlacementBalancedAndStable(t *testing.T) {
 			t.Errorf("broker %d owns %d of 600 partitions: %v", id, n, counts)
 		}
 	}
-	four := placement(m, brokers(1, 2, 3, 4), 20, 30)
+	four := placeAll(m, brokers(1, 2, 3, 4), 20, 30)
 	moved := 0
 	for tp, b := range four {
 		if b != three[tp] {
@@ -55,7 +55,7 @@ func TestPlacementBalancedAndStable(t *testing.T) {
 	if moved < 100 || moved > 200 {
 		t.Errorf("adding a 4th broker moved %d of 600 partitions, want about 150", moved)
 	}
-	two := placement(m, brokers(1, 3), 20, 30)
+	two := placeAll(m, brokers(1, 3), 20, 30)
 	for tp, b := range two {
 		if three[tp] != 2 && b != three[tp] {
 			t.Errorf("%v moved from %d to %d though its broker stayed", tp, three[tp], b)
@@ -67,7 +67,7 @@ func TestPlacementDrainingAndGrouped(t *testing.T) {
 	m := New(Config{BrokerID: 1, Grouped: []string{"__consumer_offsets"}}, nil, nil, nil)
 	bs := brokers(1, 2, 3)
 	bs[1].Draining = true
-	for tp, b := range placement(m, bs, 5, 20) {
+	for tp, b := range placeAll(m, bs, 5, 20) {
 		if b == 2 {
 			t.Errorf("%v placed on draining broker 2", tp)
 		}
