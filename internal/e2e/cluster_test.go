@@ -139,7 +139,8 @@ type ackRec struct {
 // joins. It reports the time from the kill to the first acknowledged
 // produce on each moved partition (target < 10 s with the default 5 s
 // lease) and the record bytes rebuilt from WALs when the fourth joins
-// (target 0), and checks every acknowledged record is read exactly once,
+// (target 0), restarts the killed broker under its id, and checks every
+// acknowledged record is read exactly once,
 // in order per partition.
 func TestClusterBrokerKilled(t *testing.T) {
 	c := newTestCluster(t, true)
@@ -289,6 +290,20 @@ func TestClusterBrokerKilled(t *testing.T) {
 	if copied != 0 {
 		t.Errorf("adding a broker rebuilt %.0f record bytes from WALs; want 0", copied)
 	}
+
+	// The killed broker comes back under its id (its old chunks are
+	// superseded by now): it rejoins and takes its share again.
+	b2 := c.start(2, "zone-0")
+	deadline = time.Now().Add(60 * time.Second)
+	for b2.metric(t, "vigil_partitions_led") == 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if led := b2.metric(t, "vigil_partitions_led"); led == 0 {
+		t.Fatalf("the restarted broker 2 took no partition back")
+	} else {
+		t.Logf("broker 2 restarted under its id and leads %.0f partitions again", led)
+	}
+	time.Sleep(2 * time.Second)
 
 	stopProducing()
 	pwg.Wait()
