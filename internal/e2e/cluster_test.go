@@ -552,6 +552,28 @@ func TestClusterEtcdRestart(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
+	// A tail consumer reads along; it must go on fetching while etcd is
+	// down (fetch never waits on the metadata store).
+	var fetchedAt []time.Time
+	var fmu sync.Mutex
+	tail, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.ConsumeTopics("steady"), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tail.Close()
+	tctx, stopTail := context.WithCancel(ctx)
+	tailDone := make(chan struct{})
+	go func() {
+		defer close(tailDone)
+		for tctx.Err() == nil {
+			n := tail.PollFetches(tctx).NumRecords()
+			if n > 0 {
+				fmu.Lock()
+				fetchedAt = append(fetchedAt, time.Now())
+				fmu.Unlock()
+			}
+		}
+	}()
 	time.Sleep(2 * time.Second)
 	downAt := time.Now()
 	c.etcd.Stop() // returns once the member is fully down, which takes a while
@@ -575,6 +597,20 @@ func TestClusterEtcdRestart(t *testing.T) {
 		}
 	}
 	mu.Unlock()
+	stopTail()
+	<-tailDone
+	fmu.Lock()
+	fetchesDuring := 0
+	for _, f := range fetchedAt {
+		if f.After(downAt) && f.Before(upAt) {
+			fetchesDuring++
+		}
+	}
+	fmu.Unlock()
+	t.Logf("the tail consumer got records in %d fetches while etcd was down", fetchesDuring)
+	if fetchesDuring == 0 {
+		t.Errorf("no records fetched while etcd was down")
+	}
 	t.Logf("etcd was down for %v", upAt.Sub(downAt).Round(time.Millisecond))
 	// Metadata changes resume.
 	for {
