@@ -430,15 +430,22 @@ func (e *Engine) DeleteTopic(ctx context.Context, name string) error {
 	return nil
 }
 
+// objectDeletePace spaces object deletions: unlinking large files in a
+// burst (a topic or a day of retention at once) keeps the file system
+// journal busy and stalls the WAL's fsyncs behind it (a synthetic test:
+// WAL fsync p99 3.5 -> 6 ms with a 64 MiB unlink every 0.75 s).
+const objectDeletePace = 10 * time.Millisecond
+
 // collectObjects deletes the objects of removed index entries that no
-// remaining entry refers to (segment objects hold many partitions).
+// remaining entry refers to (segment objects hold many partitions), one
+// every objectDeletePace; what is left at Close is swept as orphans later.
 func (e *Engine) collectObjects(removed []meta.Segment) {
 	if len(removed) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	all, err := e.meta.AllSegments(ctx)
+	lctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	all, err := e.meta.AllSegments(lctx)
+	cancel()
 	if err != nil {
 		e.log.Warn("object collection skipped", "err", err)
 		return
@@ -452,10 +459,19 @@ func (e *Engine) collectObjects(removed []meta.Segment) {
 		if live[s.Object] || done[s.Object] {
 			continue
 		}
+		if len(done) > 0 {
+			select {
+			case <-e.stop:
+				return
+			case <-time.After(objectDeletePace):
+			}
+		}
 		done[s.Object] = true
-		if err := e.objs.Delete(ctx, s.Object); err != nil {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := e.objs.Delete(dctx, s.Object); err != nil {
 			e.log.Warn("delete unreferenced object", "object", s.Object, "err", err)
 		}
+		cancel()
 	}
 }
 
