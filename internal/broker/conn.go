@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/kwire"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -170,7 +172,7 @@ func (c *conn) decode(frame []byte) (pending, error) {
 	req.SetVersion(h.version)
 	if req.IsFlexible() {
 		var err error
-		if body, err = skipTags(body); err != nil {
+		if body, err = kwire.SkipTags(body); err != nil {
 			return pending{}, fmt.Errorf("%s request header: %w", kmsg.NameForKey(h.key), err)
 		}
 	}
@@ -178,27 +180,6 @@ func (c *conn) decode(frame []byte) (pending, error) {
 		return pending{}, fmt.Errorf("malformed %s v%d request: %w", kmsg.NameForKey(h.key), h.version, err)
 	}
 	return pending{hdr: h, respond: api.handle(c, h, req)}, nil
-}
-
-// skipTags skips a tagged-field section (KIP-482).
-func skipTags(b []byte) ([]byte, error) {
-	n, used := binary.Uvarint(b)
-	if used <= 0 {
-		return nil, errors.New("truncated tagged fields")
-	}
-	b = b[used:]
-	for i := uint64(0); i < n; i++ {
-		if _, used = binary.Uvarint(b); used <= 0 {
-			return nil, errors.New("truncated tag")
-		}
-		b = b[used:]
-		size, used := binary.Uvarint(b)
-		if used <= 0 || uint64(len(b)-used) < size {
-			return nil, errors.New("truncated tag value")
-		}
-		b = b[used+int(size):]
-	}
-	return b, nil
 }
 
 func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {

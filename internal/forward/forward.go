@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/kwire"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -340,7 +342,8 @@ func (pe *peer) readLoop(nc net.Conn) {
 				// The v1 response header's tagged fields (never
 				// ApiVersions here, whose header stays v0).
 				var err error
-				if body, err = skipTags(body); err != nil {
+				if body, err = kwire.SkipTags(body); err != nil {
+					err = fmt.Errorf("forward: response header: %w", err)
 					c.finish(nil, err)
 					return err
 				}
@@ -358,25 +361,4 @@ func (pe *peer) readLoop(nc net.Conn) {
 			return
 		}
 	}
-}
-
-// skipTags skips a tagged-field section (KIP-482).
-func skipTags(b []byte) ([]byte, error) {
-	n, used := binary.Uvarint(b)
-	if used <= 0 {
-		return nil, errors.New("forward: truncated tagged fields")
-	}
-	b = b[used:]
-	for i := uint64(0); i < n; i++ {
-		if _, used = binary.Uvarint(b); used <= 0 {
-			return nil, errors.New("forward: truncated tag")
-		}
-		b = b[used:]
-		size, used := binary.Uvarint(b)
-		if used <= 0 || uint64(len(b)-used) < size {
-			return nil, errors.New("forward: truncated tag value")
-		}
-		b = b[used+int(size):]
-	}
-	return b, nil
 }
