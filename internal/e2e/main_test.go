@@ -171,10 +171,27 @@ func (b *broker) stop() {
 	select {
 	case <-b.exited:
 	case <-time.After(30 * time.Second):
-		b.t.Errorf("vigil did not stop within 30s of SIGTERM; killing it")
-		_ = b.cmd.Process.Kill()
-		<-b.exited
+		// SIGQUIT makes the Go runtime print every goroutine's stack to
+		// the log, which is what shows where the shutdown hangs.
+		_ = b.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-b.exited:
+		case <-time.After(5 * time.Second):
+			_ = b.cmd.Process.Kill()
+			<-b.exited
+		}
+		b.t.Errorf("vigil did not stop within 30s of SIGTERM; its goroutines:\n%s", b.goroutineDump())
 	}
+}
+
+// goroutineDump is the stack dump a SIGQUIT left at the end of the log.
+func (b *broker) goroutineDump() string {
+	log := b.log()
+	i := strings.LastIndex(log, "SIGQUIT: quit")
+	if i < 0 {
+		return "(no goroutine dump in the log)"
+	}
+	return log[i:]
 }
 
 func (b *broker) log() string {

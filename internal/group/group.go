@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/vigilhq/vigil/internal/batch"
 )
 
@@ -108,6 +110,7 @@ type Coordinator struct {
 
 	applyMu   sync.Mutex
 	applyQ    []func()
+	applyDone bool // the applier has stopped; later runs work itself
 	applyWake chan struct{}
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -142,8 +145,11 @@ func New(cfg Config, olog Log, topics Topics) *Coordinator {
 	return c
 }
 
-// Close stops timers and the applier. Waiting requests are abandoned;
-// the broker closes their connections first.
+// Close stops timers and the applier. A coordinator also closes while the
+// broker keeps serving (its offsets partitions moved to another broker),
+// so every waiting request is still answered: JoinGroup and SyncGroup
+// with NOT_COORDINATOR, as Kafka does when it unloads a group, and
+// appends that become durable later with their real outcome.
 func (c *Coordinator) Close() {
 	c.mu.Lock()
 	if c.closed {
@@ -153,6 +159,16 @@ func (c *Coordinator) Close() {
 	c.closed = true
 	for _, g := range c.groups {
 		g.stopTimers()
+		for _, m := range g.members {
+			if m.joinCh != nil {
+				m.joinCh <- joinError(m.joinV, kerr.NotCoordinator, m.id)
+				m.joinCh = nil
+			}
+			if m.syncCh != nil {
+				m.syncCh <- syncError(kerr.NotCoordinator)
+				m.syncCh = nil
+			}
+		}
 	}
 	c.mu.Unlock()
 	close(c.stop)
@@ -195,14 +211,41 @@ func (c *Coordinator) applyLoop() {
 		select {
 		case <-c.applyWake:
 		case <-c.stop:
+			c.applyMu.Lock()
+			c.applyDone = true
+			q := c.applyQ
+			c.applyQ = nil
+			c.applyMu.Unlock()
+			c.runLate(q)
 			return
 		}
 	}
 }
 
+// runLate runs work queued after the applier stopped: the answers to
+// appends that were in flight when the coordinator closed. On its own
+// goroutine, because the log may call back inline.
+func (c *Coordinator) runLate(q []func()) {
+	if len(q) == 0 {
+		return
+	}
+	go func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, fn := range q {
+			fn()
+		}
+	}()
+}
+
 // later queues fn to run under c.mu on the applier goroutine.
 func (c *Coordinator) later(fn func()) {
 	c.applyMu.Lock()
+	if c.applyDone {
+		c.applyMu.Unlock()
+		c.runLate([]func(){fn})
+		return
+	}
 	c.applyQ = append(c.applyQ, fn)
 	c.applyMu.Unlock()
 	select {

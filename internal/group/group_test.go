@@ -331,3 +331,90 @@ func TestRebalanceTimeoutAndReload(t *testing.T) {
 		t.Errorf("state %s after the member's session expired, want Empty", st)
 	}
 }
+
+// heldLog is a memLog whose appends become durable only when released, as
+// a WAL group commit does some time after the append.
+type heldLog struct {
+	*memLog
+	mu   sync.Mutex
+	held []func()
+}
+
+func (l *heldLog) Append(p int32, recs []Record, done func(int64, error)) {
+	l.memLog.Append(p, recs, func(off int64, err error) {
+		l.mu.Lock()
+		l.held = append(l.held, func() { done(off, err) })
+		l.mu.Unlock()
+	})
+}
+
+func (l *heldLog) release() {
+	l.mu.Lock()
+	q := l.held
+	l.held = nil
+	l.mu.Unlock()
+	for _, fn := range q {
+		fn()
+	}
+}
+
+// TestCloseAnswersWaitingRequests: a coordinator closes while its broker
+// keeps serving when __consumer_offsets moves to another broker. A commit
+// in flight still gets its answer once durable, and members waiting in a
+// rebalance get NOT_COORDINATOR, so the client looks the coordinator up
+// again instead of its connection waiting forever.
+func TestCloseAnswersWaitingRequests(t *testing.T) {
+	l := &heldLog{memLog: newMemLog(2)}
+	c := newTestCoordinator(t, l, 1000)
+
+	joinA := c.Join(joinReqFor("g", "", "range"), "a", "/h")
+	joinB := c.Join(joinReqFor("g", "", "range"), "b", "/h")
+	a, b := recv(t, joinA), recv(t, joinB)
+	if a.ErrorCode != 0 || b.ErrorCode != 0 || a.Generation != 1 || b.Generation != 1 {
+		t.Fatalf("joins: %+v %+v", a, b)
+	}
+	follower := a
+	if a.LeaderID == a.MemberID {
+		follower = b
+	}
+	// The follower's SyncGroup waits for the leader's assignment.
+	sreq := kmsg.NewPtrSyncGroupRequest()
+	sreq.Group, sreq.MemberID, sreq.Generation = "g", follower.MemberID, 1
+	syncCh := c.Sync(sreq)
+	// In another, stable group, a second member's JoinGroup waits for the
+	// first to rejoin.
+	slow := func() *kmsg.JoinGroupRequest {
+		r := joinReqFor("h", "", "range")
+		r.SessionTimeoutMillis, r.RebalanceTimeoutMillis = 60_000, 60_000
+		return r
+	}
+	x := recv(t, c.Join(slow(), "x", "/h"))
+	xs := kmsg.NewPtrSyncGroupRequest()
+	xs.Group, xs.MemberID, xs.Generation = "h", x.MemberID, x.Generation
+	xsync := c.Sync(xs)
+	l.release() // the leader's assignment becomes durable
+	if r := recv(t, xsync); r.ErrorCode != 0 {
+		t.Fatalf("sync of the only member: %+v", r)
+	}
+	waitingJoin := c.Join(slow(), "y", "/h")
+
+	// A simple consumer's commit, not yet durable.
+	commitCh := c.Commit(commitReq("simple", "", -1, "t", 0, 42))
+	select {
+	case r := <-commitCh:
+		t.Fatalf("commit answered before it was durable: %+v", r)
+	case <-time.After(50 * time.Millisecond):
+	}
+
+	c.Close()
+	if r := recv(t, syncCh); r.ErrorCode != kerr.NotCoordinator.Code {
+		t.Errorf("waiting SyncGroup after Close: error %d, want NOT_COORDINATOR", r.ErrorCode)
+	}
+	if r := recv(t, waitingJoin); r.ErrorCode != kerr.NotCoordinator.Code {
+		t.Errorf("waiting JoinGroup after Close: error %d, want NOT_COORDINATOR", r.ErrorCode)
+	}
+	l.release()
+	if r := recv(t, commitCh); r.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Errorf("commit durable after Close: error %d, want none", r.Topics[0].Partitions[0].ErrorCode)
+	}
+}
