@@ -351,6 +351,16 @@ func producePaced(ctx context.Context, cl *kgo.Client, d time.Duration, recordBy
 	filler := make([]byte, recordBytes)
 	rand.Read(filler)
 	rec := &recorder{samples: make([]time.Duration, 0, int(rate*d.Seconds())+16)}
+	// Values are reused once acknowledged: a real producer is another
+	// process, and its garbage would otherwise make this process's
+	// collector run (and stall the broker) far more often.
+	var values sync.Pool
+	recycle := func(r *kgo.Record, err error) {
+		if err == nil {
+			v := r.Value
+			values.Put(&v)
+		}
+	}
 	start := time.Now()
 	var sent int64
 	for ctx.Err() == nil {
@@ -360,11 +370,16 @@ func producePaced(ctx context.Context, cl *kgo.Client, d time.Duration, recordBy
 		}
 		due := int64(elapsed.Seconds() * rate)
 		for ; sent < due; sent++ {
-			v := make([]byte, recordBytes)
-			copy(v[8:], filler[8:])
+			var v []byte
+			if p, ok := values.Get().(*[]byte); ok {
+				v = *p
+			} else {
+				v = make([]byte, recordBytes)
+				copy(v[8:], filler[8:])
+			}
 			t0 := time.Now()
 			binary.BigEndian.PutUint64(v, uint64(t0.UnixNano()))
-			cl.Produce(ctx, &kgo.Record{Value: v}, rec.promise(t0))
+			cl.Produce(ctx, &kgo.Record{Value: v}, rec.promise(t0, recycle))
 		}
 		// Sleep until the next record is due (at least a little, at most 1ms).
 		next := time.Duration(float64(sent+1) / rate * float64(time.Second))

@@ -209,7 +209,11 @@ func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
 		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 		_, err := w.Write(buf)
 		c.b.countClient(p.hdr.clientID, len(buf))
-		if err == nil && len(queue) == 0 {
+		if err == nil {
+			// At once, even with more requests queued: the next one may be
+			// a produce waiting for the WAL, and a pipelining client (five
+			// in flight) keeps the queue from ever draining, so holding
+			// this response until it does delays it by whole group commits.
 			err = w.Flush()
 		}
 		c.b.obs.Request(kmsg.NameForKey(p.hdr.key), time.Since(p.start))

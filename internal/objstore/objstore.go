@@ -24,7 +24,8 @@ type Object struct {
 // Store is a flat key space of immutable objects. Keys use '/' as separator.
 type Store interface {
 	// Put stores data under key durably: when Put returns nil the object
-	// survives a crash of this process and of the machine.
+	// survives a crash of this process and of the machine, and data is no
+	// longer used, so the caller may reuse its memory.
 	Put(ctx context.Context, key string, data []byte) error
 	// GetRange reads length bytes at off; length < 0 reads to the end.
 	// Reading past the end returns the bytes that exist.

@@ -2,6 +2,8 @@ package segment
 
 import (
 	"bytes"
+	"fmt"
+	"reflect"
 	"testing"
 )
 
@@ -34,5 +36,33 @@ func TestBuildGroupsPartitionsAndFooterRoundTrips(t *testing.T) {
 	}
 	if _, err := FooterLen([]byte("garbage-trailer")[:TrailerLen]); err == nil {
 		t.Error("a bad trailer must be refused")
+	}
+}
+
+// TestBuildIntoReusesMemory: BuildInto lays out the same bytes as Build,
+// in the given buffer when it is large enough, and allocates otherwise.
+func TestBuildIntoReusesMemory(t *testing.T) {
+	fill := func() *Builder {
+		b := NewBuilder()
+		for i := range 40 {
+			b.Add(fmt.Sprintf("topic-with-a-long-name-%d", i%7), int32(i%5), bytes.Repeat([]byte{byte(i)}, 100+i), int64(i*10), int64(i*10+9), int64(i))
+		}
+		return b
+	}
+	want, wantRuns := fill().Build()
+	if len(want) != cap(want) {
+		t.Errorf("Build allocated %d bytes for a %d-byte object", cap(want), len(want))
+	}
+	big := make([]byte, 0, len(want)+100)
+	got, runs := fill().BuildInto(big)
+	if !bytes.Equal(got, want) || !reflect.DeepEqual(runs, wantRuns) {
+		t.Fatal("BuildInto laid out a different object than Build")
+	}
+	if &got[:1][0] != &big[:1][0] {
+		t.Error("BuildInto did not use a large enough buffer")
+	}
+	small, _ := fill().BuildInto(make([]byte, 10))
+	if !bytes.Equal(small, want) {
+		t.Fatal("BuildInto with a small buffer laid out a different object")
 	}
 }

@@ -1168,3 +1168,61 @@ func TestAdmin(t *testing.T) {
 		}
 	})
 }
+
+// TestPipelinedResponseNotHeldBack: a response is sent as soon as it is
+// ready, not when the connection's queue drains. A produce pipelined ahead
+// of a long-polling fetch on one connection is answered at once; before,
+// it sat in the write buffer until the fetch's max wait ran out, and a
+// producer with five requests in flight saw whole group commits added to
+// its latency.
+func TestPipelinedResponseNotHeldBack(t *testing.T) {
+	ts := startServer(t, t.TempDir(), nil)
+	ctx := testCtx(t, time.Minute)
+	createTopics(t, ctx, ts.admin(t), 1, nil, "pipelined")
+	c := dialRaw(t, ts.addr)
+
+	const maxWait = 4 * time.Second
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.SetVersion(11)
+	fetch.MaxWaitMillis = int32(maxWait / time.Millisecond)
+	fetch.MinBytes = 1 << 20 // more than will arrive: the fetch waits out maxWait
+	fetch.MaxBytes = 1 << 20
+	fetch.SessionEpoch = -1
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "pipelined"
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes, fp.CurrentLeaderEpoch = 0, 1, 1<<20, -1
+	ft.Partitions = append(ft.Partitions, fp)
+	fetch.Topics = append(fetch.Topics, ft)
+
+	start := time.Now()
+	c.corr++
+	produceCorr := c.corr
+	frames := c.fmtr.AppendRequest(nil, produceReq("pipelined", 0, 1, makeBatch(1, 100)), produceCorr)
+	c.corr++
+	fetchCorr := c.corr
+	// AppendRequest writes the size at dst[0:4], so each frame gets its own.
+	frames = append(frames, c.fmtr.AppendRequest(nil, fetch, fetchCorr)...)
+	if err := c.write(frames); err != nil {
+		t.Fatal(err)
+	}
+	frame, err := c.readFrame()
+	if err != nil {
+		t.Fatalf("read produce response: %v", err)
+	}
+	took := time.Since(start)
+	if got := int32(binary.BigEndian.Uint32(frame)); got != produceCorr {
+		t.Fatalf("first response has correlation id %d, want the produce's %d", got, produceCorr)
+	}
+	if took >= maxWait/2 {
+		t.Fatalf("produce answered after %s: held back by the fetch pipelined behind it (max wait %s)", took, maxWait)
+	}
+	frame, err = c.readFrame()
+	if err != nil {
+		t.Fatalf("read fetch response: %v", err)
+	}
+	if got := int32(binary.BigEndian.Uint32(frame)); got != fetchCorr {
+		t.Fatalf("second response has correlation id %d, want the fetch's %d", got, fetchCorr)
+	}
+	t.Logf("produce answered after %s, the fetch after %s", took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}

@@ -143,6 +143,9 @@ type Engine struct {
 	// touch upProducers and the upload queue's view of a partition.
 	upLock      sync.Mutex
 	upProducers map[*partition.Log]*producer.State
+	// segBuf is the last uploaded object's memory, reused for the next
+	// one (under upLock).
+	segBuf []byte
 	// cl is the cluster state: nil for a single-process broker, which
 	// leads every partition.
 	cl         *clustered
@@ -740,12 +743,15 @@ func (e *Engine) upload(ctx context.Context) error {
 		}
 	}
 	if !b.Empty() {
-		data, runs := b.Build()
+		data, runs := b.BuildInto(e.segBuf)
+		e.segBuf = nil
 		key := objectKey()
 		start := time.Now()
 		if err := e.objs.Put(ctx, key, data); err != nil {
+			// Not reused: a failed request may still be reading it.
 			return fmt.Errorf("put segment %s: %w", key, err)
 		}
+		e.segBuf = data
 		segs := make([]meta.Segment, len(runs))
 		for i, r := range runs {
 			segs[i] = meta.Segment{Topic: r.Topic, Partition: r.Partition, Object: key, Position: r.Position,

@@ -46,6 +46,9 @@ const (
 
 	fileSuffix  = ".wal"
 	fileNameLen = 20 + len(fileSuffix)
+	freeSuffix  = ".free" // a trimmed file kept to be reused by a rotation
+
+	defaultKeepFree = 2
 
 	defaultFileBytes  = 64 << 20
 	defaultMaxPending = 64 << 20
@@ -71,6 +74,14 @@ type Options struct {
 	FileBytes  int64 // rotate to a new file after this many bytes (default 64 MiB)
 	MaxPending int64 // Append blocks while this many bytes are waiting to be written (default 64 MiB): backpressure, never unbounded memory
 	NoSync     bool  // skip fsync (tests/benchmarks only)
+	// KeepFree is how many trimmed files are kept to be reused by later
+	// rotations instead of deleted (default 2; negative keeps none).
+	// Overwriting a file's existing blocks makes a group commit's fdatasync
+	// write only data, not the block allocations of a growing file, and
+	// spares the disk the unlink of a whole file; on the development
+	// machine that took the fsync p99.9 from about 10 ms to 1-5 ms under
+	// concurrent object uploads.
+	KeepFree int
 	// OnCommit, if set, is told the duration and size of every group
 	// commit (write and fsync), on the flusher goroutine (metrics).
 	OnCommit func(d time.Duration, bytes int64)
@@ -80,6 +91,7 @@ type Options struct {
 // Stats for metrics/tests.
 type Stats struct {
 	Files   int    // WAL files on disk, including the active one
+	Free    int    // trimmed files kept for reuse
 	Bytes   int64  // total size of those files
 	Syncs   uint64 // group commits since Open (one write+fsync each)
 	Entries uint64 // entries made durable since Open
@@ -117,6 +129,7 @@ type WAL struct {
 	appended     bool
 	replayed     bool
 	files        []fileInfo // oldest first; the last one is active
+	free         []string   // paths of trimmed files kept for reuse
 	syncs        uint64
 	entries      uint64
 
@@ -187,6 +200,12 @@ func Open(dir string, opts Options) (*WAL, error) {
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = defaultMaxPending
 	}
+	switch {
+	case opts.KeepFree == 0:
+		opts.KeepFree = defaultKeepFree
+	case opts.KeepFree < 0:
+		opts.KeepFree = 0
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -207,6 +226,9 @@ func Open(dir string, opts Options) (*WAL, error) {
 
 	files, err := listFiles(dir)
 	if err != nil {
+		return nil, err
+	}
+	if w.free, err = w.listFree(); err != nil {
 		return nil, err
 	}
 	if len(files) == 0 {
@@ -248,6 +270,30 @@ func listFiles(dir string) ([]fileInfo, error) {
 	return files, nil
 }
 
+// listFree finds the trimmed files kept for reuse, deleting any beyond
+// KeepFree (a smaller setting than the last run's).
+func (w *WAL) listFree() ([]string, error) {
+	des, err := os.ReadDir(w.dir)
+	if err != nil {
+		return nil, fmt.Errorf("wal: list %s: %w", w.dir, err)
+	}
+	var free []string
+	for _, de := range des {
+		if !de.Type().IsRegular() || !strings.HasSuffix(de.Name(), freeSuffix) {
+			continue
+		}
+		p := filepath.Join(w.dir, de.Name())
+		if len(free) >= w.opts.KeepFree {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("wal: remove surplus free file: %w", err)
+			}
+			continue
+		}
+		free = append(free, p)
+	}
+	return free, nil
+}
+
 func (w *WAL) createFirst() error {
 	path := filepath.Join(w.dir, fileName(1))
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
@@ -274,21 +320,25 @@ func (w *WAL) recoverActive() error {
 		return fmt.Errorf("wal: open %s: %w", path, err)
 	}
 	var scratch []byte
-	res, err := scanFile(f, last.first, w.crc, &scratch, nil)
+	res, err := scanFile(f, last.first, 0, w.crc, &scratch, nil)
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("wal: recover %s: %w", path, err)
 	}
 	if res.damage != "" {
 		// A crash mid-group-commit leaves a partial write here; none of it
-		// was acknowledged, because callbacks run only after the fsync.
-		w.log.Warn("wal: truncating damaged tail of newest file",
+		// was acknowledged, because callbacks run only after the fsync. In
+		// a reused file the older contents follow too. Both are cut off:
+		// left in place, an unacknowledged record of the cut group could
+		// line up with the next appends and be replayed as theirs.
+		w.log.Warn("wal: truncating damaged tail of newest file (a group cut short by a crash, or a reused file's older contents)",
 			"file", path, "offset", res.end, "dropped_bytes", res.size-res.end, "reason", res.damage)
 		// Intact records past the damage are also what a torn group write
 		// looks like (pages reach the disk out of order), so they do not stop
 		// recovery; but they may be acknowledged data hit by a media error,
-		// which an operator must hear about loudly.
-		if off, seq, ok := findIntactRecord(f, res.end+1, res.size, w.crc); ok {
+		// which an operator must hear about loudly. Records older than the
+		// last kept one are a reused file's previous contents.
+		if off, seq, ok := findIntactRecord(f, res.end+1, res.size, res.last, w.crc); ok {
 			w.log.Error("wal: intact records follow the damage in the newest file and are being dropped; if they were acknowledged, data is lost",
 				"file", path, "damage_offset", res.end, "intact_offset", off, "intact_seq", seq, "last_kept_seq", res.last)
 		}
@@ -343,11 +393,15 @@ type scanResult struct {
 }
 
 // scanFile walks f's records from the start, checking each one and calling
-// fn (if non-nil) with it. Damage a crash can cause (short or garbage bytes,
-// checksum mismatch) ends the scan and is reported in the result, for the
-// caller to decide whether it is a tail to truncate or lost data. Damage a
-// crash cannot cause (an intact record with the wrong seq) is an error.
-func scanFile(f *os.File, first uint64, tab *crc32.Table, scratch *[]byte, fn func(uint64, Entry) error) (scanResult, error) {
+// fn (if non-nil) with it, and stops after the record with seq stop when
+// stop is non-zero (the end of a non-final file, which its successor's name
+// gives, and after which a reused file holds older contents). Damage a
+// crash can cause (short or garbage bytes, checksum mismatch), and an
+// intact record older than the file (a reused file's previous contents),
+// end the scan and are reported in the result, for the caller to decide
+// whether it is a tail to truncate or lost data. Damage a crash cannot
+// cause (an intact record with a later seq than the next) is an error.
+func scanFile(f *os.File, first, stop uint64, tab *crc32.Table, scratch *[]byte, fn func(uint64, Entry) error) (scanResult, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return scanResult{}, err
@@ -357,6 +411,9 @@ func scanFile(f *os.File, first uint64, tab *crc32.Table, scratch *[]byte, fn fu
 	var hdr [headerSize]byte
 	var topic string
 	for {
+		if stop != 0 && res.last == stop {
+			return res, nil
+		}
 		n, err := io.ReadFull(r, hdr[:])
 		switch {
 		case err == io.EOF:
@@ -402,6 +459,10 @@ func scanFile(f *os.File, first uint64, tab *crc32.Table, scratch *[]byte, fn fu
 		if payloadFixed+topicLen > length {
 			return res, fmt.Errorf("record at offset %d: topic length %d exceeds payload %d despite a valid checksum", res.end, topicLen, length)
 		}
+		if seq < first {
+			res.damage = fmt.Sprintf("record with seq %d, older than the file: a reused file's previous contents", seq)
+			return res, nil
+		}
 		if seq != res.last+1 {
 			return res, fmt.Errorf("record at offset %d has seq %d, want %d", res.end, seq, res.last+1)
 		}
@@ -428,9 +489,10 @@ func scanFile(f *os.File, first uint64, tab *crc32.Table, scratch *[]byte, fn fu
 // into memory; a genuine torn tail is at most one group long.
 const maxIntactProbe = 256 << 20
 
-// findIntactRecord looks for a record with a valid checksum in [from, size),
-// to tell a torn tail from damage in the middle of the newest file.
-func findIntactRecord(f *os.File, from, size int64, tab *crc32.Table) (int64, uint64, bool) {
+// findIntactRecord looks for a record with a valid checksum and a seq after
+// after in [from, size), to tell a torn tail from damage in the middle of
+// the newest file.
+func findIntactRecord(f *os.File, from, size int64, after uint64, tab *crc32.Table) (int64, uint64, bool) {
 	if from >= size || size-from > maxIntactProbe {
 		return 0, 0, false
 	}
@@ -451,7 +513,9 @@ func findIntactRecord(f *os.File, from, size int64, tab *crc32.Table) (int64, ui
 			if length >= payloadFixed && length <= int64(len(rest)-headerSize) {
 				p := rest[headerSize : headerSize+length]
 				if crc32.Checksum(p, tab) == binary.LittleEndian.Uint32(rest[8:]) {
-					return from + int64(i), binary.LittleEndian.Uint64(p), true
+					if seq := binary.LittleEndian.Uint64(p); seq > after {
+						return from + int64(i), seq, true
+					}
 				}
 			}
 		}
@@ -494,7 +558,11 @@ func (w *WAL) Replay(fn func(seq uint64, e Entry) error) error {
 		if err != nil {
 			return fmt.Errorf("wal: replay: %w", err)
 		}
-		res, err := scanFile(f, fi.first, w.crc, &scratch, fn)
+		var stop uint64
+		if i+1 < len(files) {
+			stop = files[i+1].first - 1
+		}
+		res, err := scanFile(f, fi.first, stop, w.crc, &scratch, fn)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("wal: replay %s: %w", path, err)
@@ -605,7 +673,8 @@ func (w *WAL) Sync() error {
 }
 
 // TrimBefore deletes WAL files all of whose entries have seq < seq (the
-// uploader has put them in the object store). The active file is never deleted.
+// uploader has put them in the object store), keeping up to KeepFree full
+// ones to be reused by later rotations. The active file is never deleted.
 func (w *WAL) TrimBefore(seq uint64) error {
 	w.trimMu.Lock()
 	defer w.trimMu.Unlock()
@@ -622,9 +691,22 @@ func (w *WAL) TrimBefore(seq uint64) error {
 	}
 	var err error
 	removed := 0
+	var freed []string
 	for _, v := range victims {
 		path := filepath.Join(w.dir, fileName(v.first))
-		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		w.mu.Lock()
+		keep := len(w.free)+len(freed) < w.opts.KeepFree && v.size >= w.opts.FileBytes
+		w.mu.Unlock()
+		if keep {
+			// The name no longer says which entries it holds, so a crash
+			// never brings them back; a reusing rotation renames it again.
+			free := filepath.Join(w.dir, fmt.Sprintf("%020d%s", v.first, freeSuffix))
+			if rerr := os.Rename(path, free); rerr != nil {
+				err = fmt.Errorf("wal: trim: %w", rerr)
+				break
+			}
+			freed = append(freed, free)
+		} else if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 			err = fmt.Errorf("wal: trim: %w", rerr)
 			break
 		}
@@ -632,6 +714,7 @@ func (w *WAL) TrimBefore(seq uint64) error {
 	}
 	w.mu.Lock()
 	w.files = slices.Delete(w.files, 0, removed)
+	w.free = append(w.free, freed...)
 	w.mu.Unlock()
 	// A deletion lost in a crash only brings back already-uploaded entries,
 	// but persisting it keeps replay from redoing that work.
@@ -641,6 +724,35 @@ func (w *WAL) TrimBefore(seq uint64) error {
 		}
 	}
 	return err
+}
+
+// reuse opens a new active file at path: a kept trimmed file renamed, whose
+// older contents the appends overwrite (replay stops at the first record
+// older than the file), or else a new empty one.
+func (w *WAL) reuse(path string) (*os.File, error) {
+	w.mu.Lock()
+	var free string
+	if n := len(w.free); n > 0 {
+		free = w.free[n-1]
+		w.free = w.free[:n-1]
+	}
+	w.mu.Unlock()
+	if free != "" {
+		err := os.Rename(free, path)
+		if err == nil {
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				return nil, fmt.Errorf("open reused %s: %w", path, err)
+			}
+			return f, nil
+		}
+		w.log.Warn("wal: cannot reuse a trimmed file; creating a new one", "file", free, "err", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	return f, nil
 }
 
 // Close flushes and fsyncs everything pending, calls the remaining callbacks,
@@ -659,6 +771,18 @@ func (w *WAL) Close() error {
 
 	<-w.flusherDone
 
+	w.mu.Lock()
+	failed := w.err != nil
+	w.mu.Unlock()
+	if !failed {
+		// A reused file's older contents past the end would make the next
+		// Open report a torn tail after a clean shutdown.
+		if st, err := w.active.Stat(); err == nil && st.Size() > w.activeSize {
+			if err := w.active.Truncate(w.activeSize); err != nil {
+				w.log.Warn("wal: cannot cut a reused file's older contents at close", "file", w.active.Name(), "err", err)
+			}
+		}
+	}
 	cerr := w.active.Close()
 	w.mu.Lock()
 	err := w.err
@@ -678,6 +802,7 @@ func (w *WAL) Stats() Stats {
 	defer w.mu.Unlock()
 	s := Stats{
 		Files:   len(w.files),
+		Free:    len(w.free),
 		Syncs:   w.syncs,
 		Entries: w.entries,
 		LastSeq: w.nextSeq - 1,
@@ -793,7 +918,8 @@ func (w *WAL) commit(batch []pending) (uint64, error) {
 		err = w.bw.Flush()
 	}
 	if err == nil && !w.opts.NoSync {
-		err = w.active.Sync()
+		// The data and the size are what a replay needs; the times are not.
+		err = datasync(w.active)
 	}
 	if err == nil && w.opts.OnCommit != nil {
 		w.opts.OnCommit(time.Since(t0), w.activeSize-start)
@@ -845,9 +971,9 @@ func appendRecordHeader(b []byte, tab *crc32.Table, seq uint64, e *Entry) []byte
 func (w *WAL) rotate() error {
 	first := w.lastWritten + 1
 	path := filepath.Join(w.dir, fileName(first))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := w.reuse(path)
 	if err != nil {
-		return fmt.Errorf("wal: rotate: create %s: %w", path, err)
+		return fmt.Errorf("wal: rotate: %w", err)
 	}
 	// Without the directory fsync a crash could lose the new file's name
 	// while its acknowledged records live on in the data blocks.
