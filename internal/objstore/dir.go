@@ -69,9 +69,13 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte) error {
 		os.Remove(tmp)
 		return fmt.Errorf("objstore: put %s: %w", key, err)
 	}
-	for off := 0; off < len(data); off += flushChunk {
+	direct, err := writeDirect(tmp, data)
+	if err != nil {
+		return fail(err)
+	}
+	for off := direct; off < len(data); off += flushChunk {
 		chunk := data[off:min(off+flushChunk, len(data))]
-		if _, err := f.Write(chunk); err != nil {
+		if _, err := f.WriteAt(chunk, int64(off)); err != nil {
 			return fail(err)
 		}
 		if err := flushRange(f, int64(off), int64(len(chunk))); err != nil {

@@ -272,6 +272,14 @@ func testLarge(t *testing.T, st objstore.Store) {
 	if objs := list(t, st, "large/"); len(objs) != 1 || objs[0].Size != n {
 		t.Fatalf("list: %v", objs)
 	}
+	// Sizes and memory a page-aligned fast path must handle: a tail that
+	// is not a whole page, and a buffer that does not start on a page.
+	odd := data(6, 5<<20+1234)
+	put(t, st, "large/odd", odd)
+	wantBytes(t, "odd-sized object", get(t, st, "large/odd", 0, -1), odd)
+	unaligned := data(7, 3<<20+1)[1:]
+	put(t, st, "large/unaligned", unaligned)
+	wantBytes(t, "object from unaligned memory", get(t, st, "large/unaligned", 0, -1), unaligned)
 }
 
 // testConcurrent has many workers put, read, delete and list keys of one
