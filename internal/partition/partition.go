@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -368,8 +369,22 @@ func (l *Log) Read(ctx context.Context, offset int64, maxBytes int, minOne bool)
 		// Size first, then copy once: fetches of many small batches would
 		// otherwise spend their time regrowing the buffer.
 		j, size := i, 0
+		adjacent := true // [i, j) lie back to back in the first one's array
 		for ; j < len(l.mem) && l.mem[j].Base < l.hw && fits(size, len(l.mem[j].Data)); j++ {
+			if j > i && !within(l.mem[i].Data, size, l.mem[j].Data) {
+				adjacent = false
+			}
 			size += len(l.mem[j].Data)
+		}
+		if adjacent && j > i {
+			// Batches are immutable once committed, and batches written
+			// back to back (one batch, or one produce request's) lie in
+			// one request frame: hand that memory out instead of copying
+			// it, which at full ingest was as much garbage as the produce
+			// requests themselves. Clipped, so no caller appends into it.
+			res.Data = l.mem[i].Data[:size:size]
+			l.mu.Unlock()
+			return res, nil
 		}
 		out := make([]byte, 0, size)
 		for ; i < j; i++ {
@@ -566,4 +581,14 @@ func (l *Log) scanBatches(ctx context.Context, fn func(b []byte, info batch.Info
 		}
 	}
 	return nil
+}
+
+// within reports whether b lies at offset off of first's array, so that
+// first[:off+len(b)] holds it: only then is the span one allocation.
+func within(first []byte, off int, b []byte) bool {
+	if len(b) == 0 || off+len(b) > cap(first) {
+		return false
+	}
+	at := unsafe.Add(unsafe.Pointer(unsafe.SliceData(first)), off)
+	return at == unsafe.Pointer(unsafe.SliceData(b))
 }

@@ -1,0 +1,55 @@
+package partition
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/vigilhq/vigil/internal/producer"
+)
+
+// TestReadTailWithoutCopying: a read of batches that lie back to back in
+// one array (one produce request's) returns that memory, clipped so an
+// append cannot write into it; batches from different arrays are copied.
+func TestReadTailWithoutCopying(t *testing.T) {
+	l := New("t", [16]byte{}, 0, nil, nil, 0, 1<<30)
+	buf := make([]byte, 400) // the request frame; its batches end at 300
+	frame := buf[:300]
+	for i := range frame {
+		frame[i] = byte(i)
+	}
+	other := bytes.Repeat([]byte{0xee}, 50) // another request's batch
+	for i, data := range [][]byte{frame[0:100], frame[100:300], other} {
+		b := &Batch{Base: int64(i), Last: int64(i), Data: data}
+		if ok, err := l.Recover(b, producer.Batch{ID: -1}, 0); !ok || err != nil {
+			t.Fatalf("recover batch %d: %v %v", i, ok, err)
+		}
+	}
+	ctx := context.Background()
+
+	res, err := l.Read(ctx, 0, 300, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(res.Data, frame) {
+		t.Fatal("read of adjacent batches returned other bytes")
+	}
+	if &res.Data[0] != &frame[0] {
+		t.Error("adjacent batches were copied")
+	}
+	_ = append(res.Data, 0xff) // must not write into the frame after them
+	if buf[300] == 0xff {
+		t.Fatal("an append to a read result wrote past the batches")
+	}
+
+	res, err = l.Read(ctx, 1, 1000, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append(append([]byte(nil), frame[100:]...), other...); !bytes.Equal(res.Data, want) {
+		t.Fatal("read across arrays returned other bytes")
+	}
+	if &res.Data[0] == &frame[100] {
+		t.Error("batches from two arrays were returned as one span instead of copied")
+	}
+}
