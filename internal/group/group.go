@@ -160,14 +160,7 @@ func (c *Coordinator) Close() {
 	for _, g := range c.groups {
 		g.stopTimers()
 		for _, m := range g.members {
-			if m.joinCh != nil {
-				m.joinCh <- joinError(m.joinV, kerr.NotCoordinator, m.id)
-				m.joinCh = nil
-			}
-			if m.syncCh != nil {
-				m.syncCh <- syncError(kerr.NotCoordinator)
-				m.syncCh = nil
-			}
+			m.failWaiting(kerr.NotCoordinator)
 		}
 	}
 	c.mu.Unlock()

@@ -212,14 +212,7 @@ func (c *Coordinator) updateMemberLocked(g *group, m *member, j joinReq) {
 // place, and the old id is fenced (FENCED_INSTANCE_ID).
 func (c *Coordinator) replaceStaticLocked(g *group, oldID, newID string, j joinReq) {
 	old := g.members[oldID]
-	if old.joinCh != nil {
-		old.joinCh <- joinError(old.joinV, kerr.FencedInstanceID, oldID)
-		old.joinCh = nil
-	}
-	if old.syncCh != nil {
-		old.syncCh <- syncError(kerr.FencedInstanceID)
-		old.syncCh = nil
-	}
+	old.failWaiting(kerr.FencedInstanceID)
 	leaderBefore := g.leader
 	m := &member{}
 	*m = *old
@@ -671,14 +664,7 @@ func (c *Coordinator) dropMemberLocked(g *group, m *member) {
 	if m.timer != nil {
 		m.timer.Stop()
 	}
-	if m.joinCh != nil {
-		m.joinCh <- joinError(m.joinV, kerr.UnknownMemberID, m.id)
-		m.joinCh = nil
-	}
-	if m.syncCh != nil {
-		m.syncCh <- syncError(kerr.UnknownMemberID)
-		m.syncCh = nil
-	}
+	m.failWaiting(kerr.UnknownMemberID)
 	delete(g.members, m.id)
 	delete(g.pendingSync, m.id)
 	if m.instanceID != "" && g.instances[m.instanceID] == m.id {

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -59,6 +60,19 @@ type member struct {
 	deadline time.Time // session expiry
 	timer    *time.Timer
 	removed  bool
+}
+
+// failWaiting answers the member's waiting JoinGroup and SyncGroup, if
+// any, with e. Both channels hold one response, so this never blocks.
+func (m *member) failWaiting(e *kerr.Error) {
+	if m.joinCh != nil {
+		m.joinCh <- joinError(m.joinV, e, m.id)
+		m.joinCh = nil
+	}
+	if m.syncCh != nil {
+		m.syncCh <- syncError(e)
+		m.syncCh = nil
+	}
 }
 
 func (m *member) metadataFor(name string) []byte {
