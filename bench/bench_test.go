@@ -72,6 +72,36 @@ func TestRunTiny(t *testing.T) {
 	}
 }
 
+// TestRunPacedRate: a fixed paced rate replaces 25% of the maximum, and the
+// latency target is reported as not judged rather than passed or failed.
+func TestRunPacedRate(t *testing.T) {
+	if _, err := Run(context.Background(), Options{Duration: time.Second, RecordBytes: 512, Partitions: 1, Acks: "all", PacedRate: -1}); err == nil {
+		t.Error("a negative paced rate was accepted")
+	}
+	if testing.Short() {
+		t.Skip("runs a broker for a few seconds")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	res, err := Run(ctx, Options{Duration: time.Second, RecordBytes: 512, Partitions: 3, Acks: "all", PacedRate: 2000, Out: &out})
+	t.Logf("output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.PacedTargetRecsPerSec != 2000 {
+		t.Errorf("paced target %.0f records/s, want the given 2000", res.PacedTargetRecsPerSec)
+	}
+	if res.PacedRecsPerSec < 1600 || res.PacedRecsPerSec > 2400 {
+		t.Errorf("paced run achieved %.0f records/s, want about 2000", res.PacedRecsPerSec)
+	}
+	for _, label := range []string{"paced run at a fixed rate", "not judged"} {
+		if !strings.Contains(out.String(), label) {
+			t.Errorf("output lacks %q", label)
+		}
+	}
+}
+
 // TestRunGroupsTiny runs the group benchmark briefly against an in-process
 // broker and checks that every figure is present and plausible.
 func TestRunGroupsTiny(t *testing.T) {
