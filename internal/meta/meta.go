@@ -69,6 +69,9 @@ type Producer struct {
 	Partition  int32
 	ProducerID int64
 	Data       []byte // nil: forget this producer
+	// LeaderEpoch fences the write as Segment.LeaderEpoch does, so a
+	// deposed leader never overwrites the new leader's producer state.
+	LeaderEpoch int32
 }
 
 // Store is the metadata interface. Implementations must be safe for

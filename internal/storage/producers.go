@@ -47,8 +47,9 @@ type changedProducer struct {
 }
 
 // persistProducers applies the producer fields of the batches about to be
-// uploaded to copies of the uploaded state and stores the changed entries.
-func (e *Engine) persistProducers(ctx context.Context, q []queued) ([]changedProducer, error) {
+// uploaded to copies of the uploaded state and stores the changed entries,
+// each fenced at its partition's epoch (epochOf; 0 for a single broker).
+func (e *Engine) persistProducers(ctx context.Context, q []queued, epochOf func(*partition.Log) int32) ([]changedProducer, error) {
 	type key struct {
 		log *partition.Log
 		id  int64
@@ -94,7 +95,7 @@ func (e *Engine) persistProducers(ctx context.Context, q []queued) ([]changedPro
 	for i, k := range order {
 		ent := work[k.log].Get(k.id)
 		out[i] = changedProducer{k.log, ent}
-		ps[i] = meta.Producer{Topic: k.log.Topic, TopicID: k.log.TopicID, Partition: k.log.Partition, ProducerID: k.id, Data: ent.Encode()}
+		ps[i] = meta.Producer{Topic: k.log.Topic, TopicID: k.log.TopicID, Partition: k.log.Partition, ProducerID: k.id, Data: ent.Encode(), LeaderEpoch: epochOf(k.log)}
 	}
 	if err := e.meta.PutProducers(ctx, ps); err != nil {
 		return nil, fmt.Errorf("persist %d producer states: %w", len(ps), err)
@@ -126,9 +127,13 @@ func (e *Engine) expireProducers(ctx context.Context) {
 			delete(e.upProducers, l)
 			continue
 		}
+		epoch, led := e.leads(l)
+		if !led {
+			continue // the producers of a moved partition are its leader's to expire
+		}
 		l.ExpireProducers(before)
 		for _, id := range up.Expire(before) {
-			gone = append(gone, meta.Producer{Topic: l.Topic, TopicID: l.TopicID, Partition: l.Partition, ProducerID: id})
+			gone = append(gone, meta.Producer{Topic: l.Topic, TopicID: l.TopicID, Partition: l.Partition, ProducerID: id, LeaderEpoch: epoch})
 		}
 	}
 	if len(gone) == 0 {

@@ -726,6 +726,7 @@ func (e *Engine) upload(ctx context.Context) error {
 		p int32
 	}
 	epochs := map[tp]int32{}
+	var kept []queued // the batches this object holds
 	for _, it := range q {
 		lastSeq = max(lastSeq, it.b.Seq)
 		n++
@@ -736,6 +737,7 @@ func (e *Engine) upload(ctx context.Context) error {
 		if e.cl != nil && e.cl.lostLog(it.log, it.b.Seq) {
 			continue // another broker recovers it from this WAL
 		}
+		kept = append(kept, it)
 		epochs[tp{it.log.Topic, it.log.Partition}] = epoch
 		b.Add(it.log.Topic, it.log.Partition, it.b.Data, it.b.Base, it.b.Last, it.b.MaxTs)
 		if b.Size() >= e.opts.SegmentBytes {
@@ -763,8 +765,16 @@ func (e *Engine) upload(ctx context.Context) error {
 		// Producer state first: if the index commit then fails or the
 		// broker dies, the WAL (not yet trimmed) still holds these batches,
 		// so the snapshot never claims a batch the log does not have.
-		prods, err := e.persistProducers(ctx, q[:n])
+		prods, err := e.persistProducers(ctx, kept, func(l *partition.Log) int32 {
+			if e.cl == nil {
+				return 0
+			}
+			return epochs[tp{l.Topic, l.Partition}]
+		})
 		if err != nil {
+			if errors.Is(err, meta.ErrFenced) && e.cl != nil {
+				e.cl.checkLeadership(ctx) // as for the index commit below
+			}
 			return err
 		}
 		if err := e.meta.AddSegments(ctx, segs); err != nil {

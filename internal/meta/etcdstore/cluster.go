@@ -51,21 +51,46 @@ func (v leaderValue) encode() string {
 // fences builds the epoch compares of a segment write: one per partition
 // named with a positive LeaderEpoch.
 func (s *Store) fences(lists ...[]meta.Segment) []clientv3.Cmp {
+	var fs []fence
+	for _, l := range lists {
+		for _, sg := range l {
+			fs = append(fs, fence{sg.Topic, sg.Partition, sg.LeaderEpoch})
+		}
+	}
+	return s.fenceCmps(fs)
+}
+
+// producerFences are the leader-epoch compares of producer-state writes.
+func (s *Store) producerFences(ps []meta.Producer) []clientv3.Cmp {
+	fs := make([]fence, len(ps))
+	for i, p := range ps {
+		fs[i] = fence{p.Topic, p.Partition, p.LeaderEpoch}
+	}
+	return s.fenceCmps(fs)
+}
+
+// fence is one partition's leader epoch a write must still find.
+type fence struct {
+	topic     string
+	partition int32
+	epoch     int32 // <= 0: not fenced (a single broker)
+}
+
+// fenceCmps is one compare per fenced partition.
+func (s *Store) fenceCmps(fs []fence) []clientv3.Cmp {
 	type tp struct {
 		t string
 		p int32
 	}
 	seen := map[tp]bool{}
 	var out []clientv3.Cmp
-	for _, l := range lists {
-		for _, sg := range l {
-			k := tp{sg.Topic, sg.Partition}
-			if sg.LeaderEpoch <= 0 || seen[k] {
-				continue
-			}
-			seen[k] = true
-			out = append(out, clientv3.Compare(clientv3.Value(s.leaderEpochKey(sg.Topic, sg.Partition)), "=", strconv.Itoa(int(sg.LeaderEpoch))))
+	for _, f := range fs {
+		k := tp{f.topic, f.partition}
+		if f.epoch <= 0 || seen[k] {
+			continue
 		}
+		seen[k] = true
+		out = append(out, clientv3.Compare(clientv3.Value(s.leaderEpochKey(f.topic, f.partition)), "=", strconv.Itoa(int(f.epoch))))
 	}
 	return out
 }

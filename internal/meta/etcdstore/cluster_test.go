@@ -80,6 +80,24 @@ func TestClusterLeadership(t *testing.T) {
 	if segs, _ := s.Segments(ctx, "t", 0); len(segs) != 2 {
 		t.Fatalf("index after the fenced write: %+v", segs)
 	}
+	// Producer state is fenced the same way: the deposed leader cannot
+	// overwrite what the new one stores.
+	topics, err := s.Topics(ctx)
+	if err != nil || len(topics) != 1 {
+		t.Fatalf("topics: %v %v", topics, err)
+	}
+	prod := func(epoch int32, data string) meta.Producer {
+		return meta.Producer{Topic: "t", TopicID: topics[0].ID, Partition: 0, ProducerID: 7, Data: []byte(data), LeaderEpoch: epoch}
+	}
+	if err := s.PutProducers(ctx, []meta.Producer{prod(2, "new leader")}); err != nil {
+		t.Fatalf("producer state at the current epoch: %v", err)
+	}
+	if err := s.PutProducers(ctx, []meta.Producer{prod(1, "deposed leader")}); !errors.Is(err, meta.ErrFenced) {
+		t.Fatalf("producer state of the deposed leader: %v, want ErrFenced", err)
+	}
+	if ps, err := s.Producers(ctx, "t", 0); err != nil || len(ps) != 1 || string(ps[0].Data) != "new leader" {
+		t.Fatalf("producer state after the fenced write: %+v, %v", ps, err)
+	}
 	if err := s.CommitRecovery(ctx, "t", 0, 2, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -581,7 +581,7 @@ func (s *Store) writeForTopics(ctx context.Context, names map[string]bool, fence
 				return err
 			}
 			if !check.Succeeded {
-				return callerError{fmt.Errorf("etcdstore: write segments: %w", meta.ErrFenced)}
+				return callerError{fmt.Errorf("etcdstore: write for a partition: %w", meta.ErrFenced)}
 			}
 		}
 		if err := ctx.Err(); err != nil {
@@ -737,7 +737,9 @@ func (s *Store) SetPartitionState(ctx context.Context, topic string, partition i
 	})
 }
 
-// PutProducers implements meta.Store. Within one call the last state of a
+// PutProducers implements meta.Store. Like segment writes, it fails with
+// meta.ErrFenced when a producer's LeaderEpoch is no longer its
+// partition's. Within one call the last state of a
 // (topic, partition, producer) wins.
 func (s *Store) PutProducers(ctx context.Context, ps []meta.Producer) error {
 	if len(ps) == 0 {
@@ -748,7 +750,7 @@ func (s *Store) PutProducers(ctx context.Context, ps []meta.Producer) error {
 		names[p.Topic] = true
 	}
 	return s.run(ctx, fmt.Sprintf("put %d producer states", len(ps)), func() error {
-		return s.writeForTopics(ctx, names, nil, func(topics map[string]meta.Topic) []clientv3.Op {
+		return s.writeForTopics(ctx, names, s.producerFences(ps), func(topics map[string]meta.Topic) []clientv3.Op {
 			final := map[string]*meta.Producer{}
 			var order []string
 			for i := range ps {
