@@ -3,9 +3,11 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/admincli"
 	"github.com/vigilhq/vigil/internal/batch"
@@ -22,6 +25,7 @@ import (
 	"github.com/vigilhq/vigil/internal/meta/etcdstore/etcdtest"
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/objwal"
+	producerstate "github.com/vigilhq/vigil/internal/producer"
 	"github.com/vigilhq/vigil/internal/wal"
 )
 
@@ -362,5 +366,77 @@ func TestClusterCollectsDeadWALs(t *testing.T) {
 	t.Logf("collected %d chunks; brokers with WAL chunks left: %v", n, ids)
 	if n != 1 || !slices.Contains(ids, 9) || slices.Contains(ids, 8) {
 		t.Fatalf("collected %d chunks, left %v; want broker 8's one chunk gone and broker 9's kept", n, ids)
+	}
+}
+
+// TestClusterTakeoverStoresRecoveredProducers: an idempotent batch that a
+// dead broker made durable in its WAL, but never uploaded, is recovered
+// by the next leader, and so is its producer state: the new leader stores
+// it at its epoch at once, so a leader after it knows the batch and still
+// answers a retry of it as a duplicate.
+func TestClusterTakeoverStoresRecoveredProducers(t *testing.T) {
+	endpoint := etcdtest.Start(t)
+	objects := filepath.Join(t.TempDir(), "objects")
+	ctx := testCtx(t, 60*time.Second)
+	first := startServer(t, t.TempDir(), clusterOf(endpoint, objects, 1, "a"))
+	adm := kadm.NewClient(first.client(t))
+	createTopics(t, ctx, adm, 1, nil, "idem")
+	leaders(t, ctx, adm, "idem", nil)
+	top := first.srv.store.Topic("idem")
+	epoch, _ := top.Logs[0].Leader()
+
+	// Broker 9 died with one idempotent batch (producer 42, sequences
+	// 0-2) durable in its WAL at the partition's serving epoch.
+	rb := kmsg.RecordBatch{Magic: 2, LastOffsetDelta: 2, FirstTimestamp: time.Now().UnixMilli(), MaxTimestamp: time.Now().UnixMilli(),
+		ProducerID: 42, ProducerEpoch: 0, FirstSequence: 0, NumRecords: 3}
+	for i := range 3 {
+		r := kmsg.Record{OffsetDelta: int32(i), Value: []byte{byte(i)}}
+		r.Length = int32(len(r.AppendTo(nil)) - 1)
+		rb.Records = r.AppendTo(rb.Records)
+	}
+	raw := rb.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	batch.Assign(raw, 0, epoch)
+	store, err := objstore.Open(ctx, objects, objstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	w, err := objwal.Open(ctx, store, 9, objwal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	w.Append(wal.Entry{Topic: hex.EncodeToString(top.ID[:]), Partition: 0, Data: raw}, func(_ uint64, err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Broker 1 leaves; broker 2 takes the partition over and recovers the
+	// batch.
+	first.close()
+	second := startServer(t, t.TempDir(), clusterOf(endpoint, objects, 2, "a"))
+	leaders(t, ctx, kadm.NewClient(second.client(t)), "idem", map[int32]bool{2: true})
+	if _, hw := second.srv.store.Topic("idem").Logs[0].Offsets(); hw != 3 {
+		t.Fatalf("high watermark after the takeover: %d, want the 3 recovered records", hw)
+	}
+	ps, err := second.srv.meta.Producers(ctx, "idem", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got *producerstate.Entry
+	for _, p := range ps {
+		if p.ProducerID == 42 {
+			if got, err = producerstate.Decode(p.Data); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got == nil || len(got.Batches) != 1 || got.Batches[0].FirstSeq != 0 || got.Batches[0].LastSeq != 2 || got.Batches[0].Base != 0 {
+		t.Fatalf("stored state of producer 42 after the takeover: %+v (of %d producers); want its recovered batch, sequences 0-2 at offset 0", got, len(ps))
 	}
 }

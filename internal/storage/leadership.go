@@ -281,6 +281,9 @@ func (e *Engine) takeOver(ctx context.Context, top *Topic, p int32, acq meta.Acq
 		}
 		e.upProducers[l].Apply(info.Producer(), b.Base, nowMs)
 	}
+	if err := e.storeRecoveredProducers(ctx, l, keep, acq.Epoch); err != nil {
+		return 0, err
+	}
 	l.SetLeader(acq.Epoch)
 	e.swapLog(top.Name, l)
 	return len(keep), nil
