@@ -17,6 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/config"
 )
@@ -84,6 +85,7 @@ type Result struct {
 	PacedRecsPerSec       float64
 	PacedLatency          Latencies
 	PacedCeiling          Latencies // the ceiling path at the paced rate: the machine's own latency
+	PacedRequests         Latencies // produce requests of the paced run, built to response read
 	PacedErrors           int64
 	EndToEnd              Latencies
 	EndToEndMissing       int64 // produced during the paced run but not consumed in time
@@ -191,8 +193,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		adm.DeleteTopics(dctx, maxTopic, pacedTopic)
 	}()
 
-	newProducer := func(topic string) (*kgo.Client, error) {
-		cl, err := kgo.NewClient(
+	newProducer := func(topic string, extra ...kgo.Opt) (*kgo.Client, error) {
+		cl, err := kgo.NewClient(append([]kgo.Opt{
 			kgo.SeedBrokers(brokers...),
 			kgo.DefaultProduceTopic(topic),
 			kgo.RequiredAcks(acks),
@@ -201,9 +203,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			kgo.MaxProduceRequestsInflightPerBroker(maxInflight),
 			kgo.ProducerBatchCompression(kgo.NoCompression()),
 			kgo.MaxBufferedBytes(maxBufferedBytes),
-			kgo.MaxBufferedRecords(1<<20),
+			kgo.MaxBufferedRecords(1 << 20),
 			kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
-		)
+		}, extra...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -260,10 +262,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if res.PacedCeiling, err = CeilingPaced(ctx, ceilingDir(dataDir), o.Duration, o.RecordBytes, res.PacedTargetRecsPerSec); err != nil {
 		return nil, err
 	}
-	cl, err = newProducer(pacedTopic)
+	reqs := &requestTimes{}
+	cl, err = newProducer(pacedTopic, kgo.WithHooks(reqs))
 	if err != nil {
 		return nil, err
 	}
+	reqs.reset() // not the warm-up
 	e2e, err := startE2E(ctx, brokers, pacedTopic, o.RecordBytes)
 	if err != nil {
 		cl.Close()
@@ -288,6 +292,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	fmt.Fprintf(out, "\n[c] paced run at %s (target %.0f records/s, achieved %.0f records/s, %.1f MB/s)\n",
 		pacedAs, res.PacedTargetRecsPerSec, res.PacedRecsPerSec, res.PacedRecsPerSec*float64(o.RecordBytes)/1e6)
 	fmt.Fprintf(out, "    produce latency:       %s\n", res.PacedLatency)
+	res.PacedRequests = reqs.summary()
+	// The rest of a record's latency is the client's: linger, batching and
+	// waiting for one of the requests in flight.
+	fmt.Fprintf(out, "    produce requests:      %s  (built -> response read)\n", res.PacedRequests)
 	fmt.Fprintf(out, "    ceiling, same rate:    %s\n", res.PacedCeiling)
 	if res.PacedCeiling.P99 > 0 {
 		fmt.Fprintf(out, "    p99 ratio to ceiling:  %.1f x\n", float64(res.PacedLatency.P99)/float64(res.PacedCeiling.P99))
@@ -500,4 +508,34 @@ func (c *e2eConsumer) wait(ctx context.Context, want int64, timeout time.Duratio
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.samples
+}
+
+// requestTimes records, through franz-go's hook, how long each produce
+// request takes from being built to its response being read, which
+// separates the broker's share of a record's latency from the client's
+// batching.
+type requestTimes struct {
+	mu      sync.Mutex
+	samples []time.Duration
+}
+
+func (r *requestTimes) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e kgo.BrokerE2E) {
+	if key != kmsg.Produce.Int16() || e.Err() != nil {
+		return
+	}
+	r.mu.Lock()
+	r.samples = append(r.samples, e.WriteWait+e.DurationE2E())
+	r.mu.Unlock()
+}
+
+func (r *requestTimes) reset() {
+	r.mu.Lock()
+	r.samples = r.samples[:0]
+	r.mu.Unlock()
+}
+
+func (r *requestTimes) summary() Latencies {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return summarize(r.samples)
 }

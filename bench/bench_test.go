@@ -62,7 +62,10 @@ func TestRunTiny(t *testing.T) {
 	if res.PacedRecsPerSec < 0.8*res.PacedTargetRecsPerSec {
 		t.Errorf("paced run achieved %.0f of %.0f records/s", res.PacedRecsPerSec, res.PacedTargetRecsPerSec)
 	}
-	for _, label := range []string{"[a] ceiling", "[b] max rate", "[c] paced", "ceiling, same rate", "settled in", "[d] end-to-end", "throughput >= 0.5 x ceiling", "p99 at 25%"} {
+	if res.PacedRequests.N == 0 || res.PacedRequests.P50 <= 0 || res.PacedRequests.P50 > res.PacedLatency.P99 {
+		t.Errorf("paced request latencies implausible: %+v (records: %+v)", res.PacedRequests, res.PacedLatency)
+	}
+	for _, label := range []string{"[a] ceiling", "[b] max rate", "[c] paced", "produce requests", "ceiling, same rate", "settled in", "[d] end-to-end", "throughput >= 0.5 x ceiling", "p99 at 25%"} {
 		if !strings.Contains(out.String(), label) {
 			t.Errorf("output lacks %q", label)
 		}
