@@ -338,20 +338,9 @@ func TestClusterCollectsDeadWALs(t *testing.T) {
 	defer store.Close()
 	epoch, _ := kept.Logs[0].Leader()
 	writeWAL := func(broker int32, topicID [16]byte, epoch int32) {
-		w, err := objwal.Open(ctx, store, broker, objwal.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
 		raw := batch.Build([]batch.KV{{Value: []byte("v")}}, time.Now().UnixMilli())
 		batch.Assign(raw, 0, epoch)
-		done := make(chan error, 1)
-		w.Append(wal.Entry{Topic: hex.EncodeToString(topicID[:]), Partition: 0, Data: raw}, func(_ uint64, err error) { done <- err })
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
+		writeDeadWAL(t, ctx, store, broker, topicID, raw)
 	}
 	writeWAL(8, [16]byte{1, 2, 3}, 1) // a topic that no longer exists
 	writeWAL(9, kept.ID, epoch)       // the serving epoch of a live partition
@@ -366,6 +355,25 @@ func TestClusterCollectsDeadWALs(t *testing.T) {
 	t.Logf("collected %d chunks; brokers with WAL chunks left: %v", n, ids)
 	if n != 1 || !slices.Contains(ids, 9) || slices.Contains(ids, 8) {
 		t.Fatalf("collected %d chunks, left %v; want broker 8's one chunk gone and broker 9's kept", n, ids)
+	}
+}
+
+// writeDeadWAL leaves batch raw of partition 0 of topicID durable in the
+// object WAL of broker, which is not running: the unuploaded tail a broker
+// that died leaves behind.
+func writeDeadWAL(t *testing.T, ctx context.Context, store objstore.Store, broker int32, topicID [16]byte, raw []byte) {
+	t.Helper()
+	w, err := objwal.Open(ctx, store, broker, objwal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	w.Append(wal.Entry{Topic: hex.EncodeToString(topicID[:]), Partition: 0, Data: raw}, func(_ uint64, err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -403,18 +411,7 @@ func TestClusterTakeoverStoresRecoveredProducers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	w, err := objwal.Open(ctx, store, 9, objwal.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	w.Append(wal.Entry{Topic: hex.EncodeToString(top.ID[:]), Partition: 0, Data: raw}, func(_ uint64, err error) { done <- err })
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeDeadWAL(t, ctx, store, 9, top.ID, raw)
 
 	// Broker 1 leaves; broker 2 takes the partition over and recovers the
 	// batch.
