@@ -271,17 +271,22 @@ func (e *Engine) takeOver(ctx context.Context, top *Topic, p int32, acq meta.Acq
 		return 0, err
 	}
 	nowMs := time.Now().UnixMilli()
+	var producers []int64 // of the recovered batches, once each
 	for _, b := range keep {
 		info, err := batch.Peek(b.Data)
 		if err != nil {
 			return 0, err
 		}
-		if _, err := l.Recover(b, info.Producer(), nowMs); err != nil {
+		pb := info.Producer()
+		if _, err := l.Recover(b, pb, nowMs); err != nil {
 			return 0, err
 		}
-		e.upProducers[l].Apply(info.Producer(), b.Base, nowMs)
+		e.upProducers[l].Apply(pb, b.Base, nowMs)
+		if pb.ID >= 0 && !slices.Contains(producers, pb.ID) {
+			producers = append(producers, pb.ID)
+		}
 	}
-	if err := e.storeRecoveredProducers(ctx, l, keep, acq.Epoch); err != nil {
+	if err := e.storeRecoveredProducers(ctx, l, producers, acq.Epoch); err != nil {
 		return 0, err
 	}
 	l.SetLeader(acq.Epoch)

@@ -103,26 +103,16 @@ func (e *Engine) persistProducers(ctx context.Context, q []queued, epochOf func(
 	return out, nil
 }
 
-// storeRecoveredProducers stores, at the new epoch, the producer state of
-// the batches a takeover recovered from the WAL. They are uploaded by the
-// takeover itself, not by the upload queue, so without this their producer
-// state would live only in this broker until the producer's next batch is
-// uploaded, and a later leader would load it without them (and accept a
-// retry of one of them as new).
-func (e *Engine) storeRecoveredProducers(ctx context.Context, l *partition.Log, recovered []*partition.Batch, epoch int32) error {
+// storeRecoveredProducers stores, at the new epoch, the state of the
+// producers whose batches a takeover recovered from the WAL. Those batches
+// are uploaded by the takeover itself, not by the upload queue, so without
+// this their producer state would live only in this broker until the
+// producer's next batch is uploaded, and a later leader would load it
+// without them (and accept a retry of one of them as new).
+func (e *Engine) storeRecoveredProducers(ctx context.Context, l *partition.Log, ids []int64, epoch int32) error {
 	up := e.upProducers[l]
-	seen := map[int64]bool{}
 	var ps []meta.Producer
-	for _, b := range recovered {
-		info, err := batch.Peek(b.Data)
-		if err != nil {
-			return fmt.Errorf("producer state of %s/%d: %w", l.Topic, l.Partition, err)
-		}
-		id := info.Producer().ID
-		if id < 0 || seen[id] {
-			continue
-		}
-		seen[id] = true
+	for _, id := range ids {
 		if ent := up.Get(id); ent != nil {
 			ps = append(ps, meta.Producer{Topic: l.Topic, TopicID: l.TopicID, Partition: l.Partition, ProducerID: id, Data: ent.Encode(), LeaderEpoch: epoch})
 		}

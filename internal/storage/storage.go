@@ -772,17 +772,11 @@ func (e *Engine) upload(ctx context.Context) error {
 			return epochs[tp{l.Topic, l.Partition}]
 		})
 		if err != nil {
-			if errors.Is(err, meta.ErrFenced) && e.cl != nil {
-				e.cl.checkLeadership(ctx) // as for the index commit below
-			}
+			e.noteFenced(ctx, err)
 			return err
 		}
 		if err := e.meta.AddSegments(ctx, segs); err != nil {
-			if errors.Is(err, meta.ErrFenced) && e.cl != nil {
-				// Some partition moved: find which, so the next round
-				// leaves its batches to the new leader.
-				e.cl.checkLeadership(ctx)
-			}
+			e.noteFenced(ctx, err)
 			return fmt.Errorf("commit index of %s: %w", key, err)
 		}
 		e.installProducers(prods)
@@ -867,4 +861,13 @@ func (e *Engine) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// noteFenced follows a write the metadata store refused for a stale
+// leader epoch (index or producer state): some partition moved, so find
+// which, and the next upload leaves its batches to the new leader.
+func (e *Engine) noteFenced(ctx context.Context, err error) {
+	if errors.Is(err, meta.ErrFenced) && e.cl != nil {
+		e.cl.checkLeadership(ctx)
+	}
 }
