@@ -40,9 +40,13 @@ func fmtMBps(v []float64) string {
 	return strings.Join(parts, ", ")
 }
 
-// Producer tuning used for both runs.
+// Producer tuning used for both runs. No linger (the Java client's
+// default before Kafka 4.0): a record leaves with the next request, and
+// the requests in flight do the batching. A 1 ms linger added up to 1 ms
+// to every record of the paced run (p50 1.7 ms against 0.9 ms without)
+// and did not raise the maximum rate.
 const (
-	linger           = time.Millisecond
+	linger           = time.Duration(0)
 	maxInflight      = 5
 	maxBufferedBytes = 32 << 20
 )
@@ -380,15 +384,20 @@ func producePaced(ctx context.Context, cl *kgo.Client, d time.Duration, recordBy
 	filler := make([]byte, recordBytes)
 	rand.Read(filler)
 	rec := &recorder{samples: make([]time.Duration, 0, int(rate*d.Seconds())+16)}
-	// Values are reused once acknowledged: a real producer is another
-	// process, and its garbage would otherwise make this process's
-	// collector run (and stall the broker) far more often.
-	var values sync.Pool
-	recycle := func(r *kgo.Record, err error) {
-		if err == nil {
-			v := r.Value
-			values.Put(&v)
+	// Records and their values are reused once acknowledged, and one
+	// callback serves them all (the send time is in the value): a real
+	// producer is another process, and its garbage would otherwise make
+	// this process's collector run (and stall the broker) far more often.
+	var recs sync.Pool
+	done := func(r *kgo.Record, err error) {
+		now := time.Now()
+		if err != nil {
+			rec.fail(err)
+			return
 		}
+		rec.ok(now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(r.Value)))), len(r.Value), now)
+		*r = kgo.Record{Value: r.Value}
+		recs.Put(r)
 	}
 	start := time.Now()
 	var sent int64
@@ -399,16 +408,13 @@ func producePaced(ctx context.Context, cl *kgo.Client, d time.Duration, recordBy
 		}
 		due := int64(elapsed.Seconds() * rate)
 		for ; sent < due; sent++ {
-			var v []byte
-			if p, ok := values.Get().(*[]byte); ok {
-				v = *p
-			} else {
-				v = make([]byte, recordBytes)
-				copy(v[8:], filler[8:])
+			r, ok := recs.Get().(*kgo.Record)
+			if !ok {
+				r = &kgo.Record{Value: make([]byte, recordBytes)}
+				copy(r.Value[8:], filler[8:])
 			}
-			t0 := time.Now()
-			binary.BigEndian.PutUint64(v, uint64(t0.UnixNano()))
-			cl.Produce(ctx, &kgo.Record{Value: v}, rec.promise(t0, recycle))
+			binary.BigEndian.PutUint64(r.Value, uint64(time.Now().UnixNano()))
+			cl.Produce(ctx, r, done)
 		}
 		// Sleep until the next record is due (at least a little, at most 1ms).
 		next := time.Duration(float64(sent+1) / rate * float64(time.Second))

@@ -76,15 +76,10 @@ func (r *recorder) ok(d time.Duration, n int, at time.Time) {
 }
 
 // promise returns the produce callback that records the latency of a
-// record sent at t0, and then hands the record to each of then.
-func (r *recorder) promise(t0 time.Time, then ...func(*kgo.Record, error)) func(*kgo.Record, error) {
+// record sent at t0.
+func (r *recorder) promise(t0 time.Time) func(*kgo.Record, error) {
 	return func(rec *kgo.Record, err error) {
 		now := time.Now()
-		defer func() {
-			for _, fn := range then {
-				fn(rec, err)
-			}
-		}()
 		if err != nil {
 			r.fail(err)
 			return

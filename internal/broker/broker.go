@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vigilhq/vigil/internal/bufpool"
 	"log/slog"
 	"net"
 	"strconv"
@@ -58,6 +59,7 @@ type Broker struct {
 	dec       kgo.Decompressor
 	fwd       *forward.Pool // nil: a single broker
 	zoneBytes ZoneBytes
+	fetchBufs bufpool.Pool // the arrays fetch responses' records are copied into
 
 	mu     sync.Mutex
 	closed bool

@@ -206,6 +206,9 @@ func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
 			buf = append(buf, 0)
 		}
 		buf = resp.AppendTo(buf)
+		if r, ok := resp.(interface{ releaseBuffers() }); ok {
+			r.releaseBuffers() // encoded: its pooled arrays are free
+		}
 		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 		_, err := w.Write(buf)
 		c.b.countClient(p.hdr.clientID, len(buf))

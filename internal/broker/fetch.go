@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/vigilhq/vigil/internal/bufpool"
 	"github.com/vigilhq/vigil/internal/forward"
 	"github.com/vigilhq/vigil/internal/partition"
 	"github.com/vigilhq/vigil/internal/quota"
@@ -30,9 +31,10 @@ func (b *Broker) handleFetch(c *conn, h header, r kmsg.Request) func() kmsg.Resp
 	}
 	return func() kmsg.Response {
 		var resp *kmsg.FetchResponse
+		bufs := &heldBufs{pool: &b.fetchBufs}
 		switch {
 		case len(calls) == 0:
-			resp = b.fetch(c, h, req)
+			resp = b.fetch(c, h, req, bufs)
 		case len(local.Topics) == 0:
 			resp = req.ResponseKind().(*kmsg.FetchResponse)
 		default:
@@ -40,7 +42,7 @@ func (b *Broker) handleFetch(c *conn, h header, r kmsg.Request) func() kmsg.Resp
 			// ones are answered as they are now, merged once the
 			// forwards return.
 			local.MaxWaitMillis = 0
-			resp = b.fetch(c, h, local)
+			resp = b.fetch(c, h, local, bufs)
 		}
 		for leader, call := range calls {
 			r, code := b.waitForward(call, deadline)
@@ -54,9 +56,38 @@ func (b *Broker) handleFetch(c *conn, h header, r kmsg.Request) func() kmsg.Resp
 			}
 		}
 		resp.ThrottleMillis = b.throttle(c, quota.ConsumerByteRate, h, n)
-		return resp
+		return pooledFetch{resp, bufs}
 	}
 }
+
+// heldBufs are the pooled arrays one fetch response's records were copied
+// into; they go back to the pool once the response is encoded.
+type heldBufs struct {
+	pool *bufpool.Pool
+	held [][]byte
+}
+
+func (h *heldBufs) get(n int) []byte {
+	buf := h.pool.Get(n)
+	h.held = append(h.held, buf)
+	return buf
+}
+
+func (h *heldBufs) release() {
+	for _, buf := range h.held {
+		h.pool.Put(buf)
+	}
+	h.held = h.held[:0]
+}
+
+// pooledFetch is a fetch response whose records lie in pooled arrays: the
+// connection's writer calls releaseBuffers once it has encoded it.
+type pooledFetch struct {
+	*kmsg.FetchResponse
+	bufs *heldBufs
+}
+
+func (p pooledFetch) releaseBuffers() { p.bufs.release() }
 
 // forwardFetchSlack is how much longer than its max wait a forwarded
 // fetch may take: the leader may have to read objects after the wait.
@@ -151,7 +182,7 @@ func mergeFetch(resp *kmsg.FetchResponse, sub *kmsg.FetchRequest, fresp *kmsg.Fe
 }
 
 // fetch answers one fetch, long-polling until min bytes or max wait.
-func (b *Broker) fetch(c *conn, h header, req *kmsg.FetchRequest) *kmsg.FetchResponse {
+func (b *Broker) fetch(c *conn, h header, req *kmsg.FetchRequest, bufs *heldBufs) *kmsg.FetchResponse {
 	{
 		resp := req.ResponseKind().(*kmsg.FetchResponse)
 		if h.version >= 7 {
@@ -174,7 +205,8 @@ func (b *Broker) fetch(c *conn, h header, req *kmsg.FetchRequest) *kmsg.FetchRes
 			}
 		}()
 		for {
-			size := b.fetchOnce(c.ctx, req, resp, wake, watched)
+			bufs.release() // an earlier pass's response is dropped
+			size := b.fetchOnce(c.ctx, req, resp, wake, watched, bufs.get)
 			left := time.Until(deadline)
 			if size >= int(req.MinBytes) || left <= 0 {
 				return resp
@@ -195,7 +227,7 @@ func (b *Broker) fetch(c *conn, h header, req *kmsg.FetchRequest) *kmsg.FetchRes
 // fetchOnce fills resp from the current logs and returns the bytes it
 // holds. It registers wake with every partition that had nothing, so a
 // long poll wakes as soon as any of them gets data.
-func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, wake chan struct{}, watched map[*partition.Log]struct{}) int {
+func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, wake chan struct{}, watched map[*partition.Log]struct{}, alloc func(int) []byte) int {
 	resp.Topics = resp.Topics[:0]
 	maxBytes := int(req.MaxBytes)
 	if maxBytes <= 0 {
@@ -219,7 +251,7 @@ func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *km
 				var res partition.ReadResult
 				var err error
 				if limit > 0 || total == 0 {
-					res, err = l.Read(ctx, rp.FetchOffset, max(limit, 0), total == 0)
+					res, err = l.ReadInto(ctx, rp.FetchOffset, max(limit, 0), total == 0, alloc)
 				} else {
 					res.LogStart, res.HW = l.Offsets()
 				}

@@ -33,6 +33,7 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 		st := kmsg.ProduceResponseTopic{Topic: rt.Topic}
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
 		t := b.store.Topic(rt.Topic)
+		maxMessageBytes := int64(-1) // looked up once per topic, when first needed
 		for i, rp := range rt.Partitions {
 			sp := &st.Partitions[i]
 			*sp = kmsg.ProduceResponseTopicPartition{Partition: rp.Partition, BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
@@ -75,8 +76,11 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 				continue
 			}
 			bh := &hs[0]
-			if limit := b.effectiveInt(t.Configs, "max.message.bytes"); int64(len(bh.Raw)) > limit {
-				fail(kerr.MessageTooLarge, fmt.Sprintf("record batch of %d bytes exceeds max.message.bytes=%d", len(bh.Raw), limit))
+			if maxMessageBytes < 0 {
+				maxMessageBytes = b.effectiveInt(t.Configs, "max.message.bytes")
+			}
+			if int64(len(bh.Raw)) > maxMessageBytes {
+				fail(kerr.MessageTooLarge, fmt.Sprintf("record batch of %d bytes exceeds max.message.bytes=%d", len(bh.Raw), maxMessageBytes))
 				continue
 			}
 			if bh.IsControl() {

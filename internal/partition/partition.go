@@ -349,6 +349,17 @@ type ReadResult struct {
 // partition that has data. Recent data comes from memory; older data from
 // objects.
 func (l *Log) Read(ctx context.Context, offset int64, maxBytes int, minOne bool) (ReadResult, error) {
+	return l.ReadInto(ctx, offset, maxBytes, minOne, nil)
+}
+
+// ReadInto is Read with the array that copied batches go into taken from
+// alloc (an empty slice with room for at least n bytes), so a caller can
+// recycle it; nil allocates. Data may also alias memory the log owns, and
+// may outgrow what alloc gave.
+func (l *Log) ReadInto(ctx context.Context, offset int64, maxBytes int, minOne bool, alloc func(n int) []byte) (ReadResult, error) {
+	if alloc == nil {
+		alloc = func(n int) []byte { return make([]byte, 0, n) }
+	}
 	fits := func(have, add int) bool { return have+add <= maxBytes || (have == 0 && minOne) }
 	l.mu.Lock()
 	res := ReadResult{HW: l.hw, LogStart: l.logStart}
@@ -386,7 +397,7 @@ func (l *Log) Read(ctx context.Context, offset int64, maxBytes int, minOne bool)
 			l.mu.Unlock()
 			return res, nil
 		}
-		out := make([]byte, 0, size)
+		out := alloc(size)
 		for ; i < j; i++ {
 			out = append(out, l.mem[i].Data...)
 		}
@@ -403,7 +414,9 @@ func (l *Log) Read(ctx context.Context, offset int64, maxBytes int, minOne bool)
 	}
 	l.mu.Unlock()
 
-	var out []byte
+	// Sized for what the fetch may take, or for the planned objects when
+	// less; a minOne batch beyond both grows it.
+	out := alloc(int(min(planned, int64(max(maxBytes, 0)))))
 	for _, s := range segs {
 		var full bool
 		var err error
@@ -414,7 +427,9 @@ func (l *Log) Read(ctx context.Context, offset int64, maxBytes int, minOne bool)
 			break
 		}
 	}
-	res.Data = out
+	if len(out) > 0 {
+		res.Data = out
+	}
 	return res, nil
 }
 
@@ -451,7 +466,12 @@ func (l *Log) readRun(ctx context.Context, s meta.Segment, offset int64, out []b
 			if len(more) == 0 {
 				return out, false, fmt.Errorf("partition %s/%d: object %s: run ends inside a batch header at position %d", l.Topic, l.Partition, s.Object, pos)
 			}
-			buf = append(buf, more...)
+			if len(buf) == 0 {
+				// Read-only; clipped so no append can write into it.
+				buf = more[:len(more):len(more)]
+			} else {
+				buf = append(buf, more...)
+			}
 			continue
 		}
 		info, err := batch.Peek(buf[:need])

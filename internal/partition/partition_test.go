@@ -53,3 +53,47 @@ func TestReadTailWithoutCopying(t *testing.T) {
 		t.Error("batches from two arrays were returned as one span instead of copied")
 	}
 }
+
+// TestReadIntoUsesAlloc: batches a read must copy go into the array alloc
+// gives, so a fetch can recycle it; memory the log owns is never handed to
+// alloc's caller as its own.
+func TestReadIntoUsesAlloc(t *testing.T) {
+	l := New("t", [16]byte{}, 0, nil, nil, 0, 1<<30)
+	a := bytes.Repeat([]byte{0xaa}, 100)
+	b := bytes.Repeat([]byte{0xbb}, 60)
+	for i, data := range [][]byte{a, b} {
+		if ok, err := l.Recover(&Batch{Base: int64(i), Last: int64(i), Data: data}, producer.Batch{ID: -1}, 0); !ok || err != nil {
+			t.Fatalf("recover batch %d: %v %v", i, ok, err)
+		}
+	}
+	var given [][]byte
+	alloc := func(n int) []byte {
+		buf := make([]byte, 0, n+10)
+		given = append(given, buf)
+		return buf
+	}
+	ctx := context.Background()
+
+	res, err := l.ReadInto(ctx, 0, 1000, true, alloc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append(append([]byte(nil), a...), b...); !bytes.Equal(res.Data, want) {
+		t.Fatal("read returned other bytes")
+	}
+	if len(given) != 1 || cap(given[0]) < 160 {
+		t.Fatalf("alloc calls %d (caps %v), want one of at least 160 bytes", len(given), given)
+	}
+	if &res.Data[0] != &given[0][:1][0] {
+		t.Error("copied batches are not in the array alloc gave")
+	}
+
+	given = nil
+	res, err = l.ReadInto(ctx, 1, 1000, true, alloc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(res.Data, b) || len(given) != 0 {
+		t.Errorf("one batch: got %d bytes and %d alloc calls, want the batch itself and none", len(res.Data), len(given))
+	}
+}

@@ -110,6 +110,7 @@ func (c *Cache) Stats() Stats {
 
 // Read returns the bytes [from, to) of seg's run (positions relative to
 // the run's start, clipped to its size), then prefetches the blocks after.
+// The bytes may be the cache's own: callers must not modify them.
 func (c *Cache) Read(ctx context.Context, seg meta.Segment, from, to int64) ([]byte, error) {
 	to = min(to, seg.Size)
 	if from >= to {
@@ -117,14 +118,25 @@ func (c *Cache) Read(ctx context.Context, seg meta.Segment, from, to int64) ([]b
 	}
 	run := runKey{seg.Object, seg.Position}
 	first, last := from/c.o.BlockBytes, (to-1)/c.o.BlockBytes
-	out := make([]byte, 0, to-from)
+	var out []byte
 	for i := first; i <= last; i++ {
 		data, err := c.block(ctx, seg, blockKey{run, i}, true)
 		if err != nil {
 			return nil, err
 		}
 		lo, hi := i*c.o.BlockBytes, i*c.o.BlockBytes+int64(len(data))
-		out = append(out, data[max(from, lo)-lo:min(to, hi)-lo]...)
+		part := data[max(from, lo)-lo : min(to, hi)-lo]
+		if first == last {
+			// Blocks are never written after loading, so a range inside
+			// one is handed out as is (clipped against appends) rather
+			// than copied: a replay reads mostly such ranges.
+			out = part[:len(part):len(part)]
+			break
+		}
+		if out == nil {
+			out = make([]byte, 0, to-from)
+		}
+		out = append(out, part...)
 	}
 	for i := last + 1; i <= last+int64(c.o.ReadAhead) && i*c.o.BlockBytes < seg.Size; i++ {
 		c.prefetch(seg, blockKey{run, i})

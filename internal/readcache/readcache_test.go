@@ -44,6 +44,17 @@ func TestReadRanges(t *testing.T) {
 	if st := c.Stats(); st.Misses == 0 || st.Hits == 0 {
 		t.Fatalf("stats %+v: want both misses and hits", st)
 	}
+
+	// A range inside one block is the cache's memory, clipped: appending
+	// to it must not change what the next read of that block sees.
+	got, err := c.Read(ctx, seg, 10, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = append(got, 0xff, 0xff, 0xff)
+	if again, err := c.Read(ctx, seg, 10, 30); err != nil || !bytes.Equal(again, run[10:30]) {
+		t.Fatalf("after an append to an earlier result, Read(10, 30) = %v, %v", again, err)
+	}
 }
 
 func TestCapacityAndConcurrency(t *testing.T) {
