@@ -3,6 +3,8 @@ package bench
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -153,7 +155,8 @@ func TestRunReplayTiny(t *testing.T) {
 }
 
 // TestRunIncidentTiny runs the incident benchmark briefly and checks that
-// every figure is present (not that the targets pass).
+// every figure is present, the child processes' too (not that the targets
+// pass).
 func TestRunIncidentTiny(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs ingest, a tail group and a replay for several seconds")
@@ -167,12 +170,41 @@ func TestRunIncidentTiny(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RunIncident: %v", err)
 	}
-	if res.TailBase.N == 0 || res.TailReplay.N == 0 || res.ProduceBase.N == 0 || res.ReplayBytes == 0 || res.CeilingMBps <= 0 || res.PeakRSSBytes <= 0 {
+	if res.TailBase.N == 0 || res.TailReplay.N == 0 || res.ProduceBase.N == 0 || res.ProduceReplay.N == 0 || res.ReplayBytes == 0 || res.CeilingMBps <= 0 || res.PeakRSSBytes <= 0 {
 		t.Errorf("figures missing: %+v", res)
 	}
-	for _, label := range []string{"[a] ceiling", "[b] baseline", "[c] with a forensic reader", "tail p99 with replay", "replay >= 0.8 x ceiling", "peak RSS within"} {
+	if res.PipelinePeakRSSBytes <= 0 || res.ReplayPeakRSSBytes <= 0 {
+		t.Errorf("the child processes' peak RSS is missing: pipeline %d, reader %d", res.PipelinePeakRSSBytes, res.ReplayPeakRSSBytes)
+	}
+	for _, label := range []string{"processes:", "[a] ceiling", "[b] baseline", "[c] with a forensic reader", "pipeline peak RSS", "reader peak RSS",
+		"tail p99 with replay", "replay >= 0.8 x ceiling", "peak RSS within"} {
 		if !strings.Contains(out.String(), label) {
 			t.Errorf("output lacks %q", label)
 		}
+	}
+}
+
+// TestChildError: a child's error reaches the parent with its message.
+func TestChildError(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	_, err := startChild(ctx, "no-such-role", childParams{}, log)
+	if err == nil || !strings.Contains(err.Error(), `unknown VIGIL_BENCH_CHILD role "no-such-role"`) {
+		t.Fatalf("startChild with a bad role: %v", err)
+	}
+	c, err := startChild(ctx, rolePipeline, childParams{}, log)
+	if err != nil {
+		t.Fatalf("startChild: %v", err)
+	}
+	defer c.stop()
+	if err := c.send("replay"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if _, err := c.final(ctx); err == nil || !strings.Contains(err.Error(), `command "replay", want "baseline"`) {
+		t.Errorf("out-of-order command: %v", err)
+	}
+	if err := c.stop(); err == nil || !strings.Contains(err.Error(), "exit status 1") {
+		t.Errorf("stop after an error: %v", err)
 	}
 }

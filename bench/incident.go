@@ -3,14 +3,17 @@ package bench
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,7 +37,7 @@ type IncidentOptions struct {
 	RecordBytes  int           // record value size
 	Partitions   int           // of the telemetry topic
 	Phase        time.Duration // length of the baseline and of the replay phase
-	MemoryBudget int64         // peak RSS allowed for the whole process
+	MemoryBudget int64         // peak RSS allowed for the broker's process (the clients run in others)
 	Logger       *slog.Logger
 	Out          io.Writer
 }
@@ -48,10 +51,15 @@ type IncidentResult struct {
 	TailReplay     Latencies // and with it
 	ReplayMBps     float64
 	ReplayBytes    int64
-	PeakRSSBytes   int64
+	PeakRSSBytes   int64 // of the broker's process, this one
 	TailRatio      float64
 	ReplayRatio    float64
-	RSSWithinLimit bool
+	RSSWithinLimit bool // PeakRSSBytes within the memory budget
+
+	// Of the child processes: the live producer and detection group, and
+	// the forensic reader.
+	PipelinePeakRSSBytes int64
+	ReplayPeakRSSBytes   int64
 }
 
 // RunIncident reproduces an incident on one in-process broker: steady
@@ -59,7 +67,9 @@ type IncidentResult struct {
 // then a forensic reader replays the retained history from the start as
 // fast as it can while ingest and detection go on. It reports the tail's
 // end-to-end latency without and with the replay, the replay's MB/s against
-// the cold sequential read of the same objects, and the peak RSS.
+// the cold sequential read of the same objects, and the peak RSS of each
+// process. The clients run in two child processes (see RunChild), as they
+// would in a deployment: the live pipeline, and the forensic reader.
 func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error) {
 	if o.HistoryBytes <= 0 || o.Rate <= 0 || o.RecordBytes < 8 || o.Partitions < 1 || o.Phase <= 0 {
 		return nil, errors.New("need positive history, rate, phase and partitions, and records of at least 8 bytes")
@@ -111,6 +121,22 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 	historyEnd := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) { historyEnd[o.Partition] = o.Offset })
 
+	// The clients run in processes of their own; both wait for the
+	// parent's word before they load the broker.
+	reader, err := startChild(ctx, roleReplay, childParams{Brokers: brokers, Topic: topic, End: historyEnd}, log)
+	if err != nil {
+		return nil, err
+	}
+	defer reader.stop()
+	pipe, err := startChild(ctx, rolePipeline, childParams{Brokers: brokers, Topic: topic,
+		RecordBytes: o.RecordBytes, Rate: o.Rate, Phase: o.Phase}, log)
+	if err != nil {
+		return nil, err
+	}
+	defer pipe.stop()
+	fmt.Fprintf(out, "processes:     broker (this process, pid %d); pipeline: producer + detection group (pid %d); forensic reader (pid %d)\n",
+		os.Getpid(), pipe.pid, reader.pid)
+
 	res := &IncidentResult{}
 	if res.CeilingMBps, err = readFilesMBps(cfg.ObjectStore); err != nil {
 		return nil, err
@@ -118,76 +144,81 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 	fmt.Fprintf(out, "\n[a] ceiling: sequential read of the segment objects from a cold page cache\n")
 	fmt.Fprintf(out, "    throughput:            %.1f MB/s\n", res.CeilingMBps)
 
-	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
-		kgo.ProducerLinger(time.Millisecond), kgo.ProducerBatchCompression(kgo.NoCompression()))
-	if err != nil {
-		return nil, err
-	}
-	defer prod.Close()
-	tail, err := startE2E(ctx, brokers, topic, o.RecordBytes,
-		kgo.ConsumerGroup("detection"), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
-	if err != nil {
-		return nil, err
-	}
-	defer tail.stop()
-	// Let the detection group join before measuring.
-	if _, _, _, err := producePaced(ctx, prod, 5*time.Second, o.RecordBytes, o.Rate); err != nil {
-		return nil, err
-	}
-
 	// (b) Baseline: ingest and detection only.
-	n0 := tail.count()
-	recBase, _, _, err := producePaced(ctx, prod, o.Phase, o.RecordBytes, o.Rate)
+	if err := pipe.send("baseline"); err != nil {
+		return nil, err
+	}
+	m, err := pipe.next(ctx)
 	if err != nil {
 		return nil, err
 	}
-	n1 := tail.count()
-	res.ProduceBase, res.TailBase = summarize(recBase.samples), summarize(tail.between(n0, n1))
+	if res.ProduceBase, res.TailBase, err = pipe.phase(m, "baseline"); err != nil {
+		return nil, err
+	}
 
 	// (c) The same with a forensic replay of everything, from cold objects.
 	if err := coldFiles(cfg.ObjectStore); err != nil {
 		return nil, err
 	}
-	rctx, stopReplay := context.WithCancel(ctx)
-	defer stopReplay()
-	var replayed atomic.Int64
-	replayDone := make(chan error, 1)
 	replayStart := time.Now()
-	go func() { replayDone <- replay(rctx, brokers, topic, historyEnd, &replayed) }()
-	type paced struct {
-		rec *recorder
-		err error
+	if err := reader.send("start"); err != nil {
+		return nil, err
 	}
-	pacedDone := make(chan paced, 1)
-	go func() {
-		rec, _, _, err := producePaced(ctx, prod, o.Phase, o.RecordBytes, o.Rate)
-		pacedDone <- paced{rec, err}
-	}()
-	// The "with replay" window ends when the replay or the phase does.
-	// The tail's "with replay" samples stop there too; the produce
-	// latencies cover the whole phase (they carry no send time to cut by).
+	if err := pipe.send("replay"); err != nil {
+		return nil, err
+	}
+	// The "with replay" window ends when the replay or the phase does;
+	// the other child then hears of it.
 	var replayEl time.Duration
-	var p paced
-	var n2 int
-	select {
-	case err := <-replayDone:
-		replayEl, n2 = time.Since(replayStart), tail.count()
-		if err != nil {
-			return nil, fmt.Errorf("replay: %w", err)
+	var last childMsg // the reader's final line
+	for replayEl == 0 {
+		select {
+		case m, ok := <-reader.msgs:
+			m, err := reader.got(m, ok)
+			if err != nil {
+				return nil, err
+			}
+			if !m.Final {
+				log.Debug("replay progress", "bytes", m.Replayed)
+				continue
+			}
+			replayEl, last = time.Since(replayStart), m
+			if err := pipe.send("cut"); err != nil {
+				return nil, err
+			}
+		case m, ok := <-pipe.msgs:
+			m, err := pipe.got(m, ok)
+			if err != nil {
+				return nil, err
+			}
+			if m.Done {
+				replayEl = time.Since(replayStart)
+				reader.stdin.Close() // stops the reader; its final line follows
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		p = <-pacedDone
-	case p = <-pacedDone:
-		replayEl, n2 = time.Since(replayStart), tail.count()
-		stopReplay()
-		<-replayDone
 	}
-	if p.err != nil {
-		return nil, p.err
+	if !last.Final {
+		if last, err = reader.final(ctx); err != nil {
+			return nil, err
+		}
 	}
-	res.ProduceReplay, res.TailReplay = summarize(p.rec.samples), summarize(tail.between(n1, n2))
-	res.ReplayBytes = replayed.Load()
+	if m, err = pipe.final(ctx); err != nil {
+		return nil, err
+	}
+	if res.ProduceReplay, res.TailReplay, err = pipe.phase(m, "replay"); err != nil {
+		return nil, err
+	}
+	for _, c := range []*child{reader, pipe} {
+		if err := c.stop(); err != nil {
+			return nil, err
+		}
+	}
+	res.ReplayBytes = last.Replayed
 	res.ReplayMBps = float64(res.ReplayBytes) / replayEl.Seconds() / 1e6
 	res.PeakRSSBytes = peakRSS()
+	res.ReplayPeakRSSBytes, res.PipelinePeakRSSBytes = last.PeakRSS, m.PeakRSS
 
 	if res.TailBase.P99 > 0 {
 		res.TailRatio = float64(res.TailReplay.P99) / float64(res.TailBase.P99)
@@ -202,14 +233,184 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 	fmt.Fprintf(out, "    produce latency:       %s\n", res.ProduceReplay)
 	fmt.Fprintf(out, "    tail end-to-end:       %s\n", res.TailReplay)
 	fmt.Fprintf(out, "    replay:                %.1f MB/s (%d MiB in %s)\n", res.ReplayMBps, res.ReplayBytes>>20, replayEl.Round(time.Millisecond))
-	fmt.Fprintf(out, "    peak RSS:              %d MiB (whole process: broker and clients)\n", res.PeakRSSBytes>>20)
+	fmt.Fprintf(out, "    peak RSS:              %d MiB (the broker's process)\n", res.PeakRSSBytes>>20)
+	fmt.Fprintf(out, "    pipeline peak RSS:     %d MiB (producer and detection group)\n", res.PipelinePeakRSSBytes>>20)
+	fmt.Fprintf(out, "    reader peak RSS:       %d MiB (forensic reader)\n", res.ReplayPeakRSSBytes>>20)
 	fmt.Fprintf(out, "\ntargets\n")
 	fmt.Fprintf(out, "    %-34s %s  (%.2f x: p99 %s vs %s)\n", fmt.Sprintf("tail p99 with replay <= %.1f x:", TargetTailP99Ratio),
 		passFail(res.TailRatio > 0 && res.TailRatio <= TargetTailP99Ratio), res.TailRatio, fmtDur(res.TailReplay.P99), fmtDur(res.TailBase.P99))
 	fmt.Fprintf(out, "    %-34s %s  (%.2f x: %.1f of %.1f MB/s)\n", fmt.Sprintf("replay >= %.1f x ceiling:", TargetReplayRatio),
 		passFail(res.ReplayRatio >= TargetReplayRatio), res.ReplayRatio, res.ReplayMBps, res.CeilingMBps)
-	fmt.Fprintf(out, "    %-34s %s  (%d of %d MiB)\n", "peak RSS within the memory budget:", passFail(res.RSSWithinLimit), res.PeakRSSBytes>>20, o.MemoryBudget>>20)
+	fmt.Fprintf(out, "    %-34s %s  (%d of %d MiB)\n", "broker peak RSS within the budget:", passFail(res.RSSWithinLimit), res.PeakRSSBytes>>20, o.MemoryBudget>>20)
 	return res, nil
+}
+
+// childGrace is how long a child has to exit once its stdin is closed
+// before it is killed.
+const childGrace = 3 * time.Second
+
+// child is a running child process of the incident benchmark.
+type child struct {
+	role  string
+	pid   int
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	msgs  chan childMsg // its stdout's lines; closed at the end of them
+	quit  chan struct{} // closed when the parent stops listening
+	read  sync.WaitGroup
+	head  []string // the first lines of its stderr (a panic's say why)
+	once  sync.Once
+	err   error // how it exited, once stopped
+}
+
+// startChild starts this binary as a child in role and waits for its
+// ready line. Its stderr goes to log.
+func startChild(ctx context.Context, role string, p childParams, log *slog.Logger) (*child, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("%s child: %w", role, err)
+	}
+	params, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("%s child: %w", role, err)
+	}
+	cmd := exec.CommandContext(ctx, exe)
+	cmd.Env = append(os.Environ(), childRoleEnv+"="+role, childParamsEnv+"="+string(params))
+	setChildAttrs(cmd)
+	c := &child{role: role, cmd: cmd, msgs: make(chan childMsg), quit: make(chan struct{})}
+	if c.stdin, err = cmd.StdinPipe(); err != nil {
+		return nil, fmt.Errorf("%s child: %w", role, err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("%s child: %w", role, err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, fmt.Errorf("%s child: %w", role, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s child: %w", role, err)
+	}
+	c.pid = cmd.Process.Pid
+	c.read.Add(2)
+	go c.readStdout(stdout)
+	go c.readStderr(stderr, log)
+	m, err := c.next(ctx)
+	if err == nil && !m.Ready {
+		err = fmt.Errorf("%s child: first line is not ready: %+v", role, m)
+	}
+	if err != nil {
+		c.stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// readStdout decodes the child's lines. It reads to the end even when no
+// one listens any more, so the child never blocks on a full pipe.
+func (c *child) readStdout(r io.Reader) {
+	defer c.read.Done()
+	defer close(c.msgs)
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		var m childMsg
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			m = childMsg{Error: fmt.Sprintf("bad line %q: %v", sc.Text(), err)}
+		}
+		select {
+		case c.msgs <- m:
+		case <-c.quit:
+		}
+	}
+	io.Copy(io.Discard, r)
+}
+
+func (c *child) readStderr(r io.Reader, log *slog.Logger) {
+	defer c.read.Done()
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		log.Warn("bench child stderr", "role", c.role, "pid", c.pid, "line", sc.Text())
+		if len(c.head) < 4 {
+			c.head = append(c.head, sc.Text())
+		}
+	}
+	io.Copy(io.Discard, r)
+}
+
+// send writes one command to the child.
+func (c *child) send(cmd string) error {
+	if _, err := io.WriteString(c.stdin, cmd+"\n"); err != nil {
+		if serr := c.stop(); serr != nil {
+			return serr
+		}
+		return fmt.Errorf("%s child: send %s: %w", c.role, cmd, err)
+	}
+	return nil
+}
+
+// next returns the child's next line.
+func (c *child) next(ctx context.Context) (childMsg, error) {
+	select {
+	case m, ok := <-c.msgs:
+		return c.got(m, ok)
+	case <-ctx.Done():
+		return childMsg{}, ctx.Err()
+	}
+}
+
+// got turns a line that reports an error, or the end of the lines before
+// the final one, into an error.
+func (c *child) got(m childMsg, ok bool) (childMsg, error) {
+	if !ok {
+		err := c.stop()
+		if err == nil {
+			err = fmt.Errorf("%s child (pid %d) exited without a result", c.role, c.pid)
+		}
+		return m, err
+	}
+	if m.Error != "" {
+		return m, fmt.Errorf("%s child: %s", c.role, m.Error)
+	}
+	return m, nil
+}
+
+// final skips progress lines up to the child's final line.
+func (c *child) final(ctx context.Context) (childMsg, error) {
+	for {
+		m, err := c.next(ctx)
+		if err != nil || m.Final {
+			return m, err
+		}
+	}
+}
+
+// phase returns the produce and tail latencies of a pipeline phase's line.
+func (c *child) phase(m childMsg, name string) (produce, tail Latencies, err error) {
+	if m.Phase != name || m.Produce == nil || m.Tail == nil {
+		return produce, tail, fmt.Errorf("%s child: want the %s phase's latencies, got %+v", c.role, name, m)
+	}
+	return *m.Produce, *m.Tail, nil
+}
+
+// stop closes the child's stdin, which asks it to exit, kills it if it has
+// not within childGrace, and returns how it exited. It is safe to call
+// again, and on every return path.
+func (c *child) stop() error {
+	c.once.Do(func() {
+		close(c.quit)
+		c.stdin.Close()
+		kill := time.AfterFunc(childGrace, func() { c.cmd.Process.Kill() })
+		defer kill.Stop()
+		c.read.Wait() // the pipes end when the child exits
+		if err := c.cmd.Wait(); err != nil {
+			if len(c.head) > 0 {
+				err = fmt.Errorf("%w; stderr: %s", err, strings.Join(c.head, " | "))
+			}
+			c.err = fmt.Errorf("%s child (pid %d): %w", c.role, c.pid, err)
+		}
+	})
+	return c.err
 }
 
 // replay reads the history (offsets below end, per partition) from the

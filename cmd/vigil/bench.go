@@ -143,7 +143,7 @@ func benchIncident(fs *flag.FlagSet) benchRun {
 	recordBytes := fs.Int("record-bytes", 1024, "record value size in bytes")
 	partitions := fs.Int("partitions", 64, "partitions of the telemetry topic")
 	phase := fs.Duration("phase", 20*time.Second, "length of the baseline phase and the longest replay phase")
-	budget := fs.Int64("memory-budget-mib", 4096, "peak RSS allowed for the whole benchmark process")
+	budget := fs.Int64("memory-budget-mib", 4096, "peak RSS allowed for the broker's process (the producer, detection group and forensic reader run in child processes)")
 	return func(ctx context.Context, log *slog.Logger, out io.Writer) error {
 		_, err := vbench.RunIncident(ctx, vbench.IncidentOptions{HistoryBytes: *history << 20, Rate: *rate,
 			RecordBytes: *recordBytes, Partitions: *partitions, Phase: *phase, MemoryBudget: *budget << 20,

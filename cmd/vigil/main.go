@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	vbench "github.com/vigilhq/vigil/bench"
 	"github.com/vigilhq/vigil/internal/admincli"
 
 	"github.com/vigilhq/vigil/internal/config"
@@ -35,6 +37,8 @@ Usage:
 `
 
 func main() {
+	// vigil bench incident runs its clients as children of this binary.
+	vbench.RunChild()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
