@@ -38,6 +38,14 @@ type IncidentOptions struct {
 	Partitions   int           // of the telemetry topic
 	Phase        time.Duration // length of the baseline and of the replay phase
 	MemoryBudget int64         // peak RSS allowed for the broker's process (the clients run in others)
+	// ReaderNice is the forensic reader's nice value (0 to 19). A reader
+	// is an analyst's process, usually on another machine; on one
+	// machine a positive value lets it use only the CPU the broker and
+	// the pipeline leave, which is what another machine's CPU would be.
+	ReaderNice int
+	// Unpaced turns the broker's catch-up pacing off (--catchup-pacing
+	// false), to see what it buys.
+	Unpaced bool
 	Logger       *slog.Logger
 	Out          io.Writer
 }
@@ -84,6 +92,7 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 	cfg.Listen, cfg.Advertised, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0", ""
 	cfg.DataDir, cfg.ObjectStore = dir, filepath.Join(dir, "objects")
 	cfg.RetentionMs = -1
+	cfg.CatchupPacing = !o.Unpaced
 	srv, err := server.Start(ctx, cfg, log)
 	if err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
@@ -97,6 +106,12 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 	brokers := []string{srv.Advertised()}
 	fmt.Fprintf(out, "settings:      %d MiB history, live %.0f records/s of %d B (%.1f MB/s), %d partitions, %s per phase, memory budget %d MiB\n",
 		o.HistoryBytes>>20, o.Rate, o.RecordBytes, o.Rate*float64(o.RecordBytes)/1e6, o.Partitions, o.Phase, o.MemoryBudget>>20)
+	pacing := fmt.Sprintf("on (from %d MiB/s, adapting to WAL commit and scheduling latency)", cfg.CatchupMinRate>>20)
+	if !cfg.CatchupPacing {
+		pacing = "off (the replay is served as fast as it asks)"
+	}
+	fmt.Fprintf(out, "broker:        catch-up pacing %s; fetch responses of at most %d MiB; forensic reader at nice %d\n",
+		pacing, cfg.FetchMaxBytes>>20, o.ReaderNice)
 
 	const topic = "telemetry"
 	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
@@ -123,7 +138,7 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 
 	// The clients run in processes of their own; both wait for the
 	// parent's word before they load the broker.
-	reader, err := startChild(ctx, roleReplay, childParams{Brokers: brokers, Topic: topic, End: historyEnd}, log)
+	reader, err := startChild(ctx, roleReplay, childParams{Brokers: brokers, Topic: topic, End: historyEnd, Nice: o.ReaderNice}, log)
 	if err != nil {
 		return nil, err
 	}

@@ -41,6 +41,7 @@ type childParams struct {
 	RecordBytes int             `json:"record_bytes,omitempty"`
 	Rate        float64         `json:"rate,omitempty"`
 	Phase       time.Duration   `json:"phase,omitempty"`
+	Nice        int             `json:"nice,omitempty"` // replay: the reader's nice value
 }
 
 // childMsg is one line of a child's stdout.
@@ -134,6 +135,11 @@ func command(cmds <-chan string, want string) error {
 // starting the process is no part of the replay, then reads the history,
 // reporting progress every 250 ms, until it has all of it or stdin ends.
 func replayChild(ctx context.Context, p childParams, cmds <-chan string, send func(childMsg) error) error {
+	if p.Nice != 0 {
+		if err := setNice(p.Nice); err != nil {
+			return err
+		}
+	}
 	if err := command(cmds, "start"); err != nil {
 		return err
 	}

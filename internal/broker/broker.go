@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/vigilhq/vigil/internal/bufpool"
+	"github.com/vigilhq/vigil/internal/catchup"
 	"log/slog"
 	"net"
 	"strconv"
@@ -59,7 +60,8 @@ type Broker struct {
 	dec       kgo.Decompressor
 	fwd       *forward.Pool // nil: a single broker
 	zoneBytes ZoneBytes
-	fetchBufs bufpool.Pool // the arrays fetch responses' records are copied into
+	fetchBufs bufpool.Pool      // the arrays fetch responses' records are copied into
+	catchup   *catchup.Governor // nil: catch-up fetches are not paced
 
 	mu     sync.Mutex
 	closed bool
@@ -91,6 +93,10 @@ func New(cfg config.Broker, store *storage.Engine, groups *group.Coordinator, qu
 // SetObserver installs the observer of answered requests; call it
 // before Serve.
 func (b *Broker) SetObserver(o RequestObserver) { b.obs = o }
+
+// SetCatchup has catch-up fetches (those answered from segment objects)
+// paced by g. Call it before Serve.
+func (b *Broker) SetCatchup(g *catchup.Governor) { b.catchup = g }
 
 // apiTable lists every API the broker implements, with the versions it
 // implements; ApiVersions advertises exactly this table.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -198,6 +199,11 @@ func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
 		}
 		resp.SetVersion(p.hdr.version)
 		buf = buf[:0]
+		if r, ok := resp.(interface{ recordBytes() int }); ok {
+			// One allocation of about the right size, not a run of
+			// doublings that each copy what is encoded so far.
+			buf = slices.Grow(buf, r.recordBytes()+4096)
+		}
 		buf = append(buf, 0, 0, 0, 0)
 		buf = binary.BigEndian.AppendUint32(buf, uint32(p.hdr.corrID))
 		// ApiVersions always answers with a v0 response header, so a

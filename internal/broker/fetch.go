@@ -56,6 +56,12 @@ func (b *Broker) handleFetch(c *conn, h header, r kmsg.Request) func() kmsg.Resp
 			}
 		}
 		resp.ThrottleMillis = b.throttle(c, quota.ConsumerByteRate, h, n)
+		if b.catchup != nil && bufs.fromObjects > 0 {
+			// Held here, on this connection's writer: the reader's next
+			// fetch waits for this answer, so it reads at the rate, and
+			// no other connection waits.
+			b.catchup.Wait(c.ctx, bufs.fromObjects)
+		}
 		return pooledFetch{resp, bufs}
 	}
 }
@@ -63,8 +69,9 @@ func (b *Broker) handleFetch(c *conn, h header, r kmsg.Request) func() kmsg.Resp
 // heldBufs are the pooled arrays one fetch response's records were copied
 // into; they go back to the pool once the response is encoded.
 type heldBufs struct {
-	pool *bufpool.Pool
-	held [][]byte
+	pool        *bufpool.Pool
+	held        [][]byte
+	fromObjects int // bytes of the response read from segment objects
 }
 
 func (h *heldBufs) get(n int) []byte {
@@ -77,7 +84,7 @@ func (h *heldBufs) release() {
 	for _, buf := range h.held {
 		h.pool.Put(buf)
 	}
-	h.held = h.held[:0]
+	h.held, h.fromObjects = h.held[:0], 0
 }
 
 // pooledFetch is a fetch response whose records lie in pooled arrays: the
@@ -88,6 +95,18 @@ type pooledFetch struct {
 }
 
 func (p pooledFetch) releaseBuffers() { p.bufs.release() }
+
+// recordBytes is what the response's record sets hold, most of its size.
+func (p pooledFetch) recordBytes() int {
+	n := 0
+	for _, t := range p.Topics {
+		n += 64 + len(t.Topic)
+		for _, pt := range t.Partitions {
+			n += 64 + len(pt.RecordBatches)
+		}
+	}
+	return n
+}
 
 // forwardFetchSlack is how much longer than its max wait a forwarded
 // fetch may take: the leader may have to read objects after the wait.
@@ -206,7 +225,7 @@ func (b *Broker) fetch(c *conn, h header, req *kmsg.FetchRequest, bufs *heldBufs
 		}()
 		for {
 			bufs.release() // an earlier pass's response is dropped
-			size := b.fetchOnce(c.ctx, req, resp, wake, watched, bufs.get)
+			size := b.fetchOnce(c.ctx, req, resp, wake, watched, bufs)
 			left := time.Until(deadline)
 			if size >= int(req.MinBytes) || left <= 0 {
 				return resp
@@ -227,12 +246,17 @@ func (b *Broker) fetch(c *conn, h header, req *kmsg.FetchRequest, bufs *heldBufs
 // fetchOnce fills resp from the current logs and returns the bytes it
 // holds. It registers wake with every partition that had nothing, so a
 // long poll wakes as soon as any of them gets data.
-func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, wake chan struct{}, watched map[*partition.Log]struct{}, alloc func(int) []byte) int {
+func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, wake chan struct{}, watched map[*partition.Log]struct{}, bufs *heldBufs) int {
 	resp.Topics = resp.Topics[:0]
 	maxBytes := int(req.MaxBytes)
 	if maxBytes <= 0 {
 		maxBytes = 1 << 30 // versions before v3 have no response limit
 	}
+	// Kafka's fetch.max.bytes. Smaller answers cost a replay little (one
+	// more round trip per few MiB), while one of 64 MiB was built in a
+	// single allocation whose collector assist held a CPU for 100 ms,
+	// stalling every produce on a two-core machine.
+	maxBytes = min(maxBytes, int(b.cfg.FetchMaxBytes))
 	total := 0
 	for _, rt := range req.Topics {
 		st := kmsg.FetchResponseTopic{Topic: rt.Topic, TopicID: rt.TopicID}
@@ -251,7 +275,7 @@ func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *km
 				var res partition.ReadResult
 				var err error
 				if limit > 0 || total == 0 {
-					res, err = l.ReadInto(ctx, rp.FetchOffset, max(limit, 0), total == 0, alloc)
+					res, err = l.ReadInto(ctx, rp.FetchOffset, max(limit, 0), total == 0, bufs.get)
 				} else {
 					res.LogStart, res.HW = l.Offsets()
 				}
@@ -271,6 +295,9 @@ func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *km
 						sp.RecordBatches = res.Data
 					}
 					total += len(res.Data)
+					if res.FromObjects {
+						bufs.fromObjects += len(res.Data)
+					}
 					if _, ok := watched[l]; !ok && len(res.Data) == 0 {
 						l.Watch(wake)
 						watched[l] = struct{}{}

@@ -48,6 +48,7 @@ type Broker struct {
 	RetentionBytes    int64
 	MaxMessageBytes   int32
 	MaxRequestBytes   int32 // socket.request.max.bytes
+	FetchMaxBytes     int32 // fetch.max.bytes: the most a fetch response carries
 
 	WALSync        bool
 	UploadInterval time.Duration
@@ -57,6 +58,13 @@ type Broker struct {
 	ReadCacheBytes  int64 // memory for cached blocks of segment objects (catch-up reads)
 	ReadWorkers     int32 // concurrent object reads of catch-up fetches
 	ReadAheadBlocks int32 // 1 MiB blocks prefetched past each catch-up read
+
+	// Catch-up fetches are paced to what the tail path can spare
+	// (internal/catchup): the rate never drops below CatchupMinRate and
+	// never rises above CatchupMaxRate (0: no ceiling).
+	CatchupPacing  bool
+	CatchupMinRate int64 // bytes/s
+	CatchupMaxRate int64 // bytes/s
 
 	// The telemetry ingest service run inside the broker process (all
 	// empty: off); `vigil ingest` runs the same service on its own.
@@ -92,6 +100,7 @@ func Default() Broker {
 		RetentionBytes:    -1,
 		MaxMessageBytes:   1048588,
 		MaxRequestBytes:   100 << 20,
+		FetchMaxBytes:     8 << 20,
 		WALSync:           true,
 		UploadInterval:    250 * time.Millisecond,
 		SegmentBytes:      16 << 20,
@@ -100,6 +109,9 @@ func Default() Broker {
 		ReadCacheBytes:  256 << 20,
 		ReadWorkers:     4,
 		ReadAheadBlocks: 4,
+
+		CatchupPacing:  true,
+		CatchupMinRate: 8 << 20,
 
 		CompactTargetBytes: 64 << 20,
 
@@ -143,6 +155,7 @@ func (c *Broker) options() []option {
 		{"retention-bytes", "default retention.bytes of topics per partition (-1: unlimited)", &c.RetentionBytes},
 		{"max-message-bytes", "default max.message.bytes of topics (largest record batch)", &c.MaxMessageBytes},
 		{"max-request-bytes", "largest request frame accepted (socket.request.max.bytes)", &c.MaxRequestBytes},
+		{"fetch-max-bytes", "most record bytes one fetch response carries, whatever the client asks (fetch.max.bytes; at least one batch is always returned)", &c.FetchMaxBytes},
 		{"wal-sync", "fsync the WAL before acknowledging (turn off only for tests)", &c.WALSync},
 		{"upload-interval", "how often WAL contents are uploaded as segment objects", &c.UploadInterval},
 		{"segment-bytes", "upload early once this many bytes are waiting", &c.SegmentBytes},
@@ -150,6 +163,9 @@ func (c *Broker) options() []option {
 		{"read-cache-bytes", "memory for cached 1 MiB blocks of segment objects, read by catch-up fetches", &c.ReadCacheBytes},
 		{"read-workers", "concurrent object reads of catch-up fetches (tail reads come from memory and never wait for these)", &c.ReadWorkers},
 		{"read-ahead-blocks", "1 MiB blocks prefetched past each catch-up read, with idle workers only", &c.ReadAheadBlocks},
+		{"catchup-pacing", "pace catch-up fetches (reads of segment objects) to what live produces and tail reads leave: halved while WAL commits or goroutine scheduling are slow, raised while not", &c.CatchupPacing},
+		{"catchup-min-rate", "bytes/s below which catch-up pacing never throttles", &c.CatchupMinRate},
+		{"catchup-max-rate", "bytes/s above which catch-up fetches are never served (0: no ceiling)", &c.CatchupMaxRate},
 		{"ingest-syslog-tcp", "run the ingest service in this process: syslog over TCP on this address (empty: off)", &c.IngestSyslogTCP},
 		{"ingest-syslog-udp", "run the ingest service in this process: syslog over UDP on this address (empty: off)", &c.IngestSyslogUDP},
 		{"ingest-http", "run the ingest service in this process: HTTP events and Splunk HEC on this address (empty: off)", &c.IngestHTTP},
@@ -349,6 +365,9 @@ func (c *Broker) finish() error {
 	if c.MaxMessageBytes < 1 {
 		errs = append(errs, fmt.Errorf("--max-message-bytes %d: must be positive", c.MaxMessageBytes))
 	}
+	if c.FetchMaxBytes < 1024 {
+		errs = append(errs, fmt.Errorf("--fetch-max-bytes %d: must be at least 1024", c.FetchMaxBytes))
+	}
 	if c.MaxRequestBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--max-request-bytes %d: must be at least 1024", c.MaxRequestBytes))
 	}
@@ -360,6 +379,12 @@ func (c *Broker) finish() error {
 	}
 	if c.ReadAheadBlocks < 0 {
 		errs = append(errs, fmt.Errorf("--read-ahead-blocks %d: must not be negative", c.ReadAheadBlocks))
+	}
+	if c.CatchupMinRate < 1<<20 {
+		errs = append(errs, fmt.Errorf("--catchup-min-rate %d: must be at least 1 MiB/s (1048576), or a replay may crawl", c.CatchupMinRate))
+	}
+	if c.CatchupMaxRate != 0 && c.CatchupMaxRate < c.CatchupMinRate {
+		errs = append(errs, fmt.Errorf("--catchup-max-rate %d: must be 0 (no ceiling) or at least --catchup-min-rate %d", c.CatchupMaxRate, c.CatchupMinRate))
 	}
 	if c.CompactTargetBytes < 0 {
 		errs = append(errs, fmt.Errorf("--compact-target-bytes %d: must not be negative", c.CompactTargetBytes))

@@ -338,9 +338,10 @@ func (l *Log) SetLogStart(off int64) (int64, error) {
 
 // ReadResult is what a fetch gets from one partition.
 type ReadResult struct {
-	Data     []byte // whole batches, starting with the one holding the offset
-	HW       int64
-	LogStart int64
+	Data        []byte // whole batches, starting with the one holding the offset
+	HW          int64
+	LogStart    int64
+	FromObjects bool // Data was read from segment objects: a catch-up read
 }
 
 // Read returns batches from offset on, up to maxBytes. With minOne, at
@@ -428,7 +429,7 @@ func (l *Log) ReadInto(ctx context.Context, offset int64, maxBytes int, minOne b
 		}
 	}
 	if len(out) > 0 {
-		res.Data = out
+		res.Data, res.FromObjects = out, true
 	}
 	return res, nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/vigilhq/vigil/internal/meta"
 	"github.com/vigilhq/vigil/internal/meta/boltstore"
 	"github.com/vigilhq/vigil/internal/meta/etcdstore"
+	"github.com/vigilhq/vigil/internal/catchup"
 	"github.com/vigilhq/vigil/internal/metrics"
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/quota"
@@ -42,10 +43,14 @@ type Server struct {
 	ln     net.Listener
 
 	metrics *metrics.Metrics
-	adminLn net.Listener // nil when --admin-listen is empty
+	catchup *catchup.Governor // nil: --catchup-pacing=false
+	adminLn net.Listener      // nil when --admin-listen is empty
 	admin   *http.Server
 
 	served chan error // the Kafka listener's Serve result
+
+	stopCatchup context.CancelFunc
+	catchupDone chan struct{}
 
 	// Cluster mode (--metadata etcd://...); nil for a single broker.
 	member     *cluster.Member
@@ -88,6 +93,16 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 		}
 		clusterOpts = &storage.ClusterOptions{Cluster: cl, BrokerID: cfg.NodeID}
 	}
+	if cfg.CatchupPacing {
+		// An object WAL's commit is a chunk Put after a flush interval, far
+		// slower than an fdatasync when nothing is wrong.
+		commitLimit := 5 * time.Millisecond
+		if cfg.WAL == "object" {
+			commitLimit = max(commitLimit, 10*cfg.WALFlushInterval)
+		}
+		s.catchup = catchup.New(catchup.Options{MinRate: float64(cfg.CatchupMinRate), MaxRate: float64(cfg.CatchupMaxRate),
+			CommitLimit: commitLimit})
+	}
 	s.store, err = storage.Open(ctx, s.meta, s.objs, storage.Options{
 		Cluster:        clusterOpts,
 		WALDir:         filepath.Join(cfg.DataDir, "wal"),
@@ -95,7 +110,7 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 		UploadInterval: cfg.UploadInterval,
 		SegmentBytes:   cfg.SegmentBytes,
 		TailCacheBytes: cfg.TailCacheBytes,
-		Observer:       s.metrics,
+		Observer:       walObserver{s.metrics, s.catchup},
 		ReadCache: readcache.Options{CapacityBytes: cfg.ReadCacheBytes, Workers: int(cfg.ReadWorkers),
 			ReadAhead: int(cfg.ReadAheadBlocks)},
 
@@ -163,6 +178,16 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 		return nil, err
 	}
 	s.broker.SetObserver(s.metrics)
+	if s.catchup != nil {
+		s.broker.SetCatchup(s.catchup)
+		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		s.stopCatchup, s.catchupDone = cancel, make(chan struct{})
+		go func() {
+			defer close(s.catchupDone)
+			s.catchup.Run(cctx)
+		}()
+		s.metrics.Gauge("vigil_catchup_rate_bytes", "Bytes/s catch-up fetches (reads of segment objects) are paced to now.", s.catchup.Rate)
+	}
 	if clustered {
 		s.member = cluster.New(cluster.Config{BrokerID: cfg.NodeID, Addr: cfg.Advertised, Zone: cfg.Zone,
 			LeaseTTL: cfg.LeaseTTL, Grouped: []string{group.OffsetsTopic}, BeforeRelease: s.beforeRelease, Logger: log},
@@ -395,6 +420,10 @@ func (s *Server) Close() error {
 		s.stopMember()
 		<-s.memberDone
 	}
+	if s.stopCatchup != nil {
+		s.stopCatchup()
+		<-s.catchupDone
+	}
 	// Groups stop before storage: their last appends still reach the WAL.
 	s.groupsMu.Lock()
 	if s.groups != nil {
@@ -432,4 +461,18 @@ func (s *Server) closeStores() error {
 		errs = append(errs, fmt.Errorf("close metadata: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// walObserver passes WAL commits to the catch-up governor too, whose
+// measure of the tail path's health they are.
+type walObserver struct {
+	*metrics.Metrics
+	catchup *catchup.Governor
+}
+
+func (o walObserver) WALSync(d time.Duration, bytes int64) {
+	o.Metrics.WALSync(d, bytes)
+	if o.catchup != nil {
+		o.catchup.Commit(d)
+	}
 }
