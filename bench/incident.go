@@ -46,8 +46,8 @@ type IncidentOptions struct {
 	// Unpaced turns the broker's catch-up pacing off (--catchup-pacing
 	// false), to see what it buys.
 	Unpaced bool
-	Logger       *slog.Logger
-	Out          io.Writer
+	Logger  *slog.Logger
+	Out     io.Writer
 }
 
 // IncidentResult holds the figures of one run.
