@@ -216,7 +216,7 @@ func (c *Cache) block(ctx context.Context, seg meta.Segment, k blockKey, wait bo
 	if !wait {
 		rctx = context.Background()
 	}
-	l.data, l.err = c.objs.GetRange(rctx, seg.Object, seg.Position+off, n)
+	idleIO(func() { l.data, l.err = c.objs.GetRange(rctx, seg.Object, seg.Position+off, n) })
 	if l.err == nil && int64(len(l.data)) != n {
 		l.err = fmt.Errorf("readcache: %s [%d,+%d): short read of %d bytes", seg.Object, seg.Position+off, n, len(l.data))
 	}
