@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -82,15 +83,33 @@ type broker struct {
 	waitErr error
 }
 
-// freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
+// handedOut are the addresses freeAddr returned in this test process. The
+// kernel may give a just-closed port out again, so two addresses picked
+// before either process binds them (a broker's listener and another's
+// admin listener) could be the same, and one broker would fail to start.
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
+// freeAddr returns a 127.0.0.1 address with a port that was free a moment
+// ago and that it has not returned before.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // startBroker starts vigil on addr (a free port if empty) over dataDir and
@@ -105,7 +124,7 @@ func startBroker(t testing.TB, addr, dataDir string, extra ...string) *broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"serve", "--listen", addr, "--data-dir", dataDir, "--admin-listen", "127.0.0.1:0"}, extra...)
+	args := append([]string{"serve", "--listen", addr, "--data-dir", dataDir, "--admin-listen", freeAddr(t)}, extra...)
 	cmd := exec.Command(vigilBin, args...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
