@@ -13,7 +13,6 @@ import (
 	"time"
 
 	vbench "github.com/vigilhq/vigil/bench"
-	"github.com/vigilhq/vigil/internal/config"
 )
 
 const benchUsage = `Usage:
@@ -56,7 +55,6 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	logLevel := fs.String("log-level", "warn", "log level of the in-process broker (and services)")
-	gcHeapLimit := fs.Int64("gc-heap-limit", config.Default().GCHeapLimit, "as vigil serve's --gc-heap-limit, for this process (0: Go's defaults)")
 	run := cmds[args[0]](fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -75,12 +73,8 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	// Benchmarks run a broker in this process: pace its collector as
-	// `vigil serve` does by default.
-	tuneGC(ctx, *gcHeapLimit, log)
 	// Targets are reported as PASS/FAIL lines; the exit status covers errors.
-	if err := run(ctx, log, stdout); err != nil {
+	if err := run(ctx, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})), stdout); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}

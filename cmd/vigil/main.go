@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -19,7 +18,6 @@ import (
 	"github.com/vigilhq/vigil/internal/admincli"
 
 	"github.com/vigilhq/vigil/internal/config"
-	"github.com/vigilhq/vigil/internal/gctune"
 	"github.com/vigilhq/vigil/internal/ingest"
 	"github.com/vigilhq/vigil/internal/server"
 )
@@ -85,7 +83,6 @@ func serve(args []string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	tuneGC(ctx, cfg.GCHeapLimit, log)
 	srv, err := server.Start(ctx, cfg, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
@@ -117,20 +114,6 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	log.Info("shut down cleanly")
 	return 0
-}
-
-// tuneGC paces this process's collector by a heap limit (internal/gctune)
-// until ctx ends, unless the limit is 0 or the environment sets GOGC or
-// GOMEMLIMIT, which then stay in charge.
-func tuneGC(ctx context.Context, limit int64, log *slog.Logger) {
-	if limit <= 0 {
-		return
-	}
-	if gctune.Overridden() {
-		log.Info("GOGC or GOMEMLIMIT is set: --gc-heap-limit is not applied")
-		return
-	}
-	go gctune.New(limit, log).Run(ctx, 100*time.Millisecond)
 }
 
 // startIngest runs the ingest service in the broker process when an

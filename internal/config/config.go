@@ -66,10 +66,6 @@ type Broker struct {
 	CatchupMinRate int64 // bytes/s
 	CatchupMaxRate int64 // bytes/s
 
-	// GCHeapLimit lets the Go heap grow to this many bytes before it is
-	// collected (internal/gctune); 0 keeps Go's defaults.
-	GCHeapLimit int64
-
 	// The telemetry ingest service run inside the broker process (all
 	// empty: off); `vigil ingest` runs the same service on its own.
 	IngestSyslogTCP string
@@ -116,8 +112,6 @@ func Default() Broker {
 
 		CatchupPacing:  true,
 		CatchupMinRate: 8 << 20,
-
-		GCHeapLimit: 1 << 30,
 
 		CompactTargetBytes: 64 << 20,
 
@@ -172,7 +166,6 @@ func (c *Broker) options() []option {
 		{"catchup-pacing", "pace catch-up fetches (reads of segment objects) to what live produces and tail reads leave: halved while WAL commits or goroutine scheduling are slow, raised while not", &c.CatchupPacing},
 		{"catchup-min-rate", "bytes/s below which catch-up pacing never throttles", &c.CatchupMinRate},
 		{"catchup-max-rate", "bytes/s above which catch-up fetches are never served (0: no ceiling)", &c.CatchupMaxRate},
-		{"gc-heap-limit", "bytes the Go heap may grow to before it is collected (raised to twice the live heap once that passes three quarters of it) (0: Go's defaults; GOGC or GOMEMLIMIT in the environment win)", &c.GCHeapLimit},
 		{"ingest-syslog-tcp", "run the ingest service in this process: syslog over TCP on this address (empty: off)", &c.IngestSyslogTCP},
 		{"ingest-syslog-udp", "run the ingest service in this process: syslog over UDP on this address (empty: off)", &c.IngestSyslogUDP},
 		{"ingest-http", "run the ingest service in this process: HTTP events and Splunk HEC on this address (empty: off)", &c.IngestHTTP},
@@ -386,9 +379,6 @@ func (c *Broker) finish() error {
 	}
 	if c.ReadAheadBlocks < 0 {
 		errs = append(errs, fmt.Errorf("--read-ahead-blocks %d: must not be negative", c.ReadAheadBlocks))
-	}
-	if c.GCHeapLimit != 0 && c.GCHeapLimit < 64<<20 {
-		errs = append(errs, fmt.Errorf("--gc-heap-limit %d: must be 0 (Go's defaults) or at least 64 MiB (67108864)", c.GCHeapLimit))
 	}
 	if c.CatchupMinRate < 1<<20 {
 		errs = append(errs, fmt.Errorf("--catchup-min-rate %d: must be at least 1 MiB/s (1048576), or a replay may crawl", c.CatchupMinRate))
