@@ -67,7 +67,7 @@ func TestRunTiny(t *testing.T) {
 	if res.PacedRequests.N == 0 || res.PacedRequests.P50 <= 0 || res.PacedRequests.P50 > res.PacedLatency.P99 {
 		t.Errorf("paced request latencies implausible: %+v (records: %+v)", res.PacedRequests, res.PacedLatency)
 	}
-	for _, label := range []string{"[a] ceiling", "[b] max rate", "[c] paced", "produce requests", "ceiling, same rate", "settled in", "[d] end-to-end", "throughput >= 0.5 x ceiling", "p99 at 25%"} {
+	for _, label := range []string{"[a] ceiling", "[b] max rate", "[c] paced", "produce requests", "collections:", "ceiling, same rate", "settled in", "[d] end-to-end", "throughput >= 0.5 x ceiling", "p99 at 25%"} {
 		if !strings.Contains(out.String(), label) {
 			t.Errorf("output lacks %q", label)
 		}
