@@ -208,3 +208,35 @@ func TestS3Credentials(t *testing.T) {
 		}
 	}
 }
+
+// TestUploadDefaultsByStore: a directory store uploads small and often,
+// S3 fewer, larger objects (each upload is a PUT); whatever a flag, the
+// environment or the file says wins either way.
+func TestUploadDefaultsByStore(t *testing.T) {
+	noEnv := env(nil)
+	for _, c := range []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		interval time.Duration
+		bytes    int64
+	}{
+		{"directory", nil, nil, 100 * time.Millisecond, 4 << 20},
+		{"s3", []string{"--object-store", "s3://bucket/vigil"}, nil, 250 * time.Millisecond, 16 << 20},
+		{"s3, interval by flag", []string{"--object-store", "s3://bucket/vigil", "--upload-interval", "1s"}, nil, time.Second, 16 << 20},
+		{"s3, bytes by env", []string{"--object-store", "s3://bucket/vigil"}, map[string]string{"VIGIL_SEGMENT_BYTES": "1048576"}, 250 * time.Millisecond, 1 << 20},
+		{"directory, interval by flag", []string{"--upload-interval", "2s"}, nil, 2 * time.Second, 4 << 20},
+	} {
+		getenv := noEnv
+		if c.env != nil {
+			getenv = env(c.env)
+		}
+		got, err := Load("test", c.args, getenv)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got.UploadInterval != c.interval || got.SegmentBytes != c.bytes {
+			t.Errorf("%s: upload interval %s, segment bytes %d; want %s and %d", c.name, got.UploadInterval, got.SegmentBytes, c.interval, c.bytes)
+		}
+	}
+}
