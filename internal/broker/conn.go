@@ -183,6 +183,14 @@ func (c *conn) decode(frame []byte) (pending, error) {
 	return pending{hdr: h, respond: api.handle(c, h, req)}, nil
 }
 
+// pooledResponse is a response whose records lie in pooled arrays (a
+// fetch's): the writer sizes its buffer by them and gives them back once
+// the response is encoded.
+type pooledResponse interface {
+	recordBytes() int
+	releaseBuffers()
+}
+
 func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
 	defer close(done)
 	w := bufio.NewWriterSize(c.nc, 64<<10)
@@ -199,10 +207,11 @@ func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
 		}
 		resp.SetVersion(p.hdr.version)
 		buf = buf[:0]
-		if r, ok := resp.(interface{ recordBytes() int }); ok {
+		pooled, isPooled := resp.(pooledResponse)
+		if isPooled {
 			// One allocation of about the right size, not a run of
 			// doublings that each copy what is encoded so far.
-			buf = slices.Grow(buf, r.recordBytes()+4096)
+			buf = slices.Grow(buf, pooled.recordBytes()+4096)
 		}
 		buf = append(buf, 0, 0, 0, 0)
 		buf = binary.BigEndian.AppendUint32(buf, uint32(p.hdr.corrID))
@@ -212,8 +221,8 @@ func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
 			buf = append(buf, 0)
 		}
 		buf = resp.AppendTo(buf)
-		if r, ok := resp.(interface{ releaseBuffers() }); ok {
-			r.releaseBuffers() // encoded: its pooled arrays are free
+		if isPooled {
+			pooled.releaseBuffers() // encoded: its pooled arrays are free
 		}
 		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 		_, err := w.Write(buf)

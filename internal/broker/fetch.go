@@ -94,6 +94,10 @@ type pooledFetch struct {
 	bufs *heldBufs
 }
 
+// The writer recognises it by this interface; without it the arrays would
+// never go back to the pool.
+var _ pooledResponse = pooledFetch{}
+
 func (p pooledFetch) releaseBuffers() { p.bufs.release() }
 
 // recordBytes is what the response's record sets hold, most of its size.
