@@ -115,7 +115,10 @@ func TestRetention(t *testing.T) {
 	ctx := testCtx(t, 2*time.Minute)
 	adm := ts.admin(t)
 	hour, one, yes := "3600000", "1", "true"
-	createTopics(t, ctx, adm, 1, map[string]*string{"retention.ms": &hour}, "ret-time")
+	// ret-time gets its retention.ms once its old records' objects are
+	// known: with it from the start, a retention pass may delete them
+	// before the test has seen them.
+	createTopics(t, ctx, adm, 1, nil, "ret-time")
 	createTopics(t, ctx, adm, 1, map[string]*string{"retention.bytes": &one}, "ret-bytes")
 	createTopics(t, ctx, adm, 1, map[string]*string{"retention.ms": &hour, "vigil.legal.hold": &yes}, "ret-held")
 	createTopics(t, ctx, adm, 1, nil, "ret-deleted")
@@ -128,6 +131,10 @@ func TestRetention(t *testing.T) {
 		start := listObjects(t, objects)
 		produceUploaded(t, ts, cl, "ret-time", 20, old)
 		oldObjs := newObjects(t, objects, start) // uploads may split the 20 records
+		res, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: &hour}}, "ret-time")
+		if err != nil || res[0].Err != nil {
+			t.Fatalf("set retention.ms: %v %+v", err, res)
+		}
 		produceUploaded(t, ts, cl, "ret-time", 20, now)
 		waitFor(t, "old segment to expire", func() bool { return startOffset(t, adm, "ret-time") == 20 })
 		waitFor(t, "its objects to be deleted", func() bool { return gone(oldObjs) })
