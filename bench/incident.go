@@ -106,7 +106,8 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 	brokers := []string{srv.Advertised()}
 	fmt.Fprintf(out, "settings:      %d MiB history, live %.0f records/s of %d B (%.1f MB/s), %d partitions, %s per phase, memory budget %d MiB\n",
 		o.HistoryBytes>>20, o.Rate, o.RecordBytes, o.Rate*float64(o.RecordBytes)/1e6, o.Partitions, o.Phase, o.MemoryBudget>>20)
-	pacing := fmt.Sprintf("on (from %d MiB/s, adapting to WAL commit and scheduling latency)", cfg.CatchupMinRate>>20)
+	pacing := fmt.Sprintf("on (from %d MiB/s, adapting to WAL commit and scheduling latency; answers of at most %d KiB of objects)",
+		cfg.CatchupMinRate>>20, cfg.CatchupChunkBytes>>10)
 	if !cfg.CatchupPacing {
 		pacing = "off (the replay is served as fast as it asks)"
 	}

@@ -276,6 +276,12 @@ func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *km
 				sp.ErrorCode = code
 			default:
 				limit := min(int(rp.PartitionMaxBytes), maxBytes-total)
+				if b.catchup != nil && l.Cold(rp.FetchOffset) {
+					// A paced answer is a short burst of reading, copying
+					// and sending, which the tail path's requests wait
+					// out on two cores; the pace decides how often.
+					limit = min(limit, int(b.cfg.CatchupChunkBytes)-bufs.fromObjects)
+				}
 				var res partition.ReadResult
 				var err error
 				if limit > 0 || total == 0 {

@@ -294,6 +294,15 @@ func (l *Log) ReplaceSegments(old []meta.Segment, merged meta.Segment) bool {
 	return true
 }
 
+// Cold reports whether a read at offset would come from segment objects,
+// not memory: a catch-up read. The answer may be stale by the time the read
+// runs, as the memory window moves on.
+func (l *Log) Cold(offset int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return offset < l.hw && (len(l.mem) == 0 || offset < l.mem[0].Base)
+}
+
 // Offsets returns the log start offset and the high watermark.
 func (l *Log) Offsets() (logStart, hw int64) {
 	l.mu.Lock()
