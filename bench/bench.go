@@ -385,12 +385,20 @@ func produceMax(ctx context.Context, cl *kgo.Client, d time.Duration, recordByte
 // send time in Unix nanoseconds. It returns the samples, the records sent,
 // and the elapsed time.
 func producePaced(ctx context.Context, cl *kgo.Client, d time.Duration, recordBytes int, rate float64) (*recorder, int64, time.Duration, error) {
+	rec := &recorder{samples: make([]time.Duration, 0, int(rate*d.Seconds())+16)}
+	sent, elapsed, err := producePacedInto(ctx, cl, d, nil, recordBytes, rate, rec)
+	return rec, sent, elapsed, err
+}
+
+// producePacedInto is producePaced recording into rec, which the caller may
+// read while it runs, and ending early, without error, once stop is closed
+// (nil: never).
+func producePacedInto(ctx context.Context, cl *kgo.Client, d time.Duration, stop <-chan struct{}, recordBytes int, rate float64, rec *recorder) (int64, time.Duration, error) {
 	if rate <= 0 {
-		return nil, 0, 0, errors.New("paced rate is zero")
+		return 0, 0, errors.New("paced rate is zero")
 	}
 	filler := make([]byte, recordBytes)
 	rand.Read(filler)
-	rec := &recorder{samples: make([]time.Duration, 0, int(rate*d.Seconds())+16)}
 	// Records and their values are reused once acknowledged, and one
 	// callback serves them all (the send time is in the value): a real
 	// producer is another process, and its garbage would otherwise make
@@ -408,7 +416,13 @@ func producePaced(ctx context.Context, cl *kgo.Client, d time.Duration, recordBy
 	}
 	start := time.Now()
 	var sent int64
+loop:
 	for ctx.Err() == nil {
+		select {
+		case <-stop:
+			break loop
+		default:
+		}
 		elapsed := time.Since(start)
 		if elapsed >= d {
 			break
@@ -429,12 +443,12 @@ func producePaced(ctx context.Context, cl *kgo.Client, d time.Duration, recordBy
 	}
 	elapsed := time.Since(start)
 	if err := cl.Flush(ctx); err != nil {
-		return nil, 0, 0, err
+		return 0, 0, err
 	}
 	if ctx.Err() != nil {
-		return nil, 0, 0, ctx.Err()
+		return 0, 0, ctx.Err()
 	}
-	return rec, sent, elapsed, nil
+	return sent, elapsed, nil
 }
 
 // e2eConsumer reads the paced topic from the start and records, for every

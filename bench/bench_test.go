@@ -164,8 +164,8 @@ func TestRunIncidentTiny(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	res, err := RunIncident(ctx, IncidentOptions{HistoryBytes: 16 << 20, Rate: 2000, RecordBytes: 512, Partitions: 4,
-		Phase: 3 * time.Second, MemoryBudget: 8 << 30, Out: &out})
+	res, err := RunIncident(ctx, IncidentOptions{HistoryBytes: 64 << 20, Rate: 2000, RecordBytes: 512, Partitions: 4,
+		Phase: 3 * time.Second, Window: time.Second, MemoryBudget: 8 << 30, Out: &out})
 	t.Logf("output:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("RunIncident: %v", err)
@@ -173,10 +173,13 @@ func TestRunIncidentTiny(t *testing.T) {
 	if res.TailBase.N == 0 || res.TailReplay.N == 0 || res.ProduceBase.N == 0 || res.ProduceReplay.N == 0 || res.ReplayBytes == 0 || res.CeilingMBps <= 0 || res.PeakRSSBytes <= 0 {
 		t.Errorf("figures missing: %+v", res)
 	}
+	if res.Windows < 2 {
+		t.Errorf("%d windows without the replay, want at least one before and one after it", res.Windows)
+	}
 	if res.PipelinePeakRSSBytes <= 0 || res.ReplayPeakRSSBytes <= 0 {
 		t.Errorf("the child processes' peak RSS is missing: pipeline %d, reader %d", res.PipelinePeakRSSBytes, res.ReplayPeakRSSBytes)
 	}
-	for _, label := range []string{"processes:", "[a] ceiling", "[b] baseline", "[c] with a forensic reader", "pipeline peak RSS", "reader peak RSS",
+	for _, label := range []string{"processes:", "[a] ceiling", "[b] without the replay", "[c] with a forensic reader", "pipeline peak RSS", "reader peak RSS",
 		"tail p99 with replay", "replay >= 0.8 x ceiling", "peak RSS within"} {
 		if !strings.Contains(out.String(), label) {
 			t.Errorf("output lacks %q", label)
@@ -201,7 +204,7 @@ func TestChildError(t *testing.T) {
 	if err := c.send("replay"); err != nil {
 		t.Fatalf("send: %v", err)
 	}
-	if _, err := c.final(ctx); err == nil || !strings.Contains(err.Error(), `command "replay", want "baseline"`) {
+	if _, err := c.final(ctx); err == nil || !strings.Contains(err.Error(), `command "replay", want "start"`) {
 		t.Errorf("out-of-order command: %v", err)
 	}
 	if err := c.stop(); err == nil || !strings.Contains(err.Error(), "exit status 1") {

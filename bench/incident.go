@@ -36,7 +36,10 @@ type IncidentOptions struct {
 	Rate         float64       // live ingest, records/s
 	RecordBytes  int           // record value size
 	Partitions   int           // of the telemetry topic
-	Phase        time.Duration // length of the baseline and of the replay phase
+	Phase        time.Duration // the replay's running time at most, and about as long without it
+	// Window is how long each stretch without and with the replay lasts;
+	// they alternate until the replay ends or has run for Phase.
+	Window time.Duration
 	MemoryBudget int64         // peak RSS allowed for the broker's process (the clients run in others)
 	// ReaderNice is the forensic reader's nice value (0 to 19). A reader
 	// is an analyst's process, usually on another machine; on one
@@ -50,6 +53,10 @@ type IncidentOptions struct {
 	Out     io.Writer
 }
 
+// guard is the start of each window that counts in neither, while the
+// reader's last fetch drains or its first one starts.
+func (o IncidentOptions) guard() time.Duration { return min(250*time.Millisecond, o.Window/4) }
+
 // IncidentResult holds the figures of one run.
 type IncidentResult struct {
 	CeilingMBps    float64
@@ -57,6 +64,7 @@ type IncidentResult struct {
 	ProduceReplay  Latencies // and with it
 	TailBase       Latencies // detection group end-to-end latency without the replay
 	TailReplay     Latencies // and with it
+	Windows        int // pairs of windows without and with the replay
 	ReplayMBps     float64
 	ReplayBytes    int64
 	PeakRSSBytes   int64 // of the broker's process, this one
@@ -79,8 +87,8 @@ type IncidentResult struct {
 // process. The clients run in two child processes (see RunChild), as they
 // would in a deployment: the live pipeline, and the forensic reader.
 func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error) {
-	if o.HistoryBytes <= 0 || o.Rate <= 0 || o.RecordBytes < 8 || o.Partitions < 1 || o.Phase <= 0 {
-		return nil, errors.New("need positive history, rate, phase and partitions, and records of at least 8 bytes")
+	if o.HistoryBytes <= 0 || o.Rate <= 0 || o.RecordBytes < 8 || o.Partitions < 1 || o.Phase <= 0 || o.Window < 100*time.Millisecond {
+		return nil, errors.New("need positive history, rate, phase and partitions, windows of at least 100ms, and records of at least 8 bytes")
 	}
 	out, log := outputs(o.Out, o.Logger)
 	dir, err := os.MkdirTemp("", "vigil-bench-incident-")
@@ -104,8 +112,8 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 		<-served
 	}()
 	brokers := []string{srv.Advertised()}
-	fmt.Fprintf(out, "settings:      %d MiB history, live %.0f records/s of %d B (%.1f MB/s), %d partitions, %s per phase, memory budget %d MiB\n",
-		o.HistoryBytes>>20, o.Rate, o.RecordBytes, o.Rate*float64(o.RecordBytes)/1e6, o.Partitions, o.Phase, o.MemoryBudget>>20)
+	fmt.Fprintf(out, "settings:      %d MiB history, live %.0f records/s of %d B (%.1f MB/s), %d partitions, replay for at most %s in windows of %s, memory budget %d MiB\n",
+		o.HistoryBytes>>20, o.Rate, o.RecordBytes, o.Rate*float64(o.RecordBytes)/1e6, o.Partitions, o.Phase, o.Window, o.MemoryBudget>>20)
 	pacing := fmt.Sprintf("on (from %d MiB/s, adapting to WAL commit and scheduling latency; answers of at most %d KiB of objects)",
 		cfg.CatchupMinRate>>20, cfg.CatchupChunkBytes>>10)
 	if !cfg.CatchupPacing {
@@ -145,7 +153,7 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 	}
 	defer reader.stop()
 	pipe, err := startChild(ctx, rolePipeline, childParams{Brokers: brokers, Topic: topic,
-		RecordBytes: o.RecordBytes, Rate: o.Rate, Phase: o.Phase}, log)
+		RecordBytes: o.RecordBytes, Rate: o.Rate}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -160,71 +168,134 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 	fmt.Fprintf(out, "\n[a] ceiling: sequential read of the segment objects from a cold page cache\n")
 	fmt.Fprintf(out, "    throughput:            %.1f MB/s\n", res.CeilingMBps)
 
-	// (b) Baseline: ingest and detection only.
-	if err := pipe.send("baseline"); err != nil {
+	// (b) and (c): windows without and with the replay, alternating, so
+	// that both see the same machine: on a shared two-core VM the tail's
+	// p99 drifts by more from one minute to the next than a replay changes
+	// it. The first guard of each window, while the switch settles, counts
+	// in neither.
+	if err := pipe.send("start"); err != nil {
+		return nil, err
+	}
+	if m, err := pipe.next(ctx); err != nil {
+		return nil, err
+	} else if !m.Warm {
+		return nil, fmt.Errorf("pipeline child: want warm, got %+v", m)
+	}
+	if err := coldFiles(cfg.ObjectStore); err != nil {
+		return nil, err
+	}
+	var (
+		active     time.Duration // the reader's time between resume and pause
+		last       childMsg      // the reader's final line
+		replayDone bool
+		started    bool
+	)
+	// wait lets d pass, reading the reader's lines; it returns early when
+	// the replay ends.
+	wait := func(d time.Duration) error {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		for !replayDone {
+			select {
+			case m, ok := <-reader.msgs:
+				m, err := reader.got(m, ok)
+				if err != nil {
+					return err
+				}
+				if m.Final {
+					last, replayDone = m, true
+				} else {
+					log.Debug("replay progress", "bytes", m.Replayed)
+				}
+			case <-t.C:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	// baseWindow runs one window without the replay.
+	baseWindow := func() error {
+		if err := pipe.send("gap"); err != nil {
+			return err
+		}
+		if started && !replayDone {
+			if err := reader.send("pause"); err != nil {
+				return err
+			}
+		}
+		if err := wait(o.guard()); err != nil {
+			return err
+		}
+		if err := pipe.send("base"); err != nil {
+			return err
+		}
+		return wait(o.Window - o.guard())
+	}
+	for !replayDone && active < o.Phase {
+		if err := baseWindow(); err != nil {
+			return nil, err
+		}
+		// A window with the replay, cut short if the replay ends.
+		if err := pipe.send("gap"); err != nil {
+			return nil, err
+		}
+		cmd := "resume"
+		if !started {
+			cmd, started = "start", true
+		}
+		if err := reader.send(cmd); err != nil {
+			return nil, err
+		}
+		t0 := time.Now()
+		if err := wait(o.guard()); err != nil {
+			return nil, err
+		}
+		if !replayDone {
+			if err := pipe.send("replay"); err != nil {
+				return nil, err
+			}
+			if err := wait(min(o.Window, o.Phase-active+o.guard()) - o.guard()); err != nil {
+				return nil, err
+			}
+		}
+		active += time.Since(t0)
+	}
+	// The last replay window gets a baseline after it too.
+	if err := baseWindow(); err != nil {
+		return nil, err
+	}
+	if err := pipe.send("end"); err != nil {
 		return nil, err
 	}
 	m, err := pipe.next(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if res.ProduceBase, res.TailBase, err = pipe.phase(m, "baseline"); err != nil {
+	if res.ProduceBase, res.TailBase, err = pipe.phase(m, "base"); err != nil {
 		return nil, err
 	}
-
-	// (c) The same with a forensic replay of everything, from cold objects.
-	if err := coldFiles(cfg.ObjectStore); err != nil {
-		return nil, err
-	}
-	replayStart := time.Now()
-	if err := reader.send("start"); err != nil {
-		return nil, err
-	}
-	if err := pipe.send("replay"); err != nil {
-		return nil, err
-	}
-	// The "with replay" window ends when the replay or the phase does;
-	// the other child then hears of it.
-	var replayEl time.Duration
-	var last childMsg // the reader's final line
-	for replayEl == 0 {
-		select {
-		case m, ok := <-reader.msgs:
-			m, err := reader.got(m, ok)
-			if err != nil {
-				return nil, err
-			}
-			if !m.Final {
-				log.Debug("replay progress", "bytes", m.Replayed)
-				continue
-			}
-			replayEl, last = time.Since(replayStart), m
-			if err := pipe.send("cut"); err != nil {
-				return nil, err
-			}
-		case m, ok := <-pipe.msgs:
-			m, err := pipe.got(m, ok)
-			if err != nil {
-				return nil, err
-			}
-			if m.Done {
-				replayEl = time.Since(replayStart)
-				reader.stdin.Close() // stops the reader; its final line follows
-			}
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	if !last.Final {
-		if last, err = reader.final(ctx); err != nil {
-			return nil, err
-		}
-	}
+	res.Windows = m.Windows
 	if m, err = pipe.final(ctx); err != nil {
 		return nil, err
 	}
 	if res.ProduceReplay, res.TailReplay, err = pipe.phase(m, "replay"); err != nil {
 		return nil, err
+	}
+	if res.TailReplay.N == 0 {
+		return nil, fmt.Errorf("the replay ended within the first %s of its first window, before anything was measured with it: give it more history", o.guard())
+	}
+	if !replayDone {
+		reader.stdin.Close() // stops the reader; its final line follows
+		if last, err = reader.final(ctx); err != nil {
+			return nil, err
+		}
 	}
 	for _, c := range []*child{reader, pipe} {
 		if err := c.stop(); err != nil {
@@ -232,7 +303,7 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 		}
 	}
 	res.ReplayBytes = last.Replayed
-	res.ReplayMBps = float64(res.ReplayBytes) / replayEl.Seconds() / 1e6
+	res.ReplayMBps = float64(res.ReplayBytes) / active.Seconds() / 1e6
 	res.PeakRSSBytes = peakRSS()
 	res.ReplayPeakRSSBytes, res.PipelinePeakRSSBytes = last.PeakRSS, m.PeakRSS
 
@@ -242,13 +313,14 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 	res.ReplayRatio = res.ReplayMBps / res.CeilingMBps
 	res.RSSWithinLimit = res.PeakRSSBytes > 0 && res.PeakRSSBytes <= o.MemoryBudget
 
-	fmt.Fprintf(out, "\n[b] baseline: live ingest and the detection group\n")
+	fmt.Fprintf(out, "\n[b] without the replay: live ingest and the detection group (%d windows of %s, the first %s of each not counted)\n",
+		res.Windows, o.Window, o.guard())
 	fmt.Fprintf(out, "    produce latency:       %s\n", res.ProduceBase)
 	fmt.Fprintf(out, "    tail end-to-end:       %s\n", res.TailBase)
-	fmt.Fprintf(out, "\n[c] with a forensic reader replaying the history from the start\n")
+	fmt.Fprintf(out, "\n[c] with a forensic reader replaying the history from the start (the windows between those of [b]; it pauses in theirs)\n")
 	fmt.Fprintf(out, "    produce latency:       %s\n", res.ProduceReplay)
 	fmt.Fprintf(out, "    tail end-to-end:       %s\n", res.TailReplay)
-	fmt.Fprintf(out, "    replay:                %.1f MB/s (%d MiB in %s)\n", res.ReplayMBps, res.ReplayBytes>>20, replayEl.Round(time.Millisecond))
+	fmt.Fprintf(out, "    replay:                %.1f MB/s (%d MiB in %s)\n", res.ReplayMBps, res.ReplayBytes>>20, active.Round(time.Millisecond))
 	fmt.Fprintf(out, "    peak RSS:              %d MiB (the broker's process)\n", res.PeakRSSBytes>>20)
 	fmt.Fprintf(out, "    pipeline peak RSS:     %d MiB (producer and detection group)\n", res.PipelinePeakRSSBytes>>20)
 	fmt.Fprintf(out, "    reader peak RSS:       %d MiB (forensic reader)\n", res.ReplayPeakRSSBytes>>20)
@@ -434,7 +506,10 @@ func (c *child) stop() error {
 // ends, which is not an error). It assigns itself every partition: a
 // consumer group would add Kafka's initial rebalance delay (3 s) to what
 // is meant to measure reading.
-func replay(ctx context.Context, brokers []string, topic string, end map[int32]int64, n *atomic.Int64) error {
+//
+// While paused is set it polls nothing, so after at most one fetch in
+// flight per broker the client asks for nothing either.
+func replay(ctx context.Context, brokers []string, topic string, end map[int32]int64, n *atomic.Int64, paused *atomic.Bool) error {
 	parts := map[int32]kgo.Offset{}
 	for p := range end {
 		parts[p] = kgo.NewOffset().AtStart()
@@ -453,6 +528,9 @@ func replay(ctx context.Context, brokers []string, topic string, end map[int32]i
 	}
 	done := map[int32]bool{}
 	for left > 0 {
+		for paused.Load() && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
 		fs := cl.PollRecords(ctx, 10000)
 		if ctx.Err() != nil {
 			return nil

@@ -21,9 +21,11 @@ import (
 // would make its collector run, and stall it, far more often.
 //
 // Protocol: the parent writes one command a line on the child's stdin (the
-// replay role: "start"; the pipeline role: "baseline", "replay", "cut"); the
-// end of stdin stops a child. The child writes childMsg JSON lines on its
-// stdout: "ready" first, then progress and results, then a final line.
+// replay role: "start", then "pause" and "resume"; the pipeline role:
+// "start", then "base", "replay" and "gap" marking the windows its samples
+// fall in, then "end"); the end of stdin stops a child. The child writes
+// childMsg JSON lines on its stdout: "ready" first, then progress and
+// results, then a final line.
 const (
 	childRoleEnv   = "VIGIL_BENCH_CHILD"        // roleReplay or rolePipeline
 	childParamsEnv = "VIGIL_BENCH_CHILD_PARAMS" // childParams as JSON
@@ -40,7 +42,6 @@ type childParams struct {
 	End         map[int32]int64 `json:"end,omitempty"` // the history's end offsets
 	RecordBytes int             `json:"record_bytes,omitempty"`
 	Rate        float64         `json:"rate,omitempty"`
-	Phase       time.Duration   `json:"phase,omitempty"`
 	Nice        int             `json:"nice,omitempty"` // replay: the reader's nice value
 }
 
@@ -48,8 +49,9 @@ type childParams struct {
 type childMsg struct {
 	Ready    bool       `json:"ready,omitempty"`    // first line: the parameters are read
 	Replayed int64      `json:"replayed,omitempty"` // replay: history bytes read so far
-	Done     bool       `json:"done,omitempty"`     // pipeline: the with-replay phase's producer finished
-	Phase    string     `json:"phase,omitempty"`    // pipeline: the phase Produce and Tail are of
+	Warm     bool       `json:"warm,omitempty"`     // pipeline: warmed up, producing and measuring
+	Windows  int        `json:"windows,omitempty"`  // pipeline: how many windows Produce and Tail cover
+	Phase    string     `json:"phase,omitempty"`    // pipeline: the windows Produce and Tail are of
 	Produce  *Latencies `json:"produce,omitempty"`
 	Tail     *Latencies `json:"tail,omitempty"`
 	Final    bool       `json:"final,omitempty"` // the last line
@@ -134,6 +136,7 @@ func command(cmds <-chan string, want string) error {
 // replayChild is the forensic reader. It waits for "start", so that
 // starting the process is no part of the replay, then reads the history,
 // reporting progress every 250 ms, until it has all of it or stdin ends.
+// Between "pause" and "resume" it reads nothing.
 func replayChild(ctx context.Context, p childParams, cmds <-chan string, send func(childMsg) error) error {
 	if p.Nice != 0 {
 		if err := setNice(p.Nice); err != nil {
@@ -144,8 +147,9 @@ func replayChild(ctx context.Context, p childParams, cmds <-chan string, send fu
 		return err
 	}
 	var n atomic.Int64
+	var paused atomic.Bool
 	done := make(chan error, 1)
-	go func() { done <- replay(ctx, p.Brokers, p.Topic, p.End, &n) }()
+	go func() { done <- replay(ctx, p.Brokers, p.Topic, p.End, &n, &paused) }()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -155,6 +159,15 @@ func replayChild(ctx context.Context, p childParams, cmds <-chan string, send fu
 				return fmt.Errorf("replay: %w", err)
 			}
 			return send(childMsg{Replayed: n.Load(), Final: true, PeakRSS: peakRSS()})
+		case cmd, ok := <-cmds:
+			switch {
+			case !ok:
+				cmds = nil // stdin ended: ctx is cancelled, so the replay returns soon
+			case cmd == "pause" || cmd == "resume":
+				paused.Store(cmd == "pause")
+			default:
+				return fmt.Errorf("command %q, want pause or resume", cmd)
+			}
 		case <-tick.C:
 			if err := send(childMsg{Replayed: n.Load()}); err != nil {
 				return err
@@ -163,15 +176,21 @@ func replayChild(ctx context.Context, p childParams, cmds <-chan string, send fu
 	}
 }
 
+// window is where the pipeline's samples of one window begin.
+type window struct {
+	label         string // "base", "replay", or "gap" (counted in neither)
+	produce, tail int    // sample counts when it began
+}
+
 // pipelineChild is the live pipeline: a paced producer and the detection
-// group reading the tail. It runs the phases the parent names and reports
-// each one's produce and tail end-to-end latencies. The with-replay tail
-// samples end at "cut" (the replay finished) or when the producer does,
-// whichever comes first; the produce samples cover the whole phase (they
-// carry no send time to cut by).
+// group reading the tail. After "start" and a warm-up it produces until
+// "end", while the parent marks windows without the replay ("base"), with
+// it ("replay"), and the switches between them ("gap"); then it reports
+// the produce and tail end-to-end latencies of all "base" windows and of
+// all "replay" windows. A sample belongs to the window in which it was
+// taken: a produce when acknowledged, a tail record when received.
 func pipelineChild(ctx context.Context, p childParams, cmds <-chan string, send func(childMsg) error) error {
-	// The clients start with the baseline, as they did in one process.
-	if err := command(cmds, "baseline"); err != nil {
+	if err := command(cmds, "start"); err != nil {
 		return err
 	}
 	prod, err := kgo.NewClient(kgo.SeedBrokers(p.Brokers...), kgo.DefaultProduceTopic(p.Topic),
@@ -191,53 +210,64 @@ func pipelineChild(ctx context.Context, p childParams, cmds <-chan string, send 
 		return fmt.Errorf("warm-up: %w", err)
 	}
 
-	n0 := tail.count()
-	rec, _, _, err := producePaced(ctx, prod, p.Phase, p.RecordBytes, p.Rate)
-	if err != nil {
-		return fmt.Errorf("baseline: %w", err)
-	}
-	n1 := tail.count()
-	produce, tailLat := summarize(rec.samples), summarize(tail.between(n0, n1))
-	if err := send(childMsg{Phase: "baseline", Produce: &produce, Tail: &tailLat}); err != nil {
-		return err
-	}
-
-	if err := command(cmds, "replay"); err != nil {
-		return err
-	}
-	type paced struct {
-		rec *recorder
-		err error
-	}
-	pacedDone := make(chan paced, 1)
+	rec := &recorder{}
+	stop := make(chan struct{})
+	produced := make(chan error, 1)
 	go func() {
-		rec, _, _, err := producePaced(ctx, prod, p.Phase, p.RecordBytes, p.Rate)
-		pacedDone <- paced{rec, err}
+		// Until "end": the parent decides how long the windows run.
+		_, _, err := producePacedInto(ctx, prod, 24*time.Hour, stop, p.RecordBytes, p.Rate, rec)
+		produced <- err
 	}()
-	n2 := -1
-	var pc paced
-	for waiting := true; waiting; {
+	if err := send(childMsg{Warm: true}); err != nil {
+		return err
+	}
+	wins := []window{{label: "gap"}}
+	for {
 		select {
+		case err := <-produced:
+			if err == nil {
+				err = errors.New("the producer stopped before the end")
+			}
+			return fmt.Errorf("live producer: %w", err)
 		case cmd, ok := <-cmds:
 			if !ok {
-				cmds = nil // stdin ended: ctx is cancelled, so the producer returns soon
-			} else if cmd == "cut" && n2 < 0 {
-				n2 = tail.count()
+				return errStopped
 			}
-		case pc = <-pacedDone:
-			waiting = false
+			switch cmd {
+			case "base", "replay", "gap":
+				wins = append(wins, window{cmd, rec.count(), tail.count()})
+				continue
+			case "end":
+			default:
+				return fmt.Errorf("command %q, want base, replay, gap or end", cmd)
+			}
+		}
+		wins = append(wins, window{"gap", rec.count(), tail.count()})
+		close(stop)
+		if err := <-produced; err != nil {
+			return fmt.Errorf("live producer: %w", err)
+		}
+		break
+	}
+	for _, label := range []string{"base", "replay"} {
+		var produce, tailLat []time.Duration
+		n := 0
+		for i, w := range wins[:len(wins)-1] {
+			if w.label != label {
+				continue
+			}
+			n++
+			produce = append(produce, rec.between(w.produce, wins[i+1].produce)...)
+			tailLat = append(tailLat, tail.between(w.tail, wins[i+1].tail)...)
+		}
+		ps, ts := summarize(produce), summarize(tailLat)
+		m := childMsg{Phase: label, Windows: n, Produce: &ps, Tail: &ts}
+		if label == "replay" {
+			m.Final, m.PeakRSS = true, peakRSS()
+		}
+		if err := send(m); err != nil {
+			return err
 		}
 	}
-	if n2 < 0 {
-		n2 = tail.count()
-	}
-	if pc.err != nil {
-		return fmt.Errorf("with replay: %w", pc.err)
-	}
-	// The parent's "with replay" window ends here unless the replay ended first.
-	if err := send(childMsg{Done: true}); err != nil {
-		return err
-	}
-	produce, tailLat = summarize(pc.rec.samples), summarize(tail.between(n1, n2))
-	return send(childMsg{Phase: "replay", Produce: &produce, Tail: &tailLat, Final: true, PeakRSS: peakRSS()})
+	return nil
 }

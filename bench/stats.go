@@ -65,6 +65,20 @@ type recorder struct {
 	last    time.Time // time of the latest successful sample
 }
 
+// count is how many successful samples there are so far.
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.samples)
+}
+
+// between returns a copy of samples [from, to).
+func (r *recorder) between(from, to int) []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Duration(nil), r.samples[from:min(to, len(r.samples))]...)
+}
+
 func (r *recorder) ok(d time.Duration, n int, at time.Time) {
 	r.mu.Lock()
 	r.samples = append(r.samples, d)
