@@ -39,8 +39,8 @@ type IncidentOptions struct {
 	Phase        time.Duration // the replay's running time at most, and about as long without it
 	// Window is how long each stretch without and with the replay lasts;
 	// they alternate until the replay ends or has run for Phase.
-	Window time.Duration
-	MemoryBudget int64         // peak RSS allowed for the broker's process (the clients run in others)
+	Window       time.Duration
+	MemoryBudget int64 // peak RSS allowed for the broker's process (the clients run in others)
 	// ReaderNice is the forensic reader's nice value (0 to 19). A reader
 	// is an analyst's process, usually on another machine; on one
 	// machine a positive value lets it use only the CPU the broker and
@@ -64,7 +64,7 @@ type IncidentResult struct {
 	ProduceReplay  Latencies // and with it
 	TailBase       Latencies // detection group end-to-end latency without the replay
 	TailReplay     Latencies // and with it
-	Windows        int // pairs of windows without and with the replay
+	Windows        int       // pairs of windows without and with the replay
 	ReplayMBps     float64
 	ReplayBytes    int64
 	PeakRSSBytes   int64 // of the broker's process, this one
