@@ -49,8 +49,12 @@ type IncidentOptions struct {
 	// Unpaced turns the broker's catch-up pacing off (--catchup-pacing
 	// false), to see what it buys.
 	Unpaced bool
-	Logger  *slog.Logger
-	Out     io.Writer
+	// CatchupCommitLimit and CatchupSchedLimit set the broker's flags of
+	// those names when not zero: how sick the tail path must look before
+	// pacing halves the replay's rate.
+	CatchupCommitLimit, CatchupSchedLimit time.Duration
+	Logger                                *slog.Logger
+	Out                                   io.Writer
 }
 
 // guard is the start of each window that counts in neither, while the
@@ -64,7 +68,7 @@ type IncidentResult struct {
 	ProduceReplay  Latencies // and with it
 	TailBase       Latencies // detection group end-to-end latency without the replay
 	TailReplay     Latencies // and with it
-	Windows        int       // pairs of windows without and with the replay
+	Windows        int       // windows without the replay (those with it lie between them)
 	ReplayMBps     float64
 	ReplayBytes    int64
 	PeakRSSBytes   int64 // of the broker's process, this one
@@ -101,6 +105,10 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 	cfg.DataDir, cfg.ObjectStore = dir, filepath.Join(dir, "objects")
 	cfg.RetentionMs = -1
 	cfg.CatchupPacing = !o.Unpaced
+	cfg.CatchupCommitLimit = o.CatchupCommitLimit
+	if o.CatchupSchedLimit > 0 {
+		cfg.CatchupSchedLimit = o.CatchupSchedLimit
+	}
 	srv, err := server.Start(ctx, cfg, log)
 	if err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
@@ -114,8 +122,12 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 	brokers := []string{srv.Advertised()}
 	fmt.Fprintf(out, "settings:      %d MiB history, live %.0f records/s of %d B (%.1f MB/s), %d partitions, replay for at most %s in windows of %s, memory budget %d MiB\n",
 		o.HistoryBytes>>20, o.Rate, o.RecordBytes, o.Rate*float64(o.RecordBytes)/1e6, o.Partitions, o.Phase, o.Window, o.MemoryBudget>>20)
-	pacing := fmt.Sprintf("on (from %d MiB/s, adapting to WAL commit and scheduling latency; answers of at most %d KiB of objects)",
-		cfg.CatchupMinRate>>20, cfg.CatchupChunkBytes>>10)
+	commitLimit := "5ms"
+	if cfg.CatchupCommitLimit > 0 {
+		commitLimit = cfg.CatchupCommitLimit.String()
+	}
+	pacing := fmt.Sprintf("on (from %d MiB/s, halved after a WAL commit over %s or a CPU wait p99 over %s; answers of at most %d KiB of objects)",
+		cfg.CatchupMinRate>>20, commitLimit, cfg.CatchupSchedLimit, cfg.CatchupChunkBytes>>10)
 	if !cfg.CatchupPacing {
 		pacing = "off (the replay is served as fast as it asks)"
 	}

@@ -145,11 +145,14 @@ func benchIncident(fs *flag.FlagSet) benchRun {
 	phase := fs.Duration("phase", 20*time.Second, "longest the replay runs; windows without it alternate with its windows, so the run takes about twice this")
 	window := fs.Duration("window", 2*time.Second, "length of each window without and with the replay (they alternate, so both see the same machine)")
 	pacing := fs.Bool("catchup-pacing", true, "the in-process broker's --catchup-pacing: false serves the replay as fast as it asks")
+	commitLimit := fs.Duration("catchup-commit-limit", 0, "the in-process broker's --catchup-commit-limit (0: its default, 5ms)")
+	schedLimit := fs.Duration("catchup-sched-limit", 0, "the in-process broker's --catchup-sched-limit (0: its default, 2ms)")
 	readerNice := fs.Int("reader-nice", 19, "nice value of the forensic reader's process (0-19): it stands in for a reader on another machine, so by default it only gets CPU the broker and the pipeline leave")
 	budget := fs.Int64("memory-budget-mib", 4096, "peak RSS allowed for the broker's process (the producer, detection group and forensic reader run in child processes)")
 	return func(ctx context.Context, log *slog.Logger, out io.Writer) error {
 		_, err := vbench.RunIncident(ctx, vbench.IncidentOptions{HistoryBytes: *history << 20, Rate: *rate,
 			RecordBytes: *recordBytes, Partitions: *partitions, Phase: *phase, Window: *window, MemoryBudget: *budget << 20, ReaderNice: *readerNice, Unpaced: !*pacing,
+			CatchupCommitLimit: *commitLimit, CatchupSchedLimit: *schedLimit,
 			Logger: log, Out: out})
 		return err
 	}

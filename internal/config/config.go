@@ -67,6 +67,12 @@ type Broker struct {
 	CatchupMinRate    int64 // bytes/s
 	CatchupMaxRate    int64 // bytes/s
 	CatchupChunkBytes int32
+	// The tail path is unhealthy, and the rate halved, after an interval
+	// with a WAL commit slower than CatchupCommitLimit (0: 5 ms, or 10
+	// flush intervals with the object WAL) or a p99 wait for a CPU longer
+	// than CatchupSchedLimit.
+	CatchupCommitLimit time.Duration
+	CatchupSchedLimit  time.Duration
 
 	// The telemetry ingest service run inside the broker process (all
 	// empty: off); `vigil ingest` runs the same service on its own.
@@ -118,6 +124,7 @@ func Default() Broker {
 		// answers replayed 114-134 MB/s against 71-89 MB/s for 8 MiB
 		// ones, at the same cost to the detection group's p99.
 		CatchupChunkBytes: 1 << 20,
+		CatchupSchedLimit: 2 * time.Millisecond,
 
 		CompactTargetBytes: 64 << 20,
 
@@ -172,6 +179,8 @@ func (c *Broker) options() []option {
 		{"catchup-pacing", "pace catch-up fetches (reads of segment objects) to what live produces and tail reads leave: halved while WAL commits or goroutine scheduling are slow, raised while not", &c.CatchupPacing},
 		{"catchup-min-rate", "bytes/s below which catch-up pacing never throttles", &c.CatchupMinRate},
 		{"catchup-max-rate", "bytes/s above which catch-up fetches are never served (0: no ceiling)", &c.CatchupMaxRate},
+		{"catchup-commit-limit", "catch-up pacing halves its rate after 100 ms with a WAL commit slower than this (0: 5ms, or 10 flush intervals with --wal object)", &c.CatchupCommitLimit},
+		{"catchup-sched-limit", "catch-up pacing halves its rate after 100 ms in which the broker's goroutines waited longer than this for a CPU (p99)", &c.CatchupSchedLimit},
 		{"catchup-chunk-bytes", "with catch-up pacing, most bytes of segment objects one fetch answer carries (a short burst of reading, copying and sending; the pace decides how often)", &c.CatchupChunkBytes},
 		{"ingest-syslog-tcp", "run the ingest service in this process: syslog over TCP on this address (empty: off)", &c.IngestSyslogTCP},
 		{"ingest-syslog-udp", "run the ingest service in this process: syslog over UDP on this address (empty: off)", &c.IngestSyslogUDP},
@@ -414,6 +423,12 @@ func (c *Broker) finish() error {
 	}
 	if c.CatchupMinRate < 1<<20 {
 		errs = append(errs, fmt.Errorf("--catchup-min-rate %d: must be at least 1 MiB/s (1048576), or a replay may crawl", c.CatchupMinRate))
+	}
+	if c.CatchupCommitLimit < 0 {
+		errs = append(errs, fmt.Errorf("--catchup-commit-limit %s: must not be negative", c.CatchupCommitLimit))
+	}
+	if c.CatchupSchedLimit < 100*time.Microsecond {
+		errs = append(errs, fmt.Errorf("--catchup-sched-limit %s: must be at least 100µs (a healthy broker's goroutines wait about that long)", c.CatchupSchedLimit))
 	}
 	if c.CatchupChunkBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--catchup-chunk-bytes %d: must be at least 1024", c.CatchupChunkBytes))

@@ -70,6 +70,9 @@ func TestErrors(t *testing.T) {
 		{[]string{"--metadata", "etcd://"}, nil, "--metadata"},
 		{nil, map[string]string{"VIGIL_METADATA": "etcd://h:1,h2"}, "--metadata"},
 		{[]string{"--metadata", "etcd://h:0"}, nil, "bad port"},
+		{[]string{"--catchup-chunk-bytes", "100"}, nil, "--catchup-chunk-bytes"},
+		{[]string{"--catchup-sched-limit", "10us"}, nil, "--catchup-sched-limit"},
+		{nil, map[string]string{"VIGIL_CATCHUP_COMMIT_LIMIT": "-1ms"}, "--catchup-commit-limit"},
 	} {
 		_, err := Load("test", tc.args, env(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -96,12 +96,15 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 	if cfg.CatchupPacing {
 		// An object WAL's commit is a chunk Put after a flush interval, far
 		// slower than an fdatasync when nothing is wrong.
-		commitLimit := 5 * time.Millisecond
-		if cfg.WAL == "object" {
-			commitLimit = max(commitLimit, 10*cfg.WALFlushInterval)
+		commitLimit := cfg.CatchupCommitLimit
+		if commitLimit == 0 {
+			commitLimit = 5 * time.Millisecond
+			if cfg.WAL == "object" {
+				commitLimit = max(commitLimit, 10*cfg.WALFlushInterval)
+			}
 		}
 		s.catchup = catchup.New(catchup.Options{MinRate: float64(cfg.CatchupMinRate), MaxRate: float64(cfg.CatchupMaxRate),
-			CommitLimit: commitLimit})
+			CommitLimit: commitLimit, SchedLimit: cfg.CatchupSchedLimit})
 	}
 	s.store, err = storage.Open(ctx, s.meta, s.objs, storage.Options{
 		Cluster:        clusterOpts,
