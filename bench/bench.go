@@ -454,11 +454,10 @@ loop:
 // e2eConsumer reads the paced topic from the start and records, for every
 // record, receive time minus the send time carried in its value.
 type e2eConsumer struct {
-	cl      *kgo.Client
-	mu      sync.Mutex
-	samples []time.Duration
-	done    chan struct{}
-	cancel  context.CancelFunc
+	recorder // its samples: one per record received
+	cl       *kgo.Client
+	done     chan struct{}
+	cancel   context.CancelFunc
 }
 
 func startE2E(ctx context.Context, brokers []string, topic string, recordBytes int, extra ...kgo.Opt) (*e2eConsumer, error) {
@@ -489,27 +488,11 @@ func startE2E(ctx context.Context, brokers []string, topic string, recordBytes i
 				if ts == 0 { // warm-up record
 					return
 				}
-				c.mu.Lock()
-				c.samples = append(c.samples, now.Sub(time.Unix(0, ts)))
-				c.mu.Unlock()
+				c.ok(now.Sub(time.Unix(0, ts)), len(r.Value), now)
 			})
 		}
 	}()
 	return c, nil
-}
-
-// count is how many samples arrived so far.
-func (c *e2eConsumer) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.samples)
-}
-
-// between returns a copy of samples [from, to).
-func (c *e2eConsumer) between(from, to int) []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]time.Duration(nil), c.samples[from:min(to, len(c.samples))]...)
 }
 
 func (c *e2eConsumer) stop() {
@@ -523,18 +506,13 @@ func (c *e2eConsumer) stop() {
 func (c *e2eConsumer) wait(ctx context.Context, want int64, timeout time.Duration) []time.Duration {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		c.mu.Lock()
-		n := int64(len(c.samples))
-		c.mu.Unlock()
-		if n >= want {
+		if int64(c.count()) >= want {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	c.stop()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.samples
+	return c.between(0, c.count())
 }
 
 // requestTimes records, through franz-go's hook, how long each produce
