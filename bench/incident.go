@@ -202,34 +202,35 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 		replayDone bool
 		started    bool
 	)
-	// wait lets d pass, reading the reader's lines; it returns early when
-	// the replay ends.
-	wait := func(d time.Duration) error {
+	// wait lets d pass, reading the reader's lines; with untilDone it
+	// returns early when the replay ends.
+	wait := func(d time.Duration, untilDone bool) error {
 		t := time.NewTimer(d)
 		defer t.Stop()
-		for !replayDone {
+		for {
+			var msgs <-chan childMsg
+			if !replayDone {
+				msgs = reader.msgs
+			}
 			select {
-			case m, ok := <-reader.msgs:
+			case m, ok := <-msgs:
 				m, err := reader.got(m, ok)
 				if err != nil {
 					return err
 				}
-				if m.Final {
-					last, replayDone = m, true
-				} else {
+				if !m.Final {
 					log.Debug("replay progress", "bytes", m.Replayed)
+					continue
+				}
+				last, replayDone = m, true
+				if untilDone {
+					return nil
 				}
 			case <-t.C:
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-		}
-		select {
-		case <-t.C:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
 		}
 	}
 	// baseWindow runs one window without the replay.
@@ -242,17 +243,20 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 				return err
 			}
 		}
-		if err := wait(o.guard()); err != nil {
+		if err := wait(o.guard(), false); err != nil {
 			return err
 		}
 		if err := pipe.send("base"); err != nil {
 			return err
 		}
-		return wait(o.Window - o.guard())
+		return wait(o.Window-o.guard(), false)
 	}
 	for !replayDone && active < o.Phase {
 		if err := baseWindow(); err != nil {
 			return nil, err
+		}
+		if replayDone {
+			break // its last fetch, in flight at the pause, finished it
 		}
 		// A window with the replay, cut short if the replay ends.
 		if err := pipe.send("gap"); err != nil {
@@ -266,14 +270,14 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 			return nil, err
 		}
 		t0 := time.Now()
-		if err := wait(o.guard()); err != nil {
+		if err := wait(o.guard(), true); err != nil {
 			return nil, err
 		}
 		if !replayDone {
 			if err := pipe.send("replay"); err != nil {
 				return nil, err
 			}
-			if err := wait(min(o.Window, o.Phase-active+o.guard()) - o.guard()); err != nil {
+			if err := wait(min(o.Window, o.Phase-active+o.guard())-o.guard(), true); err != nil {
 				return nil, err
 			}
 		}

@@ -158,7 +158,15 @@ func replayChild(ctx context.Context, p childParams, cmds <-chan string, send fu
 			if err != nil {
 				return fmt.Errorf("replay: %w", err)
 			}
-			return send(childMsg{Replayed: n.Load(), Final: true, PeakRSS: peakRSS()})
+			if err := send(childMsg{Replayed: n.Load(), Final: true, PeakRSS: peakRSS()}); err != nil {
+				return err
+			}
+			// The parent may not have read that line yet and still send a
+			// pause or resume: stay until it closes stdin, so its write
+			// never meets a closed pipe.
+			for range cmds {
+			}
+			return nil
 		case cmd, ok := <-cmds:
 			switch {
 			case !ok:
