@@ -165,7 +165,7 @@ func TestRunIncidentTiny(t *testing.T) {
 	defer cancel()
 	var out bytes.Buffer
 	res, err := RunIncident(ctx, IncidentOptions{HistoryBytes: 64 << 20, Rate: 2000, RecordBytes: 512, Partitions: 4,
-		Phase: 3 * time.Second, Window: time.Second, MemoryBudget: 8 << 30, Out: &out})
+		Phase: 3 * time.Second, Window: time.Second, CatchupNice: 19, MemoryBudget: 8 << 30, Out: &out})
 	t.Logf("output:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("RunIncident: %v", err)

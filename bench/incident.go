@@ -53,8 +53,10 @@ type IncidentOptions struct {
 	// those names when not zero: how sick the tail path must look before
 	// pacing halves the replay's rate.
 	CatchupCommitLimit, CatchupSchedLimit time.Duration
-	Logger                                *slog.Logger
-	Out                                   io.Writer
+	// CatchupNice is the broker's --catchup-nice (0: off).
+	CatchupNice int
+	Logger      *slog.Logger
+	Out         io.Writer
 }
 
 // guard is the start of each window that counts in neither, while the
@@ -106,6 +108,7 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 	cfg.RetentionMs = -1
 	cfg.CatchupPacing = !o.Unpaced
 	cfg.CatchupCommitLimit = o.CatchupCommitLimit
+	cfg.CatchupNice = int32(o.CatchupNice)
 	if o.CatchupSchedLimit > 0 {
 		cfg.CatchupSchedLimit = o.CatchupSchedLimit
 	}
@@ -131,8 +134,8 @@ func RunIncident(ctx context.Context, o IncidentOptions) (*IncidentResult, error
 	if !cfg.CatchupPacing {
 		pacing = "off (the replay is served as fast as it asks)"
 	}
-	fmt.Fprintf(out, "broker:        catch-up pacing %s; fetch responses of at most %d MiB; forensic reader at nice %d\n",
-		pacing, cfg.FetchMaxBytes>>20, o.ReaderNice)
+	fmt.Fprintf(out, "broker:        catch-up pacing %s; replay answers at nice %d; fetch responses of at most %d MiB; forensic reader at nice %d\n",
+		pacing, cfg.CatchupNice, cfg.FetchMaxBytes>>20, o.ReaderNice)
 
 	const topic = "telemetry"
 	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))

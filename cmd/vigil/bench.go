@@ -147,12 +147,13 @@ func benchIncident(fs *flag.FlagSet) benchRun {
 	pacing := fs.Bool("catchup-pacing", true, "the in-process broker's --catchup-pacing: false serves the replay as fast as it asks")
 	commitLimit := fs.Duration("catchup-commit-limit", 0, "the in-process broker's --catchup-commit-limit (0: its default, 5ms)")
 	schedLimit := fs.Duration("catchup-sched-limit", 0, "the in-process broker's --catchup-sched-limit (0: its default, 2ms)")
+	catchupNice := fs.Int("catchup-nice", 19, "the in-process broker's --catchup-nice: the nice value of the threads answering the replay (0: off)")
 	readerNice := fs.Int("reader-nice", 19, "nice value of the forensic reader's process (0-19): it stands in for a reader on another machine, so by default it only gets CPU the broker and the pipeline leave")
 	budget := fs.Int64("memory-budget-mib", 4096, "peak RSS allowed for the broker's process (the producer, detection group and forensic reader run in child processes)")
 	return func(ctx context.Context, log *slog.Logger, out io.Writer) error {
 		_, err := vbench.RunIncident(ctx, vbench.IncidentOptions{HistoryBytes: *history << 20, Rate: *rate,
 			RecordBytes: *recordBytes, Partitions: *partitions, Phase: *phase, Window: *window, MemoryBudget: *budget << 20, ReaderNice: *readerNice, Unpaced: !*pacing,
-			CatchupCommitLimit: *commitLimit, CatchupSchedLimit: *schedLimit,
+			CatchupCommitLimit: *commitLimit, CatchupSchedLimit: *schedLimit, CatchupNice: *catchupNice,
 			Logger: log, Out: out})
 		return err
 	}

@@ -46,22 +46,23 @@ func (noObserver) Request(string, time.Duration) {}
 
 // Broker is one Kafka-protocol broker process.
 type Broker struct {
-	cfg       config.Broker
-	log       *slog.Logger
-	store     *storage.Engine
-	groupsPtr atomic.Pointer[group.Coordinator]
-	cluster   ClusterView // nil: a single broker
-	clusterID string
-	host      string
-	port      int32
-	apis      map[int16]api
-	obs       RequestObserver
-	quotas    *quota.Manager
-	dec       kgo.Decompressor
-	fwd       *forward.Pool // nil: a single broker
-	zoneBytes ZoneBytes
-	fetchBufs bufpool.Pool      // the arrays fetch responses' records are copied into
-	catchup   *catchup.Governor // nil: catch-up fetches are not paced
+	cfg         config.Broker
+	log         *slog.Logger
+	store       *storage.Engine
+	groupsPtr   atomic.Pointer[group.Coordinator]
+	cluster     ClusterView // nil: a single broker
+	clusterID   string
+	host        string
+	port        int32
+	apis        map[int16]api
+	obs         RequestObserver
+	quotas      *quota.Manager
+	dec         kgo.Decompressor
+	fwd         *forward.Pool // nil: a single broker
+	zoneBytes   ZoneBytes
+	fetchBufs   bufpool.Pool      // the arrays fetch responses' records are copied into
+	catchup     *catchup.Governor // nil: catch-up fetches are not paced
+	catchupPrio *catchup.Priority // nil: catch-up answers run at the process's priority
 
 	mu     sync.Mutex
 	closed bool
@@ -82,7 +83,7 @@ func New(cfg config.Broker, store *storage.Engine, groups *group.Coordinator, qu
 		return nil, fmt.Errorf("broker: advertised port %q: %w", portStr, err)
 	}
 	b := &Broker{cfg: cfg, log: log, store: store, clusterID: clusterID, host: host, port: int32(port),
-		conns: map[*conn]struct{}{}, dec: kgo.DefaultDecompressor()}
+		conns: map[*conn]struct{}{}, dec: kgo.DefaultDecompressor(), catchupPrio: catchup.NewPriority(int(cfg.CatchupNice))}
 	b.apis = b.apiTable()
 	b.obs = noObserver{}
 	b.quotas = quotas

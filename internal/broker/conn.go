@@ -53,6 +53,11 @@ type conn struct {
 	// mutedUntil (Unix ns) is when the reader may read the next request of
 	// a client over its quota (KIP-219: answer at once, then stop reading).
 	mutedUntil atomic.Int64
+
+	// catchingUp: the writer's last answer was read from segment objects,
+	// so this connection is a replay's, and the writer serves its next
+	// request at the lower catch-up priority. Only the writer uses it.
+	catchingUp bool
 }
 
 // mute stops reading requests from this connection for d.
@@ -188,6 +193,7 @@ func (c *conn) decode(frame []byte) (pending, error) {
 // the response is encoded.
 type pooledResponse interface {
 	recordBytes() int
+	fromObjects() bool // some records were read from segment objects
 	releaseBuffers()
 }
 
@@ -201,48 +207,65 @@ func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
 			c.b.obs.Request(kmsg.NameForKey(p.hdr.key), time.Since(p.start))
 			continue
 		}
-		resp := p.respond()
-		if resp == nil || broken {
+		if broken {
+			p.respond() // its work is done; the answer is discarded
 			continue
 		}
-		resp.SetVersion(p.hdr.version)
-		buf = buf[:0]
-		pooled, isPooled := resp.(pooledResponse)
-		if isPooled {
-			// One allocation of about the right size, not a run of
-			// doublings that each copy what is encoded so far.
-			buf = slices.Grow(buf, pooled.recordBytes()+4096)
-		}
-		buf = append(buf, 0, 0, 0, 0)
-		buf = binary.BigEndian.AppendUint32(buf, uint32(p.hdr.corrID))
-		// ApiVersions always answers with a v0 response header, so a
-		// client that does not know our versions can still read it.
-		if resp.IsFlexible() && p.hdr.key != kmsg.ApiVersions.Int16() {
-			buf = append(buf, 0)
-		}
-		buf = resp.AppendTo(buf)
-		if isPooled {
-			pooled.releaseBuffers() // encoded: its pooled arrays are free
-		}
-		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
-		_, err := w.Write(buf)
-		c.b.countClient(p.hdr.clientID, len(buf))
-		if err == nil {
-			// At once, even with more requests queued: the next one may be
-			// a produce waiting for the WAL, and a pipelining client (five
-			// in flight) keeps the queue from ever draining, so holding
-			// this response until it does delays it by whole group commits.
-			err = w.Flush()
-		}
-		c.b.obs.Request(kmsg.NameForKey(p.hdr.key), time.Since(p.start))
-		if err != nil {
-			// Unblock the reader too; remaining responses are discarded.
-			broken = true
-			c.cancel()
-			c.nc.Close()
+		answer := func() { buf, broken = c.answer(p, buf, w) }
+		if c.catchingUp {
+			c.b.catchupPrio.Do(answer)
+		} else {
+			answer()
 		}
 	}
 	if !broken {
 		w.Flush()
 	}
+}
+
+// answer builds p's response, encodes it into buf and writes it; it
+// returns buf for reuse and whether the connection broke.
+func (c *conn) answer(p pending, buf []byte, w *bufio.Writer) ([]byte, bool) {
+	resp := p.respond()
+	if resp == nil {
+		return buf, false
+	}
+	resp.SetVersion(p.hdr.version)
+	buf = buf[:0]
+	pooled, isPooled := resp.(pooledResponse)
+	c.catchingUp = isPooled && pooled.fromObjects()
+	if isPooled {
+		// One allocation of about the right size, not a run of
+		// doublings that each copy what is encoded so far.
+		buf = slices.Grow(buf, pooled.recordBytes()+4096)
+	}
+	buf = append(buf, 0, 0, 0, 0)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(p.hdr.corrID))
+	// ApiVersions always answers with a v0 response header, so a
+	// client that does not know our versions can still read it.
+	if resp.IsFlexible() && p.hdr.key != kmsg.ApiVersions.Int16() {
+		buf = append(buf, 0)
+	}
+	buf = resp.AppendTo(buf)
+	if isPooled {
+		pooled.releaseBuffers() // encoded: its pooled arrays are free
+	}
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	_, err := w.Write(buf)
+	c.b.countClient(p.hdr.clientID, len(buf))
+	if err == nil {
+		// At once, even with more requests queued: the next one may be
+		// a produce waiting for the WAL, and a pipelining client (five
+		// in flight) keeps the queue from ever draining, so holding
+		// this response until it does delays it by whole group commits.
+		err = w.Flush()
+	}
+	c.b.obs.Request(kmsg.NameForKey(p.hdr.key), time.Since(p.start))
+	if err != nil {
+		// Unblock the reader too; remaining responses are discarded.
+		c.cancel()
+		c.nc.Close()
+		return buf, true
+	}
+	return buf, false
 }

@@ -100,6 +100,8 @@ var _ pooledResponse = pooledFetch{}
 
 func (p pooledFetch) releaseBuffers() { p.bufs.release() }
 
+func (p pooledFetch) fromObjects() bool { return p.bufs.fromObjects > 0 }
+
 // recordBytes is what the response's record sets hold, most of its size.
 func (p pooledFetch) recordBytes() int {
 	n := 0

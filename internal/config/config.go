@@ -73,6 +73,9 @@ type Broker struct {
 	// than CatchupSchedLimit.
 	CatchupCommitLimit time.Duration
 	CatchupSchedLimit  time.Duration
+	// CatchupNice is the nice value a connection's writer takes while it
+	// answers a replay (0: none), whether or not pacing is on.
+	CatchupNice int32
 
 	// The telemetry ingest service run inside the broker process (all
 	// empty: off); `vigil ingest` runs the same service on its own.
@@ -125,6 +128,7 @@ func Default() Broker {
 		// ones, at the same cost to the detection group's p99.
 		CatchupChunkBytes: 1 << 20,
 		CatchupSchedLimit: 2 * time.Millisecond,
+		CatchupNice:       19,
 
 		CompactTargetBytes: 64 << 20,
 
@@ -181,6 +185,7 @@ func (c *Broker) options() []option {
 		{"catchup-max-rate", "bytes/s above which catch-up fetches are never served (0: no ceiling)", &c.CatchupMaxRate},
 		{"catchup-commit-limit", "catch-up pacing halves its rate after 100 ms with a WAL commit slower than this (0: 5ms, or 10 flush intervals with --wal object)", &c.CatchupCommitLimit},
 		{"catchup-sched-limit", "catch-up pacing halves its rate after 100 ms in which the broker's goroutines waited longer than this for a CPU (p99)", &c.CatchupSchedLimit},
+		{"catchup-nice", "nice value (0-19, 0: off) of the thread that answers a connection whose last answer was read from segment objects (a replay), so the kernel runs the tail path first (Linux)", &c.CatchupNice},
 		{"catchup-chunk-bytes", "with catch-up pacing, most bytes of segment objects one fetch answer carries (a short burst of reading, copying and sending; the pace decides how often)", &c.CatchupChunkBytes},
 		{"ingest-syslog-tcp", "run the ingest service in this process: syslog over TCP on this address (empty: off)", &c.IngestSyslogTCP},
 		{"ingest-syslog-udp", "run the ingest service in this process: syslog over UDP on this address (empty: off)", &c.IngestSyslogUDP},
@@ -429,6 +434,9 @@ func (c *Broker) finish() error {
 	}
 	if c.CatchupSchedLimit < 100*time.Microsecond {
 		errs = append(errs, fmt.Errorf("--catchup-sched-limit %s: must be at least 100µs (a healthy broker's goroutines wait about that long)", c.CatchupSchedLimit))
+	}
+	if c.CatchupNice < 0 || c.CatchupNice > 19 {
+		errs = append(errs, fmt.Errorf("--catchup-nice %d: must be 0 (off) to 19", c.CatchupNice))
 	}
 	if c.CatchupChunkBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--catchup-chunk-bytes %d: must be at least 1024", c.CatchupChunkBytes))

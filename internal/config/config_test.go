@@ -73,6 +73,7 @@ func TestErrors(t *testing.T) {
 		{[]string{"--catchup-chunk-bytes", "100"}, nil, "--catchup-chunk-bytes"},
 		{[]string{"--catchup-sched-limit", "10us"}, nil, "--catchup-sched-limit"},
 		{nil, map[string]string{"VIGIL_CATCHUP_COMMIT_LIMIT": "-1ms"}, "--catchup-commit-limit"},
+		{[]string{"--catchup-nice", "20"}, nil, "--catchup-nice"},
 	} {
 		_, err := Load("test", tc.args, env(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
