@@ -211,11 +211,10 @@ func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
 			p.respond() // its work is done; the answer is discarded
 			continue
 		}
-		answer := func() { buf, broken = c.answer(p, buf, w) }
-		if c.catchingUp {
-			c.b.catchupPrio.Do(answer)
+		if c.catchingUp && c.b.catchupPrio != nil {
+			c.b.catchupPrio.Do(func() { buf, broken = c.answer(p, buf, w) })
 		} else {
-			answer()
+			buf, broken = c.answer(p, buf, w)
 		}
 	}
 	if !broken {
