@@ -230,7 +230,7 @@ func pipelineChild(ctx context.Context, p childParams, cmds <-chan string, send 
 		return err
 	}
 	wins := []window{{label: "gap"}}
-	for {
+	for ended := false; !ended; {
 		select {
 		case err := <-produced:
 			if err == nil {
@@ -238,24 +238,22 @@ func pipelineChild(ctx context.Context, p childParams, cmds <-chan string, send 
 			}
 			return fmt.Errorf("live producer: %w", err)
 		case cmd, ok := <-cmds:
-			if !ok {
+			switch {
+			case !ok:
 				return errStopped
-			}
-			switch cmd {
-			case "base", "replay", "gap":
+			case cmd == "base" || cmd == "replay" || cmd == "gap":
 				wins = append(wins, window{cmd, rec.count(), tail.count()})
-				continue
-			case "end":
+			case cmd == "end":
+				wins = append(wins, window{"gap", rec.count(), tail.count()})
+				ended = true
 			default:
 				return fmt.Errorf("command %q, want base, replay, gap or end", cmd)
 			}
 		}
-		wins = append(wins, window{"gap", rec.count(), tail.count()})
-		close(stop)
-		if err := <-produced; err != nil {
-			return fmt.Errorf("live producer: %w", err)
-		}
-		break
+	}
+	close(stop)
+	if err := <-produced; err != nil {
+		return fmt.Errorf("live producer: %w", err)
 	}
 	for _, label := range []string{"base", "replay"} {
 		var produce, tailLat []time.Duration

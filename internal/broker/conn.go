@@ -208,7 +208,11 @@ func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
 			continue
 		}
 		if broken {
-			p.respond() // its work is done; the answer is discarded
+			// Its work is done; the answer is discarded, and its pooled
+			// arrays go back.
+			if pooled, ok := p.respond().(pooledResponse); ok {
+				pooled.releaseBuffers()
+			}
 			continue
 		}
 		if c.catchingUp && c.b.catchupPrio != nil {
