@@ -22,9 +22,10 @@ func TestSyslogBackpressure(t *testing.T) {
 	c := dialTCP(t, svc.SyslogTCPAddr())
 	// A small send buffer makes the stall come sooner.
 	_ = c.(*net.TCPConn).SetWriteBuffer(8 << 10)
-	line := func(i int) []byte {
-		return []byte(fmt.Sprintf("<38>Nov 26 10:00:00 bp-host sshd[%d]: Failed password for user%d from 10.0.0.1 port %d ssh2\n", i, i, 1000+i))
+	lineFrom := func(host string, i int) []byte {
+		return []byte(fmt.Sprintf("<38>Nov 26 10:00:00 %s sshd[%d]: Failed password for user%d from 10.0.0.1 port %d ssh2\n", host, i, i, 1000+i))
 	}
+	line := func(i int) []byte { return lineFrom("bp-host", i) }
 	// Write until the writes stall: kernel socket buffers fill once the
 	// service stops reading. Lines are small, so this takes a few MiB.
 	sent := 0
@@ -50,8 +51,10 @@ func TestSyslogBackpressure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer u.Close()
+	// Another host: UDP lines the budget did accept must not count as TCP
+	// lines below.
 	for i := 0; i < 50; i++ {
-		if _, err := u.Write(line(i)); err != nil {
+		if _, err := u.Write(lineFrom("bp-udp-host", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -67,7 +70,16 @@ func TestSyslogBackpressure(t *testing.T) {
 	b2 := startBroker(t, dir, addr)
 	_ = c.SetWriteDeadline(time.Time{})
 	c.Close()
-	got := consume(t, b2.addr, []string{"ocsf.authentication"}, 120*time.Second, func(rs []gotRecord) bool { return len(rs) >= sent })
+	tcpLines := func(rs []gotRecord) int {
+		n := 0
+		for _, r := range rs {
+			if r.Key == "bp-host" {
+				n++
+			}
+		}
+		return n
+	}
+	got := consume(t, b2.addr, []string{"ocsf.authentication"}, 120*time.Second, func(rs []gotRecord) bool { return tcpLines(rs) >= sent })
 	seen := map[string]bool{}
 	for _, r := range got {
 		if r.Key == "bp-host" {
