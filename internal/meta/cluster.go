@@ -76,10 +76,12 @@ type Cluster interface {
 	// Acquire makes the session's broker the leader of a partition that
 	// has none, with the next epoch. ErrFenced if someone else leads it.
 	Acquire(ctx context.Context, s Session, brokerID int32, topic string, partition int32) (Acquired, error)
-	// CommitRecovery adds the segments holding a recovered WAL tail and
-	// records epoch as the serving epoch, in one transaction that fails
-	// with ErrFenced unless epoch is still current.
-	CommitRecovery(ctx context.Context, topic string, partition int32, epoch int32, segs []Segment) error
+	// CommitRecovery adds the segments holding a recovered WAL tail,
+	// stores the producer states that cover its batches (entries of other
+	// partitions, or of a topic re-created since, are skipped) and records
+	// epoch as the serving epoch, in one transaction that fails with
+	// ErrFenced unless epoch is still current.
+	CommitRecovery(ctx context.Context, topic string, partition int32, epoch int32, segs []Segment, producers []Producer) error
 	// Release gives up leadership of a partition held at epoch.
 	Release(ctx context.Context, brokerID int32, topic string, partition int32, epoch int32) error
 	// Watch sends on the channel (coalesced) whenever brokers, leaders or

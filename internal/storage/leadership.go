@@ -263,13 +263,20 @@ func (e *Engine) takeOver(ctx context.Context, top *Topic, p int32, acq meta.Acq
 				Size: r.Size, FirstOffset: r.FirstOffset, LastOffset: r.LastOffset, MaxTimestamp: r.MaxTimestamp})
 		}
 	}
-	if err := e.cl.opts.Cluster.CommitRecovery(ctx, top.Name, p, acq.Epoch, add); err != nil {
-		return 0, err
-	}
+	// The log and its producer state first, so the index entries of the
+	// recovered batches and the state that deduplicates their retries are
+	// committed together: committed apart, a crash in between would let a
+	// later leader accept a retry of a recovered batch as new.
 	l := partition.New(top.Name, top.ID, p, e.cache, append(segs, add...), st.LogStart, e.opts.TailCacheBytes)
 	if err := e.loadProducers(ctx, top.Name, l); err != nil {
 		return 0, err
 	}
+	committed := false
+	defer func() {
+		if !committed { // l is dropped: so is its uploaded state
+			delete(e.upProducers, l)
+		}
+	}()
 	nowMs := time.Now().UnixMilli()
 	var producers []int64 // of the recovered batches, once each
 	for _, b := range keep {
@@ -286,9 +293,10 @@ func (e *Engine) takeOver(ctx context.Context, top *Topic, p int32, acq meta.Acq
 			producers = append(producers, pb.ID)
 		}
 	}
-	if err := e.storeRecoveredProducers(ctx, l, producers, acq.Epoch); err != nil {
+	if err := e.cl.opts.Cluster.CommitRecovery(ctx, top.Name, p, acq.Epoch, add, e.recoveredProducers(l, producers, acq.Epoch)); err != nil {
 		return 0, err
 	}
+	committed = true
 	l.SetLeader(acq.Epoch)
 	e.swapLog(top.Name, l)
 	return len(keep), nil

@@ -103,13 +103,13 @@ func (e *Engine) persistProducers(ctx context.Context, q []queued, epochOf func(
 	return out, nil
 }
 
-// storeRecoveredProducers stores, at the new epoch, the state of the
+// recoveredProducers is the state, fenced at the new epoch, of the
 // producers whose batches a takeover recovered from the WAL. Those batches
 // are uploaded by the takeover itself, not by the upload queue, so without
-// this their producer state would live only in this broker until the
+// it their producer state would live only in this broker until the
 // producer's next batch is uploaded, and a later leader would load it
 // without them (and accept a retry of one of them as new).
-func (e *Engine) storeRecoveredProducers(ctx context.Context, l *partition.Log, ids []int64, epoch int32) error {
+func (e *Engine) recoveredProducers(l *partition.Log, ids []int64, epoch int32) []meta.Producer {
 	up := e.upProducers[l]
 	var ps []meta.Producer
 	for _, id := range ids {
@@ -117,10 +117,7 @@ func (e *Engine) storeRecoveredProducers(ctx context.Context, l *partition.Log, 
 			ps = append(ps, meta.Producer{Topic: l.Topic, TopicID: l.TopicID, Partition: l.Partition, ProducerID: id, Data: ent.Encode(), LeaderEpoch: epoch})
 		}
 	}
-	if err := e.meta.PutProducers(ctx, ps); err != nil {
-		return fmt.Errorf("store producer state of %d recovered producers of %s/%d: %w", len(ps), l.Topic, l.Partition, err)
-	}
-	return nil
+	return ps
 }
 
 // installProducers makes persisted entries the uploaded state.

@@ -360,28 +360,43 @@ func (s *Store) Acquire(ctx context.Context, sess meta.Session, brokerID int32, 
 	return out, err
 }
 
-// CommitRecovery implements meta.Cluster.
-func (s *Store) CommitRecovery(ctx context.Context, topic string, partition int32, epoch int32, segs []meta.Segment) error {
+// CommitRecovery implements meta.Cluster. Segments, producer states and
+// the serving epoch go in one transaction, read against the topics it
+// checks, so no crash can leave recovered batches indexed without the
+// producer state that deduplicates their retries.
+func (s *Store) CommitRecovery(ctx context.Context, topic string, partition int32, epoch int32, segs []meta.Segment, producers []meta.Producer) error {
 	return s.run(ctx, fmt.Sprintf("commit recovery of %q/%d at epoch %d", topic, partition, epoch), func() error {
-		cmps := []clientv3.Cmp{
-			clientv3.Compare(clientv3.Value(s.leaderEpochKey(topic, partition)), "=", strconv.Itoa(int(epoch))),
-			clientv3.Compare(clientv3.CreateRevision(s.topicKey(topic)), ">", 0),
-		}
-		ops := []clientv3.Op{clientv3.OpPut(s.servingKey(topic, partition), strconv.Itoa(int(epoch)))}
-		for i := range segs {
-			ops = append(ops, clientv3.OpPut(s.segKey(&segs[i]), string(metacodec.AppendSegmentValue(nil, &segs[i]))))
-		}
-		resp, err := s.txn(ctx, cmps, ops, clientv3.OpGet(s.topicKey(topic)))
-		if err != nil {
-			return err
-		}
-		if resp.Succeeded {
-			return nil
-		}
-		if len(resp.Responses) > 0 && len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
+		fence := []clientv3.Cmp{clientv3.Compare(clientv3.Value(s.leaderEpochKey(topic, partition)), "=", strconv.Itoa(int(epoch)))}
+		missing := false
+		err := s.writeForTopics(ctx, map[string]bool{topic: true}, fence, func(topics map[string]meta.Topic) []clientv3.Op {
+			t, ok := topics[topic]
+			if missing = !ok; missing {
+				return nil
+			}
+			ops := []clientv3.Op{clientv3.OpPut(s.servingKey(topic, partition), strconv.Itoa(int(epoch)))}
+			for i := range segs {
+				ops = append(ops, clientv3.OpPut(s.segKey(&segs[i]), string(metacodec.AppendSegmentValue(nil, &segs[i]))))
+			}
+			for _, p := range producers {
+				if p.Topic != topic || p.Partition != partition || p.TopicID != t.ID {
+					continue // state of another partition, or of a topic since re-created
+				}
+				k := string(metacodec.AppendProducerKey([]byte(s.prodPrefix(p.Topic)), p.Partition, p.ProducerID))
+				if p.Data == nil {
+					ops = append(ops, clientv3.OpDelete(k))
+				} else {
+					ops = append(ops, clientv3.OpPut(k, string(p.Data)))
+				}
+			}
+			return ops
+		})
+		if missing {
 			return callerError{fmt.Errorf("etcdstore: commit recovery of %q/%d: %w", topic, partition, meta.ErrUnknownTopic)}
 		}
-		return callerError{fmt.Errorf("etcdstore: commit recovery of %q/%d at epoch %d: %w", topic, partition, epoch, meta.ErrFenced)}
+		if ce := (callerError{}); errors.As(err, &ce) && errors.Is(ce.err, meta.ErrFenced) {
+			return callerError{fmt.Errorf("etcdstore: commit recovery of %q/%d at epoch %d: %w", topic, partition, epoch, meta.ErrFenced)}
+		}
+		return err
 	})
 }
 

@@ -44,9 +44,38 @@ func TestClusterLeadership(t *testing.T) {
 	if _, err := s.Acquire(ctx, s1, 1, "missing", 0); !errors.Is(err, meta.ErrUnknownTopic) {
 		t.Fatalf("acquire of an unknown topic: %v", err)
 	}
+	topics, err := s.Topics(ctx)
+	if err != nil || len(topics) != 1 {
+		t.Fatalf("topics: %v %v", topics, err)
+	}
+	prod := func(epoch int32, data string) meta.Producer {
+		return meta.Producer{Topic: "t", TopicID: topics[0].ID, Partition: 0, ProducerID: 7, Data: []byte(data), LeaderEpoch: epoch}
+	}
+	producerData := func() string {
+		t.Helper()
+		ps, err := s.Producers(ctx, "t", 0)
+		if err != nil || len(ps) > 1 {
+			t.Fatalf("producer states: %+v, %v", ps, err)
+		}
+		if len(ps) == 0 {
+			return ""
+		}
+		return string(ps[0].Data)
+	}
+	// A recovery commit stores the recovered batches' producer state with
+	// their index entries; state of another topic incarnation is skipped.
 	seg := meta.Segment{Topic: "t", Partition: 0, Object: "o1", Size: 10, FirstOffset: 0, LastOffset: 9, LeaderEpoch: 1}
-	if err := s.CommitRecovery(ctx, "t", 0, 1, []meta.Segment{seg}); err != nil {
+	otherIncarnation := prod(1, "of a deleted topic")
+	otherIncarnation.TopicID[0]++
+	otherIncarnation.ProducerID = 8
+	if err := s.CommitRecovery(ctx, "t", 0, 1, []meta.Segment{seg}, []meta.Producer{prod(1, "recovered"), otherIncarnation}); err != nil {
 		t.Fatal(err)
+	}
+	if got := producerData(); got != "recovered" {
+		t.Fatalf("producer state after the recovery commit: %q, want %q", got, "recovered")
+	}
+	if err := s.CommitRecovery(ctx, "missing", 0, 1, nil, nil); !errors.Is(err, meta.ErrUnknownTopic) {
+		t.Fatalf("recovery commit of an unknown topic: %v", err)
 	}
 	seg2 := meta.Segment{Topic: "t", Partition: 0, Object: "o2", Size: 10, FirstOffset: 10, LastOffset: 19, LeaderEpoch: 1}
 	if err := s.AddSegments(ctx, []meta.Segment{seg2}); err != nil {
@@ -74,21 +103,20 @@ func TestClusterLeadership(t *testing.T) {
 	if err := s.AddSegments(ctx, []meta.Segment{stale}); !errors.Is(err, meta.ErrFenced) {
 		t.Fatalf("write of the deposed leader: %v, want ErrFenced", err)
 	}
-	if err := s.CommitRecovery(ctx, "t", 0, 1, nil); !errors.Is(err, meta.ErrFenced) {
+	// A fenced recovery commit writes nothing: no index entry, no
+	// producer state.
+	staleRecovery := meta.Segment{Topic: "t", Partition: 0, Object: "o4", Size: 10, FirstOffset: 30, LastOffset: 39, LeaderEpoch: 1}
+	if err := s.CommitRecovery(ctx, "t", 0, 1, []meta.Segment{staleRecovery}, []meta.Producer{prod(1, "stale recovery")}); !errors.Is(err, meta.ErrFenced) {
 		t.Fatalf("recovery commit at a stale epoch: %v, want ErrFenced", err)
 	}
 	if segs, _ := s.Segments(ctx, "t", 0); len(segs) != 2 {
 		t.Fatalf("index after the fenced write: %+v", segs)
 	}
+	if got := producerData(); got != "recovered" {
+		t.Fatalf("producer state after the fenced recovery commit: %q, want it unchanged", got)
+	}
 	// Producer state is fenced the same way: the deposed leader cannot
 	// overwrite what the new one stores.
-	topics, err := s.Topics(ctx)
-	if err != nil || len(topics) != 1 {
-		t.Fatalf("topics: %v %v", topics, err)
-	}
-	prod := func(epoch int32, data string) meta.Producer {
-		return meta.Producer{Topic: "t", TopicID: topics[0].ID, Partition: 0, ProducerID: 7, Data: []byte(data), LeaderEpoch: epoch}
-	}
 	if err := s.PutProducers(ctx, []meta.Producer{prod(2, "new leader")}); err != nil {
 		t.Fatalf("producer state at the current epoch: %v", err)
 	}
@@ -98,7 +126,7 @@ func TestClusterLeadership(t *testing.T) {
 	if ps, err := s.Producers(ctx, "t", 0); err != nil || len(ps) != 1 || string(ps[0].Data) != "new leader" {
 		t.Fatalf("producer state after the fenced write: %+v, %v", ps, err)
 	}
-	if err := s.CommitRecovery(ctx, "t", 0, 2, nil); err != nil {
+	if err := s.CommitRecovery(ctx, "t", 0, 2, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	ls, err := s.Leaders(ctx)
