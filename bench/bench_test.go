@@ -107,6 +107,42 @@ func TestRunPacedRate(t *testing.T) {
 	}
 }
 
+// TestRunNoWALSync: --wal-sync=false runs the in-process file WAL without
+// fsync and judges neither target; it is refused where it cannot apply.
+func TestRunNoWALSync(t *testing.T) {
+	for _, o := range []Options{
+		{Duration: time.Second, RecordBytes: 512, Partitions: 1, Acks: "all", NoWALSync: true, WAL: "object"},
+		{Duration: time.Second, RecordBytes: 512, Partitions: 1, Acks: "all", NoWALSync: true, Brokers: []string{"127.0.0.1:1"}},
+	} {
+		if _, err := Run(context.Background(), o); err == nil {
+			t.Errorf("NoWALSync accepted with WAL %q and brokers %v", o.WAL, o.Brokers)
+		}
+	}
+	if testing.Short() {
+		t.Skip("runs a broker for a few seconds")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	res, err := Run(ctx, Options{Duration: 500 * time.Millisecond, RecordBytes: 512, Partitions: 2, Acks: "all", NoWALSync: true, Out: &out})
+	t.Logf("output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.PacedLatency.N == 0 || res.PacedErrors != 0 {
+		t.Errorf("paced run without fsync: %d records acknowledged, %d errors", res.PacedLatency.N, res.PacedErrors)
+	}
+	if !strings.Contains(out.String(), "NO fsync") {
+		t.Error("output does not say the WAL ran without fsync")
+	}
+	if n := strings.Count(out.String(), "not judged  (WAL without fsync"); n != 2 {
+		t.Errorf("%d targets not judged for the missing fsync, want both", n)
+	}
+	if strings.Contains(out.String(), "PASS") || strings.Contains(out.String(), "FAIL") {
+		t.Error("a target was judged without fsync")
+	}
+}
+
 // TestRunGroupsTiny runs the group benchmark briefly against an in-process
 // broker and checks that every figure is present and plausible.
 func TestRunGroupsTiny(t *testing.T) {

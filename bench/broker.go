@@ -95,6 +95,9 @@ func useBroker(ctx context.Context, seeds []string, log *slog.Logger, out io.Wri
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
 	b := &benchBroker{seeds: []string{srv.Addr().String()}, dataDir: dataDir, srv: srv, walDesc: "file (fsync per group commit)"}
+	if !cfg.WALSync {
+		b.walDesc = "file (NO fsync: --wal-sync=false, a diagnostic; targets not judged)"
+	}
 	if cfg.WAL == "object" {
 		b.walDesc = fmt.Sprintf("object (chunks in the local object store; flush interval %s, flush bytes %d)", cfg.WALFlushInterval, cfg.WALFlushBytes)
 	}
