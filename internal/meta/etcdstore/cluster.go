@@ -367,28 +367,23 @@ func (s *Store) Acquire(ctx context.Context, sess meta.Session, brokerID int32, 
 func (s *Store) CommitRecovery(ctx context.Context, topic string, partition int32, epoch int32, segs []meta.Segment, producers []meta.Producer) error {
 	return s.run(ctx, fmt.Sprintf("commit recovery of %q/%d at epoch %d", topic, partition, epoch), func() error {
 		fence := []clientv3.Cmp{clientv3.Compare(clientv3.Value(s.leaderEpochKey(topic, partition)), "=", strconv.Itoa(int(epoch)))}
+		var ours []meta.Producer // this partition's: the fence covers no other
+		for _, p := range producers {
+			if p.Topic == topic && p.Partition == partition {
+				ours = append(ours, p)
+			}
+		}
 		missing := false
 		err := s.writeForTopics(ctx, map[string]bool{topic: true}, fence, func(topics map[string]meta.Topic) []clientv3.Op {
-			t, ok := topics[topic]
-			if missing = !ok; missing {
+			if _, ok := topics[topic]; !ok {
+				missing = true
 				return nil
 			}
 			ops := []clientv3.Op{clientv3.OpPut(s.servingKey(topic, partition), strconv.Itoa(int(epoch)))}
 			for i := range segs {
 				ops = append(ops, clientv3.OpPut(s.segKey(&segs[i]), string(metacodec.AppendSegmentValue(nil, &segs[i]))))
 			}
-			for _, p := range producers {
-				if p.Topic != topic || p.Partition != partition || p.TopicID != t.ID {
-					continue // state of another partition, or of a topic since re-created
-				}
-				k := string(metacodec.AppendProducerKey([]byte(s.prodPrefix(p.Topic)), p.Partition, p.ProducerID))
-				if p.Data == nil {
-					ops = append(ops, clientv3.OpDelete(k))
-				} else {
-					ops = append(ops, clientv3.OpPut(k, string(p.Data)))
-				}
-			}
-			return ops
+			return append(ops, s.producerOps(topics, ours)...)
 		})
 		if missing {
 			return callerError{fmt.Errorf("etcdstore: commit recovery of %q/%d: %w", topic, partition, meta.ErrUnknownTopic)}

@@ -751,32 +751,37 @@ func (s *Store) PutProducers(ctx context.Context, ps []meta.Producer) error {
 	}
 	return s.run(ctx, fmt.Sprintf("put %d producer states", len(ps)), func() error {
 		return s.writeForTopics(ctx, names, s.producerFences(ps), func(topics map[string]meta.Topic) []clientv3.Op {
-			final := map[string]*meta.Producer{}
-			var order []string
-			for i := range ps {
-				p := &ps[i]
-				// Only the topic the state was taken from: a topic deleted and
-				// re-created under the same name starts with no producers.
-				if t, ok := topics[p.Topic]; !ok || t.ID != p.TopicID {
-					continue
-				}
-				k := metacodec.AppendProducerKey([]byte(s.prodPrefix(p.Topic)), p.Partition, p.ProducerID)
-				if _, ok := final[string(k)]; !ok {
-					order = append(order, string(k))
-				}
-				final[string(k)] = p
-			}
-			ops := make([]clientv3.Op, 0, len(order))
-			for _, k := range order {
-				if p := final[k]; p.Data == nil {
-					ops = append(ops, clientv3.OpDelete(k))
-				} else {
-					ops = append(ops, clientv3.OpPut(k, string(p.Data)))
-				}
-			}
-			return ops
+			return s.producerOps(topics, ps)
 		})
 	})
+}
+
+// producerOps writes ps, the last entry per producer winning, skipping
+// entries whose topic is not in topics under the same id: a topic deleted
+// and re-created under the same name starts with no producers.
+func (s *Store) producerOps(topics map[string]meta.Topic, ps []meta.Producer) []clientv3.Op {
+	final := map[string]*meta.Producer{}
+	var order []string
+	for i := range ps {
+		p := &ps[i]
+		if t, ok := topics[p.Topic]; !ok || t.ID != p.TopicID {
+			continue
+		}
+		k := metacodec.AppendProducerKey([]byte(s.prodPrefix(p.Topic)), p.Partition, p.ProducerID)
+		if _, ok := final[string(k)]; !ok {
+			order = append(order, string(k))
+		}
+		final[string(k)] = p
+	}
+	ops := make([]clientv3.Op, 0, len(order))
+	for _, k := range order {
+		if p := final[k]; p.Data == nil {
+			ops = append(ops, clientv3.OpDelete(k))
+		} else {
+			ops = append(ops, clientv3.OpPut(k, string(p.Data)))
+		}
+	}
+	return ops
 }
 
 // Producers implements meta.Store.
