@@ -79,7 +79,20 @@ type Options struct {
 	// across runs whose maximum differs. The latency target is then not
 	// judged (it is defined at 25% of the maximum).
 	PacedRate float64
+
+	// Partitioner spreads the keyless records: "" or PartitionerDefault
+	// (the client's own, KIP-794's uniform sticky partitioner, as in the
+	// Java client since Kafka 3.3), or PartitionerRoundRobin (one record
+	// per partition in turn, so every request carries a tiny batch for
+	// every partition: more work per record on both sides).
+	Partitioner string
 }
+
+// Partitioners of Options.Partitioner.
+const (
+	PartitionerDefault    = "default"
+	PartitionerRoundRobin = "round-robin"
+)
 
 // Result holds the figures of one benchmark.
 type Result struct {
@@ -98,8 +111,14 @@ type Result struct {
 	PacedRequests         Latencies // produce requests of the paced run, built to response read
 	PacedErrors           int64
 	PacedCollections      uint64 // garbage collections of this process during the paced run
-	EndToEnd              Latencies
-	EndToEndMissing       int64 // produced during the paced run but not consumed in time
+
+	// The same rate again with a consumer reading the topic as it fills:
+	// the produce latency under that read load (not judged) and the
+	// end-to-end latency.
+	ReadLoadLatency Latencies
+	ReadLoadErrors  int64
+	EndToEnd        Latencies
+	EndToEndMissing int64 // produced during that run but not consumed in time
 }
 
 // ThroughputPass reports whether the throughput target holds.
@@ -110,8 +129,9 @@ func (r *Result) LatencyPass() bool {
 	return r.PacedLatency.N > 0 && r.PacedLatency.P99 <= TargetPacedP99
 }
 
-// Run executes the benchmark: ceiling, max-rate run, paced run with an
-// end-to-end consumer. Progress and results are written to o.Out.
+// Run executes the benchmark: ceiling, max-rate run, paced run (judged),
+// and the paced run again with an end-to-end consumer. Progress and results
+// are written to o.Out.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Duration <= 0 {
 		return nil, errors.New("duration must be positive")
@@ -126,6 +146,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, errors.New("paced-rate must not be negative")
 	}
 	acks, err := parseAcks(o.Acks)
+	if err != nil {
+		return nil, err
+	}
+	partitioner, err := parsePartitioner(o.Partitioner)
 	if err != nil {
 		return nil, err
 	}
@@ -158,8 +182,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer bb.stop()
 	brokers, dataDir := bb.seeds, bb.dataDir
-	fmt.Fprintf(out, "settings:      duration %s per phase, record %d B, %d partitions, acks=%s, linger %s, %d in flight/broker, no compression\n",
-		o.Duration, o.RecordBytes, o.Partitions, o.Acks, linger, maxInflight)
+	fmt.Fprintf(out, "settings:      duration %s per phase, record %d B, %d partitions, acks=%s, linger %s, %d in flight/broker, no compression, %s partitioner\n",
+		o.Duration, o.RecordBytes, o.Partitions, o.Acks, linger, maxInflight, partitionerName(o.Partitioner))
 	if bb.srv != nil {
 		fmt.Fprintf(out, "broker WAL:    %s\n", bb.walDesc)
 	}
@@ -183,8 +207,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	fmt.Fprintf(out, "    throughput:            %.1f MB/s (%.0f records/s; best of %d runs: %s MB/s)\n",
 		res.CeilingMBps, res.CeilingMBps*1e6/float64(o.RecordBytes), ceilingRuns, fmtMBps(ceilings))
 
-	// Topics: one for the max-rate run, a fresh one for the paced run so the
-	// consumer can read it from the start and see exactly the paced records.
+	// Topics: one for the max-rate run, one for the paced run, and a fresh
+	// one for the run with a consumer, which reads it from the start and so
+	// sees exactly that run's records.
 	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		return nil, err
@@ -194,7 +219,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	suffix := time.Now().Format("20060102-150405.000")
 	maxTopic := "vigil-bench-max-" + suffix
 	pacedTopic := "vigil-bench-paced-" + suffix
-	for _, t := range []string{maxTopic, pacedTopic} {
+	e2eTopic := "vigil-bench-e2e-" + suffix
+	for _, t := range []string{maxTopic, pacedTopic, e2eTopic} {
 		resp, err := adm.CreateTopic(ctx, int32(o.Partitions), 1, nil, t)
 		if err == nil {
 			err = resp.Err
@@ -206,7 +232,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		adm.DeleteTopics(dctx, maxTopic, pacedTopic)
+		adm.DeleteTopics(dctx, maxTopic, pacedTopic, e2eTopic)
 	}()
 
 	newProducer := func(topic string, extra ...kgo.Opt) (*kgo.Client, error) {
@@ -220,8 +246,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			kgo.ProducerBatchCompression(kgo.NoCompression()),
 			kgo.MaxBufferedBytes(maxBufferedBytes),
 			kgo.MaxBufferedRecords(1 << 20),
-			kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
-		}, extra...)...)
+		}, append(partitioner, extra...)...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -269,8 +294,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	fmt.Fprintf(out, "    settled in:            %s (upload backlog drained before the next phase)\n", settled.Round(time.Millisecond))
 
-	// (c)+(d) Paced run at a fraction of the max rate, with a consumer,
-	// after the ceiling path at the same rate as its baseline.
+	// (c) Paced run at a fraction of the max rate, after the ceiling path at
+	// the same rate as its baseline. Like the ceiling, it has no reader: the
+	// target is the produce path's.
 	res.PacedTargetRecsPerSec = res.MaxRecsPerSec * PacedFraction
 	if o.PacedRate > 0 {
 		res.PacedTargetRecsPerSec = o.PacedRate
@@ -285,24 +311,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	reqs.reset() // not the warm-up
 	gcBefore := gcCycles()
-	e2e, err := startE2E(ctx, brokers, pacedTopic, o.RecordBytes)
-	if err != nil {
-		cl.Close()
-		return nil, err
-	}
-	pacedRec, sent, pacedElapsed, err := producePaced(ctx, cl, o.Duration, o.RecordBytes, res.PacedTargetRecsPerSec)
+	pacedRec, _, pacedElapsed, err := producePaced(ctx, cl, o.Duration, o.RecordBytes, res.PacedTargetRecsPerSec)
 	res.PacedCollections = gcCycles() - gcBefore
 	cl.Close()
 	if err != nil {
-		e2e.stop()
 		return nil, err
 	}
-	e2eSamples := e2e.wait(ctx, sent, 10*time.Second)
 	res.PacedLatency = summarize(pacedRec.samples)
 	res.PacedErrors = pacedRec.errs
 	res.PacedRecsPerSec = float64(len(pacedRec.samples)) / pacedElapsed.Seconds()
-	res.EndToEnd = summarize(e2eSamples)
-	res.EndToEndMissing = max(0, sent-int64(len(e2eSamples)))
 	pacedAs := fmt.Sprintf("%.0f%% of max", PacedFraction*100)
 	if o.PacedRate > 0 {
 		pacedAs = fmt.Sprintf("a fixed rate, %.0f%% of max", 100*o.PacedRate/res.MaxRecsPerSec)
@@ -324,12 +341,43 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if pacedRec.errs > 0 {
 		fmt.Fprintf(out, "    errors:                %d (first: %v)\n", pacedRec.errs, pacedRec.firstEr)
 	}
-	fmt.Fprintf(out, "\n[d] end-to-end latency during the paced run (timestamp in record -> consumer receive)\n")
-	fmt.Fprintf(out, "    latency:               p50 %s  p99 %s  (n=%d", fmtDur(res.EndToEnd.P50), fmtDur(res.EndToEnd.P99), res.EndToEnd.N)
+
+	// (d) The same rate with a consumer reading as the topic fills: the
+	// end-to-end latency, and what the read load (the broker's fetches and,
+	// on a small machine, the consumer's own CPU) does to the produce latency.
+	if _, err := bb.settle(ctx); err != nil {
+		return nil, err
+	}
+	cl, err = newProducer(e2eTopic)
+	if err != nil {
+		return nil, err
+	}
+	e2e, err := startE2E(ctx, brokers, e2eTopic, o.RecordBytes)
+	if err != nil {
+		cl.Close()
+		return nil, err
+	}
+	readRec, sent, _, err := producePaced(ctx, cl, o.Duration, o.RecordBytes, res.PacedTargetRecsPerSec)
+	cl.Close()
+	if err != nil {
+		e2e.stop()
+		return nil, err
+	}
+	e2eSamples := e2e.wait(ctx, sent, 10*time.Second)
+	res.ReadLoadLatency = summarize(readRec.samples)
+	res.ReadLoadErrors = readRec.errs
+	res.EndToEnd = summarize(e2eSamples)
+	res.EndToEndMissing = max(0, sent-int64(len(e2eSamples)))
+	fmt.Fprintf(out, "\n[d] the paced run again, with a consumer reading as it goes (end-to-end: timestamp in record -> consumer receive)\n")
+	fmt.Fprintf(out, "    end-to-end latency:    p50 %s  p99 %s  (n=%d", fmtDur(res.EndToEnd.P50), fmtDur(res.EndToEnd.P99), res.EndToEnd.N)
 	if res.EndToEndMissing > 0 {
 		fmt.Fprintf(out, ", %d not received", res.EndToEndMissing)
 	}
 	fmt.Fprintf(out, ")\n")
+	fmt.Fprintf(out, "    produce latency:       %s  (under the read load; not judged)\n", res.ReadLoadLatency)
+	if readRec.errs > 0 {
+		fmt.Fprintf(out, "    errors:                %d (first: %v)\n", readRec.errs, readRec.firstEr)
+	}
 
 	fmt.Fprintf(out, "\ntargets\n")
 	throughputLabel := fmt.Sprintf("throughput >= %.1f x ceiling:", TargetRatio)
@@ -355,6 +403,25 @@ func passFail(ok bool) string {
 		return "PASS"
 	}
 	return "FAIL"
+}
+
+// parsePartitioner returns the producer option for Options.Partitioner
+// (none for the client's default).
+func parsePartitioner(s string) ([]kgo.Opt, error) {
+	switch s {
+	case "", PartitionerDefault:
+		return nil, nil
+	case PartitionerRoundRobin:
+		return []kgo.Opt{kgo.RecordPartitioner(kgo.RoundRobinPartitioner())}, nil
+	}
+	return nil, fmt.Errorf("partitioner must be %s or %s, not %q", PartitionerDefault, PartitionerRoundRobin, s)
+}
+
+func partitionerName(s string) string {
+	if s == "" || s == PartitionerDefault {
+		return "the client's default (uniform sticky, KIP-794)"
+	}
+	return s
 }
 
 func parseAcks(s string) (kgo.Acks, error) {

@@ -57,8 +57,14 @@ func TestRunTiny(t *testing.T) {
 	if res.EndToEnd.N == 0 || res.EndToEnd.P50 <= 0 || res.EndToEnd.P50 > res.EndToEnd.P99 {
 		t.Errorf("end-to-end latencies implausible: %+v", res.EndToEnd)
 	}
-	if res.MaxErrors != 0 || res.PacedErrors != 0 {
-		t.Errorf("produce errors: max %d, paced %d", res.MaxErrors, res.PacedErrors)
+	if res.EndToEndMissing != 0 {
+		t.Errorf("%d records of the run with a consumer were not consumed", res.EndToEndMissing)
+	}
+	if res.ReadLoadLatency.N == 0 || res.ReadLoadLatency.P50 <= 0 || res.ReadLoadLatency.P50 > res.ReadLoadLatency.P99 {
+		t.Errorf("produce latencies under read load implausible: %+v", res.ReadLoadLatency)
+	}
+	if res.MaxErrors != 0 || res.PacedErrors != 0 || res.ReadLoadErrors != 0 {
+		t.Errorf("produce errors: max %d, paced %d, paced with a consumer %d", res.MaxErrors, res.PacedErrors, res.ReadLoadErrors)
 	}
 	// Paced run should come close to its target rate.
 	if res.PacedRecsPerSec < 0.8*res.PacedTargetRecsPerSec {
@@ -67,7 +73,7 @@ func TestRunTiny(t *testing.T) {
 	if res.PacedRequests.N == 0 || res.PacedRequests.P50 <= 0 || res.PacedRequests.P50 > res.PacedLatency.P99 {
 		t.Errorf("paced request latencies implausible: %+v (records: %+v)", res.PacedRequests, res.PacedLatency)
 	}
-	for _, label := range []string{"[a] ceiling", "[b] max rate", "[c] paced", "produce requests", "collections:", "ceiling, same rate", "settled in", "[d] end-to-end", "throughput >= 0.5 x ceiling", "p99 at 25%"} {
+	for _, label := range []string{"[a] ceiling", "[b] max rate", "[c] paced", "produce requests", "collections:", "ceiling, same rate", "settled in", "[d] the paced run again, with a consumer", "end-to-end latency:", "under the read load", "throughput >= 0.5 x ceiling", "p99 at 25%"} {
 		if !strings.Contains(out.String(), label) {
 			t.Errorf("output lacks %q", label)
 		}
@@ -79,9 +85,13 @@ func TestRunTiny(t *testing.T) {
 
 // TestRunPacedRate: a fixed paced rate replaces 25% of the maximum, and the
 // latency target is reported as not judged rather than passed or failed.
+// It also runs the round-robin partitioner.
 func TestRunPacedRate(t *testing.T) {
 	if _, err := Run(context.Background(), Options{Duration: time.Second, RecordBytes: 512, Partitions: 1, Acks: "all", PacedRate: -1}); err == nil {
 		t.Error("a negative paced rate was accepted")
+	}
+	if _, err := Run(context.Background(), Options{Duration: time.Second, RecordBytes: 512, Partitions: 1, Acks: "all", Partitioner: "hash"}); err == nil {
+		t.Error("an unknown partitioner was accepted")
 	}
 	if testing.Short() {
 		t.Skip("runs a broker for a few seconds")
@@ -89,7 +99,7 @@ func TestRunPacedRate(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	res, err := Run(ctx, Options{Duration: time.Second, RecordBytes: 512, Partitions: 3, Acks: "all", PacedRate: 2000, Out: &out})
+	res, err := Run(ctx, Options{Duration: time.Second, RecordBytes: 512, Partitions: 3, Acks: "all", PacedRate: 2000, Partitioner: PartitionerRoundRobin, Out: &out})
 	t.Logf("output:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("Run: %v", err)
@@ -100,7 +110,7 @@ func TestRunPacedRate(t *testing.T) {
 	if res.PacedRecsPerSec < 1600 || res.PacedRecsPerSec > 2400 {
 		t.Errorf("paced run achieved %.0f records/s, want about 2000", res.PacedRecsPerSec)
 	}
-	for _, label := range []string{"paced run at a fixed rate", "not judged"} {
+	for _, label := range []string{"paced run at a fixed rate", "not judged", "round-robin partitioner"} {
 		if !strings.Contains(out.String(), label) {
 			t.Errorf("output lacks %q", label)
 		}

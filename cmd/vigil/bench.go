@@ -106,10 +106,11 @@ func benchProduce(fs *flag.FlagSet) benchRun {
 	flushBytes := fs.Int64("wal-flush-bytes", 0, "the in-process broker's --wal-flush-bytes (object WAL; default: the broker's)")
 	walSync := fs.Bool("wal-sync", true, "the in-process file WAL fsyncs each group commit; false measures everything but the disk (a diagnostic: targets not judged)")
 	pacedRate := fs.Float64("paced-rate", 0, "records/s of the paced run (default: 25% of the measured maximum; a fixed rate is not judged against the latency target)")
+	partitioner := fs.String("partitioner", vbench.PartitionerDefault, "how the producer spreads its keyless records: default (the client's, KIP-794's uniform sticky partitioner) or round-robin (a record per partition in turn)")
 	return func(ctx context.Context, log *slog.Logger, out io.Writer) error {
 		_, err := vbench.Run(ctx, vbench.Options{Brokers: splitBrokers(*brokers), Duration: *duration,
 			RecordBytes: *recordBytes, Partitions: *partitions, Acks: *acks,
-			WAL: *walKind, WALFlushInterval: *flushInterval, WALFlushBytes: *flushBytes, NoWALSync: !*walSync, PacedRate: *pacedRate, Logger: log, Out: out})
+			WAL: *walKind, WALFlushInterval: *flushInterval, WALFlushBytes: *flushBytes, NoWALSync: !*walSync, PacedRate: *pacedRate, Partitioner: *partitioner, Logger: log, Out: out})
 		return err
 	}
 }
