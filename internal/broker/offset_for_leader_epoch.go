@@ -10,11 +10,8 @@ import (
 	"github.com/vigilhq/vigil/internal/forward"
 )
 
-// handleOffsetForLeaderEpoch answers from the partition's current epoch,
-// which ends at the high watermark (the broker keeps no history of where
-// earlier epochs ended: a new leader continues its predecessor's log
-// without truncating it); later epochs are unknown (-1, -1), as Kafka
-// answers for an epoch past its latest. Partitions another broker leads
+// handleOffsetForLeaderEpoch answers each partition's end offset for the
+// epoch asked for (partition.Log.EpochEnd). Partitions another broker leads
 // are forwarded to it for a client of this broker's zone.
 func (b *Broker) handleOffsetForLeaderEpoch(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.OffsetForLeaderEpochRequest)
@@ -46,9 +43,8 @@ func (b *Broker) handleOffsetForLeaderEpoch(c *conn, h header, r kmsg.Request) f
 			}
 			if code != 0 {
 				sp.ErrorCode = code
-			} else if epoch, _ := l.Leader(); rp.LeaderEpoch <= epoch {
-				_, hw := l.Offsets()
-				sp.LeaderEpoch, sp.EndOffset = epoch, hw
+			} else {
+				sp.LeaderEpoch, sp.EndOffset = l.EpochEnd(rp.LeaderEpoch)
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}

@@ -58,9 +58,12 @@ type Log struct {
 	deleted  bool
 	failed   error
 	// epoch is the leader epoch stamped on appended batches; led is false
-	// for a partition a cluster peer leads (or nobody yet).
-	epoch int32
-	led   bool
+	// for a partition a cluster peer leads (or nobody yet). epochStart is
+	// the log end offset epoch began at: every earlier epoch ended there
+	// or before.
+	epoch      int32
+	epochStart int64
+	led        bool
 	// producers is the idempotence state as of the log end: checked and
 	// advanced under mu by Append, so it follows offset order exactly.
 	producers *producer.State
@@ -186,8 +189,31 @@ func (l *Log) Fail(err error) {
 // must have been built from the state the new epoch starts from).
 func (l *Log) SetLeader(epoch int32) {
 	l.mu.Lock()
-	l.epoch, l.led = epoch, true
+	l.epoch, l.epochStart, l.led = epoch, l.next, true
 	l.mu.Unlock()
+}
+
+// EpochEnd answers OffsetForLeaderEpoch: the epoch and end offset for a
+// client that read records of epoch. The current epoch ends at the high
+// watermark (what a consumer can have read); an earlier one at the offset
+// the current epoch began at, with the epoch asked for, as Kafka answers
+// for an epoch older than the history it keeps. The log keeps no history
+// of epochs before the current one, and needs none to be right: a new
+// leader continues its predecessor's log and never truncates it, so the
+// real end of any earlier epoch is at or before that offset, and a
+// client's position is never past the answer. An undefined epoch (-1) or
+// one after the current is unknown: (-1, -1).
+func (l *Log) EpochEnd(epoch int32) (int32, int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case epoch < 0 || epoch > l.epoch:
+		return -1, -1
+	case epoch == l.epoch:
+		return epoch, l.hw
+	default:
+		return epoch, l.epochStart
+	}
 }
 
 // Fence stops serving the partition: another broker leads it, or this

@@ -97,3 +97,35 @@ func TestReadIntoUsesAlloc(t *testing.T) {
 		t.Errorf("one batch: got %d bytes and %d alloc calls, want the batch itself and none", len(res.Data), len(given))
 	}
 }
+
+// TestEpochEnd: OffsetForLeaderEpoch's answers. Before any takeover the log
+// is at epoch 0 (one broker); a takeover at epoch 3 starts where the log
+// ended, which is then the end of every earlier epoch; the current epoch
+// ends at the high watermark; -1 and later epochs are unknown.
+func TestEpochEnd(t *testing.T) {
+	l := New("t", [16]byte{}, 0, nil, nil, 0, 1<<30)
+	add := func(base, last int64) {
+		t.Helper()
+		b := &Batch{Base: base, Last: last, Data: make([]byte, 10)}
+		if ok, err := l.Recover(b, producer.Batch{ID: -1}, 0); !ok || err != nil {
+			t.Fatalf("recover %d..%d: %v %v", base, last, ok, err)
+		}
+	}
+	check := func(ask, wantEpoch int32, wantEnd int64) {
+		t.Helper()
+		if e, end := l.EpochEnd(ask); e != wantEpoch || end != wantEnd {
+			t.Errorf("EpochEnd(%d) = (%d, %d), want (%d, %d)", ask, e, end, wantEpoch, wantEnd)
+		}
+	}
+	add(0, 9)
+	check(-1, -1, -1)
+	check(0, 0, 10)
+	check(1, -1, -1)
+
+	l.SetLeader(3)
+	add(10, 24)
+	check(0, 0, 10)
+	check(2, 2, 10)
+	check(3, 3, 25)
+	check(4, -1, -1)
+}

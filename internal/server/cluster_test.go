@@ -285,6 +285,8 @@ func TestClusterMovesLeadership(t *testing.T) {
 	cons := newClient(kgo.ConsumeTopics("events"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	seen := map[string]int{}
 	last := map[int32]int64{}
+	type span struct{ first, last int64 }
+	epochs := map[int32]map[int32]span{} // partition -> leader epoch -> its records' offsets
 	got := 0
 	for got < total {
 		fs := cons.PollFetches(ctx)
@@ -297,6 +299,15 @@ func TestClusterMovesLeadership(t *testing.T) {
 				t.Errorf("partition %d: offset %d after %d", r.Partition, r.Offset, prev)
 			}
 			last[r.Partition] = r.Offset
+			if epochs[r.Partition] == nil {
+				epochs[r.Partition] = map[int32]span{}
+			}
+			sp, ok := epochs[r.Partition][r.LeaderEpoch]
+			if !ok {
+				sp.first = r.Offset
+			}
+			sp.last = r.Offset
+			epochs[r.Partition][r.LeaderEpoch] = sp
 			seen[string(r.Value)]++
 			if values[string(r.Value)] {
 				got++
@@ -315,6 +326,86 @@ func TestClusterMovesLeadership(t *testing.T) {
 			t.Errorf("partition %d: acknowledged offsets out of order", p)
 		}
 	}
+
+	// OffsetForLeaderEpoch, which a consumer sends after a leader change
+	// with the epoch of the last record it read: the current epoch ends at
+	// the log's end, and every earlier one where the current one began
+	// (the broker keeps no older history; Kafka answers the same for an
+	// epoch older than its history). That is never before the epoch's
+	// real end, so no consumer sees its position as truncated.
+	md2, err := adm.Metadata(ctx, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	rt.Topic = "events"
+	type ask struct {
+		p, epoch int32
+		want     int64
+	}
+	var asks []ask
+	moved := 0
+	for _, pd := range md2.Topics["events"].Partitions {
+		byEpoch := epochs[pd.Partition]
+		var es []int32
+		for e := range byEpoch {
+			es = append(es, e)
+		}
+		slices.Sort(es)
+		if len(es) == 0 {
+			continue
+		}
+		end := byEpoch[es[len(es)-1]].last + 1
+		currentStart := end // no record of the current epoch yet
+		if sp, ok := byEpoch[pd.LeaderEpoch]; ok {
+			currentStart = sp.first
+		}
+		for i, e := range es {
+			want := currentStart
+			if e == pd.LeaderEpoch {
+				want = end
+			} else {
+				moved++
+				if i+1 < len(es) && want < byEpoch[es[i+1]].first {
+					t.Fatalf("partition %d: epoch %d's records follow the current epoch %d's start %d", pd.Partition, es[i+1], pd.LeaderEpoch, want)
+				}
+			}
+			asks = append(asks, ask{pd.Partition, e, want})
+			rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+			rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = pd.Partition, pd.LeaderEpoch, e
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+	}
+	req.Topics = append(req.Topics, rt)
+	if moved == 0 {
+		t.Fatal("no partition's records span two leader epochs")
+	}
+	r, err := newClient().Request(ctx, req)
+	if err != nil {
+		t.Fatalf("OffsetForLeaderEpoch: %v", err)
+	}
+	answers := map[[2]int32]kmsg.OffsetForLeaderEpochResponseTopicPartition{}
+	for _, rt := range r.(*kmsg.OffsetForLeaderEpochResponse).Topics {
+		for _, rp := range rt.Partitions {
+			// Partitions answer in request order, one per asked epoch.
+			for _, a := range asks {
+				k := [2]int32{a.p, a.epoch}
+				if _, done := answers[k]; a.p == rp.Partition && !done {
+					answers[k] = rp
+					break
+				}
+			}
+		}
+	}
+	for _, a := range asks {
+		rp := answers[[2]int32{a.p, a.epoch}]
+		if rp.ErrorCode != 0 || rp.LeaderEpoch != a.epoch || rp.EndOffset != a.want {
+			t.Errorf("partition %d epoch %d: answered epoch %d end %d (error %d), want epoch %d end %d",
+				a.p, a.epoch, rp.LeaderEpoch, rp.EndOffset, rp.ErrorCode, a.epoch, a.want)
+		}
+	}
+	t.Logf("OffsetForLeaderEpoch answered %d epochs of 12 partitions, %d of them before the current one", len(asks), moved)
 }
 
 // TestClusterCollectsDeadWALs writes the WALs of two departed brokers into
