@@ -110,7 +110,8 @@ type Result struct {
 	PacedCeiling          Latencies // the ceiling path at the paced rate: the machine's own latency
 	PacedRequests         Latencies // produce requests of the paced run, built to response read
 	PacedErrors           int64
-	PacedCollections      uint64 // garbage collections of this process during the paced run
+	PacedCollections      uint64          // garbage collections of this process during the paced run
+	PacedP99Parts         []time.Duration // the paced run's p99 in equal parts of it, in order
 
 	// The same rate again with a consumer reading the topic as it fills:
 	// the produce latency under that read load (not judged) and the
@@ -327,6 +328,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	fmt.Fprintf(out, "\n[c] paced run at %s (target %.0f records/s, achieved %.0f records/s, %.1f MB/s)\n",
 		pacedAs, res.PacedTargetRecsPerSec, res.PacedRecsPerSec, res.PacedRecsPerSec*float64(o.RecordBytes)/1e6)
 	fmt.Fprintf(out, "    produce latency:       %s\n", res.PacedLatency)
+	// One part per second (4 to 20): a failed target reads differently when
+	// one part holds the whole tail than when every part is slow.
+	res.PacedP99Parts = p99Parts(pacedRec.samples, max(4, min(20, int(o.Duration.Seconds()))))
+	if len(res.PacedP99Parts) > 0 {
+		fmt.Fprintf(out, "    p99 along the run:     %s  (%d equal parts, in order)\n", fmtParts(res.PacedP99Parts), len(res.PacedP99Parts))
+	}
 	res.PacedRequests = reqs.summary()
 	// The rest of a record's latency is the client's: linger, batching and
 	// waiting for one of the requests in flight.

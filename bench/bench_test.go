@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,25 @@ func TestPercentile(t *testing.T) {
 	}
 	if got := percentile(nil, 0.5); got != 0 {
 		t.Errorf("percentile(empty) = %v", got)
+	}
+}
+
+// TestP99Parts: each part is its own stretch of the samples, in order, so
+// a slow stretch shows in its part only.
+func TestP99Parts(t *testing.T) {
+	s := make([]time.Duration, 400)
+	for i := range s {
+		s[i] = time.Millisecond
+	}
+	s[250] = 40 * time.Millisecond // in the third part of four, its p99 (nearest rank 99 of 100)
+	s[260] = 50 * time.Millisecond
+	got := p99Parts(s, 4)
+	want := []time.Duration{time.Millisecond, time.Millisecond, 40 * time.Millisecond, time.Millisecond}
+	if !slices.Equal(got, want) {
+		t.Errorf("p99Parts = %v, want %v", got, want)
+	}
+	if got := p99Parts(s[:3], 4); got != nil {
+		t.Errorf("p99Parts of fewer samples than parts = %v, want none", got)
 	}
 }
 
@@ -70,10 +90,18 @@ func TestRunTiny(t *testing.T) {
 	if res.PacedRecsPerSec < 0.8*res.PacedTargetRecsPerSec {
 		t.Errorf("paced run achieved %.0f of %.0f records/s", res.PacedRecsPerSec, res.PacedTargetRecsPerSec)
 	}
+	if len(res.PacedP99Parts) != 4 {
+		t.Errorf("%d parts of the paced p99, want 4 (the minimum)", len(res.PacedP99Parts))
+	}
+	for i, p := range res.PacedP99Parts {
+		if p <= 0 || p > res.PacedLatency.Max {
+			t.Errorf("part %d's p99 %s is outside (0, the run's max %s]", i, p, res.PacedLatency.Max)
+		}
+	}
 	if res.PacedRequests.N == 0 || res.PacedRequests.P50 <= 0 || res.PacedRequests.P50 > res.PacedLatency.P99 {
 		t.Errorf("paced request latencies implausible: %+v (records: %+v)", res.PacedRequests, res.PacedLatency)
 	}
-	for _, label := range []string{"[a] ceiling", "[b] max rate", "[c] paced", "produce requests", "collections:", "ceiling, same rate", "settled in", "[d] the paced run again, with a consumer", "end-to-end latency:", "under the read load", "throughput >= 0.5 x ceiling", "p99 at 25%"} {
+	for _, label := range []string{"[a] ceiling", "[b] max rate", "[c] paced", "p99 along the run:", "produce requests", "collections:", "ceiling, same rate", "settled in", "[d] the paced run again, with a consumer", "end-to-end latency:", "under the read load", "throughput >= 0.5 x ceiling", "p99 at 25%"} {
 		if !strings.Contains(out.String(), label) {
 			t.Errorf("output lacks %q", label)
 		}

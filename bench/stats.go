@@ -2,6 +2,7 @@ package bench
 
 import (
 	"github.com/twmb/franz-go/pkg/kgo"
+	"strings"
 
 	"fmt"
 	"slices"
@@ -38,6 +39,29 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	rank := int(p*float64(len(sorted))+0.999999999) - 1
 	rank = max(0, min(rank, len(sorted)-1))
 	return sorted[rank]
+}
+
+// p99Parts splits samples, in the order they were taken, into n runs of
+// (nearly) equal length and returns each run's p99: at a paced rate they
+// are equal stretches of time, so they show whether a tail is one episode
+// or spread over the whole run.
+func p99Parts(samples []time.Duration, n int) []time.Duration {
+	if n <= 0 || len(samples) < n {
+		return nil
+	}
+	out := make([]time.Duration, n)
+	for i := range n {
+		out[i] = summarize(samples[i*len(samples)/n : (i+1)*len(samples)/n]).P99
+	}
+	return out
+}
+
+func fmtParts(ds []time.Duration) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond))
+	}
+	return strings.Join(parts, " ") + " ms"
 }
 
 func summarize(samples []time.Duration) Latencies {
