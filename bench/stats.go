@@ -1,13 +1,13 @@
 package bench
 
 import (
-	"github.com/twmb/franz-go/pkg/kgo"
-	"strings"
-
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Latencies summarizes a set of latency samples.
