@@ -175,7 +175,7 @@ func (c *Broker) options() []option {
 		{"fetch-max-bytes", "most record bytes one fetch response carries, whatever the client asks (fetch.max.bytes; at least one batch is always returned)", &c.FetchMaxBytes},
 		{"wal-sync", "fsync the WAL before acknowledging (turn off only for tests)", &c.WALSync},
 		{"upload-interval", "how often WAL contents are uploaded as segment objects (default 250ms with an s3:// object store)", &c.UploadInterval},
-		{"segment-bytes", "upload early once this many bytes are waiting (default 16777216 with an s3:// object store)", &c.SegmentBytes},
+		{"segment-bytes", "upload early once this many bytes are waiting, and cut objects there (up to 8 times as large while the uploads are behind) (default 16777216 with an s3:// object store)", &c.SegmentBytes},
 		{"tail-cache-bytes", "per-partition bytes of recent batches kept in memory for tail reads", &c.TailCacheBytes},
 		{"read-cache-bytes", "memory for cached 1 MiB blocks of segment objects, read by catch-up fetches", &c.ReadCacheBytes},
 		{"read-workers", "concurrent object reads of catch-up fetches (tail reads come from memory and never wait for these)", &c.ReadWorkers},

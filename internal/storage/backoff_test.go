@@ -25,3 +25,23 @@ func TestUploadBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestUploadLimit: objects are cut at --segment-bytes while the uploads keep
+// up, and grow with the backlog, up to maxUploadScale times that, once two
+// objects' worth or more are waiting.
+func TestUploadLimit(t *testing.T) {
+	const seg = 4 << 20
+	for _, tc := range []struct{ backlog, want int64 }{
+		{0, seg},
+		{seg, seg},
+		{2*seg - 1, seg},
+		{2 * seg, 2 * seg},
+		{5*seg + 123, 5*seg + 123},
+		{maxUploadScale * seg, maxUploadScale * seg},
+		{100 * seg, maxUploadScale * seg},
+	} {
+		if got := uploadLimit(seg, tc.backlog); got != tc.want {
+			t.Errorf("uploadLimit(%d, backlog %d) = %d, want %d", seg, tc.backlog, got, tc.want)
+		}
+	}
+}

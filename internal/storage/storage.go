@@ -688,6 +688,25 @@ func (e *Engine) uploadLoop() {
 	}
 }
 
+// maxUploadScale bounds how much larger than --segment-bytes an object
+// grows while the uploads are behind.
+const maxUploadScale = 8
+
+// uploadLimit is the size one object is cut at: segmentBytes, or while
+// the uploads are behind (two objects or more waiting) as much of the
+// backlog as fits in maxUploadScale of them. Every object costs its own
+// file (or PUT), fsyncs and index transaction: on a local directory,
+// whose writes share the disk with the WAL's, fewer and larger objects let
+// a sustained maximum ingest be uploaded with fewer disk flushes, and the
+// uploads catch up sooner. At a rate the uploads keep up with, objects stay
+// small, which keeps each upload's burst of writes short beside the WAL's.
+func uploadLimit(segmentBytes, backlog int64) int64 {
+	if backlog < 2*segmentBytes {
+		return segmentBytes
+	}
+	return min(backlog, maxUploadScale*segmentBytes)
+}
+
 // maxUploadBackoff caps the wait between failed uploads: an outage only
 // grows the backlog (the WAL holds it), and a short cap drains it soon
 // after the store is back, for the cost of one failing PUT every few
@@ -713,11 +732,12 @@ func (e *Engine) upload(ctx context.Context) error {
 	e.upLock.Lock()
 	defer e.upLock.Unlock()
 	e.upMu.Lock()
-	q := e.upQueue
+	q, backlog := e.upQueue, e.upBytes
 	e.upMu.Unlock()
 	if len(q) == 0 {
 		return nil
 	}
+	limit := uploadLimit(e.opts.SegmentBytes, backlog)
 	b := segment.NewBuilder()
 	var lastSeq uint64
 	var n int
@@ -740,7 +760,7 @@ func (e *Engine) upload(ctx context.Context) error {
 		kept = append(kept, it)
 		epochs[tp{it.log.Topic, it.log.Partition}] = epoch
 		b.Add(it.log.Topic, it.log.Partition, it.b.Data, it.b.Base, it.b.Last, it.b.MaxTs)
-		if b.Size() >= e.opts.SegmentBytes {
+		if b.Size() >= limit {
 			break // bound one object; the rest goes next round
 		}
 	}
