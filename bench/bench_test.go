@@ -109,6 +109,25 @@ func TestRunTiny(t *testing.T) {
 	if !strings.Contains(out.String(), "PASS") && !strings.Contains(out.String(), "FAIL") {
 		t.Error("output has no PASS/FAIL")
 	}
+	if said := strings.Contains(out.String(), "this machine was over the target too"); said != res.CeilingOverTarget() {
+		t.Errorf("output says the ceiling was over the target: %v; the ceiling's paced p99 is %s", said, res.PacedCeiling.P99)
+	}
+}
+
+func TestCeilingOverTarget(t *testing.T) {
+	for _, c := range []struct {
+		ceiling Latencies
+		want    bool
+	}{
+		{Latencies{}, false}, // not measured
+		{Latencies{N: 10, P99: TargetPacedP99}, false},
+		{Latencies{N: 10, P99: TargetPacedP99 + time.Microsecond}, true},
+	} {
+		r := &Result{PacedCeiling: c.ceiling}
+		if got := r.CeilingOverTarget(); got != c.want {
+			t.Errorf("ceiling %+v: CeilingOverTarget %v, want %v", c.ceiling, got, c.want)
+		}
+	}
 }
 
 // TestRunPacedRate: a fixed paced rate replaces 25% of the maximum, and the
