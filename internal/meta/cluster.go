@@ -39,6 +39,15 @@ type Acquired struct {
 	Serving int32
 }
 
+// EpochStart is where a leader epoch began in a partition's log: the log
+// end offset when its leader took the partition over. A partition's
+// history of them answers OffsetForLeaderEpoch as Kafka's leader-epoch
+// cache does.
+type EpochStart struct {
+	Epoch  int32
+	Offset int64
+}
+
 // Session is a broker's membership, bound to a lease. While the lease
 // lives the broker's registration and the partitions it leads are its
 // own; once it expires they are released by the store.
@@ -78,10 +87,15 @@ type Cluster interface {
 	Acquire(ctx context.Context, s Session, brokerID int32, topic string, partition int32) (Acquired, error)
 	// CommitRecovery adds the segments holding a recovered WAL tail,
 	// stores the producer states that cover its batches (entries of other
-	// partitions, or of a topic re-created since, are skipped) and records
-	// epoch as the serving epoch, in one transaction that fails with
-	// ErrFenced unless epoch is still current.
-	CommitRecovery(ctx context.Context, topic string, partition int32, epoch int32, segs []Segment, producers []Producer) error
+	// partitions, or of a topic re-created since, are skipped), replaces
+	// the partition's leader-epoch history with epochs and records epoch
+	// as the serving epoch, in one transaction that fails with ErrFenced
+	// unless epoch is still current.
+	CommitRecovery(ctx context.Context, topic string, partition int32, epoch int32, epochs []EpochStart, segs []Segment, producers []Producer) error
+	// EpochStarts returns a partition's leader-epoch history as the last
+	// recovery commit stored it, oldest first (empty for a topic no
+	// takeover has committed yet).
+	EpochStarts(ctx context.Context, topic string, partition int32) ([]EpochStart, error)
 	// Release gives up leadership of a partition held at epoch.
 	Release(ctx context.Context, brokerID int32, topic string, partition int32, epoch int32) error
 	// Watch sends on the channel (coalesced) whenever brokers, leaders or

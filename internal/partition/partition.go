@@ -58,12 +58,12 @@ type Log struct {
 	deleted  bool
 	failed   error
 	// epoch is the leader epoch stamped on appended batches; led is false
-	// for a partition a cluster peer leads (or nobody yet). epochStart is
-	// the log end offset epoch began at: every earlier epoch ended there
-	// or before.
-	epoch      int32
-	epochStart int64
-	led        bool
+	// for a partition a cluster peer leads (or nobody yet). epochs is the
+	// leader-epoch history, oldest first, ending with epoch (empty for a
+	// single broker, whose epoch stays 0).
+	epoch  int32
+	epochs []meta.EpochStart
+	led    bool
 	// producers is the idempotence state as of the log end: checked and
 	// advanced under mu by Append, so it follows offset order exactly.
 	producers *producer.State
@@ -186,34 +186,17 @@ func (l *Log) Fail(err error) {
 }
 
 // SetLeader makes this broker the partition's leader at epoch (the log
-// must have been built from the state the new epoch starts from).
-func (l *Log) SetLeader(epoch int32) {
-	l.mu.Lock()
-	l.epoch, l.epochStart, l.led = epoch, l.next, true
-	l.mu.Unlock()
-}
-
-// EpochEnd answers OffsetForLeaderEpoch: the epoch and end offset for a
-// client that read records of epoch. The current epoch ends at the high
-// watermark (what a consumer can have read); an earlier one at the offset
-// the current epoch began at, with the epoch asked for, as Kafka answers
-// for an epoch older than the history it keeps. The log keeps no history
-// of epochs before the current one, and needs none to be right: a new
-// leader continues its predecessor's log and never truncates it, so the
-// real end of any earlier epoch is at or before that offset, and a
-// client's position is never past the answer. An undefined epoch (-1) or
-// one after the current is unknown: (-1, -1).
-func (l *Log) EpochEnd(epoch int32) (int32, int64) {
+// must have been built from the state the new epoch starts from). hist is
+// the partition's leader-epoch history as the takeover committed it,
+// oldest first; if it does not end with epoch beginning at the log end,
+// that entry is assigned here.
+func (l *Log) SetLeader(epoch int32, hist []meta.EpochStart) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch {
-	case epoch < 0 || epoch > l.epoch:
-		return -1, -1
-	case epoch == l.epoch:
-		return epoch, l.hw
-	default:
-		return epoch, l.epochStart
+	if n := len(hist); n == 0 || hist[n-1] != (meta.EpochStart{Epoch: epoch, Offset: l.next}) {
+		hist = AssignEpoch(hist, epoch, l.next, l.logStart)
 	}
+	l.epoch, l.epochs, l.led = epoch, hist, true
 }
 
 // Fence stops serving the partition: another broker leads it, or this

@@ -3,8 +3,10 @@ package partition
 import (
 	"bytes"
 	"context"
+	"slices"
 	"testing"
 
+	"github.com/vigilhq/vigil/internal/meta"
 	"github.com/vigilhq/vigil/internal/producer"
 )
 
@@ -98,10 +100,14 @@ func TestReadIntoUsesAlloc(t *testing.T) {
 	}
 }
 
-// TestEpochEnd: OffsetForLeaderEpoch's answers. Before any takeover the log
-// is at epoch 0 (one broker); a takeover at epoch 3 starts where the log
-// ended, which is then the end of every earlier epoch; the current epoch
-// ends at the high watermark; -1 and later epochs are unknown.
+// TestEpochEnd: OffsetForLeaderEpoch's answers, as Kafka's leader-epoch
+// cache gives them. Before any takeover the log is at epoch 0 (one
+// broker). Then a history: epoch 1 wrote 0-9, epoch 2 began at 10 and
+// wrote nothing, epoch 3 wrote 10-24, epoch 5 (current) writes from 25.
+func ep(epoch int32, offset int64) meta.EpochStart {
+	return meta.EpochStart{Epoch: epoch, Offset: offset}
+}
+
 func TestEpochEnd(t *testing.T) {
 	l := New("t", [16]byte{}, 0, nil, nil, 0, 1<<30)
 	add := func(base, last int64) {
@@ -122,10 +128,64 @@ func TestEpochEnd(t *testing.T) {
 	check(0, 0, 10)
 	check(1, -1, -1)
 
-	l.SetLeader(3)
+	var hist []meta.EpochStart
+	hist = AssignEpoch(hist, 1, 0, 0)
+	hist = AssignEpoch(hist, 2, 10, 0)
+	hist = AssignEpoch(hist, 3, 10, 0) // epoch 2 wrote nothing: dropped
 	add(10, 24)
-	check(0, 0, 10)
-	check(2, 2, 10)
+	hist = AssignEpoch(hist, 5, 25, 0)
+	if want := []meta.EpochStart{ep(1, 0), ep(3, 10), ep(5, 25)}; !slices.Equal(hist, want) {
+		t.Fatalf("history %v, want %v", hist, want)
+	}
+	l.SetLeader(5, hist)
+	add(25, 29)
+	check(0, 0, 0)   // older than the history: itself, the first start
+	check(1, 1, 10)  // ends where epoch 3 began
+	check(2, 1, 10)  // never wrote: the floor epoch 1 and its end
+	check(3, 3, 25)  // ends where epoch 5 began
+	check(4, 3, 25)  // likewise
+	check(5, 5, 30)  // current: the high watermark
+	check(6, -1, -1) // later than the current epoch
+
+	// The log start moves past epoch 1 and into epoch 3: the history is
+	// read as Kafka trims it, epoch 3 starting at the new log start.
+	if _, err := l.SetLogStart(12); err != nil {
+		t.Fatal(err)
+	}
+	check(1, 1, 12)
 	check(3, 3, 25)
-	check(4, -1, -1)
+
+	// Without a history ending in its epoch (a store written before
+	// histories were kept), SetLeader begins one at the log end.
+	l2 := New("t", [16]byte{}, 0, nil, []meta.Segment{{FirstOffset: 0, LastOffset: 9}}, 0, 1<<30)
+	l2.SetLeader(7, nil)
+	if e, end := l2.EpochEnd(6); e != 6 || end != 10 {
+		t.Errorf("no history: EpochEnd(6) = (%d, %d), want (6, 10)", e, end)
+	}
+}
+
+func TestAssignEpoch(t *testing.T) {
+	for _, c := range []struct {
+		name            string
+		hist            []meta.EpochStart
+		epoch           int32
+		start, logStart int64
+		want            []meta.EpochStart
+	}{
+		{"first", nil, 1, 0, 0, []meta.EpochStart{ep(1, 0)}},
+		{"after one that wrote", []meta.EpochStart{ep(1, 0)}, 2, 5, 0, []meta.EpochStart{ep(1, 0), ep(2, 5)}},
+		{"after one that wrote nothing", []meta.EpochStart{ep(1, 0), ep(2, 5)}, 4, 5, 0, []meta.EpochStart{ep(1, 0), ep(4, 5)}},
+		{"a later epoch in the history goes", []meta.EpochStart{ep(1, 0), ep(6, 3)}, 4, 5, 0, []meta.EpochStart{ep(1, 0), ep(4, 5)}},
+		{"trimmed to the log start", []meta.EpochStart{ep(1, 0), ep(2, 5), ep(3, 8)}, 4, 20, 6, []meta.EpochStart{ep(2, 6), ep(3, 8), ep(4, 20)}},
+		{"log start at an epoch's start", []meta.EpochStart{ep(1, 0), ep(2, 5)}, 3, 9, 5, []meta.EpochStart{ep(2, 5), ep(3, 9)}},
+		{"log start at the new epoch", []meta.EpochStart{ep(1, 0), ep(2, 5)}, 3, 9, 9, []meta.EpochStart{ep(3, 9)}},
+	} {
+		in := slices.Clone(c.hist)
+		if got := AssignEpoch(c.hist, c.epoch, c.start, c.logStart); !slices.Equal(got, c.want) {
+			t.Errorf("%s: AssignEpoch(%v, %d, %d, %d) = %v, want %v", c.name, c.hist, c.epoch, c.start, c.logStart, got, c.want)
+		}
+		if !slices.Equal(in, c.hist) {
+			t.Errorf("%s: AssignEpoch changed its input to %v", c.name, c.hist)
+		}
+	}
 }

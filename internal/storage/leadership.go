@@ -220,7 +220,8 @@ func batchEpoch(b []byte) int32 { return int32(binary.BigEndian.Uint32(b[12:16])
 
 // takeOver rebuilds one partition at a new epoch from the index plus the
 // recovered tail, commits the tail as a segment object together with the
-// serving epoch, and swaps the new log in. Called with upLock held.
+// serving epoch and the leader-epoch history the new epoch extends, and
+// swaps the new log in. Called with upLock held.
 func (e *Engine) takeOver(ctx context.Context, top *Topic, p int32, acq meta.Acquired, tail []*partition.Batch) (int, error) {
 	segs, err := e.meta.Segments(ctx, top.Name, p)
 	if err != nil {
@@ -229,6 +230,10 @@ func (e *Engine) takeOver(ctx context.Context, top *Topic, p int32, acq meta.Acq
 	st, err := e.meta.PartitionState(ctx, top.Name, p)
 	if err != nil {
 		return 0, fmt.Errorf("load state: %w", err)
+	}
+	epochs, err := e.cl.opts.Cluster.EpochStarts(ctx, top.Name, p)
+	if err != nil {
+		return 0, fmt.Errorf("load leader epochs: %w", err)
 	}
 	next := st.LogStart
 	if n := len(segs); n > 0 {
@@ -293,11 +298,14 @@ func (e *Engine) takeOver(ctx context.Context, top *Topic, p int32, acq meta.Acq
 			producers = append(producers, pb.ID)
 		}
 	}
-	if err := e.cl.opts.Cluster.CommitRecovery(ctx, top.Name, p, acq.Epoch, add, e.recoveredProducers(l, producers, acq.Epoch)); err != nil {
+	// The new epoch begins after the recovered tail, which keeps the
+	// epochs its batches were written in.
+	epochs = partition.AssignEpoch(epochs, acq.Epoch, next, st.LogStart)
+	if err := e.cl.opts.Cluster.CommitRecovery(ctx, top.Name, p, acq.Epoch, epochs, add, e.recoveredProducers(l, producers, acq.Epoch)); err != nil {
 		return 0, err
 	}
 	committed = true
-	l.SetLeader(acq.Epoch)
+	l.SetLeader(acq.Epoch, epochs)
 	e.swapLog(top.Name, l)
 	return len(keep), nil
 }

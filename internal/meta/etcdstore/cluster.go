@@ -2,9 +2,11 @@ package etcdstore
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -360,13 +362,32 @@ func (s *Store) Acquire(ctx context.Context, sess meta.Session, brokerID int32, 
 	return out, err
 }
 
-// CommitRecovery implements meta.Cluster. Segments, producer states and
-// the serving epoch go in one transaction, read against the topics it
+// CommitRecovery implements meta.Cluster. Segments, producer states, the
+// leader-epoch history and the serving epoch go in one transaction, read against the topics it
 // checks, so no crash can leave recovered batches indexed without the
 // producer state that deduplicates their retries.
-func (s *Store) CommitRecovery(ctx context.Context, topic string, partition int32, epoch int32, segs []meta.Segment, producers []meta.Producer) error {
+func (s *Store) CommitRecovery(ctx context.Context, topic string, partition int32, epoch int32, epochs []meta.EpochStart, segs []meta.Segment, producers []meta.Producer) error {
 	return s.run(ctx, fmt.Sprintf("commit recovery of %q/%d at epoch %d", topic, partition, epoch), func() error {
 		fence := []clientv3.Cmp{clientv3.Compare(clientv3.Value(s.leaderEpochKey(topic, partition)), "=", strconv.Itoa(int(epoch)))}
+		// The history's keys to delete: read before the fenced write, and
+		// only this partition's leader (fenced at epoch) writes them. etcd
+		// refuses a put inside a range deleted by the same transaction, so
+		// stale entries are deleted one by one.
+		old, err := s.epochStarts(ctx, topic, partition)
+		if err != nil {
+			return err
+		}
+		epochOps := make([]clientv3.Op, 0, len(old)+len(epochs))
+		for _, o := range old {
+			if !slices.ContainsFunc(epochs, func(e meta.EpochStart) bool { return e.Epoch == o.Epoch }) {
+				epochOps = append(epochOps, clientv3.OpDelete(s.lepochKey(topic, partition, o.Epoch)))
+			}
+		}
+		for _, e := range epochs {
+			if !slices.Contains(old, e) {
+				epochOps = append(epochOps, clientv3.OpPut(s.lepochKey(topic, partition, e.Epoch), strconv.FormatInt(e.Offset, 10)))
+			}
+		}
 		var ours []meta.Producer // this partition's: the fence covers no other
 		for _, p := range producers {
 			if p.Topic == topic && p.Partition == partition {
@@ -374,12 +395,12 @@ func (s *Store) CommitRecovery(ctx context.Context, topic string, partition int3
 			}
 		}
 		missing := false
-		err := s.writeForTopics(ctx, map[string]bool{topic: true}, fence, func(topics map[string]meta.Topic) []clientv3.Op {
+		err = s.writeForTopics(ctx, map[string]bool{topic: true}, fence, func(topics map[string]meta.Topic) []clientv3.Op {
 			if _, ok := topics[topic]; !ok {
 				missing = true
 				return nil
 			}
-			ops := []clientv3.Op{clientv3.OpPut(s.servingKey(topic, partition), strconv.Itoa(int(epoch)))}
+			ops := append([]clientv3.Op{clientv3.OpPut(s.servingKey(topic, partition), strconv.Itoa(int(epoch)))}, epochOps...)
 			for i := range segs {
 				ops = append(ops, clientv3.OpPut(s.segKey(&segs[i]), string(metacodec.AppendSegmentValue(nil, &segs[i]))))
 			}
@@ -393,6 +414,38 @@ func (s *Store) CommitRecovery(ctx context.Context, topic string, partition int3
 		}
 		return err
 	})
+}
+
+// EpochStarts implements meta.Cluster.
+func (s *Store) EpochStarts(ctx context.Context, topic string, partition int32) ([]meta.EpochStart, error) {
+	var out []meta.EpochStart
+	err := s.run(ctx, fmt.Sprintf("leader epochs of %q/%d", topic, partition), func() error {
+		var err error
+		out, err = s.epochStarts(ctx, topic, partition)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) lepochKey(t string, p int32, epoch int32) string {
+	return s.lepochPrefix(t) + partKey(p) + string(binary.BigEndian.AppendUint32(nil, uint32(epoch)))
+}
+
+// epochStarts reads a partition's leader-epoch history; epochs are
+// positive, so the big-endian key suffix sorts them.
+func (s *Store) epochStarts(ctx context.Context, topic string, partition int32) ([]meta.EpochStart, error) {
+	var out []meta.EpochStart
+	prefix := s.lepochPrefix(topic) + partKey(partition)
+	err := s.forPrefix(ctx, prefix, func(k, v []byte) error {
+		suffix := k[len(prefix):]
+		off, err := strconv.ParseInt(string(v), 10, 64)
+		if len(suffix) != 4 || err != nil {
+			return fmt.Errorf("corrupt leader epoch entry %q = %q", k, v)
+		}
+		out = append(out, meta.EpochStart{Epoch: int32(binary.BigEndian.Uint32(suffix)), Offset: off})
+		return nil
+	})
+	return out, err
 }
 
 // Release implements meta.Cluster. Releasing a partition no longer held

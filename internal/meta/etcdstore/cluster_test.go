@@ -3,6 +3,7 @@ package etcdstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -68,13 +69,27 @@ func TestClusterLeadership(t *testing.T) {
 	otherIncarnation := prod(1, "of a deleted topic")
 	otherIncarnation.TopicID[0]++
 	otherIncarnation.ProducerID = 8
-	if err := s.CommitRecovery(ctx, "t", 0, 1, []meta.Segment{seg}, []meta.Producer{prod(1, "recovered"), otherIncarnation}); err != nil {
+	epochs := func() []meta.EpochStart {
+		t.Helper()
+		es, err := s.EpochStarts(ctx, "t", 0)
+		if err != nil {
+			t.Fatalf("leader epochs: %v", err)
+		}
+		return es
+	}
+	if es := epochs(); len(es) != 0 {
+		t.Fatalf("leader epochs before any recovery commit: %v", es)
+	}
+	if err := s.CommitRecovery(ctx, "t", 0, 1, []meta.EpochStart{{Epoch: 1, Offset: 0}}, []meta.Segment{seg}, []meta.Producer{prod(1, "recovered"), otherIncarnation}); err != nil {
 		t.Fatal(err)
+	}
+	if es := epochs(); !slices.Equal(es, []meta.EpochStart{{Epoch: 1, Offset: 0}}) {
+		t.Fatalf("leader epochs after the recovery commit: %v", es)
 	}
 	if got := producerData(); got != "recovered" {
 		t.Fatalf("producer state after the recovery commit: %q, want %q", got, "recovered")
 	}
-	if err := s.CommitRecovery(ctx, "missing", 0, 1, nil, nil); !errors.Is(err, meta.ErrUnknownTopic) {
+	if err := s.CommitRecovery(ctx, "missing", 0, 1, nil, nil, nil); !errors.Is(err, meta.ErrUnknownTopic) {
 		t.Fatalf("recovery commit of an unknown topic: %v", err)
 	}
 	seg2 := meta.Segment{Topic: "t", Partition: 0, Object: "o2", Size: 10, FirstOffset: 10, LastOffset: 19, LeaderEpoch: 1}
@@ -106,7 +121,7 @@ func TestClusterLeadership(t *testing.T) {
 	// A fenced recovery commit writes nothing: no index entry, no
 	// producer state.
 	staleRecovery := meta.Segment{Topic: "t", Partition: 0, Object: "o4", Size: 10, FirstOffset: 30, LastOffset: 39, LeaderEpoch: 1}
-	if err := s.CommitRecovery(ctx, "t", 0, 1, []meta.Segment{staleRecovery}, []meta.Producer{prod(1, "stale recovery")}); !errors.Is(err, meta.ErrFenced) {
+	if err := s.CommitRecovery(ctx, "t", 0, 1, []meta.EpochStart{{Epoch: 9, Offset: 30}}, []meta.Segment{staleRecovery}, []meta.Producer{prod(1, "stale recovery")}); !errors.Is(err, meta.ErrFenced) {
 		t.Fatalf("recovery commit at a stale epoch: %v, want ErrFenced", err)
 	}
 	if segs, _ := s.Segments(ctx, "t", 0); len(segs) != 2 {
@@ -114,6 +129,9 @@ func TestClusterLeadership(t *testing.T) {
 	}
 	if got := producerData(); got != "recovered" {
 		t.Fatalf("producer state after the fenced recovery commit: %q, want it unchanged", got)
+	}
+	if es := epochs(); !slices.Equal(es, []meta.EpochStart{{Epoch: 1, Offset: 0}}) {
+		t.Fatalf("leader epochs after the fenced recovery commit: %v, want them unchanged", es)
 	}
 	// Producer state is fenced the same way: the deposed leader cannot
 	// overwrite what the new one stores.
@@ -126,8 +144,18 @@ func TestClusterLeadership(t *testing.T) {
 	if ps, err := s.Producers(ctx, "t", 0); err != nil || len(ps) != 1 || string(ps[0].Data) != "new leader" {
 		t.Fatalf("producer state after the fenced write: %+v, %v", ps, err)
 	}
-	if err := s.CommitRecovery(ctx, "t", 0, 2, nil, nil); err != nil {
+	if err := s.CommitRecovery(ctx, "t", 0, 2, []meta.EpochStart{{Epoch: 1, Offset: 0}, {Epoch: 2, Offset: 20}}, nil, nil); err != nil {
 		t.Fatal(err)
+	}
+	if es := epochs(); !slices.Equal(es, []meta.EpochStart{{Epoch: 1, Offset: 0}, {Epoch: 2, Offset: 20}}) {
+		t.Fatalf("leader epochs after the takeover at epoch 2: %v", es)
+	}
+	// The history is replaced, not merged: an entry left out is deleted.
+	if err := s.CommitRecovery(ctx, "t", 0, 2, []meta.EpochStart{{Epoch: 2, Offset: 20}}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if es := epochs(); !slices.Equal(es, []meta.EpochStart{{Epoch: 2, Offset: 20}}) {
+		t.Fatalf("leader epochs after a commit that drops epoch 1: %v", es)
 	}
 	ls, err := s.Leaders(ctx)
 	if err != nil || len(ls) != 1 || ls[0].Broker != 2 || ls[0].Epoch != 2 || ls[0].Serving != 2 {
@@ -173,6 +201,11 @@ func TestClusterLeadership(t *testing.T) {
 	}
 	if err := s.CreateTopic(ctx, meta.Topic{Name: "t", Partitions: 1}); err != nil {
 		t.Fatal(err)
+	}
+	// The epoch history belongs to the topic's incarnation: the new one
+	// starts its log at 0 again.
+	if es := epochs(); len(es) != 0 {
+		t.Fatalf("leader epochs of a re-created topic: %v", es)
 	}
 	if a, err := s.Acquire(ctx, s2, 2, "t", 0); err != nil || a.Epoch != 3 {
 		t.Fatalf("acquire after re-creation = %+v, %v; want epoch 3", a, err)

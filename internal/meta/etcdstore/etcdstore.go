@@ -16,6 +16,7 @@
 //	P segments/<t>/ + partition(4 BE) + flip(firstOffset)(8 BE) -> segment value
 //	P partitions/<t>/ + partition(4 BE)                         -> partition state value
 //	P producers/<t>/ + partition(4 BE) + producer id(8 BE)      -> producer state (opaque)
+//	P leaderepochs/<t>/ + partition(4 BE) + epoch(4 BE)         -> the epoch's start offset (decimal)
 //	P quotas/<entity>           JSON {quota name: value}
 //
 // etcd returns ranges in byte order of the key, and the segment key suffix
@@ -26,7 +27,7 @@
 // Atomicity. Existence checks happen inside the writing transaction as
 // compares: CreateTopic requires CreateRevision(topic)==0, SetPartitionState
 // requires CreateRevision(topic)>0, DeleteTopic removes the topic key and
-// the three per-topic prefixes (with prefix deletes) in one transaction.
+// the four per-topic prefixes (with prefix deletes) in one transaction.
 // Calls that must drop entries of unknown (or re-created) topics
 // (AddSegments, ReplaceSegments, PutProducers) read the topics first and
 // then write with the compare ModRevision(topics_epoch) <= read revision:
@@ -223,6 +224,7 @@ func (s *Store) topicKey(t string) string      { return s.p + "topics/" + esc(t)
 func (s *Store) segPrefix(t string) string     { return s.p + "segments/" + esc(t) + "/" }
 func (s *Store) partPrefix(t string) string    { return s.p + "partitions/" + esc(t) + "/" }
 func (s *Store) prodPrefix(t string) string    { return s.p + "producers/" + esc(t) + "/" }
+func (s *Store) lepochPrefix(t string) string  { return s.p + "leaderepochs/" + esc(t) + "/" }
 func (s *Store) epochKey() string              { return s.p + "cluster/topics_epoch" }
 func (s *Store) quotaKey(entity string) string { return s.p + "quotas/" + entity }
 
@@ -394,6 +396,7 @@ func (s *Store) CreateTopic(ctx context.Context, t meta.Topic) error {
 				clientv3.OpDelete(s.segPrefix(t.Name), clientv3.WithPrefix()),
 				clientv3.OpDelete(s.partPrefix(t.Name), clientv3.WithPrefix()),
 				clientv3.OpDelete(s.prodPrefix(t.Name), clientv3.WithPrefix()),
+				clientv3.OpDelete(s.lepochPrefix(t.Name), clientv3.WithPrefix()),
 				clientv3.OpPut(k, string(val)),
 				clientv3.OpPut(s.epochKey(), ""),
 			})
@@ -487,6 +490,7 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) ([]meta.Segment, e
 				clientv3.OpDelete(s.segPrefix(name), clientv3.WithPrefix(), clientv3.WithPrevKV()),
 				clientv3.OpDelete(s.partPrefix(name), clientv3.WithPrefix()),
 				clientv3.OpDelete(s.prodPrefix(name), clientv3.WithPrefix()),
+				clientv3.OpDelete(s.lepochPrefix(name), clientv3.WithPrefix()),
 				// Leader keys go with the topic; epochs stay, so a topic
 				// re-created under the name never reuses an epoch.
 				clientv3.OpDelete(s.p+"cluster/leaders/"+esc(name)+"/", clientv3.WithPrefix()),
