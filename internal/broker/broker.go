@@ -49,7 +49,7 @@ type Broker struct {
 	cfg         config.Broker
 	log         *slog.Logger
 	store       *storage.Engine
-	groupsPtr   atomic.Pointer[group.Coordinator]
+	groupsPtr   atomic.Pointer[group.Shards]
 	cluster     ClusterView // nil: a single broker
 	clusterID   string
 	host        string
@@ -73,7 +73,7 @@ type Broker struct {
 
 // New builds a broker over an opened storage engine and a loaded group
 // coordinator.
-func New(cfg config.Broker, store *storage.Engine, groups *group.Coordinator, quotas *quota.Manager, clusterID string, log *slog.Logger) (*Broker, error) {
+func New(cfg config.Broker, store *storage.Engine, groups *group.Shards, quotas *quota.Manager, clusterID string, log *slog.Logger) (*Broker, error) {
 	host, portStr, err := net.SplitHostPort(cfg.Advertised)
 	if err != nil {
 		return nil, fmt.Errorf("broker: advertised address %q: %w", cfg.Advertised, err)

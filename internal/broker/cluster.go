@@ -31,13 +31,19 @@ func (b *Broker) SetCluster(v ClusterView) {
 	b.fwd = forward.New(forward.Config{ClientID: forwardClientID, Bytes: b.countForward})
 }
 
-// SetGroups replaces the group coordinator (nil: this broker coordinates
-// no group now); in a cluster it moves with __consumer_offsets.
-func (b *Broker) SetGroups(g *group.Coordinator) { b.groupsPtr.Store(g) }
+// SetGroups replaces the group coordinators (nil: this broker
+// coordinates no group now); in a cluster each moves with its
+// __consumer_offsets partition.
+func (b *Broker) SetGroups(s *group.Shards) { b.groupsPtr.Store(s) }
 
-// coordinator is the group coordinator, or nil when another broker
-// coordinates the groups.
-func (b *Broker) coordinator() *group.Coordinator { return b.groupsPtr.Load() }
+// coordinator is the coordinator of a group, or nil when another broker
+// coordinates it (NOT_COORDINATOR).
+func (b *Broker) coordinator(groupID string) *group.Coordinator {
+	return b.groupsPtr.Load().For(groupID)
+}
+
+// coordinators are every coordinator this broker runs.
+func (b *Broker) coordinators() []*group.Coordinator { return b.groupsPtr.Load().All() }
 
 // brokerEndpoint is one broker as Metadata lists it.
 type brokerEndpoint struct {
@@ -117,16 +123,20 @@ func (b *Broker) servePartition(t *storage.Topic, p int32, clientEpoch int32) (*
 	return l, 0
 }
 
-// coordinatorNode is the broker that coordinates groups, and whether
-// there is one now.
-func (b *Broker) coordinatorNode() (brokerEndpoint, bool) {
+// coordinatorNode is the broker that coordinates a group, the leader of
+// its __consumer_offsets partition, and whether there is one now.
+func (b *Broker) coordinatorNode(groupID string) (brokerEndpoint, bool) {
 	if b.cluster == nil {
 		return brokerEndpoint{id: b.cfg.NodeID, host: b.host, port: b.port}, true
 	}
-	if b.coordinator() != nil {
+	if b.coordinator(groupID) != nil {
 		return b.endpoint(b.cfg.NodeID)
 	}
-	l, ok := b.cluster.LeaderOf(group.OffsetsTopic, 0)
+	t := b.store.Topic(group.OffsetsTopic)
+	if t == nil || len(t.Logs) == 0 {
+		return brokerEndpoint{}, false
+	}
+	l, ok := b.cluster.LeaderOf(group.OffsetsTopic, group.PartitionFor(groupID, int32(len(t.Logs))))
 	if !ok {
 		return brokerEndpoint{}, false
 	}

@@ -3,6 +3,8 @@ package broker
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/vigilhq/vigil/internal/group"
 )
 
 // handleDeleteGroups deletes empty groups; the answer waits (on the writer
@@ -10,16 +12,41 @@ import (
 func (b *Broker) handleDeleteGroups(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.DeleteGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
-	g := b.coordinator()
-	if g == nil {
-		for _, id := range req.Groups {
-			resp.Groups = append(resp.Groups, kmsg.DeleteGroupsResponseGroup{Group: id, ErrorCode: kerr.NotCoordinator.Code})
-		}
-		return func() kmsg.Response { return resp }
+	// The groups may have different coordinators (offsets partitions);
+	// each deletes its own, and the answer keeps the request's order.
+	codes := make([]int16, len(req.Groups))
+	type part struct {
+		at []int // indexes into req.Groups
+		ch <-chan []int16
 	}
-	ch := g.Delete(req.Groups)
+	var parts []part
+	byCo := map[*group.Coordinator]int{}
+	var ids [][]string
+	for i, id := range req.Groups {
+		g := b.coordinator(id)
+		if g == nil {
+			codes[i] = kerr.NotCoordinator.Code
+			continue
+		}
+		j, ok := byCo[g]
+		if !ok {
+			j = len(parts)
+			byCo[g] = j
+			parts = append(parts, part{})
+			ids = append(ids, nil)
+		}
+		parts[j].at = append(parts[j].at, i)
+		ids[j] = append(ids[j], id)
+	}
+	for g, j := range byCo {
+		parts[j].ch = g.Delete(ids[j])
+	}
 	return func() kmsg.Response {
-		codes := <-ch
+		for _, p := range parts {
+			for k, code := range <-p.ch {
+				codes[p.at[k]] = code
+			}
+		}
 		for i, id := range req.Groups {
 			resp.Groups = append(resp.Groups, kmsg.DeleteGroupsResponseGroup{Group: id, ErrorCode: codes[i]})
 		}

@@ -8,8 +8,8 @@ import (
 func (b *Broker) handleDescribeGroups(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.DescribeGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
-	co := b.coordinator()
 	for _, id := range req.Groups {
+		co := b.coordinator(id)
 		if co == nil {
 			resp.Groups = append(resp.Groups, kmsg.DescribeGroupsResponseGroup{Group: id, ErrorCode: kerr.NotCoordinator.Code, AuthorizedOperations: noAuthorizedOps})
 			continue

@@ -11,8 +11,9 @@ const (
 	coordinatorTransaction = 1
 )
 
-// handleFindCoordinator names the broker that coordinates every group:
-// this one alone, or in a cluster the leader of __consumer_offsets.
+// handleFindCoordinator names the broker that coordinates a group: this
+// one alone, or in a cluster the leader of the group's __consumer_offsets
+// partition (group.PartitionFor, Kafka's own mapping).
 // Transactions (and KIP-932 share groups) are not supported yet, so their
 // coordinator requests fail with INVALID_REQUEST.
 func (b *Broker) handleFindCoordinator(c *conn, h header, r kmsg.Request) func() kmsg.Response {
@@ -25,7 +26,7 @@ func (b *Broker) handleFindCoordinator(c *conn, h header, r kmsg.Request) func()
 	find := func(key string) (code int16, msg *string, node int32, host string, port int32) {
 		switch ktype {
 		case coordinatorGroup:
-			e, ok := b.coordinatorNode()
+			e, ok := b.coordinatorNode(key)
 			if !ok {
 				m := "the group coordinator is moving to another broker"
 				return kerr.CoordinatorNotAvailable.Code, &m, -1, "", -1

@@ -67,7 +67,7 @@ func fuzzBroker(tb testing.TB) *Broker {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	b, err := New(cfg, store, groups, quotas, "fuzz-cluster", log)
+	b, err := New(cfg, store, group.Single(groups), quotas, "fuzz-cluster", log)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 func (b *Broker) handleHeartbeat(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.HeartbeatRequest)
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-	if g := b.coordinator(); g != nil {
+	if g := b.coordinator(req.Group); g != nil {
 		resp.ErrorCode = g.Heartbeat(req)
 	} else {
 		resp.ErrorCode = kerr.NotCoordinator.Code

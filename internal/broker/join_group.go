@@ -12,7 +12,7 @@ import (
 // rebalance on the writer goroutine.
 func (b *Broker) handleJoinGroup(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.JoinGroupRequest)
-	g := b.coordinator()
+	g := b.coordinator(req.Group)
 	if g == nil {
 		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
 		resp.ErrorCode, resp.Generation = kerr.NotCoordinator.Code, -1

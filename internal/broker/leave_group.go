@@ -24,7 +24,7 @@ func (b *Broker) handleLeaveGroup(c *conn, h header, r kmsg.Request) func() kmsg
 			leaving = append(leaving, lm)
 		}
 	}
-	g := b.coordinator()
+	g := b.coordinator(req.Group)
 	if g == nil {
 		resp.ErrorCode = kerr.NotCoordinator.Code
 		return func() kmsg.Response { return resp }

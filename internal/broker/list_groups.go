@@ -20,7 +20,12 @@ func (b *Broker) handleListGroups(c *conn, h header, r kmsg.Request) func() kmsg
 		}
 	}
 	resp.Groups = []kmsg.ListGroupsResponseGroup{}
-	if g := b.coordinator(); typeOK && g != nil {
+	// Like a Kafka broker, only the groups this broker coordinates; a
+	// client lists every broker's.
+	for _, g := range b.coordinators() {
+		if !typeOK {
+			break
+		}
 		for _, l := range g.List(req.StatesFilter) {
 			resp.Groups = append(resp.Groups, kmsg.ListGroupsResponseGroup{Group: l.Group, ProtocolType: l.ProtocolType,
 				GroupState: l.State, GroupType: group.GroupType})

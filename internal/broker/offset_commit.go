@@ -10,7 +10,7 @@ import (
 // answers on the writer goroutine once they are durable in the WAL.
 func (b *Broker) handleOffsetCommit(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.OffsetCommitRequest)
-	g := b.coordinator()
+	g := b.coordinator(req.Group)
 	if g == nil {
 		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 		for _, rt := range req.Topics {

@@ -9,7 +9,7 @@ import (
 // not consume (KIP-496); the answer waits until the tombstones are durable.
 func (b *Broker) handleOffsetDelete(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.OffsetDeleteRequest)
-	g := b.coordinator()
+	g := b.coordinator(req.Group)
 	if g == nil {
 		resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
 		resp.ErrorCode = kerr.NotCoordinator.Code

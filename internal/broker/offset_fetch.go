@@ -93,10 +93,10 @@ func groupFetched(offs []group.FetchedOffset, order []string, all bool) []fetche
 	return out
 }
 
-// fetchOffsets asks the coordinator, or answers NOT_COORDINATOR when
-// another broker coordinates the groups.
+// fetchOffsets asks the group's coordinator, or answers NOT_COORDINATOR
+// when another broker coordinates the group.
 func (b *Broker) fetchOffsets(id string, topics map[string][]int32, all bool) ([]group.FetchedOffset, int16) {
-	g := b.coordinator()
+	g := b.coordinator(id)
 	if g == nil {
 		return nil, kerr.NotCoordinator.Code
 	}

@@ -9,7 +9,7 @@ import (
 // reader goroutine; followers wait for it on the writer goroutine.
 func (b *Broker) handleSyncGroup(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.SyncGroupRequest)
-	g := b.coordinator()
+	g := b.coordinator(req.Group)
 	if g == nil {
 		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
 		resp.ErrorCode = kerr.NotCoordinator.Code

@@ -35,13 +35,9 @@ type Config struct {
 	Addr     string // advertised host:port
 	Zone     string
 	LeaseTTL time.Duration
-	// Grouped names topics whose partitions are placed together on one
-	// broker (__consumer_offsets: the group coordinator moves as a
-	// whole).
-	Grouped []string
 	// BeforeRelease, if set, runs before this broker hands a partition
-	// over (the server drops the group coordinator before its offsets
-	// partitions go).
+	// over (the server drops an offsets partition's group coordinator
+	// before the partition goes).
 	BeforeRelease func(storage.Partition)
 	Logger        *slog.Logger
 }
@@ -260,9 +256,6 @@ func (m *Member) setView(brokers []meta.BrokerInfo, leaders []meta.Leader) {
 // if every broker drains).
 func (m *Member) owner(tp storage.Partition, brokers []meta.BrokerInfo) int32 {
 	key := placement.PartitionKey(tp.Topic, tp.Partition)
-	if slices.Contains(m.cfg.Grouped, tp.Topic) {
-		key = tp.Topic
-	}
 	drainingOnly := !slices.ContainsFunc(brokers, func(b meta.BrokerInfo) bool { return !b.Draining })
 	return placement.Owner(key, brokers, func(b meta.BrokerInfo) bool { return !b.Draining || drainingOnly })
 }

@@ -63,8 +63,8 @@ func TestPlacementBalancedAndStable(t *testing.T) {
 	}
 }
 
-func TestPlacementDrainingAndGrouped(t *testing.T) {
-	m := New(Config{BrokerID: 1, Grouped: []string{"__consumer_offsets"}}, nil, nil, nil)
+func TestPlacementDraining(t *testing.T) {
+	m := New(Config{BrokerID: 1}, nil, nil, nil)
 	bs := brokers(1, 2, 3)
 	bs[1].Draining = true
 	for tp, b := range placeAll(m, bs, 5, 20) {
@@ -77,11 +77,14 @@ func TestPlacementDrainingAndGrouped(t *testing.T) {
 	if b := m.owner(storage.Partition{Topic: "x", Partition: 0}, all); b != 1 && b != 2 {
 		t.Errorf("with every broker draining, placed on %d", b)
 	}
-	first := m.owner(storage.Partition{Topic: "__consumer_offsets", Partition: 0}, brokers(1, 2, 3))
-	for p := int32(1); p < 50; p++ {
-		if b := m.owner(storage.Partition{Topic: "__consumer_offsets", Partition: p}, brokers(1, 2, 3)); b != first {
-			t.Fatalf("__consumer_offsets/%d on %d, /0 on %d: a grouped topic lives on one broker", p, b, first)
-		}
+	// __consumer_offsets spreads like any topic: each broker coordinates
+	// the groups of the partitions it leads.
+	on := map[int32]int{}
+	for p := int32(0); p < 16; p++ {
+		on[m.owner(storage.Partition{Topic: "__consumer_offsets", Partition: p}, brokers(1, 2, 3))]++
+	}
+	if len(on) != 3 {
+		t.Errorf("__consumer_offsets's 16 partitions placed on %v, want all three brokers", on)
 	}
 	if b := m.owner(storage.Partition{Topic: "x"}, nil); b != -1 {
 		t.Errorf("no brokers: owner %d, want -1", b)

@@ -65,7 +65,12 @@ type Config struct {
 	// SnapshotMinRecords: a partition of the offsets log is snapshotted
 	// once it holds more than twice its live records plus this many.
 	SnapshotMinRecords int
-	Logger             *slog.Logger
+	// Partitions are the offsets-log partitions this coordinator loads
+	// and serves (nil: all). In a cluster each broker runs one
+	// coordinator per offsets partition it leads, so the groups spread
+	// over the brokers as in Kafka and move one partition at a time.
+	Partitions []int32
+	Logger     *slog.Logger
 }
 
 func (c *Config) fill() {
@@ -89,7 +94,8 @@ func (c *Config) fill() {
 	}
 }
 
-// Coordinator owns every group of this broker. Safe for concurrent use.
+// Coordinator owns the groups of its offsets-log partitions
+// (Config.Partitions). Safe for concurrent use.
 //
 // One mutex guards all state: group operations are short and in memory,
 // and appends to the offsets log happen under it so that the log's order

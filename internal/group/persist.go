@@ -99,6 +99,9 @@ func (c *Coordinator) Load(ctx context.Context) error {
 	}
 	total := 0
 	for p := range c.parts {
+		if !c.owns(int32(p)) {
+			continue
+		}
 		ps := c.parts[p]
 		err := c.olog.Replay(ctx, int32(p), func(off int64, r Record) error {
 			total++
@@ -200,8 +203,10 @@ func (c *Coordinator) Load(ctx context.Context) error {
 		c.groups[id] = g
 	}
 	for p := range c.parts {
-		c.maybeSnapshotLocked(int32(p))
+		if c.owns(int32(p)) {
+			c.maybeSnapshotLocked(int32(p))
+		}
 	}
-	c.log.Info("consumer groups loaded", "groups", len(c.groups), "records_replayed", total, "took", time.Since(start))
+	c.log.Info("consumer groups loaded", "partitions", c.ownedDesc(), "groups", len(c.groups), "records_replayed", total, "took", time.Since(start))
 	return nil
 }

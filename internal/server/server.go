@@ -38,7 +38,7 @@ type Server struct {
 	meta   meta.Store
 	objs   objstore.Store
 	store  *storage.Engine
-	groups *group.Coordinator
+	groups *group.Shards // this broker's group coordinators; see groupsMu
 	broker *broker.Broker
 	ln     net.Listener
 
@@ -56,7 +56,7 @@ type Server struct {
 	member     *cluster.Member
 	stopMember context.CancelFunc
 	memberDone chan struct{}
-	groupsMu   sync.Mutex // guards groups when it moves with leadership
+	groupsMu   sync.Mutex // guards groups: coordinators move with leadership
 }
 
 // Start opens everything and starts serving Kafka clients; Serve waits
@@ -142,15 +142,17 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 			s.closeStores()
 			return nil, err
 		}
-	} else if s.groups, err = openGroups(ctx, cfg, s.store, log); err != nil {
-		s.store.Close()
-		s.closeStores()
-		return nil, err
+	} else {
+		g, err := openGroups(ctx, cfg, s.store, log, nil)
+		if err != nil {
+			s.store.Close()
+			s.closeStores()
+			return nil, err
+		}
+		s.groups = group.Single(g)
 	}
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-		if s.groups != nil {
-			s.groups.Close()
-		}
+		s.closeGroups()
 		s.store.Close()
 		s.closeStores()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
@@ -164,18 +166,14 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 	quotas, err := quota.Open(ctx, s.meta)
 	if err != nil {
 		s.ln.Close()
-		if s.groups != nil {
-			s.groups.Close()
-		}
+		s.closeGroups()
 		s.store.Close()
 		s.closeStores()
 		return nil, err
 	}
 	if s.broker, err = broker.New(cfg, s.store, s.groups, quotas, clusterID, log); err != nil {
 		s.ln.Close()
-		if s.groups != nil {
-			s.groups.Close()
-		}
+		s.closeGroups()
 		s.store.Close()
 		s.closeStores()
 		return nil, err
@@ -193,7 +191,7 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 	}
 	if clustered {
 		s.member = cluster.New(cluster.Config{BrokerID: cfg.NodeID, Addr: cfg.Advertised, Zone: cfg.Zone,
-			LeaseTTL: cfg.LeaseTTL, Grouped: []string{group.OffsetsTopic}, BeforeRelease: s.beforeRelease, Logger: log},
+			LeaseTTL: cfg.LeaseTTL, BeforeRelease: s.beforeRelease, Logger: log},
 			cl, s.store, s.onLeadership)
 		s.broker.SetCluster(s.member)
 		if err := s.member.Join(ctx); err != nil {
@@ -234,9 +232,7 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 	if cfg.AdminListen != "" {
 		if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			s.ln.Close()
-			if s.groups != nil {
-				s.groups.Close()
-			}
+			s.closeGroups()
 			s.store.Close()
 			s.closeStores()
 			return nil, fmt.Errorf("admin listen on %s: %w", cfg.AdminListen, err)
@@ -289,13 +285,18 @@ func (s *Server) AdminAddr() string {
 func (s *Server) groupLag() []metrics.Lag {
 	var out []metrics.Lag
 	s.groupsMu.Lock()
-	groups := s.groups
+	shards := s.groups
 	s.groupsMu.Unlock()
-	if groups == nil {
-		return nil
+	for _, co := range shards.All() {
+		out = append(out, s.coordinatorLag(co)...)
 	}
-	for _, g := range groups.List(nil) {
-		offs, code := groups.FetchOffsets(g.Group, nil, true)
+	return out
+}
+
+func (s *Server) coordinatorLag(co *group.Coordinator) []metrics.Lag {
+	var out []metrics.Lag
+	for _, g := range co.List(nil) {
+		offs, code := co.FetchOffsets(g.Group, nil, true)
 		if code != 0 {
 			continue
 		}
@@ -312,9 +313,10 @@ func (s *Server) groupLag() []metrics.Lag {
 }
 
 // openGroups opens __consumer_offsets (creating it on first start) and
-// loads the group coordinator from it. Its retention is unlimited: the
-// coordinator bounds it itself with snapshots and log-start moves.
-func openGroups(ctx context.Context, cfg config.Broker, store *storage.Engine, log *slog.Logger) (*group.Coordinator, error) {
+// loads a group coordinator of its partitions parts (nil: all) from it.
+// Its retention is unlimited: the coordinator bounds it itself with
+// snapshots and log-start moves.
+func openGroups(ctx context.Context, cfg config.Broker, store *storage.Engine, log *slog.Logger, parts []int32) (*group.Coordinator, error) {
 	offsets, err := store.OpenInternalTopic(ctx, group.OffsetsTopic, cfg.OffsetsPartitions,
 		map[string]string{"retention.ms": "-1", "retention.bytes": "-1"})
 	if err != nil {
@@ -324,6 +326,7 @@ func openGroups(ctx context.Context, cfg config.Broker, store *storage.Engine, l
 		InitialRebalanceDelay: cfg.GroupInitialRebalance,
 		MinSessionTimeout:     cfg.GroupMinSession,
 		SnapshotMinRecords:    int(cfg.OffsetsSnapshot),
+		Partitions:            parts,
 		Logger:                log,
 	}, offsets, store)
 	if err := g.Load(ctx); err != nil {
@@ -340,55 +343,99 @@ func ensureOffsetsTopic(ctx context.Context, cfg config.Broker, store *storage.E
 	return err
 }
 
-// onLeadership moves the group coordinator with __consumer_offsets: it is
-// loaded when this broker leads every partition of it, and dropped as
-// soon as it leads not all of them.
+// onLeadership moves the group coordinators with __consumer_offsets: this
+// broker runs one coordinator per offsets partition it leads, loaded when
+// it takes the partition over and dropped as soon as it leads it no
+// more, so the groups spread over the brokers as in Kafka and a broker's
+// loss moves only its share of them.
 func (s *Server) onLeadership() {
-	led := s.store.Led()
 	t := s.store.Topic(group.OffsetsTopic)
-	all := t != nil
-	if t != nil {
-		for p := range t.Logs {
-			if _, ok := led[storage.Partition{Topic: group.OffsetsTopic, Partition: int32(p)}]; !ok {
-				all = false
-				break
-			}
-		}
+	if t == nil {
+		return
 	}
+	led := s.store.Led()
 	s.groupsMu.Lock()
 	defer s.groupsMu.Unlock()
-	switch {
-	case all && s.groups == nil:
-		g, err := openGroups(context.Background(), s.cfg, s.store, s.log)
-		if err != nil {
-			s.log.Error("cannot load consumer groups after taking __consumer_offsets over", "err", err)
-			return
+	cur := s.groups.Map()
+	next := make(map[int32]*group.Coordinator, len(cur))
+	var closing []*group.Coordinator
+	changed := false
+	for p := range t.Logs {
+		p := int32(p)
+		_, leads := led[storage.Partition{Topic: group.OffsetsTopic, Partition: p}]
+		co := cur[p]
+		switch {
+		case leads && co != nil:
+			next[p] = co
+		case leads:
+			g, err := openGroups(context.Background(), s.cfg, s.store, s.log, []int32{p})
+			if err != nil {
+				s.log.Error("cannot load consumer groups after taking a __consumer_offsets partition over", "partition", p, "err", err)
+				continue
+			}
+			next[p] = g
+			changed = true
+			s.log.Info("this broker now coordinates the consumer groups of an offsets partition", "partition", p)
+		case co != nil:
+			closing = append(closing, co)
+			changed = true
+			s.log.Info("this broker no longer coordinates the consumer groups of an offsets partition", "partition", p)
 		}
-		s.groups = g
-		s.broker.SetGroups(g)
-		s.log.Info("this broker now coordinates the consumer groups")
-	case !all && s.groups != nil:
-		s.broker.SetGroups(nil)
-		s.groups.Close()
-		s.groups = nil
-		s.log.Info("this broker no longer coordinates the consumer groups")
+	}
+	if changed {
+		// Routed away first: the groups being closed answer
+		// NOT_COORDINATOR from the router, not from a closing coordinator.
+		s.publishGroupsLocked(int32(len(t.Logs)), next)
+	}
+	for _, co := range closing {
+		co.Close()
 	}
 }
 
-// beforeRelease drops the group coordinator before an offsets partition
-// is handed over, so no group write races the hand-over.
+// beforeRelease drops an offsets partition's coordinator before the
+// partition is handed over, so no group write races the hand-over.
 func (s *Server) beforeRelease(p storage.Partition) {
 	if p.Topic != group.OffsetsTopic {
 		return
 	}
 	s.groupsMu.Lock()
 	defer s.groupsMu.Unlock()
-	if s.groups != nil {
-		s.broker.SetGroups(nil)
-		s.groups.Close()
-		s.groups = nil
-		s.log.Info("this broker no longer coordinates the consumer groups")
+	cur := s.groups.Map()
+	co := cur[p.Partition]
+	if co == nil {
+		return
 	}
+	delete(cur, p.Partition)
+	s.publishGroupsLocked(s.groupPartitionsLocked(), cur) // no request reaches co while it closes
+	co.Close()
+	s.log.Info("this broker no longer coordinates the consumer groups of an offsets partition", "partition", p.Partition)
+}
+
+func (s *Server) groupPartitionsLocked() int32 {
+	if t := s.store.Topic(group.OffsetsTopic); t != nil {
+		return int32(len(t.Logs))
+	}
+	return 0
+}
+
+// publishGroupsLocked installs byPart as the broker's coordinators.
+func (s *Server) publishGroupsLocked(partitions int32, byPart map[int32]*group.Coordinator) {
+	s.groups = nil
+	if len(byPart) > 0 {
+		s.groups = group.NewShards(partitions, byPart)
+	}
+	s.broker.SetGroups(s.groups)
+}
+
+// closeGroups closes every coordinator: their last appends still reach
+// the WAL, so they stop before storage.
+func (s *Server) closeGroups() {
+	s.groupsMu.Lock()
+	defer s.groupsMu.Unlock()
+	for _, co := range s.groups.All() {
+		co.Close()
+	}
+	s.groups = nil
 }
 
 // Addr is the address the listener is bound to.
@@ -428,12 +475,7 @@ func (s *Server) Close() error {
 		<-s.catchupDone
 	}
 	// Groups stop before storage: their last appends still reach the WAL.
-	s.groupsMu.Lock()
-	if s.groups != nil {
-		s.groups.Close()
-		s.groups = nil
-	}
-	s.groupsMu.Unlock()
+	s.closeGroups()
 	if s.member != nil {
 		// Hand every partition over now rather than after the lease.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
