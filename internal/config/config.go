@@ -93,6 +93,8 @@ type Broker struct {
 	GroupInitialRebalance time.Duration // group.initial.rebalance.delay.ms
 	GroupMinSession       time.Duration // group.min.session.timeout.ms
 	OffsetsSnapshot       int64         // snapshot an offsets partition beyond 2 x live records + this
+	OffsetsRetention      time.Duration // offsets.retention.minutes
+	OffsetsRetentionCheck time.Duration // offsets.retention.check.interval.ms
 }
 
 // Default returns the embedded defaults.
@@ -139,6 +141,8 @@ func Default() Broker {
 		GroupInitialRebalance: 3 * time.Second,
 		GroupMinSession:       6 * time.Second,
 		OffsetsSnapshot:       10000,
+		OffsetsRetention:      7 * 24 * time.Hour,
+		OffsetsRetentionCheck: 10 * time.Minute,
 	}
 }
 
@@ -198,6 +202,8 @@ func (c *Broker) options() []option {
 		{"group-initial-rebalance-delay", "how long the first rebalance of an empty group waits for more members", &c.GroupInitialRebalance},
 		{"group-min-session-timeout", "smallest session timeout a group member may use", &c.GroupMinSession},
 		{"offsets-snapshot-records", "snapshot a __consumer_offsets partition once it holds more than twice its live records plus this many", &c.OffsetsSnapshot},
+		{"offsets-retention", "how long committed offsets outlive their group's last member (or, for a group that only commits, their commit)", &c.OffsetsRetention},
+		{"offsets-retention-check-interval", "how often expired committed offsets, and those of deleted topics, are removed", &c.OffsetsRetentionCheck},
 	}
 }
 
@@ -467,6 +473,12 @@ func (c *Broker) finish() error {
 	}
 	if c.OffsetsSnapshot < 1 {
 		errs = append(errs, fmt.Errorf("--offsets-snapshot-records %d: must be positive", c.OffsetsSnapshot))
+	}
+	if c.OffsetsRetention <= 0 {
+		errs = append(errs, fmt.Errorf("--offsets-retention %s: must be positive", c.OffsetsRetention))
+	}
+	if c.OffsetsRetentionCheck <= 0 {
+		errs = append(errs, fmt.Errorf("--offsets-retention-check-interval %s: must be positive", c.OffsetsRetentionCheck))
 	}
 	if c.SegmentBytes < 1 {
 		errs = append(errs, fmt.Errorf("--segment-bytes %d: must be positive", c.SegmentBytes))

@@ -65,6 +65,14 @@ type Config struct {
 	// SnapshotMinRecords: a partition of the offsets log is snapshotted
 	// once it holds more than twice its live records plus this many.
 	SnapshotMinRecords int
+	// OffsetsRetention is offsets.retention.minutes: how long committed
+	// offsets outlive a group's last member (or, for a group that only
+	// commits, their commit); see Expire. Zero: 7 days, Kafka's default.
+	OffsetsRetention time.Duration
+	// OffsetsRetentionCheck is offsets.retention.check.interval.ms: how
+	// often Expire runs. Zero: 10 minutes; negative: never (tests call
+	// Expire themselves).
+	OffsetsRetentionCheck time.Duration
 	// Partitions are the offsets-log partitions this coordinator loads
 	// and serves (nil: all). In a cluster each broker runs one
 	// coordinator per offsets partition it leads, so the groups spread
@@ -85,6 +93,12 @@ func (c *Config) fill() {
 	}
 	if c.MaxMetadataBytes == 0 {
 		c.MaxMetadataBytes = 4096
+	}
+	if c.OffsetsRetention <= 0 {
+		c.OffsetsRetention = 7 * 24 * time.Hour
+	}
+	if c.OffsetsRetentionCheck == 0 {
+		c.OffsetsRetentionCheck = 10 * time.Minute
 	}
 	if c.SnapshotMinRecords == 0 {
 		c.SnapshotMinRecords = 10000
@@ -148,6 +162,10 @@ func New(cfg Config, olog Log, topics Topics) *Coordinator {
 	}
 	c.wg.Add(1)
 	go c.applyLoop()
+	if cfg.OffsetsRetentionCheck > 0 {
+		c.wg.Add(1)
+		go c.expireLoop()
+	}
 	return c
 }
 

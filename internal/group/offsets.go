@@ -116,7 +116,15 @@ func (c *Coordinator) Commit(req *kmsg.OffsetCommitRequest) <-chan *kmsg.OffsetC
 		ch <- resp
 		return ch
 	}
+	for _, k := range keys {
+		g.pendingCommits[k]++
+	}
 	c.appendLocked(c.partition(g.id), recs, func(err error) {
+		for _, k := range keys {
+			if g.pendingCommits[k]--; g.pendingCommits[k] <= 0 {
+				delete(g.pendingCommits, k)
+			}
+		}
 		if err != nil {
 			c.log.Error("offset commit failed", "group", g.id, "err", err)
 			for i := range resp.Topics {

@@ -139,8 +139,11 @@ type group struct {
 	instances    map[string]string // group.instance.id -> member id
 	pending      map[string]*pendingMember
 	offsets      map[tp]offset
-	stateTs      int64
-	nextOrder    uint64
+	// pendingCommits counts the commits of a partition appended but not
+	// yet durable: expiry leaves those offsets alone, as Kafka does.
+	pendingCommits map[tp]int
+	stateTs        int64
+	nextOrder      uint64
 
 	// The rebalance in progress: joinTimer completes it; joinEpoch
 	// invalidates a timer that fired while being replaced; initialDelay
@@ -170,7 +173,7 @@ func (g *group) clearPendingSync() {
 
 func newGroup(id string) *group {
 	return &group{id: id, members: map[string]*member{}, instances: map[string]string{},
-		pending: map[string]*pendingMember{}, offsets: map[tp]offset{}, stateTs: time.Now().UnixMilli()}
+		pending: map[string]*pendingMember{}, offsets: map[tp]offset{}, pendingCommits: map[tp]int{}, stateTs: time.Now().UnixMilli()}
 }
 
 func (g *group) transition(s State) {

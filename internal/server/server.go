@@ -326,6 +326,8 @@ func openGroups(ctx context.Context, cfg config.Broker, store *storage.Engine, l
 		InitialRebalanceDelay: cfg.GroupInitialRebalance,
 		MinSessionTimeout:     cfg.GroupMinSession,
 		SnapshotMinRecords:    int(cfg.OffsetsSnapshot),
+		OffsetsRetention:      cfg.OffsetsRetention,
+		OffsetsRetentionCheck: cfg.OffsetsRetentionCheck,
 		Partitions:            parts,
 		Logger:                log,
 	}, offsets, store)

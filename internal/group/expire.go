@@ -1,0 +1,106 @@
+package group
+
+import (
+	"time"
+)
+
+// expireLoop runs Expire every OffsetsRetentionCheck until Close.
+func (c *Coordinator) expireLoop() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.cfg.OffsetsRetentionCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case now := <-t.C:
+			if n := c.Expire(now); n > 0 {
+				c.log.Info("expired committed offsets", "offsets", n, "partitions", c.ownedDesc())
+			}
+		}
+	}
+}
+
+// Expire removes the committed offsets that Kafka's offset retention
+// (offsets.retention.minutes, KIP-211) would remove at now, and those of
+// partitions that no longer exist (a deleted topic), writing their
+// tombstones to the offsets log; a group left Empty without offsets is
+// removed with its metadata, as Kafka does. It returns how many offsets
+// it removed (once their tombstones are appended; they apply when
+// durable).
+//
+// Retention counts from the time the group became Empty for a group with
+// a protocol (the consumer-group protocol and others), and from each
+// commit for a group that only commits (no protocol, the "simple"
+// consumers). A Stable consumer group's offsets of topics none of its
+// members subscribes to expire from their commit. Offsets of other
+// groups with members, and any offset with a commit on its way to
+// durability, stay.
+func (c *Coordinator) Expire(now time.Time) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0
+	}
+	nowMs, retention := now.UnixMilli(), c.cfg.OffsetsRetention.Milliseconds()
+	removed := 0
+	for _, g := range c.groups {
+		if g.state == Dead {
+			continue
+		}
+		expirable := true
+		var subscribed map[string]bool
+		since := func(o offset) int64 { return o.commitTs }
+		switch {
+		case g.state == Empty && g.protocolType != "":
+			since = func(offset) int64 { return g.stateTs }
+		case g.state == Empty:
+		case g.state == Stable && g.protocolType == "consumer":
+			topics, ok := g.subscribedTopics()
+			expirable, subscribed = ok, topics
+		default:
+			expirable = false
+		}
+		var keys []tp
+		for k, o := range g.offsets {
+			if g.pendingCommits[k] > 0 {
+				continue
+			}
+			gone := !c.topics.PartitionExists(k.topic, k.partition)
+			if gone || (expirable && !subscribed[k.topic] && nowMs-since(o) >= retention) {
+				keys = append(keys, k)
+			}
+		}
+		if len(keys) == 0 {
+			continue
+		}
+		recs := make([]Record, 0, len(keys)+1)
+		for _, k := range keys {
+			recs = append(recs, Record{Key: offsetKey(g.id, k.topic, k.partition)})
+		}
+		dies := g.state == Empty && len(g.members) == 0 && len(keys) == len(g.offsets)
+		if dies {
+			recs = append(recs, Record{Key: groupKey(g.id)})
+		}
+		removed += len(keys)
+		c.appendLocked(c.partition(g.id), recs, func(err error) {
+			if err != nil {
+				c.log.Error("offset expiry failed", "group", g.id, "err", err)
+				return
+			}
+			for _, k := range keys {
+				if g.pendingCommits[k] == 0 {
+					delete(g.offsets, k)
+				}
+			}
+			// A member may have joined meanwhile: its metadata record
+			// follows the tombstone in the log, so a replay keeps it too.
+			if dies && g.state == Empty && len(g.members) == 0 && len(g.offsets) == 0 && c.groups[g.id] == g {
+				g.stopTimers()
+				g.transition(Dead)
+				delete(c.groups, g.id)
+			}
+		})
+	}
+	return removed
+}
