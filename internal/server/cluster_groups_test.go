@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/group"
-	"github.com/vigilhq/vigil/internal/meta/etcdstore/etcdtest"
 )
 
 // TestClusterSpreadsGroups runs three brokers on one etcd and checks that
@@ -21,23 +19,9 @@ import (
 // coordinating broker leaves, only its groups move, and every group
 // resumes from the offsets it committed.
 func TestClusterSpreadsGroups(t *testing.T) {
-	endpoint := etcdtest.Start(t)
-	objects := filepath.Join(t.TempDir(), "objects")
+	cluster := startCluster(t, 3, func(int32) string { return "" })
 	ctx := testCtx(t, 120*time.Second)
-	var brokers []*testServer
-	for id := int32(1); id <= 3; id++ {
-		brokers = append(brokers, startServer(t, t.TempDir(), clusterOf(endpoint, objects, id, "")))
-	}
-	seeds := []string{brokers[0].addr, brokers[1].addr, brokers[2].addr}
-	newClient := func(opts ...kgo.Opt) *kgo.Client {
-		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(100 * time.Millisecond),
-			kgo.RetryTimeout(60 * time.Second)}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
-		return cl
-	}
+	newClient := func(opts ...kgo.Opt) *kgo.Client { return cluster.client(t, opts...) }
 	adm := kadm.NewClient(newClient())
 	createTopics(t, ctx, adm, 6, nil, "events")
 	leaders(t, ctx, adm, "events", nil)
@@ -62,11 +46,8 @@ func TestClusterSpreadsGroups(t *testing.T) {
 		// A 500 ms long poll (the Java client's default): franz-go may
 		// send its first fetch before every partition's start offset is
 		// known, and that fetch waits out its max wait.
-		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(100*time.Millisecond), kgo.RetryTimeout(60*time.Second),
-			kgo.FetchMaxWait(500*time.Millisecond), kgo.ConsumerGroup(id), kgo.ConsumeTopics("events"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
-		if err != nil {
-			t.Fatal(err)
-		}
+		cl := newClient(kgo.FetchMaxWait(500*time.Millisecond), kgo.ConsumerGroup(id), kgo.ConsumeTopics("events"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
 		defer cl.Close()
 		seen := map[string]bool{}
 		for len(seen) < n {
@@ -155,13 +136,7 @@ func TestClusterSpreadsGroups(t *testing.T) {
 	// others stay where they are, and every group resumes after its
 	// committed offsets.
 	gone := before[ids[0]]
-	brokers[gone-1].close()
-	seeds = nil
-	for _, b := range brokers {
-		if !b.closed {
-			seeds = append(seeds, b.addr)
-		}
-	}
+	cluster.brokers[gone-1].close()
 	adm = kadm.NewClient(newClient())
 	leaders(t, ctx, adm, group.OffsetsTopic, map[int32]bool{1: gone != 1, 2: gone != 2, 3: gone != 3})
 	after := coordinators(ids)

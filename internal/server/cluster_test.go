@@ -44,6 +44,42 @@ func clusterOf(endpoint, objects string, id int32, zone string) func(*config.Bro
 	}
 }
 
+// testCluster is brokers of one cluster sharing an etcd and an object
+// store.
+type testCluster struct {
+	endpoint, objects string
+	brokers           []*testServer
+}
+
+// startCluster starts brokers 1..n on a fresh etcd, broker id in zone
+// zone(id).
+func startCluster(t *testing.T, n int32, zone func(id int32) string) *testCluster {
+	c := &testCluster{endpoint: etcdtest.Start(t), objects: filepath.Join(t.TempDir(), "objects")}
+	for id := int32(1); id <= n; id++ {
+		c.brokers = append(c.brokers, startServer(t, t.TempDir(), clusterOf(c.endpoint, c.objects, id, zone(id))))
+	}
+	return c
+}
+
+// client returns a client seeded with the brokers still running, closed
+// at the test's end.
+func (c *testCluster) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	var seeds []string
+	for _, b := range c.brokers {
+		if !b.closed {
+			seeds = append(seeds, b.addr)
+		}
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(100 * time.Millisecond),
+		kgo.RetryTimeout(60 * time.Second)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
 // leaders waits until every partition of topic has a leader and returns
 // how many each broker leads.
 func leaders(t *testing.T, ctx context.Context, adm *kadm.Client, topic string, want map[int32]bool) map[int32]int {
@@ -78,23 +114,11 @@ func leaders(t *testing.T, ctx context.Context, adm *kadm.Client, topic string, 
 // the one that left, and that every acknowledged record is read back
 // exactly once, in order per partition.
 func TestClusterMovesLeadership(t *testing.T) {
-	endpoint := etcdtest.Start(t)
-	objects := filepath.Join(t.TempDir(), "objects")
+	cluster := startCluster(t, 3, func(id int32) string { return fmt.Sprintf("z%d", id%2) })
+	endpoint, objects := cluster.endpoint, cluster.objects
 	ctx := testCtx(t, 120*time.Second)
-	var brokers []*testServer
-	for id := int32(1); id <= 3; id++ {
-		brokers = append(brokers, startServer(t, t.TempDir(), clusterOf(endpoint, objects, id, fmt.Sprintf("z%d", id%2))))
-	}
-	seeds := []string{brokers[0].addr, brokers[1].addr, brokers[2].addr}
-	newClient := func(opts ...kgo.Opt) *kgo.Client {
-		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(100 * time.Millisecond),
-			kgo.RetryTimeout(60 * time.Second)}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
-		return cl
-	}
+	brokers := cluster.brokers
+	newClient := func(opts ...kgo.Opt) *kgo.Client { return cluster.client(t, opts...) }
 	adm := kadm.NewClient(newClient())
 	createTopics(t, ctx, adm, 12, nil, "events")
 	counts := leaders(t, ctx, adm, "events", map[int32]bool{1: true, 2: true, 3: true})
