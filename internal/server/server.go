@@ -408,12 +408,14 @@ func (s *Server) beforeRelease(p storage.Partition) {
 		return
 	}
 	delete(cur, p.Partition)
-	s.publishGroupsLocked(s.groupPartitionsLocked(), cur) // no request reaches co while it closes
+	s.publishGroupsLocked(s.offsetsPartitions(), cur) // no request reaches co while it closes
 	co.Close()
 	s.log.Info("this broker no longer coordinates the consumer groups of an offsets partition", "partition", p.Partition)
 }
 
-func (s *Server) groupPartitionsLocked() int32 {
+// offsetsPartitions is the partition count of __consumer_offsets (0
+// before it exists).
+func (s *Server) offsetsPartitions() int32 {
 	if t := s.store.Topic(group.OffsetsTopic); t != nil {
 		return int32(len(t.Logs))
 	}
