@@ -198,6 +198,10 @@ func (c *Coordinator) Load(ctx context.Context) error {
 			}
 			if len(g.members) > 0 {
 				g.transition(Stable)
+			} else if md.Version >= 2 && md.CurrentStateTimestamp > 0 {
+				// When it became Empty (the record written then), so
+				// offset retention counts across restarts, as in Kafka.
+				g.stateTs = md.CurrentStateTimestamp
 			}
 		}
 		c.groups[id] = g
