@@ -363,9 +363,9 @@ func (s *Store) Acquire(ctx context.Context, sess meta.Session, brokerID int32, 
 }
 
 // CommitRecovery implements meta.Cluster. Segments, producer states, the
-// leader-epoch history and the serving epoch go in one transaction, read against the topics it
-// checks, so no crash can leave recovered batches indexed without the
-// producer state that deduplicates their retries.
+// leader-epoch history and the serving epoch go in one transaction, read
+// against the topics it checks, so no crash can leave recovered batches
+// indexed without the producer state that deduplicates their retries.
 func (s *Store) CommitRecovery(ctx context.Context, topic string, partition int32, epoch int32, epochs []meta.EpochStart, segs []meta.Segment, producers []meta.Producer) error {
 	return s.run(ctx, fmt.Sprintf("commit recovery of %q/%d at epoch %d", topic, partition, epoch), func() error {
 		fence := []clientv3.Cmp{clientv3.Compare(clientv3.Value(s.leaderEpochKey(topic, partition)), "=", strconv.Itoa(int(epoch)))}
