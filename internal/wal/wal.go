@@ -124,6 +124,7 @@ type WAL struct {
 	pendingBytes int64 // queued plus in-flight cost; bounded by MaxPending
 	nextSeq      uint64
 	durable      uint64 // highest seq known to be on stable storage
+	rotating     bool   // the flusher is starting a new file after a group
 	err          error  // sticky: once a write fails, the WAL stays failed
 	closed       bool
 	appended     bool
@@ -657,13 +658,14 @@ func (w *WAL) rejectLocked(done func(uint64, error), err error) {
 	}
 }
 
-// Sync blocks until everything appended before the call is durable (or
-// returns the failure that prevents it).
+// Sync blocks until everything appended before the call is durable and a
+// rotation its group started has finished (or returns the failure that
+// prevents it).
 func (w *WAL) Sync() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	target := w.nextSeq - 1
-	for w.durable < target && w.err == nil {
+	for (w.durable < target || w.rotating) && w.err == nil {
 		w.flushed.Wait()
 	}
 	if w.durable >= target {
@@ -845,6 +847,9 @@ func (w *WAL) run() {
 
 		w.mu.Lock()
 		w.pendingBytes -= cost
+		// Sync waits for a rotation this group starts, so that when it
+		// returns the file list is settled.
+		w.rotating = err == nil && w.activeSize >= w.opts.FileBytes
 		if err == nil {
 			w.durable = w.lastWritten
 			w.files[len(w.files)-1].size = w.activeSize
@@ -875,15 +880,15 @@ func (w *WAL) run() {
 		// Rotating after the callbacks keeps file creation and the directory
 		// fsync off the latency of the group that filled the file.
 		if err == nil && w.activeSize >= w.opts.FileBytes {
-			if rerr := w.rotate(); rerr != nil {
-				w.mu.Lock()
-				if w.err == nil {
-					w.err = rerr
-					w.log.Error("wal: rotation failed; failing all later appends", "err", rerr)
-				}
-				w.flushed.Broadcast()
-				w.mu.Unlock()
+			rerr := w.rotate()
+			w.mu.Lock()
+			w.rotating = false
+			if rerr != nil && w.err == nil {
+				w.err = rerr
+				w.log.Error("wal: rotation failed; failing all later appends", "err", rerr)
 			}
+			w.flushed.Broadcast()
+			w.mu.Unlock()
 		}
 	}
 }
