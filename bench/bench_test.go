@@ -304,3 +304,35 @@ func TestChildError(t *testing.T) {
 		t.Errorf("stop after an error: %v", err)
 	}
 }
+
+// TestReplayChildStopsMidReplay: a forensic reader whose stdin ends before
+// it has read the whole history (the incident benchmark's phase ended
+// first) sends its final line and exits by itself, within childGrace,
+// instead of being killed.
+func TestReplayChildStopsMidReplay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := useBroker(ctx, nil, log, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.stop()
+	// An end far past the log: the replay would never finish by itself.
+	c, err := startChild(ctx, roleReplay, childParams{Brokers: b.seeds, Topic: "history", End: map[int32]int64{0: 1 << 40}}, log)
+	if err != nil {
+		t.Fatalf("startChild: %v", err)
+	}
+	defer c.stop()
+	if err := c.send("start"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	time.Sleep(500 * time.Millisecond) // let it poll
+	c.stdin.Close()
+	if m, err := c.final(ctx); err != nil || !m.Final {
+		t.Fatalf("final line: %+v, %v", m, err)
+	}
+	if err := c.stop(); err != nil {
+		t.Fatalf("the reader did not exit by itself: %v", err)
+	}
+}

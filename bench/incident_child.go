@@ -163,8 +163,11 @@ func replayChild(ctx context.Context, p childParams, cmds <-chan string, send fu
 			}
 			// The parent may not have read that line yet and still send a
 			// pause or resume: stay until it closes stdin, so its write
-			// never meets a closed pipe.
-			for range cmds {
+			// never meets a closed pipe. (cmds is nil once stdin has
+			// ended, and ranging over nil would wait forever.)
+			if cmds != nil {
+				for range cmds {
+				}
 			}
 			return nil
 		case cmd, ok := <-cmds:
