@@ -74,9 +74,10 @@ type Config struct {
 	// Expire themselves).
 	OffsetsRetentionCheck time.Duration
 	// Partitions are the offsets-log partitions this coordinator loads
-	// and serves (nil: all). In a cluster each broker runs one
-	// coordinator per offsets partition it leads, so the groups spread
-	// over the brokers as in Kafka and move one partition at a time.
+	// and serves (nil: all). A server runs one coordinator per offsets
+	// partition (in a cluster, per partition it leads), so the groups
+	// spread over the brokers as in Kafka and move one partition at a
+	// time, and a group waits on no other partition's appends.
 	Partitions []int32
 	Logger     *slog.Logger
 }

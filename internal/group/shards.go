@@ -65,8 +65,9 @@ func (s *Shards) All() []*Coordinator {
 	return out
 }
 
-// Single routes every group to c, a coordinator of all partitions (a
-// single broker's).
+// Single routes every group to c, a coordinator of all partitions (for
+// a broker built without a server, as the fuzz test's; a server runs one
+// coordinator per partition).
 func Single(c *Coordinator) *Shards {
 	byPart := make(map[int32]*Coordinator, len(c.parts))
 	for p := range c.parts {

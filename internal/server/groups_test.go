@@ -928,3 +928,65 @@ func TestOffsetFetchManyGroups(t *testing.T) {
 		t.Errorf("fetched %v, want %v", got, want)
 	}
 }
+
+// TestGroupsSpreadOverOffsetsPartitions: a single broker runs one
+// coordinator per __consumer_offsets partition, as a cluster does, and the
+// groups of every partition keep their offsets across a restart.
+func TestGroupsSpreadOverOffsetsPartitions(t *testing.T) {
+	dir := t.TempDir()
+	ts := startServer(t, dir, groupConfig)
+	n := ts.cfg.OffsetsPartitions
+	byPart := ts.srv.groups.Map()
+	if int32(len(byPart)) != n {
+		t.Fatalf("%d coordinators, want one per offsets partition (%d)", len(byPart), n)
+	}
+	seen := map[*group.Coordinator]bool{}
+	for _, co := range byPart {
+		seen[co] = true
+	}
+	if int32(len(seen)) != n {
+		t.Fatalf("%d distinct coordinators for %d partitions", len(seen), n)
+	}
+
+	ctx := testCtx(t, time.Minute)
+	adm := ts.admin(t)
+	createTopics(t, ctx, adm, 2, nil, "spread")
+	want := map[string]int64{}
+	parts := map[int32]bool{}
+	for i := range 12 {
+		g := fmt.Sprintf("spread-%d", i)
+		want[g] = int64(100 + i)
+		parts[group.PartitionFor(g, n)] = true
+		os := kadm.Offsets{}
+		os.Add(kadm.Offset{Topic: "spread", Partition: 1, At: want[g], LeaderEpoch: -1})
+		if r, err := adm.CommitOffsets(ctx, g, os); err != nil || r.Error() != nil {
+			t.Fatalf("commit %s: %v %v", g, err, r.Error())
+		}
+	}
+	if len(parts) < 4 {
+		t.Fatalf("the test's groups fall in %d offsets partitions; pick names that spread", len(parts))
+	}
+	check := func(when string, adm *kadm.Client) {
+		t.Helper()
+		listed, err := adm.ListGroups(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for g, at := range want {
+			if _, ok := listed[g]; !ok {
+				t.Errorf("%s: ListGroups lacks %s", when, g)
+			}
+			offs, err := adm.FetchOffsets(ctx, g)
+			if err != nil {
+				t.Fatalf("%s: fetch %s: %v", when, g, err)
+			}
+			if o, ok := offs.Lookup("spread", 1); !ok || o.At != at {
+				t.Errorf("%s: group %s (offsets partition %d) at %+v, want %d", when, g, group.PartitionFor(g, n), o, at)
+			}
+		}
+	}
+	check("before the restart", adm)
+	ts.close()
+	ts = startServer(t, dir, groupConfig)
+	check("after the restart", ts.admin(t))
+}

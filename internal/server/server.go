@@ -142,14 +142,10 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 			s.closeStores()
 			return nil, err
 		}
-	} else {
-		g, err := openGroups(ctx, cfg, s.store, log, nil)
-		if err != nil {
-			s.store.Close()
-			s.closeStores()
-			return nil, err
-		}
-		s.groups = group.Single(g)
+	} else if s.groups, err = openAllGroups(ctx, cfg, s.store, log); err != nil {
+		s.store.Close()
+		s.closeStores()
+		return nil, err
 	}
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		s.closeGroups()
@@ -336,6 +332,28 @@ func openGroups(ctx context.Context, cfg config.Broker, store *storage.Engine, l
 		return nil, fmt.Errorf("load consumer groups: %w", err)
 	}
 	return g, nil
+}
+
+// openAllGroups loads a single broker's coordinators: one per offsets
+// partition, as a cluster spreads them, so that a group's appends wait
+// only behind those of the groups sharing its partition.
+func openAllGroups(ctx context.Context, cfg config.Broker, store *storage.Engine, log *slog.Logger) (*group.Shards, error) {
+	if err := ensureOffsetsTopic(ctx, cfg, store); err != nil {
+		return nil, err
+	}
+	n := int32(len(store.Topic(group.OffsetsTopic).Logs))
+	byPart := make(map[int32]*group.Coordinator, n)
+	for p := range n {
+		g, err := openGroups(ctx, cfg, store, log, []int32{p})
+		if err != nil {
+			for _, g := range byPart {
+				g.Close()
+			}
+			return nil, err
+		}
+		byPart[p] = g
+	}
+	return group.NewShards(n, byPart), nil
 }
 
 // ensureOffsetsTopic creates __consumer_offsets if no broker has yet.
