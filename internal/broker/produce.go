@@ -34,6 +34,7 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
 		t := b.store.Topic(rt.Topic)
 		maxMessageBytes := int64(-1) // looked up once per topic, when first needed
+		var stamps *timestampPolicy  // likewise
 		for i, rp := range rt.Partitions {
 			sp := &st.Partitions[i]
 			*sp = kmsg.ProduceResponseTopicPartition{Partition: rp.Partition, BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
@@ -91,6 +92,25 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 				fail(kerr.InvalidTxnState, "transactions are not supported yet")
 				continue
 			}
+			if stamps == nil {
+				p := b.timestampPolicy(t.Configs)
+				stamps = &p
+			}
+			appendTime := int64(-1)
+			switch now := time.Now().UnixMilli(); {
+			case stamps.logAppend:
+				appendTime = now
+				batch.SetLogAppendTime(bh, now)
+			case stamps.bounded():
+				if err := batch.CheckTimestamps(bh, b.dec, now, stamps.before, stamps.after); err != nil {
+					if errors.Is(err, batch.ErrTimestamp) {
+						fail(kerr.InvalidTimestamp, err.Error())
+					} else {
+						fail(kerr.CorruptMessage, err.Error())
+					}
+					continue
+				}
+			}
 			l := t.Logs[rp.Partition]
 			wg.Add(1)
 			b.store.Produce(t, l, bh, func(base int64, err error) {
@@ -117,6 +137,7 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 					return
 				}
 				sp.BaseOffset = base
+				sp.LogAppendTime = appendTime
 				sp.LogStartOffset, _ = l.Offsets()
 			})
 		}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -22,10 +23,29 @@ type topicConfig struct {
 	validate func(v string) error
 }
 
+// Kafka's defaults for the configs that have no broker flag here.
+const (
+	maxLong          = "9223372036854775807"
+	timestampCreate  = "CreateTime"
+	timestampAppend  = "LogAppendTime"
+	noEffectShared   = " No effect in Vigil: the log lives in shared object storage, not in local segment files."
+	noEffectReplicas = " No effect in Vigil: durability comes from the WAL and the object store, not from follower replicas."
+	noEffectCompact  = " No effect in Vigil until cleanup.policy=compact exists."
+)
+
+// topicConfigs are the topic configs the broker accepts: those Vigil
+// applies, and the rest of Kafka's topic configs, which tools and
+// frameworks set as a matter of course (Kafka Streams on its internal
+// topics, Connect, Terraform providers) and which a refusal would break.
+// Where one has no effect its documentation says so; where one would
+// change what is stored in a way Vigil does not do, only the value that
+// changes nothing is accepted, so no setting is silently ignored.
 func (b *Broker) topicConfigs() []topicConfig {
+	fixed := func(v string) func(*Broker) string { return func(*Broker) string { return v } }
 	return []topicConfig{
+		// Applied.
 		{"cleanup.policy", kmsg.ConfigTypeList, "delete: old segments are removed by retention. compact is not available yet.",
-			func(*Broker) string { return "delete" }, validateCleanupPolicy},
+			fixed("delete"), validateCleanupPolicy},
 		{"max.message.bytes", kmsg.ConfigTypeInt, "Largest record batch size the broker accepts for this topic.",
 			func(b *Broker) string { return strconv.Itoa(int(b.cfg.MaxMessageBytes)) }, validateInt(0, 1<<31-1)},
 		{"retention.bytes", kmsg.ConfigTypeLong, "Per-partition size above which the oldest objects are deleted; -1 for no limit.",
@@ -33,7 +53,67 @@ func (b *Broker) topicConfigs() []topicConfig {
 		{"retention.ms", kmsg.ConfigTypeLong, "Age above which records are deleted; -1 to keep them forever.",
 			func(b *Broker) string { return strconv.FormatInt(b.cfg.RetentionMs, 10) }, validateInt(-1, 1<<63-1)},
 		{storage.LegalHoldConfig, kmsg.ConfigTypeBoolean, "true stops every deletion of this topic's data (retention, DeleteRecords, DeleteTopics) until set back to false.",
-			func(*Broker) string { return "false" }, validateBool},
+			fixed("false"), validateBool},
+		{"message.timestamp.type", kmsg.ConfigTypeString, "CreateTime keeps the producer's timestamps; LogAppendTime sets each batch's timestamp to the time the broker appended it.",
+			fixed(timestampCreate), validateOneOf(timestampCreate, timestampAppend)},
+		{"message.timestamp.before.max.ms", kmsg.ConfigTypeLong, "With CreateTime, a batch holding a record timestamped more than this before the broker's clock is refused with INVALID_TIMESTAMP.",
+			fixed(maxLong), validateInt(0, 1<<63-1)},
+		{"message.timestamp.after.max.ms", kmsg.ConfigTypeLong, "With CreateTime, a batch holding a record timestamped more than this after the broker's clock is refused with INVALID_TIMESTAMP.",
+			fixed(maxLong), validateInt(0, 1<<63-1)},
+		{"message.timestamp.difference.max.ms", kmsg.ConfigTypeLong, "Deprecated in Kafka for the two above; accepted, and applied as both of them where they are not set.",
+			fixed(maxLong), validateInt(0, 1<<63-1)},
+		{"compression.type", kmsg.ConfigTypeString, "producer: batches are stored as the producer compressed them. Vigil never recompresses, so no other value is accepted.",
+			fixed("producer"), validateCompressionType},
+
+		// Accepted and shown; nothing in Vigil depends on them.
+		{"min.insync.replicas", kmsg.ConfigTypeInt, "An acks=all produce is answered once its batch is durable in the WAL." + noEffectReplicas,
+			fixed("1"), validateInt(1, 1<<31-1)},
+		{"unclean.leader.election.enable", kmsg.ConfigTypeBoolean, "A new leader always recovers every acknowledged record." + noEffectReplicas,
+			fixed("false"), validateBool},
+		{"leader.replication.throttled.replicas", kmsg.ConfigTypeList, "Replication throttling." + noEffectReplicas,
+			fixed(""), validateThrottledReplicas},
+		{"follower.replication.throttled.replicas", kmsg.ConfigTypeList, "Replication throttling." + noEffectReplicas,
+			fixed(""), validateThrottledReplicas},
+		{"segment.bytes", kmsg.ConfigTypeInt, "Segment objects are cut by the broker's --segment-bytes." + noEffectShared,
+			fixed("1073741824"), validateInt(14, 1<<31-1)},
+		{"segment.ms", kmsg.ConfigTypeLong, "Segment objects are cut by the broker's --upload-interval." + noEffectShared,
+			fixed("604800000"), validateInt(1, 1<<63-1)},
+		{"segment.jitter.ms", kmsg.ConfigTypeLong, "Segment roll jitter." + noEffectShared,
+			fixed("0"), validateInt(0, 1<<63-1)},
+		{"segment.index.bytes", kmsg.ConfigTypeInt, "Offset index size." + noEffectShared,
+			fixed("10485760"), validateInt(4, 1<<31-1)},
+		{"index.interval.bytes", kmsg.ConfigTypeInt, "Offset index density." + noEffectShared,
+			fixed("4096"), validateInt(0, 1<<31-1)},
+		{"file.delete.delay.ms", kmsg.ConfigTypeLong, "Deleted objects wait the broker's --object-delete-delay." + noEffectShared,
+			fixed("60000"), validateInt(0, 1<<63-1)},
+		{"preallocate", kmsg.ConfigTypeBoolean, "Segment file preallocation." + noEffectShared,
+			fixed("false"), validateBool},
+		{"flush.messages", kmsg.ConfigTypeLong, "Every acknowledged batch is already fsynced in the WAL." + noEffectShared,
+			fixed(maxLong), validateInt(1, 1<<63-1)},
+		{"flush.ms", kmsg.ConfigTypeLong, "Every acknowledged batch is already fsynced in the WAL." + noEffectShared,
+			fixed(maxLong), validateInt(0, 1<<63-1)},
+		{"remote.storage.enable", kmsg.ConfigTypeBoolean, "Tiered storage: every Vigil topic's log is in the object store already." + noEffectShared,
+			fixed("false"), validateBool},
+		{"local.retention.ms", kmsg.ConfigTypeLong, "Tiered storage's local retention." + noEffectShared,
+			fixed("-2"), validateInt(-2, 1<<63-1)},
+		{"local.retention.bytes", kmsg.ConfigTypeLong, "Tiered storage's local retention." + noEffectShared,
+			fixed("-2"), validateInt(-2, 1<<63-1)},
+		{"message.downconversion.enable", kmsg.ConfigTypeBoolean, "Vigil serves record batches v2 only (Fetch v4 and later) and never down-converts.",
+			fixed("true"), validateBool},
+		{"compression.gzip.level", kmsg.ConfigTypeInt, "Level of broker-side recompression, which Vigil does not do.",
+			fixed("-1"), validateGzipLevel},
+		{"compression.lz4.level", kmsg.ConfigTypeInt, "Level of broker-side recompression, which Vigil does not do.",
+			fixed("9"), validateInt(1, 17)},
+		{"compression.zstd.level", kmsg.ConfigTypeInt, "Level of broker-side recompression, which Vigil does not do.",
+			fixed("3"), validateInt(-131072, 22)},
+		{"delete.retention.ms", kmsg.ConfigTypeLong, "How long compaction keeps tombstones." + noEffectCompact,
+			fixed("86400000"), validateInt(0, 1<<63-1)},
+		{"min.compaction.lag.ms", kmsg.ConfigTypeLong, "Compaction lag." + noEffectCompact,
+			fixed("0"), validateInt(0, 1<<63-1)},
+		{"max.compaction.lag.ms", kmsg.ConfigTypeLong, "Compaction lag." + noEffectCompact,
+			fixed(maxLong), validateInt(1, 1<<63-1)},
+		{"min.cleanable.dirty.ratio", kmsg.ConfigTypeDouble, "Compaction trigger." + noEffectCompact,
+			fixed("0.5"), validateRatio},
 	}
 }
 
@@ -64,6 +144,64 @@ func validateBool(v string) error {
 		return fmt.Errorf("%q is not true or false", v)
 	}
 	return nil
+}
+
+func validateOneOf(values ...string) func(string) error {
+	return func(v string) error {
+		if !slices.Contains(values, strings.TrimSpace(v)) {
+			return fmt.Errorf("%q is not one of %s", v, strings.Join(values, ", "))
+		}
+		return nil
+	}
+}
+
+func validateRatio(v string) error {
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil {
+		return fmt.Errorf("%q is not a number", v)
+	}
+	if f < 0 || f > 1 {
+		return fmt.Errorf("%v is outside [0, 1]", f)
+	}
+	return nil
+}
+
+func validateGzipLevel(v string) error {
+	if err := validateInt(-1, 9)(v); err != nil {
+		return err
+	}
+	if strings.TrimSpace(v) == "0" {
+		return fmt.Errorf("0 is not a gzip level: -1 (the default) or 1 to 9")
+	}
+	return nil
+}
+
+// validateThrottledReplicas accepts Kafka's forms: empty, "*", or
+// partition:broker pairs separated by commas.
+func validateThrottledReplicas(v string) error {
+	v = strings.TrimSpace(v)
+	if v == "" || v == "*" {
+		return nil
+	}
+	for _, pair := range strings.Split(v, ",") {
+		p, broker, ok := strings.Cut(strings.TrimSpace(pair), ":")
+		_, perr := strconv.Atoi(p)
+		_, berr := strconv.Atoi(broker)
+		if !ok || perr != nil || berr != nil {
+			return fmt.Errorf("%q: want *, or partition:broker pairs separated by commas", v)
+		}
+	}
+	return nil
+}
+
+func validateCompressionType(v string) error {
+	switch v = strings.TrimSpace(v); v {
+	case "producer":
+		return nil
+	case "uncompressed", "gzip", "snappy", "lz4", "zstd":
+		return fmt.Errorf("compression.type=%s is not supported: Vigil stores batches as the producer compressed them and never recompresses; set the compression in the producer and leave compression.type=producer", v)
+	}
+	return fmt.Errorf("%q is not one of uncompressed, gzip, snappy, lz4, zstd, producer", v)
 }
 
 func validateCleanupPolicy(v string) error {
@@ -113,8 +251,35 @@ func (b *Broker) effective(configs map[string]string, name string) string {
 }
 
 func (b *Broker) effectiveInt(configs map[string]string, name string) int64 {
-	n, _ := strconv.ParseInt(b.effective(configs, name), 10, 64)
+	n, _ := strconv.ParseInt(strings.TrimSpace(b.effective(configs, name)), 10, 64)
 	return n
+}
+
+// timestampPolicy is what a topic's message.timestamp.* configs ask of
+// the produce path.
+type timestampPolicy struct {
+	logAppend     bool  // stamp batches with the append time
+	before, after int64 // create-time bounds around the broker's clock, in ms
+}
+
+func (b *Broker) timestampPolicy(configs map[string]string) timestampPolicy {
+	p := timestampPolicy{logAppend: strings.TrimSpace(b.effective(configs, "message.timestamp.type")) == timestampAppend}
+	// The deprecated single bound stands in for either of the two that is
+	// not set, as in Kafka 3.6 to 3.9.
+	diff := b.effectiveInt(configs, "message.timestamp.difference.max.ms")
+	p.before, p.after = diff, diff
+	if _, ok := configs["message.timestamp.before.max.ms"]; ok {
+		p.before = b.effectiveInt(configs, "message.timestamp.before.max.ms")
+	}
+	if _, ok := configs["message.timestamp.after.max.ms"]; ok {
+		p.after = b.effectiveInt(configs, "message.timestamp.after.max.ms")
+	}
+	return p
+}
+
+// bounded reports whether create times must be checked against the clock.
+func (p timestampPolicy) bounded() bool {
+	return !p.logAppend && (p.before < math.MaxInt64 || p.after < math.MaxInt64)
 }
 
 var legalTopic = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)

@@ -527,7 +527,7 @@ func (l *Log) OffsetForTimestamp(ctx context.Context, ts int64, dec kgo.Decompre
 		}
 		for _, r := range recs {
 			o := rb.FirstOffset + int64(r.OffsetDelta)
-			t := rb.FirstTimestamp + r.TimestampDelta64
+			t := batch.Timestamp(&rb, &r)
 			if t >= ts && o >= l.startOffset() {
 				offset, recTs, found = o, t, true
 				return false, nil
@@ -557,12 +557,13 @@ func (l *Log) MaxTimestamp(ctx context.Context, dec kgo.Decompressor) (offset, t
 		return -1, -1, false, err
 	}
 	for _, r := range recs {
-		if t := rb.FirstTimestamp + r.TimestampDelta64; t == bestTs {
+		if t := batch.Timestamp(&rb, &r); t == bestTs {
 			return rb.FirstOffset + int64(r.OffsetDelta), t, true, nil
 		}
 	}
-	// A batch's MaxTimestamp need not equal any record's (clients set it);
-	// fall back to its last record, as Kafka does for LogAppendTime.
+	// A create-time batch's MaxTimestamp need not equal any record's
+	// (clients set it); fall back to its last record. (In a LogAppendTime
+	// batch every record has it, so the first one was returned above.)
 	return rb.FirstOffset + int64(rb.LastOffsetDelta), bestTs, true, nil
 }
 
