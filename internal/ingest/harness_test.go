@@ -53,6 +53,7 @@ func startBroker(t *testing.T, dir, listen string) *broker {
 		listen = "127.0.0.1:0"
 	}
 	cfg.Listen, cfg.Advertised = listen, listen
+	cfg.AdminListen = "127.0.0.1:0" // never collide with a broker on the default port
 	cfg.DataDir = dir
 	cfg.ObjectStore = filepath.Join(dir, "objects")
 	cfg.WAL = "file"
