@@ -14,6 +14,7 @@ import (
 	"github.com/vigilhq/vigil/internal/partition"
 	"github.com/vigilhq/vigil/internal/producer"
 	"github.com/vigilhq/vigil/internal/quota"
+	"github.com/vigilhq/vigil/internal/wal"
 )
 
 // handleProduce validates and appends on the reader goroutine, so that
@@ -128,6 +129,13 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 						return
 					case errors.Is(err, producer.ErrInvalidEpoch):
 						fail(kerr.InvalidProducerEpoch, err.Error())
+						return
+					case errors.Is(err, wal.ErrFull):
+						// Retriable: the client waits for the WAL to find space
+						// again. The WAL logs the condition once.
+						sp.ErrorCode = kerr.KafkaStorageError.Code
+						msg := "the broker's write-ahead log has no disk space; retry later: " + err.Error()
+						sp.ErrorMessage = &msg
 						return
 					}
 					b.log.Error("produce failed", "topic", l.Topic, "partition", l.Partition, "err", err)

@@ -17,18 +17,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// TestDiskFull runs the broker on a 16 MiB tmpfs and produces until the
-// disk is full. The produce that no longer fits gets KAFKA_STORAGE_ERROR,
-// the broker says why in its log and keeps answering other requests, and
-// every acknowledged record stays readable at its offset; once the disk is
-// larger and the broker restarted, they are all still there and new records
-// continue right after the last acknowledged one.
+// TestDiskFull runs the broker on a 200 MiB tmpfs (its WAL, objects and
+// metadata) and produces until the disk is full. The WAL preallocates each
+// file with room for what may be pending (128 MiB at the defaults), so the
+// disk runs out when it cannot reserve the next one: from then on produce
+// gets KAFKA_STORAGE_ERROR, the broker says why in its log and keeps
+// answering other requests, and every acknowledged record stays readable
+// at its offset. Once the disk is larger the broker takes records again by
+// itself, right after the last acknowledged offset, and after a restart
+// everything is still there.
 func TestDiskFull(t *testing.T) {
 	mnt := filepath.Join(t.TempDir(), "disk")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=200m", "tmpfs", mnt).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
@@ -50,8 +53,8 @@ func TestDiskFull(t *testing.T) {
 	}
 	prod := newClient(b.addr, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.DisableIdempotentWrite(), kgo.RecordRetries(0), kgo.ProducerBatchCompression(kgo.NoCompression()))
-	// Random values: nothing compresses, so 16 MiB fills after some
-	// thousands of records (each is written to the WAL and to an object).
+	// Random values: nothing compresses, so the disk fills after some tens
+	// of thousands of records (each is written to the WAL and to an object).
 	value := func(id int64) []byte {
 		v := make([]byte, 1024)
 		rand.Read(v)
@@ -60,20 +63,28 @@ func TestDiskFull(t *testing.T) {
 	}
 	var acked []int64 // offset of record id i
 	var failure error
-	for id := int64(0); ctx.Err() == nil; id++ {
-		r := &kgo.Record{Value: value(id)}
-		if err := prod.ProduceSync(ctx, r).FirstErr(); err != nil {
-			failure = err
-			break
+	for id := int64(0); ctx.Err() == nil && failure == nil; {
+		// 256 records a request, one request at a time: a failure leaves
+		// no acknowledged record after a failed one.
+		rs := make([]*kgo.Record, 256)
+		for i := range rs {
+			rs[i] = &kgo.Record{Value: value(id + int64(i))}
 		}
-		acked = append(acked, r.Offset)
+		for _, res := range prod.ProduceSync(ctx, rs...) {
+			if res.Err != nil {
+				failure = res.Err
+				break
+			}
+			acked = append(acked, res.Record.Offset)
+		}
+		id += int64(len(rs))
 	}
 	t.Logf("%d records acknowledged before the disk filled; then: %v", len(acked), failure)
 	if !errors.Is(failure, kerr.KafkaStorageError) {
 		t.Fatalf("the produce that did not fit failed with %v, want KAFKA_STORAGE_ERROR", failure)
 	}
-	if len(acked) < 1000 {
-		t.Fatalf("only %d records fitted on a 16 MiB disk", len(acked))
+	if len(acked) < 30000 {
+		t.Fatalf("only %d records fitted on a 200 MiB disk", len(acked))
 	}
 	if !strings.Contains(b.log(), "no space left on device") {
 		t.Errorf("the broker's log does not say the disk is full:\n%s", b.logTail(30))
@@ -106,19 +117,26 @@ func TestDiskFull(t *testing.T) {
 	}
 	checkAcked(b.addr)
 
-	// More room, a restart: everything is there and offsets go on.
-	if out, err := exec.Command("mount", "-o", "remount,size=64m", mnt).CombinedOutput(); err != nil {
+	// More room: the broker takes records again by itself, and offsets go
+	// on right after the last acknowledged one.
+	if out, err := exec.Command("mount", "-o", "remount,size=400m", mnt).CombinedOutput(); err != nil {
 		t.Fatalf("grow the tmpfs: %v %s", err, out)
 	}
-	b.stop()
-	b = startBroker(t, b.addr, dataDir)
-	checkAcked(b.addr)
 	prod2 := newClient(b.addr, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
 	r := &kgo.Record{Value: value(int64(len(acked)))}
 	if err := prod2.ProduceSync(ctx, r).FirstErr(); err != nil {
-		t.Fatalf("produce after the restart: %v", err)
+		t.Fatalf("produce once the disk has room, without a restart: %v", err)
 	}
 	if want := acked[len(acked)-1] + 1; r.Offset != want {
-		t.Errorf("the first record after the restart got offset %d, want %d (right after the last acknowledged)", r.Offset, want)
+		t.Errorf("the first record with room again got offset %d, want %d (right after the last acknowledged)", r.Offset, want)
 	}
+	acked = append(acked, r.Offset)
+	if !strings.Contains(b.log(), "space for the write-ahead log again") {
+		t.Errorf("the broker's log does not say it takes records again:\n%s", b.logTail(30))
+	}
+
+	// A restart: everything is there.
+	b.stop()
+	b = startBroker(t, b.addr, dataDir)
+	checkAcked(b.addr)
 }

@@ -205,6 +205,8 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 	}
 	s.metrics.Gauge("vigil_upload_backlog_bytes", "Bytes durable in the WAL but not yet uploaded as segment objects.",
 		func() float64 { return float64(s.store.UploadBacklog()) })
+	s.metrics.Gauge("vigil_wal_full", "1 while the WAL has no disk space for its next file and produce is refused with KAFKA_STORAGE_ERROR, else 0.",
+		func() float64 { return float64(boolInt(s.store.WALFull())) })
 	s.metrics.GroupLag(s.groupLag)
 	if clustered {
 		s.metrics.Counter("vigil_takeover_recovered_bytes_total", "Record bytes this broker rebuilt from other brokers' WALs when taking partitions over (zero for planned hand-overs).",
@@ -542,4 +544,11 @@ func (o walObserver) WALSync(d time.Duration, bytes int64) {
 	if o.catchup != nil {
 		o.catchup.Commit(d)
 	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -159,6 +159,9 @@ type writeAheadLog interface {
 	Append(e wal.Entry, done func(seq uint64, err error)) uint64
 	Replay(fn func(seq uint64, e wal.Entry) error) error
 	Sync() error
+	// Full is non-nil (wrapping wal.ErrFull) while the WAL refuses new
+	// entries for want of space.
+	Full() error
 	TrimBefore(seq uint64) error
 	Close() error
 	Stats() wal.Stats
@@ -530,6 +533,12 @@ func (e *Engine) Produce(t *Topic, l *partition.Log, h *batch.Header, done func(
 	if e.cl != nil {
 		sess = e.cl.sess.Load()
 	}
+	// Refused before the partition hands out offsets: a batch the WAL
+	// turned away after that would leave a hole, and fail the partition.
+	if err := e.wal.Full(); err != nil {
+		done(-1, err)
+		return
+	}
 	dup, err := l.Append(h, time.Now().UnixMilli(), func(b *partition.Batch) {
 		b.Seq = e.wal.Append(wal.Entry{Topic: key, Partition: l.Partition, Data: b.Data}, func(seq uint64, err error) {
 			switch {
@@ -612,6 +621,10 @@ func (e *Engine) persistLogStart(ctx context.Context, t *Topic, l *partition.Log
 
 // ReadCacheStats are the catch-up read counters (metrics).
 func (e *Engine) ReadCacheStats() readcache.Stats { return e.cache.Stats() }
+
+// WALFull reports whether the WAL refuses new entries for want of disk
+// space (produce answers KAFKA_STORAGE_ERROR meanwhile).
+func (e *Engine) WALFull() bool { return e.wal.Full() != nil }
 
 // UploadBacklog is how many bytes are durable in the WAL but not yet in a
 // segment object: the uploader's lag behind ingest.

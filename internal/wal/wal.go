@@ -62,6 +62,17 @@ const (
 // ErrClosed is reported for Appends after Close.
 var ErrClosed = errors.New("wal: closed")
 
+// ErrFull is reported while the filesystem has no room for the WAL's next
+// file: new entries are refused before anything is written, so nothing
+// acknowledged is at risk and the WAL resumes by itself once there is
+// space (uploads trimming files, or an operator freeing some).
+var ErrFull = errors.New("wal: no space left for the write-ahead log")
+
+var errReserveUnsupported = errors.New("wal: the filesystem cannot preallocate")
+
+// spaceRetry is how often a full WAL tries again to reserve its next file.
+const spaceRetry = time.Second
+
 // Entry is one record batch of one partition.
 type Entry struct {
 	Topic     string
@@ -125,6 +136,10 @@ type WAL struct {
 	nextSeq      uint64
 	durable      uint64 // highest seq known to be on stable storage
 	rotating     bool   // the flusher is starting a new file after a group
+	full         error  // non-nil (wrapping ErrFull) while the next file cannot be reserved
+	reserved     int64  // bytes preallocated in the active file; 0 if none
+	retrySpace   bool   // the space timer asks the flusher to try again
+	spaceArmed   bool   // the space timer is set
 	err          error  // sticky: once a write fails, the WAL stays failed
 	closed       bool
 	appended     bool
@@ -244,8 +259,95 @@ func Open(dir string, opts Options) (*WAL, error) {
 	}
 	w.durable = w.nextSeq - 1
 	w.lastWritten = w.nextSeq - 1
+	if err := w.reserveActive(); err != nil {
+		w.mu.Lock()
+		w.setFullLocked(err)
+		w.mu.Unlock()
+	}
 	go w.run()
 	return w, nil
+}
+
+// reserveActive preallocates the active file for a whole file plus every
+// byte that may be pending (MaxPending): once a group fills the file, what
+// is queued behind it still fits while the next file is being found. It
+// returns only ErrFull; without preallocation the WAL writes as before.
+func (w *WAL) reserveActive() error {
+	size := max(w.activeSize, w.opts.FileBytes) + w.opts.MaxPending
+	err := reserve(w.active, size)
+	switch {
+	case errors.Is(err, ErrFull):
+		return err
+	case err != nil:
+		if !errors.Is(err, errReserveUnsupported) {
+			w.log.Warn("wal: cannot preallocate; writing without a reservation", "file", w.active.Name(), "err", err)
+		}
+		size = 0
+	}
+	w.mu.Lock()
+	w.reserved = size
+	w.mu.Unlock()
+	return nil
+}
+
+// setFullLocked records that the WAL has no room for its next file and
+// arms the timer that has the flusher try again.
+func (w *WAL) setFullLocked(err error) {
+	if w.full == nil {
+		w.log.Warn("wal: no space for the write-ahead log; refusing new entries until there is", "err", err)
+	}
+	w.full = err
+	if !w.spaceArmed && !w.closed {
+		w.spaceArmed = true
+		time.AfterFunc(spaceRetry, func() {
+			w.mu.Lock()
+			w.spaceArmed = false
+			w.retrySpace = true
+			w.work.Signal()
+			w.mu.Unlock()
+		})
+	}
+}
+
+// Full returns the reason new entries are refused for want of space (an
+// error wrapping ErrFull), or nil. Callers check it before handing out
+// anything an entry would consume, such as partition offsets.
+func (w *WAL) Full() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.full
+}
+
+// regainSpace runs on the flusher when the space timer fires: the rotation
+// that was refused, or the reservation of the active file, is tried again.
+func (w *WAL) regainSpace() {
+	var err error
+	if w.activeSize >= w.opts.FileBytes {
+		err = w.rotate()
+	} else {
+		err = w.reserveActive()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case errors.Is(err, ErrFull):
+		w.setFullLocked(err)
+	case err != nil:
+		if w.err == nil {
+			w.err = err
+			w.log.Error("wal: rotation failed; failing all later appends", "err", err)
+		}
+		w.flushed.Broadcast()
+	default:
+		w.clearFullLocked()
+	}
+}
+
+func (w *WAL) clearFullLocked() {
+	if w.full != nil {
+		w.log.Info("wal: space for the write-ahead log again; accepting entries")
+		w.full = nil
+	}
 }
 
 func listFiles(dir string) ([]fileInfo, error) {
@@ -629,6 +731,13 @@ func (w *WAL) Append(e Entry, done func(seq uint64, err error)) uint64 {
 		w.mu.Unlock()
 		return 0
 	}
+	// While full, the active file's reservation still takes what callers
+	// admitted before they saw it, up to its end.
+	if w.full != nil && (w.reserved == 0 || w.files[len(w.files)-1].size+w.pendingBytes+cost > w.reserved) {
+		w.rejectLocked(done, w.full)
+		w.mu.Unlock()
+		return 0
+	}
 	seq := w.nextSeq
 	w.nextSeq++
 	w.pendingBytes += cost
@@ -731,7 +840,7 @@ func (w *WAL) TrimBefore(seq uint64) error {
 // reuse opens a new active file at path: a kept trimmed file renamed, whose
 // older contents the appends overwrite (replay stops at the first record
 // older than the file), or else a new empty one.
-func (w *WAL) reuse(path string) (*os.File, error) {
+func (w *WAL) reuse(path string) (f *os.File, freed string, err error) {
 	w.mu.Lock()
 	var free string
 	if n := len(w.free); n > 0 {
@@ -744,17 +853,35 @@ func (w *WAL) reuse(path string) (*os.File, error) {
 		if err == nil {
 			f, err := os.OpenFile(path, os.O_RDWR, 0)
 			if err != nil {
-				return nil, fmt.Errorf("open reused %s: %w", path, err)
+				return nil, "", fmt.Errorf("open reused %s: %w", path, err)
 			}
-			return f, nil
+			return f, free, nil
 		}
 		w.log.Warn("wal: cannot reuse a trimmed file; creating a new one", "file", free, "err", err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", path, err)
+		return nil, "", fmt.Errorf("create %s: %w", path, err)
 	}
-	return f, nil
+	return f, "", nil
+}
+
+// unreuse undoes reuse when the file could not be reserved: a kept file
+// goes back under its free name, a new one is removed. A crash before
+// this leaves an empty newest file, which Open takes as the active one.
+func (w *WAL) unreuse(f *os.File, path, freed string) {
+	f.Close()
+	if freed != "" {
+		if err := os.Rename(path, freed); err == nil {
+			w.mu.Lock()
+			w.free = append(w.free, freed)
+			w.mu.Unlock()
+			return
+		}
+	}
+	if err := os.Remove(path); err != nil {
+		w.log.Warn("wal: cannot remove a file it could not reserve", "file", path, "err", err)
+	}
 }
 
 // Close flushes and fsyncs everything pending, calls the remaining callbacks,
@@ -824,12 +951,18 @@ func (w *WAL) run() {
 	var batch []pending
 	for {
 		w.mu.Lock()
-		for len(w.queue) == 0 && !w.closed {
+		for len(w.queue) == 0 && !w.closed && !w.retrySpace {
 			w.work.Wait()
 		}
-		if len(w.queue) == 0 { // closed and drained
+		if len(w.queue) == 0 && w.closed { // closed and drained
 			w.mu.Unlock()
 			return
+		}
+		if len(w.queue) == 0 { // only the space timer
+			w.retrySpace = false
+			w.mu.Unlock()
+			w.regainSpace()
+			continue
 		}
 		// Swap in the previous batch's slice so steady state allocates nothing.
 		batch, w.queue = w.queue, batch[:0]
@@ -883,9 +1016,14 @@ func (w *WAL) run() {
 			rerr := w.rotate()
 			w.mu.Lock()
 			w.rotating = false
-			if rerr != nil && w.err == nil {
+			switch {
+			case errors.Is(rerr, ErrFull):
+				w.setFullLocked(rerr) // the active file's reservation takes the rest
+			case rerr != nil && w.err == nil:
 				w.err = rerr
 				w.log.Error("wal: rotation failed; failing all later appends", "err", rerr)
+			case rerr == nil:
+				w.clearFullLocked()
 			}
 			w.flushed.Broadcast()
 			w.mu.Unlock()
@@ -976,9 +1114,20 @@ func appendRecordHeader(b []byte, tab *crc32.Table, seq uint64, e *Entry) []byte
 func (w *WAL) rotate() error {
 	first := w.lastWritten + 1
 	path := filepath.Join(w.dir, fileName(first))
-	f, err := w.reuse(path)
+	f, freed, err := w.reuse(path)
 	if err != nil {
 		return fmt.Errorf("wal: rotate: %w", err)
+	}
+	reserved := w.opts.FileBytes + w.opts.MaxPending
+	if err := reserve(f, reserved); err != nil {
+		if errors.Is(err, ErrFull) {
+			w.unreuse(f, path, freed)
+			return err
+		}
+		if !errors.Is(err, errReserveUnsupported) {
+			w.log.Warn("wal: cannot preallocate; writing without a reservation", "file", path, "err", err)
+		}
+		reserved = 0
 	}
 	// Without the directory fsync a crash could lose the new file's name
 	// while its acknowledged records live on in the data blocks.
@@ -986,11 +1135,14 @@ func (w *WAL) rotate() error {
 		f.Close()
 		return fmt.Errorf("wal: rotate: %w", err)
 	}
-	old := w.active
+	old, oldSize := w.active, w.activeSize
 	w.active, w.activeSize = f, 0
 	w.mu.Lock()
+	oldReserved := w.reserved
+	w.reserved = reserved
 	w.files = append(w.files, fileInfo{first: first})
 	w.mu.Unlock()
+	release(old, oldSize, oldReserved)
 	if err := old.Close(); err != nil {
 		// Its contents were already fsynced; only the descriptor is at stake.
 		w.log.Warn("wal: closing rotated file", "file", old.Name(), "err", err)
