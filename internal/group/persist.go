@@ -211,6 +211,7 @@ func (c *Coordinator) Load(ctx context.Context) error {
 			c.maybeSnapshotLocked(int32(p))
 		}
 	}
-	c.log.Info("consumer groups loaded", "partitions", c.ownedDesc(), "groups", len(c.groups), "records_replayed", total, "took", time.Since(start))
+	// The server says at Info what it loaded, once for all partitions.
+	c.log.Debug("consumer groups loaded", "partitions", c.ownedDesc(), "groups", len(c.groups), "records_replayed", total, "took", time.Since(start))
 	return nil
 }

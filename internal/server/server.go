@@ -343,8 +343,10 @@ func openAllGroups(ctx context.Context, cfg config.Broker, store *storage.Engine
 	if err := ensureOffsetsTopic(ctx, cfg, store); err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	n := int32(len(store.Topic(group.OffsetsTopic).Logs))
 	byPart := make(map[int32]*group.Coordinator, n)
+	groups := 0
 	for p := range n {
 		g, err := openGroups(ctx, cfg, store, log, []int32{p})
 		if err != nil {
@@ -354,7 +356,9 @@ func openAllGroups(ctx context.Context, cfg config.Broker, store *storage.Engine
 			return nil, err
 		}
 		byPart[p] = g
+		groups += len(g.List(nil))
 	}
+	log.Info("consumer groups loaded", "offsets_partitions", n, "groups", groups, "took", time.Since(start))
 	return group.NewShards(n, byPart), nil
 }
 
