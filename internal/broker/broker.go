@@ -117,6 +117,7 @@ func (b *Broker) apiTable() map[int16]api {
 		kmsg.CreatePartitions.Int16():        {0, 3, b.handleCreatePartitions},
 		kmsg.IncrementalAlterConfigs.Int16(): {0, 1, b.handleIncrementalAlterConfigs},
 		kmsg.DescribeCluster.Int16():         {0, 1, b.handleDescribeCluster},
+		kmsg.DescribeLogDirs.Int16():         {0, 4, b.handleDescribeLogDirs},
 		kmsg.InitProducerID.Int16():          {0, 5, b.handleInitProducerID},
 		kmsg.DescribeClientQuotas.Int16():    {0, 1, b.handleDescribeClientQuotas},
 		kmsg.AlterClientQuotas.Int16():       {0, 1, b.handleAlterClientQuotas},

@@ -263,6 +263,23 @@ func (l *Log) evictLocked() {
 	l.mem = l.mem[i:]
 }
 
+// Size is the partition's bytes of record batches: those in segment
+// objects plus those durable or on their way in the WAL, not yet uploaded.
+func (l *Log) Size() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var n int64
+	for _, s := range l.segs {
+		n += s.Size
+	}
+	for _, b := range l.mem {
+		if b.Base >= l.uploaded {
+			n += int64(len(b.Data))
+		}
+	}
+	return n
+}
+
 // Segments returns a copy of the segment index, oldest first.
 func (l *Log) Segments() []meta.Segment {
 	l.mu.Lock()

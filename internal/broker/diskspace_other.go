@@ -1,0 +1,5 @@
+//go:build !linux
+
+package broker
+
+func diskSpace(string) (total, usable int64) { return -1, -1 }
