@@ -124,7 +124,10 @@ func startBroker(t testing.TB, addr, dataDir string, extra ...string) *broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"serve", "--listen", addr, "--data-dir", dataDir, "--admin-listen", freeAddr(t)}, extra...)
+	// The kernel picks the admin port (callers that need it pass their
+	// own --admin-listen): a port found free a moment earlier may be taken
+	// meanwhile, by a client's connection in a test running beside this one.
+	args := append([]string{"serve", "--listen", addr, "--data-dir", dataDir, "--admin-listen", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(vigilBin, args...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
