@@ -118,6 +118,7 @@ func (b *Broker) apiTable() map[int16]api {
 		kmsg.IncrementalAlterConfigs.Int16(): {0, 1, b.handleIncrementalAlterConfigs},
 		kmsg.DescribeCluster.Int16():         {0, 1, b.handleDescribeCluster},
 		kmsg.DescribeLogDirs.Int16():         {0, 4, b.handleDescribeLogDirs},
+		kmsg.DescribeProducers.Int16():       {0, 0, b.handleDescribeProducers},
 		kmsg.InitProducerID.Int16():          {0, 5, b.handleInitProducerID},
 		kmsg.DescribeClientQuotas.Int16():    {0, 1, b.handleDescribeClientQuotas},
 		kmsg.AlterClientQuotas.Int16():       {0, 1, b.handleAlterClientQuotas},

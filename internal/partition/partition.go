@@ -155,6 +155,13 @@ func (l *Log) Durable(off int64) (bool, error) {
 	return off < l.hw, l.failed
 }
 
+// Producers is the idempotent producers' state as of the log end.
+func (l *Log) Producers() []*producer.Entry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.producers.All()
+}
+
 // ExpireProducers forgets producers idle since before beforeMs.
 func (l *Log) ExpireProducers(beforeMs int64) []int64 {
 	l.mu.Lock()

@@ -18,10 +18,12 @@
 package producer
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // MaxInFlight is how many batches per producer and partition are
@@ -161,6 +163,16 @@ func (s *State) Apply(b Batch, base, nowMs int64) {
 
 // Put installs an entry as is (recovery from a snapshot).
 func (s *State) Put(e *Entry) { s.m[e.ID] = e.clone() }
+
+// All copies every entry, by producer id.
+func (s *State) All() []*Entry {
+	out := make([]*Entry, 0, len(s.m))
+	for _, e := range s.m {
+		out = append(out, e.clone())
+	}
+	slices.SortFunc(out, func(a, b *Entry) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
 
 // Clone copies one entry, or returns nil.
 func (s *State) Clone(id int64) *Entry {

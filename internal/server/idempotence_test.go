@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -184,5 +185,54 @@ func TestIdempotentClient(t *testing.T) {
 	}
 	if total != n {
 		t.Fatalf("%d records stored, want %d", total, n)
+	}
+}
+
+// TestDescribeProducers: kadm's DescribeProducers (KIP-664) lists, per
+// partition, the idempotent producer that wrote to it, with its epoch and
+// last sequence; a partition it never wrote to lists none, and a
+// partition that does not exist gets UNKNOWN_TOPIC_OR_PARTITION.
+func TestDescribeProducers(t *testing.T) {
+	ts := startServer(t, t.TempDir(), nil)
+	ctx := testCtx(t, time.Minute)
+	cl := ts.client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	adm := kadm.NewClient(cl)
+	createTopics(t, ctx, adm, 3, nil, "described")
+	for p, n := range map[int32]int{0: 5, 1: 3} {
+		for range n {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "described", Partition: p, Value: []byte("v")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	id, epoch, err := cl.ProducerID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	described, err := adm.DescribeProducers(ctx, kadm.TopicsSet{"described": {0: {}, 1: {}, 2: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := described["described"].Partitions
+	for p, lastSeq := range map[int32]int32{0: 4, 1: 2} {
+		dp := parts[p]
+		prod, ok := dp.ActiveProducers[id]
+		if dp.Err != nil || len(dp.ActiveProducers) != 1 || !ok || prod.ProducerEpoch != epoch || prod.LastSequence != lastSeq || prod.LastTimestamp <= 0 {
+			t.Errorf("partition %d: %+v (err %v); want producer %d epoch %d at sequence %d", p, dp.ActiveProducers, dp.Err, id, epoch, lastSeq)
+		}
+	}
+	if dp := parts[2]; dp.Err != nil || len(dp.ActiveProducers) != 0 {
+		t.Errorf("partition 2, never written: %+v (err %v); want no producer", dp.ActiveProducers, dp.Err)
+	}
+	// Straight to the broker: the client would refuse a partition its
+	// metadata does not know before sending.
+	req := kmsg.NewPtrDescribeProducersRequest()
+	req.Topics = []kmsg.DescribeProducersRequestTopic{{Topic: "described", Partitions: []int32{7}}}
+	resp, err := cl.Broker(int(ts.cfg.NodeID)).Request(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := resp.(*kmsg.DescribeProducersResponse).Topics[0].Partitions[0]; p.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Errorf("partition 7, which does not exist: %v, want UNKNOWN_TOPIC_OR_PARTITION", kerr.ErrorForCode(p.ErrorCode))
 	}
 }

@@ -1,0 +1,42 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// handleDescribeProducers lists the idempotent producers that a partition
+// this broker leads remembers (KIP-664), as Kafka's tools ask to find a
+// stuck producer. LastTimestamp is the broker's clock at the producer's
+// last append (the state Vigil keeps for expiry), not the batch's own max
+// timestamp; with no transactions, CoordinatorEpoch and
+// CurrentTxnStartOffset are always -1.
+func (b *Broker) handleDescribeProducers(c *conn, h header, r kmsg.Request) func() kmsg.Response {
+	req := r.(*kmsg.DescribeProducersRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeProducersResponse)
+	for _, rt := range req.Topics {
+		t := b.store.Topic(rt.Topic)
+		st := kmsg.DescribeProducersResponseTopic{Topic: rt.Topic}
+		for _, p := range rt.Partitions {
+			sp := kmsg.DescribeProducersResponseTopicPartition{Partition: p}
+			l, code := b.servePartition(t, p, -1)
+			if code != 0 {
+				sp.ErrorCode = code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			for _, e := range l.Producers() {
+				ap := kmsg.DescribeProducersResponseTopicPartitionActiveProducer{
+					ProducerID: e.ID, ProducerEpoch: int32(e.Epoch), LastSequence: -1, LastTimestamp: e.LastMs,
+					CoordinatorEpoch: -1, CurrentTxnStartOffset: -1,
+				}
+				if n := len(e.Batches); n > 0 {
+					ap.LastSequence = e.Batches[n-1].LastSeq
+				}
+				sp.ActiveProducers = append(sp.ActiveProducers, ap)
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return func() kmsg.Response { return resp }
+}
