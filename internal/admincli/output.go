@@ -116,6 +116,25 @@ func offsetText(o int64) string {
 	return itoa(o)
 }
 
+// sizeText is a byte count for people, one table cell without spaces:
+// "-" when unknown, else in the largest binary unit that keeps it at 1 or
+// more ("512B", "1.5KiB").
+func sizeText(n int64) string {
+	if n < 0 {
+		return "-"
+	}
+	const units = "KMGTPE"
+	if n < 1024 {
+		return fmt.Sprintf("%dB", n)
+	}
+	f, i := float64(n)/1024, 0
+	for f >= 1024 && i < len(units)-1 {
+		f /= 1024
+		i++
+	}
+	return fmt.Sprintf("%.1f%ciB", f, units[i])
+}
+
 // jsonErr is the error shape in JSON output: the Kafka code for matching,
 // the full text for reading.
 type jsonErr struct {

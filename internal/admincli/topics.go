@@ -14,7 +14,7 @@ import (
 
 const topicsUsage = `Usage:
   vigil topics list [flags]
-  vigil topics describe TOPIC... [flags]
+  vigil topics describe TOPIC... [flags]  partitions (leader, offsets, size), configs and their source
   vigil topics create TOPIC... [--partitions N] [--replication-factor R] [--config k=v ...] [flags]
   vigil topics delete TOPIC... [flags]
   vigil topics alter-config TOPIC... [--set k=v ...] [--delete k ...] [flags]
@@ -201,6 +201,7 @@ type partitionInfo struct {
 	ISR         []int32  `json:"isr"`
 	StartOffset int64    `json:"start_offset"`
 	EndOffset   int64    `json:"end_offset"`
+	SizeBytes   int64    `json:"size_bytes"` // the leader's log dir size; -1 if unknown
 	Error       *jsonErr `json:"error,omitempty"`
 }
 
@@ -218,7 +219,7 @@ type topicInfo struct {
 	Error            *jsonErr        `json:"error,omitempty"`
 }
 
-// Describe shows partitions with their leaders and offsets, and every
+// Describe shows partitions with their leaders, offsets and sizes, and every
 // config with where its value comes from.
 func (t *Topics) Describe(ctx context.Context, topics ...string) error {
 	tds, err := t.adm.ListTopicsWithInternal(ctx, topics...)
@@ -244,6 +245,7 @@ func (t *Topics) Describe(ctx context.Context, topics ...string) error {
 			return fmt.Errorf("describe topic configs: %w", err)
 		}
 	}
+	sizes := t.partitionSizes(ctx, tds, found)
 
 	var infos []topicInfo
 	failed := 0
@@ -267,8 +269,11 @@ func (t *Topics) Describe(ctx context.Context, topics ...string) error {
 		for _, pd := range td.Partitions.Sorted() {
 			pi := partitionInfo{
 				Partition: pd.Partition, Leader: pd.Leader, LeaderEpoch: pd.LeaderEpoch,
-				Replicas: nonNil(pd.Replicas), ISR: nonNil(pd.ISR), StartOffset: -1, EndOffset: -1,
+				Replicas: nonNil(pd.Replicas), ISR: nonNil(pd.ISR), StartOffset: -1, EndOffset: -1, SizeBytes: -1,
 				Error: newJSONErr(pd.Err, ""),
+			}
+			if n, ok := sizes[name][pd.Partition]; ok {
+				pi.SizeBytes = n
 			}
 			if o, ok := starts.Lookup(name, pd.Partition); ok && o.Err == nil {
 				pi.StartOffset = o.Offset
@@ -306,6 +311,39 @@ func (t *Topics) Describe(ctx context.Context, topics ...string) error {
 	return nil
 }
 
+// partitionSizes asks every broker for its log dirs (DescribeLogDirs) and
+// keeps, per partition, the size its leader reports. A cluster that does
+// not answer (an old broker, no permission) leaves the sizes unknown
+// rather than failing the describe.
+func (t *Topics) partitionSizes(ctx context.Context, tds kadm.TopicDetails, topics []string) map[string]map[int32]int64 {
+	if len(topics) == 0 {
+		return nil
+	}
+	set := kadm.TopicsSet{}
+	for _, name := range topics {
+		for _, pd := range tds[name].Partitions {
+			set.Add(name, pd.Partition)
+		}
+	}
+	all, err := t.adm.DescribeAllLogDirs(ctx, set)
+	if err != nil && len(all) == 0 {
+		return nil
+	}
+	out := map[string]map[int32]int64{}
+	all.Each(func(d kadm.DescribedLogDir) {
+		d.Topics.Each(func(p kadm.DescribedLogDirPartition) {
+			if tds[p.Topic].Partitions[p.Partition].Leader != p.Broker {
+				return
+			}
+			if out[p.Topic] == nil {
+				out[p.Topic] = map[int32]int64{}
+			}
+			out[p.Topic][p.Partition] += p.Size
+		})
+	})
+	return out
+}
+
 func (t *Topics) printTopic(info topicInfo) error {
 	if info.Error != nil && info.PartitionDetails == nil {
 		return t.out.line("Topic: %s\tError: %s", info.Topic, info.Error.Message)
@@ -321,9 +359,9 @@ func (t *Topics) printTopic(info topicInfo) error {
 			errCell = p.Error.Message
 		}
 		rows = append(rows, []string{itoa(p.Partition), itoa(p.Leader), itoa(p.LeaderEpoch),
-			joinInts(p.Replicas), joinInts(p.ISR), offsetText(p.StartOffset), offsetText(p.EndOffset), errCell})
+			joinInts(p.Replicas), joinInts(p.ISR), offsetText(p.StartOffset), offsetText(p.EndOffset), sizeText(p.SizeBytes), errCell})
 	}
-	if err := t.out.table([]string{"PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "START", "END", "ERROR"}, rows); err != nil {
+	if err := t.out.table([]string{"PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "START", "END", "SIZE", "ERROR"}, rows); err != nil {
 		return err
 	}
 	if info.Error != nil {

@@ -36,6 +36,7 @@ type topicInfo struct {
 		Replicas    []int32 `json:"replicas"`
 		StartOffset int64   `json:"start_offset"`
 		EndOffset   int64   `json:"end_offset"`
+		SizeBytes   int64   `json:"size_bytes"`
 	} `json:"partition_details"`
 	Configs []struct {
 		Name   string  `json:"name"`
@@ -138,9 +139,10 @@ func TestTopics(t *testing.T) {
 		}
 		r := mustCLI(t, addr, "topics", "describe", "audit")
 		wantMatch(t, "stdout", r.stdout, `Topic: audit\s+ID: \S+\s+Partitions: 3\s+Replication: 1`)
-		wantRow(t, r, "PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "START", "END")
-		wantRow(t, r, "0", "0", "0", "0", "0", "0", "0")
+		wantRow(t, r, "PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "START", "END", "SIZE")
+		wantRow(t, r, "0", "0", "0", "0", "0", "0", "0", "0B")
 		wantRow(t, r, "1", "0", "0", "0", "0", "0", "5")
+		wantMatch(t, "stdout", r.stdout, `(?m)^1\s+0\s+0\s+0\s+0\s+0\s+5\s+[0-9]+B\s*$`)
 		wantRow(t, r, "retention.ms", "3600000", "topic")
 		wantRow(t, r, "cleanup.policy", "delete", "default")
 
@@ -148,7 +150,8 @@ func TestTopics(t *testing.T) {
 		if len(infos) != 1 || len(infos[0].PartitionDetails) != 3 {
 			t.Fatalf("describe --json: %+v", infos)
 		}
-		if p := infos[0].PartitionDetails[1]; p.Partition != 1 || p.StartOffset != 0 || p.EndOffset != 5 || p.Leader != 0 || len(p.Replicas) != 1 {
+		if p := infos[0].PartitionDetails[1]; p.Partition != 1 || p.StartOffset != 0 || p.EndOffset != 5 || p.Leader != 0 || len(p.Replicas) != 1 ||
+			p.SizeBytes < 5*(61+1) || p.SizeBytes > 5*100 { // five one-record batches: a 61-byte header and a record of a one-byte value each
 			t.Errorf("partition 1: %+v", p)
 		}
 		if v, src, _ := infos[0].config("retention.ms"); v != "3600000" || src != "topic" {
