@@ -46,23 +46,30 @@ func (noObserver) Request(string, time.Duration) {}
 
 // Broker is one Kafka-protocol broker process.
 type Broker struct {
-	cfg         config.Broker
-	log         *slog.Logger
-	store       *storage.Engine
-	groupsPtr   atomic.Pointer[group.Shards]
-	cluster     ClusterView // nil: a single broker
-	clusterID   string
-	host        string
-	port        int32
-	apis        map[int16]api
-	obs         RequestObserver
-	quotas      *quota.Manager
-	dec         kgo.Decompressor
-	fwd         *forward.Pool // nil: a single broker
-	zoneBytes   ZoneBytes
-	fetchBufs   bufpool.Pool      // the arrays fetch responses' records are copied into
-	catchup     *catchup.Governor // nil: catch-up fetches are not paced
-	catchupPrio *catchup.Priority // nil: catch-up answers run at the process's priority
+	cfg       config.Broker
+	log       *slog.Logger
+	store     *storage.Engine
+	groupsPtr atomic.Pointer[group.Shards]
+	cluster   ClusterView // nil: a single broker
+	clusterID string
+	host      string
+	port      int32
+	apis      map[int16]api
+	obs       RequestObserver
+	quotas    *quota.Manager
+	dec       kgo.Decompressor
+	// topicCfgs are the topic configs the broker knows (topicconfig.go),
+	// built once; topicCfgIndex finds one by name, and topicCfgDefaults
+	// holds their defaults, computed once from the static flags so that
+	// the produce path makes no garbage looking them up.
+	topicCfgs        []topicConfig
+	topicCfgIndex    map[string]int
+	topicCfgDefaults []string
+	fwd              *forward.Pool // nil: a single broker
+	zoneBytes        ZoneBytes
+	fetchBufs        bufpool.Pool      // the arrays fetch responses' records are copied into
+	catchup          *catchup.Governor // nil: catch-up fetches are not paced
+	catchupPrio      *catchup.Priority // nil: catch-up answers run at the process's priority
 
 	mu     sync.Mutex
 	closed bool
@@ -85,6 +92,13 @@ func New(cfg config.Broker, store *storage.Engine, groups *group.Shards, quotas 
 	b := &Broker{cfg: cfg, log: log, store: store, clusterID: clusterID, host: host, port: int32(port),
 		conns: map[*conn]struct{}{}, dec: kgo.DefaultDecompressor(), catchupPrio: catchup.NewPriority(int(cfg.CatchupNice))}
 	b.apis = b.apiTable()
+	b.topicCfgs = topicConfigTable()
+	b.topicCfgIndex = make(map[string]int, len(b.topicCfgs))
+	b.topicCfgDefaults = make([]string, len(b.topicCfgs))
+	for i, c := range b.topicCfgs {
+		b.topicCfgIndex[c.name] = i
+		b.topicCfgDefaults[i] = c.def(b)
+	}
 	b.obs = noObserver{}
 	b.quotas = quotas
 	b.groupsPtr.Store(groups)

@@ -40,7 +40,10 @@ const (
 // Where one has no effect its documentation says so; where one would
 // change what is stored in a way Vigil does not do, only the value that
 // changes nothing is accepted, so no setting is silently ignored.
-func (b *Broker) topicConfigs() []topicConfig {
+//
+// The table is built once, by New (topicConfigTable); the produce path
+// looks configs up by name.
+func topicConfigTable() []topicConfig {
 	fixed := func(v string) func(*Broker) string { return func(*Broker) string { return v } }
 	return []topicConfig{
 		// Applied.
@@ -117,13 +120,15 @@ func (b *Broker) topicConfigs() []topicConfig {
 	}
 }
 
+// topicConfigs lists the known topic configs, in the table's order.
+func (b *Broker) topicConfigs() []topicConfig { return b.topicCfgs }
+
 func (b *Broker) topicConfig(name string) (topicConfig, bool) {
-	for _, c := range b.topicConfigs() {
-		if c.name == name {
-			return c, true
-		}
+	i, ok := b.topicCfgIndex[name]
+	if !ok {
+		return topicConfig{}, false
 	}
-	return topicConfig{}, false
+	return b.topicCfgs[i], true
 }
 
 func validateInt(lo, hi int64) func(string) error {
@@ -246,8 +251,10 @@ func (b *Broker) effective(configs map[string]string, name string) string {
 	if v, ok := configs[name]; ok {
 		return v
 	}
-	c, _ := b.topicConfig(name)
-	return c.def(b)
+	if i, ok := b.topicCfgIndex[name]; ok {
+		return b.topicCfgDefaults[i]
+	}
+	return "" // not a known config: callers name known ones
 }
 
 func (b *Broker) effectiveInt(configs map[string]string, name string) int64 {
@@ -263,6 +270,9 @@ type timestampPolicy struct {
 }
 
 func (b *Broker) timestampPolicy(configs map[string]string) timestampPolicy {
+	if !hasTimestampConfig(configs) {
+		return timestampPolicy{before: math.MaxInt64, after: math.MaxInt64}
+	}
 	p := timestampPolicy{logAppend: strings.TrimSpace(b.effective(configs, "message.timestamp.type")) == timestampAppend}
 	// The deprecated single bound stands in for either of the two that is
 	// not set, as in Kafka 3.6 to 3.9.
@@ -275,6 +285,15 @@ func (b *Broker) timestampPolicy(configs map[string]string) timestampPolicy {
 		p.after = b.effectiveInt(configs, "message.timestamp.after.max.ms")
 	}
 	return p
+}
+
+func hasTimestampConfig(configs map[string]string) bool {
+	for k := range configs {
+		if strings.HasPrefix(k, "message.timestamp.") {
+			return true
+		}
+	}
+	return false
 }
 
 // bounded reports whether create times must be checked against the clock.
