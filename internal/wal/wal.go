@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -128,6 +129,9 @@ type WAL struct {
 	// separate from mu so file I/O never blocks Append.
 	trimMu sync.Mutex
 
+	// fullNow mirrors full for Full, which every produce asks, without mu.
+	fullNow atomic.Pointer[error]
+
 	mu           sync.Mutex
 	work         sync.Cond // flusher waits here for entries or Close
 	flushed      sync.Cond // broadcast after each group: wakes backpressure and Sync waiters
@@ -136,7 +140,7 @@ type WAL struct {
 	nextSeq      uint64
 	durable      uint64 // highest seq known to be on stable storage
 	rotating     bool   // the flusher is starting a new file after a group
-	full         error  // non-nil (wrapping ErrFull) while the next file cannot be reserved
+	full         error  // non-nil (wrapping ErrFull) while the next file cannot be reserved; mirrored in fullNow
 	reserved     int64  // bytes preallocated in the active file; 0 if none
 	retrySpace   bool   // the space timer asks the flusher to try again
 	spaceArmed   bool   // the space timer is set
@@ -297,6 +301,7 @@ func (w *WAL) setFullLocked(err error) {
 		w.log.Warn("wal: no space for the write-ahead log; refusing new entries until there is", "err", err)
 	}
 	w.full = err
+	w.fullNow.Store(&err)
 	if !w.spaceArmed && !w.closed {
 		w.spaceArmed = true
 		time.AfterFunc(spaceRetry, func() {
@@ -313,9 +318,10 @@ func (w *WAL) setFullLocked(err error) {
 // error wrapping ErrFull), or nil. Callers check it before handing out
 // anything an entry would consume, such as partition offsets.
 func (w *WAL) Full() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.full
+	if p := w.fullNow.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // regainSpace runs on the flusher when the space timer fires: the rotation
@@ -347,6 +353,7 @@ func (w *WAL) clearFullLocked() {
 	if w.full != nil {
 		w.log.Info("wal: space for the write-ahead log again; accepting entries")
 		w.full = nil
+		w.fullNow.Store(nil)
 	}
 }
 
