@@ -87,16 +87,7 @@ func TestProduceOnFullDisk(t *testing.T) {
 	if _, body := httpGet(t, "http://"+ts.srv.AdminAddr()+"/metrics"); metricValue(body, "vigil_wal_full") != 0 {
 		t.Errorf("vigil_wal_full = %v after space was freed, want 0", metricValue(body, "vigil_wal_full"))
 	}
-	cons := ts.client(t, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"full": {0: kgo.NewOffset().AtStart()}}))
-	var got []*kgo.Record
-	for len(got) < 100 {
-		fs := cons.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, fs.Records()...)
-	}
-	for i, r := range got {
+	for i, r := range readFromStart(t, ctx, ts, "full", 0, 100) {
 		if r.Offset != int64(i) || len(r.Value) != 1 || r.Value[0] != byte(i) {
 			t.Fatalf("record %d: offset %d value %v; want offsets 0-99 holding the acknowledged records only", i, r.Offset, r.Value)
 		}

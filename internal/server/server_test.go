@@ -323,6 +323,21 @@ func consumeVerify(t *testing.T, ctx context.Context, ts *testServer, topics []s
 	}
 }
 
+// readFromStart reads n records of one partition from its start.
+func readFromStart(t *testing.T, ctx context.Context, ts *testServer, topic string, partition int32, n int) []*kgo.Record {
+	t.Helper()
+	cl := ts.client(t, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().AtStart()}}))
+	var got []*kgo.Record
+	for len(got) < n {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("read %d of %d records of %s/%d: %v", len(got), n, topic, partition, err)
+		}
+		got = append(got, fs.Records()...)
+	}
+	return got
+}
+
 func producer(ts *testServer, t *testing.T, codec kgo.CompressionCodec) *kgo.Client {
 	return ts.client(t,
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),

@@ -133,15 +133,7 @@ func TestLogAppendTime(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cons := ts.client(t, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"appended": {0: kgo.NewOffset().AtStart()}}))
-	var recs []*kgo.Record
-	for len(recs) < 3 {
-		fs := cons.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, fs.Records()...)
-	}
+	recs := readFromStart(t, ctx, ts, "appended", 0, 3)
 	for _, r := range recs {
 		if r.Attrs.TimestampType() != 1 {
 			t.Errorf("offset %d: timestamp type %d, want 1 (LogAppendTime)", r.Offset, r.Attrs.TimestampType())
