@@ -404,12 +404,12 @@ func (w *WAL) rejectLocked(done func(uint64, error), err error) {
 	}
 }
 
-// Sync blocks until everything appended before the call is durable (or
-// returns the failure that prevents it). While the store is down it waits
-// for it, like the Appends' callbacks.
 // Full is always nil: the object WAL takes no local disk space.
 func (w *WAL) Full() error { return nil }
 
+// Sync blocks until everything appended before the call is durable (or
+// returns the failure that prevents it). While the store is down it waits
+// for it, like the Appends' callbacks.
 func (w *WAL) Sync() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
