@@ -38,8 +38,7 @@ type testCluster struct {
 
 type clusterBroker struct {
 	*broker
-	id    int32
-	admin string
+	id int32
 }
 
 // newTestCluster starts etcd and, with onS3, an S3 server; extra flags go
@@ -57,11 +56,10 @@ func newTestCluster(t testing.TB, onS3 bool, extra ...string) *testCluster {
 
 func (c *testCluster) start(id int32, zone string) *clusterBroker {
 	c.t.Helper()
-	admin := freeAddr(c.t)
 	args := append([]string{"--metadata", "etcd://" + c.etcd.Endpoint + "/vigil/e2e", "--object-store", c.objects,
-		"--wal", "object", "--node-id", strconv.Itoa(int(id)), "--zone", zone, "--admin-listen", admin,
+		"--wal", "object", "--node-id", strconv.Itoa(int(id)), "--zone", zone,
 		"--group-initial-rebalance-delay", "0s"}, c.extra...)
-	b := &clusterBroker{broker: startBroker(c.t, "", c.t.TempDir(), args...), id: id, admin: admin}
+	b := &clusterBroker{broker: startBroker(c.t, "", c.t.TempDir(), args...), id: id}
 	c.brokers[id] = b
 	return b
 }
@@ -79,9 +77,13 @@ func (b *clusterBroker) metric(t *testing.T, name string) float64 {
 	t.Helper()
 	var resp *http.Response
 	var err error
-	// The admin listener opens just after the Kafka one.
+	// The admin listener opens just after the Kafka one, on a port the
+	// kernel picked, which the broker logs.
 	for range 50 {
-		if resp, err = http.Get("http://" + b.admin + "/metrics"); err == nil {
+		admin, ok := b.adminAddr()
+		if !ok {
+			err = fmt.Errorf("the broker has not logged its admin address yet")
+		} else if resp, err = http.Get("http://" + admin + "/metrics"); err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -214,6 +215,17 @@ func (b *broker) goroutineDump() string {
 		return "(no goroutine dump in the log)"
 	}
 	return log[i:]
+}
+
+var adminLogged = regexp.MustCompile(`msg="vigil broker listening" .*\badmin=(\S+)`)
+
+// adminAddr is the admin listener's address, from the broker's log.
+func (b *broker) adminAddr() (string, bool) {
+	m := adminLogged.FindStringSubmatch(b.log())
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
 }
 
 func (b *broker) log() string {
