@@ -270,6 +270,24 @@ func fuzzSeeds() [][]byte {
 	dcq.Components = []kmsg.DescribeClientQuotasRequestComponent{{EntityType: "client-id", MatchType: kmsg.QuotasMatchTypeAny}}
 	seeds = append(seeds, enc(acq, 0), enc(acq, 1), enc(dcq, 0), enc(dcq, 1)) // AlterClientQuotas is decoded by TestFuzzSeeds only
 
+	dld := kmsg.NewPtrDescribeLogDirsRequest()
+	dld.Topics = []kmsg.DescribeLogDirsRequestTopic{{Topic: topic, Partitions: []int32{0, 7}}}
+	seeds = append(seeds, enc(dld, 0), enc(dld, 4), enc(kmsg.NewPtrDescribeLogDirsRequest(), 2)) // the last: every topic
+	dp := kmsg.NewPtrDescribeProducersRequest()
+	dp.Topics = []kmsg.DescribeProducersRequestTopic{{Topic: topic, Partitions: []int32{0, 7}}, {Topic: "missing", Partitions: []int32{0}}}
+	seeds = append(seeds, enc(dp, 0))
+	principal, host, name := "User:fuzz", "*", topic
+	ca := kmsg.NewPtrCreateACLsRequest()
+	ca.Creations = []kmsg.CreateACLsRequestCreation{{ResourceType: kmsg.ACLResourceTypeTopic, ResourceName: topic,
+		ResourcePatternType: kmsg.ACLResourcePatternTypeLiteral, Principal: principal, Host: host,
+		Operation: kmsg.ACLOperationRead, PermissionType: kmsg.ACLPermissionTypeAllow}}
+	da := kmsg.NewPtrDescribeACLsRequest()
+	da.ResourceType, da.ResourcePatternType, da.Operation, da.PermissionType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny, kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+	dla := kmsg.NewPtrDeleteACLsRequest()
+	dla.Filters = []kmsg.DeleteACLsRequestFilter{{ResourceType: kmsg.ACLResourceTypeTopic, ResourceName: &name,
+		ResourcePatternType: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationAny, PermissionType: kmsg.ACLPermissionTypeAny}}
+	seeds = append(seeds, enc(ca, 0), enc(ca, 3), enc(da, 1), enc(da, 3), enc(dla, 1), enc(dla, 3))
+
 	// An ApiVersions too new, and an unknown key.
 	seeds = append(seeds, enc(av, 99), []byte{0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	return seeds
