@@ -101,7 +101,7 @@ func TestTopics(t *testing.T) {
 			t.Errorf("create audit fresh: %+v", res)
 		}
 
-		r = cli(t, addr, "topics", "create", "compacted", "--config", "cleanup.policy=compact")
+		r = cli(t, addr, "topics", "create", "compacted", "--config", "cleanup.policy=shred")
 		wantCode(t, r, admincli.ExitFailed)
 		wantMatch(t, "stdout", r.stdout, `compacted.*INVALID_CONFIG`)
 	})

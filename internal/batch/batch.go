@@ -1,6 +1,7 @@
 // Package batch validates Kafka record batches (magic v2) on the produce
 // path and rewrites the broker-owned header fields. Batch bytes are stored
-// as the client sent them: no decompression, no re-encoding.
+// as the client sent them: no decompression, no re-encoding, until the log
+// cleaner of a compacted topic rewrites them (Filter).
 package batch
 
 import (

@@ -29,7 +29,7 @@ func (b *Broker) handleDeleteRecords(c *conn, h header, r kmsg.Request) func() k
 				switch {
 				case errors.Is(err, partition.ErrOffsetOutOfRange):
 					sp.ErrorCode = kerr.OffsetOutOfRange.Code
-				case errors.Is(err, storage.ErrLegalHold):
+				case errors.Is(err, storage.ErrLegalHold), errors.Is(err, storage.ErrCompactOnly):
 					// DeleteRecords responses carry no message: the log says why.
 					c.log.Warn("delete records refused", "topic", rt.Topic, "partition", rp.Partition, "reason", err)
 					sp.ErrorCode = kerr.PolicyViolation.Code

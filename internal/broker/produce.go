@@ -36,6 +36,7 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 		t := b.store.Topic(rt.Topic)
 		maxMessageBytes := int64(-1) // looked up once per topic, when first needed
 		var stamps *timestampPolicy  // likewise
+		var keyed *bool              // likewise: compacted topics need keys
 		for i, rp := range rt.Partitions {
 			sp := &st.Partitions[i]
 			*sp = kmsg.ProduceResponseTopicPartition{Partition: rp.Partition, BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
@@ -106,6 +107,20 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 				if err := batch.CheckTimestamps(bh, b.dec, now, stamps.before, stamps.after); err != nil {
 					if errors.Is(err, batch.ErrTimestamp) {
 						fail(kerr.InvalidTimestamp, err.Error())
+					} else {
+						fail(kerr.CorruptMessage, err.Error())
+					}
+					continue
+				}
+			}
+			if keyed == nil {
+				k := b.compacted(t.Configs)
+				keyed = &k
+			}
+			if *keyed {
+				if err := batch.CheckKeys(bh, b.dec); err != nil {
+					if errors.Is(err, batch.ErrNoKey) {
+						fail(kerr.InvalidRecord, err.Error())
 					} else {
 						fail(kerr.CorruptMessage, err.Error())
 					}

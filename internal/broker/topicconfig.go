@@ -30,7 +30,6 @@ const (
 	timestampAppend  = "LogAppendTime"
 	noEffectShared   = " No effect in Vigil: the log lives in shared object storage, not in local segment files."
 	noEffectReplicas = " No effect in Vigil: durability comes from the WAL and the object store, not from follower replicas."
-	noEffectCompact  = " No effect in Vigil until cleanup.policy=compact exists."
 )
 
 // topicConfigs are the topic configs the broker accepts: those Vigil
@@ -47,8 +46,16 @@ func topicConfigTable() []topicConfig {
 	fixed := func(v string) func(*Broker) string { return func(*Broker) string { return v } }
 	return []topicConfig{
 		// Applied.
-		{"cleanup.policy", kmsg.ConfigTypeList, "delete: old segments are removed by retention. compact is not available yet.",
+		{"cleanup.policy", kmsg.ConfigTypeList, "delete: old segments are removed by retention. compact: the log cleaner keeps only the latest record of each key (records need a key), and retention deletes nothing. compact,delete: both.",
 			fixed("delete"), validateCleanupPolicy},
+		{"delete.retention.ms", kmsg.ConfigTypeLong, "On a compacted topic, how long past its timestamp a tombstone (a record with a null value) stays readable before the cleaner removes it.",
+			fixed("86400000"), validateInt(0, 1<<63-1)},
+		{"min.compaction.lag.ms", kmsg.ConfigTypeLong, "On a compacted topic, records newer than this are not cleaned.",
+			fixed("0"), validateInt(0, 1<<63-1)},
+		{"max.compaction.lag.ms", kmsg.ConfigTypeLong, "On a compacted topic, a partition whose oldest uncleaned segment is older than this is cleaned whatever its dirty ratio.",
+			fixed(maxLong), validateInt(1, 1<<63-1)},
+		{"min.cleanable.dirty.ratio", kmsg.ConfigTypeDouble, "On a compacted topic, the share of a partition's cleanable bytes written since it was last cleaned that starts a cleaning.",
+			fixed("0.5"), validateRatio},
 		{"max.message.bytes", kmsg.ConfigTypeInt, "Largest record batch size the broker accepts for this topic.",
 			func(b *Broker) string { return strconv.Itoa(int(b.cfg.MaxMessageBytes)) }, validateInt(0, 1<<31-1)},
 		{"retention.bytes", kmsg.ConfigTypeLong, "Per-partition size above which the oldest objects are deleted; -1 for no limit.",
@@ -65,7 +72,7 @@ func topicConfigTable() []topicConfig {
 			fixed(maxLong), validateInt(0, 1<<63-1)},
 		{"message.timestamp.difference.max.ms", kmsg.ConfigTypeLong, "Deprecated in Kafka for the two above; accepted, and applied as both of them where they are not set.",
 			fixed(maxLong), validateInt(0, 1<<63-1)},
-		{"compression.type", kmsg.ConfigTypeString, "producer: batches are stored as the producer compressed them. Vigil never recompresses, so no other value is accepted.",
+		{"compression.type", kmsg.ConfigTypeString, "producer: batches are stored as the producer compressed them (the cleaner of a compacted topic rewrites a batch in its own codec). Vigil never recompresses to another codec, so no other value is accepted.",
 			fixed("producer"), validateCompressionType},
 
 		// Accepted and shown; nothing in Vigil depends on them.
@@ -103,20 +110,12 @@ func topicConfigTable() []topicConfig {
 			fixed("-2"), validateInt(-2, 1<<63-1)},
 		{"message.downconversion.enable", kmsg.ConfigTypeBoolean, "Vigil serves record batches v2 only (Fetch v4 and later) and never down-converts.",
 			fixed("true"), validateBool},
-		{"compression.gzip.level", kmsg.ConfigTypeInt, "Level of broker-side recompression, which Vigil does not do.",
+		{"compression.gzip.level", kmsg.ConfigTypeInt, "Level of broker-side recompression on produce, which Vigil does not do (the cleaner of compacted topics recompresses at the codec's default level).",
 			fixed("-1"), validateGzipLevel},
-		{"compression.lz4.level", kmsg.ConfigTypeInt, "Level of broker-side recompression, which Vigil does not do.",
+		{"compression.lz4.level", kmsg.ConfigTypeInt, "Level of broker-side recompression on produce, which Vigil does not do (the cleaner of compacted topics recompresses at the codec's default level).",
 			fixed("9"), validateInt(1, 17)},
-		{"compression.zstd.level", kmsg.ConfigTypeInt, "Level of broker-side recompression, which Vigil does not do.",
+		{"compression.zstd.level", kmsg.ConfigTypeInt, "Level of broker-side recompression on produce, which Vigil does not do (the cleaner of compacted topics recompresses at the codec's default level).",
 			fixed("3"), validateInt(-131072, 22)},
-		{"delete.retention.ms", kmsg.ConfigTypeLong, "How long compaction keeps tombstones." + noEffectCompact,
-			fixed("86400000"), validateInt(0, 1<<63-1)},
-		{"min.compaction.lag.ms", kmsg.ConfigTypeLong, "Compaction lag." + noEffectCompact,
-			fixed("0"), validateInt(0, 1<<63-1)},
-		{"max.compaction.lag.ms", kmsg.ConfigTypeLong, "Compaction lag." + noEffectCompact,
-			fixed(maxLong), validateInt(1, 1<<63-1)},
-		{"min.cleanable.dirty.ratio", kmsg.ConfigTypeDouble, "Compaction trigger." + noEffectCompact,
-			fixed("0.5"), validateRatio},
 	}
 }
 
@@ -212,11 +211,9 @@ func validateCompressionType(v string) error {
 func validateCleanupPolicy(v string) error {
 	for _, p := range strings.Split(v, ",") {
 		switch strings.TrimSpace(p) {
-		case "delete":
-		case "compact":
-			return fmt.Errorf("cleanup.policy=compact is not supported yet: Vigil does not compact topics by key; use delete")
+		case "delete", "compact":
 		default:
-			return fmt.Errorf("cleanup.policy %q: must be delete", p)
+			return fmt.Errorf("cleanup.policy %q: must be delete, compact, or both", p)
 		}
 	}
 	return nil
@@ -294,6 +291,13 @@ func hasTimestampConfig(configs map[string]string) bool {
 		}
 	}
 	return false
+}
+
+// compacted reports whether a topic's cleanup.policy includes compact,
+// so that its records need keys.
+func (b *Broker) compacted(configs map[string]string) bool {
+	v, ok := configs["cleanup.policy"]
+	return ok && slices.Contains(strings.Split(strings.ReplaceAll(v, " ", ""), ","), "compact")
 }
 
 // bounded reports whether create times must be checked against the clock.

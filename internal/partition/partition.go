@@ -260,6 +260,22 @@ func (l *Log) Uploaded(seg meta.Segment) {
 	l.evictLocked()
 }
 
+// DropCachedThrough drops the uploaded batches held in memory whose offsets
+// all lie at or below last, so reads of them go to the segment objects:
+// the log cleaner calls it once the objects hold a cleaned copy, which the
+// tail cache would otherwise keep hiding.
+func (l *Log) DropCachedThrough(last int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := 0
+	for i < len(l.mem) && l.mem[i].Last <= last && l.mem[i].Last < l.uploaded {
+		l.memBytes -= int64(len(l.mem[i].Data))
+		l.mem[i] = nil
+		i++
+	}
+	l.mem = l.mem[i:]
+}
+
 func (l *Log) evictLocked() {
 	i := 0
 	for i < len(l.mem) && l.memBytes > l.cacheCap && l.mem[i].Last < l.uploaded {
@@ -308,9 +324,10 @@ func (l *Log) DropSegmentsThrough(last int64) {
 	l.logStart = max(l.logStart, min(last+1, l.hw))
 }
 
-// ReplaceSegments swaps the contiguous index entries old (compacted)
-// for merged. It reports false if they are no longer all there.
-func (l *Log) ReplaceSegments(old []meta.Segment, merged meta.Segment) bool {
+// ReplaceSegments swaps the contiguous index entries old for the ones
+// that rewrote them (compaction merges several into one; the cleaner
+// writes any number). It reports false if old are no longer all there.
+func (l *Log) ReplaceSegments(old []meta.Segment, rewritten ...meta.Segment) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].FirstOffset >= old[0].FirstOffset })
@@ -322,7 +339,7 @@ func (l *Log) ReplaceSegments(old []meta.Segment, merged meta.Segment) bool {
 			return false
 		}
 	}
-	segs := append(append(append([]meta.Segment(nil), l.segs[:i]...), merged), l.segs[i+len(old):]...)
+	segs := append(append(append([]meta.Segment(nil), l.segs[:i]...), rewritten...), l.segs[i+len(old):]...)
 	l.segs = segs
 	return true
 }

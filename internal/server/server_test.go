@@ -880,9 +880,12 @@ func TestAdmin(t *testing.T) {
 		if !errors.Is(err, kerr.TopicAlreadyExists) {
 			t.Errorf("duplicate create: %v, want TOPIC_ALREADY_EXISTS", err)
 		}
-		_, err = adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, "adm-compact")
+		if _, err = adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact,delete")}, "adm-compact"); err != nil {
+			t.Errorf("create compact,delete: %v", err)
+		}
+		_, err = adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("shred")}, "adm-shred")
 		if !errors.Is(err, kerr.InvalidConfig) {
-			t.Errorf("create compact: %v, want INVALID_CONFIG", err)
+			t.Errorf("create cleanup.policy=shred: %v, want INVALID_CONFIG", err)
 		}
 		_, err = adm.CreateTopic(ctx, 1, 1, map[string]*string{"no.such.config": kadm.StringPtr("1")}, "adm-unknown-config")
 		if !errors.Is(err, kerr.InvalidConfig) {
@@ -945,12 +948,12 @@ func TestAdmin(t *testing.T) {
 		check("retention.ms", "7200000", kmsg.ConfigSourceDynamicTopicConfig)
 		check("max.message.bytes", "500000", kmsg.ConfigSourceDynamicTopicConfig)
 
-		ar, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "cleanup.policy", Value: kadm.StringPtr("compact")}}, "adm-topic")
+		ar, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "cleanup.policy", Value: kadm.StringPtr("compact,shred")}}, "adm-topic")
 		if err != nil {
-			t.Fatalf("alter compact: %v", err)
+			t.Fatalf("alter compact,shred: %v", err)
 		}
 		if len(ar) != 1 || !errors.Is(ar[0].Err, kerr.InvalidConfig) {
-			t.Errorf("alter cleanup.policy=compact: %+v, want INVALID_CONFIG", ar)
+			t.Errorf("alter cleanup.policy=compact,shred: %+v, want INVALID_CONFIG", ar)
 		}
 		ar, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("soon")}}, "adm-topic")
 		if err != nil {

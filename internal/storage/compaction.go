@@ -107,8 +107,9 @@ func (e *Engine) compactGroup(ctx context.Context, l *partition.Log, group []met
 	}
 	obj, runs := b.Build()
 	first, last := group[0], group[len(group)-1]
-	if len(runs) != 1 || runs[0].FirstOffset != first.FirstOffset || runs[0].LastOffset != last.LastOffset {
-		return fmt.Errorf("compact %s/%d: merged run %+v does not cover offsets %d-%d", l.Topic, l.Partition, runs, first.FirstOffset, last.LastOffset)
+	// Inside, not equal: entries the cleaner wrote cover offsets it removed.
+	if len(runs) != 1 || runs[0].FirstOffset < first.FirstOffset || runs[0].LastOffset > last.LastOffset {
+		return fmt.Errorf("compact %s/%d: merged run %+v is not within offsets %d-%d", l.Topic, l.Partition, runs, first.FirstOffset, last.LastOffset)
 	}
 	key := objectKey()
 	if err := e.objs.Put(ctx, key, obj); err != nil {
@@ -116,7 +117,7 @@ func (e *Engine) compactGroup(ctx context.Context, l *partition.Log, group []met
 	}
 	r := runs[0]
 	merged := meta.Segment{Topic: l.Topic, Partition: l.Partition, Object: key, Position: r.Position, Size: r.Size,
-		FirstOffset: r.FirstOffset, LastOffset: r.LastOffset, MaxTimestamp: r.MaxTimestamp}
+		FirstOffset: first.FirstOffset, LastOffset: last.LastOffset, MaxTimestamp: r.MaxTimestamp}
 	epoch, led := e.leads(l)
 	if !led {
 		e.objs.Delete(ctx, key)

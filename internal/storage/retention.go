@@ -56,10 +56,13 @@ func (e *Engine) retentionLoop() {
 		if _, err := e.EnforceRetention(context.Background(), time.Now()); err != nil {
 			e.log.Error("retention pass failed; will retry", "err", err)
 		}
-		// In the same goroutine: retention and compaction both rewrite the
-		// index, and must not interleave.
+		// In the same goroutine: retention, compaction and the cleaner all
+		// rewrite the index, and must not interleave.
 		if _, err := e.Compact(context.Background()); err != nil {
 			e.log.Error("compaction failed; will retry", "err", err)
+		}
+		if _, err := e.Clean(context.Background(), time.Now()); err != nil {
+			e.log.Error("cleaning compacted topics failed; will retry", "err", err)
 		}
 	}
 }
@@ -76,6 +79,9 @@ func (e *Engine) EnforceRetention(ctx context.Context, now time.Time) (int, erro
 	var errs []error
 	for _, t := range e.Topics() {
 		ms, maxBytes := e.retention(t.Topic)
+		if _, del := cleanupPolicy(t.Topic); !del {
+			ms, maxBytes = -1, -1 // compacted only: the cleaner decides what goes
+		}
 		held := LegalHold(t.Topic)
 		for _, l := range t.Logs {
 			segs := expired(l, now, ms, maxBytes)

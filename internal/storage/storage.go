@@ -151,6 +151,8 @@ type Engine struct {
 	cl         *clustered
 	lastExpiry time.Time
 	pids       *producer.IDs
+	// cleaner is the log cleaner of compacted topics (cleaner.go).
+	cleaner *cleaner
 }
 
 // writeAheadLog is what the engine needs of a WAL; the file WAL
@@ -237,7 +239,7 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 		upKick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		retentionDone: make(chan struct{}),
 		upProducers:   map[*partition.Log]*producer.State{}, lastExpiry: time.Now(),
-		pids: producer.NewIDs(ms), cache: readcache.New(objs, opts.ReadCache),
+		pids: producer.NewIDs(ms), cache: readcache.New(objs, opts.ReadCache), cleaner: newCleaner(),
 	}
 	if opts.Cluster != nil {
 		e.cl = &clustered{e: e, opts: *opts.Cluster, lost: map[lostKey]int32{}, floor: ^uint64(0),
@@ -596,6 +598,10 @@ func (e *Engine) SetLogStart(ctx context.Context, t *Topic, l *partition.Log, of
 	if LegalHold(t.Topic) {
 		ls, _ := l.Offsets()
 		return ls, holdError(t.Topic, "deleting records of topic")
+	}
+	if compact, del := cleanupPolicy(t.Topic); compact && !del {
+		ls, _ := l.Offsets()
+		return ls, fmt.Errorf("%w: %s/%d has cleanup.policy=compact", ErrCompactOnly, t.Name, l.Partition)
 	}
 	ls, err := l.SetLogStart(off)
 	if err != nil {

@@ -1,0 +1,200 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/config"
+)
+
+// TestCleanupPolicyCompact runs the log cleaner over a compacted topic
+// written in five rounds of updates to 200 keys (a round per codec) plus
+// two tombstones, one older than delete.retention.ms, and reads it back
+// with franz-go: one record per key, the newest, at the offset it was
+// written at; the young tombstone stays, the old one and everything of
+// its key are gone. It also checks what Kafka refuses on such a topic
+// (records without a key, DeleteRecords), that a second pass finds
+// nothing to do, that only the new part is cleaned again, that a legal
+// hold stops the cleaner, and that a restart serves the cleaned log.
+func TestCleanupPolicyCompact(t *testing.T) {
+	dir := t.TempDir()
+	mod := func(c *config.Broker) {
+		c.UploadInterval = 10 * time.Millisecond
+		c.RetentionCheckInterval = time.Hour // the test drives the cleaner
+		c.ObjectDeleteDelay = 200 * time.Millisecond
+	}
+	ts := startServer(t, dir, mod)
+	ctx := testCtx(t, 2*time.Minute)
+	adm := ts.admin(t)
+	const topic, keys = "changelog", 200
+	createTopics(t, ctx, adm, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, topic)
+
+	now := time.Now()
+	type rec struct {
+		value string
+		ts    time.Time
+		tomb  bool
+	}
+	latest := map[string]rec{}    // key -> its newest record
+	offsets := map[string]int64{} // key -> that record's offset
+	produce := func(cl *kgo.Client, r *kgo.Record) {
+		t.Helper()
+		r.Topic = topic
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatalf("produce %s: %v", r.Key, err)
+		}
+		latest[string(r.Key)] = rec{string(r.Value), r.Timestamp, r.Value == nil}
+		offsets[string(r.Key)] = r.Offset
+	}
+	for round, codec := range []kgo.CompressionCodec{kgo.NoCompression(), kgo.GzipCompression(), kgo.SnappyCompression(), kgo.Lz4Compression(), kgo.ZstdCompression()} {
+		cl := ts.client(t, kgo.ProducerBatchCompression(codec), kgo.ProducerLinger(0))
+		var rs []*kgo.Record
+		for k := range keys {
+			rs = append(rs, &kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf("key-%03d", k)),
+				Value: []byte(fmt.Sprintf("round %d of key %d", round, k)), Timestamp: now.Add(time.Duration(round) * time.Second)})
+		}
+		if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		for _, r := range rs {
+			latest[string(r.Key)] = rec{string(r.Value), r.Timestamp, false}
+			offsets[string(r.Key)] = r.Offset
+		}
+		waitFor(t, "upload", func() bool { return ts.srv.UploadBacklog() == 0 })
+	}
+	cl := ts.client(t)
+	produce(cl, &kgo.Record{Key: []byte("key-000"), Timestamp: now.Add(-48 * time.Hour)}) // older than delete.retention.ms (a day)
+	produce(cl, &kgo.Record{Key: []byte("key-001"), Timestamp: now})
+	waitFor(t, "upload", func() bool { return ts.srv.UploadBacklog() == 0 })
+	hw := offsets["key-001"] + 1
+
+	// Kafka's refusals on a compacted topic.
+	err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("no key")}).FirstErr()
+	if !errors.Is(err, kerr.InvalidRecord) {
+		t.Fatalf("produce without a key: %v, want INVALID_RECORD", err)
+	}
+	dr, err := adm.DeleteRecords(ctx, kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 10}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := dr.Lookup(topic, 0); !errors.Is(r.Err, kerr.PolicyViolation) {
+		t.Fatalf("DeleteRecords: %v, want POLICY_VIOLATION", r.Err)
+	}
+
+	// want is what a reader must see: each key's newest record, except a
+	// tombstone past delete.retention.ms, in offset order.
+	want := func() map[int64]rec {
+		w := map[int64]rec{}
+		for k, r := range latest {
+			if r.tomb && r.ts.Before(now.Add(-24*time.Hour)) {
+				continue
+			}
+			w[offsets[k]] = r
+		}
+		return w
+	}
+	check := func(what string, w map[int64]rec) {
+		t.Helper()
+		got := readFromStart(t, ctx, ts, topic, 0, len(w))
+		if len(got) != len(w) {
+			t.Fatalf("%s: read %d records, want %d", what, len(got), len(w))
+		}
+		for i, r := range got {
+			e, ok := w[r.Offset]
+			if !ok || string(r.Value) != e.value || (r.Value == nil) != e.tomb || !r.Timestamp.Equal(e.ts.Truncate(time.Millisecond)) {
+				t.Fatalf("%s: record %d at offset %d key %s value %q (tombstone %v) ts %v; want %+v (present %v)",
+					what, i, r.Offset, r.Key, r.Value, r.Value == nil, r.Timestamp, e, ok)
+			}
+			if i > 0 && r.Offset <= got[i-1].Offset {
+				t.Fatalf("%s: offset %d after %d", what, r.Offset, got[i-1].Offset)
+			}
+		}
+		lo, err := adm.ListStartOffsets(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hi, err := adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := lo.Lookup(topic, 0); s.Offset != 0 {
+			t.Errorf("%s: log start %d, want 0 (cleaning does not move it)", what, s.Offset)
+		}
+		if e, _ := hi.Lookup(topic, 0); e.Offset != hw {
+			t.Errorf("%s: high watermark %d, want %d", what, e.Offset, hw)
+		}
+	}
+
+	store := ts.srv.store
+	log := store.Topic(topic).Logs[0]
+	before := log.Segments()
+	n, err := store.Clean(ctx, time.Now())
+	if err != nil || n != 1 {
+		t.Fatalf("clean: %d partitions cleaned (err %v), want 1", n, err)
+	}
+	var sizeBefore, sizeAfter int64
+	for _, s := range before {
+		sizeBefore += s.Size
+	}
+	for _, s := range log.Segments() {
+		sizeAfter += s.Size
+	}
+	if sizeAfter*3 > sizeBefore {
+		t.Errorf("cleaning kept %d of %d bytes, want under a third (one of five rounds)", sizeAfter, sizeBefore)
+	}
+	check("after cleaning", want())
+	if n, err := store.Clean(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("second pass cleaned %d partitions (err %v), want 0: nothing is dirty", n, err)
+	}
+
+	// New updates to half the keys: the dirty half of the log is cleaned
+	// again, and the old values of those keys go.
+	var rs []*kgo.Record
+	for k := 0; k < keys; k += 2 {
+		rs = append(rs, &kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf("key-%03d", k)), Value: []byte(fmt.Sprintf("update of key %d", k)), Timestamp: now})
+	}
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		latest[string(r.Key)] = rec{string(r.Value), r.Timestamp, false}
+		offsets[string(r.Key)] = r.Offset
+	}
+	hw = rs[len(rs)-1].Offset + 1
+	waitFor(t, "upload", func() bool { return ts.srv.UploadBacklog() == 0 })
+	if n, err := store.Clean(ctx, time.Now()); err != nil || n != 1 {
+		t.Fatalf("pass after updates cleaned %d partitions (err %v), want 1", n, err)
+	}
+	check("after the second cleaning", want())
+
+	// A legal hold stops the cleaner: every update stays.
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "vigil.legal.hold", Value: kadm.StringPtr("true")}}, topic); err != nil {
+		t.Fatal(err)
+	}
+	held := want()
+	for i := range 3 {
+		r := &kgo.Record{Topic: topic, Key: []byte("key-199"), Value: []byte(fmt.Sprintf("held %d", i)), Timestamp: now}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		held[r.Offset] = rec{string(r.Value), now, false}
+		hw = r.Offset + 1
+	}
+	waitFor(t, "upload", func() bool { return ts.srv.UploadBacklog() == 0 })
+	if n, err := store.Clean(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("clean under legal hold: %d partitions (err %v), want 0", n, err)
+	}
+	check("under legal hold", held)
+
+	time.Sleep(300 * time.Millisecond) // the replaced objects are deleted
+	ts.close()
+	ts = startServer(t, dir, mod)
+	adm = ts.admin(t)
+	check("after a restart", held)
+}

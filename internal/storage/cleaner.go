@@ -1,0 +1,358 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/meta"
+	"github.com/vigilhq/vigil/internal/partition"
+	"github.com/vigilhq/vigil/internal/segment"
+)
+
+// ErrCompactOnly is returned for DeleteRecords on a topic whose
+// cleanup.policy is compact without delete; the broker answers it with
+// POLICY_VIOLATION, as Kafka does.
+var ErrCompactOnly = errors.New("storage: records of a compacted topic cannot be deleted")
+
+// cleanupPolicy reads a topic's cleanup.policy (Kafka's default: delete).
+func cleanupPolicy(t meta.Topic) (compact, del bool) {
+	v, ok := t.Configs["cleanup.policy"]
+	if !ok {
+		return false, true
+	}
+	for _, p := range strings.Split(v, ",") {
+		switch strings.TrimSpace(p) {
+		case "compact":
+			compact = true
+		case "delete":
+			del = true
+		}
+	}
+	return compact, del
+}
+
+// cleanConfig is one compacted topic's cleaner settings, Kafka's topic
+// configs with Kafka's defaults.
+type cleanConfig struct {
+	minDirtyRatio  float64 // min.cleanable.dirty.ratio
+	minLagMs       int64   // min.compaction.lag.ms
+	maxLagMs       int64   // max.compaction.lag.ms
+	deleteRetainMs int64   // delete.retention.ms: how long a tombstone stays readable
+}
+
+func topicCleanConfig(t meta.Topic) cleanConfig {
+	c := cleanConfig{minDirtyRatio: 0.5, maxLagMs: math.MaxInt64, deleteRetainMs: 86400000}
+	if v, err := strconv.ParseFloat(t.Configs["min.cleanable.dirty.ratio"], 64); err == nil {
+		c.minDirtyRatio = v
+	}
+	if v, err := strconv.ParseInt(t.Configs["min.compaction.lag.ms"], 10, 64); err == nil {
+		c.minLagMs = v
+	}
+	if v, err := strconv.ParseInt(t.Configs["max.compaction.lag.ms"], 10, 64); err == nil {
+		c.maxLagMs = v
+	}
+	if v, err := strconv.ParseInt(t.Configs["delete.retention.ms"], 10, 64); err == nil {
+		c.deleteRetainMs = v
+	}
+	return c
+}
+
+// cleanerMaxKeys bounds the keys one pass maps (Kafka's dedupe buffer):
+// a dirty section with more is cleaned over several passes.
+const cleanerMaxKeys = 1 << 20
+
+// cleaner is the log cleaner's state: how far each partition is clean,
+// and the codecs to rewrite batches with. The mark lives in memory only:
+// after a restart the first pass takes every uploaded segment as dirty,
+// which costs a rewrite and changes nothing a reader sees.
+type cleaner struct {
+	mu    sync.Mutex
+	clean map[*partition.Log]int64 // last offset of the clean section
+	comp  batch.Compressors
+	dec   kgo.Decompressor
+}
+
+func newCleaner() *cleaner {
+	return &cleaner{clean: map[*partition.Log]int64{}, dec: kgo.DefaultDecompressor()}
+}
+
+// Clean runs Kafka's log cleaner over every partition this broker leads of
+// every topic with cleanup.policy=compact: of the records in segment
+// objects (never the tail not yet uploaded, nor records newer than
+// min.compaction.lag.ms), only the latest for each key stays; tombstones
+// (null values) stay delete.retention.ms past their timestamp, so that
+// consumers catching up see the delete. Offsets, batch boundaries and
+// producer fields are kept, so readers see gaps, never moved records. A
+// partition is cleaned once its dirty part (written since its last
+// cleaning) is min.cleanable.dirty.ratio of its cleanable bytes, or its
+// oldest dirty segment is max.compaction.lag.ms old. Topics under legal
+// hold are not cleaned: cleaning deletes records. It returns how many
+// partitions were cleaned.
+func (e *Engine) Clean(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	var errs []error
+	for _, t := range e.Topics() {
+		if compact, _ := cleanupPolicy(t.Topic); !compact || LegalHold(t.Topic) {
+			continue
+		}
+		cfg := topicCleanConfig(t.Topic)
+		for _, l := range t.Logs {
+			if l.Deleted() {
+				break
+			}
+			cleaned, err := e.cleanPartition(ctx, l, cfg, now)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if cleaned {
+				n++
+			}
+		}
+	}
+	e.cleaner.forgetDeleted()
+	return n, errors.Join(errs...)
+}
+
+func (c *cleaner) forgetDeleted() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for l := range c.clean {
+		if l.Deleted() {
+			delete(c.clean, l)
+		}
+	}
+}
+
+func (c *cleaner) cleanTo(l *partition.Log) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.clean[l]; ok {
+		return v
+	}
+	return -1
+}
+
+func (c *cleaner) setCleanTo(l *partition.Log, last int64) {
+	c.mu.Lock()
+	c.clean[l] = last
+	c.mu.Unlock()
+}
+
+// cleanable returns the segments a pass may rewrite, oldest first: those
+// whose newest record is at least min.compaction.lag.ms old, up to the
+// first that is not; and whether the pass is due.
+func cleanable(segs []meta.Segment, cleanTo int64, cfg cleanConfig, now time.Time) ([]meta.Segment, bool) {
+	nowMs := now.UnixMilli()
+	n := 0
+	for n < len(segs) && (cfg.minLagMs <= 0 || segs[n].MaxTimestamp <= nowMs-cfg.minLagMs) {
+		n++
+	}
+	segs = segs[:n]
+	var total, dirty int64
+	due := false
+	for _, s := range segs {
+		total += s.Size
+		if s.LastOffset > cleanTo {
+			dirty += s.Size
+			if cfg.maxLagMs < math.MaxInt64 && s.MaxTimestamp <= nowMs-cfg.maxLagMs {
+				due = true
+			}
+		}
+	}
+	if dirty == 0 {
+		return nil, false
+	}
+	return segs, due || float64(dirty) >= cfg.minDirtyRatio*float64(total)
+}
+
+func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg cleanConfig, now time.Time) (bool, error) {
+	cleanTo := e.cleaner.cleanTo(l)
+	segs, due := cleanable(l.Segments(), cleanTo, cfg, now)
+	if !due {
+		return false, nil
+	}
+	epoch, led := e.leads(l)
+	if !led {
+		return false, nil // its leader cleans it
+	}
+	fail := func(err error) (bool, error) {
+		return false, fmt.Errorf("clean %s/%d: %w", l.Topic, l.Partition, err)
+	}
+
+	// The offset map: each key's latest offset in the dirty section, in as
+	// many whole segments as cleanerMaxKeys allows (at least one).
+	latest := map[string]int64{}
+	end := len(segs)
+	for i, s := range segs {
+		if s.LastOffset <= cleanTo {
+			continue
+		}
+		if len(latest) >= cleanerMaxKeys {
+			end = i
+			break
+		}
+		err := e.eachBatch(ctx, s, func(raw []byte) error {
+			rb, recs, err := batch.Records(raw, e.cleaner.dec)
+			if err != nil || rb.Attributes&0x20 != 0 {
+				return err
+			}
+			for j := range recs {
+				if recs[j].Key != nil {
+					latest[string(recs[j].Key)] = rb.FirstOffset + int64(recs[j].OffsetDelta)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fail(err)
+		}
+	}
+	segs = segs[:end]
+	dirtyFrom := cleanTo
+
+	// Rewrite clean and dirty sections alike, keeping a record if no later
+	// one of its key is in the map; a kept tombstone goes once it is
+	// delete.retention.ms old.
+	horizon := now.UnixMilli() - cfg.deleteRetainMs
+	// Records without a key (written before the topic became compacted)
+	// go, as in Kafka: no later record could ever supersede them.
+	keep := func(rb *kmsg.RecordBatch, r *kmsg.Record) bool {
+		if r.Key == nil {
+			return false
+		}
+		if last, ok := latest[string(r.Key)]; ok && rb.FirstOffset+int64(r.OffsetDelta) < last {
+			return false
+		}
+		return r.Value != nil || batch.Timestamp(rb, r) >= horizon
+	}
+	var out []meta.Segment
+	var lastBatch []byte // the last input batch, kept if nothing else is
+	var inBytes, outBytes int64
+	b := segment.NewBuilder()
+	flush := func(last int64) error {
+		if b.Empty() {
+			return nil
+		}
+		obj, runs := b.Build()
+		if len(runs) != 1 {
+			return fmt.Errorf("built %d runs for one partition", len(runs))
+		}
+		key := objectKey()
+		if err := e.objs.Put(ctx, key, obj); err != nil {
+			return fmt.Errorf("put %s: %w", key, err)
+		}
+		r := runs[0]
+		// The entries stay contiguous over the cleaned offsets, gaps
+		// included: a fetch at a removed offset finds the entry that
+		// holds the next kept batch.
+		first := segs[0].FirstOffset
+		if len(out) > 0 {
+			first = out[len(out)-1].LastOffset + 1
+		}
+		out = append(out, meta.Segment{Topic: l.Topic, Partition: l.Partition, Object: key, Position: r.Position, Size: r.Size,
+			FirstOffset: first, LastOffset: last, MaxTimestamp: r.MaxTimestamp})
+		outBytes += r.Size
+		b = segment.NewBuilder()
+		return nil
+	}
+	discard := func() {
+		for _, s := range out {
+			e.objs.Delete(ctx, s.Object)
+		}
+	}
+	target := e.opts.CompactTargetBytes
+	if target <= 0 {
+		target = e.opts.SegmentBytes
+	}
+	var lastOff int64
+	for _, s := range segs {
+		inBytes += s.Size
+		err := e.eachBatch(ctx, s, func(raw []byte) error {
+			info, err := batch.Peek(raw)
+			if err != nil {
+				return err
+			}
+			lastBatch, lastOff = raw, info.LastOffset
+			kept, err := batch.Filter(raw, e.cleaner.dec, &e.cleaner.comp, keep)
+			if err != nil || kept == nil {
+				return err
+			}
+			ki, err := batch.Peek(kept)
+			if err != nil {
+				return err
+			}
+			b.Add(l.Topic, l.Partition, kept, ki.BaseOffset, ki.LastOffset, ki.MaxTimestamp)
+			if target > 0 && b.Size() >= target {
+				return flush(ki.LastOffset)
+			}
+			return nil
+		})
+		if err != nil {
+			discard()
+			return fail(err)
+		}
+	}
+	if len(out) == 0 && b.Empty() && lastBatch != nil {
+		// Nothing is left (every record a deleted key's): the last batch
+		// stays as it was, so the partition keeps an entry to read past.
+		info, _ := batch.Peek(lastBatch)
+		b.Add(l.Topic, l.Partition, lastBatch, info.BaseOffset, info.LastOffset, info.MaxTimestamp)
+	}
+	if !b.Empty() {
+		if err := flush(lastOff); err != nil {
+			discard()
+			return fail(err)
+		}
+	}
+	out[len(out)-1].LastOffset = segs[len(segs)-1].LastOffset
+
+	if err := e.meta.ReplaceSegments(ctx, fenced(segs, epoch), fenced(out, epoch)); err != nil {
+		discard()
+		return fail(fmt.Errorf("swap index: %w", err))
+	}
+	if !l.ReplaceSegments(segs, out...) {
+		discard() // the topic went away meanwhile
+		return false, nil
+	}
+	l.DropCachedThrough(segs[len(segs)-1].LastOffset)
+	e.cache.Forget(segs)
+	e.collectLater(segs)
+	e.cleaner.setCleanTo(l, segs[len(segs)-1].LastOffset)
+	e.log.Info("cleaned compacted partition", "topic", l.Topic, "partition", l.Partition,
+		"dirty_from", dirtyFrom+1, "through_offset", segs[len(segs)-1].LastOffset, "keys", len(latest),
+		"bytes_before", inBytes, "bytes_after", outBytes, "segments_before", len(segs), "segments_after", len(out))
+	return true, nil
+}
+
+// eachBatch calls fn on every batch of index entry s, read straight from
+// the store: a one-off rewrite must not evict the blocks replays use.
+func (e *Engine) eachBatch(ctx context.Context, s meta.Segment, fn func(raw []byte) error) error {
+	data, err := e.objs.GetRange(ctx, s.Object, s.Position, s.Size)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", s.Object, err)
+	}
+	if int64(len(data)) != s.Size {
+		return fmt.Errorf("%s holds %d of the %d bytes indexed", s.Object, len(data), s.Size)
+	}
+	for len(data) > 0 {
+		info, err := batch.Peek(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.Object, err)
+		}
+		if err := fn(data[:info.Size]); err != nil {
+			return fmt.Errorf("%s: %w", s.Object, err)
+		}
+		data = data[info.Size:]
+	}
+	return nil
+}
