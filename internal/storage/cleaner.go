@@ -314,6 +314,9 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 			return fail(err)
 		}
 	}
+	if len(out) == 0 {
+		return fail(errors.New("no batch read from the cleanable segments"))
+	}
 	out[len(out)-1].LastOffset = segs[len(segs)-1].LastOffset
 
 	if err := e.meta.ReplaceSegments(ctx, fenced(segs, epoch), fenced(out, epoch)); err != nil {
