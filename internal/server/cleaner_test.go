@@ -174,8 +174,8 @@ func TestCleanupPolicyCompact(t *testing.T) {
 	check("after the second cleaning", want())
 
 	// A legal hold stops the cleaner: every update stays.
-	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "vigil.legal.hold", Value: kadm.StringPtr("true")}}, topic); err != nil {
-		t.Fatal(err)
+	if ar, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "vigil.legal.hold", Value: kadm.StringPtr("true")}}, topic); err != nil || ar[0].Err != nil {
+		t.Fatalf("set the legal hold: %v %v", err, ar)
 	}
 	held := want()
 	for i := range 3 {
@@ -197,4 +197,30 @@ func TestCleanupPolicyCompact(t *testing.T) {
 	ts = startServer(t, dir, mod)
 	adm = ts.admin(t)
 	check("after a restart", held)
+
+	// The clean mark is read from the index, so a restart does not make
+	// the whole log dirty: with the hold released the few held updates are
+	// under min.cleanable.dirty.ratio, and nothing is cleaned.
+	setConfig := func(name, value string) {
+		t.Helper()
+		ar, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: name, Value: kadm.StringPtr(value)}}, topic)
+		if err == nil {
+			err = ar[0].Err
+		}
+		if err != nil {
+			t.Fatalf("set %s=%s: %v", name, value, err)
+		}
+	}
+	setConfig("vigil.legal.hold", "false")
+	store = ts.srv.store
+	if n, err := store.Clean(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("clean after a restart: %d partitions (err %v), want 0: the log was clean but for 3 records", n, err)
+	}
+	setConfig("min.cleanable.dirty.ratio", "0.01")
+	if n, err := store.Clean(ctx, time.Now()); err != nil || n != 1 {
+		t.Fatalf("clean with a low dirty ratio: %d partitions (err %v), want 1", n, err)
+	}
+	latest["key-199"] = rec{"held 2", now, false}
+	offsets["key-199"] = hw - 1
+	check("after the last cleaning", want())
 }

@@ -71,20 +71,37 @@ func topicCleanConfig(t meta.Topic) cleanConfig {
 // a dirty section with more is cleaned over several passes.
 const cleanerMaxKeys = 1 << 20
 
-// cleaner is the log cleaner's state: how far each partition is clean,
-// and the codecs to rewrite batches with. The mark lives in memory only:
-// after a restart the first pass takes every uploaded segment as dirty,
-// which costs a rewrite and changes nothing a reader sees.
-type cleaner struct {
-	mu    sync.Mutex
-	clean map[*partition.Log]int64 // last offset of the clean section
-	comp  batch.Compressors
-	dec   kgo.Decompressor
+// cleanedSuffix ends the keys of the objects the cleaner writes. The
+// index entries at the start of a partition whose objects have it are the
+// clean section, cleaned by the last pass (each pass rewrites from the
+// log start), so the clean mark is read from the index, after a restart
+// or a change of leader too. Compaction's merges write ordinary objects,
+// which only makes the next pass take more as dirty.
+const cleanedSuffix = ".clean.seg"
+
+func cleanedKey() string { return strings.TrimSuffix(objectKey(), ".seg") + cleanedSuffix }
+
+// cleanMark is the last offset of the clean section of segs; -1 if none.
+func cleanMark(segs []meta.Segment) int64 {
+	mark := int64(-1)
+	for _, s := range segs {
+		if !strings.HasSuffix(s.Object, cleanedSuffix) {
+			break
+		}
+		mark = s.LastOffset
+	}
+	return mark
 }
 
-func newCleaner() *cleaner {
-	return &cleaner{clean: map[*partition.Log]int64{}, dec: kgo.DefaultDecompressor()}
+// cleaner holds the log cleaner's codecs; mu makes passes one at a time,
+// since kgo's compressors are not for concurrent use.
+type cleaner struct {
+	mu   sync.Mutex
+	comp batch.Compressors
+	dec  kgo.Decompressor
 }
+
+func newCleaner() *cleaner { return &cleaner{dec: kgo.DefaultDecompressor()} }
 
 // Clean runs Kafka's log cleaner over every partition this broker leads of
 // every topic with cleanup.policy=compact: of the records in segment
@@ -99,6 +116,8 @@ func newCleaner() *cleaner {
 // hold are not cleaned: cleaning deletes records. It returns how many
 // partitions were cleaned.
 func (e *Engine) Clean(ctx context.Context, now time.Time) (int, error) {
+	e.cleaner.mu.Lock()
+	defer e.cleaner.mu.Unlock()
 	var n int
 	var errs []error
 	for _, t := range e.Topics() {
@@ -119,33 +138,7 @@ func (e *Engine) Clean(ctx context.Context, now time.Time) (int, error) {
 			}
 		}
 	}
-	e.cleaner.forgetDeleted()
 	return n, errors.Join(errs...)
-}
-
-func (c *cleaner) forgetDeleted() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for l := range c.clean {
-		if l.Deleted() {
-			delete(c.clean, l)
-		}
-	}
-}
-
-func (c *cleaner) cleanTo(l *partition.Log) int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if v, ok := c.clean[l]; ok {
-		return v
-	}
-	return -1
-}
-
-func (c *cleaner) setCleanTo(l *partition.Log, last int64) {
-	c.mu.Lock()
-	c.clean[l] = last
-	c.mu.Unlock()
 }
 
 // cleanable returns the segments a pass may rewrite, oldest first: those
@@ -176,8 +169,9 @@ func cleanable(segs []meta.Segment, cleanTo int64, cfg cleanConfig, now time.Tim
 }
 
 func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg cleanConfig, now time.Time) (bool, error) {
-	cleanTo := e.cleaner.cleanTo(l)
-	segs, due := cleanable(l.Segments(), cleanTo, cfg, now)
+	segs := l.Segments()
+	cleanTo := cleanMark(segs)
+	segs, due := cleanable(segs, cleanTo, cfg, now)
 	if !due {
 		return false, nil
 	}
@@ -247,7 +241,7 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 		if len(runs) != 1 {
 			return fmt.Errorf("built %d runs for one partition", len(runs))
 		}
-		key := objectKey()
+		key := cleanedKey()
 		if err := e.objs.Put(ctx, key, obj); err != nil {
 			return fmt.Errorf("put %s: %w", key, err)
 		}
@@ -330,7 +324,6 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 	l.DropCachedThrough(segs[len(segs)-1].LastOffset)
 	e.cache.Forget(segs)
 	e.collectLater(segs)
-	e.cleaner.setCleanTo(l, segs[len(segs)-1].LastOffset)
 	e.log.Info("cleaned compacted partition", "topic", l.Topic, "partition", l.Partition,
 		"dirty_from", dirtyFrom+1, "through_offset", segs[len(segs)-1].LastOffset, "keys", len(latest),
 		"bytes_before", inBytes, "bytes_after", outBytes, "segments_before", len(segs), "segments_after", len(out))
