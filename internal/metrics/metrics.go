@@ -34,6 +34,9 @@ type Metrics struct {
 	compactions    prometheus.Counter
 	compactedSegs  prometheus.Counter
 	compactedBytes prometheus.Counter
+	cleanerRuns    prometheus.Counter
+	cleanerRead    prometheus.Counter
+	cleanerWritten prometheus.Counter
 
 	ready atomic.Bool
 }
@@ -84,7 +87,16 @@ func New() *Metrics {
 	m.compactedBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "vigil_compacted_bytes_total", Help: "Bytes rewritten by compaction.",
 	})
-	m.reg.MustRegister(m.compactions, m.compactedSegs, m.compactedBytes)
+	m.cleanerRuns = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_cleaner_passes_total", Help: "Partitions of compacted topics cleaned (one pass each).",
+	})
+	m.cleanerRead = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_cleaner_read_bytes_total", Help: "Bytes of segment objects the log cleaner rewrote.",
+	})
+	m.cleanerWritten = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_cleaner_written_bytes_total", Help: "Bytes of cleaned batches the log cleaner wrote in their place.",
+	})
+	m.reg.MustRegister(m.compactions, m.compactedSegs, m.compactedBytes, m.cleanerRuns, m.cleanerRead, m.cleanerWritten)
 	m.reg.MustRegister(m.requests, m.requestSeconds, m.walSyncSeconds, m.walSyncBytes,
 		m.uploads, m.uploadBytes, m.uploadSeconds, m.uploadFailures, m.retention,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -122,6 +134,14 @@ func (m *Metrics) Compacted(inputs int, bytes int64) {
 	m.compactions.Inc()
 	m.compactedSegs.Add(float64(inputs))
 	m.compactedBytes.Add(float64(bytes))
+}
+
+// Cleaned records one pass of the log cleaner over a partition
+// (storage.Observer).
+func (m *Metrics) Cleaned(read, written int64) {
+	m.cleanerRuns.Inc()
+	m.cleanerRead.Add(float64(read))
+	m.cleanerWritten.Add(float64(written))
 }
 
 // Gauge registers a gauge whose value is read from fn at each scrape.

@@ -149,6 +149,13 @@ func TestCleanupPolicyCompact(t *testing.T) {
 		t.Errorf("cleaning kept %d of %d bytes, want under a third (one of five rounds)", sizeAfter, sizeBefore)
 	}
 	check("after cleaning", want())
+	_, body := httpGet(t, "http://"+ts.srv.AdminAddr()+"/metrics")
+	if v := metricValue(body, "vigil_cleaner_passes_total"); v != 1 {
+		t.Errorf("vigil_cleaner_passes_total = %v after one pass", v)
+	}
+	if r, w := metricValue(body, "vigil_cleaner_read_bytes_total"), metricValue(body, "vigil_cleaner_written_bytes_total"); r != float64(sizeBefore) || w != float64(sizeAfter) {
+		t.Errorf("cleaner bytes read %v, written %v; want %d, %d", r, w, sizeBefore, sizeAfter)
+	}
 	if n, err := store.Clean(ctx, time.Now()); err != nil || n != 0 {
 		t.Fatalf("second pass cleaned %d partitions (err %v), want 0: nothing is dirty", n, err)
 	}

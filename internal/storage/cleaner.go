@@ -324,6 +324,7 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 	l.DropCachedThrough(segs[len(segs)-1].LastOffset)
 	e.cache.Forget(segs)
 	e.collectLater(segs)
+	e.opts.Observer.Cleaned(inBytes, outBytes)
 	e.log.Info("cleaned compacted partition", "topic", l.Topic, "partition", l.Partition,
 		"dirty_from", dirtyFrom+1, "through_offset", segs[len(segs)-1].LastOffset, "keys", len(latest),
 		"bytes_before", inBytes, "bytes_after", outBytes, "segments_before", len(segs), "segments_after", len(out))

@@ -69,7 +69,8 @@ type Options struct {
 	// CompactTargetBytes is the largest object compaction builds; zero
 	// turns compaction off.
 	CompactTargetBytes int64
-	// Observer, if set, is told of WAL commits, uploads and retention.
+	// Observer, if set, is told of WAL commits, uploads, retention,
+	// compaction and the cleaner.
 	Observer Observer
 	// ProducerExpiry is how long an idle producer id keeps its idempotence
 	// state (Kafka's producer.id.expiration.ms); zero means one day.
@@ -86,6 +87,7 @@ type Observer interface {
 	Upload(d time.Duration, bytes int64, err error)
 	RetentionDeleted(segments int)
 	Compacted(inputs int, bytes int64)
+	Cleaned(read, written int64)
 }
 
 type noObserver struct{}
@@ -94,6 +96,7 @@ func (noObserver) WALSync(time.Duration, int64)       {}
 func (noObserver) Upload(time.Duration, int64, error) {}
 func (noObserver) RetentionDeleted(int)               {}
 func (noObserver) Compacted(int, int64)               {}
+func (noObserver) Cleaned(int64, int64)               {}
 
 // Topic is a live topic: its durable description and its partition logs.
 type Topic struct {
