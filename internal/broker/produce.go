@@ -14,6 +14,7 @@ import (
 	"github.com/vigilhq/vigil/internal/partition"
 	"github.com/vigilhq/vigil/internal/producer"
 	"github.com/vigilhq/vigil/internal/quota"
+	"github.com/vigilhq/vigil/internal/storage"
 	"github.com/vigilhq/vigil/internal/wal"
 )
 
@@ -114,7 +115,7 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 				}
 			}
 			if keyed == nil {
-				k := b.compacted(t.Configs)
+				k, _ := storage.CleanupPolicy(t.Configs)
 				keyed = &k
 			}
 			if *keyed {

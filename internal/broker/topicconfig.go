@@ -293,13 +293,6 @@ func hasTimestampConfig(configs map[string]string) bool {
 	return false
 }
 
-// compacted reports whether a topic's cleanup.policy includes compact,
-// so that its records need keys.
-func (b *Broker) compacted(configs map[string]string) bool {
-	v, ok := configs["cleanup.policy"]
-	return ok && slices.Contains(strings.Split(strings.ReplaceAll(v, " ", ""), ","), "compact")
-}
-
 // bounded reports whether create times must be checked against the clock.
 func (p timestampPolicy) bounded() bool {
 	return !p.logAppend && (p.before < math.MaxInt64 || p.after < math.MaxInt64)

@@ -24,13 +24,16 @@ import (
 // POLICY_VIOLATION, as Kafka does.
 var ErrCompactOnly = errors.New("storage: records of a compacted topic cannot be deleted")
 
-// cleanupPolicy reads a topic's cleanup.policy (Kafka's default: delete).
-func cleanupPolicy(t meta.Topic) (compact, del bool) {
-	v, ok := t.Configs["cleanup.policy"]
+// CleanupPolicy reads a topic's cleanup.policy (Kafka's default:
+// delete). It does not allocate: produce asks it for every request.
+func CleanupPolicy(configs map[string]string) (compact, del bool) {
+	v, ok := configs["cleanup.policy"]
 	if !ok {
 		return false, true
 	}
-	for _, p := range strings.Split(v, ",") {
+	for v != "" {
+		var p string
+		p, v, _ = strings.Cut(v, ",")
 		switch strings.TrimSpace(p) {
 		case "compact":
 			compact = true
@@ -121,7 +124,7 @@ func (e *Engine) Clean(ctx context.Context, now time.Time) (int, error) {
 	var n int
 	var errs []error
 	for _, t := range e.Topics() {
-		if compact, _ := cleanupPolicy(t.Topic); !compact || LegalHold(t.Topic) {
+		if compact, _ := CleanupPolicy(t.Configs); !compact || LegalHold(t.Topic) {
 			continue
 		}
 		cfg := topicCleanConfig(t.Topic)

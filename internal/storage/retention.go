@@ -79,7 +79,7 @@ func (e *Engine) EnforceRetention(ctx context.Context, now time.Time) (int, erro
 	var errs []error
 	for _, t := range e.Topics() {
 		ms, maxBytes := e.retention(t.Topic)
-		if _, del := cleanupPolicy(t.Topic); !del {
+		if _, del := CleanupPolicy(t.Configs); !del {
 			ms, maxBytes = -1, -1 // compacted only: the cleaner decides what goes
 		}
 		held := LegalHold(t.Topic)

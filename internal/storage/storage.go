@@ -602,7 +602,7 @@ func (e *Engine) SetLogStart(ctx context.Context, t *Topic, l *partition.Log, of
 		ls, _ := l.Offsets()
 		return ls, holdError(t.Topic, "deleting records of topic")
 	}
-	if compact, del := cleanupPolicy(t.Topic); compact && !del {
+	if compact, del := CleanupPolicy(t.Configs); compact && !del {
 		ls, _ := l.Offsets()
 		return ls, fmt.Errorf("%w: %s/%d has cleanup.policy=compact", ErrCompactOnly, t.Name, l.Partition)
 	}
