@@ -57,7 +57,7 @@ func TestCleanable(t *testing.T) {
 
 func TestCleanupPolicy(t *testing.T) {
 	for _, tc := range []struct {
-		configs       map[string]string
+		configs      map[string]string
 		compact, del bool
 	}{
 		{nil, false, true},
