@@ -198,7 +198,7 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 			end = i
 			break
 		}
-		err := e.eachBatch(ctx, s, func(raw []byte) error {
+		err := e.eachBatch(ctx, s, func(raw []byte, _ batch.Info) error {
 			rb, recs, err := batch.Records(raw, e.cleaner.dec)
 			if err != nil || rb.Attributes&0x20 != 0 {
 				return err
@@ -274,11 +274,7 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 	var lastOff int64
 	for _, s := range segs {
 		inBytes += s.Size
-		err := e.eachBatch(ctx, s, func(raw []byte) error {
-			info, err := batch.Peek(raw)
-			if err != nil {
-				return err
-			}
+		err := e.eachBatch(ctx, s, func(raw []byte, info batch.Info) error {
 			lastBatch, lastOff = raw, info.LastOffset
 			kept, err := batch.Filter(raw, e.cleaner.dec, &e.cleaner.comp, keep)
 			if err != nil || kept == nil {
@@ -335,8 +331,9 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 }
 
 // eachBatch calls fn on every batch of index entry s, read straight from
-// the store: a one-off rewrite must not evict the blocks replays use.
-func (e *Engine) eachBatch(ctx context.Context, s meta.Segment, fn func(raw []byte) error) error {
+// the store: a one-off rewrite (compaction, the cleaner) must not evict
+// the blocks replays use.
+func (e *Engine) eachBatch(ctx context.Context, s meta.Segment, fn func(raw []byte, info batch.Info) error) error {
 	data, err := e.objs.GetRange(ctx, s.Object, s.Position, s.Size)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", s.Object, err)
@@ -349,7 +346,7 @@ func (e *Engine) eachBatch(ctx context.Context, s meta.Segment, fn func(raw []by
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.Object, err)
 		}
-		if err := fn(data[:info.Size]); err != nil {
+		if err := fn(data[:info.Size], info); err != nil {
 			return fmt.Errorf("%s: %w", s.Object, err)
 		}
 		data = data[info.Size:]

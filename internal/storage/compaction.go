@@ -87,22 +87,12 @@ func compactable(segs []meta.Segment, target int64) [][]meta.Segment {
 func (e *Engine) compactGroup(ctx context.Context, l *partition.Log, group []meta.Segment) error {
 	b := segment.NewBuilder()
 	for _, s := range group {
-		// Straight from the store: a one-off rewrite must not evict the
-		// blocks replays are using.
-		data, err := e.objs.GetRange(ctx, s.Object, s.Position, s.Size)
+		err := e.eachBatch(ctx, s, func(raw []byte, info batch.Info) error {
+			b.Add(l.Topic, l.Partition, raw, info.BaseOffset, info.LastOffset, info.MaxTimestamp)
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("compact %s/%d: read %s: %w", l.Topic, l.Partition, s.Object, err)
-		}
-		if int64(len(data)) != s.Size {
-			return fmt.Errorf("compact %s/%d: %s holds %d of the %d bytes indexed", l.Topic, l.Partition, s.Object, len(data), s.Size)
-		}
-		for len(data) > 0 {
-			info, err := batch.Peek(data)
-			if err != nil {
-				return fmt.Errorf("compact %s/%d: %s: %w", l.Topic, l.Partition, s.Object, err)
-			}
-			b.Add(l.Topic, l.Partition, data[:info.Size], info.BaseOffset, info.LastOffset, info.MaxTimestamp)
-			data = data[info.Size:]
+			return fmt.Errorf("compact %s/%d: %w", l.Topic, l.Partition, err)
 		}
 	}
 	obj, runs := b.Build()
