@@ -234,6 +234,7 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 	}
 	var out []meta.Segment
 	var lastBatch []byte // the last input batch, kept if nothing else is
+	var lastInfo batch.Info
 	var inBytes, outBytes int64
 	b := segment.NewBuilder()
 	flush := func(last int64) error {
@@ -271,11 +272,10 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 	if target <= 0 {
 		target = e.opts.SegmentBytes
 	}
-	var lastOff int64
 	for _, s := range segs {
 		inBytes += s.Size
 		err := e.eachBatch(ctx, s, func(raw []byte, info batch.Info) error {
-			lastBatch, lastOff = raw, info.LastOffset
+			lastBatch, lastInfo = raw, info
 			kept, err := batch.Filter(raw, e.cleaner.dec, &e.cleaner.comp, keep)
 			if err != nil || kept == nil {
 				return err
@@ -298,11 +298,10 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 	if len(out) == 0 && b.Empty() && lastBatch != nil {
 		// Nothing is left (every record a deleted key's): the last batch
 		// stays as it was, so the partition keeps an entry to read past.
-		info, _ := batch.Peek(lastBatch)
-		b.Add(l.Topic, l.Partition, lastBatch, info.BaseOffset, info.LastOffset, info.MaxTimestamp)
+		b.Add(l.Topic, l.Partition, lastBatch, lastInfo.BaseOffset, lastInfo.LastOffset, lastInfo.MaxTimestamp)
 	}
 	if !b.Empty() {
-		if err := flush(lastOff); err != nil {
+		if err := flush(lastInfo.LastOffset); err != nil {
 			discard()
 			return fail(err)
 		}
