@@ -231,3 +231,43 @@ func TestCleanupPolicyCompact(t *testing.T) {
 	offsets["key-199"] = hw - 1
 	check("after the last cleaning", want())
 }
+
+// TestCleanerRemovesEveryRecord: when every record of the cleaned offsets
+// goes (a key written, then deleted long ago), the partition keeps its
+// last batch, so the index still covers the offsets; readers then read on
+// past them to what is written next.
+func TestCleanerRemovesEveryRecord(t *testing.T) {
+	ts := startServer(t, t.TempDir(), func(c *config.Broker) {
+		c.UploadInterval = 10 * time.Millisecond
+		c.RetentionCheckInterval = time.Hour
+	})
+	ctx := testCtx(t, time.Minute)
+	const topic = "all-deleted"
+	createTopics(t, ctx, ts.admin(t), 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, topic)
+	cl := ts.client(t)
+	old := time.Now().Add(-48 * time.Hour)
+	for _, r := range []*kgo.Record{
+		{Topic: topic, Key: []byte("k"), Value: []byte("v"), Timestamp: old},
+		{Topic: topic, Key: []byte("k"), Timestamp: old},
+	} {
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "upload", func() bool { return ts.srv.UploadBacklog() == 0 })
+	if n, err := ts.srv.store.Clean(ctx, time.Now()); err != nil || n != 1 {
+		t.Fatalf("clean: %d partitions (err %v), want 1", n, err)
+	}
+	segs := ts.srv.store.Topic(topic).Logs[0].Segments()
+	if len(segs) != 1 || segs[0].FirstOffset != 0 || segs[0].LastOffset != 1 {
+		t.Fatalf("index after cleaning everything: %+v, want one entry over offsets 0-1", segs)
+	}
+	r := &kgo.Record{Topic: topic, Key: []byte("k2"), Value: []byte("next")}
+	if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	got := readFromStart(t, ctx, ts, topic, 0, 2)
+	if len(got) != 2 || got[0].Offset != 1 || got[0].Value != nil || got[1].Offset != 2 || string(got[1].Value) != "next" {
+		t.Fatalf("read %d records %v, want the kept tombstone at 1 and the new record at 2", len(got), got)
+	}
+}
