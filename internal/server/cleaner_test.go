@@ -271,3 +271,79 @@ func TestCleanerRemovesEveryRecord(t *testing.T) {
 		t.Fatalf("read %d records %v, want the kept tombstone at 1 and the new record at 2", len(got), got)
 	}
 }
+
+// TestClusterCleansCompactedTopic: in a cluster each partition of a
+// compacted topic is cleaned by its leader only, readers get one record
+// per key, and a broker that takes partitions over finds them clean
+// (the clean mark is in the shared index, not in the broker that left).
+func TestClusterCleansCompactedTopic(t *testing.T) {
+	cluster := startCluster(t, 2, func(int32) string { return "" })
+	ctx := testCtx(t, 2*time.Minute)
+	adm := kadm.NewClient(cluster.client(t))
+	const topic, keys, rounds = "state", 40, 3
+	createTopics(t, ctx, adm, 4, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, topic)
+	counts := leaders(t, ctx, adm, topic, map[int32]bool{1: true, 2: true})
+	if len(counts) != 2 {
+		t.Fatalf("4 partitions led by %v, want both brokers", counts)
+	}
+	prod := cluster.client(t, kgo.DefaultProduceTopic(topic))
+	latest := map[string]string{}
+	for r := range rounds {
+		var rs []*kgo.Record
+		for k := range keys {
+			rs = append(rs, &kgo.Record{Key: []byte(fmt.Sprintf("key-%02d", k)), Value: []byte(fmt.Sprintf("round %d", r))})
+		}
+		if err := prod.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range rs {
+			latest[string(rec.Key)] = string(rec.Value)
+		}
+		for _, b := range cluster.brokers {
+			waitFor(t, "upload", func() bool { return b.srv.UploadBacklog() == 0 })
+		}
+	}
+	cleaned := 0
+	for _, b := range cluster.brokers {
+		n, err := b.srv.store.Clean(ctx, time.Now())
+		if err != nil {
+			t.Fatalf("clean on a broker: %v", err)
+		}
+		cleaned += n
+	}
+	if cleaned != 4 {
+		t.Fatalf("%d partitions cleaned over both brokers, want 4 (each by its leader once)", cleaned)
+	}
+	read := func(what string) {
+		t.Helper()
+		cl := cluster.client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+		seen := map[string]string{}
+		n := 0
+		for n < keys {
+			fs := cl.PollFetches(ctx)
+			if err := fs.Err0(); err != nil {
+				t.Fatalf("%s: read: %v", what, err)
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				if prev, dup := seen[string(r.Key)]; dup {
+					t.Errorf("%s: key %s read twice (%q, then %q at %d/%d)", what, r.Key, prev, r.Value, r.Partition, r.Offset)
+				}
+				seen[string(r.Key)] = string(r.Value)
+				n++
+			})
+		}
+		for k, v := range latest {
+			if seen[k] != v {
+				t.Errorf("%s: key %s read %q, want %q", what, k, seen[k], v)
+			}
+		}
+	}
+	read("after cleaning")
+
+	cluster.brokers[0].close()
+	leaders(t, ctx, kadm.NewClient(cluster.client(t)), topic, map[int32]bool{2: true})
+	if n, err := cluster.brokers[1].srv.store.Clean(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("the broker that took the partitions over cleaned %d (err %v), want 0: they were clean", n, err)
+	}
+	read("after a takeover")
+}
