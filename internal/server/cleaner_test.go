@@ -1,8 +1,12 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -346,4 +350,168 @@ func TestClusterCleansCompactedTopic(t *testing.T) {
 		t.Fatalf("the broker that took the partitions over cleaned %d (err %v), want 0: they were clean", n, err)
 	}
 	read("after a takeover")
+}
+
+// TestCleanerUnderLoad runs the cleaner and compaction every 50 ms (small
+// objects and a small compaction target, so both rewrite constantly)
+// while a producer updates 300 keys with an idempotent producer and two
+// consumers read the partitions from the start over and over. Every read
+// must see offsets increase and, for each key, values in the order they
+// were written; at the end, once cleaned, a reader sees each key once with
+// its last value.
+func TestCleanerUnderLoad(t *testing.T) {
+	d := 8 * time.Second
+	if testing.Short() {
+		d = 3 * time.Second
+	}
+	ts := startServer(t, t.TempDir(), func(c *config.Broker) {
+		c.UploadInterval = 10 * time.Millisecond
+		c.RetentionCheckInterval = 50 * time.Millisecond
+		c.ObjectDeleteDelay = 100 * time.Millisecond
+		c.CompactTargetBytes = 64 << 10
+		c.TailCacheBytes = 32 << 10
+	})
+	ctx := testCtx(t, 2*time.Minute)
+	const topic, keys = "busy-state", 300
+	createTopics(t, ctx, ts.admin(t), 3, map[string]*string{
+		"cleanup.policy": kadm.StringPtr("compact"), "min.cleanable.dirty.ratio": kadm.StringPtr("0.1"),
+	}, topic)
+	prod := ts.client(t, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.Lz4Compression()))
+	stop := time.Now().Add(d)
+	errs := make(chan error, 4)
+	readers := make(chan struct{})
+	var wg sync.WaitGroup
+	var readDuring atomic.Int64
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-readers:
+					return
+				default:
+				}
+				n, err := readOrdered(ctx, ts, topic, readers)
+				readDuring.Add(int64(n))
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	last := map[string]int{}
+	for seq := 0; time.Now().Before(stop); seq++ {
+		var rs []*kgo.Record
+		for range 50 {
+			k := fmt.Sprintf("key-%03d", (seq*50+len(rs)*7)%keys)
+			last[k]++
+			rs = append(rs, &kgo.Record{Key: []byte(k), Value: []byte(fmt.Sprint(last[k]))})
+		}
+		if err := prod.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+	close(readers)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("read during cleaning: %v", err)
+	}
+	if readDuring.Load() < 100 {
+		t.Fatalf("the readers read %d records while the cleaner ran: too few to have checked anything", readDuring.Load())
+	}
+
+	// Until the cleaner has caught up, a reader may see a key more than
+	// once; the last value read for each key is always its last write.
+	waitFor(t, "upload", func() bool { return ts.srv.UploadBacklog() == 0 })
+	got := map[string]int{}
+	n := 0
+	cl := ts.client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	ends, err := ts.admin(t).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remaining := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { remaining[o.Partition] = o.Offset })
+	for done := false; !done; {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			v, _ := strconv.Atoi(string(r.Value))
+			got[string(r.Key)] = v
+			n++
+			if r.Offset+1 >= remaining[r.Partition] {
+				delete(remaining, r.Partition)
+			}
+		})
+		done = len(remaining) == 0
+	}
+	if len(got) != len(last) {
+		t.Fatalf("read %d keys, wrote %d", len(got), len(last))
+	}
+	for k, v := range last {
+		if got[k] != v {
+			t.Errorf("key %s: last value read %d, last written %d", k, got[k], v)
+		}
+	}
+	writes := 0
+	for _, v := range last {
+		writes += v
+	}
+	t.Logf("%d writes to %d keys in %v; %d records read during the cleaning; a reader from the start read %d", writes, len(last), d, readDuring.Load(), n)
+	if n >= writes {
+		t.Errorf("a reader from the start read %d records of %d written: nothing was cleaned", n, writes)
+	}
+}
+
+// readOrdered reads topic from the start to its end, checking that offsets
+// increase per partition and that each key's values (its write count)
+// increase: the cleaner may drop old values, never reorder or bring back
+// one.
+func readOrdered(ctx context.Context, ts *testServer, topic string, stop chan struct{}) (int, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(ts.addr), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(50*time.Millisecond), kgo.FetchMaxPartitionBytes(8<<10))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	defer cl.Close()
+	lastOff := map[int32]int64{}
+	lastVal := map[string]int{}
+	for i := 0; i < 20; i++ {
+		select {
+		case <-stop:
+			return n, nil
+		default:
+		}
+		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		var bad error
+		fs.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && bad == nil {
+				bad = err
+			}
+		})
+		fs.EachRecord(func(r *kgo.Record) {
+			if prev, ok := lastOff[r.Partition]; ok && r.Offset <= prev && bad == nil {
+				bad = fmt.Errorf("partition %d: offset %d after %d", r.Partition, r.Offset, prev)
+			}
+			lastOff[r.Partition] = r.Offset
+			v, _ := strconv.Atoi(string(r.Value))
+			if v <= lastVal[string(r.Key)] && bad == nil {
+				bad = fmt.Errorf("key %s: value %d after %d (partition %d offset %d)", r.Key, v, lastVal[string(r.Key)], r.Partition, r.Offset)
+			}
+			lastVal[string(r.Key)] = v
+			n++
+		})
+		if bad != nil {
+			return n, bad
+		}
+	}
+	return n, nil
 }
