@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vigilhq/vigil/internal/config"
@@ -268,4 +270,61 @@ func uploadFailures(t *testing.T, ts *testServer) float64 {
 		t.Fatal("/metrics has no vigil_segment_upload_failures_total")
 	}
 	return v
+}
+
+// TestS3Cleaner runs the log cleaner of a compacted topic on an S3 object
+// store: the cleaned objects are in the bucket, the replaced ones are
+// deleted from it, and a reader gets each key once with its last value,
+// before and after a restart.
+func TestS3Cleaner(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket("vigil")
+	const prefix, topic, keys, rounds = "cleaner", "s3-state", 100, 3
+	dir := t.TempDir()
+	ctx := testCtx(t, 2*time.Minute)
+	mod := func(c *config.Broker) {
+		withS3(srv, bucket, prefix)(c)
+		c.RetentionCheckInterval = time.Hour // the test drives the cleaner
+		c.ObjectDeleteDelay = 100 * time.Millisecond
+	}
+	ts := startServer(t, dir, mod)
+	createTopics(t, ctx, ts.admin(t), 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, topic)
+	cl := ts.client(t, kgo.DefaultProduceTopic(topic))
+	for r := range rounds {
+		var rs []*kgo.Record
+		for k := range keys {
+			rs = append(rs, &kgo.Record{Key: []byte(fmt.Sprintf("k%03d", k)), Value: []byte(fmt.Sprintf("round %d", r))})
+		}
+		if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		waitBacklogDrained(t, ts, 30*time.Second)
+	}
+	if n, err := ts.srv.store.Clean(ctx, time.Now()); err != nil || n != 1 {
+		t.Fatalf("clean: %d partitions (err %v), want 1", n, err)
+	}
+	check := func(what string, ts *testServer) {
+		t.Helper()
+		got := readFromStart(t, ctx, ts, topic, 0, keys)
+		if len(got) != keys {
+			t.Fatalf("%s: read %d records, want %d", what, len(got), keys)
+		}
+		for i, r := range got {
+			if string(r.Key) != fmt.Sprintf("k%03d", i) || string(r.Value) != fmt.Sprintf("round %d", rounds-1) || r.Offset != int64((rounds-1)*keys+i) {
+				t.Fatalf("%s: record %d is %s=%q at %d", what, i, r.Key, r.Value, r.Offset)
+			}
+		}
+	}
+	check("after cleaning", ts)
+	waitFor(t, "the replaced objects deleted", func() bool {
+		objs := listSegments(t, ctx, srv, bucket, prefix)
+		for _, o := range objs {
+			if !strings.HasSuffix(o.Key, ".clean.seg") {
+				return false
+			}
+		}
+		return len(objs) > 0
+	})
+	ts.close()
+	check("after a restart", startServer(t, dir, mod))
 }
