@@ -354,7 +354,7 @@ func TestClusterCleansCompactedTopic(t *testing.T) {
 
 // TestCleanerUnderLoad runs the cleaner and compaction every 50 ms (small
 // objects and a small compaction target, so both rewrite constantly)
-// while a producer updates 300 keys with an idempotent producer and two
+// while a producer updates 100 keys with an idempotent producer and two
 // consumers read the partitions from the start over and over. Every read
 // must see offsets increase and, for each key, values in the order they
 // were written; at the end, once cleaned, a reader sees each key once with
@@ -372,7 +372,7 @@ func TestCleanerUnderLoad(t *testing.T) {
 		c.TailCacheBytes = 32 << 10
 	})
 	ctx := testCtx(t, 2*time.Minute)
-	const topic, keys = "busy-state", 300
+	const topic, keys = "busy-state", 100
 	createTopics(t, ctx, ts.admin(t), 3, map[string]*string{
 		"cleanup.policy": kadm.StringPtr("compact"), "min.cleanable.dirty.ratio": kadm.StringPtr("0.1"),
 	}, topic)
@@ -402,7 +402,8 @@ func TestCleanerUnderLoad(t *testing.T) {
 		}()
 	}
 	last := map[string]int{}
-	for seq := 0; time.Now().Before(stop); seq++ {
+	// At least four writes per key, however slow the machine (-race).
+	for seq := 0; time.Now().Before(stop) || seq*50 < 4*keys; seq++ {
 		var rs []*kgo.Record
 		for range 50 {
 			k := fmt.Sprintf("key-%03d", (seq*50+len(rs)*7)%keys)
