@@ -69,13 +69,13 @@ func (c *Compressors) compress(codec int8, body []byte) ([]byte, error) {
 }
 
 // Filter rewrites a stored batch keeping only the records keep accepts
-// (with the batch, whose FirstOffset plus the record's OffsetDelta is its
-// offset), as Kafka's log cleaner does: the base
-// offset, the last offset (so the producer's last sequence survives), the
-// producer fields, the leader epoch and the attributes stay; kept records
-// keep their offsets and timestamps; the codec is the batch's own. It
-// returns raw itself when every record is kept and nil when none is.
-// Control batches are returned as they are.
+// (keep gets the batch too: a record's offset is the batch's FirstOffset
+// plus its OffsetDelta), as Kafka's log cleaner does: the base offset, the
+// last offset (so the producer's last sequence survives), the producer
+// fields, the leader epoch and the attributes stay; kept records keep
+// their offsets and timestamps; the codec is the batch's own. It returns
+// raw itself when every record is kept and nil when none is. Control
+// batches are returned as they are.
 func Filter(raw []byte, dec kgo.Decompressor, comp *Compressors, keep func(rb *kmsg.RecordBatch, r *kmsg.Record) bool) ([]byte, error) {
 	rb, recs, err := Records(raw, dec)
 	if err != nil {

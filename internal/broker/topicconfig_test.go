@@ -8,8 +8,7 @@ import (
 
 // TestProduceConfigLookupsDoNotAllocate: the lookups every produce request
 // makes per topic (max.message.bytes, the timestamp policy, the cleanup
-// policy) make no
-// garbage, however many topic configs the broker knows.
+// policy) make no garbage, however many topic configs the broker knows.
 func TestProduceConfigLookupsDoNotAllocate(t *testing.T) {
 	b := fuzzBroker(t)
 	for _, configs := range []map[string]string{
