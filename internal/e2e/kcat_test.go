@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,9 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestKcat lists metadata with kcat -L and round-trips 10,000 lines through
@@ -101,20 +97,7 @@ func TestKcatCompacted(t *testing.T) {
 	}
 	b := startBroker(t, "", t.TempDir(), "--retention-check-interval", "200ms", "--object-delete-delay", "1s")
 	const topic, keys, rounds = "kcat-compacted", 100, 4
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	resp, err := kadm.NewClient(cl).CreateTopics(ctx, 1, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, topic)
-	if err == nil {
-		err = resp.Error()
-	}
-	if err != nil {
-		t.Fatalf("create %s: %v", topic, err)
-	}
+	createCompacted(t, b.addr, topic)
 	for r := range rounds {
 		var lines bytes.Buffer
 		for k := range keys {

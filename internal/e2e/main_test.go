@@ -256,6 +256,17 @@ func (b *broker) checkRaces() {
 // createTopic creates a topic with a franz-go admin client.
 func createTopic(t *testing.T, addr, topic string, partitions int32) {
 	t.Helper()
+	createTopicWith(t, addr, topic, partitions, nil)
+}
+
+// createCompacted creates a one-partition topic with cleanup.policy=compact.
+func createCompacted(t *testing.T, addr, topic string) {
+	t.Helper()
+	createTopicWith(t, addr, topic, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")})
+}
+
+func createTopicWith(t *testing.T, addr, topic string, partitions int32, configs map[string]*string) {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +274,7 @@ func createTopic(t *testing.T, addr, topic string, partitions int32) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	resp, err := kadm.NewClient(cl).CreateTopics(ctx, partitions, 1, nil, topic)
+	resp, err := kadm.NewClient(cl).CreateTopics(ctx, partitions, 1, configs, topic)
 	if err != nil {
 		t.Fatalf("create topic %s: %v", topic, err)
 	}
