@@ -259,10 +259,15 @@ func createTopic(t *testing.T, addr, topic string, partitions int32) {
 	createTopicWith(t, addr, topic, partitions, nil)
 }
 
-// createCompacted creates a one-partition topic with cleanup.policy=compact.
+// createCompacted creates a one-partition topic with cleanup.policy=compact
+// that the cleaner takes up as soon as anything in it is dirty: with the
+// default ratio of 0.5, a pass that ran between two small uploads leaves
+// the second one under the ratio for good.
 func createCompacted(t *testing.T, addr, topic string) {
 	t.Helper()
-	createTopicWith(t, addr, topic, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")})
+	createTopicWith(t, addr, topic, 1, map[string]*string{
+		"cleanup.policy": kadm.StringPtr("compact"), "min.cleanable.dirty.ratio": kadm.StringPtr("0.01"),
+	})
 }
 
 func createTopicWith(t *testing.T, addr, topic string, partitions int32, configs map[string]*string) {
