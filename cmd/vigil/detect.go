@@ -15,12 +15,15 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/cliflag"
 	"github.com/vigilhq/vigil/internal/config"
 	detectpkg "github.com/vigilhq/vigil/internal/detect"
+	"github.com/vigilhq/vigil/internal/eventfile"
 	"github.com/vigilhq/vigil/sigma"
 )
 
@@ -46,7 +49,7 @@ func detectMain(args []string, stdout, stderr io.Writer, getenv func(string) str
 	fs := flag.NewFlagSet("vigil detect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var ruleDirs multiFlag
-	fs.Var(&ruleDirs, "rules", "Sigma rule file or directory (repeatable)")
+	fs.Var(&ruleDirs, "rules", "Sigma rule file or directory (repeatable; default "+defaultRules+")")
 	configPath := fs.String("config", "", "YAML config: field mapping and |expand placeholders")
 	quiet := fs.Bool("quiet", false, "offline: do not list unsupported rules on stderr")
 	brokers := fs.String("brokers", getenv("VIGIL_BROKERS"), "streaming: comma-separated seed brokers (VIGIL_BROKERS); with no PATH, consume topics instead of files")
@@ -60,13 +63,16 @@ func detectMain(args []string, stdout, stderr io.Writer, getenv func(string) str
 	session := fs.Duration("session-timeout", 45*time.Second, "streaming: group session timeout (how long a dead detector's partitions wait)")
 	watch := fs.Duration("watch-interval", 3*time.Second, "streaming: how often the rule directories are checked for changes (0 disables; SIGHUP always reloads)")
 	logLevel := fs.String("log-level", "info", "streaming: debug, info, warn, error")
+	pidFile := fs.String("pid-file", "", "streaming: write this process's id to FILE (for kill -HUP \"$(cat FILE)\"); removed on exit")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, `Usage: vigil detect --rules DIR [--config FILE] PATH...
-       vigil detect --brokers HOST:PORT --rules DIR [--group G] [--topics T1,T2 | --topic-regex RE] [--alerts-topic T]
+		fmt.Fprintln(stderr, `Usage: vigil detect [--rules DIR] [--config FILE] PATH...
+       vigil detect --brokers HOST:PORT [--rules DIR] [--group G] [--topics T1,T2 | --topic-regex RE] [--alerts-topic T]
 
-With PATHs, evaluates Sigma rules over JSON events in files or directories
-(one document, NDJSON or concatenated documents per file) and prints one
-NDJSON line per match.
+With PATHs (files, directories, or - for stdin), evaluates Sigma rules over
+the JSON events of every file (one document, NDJSON or concatenated
+documents, plain or gzip, any file name; binary files are skipped with a
+warning, lines that are not JSON are counted and skipped) and prints one
+NDJSON line per match, then a summary line on stderr.
 
 With --brokers and no PATH, consumes the telemetry topics as a consumer
 group and writes every match to the alerts topic as an OCSF Detection
@@ -76,17 +82,25 @@ in the state topic, so a restart continues them. Rules reload on SIGHUP and
 when the rule files change.`)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if ok, code := cliflag.Parse(fs, args, stderr); !ok {
+		return code
 	}
-	if len(ruleDirs) > 0 && fs.NArg() == 0 && *brokers != "" {
+	if fs.NArg() == 0 && *brokers == "" {
+		cliflag.Errorf(stderr, fs.Name(), "name event files (or - for stdin), or --brokers to consume topics")
+		return cliflag.ExitUsage
+	}
+	if len(ruleDirs) == 0 {
+		if _, err := os.Stat(defaultRules); err != nil {
+			cliflag.Errorf(stderr, fs.Name(), "no --rules given and %s: copy the SigmaHQ rule folders you want (github.com/SigmaHQ/sigma, rules/...) into %s/", err, defaultRules)
+			return cliflag.ExitUsage
+		}
+		ruleDirs = multiFlag{defaultRules}
+	}
+	if fs.NArg() == 0 {
 		level, err := config.ParseLevel(*logLevel)
 		if err != nil {
-			fmt.Fprintf(stderr, "vigil detect: %v\n", err)
-			return 2
+			cliflag.Errorf(stderr, fs.Name(), "%v", err)
+			return cliflag.ExitUsage
 		}
 		cfg := detectpkg.Config{
 			Brokers: strings.Split(*brokers, ","), Group: *group, AlertsTopic: *alerts, StateTopic: *stateTopic, MaxGroups: *maxGroups,
@@ -100,32 +114,36 @@ when the rule files change.`)
 		case "latest":
 			cfg.FromLatest = true
 		default:
-			fmt.Fprintf(stderr, "vigil detect: --start %q: want earliest or latest\n", *start)
-			return 2
+			cliflag.Errorf(stderr, fs.Name(), "--start %q: want earliest or latest", *start)
+			return cliflag.ExitUsage
 		}
 		setTopics := false
 		fs.Visit(func(f *flag.Flag) { setTopics = setTopics || f.Name == "topics" })
 		if *topicRegex != "" && setTopics {
-			fmt.Fprintln(stderr, "vigil detect: --topics and --topic-regex are exclusive")
-			return 2
+			cliflag.Errorf(stderr, fs.Name(), "--topics and --topic-regex are exclusive")
+			return cliflag.ExitUsage
 		}
 		if *topicRegex != "" {
 			cfg.Topics, cfg.TopicRegex = []string{*topicRegex}, true
 		} else {
 			cfg.Topics = splitList(*topics)
 		}
-		return detectStream(cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
-	}
-	if len(ruleDirs) == 0 || fs.NArg() == 0 {
-		fs.Usage()
-		return 2
+		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+		if *pidFile != "" {
+			if err := os.WriteFile(*pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+				log.Error("vigil detect: write pid file", "err", err)
+				return 1
+			}
+			defer os.Remove(*pidFile)
+		}
+		return detectStream(cfg, log)
 	}
 	cfg := sigma.DefaultConfig()
 	if *configPath != "" {
 		var err error
 		if cfg, err = sigma.LoadConfig(*configPath); err != nil {
-			fmt.Fprintf(stderr, "vigil detect: %v\n", err)
-			return 2
+			cliflag.Errorf(stderr, fs.Name(), "%v", err)
+			return cliflag.ExitUsage
 		}
 	}
 	rules, problems, err := sigma.LoadRules(ruleDirs...)
@@ -152,27 +170,58 @@ when the rule files change.`)
 	}
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
-	m := eng.NewMatcher()
+	o := offline{m: eng.NewMatcher(), out: out, stderr: stderr}
 	status := 0
 	for _, f := range files {
-		if err := detectFile(m, f, out); err != nil {
+		if err := o.file(f); err != nil {
 			fmt.Fprintf(stderr, "vigil detect: %v\n", err)
 			status = 1
 		}
 	}
+	if err := out.Flush(); err != nil {
+		fmt.Fprintf(stderr, "vigil detect: write matches: %v\n", err)
+		status = 1
+	}
+	if o.undecodable > maxReported {
+		fmt.Fprintf(stderr, "vigil detect: ... and %d more undecodable stretches\n", o.undecodable-maxReported)
+	}
+	fmt.Fprintf(stderr, "vigil detect: %s (%d skipped as binary), %s, %s, %s\n", plural(len(files), "file"), o.binary,
+		plural(o.events, "event"), plural(o.undecodable, "undecodable line"), plural(o.alerts, "alert"))
 	return status
 }
 
-func detectFile(m *sigma.Matcher, path string, out *bufio.Writer) error {
-	fh, err := os.Open(path)
-	if err != nil {
-		return err
+// maxReported is how many undecodable stretches are named one by one.
+const maxReported = 10
+
+// defaultRules is where --rules points unless given: the folder the
+// README's walkthrough fills from a SigmaHQ checkout.
+const defaultRules = "rules"
+
+// offline evaluates event files one after another and counts what it saw.
+type offline struct {
+	m      *sigma.Matcher
+	out    *bufio.Writer
+	stderr io.Writer
+
+	binary, events, undecodable, alerts int
+}
+
+// file evaluates one file ("-": standard input).
+func (o *offline) file(path string) error {
+	var r io.Reader = os.Stdin
+	if path != "-" {
+		fh, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer fh.Close()
+		r = fh
 	}
-	defer fh.Close()
-	enc := json.NewEncoder(out)
+	enc := json.NewEncoder(o.out)
 	var compact bytes.Buffer
-	err = sigma.EachDocument(bufio.NewReader(fh), func(i int, doc []byte) error {
-		matches, err := m.Match(doc)
+	err := eventfile.Scan(r, func(i int, doc []byte) error {
+		o.events++
+		matches, err := o.m.Match(doc)
 		if err != nil {
 			return fmt.Errorf("event %d: %w", i, err)
 		}
@@ -184,24 +233,40 @@ func detectFile(m *sigma.Matcher, path string, out *bufio.Writer) error {
 			return fmt.Errorf("event %d: %w", i, err)
 		}
 		for _, r := range matches {
+			o.alerts++
 			line := detectMatch{RuleID: r.ID, RuleTitle: r.Title, Level: r.Level, File: path, Index: i, Event: compact.Bytes()}
 			if err := enc.Encode(line); err != nil {
 				return err
 			}
 		}
 		return nil
+	}, func(b eventfile.Bad) {
+		o.undecodable++
+		if o.undecodable <= maxReported {
+			fmt.Fprintf(o.stderr, "vigil detect: %s:%d: %s (skipped)\n", path, b.Line, b.Reason)
+		}
 	})
+	if errors.Is(err, eventfile.ErrBinary) {
+		o.binary++
+		fmt.Fprintf(o.stderr, "vigil detect: %s: skipped: %v\n", path, err)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
 }
 
-// eventFiles expands directories into the files under them (sorted);
-// a path that cannot be read is an error before any output.
+// eventFiles expands directories into every regular file under them
+// (sorted); "-" stays for standard input. A path that cannot be read is an
+// error before any output.
 func eventFiles(paths []string) ([]string, error) {
 	var files []string
 	for _, p := range paths {
+		if p == "-" {
+			files = append(files, p)
+			continue
+		}
 		st, err := os.Stat(p)
 		if err != nil {
 			return nil, err
@@ -215,8 +280,12 @@ func eventFiles(paths []string) ([]string, error) {
 			if err != nil {
 				return err
 			}
-			if !d.IsDir() && (strings.HasSuffix(q, ".json") || strings.HasSuffix(q, ".ndjson") || strings.HasSuffix(q, ".jsonl")) {
+			if d.Type().IsRegular() {
 				under = append(under, q)
+			} else if d.Type()&fs.ModeSymlink != 0 {
+				if st, err := os.Stat(q); err == nil && st.Mode().IsRegular() {
+					under = append(under, q)
+				}
 			}
 			return nil
 		})
@@ -227,6 +296,13 @@ func eventFiles(paths []string) ([]string, error) {
 		files = append(files, under...)
 	}
 	return files, nil
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // detectStream runs the streaming detector until SIGTERM or SIGINT;

@@ -61,29 +61,96 @@ func TestDetectOffline(t *testing.T) {
 func TestDetectUnreadable(t *testing.T) {
 	data := sigmatest.Data(t)
 	dir := t.TempDir()
-	bad := filepath.Join(dir, "bad.json")
-	if err := os.WriteFile(bad, []byte(`{"a": 1} {"b": `), 0o644); err != nil {
+	rules := filepath.Join(data, "rules", "windows", "process_creation")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"detect", "--quiet", "--rules", rules, filepath.Join(dir, "missing.json")}, &out, &errOut); code != 1 {
+		t.Errorf("missing file: exit %d, want 1", code)
+	}
+	if !strings.Contains(errOut.String(), "no such file") {
+		t.Errorf("missing file: stderr %q does not say so", errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"detect"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "name event files") {
+		t.Errorf("no arguments: exit %d, stderr %q; want 2 and a hint", code, errOut.String())
+	}
+}
+
+// TestDetectEveryFile runs offline detection over a folder as Zeek and
+// evtx_dump leave them: a .log of NDJSON with a line that is not JSON, a
+// file without an extension, a binary file, plus standard input. Every
+// text file is read, the binary one is skipped with a warning, and the
+// summary counts it all.
+func TestDetectEveryFile(t *testing.T) {
+	data := sigmatest.Data(t)
+	caseDir := filepath.Join(data, "regression_data", "rules", "windows", "process_creation", "proc_creation_win_certutil_download")
+	files, _ := filepath.Glob(filepath.Join(caseDir, "*.json"))
+	if len(files) != 1 {
+		t.Fatalf("regression case %s: %d event files", caseDir, len(files))
+	}
+	raw, err := os.ReadFile(files[0])
+	if err != nil {
 		t.Fatal(err)
 	}
-	rules := filepath.Join(data, "rules", "windows", "process_creation")
-	for _, c := range []struct {
-		path, want string
-	}{
-		{filepath.Join(dir, "missing.json"), "no such file"},
-		{bad, "bad.json"},
-	} {
-		var out, errOut bytes.Buffer
-		code := run([]string{"detect", "--quiet", "--rules", rules, c.path}, &out, &errOut)
-		if code == 0 {
-			t.Errorf("%s: exit 0", c.path)
-		}
-		if !strings.Contains(errOut.String(), c.want) {
-			t.Errorf("%s: stderr %q lacks %q", c.path, errOut.String(), c.want)
+	var event bytes.Buffer
+	if err := json.Compact(&event, raw); err != nil {
+		t.Fatal(err)
+	}
+	wantID := strings.TrimSuffix(filepath.Base(files[0]), ".json")
+	dir := t.TempDir()
+	write := func(name string, content []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
+	write("conn.log", []byte("#fields\tts\n"+event.String()+"\n{\"ts\":1}\n"))
+	write("events", []byte(event.String()))
+	write("capture.evtx", append([]byte("ElfFile\x00"), make([]byte, 64)...))
+
+	stdin, err := os.CreateTemp(t.TempDir(), "stdin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin.Write(event.Bytes())
+	stdin.Seek(0, 0)
+	oldStdin := os.Stdin
+	os.Stdin = stdin
+	defer func() { os.Stdin = oldStdin }()
+
 	var out, errOut bytes.Buffer
-	if code := run([]string{"detect"}, &out, &errOut); code != 2 {
-		t.Errorf("no arguments: exit %d, want 2", code)
+	rules := filepath.Join(data, "rules", "windows", "process_creation")
+	if code := run([]string{"detect", "--quiet", "--rules", rules, dir, "-"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	fired := map[string]int{}
+	sc := bufio.NewScanner(&out)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m struct {
+			RuleID string `json:"rule_id"`
+			File   string `json:"file"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("output line is not JSON: %v", err)
+		}
+		if m.RuleID == wantID {
+			fired[filepath.Base(m.File)]++
+		}
+	}
+	for _, f := range []string{"conn.log", "events", "-"} {
+		if fired[f] != 1 {
+			t.Errorf("rule %s fired %d times on %s, want 1 (all: %v)", wantID, fired[f], f, fired)
+		}
+	}
+	stderr := errOut.String()
+	for _, want := range []string{
+		"capture.evtx: skipped: binary content",
+		"conn.log:1: not a JSON object or array (skipped)",
+		"4 files (1 skipped as binary), 4 events, 1 undecodable line, ",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
 	}
 }
 
@@ -96,7 +163,7 @@ func TestDetectStreamFlags(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--brokers", "127.0.0.1:1"}, 2, "Usage"},
+		{[]string{"--brokers", "127.0.0.1:1"}, 2, "no --rules given and stat rules: no such file"},
 		{[]string{"--brokers", "127.0.0.1:1", "--rules", empty, "--start", "middle"}, 2, "--start"},
 		{[]string{"--brokers", "127.0.0.1:1", "--rules", empty, "--log-level", "loud"}, 2, "loud"},
 		{[]string{"--brokers", "127.0.0.1:1", "--rules", empty}, 1, "no usable rule"},
