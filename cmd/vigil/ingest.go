@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/vigilhq/vigil/internal/cliflag"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/ingest"
 	"github.com/vigilhq/vigil/internal/ocsf"
@@ -18,6 +18,8 @@ import (
 
 // ingestMain is `vigil ingest`: syslog and HTTP in, OCSF topics out.
 func ingestMain(args []string, stderr io.Writer, getenv func(string) string) int {
+	hup := catchHUP() // see serve
+	defer signal.Stop(hup)
 	cfg := ingest.DefaultConfig()
 	fs := flag.NewFlagSet("vigil ingest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -40,19 +42,16 @@ func ingestMain(args []string, stderr io.Writer, getenv func(string) string) int
 		name := strings.TrimPrefix(c.Topic, "ocsf.")
 		topicFlags[c.UID] = fs.String("topic-"+strings.ReplaceAll(name, "_", "-"), c.Topic, fmt.Sprintf("topic for OCSF %s (%d) events", c.Name, c.UID))
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if ok, code := cliflag.Parse(fs, args, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "vigil ingest: unexpected arguments %q\n", fs.Args())
-		return 2
+		cliflag.Errorf(stderr, fs.Name(), "unexpected arguments %q", fs.Args())
+		return cliflag.ExitUsage
 	}
 	if (cfg.SyslogTLSCert == "") != (cfg.SyslogTLSKey == "") {
-		fmt.Fprintln(stderr, "vigil ingest: --syslog-tls-cert and --syslog-tls-key go together")
-		return 2
+		cliflag.Errorf(stderr, fs.Name(), "--syslog-tls-cert and --syslog-tls-key go together")
+		return cliflag.ExitUsage
 	}
 	for uid, p := range topicFlags {
 		cfg.Topics[uid] = *p
@@ -60,8 +59,8 @@ func ingestMain(args []string, stderr io.Writer, getenv func(string) string) int
 	cfg.Brokers = strings.Split(*brokers, ",")
 	level, err := config.ParseLevel(*logLevel)
 	if err != nil {
-		fmt.Fprintf(stderr, "vigil ingest: %v\n", err)
-		return 2
+		cliflag.Errorf(stderr, fs.Name(), "%v", err)
+		return cliflag.ExitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
@@ -73,7 +72,14 @@ func ingestMain(args []string, stderr io.Writer, getenv func(string) string) int
 		return 1
 	}
 	log.Info("vigil ingest listening", "syslog_tcp", svc.SyslogTCPAddr(), "syslog_udp", svc.SyslogUDPAddr(), "http", svc.HTTPAddr(), "brokers", cfg.Brokers)
-	<-ctx.Done()
+	for ctx.Err() == nil {
+		select {
+		case <-hup:
+			log.Info("SIGHUP: vigil ingest keeps running")
+			svc.Reload()
+		case <-ctx.Done():
+		}
+	}
 	log.Info("shutting down: flushing accepted input to the broker")
 	if err := svc.Close(); err != nil {
 		log.Error("shutdown incomplete", "err", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/vigilhq/vigil/internal/certs"
 	"github.com/vigilhq/vigil/internal/ocsf"
 	"github.com/vigilhq/vigil/internal/parse"
 )
@@ -82,6 +83,7 @@ type Service struct {
 	cancel context.CancelFunc
 
 	tcpLn   net.Listener
+	tlsCert *certs.Reloader // nil without --syslog-tls-cert
 	udpConn *net.UDPConn
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -203,6 +205,25 @@ func (s *Service) flushAudit() {
 	}
 }
 
+// Reload is what SIGHUP does to a running service: it rereads the syslog
+// TLS certificate now (it is also reread on a handshake a second after a
+// change). Everything else is fixed at start and logged as such.
+func (s *Service) Reload() {
+	if s.tlsCert == nil {
+		s.log.Info("reload: nothing to reload (no TLS certificate); listeners, topics and limits change only with a restart")
+		return
+	}
+	changed, err := s.tlsCert.Reload()
+	switch {
+	case err != nil:
+		s.log.Error("reload: syslog TLS certificate not reloaded; serving the previous one", "err", err)
+	case changed:
+		s.log.Info("reload: syslog TLS certificate reloaded", "cert", s.cfg.SyslogTLSCert)
+	default:
+		s.log.Info("reload: syslog TLS certificate unchanged", "cert", s.cfg.SyslogTLSCert)
+	}
+}
+
 func (s *Service) listen() error {
 	s.wg.Add(1)
 	go s.flushAudit()
@@ -212,12 +233,17 @@ func (s *Service) listen() error {
 			return fmt.Errorf("ingest: syslog tcp listener: %w", err)
 		}
 		if s.cfg.SyslogTLSCert != "" || s.cfg.SyslogTLSKey != "" {
-			cert, err := tls.LoadX509KeyPair(s.cfg.SyslogTLSCert, s.cfg.SyslogTLSKey)
+			cert, err := certs.New(s.cfg.SyslogTLSCert, s.cfg.SyslogTLSKey, certs.Options{
+				OnError: func(err error) {
+					s.log.Error("syslog TLS certificate not reloaded; serving the previous one", "err", err)
+				},
+			})
 			if err != nil {
 				ln.Close()
 				return fmt.Errorf("ingest: syslog tls: %w", err)
 			}
-			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+			s.tlsCert = cert
+			ln = tls.NewListener(ln, &tls.Config{GetCertificate: cert.GetCertificate, MinVersion: tls.VersionTLS12})
 		}
 		s.tcpLn = ln
 		s.wg.Add(1)
