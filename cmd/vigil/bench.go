@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
+
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	vbench "github.com/vigilhq/vigil/bench"
+	"github.com/vigilhq/vigil/internal/cliflag"
 )
 
 const benchUsage = `Usage:
@@ -56,20 +57,17 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	logLevel := fs.String("log-level", "warn", "log level of the in-process broker (and services)")
 	run := cmds[args[0]](fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if ok, code := cliflag.Parse(fs, args[1:], stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", name, fs.Arg(0))
-		return 2
+		cliflag.Errorf(stderr, name, "unexpected argument %q", fs.Arg(0))
+		return cliflag.ExitUsage
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return 2
+		cliflag.Errorf(stderr, name, "%v", err)
+		return cliflag.ExitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -16,6 +16,7 @@ import (
 
 	vbench "github.com/vigilhq/vigil/bench"
 	"github.com/vigilhq/vigil/internal/admincli"
+	"github.com/vigilhq/vigil/internal/cliflag"
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/ingest"
@@ -33,6 +34,7 @@ Usage:
   vigil ingest [flags]       syslog and HTTP telemetry in, OCSF events out (vigil ingest -h)
   vigil detect --rules DIR PATH... evaluate Sigma rules over JSON event files, print matches as NDJSON
   vigil detect --brokers H:P --rules DIR  consume telemetry topics, write OCSF Detection Findings to alerts (vigil detect -h)
+  vigil version              the module version, commit and Go version of this binary (also --version)
 
 `
 
@@ -49,7 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "serve":
-		return serve(args[1:], stderr)
+		return serve(args[1:], stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
 	case "topics", "groups", "cluster":
@@ -60,23 +62,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return ingestMain(args[1:], stderr, os.Getenv)
 	case "detect":
 		return detect(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		return version(stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "vigil: unknown command %q\n\n%s", args[0], usage)
+		fmt.Fprintf(stderr, "vigil: unknown command %q (run 'vigil -h' for the commands)\n", args[0])
 		return 2
 	}
 }
 
-func serve(args []string, stderr io.Writer) int {
+func serve(args []string, stdout, stderr io.Writer) int {
+	// SIGHUP is caught before anything starts: by default it would kill the
+	// process, and an operator reloading detect's rules with a HUP to the
+	// wrong process must not stop a broker.
+	hup := catchHUP()
+	defer signal.Stop(hup)
 	cfg, err := config.Load("vigil serve", args, os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
+		config.PrintUsage("vigil serve", stdout)
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "vigil serve: %v\n", err)
-		return 2
+		cliflag.Errorf(stderr, "vigil serve", "%v", err)
+		return cliflag.ExitUsage
 	}
 	level, _ := config.ParseLevel(cfg.LogLevel)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
@@ -96,11 +106,21 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down: flushing the WAL and uploading")
-	case err := <-served:
-		log.Error("listener failed", "err", err)
+wait:
+	for {
+		select {
+		case <-hup:
+			log.Info("SIGHUP: vigil serve keeps running; flags and the config file are read only at start")
+			if in != nil {
+				in.Reload()
+			}
+		case <-ctx.Done():
+			log.Info("shutting down: flushing the WAL and uploading")
+			break wait
+		case err := <-served:
+			log.Error("listener failed", "err", err)
+			break wait
+		}
 	}
 	// Ingest first: what it accepted reaches the broker before it stops.
 	if in != nil {
@@ -114,6 +134,14 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	log.Info("shut down cleanly")
 	return 0
+}
+
+// catchHUP delivers SIGHUP to the returned channel instead of letting it
+// end the process.
+func catchHUP() chan os.Signal {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	return hup
 }
 
 // startIngest runs the ingest service in the broker process when an

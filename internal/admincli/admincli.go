@@ -16,6 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/cliflag"
 )
 
 // Exit codes, shared by every command.
@@ -181,11 +183,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 	c.register(fs, env.Getenv)
 	runFn := sub.setup(fs)
 	pos, err := parseInterspersed(fs, args[2:])
-	if errors.Is(err, flag.ErrHelp) {
-		return ExitOK
-	}
-	if err != nil {
-		return ExitUsage // the flag package already said why
+	if ok, code := cliflag.Report(fs, err, env.Stderr); !ok {
+		return code
 	}
 	if _, err := c.validate(); err != nil {
 		fmt.Fprintf(env.Stderr, "%s: %v\n", name, err)

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+
+	"github.com/vigilhq/vigil/internal/cliflag"
 )
 
 // parseInterspersed lets flags follow positional arguments, as operators
@@ -13,7 +15,7 @@ import (
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := cliflag.ParseOnly(fs, args); err != nil {
 			return nil, err
 		}
 		rest := fs.Args()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/vigilhq/vigil/internal/cliflag"
 )
 
 // Broker is the configuration of `vigil serve`.
@@ -153,6 +156,18 @@ type option struct {
 	ptr   any
 }
 
+// s3Default is the default of a flag that differs with an s3:// object
+// store (see Load), or "".
+func s3Default(name string) string {
+	switch name {
+	case "upload-interval":
+		return s3UploadInterval.String()
+	case "segment-bytes":
+		return fmt.Sprint(s3SegmentBytes)
+	}
+	return ""
+}
+
 func (c *Broker) options() []option {
 	return []option{
 		{"listen", "host:port to accept Kafka clients on", &c.Listen},
@@ -178,8 +193,8 @@ func (c *Broker) options() []option {
 		{"max-request-bytes", "largest request frame accepted (socket.request.max.bytes)", &c.MaxRequestBytes},
 		{"fetch-max-bytes", "most record bytes one fetch response carries, whatever the client asks (fetch.max.bytes; at least one batch is always returned)", &c.FetchMaxBytes},
 		{"wal-sync", "fsync the WAL before acknowledging (turn off only for tests)", &c.WALSync},
-		{"upload-interval", "how often WAL contents are uploaded as segment objects (default 250ms with an s3:// object store)", &c.UploadInterval},
-		{"segment-bytes", "upload early once this many bytes are waiting, and cut objects there (up to 8 times as large while the uploads are behind) (default 16777216 with an s3:// object store)", &c.SegmentBytes},
+		{"upload-interval", "how often WAL contents are uploaded as segment objects", &c.UploadInterval},
+		{"segment-bytes", "upload early once this many bytes are waiting, and cut objects there (up to 8 times as large while the uploads are behind)", &c.SegmentBytes},
 		{"tail-cache-bytes", "per-partition bytes of recent batches kept in memory for tail reads", &c.TailCacheBytes},
 		{"read-cache-bytes", "memory for cached 1 MiB blocks of segment objects, read by catch-up fetches", &c.ReadCacheBytes},
 		{"read-workers", "concurrent object reads of catch-up fetches (tail reads come from memory and never wait for these)", &c.ReadWorkers},
@@ -207,10 +222,17 @@ func (c *Broker) options() []option {
 	}
 }
 
-// Load parses args (without the program and subcommand names) with env
-// and an optional YAML file. It returns flag.ErrHelp for -h.
-func Load(name string, args []string, getenv func(string) string) (Broker, error) {
+// PrintUsage writes the flags of `vigil serve`, with their defaults, to w.
+func PrintUsage(name string, w io.Writer) {
 	c := Default()
+	fs, _, _ := c.flagSet(name)
+	fs.SetOutput(w)
+	fmt.Fprintf(w, "Usage: %s [flags]\n\nFlags (each also VIGIL_<NAME> in the environment, or a key of the --config file):\n", name)
+	fs.PrintDefaults()
+}
+
+// flagSet binds every option of c to a flag.
+func (c *Broker) flagSet(name string) (*flag.FlagSet, *string, []option) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	configPath := fs.String("config", "", "YAML config file (keys are the flag names)")
 	opts := c.options()
@@ -223,7 +245,8 @@ func Load(name string, args []string, getenv func(string) string) (Broker, error
 		case *bool:
 			fs.BoolVar(p, o.name, *p, o.usage)
 		case *int32:
-			fs.Func(o.name, fmt.Sprintf("%s (default %d)", o.usage, *p), func(s string) error { return setValue(p, s) })
+			fs.Func(o.name, o.usage, func(s string) error { return setValue(p, s) })
+			fs.Lookup(o.name).DefValue = fmt.Sprint(*p)
 		case *int64:
 			fs.Int64Var(p, o.name, *p, o.usage)
 		case *time.Duration:
@@ -231,8 +254,22 @@ func Load(name string, args []string, getenv func(string) string) (Broker, error
 		default:
 			panic(fmt.Sprintf("config: option %s has unsupported type %T", o.name, p))
 		}
+		if d := s3Default(o.name); d != "" {
+			// The flag package prints DefValue as "(default X)": the S3
+			// default joins it there rather than a second "(default ...)".
+			fs.Lookup(o.name).DefValue += "; " + d + " with an s3:// object store"
+		}
 	}
-	if err := fs.Parse(args); err != nil {
+	return fs, configPath, opts
+}
+
+// Load parses args (without the program and subcommand names) with env
+// and an optional YAML file. It prints nothing: it returns flag.ErrHelp
+// for -h (PrintUsage prints the flags) and an error for a bad flag.
+func Load(name string, args []string, getenv func(string) string) (Broker, error) {
+	c := Default()
+	fs, configPath, opts := c.flagSet(name)
+	if err := cliflag.ParseOnly(fs, args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
