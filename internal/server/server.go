@@ -61,12 +61,36 @@ type Server struct {
 
 // Start opens everything and starts serving Kafka clients; Serve waits
 // until the listener stops.
-func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, error) {
+func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (_ *Server, err error) {
+	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
+	// Bind before anything is created on disk: a port in use (a second
+	// broker started by mistake) must not leave a data directory behind.
+	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	if cfg.AdminListen != "" {
+		if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			s.ln.Close()
+			return nil, fmt.Errorf("admin listen on %s: %w", cfg.AdminListen, err)
+		}
+	}
+	defer func() {
+		if err != nil {
+			s.ln.Close()
+			if s.adminLn != nil {
+				s.adminLn.Close()
+			}
+		}
+	}()
+	// With port 0 (tests), advertise the port the kernel picked.
+	if host, port, _ := net.SplitHostPort(cfg.Advertised); port == "0" {
+		_, real, _ := net.SplitHostPort(s.ln.Addr().String())
+		cfg.Advertised = net.JoinHostPort(host, real)
+		s.cfg = cfg
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
-	var err error
 	if s.meta, err = openMeta(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -147,28 +171,14 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 		s.closeStores()
 		return nil, err
 	}
-	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-		s.closeGroups()
-		s.store.Close()
-		s.closeStores()
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
-	// With port 0 (tests), advertise the port the kernel picked.
-	if host, port, _ := net.SplitHostPort(cfg.Advertised); port == "0" {
-		_, real, _ := net.SplitHostPort(s.ln.Addr().String())
-		cfg.Advertised = net.JoinHostPort(host, real)
-		s.cfg = cfg
-	}
 	quotas, err := quota.Open(ctx, s.meta)
 	if err != nil {
-		s.ln.Close()
 		s.closeGroups()
 		s.store.Close()
 		s.closeStores()
 		return nil, err
 	}
 	if s.broker, err = broker.New(cfg, s.store, s.groups, quotas, clusterID, log); err != nil {
-		s.ln.Close()
 		s.closeGroups()
 		s.store.Close()
 		s.closeStores()
@@ -191,7 +201,6 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 			cl, s.store, s.onLeadership)
 		s.broker.SetCluster(s.member)
 		if err := s.member.Join(ctx); err != nil {
-			s.ln.Close()
 			s.store.Close()
 			s.closeStores()
 			return nil, fmt.Errorf("join cluster: %w", err)
@@ -227,14 +236,7 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (*Server, e
 	s.metrics.Counter("vigil_read_prefetches_total", "Blocks read ahead with idle workers.", func() float64 { return float64(rc().Prefetches) })
 	s.metrics.Gauge("vigil_read_cache_bytes", "Bytes of object blocks cached now.", func() float64 { return float64(rc().Bytes) })
 	s.metrics.Gauge("vigil_catchup_queue_depth", "Catch-up reads waiting for an I/O worker now.", func() float64 { return float64(rc().Waiting) })
-	if cfg.AdminListen != "" {
-		if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
-			s.ln.Close()
-			s.closeGroups()
-			s.store.Close()
-			s.closeStores()
-			return nil, fmt.Errorf("admin listen on %s: %w", cfg.AdminListen, err)
-		}
+	if s.adminLn != nil {
 		s.admin = &http.Server{Handler: s.metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go s.admin.Serve(s.adminLn)
 	}
