@@ -813,7 +813,7 @@ func (c *testCluster) readAcked(ctx context.Context, topic string, acked map[str
 func TestClusterKcat(t *testing.T) {
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
-		t.Fatal("kcat not installed: apt-get install -y kcat (see .ci/run)")
+		t.Fatal("kcat not installed: apt-get install -y kcat (see .ci/install)")
 	}
 	c := newTestCluster(t, false)
 	for id := int32(1); id <= 3; id++ {

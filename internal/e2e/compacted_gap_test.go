@@ -47,7 +47,7 @@ func TestCompactedGapClients(t *testing.T) {
 	// Wait for the cleaner: a read from the start then has 8 records.
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
-		t.Fatal("kcat not installed: apt-get install -y kcat (see .ci/run)")
+		t.Fatal("kcat not installed: apt-get install -y kcat (see .ci/install)")
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {

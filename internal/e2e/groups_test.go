@@ -20,7 +20,7 @@ import (
 func TestGroupClients(t *testing.T) {
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
-		t.Fatal("kcat not installed: apt-get install -y kcat (see .ci/run)")
+		t.Fatal("kcat not installed: apt-get install -y kcat (see .ci/install)")
 	}
 	b := startBroker(t, "", t.TempDir())
 	const topic, n = "group-clients", 300
@@ -89,7 +89,7 @@ func TestGroupClients(t *testing.T) {
 func runPython(t *testing.T, module, script string, args ...string) []byte {
 	t.Helper()
 	if out, err := exec.Command(python, "-c", "import "+module).CombinedOutput(); err != nil {
-		t.Fatalf("%s cannot import %s (%v): %s; apt-get install -y python3-kafka python3-confluent-kafka (see .ci/run)", python, module, err, out)
+		t.Fatalf("%s cannot import %s (%v): %s; apt-get install -y python3-kafka python3-confluent-kafka (see .ci/install)", python, module, err, out)
 	}
 	path, err := filepath.Abs(filepath.Join("testdata", script))
 	if err != nil {

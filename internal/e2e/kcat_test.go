@@ -16,8 +16,8 @@ import (
 func TestKcat(t *testing.T) {
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
-		// A missing client must fail, not pass quietly: .ci/run installs it.
-		t.Fatal("kcat not installed: apt-get install -y kcat (see .ci/run)")
+		// A missing client must fail, not pass quietly: .ci/install installs it.
+		t.Fatal("kcat not installed: apt-get install -y kcat (see .ci/install)")
 	}
 	b := startBroker(t, "", t.TempDir())
 	const topic = "kcat-lines"
@@ -93,7 +93,7 @@ func TestKcat(t *testing.T) {
 func TestKcatCompacted(t *testing.T) {
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
-		t.Fatal("kcat not installed: apt-get install -y kcat (see .ci/run)")
+		t.Fatal("kcat not installed: apt-get install -y kcat (see .ci/install)")
 	}
 	b := startBroker(t, "", t.TempDir(), "--retention-check-interval", "200ms", "--object-delete-delay", "1s")
 	const topic, keys, rounds = "kcat-compacted", 100, 4

@@ -42,7 +42,9 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	vigilBin = filepath.Join(tmp, "vigil")
-	args := []string{"build", "-o", vigilBin}
+	// -buildvcs=auto: the binary records the commit (TestVersion) even where
+	// GOFLAGS turns that off, and builds outside a checkout still work.
+	args := []string{"build", "-buildvcs=auto", "-o", vigilBin}
 	if raceEnabled {
 		args = append(args, "-race")
 	}

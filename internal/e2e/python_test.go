@@ -19,7 +19,7 @@ func TestPython(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if out, err := exec.Command(python, "-c", "import "+tc.module).CombinedOutput(); err != nil {
-				t.Fatalf("%s cannot import %s (%v): %s; apt-get install -y python3-kafka python3-confluent-kafka (see .ci/run)", python, tc.module, err, out)
+				t.Fatalf("%s cannot import %s (%v): %s; apt-get install -y python3-kafka python3-confluent-kafka (see .ci/install)", python, tc.module, err, out)
 			}
 			script, err := filepath.Abs(filepath.Join("testdata", tc.script))
 			if err != nil {

@@ -73,11 +73,11 @@ func TestRsyslog(t *testing.T) {
 		rsyslogd = "/usr/sbin/rsyslogd"
 	}
 	if _, err := os.Stat(rsyslogd); err != nil {
-		t.Fatal("rsyslogd not installed: apt-get install -y rsyslog rsyslog-kafka (see .ci/run)")
+		t.Fatal("rsyslogd not installed: apt-get install -y rsyslog rsyslog-kafka (see .ci/install)")
 	}
 	if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/rsyslog/omkafka.so"); err != nil {
 		if matches, _ := filepath.Glob("/usr/lib/*/rsyslog/omkafka.so"); len(matches) == 0 {
-			t.Fatal("rsyslog's omkafka module not installed: apt-get install -y rsyslog-kafka (see .ci/run)")
+			t.Fatal("rsyslog's omkafka module not installed: apt-get install -y rsyslog-kafka (see .ci/install)")
 		}
 	}
 	logger, err := exec.LookPath("logger")

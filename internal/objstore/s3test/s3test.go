@@ -7,7 +7,7 @@
 //
 //	go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 //
-// (.ci/run does). Without it the tests that need it skip, unless
+// (.ci/install does). Without it the tests that need it skip, unless
 // VIGIL_REQUIRE_S3=1, which makes them fail instead: CI must not pass by
 // skipping.
 package s3test
