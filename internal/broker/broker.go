@@ -11,7 +11,6 @@ import (
 	"github.com/vigilhq/vigil/internal/catchup"
 	"log/slog"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/forward"
 	"github.com/vigilhq/vigil/internal/group"
+	"github.com/vigilhq/vigil/internal/principal"
 	"github.com/vigilhq/vigil/internal/quota"
 	"github.com/vigilhq/vigil/internal/storage"
 )
@@ -52,8 +52,7 @@ type Broker struct {
 	groupsPtr atomic.Pointer[group.Shards]
 	cluster   ClusterView // nil: a single broker
 	clusterID string
-	host      string
-	port      int32
+	self      map[string]brokerEndpoint // this broker's advertised endpoint per listener protocol
 	apis      map[int16]api
 	obs       RequestObserver
 	quotas    *quota.Manager
@@ -71,9 +70,16 @@ type Broker struct {
 	catchup          *catchup.Governor // nil: catch-up fetches are not paced
 	catchupPrio      *catchup.Priority // nil: catch-up answers run at the process's priority
 
+	// The security boundary (SetSecurity); the zero values let every
+	// client do everything as ANONYMOUS.
+	sslMapper *principal.SSLMapper
+	sasl      SASL       // nil: no SASL mechanism enabled
+	authz     Authorizer // nil: no authorizer
+	secObs    SecurityObserver
+
 	mu     sync.Mutex
 	closed bool
-	ln     net.Listener
+	lns    []net.Listener
 	conns  map[*conn]struct{}
 	wg     sync.WaitGroup
 }
@@ -81,16 +87,15 @@ type Broker struct {
 // New builds a broker over an opened storage engine and a loaded group
 // coordinator.
 func New(cfg config.Broker, store *storage.Engine, groups *group.Shards, quotas *quota.Manager, clusterID string, log *slog.Logger) (*Broker, error) {
-	host, portStr, err := net.SplitHostPort(cfg.Advertised)
-	if err != nil {
-		return nil, fmt.Errorf("broker: advertised address %q: %w", cfg.Advertised, err)
-	}
-	port, err := strconv.ParseInt(portStr, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("broker: advertised port %q: %w", portStr, err)
-	}
-	b := &Broker{cfg: cfg, log: log, store: store, clusterID: clusterID, host: host, port: int32(port),
+	b := &Broker{cfg: cfg, log: log, store: store, clusterID: clusterID, self: map[string]brokerEndpoint{},
 		conns: map[*conn]struct{}{}, dec: kgo.DefaultDecompressor(), catchupPrio: catchup.NewPriority(int(cfg.CatchupNice))}
+	for _, l := range cfg.Listeners {
+		e, err := parseEndpoint(cfg.NodeID, l.Advertised)
+		if err != nil {
+			return nil, fmt.Errorf("broker: advertised address %q of %s: %w", l.Advertised, l, err)
+		}
+		b.self[l.Protocol] = e
+	}
 	b.apis = b.apiTable()
 	b.topicCfgs = topicConfigTable()
 	b.topicCfgIndex = make(map[string]int, len(b.topicCfgs))
@@ -100,9 +105,32 @@ func New(cfg config.Broker, store *storage.Engine, groups *group.Shards, quotas 
 		b.topicCfgDefaults[i] = c.def(b)
 	}
 	b.obs = noObserver{}
+	b.secObs = noSecurityObserver{}
+	var err error
+	if b.sslMapper, err = principal.ParseSSLRules(cfg.Security.SSLPrincipalMappingRules); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	b.quotas = quotas
 	b.groupsPtr.Store(groups)
 	return b, nil
+}
+
+// Authorizer decides whether a principal may perform an operation on a
+// resource, as Kafka's authorizer does (package acl).
+type Authorizer interface {
+	Authorize(principal, host string, op kmsg.ACLOperation, rt kmsg.ACLResourceType, name string) bool
+	// AuthorizeAny: is op allowed on at least one resource of type rt
+	// (KIP-679: an idempotent producer needs Write on any topic).
+	AuthorizeAny(principal, host string, op kmsg.ACLOperation, rt kmsg.ACLResourceType) bool
+}
+
+// SetSecurity installs the SASL mechanisms, the authorizer (nil: none)
+// and the observer of security events (nil: none); call it before Serve.
+func (b *Broker) SetSecurity(s SASL, a Authorizer, o SecurityObserver) {
+	b.sasl, b.authz = s, a
+	if o != nil {
+		b.secObs = o
+	}
 }
 
 // SetObserver installs the observer of answered requests; call it
@@ -123,6 +151,8 @@ func (b *Broker) apiTable() map[int16]api {
 		kmsg.Metadata.Int16():                {0, 12, b.handleMetadata},
 		kmsg.OffsetForLeaderEpoch.Int16():    {2, 4, b.handleOffsetForLeaderEpoch},
 		kmsg.ApiVersions.Int16():             {0, 4, b.handleApiVersions},
+		kmsg.SASLHandshake.Int16():           {0, 1, b.handleSASLHandshake},
+		kmsg.SASLAuthenticate.Int16():        {0, 2, b.handleSASLAuthenticate},
 		kmsg.CreateTopics.Int16():            {0, 7, b.handleCreateTopics},
 		kmsg.DeleteTopics.Int16():            {0, 6, b.handleDeleteTopics},
 		kmsg.DeleteRecords.Int16():           {0, 2, b.handleDeleteRecords},
@@ -153,10 +183,15 @@ func (b *Broker) apiTable() map[int16]api {
 	}
 }
 
-// Serve accepts connections on ln until Close.
-func (b *Broker) Serve(ln net.Listener) error {
+// Serve accepts connections on ln, the listener l, until Close. Each
+// listener is served by its own call.
+func (b *Broker) Serve(ln net.Listener, l config.Listener) error {
 	b.mu.Lock()
-	b.ln = ln
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.lns = append(b.lns, ln)
 	b.mu.Unlock()
 	for {
 		nc, err := ln.Accept()
@@ -167,7 +202,8 @@ func (b *Broker) Serve(ln net.Listener) error {
 			return fmt.Errorf("broker: accept: %w", err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		c := &conn{b: b, nc: nc, ctx: ctx, cancel: cancel, log: b.log.With("remote", nc.RemoteAddr().String())}
+		c := &conn{b: b, nc: nc, listener: l, ctx: ctx, cancel: cancel, log: b.log.With("remote", nc.RemoteAddr().String(), "listener", l.Protocol),
+			auth: authState{principal: principal.Anonymous, host: clientHost(nc)}}
 		b.mu.Lock()
 		if b.closed {
 			b.mu.Unlock()
@@ -193,8 +229,8 @@ func (b *Broker) Serve(ln net.Listener) error {
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	b.closed = true
-	if b.ln != nil {
-		b.ln.Close()
+	for _, ln := range b.lns {
+		ln.Close()
 	}
 	for c := range b.conns {
 		c.cancel()

@@ -53,25 +53,44 @@ type brokerEndpoint struct {
 	rack *string
 }
 
-// endpoints lists the brokers clients may use: this one alone, or every
-// live broker of the cluster with its zone as its rack.
-func (b *Broker) endpoints() []brokerEndpoint {
+// endpoints lists the brokers clients of a listener's protocol may use:
+// this one alone, or every live broker of the cluster at its address for
+// that protocol, with its zone as its rack.
+func (b *Broker) endpoints(protocol string) []brokerEndpoint {
 	if b.cluster == nil {
-		return []brokerEndpoint{{id: b.cfg.NodeID, host: b.host, port: b.port, rack: zoneRack(b.cfg.Zone)}}
+		self, ok := b.self[protocol]
+		if !ok {
+			return nil
+		}
+		self.rack = zoneRack(b.cfg.Zone)
+		return []brokerEndpoint{self}
 	}
 	var out []brokerEndpoint
 	for _, br := range b.cluster.LiveBrokers() {
-		host, portStr, err := net.SplitHostPort(br.Addr)
+		addr := br.Addr
+		if a, ok := br.Endpoints[protocol]; ok {
+			addr = a
+		}
+		e, err := parseEndpoint(br.ID, addr)
 		if err != nil {
 			continue
 		}
-		port, err := strconv.ParseInt(portStr, 10, 32)
-		if err != nil {
-			continue
-		}
-		out = append(out, brokerEndpoint{id: br.ID, host: host, port: int32(port), rack: zoneRack(br.Zone)})
+		e.rack = zoneRack(br.Zone)
+		out = append(out, e)
 	}
 	return out
+}
+
+func parseEndpoint(id int32, addr string) (brokerEndpoint, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return brokerEndpoint{}, err
+	}
+	port, err := strconv.ParseInt(portStr, 10, 32)
+	if err != nil {
+		return brokerEndpoint{}, err
+	}
+	return brokerEndpoint{id: id, host: host, port: int32(port)}, nil
 }
 
 func zoneRack(zone string) *string {
@@ -82,8 +101,8 @@ func zoneRack(zone string) *string {
 }
 
 // endpoint finds one broker by id.
-func (b *Broker) endpoint(id int32) (brokerEndpoint, bool) {
-	for _, e := range b.endpoints() {
+func (b *Broker) endpoint(protocol string, id int32) (brokerEndpoint, bool) {
+	for _, e := range b.endpoints(protocol) {
 		if e.id == id {
 			return e, true
 		}
@@ -125,12 +144,12 @@ func (b *Broker) servePartition(t *storage.Topic, p int32, clientEpoch int32) (*
 
 // coordinatorNode is the broker that coordinates a group, the leader of
 // its __consumer_offsets partition, and whether there is one now.
-func (b *Broker) coordinatorNode(groupID string) (brokerEndpoint, bool) {
+func (b *Broker) coordinatorNode(protocol, groupID string) (brokerEndpoint, bool) {
 	if b.cluster == nil {
-		return brokerEndpoint{id: b.cfg.NodeID, host: b.host, port: b.port}, true
+		return b.endpoint(protocol, b.cfg.NodeID)
 	}
 	if b.coordinator(groupID) != nil {
-		return b.endpoint(b.cfg.NodeID)
+		return b.endpoint(protocol, b.cfg.NodeID)
 	}
 	t := b.store.Topic(group.OffsetsTopic)
 	if t == nil || len(t.Logs) == 0 {
@@ -140,5 +159,5 @@ func (b *Broker) coordinatorNode(groupID string) (brokerEndpoint, bool) {
 	if !ok {
 		return brokerEndpoint{}, false
 	}
-	return b.endpoint(l.Broker)
+	return b.endpoint(protocol, l.Broker)
 }

@@ -3,6 +3,7 @@ package broker
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/kwire"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -34,6 +36,13 @@ type pending struct {
 	hdr     header
 	respond func() kmsg.Response // nil: no response (acks=0 produce)
 	start   time.Time            // when the frame was read
+	// isRaw: raw is a bare SASL token answering a v0 exchange's token,
+	// written with only its length in front.
+	raw   []byte
+	isRaw bool
+	// lingerClose: the connection closes after this answer, and only
+	// failedAuthDelay later (a failed authentication).
+	lingerClose bool
 }
 
 // conn serves one client connection: a reader goroutine that decodes
@@ -41,11 +50,12 @@ type pending struct {
 // assigns its offsets here, so pipelined produces keep their order) and a
 // writer goroutine that completes responses in order.
 type conn struct {
-	b      *Broker
-	nc     net.Conn
-	log    *slog.Logger
-	ctx    context.Context
-	cancel context.CancelFunc
+	b        *Broker
+	nc       net.Conn
+	listener config.Listener
+	log      *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelFunc
 
 	// Set by ApiVersions v3+ (KIP-511), for logs.
 	softwareName, softwareVersion string
@@ -54,10 +64,43 @@ type conn struct {
 	// a client over its quota (KIP-219: answer at once, then stop reading).
 	mutedUntil atomic.Int64
 
+	// auth is who the client is; only the reader goroutine uses it.
+	auth authState
+	// closing, set while a request is handled, ends the connection once
+	// that request's answer is written.
+	closing error
+
 	// catchingUp: the writer's last answer was read from segment objects,
 	// so this connection is a replay's, and the writer serves its next
 	// request at the lower catch-up priority. Only the writer uses it.
 	catchingUp bool
+}
+
+// tlsHandshakeTimeout bounds a TLS handshake, so a client that connects
+// and says nothing does not hold a goroutine for ever.
+const tlsHandshakeTimeout = 10 * time.Second
+
+// handshakeTLS completes the handshake before the first request, so the
+// connection knows its client certificate's principal (an SSL listener's
+// principal; on SASL_SSL, SASL names it instead).
+func (c *conn) handshakeTLS(tc *tls.Conn) error {
+	ctx, cancel := context.WithTimeout(c.ctx, tlsHandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	certs := tc.ConnectionState().PeerCertificates
+	if len(certs) == 0 || c.listener.SASL() {
+		return nil
+	}
+	p, err := c.b.sslMapper.FromCertificate(certs[0])
+	if err != nil {
+		return err
+	}
+	c.auth.principal = p
+	c.log = c.log.With("principal", p)
+	c.authEvent("SSL", true, "")
+	return nil
 }
 
 // mute stops reading requests from this connection for d.
@@ -78,6 +121,13 @@ const maxInFlight = 64
 func (c *conn) serve() {
 	defer c.nc.Close()
 	defer c.cancel()
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if err := c.handshakeTLS(tc); err != nil {
+			c.log.Warn("closing connection: TLS handshake failed", "err", err)
+			c.authEvent("SSL", false, err.Error())
+			return
+		}
+	}
 	queue := make(chan pending, maxInFlight)
 	writerDone := make(chan struct{})
 	go c.writeLoop(queue, writerDone)
@@ -103,7 +153,11 @@ func (c *conn) readLoop(queue chan<- pending) error {
 			return err
 		}
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
-		if size < 8 || size > c.b.cfg.MaxRequestBytes {
+		minSize := int32(8) // a request header
+		if c.auth.raw {
+			minSize = 0 // a bare SASL token
+		}
+		if size < minSize || size > c.b.cfg.MaxRequestBytes {
 			return fmt.Errorf("request frame of %d bytes is outside [8, %d] (socket.request.max.bytes)", size, c.b.cfg.MaxRequestBytes)
 		}
 		// A fresh buffer per frame: produced batches are kept by reference
@@ -125,17 +179,35 @@ func (c *conn) readLoop(queue chan<- pending) error {
 			}
 		}
 		start := time.Now()
-		p, err := c.decode(frame)
+		var p pending
+		var err error
+		if c.auth.raw {
+			p, err = c.rawToken(frame)
+		} else {
+			p, err = c.decode(frame)
+		}
 		if err != nil {
 			return err
 		}
 		p.start = start
+		p.lingerClose = c.closing != nil
 		c.b.countClient(p.hdr.clientID, 4+len(frame))
 		select {
 		case queue <- p:
 		case <-c.ctx.Done():
 			return c.ctx.Err()
 		}
+		if c.closing != nil {
+			return c.closing
+		}
+	}
+}
+
+// closeAfter ends the connection once the answer of the request being
+// handled is written (and failedAuthDelay has passed).
+func (c *conn) closeAfter(err error) {
+	if c.closing == nil {
+		c.closing = err
 	}
 }
 
@@ -175,6 +247,9 @@ func (c *conn) decode(frame []byte) (pending, error) {
 		}
 		return pending{}, fmt.Errorf("unsupported %s version %d (correlation id %d)", kmsg.NameForKey(h.key), h.version, h.corrID)
 	}
+	if err := c.gate(h.key); err != nil {
+		return pending{}, err
+	}
 	req.SetVersion(h.version)
 	if req.IsFlexible() {
 		var err error
@@ -203,6 +278,19 @@ func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
 	var buf []byte
 	broken := false
 	for p := range queue {
+		if p.isRaw {
+			if !broken {
+				buf = binary.BigEndian.AppendUint32(buf[:0], uint32(len(p.raw)))
+				buf = append(buf, p.raw...)
+				if _, err := w.Write(buf); err != nil || w.Flush() != nil {
+					broken = true
+				}
+			}
+			if p.lingerClose {
+				time.Sleep(failedAuthDelay)
+			}
+			continue
+		}
 		if p.respond == nil {
 			c.b.obs.Request(kmsg.NameForKey(p.hdr.key), time.Since(p.start))
 			continue
@@ -219,6 +307,9 @@ func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
 			c.b.catchupPrio.Do(func() { buf, broken = c.answer(p, buf, w) })
 		} else {
 			buf, broken = c.answer(p, buf, w)
+		}
+		if p.lingerClose {
+			time.Sleep(failedAuthDelay)
 		}
 	}
 	if !broken {

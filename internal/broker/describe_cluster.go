@@ -18,7 +18,7 @@ func (b *Broker) handleDescribeCluster(c *conn, h header, r kmsg.Request) func()
 	}
 	resp.ClusterID = b.clusterID
 	resp.ControllerID = b.cfg.NodeID
-	for _, e := range b.endpoints() {
+	for _, e := range b.endpoints(c.listener.Protocol) {
 		resp.Brokers = append(resp.Brokers, kmsg.DescribeClusterResponseBroker{NodeID: e.id, Host: e.host, Port: e.port, Rack: e.rack})
 	}
 	return func() kmsg.Response { return resp }

@@ -26,7 +26,7 @@ func (b *Broker) handleFindCoordinator(c *conn, h header, r kmsg.Request) func()
 	find := func(key string) (code int16, msg *string, node int32, host string, port int32) {
 		switch ktype {
 		case coordinatorGroup:
-			e, ok := b.coordinatorNode(key)
+			e, ok := b.coordinatorNode(c.listener.Protocol, key)
 			if !ok {
 				m := "the group coordinator is moving to another broker"
 				return kerr.CoordinatorNotAvailable.Code, &m, -1, "", -1

@@ -19,7 +19,7 @@ func (b *Broker) handleMetadata(c *conn, h header, r kmsg.Request) func() kmsg.R
 	defer cancel()
 	req := r.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	for _, e := range b.endpoints() {
+	for _, e := range b.endpoints(c.listener.Protocol) {
 		resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: e.id, Host: e.host, Port: e.port, Rack: e.rack})
 	}
 	resp.ClusterID = &b.clusterID

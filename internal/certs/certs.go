@@ -1,10 +1,12 @@
 // Package certs serves a TLS certificate from a PEM certificate and key
-// file pair and picks up a replaced pair without a restart: certificates
-// are renewed (ACME, an internal CA) far more often than brokers restart.
+// file pair, and a CA bundle from a PEM file, and picks up replaced files
+// without a restart: certificates are renewed (ACME, an internal CA) far
+// more often than brokers restart.
 package certs
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"sync"
@@ -109,4 +111,74 @@ func (r *Reloader) Certificate() *tls.Certificate {
 // GetCertificate is for tls.Config.GetCertificate.
 func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return r.Certificate(), nil
+}
+
+// CAPool holds the CA bundle client certificates are verified against,
+// reread like a Reloader's pair when the file changes.
+type CAPool struct {
+	file       string
+	checkEvery time.Duration
+	onError    func(error)
+	now        func() time.Time
+
+	mu          sync.Mutex
+	pool        *x509.CertPool
+	stamp       stamp
+	lastChecked time.Time
+}
+
+// NewCAPool loads the bundle once; an error here is a configuration error.
+func NewCAPool(file string, opts Options) (*CAPool, error) {
+	p := &CAPool{file: file, checkEvery: opts.CheckEvery, onError: opts.OnError, now: time.Now}
+	if p.checkEvery <= 0 {
+		p.checkEvery = time.Second
+	}
+	if p.onError == nil {
+		p.onError = func(error) {}
+	}
+	if _, err := p.reloadLocked(true); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Reload rereads the bundle if it changed.
+func (p *CAPool) Reload() (changed bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reloadLocked(false)
+}
+
+func (p *CAPool) reloadLocked(force bool) (bool, error) {
+	p.lastChecked = p.now()
+	st, err := statFile(p.file)
+	if err != nil {
+		return false, err
+	}
+	if !force && st == p.stamp {
+		return false, nil
+	}
+	raw, err := os.ReadFile(p.file)
+	if err != nil {
+		return false, fmt.Errorf("read CA bundle: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(raw) {
+		return false, fmt.Errorf("CA bundle %s holds no PEM certificate", p.file)
+	}
+	p.pool, p.stamp = pool, st
+	return true, nil
+}
+
+// Pool returns the current bundle, rereading the file first when it was
+// last checked over CheckEvery ago.
+func (p *CAPool) Pool() *x509.CertPool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.now().Sub(p.lastChecked) >= p.checkEvery {
+		if _, err := p.reloadLocked(false); err != nil {
+			p.onError(err)
+		}
+	}
+	return p.pool
 }

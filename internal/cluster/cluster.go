@@ -31,10 +31,11 @@ const releaseTimeout = 30 * time.Second
 
 // Config identifies this broker.
 type Config struct {
-	BrokerID int32
-	Addr     string // advertised host:port
-	Zone     string
-	LeaseTTL time.Duration
+	BrokerID  int32
+	Addr      string            // advertised host:port of the first listener
+	Endpoints map[string]string // advertised host:port by listener protocol
+	Zone      string
+	LeaseTTL  time.Duration
 	// BeforeRelease, if set, runs before this broker hands a partition
 	// over (the server drops an offsets partition's group coordinator
 	// before the partition goes).
@@ -85,7 +86,7 @@ func (m *Member) View() View {
 // Join registers the broker, waiting while an earlier run of the same id
 // is still registered (its lease has not expired yet).
 func (m *Member) Join(ctx context.Context) error {
-	info := meta.BrokerInfo{ID: m.cfg.BrokerID, Addr: m.cfg.Addr, Zone: m.cfg.Zone}
+	info := meta.BrokerInfo{ID: m.cfg.BrokerID, Addr: m.cfg.Addr, Endpoints: m.cfg.Endpoints, Zone: m.cfg.Zone}
 	var last error
 	for {
 		s, err := m.cl.Join(ctx, info, m.cfg.LeaseTTL)

@@ -23,8 +23,11 @@ import (
 
 // Broker is the configuration of `vigil serve`.
 type Broker struct {
-	Listen      string // host:port clients connect to
-	Advertised  string // host:port put in Metadata answers; defaults to Listen
+	// Listen and Advertised are the flags as given: comma-separated
+	// [PROTOCOL://]host:port lists. Listeners is what Load made of them.
+	Listen      string
+	Advertised  string
+	Listeners   []Listener
 	AdminListen string // host:port of the admin HTTP listener (/metrics, /healthz, /readyz); "" disables it
 	DataDir     string
 	ObjectStore string // URL or path; default DataDir/objects
@@ -98,15 +101,52 @@ type Broker struct {
 	OffsetsSnapshot       int64         // snapshot an offsets partition beyond 2 x live records + this
 	OffsetsRetention      time.Duration // offsets.retention.minutes
 	OffsetsRetentionCheck time.Duration // offsets.retention.check.interval.ms
+
+	Security Security
+}
+
+// Security is the security boundary of the Kafka listeners: TLS, SASL and
+// the authorizer (docs/security.md).
+type Security struct {
+	TLSCert, TLSKey string // PEM files of an SSL or SASL_SSL listener, reread when they change
+	// TLSClientCA is a PEM bundle of the CAs client certificates are
+	// checked against (mTLS); TLSClientAuth is none, requested or required
+	// (Kafka's ssl.client.auth; default required with a CA, else none).
+	TLSClientCA   string
+	TLSClientAuth string
+	// SSLPrincipalMappingRules turns a client certificate's subject into
+	// the principal's name, as Kafka's ssl.principal.mapping.rules.
+	SSLPrincipalMappingRules string
+
+	SASLMechanisms string // comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER
+	// OAUTHBEARER: the JWKS (file or https URL) tokens are checked
+	// against, and the claims required of them.
+	OAuthJWKS     string
+	OAuthIssuer   string
+	OAuthAudience string // comma-separated; one must be in the token's aud
+	OAuthSubClaim string
+	// ConnectionsMaxReauth is Kafka's connections.max.reauth.ms (KIP-368):
+	// a SASL connection must authenticate again within it (0: never).
+	ConnectionsMaxReauth time.Duration
+
+	Authorizer                string // "acl" or "none"
+	SuperUsers                string // ;-separated principals allowed everything
+	AllowEveryoneIfNoACLFound bool
 }
 
 // Default returns the embedded defaults.
 func Default() Broker {
 	return Broker{
-		Listen:            "127.0.0.1:9092",
-		AdminListen:       "127.0.0.1:9644",
-		DataDir:           "./data",
-		LogLevel:          "info",
+		Listen:      "127.0.0.1:9092",
+		AdminListen: "127.0.0.1:9644",
+		DataDir:     "./data",
+		LogLevel:    "info",
+		Security: Security{
+			SASLMechanisms:           "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+			OAuthSubClaim:            "sub",
+			Authorizer:               "none",
+			SSLPrincipalMappingRules: "DEFAULT",
+		},
 		LeaseTTL:          5 * time.Second,
 		WALFlushInterval:  5 * time.Millisecond,
 		WALFlushBytes:     4 << 20,
@@ -170,8 +210,8 @@ func s3Default(name string) string {
 
 func (c *Broker) options() []option {
 	return []option{
-		{"listen", "host:port to accept Kafka clients on", &c.Listen},
-		{"advertised", "host:port advertised to clients in Metadata (default: --listen)", &c.Advertised},
+		{"listen", "comma-separated listeners, each [PROTOCOL://]host:port with PROTOCOL one of PLAINTEXT (the default), SSL, SASL_PLAINTEXT, SASL_SSL", &c.Listen},
+		{"advertised", "comma-separated host:port advertised to clients in Metadata, one per --listen entry in its order (default: the --listen addresses)", &c.Advertised},
 		{"admin-listen", "host:port for /metrics, /healthz and /readyz (empty: off)", &c.AdminListen},
 		{"data-dir", "directory for the WAL, metadata and (by default) objects", &c.DataDir},
 		{"object-store", "object store: a directory, file:///abs/dir, or s3://bucket[/prefix][?endpoint=HOST:PORT&region=R&path_style=BOOL&tls=BOOL&create_bucket=BOOL&timeout=D] (default: DATA-DIR/objects)", &c.ObjectStore},
@@ -219,6 +259,20 @@ func (c *Broker) options() []option {
 		{"offsets-snapshot-records", "snapshot a __consumer_offsets partition once it holds more than twice its live records plus this many", &c.OffsetsSnapshot},
 		{"offsets-retention", "how long committed offsets outlive their group's last member (or, for a group that only commits, their commit)", &c.OffsetsRetention},
 		{"offsets-retention-check-interval", "how often expired committed offsets, and those of deleted topics, are removed", &c.OffsetsRetentionCheck},
+		{"tls-cert", "PEM certificate (chain) of the SSL and SASL_SSL listeners; reread when it changes", &c.Security.TLSCert},
+		{"tls-key", "PEM private key of --tls-cert", &c.Security.TLSKey},
+		{"tls-client-ca", "PEM CA bundle client certificates are verified against (mTLS: the principal is User:<subject>)", &c.Security.TLSClientCA},
+		{"tls-client-auth", "client certificates: none, requested or required (ssl.client.auth; default: required with --tls-client-ca, else none)", &c.Security.TLSClientAuth},
+		{"ssl-principal-mapping-rules", "Kafka's ssl.principal.mapping.rules: RULE:pattern/replacement/[LU], ..., DEFAULT, applied to a client certificate's subject", &c.Security.SSLPrincipalMappingRules},
+		{"sasl-mechanisms", "SASL mechanisms of the SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (the last needs --sasl-oauthbearer-jwks)", &c.Security.SASLMechanisms},
+		{"sasl-oauthbearer-jwks", "OAUTHBEARER: the JWKS tokens are verified against, a file (reread when it changes) or an https:// URL (refreshed)", &c.Security.OAuthJWKS},
+		{"sasl-oauthbearer-issuer", "OAUTHBEARER: the iss a token must carry (empty: any)", &c.Security.OAuthIssuer},
+		{"sasl-oauthbearer-audience", "OAUTHBEARER: comma-separated audiences, one of which a token's aud must name (empty: any)", &c.Security.OAuthAudience},
+		{"sasl-oauthbearer-sub-claim", "OAUTHBEARER: the claim that names the principal", &c.Security.OAuthSubClaim},
+		{"connections-max-reauth", "a SASL connection must authenticate again within this (KIP-368 connections.max.reauth.ms; 0: never); OAUTHBEARER sessions also end with their token", &c.Security.ConnectionsMaxReauth},
+		{"authorizer", "none (every client may do everything) or acl (Kafka ACLs, managed with CreateAcls/DeleteAcls or vigil acls)", &c.Security.Authorizer},
+		{"super-users", "semicolon-separated principals the acl authorizer allows everything, e.g. User:admin;User:broker", &c.Security.SuperUsers},
+		{"allow-everyone-if-no-acl-found", "acl authorizer: allow access to a resource that no ACL names (allow.everyone.if.no.acl.found)", &c.Security.AllowEveryoneIfNoACLFound},
 	}
 }
 
@@ -390,17 +444,14 @@ func setValue(ptr any, s string) error {
 // finish validates and fills derived defaults.
 func (c *Broker) finish() error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		errs = append(errs, fmt.Errorf("--listen %q: %w", c.Listen, err))
-	}
 	if c.Advertised == "" {
 		c.Advertised = c.Listen
 	}
-	if _, port, err := net.SplitHostPort(c.Advertised); err != nil {
-		errs = append(errs, fmt.Errorf("--advertised %q: %w", c.Advertised, err))
-	} else if _, err := strconv.Atoi(port); err != nil {
-		errs = append(errs, fmt.Errorf("--advertised %q: port is not a number", c.Advertised))
+	var err error
+	if c.Listeners, err = ParseListeners(c.Listen, c.Advertised); err != nil {
+		errs = append(errs, err)
 	}
+	errs = append(errs, c.Security.check(c.Listeners)...)
 	if c.WAL == "" {
 		c.WAL = "file"
 		if c.Metadata != "" {

@@ -13,10 +13,14 @@ var ErrFenced = errors.New("meta: leader epoch fenced")
 
 // BrokerInfo is one live broker as it registered.
 type BrokerInfo struct {
-	ID       int32
-	Addr     string // host:port advertised to clients
-	Zone     string
-	Draining bool // set by `vigil cluster drain`: lead nothing
+	ID   int32
+	Addr string // host:port advertised to clients (of the first listener)
+	// Endpoints is the advertised host:port of each listener, by security
+	// protocol: a client is given every broker's address for the protocol
+	// of the listener it came in on.
+	Endpoints map[string]string `json:",omitempty"`
+	Zone      string
+	Draining  bool // set by `vigil cluster drain`: lead nothing
 }
 
 // Leader is a partition's current leader.

@@ -135,5 +135,27 @@ type Store interface {
 	// removes the entity.
 	SetClientQuotas(ctx context.Context, entity string, quotas map[string]float64) error
 
+	SecurityStore
+
 	Close() error
+}
+
+// Kinds of security records.
+const (
+	SecurityACL   = "acl"   // ACL bindings, as package acl encodes them
+	SecurityScram = "scram" // SCRAM credentials, as package sasl encodes them
+)
+
+// SecurityStore keeps the security boundary that every broker of a cluster
+// must agree on: ACL bindings and SCRAM credentials. Records are opaque
+// here, each under its kind and a key that its owner derives.
+type SecurityStore interface {
+	// SecurityRecords returns every record of a kind, by key.
+	SecurityRecords(ctx context.Context, kind string) (map[string][]byte, error)
+	// UpdateSecurityRecords stores put and removes del (absent keys are
+	// ignored) in one transaction, and moves the security revision on.
+	UpdateSecurityRecords(ctx context.Context, kind string, put map[string][]byte, del []string) error
+	// SecurityRevision changes with every UpdateSecurityRecords of any
+	// broker, so a broker polls it cheaply to know when to reload.
+	SecurityRevision(ctx context.Context) (int64, error)
 }

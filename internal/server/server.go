@@ -6,6 +6,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,14 +36,15 @@ import (
 
 // Server is one running `vigil serve`.
 type Server struct {
-	cfg    config.Broker
-	log    *slog.Logger
-	meta   meta.Store
-	objs   objstore.Store
-	store  *storage.Engine
-	groups *group.Shards // this broker's group coordinators; see groupsMu
-	broker *broker.Broker
-	ln     net.Listener
+	cfg     config.Broker
+	log     *slog.Logger
+	meta    meta.Store
+	objs    objstore.Store
+	store   *storage.Engine
+	groups  *group.Shards // this broker's group coordinators; see groupsMu
+	broker  *broker.Broker
+	lns     []net.Listener // one per cfg.Listeners entry, TLS ones wrapped
+	tlsConf *tls.Config    // the Kafka listeners' TLS; nil without a TLS listener
 
 	metrics *metrics.Metrics
 	catchup *catchup.Governor // nil: --catchup-pacing=false
@@ -63,30 +67,47 @@ type Server struct {
 // until the listener stops.
 func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (_ *Server, err error) {
 	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
-	// Bind before anything is created on disk: a port in use (a second
-	// broker started by mistake) must not leave a data directory behind.
-	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
-	if cfg.AdminListen != "" {
-		if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
-			s.ln.Close()
-			return nil, fmt.Errorf("admin listen on %s: %w", cfg.AdminListen, err)
-		}
-	}
 	defer func() {
 		if err != nil {
-			s.ln.Close()
+			for _, ln := range s.lns {
+				ln.Close()
+			}
 			if s.adminLn != nil {
 				s.adminLn.Close()
 			}
 		}
 	}()
-	// With port 0 (tests), advertise the port the kernel picked.
-	if host, port, _ := net.SplitHostPort(cfg.Advertised); port == "0" {
-		_, real, _ := net.SplitHostPort(s.ln.Addr().String())
-		cfg.Advertised = net.JoinHostPort(host, real)
-		s.cfg = cfg
+	// Bind before anything is created on disk: a port in use (a second
+	// broker started by mistake) must not leave a data directory behind.
+	// The listeners are copied: their advertised ports may change below. A
+	// config built in code rather than by config.Load may have none yet.
+	if len(cfg.Listeners) == 0 {
+		if cfg.Listeners, err = config.ParseListeners(cfg.Listen, cmp.Or(cfg.Advertised, cfg.Listen)); err != nil {
+			return nil, err
+		}
+	}
+	cfg.Listeners = slices.Clone(cfg.Listeners)
+	for i, l := range cfg.Listeners {
+		ln, err := net.Listen("tcp", l.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", l, err)
+		}
+		s.lns = append(s.lns, ln)
+		// With port 0 (tests), advertise the port the kernel picked.
+		if host, port, _ := net.SplitHostPort(l.Advertised); port == "0" {
+			_, real, _ := net.SplitHostPort(ln.Addr().String())
+			cfg.Listeners[i].Advertised = net.JoinHostPort(host, real)
+		}
+	}
+	cfg.Advertised = cfg.Listeners[0].Advertised
+	s.cfg = cfg
+	if cfg.AdminListen != "" {
+		if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			return nil, fmt.Errorf("admin listen on %s: %w", cfg.AdminListen, err)
+		}
+	}
+	if err := s.wrapTLS(log); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -196,7 +217,11 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (_ *Server,
 		s.metrics.Gauge("vigil_catchup_rate_bytes", "Bytes/s catch-up fetches (reads of segment objects) are paced to now.", s.catchup.Rate)
 	}
 	if clustered {
-		s.member = cluster.New(cluster.Config{BrokerID: cfg.NodeID, Addr: cfg.Advertised, Zone: cfg.Zone,
+		endpoints := map[string]string{}
+		for _, l := range cfg.Listeners {
+			endpoints[l.Protocol] = l.Advertised
+		}
+		s.member = cluster.New(cluster.Config{BrokerID: cfg.NodeID, Addr: cfg.Advertised, Endpoints: endpoints, Zone: cfg.Zone,
 			LeaseTTL: cfg.LeaseTTL, BeforeRelease: s.beforeRelease, Logger: log},
 			cl, s.store, s.onLeadership)
 		s.broker.SetCluster(s.member)
@@ -242,10 +267,14 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (_ *Server,
 	}
 	// Serve here rather than in Serve(), so that a started Server answers
 	// clients at once (an in-process ingest service connects right away).
-	s.served = make(chan error, 1)
-	go func() { s.served <- s.broker.Serve(s.ln) }()
+	s.served = make(chan error, len(s.lns))
+	var listening []string
+	for i, ln := range s.lns {
+		go func() { s.served <- s.broker.Serve(ln, cfg.Listeners[i]) }()
+		listening = append(listening, cfg.Listeners[i].Protocol+"://"+ln.Addr().String())
+	}
 	s.metrics.SetReady(true)
-	log.Info("vigil broker listening", "listen", s.ln.Addr().String(), "advertised", cfg.Advertised,
+	log.Info("vigil broker listening", "listen", strings.Join(listening, ","), "advertised", cfg.Advertised,
 		"admin", s.AdminAddr(), "data_dir", cfg.DataDir, "metadata", cmp.Or(cfg.Metadata, "embedded"), "object_store", cfg.ObjectStore, "wal", cfg.WAL, "cluster_id", clusterID)
 	return s, nil
 }
@@ -469,7 +498,18 @@ func (s *Server) closeGroups() {
 }
 
 // Addr is the address the listener is bound to.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+func (s *Server) Addr() net.Addr { return s.lns[0].Addr() }
+
+// ListenerAddr is the bound address of the listener of a security
+// protocol, or nil if there is none.
+func (s *Server) ListenerAddr(protocol string) net.Addr {
+	for i, l := range s.cfg.Listeners {
+		if l.Protocol == protocol {
+			return s.lns[i].Addr()
+		}
+	}
+	return nil
+}
 
 // ReadCacheStats are the catch-up read counters.
 func (s *Server) ReadCacheStats() readcache.Stats { return s.store.ReadCacheStats() }

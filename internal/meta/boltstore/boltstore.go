@@ -47,6 +47,7 @@ var (
 	bucketPartitions = []byte("partitions")
 	bucketProducers  = []byte("producers")
 	bucketQuotas     = []byte("quotas")
+	bucketSecurity   = []byte("security") // a nested bucket per kind, and keySecurityRev
 
 	keyClusterID = []byte("id")
 	keyFormat    = []byte("format")
@@ -95,7 +96,7 @@ func Open(path string) (*Store, error) {
 func initLayout(tx *bolt.Tx) error {
 	// A bucket added later (producers) is created in older files here;
 	// that needs no format bump because older binaries never look at it.
-	for _, name := range [][]byte{bucketCluster, bucketTopics, bucketSegments, bucketPartitions, bucketProducers, bucketQuotas} {
+	for _, name := range [][]byte{bucketCluster, bucketTopics, bucketSegments, bucketPartitions, bucketProducers, bucketQuotas, bucketSecurity} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
@@ -638,4 +639,67 @@ func (s *Store) SetClientQuotas(ctx context.Context, entity string, quotas map[s
 		}
 		return b.Put([]byte(entity), v)
 	})
+}
+
+// keySecurityRev, in bucketCluster, counts UpdateSecurityRecords calls.
+var keySecurityRev = []byte("security_rev")
+
+// SecurityRecords implements meta.Store.
+func (s *Store) SecurityRecords(ctx context.Context, kind string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := s.view(ctx, "security records "+kind, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSecurity).Bucket([]byte(kind))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			out[string(k)] = append([]byte(nil), v...)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// UpdateSecurityRecords implements meta.Store.
+func (s *Store) UpdateSecurityRecords(ctx context.Context, kind string, put map[string][]byte, del []string) error {
+	if kind == "" {
+		return fmt.Errorf("boltstore: update security records: empty kind")
+	}
+	return s.update(ctx, "update security records "+kind, func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketSecurity).CreateBucketIfNotExists([]byte(kind))
+		if err != nil {
+			return err
+		}
+		for _, k := range del {
+			if err := b.Delete([]byte(k)); err != nil {
+				return err
+			}
+		}
+		for k, v := range put {
+			if err := b.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		cl := tx.Bucket(bucketCluster)
+		rev := uint64(0)
+		if v := cl.Get(keySecurityRev); len(v) == 8 {
+			rev = binary.BigEndian.Uint64(v)
+		}
+		return cl.Put(keySecurityRev, binary.BigEndian.AppendUint64(nil, rev+1))
+	})
+}
+
+// SecurityRevision implements meta.Store.
+func (s *Store) SecurityRevision(ctx context.Context) (int64, error) {
+	var rev int64
+	err := s.view(ctx, "security revision", func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketCluster).Get(keySecurityRev); len(v) == 8 {
+			rev = int64(binary.BigEndian.Uint64(v))
+		}
+		return nil
+	})
+	return rev, err
 }

@@ -204,7 +204,7 @@ func (s *Store) Join(ctx context.Context, b meta.BrokerInfo, ttl time.Duration) 
 		if err != nil {
 			return err
 		}
-		val, _ := json.Marshal(meta.BrokerInfo{ID: b.ID, Addr: b.Addr, Zone: b.Zone})
+		val, _ := json.Marshal(meta.BrokerInfo{ID: b.ID, Addr: b.Addr, Endpoints: b.Endpoints, Zone: b.Zone})
 		k := s.brokerKey(b.ID)
 		resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
 			Then(clientv3.OpPut(k, string(val), clientv3.WithLease(g.ID))).Commit()

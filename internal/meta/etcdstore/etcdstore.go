@@ -18,6 +18,8 @@
 //	P producers/<t>/ + partition(4 BE) + producer id(8 BE)      -> producer state (opaque)
 //	P leaderepochs/<t>/ + partition(4 BE) + epoch(4 BE)         -> the epoch's start offset (decimal)
 //	P quotas/<entity>           JSON {quota name: value}
+//	P security/<kind>/<key>     opaque security record (ACL binding, SCRAM credential)
+//	P security_rev              rewritten by every security update: its ModRevision is the revision
 //
 // etcd returns ranges in byte order of the key, and the segment key suffix
 // is fixed-width big-endian with the offset's sign bit flipped, so
@@ -888,4 +890,65 @@ func (s *Store) SetClientQuotas(ctx context.Context, entity string, quotas map[s
 		_, err = s.cli.Put(ctx, s.quotaKey(entity), string(v))
 		return err
 	})
+}
+
+func (s *Store) securityPrefix(kind string) string { return s.p + "security/" + esc(kind) + "/" }
+func (s *Store) securityRevKey() string            { return s.p + "security_rev" }
+
+// SecurityRecords implements meta.Store.
+func (s *Store) SecurityRecords(ctx context.Context, kind string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := s.run(ctx, "security records "+kind, func() error {
+		root := s.securityPrefix(kind)
+		return s.forPrefix(ctx, root, func(k, v []byte) error {
+			key, err := url.PathUnescape(string(k[len(root):]))
+			if err != nil {
+				return fmt.Errorf("corrupt security key %q: %w", k, err)
+			}
+			out[key] = append([]byte(nil), v...)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// UpdateSecurityRecords implements meta.Store.
+func (s *Store) UpdateSecurityRecords(ctx context.Context, kind string, put map[string][]byte, del []string) error {
+	if kind == "" {
+		return fmt.Errorf("etcdstore: update security records: empty kind")
+	}
+	ops := make([]clientv3.Op, 0, len(put)+len(del)+1)
+	root := s.securityPrefix(kind)
+	for _, k := range del {
+		if _, ok := put[k]; !ok {
+			ops = append(ops, clientv3.OpDelete(root+esc(k)))
+		}
+	}
+	for k, v := range put {
+		ops = append(ops, clientv3.OpPut(root+esc(k), string(v)))
+	}
+	ops = append(ops, clientv3.OpPut(s.securityRevKey(), ""))
+	return s.run(ctx, "update security records "+kind, func() error {
+		_, err := s.txn(ctx, nil, ops)
+		return err
+	})
+}
+
+// SecurityRevision implements meta.Store.
+func (s *Store) SecurityRevision(ctx context.Context) (int64, error) {
+	var rev int64
+	err := s.run(ctx, "security revision", func() error {
+		resp, err := s.cli.Get(ctx, s.securityRevKey())
+		if err != nil {
+			return err
+		}
+		if len(resp.Kvs) > 0 {
+			rev = resp.Kvs[0].ModRevision
+		}
+		return nil
+	})
+	return rev, err
 }

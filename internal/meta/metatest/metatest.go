@@ -14,6 +14,7 @@
 package metatest
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -73,6 +74,7 @@ func Run(t *testing.T, setup Setup) {
 		{"ProducersStaleTopicDropped", testProducersStaleTopic},
 		{"AllocateProducerIDs", testAllocateProducerIDs},
 		{"ClientQuotas", testClientQuotas},
+		{"SecurityRecords", testSecurityRecords},
 		{"Concurrent", testConcurrent},
 		{"Persistence", testPersistence},
 		{"Closed", testClosed},
@@ -1228,6 +1230,52 @@ func testAllocateProducerIDs(t *testing.T, e *env) {
 	}
 	if _, err := s.AllocateProducerIDs(t.Context(), 0); err == nil {
 		t.Fatalf("AllocateProducerIDs(0) succeeded, want an error")
+	}
+}
+
+func testSecurityRecords(t *testing.T, e *env) {
+	s := e.store()
+	ctx := t.Context()
+	rev0, err := s.SecurityRevision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.SecurityRecords(ctx, meta.SecurityACL); err != nil || len(got) != 0 {
+		t.Fatalf("empty store: records %v, err %v", got, err)
+	}
+	update := func(kind string, put map[string][]byte, del ...string) int64 {
+		t.Helper()
+		if err := s.UpdateSecurityRecords(ctx, kind, put, del); err != nil {
+			t.Fatalf("UpdateSecurityRecords(%s): %v", kind, err)
+		}
+		rev, err := s.SecurityRevision(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+	// Keys with the characters principals and topic names bring.
+	rev1 := update(meta.SecurityACL, map[string][]byte{"Topic/LITERAL/a.b-c/User:x/*/READ/ALLOW": []byte("1"), "k/2": []byte("2")})
+	rev2 := update(meta.SecurityScram, map[string][]byte{"alice/SCRAM-SHA-512": []byte("cred")})
+	rev3 := update(meta.SecurityACL, map[string][]byte{"k3": []byte("3")}, "k/2", "absent")
+	if !(rev0 < rev1 && rev1 < rev2 && rev2 < rev3) {
+		t.Fatalf("revision did not move with every update: %d, %d, %d, %d", rev0, rev1, rev2, rev3)
+	}
+	s = e.reopen(s)
+	acls, err := s.SecurityRecords(ctx, meta.SecurityACL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{"Topic/LITERAL/a.b-c/User:x/*/READ/ALLOW": []byte("1"), "k3": []byte("3")}
+	if !maps.EqualFunc(acls, want, bytes.Equal) {
+		t.Fatalf("ACL records %q, want %q", acls, want)
+	}
+	scram, err := s.SecurityRecords(ctx, meta.SecurityScram)
+	if err != nil || len(scram) != 1 || string(scram["alice/SCRAM-SHA-512"]) != "cred" {
+		t.Fatalf("SCRAM records %q, err %v", scram, err)
+	}
+	if rev, err := s.SecurityRevision(ctx); err != nil || rev != rev3 {
+		t.Fatalf("revision after reopen %d (err %v), want %d", rev, err, rev3)
 	}
 }
 
