@@ -1,7 +1,10 @@
 package sigma
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"go.yaml.in/yaml/v3"
@@ -14,18 +17,24 @@ type Config struct {
 	// Placeholders holds the values of %name% placeholders for |expand.
 	// A rule naming a placeholder missing here is reported unsupported.
 	Placeholders map[string][]string `yaml:"placeholders"`
-	// Logsources routes rules by logsource; nil means WindowsLogsources.
+	// Logsources routes rules by logsource; nil means DefaultLogsources.
 	Logsources *LogsourceTable `yaml:"-"`
 }
 
-// DefaultConfig maps Windows event JSON (evtx_dump shape) and flat events.
+// DefaultConfig is the mapping and routing offline and streaming
+// detection share (DefaultMapping, DefaultLogsources).
 func DefaultConfig() Config {
-	return Config{Mapping: WindowsEvtxMapping()}
+	return Config{Mapping: DefaultMapping(), Logsources: DefaultLogsources()}
 }
 
-// LoadConfig reads a YAML config: `mapping:` (aliases, strip_prefixes) and
-// `placeholders:` (name: [values]). A `mapping:` section replaces the
-// default Windows mapping as a whole; without one the default stays.
+// LoadConfig reads a YAML config over DefaultConfig:
+//
+//   - mapping: (aliases, strip_prefixes, remove_spaces,
+//     dots_as_underscores, logsources) replaces the default mapping as a
+//     whole;
+//   - sources: adds sources to the routing table, each replacing the
+//     default source of the same name;
+//   - placeholders: (name: [values]) for |expand.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
 	data, err := os.ReadFile(path)
@@ -34,14 +43,26 @@ func LoadConfig(path string) (Config, error) {
 	}
 	var raw struct {
 		Mapping      *FieldMapping       `yaml:"mapping"`
+		Sources      []Source            `yaml:"sources"`
 		Placeholders map[string][]string `yaml:"placeholders"`
 	}
-	if err := yaml.Unmarshal(data, &raw); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true) // a misspelt key must not silently change nothing
+	if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
 		return cfg, fmt.Errorf("sigma config %s: %w", path, err)
 	}
 	if raw.Mapping != nil {
 		cfg.Mapping = *raw.Mapping
 	}
+	for _, s := range raw.Sources {
+		if s.Name == "" {
+			return cfg, fmt.Errorf("sigma config %s: a source without a name", path)
+		}
+		if len(s.Match) == 0 {
+			return cfg, fmt.Errorf("sigma config %s: source %q has no match", path, s.Name)
+		}
+	}
+	cfg.Logsources = cfg.Logsources.With(raw.Sources...)
 	cfg.Placeholders = raw.Placeholders
 	return cfg, nil
 }

@@ -17,13 +17,10 @@ import (
 // use through one Matcher per goroutine.
 type Engine struct {
 	cfg     Config
-	table   *LogsourceTable
 	router  *router
 	rules   []*compiledRule
 	res     *resolver
 	nfields int
-	channel int32 // field id of Channel
-	eventID int32 // field id of EventID
 	// classIdx[class][fid] and keywordIdx[class] are the prefilter
 	// literal indexes; nlits counts their literals.
 	classIdx   [][]*fieldIndex
@@ -61,15 +58,16 @@ type compiledRule struct {
 
 // NewEngine compiles rules. Rules that cannot be compiled are returned as
 // problems (with ErrUnsupported for valid Sigma the engine does not
-// evaluate); the engine holds every other rule.
+// evaluate); the engine holds every other rule. A rule whose logsource
+// names no source of the routing table is held too, and reported with
+// ErrNoSource: it runs only on unrouted events.
 func NewEngine(rules []*Rule, cfg Config) (*Engine, []LoadProblem) {
-	e := &Engine{cfg: cfg, table: cfg.Logsources}
-	if e.table == nil {
-		e.table = WindowsLogsources()
+	e := &Engine{cfg: cfg}
+	table := cfg.Logsources
+	if table == nil {
+		table = DefaultLogsources()
 	}
 	c := &compiler{cfg: &e.cfg, fields: map[string]int32{}}
-	e.channel = c.field("Channel")
-	e.eventID = c.field("EventID")
 	var problems []LoadProblem
 	var corrs []*Rule
 	for _, r := range rules {
@@ -85,62 +83,96 @@ func NewEngine(rules []*Rule, cfg Config) (*Engine, []LoadProblem) {
 		e.rules = append(e.rules, &compiledRule{rule: r, root: root})
 	}
 	problems = append(problems, e.resolveCorrelations(corrs, rules, c)...)
-	e.fieldIDs = c.fields
-	// Aliases make extra event keys resolve to a Sigma field.
-	ids := map[string]int32{}
-	for name, id := range c.fields {
-		ids[name] = id
+	sources, err := withLogsourceMappings(table.Sources, cfg.Mapping.Logsources)
+	if err == nil {
+		e.router, err = newRouter(sources, c.field)
 	}
-	for name, keys := range cfg.Mapping.Aliases {
-		id := c.field(name)
-		ids[name] = id
-		for _, k := range keys {
-			ids[k] = id
-		}
+	if err != nil {
+		// A broken table routes nothing: every rule sees every event.
+		problems = append(problems, LoadProblem{Err: fmt.Errorf("logsource table: %w", err)})
+		e.router = &router{}
 	}
-	// Fields of logsource mappings must resolve in every event.
-	for _, lm := range cfg.Mapping.Logsources {
-		for to, froms := range lm.Fields {
-			ids[to] = c.field(to)
+	// Fields of source mappings must resolve in every event.
+	for _, src := range e.router.sources {
+		for to, froms := range src.Fields {
+			c.field(to)
 			for _, f := range froms {
-				ids[f] = c.field(f)
+				c.field(f)
 			}
 		}
 	}
-	e.res = &resolver{ids: ids, prefixes: compilePrefixes(cfg.Mapping.StripPrefixes), removeSpaces: cfg.Mapping.RemoveSpaces}
+	for _, lm := range cfg.Mapping.Logsources {
+		for to, froms := range lm.Fields {
+			c.field(to)
+			for _, f := range froms {
+				c.field(f)
+			}
+		}
+	}
+	e.fieldIDs = c.fields
+	e.res = newResolver(c, cfg.Mapping)
 	e.nfields = len(c.names)
+	for _, r := range e.rules {
+		if !e.router.routed(r.rule.Logsource) {
+			problems = append(problems, LoadProblem{Path: r.rule.Path, ID: r.rule.ID, Title: r.rule.Title, Err: noSourceError{r.rule.Logsource}})
+		}
+	}
 	e.buildRouting()
 	e.buildPrefilter()
 	return e, problems
 }
 
-func (e *Engine) buildRouting() {
-	var extra []routeKey
-	for _, lm := range e.cfg.Mapping.Logsources {
-		ch := strings.ToLower(lm.Channel)
-		extra = append(extra, routeKey{ch, -1})
-		for _, id := range lm.EventIDs {
-			extra = append(extra, routeKey{ch, id})
+// newResolver maps event keys to Sigma fields: each field's own name,
+// its aliases and, with DotsAsUnderscores, its name with underscores.
+func newResolver(c *compiler, m FieldMapping) *resolver {
+	ids := map[string][]int32{}
+	add := func(key string, id int32) {
+		if !slices.Contains(ids[key], id) {
+			ids[key] = append(ids[key], id)
 		}
 	}
-	e.router = newRouter(e.table, extra)
-	n := len(e.router.keys)
-	// Each class's logsource field mappings, as (to, from) field pairs.
-	e.classFields = make([][]fieldPair, n)
-	for cl, k := range e.router.keys {
-		if cl == classOtherWindows || cl == classUnrouted {
-			continue
+	for _, name := range slices.Clone(c.names) {
+		add(name, c.fields[name])
+	}
+	for _, name := range slices.Sorted(maps.Keys(m.Aliases)) {
+		id := c.field(name)
+		add(name, id)
+		for _, k := range m.Aliases[name] {
+			add(k, id)
 		}
-		for _, lm := range e.cfg.Mapping.Logsources {
-			if strings.ToLower(lm.Channel) != k.channel || len(lm.EventIDs) > 0 && !slices.Contains(lm.EventIDs, k.id) {
-				continue
+	}
+	if m.DotsAsUnderscores {
+		for _, name := range slices.Clone(c.names) {
+			if strings.Contains(name, ".") {
+				add(strings.ReplaceAll(name, ".", "_"), c.fields[name])
 			}
-			for _, to := range slices.Sorted(maps.Keys(lm.Fields)) {
-				for _, from := range lm.Fields[to] {
-					p := fieldPair{to: e.fieldIDs[to], from: e.fieldIDs[from]}
-					if p.to != p.from && !slices.Contains(e.classFields[cl], p) {
-						e.classFields[cl] = append(e.classFields[cl], p)
-					}
+		}
+	}
+	return &resolver{ids: ids, prefixes: compilePrefixes(m.StripPrefixes), removeSpaces: m.RemoveSpaces}
+}
+
+// Sources returns the routing table's sources; route class i+1 is
+// source i.
+func (e *Engine) Sources() []Source { return slices.Clone(e.router.sources) }
+
+func (e *Engine) buildRouting() {
+	n := len(e.router.sources) + 1
+	// Each class's source field mappings, as (to, from) field pairs.
+	e.classFields = make([][]fieldPair, n)
+	for i, src := range e.router.sources {
+		cl := i + 1
+		for _, to := range slices.Sorted(maps.Keys(src.Fields)) {
+			var tr *valueMap
+			if vs := src.Values[to]; len(vs) > 0 {
+				tr = &valueMap{}
+				for from, v := range vs {
+					tr.m = append(tr.m, [3]string{lower(from), v, lower(v)})
+				}
+			}
+			for _, from := range src.Fields[to] {
+				p := fieldPair{to: e.fieldIDs[to], from: e.fieldIDs[from], tr: tr}
+				if p.to != p.from && !slices.Contains(e.classFields[cl], p) {
+					e.classFields[cl] = append(e.classFields[cl], p)
 				}
 			}
 		}
@@ -149,7 +181,7 @@ func (e *Engine) buildRouting() {
 	for cl := range e.allowed {
 		e.allowed[cl] = make([]bool, len(e.rules))
 		for i, r := range e.rules {
-			e.allowed[cl][i] = e.router.allows(e.table, r.rule.Logsource, int32(cl))
+			e.allowed[cl][i] = e.router.allows(r.rule.Logsource, int32(cl))
 		}
 	}
 }
@@ -190,19 +222,20 @@ func (e *Engine) buildPrefilter() {
 			e.nclauses += len(clauses[i])
 		}
 	}
+	nclasses := len(e.router.sources) + 1
 	shared := map[string]*fieldIndex{}
-	e.always = make([][]int32, len(e.router.keys))
-	e.keywordClass = make([]bool, len(e.router.keys))
-	for cl := range e.router.keys {
+	e.always = make([][]int32, nclasses)
+	e.keywordClass = make([]bool, nclasses)
+	for cl := range nclasses {
 		for i, r := range e.rules {
 			if e.allowed[cl][i] && hasKeywords(r.root) {
 				e.keywordClass[cl] = true
 			}
 		}
 	}
-	e.classIdx = make([][]*fieldIndex, len(e.router.keys))
-	e.keywordIdx = make([]*fieldIndex, len(e.router.keys))
-	for cl := range e.router.keys {
+	e.classIdx = make([][]*fieldIndex, nclasses)
+	e.keywordIdx = make([]*fieldIndex, nclasses)
+	for cl := range nclasses {
 		byField := map[int32][]int32{} // fid -> rules (in order)
 		for i := range e.rules {
 			if !e.allowed[cl][i] {
@@ -404,28 +437,16 @@ func (m *Matcher) prefilter() {
 	m.cands = append(m.cands, e.always[m.class]...)
 }
 
-// classify finds the event's route class from its Channel and EventID.
+// classify finds the event's route class (its source).
 func (m *Matcher) classify() int32 {
-	ev, e := m.ev, m.e
-	ch := ev.head[e.channel]
-	if ch < 0 {
-		return classUnrouted
-	}
-	m.key = append(m.key[:0], ev.vals[ch].low...)
-	m.key = append(m.key, '#')
-	n := len(m.key)
-	if id := ev.head[e.eventID]; id >= 0 {
-		m.key = append(m.key, ev.vals[id].raw...)
-		if c, ok := e.router.classes[string(m.key)]; ok {
-			return c
-		}
-	}
-	m.key = append(m.key[:n], '*')
-	if c, ok := e.router.classes[string(m.key)]; ok {
-		return c
-	}
-	return classOtherWindows
+	c, key := m.e.router.classify(m.ev, m.key)
+	m.key = key
+	return c
 }
+
+// Source returns the name of the source the event last matched came
+// from ("" when no source of the routing table matched it).
+func (m *Matcher) Source() string { return m.e.router.name(m.class) }
 
 // scan looks a value up in one field's literal index and counts the
 // clauses of every literal found; a rule becomes a candidate when all its

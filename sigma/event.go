@@ -56,7 +56,7 @@ type event struct {
 
 // resolver turns event keys into Sigma field ids.
 type resolver struct {
-	ids          map[string]int32
+	ids          map[string][]int32
 	prefixes     []prefix
 	removeSpaces bool
 }
@@ -427,36 +427,60 @@ func (e *event) fields() []int32 {
 
 // resolve calls add for each Sigma field the event key maps to.
 func (e *event) resolve(key []byte, add func(int32)) {
-	if id, ok := e.res.ids[string(key)]; ok {
+	for _, id := range e.res.ids[string(key)] {
 		add(id)
 	}
 	for _, p := range e.res.prefixes {
 		if rem, ok := p.strip(key); ok {
-			if id, ok := e.res.ids[string(rem)]; ok {
+			for _, id := range e.res.ids[string(rem)] {
 				add(id)
 			}
 		}
 	}
 }
 
-// fieldPair makes field to take the values of field from.
-type fieldPair struct{ to, from int32 }
+// fieldPair makes field to take the values of field from, and the
+// translations tr gives for them.
+type fieldPair struct {
+	to, from int32
+	tr       *valueMap
+}
+
+// valueMap translates values: entries are (lower-case from, to, lower-case
+// to); a handful per field, so a scan beats a map.
+type valueMap struct{ m [][3]string }
 
 // alias adds, for each pair, a record of every value of from under to
-// (not primary: keyword searches see each leaf once).
+// (not primary: keyword searches see each leaf once), and one of its
+// translation when the pair has one.
 func (e *event) alias(pairs []fieldPair) {
 	for _, p := range pairs {
 		for i := e.head[p.from]; i >= 0; i = e.vals[i].next {
 			v := e.vals[i]
 			v.fid, v.primary = p.to, false
-			if e.head[p.to] < 0 {
-				e.touched = append(e.touched, p.to)
+			e.push(v)
+			if p.tr == nil {
+				continue
 			}
-			v.next = e.head[p.to]
-			e.head[p.to] = int32(len(e.vals))
-			e.vals = append(e.vals, v)
+			for _, t := range p.tr.m {
+				if t[0] == v.low {
+					v.raw, v.low, v.kind = t[1], t[2], kindString
+					e.push(v)
+					break
+				}
+			}
 		}
 	}
+}
+
+// push adds v to the chain of its field.
+func (e *event) push(v value) {
+	if e.head[v.fid] < 0 {
+		e.touched = append(e.touched, v.fid)
+	}
+	v.next = e.head[v.fid]
+	e.head[v.fid] = int32(len(e.vals))
+	e.vals = append(e.vals, v)
 }
 
 // lowerAll lowers the leaves decode left raw, for keyword searches.

@@ -18,44 +18,61 @@ type FieldMapping struct {
 	// RemoveSpaces lets keys with spaces ("Source Name", as Windows
 	// Defender events have) match the Sigma field without them.
 	RemoveSpaces bool `yaml:"remove_spaces"`
+	// DotsAsUnderscores lets a dotted Sigma field (id.orig_h) match the
+	// event key with underscores instead (id_orig_h), as several public
+	// Zeek datasets and JSON shippers write Zeek's records.
+	DotsAsUnderscores bool `yaml:"dots_as_underscores"`
 	// Logsources are field mappings that hold only in the events of one
-	// channel (and event ids).
+	// source.
 	Logsources []LogsourceMapping `yaml:"logsources"`
 }
 
-// LogsourceMapping gives the events of one channel (all of them, or only
-// those with one of EventIDs) more field names: there, each Sigma field
-// of Fields also takes the values of the Sigma fields listed for it
-// (names after Aliases and StripPrefixes). Windows Security event 4688
-// names the new process NewProcessName where Sysmon event 1, for which
-// SigmaHQ's process_creation rules are written, says Image. The fields
-// keep their own values too.
+// LogsourceMapping gives the events of one source more field names:
+// there, each Sigma field of Fields also takes the values of the Sigma
+// fields listed for it (names after Aliases and StripPrefixes). It names
+// the source by Source (a LogsourceTable name), or by a Windows Channel
+// (all its events, or only those with one of EventIDs). The fields keep
+// their own values too. Sources of the table carry such mappings of their
+// own (Source.Fields); these add to them.
 type LogsourceMapping struct {
+	Source   string              `yaml:"source"`
 	Channel  string              `yaml:"channel"`
 	EventIDs []int               `yaml:"event_ids"`
 	Fields   map[string][]string `yaml:"fields"`
 }
 
-// WindowsEvtxMapping is the mapping for Windows events as evtx_dump writes
-// them (the shape of SigmaHQ's regression data), and for flat events.
-func WindowsEvtxMapping() FieldMapping {
+// DefaultMapping is the one field mapping offline and streaming detection
+// share. It lets SigmaHQ's rules, written against each source's native
+// field names, find their values:
+//
+//   - in Windows events as evtx_dump writes them (SigmaHQ's regression
+//     data): Event.EventData.Image is Image, Event.System.Channel Channel;
+//   - in the OCSF events `vigil ingest` writes, which keep the source's
+//     own fields in unmapped (unmapped.Image is Image, unmapped.query
+//     query) and the Windows channel, event id, provider and host in
+//     metadata.log_name, metadata.event_code, metadata.log_provider and
+//     device.hostname (Channel, EventID, Provider_Name, Computer); an
+//     auditd event keeps each record under unmapped.records.<TYPE>, so
+//     an EXECVE's a0 is a0;
+//   - in Zeek JSON written with underscores (id_orig_h is id.orig_h);
+//   - and in flat events, by name.
+//
+// Mappings that hold in one source only (Security 4688's NewProcessName
+// is Image, Zeek's uri is c-uri) are the table's (DefaultLogsources).
+func DefaultMapping() FieldMapping {
 	return FieldMapping{
 		Aliases: map[string][]string{
-			"Provider_Name": {"Event.System.Provider.#attributes.Name"},
-			"EventID":       {"Event.System.EventID.#text"},
+			"Provider_Name": {"Event.System.Provider.#attributes.Name", "metadata.log_provider"},
+			"EventID":       {"Event.System.EventID.#text", "metadata.event_code"},
 			"ProcessID":     {"Event.System.Execution.#attributes.ProcessID"},
 			"ThreadID":      {"Event.System.Execution.#attributes.ThreadID"},
 			"SystemTime":    {"Event.System.TimeCreated.#attributes.SystemTime"},
+			"Channel":       {"metadata.log_name"},
+			"Computer":      {"device.hostname"},
 		},
-		StripPrefixes: []string{"Event.EventData.", "Event.System.", "Event.UserData.*."},
-		RemoveSpaces:  true,
-		Logsources: []LogsourceMapping{{
-			// process_creation from the Security log (pySigma's Windows
-			// audit mapping): the command line is CommandLine in both.
-			Channel:  "Security",
-			EventIDs: []int{4688},
-			Fields:   map[string][]string{"Image": {"NewProcessName"}, "ParentImage": {"ParentProcessName"}},
-		}},
+		StripPrefixes:     []string{"Event.EventData.", "Event.System.", "Event.UserData.*.", "unmapped.", "unmapped.records.*."},
+		RemoveSpaces:      true,
+		DotsAsUnderscores: true,
 	}
 }
 

@@ -1,156 +1,385 @@
 package sigma
 
-import "strings"
-
-// LogsourceTable routes Sigma logsources to Windows event channels and
-// event ids, so a rule is evaluated only on the events of its logsource.
-// Categories and services missing from the table are not restricted
-// beyond their product: a rule is never dropped for an unknown logsource.
-type LogsourceTable struct {
-	// Categories maps a category to (lower-case channel -> event ids; an
-	// empty id list means every id of the channel).
-	Categories map[string]map[string][]int
-	// Services maps a service to lower-case channels.
-	Services map[string][]string
-}
-
-const sysmonChannel = "microsoft-windows-sysmon/operational"
-
-// WindowsLogsources is the Sysmon / Windows event log taxonomy of SigmaHQ.
-func WindowsLogsources() *LogsourceTable {
-	sysmon := func(ids ...int) map[string][]int { return map[string][]int{sysmonChannel: ids} }
-	ps := "microsoft-windows-powershell/operational"
-	psCore := "powershellcore/operational"
-	return &LogsourceTable{
-		Categories: map[string]map[string][]int{
-			"process_creation":          {sysmonChannel: {1}, "security": {4688}},
-			"file_change":               sysmon(2),
-			"network_connection":        sysmon(3),
-			"sysmon_status":             sysmon(4, 16),
-			"process_termination":       sysmon(5),
-			"driver_load":               sysmon(6),
-			"image_load":                sysmon(7),
-			"create_remote_thread":      sysmon(8),
-			"raw_access_thread":         sysmon(9),
-			"process_access":            sysmon(10),
-			"file_event":                sysmon(11),
-			"registry_add":              sysmon(12),
-			"registry_delete":           sysmon(12),
-			"registry_set":              sysmon(13),
-			"registry_rename":           sysmon(14),
-			"registry_event":            sysmon(12, 13, 14),
-			"create_stream_hash":        sysmon(15),
-			"pipe_created":              sysmon(17, 18),
-			"wmi_event":                 sysmon(19, 20, 21),
-			"dns_query":                 sysmon(22),
-			"file_delete":               sysmon(23, 26),
-			"clipboard_capture":         sysmon(24),
-			"process_tampering":         sysmon(25),
-			"file_delete_detected":      sysmon(26),
-			"file_block_executable":     sysmon(27),
-			"file_block_shredding":      sysmon(28),
-			"file_executable_detected":  sysmon(29),
-			"sysmon_error":              sysmon(255),
-			"ps_script":                 {ps: {4104}, psCore: {4104}},
-			"ps_module":                 {ps: {4103}, psCore: {4103}},
-			"ps_classic_start":          {"windows powershell": {400}},
-			"ps_classic_provider_start": {"windows powershell": {600}},
-			"ps_classic_script":         {"windows powershell": {800}},
-		},
-		Services: map[string][]string{
-			"security":                             {"security"},
-			"system":                               {"system"},
-			"application":                          {"application"},
-			"sysmon":                               {sysmonChannel},
-			"powershell":                           {ps, psCore},
-			"powershell-classic":                   {"windows powershell"},
-			"windefend":                            {"microsoft-windows-windows defender/operational"},
-			"taskscheduler":                        {"microsoft-windows-taskscheduler/operational"},
-			"wmi":                                  {"microsoft-windows-wmi-activity/operational"},
-			"dns-server":                           {"dns server"},
-			"driver-framework":                     {"microsoft-windows-driverframeworks-usermode/operational"},
-			"firewall-as":                          {"microsoft-windows-windows firewall with advanced security/firewall"},
-			"bits-client":                          {"microsoft-windows-bits-client/operational"},
-			"codeintegrity-operational":            {"microsoft-windows-codeintegrity/operational"},
-			"ntlm":                                 {"microsoft-windows-ntlm/operational"},
-			"dhcp":                                 {"microsoft-windows-dhcp-server/operational"},
-			"printservice-admin":                   {"microsoft-windows-printservice/admin"},
-			"printservice-operational":             {"microsoft-windows-printservice/operational"},
-			"smbclient-security":                   {"microsoft-windows-smbclient/security"},
-			"openssh":                              {"openssh/operational"},
-			"msexchange-management":                {"msexchange management"},
-			"shell-core":                           {"microsoft-windows-shell-core/operational"},
-			"appxdeployment-server":                {"microsoft-windows-appxdeploymentserver/operational"},
-			"lsa-server":                           {"microsoft-windows-lsa/operational"},
-			"capi2":                                {"microsoft-windows-capi2/operational"},
-			"bitlocker":                            {"microsoft-windows-bitlocker/bitlocker management"},
-			"terminalservices-localsessionmanager": {"microsoft-windows-terminalservices-localsessionmanager/operational"},
-			"applocker": {"microsoft-windows-applocker/exe and dll", "microsoft-windows-applocker/msi and script",
-				"microsoft-windows-applocker/packaged app-deployment", "microsoft-windows-applocker/packaged app-execution"},
-		},
-	}
-}
-
-// route classes: every (channel, id) pair the table names, every channel
-// with any id, then two catch-alls.
-const (
-	classOtherWindows = 0 // a Windows event on a channel the table does not know
-	classUnrouted     = 1 // no Channel field: routing cannot decide, all rules apply
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
 )
 
-type router struct {
-	classes map[string]int32 // "channel#id" or "channel#*" -> class
-	keys    []routeKey       // per class
+// Routing: a Sigma rule names the logs it is written for with its
+// logsource (product, category, service); an event says where it came
+// from with a few fields (an evtx_dump event its Channel and EventID, an
+// OCSF event from `vigil ingest` its metadata.product.name, log_name and
+// log_provider, and its class_uid). A LogsourceTable joins the two: each
+// Source is one stream of events, recognised by the values of those
+// fields (Match), and described in Sigma's taxonomy (Product, Services,
+// Categories). A rule is evaluated on the events of the sources its
+// logsource names, and nowhere else; a rule whose logsource names no
+// source is reported when the engine is built (ErrNoSource).
+//
+// An event that matches no source and carries none of the fields that
+// would say where it came from is unrouted: every rule is evaluated on it,
+// so flat JSON events keep matching rules written for them.
+
+// Source is one stream of events and its place in Sigma's taxonomy.
+type Source struct {
+	// Name identifies the source in reports and config ("linux/sshd").
+	Name string `yaml:"name"`
+	// Product, Services and Categories are the Sigma logsource values the
+	// source's events belong to: a rule applies when each of its
+	// logsource's product, service and category (those it sets) is
+	// among them. A source without Product serves only rules without one
+	// (product-less categories such as proxy or dns).
+	Product    string   `yaml:"product"`
+	Services   []string `yaml:"services"`
+	Categories []string `yaml:"categories"`
+	// Match recognises the source's events: an event belongs to the
+	// source when it has, for every field of one alternative, that value
+	// (Sigma field names, after the field mapping; values compared
+	// case-insensitively; "*" means any value). When several sources
+	// match, the one whose alternative compares the most values wins,
+	// then the one naming more fields, then the one listed first.
+	Match []map[string]string `yaml:"match"`
+	// Fields is a field mapping that holds only in this source's events:
+	// each Sigma field also takes the values of the fields listed for it
+	// (Sigma names, or event keys such as process.cmd_line).
+	Fields map[string][]string `yaml:"fields"`
+	// Values translates what a field takes through Fields: for field F,
+	// a value v of a mapped field is also seen as Values[F][v]. Windows
+	// Security 4688 writes the integrity level as a SID (MandatoryLabel
+	// S-1-16-12288) where Sysmon writes its name (IntegrityLevel High).
+	Values map[string]map[string]string `yaml:"values"`
 }
 
-type routeKey struct {
-	channel string
-	id      int // -1: any id
+// LogsourceTable is the set of sources rules are routed to.
+type LogsourceTable struct {
+	Sources []Source `yaml:"sources"`
 }
 
-// newRouter makes the route classes of a table, plus those of extra
-// (channel, id) pairs (where logsource field mappings apply).
-func newRouter(t *LogsourceTable, extra []routeKey) *router {
-	r := &router{classes: map[string]int32{}, keys: []routeKey{{"", -2}, {"", -3}}}
-	add := func(ch string, id int) {
-		k := routeKeyString(ch, id)
-		if _, ok := r.classes[k]; !ok {
-			r.classes[k] = int32(len(r.keys))
-			r.keys = append(r.keys, routeKey{ch, id})
+// Source returns the source named name, if the table has it.
+func (t *LogsourceTable) Source(name string) (Source, bool) {
+	for _, s := range t.Sources {
+		if s.Name == name {
+			return s, true
 		}
 	}
-	for _, chans := range t.Categories {
-		for ch, ids := range chans {
-			add(ch, -1)
-			for _, id := range ids {
-				add(ch, id)
+	return Source{}, false
+}
+
+// With returns a copy of the table where each of more replaces the source
+// of the same name, or is added after the others.
+func (t *LogsourceTable) With(more ...Source) *LogsourceTable {
+	out := &LogsourceTable{Sources: slices.Clone(t.Sources)}
+	for _, s := range more {
+		i := slices.IndexFunc(out.Sources, func(x Source) bool { return x.Name == s.Name })
+		if i >= 0 {
+			out.Sources[i] = s
+		} else {
+			out.Sources = append(out.Sources, s)
+		}
+	}
+	return out
+}
+
+// Allows reports whether a rule with logsource ls applies to the source's
+// events.
+func (s *Source) Allows(ls Logsource) bool {
+	if ls.Product != "" && !strings.EqualFold(ls.Product, s.Product) {
+		return false
+	}
+	if ls.Service != "" && !containsFold(s.Services, ls.Service) {
+		return false
+	}
+	if ls.Category != "" && !containsFold(s.Categories, ls.Category) {
+		return false
+	}
+	return true
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrNoSource marks a rule whose logsource names no source of the table:
+// it would never see an event Vigil routes (it still runs on unrouted
+// events).
+var ErrNoSource = errors.New("logsource matches no configured source")
+
+// noSourceError is the load problem of such a rule; its text is
+// "logsource product=foo service=bar matches no configured source".
+type noSourceError struct{ ls Logsource }
+
+func (e noSourceError) Error() string {
+	return "logsource " + e.ls.String() + " matches no configured source"
+}
+
+func (e noSourceError) Unwrap() error { return ErrNoSource }
+
+// String is the logsource as "product=p category=c service=s" (only the
+// keys it sets; "(empty)" for none).
+func (ls Logsource) String() string {
+	var parts []string
+	for _, kv := range [][2]string{{"product", ls.Product}, {"category", ls.Category}, {"service", ls.Service}} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+"="+kv[1])
+		}
+	}
+	if len(parts) == 0 {
+		return "(empty)"
+	}
+	return strings.Join(parts, " ")
+}
+
+// classUnrouted is the route class of events no source matches: every
+// rule is evaluated on them. Source i of the table is class i+1.
+const classUnrouted = 0
+
+// router classifies decoded events into route classes.
+type router struct {
+	sources []Source // class c is sources[c-1]
+	shapes  []*shape
+}
+
+// shape is the set of fields some Match alternatives compare: one map
+// lookup finds which of them an event satisfies.
+type shape struct {
+	exact   []int32          // fields compared, in key order
+	present []int32          // fields that must merely exist
+	classes map[string]int32 // lower-case values of exact, joined by 0 -> class
+	order   int              // first source using the shape
+}
+
+// newRouter compiles the sources' Match alternatives. field registers a
+// Sigma field name and returns its id.
+func newRouter(sources []Source, field func(string) int32) (*router, error) {
+	r := &router{sources: sources}
+	byShape := map[string]*shape{}
+	for i, src := range sources {
+		if len(src.Match) == 0 {
+			return nil, fmt.Errorf("source %q: no match", src.Name)
+		}
+		for _, alt := range src.Match {
+			if len(alt) == 0 {
+				return nil, fmt.Errorf("source %q: an empty match alternative", src.Name)
+			}
+			var exact, present []string
+			for f, v := range alt {
+				if v == "*" {
+					present = append(present, f)
+				} else {
+					exact = append(exact, f)
+				}
+			}
+			sort.Strings(exact)
+			sort.Strings(present)
+			sig := strings.Join(exact, "\x00") + "\x01" + strings.Join(present, "\x00")
+			s := byShape[sig]
+			if s == nil {
+				s = &shape{classes: map[string]int32{}, order: i}
+				for _, f := range exact {
+					s.exact = append(s.exact, field(f))
+				}
+				for _, f := range present {
+					s.present = append(s.present, field(f))
+				}
+				byShape[sig] = s
+				r.shapes = append(r.shapes, s)
+			}
+			vals := make([]string, len(exact))
+			for k, f := range exact {
+				vals[k] = lower(alt[f])
+			}
+			key := strings.Join(vals, "\x00")
+			if _, dup := s.classes[key]; !dup { // the first source listed keeps it
+				s.classes[key] = int32(i + 1)
 			}
 		}
 	}
-	for _, chans := range t.Services {
-		for _, ch := range chans {
-			add(ch, -1)
+	sort.SliceStable(r.shapes, func(i, j int) bool {
+		a, b := r.shapes[i], r.shapes[j]
+		if len(a.exact) != len(b.exact) {
+			return len(a.exact) > len(b.exact)
 		}
-	}
-	for _, k := range extra {
-		add(k.channel, -1)
-		if k.id >= 0 {
-			add(k.channel, k.id)
+		if len(a.present) != len(b.present) {
+			return len(a.present) > len(b.present)
 		}
-	}
-	return r
+		return a.order < b.order
+	})
+	return r, nil
 }
 
-func routeKeyString(ch string, id int) string {
-	if id < 0 {
-		return ch + "#*"
+// classify returns the route class of a decoded event; key is scratch
+// space reused across events.
+func (r *router) classify(ev *event, key []byte) (int32, []byte) {
+next:
+	for _, s := range r.shapes {
+		for _, f := range s.present {
+			if ev.head[f] < 0 {
+				continue next
+			}
+		}
+		key = key[:0]
+		for k, f := range s.exact {
+			h := ev.head[f]
+			if h < 0 {
+				continue next
+			}
+			if k > 0 {
+				key = append(key, 0)
+			}
+			key = append(key, ev.vals[h].low...)
+		}
+		if c, ok := s.classes[string(key)]; ok {
+			return c, key
+		}
 	}
-	return ch + "#" + itoa(id)
+	return classUnrouted, key
+}
+
+// name returns the source name of class c ("" for unrouted events).
+func (r *router) name(c int32) string {
+	if c == classUnrouted {
+		return ""
+	}
+	return r.sources[c-1].Name
+}
+
+// allows reports whether a rule with logsource ls may match events of
+// class c; routed tells whether ls names any source at all (unrouted
+// events see every rule).
+func (r *router) allows(ls Logsource, c int32) bool {
+	if c == classUnrouted {
+		return true
+	}
+	return r.sources[c-1].Allows(ls)
+}
+
+// routed reports whether some source serves ls.
+func (r *router) routed(ls Logsource) bool {
+	for i := range r.sources {
+		if r.sources[i].Allows(ls) {
+			return true
+		}
+	}
+	return false
+}
+
+// withLogsourceMappings returns the sources with the field mappings of
+// mapping.logsources applied: a mapping for a channel adds its fields to
+// every source matching that channel; one for event ids of a channel the
+// table matches as a whole adds, per id, a source for that channel and id
+// (as specific as a Sysmon event id is) that inherits the channel's
+// taxonomy.
+func withLogsourceMappings(sources []Source, lms []LogsourceMapping) ([]Source, error) {
+	if len(lms) == 0 {
+		return sources, nil
+	}
+	out := make([]Source, len(sources))
+	for i, s := range sources {
+		out[i] = s
+		out[i].Fields = cloneFields(s.Fields)
+	}
+	addFields := func(s *Source, fields map[string][]string) {
+		if s.Fields == nil {
+			s.Fields = map[string][]string{}
+		}
+		for to, froms := range fields {
+			for _, f := range froms {
+				if !slices.Contains(s.Fields[to], f) {
+					s.Fields[to] = append(s.Fields[to], f)
+				}
+			}
+		}
+	}
+	for _, lm := range lms {
+		switch {
+		case lm.Source != "":
+			i := slices.IndexFunc(out, func(s Source) bool { return s.Name == lm.Source })
+			if i < 0 {
+				return nil, fmt.Errorf("mapping.logsources: no source %q", lm.Source)
+			}
+			addFields(&out[i], lm.Fields)
+		case lm.Channel != "":
+			ch := lower(lm.Channel)
+			var ids []string
+			for _, id := range lm.EventIDs {
+				ids = append(ids, itoa(id))
+			}
+			found := false
+			n := len(out)
+			for i := 0; i < n; i++ {
+				for _, alt := range out[i].Match {
+					if lower(alt["Channel"]) != ch {
+						continue
+					}
+					found = true
+					id, hasID := alt["EventID"]
+					switch {
+					case len(ids) == 0, hasID && slices.Contains(ids, id):
+						addFields(&out[i], lm.Fields)
+					case !hasID:
+						for _, id := range ids {
+							d := deriveSource(out[i], lm.Channel, id)
+							addFields(&d, lm.Fields)
+							out = append(out, d)
+						}
+					}
+				}
+			}
+			if !found {
+				// A channel the table does not name: a Windows source of
+				// its own, serving rules for Windows as a whole.
+				base := Source{Name: "windows/" + ch, Product: "windows", Match: []map[string]string{{"Channel": lm.Channel}}}
+				if len(ids) == 0 {
+					addFields(&base, lm.Fields)
+					out = append(out, base)
+				}
+				for _, id := range ids {
+					d := deriveSource(base, lm.Channel, id)
+					addFields(&d, lm.Fields)
+					out = append(out, d)
+				}
+			}
+		default:
+			return nil, errors.New("mapping.logsources: an entry without source or channel")
+		}
+	}
+	return out, nil
+}
+
+func deriveSource(base Source, channel, id string) Source {
+	d := base
+	d.Name = base.Name + "#" + id
+	d.Match = []map[string]string{{"Channel": channel, "EventID": id}}
+	d.Fields = cloneFields(base.Fields)
+	return d
+}
+
+func cloneFields(m map[string][]string) map[string][]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string][]string, len(m))
+	for k, v := range m {
+		out[k] = slices.Clone(v)
+	}
+	return out
 }
 
 func itoa(i int) string {
 	var b [20]byte
 	n := len(b)
+	neg := i < 0
+	if neg {
+		i = -i
+	}
 	for {
 		n--
 		b[n] = byte('0' + i%10)
@@ -159,50 +388,9 @@ func itoa(i int) string {
 			break
 		}
 	}
+	if neg {
+		n--
+		b[n] = '-'
+	}
 	return string(b[n:])
-}
-
-// allows reports whether a rule with logsource ls may match events of class c.
-func (r *router) allows(t *LogsourceTable, ls Logsource, c int32) bool {
-	if c == classUnrouted {
-		return true
-	}
-	product := strings.ToLower(ls.Product)
-	if product != "" && product != "windows" {
-		return false
-	}
-	cat, catKnown := t.Categories[strings.ToLower(ls.Category)]
-	svc, svcKnown := t.Services[strings.ToLower(ls.Service)]
-	if product == "" && !catKnown && !svcKnown {
-		return false // a product-less logsource the table does not know (database, proxy ...) is not Windows
-	}
-	if c == classOtherWindows {
-		return !catKnown && !svcKnown
-	}
-	k := r.keys[c]
-	if catKnown {
-		ids, ok := cat[k.channel]
-		if !ok {
-			return false
-		}
-		if len(ids) > 0 {
-			found := false
-			for _, id := range ids {
-				found = found || id == k.id
-			}
-			if !found {
-				return false
-			}
-		}
-	}
-	if svcKnown {
-		found := false
-		for _, ch := range svc {
-			found = found || ch == k.channel
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
 }
