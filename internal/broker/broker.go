@@ -18,11 +18,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/vigilhq/vigil/internal/acl"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/forward"
 	"github.com/vigilhq/vigil/internal/group"
 	"github.com/vigilhq/vigil/internal/principal"
 	"github.com/vigilhq/vigil/internal/quota"
+	"github.com/vigilhq/vigil/internal/security"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -73,8 +75,9 @@ type Broker struct {
 	// The security boundary (SetSecurity); the zero values let every
 	// client do everything as ANONYMOUS.
 	sslMapper *principal.SSLMapper
-	sasl      SASL       // nil: no SASL mechanism enabled
-	authz     Authorizer // nil: no authorizer
+	sasl      SASL            // nil: no SASL mechanism enabled
+	acls      *acl.Authorizer // nil: no authorizer
+	security  *security.State // nil: no users or ACLs can be stored
 	secObs    SecurityObserver
 
 	mu     sync.Mutex
@@ -115,21 +118,19 @@ func New(cfg config.Broker, store *storage.Engine, groups *group.Shards, quotas 
 	return b, nil
 }
 
-// Authorizer decides whether a principal may perform an operation on a
-// resource, as Kafka's authorizer does (package acl).
-type Authorizer interface {
-	Authorize(principal, host string, op kmsg.ACLOperation, rt kmsg.ACLResourceType, name string) bool
-	// AuthorizeAny: is op allowed on at least one resource of type rt
-	// (KIP-679: an idempotent producer needs Write on any topic).
-	AuthorizeAny(principal, host string, op kmsg.ACLOperation, rt kmsg.ACLResourceType) bool
+// Security is how the broker authenticates and authorizes clients.
+type Security struct {
+	SASL     SASL             // nil: no SASL mechanism enabled
+	ACLs     *acl.Authorizer  // nil: no authorizer, everyone may do everything
+	State    *security.State  // the shared ACLs and SCRAM users; nil: none
+	Observer SecurityObserver // nil: security events are only logged
 }
 
-// SetSecurity installs the SASL mechanisms, the authorizer (nil: none)
-// and the observer of security events (nil: none); call it before Serve.
-func (b *Broker) SetSecurity(s SASL, a Authorizer, o SecurityObserver) {
-	b.sasl, b.authz = s, a
-	if o != nil {
-		b.secObs = o
+// SetSecurity installs the security boundary; call it before Serve.
+func (b *Broker) SetSecurity(s Security) {
+	b.sasl, b.acls, b.security = s.SASL, s.ACLs, s.State
+	if s.Observer != nil {
+		b.secObs = s.Observer
 	}
 }
 
@@ -145,41 +146,43 @@ func (b *Broker) SetCatchup(g *catchup.Governor) { b.catchup = g }
 // implements; ApiVersions advertises exactly this table.
 func (b *Broker) apiTable() map[int16]api {
 	return map[int16]api{
-		kmsg.Produce.Int16():                 {3, 11, b.handleProduce},
-		kmsg.Fetch.Int16():                   {4, 12, b.handleFetch},
-		kmsg.ListOffsets.Int16():             {1, 8, b.handleListOffsets},
-		kmsg.Metadata.Int16():                {0, 12, b.handleMetadata},
-		kmsg.OffsetForLeaderEpoch.Int16():    {2, 4, b.handleOffsetForLeaderEpoch},
-		kmsg.ApiVersions.Int16():             {0, 4, b.handleApiVersions},
-		kmsg.SASLHandshake.Int16():           {0, 1, b.handleSASLHandshake},
-		kmsg.SASLAuthenticate.Int16():        {0, 2, b.handleSASLAuthenticate},
-		kmsg.CreateTopics.Int16():            {0, 7, b.handleCreateTopics},
-		kmsg.DeleteTopics.Int16():            {0, 6, b.handleDeleteTopics},
-		kmsg.DeleteRecords.Int16():           {0, 2, b.handleDeleteRecords},
-		kmsg.DescribeConfigs.Int16():         {0, 4, b.handleDescribeConfigs},
-		kmsg.AlterConfigs.Int16():            {0, 2, b.handleAlterConfigs},
-		kmsg.CreatePartitions.Int16():        {0, 3, b.handleCreatePartitions},
-		kmsg.IncrementalAlterConfigs.Int16(): {0, 1, b.handleIncrementalAlterConfigs},
-		kmsg.DescribeCluster.Int16():         {0, 1, b.handleDescribeCluster},
-		kmsg.DescribeLogDirs.Int16():         {0, 4, b.handleDescribeLogDirs},
-		kmsg.DescribeProducers.Int16():       {0, 0, b.handleDescribeProducers},
-		kmsg.DescribeACLs.Int16():            {0, 3, b.handleDescribeAcls},
-		kmsg.CreateACLs.Int16():              {0, 3, b.handleCreateAcls},
-		kmsg.DeleteACLs.Int16():              {0, 3, b.handleDeleteAcls},
-		kmsg.InitProducerID.Int16():          {0, 5, b.handleInitProducerID},
-		kmsg.DescribeClientQuotas.Int16():    {0, 1, b.handleDescribeClientQuotas},
-		kmsg.AlterClientQuotas.Int16():       {0, 1, b.handleAlterClientQuotas},
-		kmsg.FindCoordinator.Int16():         {0, 6, b.handleFindCoordinator},
-		kmsg.JoinGroup.Int16():               {0, 9, b.handleJoinGroup},
-		kmsg.SyncGroup.Int16():               {0, 5, b.handleSyncGroup},
-		kmsg.Heartbeat.Int16():               {0, 4, b.handleHeartbeat},
-		kmsg.LeaveGroup.Int16():              {0, 5, b.handleLeaveGroup},
-		kmsg.OffsetCommit.Int16():            {0, 9, b.handleOffsetCommit},
-		kmsg.OffsetFetch.Int16():             {0, 9, b.handleOffsetFetch},
-		kmsg.ListGroups.Int16():              {0, 5, b.handleListGroups},
-		kmsg.DescribeGroups.Int16():          {0, 6, b.handleDescribeGroups},
-		kmsg.DeleteGroups.Int16():            {0, 3, b.handleDeleteGroups},
-		kmsg.OffsetDelete.Int16():            {0, 0, b.handleOffsetDelete},
+		kmsg.Produce.Int16():                      {3, 11, b.handleProduce},
+		kmsg.Fetch.Int16():                        {4, 12, b.handleFetch},
+		kmsg.ListOffsets.Int16():                  {1, 8, b.handleListOffsets},
+		kmsg.Metadata.Int16():                     {0, 12, b.handleMetadata},
+		kmsg.OffsetForLeaderEpoch.Int16():         {2, 4, b.handleOffsetForLeaderEpoch},
+		kmsg.ApiVersions.Int16():                  {0, 4, b.handleApiVersions},
+		kmsg.SASLHandshake.Int16():                {0, 1, b.handleSASLHandshake},
+		kmsg.SASLAuthenticate.Int16():             {0, 2, b.handleSASLAuthenticate},
+		kmsg.CreateTopics.Int16():                 {0, 7, b.handleCreateTopics},
+		kmsg.DeleteTopics.Int16():                 {0, 6, b.handleDeleteTopics},
+		kmsg.DeleteRecords.Int16():                {0, 2, b.handleDeleteRecords},
+		kmsg.DescribeConfigs.Int16():              {0, 4, b.handleDescribeConfigs},
+		kmsg.AlterConfigs.Int16():                 {0, 2, b.handleAlterConfigs},
+		kmsg.CreatePartitions.Int16():             {0, 3, b.handleCreatePartitions},
+		kmsg.IncrementalAlterConfigs.Int16():      {0, 1, b.handleIncrementalAlterConfigs},
+		kmsg.DescribeCluster.Int16():              {0, 1, b.handleDescribeCluster},
+		kmsg.DescribeLogDirs.Int16():              {0, 4, b.handleDescribeLogDirs},
+		kmsg.DescribeProducers.Int16():            {0, 0, b.handleDescribeProducers},
+		kmsg.DescribeACLs.Int16():                 {0, 3, b.handleDescribeAcls},
+		kmsg.CreateACLs.Int16():                   {0, 3, b.handleCreateAcls},
+		kmsg.DeleteACLs.Int16():                   {0, 3, b.handleDeleteAcls},
+		kmsg.DescribeUserSCRAMCredentials.Int16(): {0, 0, b.handleDescribeUserScramCredentials},
+		kmsg.AlterUserSCRAMCredentials.Int16():    {0, 0, b.handleAlterUserScramCredentials},
+		kmsg.InitProducerID.Int16():               {0, 5, b.handleInitProducerID},
+		kmsg.DescribeClientQuotas.Int16():         {0, 1, b.handleDescribeClientQuotas},
+		kmsg.AlterClientQuotas.Int16():            {0, 1, b.handleAlterClientQuotas},
+		kmsg.FindCoordinator.Int16():              {0, 6, b.handleFindCoordinator},
+		kmsg.JoinGroup.Int16():                    {0, 9, b.handleJoinGroup},
+		kmsg.SyncGroup.Int16():                    {0, 5, b.handleSyncGroup},
+		kmsg.Heartbeat.Int16():                    {0, 4, b.handleHeartbeat},
+		kmsg.LeaveGroup.Int16():                   {0, 5, b.handleLeaveGroup},
+		kmsg.OffsetCommit.Int16():                 {0, 9, b.handleOffsetCommit},
+		kmsg.OffsetFetch.Int16():                  {0, 9, b.handleOffsetFetch},
+		kmsg.ListGroups.Int16():                   {0, 5, b.handleListGroups},
+		kmsg.DescribeGroups.Int16():               {0, 6, b.handleDescribeGroups},
+		kmsg.DeleteGroups.Int16():                 {0, 3, b.handleDeleteGroups},
+		kmsg.OffsetDelete.Int16():                 {0, 0, b.handleOffsetDelete},
 	}
 }
 

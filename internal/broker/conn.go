@@ -66,6 +66,8 @@ type conn struct {
 
 	// auth is who the client is; only the reader goroutine uses it.
 	auth authState
+	// api is the name of the request being decoded, for denial reports.
+	api string
 	// closing, set while a request is handled, ends the connection once
 	// that request's answer is written.
 	closing error
@@ -250,6 +252,7 @@ func (c *conn) decode(frame []byte) (pending, error) {
 	if err := c.gate(h.key); err != nil {
 		return pending{}, err
 	}
+	c.api = kmsg.NameForKey(h.key)
 	req.SetVersion(h.version)
 	if req.IsFlexible() {
 		var err error

@@ -230,16 +230,6 @@ type AuthEvent struct {
 	Reason    string // why it failed
 }
 
-// SecurityObserver is told of authentications and authorization
-// denials (the audit trail).
-type SecurityObserver interface {
-	Authentication(AuthEvent)
-}
-
-type noSecurityObserver struct{}
-
-func (noSecurityObserver) Authentication(AuthEvent) {}
-
 func (c *conn) authEvent(mechanism string, ok bool, reason string) {
 	e := AuthEvent{Principal: c.auth.principal, Mechanism: mechanism, Listener: c.listener.Protocol,
 		Remote: c.nc.RemoteAddr().String(), OK: ok, Reason: reason}

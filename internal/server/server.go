@@ -31,6 +31,8 @@ import (
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/quota"
 	"github.com/vigilhq/vigil/internal/readcache"
+	"github.com/vigilhq/vigil/internal/sasl"
+	"github.com/vigilhq/vigil/internal/security"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -45,6 +47,11 @@ type Server struct {
 	broker  *broker.Broker
 	lns     []net.Listener // one per cfg.Listeners entry, TLS ones wrapped
 	tlsConf *tls.Config    // the Kafka listeners' TLS; nil without a TLS listener
+
+	security     *security.State
+	sasl         *sasl.Registry // nil without a SASL listener
+	stopSecurity context.CancelFunc
+	securityDone chan struct{}
 
 	metrics *metrics.Metrics
 	catchup *catchup.Governor // nil: --catchup-pacing=false
@@ -206,6 +213,22 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (_ *Server,
 		return nil, err
 	}
 	s.broker.SetObserver(s.metrics)
+	sec, err := s.openSecurity(ctx)
+	if err != nil {
+		s.closeGroups()
+		s.store.Close()
+		s.closeStores()
+		return nil, err
+	}
+	s.broker.SetSecurity(sec)
+	{
+		sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		s.stopSecurity, s.securityDone = cancel, make(chan struct{})
+		go func() {
+			defer close(s.securityDone)
+			s.security.Run(sctx, security.PollInterval)
+		}()
+	}
 	if s.catchup != nil {
 		s.broker.SetCatchup(s.catchup)
 		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -543,6 +566,13 @@ func (s *Server) Close() error {
 	if s.stopCatchup != nil {
 		s.stopCatchup()
 		<-s.catchupDone
+	}
+	if s.stopSecurity != nil {
+		s.stopSecurity()
+		<-s.securityDone
+	}
+	if s.sasl != nil {
+		s.sasl.Close()
 	}
 	// Groups stop before storage: their last appends still reach the WAL.
 	s.closeGroups()

@@ -1,0 +1,111 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/vigilhq/vigil/internal/acl"
+	"github.com/vigilhq/vigil/internal/broker"
+	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/sasl"
+	"github.com/vigilhq/vigil/internal/security"
+)
+
+// openSecurity loads the shared security records and builds the
+// authorizer (with --authorizer acl) and the SASL mechanisms (with a SASL
+// listener), and keeps the records in step with the other brokers.
+func (s *Server) openSecurity(ctx context.Context) (broker.Security, error) {
+	sec := s.cfg.Security
+	var out broker.Security
+	if sec.Authorizer == "acl" {
+		a, err := acl.New(acl.Config{SuperUsers: sec.SuperUserList(), AllowEveryoneIfNoACLFound: sec.AllowEveryoneIfNoACLFound})
+		if err != nil {
+			return out, fmt.Errorf("authorizer: %w", err)
+		}
+		out.ACLs = a
+	}
+	state, err := security.Open(ctx, s.meta, out.ACLs, s.log)
+	if err != nil {
+		return out, err
+	}
+	out.State = state
+	s.security = state
+	if !hasSASL(s.cfg.Listeners) {
+		return out, nil
+	}
+	reg, err := newSASL(sec, state, s.log.Error)
+	if err != nil {
+		return out, err
+	}
+	s.sasl = reg
+	out.SASL = saslAdapter{reg}
+	return out, nil
+}
+
+func hasSASL(ls []config.Listener) bool {
+	for _, l := range ls {
+		if l.SASL() {
+			return true
+		}
+	}
+	return false
+}
+
+// newSASL builds the enabled mechanisms, in --sasl-mechanisms order.
+func newSASL(sec config.Security, creds sasl.Credentials, logError func(string, ...any)) (*sasl.Registry, error) {
+	var mechs []sasl.Mechanism
+	opts := sasl.PasswordOptions{}
+	if st, ok := creds.(*security.State); ok {
+		opts.DecoySecret = st.DecoySecret()
+	}
+	for _, name := range sec.Mechanisms() {
+		var m sasl.Mechanism
+		var err error
+		switch name {
+		case sasl.Plain:
+			m, err = sasl.NewPlain(creds, opts)
+		case sasl.ScramSHA256, sasl.ScramSHA512:
+			m, err = sasl.NewScram(name, creds, opts)
+		case sasl.OAuthBearer:
+			oc := sasl.OAuthConfig{Issuer: sec.OAuthIssuer, SubClaim: sec.OAuthSubClaim,
+				OnError: func(err error) { logError("OAUTHBEARER keys not refreshed", "err", err) }}
+			if strings.HasPrefix(sec.OAuthJWKS, "https://") || strings.HasPrefix(sec.OAuthJWKS, "http://") {
+				oc.JWKSURL = sec.OAuthJWKS
+			} else {
+				oc.JWKSFile = sec.OAuthJWKS
+			}
+			for _, a := range strings.Split(sec.OAuthAudience, ",") {
+				if a = strings.TrimSpace(a); a != "" {
+					oc.Audience = append(oc.Audience, a)
+				}
+			}
+			m, err = sasl.NewOAuthBearer(oc)
+		default:
+			err = fmt.Errorf("unknown mechanism %q", name)
+		}
+		if err != nil {
+			for _, made := range mechs {
+				if c, ok := made.(interface{ Close() error }); ok {
+					c.Close()
+				}
+			}
+			return nil, fmt.Errorf("SASL %s: %w", name, err)
+		}
+		mechs = append(mechs, m)
+	}
+	return sasl.NewRegistry(mechs...)
+}
+
+// saslAdapter presents a sasl.Registry as the broker's SASL.
+type saslAdapter struct{ r *sasl.Registry }
+
+func (a saslAdapter) Mechanisms() []string { return a.r.Names() }
+
+func (a saslAdapter) Start(name string) (broker.SASLSession, bool) {
+	m := a.r.Lookup(name)
+	if m == nil {
+		return nil, false
+	}
+	return m.Start(), true
+}
