@@ -77,7 +77,9 @@ func linuxSources() []Source {
 	cron := prog("cron", []string{"cron", "syslog"}, "cron", "crond", "anacron")
 	cron.Match = append(cron.Match, map[string]string{fProduct: "Linux", fLogName: "cron"})
 	auth := Source{Name: "linux/auth", Product: "linux", Services: []string{"auth", "syslog"},
-		Match: []map[string]string{{fProduct: "Linux", fLogName: "auth"}, {fProduct: "Linux", fLogName: "authpriv"}}}
+		Match: []map[string]string{{fProduct: "Linux", fLogName: "auth"}, {fProduct: "Linux", fLogName: "authpriv"},
+			// Lines of the file syslog writes them to (vigil ingest --file).
+			{fProduct: "Linux", fLogName: "/var/log/auth.log"}, {fProduct: "Linux", fLogName: "/var/log/secure"}}}
 	return []Source{
 		sudoExec,
 		auditExec,
@@ -111,7 +113,7 @@ var zeekLogs = map[string][]string{
 var zeekHTTPFields = map[string][]string{
 	"c-uri": {"uri"}, "cs-uri": {"uri"}, "c-uri-query": {"http_request.url.query_string"},
 	"cs-uri-query": {"http_request.url.query_string"}, "cs-uri-stem": {"http_request.url.path"},
-	"c-uri-extension": {"http_request.url.extension"}, "cs-host": {"host"}, "r-dns": {"host"},
+	"cs-host": {"host"}, "r-dns": {"host"},
 	"c-useragent": {"user_agent"}, "cs-user-agent": {"user_agent"}, "cs-method": {"method"},
 	"sc-status": {"status_code"}, "cs-referrer": {"referrer"}, "cs-referer": {"referrer"},
 	"cs-username": {"username"}, "src_ip": {"id.orig_h"}, "dst_ip": {"id.resp_h"}, "dst_port": {"id.resp_p"},
@@ -176,17 +178,33 @@ func cloudSources() []Source {
 	}
 }
 
+// webserverFields are the webserver taxonomy's fields (W3C extended log
+// names) in an OCSF HTTP Activity event of a web server's access log.
+var webserverFields = map[string][]string{
+	"cs-uri-query": {"http_request.url.query_string"}, "cs-uri-stem": {"http_request.url.path"},
+	"cs-uri": {"http_request.url.url_string"}, "c-uri": {"http_request.url.url_string"},
+	"cs-method": {"http_request.http_method"}, "sc-status": {"http_response.code"},
+	"cs-user-agent": {"http_request.user_agent"}, "c-useragent": {"http_request.user_agent"},
+	"cs-referer": {"http_request.referrer"}, "cs-username": {"actor.user.name"},
+	"cs-host": {"http_request.url.hostname"}, "cs-version": {"http_request.version"}, "c-ip": {"src_endpoint.ip"},
+}
+
 // networkSources serve the product-less categories from OCSF classes:
-// proxy access logs (Squid), and DNS activity of any product the table
-// does not name otherwise.
+// web server and proxy access logs, and DNS activity of any product the
+// table does not name otherwise.
 func networkSources() []Source {
 	return []Source{
+		{Name: "web/apache", Services: []string{"apache"}, Categories: []string{"webserver"},
+			Match: []map[string]string{{fProduct: "Apache HTTP Server"}}, Fields: webserverFields},
+		{Name: "web/nginx", Services: []string{"nginx"}, Categories: []string{"webserver"},
+			Match: []map[string]string{{fProduct: "nginx"}}, Fields: webserverFields},
+		{Name: "web", Categories: []string{"webserver"}, Match: []map[string]string{{fProduct: "Web Server"}}, Fields: webserverFields},
 		{Name: "proxy/squid", Categories: []string{"proxy"}, Match: []map[string]string{{fProduct: "Squid"}},
 			Fields: map[string][]string{
 				"c-uri": {"http_request.url.url_string"}, "cs-uri": {"http_request.url.url_string"},
 				"c-uri-query": {"http_request.url.query_string"}, "c-uri-stem": {"http_request.url.path"},
-				"c-uri-extension": {"http_request.url.extension"}, "cs-host": {"http_request.url.hostname"},
-				"r-dns": {"http_request.url.hostname"}, "cs-method": {"http_request.http_method"},
+				"cs-host": {"http_request.url.hostname"},
+				"r-dns":   {"http_request.url.hostname"}, "cs-method": {"http_request.http_method"},
 				"sc-status": {"http_response.code"}, "c-useragent": {"http_request.user_agent"},
 				"cs-referrer": {"http_request.referrer"}, "cs-cookie": {"http_request.http_headers.cookie"},
 				"src_ip": {"src_endpoint.ip"}, "dst_ip": {"dst_endpoint.ip"},

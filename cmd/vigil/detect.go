@@ -152,13 +152,16 @@ when the rule files change.`)
 		return 1
 	}
 	eng, more := sigma.NewEngine(rules, cfg)
-	problems = append(problems, more...)
+	notLoaded, noSource := detectpkg.SplitProblems(append(problems, more...))
 	if !*quiet {
-		for _, p := range problems {
+		for _, p := range notLoaded {
 			fmt.Fprintf(stderr, "vigil detect: rule not loaded: %v\n", p)
 		}
+		for _, p := range noSource {
+			fmt.Fprintf(stderr, "vigil detect: %s\n", detectpkg.NoSourceLine(p))
+		}
 	}
-	fmt.Fprintf(stderr, "vigil detect: %d rules loaded, %d not loaded\n", eng.Stats().Rules, len(problems))
+	fmt.Fprintf(stderr, "vigil detect: %d rules loaded (%d match no configured source), %d not loaded\n", eng.Stats().Rules, len(noSource), len(notLoaded))
 	if n := eng.Stats().Correlations; n > 0 {
 		fmt.Fprintf(stderr, "vigil detect: %d correlation rules are evaluated only when streaming (--brokers); their rules' matches are printed\n", n)
 	}

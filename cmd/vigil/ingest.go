@@ -24,7 +24,11 @@ func ingestMain(args []string, stderr io.Writer, getenv func(string) string) int
 	fs := flag.NewFlagSet("vigil ingest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	brokers := fs.String("brokers", envOr(getenv, "VIGIL_BROKERS", "127.0.0.1:9092"), "comma-separated seed brokers (VIGIL_BROKERS)")
-	fs.StringVar(&cfg.SyslogTCP, "syslog-tcp", "127.0.0.1:5514", "syslog over TCP (octet counting or LF framing); empty disables")
+	fs.StringVar(&cfg.SyslogTCP, "syslog-tcp", "127.0.0.1:5514", "syslog over TCP (see --syslog-framing); empty disables")
+	framing := fs.String("syslog-framing", string(ingest.FramingAuto), "TCP syslog framing: octet-counted (RFC 6587 LEN SP MSG), newline, or auto (per frame: digits, a space and '<' is octet-counted, anything else a line)")
+	var files multiFlag
+	fs.Var(&files, "file", "read a log file's lines (syslog without PRI, audit.log, access logs; repeatable); with --file the network listeners are off unless their flags are given")
+	follow := fs.Bool("follow", false, "with --file: keep reading lines appended to the files, across rotation, until stopped (without it ingest exits once the files are read)")
 	fs.StringVar(&cfg.SyslogUDP, "syslog-udp", "127.0.0.1:5514", "syslog over UDP; empty disables")
 	fs.StringVar(&cfg.HTTP, "http", "127.0.0.1:8088", "HTTP: POST /v1/events, Splunk HEC /services/collector/event; empty disables")
 	fs.StringVar(&cfg.SyslogTLSCert, "syslog-tls-cert", "", "PEM certificate: serve TCP syslog over TLS (with --syslog-tls-key)")
@@ -45,9 +49,30 @@ func ingestMain(args []string, stderr io.Writer, getenv func(string) string) int
 	if ok, code := cliflag.Parse(fs, args, stderr); !ok {
 		return code
 	}
+	var err error
 	if fs.NArg() > 0 {
 		cliflag.Errorf(stderr, fs.Name(), "unexpected arguments %q", fs.Args())
 		return cliflag.ExitUsage
+	}
+	if *follow && len(files) == 0 {
+		cliflag.Errorf(stderr, fs.Name(), "--follow goes with --file")
+		return cliflag.ExitUsage
+	}
+	if cfg.SyslogFraming, err = ingest.ParseFraming(*framing); err != nil {
+		cliflag.Errorf(stderr, fs.Name(), "--syslog-framing: %v", err)
+		return cliflag.ExitUsage
+	}
+	if len(files) > 0 {
+		// Reading files needs no listener: the defaults stay off unless
+		// asked for.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, addr := range map[string]*string{"syslog-tcp": &cfg.SyslogTCP, "syslog-udp": &cfg.SyslogUDP, "http": &cfg.HTTP} {
+			if !set[name] {
+				*addr = ""
+			}
+		}
+		cfg.Files, cfg.Follow = files, *follow
 	}
 	if (cfg.SyslogTLSCert == "") != (cfg.SyslogTLSKey == "") {
 		cliflag.Errorf(stderr, fs.Name(), "--syslog-tls-cert and --syslog-tls-key go together")
@@ -71,12 +96,21 @@ func ingestMain(args []string, stderr io.Writer, getenv func(string) string) int
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	log.Info("vigil ingest listening", "syslog_tcp", svc.SyslogTCPAddr(), "syslog_udp", svc.SyslogUDPAddr(), "http", svc.HTTPAddr(), "brokers", cfg.Brokers)
-	for ctx.Err() == nil {
+	log.Info("vigil ingest listening", "syslog_tcp", svc.SyslogTCPAddr(), "syslog_udp", svc.SyslogUDPAddr(), "http", svc.HTTPAddr(), "files", cfg.Files, "brokers", cfg.Brokers)
+	// Files read once, with no listener: done when they are read.
+	filesOnly := len(cfg.Files) > 0 && !cfg.Follow && cfg.SyslogTCP == "" && cfg.SyslogUDP == "" && cfg.HTTP == ""
+	fileDone := svc.FileDone()
+	if !filesOnly {
+		fileDone = nil
+	}
+	for run := true; run && ctx.Err() == nil; {
 		select {
 		case <-hup:
 			log.Info("SIGHUP: vigil ingest keeps running")
 			svc.Reload()
+		case <-fileDone:
+			log.Info("files read", "files", cfg.Files)
+			run = false
 		case <-ctx.Done():
 		}
 	}

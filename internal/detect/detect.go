@@ -240,16 +240,32 @@ func New(cfg Config, log *slog.Logger) (*Detector, error) {
 // install makes rs the current rule set and logs what it holds.
 func (d *Detector) install(rs *ruleSet, why string) {
 	d.rules.Store(rs)
+	notLoaded, noSource := SplitProblems(rs.problems)
 	unsupported := 0
-	for _, p := range rs.problems {
+	for _, p := range notLoaded {
 		if errors.Is(p.Err, sigma.ErrUnsupported) {
 			unsupported++
 		}
 		d.log.Debug("rule not loaded", "path", p.Path, "id", p.ID, "err", p.Err)
 	}
+	// A rule no source serves would stay silent: say so, by name, at
+	// every load (the first ones as warnings, the rest at debug).
+	for i, p := range noSource {
+		level := slog.LevelWarn
+		if i >= maxNoSourceWarnings {
+			level = slog.LevelDebug
+		}
+		d.log.Log(context.Background(), level, NoSourceLine(p))
+	}
+	if len(noSource) > maxNoSourceWarnings {
+		d.log.Warn(fmt.Sprintf("... and %d more rules match no configured source (--log-level debug lists them)", len(noSource)-maxNoSourceWarnings))
+	}
 	d.log.Info("rules loaded", "why", why, "generation", rs.gen, "rules", rs.eng.Stats().Rules, "correlations", rs.eng.Stats().Correlations,
-		"not_loaded", len(rs.problems), "unsupported", unsupported, "reasons", Summary(rs.problems))
+		"no_source", len(noSource), "not_loaded", len(notLoaded), "unsupported", unsupported, "reasons", Summary(notLoaded))
 }
+
+// maxNoSourceWarnings bounds the rules named one by one at warn level.
+const maxNoSourceWarnings = 20
 
 // Reload asks for the rules to be reloaded (SIGHUP); it does not wait.
 func (d *Detector) Reload() {

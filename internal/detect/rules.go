@@ -5,13 +5,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/vigilhq/vigil/sigma"
 )
@@ -23,22 +20,10 @@ type ruleSet struct {
 	problems []sigma.LoadProblem
 }
 
-// DefaultSigmaConfig is the streaming mode's config without --config:
-// sigma.DefaultConfig (evtx_dump and flat Windows events) plus the shape of
-// the OCSF events `vigil ingest` writes, which keep the source's own fields
-// in unmapped (unmapped.Image is the Sigma field Image) and its channel,
-// event id and provider in metadata (log_name, event_code, log_provider),
-// so SigmaHQ's Windows rules route and match on them.
-func DefaultSigmaConfig() sigma.Config {
-	cfg := sigma.DefaultConfig()
-	m := &cfg.Mapping
-	m.StripPrefixes = append(m.StripPrefixes, "unmapped.")
-	m.Aliases["Channel"] = append(m.Aliases["Channel"], "metadata.log_name")
-	m.Aliases["EventID"] = append(m.Aliases["EventID"], "metadata.event_code")
-	m.Aliases["Provider_Name"] = append(m.Aliases["Provider_Name"], "metadata.log_provider")
-	m.Aliases["Computer"] = append(m.Aliases["Computer"], "device.hostname")
-	return cfg
-}
+// DefaultSigmaConfig is the config without --config: sigma.DefaultConfig,
+// the one mapping and routing table offline detection uses too, so a
+// dump of a topic evaluated offline gives the alerts streaming gives.
+func DefaultSigmaConfig() sigma.Config { return sigma.DefaultConfig() }
 
 // LoadEngine reads the Sigma config (configPath, or DefaultSigmaConfig
 // when empty) and the rules under dirs, and compiles them. Rules that do
@@ -47,19 +32,10 @@ func DefaultSigmaConfig() sigma.Config {
 func LoadEngine(dirs []string, configPath string) (*sigma.Engine, []sigma.LoadProblem, error) {
 	cfg := DefaultSigmaConfig()
 	if configPath != "" {
-		loaded, err := sigma.LoadConfig(configPath)
-		if err != nil {
+		var err error
+		if cfg, err = sigma.LoadConfig(configPath); err != nil {
 			return nil, nil, err
 		}
-		// A config without a mapping section keeps the streaming mapping
-		// (sigma.LoadConfig would fall back to the offline one).
-		var keys map[string]any
-		raw, _ := os.ReadFile(configPath) // read and parsed by LoadConfig already
-		_ = yaml.Unmarshal(raw, &keys)
-		if _, ok := keys["mapping"]; !ok {
-			loaded.Mapping = cfg.Mapping
-		}
-		cfg = loaded
 	}
 	rules, problems, err := sigma.LoadRules(dirs...)
 	if err != nil {
@@ -71,6 +47,31 @@ func LoadEngine(dirs []string, configPath string) (*sigma.Engine, []sigma.LoadPr
 		return nil, problems, fmt.Errorf("no usable rule under %s (%d not loaded)", strings.Join(dirs, ", "), len(problems))
 	}
 	return eng, problems, nil
+}
+
+// SplitProblems separates the rules that did not load from those that
+// loaded but whose logsource matches no configured source
+// (sigma.ErrNoSource): those run only on events no source claims.
+func SplitProblems(ps []sigma.LoadProblem) (notLoaded, noSource []sigma.LoadProblem) {
+	for _, p := range ps {
+		if errors.Is(p.Err, sigma.ErrNoSource) {
+			noSource = append(noSource, p)
+		} else {
+			notLoaded = append(notLoaded, p)
+		}
+	}
+	return notLoaded, noSource
+}
+
+// NoSourceLine is the load-time report of such a rule:
+// "rule PATH: logsource product=foo service=bar matches no configured
+// source" (the rule's id when it has no file).
+func NoSourceLine(p sigma.LoadProblem) string {
+	name := p.Path
+	if name == "" {
+		name = p.ID
+	}
+	return fmt.Sprintf("rule %s: %v", name, p.Err)
 }
 
 var detail = regexp.MustCompile(`([%"])[^%"]*[%"]`)

@@ -82,9 +82,10 @@ func TestAuditGrouper(t *testing.T) {
 	if len(got) != 1 || got[0][0].Event.ClassUID() != 3002 {
 		t.Fatalf("old group not expired: %+v", got)
 	}
+	// Not a record: text of the audit log, kept as a generic event at once.
 	rs, _ = g.add("type=BROKEN", "h", []byte("x"), o, now)
-	if len(rs) != 1 || rs[0].Err == nil {
-		t.Fatalf("malformed record should dead-letter at once: %+v", rs)
+	if len(rs) != 1 || rs[0].Err != nil || rs[0].Event.ClassUID() != 0 {
+		t.Fatalf("malformed record should become a Base Event at once: %+v", rs)
 	}
 	g.add(sys, "h2", []byte(sys), o, now)
 	if got, _ := g.expired(now, true); len(got) != 1 {

@@ -11,26 +11,30 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vigilhq/vigil/internal/parse"
 )
 
 // HTTP endpoints:
 //
-//	POST /v1/events?source=auto|cloudtrail|zeek|winlog|syslog|auditd|squid[&host=H]
+//	POST /v1/events?source=auto|cloudtrail|zeek|winlog|okta|github|syslog|auditd|squid|access[&format=json|raw][&host=H]
 //	     body: one JSON document, a JSON array, NDJSON, or lines for the
-//	     text sources. 202 {"events":N,"deadlettered":M}.
+//	     text sources (format=raw: lines of a log file, syslog with or
+//	     without PRI). 202 {"events":N,"deadlettered":M}.
 //	POST /services/collector/event (and /services/collector): Splunk HEC,
 //	     "Authorization: Splunk TOKEN".
 //	GET  /v1/stats: the counters (also as Prometheus text at GET /metrics). GET /healthz.
 //
-// Unparsable documents go to the dead-letter topic and are counted in the
-// answer; only a request that cannot be read at all gets a 4xx. A full
-// memory budget answers 503 with Retry-After: nothing of that request was
-// accepted, so the client can resend it whole.
+// A body that cannot be decoded (JSON that is not JSON) is refused whole
+// with 400, and kept in the dead-letter topic with the reason; a decoded
+// piece that no parser maps becomes a generic event. A full memory budget
+// answers 503 with Retry-After: nothing of that request was accepted, so
+// the client can resend it whole.
 
 func (s *Service) handler() http.Handler {
 	mux := http.NewServeMux()
@@ -125,12 +129,26 @@ func countResults(rs []parse.Result) (events, dead int) {
 }
 
 func (s *Service) handleEvents(w http.ResponseWriter, r *http.Request) {
-	source := r.URL.Query().Get("source")
+	q := r.URL.Query()
+	source, format := q.Get("source"), q.Get("format")
 	if source == "" {
 		source = parse.SourceAuto
 	}
 	if !parse.KnownSource(source) {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unknown source " + strconv.Quote(source) + " (auto, cloudtrail, zeek, winlog, syslog, auditd, squid)"})
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unknown source " + strconv.Quote(source) + " (" + strings.Join(parse.Sources(), ", ") + ")"})
+		return
+	}
+	switch {
+	case format == "raw" && source == parse.SourceAuto:
+		source = parse.SourceSyslog
+	case format == "raw" && !parse.TextSource(source):
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "format=raw takes lines: source syslog, auditd, squid or access"})
+		return
+	case format == "json" && parse.TextSource(source):
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "source " + source + " takes lines, not JSON"})
+		return
+	case format != "" && format != "raw" && format != "json":
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unknown format " + strconv.Quote(format) + " (json, raw)"})
 		return
 	}
 	body, ok := s.readBody(w, r, false)
@@ -141,13 +159,27 @@ func (s *Service) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "empty body"})
 		return
 	}
-	host := r.URL.Query().Get("host")
+	host := q.Get("host")
 	if host == "" {
 		host = remoteHost(r)
 	}
-	results := s.parsers.Body(source, body, host)
-	s.stats.Frames.Add(int64(len(results)))
 	o := origin{listener: "http", remote: remoteHost(r)}
+	var results []parse.Result
+	if parse.TextSource(source) {
+		results = s.parsers.Body(source, body, host)
+	} else {
+		docs, err := parse.SplitJSON(body)
+		if err != nil {
+			s.refuse(w, body, source, o, err.Error(), func(code int, msg string) any {
+				return map[string]any{"error": msg, "events": 0, "deadlettered": 1}
+			})
+			return
+		}
+		for _, doc := range docs {
+			results = append(results, s.parsers.JSON(source, doc, host)...)
+		}
+	}
+	s.stats.Frames.Add(int64(len(results)))
 	if err := s.pub.publish(r.Context(), results, o, false); err != nil {
 		s.busy(w, map[string]string{"error": "ingest is buffering its memory budget; retry later"})
 		return
@@ -156,37 +188,49 @@ func (s *Service) handleEvents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]int{"events": ev, "deadlettered": dead})
 }
 
+// refuse answers 400 for a body that cannot be decoded, after keeping it
+// in the dead-letter topic with the reason (503 if even that does not fit
+// the budget: then nothing was kept and the client may resend).
+func (s *Service) refuse(w http.ResponseWriter, body []byte, source string, o origin, reason string, answer func(int, string) any) {
+	s.stats.Frames.Add(1)
+	rec := s.pub.deadLetterRecord(reason, source, body, o)
+	if err := s.pub.send(s.ctx, []*kgo.Record{rec}, o, false); err != nil {
+		s.busy(w, answer(http.StatusServiceUnavailable, "ingest is buffering its memory budget; retry later"))
+		return
+	}
+	writeJSON(w, http.StatusBadRequest, answer(http.StatusBadRequest, reason))
+}
+
 // hecReply is Splunk HEC's answer shape; codes follow Splunk's.
 type hecReply struct {
 	Text string `json:"text"`
 	Code int    `json:"code"`
+	// InvalidEventNumber names the event that made a request invalid.
+	InvalidEventNumber *int `json:"invalid-event-number,omitempty"`
 }
 
-type hecEvent struct {
+// hecEnvelope is one HEC event as sent.
+type hecEnvelope struct {
 	Event      json.RawMessage `json:"event"`
 	Host       string          `json:"host"`
 	Source     string          `json:"source"`
 	Sourcetype string          `json:"sourcetype"`
+	Index      string          `json:"index"`
+	Fields     map[string]any  `json:"fields"`
+	Time       json.RawMessage `json:"time"`
 }
 
-// hecSource maps a Splunk sourcetype to a parser source.
-func hecSource(st string) string {
-	st = strings.ToLower(st)
-	switch {
-	case strings.HasPrefix(st, "aws:cloudtrail"):
-		return parse.SourceCloudTrail
-	case strings.HasPrefix(st, "zeek") || strings.HasPrefix(st, "bro"):
-		return parse.SourceZeek
-	case strings.Contains(st, "wineventlog") || strings.HasPrefix(st, "winlog") || strings.Contains(st, "sysmon"):
-		return parse.SourceWinlog
-	case st == "linux_secure" || st == "syslog" || strings.HasPrefix(st, "syslog"):
-		return parse.SourceSyslog
-	case strings.Contains(st, "audit"):
-		return parse.SourceAuditd
-	case strings.HasPrefix(st, "squid"):
-		return parse.SourceSquid
+// hecTime reads HEC's time: epoch seconds, a number or a string of one.
+func hecTime(raw json.RawMessage) (time.Time, bool) {
+	s := strings.Trim(string(raw), `"`)
+	if s == "" || s == "null" {
+		return time.Time{}, true
 	}
-	return parse.SourceAuto
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(int64(f*1000 + 0.5)).UTC(), true
 }
 
 func (s *Service) handleHEC(w http.ResponseWriter, r *http.Request) {
@@ -204,26 +248,36 @@ func (s *Service) handleHEC(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	o := origin{listener: "hec", remote: remoteHost(r)}
 	// HEC bodies are JSON objects back to back. The whole request is
 	// checked first so a malformed one is refused whole, as Splunk does,
-	// rather than half accepted.
-	var evs []hecEvent
+	// rather than half accepted; an undecodable one is also kept in the
+	// dead-letter topic.
+	var evs []parse.HECEvent
 	dec := json.NewDecoder(bytes.NewReader(body))
-	for {
-		var e hecEvent
+	for i := 0; ; i++ {
+		var e hecEnvelope
 		err := dec.Decode(&e)
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		n := i
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, hecReply{Text: "Invalid data format", Code: 6})
+			s.refuse(w, body, "hec", o, "invalid HEC JSON: "+err.Error(), func(int, string) any {
+				return hecReply{Text: "Invalid data format", Code: 6, InvalidEventNumber: &n}
+			})
 			return
 		}
 		if len(e.Event) == 0 || string(e.Event) == "null" {
-			writeJSON(w, http.StatusBadRequest, hecReply{Text: "Event field is required", Code: 12})
+			writeJSON(w, http.StatusBadRequest, hecReply{Text: "Event field is required", Code: 12, InvalidEventNumber: &n})
 			return
 		}
-		evs = append(evs, e)
+		t, ok := hecTime(e.Time)
+		if !ok {
+			writeJSON(w, http.StatusBadRequest, hecReply{Text: "Invalid data format", Code: 6, InvalidEventNumber: &n})
+			return
+		}
+		evs = append(evs, parse.HECEvent{Event: e.Event, Host: e.Host, Source: e.Source, Sourcetype: e.Sourcetype, Index: e.Index, Fields: e.Fields, Time: t})
 	}
 	if len(evs) == 0 {
 		writeJSON(w, http.StatusBadRequest, hecReply{Text: "No data", Code: 5})
@@ -231,21 +285,9 @@ func (s *Service) handleHEC(w http.ResponseWriter, r *http.Request) {
 	}
 	var results []parse.Result
 	for _, e := range evs {
-		host := e.Host
-		if host == "" {
-			host = remoteHost(r)
-		}
-		src := hecSource(e.Sourcetype)
-		var text string
-		if err := json.Unmarshal(e.Event, &text); err == nil {
-			// A string event is a raw line of a text source.
-			results = append(results, s.parsers.Body(src, []byte(text), host)...)
-			continue
-		}
-		results = append(results, s.parsers.JSON(src, e.Event, host)...)
+		results = append(results, s.parsers.HEC(e, remoteHost(r))...)
 	}
 	s.stats.Frames.Add(int64(len(results)))
-	o := origin{listener: "hec", remote: remoteHost(r)}
 	if err := s.pub.publish(r.Context(), results, o, false); err != nil {
 		s.busy(w, hecReply{Text: "Server is busy", Code: 9})
 		return

@@ -35,6 +35,13 @@ type Config struct {
 	// listener speak TLS (RFC 5425 uses octet counting over TLS).
 	SyslogTLSCert string
 	SyslogTLSKey  string
+	// SyslogFraming is how the TCP listener splits messages (default
+	// auto; see Framing).
+	SyslogFraming Framing
+	// Files are log files to read (file.go); Follow keeps reading the
+	// lines appended to them.
+	Files  []string
+	Follow bool
 	// Topics maps class_uid to topic; classes missing take ocsf's default.
 	Topics     map[int]string
 	DeadLetter string
@@ -64,6 +71,7 @@ func DefaultConfig() Config {
 		MaxMessageBytes: 64 << 10,
 		MaxBodyBytes:    8 << 20,
 		RetryAfter:      time.Second,
+		SyslogFraming:   FramingAuto,
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
@@ -88,9 +96,10 @@ type Service struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	wg        sync.WaitGroup
+	mu        sync.Mutex
+	conns     map[net.Conn]struct{}
+	filesDone chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -118,6 +127,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	if cfg.DeadLetter == "" {
 		cfg.DeadLetter = def.DeadLetter
+	}
+	if cfg.SyslogFraming == "" {
+		cfg.SyslogFraming = FramingAuto
+	}
+	if _, err := ParseFraming(string(cfg.SyslogFraming)); err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
 	}
 	topics := map[int]string{}
 	for _, c := range ocsf.Classes() {
@@ -280,7 +295,7 @@ func (s *Service) listen() error {
 			}
 		}()
 	}
-	return nil
+	return s.startFiles()
 }
 
 // SyslogTCPAddr, SyslogUDPAddr and HTTPAddr return the bound addresses

@@ -24,6 +24,11 @@ type Stats struct {
 	// UDPDropped is syslog datagrams read but not accepted because the
 	// budget was full: UDP has no way to push back.
 	UDPDropped atomic.Int64
+	// CutFrames are octet-counted syslog frames the connection ended
+	// inside of, and BadFrames lines without a length on an
+	// octet-counted listener (both also dead-lettered).
+	CutFrames atomic.Int64
+	BadFrames atomic.Int64
 	// Lost is accepted input that could be written neither to its topic
 	// nor to the dead-letter topic (only at shutdown with the broker down,
 	// or if the dead-letter topic itself refuses).
@@ -39,6 +44,8 @@ func (s *Stats) Snapshot() map[string]int64 {
 		"deadlettered": s.DeadLettered.Load(),
 		"refused":      s.Refused.Load(),
 		"udp_dropped":  s.UDPDropped.Load(),
+		"cut_frames":   s.CutFrames.Load(),
+		"bad_frames":   s.BadFrames.Load(),
 		"lost":         s.Lost.Load(),
 	}
 }
@@ -57,6 +64,8 @@ func (s *Service) Register(reg prometheus.Registerer) error {
 		{"deadlettered", "Pieces of input written to the dead-letter topic.", &st.DeadLettered},
 		{"refused", "Inputs turned away (memory budget full or too large); the sender still has them.", &st.Refused},
 		{"udp_dropped", "Syslog datagrams dropped because the memory budget was full.", &st.UDPDropped},
+		{"cut_frames", "Octet-counted syslog frames cut short by the end of their connection (dead-lettered).", &st.CutFrames},
+		{"bad_frames", "Lines without a length on an octet-counted syslog listener (dead-lettered).", &st.BadFrames},
 		{"lost", "Accepted input written neither to its topic nor to the dead-letter topic.", &st.Lost},
 	} {
 		v := c.v

@@ -17,8 +17,39 @@ import (
 
 // Syslog over TCP carries either RFC 6587 octet counting ("LEN SP MSG",
 // always used over TLS by RFC 5425) or non-transparent framing (messages
-// ended by LF). Each frame picks its own: a frame starting with digits and
-// a space is octet-counted, anything else runs to the next LF.
+// ended by LF). Each listener is told which (Framing):
+//
+//   - octet-counted: every frame is "LEN SP MSG"; anything else up to the
+//     next LF is dead-lettered as a bad frame and reading goes on;
+//   - newline: every frame runs to the next LF (a line that starts with
+//     digits and a space is just a line);
+//   - auto (the default): per frame, digits, a space and then '<' (the
+//     PRI every syslog message begins with) is octet-counted; anything
+//     else runs to the next LF. A log line that begins "404 not found" is
+//     a line, not a length.
+//
+// A frame cut short by the end of the connection is dead-lettered with
+// what arrived of it, and counted (cut_frames).
+
+// Framing is how a TCP syslog listener splits its stream into messages.
+type Framing string
+
+const (
+	FramingAuto         Framing = "auto"
+	FramingOctetCounted Framing = "octet-counted"
+	FramingNewline      Framing = "newline"
+)
+
+// ParseFraming reads a --syslog-framing value ("" is auto).
+func ParseFraming(s string) (Framing, error) {
+	switch f := Framing(s); f {
+	case "":
+		return FramingAuto, nil
+	case FramingAuto, FramingOctetCounted, FramingNewline:
+		return f, nil
+	}
+	return "", fmt.Errorf("syslog framing %q: want auto, octet-counted or newline", s)
+}
 
 func (s *Service) serveSyslogTCP(ln net.Listener) {
 	defer s.wg.Done()
@@ -58,8 +89,9 @@ func hostOf(a net.Addr) string {
 
 // frameReader splits a TCP syslog stream into messages.
 type frameReader struct {
-	r   *bufio.Reader
-	max int
+	r    *bufio.Reader
+	max  int
+	mode Framing
 }
 
 // errOversize carries the kept prefix of a frame longer than max.
@@ -72,8 +104,28 @@ func (e *errOversize) Error() string {
 	return "syslog frame exceeds the maximum message size"
 }
 
+// errCut is an octet-counted frame the connection ended inside of: what
+// arrived of it, and the length it announced.
+type errCut struct {
+	got  []byte
+	size int
+}
+
+func (e *errCut) Error() string {
+	return fmt.Sprintf("octet-counted frame of %d bytes cut short after %d bytes: the connection ended", e.size, len(e.got))
+}
+
+// errBadFrame is a line an octet-counted listener got without a length.
+type errBadFrame struct{ line []byte }
+
+func (e *errBadFrame) Error() string {
+	return "not an octet-counted frame (the listener's framing is octet-counted)"
+}
+
 // next returns the next frame. An oversize frame is consumed and reported
-// as *errOversize, after which reading continues.
+// as *errOversize, a line without a length on an octet-counted listener
+// as *errBadFrame, after which reading continues; a frame cut by the end
+// of the stream is *errCut.
 func (f *frameReader) next() ([]byte, error) {
 	// Skip the LFs/CRs/NULs some senders put between frames.
 	for {
@@ -86,13 +138,16 @@ func (f *frameReader) next() ([]byte, error) {
 			break
 		}
 	}
+	if f.mode == FramingNewline {
+		return f.line(nil)
+	}
 	// Octet counting: up to 10 digits then SP.
 	var digits []byte
 	for len(digits) <= 10 {
 		b, err := f.r.ReadByte()
 		if err != nil {
 			if len(digits) > 0 && errors.Is(err, io.EOF) {
-				return digits, nil // a lone number as last line
+				break // a lone number as the last line
 			}
 			return nil, err
 		}
@@ -100,14 +155,29 @@ func (f *frameReader) next() ([]byte, error) {
 			digits = append(digits, b)
 			continue
 		}
-		if b == ' ' && len(digits) > 0 {
-			n, _ := strconv.Atoi(string(digits))
-			return f.counted(n)
-		}
 		f.r.UnreadByte()
+		if b == ' ' && len(digits) > 0 {
+			f.r.ReadByte() // the space
+			n, _ := strconv.Atoi(string(digits))
+			if f.mode == FramingOctetCounted {
+				return f.counted(n)
+			}
+			// auto: a length only when a PRI follows it.
+			if next, err := f.r.Peek(1); err == nil && next[0] == '<' {
+				return f.counted(n)
+			}
+			digits = append(digits, ' ')
+		}
 		break
 	}
-	// Not octet-counted: the digits read so far start an LF-framed line.
+	if f.mode == FramingOctetCounted {
+		line, err := f.line(digits)
+		if err != nil {
+			return nil, err
+		}
+		return nil, &errBadFrame{line: line}
+	}
+	// Not octet-counted: the bytes read so far start an LF-framed line.
 	return f.line(digits)
 }
 
@@ -115,17 +185,17 @@ func (f *frameReader) counted(n int) ([]byte, error) {
 	if n > f.max {
 		keep := min(n, deadLetterRawMax)
 		prefix := make([]byte, keep)
-		if _, err := io.ReadFull(f.r, prefix); err != nil {
-			return nil, err
+		if k, err := io.ReadFull(f.r, prefix); err != nil {
+			return nil, &errCut{got: prefix[:k], size: n}
 		}
 		if _, err := io.CopyN(io.Discard, f.r, int64(n-keep)); err != nil {
-			return nil, err
+			return nil, &errCut{got: prefix, size: n}
 		}
 		return nil, &errOversize{prefix: prefix, size: n}
 	}
 	buf := make([]byte, n)
-	if _, err := io.ReadFull(f.r, buf); err != nil {
-		return nil, fmt.Errorf("octet-counted frame of %d bytes cut short: %w", n, err)
+	if k, err := io.ReadFull(f.r, buf); err != nil {
+		return nil, &errCut{got: buf[:k], size: n}
 	}
 	return buf, nil
 }
@@ -169,10 +239,14 @@ func (f *frameReader) line(start []byte) ([]byte, error) {
 // control then slows the sender instead of us dropping anything.
 func (s *Service) serveSyslogConn(c net.Conn) error {
 	o := origin{listener: "syslog-tcp", remote: hostOf(c.RemoteAddr())}
-	fr := &frameReader{r: bufio.NewReaderSize(c, 64<<10), max: s.cfg.MaxMessageBytes}
+	fr := &frameReader{r: bufio.NewReaderSize(c, 64<<10), max: s.cfg.MaxMessageBytes, mode: s.cfg.SyslogFraming}
 	for {
 		frame, err := fr.next()
-		var big *errOversize
+		var (
+			big *errOversize
+			cut *errCut
+			bad *errBadFrame
+		)
 		switch {
 		case errors.As(err, &big):
 			s.stats.Frames.Add(1)
@@ -182,6 +256,25 @@ func (s *Service) serveSyslogConn(c net.Conn) error {
 				return err
 			}
 			continue
+		case errors.As(err, &bad):
+			s.stats.Frames.Add(1)
+			s.stats.BadFrames.Add(1)
+			rec := s.pub.deadLetterRecord(bad.Error(), "syslog", bad.line, o)
+			if err := s.pub.send(s.ctx, []*kgo.Record{rec}, o, true); err != nil {
+				s.stats.Refused.Add(1)
+				return err
+			}
+			continue
+		case errors.As(err, &cut):
+			// The sender meant more: keep what came, say why it is short.
+			s.stats.Frames.Add(1)
+			s.stats.CutFrames.Add(1)
+			rec := s.pub.deadLetterRecord(cut.Error(), "syslog", cut.got, o)
+			if err := s.pub.send(s.ctx, []*kgo.Record{rec}, o, true); err != nil {
+				s.stats.Refused.Add(1)
+				return err
+			}
+			return io.EOF
 		case err != nil:
 			return err
 		}

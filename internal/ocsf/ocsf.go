@@ -36,6 +36,12 @@ var (
 	NetworkActivity = Class{4001, "Network Activity", 4, "Network Activity", "ocsf.network_activity"}
 	HTTPActivity    = Class{4002, "HTTP Activity", 4, "Network Activity", "ocsf.http_activity"}
 	APIActivity     = Class{6003, "API Activity", 6, "Application Activity", "ocsf.api_activity"}
+	SMBActivity     = Class{4006, "SMB Activity", 4, "Network Activity", "ocsf.smb_activity"}
+	// BaseEvent (class_uid 0, category Uncategorized) is OCSF's generic
+	// event: input that parses but fits no specific class (a log line no
+	// parser maps, a JSON document of a source Vigil does not know), so
+	// that rules still see it.
+	BaseEvent = Class{0, "Base Event", 0, "Uncategorized", "ocsf.base_event"}
 )
 
 // DetectionFinding (2004) is the class of the alerts `vigil detect`
@@ -44,7 +50,7 @@ var DetectionFinding = Class{2004, "Detection Finding", 2, "Findings", "alerts"}
 
 // Classes lists every ingest class, in a fixed order (flags, docs, tests).
 func Classes() []Class {
-	return []Class{Authentication, ProcessActivity, DNSActivity, NetworkActivity, HTTPActivity, APIActivity}
+	return []Class{Authentication, ProcessActivity, DNSActivity, NetworkActivity, HTTPActivity, APIActivity, SMBActivity, BaseEvent}
 }
 
 // ClassByUID returns the class with uid, if Vigil produces it.
@@ -66,6 +72,9 @@ const (
 	// Authentication (3002).
 	AuthLogon  = 1
 	AuthLogoff = 2
+
+	// SMB Activity (4006).
+	SMBFileOpen = 2
 
 	// Process Activity (1007).
 	ProcessLaunch    = 1
@@ -232,6 +241,8 @@ var classRequired = map[int][]string{
 	4001: {},                                                         // Network Activity: endpoints are only recommended, see atLeastOne
 	4002: {},                                                         // HTTP Activity
 	4003: {},                                                         // DNS Activity
+	4006: {},                                                         // SMB Activity
+	0:    {},                                                         // Base Event
 	6003: {"actor", "api", "src_endpoint"},                           // API Activity
 	2004: {"finding_info", "finding_info.uid", "finding_info.title"}, // Detection Finding
 }
@@ -243,6 +254,10 @@ var atLeastOne = map[int][][]string{
 	4001: {{"dst_endpoint", "src_endpoint"}},
 	4002: {{"dst_endpoint", "src_endpoint"}, {"http_request", "http_response"}},
 	4003: {{"dst_endpoint", "src_endpoint"}},
+	4006: {{"dst_endpoint", "src_endpoint"}},
+	// Vigil's floor, not the schema's: a generic event carries what it
+	// was, its message or its source's fields.
+	0: {{"message", "unmapped"}},
 }
 
 // vigilFloor are attributes the schema only recommends but without which
@@ -254,9 +269,11 @@ var vigilFloor = map[int][]string{
 
 // profileRequired are the attributes a profile listed in
 // metadata.profiles requires (the cloud profile: cloud, and the cloud
-// object's provider).
+// object's provider; the host profile, which lets a class without a
+// device attribute carry one: device).
 var profileRequired = map[string][]string{
 	"cloud": {"cloud", "cloud.provider"},
+	"host":  {"device"},
 }
 
 // Required returns the attributes an event of class uid must carry

@@ -16,7 +16,13 @@ import (
 // over syslog). One kernel event is several records sharing the serial in
 // msg=audit(SECONDS.MILLIS:SERIAL); they are grouped before mapping:
 // SYSCALL (+EXECVE, CWD, PATH, PROCTITLE) becomes Process Activity,
-// USER_LOGIN becomes Authentication.
+// USER_LOGIN becomes Authentication, any other event a Base Event. The
+// records stay in unmapped.records.<TYPE> (a list when a type repeats, as
+// PATH does), their types in unmapped.type: Sigma's auditd rules, written
+// against single records (type: EXECVE, a0: chmod), find their fields
+// there. log_format=ENRICHED's interpreted fields (after 0x1d: ARCH,
+// SYSCALL, AUID, UID ...) are kept too, and SYSCALL is filled in from the
+// syscall number on x86_64 when the record lacks it.
 //
 // Parsers group the records within one input (an audit.log body); records
 // that arrive one per syslog message are grouped by the ingest service
@@ -38,7 +44,8 @@ func parseAuditLine(line string) (auditRecord, error) {
 	var r auditRecord
 	r.line = line
 	r.fields = map[string]string{}
-	kvs := splitAuditKV(line)
+	// ENRICHED format: interpreted fields follow a 0x1d separator.
+	kvs := splitAuditKV(strings.ReplaceAll(line, "\x1d", " "))
 	for _, kv := range kvs {
 		k, v := kv[0], kv[1]
 		switch k {
@@ -148,7 +155,7 @@ func (p *Parsers) auditd(body []byte, host string, frame []byte) []Result {
 			if frame != nil {
 				raw = frame
 			}
-			out = append(out, Result{Source: SourceAuditd, Raw: raw, Err: err})
+			out = append(out, p.auditText(line, host, raw))
 			continue
 		}
 		if _, ok := groups[r.serial]; !ok {
@@ -165,21 +172,39 @@ func (p *Parsers) auditd(body []byte, host string, frame []byte) []Result {
 func (p *Parsers) auditEvent(recs []auditRecord, host string, frame []byte) Result {
 	var lines, types []string
 	byType := map[string]auditRecord{}
-	unmapped := map[string]any{}
+	records := map[string]any{}
 	for _, r := range recs {
 		lines = append(lines, r.line)
-		types = append(types, r.typ)
+		if _, seen := byType[r.typ]; !seen {
+			types = append(types, r.typ)
+		}
 		byType[r.typ] = r
 		if n := r.fields["node"]; n != "" {
 			host = n
+		}
+		if r.typ == "SYSCALL" && r.fields["SYSCALL"] == "" {
+			if name := syscallName(r.fields["arch"], r.fields["syscall"]); name != "" {
+				r.set("SYSCALL", name, true)
+			}
 		}
 		fm := map[string]any{}
 		for _, k := range r.order {
 			fm[k] = r.fields[k]
 		}
-		unmapped[r.typ] = fm
+		switch prev := records[r.typ].(type) {
+		case nil:
+			records[r.typ] = fm
+		case map[string]any:
+			records[r.typ] = []any{prev, fm}
+		case []any:
+			records[r.typ] = append(prev, fm)
+		}
 	}
-	unmapped["serial"] = recs[0].serial
+	typeList := make([]any, len(types))
+	for i, t := range types {
+		typeList[i] = t
+	}
+	unmapped := map[string]any{"serial": recs[0].serial, "type": typeList, "records": records}
 	raw := []byte(strings.Join(lines, "\n"))
 	if frame != nil {
 		raw = frame
@@ -194,6 +219,7 @@ func (p *Parsers) auditEvent(recs []auditRecord, host string, frame []byte) Resu
 			e = ocsf.New(ocsf.ProcessActivity, ocsf.ActivityOther, "Other", ts, auditProduct)
 		}
 		e.Set("actor.user.uid", f["auid"])
+		e.Set("actor.user.name", absent(f["AUID"]))
 		e.Set("actor.session.uid", f["ses"])
 		e.Set("device.hostname", host)
 		e.Set("device.type_id", 0)
@@ -202,6 +228,7 @@ func (p *Parsers) auditEvent(recs []auditRecord, host string, frame []byte) Resu
 		e.Set("process.name", absent(f["comm"]))
 		e.Set("process.file.path", absent(f["exe"]))
 		e.Set("process.user.uid", f["uid"])
+		e.Set("process.user.name", absent(f["UID"]))
 		if ex, ok := byType["EXECVE"]; ok {
 			argc, _ := strconv.Atoi(ex.fields["argc"])
 			args := make([]string, 0, argc)
@@ -218,6 +245,8 @@ func (p *Parsers) auditEvent(recs []auditRecord, host string, frame []byte) Resu
 		} else {
 			e.SetStatus(ocsf.StatusSuccess)
 		}
+		e.Set("metadata.log_name", "audit")
+		e.Set("metadata.event_code", "SYSCALL")
 		e["unmapped"] = unmapped
 		return finish(SourceAuditd, host, raw, e)
 	}
@@ -240,10 +269,30 @@ func (p *Parsers) auditEvent(recs []auditRecord, host string, frame []byte) Resu
 			e.SetStatus(ocsf.StatusFailure)
 			e.SetSeverity(ocsf.SeverityLow)
 		}
+		e.Set("metadata.log_name", "audit")
+		e.Set("metadata.event_code", "USER_LOGIN")
 		e["unmapped"] = unmapped
 		return finish(SourceAuditd, host, raw, e)
 	}
-	return Result{Source: SourceAuditd, Raw: raw, Err: fmt.Errorf("auditd: event of record types %v is not mapped", types)}
+	// Any other event (SERVICE_STOP, USER_AUTH, CONFIG_CHANGE ...): a
+	// generic event with its records.
+	e := ocsf.New(ocsf.BaseEvent, ocsf.ActivityOther, "Other", ts, auditProduct)
+	e.Set("message", strings.Join(types, " "))
+	e.Set("metadata.log_name", "audit")
+	e.Set("metadata.event_code", types[0])
+	setHost(e, host)
+	e["unmapped"] = unmapped
+	return finish(SourceAuditd, host, raw, e)
+}
+
+// auditText is a line of the audit log that is not a record (a kernel
+// notice such as "audit: backlog limit exceeded"): a generic event.
+func (p *Parsers) auditText(line, host string, raw []byte) Result {
+	e := ocsf.New(ocsf.BaseEvent, ocsf.ActivityOther, "Other", p.now(), auditProduct)
+	e.Set("message", line)
+	e.Set("metadata.log_name", "audit")
+	setHost(e, host)
+	return finish(SourceAuditd, host, raw, e)
 }
 
 // unhexAudit decodes auditd's hex encoding of an unquoted value (even
@@ -304,8 +353,8 @@ func (p *Parsers) AuditRecord(frame []byte, remoteHost string) (line, host strin
 	if !utf8.Valid(frame) {
 		return "", "", false
 	}
-	m, err := ParseSyslog(frame, p.now())
-	if err != nil || !isAuditMessage(m) {
+	m := ParseSyslogLine(frame, p.now())
+	if !isAuditMessage(m) {
 		return "", "", false
 	}
 	host = m.Hostname
@@ -331,4 +380,35 @@ func AuditSerial(line string) (serial, typ string, err error) {
 // raw_data.
 func (p *Parsers) AuditGroup(lines []string, host string, raw []byte) []Result {
 	return p.auditd([]byte(strings.Join(lines, "\n")), host, raw)
+}
+
+// syscallName names a syscall number of the arch auditd records, as
+// log_format=ENRICHED would (SYSCALL=memfd_create): Sigma's auditd rules
+// match the name. Only x86_64 (arch c000003e) is known, and only the
+// calls audit rules commonly watch.
+func syscallName(arch, nr string) string {
+	if !strings.EqualFold(arch, "c000003e") {
+		return ""
+	}
+	n, err := strconv.Atoi(nr)
+	if err != nil {
+		return ""
+	}
+	return x8664Syscalls[n]
+}
+
+var x8664Syscalls = map[int]string{
+	0: "read", 1: "write", 2: "open", 3: "close", 4: "stat", 5: "fstat", 6: "lstat", 9: "mmap", 10: "mprotect",
+	21: "access", 22: "pipe", 32: "dup", 33: "dup2", 39: "getpid", 41: "socket", 42: "connect", 43: "accept",
+	44: "sendto", 45: "recvfrom", 49: "bind", 50: "listen", 56: "clone", 57: "fork", 58: "vfork", 59: "execve",
+	60: "exit", 62: "kill", 63: "uname", 76: "truncate", 77: "ftruncate", 80: "chdir", 82: "rename", 83: "mkdir",
+	84: "rmdir", 85: "creat", 86: "link", 87: "unlink", 88: "symlink", 89: "readlink", 90: "chmod", 91: "fchmod",
+	92: "chown", 93: "fchown", 94: "lchown", 95: "umask", 99: "sysinfo", 101: "ptrace", 103: "syslog",
+	105: "setuid", 106: "setgid", 113: "setreuid", 114: "setregid", 117: "setresuid", 119: "setresgid",
+	133: "mknod", 135: "personality", 155: "pivot_root", 157: "prctl", 161: "chroot", 165: "mount",
+	166: "umount2", 169: "reboot", 170: "sethostname", 175: "init_module", 176: "delete_module",
+	188: "setxattr", 257: "openat", 258: "mkdirat", 259: "mknodat", 260: "fchownat", 263: "unlinkat",
+	264: "renameat", 265: "linkat", 266: "symlinkat", 268: "fchmodat", 272: "unshare", 288: "accept4",
+	298: "perf_event_open", 308: "setns", 310: "process_vm_readv", 311: "process_vm_writev",
+	313: "finit_module", 316: "renameat2", 319: "memfd_create", 321: "bpf", 322: "execveat",
 }

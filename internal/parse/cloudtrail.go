@@ -68,17 +68,19 @@ func apiActivity(name string, readOnly bool) (int, string) {
 
 func (p *Parsers) cloudTrailEvent(o map[string]any, raw []byte) Result {
 	name, source := str(o, "eventName"), str(o, "eventSource")
-	if name == "" || source == "" {
-		return fail(SourceCloudTrail, raw, "cloudtrail: event without eventName or eventSource")
-	}
-	ts, err := time.Parse(time.RFC3339, str(o, "eventTime"))
-	if err != nil {
-		return fail(SourceCloudTrail, raw, "cloudtrail: eventTime: %v", err)
-	}
 	uid := obj(o, "userIdentity")
 	account := str(o, "recipientAccountId")
 	if account == "" {
 		account = str(uid, "accountId")
+	}
+	if name == "" || source == "" {
+		// Not an API call CloudTrail describes (a digest, an insight):
+		// still CloudTrail's.
+		return p.jsonBase(SourceCloudTrail, o, raw, account, awsProduct, "")
+	}
+	ts, err := time.Parse(time.RFC3339, str(o, "eventTime"))
+	if err != nil {
+		ts = p.now()
 	}
 	srcIP := str(o, "sourceIPAddress")
 	setSrc := func(e ocsf.Event) {

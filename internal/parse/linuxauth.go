@@ -51,7 +51,7 @@ func (p *Parsers) linuxAuth(m SyslogMessage, raw []byte) Result {
 		e.Set("user.name", user)
 		e.Set("dst_endpoint.hostname", m.Hostname)
 		e.Set("service.name", m.AppName)
-		e.Set("metadata.log_name", "auth")
+		setSyslogSource(e, m)
 		e["unmapped"] = syslogUnmapped(m)
 		return e
 	}
@@ -90,7 +90,9 @@ func (p *Parsers) linuxAuth(m SyslogMessage, raw []byte) Result {
 		e := auth(ocsf.AuthLogoff, "Logoff", ocsf.StatusSuccess, g[1])
 		return finish(SourceSyslog, m.Hostname, raw, e)
 	}
-	return fail(SourceSyslog, raw, "%s: message is not an authentication event Vigil maps", m.AppName)
+	// Any other message (a protocol error, a disconnect) is still sshd's:
+	// a generic event, for the rules on sshd's messages.
+	return p.syslogBase(m, raw, linuxProduct)
 }
 
 // sudo logs "alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/ls -l"
@@ -106,12 +108,13 @@ func (p *Parsers) sudo(m SyslogMessage, raw []byte) Result {
 		e.Set("user.name", g[2])
 		e.Set("service.name", "sudo")
 		e.Set("dst_endpoint.hostname", m.Hostname)
+		setSyslogSource(e, m)
 		e["unmapped"] = syslogUnmapped(m)
 		return finish(SourceSyslog, m.Hostname, raw, e)
 	}
 	colon := strings.Index(msg, " : ")
 	if colon <= 0 {
-		return fail(SourceSyslog, raw, "sudo: message is not a command or authentication record")
+		return p.syslogBase(m, raw, linuxProduct)
 	}
 	invoker := strings.TrimSpace(msg[:colon])
 	kv := map[string]string{}
@@ -126,11 +129,11 @@ func (p *Parsers) sudo(m SyslogMessage, raw []byte) Result {
 	}
 	cmd, ok := kv["COMMAND"]
 	if !ok {
-		return fail(SourceSyslog, raw, "sudo: record without COMMAND")
+		return p.syslogBase(m, raw, linuxProduct)
 	}
 	u := syslogUnmapped(m)
 	for k, v := range kv {
-		u[strings.ToLower(k)] = v
+		u[k] = v // sudo's own names (USER, COMMAND, PWD, TTY), as Sigma's sudo rules use them
 	}
 	if len(notes) > 0 {
 		// "3 incorrect password attempts", "user NOT in sudoers", ...
@@ -141,6 +144,7 @@ func (p *Parsers) sudo(m SyslogMessage, raw []byte) Result {
 		e.Set("user.name", invoker)
 		e.Set("service.name", "sudo")
 		e.Set("dst_endpoint.hostname", m.Hostname)
+		setSyslogSource(e, m)
 		e["unmapped"] = u
 		return finish(SourceSyslog, m.Hostname, raw, e)
 	}
@@ -149,9 +153,12 @@ func (p *Parsers) sudo(m SyslogMessage, raw []byte) Result {
 	e.Set("device.hostname", m.Hostname)
 	e.Set("device.type_id", 0)
 	e.Set("process.cmd_line", cmd)
-	e.Set("process.file.path", strings.Fields(cmd)[0])
+	if f := strings.Fields(cmd); len(f) > 0 {
+		e.Set("process.file.path", f[0])
+	}
 	e.Set("process.user.name", kv["USER"])
 	e.Set("process.cwd", kv["PWD"])
+	setSyslogSource(e, m)
 	e["unmapped"] = u
 	return finish(SourceSyslog, m.Hostname, raw, e)
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -36,15 +37,34 @@ const (
 	SourceCloudTrail = "cloudtrail"
 	SourceZeek       = "zeek"
 	SourceWinlog     = "winlog"
-	SourceSyslog     = "syslog" // syslog lines: Linux auth (sshd, sudo), auditd, squid
+	SourceOkta       = "okta"   // Okta System Log events
+	SourceGitHub     = "github" // GitHub audit log events
+	SourceSyslog     = "syslog" // syslog messages or log file lines (PRI optional): Linux auth (sshd, sudo), auditd, squid, web servers, any program
 	SourceAuditd     = "auditd" // audit.log lines
-	SourceSquid      = "squid"  // access.log lines
+	SourceSquid      = "squid"  // Squid access.log lines
+	SourceAccess     = "access" // web server access log lines (Common or Combined Log Format)
 )
+
+// Sources lists the sources Body understands, in the order docs name them.
+func Sources() []string {
+	return []string{SourceAuto, SourceCloudTrail, SourceZeek, SourceWinlog, SourceOkta, SourceGitHub, SourceSyslog, SourceAuditd, SourceSquid, SourceAccess}
+}
 
 // KnownSource reports whether s names a source Body understands.
 func KnownSource(s string) bool {
+	for _, k := range Sources() {
+		if s == k {
+			return true
+		}
+	}
+	return false
+}
+
+// TextSource reports whether a source's input is lines of text rather
+// than JSON documents.
+func TextSource(s string) bool {
 	switch s {
-	case SourceAuto, SourceCloudTrail, SourceZeek, SourceWinlog, SourceSyslog, SourceAuditd, SourceSquid:
+	case SourceSyslog, SourceAuditd, SourceSquid, SourceAccess:
 		return true
 	}
 	return false
@@ -81,17 +101,32 @@ func finish(source, host string, raw []byte, e ocsf.Event) Result {
 }
 
 // Syslog parses one syslog message (framing removed). remoteHost keys the
-// event when the header has no hostname.
+// event when the header has no hostname. A message without a valid PRI
+// is read as RFC 3164 asks of a relay (user.notice, the header read from
+// the line when it has one).
 func (p *Parsers) Syslog(frame []byte, remoteHost string) []Result {
+	return p.syslog(frame, remoteHost, "")
+}
+
+// LogLine parses one line of a log file (/var/log/auth.log, syslog,
+// messages: syslog lines without PRI); the host and time come from the
+// line, host and the receive time when it has none. file names the file
+// (metadata.log_name) when known.
+func (p *Parsers) LogLine(line []byte, host, file string) []Result {
+	return p.syslog(line, host, file)
+}
+
+func (p *Parsers) syslog(frame []byte, remoteHost, file string) []Result {
 	if !utf8.Valid(frame) {
 		// OCSF is JSON: invalid UTF-8 would be silently replaced, so raw_data
 		// would no longer be the raw event.
 		return []Result{fail(SourceSyslog, frame, "invalid UTF-8")}
 	}
-	m, err := ParseSyslog(frame, p.now())
-	if err != nil {
-		return []Result{{Source: SourceSyslog, Raw: frame, Err: err}}
+	if len(bytes.TrimSpace(frame)) == 0 {
+		return []Result{fail(SourceSyslog, frame, "empty message")}
 	}
+	m := ParseSyslogLine(frame, p.now())
+	m.File = file
 	if m.Hostname == "" {
 		m.Hostname = remoteHost
 	}
@@ -102,28 +137,74 @@ func (p *Parsers) Syslog(frame []byte, remoteHost string) []Result {
 		return p.auditd([]byte(m.Msg), m.Hostname, frame)
 	case app == "squid" || app == "(squid-1)":
 		return []Result{p.squidLine([]byte(m.Msg), m.Hostname, frame)}
+	case webServers[app] != "":
+		return []Result{p.accessMessage(m, frame)}
 	default:
-		return []Result{fail(SourceSyslog, frame, "syslog: no parser for app %q", m.AppName)}
+		return []Result{p.syslogBase(m, frame, linuxProduct)}
 	}
 }
 
 // Body parses an HTTP body of the given source: one JSON document, a JSON
 // array, or NDJSON for JSON sources; lines for text sources. host keys
-// events whose source names none (HEC's "host").
+// events whose source names none (HEC's "host"). A JSON body that does
+// not decode (SplitJSON) is one dead-letter result.
 func (p *Parsers) Body(source string, body []byte, host string) []Result {
 	switch source {
 	case SourceSyslog:
-		return p.lines(body, func(l []byte) []Result { return p.Syslog(l, host) })
+		return p.lines(body, func(l []byte) []Result { return p.syslog(l, host, "") })
 	case SourceAuditd:
 		return p.Auditd(body, host)
 	case SourceSquid:
 		return p.lines(body, func(l []byte) []Result { return []Result{p.squidLine(l, host, l)} })
+	case SourceAccess:
+		return p.lines(body, func(l []byte) []Result { return []Result{p.accessLine(l, host, "", l)} })
+	}
+	docs, err := SplitJSON(body)
+	if err != nil {
+		return []Result{fail(source, body, "%v", err)}
 	}
 	var out []Result
-	for _, doc := range splitJSON(body) {
+	for _, doc := range docs {
 		out = append(out, p.JSON(source, doc, host)...)
 	}
 	return out
+}
+
+// SplitJSON cuts a JSON body into its documents (one document, the
+// elements of an array, NDJSON, or documents back to back) and fails,
+// naming the line, at the first that is not JSON: a body that cannot be
+// decoded is refused whole, rather than half accepted.
+func SplitJSON(body []byte) ([][]byte, error) {
+	var docs [][]byte
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			off := dec.InputOffset()
+			var se *json.SyntaxError
+			if errors.As(err, &se) {
+				off = se.Offset
+			}
+			line := 1 + bytes.Count(body[:min(int(off), len(body))], []byte("\n"))
+			return nil, fmt.Errorf("invalid JSON at line %d: %v", line, err)
+		}
+		docs = append(docs, raw)
+	}
+	if len(docs) == 1 && docs[0][0] == '[' {
+		var elems []json.RawMessage
+		if err := json.Unmarshal(docs[0], &elems); err != nil {
+			return nil, fmt.Errorf("invalid JSON: %v", err)
+		}
+		docs = docs[:0]
+		for _, e := range elems {
+			docs = append(docs, e)
+		}
+	}
+	return docs, nil
 }
 
 func (p *Parsers) lines(body []byte, f func([]byte) []Result) []Result {
@@ -138,38 +219,8 @@ func (p *Parsers) lines(body []byte, f func([]byte) []Result) []Result {
 	return out
 }
 
-// splitJSON cuts a body into JSON documents: the whole body when it is one
-// valid document (a pretty-printed object, or an array whose elements are
-// then documents), else one per line (NDJSON), each line kept even when
-// invalid so it reaches the dead-letter topic.
-func splitJSON(body []byte) [][]byte {
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 {
-		return nil
-	}
-	if json.Valid(trimmed) {
-		if trimmed[0] == '[' {
-			var elems []json.RawMessage
-			if err := json.Unmarshal(trimmed, &elems); err == nil {
-				out := make([][]byte, len(elems))
-				for i, e := range elems {
-					out[i] = e
-				}
-				return out
-			}
-		}
-		return [][]byte{trimmed}
-	}
-	var out [][]byte
-	for _, l := range bytes.Split(trimmed, []byte("\n")) {
-		if l = bytes.TrimSpace(l); len(l) > 0 {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // JSON parses one JSON document of the given source ("auto" detects it).
+// A document of no source Vigil maps becomes a Base Event.
 func (p *Parsers) JSON(source string, doc []byte, host string) []Result {
 	if !utf8.Valid(doc) {
 		return []Result{fail(source, doc, "invalid UTF-8")}
@@ -193,38 +244,44 @@ func (p *Parsers) JSON(source string, doc []byte, host string) []Result {
 	case SourceCloudTrail:
 		return p.CloudTrail(obj, doc)
 	case SourceZeek:
-		return []Result{p.Zeek(obj, doc)}
+		return []Result{p.Zeek(obj, doc, host)}
 	case SourceWinlog:
 		return []Result{p.Winlog(obj, doc, host)}
+	case SourceOkta:
+		return []Result{p.Okta(obj, doc, host)}
+	case SourceGitHub:
+		return []Result{p.GitHub(obj, doc, host)}
 	case "":
-		return []Result{fail(SourceAuto, doc, "cannot tell the source of the JSON document")}
+		return []Result{p.jsonBase(SourceAuto, obj, doc, host, unknownProduct, "")}
 	default:
-		return []Result{fail(source, doc, "source %q takes no JSON documents", source)}
+		// A text source given a JSON document: keep it as it is.
+		return []Result{p.jsonBase(source, obj, doc, host, unknownProduct, "")}
 	}
 }
 
 func detect(obj map[string]any) string {
-	if _, ok := obj["Records"]; ok {
+	has := func(k string) bool { _, ok := obj[k]; return ok }
+	switch {
+	case has("Records"), has("eventSource") && has("eventName"):
 		return SourceCloudTrail
-	}
-	if _, ok := obj["eventSource"]; ok {
-		if _, ok := obj["eventName"]; ok {
-			return SourceCloudTrail
-		}
-	}
-	if _, ok := obj["winlog"]; ok {
+	case has("winlog"):
 		return SourceWinlog
+	case has("_path"), has("id.orig_h"), has("id_orig_h"):
+		return SourceZeek
+	case has("eventType") && has("published") && has("actor"):
+		return SourceOkta
+	case has("action") && (has("@timestamp") || has("created_at")) && (has("actor") || has("org") || has("business")):
+		return SourceGitHub
 	}
 	if ev, ok := obj["Event"].(map[string]any); ok {
 		if _, ok := ev["System"]; ok {
 			return SourceWinlog
 		}
 	}
-	if _, ok := obj["_path"]; ok {
-		return SourceZeek
-	}
-	if _, ok := obj["id.orig_h"]; ok {
-		return SourceZeek
+	if id, ok := obj["id"].(map[string]any); ok {
+		if _, ok := id["orig_h"]; ok {
+			return SourceZeek // Zeek through a shipper that nests id
+		}
 	}
 	return ""
 }

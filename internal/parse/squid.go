@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vigilhq/vigil/internal/ocsf"
 )
@@ -45,21 +46,27 @@ func httpActivity(method string) (int, string) {
 func (p *Parsers) Squid(line []byte, host string) Result { return p.squidLine(line, host, line) }
 
 func (p *Parsers) squidLine(line []byte, host string, raw []byte) Result {
+	if !utf8.Valid(line) {
+		return fail(SourceSquid, raw, "invalid UTF-8")
+	}
+	// A line that is not in the native format (cache.log, a custom
+	// logformat) is still Squid's: a generic event.
+	text := func() Result { return p.textBase(SourceSquid, squidProduct, "access", host, string(line), raw) }
 	f := strings.Fields(string(line))
 	if len(f) < 10 {
-		return fail(SourceSquid, raw, "squid: %d fields, the native access.log format has 10", len(f))
+		return text()
 	}
 	secs, err := strconv.ParseFloat(f[0], 64)
 	if err != nil || secs <= 0 {
-		return fail(SourceSquid, raw, "squid: bad timestamp %q", f[0])
+		return text()
 	}
 	elapsed, err := strconv.Atoi(f[1])
 	if err != nil {
-		return fail(SourceSquid, raw, "squid: bad elapsed time %q", f[1])
+		return text()
 	}
 	cache, status, ok := strings.Cut(f[3], "/")
 	if !ok {
-		return fail(SourceSquid, raw, "squid: bad result code %q", f[3])
+		return text()
 	}
 	method, target := f[5], f[6]
 	act, name := httpActivity(method)
@@ -77,7 +84,7 @@ func (p *Parsers) squidLine(line []byte, host string, raw []byte) Result {
 	} else if u, err := url.Parse(target); err == nil {
 		e.Set("http_request.url.scheme", u.Scheme)
 		e.Set("http_request.url.hostname", u.Hostname())
-		e.Set("http_request.url.path", u.Path)
+		e.Set("http_request.url.path", u.EscapedPath())
 		e.Set("http_request.url.query_string", u.RawQuery)
 		e.Set("dst_endpoint.hostname", u.Hostname())
 	}

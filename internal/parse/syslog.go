@@ -25,6 +25,12 @@ type SyslogMessage struct {
 	Msg            string
 	// RFC5424 tells which format the header was in.
 	RFC5424 bool
+	// NoPRI is set for a line without a valid <PRI> (a copy of a log file
+	// such as /var/log/auth.log): Facility and Severity are then RFC 3164's
+	// defaults for it, user.notice.
+	NoPRI bool
+	// File is the log file the line was read from, if any.
+	File string
 }
 
 var errNoPRI = errors.New("syslog: no <PRI> header")
@@ -55,6 +61,31 @@ func ParseSyslog(b []byte, now time.Time) (SyslogMessage, error) {
 	}
 	parse3164(&m, string(rest), now)
 	return m, nil
+}
+
+// ParseSyslogLine parses a syslog message or a log line leniently, as
+// RFC 3164 section 4.3.3 asks of a relay: a line without a valid PRI is
+// user.notice, with the timestamp, host and tag read from the line when
+// it has them (/var/log/auth.log's "Jan  2 15:04:05 host prog[pid]:", or
+// rsyslog's RFC 3339 file format); an RFC 5424 header that does not parse
+// leaves its text to the message. It never fails: what it cannot read
+// stays in Msg.
+func ParseSyslogLine(b []byte, now time.Time) SyslogMessage {
+	m, err := ParseSyslog(b, now)
+	if err == nil {
+		return m
+	}
+	b = bytes.TrimRight(b, "\r\n\x00")
+	if m.RFC5424 {
+		// A valid PRI and version, then a header that is not RFC 5424's.
+		rest := b[bytes.IndexByte(b, '>')+3:]
+		m = SyslogMessage{Facility: m.Facility, Severity: m.Severity}
+		parse3164(&m, string(rest), now)
+		return m
+	}
+	m = SyslogMessage{Facility: 1, Severity: 5, NoPRI: true}
+	parse3164(&m, string(b), now)
+	return m
 }
 
 func parse5424(m *SyslogMessage, s string, now time.Time) error {
@@ -124,6 +155,17 @@ func parse5424(m *SyslogMessage, s string, now time.Time) error {
 	return nil
 }
 
+// hostField reads the HOSTNAME after an RFC 3164 timestamp, unless the
+// word there is the TAG ("sshd[9]:"): some senders leave the host out.
+func hostField(m *SyslogMessage, s string) string {
+	sp := strings.IndexByte(s, ' ')
+	if sp <= 0 || s[sp-1] == ':' {
+		return s
+	}
+	m.Hostname = s[:sp]
+	return s[sp+1:]
+}
+
 // parse3164 is lenient, as RFC 3164 section 4.3 asks relays to be: a
 // message whose header does not look like "Mmm dd hh:mm:ss host tag:"
 // keeps the whole rest as MSG.
@@ -140,21 +182,14 @@ func parse3164(m *SyslogMessage, s string, now time.Time) {
 			}
 			m.Timestamp = t
 			s = s[16:]
-			if sp := strings.IndexByte(s, ' '); sp > 0 {
-				m.Hostname = s[:sp]
-				s = s[sp+1:]
-			}
+			s = hostField(m, s)
 		}
 	} else if sp := strings.IndexByte(s, ' '); sp > 0 {
 		// Some senders (rsyslog's RSYSLOG_ForwardFormat-less setups) put an
 		// RFC 3339 timestamp into a BSD header.
 		if t, err := time.Parse(time.RFC3339Nano, s[:sp]); err == nil {
 			m.Timestamp = t
-			s = s[sp+1:]
-			if sp := strings.IndexByte(s, ' '); sp > 0 {
-				m.Hostname = s[:sp]
-				s = s[sp+1:]
-			}
+			s = hostField(m, s[sp+1:])
 		}
 	}
 	// TAG: up to 32 alphanumerics, optionally "[pid]", then ":".

@@ -45,3 +45,29 @@ func TestParseSyslog(t *testing.T) {
 		}
 	}
 }
+
+// TestParseSyslogLine covers the lenient reading of lines without a
+// valid PRI (log files) and of broken RFC 5424 headers.
+func TestParseSyslogLine(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		in, host, app, msg, ts string
+		noPRI                  bool
+		facility               int
+	}{
+		{in: "Nov 26 10:15:01 web-1 sshd[2231]: Accepted publickey for alice", host: "web-1", app: "sshd", msg: "Accepted publickey for alice", ts: "2026-11-26T10:15:01Z", noPRI: true, facility: 1},
+		{in: "2026-11-26T10:41:00.123456+00:00 web-3 sudo: bob : TTY=pts/2", host: "web-3", app: "sudo", msg: "bob : TTY=pts/2", ts: "2026-11-26T10:41:00.123456Z", noPRI: true, facility: 1},
+		// No host between the time and the tag.
+		{in: "Nov 26 10:00:00 sshd[9]: error: Corrupted MAC on input.", app: "sshd", msg: "error: Corrupted MAC on input.", ts: "2026-11-26T10:00:00Z", noPRI: true, facility: 1},
+		{in: "just text", msg: "just text", ts: "2026-11-26T12:00:00Z", noPRI: true, facility: 1},
+		// An unidentifiable PRI: RFC 3164 keeps the whole as the message.
+		{in: "<999>Nov 26 10:00:00 h a: m", msg: "<999>Nov 26 10:00:00 h a: m", ts: "2026-11-26T12:00:00Z", noPRI: true, facility: 1},
+		{in: "<86>1 yesterday h a - - - m", msg: "yesterday h a - - - m", ts: "2026-11-26T12:00:00Z", facility: 10},
+	} {
+		m := ParseSyslogLine([]byte(tc.in), now)
+		if m.Hostname != tc.host || m.AppName != tc.app || m.Msg != tc.msg || m.NoPRI != tc.noPRI || m.Facility != tc.facility ||
+			m.Timestamp.UTC().Format(time.RFC3339Nano) != tc.ts {
+			t.Errorf("%q:\n got %+v", tc.in, m)
+		}
+	}
+}

@@ -20,10 +20,10 @@ var windowsProduct = ocsf.Product{Name: "Windows", Vendor: "Microsoft"}
 const sysmonChannel = "Microsoft-Windows-Sysmon/Operational"
 
 type winEvent struct {
-	channel, computer, provider string
-	id                          int
-	ts                          time.Time
-	data                        map[string]any
+	channel, computer, provider, message string
+	id                                   int
+	ts                                   time.Time
+	data                                 map[string]any
 }
 
 // normWinlog reads either shape into a winEvent.
@@ -39,11 +39,9 @@ func normWinlog(o map[string]any) (winEvent, bool) {
 		}
 		w.id = int(id)
 		w.data = obj(wl, "event_data")
-		t, err := time.Parse(time.RFC3339Nano, str(o, "@timestamp"))
-		if err != nil {
-			return w, false
-		}
-		w.ts = t
+		w.message = str(o, "message")
+		// Without a time the receive time stands in (see Winlog).
+		w.ts, _ = time.Parse(time.RFC3339Nano, str(o, "@timestamp"))
 		if w.computer == "" {
 			w.computer = str(obj(o, "host"), "name")
 		}
@@ -65,12 +63,18 @@ func normWinlog(o map[string]any) (winEvent, bool) {
 		}
 	}
 	w.id = int(id)
-	t, err := time.Parse(time.RFC3339Nano, str(obj(obj(sys, "TimeCreated"), "#attributes"), "SystemTime"))
-	if err != nil {
-		return w, false
-	}
-	w.ts = t
+	w.ts, _ = time.Parse(time.RFC3339Nano, str(obj(obj(sys, "TimeCreated"), "#attributes"), "SystemTime"))
 	w.data = obj(ev, "EventData")
+	if w.data == nil {
+		// Some events (4719, 1102, Defender's) put their data in
+		// UserData.<element>.
+		for _, v := range obj(ev, "UserData") {
+			if m, ok := v.(map[string]any); ok {
+				w.data = m
+				break
+			}
+		}
+	}
 	return w, true
 }
 
@@ -90,7 +94,12 @@ func winPID(m map[string]any, key string) (int64, bool) {
 func (p *Parsers) Winlog(o map[string]any, raw []byte, host string) Result {
 	w, ok := normWinlog(o)
 	if !ok {
-		return fail(SourceWinlog, raw, "winlog: neither winlogbeat nor evtx_dump JSON with an event id and a time")
+		// Not a Windows event in a shape Vigil reads (no event id): kept
+		// whole.
+		return p.jsonBase(SourceWinlog, o, raw, host, windowsProduct, w.channel)
+	}
+	if w.ts.IsZero() {
+		w.ts = p.now()
 	}
 	if w.computer != "" {
 		host = w.computer
@@ -220,7 +229,12 @@ func (p *Parsers) Winlog(o map[string]any, raw []byte, host string) Result {
 		e.Set("src_endpoint.hostname", host)
 		e.Set("device.hostname", host)
 	default:
-		return fail(SourceWinlog, raw, "winlog: %s event %d is not mapped", w.channel, w.id)
+		// Every other event (a registry change, an image load, a service
+		// install): a generic event with the channel and id that route it,
+		// and its data as Sigma's Windows rules name it.
+		e = ocsf.New(ocsf.BaseEvent, ocsf.ActivityOther, "Other", w.ts, windowsProduct)
+		e.Set("message", w.message)
+		setHost(e, host)
 	}
 	e.Set("metadata.event_code", strconv.Itoa(w.id))
 	e.Set("metadata.log_name", w.channel)
