@@ -31,6 +31,9 @@ type SASLSession interface {
 	// Lifetime is how long the credential stays valid (an OAUTHBEARER
 	// token's remaining life), 0 if it has no limit of its own.
 	Lifetime() time.Duration
+	// Claimed is the user name the client claimed, "" if none (for the
+	// audit of a failed attempt).
+	Claimed() string
 }
 
 // failedAuthDelay is Kafka's connection.failed.authentication.delay.ms:
@@ -170,9 +173,18 @@ func (c *conn) step(msg []byte) ([]byte, bool, error) {
 	a := &c.auth
 	out, done, err := a.session.Step(c.ctx, msg)
 	if err != nil {
+		who := a.principal
+		if cl := a.session.Claimed(); cl != "" && !a.authenticated {
+			who = "User:" + cl
+		}
+		reason := err.Error()
+		var d interface{ Detail() string }
+		if errors.As(err, &d) {
+			reason = d.Detail()
+		}
 		a.session = nil
-		c.authEvent(a.mechanism, false, err.Error())
-		c.closeAfter(fmt.Errorf("SASL %s authentication failed: %w", a.mechanism, err))
+		c.authEventAs(who, a.mechanism, false, reason)
+		c.closeAfter(fmt.Errorf("SASL %s authentication of %s failed: %s", a.mechanism, who, reason))
 		return nil, false, fmt.Errorf("Authentication failed during authentication due to invalid credentials with SASL mechanism %s", a.mechanism)
 	}
 	if !done {
@@ -231,12 +243,18 @@ type AuthEvent struct {
 }
 
 func (c *conn) authEvent(mechanism string, ok bool, reason string) {
-	e := AuthEvent{Principal: c.auth.principal, Mechanism: mechanism, Listener: c.listener.Protocol,
+	c.authEventAs(c.auth.principal, mechanism, ok, reason)
+}
+
+// authEventAs reports an attempt as principal (a failed one: who the
+// client claimed to be).
+func (c *conn) authEventAs(principal, mechanism string, ok bool, reason string) {
+	e := AuthEvent{Principal: principal, Mechanism: mechanism, Listener: c.listener.Protocol,
 		Remote: c.nc.RemoteAddr().String(), OK: ok, Reason: reason}
 	if ok {
 		c.log.Info("authenticated", "mechanism", mechanism)
 	} else {
-		c.log.Warn("authentication failed", "mechanism", mechanism, "reason", reason)
+		c.log.Warn("authentication failed", "principal", principal, "mechanism", mechanism, "reason", reason)
 	}
 	c.b.secObs.Authentication(e)
 }

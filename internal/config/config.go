@@ -129,6 +129,11 @@ type Security struct {
 	// a SASL connection must authenticate again within it (0: never).
 	ConnectionsMaxReauth time.Duration
 
+	// The audit trail writes up to AuditRate events per second, AuditBurst
+	// at once; what is held back is counted in summary events.
+	AuditRate  int32
+	AuditBurst int32
+
 	Authorizer                string // "acl" or "none"
 	SuperUsers                string // ;-separated principals allowed everything
 	AllowEveryoneIfNoACLFound bool
@@ -145,6 +150,8 @@ func Default() Broker {
 			SASLMechanisms:           "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
 			OAuthSubClaim:            "sub",
 			Authorizer:               "none",
+			AuditRate:                200,
+			AuditBurst:               2000,
 			SSLPrincipalMappingRules: "DEFAULT",
 		},
 		LeaseTTL:          5 * time.Second,
@@ -272,6 +279,8 @@ func (c *Broker) options() []option {
 		{"connections-max-reauth", "a SASL connection must authenticate again within this (KIP-368 connections.max.reauth.ms; 0: never); OAUTHBEARER sessions also end with their token", &c.Security.ConnectionsMaxReauth},
 		{"authorizer", "none (every client may do everything) or acl (Kafka ACLs, managed with CreateAcls/DeleteAcls or vigil acls)", &c.Security.Authorizer},
 		{"super-users", "semicolon-separated principals the acl authorizer allows everything, e.g. User:admin;User:broker", &c.Security.SuperUsers},
+		{"audit-rate", "events per second the audit trail (_vigil.audit) writes one by one; beyond, they are counted in one summary event per kind, principal and host each second", &c.Security.AuditRate},
+		{"audit-burst", "events the audit trail writes at once above --audit-rate", &c.Security.AuditBurst},
 		{"allow-everyone-if-no-acl-found", "acl authorizer: allow access to a resource that no ACL names (allow.everyone.if.no.acl.found)", &c.Security.AllowEveryoneIfNoACLFound},
 	}
 }

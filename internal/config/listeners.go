@@ -183,6 +183,9 @@ func (s Security) check(ls []Listener) []error {
 	if _, err := principal.ParseSSLRules(s.SSLPrincipalMappingRules); err != nil {
 		errs = append(errs, fmt.Errorf("--ssl-principal-mapping-rules: %w", err))
 	}
+	if s.AuditRate < 1 || s.AuditBurst < 1 {
+		errs = append(errs, fmt.Errorf("--audit-rate %d and --audit-burst %d: must be positive", s.AuditRate, s.AuditBurst))
+	}
 	switch s.Authorizer {
 	case "none", "acl":
 	default:

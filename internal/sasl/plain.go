@@ -60,7 +60,10 @@ type plainSession struct {
 	m         *plainMech
 	over      bool
 	principal string
+	claimed   string
 }
+
+func (s *plainSession) Claimed() string { return s.claimed }
 
 func (s *plainSession) Principal() string       { return s.principal }
 func (s *plainSession) Lifetime() time.Duration { return 0 }
@@ -84,6 +87,7 @@ func (s *plainSession) Step(ctx context.Context, msg []byte) ([]byte, bool, erro
 	if user == "" {
 		return nil, false, malformed("Authentication failed: username not specified", nil)
 	}
+	s.claimed = user
 	if pass == "" {
 		return nil, false, malformed("Authentication failed: password not specified", nil)
 	}

@@ -85,6 +85,10 @@ type Session interface {
 	// 0 means the credential sets no limit (PLAIN, SCRAM). See
 	// SessionLifetime for the value to send the client.
 	Lifetime() time.Duration
+	// Claimed is the user name the client claimed so far ("" if none yet,
+	// or if it cannot be read without checking the credential), so that a
+	// failed attempt can be audited under the name it tried.
+	Claimed() string
 }
 
 // The kinds of *Error, for errors.Is.

@@ -93,6 +93,7 @@ type scramSession struct {
 }
 
 func (s *scramSession) Principal() string       { return s.principal }
+func (s *scramSession) Claimed() string         { return s.user }
 func (s *scramSession) Lifetime() time.Duration { return 0 }
 
 func (s *scramSession) Step(ctx context.Context, msg []byte) ([]byte, bool, error) {

@@ -3,11 +3,14 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/vigilhq/vigil/internal/acl"
+	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/broker"
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/meta"
 	"github.com/vigilhq/vigil/internal/sasl"
 	"github.com/vigilhq/vigil/internal/security"
 )
@@ -108,4 +111,41 @@ func (a saslAdapter) Start(name string) (broker.SASLSession, bool) {
 		return nil, false
 	}
 	return m.Start(), true
+}
+
+// openAudit opens the audit topic (held, kept for ever) and starts the
+// trail that writes it.
+func (s *Server) openAudit(ctx context.Context) (*audit.Trail, error) {
+	it, err := s.store.OpenInternalTopic(ctx, audit.Topic, audit.Partitions, map[string]string{
+		"retention.ms": "-1", "retention.bytes": "-1", "vigil.legal.hold": "true",
+	})
+	if err != nil {
+		return nil, err
+	}
+	_, clustered := s.meta.(meta.Cluster)
+	leads := func() []int32 {
+		if !clustered {
+			ps := make([]int32, it.Partitions())
+			for i := range ps {
+				ps[i] = int32(i)
+			}
+			return ps
+		}
+		var ps []int32
+		for p := range s.store.Led() {
+			if p.Topic == audit.Topic {
+				ps = append(ps, p.Partition)
+			}
+		}
+		slices.Sort(ps)
+		return ps
+	}
+	s.trail = audit.New(audit.Config{Rate: float64(s.cfg.Security.AuditRate), Burst: int(s.cfg.Security.AuditBurst)}, it, leads, s.cfg.NodeID, s.log.With("component", "audit"))
+	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopTrail, s.trailDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.trailDone)
+		s.trail.Run(tctx)
+	}()
+	return s.trail, nil
 }

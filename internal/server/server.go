@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/broker"
 	"github.com/vigilhq/vigil/internal/catchup"
 	"github.com/vigilhq/vigil/internal/cluster"
@@ -49,6 +50,9 @@ type Server struct {
 	tlsConf *tls.Config    // the Kafka listeners' TLS; nil without a TLS listener
 
 	security     *security.State
+	trail        *audit.Trail
+	stopTrail    context.CancelFunc
+	trailDone    chan struct{}
 	sasl         *sasl.Registry // nil without a SASL listener
 	stopSecurity context.CancelFunc
 	securityDone chan struct{}
@@ -215,6 +219,12 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (_ *Server,
 	s.broker.SetObserver(s.metrics)
 	sec, err := s.openSecurity(ctx)
 	if err != nil {
+		s.closeGroups()
+		s.store.Close()
+		s.closeStores()
+		return nil, err
+	}
+	if sec.Observer, err = s.openAudit(ctx); err != nil {
 		s.closeGroups()
 		s.store.Close()
 		s.closeStores()
@@ -570,6 +580,12 @@ func (s *Server) Close() error {
 	if s.stopSecurity != nil {
 		s.stopSecurity()
 		<-s.securityDone
+	}
+	// After the broker (no new events), before storage (the last ones
+	// still reach the WAL).
+	if s.stopTrail != nil {
+		s.stopTrail()
+		<-s.trailDone
 	}
 	if s.sasl != nil {
 		s.sasl.Close()
