@@ -29,8 +29,12 @@ type Broker struct {
 	Advertised  string
 	Listeners   []Listener
 	AdminListen string // host:port of the admin HTTP listener (/metrics, /healthz, /readyz); "" disables it
-	DataDir     string
-	ObjectStore string // URL or path; default DataDir/objects
+	// AdminTokenFile holds the bearer token the admin listener asks for
+	// (docs/security.md); AdminTLS serves it over TLS with --tls-cert.
+	AdminTokenFile string
+	AdminTLS       bool
+	DataDir        string
+	ObjectStore    string // URL or path; default DataDir/objects
 	// S3AccessKeyID and S3SecretAccessKey are explicit credentials of an
 	// s3:// object store (both or neither); without them the AWS chain
 	// (AWS_* environment, ~/.aws files, instance role) is used.
@@ -220,6 +224,8 @@ func (c *Broker) options() []option {
 		{"listen", "comma-separated listeners, each [PROTOCOL://]host:port with PROTOCOL one of PLAINTEXT (the default), SSL, SASL_PLAINTEXT, SASL_SSL", &c.Listen},
 		{"advertised", "comma-separated host:port advertised to clients in Metadata, one per --listen entry in its order (default: the --listen addresses)", &c.Advertised},
 		{"admin-listen", "host:port for /metrics, /healthz and /readyz (empty: off)", &c.AdminListen},
+		{"admin-token-file", "file whose first line is the bearer token the admin listener asks for, on every path but /healthz and /readyz (and /metrics from the broker's own host); without it /debug/pprof/ answers only the broker's own host", &c.AdminTokenFile},
+		{"admin-tls", "serve the admin listener over TLS with --tls-cert and --tls-key", &c.AdminTLS},
 		{"data-dir", "directory for the WAL, metadata and (by default) objects", &c.DataDir},
 		{"object-store", "object store: a directory, file:///abs/dir, or s3://bucket[/prefix][?endpoint=HOST:PORT&region=R&path_style=BOOL&tls=BOOL&create_bucket=BOOL&timeout=D] (default: DATA-DIR/objects)", &c.ObjectStore},
 		{"s3-access-key-id", "access key id of an s3:// object store (default: the AWS credential chain: AWS_ACCESS_KEY_ID, ~/.aws, instance role)", &c.S3AccessKeyID},
@@ -460,7 +466,7 @@ func (c *Broker) finish() error {
 	if c.Listeners, err = ParseListeners(c.Listen, c.Advertised); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, c.Security.check(c.Listeners)...)
+	errs = append(errs, c.Security.check(c.Listeners, c.AdminTLS)...)
 	if c.WAL == "" {
 		c.WAL = "file"
 		if c.Metadata != "" {

@@ -138,7 +138,7 @@ func (s Security) ClientAuth() string {
 
 // check validates the security settings against the listeners that use
 // them.
-func (s Security) check(ls []Listener) []error {
+func (s Security) check(ls []Listener, adminTLS bool) []error {
 	var errs []error
 	var tls, sasl bool
 	for _, l := range ls {
@@ -148,8 +148,8 @@ func (s Security) check(ls []Listener) []error {
 	if (s.TLSCert == "") != (s.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
 	}
-	if tls && s.TLSCert == "" {
-		errs = append(errs, errors.New("an SSL or SASL_SSL listener needs --tls-cert and --tls-key"))
+	if (tls || adminTLS) && s.TLSCert == "" {
+		errs = append(errs, errors.New("an SSL or SASL_SSL listener, and --admin-tls, need --tls-cert and --tls-key"))
 	}
 	switch s.ClientAuth() {
 	case "none":

@@ -295,7 +295,24 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (_ *Server,
 	s.metrics.Gauge("vigil_read_cache_bytes", "Bytes of object blocks cached now.", func() float64 { return float64(rc().Bytes) })
 	s.metrics.Gauge("vigil_catchup_queue_depth", "Catch-up reads waiting for an I/O worker now.", func() float64 { return float64(rc().Waiting) })
 	if s.adminLn != nil {
-		s.admin = &http.Server{Handler: s.metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		token, err := readToken(cfg.AdminTokenFile)
+		if err != nil {
+			s.closeGroups()
+			s.store.Close()
+			s.closeStores()
+			return nil, err
+		}
+		if cfg.AdminTLS {
+			tc, err := s.adminTLS()
+			if err != nil {
+				s.closeGroups()
+				s.store.Close()
+				s.closeStores()
+				return nil, err
+			}
+			s.adminLn = tls.NewListener(s.adminLn, tc)
+		}
+		s.admin = &http.Server{Handler: adminHandler(s.metrics.Handler(), token), ReadHeaderTimeout: 10 * time.Second}
 		go s.admin.Serve(s.adminLn)
 	}
 	// Serve here rather than in Serve(), so that a started Server answers
