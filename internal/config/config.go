@@ -43,6 +43,13 @@ type Broker struct {
 	// Metadata is where the metadata store lives: "" for the embedded
 	// bbolt file DataDir/meta.db, or etcd://host:port[,host:port...][/prefix].
 	Metadata string
+	// Etcd's TLS (a CA bundle for the members' certificates, a client
+	// certificate for --client-cert-auth) and login, for a secured etcd.
+	EtcdCA, EtcdCert, EtcdKey string
+	EtcdUsername              string
+	EtcdPasswordFile          string
+	// S3CA is a PEM bundle an https S3 endpoint is verified against.
+	S3CA     string
 	WAL      string // "file" or "object"; "" picks file alone, object in a cluster
 	LogLevel string
 	NodeID   int32
@@ -230,6 +237,12 @@ func (c *Broker) options() []option {
 		{"object-store", "object store: a directory, file:///abs/dir, or s3://bucket[/prefix][?endpoint=HOST:PORT&region=R&path_style=BOOL&tls=BOOL&create_bucket=BOOL&timeout=D] (default: DATA-DIR/objects)", &c.ObjectStore},
 		{"s3-access-key-id", "access key id of an s3:// object store (default: the AWS credential chain: AWS_ACCESS_KEY_ID, ~/.aws, instance role)", &c.S3AccessKeyID},
 		{"s3-secret-access-key", "secret access key of an s3:// object store; prefer VIGIL_S3_SECRET_ACCESS_KEY or the config file, since flags show in ps", &c.S3SecretAccessKey},
+		{"s3-ca", "PEM CA bundle an https:// S3 endpoint's certificate is verified against (default: the system's)", &c.S3CA},
+		{"etcd-ca", "PEM CA bundle the etcd members' certificates are verified against: speak TLS to etcd", &c.EtcdCA},
+		{"etcd-cert", "PEM client certificate for etcd's --client-cert-auth (with --etcd-key)", &c.EtcdCert},
+		{"etcd-key", "PEM private key of --etcd-cert", &c.EtcdKey},
+		{"etcd-username", "etcd user, for an etcd with authentication enabled (with --etcd-password-file)", &c.EtcdUsername},
+		{"etcd-password-file", "file whose first line is the etcd user's password", &c.EtcdPasswordFile},
 		{"metadata", "metadata store: etcd://host:port[,host:port...][/prefix] (default: the embedded file DATA-DIR/meta.db)", &c.Metadata},
 		{"wal", "write-ahead log kind: file (default alone) or object (default and required with --metadata etcd://)", &c.WAL},
 		{"log-level", "debug, info, warn or error", &c.LogLevel},
@@ -513,6 +526,15 @@ func (c *Broker) finish() error {
 		if _, _, err := ParseEtcdURL(c.Metadata); err != nil {
 			errs = append(errs, fmt.Errorf("--metadata %q: %w", c.Metadata, err))
 		}
+	}
+	if (c.EtcdCA != "" || c.EtcdCert != "" || c.EtcdUsername != "") && c.Metadata == "" {
+		errs = append(errs, errors.New("--etcd-ca, --etcd-cert and --etcd-username need --metadata etcd://..."))
+	}
+	if (c.EtcdCert == "") != (c.EtcdKey == "") {
+		errs = append(errs, errors.New("--etcd-cert and --etcd-key go together"))
+	}
+	if (c.EtcdUsername == "") != (c.EtcdPasswordFile == "") {
+		errs = append(errs, errors.New("--etcd-username and --etcd-password-file go together"))
 	}
 	if c.DefaultPartitions < 1 {
 		errs = append(errs, fmt.Errorf("--default-partitions %d: must be at least 1", c.DefaultPartitions))

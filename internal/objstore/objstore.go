@@ -47,6 +47,10 @@ type Options struct {
 	// an EC2/ECS/EKS role.
 	S3AccessKeyID     string
 	S3SecretAccessKey string
+	// S3CA, if set, is a PEM bundle the store's certificate is verified
+	// against instead of the system's (a private CA in front of MinIO,
+	// Ceph RGW, an on-premises gateway).
+	S3CA string
 }
 
 // Open opens the store named by rawURL: "file:///abs/dir", a plain path,

@@ -3,10 +3,12 @@ package objstore
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -195,6 +197,20 @@ func OpenS3(ctx context.Context, u *url.URL, opts Options) (*S3, error) {
 	s := &S3{bucket: cfg.bucket, prefix: cfg.prefix, timeout: cfg.timeout, name: name}
 	if s.tr, err = minio.DefaultTransport(cfg.secure); err != nil {
 		return nil, fmt.Errorf("objstore: %s: http transport: %w", name, err)
+	}
+	if opts.S3CA != "" {
+		if s.tr.TLSClientConfig == nil {
+			return nil, fmt.Errorf("objstore: %s: a CA bundle (%s) for a plain-HTTP endpoint", name, opts.S3CA)
+		}
+		raw, err := os.ReadFile(opts.S3CA)
+		if err != nil {
+			return nil, fmt.Errorf("objstore: %s: CA bundle: %w", name, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(raw) {
+			return nil, fmt.Errorf("objstore: %s: CA bundle %s holds no PEM certificate", name, opts.S3CA)
+		}
+		s.tr.TLSClientConfig.RootCAs = pool
 	}
 	if err := s.connect(ctx, cfg, opts); err != nil {
 		s.tr.CloseIdleConnections()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/certs/certstest"
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/objstore/s3test"
 )
@@ -202,5 +203,37 @@ func TestS3Outage(t *testing.T) {
 	objs, err := st.List(ctx, "")
 	if err != nil || len(objs) != 2 || objs[0].Key != "after" || objs[1].Key != "before" {
 		t.Fatalf("list after restart: %v, %v", objs, err)
+	}
+}
+
+// TestS3PrivateCA talks https to a gateway whose certificate a private CA
+// signed: with --s3-ca it works, without it the certificate is refused,
+// and a CA bundle for a plain-HTTP endpoint is a configuration error.
+func TestS3PrivateCA(t *testing.T) {
+	ca := certstest.NewCA(t, "s3-ca")
+	pair := ca.Server("s3")
+	srv := s3test.StartTLS(t, pair.Cert, pair.Key)
+	bucket := srv.Bucket("tls")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts := srv.Options()
+	if st, err := objstore.Open(ctx, srv.URL(bucket, "p"), opts); err == nil {
+		st.Close()
+		t.Fatal("a private CA's certificate was trusted without --s3-ca")
+	} else if !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("without the CA: %v (want a certificate error)", err)
+	}
+	opts.S3CA = ca.File
+	st, err := objstore.Open(ctx, srv.URL(bucket, "p"), opts)
+	if err != nil {
+		t.Fatalf("with the CA: %v", err)
+	}
+	defer st.Close()
+	if err := st.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatalf("put over https: %v", err)
+	}
+	plainSrv := s3test.Start(t)
+	if _, err := objstore.Open(ctx, plainSrv.URL(plainSrv.Bucket("plain"), "p"), opts); err == nil || !strings.Contains(err.Error(), "plain-HTTP") {
+		t.Errorf("a CA bundle with an http endpoint: %v", err)
 	}
 }

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+	"crypto/x509/pkix"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/vigilhq/vigil/internal/certs/certstest"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/meta/etcdstore/etcdtest"
 )
@@ -72,5 +75,38 @@ func TestEtcdMetadata(t *testing.T) {
 	}
 	if got := consume(ts2); len(got) != n {
 		t.Fatalf("after restart consumed %d distinct records, want %d", len(got), n)
+	}
+}
+
+// TestEtcdOverMutualTLS runs a broker against an etcd that speaks TLS and
+// requires client certificates: with the --etcd-* settings it works, and
+// without its certificate the broker refuses to start.
+func TestEtcdOverMutualTLS(t *testing.T) {
+	ca := certstest.NewCA(t, "etcd-ca")
+	server := ca.Server("etcd")
+	client := ca.Client(pkix.Name{CommonName: "vigil-broker"})
+	endpoint := etcdtest.StartTLS(t, etcdtest.TLS{CertFile: server.Cert, KeyFile: server.Key, ClientCAFile: ca.File})
+	secured := func(c *config.Broker) {
+		c.Metadata = "etcd://" + endpoint + "/vigil/tls"
+		c.WAL = "object"
+		c.EtcdCA, c.EtcdCert, c.EtcdKey = ca.File, client.Cert, client.Key
+	}
+	ts := startServer(t, t.TempDir(), secured)
+	ctx := testCtx(t, 30*time.Second)
+	createTopics(t, ctx, ts.admin(t), 1, nil, "over-tls")
+	cl := ts.client(t, kgo.DefaultProduceTopic("over-tls"))
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatalf("produce with metadata in a TLS etcd: %v", err)
+	}
+	ts.close()
+
+	cfg := testConfig(t, t.TempDir())
+	secured(&cfg)
+	cfg.EtcdCert, cfg.EtcdKey = "", ""
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if srv, err := Start(sctx, cfg, testLogger(t)); err == nil {
+		srv.Close()
+		t.Fatal("a broker without a client certificate started against an etcd that requires one")
 	}
 }

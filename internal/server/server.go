@@ -129,6 +129,7 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (_ *Server,
 	if s.objs, err = objstore.Open(ctx, cfg.ObjectStore, objstore.Options{
 		S3AccessKeyID:     cfg.S3AccessKeyID,
 		S3SecretAccessKey: string(cfg.S3SecretAccessKey),
+		S3CA:              cfg.S3CA,
 	}); err != nil {
 		s.meta.Close()
 		return nil, fmt.Errorf("open object store: %w", err)
@@ -344,7 +345,12 @@ func openMeta(ctx context.Context, cfg config.Broker) (meta.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--metadata: %w", err)
 	}
-	st, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: endpoints, Prefix: prefix})
+	access, err := cfg.EtcdAccess()
+	if err != nil {
+		return nil, err
+	}
+	st, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: endpoints, Prefix: prefix,
+		TLS: access.TLS, Username: access.Username, Password: access.Password})
 	if err != nil {
 		return nil, fmt.Errorf("open metadata %s: %w", cfg.Metadata, err)
 	}

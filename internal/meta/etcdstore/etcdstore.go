@@ -50,6 +50,7 @@
 package etcdstore
 
 import (
+	"crypto/tls"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -97,6 +98,11 @@ type Config struct {
 	DialTimeout time.Duration // default 5s
 	// MaxTxnOps is the etcd cluster's --max-txn-ops; DefaultMaxTxnOps if 0.
 	MaxTxnOps int
+	// TLS, if set, speaks TLS to the members (its certificate, if any, is
+	// the client certificate etcd's --client-cert-auth asks for).
+	TLS *tls.Config
+	// Username and Password log in to an etcd with authentication on.
+	Username, Password string
 }
 
 // Store is a meta.Store backed by etcd. Safe for concurrent use.
@@ -120,6 +126,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   cfg.Endpoints,
 		DialTimeout: dial,
+		TLS:         cfg.TLS,
+		Username:    cfg.Username,
+		Password:    cfg.Password,
 		Context:     context.WithoutCancel(ctx),
 		// The client's default zap logger writes JSON to stderr; the
 		// store reports errors through its return values instead.

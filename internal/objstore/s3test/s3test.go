@@ -15,6 +15,7 @@ package s3test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"go/build"
@@ -47,6 +48,8 @@ type Server struct {
 	bin  string
 	root string // one subdirectory per bucket
 	addr string // 127.0.0.1:port
+	// tlsCert and tlsKey, when set, make the gateway speak https.
+	tlsCert, tlsKey string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -76,6 +79,18 @@ func Binary() string {
 // binary it skips t (fails it with VIGIL_REQUIRE_S3=1).
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return start(t, "", "")
+}
+
+// StartTLS starts a gateway that serves https with the certificate and
+// key given (PEM files).
+func StartTLS(t testing.TB, certFile, keyFile string) *Server {
+	t.Helper()
+	return start(t, certFile, keyFile)
+}
+
+func start(t testing.TB, certFile, keyFile string) *Server {
+	t.Helper()
 	bin := Binary()
 	if bin == "" {
 		msg := "versitygw not found on PATH or in $GOPATH/bin; install it with " +
@@ -85,7 +100,7 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skip(msg)
 	}
-	s := &Server{t: t, bin: bin, root: t.TempDir()}
+	s := &Server{t: t, bin: bin, root: t.TempDir(), tlsCert: certFile, tlsKey: keyFile}
 	// Ask the kernel for a free port, then hand it to the gateway. Another
 	// process could take it in between; on loopback in a test run that is
 	// rare enough, and the failure would be a clear "address in use".
@@ -114,11 +129,18 @@ func (s *Server) Options() objstore.Options {
 // URL is the s3:// URL of prefix in bucket on this server; extra query
 // parameters (e.g. "timeout=2s") are appended.
 func (s *Server) URL(bucket, prefix string, extra ...string) string {
-	u := fmt.Sprintf("s3://%s/%s?endpoint=http://%s&path_style=true", bucket, strings.TrimPrefix(prefix, "/"), s.addr)
+	u := fmt.Sprintf("s3://%s/%s?endpoint=%s://%s&path_style=true", bucket, strings.TrimPrefix(prefix, "/"), s.scheme(), s.addr)
 	for _, e := range extra {
 		u += "&" + e
 	}
 	return u
+}
+
+func (s *Server) scheme() string {
+	if s.tlsCert != "" {
+		return "https"
+	}
+	return "http"
 }
 
 // Bucket creates a bucket (a directory of the posix backend) and returns
@@ -167,8 +189,11 @@ func (s *Server) Start() {
 
 func (s *Server) startLocked() error {
 	out := &output{}
-	cmd := exec.Command(s.bin, "--port", s.addr, "--access", AccessKey, "--secret", SecretKey,
-		"--quiet", "posix", s.root)
+	args := []string{"--port", s.addr, "--access", AccessKey, "--secret", SecretKey, "--quiet"}
+	if s.tlsCert != "" {
+		args = append(args, "--cert", s.tlsCert, "--key", s.tlsKey)
+	}
+	cmd := exec.Command(s.bin, append(args, "posix", s.root)...)
 	// Only what the gateway needs: an inherited ROOT_ACCESS_KEY or VGW_*
 	// variable would change its configuration.
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.root}
@@ -180,7 +205,9 @@ func (s *Server) startLocked() error {
 	go func() { exit <- cmd.Wait() }()
 
 	deadline := time.Now().Add(20 * time.Second)
-	client := &http.Client{Timeout: time.Second}
+	// The probe only asks whether it answers; the tests check the
+	// certificate through the store's own client.
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	for {
 		select {
 		case err := <-exit:
@@ -188,7 +215,7 @@ func (s *Server) startLocked() error {
 		default:
 		}
 		// Any HTTP answer (403 for an unsigned request) means it serves.
-		resp, err := client.Get("http://" + s.addr + "/")
+		resp, err := client.Get(s.scheme() + "://" + s.addr + "/")
 		if err == nil {
 			resp.Body.Close()
 			s.cmd, s.out, s.exit = cmd, out, exit

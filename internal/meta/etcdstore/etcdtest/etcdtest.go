@@ -105,7 +105,42 @@ func StartServer(dir string) (endpoint string, stop func(), err error) {
 	return client.Host, e.Close, nil
 }
 
+// TLS configures a member's client port: its certificate and the CA it
+// verifies client certificates against (etcd's --client-cert-auth).
+type TLS struct {
+	CertFile, KeyFile string
+	ClientCAFile      string
+}
+
+// StartTLS starts a member whose client port speaks TLS and requires a
+// client certificate signed by the CA; it stops when the test ends.
+func StartTLS(t testing.TB, tc TLS) string {
+	t.Helper()
+	client, err := freeURL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := freeURL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.Scheme = "https"
+	e, err := startEtcdWith(t.TempDir(), client, peer, func(cfg *embed.Config) {
+		cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = tc.CertFile, tc.KeyFile
+		cfg.ClientTLSInfo.TrustedCAFile, cfg.ClientTLSInfo.ClientCertAuth = tc.ClientCAFile, true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return client.Host
+}
+
 func startEtcd(dir string, client, peer url.URL) (*embed.Etcd, error) {
+	return startEtcdWith(dir, client, peer, nil)
+}
+
+func startEtcdWith(dir string, client, peer url.URL, mod func(*embed.Config)) (*embed.Etcd, error) {
 	cfg := embed.NewConfig()
 	cfg.Name = "vigil-test"
 	cfg.Dir = dir
@@ -116,6 +151,9 @@ func startEtcd(dir string, client, peer url.URL) (*embed.Etcd, error) {
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	if mod != nil {
+		mod(cfg)
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd: %w", err)
