@@ -50,10 +50,10 @@
 package etcdstore
 
 import (
-	"crypto/tls"
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
