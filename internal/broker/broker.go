@@ -79,6 +79,9 @@ type Broker struct {
 	acls      *acl.Authorizer // nil: no authorizer
 	security  *security.State // nil: no users or ACLs can be stored
 	secObs    SecurityObserver
+	// failedAuthDelay holds a connection open after a failed
+	// authentication before closing it.
+	failedAuthDelay time.Duration
 
 	mu     sync.Mutex
 	closed bool
@@ -109,6 +112,7 @@ func New(cfg config.Broker, store *storage.Engine, groups *group.Shards, quotas 
 	}
 	b.obs = noObserver{}
 	b.secObs = noSecurityObserver{}
+	b.failedAuthDelay = failedAuthDelay
 	var err error
 	if b.sslMapper, err = principal.ParseSSLRules(cfg.Security.SSLPrincipalMappingRules); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)

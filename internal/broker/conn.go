@@ -290,7 +290,7 @@ func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
 				}
 			}
 			if p.lingerClose {
-				time.Sleep(failedAuthDelay)
+				time.Sleep(c.b.failedAuthDelay)
 			}
 			continue
 		}
@@ -312,7 +312,7 @@ func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
 			buf, broken = c.answer(p, buf, w)
 		}
 		if p.lingerClose {
-			time.Sleep(failedAuthDelay)
+			time.Sleep(c.b.failedAuthDelay)
 		}
 	}
 	if !broken {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/vigilhq/vigil/internal/meta/boltstore"
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/quota"
+	"github.com/vigilhq/vigil/internal/sasl"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -71,6 +73,28 @@ func fuzzBroker(tb testing.TB) *Broker {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// SASL with a known user, so inputs can authenticate and go on.
+	creds := sasl.CredentialMap{}
+	for _, m := range []string{sasl.ScramSHA256, sasl.ScramSHA512} {
+		if err := creds.Add("fuzz", m, "fuzz-password", sasl.MinScramIterations); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	opts := sasl.PasswordOptions{DecoySecret: []byte("fuzz-decoy-secret-of-32-bytes...")}
+	plain, err := sasl.NewPlain(creds, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s256, err := sasl.NewScram(sasl.ScramSHA256, creds, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	reg, err := sasl.NewRegistry(plain, s256)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b.SetSecurity(Security{SASL: fuzzSASL{reg}})
+	b.failedAuthDelay = 0
 	if _, err := store.CreateTopic(ctx, "fuzz", 2, nil); err != nil {
 		tb.Fatal(err)
 	}
@@ -80,9 +104,27 @@ func fuzzBroker(tb testing.TB) *Broker {
 // runFrames serves one connection over net.Pipe, writes input to it, and
 // waits for the connection to finish. Responses are discarded.
 func runFrames(tb testing.TB, b *Broker, input []byte) {
+	runFramesOn(tb, b, config.Listener{Protocol: config.Plaintext}, input)
+}
+
+// fuzzSASL presents a sasl.Registry as the broker's SASL.
+type fuzzSASL struct{ r *sasl.Registry }
+
+func (f fuzzSASL) Mechanisms() []string { return f.r.Names() }
+func (f fuzzSASL) Start(name string) (SASLSession, bool) {
+	m := f.r.Lookup(name)
+	if m == nil {
+		return nil, false
+	}
+	return m.Start(), true
+}
+
+// runFramesOn serves one connection of a listener of the given protocol.
+func runFramesOn(tb testing.TB, b *Broker, l config.Listener, input []byte) {
 	client, server := net.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{b: b, nc: server, ctx: ctx, cancel: cancel, log: b.log}
+	c := &conn{b: b, nc: server, listener: l, ctx: ctx, cancel: cancel, log: b.log,
+		auth: authState{principal: "User:ANONYMOUS", host: "127.0.0.1"}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -204,6 +246,20 @@ func fuzzSeeds() [][]byte {
 	seeds = append(seeds, enc(pr, 9))
 
 	// The group coordinator's APIs, each in its oldest and newest version.
+	for _, v := range []int16{0, 1} {
+		seeds = append(seeds, saslHandshake(v, "PLAIN"), saslHandshake(v, "SCRAM-SHA-256"), saslHandshake(v, "GSSAPI"))
+	}
+	for _, bytes := range [][]byte{
+		[]byte("\x00fuzz\x00fuzz-password"),
+		[]byte("\x00fuzz\x00wrong"),
+		[]byte("n,,n=fuzz,r=fyko+d2lbbFgONRv9qkxdawL"),
+		[]byte("n,a=other,n=fuzz,r=abc"),
+	} {
+		au := kmsg.NewPtrSASLAuthenticateRequest()
+		au.SASLAuthBytes = bytes
+		seeds = append(seeds, enc(au, 0), enc(au, 2), bytes) // the last: a bare v0 token
+	}
+
 	grp, inst, ptype, proto := "fuzz-group", "fuzz-instance", "consumer", "range"
 	fc := kmsg.NewPtrFindCoordinatorRequest()
 	fc.CoordinatorKey, fc.CoordinatorKeys = grp, []string{grp, "txn"}
@@ -303,6 +359,11 @@ func FuzzRequestDecode(f *testing.F) {
 	}
 	b := fuzzBroker(f)
 	trailer := fuzzSeeds()[0] // ApiVersions v0
+	// Every input also runs on a SASL_PLAINTEXT connection, as what follows
+	// a v1 handshake (a SaslAuthenticate, or anything else) and as the
+	// bare token a v0 handshake is followed by.
+	saslL := config.Listener{Protocol: config.SASLPlaintext}
+	hsV1, hsV0 := frame(saslHandshake(1, "PLAIN")), frame(saslHandshake(0, "SCRAM-SHA-256"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if len(body) >= 2 {
 			// Creating topics or partitions with counts from random bytes
@@ -319,7 +380,15 @@ func FuzzRequestDecode(f *testing.F) {
 		}
 		input := append(frame(body), frame(trailer)...)
 		runFrames(t, b, input)
+		runFramesOn(t, b, saslL, append(slices.Clone(hsV1), input...))
+		runFramesOn(t, b, saslL, append(slices.Clone(hsV0), input...))
 	})
+}
+
+func saslHandshake(v int16, mechanism string) []byte {
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.Version, hs.Mechanism = v, mechanism
+	return kmsg.NewRequestFormatter(kmsg.FormatterClientID("fuzz")).AppendRequest(nil, hs, 1)[4:]
 }
 
 // TestFuzzSeeds runs the seeds as a plain test, so `go test` covers them

@@ -36,9 +36,10 @@ type SASLSession interface {
 	Claimed() string
 }
 
-// failedAuthDelay is Kafka's connection.failed.authentication.delay.ms:
-// how long a connection whose authentication failed stays open before it
-// is closed, so a client retrying a wrong password in a loop is slowed.
+// failedAuthDelay is Kafka's connection.failed.authentication.delay.ms
+// default: how long a connection whose authentication failed stays open
+// before it is closed, so a client retrying a wrong password in a loop is
+// slowed (Broker.failedAuthDelay; the fuzz test sets it to 0).
 const failedAuthDelay = 100 * time.Millisecond
 
 // authState is a connection's authentication: who it is and, on a SASL
