@@ -584,6 +584,17 @@ func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 // when the configured one was 0).
 func (s *Server) Advertised() string { return s.cfg.Advertised }
 
+// PlaintextAdvertised is the advertised address of the PLAINTEXT listener,
+// "" if there is none (in-process services produce through it).
+func (s *Server) PlaintextAdvertised() string {
+	for _, l := range s.cfg.Listeners {
+		if l.Protocol == config.Plaintext {
+			return l.Advertised
+		}
+	}
+	return ""
+}
+
 // Close stops clients first, then flushes the WAL and uploads everything,
 // then closes the stores.
 func (s *Server) Close() error {
