@@ -31,6 +31,8 @@ Usage:
   vigil topics SUBCOMMAND    list, describe, create, delete, alter-config topics (vigil topics -h)
   vigil groups SUBCOMMAND    list, describe, reset offsets of, delete consumer groups (vigil groups -h)
   vigil cluster SUBCOMMAND   status of the brokers; drain a broker before stopping it (vigil cluster -h)
+  vigil users SUBCOMMAND     add, delete, list SCRAM users, through a broker or into its metadata store (vigil users -h)
+  vigil acls SUBCOMMAND      add, list, delete ACLs with kafka-acls.sh's options (vigil acls -h)
   vigil ingest [flags]       syslog and HTTP telemetry in, OCSF events out (vigil ingest -h)
   vigil detect --rules DIR PATH... evaluate Sigma rules over JSON event files, print matches as NDJSON
   vigil detect --brokers H:P --rules DIR  consume telemetry topics, write OCSF Detection Findings to alerts (vigil detect -h)
@@ -54,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
-	case "topics", "groups", "cluster":
+	case "topics", "groups", "cluster", "users", "acls":
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
 		return admincli.Main(ctx, args, admincli.Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv})

@@ -21,13 +21,7 @@ partition and the group coordinator off a broker before a planned shutdown
 (clients see only retriable errors) and waits until it leads nothing;
 --undo gives the broker its share back.
 
-Common flags:
-  --brokers HOST:PORT,...  seed brokers (default 127.0.0.1:9092, env VIGIL_BROKERS)
-  --json                   machine-readable output
-  --timeout DURATION       give up after this long (default 30s)
-
-Exit status: 0 ok, 1 the operation failed, 2 usage error.
-`
+` + commonUsage
 
 // drainingConfig is the broker config `vigil serve` treats as the drain
 // mark (broker.DrainingConfig; not imported: this package speaks only the

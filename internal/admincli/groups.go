@@ -26,13 +26,7 @@ const groupsUsage = `Usage:
 reset shows the plan unless --execute is given, and refuses while the group
 has active members (as Kafka does): stop its consumers first.
 
-Common flags:
-  --brokers HOST:PORT,...  seed brokers (default 127.0.0.1:9092, env VIGIL_BROKERS)
-  --json                   machine-readable output
-  --timeout DURATION       give up after this long (default 30s)
-
-Exit status: 0 ok, 1 the operation failed, 2 usage error.
-`
+` + commonUsage
 
 func groupCommands() map[string]subcommand {
 	return map[string]subcommand{

@@ -21,13 +21,7 @@ const topicsUsage = `Usage:
   vigil topics hold TOPIC... [flags]      legal hold: refuse every deletion of the topics' data
   vigil topics release TOPIC... [flags]   lift the legal hold
 
-Common flags:
-  --brokers HOST:PORT,...  seed brokers (default 127.0.0.1:9092, env VIGIL_BROKERS)
-  --json                   machine-readable output
-  --timeout DURATION       give up after this long (default 30s)
-
-Exit status: 0 ok, 1 the operation failed, 2 usage error.
-`
+` + commonUsage
 
 func topicCommands() map[string]subcommand {
 	return map[string]subcommand{
