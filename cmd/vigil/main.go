@@ -100,7 +100,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	in, err := startIngest(ctx, cfg, srv.Advertised(), srv.Metrics().Registerer(), log)
+	in, err := startIngest(ctx, cfg, srv.PlaintextAdvertised(), srv.Metrics().Registerer(), log)
 	if err != nil {
 		log.Error("start failed", "err", err)
 		srv.Close()
@@ -151,6 +151,9 @@ func catchHUP() chan os.Signal {
 func startIngest(ctx context.Context, cfg config.Broker, broker string, reg prometheus.Registerer, log *slog.Logger) (*ingest.Service, error) {
 	if cfg.IngestSyslogTCP == "" && cfg.IngestSyslogUDP == "" && cfg.IngestHTTP == "" {
 		return nil, nil
+	}
+	if broker == "" {
+		return nil, errors.New("the in-process ingest service produces through a PLAINTEXT listener: add one on loopback (--listen 'PLAINTEXT://127.0.0.1:9092,SASL_SSL://...'), or run vigil ingest on its own with the client security flags")
 	}
 	icfg := ingest.DefaultConfig()
 	icfg.Brokers = []string{broker}
