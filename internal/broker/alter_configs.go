@@ -13,11 +13,24 @@ import (
 
 // handleAlterConfigs replaces a topic's whole config set: configs not
 // named revert to their defaults, as the (non-incremental) API defines.
+//
+// Authorization, as Kafka's handleAlterConfigsRequest: AlterConfigs on a
+// topic, else TOPIC_AUTHORIZATION_FAILED (no message). Broker resources
+// (every broker config is static here) and other types are refused with
+// INVALID_REQUEST before authorization, as Kafka's preprocessing refuses a
+// change it cannot apply.
 func (b *Broker) handleAlterConfigs(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.AlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
 	for _, rr := range req.Resources {
 		res := kmsg.AlterConfigsResponseResource{ResourceType: rr.ResourceType, ResourceName: rr.ResourceName}
+		if rr.ResourceType == kmsg.ConfigResourceTypeTopic {
+			if e, _ := configsAuthz(c, kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); e != nil {
+				res.ErrorCode = e.Code
+				resp.Resources = append(resp.Resources, res)
+				continue
+			}
+		}
 		code, msg := b.alterTopicConfigs(rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(map[string]string) (map[string]string, error) {
 			next := map[string]string{}
 			for _, kv := range rr.Configs {

@@ -34,9 +34,18 @@ func quotaCode(err error) (int16, *string) {
 	return kerr.UnknownServerError.Code, &msg
 }
 
+// handleDescribeClientQuotas describes the quotas that match a filter.
+//
+// Authorization, as Kafka's handleDescribeClientQuotasRequest:
+// DescribeConfigs on the cluster, else CLUSTER_AUTHORIZATION_FAILED with
+// Kafka's message and null entries.
 func (b *Broker) handleDescribeClientQuotas(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.DescribeClientQuotasRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeClientQuotasResponse)
+	if !c.allowed(kmsg.ACLOperationDescribeConfigs, kmsg.ACLResourceTypeCluster, clusterResource) {
+		resp.ErrorCode, resp.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, ptr(msgClusterAuthz)
+		return func() kmsg.Response { return resp }
+	}
 	var filters []quota.Filter
 	for _, f := range req.Components {
 		qf := quota.Filter{Type: f.EntityType}
@@ -71,9 +80,24 @@ func (b *Broker) handleDescribeClientQuotas(c *conn, h header, r kmsg.Request) f
 	return func() kmsg.Response { return resp }
 }
 
+// handleAlterClientQuotas sets and removes quotas.
+//
+// Authorization, as Kafka's handleAlterClientQuotasRequest: AlterConfigs
+// on the cluster, else every entry is answered CLUSTER_AUTHORIZATION_FAILED
+// with Kafka's message, and nothing changes.
 func (b *Broker) handleAlterClientQuotas(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.AlterClientQuotasRequest)
 	resp := req.ResponseKind().(*kmsg.AlterClientQuotasResponse)
+	if !c.allowed(kmsg.ACLOperationAlterConfigs, kmsg.ACLResourceTypeCluster, clusterResource) {
+		for _, re := range req.Entries {
+			out := kmsg.AlterClientQuotasResponseEntry{ErrorCode: kerr.ClusterAuthorizationFailed.Code, ErrorMessage: ptr(msgClusterAuthz)}
+			for _, e := range re.Entity {
+				out.Entity = append(out.Entity, kmsg.AlterClientQuotasResponseEntryEntity{Type: e.Type, Name: e.Name})
+			}
+			resp.Entries = append(resp.Entries, out)
+		}
+		return func() kmsg.Response { return resp }
+	}
 	return func() kmsg.Response {
 		for _, re := range req.Entries {
 			out := kmsg.AlterClientQuotasResponseEntry{}

@@ -14,6 +14,11 @@ import (
 
 var errInvalidPartitions = errors.New("invalid partitions")
 
+// handleCreatePartitions raises topics' partition counts.
+//
+// Authorization, as Kafka's handleCreatePartitionsRequest: Alter on each
+// topic, else TOPIC_AUTHORIZATION_FAILED ("The topic authorization is
+// failed.") before the existence check.
 func (b *Broker) handleCreatePartitions(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
@@ -24,6 +29,11 @@ func (b *Broker) handleCreatePartitions(c *conn, h header, r kmsg.Request) func(
 		fail := func(e *kerr.Error, msg string) {
 			st.ErrorCode = e.Code
 			st.ErrorMessage = &msg
+		}
+		if !c.allowed(kmsg.ACLOperationAlter, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			fail(kerr.TopicAuthorizationFailed, "The topic authorization is failed.")
+			resp.Topics = append(resp.Topics, st)
+			continue
 		}
 		t := b.store.Topic(rt.Topic)
 		switch {

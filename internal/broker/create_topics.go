@@ -14,6 +14,14 @@ import (
 // handleCreateTopics creates topics. The replication factor is accepted
 // and reported as 1: durability comes from the object store, not from
 // replicas, so any factor a tool asks for is satisfied.
+//
+// Authorization, as Kafka's CreateTopics: Create on the cluster (asked
+// quietly) or on each topic, else TOPIC_AUTHORIZATION_FAILED ("Authorization
+// failed."), checked after the duplicate check and before any other. The
+// partition count, replication factor and configs of a created topic are
+// answered only with DescribeConfigs on it (asked quietly); without, they
+// are -1, -1 and none, with the config error TOPIC_AUTHORIZATION_FAILED,
+// and the topic id is still given (as Kafka's KRaft controller does).
 func (b *Broker) handleCreateTopics(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
@@ -23,12 +31,15 @@ func (b *Broker) handleCreateTopics(c *conn, h header, r kmsg.Request) func() km
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
+	clusterCreate := c.allowedQuiet(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeCluster, clusterResource)
 	for _, rt := range req.Topics {
 		st := kmsg.CreateTopicsResponseTopic{Topic: rt.Topic, NumPartitions: -1, ReplicationFactor: -1}
 		fail := func(e *kerr.Error, msg string) {
 			st.ErrorCode = e.Code
 			st.ErrorMessage = &msg
 		}
+		create := clusterCreate || c.allowed(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic, rt.Topic)
+		describeConfigs := c.allowedQuiet(kmsg.ACLOperationDescribeConfigs, kmsg.ACLResourceTypeTopic, rt.Topic)
 		partitions := rt.NumPartitions
 		if len(rt.ReplicaAssignment) > 0 {
 			partitions = int32(len(rt.ReplicaAssignment))
@@ -44,10 +55,12 @@ func (b *Broker) handleCreateTopics(c *conn, h header, r kmsg.Request) func() km
 			}
 			configs[kv.Name] = *kv.Value
 		}
-		if err := validTopicName(rt.Topic); err != nil {
-			fail(kerr.InvalidTopicException, err.Error())
-		} else if seen[rt.Topic] > 1 {
+		if seen[rt.Topic] > 1 {
 			fail(kerr.InvalidRequest, "topic named more than once in the request")
+		} else if !create {
+			fail(kerr.TopicAuthorizationFailed, "Authorization failed.")
+		} else if err := validTopicName(rt.Topic); err != nil {
+			fail(kerr.InvalidTopicException, err.Error())
 		} else if partitions < 1 {
 			fail(kerr.InvalidPartitions, fmt.Sprintf("number of partitions %d: must be at least 1", partitions))
 		} else if rt.ReplicationFactor == 0 || rt.ReplicationFactor < -1 {
@@ -73,7 +86,10 @@ func (b *Broker) handleCreateTopics(c *conn, h header, r kmsg.Request) func() km
 				st.NumPartitions, st.ReplicationFactor = partitions, 1
 			}
 		}
-		if st.ErrorCode == 0 && h.version >= 5 {
+		if st.ErrorCode == 0 && !describeConfigs {
+			st.NumPartitions, st.ReplicationFactor = -1, -1
+			st.ConfigErrorCode = kerr.TopicAuthorizationFailed.Code
+		} else if st.ErrorCode == 0 && h.version >= 5 {
 			for _, tc := range b.topicConfigs() {
 				v := b.effective(configs, tc.name)
 				src := int8(kmsg.ConfigSourceDefaultConfig)

@@ -9,6 +9,10 @@ import (
 
 // handleDeleteGroups deletes empty groups; the answer waits (on the writer
 // goroutine) until their tombstones are durable.
+//
+// Authorization, as Kafka's handleDeleteGroupsRequest: Delete on each
+// group, else GROUP_AUTHORIZATION_FAILED for it, before the coordinator is
+// asked.
 func (b *Broker) handleDeleteGroups(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.DeleteGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
@@ -23,6 +27,10 @@ func (b *Broker) handleDeleteGroups(c *conn, h header, r kmsg.Request) func() km
 	byCo := map[*group.Coordinator]int{}
 	var ids [][]string
 	for i, id := range req.Groups {
+		if !c.allowed(kmsg.ACLOperationDelete, kmsg.ACLResourceTypeGroup, id) {
+			codes[i] = kerr.GroupAuthorizationFailed.Code
+			continue
+		}
 		g := b.coordinator(id)
 		if g == nil {
 			codes[i] = kerr.NotCoordinator.Code

@@ -11,11 +11,24 @@ import (
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
+// handleDeleteRecords moves partitions' log start offsets forward.
+//
+// Authorization, as Kafka's handleDeleteRecordsRequest: Delete on each
+// topic, else its partitions are answered TOPIC_AUTHORIZATION_FAILED (low
+// watermark -1) before the existence check.
 func (b *Broker) handleDeleteRecords(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.DeleteRecordsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
 	for _, rt := range req.Topics {
 		st := kmsg.DeleteRecordsResponseTopic{Topic: rt.Topic}
+		if !c.allowed(kmsg.ACLOperationDelete, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			for _, rp := range rt.Partitions {
+				st.Partitions = append(st.Partitions, kmsg.DeleteRecordsResponseTopicPartition{Partition: rp.Partition,
+					LowWatermark: -1, ErrorCode: kerr.TopicAuthorizationFailed.Code})
+			}
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		t := b.store.Topic(rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.DeleteRecordsResponseTopicPartition{Partition: rp.Partition, LowWatermark: -1}

@@ -10,6 +10,13 @@ import (
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
+// handleDeleteTopics deletes topics named by name, or (v6+) by topic id.
+//
+// Authorization, as Kafka's handleDeleteTopicsRequest: Delete on each
+// topic, else TOPIC_AUTHORIZATION_FAILED, before the existence check. A
+// topic named by an id that exists needs Describe too, or it is refused
+// without its name (ids are not secret, names are); an unknown id is
+// UNKNOWN_TOPIC_ID.
 func (b *Broker) handleDeleteTopics(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
@@ -26,9 +33,27 @@ func (b *Broker) handleDeleteTopics(c *conn, h header, r kmsg.Request) func() km
 		st := kmsg.DeleteTopicsResponseTopic{Topic: rt.Topic, TopicID: rt.TopicID}
 		var t *storage.Topic
 		if rt.Topic != nil {
+			if !c.allowed(kmsg.ACLOperationDelete, kmsg.ACLResourceTypeTopic, *rt.Topic) {
+				st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
 			t = b.store.Topic(*rt.Topic)
 		} else {
 			t = b.store.TopicByID(rt.TopicID)
+			if t != nil {
+				name := t.Name
+				switch {
+				case !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, name):
+					st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				case !c.allowed(kmsg.ACLOperationDelete, kmsg.ACLResourceTypeTopic, name):
+					st.Topic, st.ErrorCode = &name, kerr.TopicAuthorizationFailed.Code
+				}
+				if st.ErrorCode != 0 {
+					resp.Topics = append(resp.Topics, st)
+					continue
+				}
+			}
 		}
 		if t == nil {
 			st.ErrorCode = kerr.UnknownTopicOrPartition.Code

@@ -38,11 +38,24 @@ func (b *Broker) brokerConfigs() []kmsg.DescribeConfigsResponseResourceConfig {
 	return out
 }
 
+// handleDescribeConfigs describes topic configs and this broker's static
+// settings.
+//
+// Authorization, as Kafka's handleDescribeConfigsRequest: DescribeConfigs
+// on a topic, else TOPIC_AUTHORIZATION_FAILED; on the cluster for a broker
+// (or broker logger) resource, else CLUSTER_AUTHORIZATION_FAILED; both
+// with Kafka's message and no configs, answered after the others.
 func (b *Broker) handleDescribeConfigs(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.DescribeConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
+	var denied []kmsg.DescribeConfigsResponseResource
 	for _, rr := range req.Resources {
 		res := kmsg.DescribeConfigsResponseResource{ResourceType: rr.ResourceType, ResourceName: rr.ResourceName}
+		if e, msg := configsAuthz(c, kmsg.ACLOperationDescribeConfigs, rr.ResourceType, rr.ResourceName); e != nil {
+			res.ErrorCode, res.ErrorMessage = e.Code, &msg
+			denied = append(denied, res)
+			continue
+		}
 		var all []kmsg.DescribeConfigsResponseResourceConfig
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
@@ -91,7 +104,27 @@ func (b *Broker) handleDescribeConfigs(c *conn, h header, r kmsg.Request) func()
 		}
 		resp.Resources = append(resp.Resources, res)
 	}
+	resp.Resources = append(resp.Resources, denied...)
 	return func() kmsg.Response { return resp }
+}
+
+// configsAuthz checks op (DescribeConfigs or AlterConfigs) on a config
+// resource as Kafka does: a topic on itself, a broker or broker logger on
+// the cluster. It returns the error and Kafka's message for a refusal,
+// nil for a permitted resource or one of a type Kafka does not authorize
+// (refused later as unsupported).
+func configsAuthz(c *conn, op kmsg.ACLOperation, typ kmsg.ConfigResourceType, name string) (*kerr.Error, string) {
+	switch typ {
+	case kmsg.ConfigResourceTypeTopic:
+		if !c.allowed(op, kmsg.ACLResourceTypeTopic, name) {
+			return kerr.TopicAuthorizationFailed, msgTopicAuthz
+		}
+	case kmsg.ConfigResourceTypeBroker, kmsg.ConfigResourceTypeBrokerLogger:
+		if !c.allowed(op, kmsg.ACLResourceTypeCluster, clusterResource) {
+			return kerr.ClusterAuthorizationFailed, msgClusterAuthz
+		}
+	}
+	return nil, ""
 }
 
 func contains(list []string, s string) bool {

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -14,9 +15,16 @@ import (
 // storage every broker names the same dir; a partition is reported by its
 // leader only, as Kafka reports a replica by the broker that hosts it.
 // Nothing is ever a future replica, and there is no offset lag.
+//
+// Authorization, as Kafka's handleDescribeLogDirsRequest: Describe on the
+// cluster, else no log dirs and (v3+) CLUSTER_AUTHORIZATION_FAILED.
 func (b *Broker) handleDescribeLogDirs(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.DescribeLogDirsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
+	if !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeCluster, clusterResource) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return func() kmsg.Response { return resp }
+	}
 	dir := kmsg.NewDescribeLogDirsResponseDir()
 	dir.Dir, dir.TotalBytes, dir.UsableBytes = b.logDir()
 

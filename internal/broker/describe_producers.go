@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -10,14 +11,32 @@ import (
 // last append (the state Vigil keeps for expiry), not the batch's own max
 // timestamp; with no transactions, CoordinatorEpoch and
 // CurrentTxnStartOffset are always -1.
+//
+// Authorization, as Kafka's handleDescribeProducersRequest: after the
+// topic name's validity (INVALID_TOPIC_EXCEPTION), Read on the topic, else
+// its partitions are answered TOPIC_AUTHORIZATION_FAILED with Kafka's
+// message, before the existence check.
 func (b *Broker) handleDescribeProducers(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.DescribeProducersRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeProducersResponse)
 	for _, rt := range req.Topics {
 		t := b.store.Topic(rt.Topic)
 		st := kmsg.DescribeProducersResponseTopic{Topic: rt.Topic}
+		var topicErr *kerr.Error
+		var topicMsg string
+		if err := validTopicName(rt.Topic); err != nil {
+			topicErr, topicMsg = kerr.InvalidTopicException, err.Error()
+		} else if !c.allowed(kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			topicErr, topicMsg = kerr.TopicAuthorizationFailed, msgTopicAuthz
+		}
 		for _, p := range rt.Partitions {
 			sp := kmsg.DescribeProducersResponseTopicPartition{Partition: p}
+			if topicErr != nil {
+				msg := topicMsg
+				sp.ErrorCode, sp.ErrorMessage = topicErr.Code, &msg
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			l, code := b.servePartition(t, p, -1)
 			if code != 0 {
 				sp.ErrorCode = code

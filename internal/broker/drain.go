@@ -18,38 +18,52 @@ import (
 // broker id: the mark lives in the metadata store.
 const DrainingConfig = "vigil.draining"
 
-// alterBrokerDraining applies an IncrementalAlterConfigs of a BROKER
-// resource, whose only dynamic config is DrainingConfig.
-func (b *Broker) alterBrokerDraining(rr kmsg.IncrementalAlterConfigsRequestResource, validateOnly bool) (int16, string) {
+// drainChange is a validated IncrementalAlterConfigs of a BROKER
+// resource: the broker and its new drain mark (nil: no change).
+type drainChange struct {
+	id       int32
+	draining *bool
+}
+
+// parseBrokerDraining validates an IncrementalAlterConfigs of a BROKER
+// resource, whose only dynamic config is DrainingConfig. Like Kafka's
+// preprocessing of broker changes, it runs before authorization.
+func (b *Broker) parseBrokerDraining(rr kmsg.IncrementalAlterConfigsRequestResource) (drainChange, int16, string) {
 	if b.cluster == nil {
-		return kerr.InvalidRequest.Code, "broker configs are static in Vigil: set them with vigil serve flags, a config file or VIGIL_* variables (" + DrainingConfig + " needs a cluster: --metadata etcd://...)"
+		return drainChange{}, kerr.InvalidRequest.Code, "broker configs are static in Vigil: set them with vigil serve flags, a config file or VIGIL_* variables (" + DrainingConfig + " needs a cluster: --metadata etcd://...)"
 	}
 	id, err := strconv.ParseInt(rr.ResourceName, 10, 32)
 	if err != nil {
-		return kerr.InvalidRequest.Code, fmt.Sprintf("broker resource name %q is not a broker id", rr.ResourceName)
+		return drainChange{}, kerr.InvalidRequest.Code, fmt.Sprintf("broker resource name %q is not a broker id", rr.ResourceName)
 	}
-	var draining *bool
+	ch := drainChange{id: int32(id)}
 	for _, op := range rr.Configs {
 		if op.Name != DrainingConfig {
-			return kerr.InvalidConfig.Code, fmt.Sprintf("broker config %q cannot be changed at runtime (only %s can)", op.Name, DrainingConfig)
+			return ch, kerr.InvalidConfig.Code, fmt.Sprintf("broker config %q cannot be changed at runtime (only %s can)", op.Name, DrainingConfig)
 		}
 		switch op.Op {
 		case kmsg.IncrementalAlterConfigOpSet:
 			if op.Value == nil {
-				return kerr.InvalidConfig.Code, "SET of " + DrainingConfig + " without a value"
+				return ch, kerr.InvalidConfig.Code, "SET of " + DrainingConfig + " without a value"
 			}
 			v, err := strconv.ParseBool(*op.Value)
 			if err != nil {
-				return kerr.InvalidConfig.Code, fmt.Sprintf("%s=%q: want true or false", DrainingConfig, *op.Value)
+				return ch, kerr.InvalidConfig.Code, fmt.Sprintf("%s=%q: want true or false", DrainingConfig, *op.Value)
 			}
-			draining = &v
+			ch.draining = &v
 		case kmsg.IncrementalAlterConfigOpDelete:
 			f := false
-			draining = &f
+			ch.draining = &f
 		default:
-			return kerr.InvalidConfig.Code, fmt.Sprintf("operation %d is not supported on %s", op.Op, DrainingConfig)
+			return ch, kerr.InvalidConfig.Code, fmt.Sprintf("operation %d is not supported on %s", op.Op, DrainingConfig)
 		}
 	}
+	return ch, 0, ""
+}
+
+// alterBrokerDraining applies a validated drain change.
+func (b *Broker) alterBrokerDraining(ch drainChange, validateOnly bool) (int16, string) {
+	id, draining := ch.id, ch.draining
 	if draining == nil || validateOnly {
 		return 0, ""
 	}

@@ -19,8 +19,15 @@ import (
 // handleFetch serves fetches without sessions: every request is a full
 // fetch, and a request for a new session (epoch 0) is answered with
 // session id 0, which tells the client none was created (KIP-227).
+//
+// Authorization, as Kafka's handleFetchRequest: a consumer needs Read on
+// each topic; a refused topic's partitions are answered
+// TOPIC_AUTHORIZATION_FAILED (after the partitions read) and are never
+// read, waited on or forwarded. A fetch from a replica (replica id >= 0)
+// needs ClusterAction on the cluster instead, or every partition is
+// refused so.
 func (b *Broker) handleFetch(c *conn, h header, r kmsg.Request) func() kmsg.Response {
-	req := r.(*kmsg.FetchRequest)
+	req, denied := authorizeFetch(c, r.(*kmsg.FetchRequest))
 	local, subs, fw := b.splitFetch(h, req)
 	// Forwarded from the reader goroutine, like produces (order is not
 	// needed here, but one path is simpler to reason about).
@@ -49,6 +56,9 @@ func (b *Broker) handleFetch(c *conn, h header, r kmsg.Request) func() kmsg.Resp
 			fresp, _ := r.(*kmsg.FetchResponse)
 			mergeFetch(resp, subs[leader], fresp, code)
 		}
+		if resp.ErrorCode == 0 {
+			resp.Topics = append(resp.Topics, denied...)
+		}
 		var n int
 		for _, t := range resp.Topics {
 			for _, p := range t.Partitions {
@@ -64,6 +74,43 @@ func (b *Broker) handleFetch(c *conn, h header, r kmsg.Request) func() kmsg.Resp
 		}
 		return pooledFetch{resp, bufs}
 	}
+}
+
+// authorizeFetch takes the topics the principal may not read out of a
+// fetch and returns their answers. A fetch with every topic readable is
+// returned as it is, without allocating; one whose topics are all refused
+// does not wait (Kafka answers it at once: nothing is left to read).
+func authorizeFetch(c *conn, req *kmsg.FetchRequest) (*kmsg.FetchRequest, []kmsg.FetchResponseTopic) {
+	replica := req.ReplicaID >= 0 && c.allowed(kmsg.ACLOperationClusterAction, kmsg.ACLResourceTypeCluster, clusterResource)
+	var kept *kmsg.FetchRequest
+	var denied []kmsg.FetchResponseTopic
+	for i, rt := range req.Topics {
+		if replica || (req.ReplicaID < 0 && c.allowed(kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, rt.Topic)) {
+			if kept != nil {
+				kept.Topics = append(kept.Topics, rt)
+			}
+			continue
+		}
+		if kept == nil {
+			cp := *req
+			cp.Topics = append([]kmsg.FetchRequestTopic(nil), req.Topics[:i]...)
+			kept = &cp
+		}
+		st := kmsg.FetchResponseTopic{Topic: rt.Topic, TopicID: rt.TopicID}
+		for _, rp := range rt.Partitions {
+			st.Partitions = append(st.Partitions, kmsg.FetchResponseTopicPartition{Partition: rp.Partition,
+				ErrorCode: kerr.TopicAuthorizationFailed.Code, HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1,
+				PreferredReadReplica: -1, RecordBatches: []byte{}})
+		}
+		denied = append(denied, st)
+	}
+	if kept == nil {
+		return req, nil
+	}
+	if len(kept.Topics) == 0 {
+		kept.MaxWaitMillis = 0
+	}
+	return kept, denied
 }
 
 // heldBufs are the pooled arrays one fetch response's records were copied

@@ -16,6 +16,13 @@ const (
 // partition (group.PartitionFor, Kafka's own mapping).
 // Transactions (and KIP-932 share groups) are not supported yet, so their
 // coordinator requests fail with INVALID_REQUEST.
+//
+// Authorization, as Kafka's handleFindCoordinatorRequest, per key (v4+
+// batches keys): Describe on the group, else GROUP_AUTHORIZATION_FAILED;
+// for a transaction key, Describe on the transactional id, else
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED (then INVALID_REQUEST as before).
+// Refused, the coordinator is node -1, host "", port -1, with Kafka's
+// message before v4 and none in v4+.
 func (b *Broker) handleFindCoordinator(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
@@ -23,7 +30,19 @@ func (b *Broker) handleFindCoordinator(c *conn, h header, r kmsg.Request) func()
 	if h.version == 0 {
 		ktype = coordinatorGroup // v0 has no key type: groups only
 	}
+	refuse := func(e *kerr.Error, m string) (int16, *string, int32, string, int32) {
+		if h.version >= 4 {
+			return e.Code, nil, -1, "", -1
+		}
+		return e.Code, &m, -1, "", -1
+	}
 	find := func(key string) (code int16, msg *string, node int32, host string, port int32) {
+		switch {
+		case ktype == coordinatorGroup && !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, key):
+			return refuse(kerr.GroupAuthorizationFailed, msgGroupAuthz)
+		case ktype == coordinatorTransaction && !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTransactionalId, key):
+			return refuse(kerr.TransactionalIDAuthorizationFailed, msgTxnIDAuthz)
+		}
 		switch ktype {
 		case coordinatorGroup:
 			e, ok := b.coordinatorNode(c.listener.Protocol, key)

@@ -8,17 +8,37 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// handleIncrementalAlterConfigs changes topic configs and a cluster
+// broker's drain mark (drain.go).
+//
+// Authorization, as Kafka's handleIncrementalAlterConfigsRequest:
+// AlterConfigs on a topic, else TOPIC_AUTHORIZATION_FAILED; on the cluster
+// for a broker or broker logger resource, else CLUSTER_AUTHORIZATION_FAILED
+// (no message). A broker resource's change is validated first, as Kafka
+// preprocesses broker changes before authorizing them.
 func (b *Broker) handleIncrementalAlterConfigs(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	for _, rr := range req.Resources {
 		res := kmsg.IncrementalAlterConfigsResponseResource{ResourceType: rr.ResourceType, ResourceName: rr.ResourceName}
 		if rr.ResourceType == kmsg.ConfigResourceTypeBroker {
-			code, msg := b.alterBrokerDraining(rr, req.ValidateOnly)
+			ch, code, msg := b.parseBrokerDraining(rr)
+			if code == 0 {
+				if e, _ := configsAuthz(c, kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); e != nil {
+					code = e.Code
+				} else {
+					code, msg = b.alterBrokerDraining(ch, req.ValidateOnly)
+				}
+			}
 			res.ErrorCode = code
 			if msg != "" {
 				res.ErrorMessage = &msg
 			}
+			resp.Resources = append(resp.Resources, res)
+			continue
+		}
+		if e, _ := configsAuthz(c, kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); e != nil {
+			res.ErrorCode = e.Code
 			resp.Resources = append(resp.Resources, res)
 			continue
 		}

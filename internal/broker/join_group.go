@@ -10,8 +10,17 @@ import (
 // handleJoinGroup registers the join on the reader goroutine, so joins and
 // later requests of a connection keep their order, and waits for the
 // rebalance on the writer goroutine.
+//
+// Authorization, as Kafka's handleJoinGroupRequest: Read on the group,
+// else GROUP_AUTHORIZATION_FAILED (member id "", generation -1) before the
+// coordinator is asked.
 func (b *Broker) handleJoinGroup(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.JoinGroupRequest)
+	if !c.allowed(kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group) {
+		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode, resp.Generation = kerr.GroupAuthorizationFailed.Code, -1
+		return func() kmsg.Response { return resp }
+	}
 	g := b.coordinator(req.Group)
 	if g == nil {
 		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)

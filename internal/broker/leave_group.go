@@ -9,9 +9,17 @@ import (
 
 // handleLeaveGroup removes one member (v0-v2) or a batch of members,
 // possibly by group.instance.id (v3+, KIP-345).
+//
+// Authorization, as Kafka's handleLeaveGroupRequest: Read on the group,
+// else GROUP_AUTHORIZATION_FAILED (top level, no members) before the
+// coordinator is asked.
 func (b *Broker) handleLeaveGroup(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.LeaveGroupRequest)
 	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+	if !c.allowed(kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return func() kmsg.Response { return resp }
+	}
 	var leaving []group.LeaveMember
 	if h.version < 3 {
 		leaving = []group.LeaveMember{{MemberID: req.MemberID}}

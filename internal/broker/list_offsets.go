@@ -22,6 +22,10 @@ const (
 
 // handleListOffsets answers on the writer goroutine because a timestamp
 // lookup may read objects.
+//
+// Authorization, as Kafka's handleListOffsetRequest: each topic needs
+// Describe; a refused topic's partitions are answered
+// TOPIC_AUTHORIZATION_FAILED, after the others, and never forwarded.
 func (b *Broker) handleListOffsets(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.ListOffsetsRequest)
 	// Partitions another broker leads, forwarded to it, from a client of
@@ -30,7 +34,17 @@ func (b *Broker) handleListOffsets(c *conn, h header, r kmsg.Request) func() kms
 	local := *req
 	local.Topics = nil
 	subs := map[int32]*kmsg.ListOffsetsRequest{}
+	var denied []kmsg.ListOffsetsResponseTopic
 	for _, rt := range req.Topics {
+		if !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			st := kmsg.ListOffsetsResponseTopic{Topic: rt.Topic}
+			for _, rp := range rt.Partitions {
+				st.Partitions = append(st.Partitions, kmsg.ListOffsetsResponseTopicPartition{Partition: rp.Partition,
+					ErrorCode: kerr.TopicAuthorizationFailed.Code, Timestamp: -1, Offset: -1, LeaderEpoch: -1})
+			}
+			denied = append(denied, st)
+			continue
+		}
 		lt := rt
 		lt.Partitions = nil
 		t := b.store.Topic(rt.Topic)
@@ -95,6 +109,7 @@ func (b *Broker) handleListOffsets(c *conn, h header, r kmsg.Request) func() kms
 				}
 			}
 		}
+		resp.Topics = append(resp.Topics, denied...)
 		return resp
 	}
 }

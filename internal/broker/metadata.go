@@ -14,6 +14,23 @@ import (
 // noAuthorizedOps is Kafka's "not requested" value for authorized operations.
 const noAuthorizedOps = -2147483648
 
+// handleMetadata answers the brokers (of the client's listener, routed by
+// its zone) and topics: every topic for a null list (or an empty one at
+// v0), else the named ones, by name or (v12) by topic id, auto-creating a
+// named topic that does not exist when the broker and the request allow it.
+//
+// Authorization, as Kafka's handleTopicMetadataRequest:
+//   - Describe on each topic. Asked for every topic, the ones refused are
+//     left out silently; named, they are answered TOPIC_AUTHORIZATION_FAILED
+//     without saying whether they exist (null topic id; by id, the id
+//     without the name).
+//   - Auto-creating a described topic needs Create on the cluster (asked
+//     quietly) or on the topic, else TOPIC_AUTHORIZATION_FAILED.
+//   - Authorized operations (v8+), when asked: the topic's (every topic
+//     answered with its name) and, at v8-v10, the cluster's if the
+//     principal may Describe the cluster (else 0); Kafka's bit fields.
+//   - Kafka's order: unknown topic ids, the topics answered, those refused
+//     Create, those refused Describe.
 func (b *Broker) handleMetadata(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
@@ -25,6 +42,19 @@ func (b *Broker) handleMetadata(c *conn, h header, r kmsg.Request) func() kmsg.R
 	resp.ClusterID = &b.clusterID
 	resp.ControllerID = b.cfg.NodeID
 	resp.AuthorizedOperations = noAuthorizedOps
+	if h.version >= 8 && h.version <= 10 && req.IncludeClusterAuthorizedOperations {
+		resp.AuthorizedOperations = 0
+		if c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeCluster, clusterResource) {
+			resp.AuthorizedOperations = c.authorizedOps(kmsg.ACLResourceTypeCluster, clusterResource)
+		}
+	}
+	topicOps := h.version >= 8 && req.IncludeTopicAuthorizedOperations
+	answer := func(mt kmsg.MetadataResponseTopic) {
+		if topicOps && mt.Topic != nil {
+			mt.AuthorizedOperations = c.authorizedOps(kmsg.ACLResourceTypeTopic, *mt.Topic)
+		}
+		resp.Topics = append(resp.Topics, mt)
+	}
 	// A client that names a zone is routed to brokers of that zone.
 	route := routing{zone: clientZone(h.clientID)}
 	if route.zone != "" && b.cluster != nil {
@@ -36,23 +66,47 @@ func (b *Broker) handleMetadata(c *conn, h header, r kmsg.Request) func() kmsg.R
 	// v0 and a nil list (v1+) both mean every topic.
 	if req.Topics == nil || (h.version == 0 && len(req.Topics) == 0) {
 		for _, t := range b.store.Topics() {
-			resp.Topics = append(resp.Topics, b.metadataTopic(t, route))
+			if c.allowedQuiet(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.Name) {
+				answer(b.metadataTopic(t, route))
+			}
 		}
 		return func() kmsg.Response { return resp }
 	}
 	autoCreate := b.cfg.AutoCreateTopics && (h.version < 4 || req.AllowAutoTopicCreation)
+	var clusterCreate *bool // asked once, when first needed
+	var unknownIDs, noCreate, noDescribe []kmsg.MetadataResponseTopic
 	for _, rt := range req.Topics {
 		var t *storage.Topic
 		if rt.Topic == nil {
 			t = b.store.TopicByID(rt.TopicID)
 			if t == nil {
-				resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{ErrorCode: kerr.UnknownTopicID.Code, TopicID: rt.TopicID, AuthorizedOperations: noAuthorizedOps})
+				unknownIDs = append(unknownIDs, kmsg.MetadataResponseTopic{ErrorCode: kerr.UnknownTopicID.Code, TopicID: rt.TopicID, AuthorizedOperations: noAuthorizedOps})
+				continue
+			}
+			if !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.Name) {
+				// Topic ids are not secret; the name is.
+				noDescribe = append(noDescribe, kmsg.MetadataResponseTopic{ErrorCode: kerr.TopicAuthorizationFailed.Code, TopicID: rt.TopicID, AuthorizedOperations: noAuthorizedOps})
 				continue
 			}
 		} else {
 			name := *rt.Topic
+			if !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, name) {
+				noDescribe = append(noDescribe, kmsg.MetadataResponseTopic{ErrorCode: kerr.TopicAuthorizationFailed.Code, Topic: rt.Topic, AuthorizedOperations: noAuthorizedOps})
+				continue
+			}
 			t = b.store.Topic(name)
 			if t == nil {
+				if autoCreate {
+					if clusterCreate == nil {
+						ok := c.allowedQuiet(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeCluster, clusterResource)
+						clusterCreate = &ok
+					}
+					if !*clusterCreate && !c.allowed(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic, name) {
+						noCreate = append(noCreate, kmsg.MetadataResponseTopic{ErrorCode: kerr.TopicAuthorizationFailed.Code, Topic: rt.Topic,
+							IsInternal: isInternalTopic(name), AuthorizedOperations: noAuthorizedOps})
+						continue
+					}
+				}
 				code := kerr.UnknownTopicOrPartition.Code
 				if err := validTopicName(name); err != nil {
 					code = kerr.InvalidTopicException.Code
@@ -68,13 +122,14 @@ func (b *Broker) handleMetadata(c *conn, h header, r kmsg.Request) func() kmsg.R
 					}
 				}
 				if t == nil {
-					resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{ErrorCode: code, Topic: rt.Topic, AuthorizedOperations: noAuthorizedOps})
+					answer(kmsg.MetadataResponseTopic{ErrorCode: code, Topic: rt.Topic, AuthorizedOperations: noAuthorizedOps})
 					continue
 				}
 			}
 		}
-		resp.Topics = append(resp.Topics, b.metadataTopic(t, route))
+		answer(b.metadataTopic(t, route))
 	}
+	resp.Topics = append(append(append(unknownIDs, resp.Topics...), noCreate...), noDescribe...)
 	return func() kmsg.Response { return resp }
 }
 

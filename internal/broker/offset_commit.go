@@ -8,24 +8,101 @@ import (
 // handleOffsetCommit appends the commit records on the reader goroutine
 // (so commits of a connection reach the offsets log in request order) and
 // answers on the writer goroutine once they are durable in the WAL.
+//
+// Authorization, as Kafka's handleOffsetCommitRequest: Read on the group,
+// else every partition is answered GROUP_AUTHORIZATION_FAILED; then Read on
+// each topic, else its partitions are answered TOPIC_AUTHORIZATION_FAILED
+// and are not committed. The coordinator sees only the topics allowed, and
+// is not asked at all when every topic was refused.
 func (b *Broker) handleOffsetCommit(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.OffsetCommitRequest)
-	g := b.coordinator(req.Group)
-	if g == nil {
+	failAll := func(e *kerr.Error) func() kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 		for _, rt := range req.Topics {
 			st := kmsg.OffsetCommitResponseTopic{Topic: rt.Topic}
 			for _, rp := range rt.Partitions {
-				st.Partitions = append(st.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: rp.Partition, ErrorCode: kerr.NotCoordinator.Code})
+				st.Partitions = append(st.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: rp.Partition, ErrorCode: e.Code})
 			}
 			resp.Topics = append(resp.Topics, st)
 		}
 		return func() kmsg.Response { return resp }
 	}
-	ch := g.Commit(req)
+	if !c.allowed(kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group) {
+		return failAll(kerr.GroupAuthorizationFailed)
+	}
+	// denied[i]: topic i was refused; nil when none was (no allocation).
+	var denied []bool
+	sub := req
+	for i, rt := range req.Topics {
+		if c.allowed(kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			if denied != nil {
+				sub.Topics = append(sub.Topics, rt)
+			}
+			continue
+		}
+		if denied == nil {
+			denied = make([]bool, len(req.Topics))
+			cp := *req
+			cp.Topics = append([]kmsg.OffsetCommitRequestTopic(nil), req.Topics[:i]...)
+			sub = &cp
+		}
+		denied[i] = true
+	}
+	if denied != nil && len(sub.Topics) == 0 {
+		return failAll(kerr.TopicAuthorizationFailed)
+	}
+	g := b.coordinator(req.Group)
+	if g == nil {
+		return failAllOr(req, denied, kerr.NotCoordinator)
+	}
+	ch := g.Commit(sub)
 	return func() kmsg.Response {
 		// Not abandoned on disconnect: the WAL answers promptly, and
 		// the commit happens whether or not the client hears of it.
-		return <-ch
+		resp := <-ch
+		if denied != nil {
+			resp.Topics = mergeCommit(req, denied, resp.Topics)
+		}
+		return resp
 	}
+}
+
+// failAllOr answers every partition with e, and those of refused topics
+// with TOPIC_AUTHORIZATION_FAILED.
+func failAllOr(req *kmsg.OffsetCommitRequest, denied []bool, e *kerr.Error) func() kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	for i, rt := range req.Topics {
+		code := e.Code
+		if denied != nil && denied[i] {
+			code = kerr.TopicAuthorizationFailed.Code
+		}
+		st := kmsg.OffsetCommitResponseTopic{Topic: rt.Topic}
+		for _, rp := range rt.Partitions {
+			st.Partitions = append(st.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: rp.Partition, ErrorCode: code})
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return func() kmsg.Response { return resp }
+}
+
+// mergeCommit puts the refused topics back among the coordinator's
+// answers (one per allowed topic, in order), in the request's order.
+func mergeCommit(req *kmsg.OffsetCommitRequest, denied []bool, answered []kmsg.OffsetCommitResponseTopic) []kmsg.OffsetCommitResponseTopic {
+	out := make([]kmsg.OffsetCommitResponseTopic, 0, len(req.Topics))
+	j := 0
+	for i, rt := range req.Topics {
+		if !denied[i] {
+			if j < len(answered) {
+				out = append(out, answered[j])
+				j++
+			}
+			continue
+		}
+		st := kmsg.OffsetCommitResponseTopic{Topic: rt.Topic}
+		for _, rp := range rt.Partitions {
+			st.Partitions = append(st.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: rp.Partition, ErrorCode: kerr.TopicAuthorizationFailed.Code})
+		}
+		out = append(out, st)
+	}
+	return out
 }

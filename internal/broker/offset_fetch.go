@@ -1,9 +1,9 @@
 package broker
 
 import (
-	"github.com/twmb/franz-go/pkg/kerr"
 	"sort"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/group"
@@ -12,27 +12,31 @@ import (
 // handleOffsetFetch returns committed offsets: of one group (v0-v7) or of
 // several (v8+). RequireStable (v7+) needs no waiting: without
 // transactions no commit is ever pending in Kafka's sense.
+//
+// Authorization, as Kafka's fetchOffsets, per group: Describe on the
+// group, else GROUP_AUTHORIZATION_FAILED for the group (v8+: the group's
+// error; v2-v7: the top-level error; v0-v1, which have none: every
+// partition asked for), as for any error of the group. Then Describe on
+// each topic: a refused topic's partitions are answered
+// TOPIC_AUTHORIZATION_FAILED with offset -1, and a fetch of every offset
+// leaves refused topics out.
 func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.OffsetFetchRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if h.version >= 8 {
 		for _, rg := range req.Groups {
-			topics := map[string][]int32{}
-			var order []string
-			for _, t := range rg.Topics {
-				if _, ok := topics[t.Topic]; !ok {
-					order = append(order, t.Topic)
-				}
-				topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
+			asked := make([]askedTopic, len(rg.Topics))
+			for i, t := range rg.Topics {
+				asked[i] = askedTopic{t.Topic, t.Partitions}
 			}
-			offs, code := b.fetchOffsets(rg.Group, topics, rg.Topics == nil)
+			code, topics := b.groupOffsets(c, rg.Group, asked, rg.Topics == nil)
 			g := kmsg.OffsetFetchResponseGroup{Group: rg.Group, ErrorCode: code}
-			for _, t := range groupFetched(offs, order, rg.Topics == nil) {
+			for _, t := range topics {
 				gt := kmsg.OffsetFetchResponseGroupTopic{Topic: t.topic}
 				for _, o := range t.offs {
 					md := o.Metadata
 					gt.Partitions = append(gt.Partitions, kmsg.OffsetFetchResponseGroupTopicPartition{
-						Partition: o.Partition, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: &md})
+						Partition: o.Partition, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: &md, ErrorCode: t.code})
 				}
 				g.Topics = append(g.Topics, gt)
 			}
@@ -40,65 +44,122 @@ func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kms
 		}
 		return func() kmsg.Response { return resp }
 	}
-	topics := map[string][]int32{}
-	var order []string
-	for _, t := range req.Topics {
-		if _, ok := topics[t.Topic]; !ok {
-			order = append(order, t.Topic)
-		}
-		topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
+	asked := make([]askedTopic, len(req.Topics))
+	for i, t := range req.Topics {
+		asked[i] = askedTopic{t.Topic, t.Partitions}
 	}
 	// A null topic list (v2+) asks for every committed offset.
 	all := req.Topics == nil && h.version >= 2
-	offs, code := b.fetchOffsets(req.Group, topics, all)
+	code, topics := b.groupOffsets(c, req.Group, asked, all)
+	if code != 0 && h.version < 2 {
+		// No top-level error before v2: Kafka puts it on every
+		// partition asked for.
+		topics = nil
+		for _, t := range asked {
+			ft := fetchedTopic{topic: t.topic, code: code}
+			for _, p := range t.partitions {
+				ft.offs = append(ft.offs, group.FetchedOffset{Topic: t.topic, Partition: p, Offset: -1, LeaderEpoch: -1})
+			}
+			topics = append(topics, ft)
+		}
+	}
 	resp.ErrorCode = code
-	for _, t := range groupFetched(offs, order, all) {
+	for _, t := range topics {
 		rt := kmsg.OffsetFetchResponseTopic{Topic: t.topic}
 		for _, o := range t.offs {
 			md := o.Metadata
 			rt.Partitions = append(rt.Partitions, kmsg.OffsetFetchResponseTopicPartition{
-				Partition: o.Partition, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: &md})
+				Partition: o.Partition, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: &md, ErrorCode: t.code})
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return func() kmsg.Response { return resp }
 }
 
+// askedTopic is one topic of an OffsetFetch and its partitions.
+type askedTopic struct {
+	topic      string
+	partitions []int32
+}
+
+// fetchedTopic is one topic of an OffsetFetch's answer; code is its
+// partitions' error (TOPIC_AUTHORIZATION_FAILED for a refused topic).
 type fetchedTopic struct {
 	topic string
 	offs  []group.FetchedOffset
+	code  int16
 }
 
-// groupFetched groups offsets by topic: in request order, or sorted when
-// every offset was asked for.
-func groupFetched(offs []group.FetchedOffset, order []string, all bool) []fetchedTopic {
+// groupOffsets answers one group of an OffsetFetch (Kafka's fetchOffsets):
+// the group's error code, or its topics in request order (sorted when
+// every offset was asked for). It runs on the reader goroutine.
+func (b *Broker) groupOffsets(c *conn, groupID string, asked []askedTopic, all bool) (int16, []fetchedTopic) {
+	if !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, groupID) {
+		return kerr.GroupAuthorizationFailed.Code, nil
+	}
+	g := b.coordinator(groupID)
+	if g == nil {
+		return kerr.NotCoordinator.Code, nil
+	}
+	if all {
+		offs, code := g.FetchOffsets(groupID, nil, true)
+		if code != 0 {
+			return code, nil
+		}
+		by := map[string][]group.FetchedOffset{}
+		for _, o := range offs {
+			by[o.Topic] = append(by[o.Topic], o)
+		}
+		out := make([]fetchedTopic, 0, len(by))
+		for t, os := range by {
+			// Offsets of topics the principal may not describe are not
+			// shown (Kafka reports these denials too).
+			if c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t) {
+				sort.Slice(os, func(i, j int) bool { return os[i].Partition < os[j].Partition })
+				out = append(out, fetchedTopic{topic: t, offs: os})
+			}
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].topic < out[j].topic })
+		return 0, out
+	}
+	topics := map[string][]int32{}
+	denied := map[string]bool{}
+	var order []string
+	for _, t := range asked {
+		if _, ok := topics[t.topic]; !ok && !denied[t.topic] {
+			order = append(order, t.topic)
+			if !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.topic) {
+				denied[t.topic] = true
+			}
+		}
+		if denied[t.topic] {
+			continue
+		}
+		topics[t.topic] = append(topics[t.topic], t.partitions...)
+	}
+	offs, code := g.FetchOffsets(groupID, topics, false)
+	if code != 0 {
+		return code, nil
+	}
 	by := map[string][]group.FetchedOffset{}
 	for _, o := range offs {
 		by[o.Topic] = append(by[o.Topic], o)
 	}
-	if all {
-		order = nil
-		for t := range by {
-			order = append(order, t)
-		}
-		sort.Strings(order)
-		for _, t := range order {
-			sort.Slice(by[t], func(i, j int) bool { return by[t][i].Partition < by[t][j].Partition })
-		}
-	}
 	out := make([]fetchedTopic, 0, len(order))
 	for _, t := range order {
-		out = append(out, fetchedTopic{t, by[t]})
+		if !denied[t] {
+			out = append(out, fetchedTopic{topic: t, offs: by[t]})
+			continue
+		}
+		ft := fetchedTopic{topic: t, code: kerr.TopicAuthorizationFailed.Code}
+		for _, a := range asked {
+			if a.topic == t {
+				for _, p := range a.partitions {
+					ft.offs = append(ft.offs, group.FetchedOffset{Topic: t, Partition: p, Offset: -1, LeaderEpoch: -1})
+				}
+			}
+		}
+		out = append(out, ft)
 	}
-	return out
-}
-
-// fetchOffsets asks the group's coordinator, or answers NOT_COORDINATOR
-// when another broker coordinates the group.
-func (b *Broker) fetchOffsets(id string, topics map[string][]int32, all bool) ([]group.FetchedOffset, int16) {
-	g := b.coordinator(id)
-	if g == nil {
-		return nil, kerr.NotCoordinator.Code
-	}
-	return g.FetchOffsets(id, topics, all)
+	return 0, out
 }

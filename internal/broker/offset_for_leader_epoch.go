@@ -13,13 +13,29 @@ import (
 // handleOffsetForLeaderEpoch answers each partition's end offset for the
 // epoch asked for (partition.Log.EpochEnd). Partitions another broker leads
 // are forwarded to it for a client of this broker's zone.
+//
+// Authorization, as Kafka's handleOffsetForLeaderEpochRequest: ClusterAction
+// on the cluster (a replica's right; not reported when missing) allows
+// every topic; otherwise each topic needs Describe (KIP-320 consumers), and
+// a refused topic's partitions are answered TOPIC_AUTHORIZATION_FAILED,
+// after the others, and never forwarded.
 func (b *Broker) handleOffsetForLeaderEpoch(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.OffsetForLeaderEpochRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
 	fw := b.newForwarder(h)
 	subs := map[int32]*kmsg.OffsetForLeaderEpochRequest{}
+	cluster := c.allowedQuiet(kmsg.ACLOperationClusterAction, kmsg.ACLResourceTypeCluster, clusterResource)
+	var denied []kmsg.OffsetForLeaderEpochResponseTopic
 	for _, rt := range req.Topics {
 		st := kmsg.OffsetForLeaderEpochResponseTopic{Topic: rt.Topic}
+		if !cluster && !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			for _, rp := range rt.Partitions {
+				st.Partitions = append(st.Partitions, kmsg.OffsetForLeaderEpochResponseTopicPartition{Partition: rp.Partition,
+					ErrorCode: kerr.TopicAuthorizationFailed.Code, LeaderEpoch: -1, EndOffset: -1})
+			}
+			denied = append(denied, st)
+			continue
+		}
 		t := b.store.Topic(rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.OffsetForLeaderEpochResponseTopicPartition{Partition: rp.Partition, LeaderEpoch: -1, EndOffset: -1}
@@ -53,6 +69,7 @@ func (b *Broker) handleOffsetForLeaderEpoch(c *conn, h header, r kmsg.Request) f
 		}
 	}
 	if len(subs) == 0 {
+		resp.Topics = append(resp.Topics, denied...)
 		return func() kmsg.Response { return resp }
 	}
 	deadline := time.Now().Add(forwardTimeout)
@@ -91,6 +108,7 @@ func (b *Broker) handleOffsetForLeaderEpoch(c *conn, h header, r kmsg.Request) f
 				}
 			}
 		}
+		resp.Topics = append(resp.Topics, denied...)
 		return resp
 	}
 }

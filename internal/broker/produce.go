@@ -21,10 +21,26 @@ import (
 // handleProduce validates and appends on the reader goroutine, so that
 // pipelined produces on one connection get offsets in request order, and
 // waits for durability on the writer goroutine.
+//
+// Authorization, as Kafka's handleProduceRequest: a request carrying
+// transactional batches needs Write on its transactional id, or every
+// partition fails with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (with an
+// authorizer only; transactional batches are then refused as before, with
+// INVALID_TXN_STATE). Each topic needs Write, or its partitions fail with
+// TOPIC_AUTHORIZATION_FAILED, before any other check (so an unauthorized
+// client cannot learn whether the topic exists) and without being
+// appended or forwarded. An acks=0 produce that was refused any of this
+// closes the connection once read, as Kafka closes it, since the client
+// hears of no error otherwise.
 func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	acks := req.Acks
+	if b.acls != nil && hasTransactionalRecords(req) &&
+		(req.TransactionID == nil || !c.allowed(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionID)) {
+		return b.failProduce(c, req, resp, kerr.TransactionalIDAuthorizationFailed)
+	}
+	denied := false // some topic was refused
 	var wg sync.WaitGroup
 	fw := b.newForwarder(h)
 	// Partitions another broker leads, per leader, with the slots their
@@ -34,6 +50,15 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 	for _, rt := range req.Topics {
 		st := kmsg.ProduceResponseTopic{Topic: rt.Topic}
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		if !c.allowed(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			for i, rp := range rt.Partitions {
+				st.Partitions[i] = kmsg.ProduceResponseTopicPartition{Partition: rp.Partition, ErrorCode: kerr.TopicAuthorizationFailed.Code,
+					BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
+			}
+			resp.Topics = append(resp.Topics, st)
+			denied = true
+			continue
+		}
 		t := b.store.Topic(rt.Topic)
 		maxMessageBytes := int64(-1) // looked up once per topic, when first needed
 		var stamps *timestampPolicy  // likewise
@@ -182,6 +207,9 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 		calls[leader] = fw.submit(leader, sub)
 	}
 	if acks == 0 {
+		if denied {
+			c.closeAfter(errors.New("acks=0 produce to a topic the principal may not write"))
+		}
 		return nil
 	}
 	return func() kmsg.Response {
@@ -193,6 +221,38 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 		}
 		return resp
 	}
+}
+
+// failProduce answers every partition of a produce with e, which Kafka
+// gives the whole request; an acks=0 produce closes the connection.
+func (b *Broker) failProduce(c *conn, req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, e *kerr.Error) func() kmsg.Response {
+	for _, rt := range req.Topics {
+		st := kmsg.ProduceResponseTopic{Topic: rt.Topic}
+		for _, rp := range rt.Partitions {
+			st.Partitions = append(st.Partitions, kmsg.ProduceResponseTopicPartition{Partition: rp.Partition, ErrorCode: e.Code,
+				BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1})
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if req.Acks == 0 {
+		c.closeAfter(fmt.Errorf("acks=0 produce refused: %s", e.Message))
+		return nil
+	}
+	return func() kmsg.Response { return resp }
+}
+
+// hasTransactionalRecords is Kafka's RequestUtils.hasTransactionalRecords:
+// whether the first batch of some partition is transactional (magic 2,
+// attribute bit 4), read from the raw bytes before any validation.
+func hasTransactionalRecords(req *kmsg.ProduceRequest) bool {
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			if r := rp.Records; len(r) >= 23 && r[16] == 2 && r[22]&0x10 != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // addProduce adds one partition to the request forwarded to leader.
