@@ -1,12 +1,15 @@
 package broker
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"net"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/vigilhq/vigil/internal/clientsec"
 	"github.com/vigilhq/vigil/internal/forward"
 	"github.com/vigilhq/vigil/internal/group"
 	"github.com/vigilhq/vigil/internal/meta"
@@ -25,10 +28,45 @@ type ClusterView interface {
 	SetDraining(ctx context.Context, id int32, draining bool) error
 }
 
-// SetCluster switches the broker to cluster mode; call before Serve.
-func (b *Broker) SetCluster(v ClusterView) {
+// SetCluster switches the broker to cluster mode; call before Serve. The
+// links to the peers (zone forwarding) use the inter-broker protocol.
+func (b *Broker) SetCluster(v ClusterView) error {
+	dial, err := b.peerDialer()
+	if err != nil {
+		return err
+	}
 	b.cluster = v
-	b.fwd = forward.New(forward.Config{ClientID: forwardClientID, Bytes: b.countForward})
+	b.fwd = forward.New(forward.Config{ClientID: forwardClientID, Bytes: b.countForward, Dial: dial})
+	return nil
+}
+
+// peerDialer connects to a peer's listener of the inter-broker protocol
+// and passes its TLS and SASL; the peer then authorizes what this broker
+// forwards as this broker's principal, after this broker authorized it as
+// the client's.
+func (b *Broker) peerDialer() (func(ctx context.Context, id int32, addr string) (net.Conn, error), error) {
+	sec := b.cfg.Security
+	proto := b.cfg.InterBroker()
+	cs := &clientsec.Config{Protocol: proto}
+	if cs.TLS() {
+		cs.CA = cmp.Or(sec.InterBrokerCA, sec.TLSClientCA)
+		cs.Cert, cs.Key = sec.TLSCert, sec.TLSKey
+	}
+	if cs.SASL() {
+		cs.Mechanism, cs.Username, cs.PasswordFile = sec.InterBrokerMechanism, sec.InterBrokerUsername, sec.InterBrokerPasswordFile
+	}
+	d, err := cs.NewDialer(forwardClientID)
+	if err != nil {
+		return nil, fmt.Errorf("inter-broker %s: %w", proto, err)
+	}
+	return func(ctx context.Context, id int32, addr string) (net.Conn, error) {
+		for _, br := range b.cluster.LiveBrokers() {
+			if a, ok := br.Endpoints[proto]; ok && br.ID == id {
+				addr = a
+			}
+		}
+		return d.Dial(ctx, addr)
+	}, nil
 }
 
 // SetGroups replaces the group coordinators (nil: this broker

@@ -140,6 +140,17 @@ type Security struct {
 	// a SASL connection must authenticate again within it (0: never).
 	ConnectionsMaxReauth time.Duration
 
+	// InterBrokerProtocol is the listener protocol a broker connects to its
+	// peers over (default: the first listener's); its SASL credentials
+	// are these, and its TLS client certificate is TLSCert. The peers'
+	// certificates are verified against InterBrokerCA (default:
+	// TLSClientCA, else the system's).
+	InterBrokerProtocol     string
+	InterBrokerMechanism    string
+	InterBrokerUsername     string
+	InterBrokerPasswordFile string
+	InterBrokerCA           string
+
 	// The audit trail writes up to AuditRate events per second, AuditBurst
 	// at once; what is held back is counted in summary events.
 	AuditRate  int32
@@ -161,6 +172,7 @@ func Default() Broker {
 			SASLMechanisms:           "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
 			OAuthSubClaim:            "sub",
 			Authorizer:               "none",
+			InterBrokerMechanism:     "SCRAM-SHA-512",
 			AuditRate:                200,
 			AuditBurst:               2000,
 			SSLPrincipalMappingRules: "DEFAULT",
@@ -298,6 +310,11 @@ func (c *Broker) options() []option {
 		{"connections-max-reauth", "a SASL connection must authenticate again within this (KIP-368 connections.max.reauth.ms; 0: never); OAUTHBEARER sessions also end with their token", &c.Security.ConnectionsMaxReauth},
 		{"authorizer", "none (every client may do everything) or acl (Kafka ACLs, managed with CreateAcls/DeleteAcls or vigil acls)", &c.Security.Authorizer},
 		{"super-users", "semicolon-separated principals the acl authorizer allows everything, e.g. User:admin;User:broker", &c.Security.SuperUsers},
+		{"inter-broker-protocol", "listener protocol brokers connect to each other over, to forward a zone's requests (default: the first --listen entry's); add the brokers' own principal to --super-users", &c.Security.InterBrokerProtocol},
+		{"inter-broker-sasl-mechanism", "SASL mechanism a broker authenticates to its peers with, on a SASL inter-broker protocol", &c.Security.InterBrokerMechanism},
+		{"inter-broker-sasl-username", "SASL user a broker authenticates to its peers as", &c.Security.InterBrokerUsername},
+		{"inter-broker-sasl-password-file", "file whose first line is that user's password", &c.Security.InterBrokerPasswordFile},
+		{"inter-broker-tls-ca", "PEM CA bundle the peers' certificates are verified against (default: --tls-client-ca, else the system's); a broker presents --tls-cert to its peers", &c.Security.InterBrokerCA},
 		{"audit-rate", "events per second the audit trail (_vigil.audit) writes one by one; beyond, they are counted in one summary event per kind, principal and host each second", &c.Security.AuditRate},
 		{"audit-burst", "events the audit trail writes at once above --audit-rate", &c.Security.AuditBurst},
 		{"allow-everyone-if-no-acl-found", "acl authorizer: allow access to a resource that no ACL names (allow.everyone.if.no.acl.found)", &c.Security.AllowEveryoneIfNoACLFound},

@@ -183,6 +183,18 @@ func (s Security) check(ls []Listener, adminTLS bool) []error {
 	if _, err := principal.ParseSSLRules(s.SSLPrincipalMappingRules); err != nil {
 		errs = append(errs, fmt.Errorf("--ssl-principal-mapping-rules: %w", err))
 	}
+	if s.InterBrokerProtocol != "" {
+		found := false
+		for _, l := range ls {
+			found = found || l.Protocol == strings.ToUpper(s.InterBrokerProtocol)
+		}
+		if !found {
+			errs = append(errs, fmt.Errorf("--inter-broker-protocol %s: no --listen entry has that protocol", s.InterBrokerProtocol))
+		}
+	}
+	if (s.InterBrokerUsername == "") != (s.InterBrokerPasswordFile == "") {
+		errs = append(errs, errors.New("--inter-broker-sasl-username and --inter-broker-sasl-password-file go together"))
+	}
 	if s.AuditRate < 1 || s.AuditBurst < 1 {
 		errs = append(errs, fmt.Errorf("--audit-rate %d and --audit-burst %d: must be positive", s.AuditRate, s.AuditBurst))
 	}
@@ -197,4 +209,15 @@ func (s Security) check(ls []Listener, adminTLS bool) []error {
 		}
 	}
 	return errs
+}
+
+// InterBroker is the protocol brokers connect to each other over.
+func (c Broker) InterBroker() string {
+	if c.Security.InterBrokerProtocol != "" {
+		return strings.ToUpper(c.Security.InterBrokerProtocol)
+	}
+	if len(c.Listeners) > 0 {
+		return c.Listeners[0].Protocol
+	}
+	return Plaintext
 }

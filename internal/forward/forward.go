@@ -36,6 +36,10 @@ type Config struct {
 	ClientID string
 	// DialTimeout bounds a connection attempt (default 3 s).
 	DialTimeout time.Duration
+	// Dial, if set, connects to a peer and passes its listener's security
+	// protocol (TLS, SASL) before requests are sent; the default dials
+	// plain TCP to addr.
+	Dial func(ctx context.Context, id int32, addr string) (net.Conn, error)
 	// Bytes, if set, is told of every frame written to or read from a
 	// peer, with its size including the 4-byte length.
 	Bytes func(peer int32, n int)
@@ -63,6 +67,12 @@ func New(cfg Config) *Pool {
 	}
 	if cfg.MaxQueued <= 0 {
 		cfg.MaxQueued = 1024
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = func(ctx context.Context, _ int32, addr string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}
 	}
 	return &Pool{cfg: cfg, fmt: kmsg.NewRequestFormatter(kmsg.FormatterClientID(cfg.ClientID)), peers: map[int32]*peer{}}
 }
@@ -231,7 +241,9 @@ func (pe *peer) connect() (net.Conn, error) {
 	if nc != nil {
 		return nc, nil
 	}
-	nc, err := net.DialTimeout("tcp", pe.addr, pe.pool.cfg.DialTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), pe.pool.cfg.DialTimeout)
+	nc, err := pe.pool.cfg.Dial(ctx, pe.id, pe.addr)
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("forward: dial broker %d at %s: %w", pe.id, pe.addr, err)
 	}

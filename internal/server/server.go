@@ -258,7 +258,12 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (_ *Server,
 		s.member = cluster.New(cluster.Config{BrokerID: cfg.NodeID, Addr: cfg.Advertised, Endpoints: endpoints, Zone: cfg.Zone,
 			LeaseTTL: cfg.LeaseTTL, BeforeRelease: s.beforeRelease, Logger: log},
 			cl, s.store, s.onLeadership)
-		s.broker.SetCluster(s.member)
+		if err := s.broker.SetCluster(s.member); err != nil {
+			s.closeGroups()
+			s.store.Close()
+			s.closeStores()
+			return nil, err
+		}
 		if err := s.member.Join(ctx); err != nil {
 			s.store.Close()
 			s.closeStores()
