@@ -160,6 +160,18 @@ func (a aclEntry) binding(user string) acl.Binding {
 	return b
 }
 
+func (a aclEntry) String() string {
+	perm := "ALLOW"
+	if a.deny {
+		perm = "DENY"
+	}
+	pattern := ""
+	if a.prefix {
+		pattern = " (prefixed)"
+	}
+	return fmt.Sprintf("%s %s on %s %s%s", perm, a.op, a.rt, a.name, pattern)
+}
+
 func (e *authzEnv) grantTo(t *testing.T, user string, as ...aclEntry) {
 	t.Helper()
 	var bs []acl.Binding
