@@ -287,7 +287,9 @@ func TestDeniedPartitionsAreNotForwarded(t *testing.T) {
 	}
 	leader := newFakeLeader(t)
 	b.cfg.Zone = "a"
-	b.SetCluster(remoteLeaders{addr: leader.ln.Addr().String()})
+	if err := b.SetCluster(remoteLeaders{addr: leader.ln.Addr().String()}); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { b.fwd.Close() })
 	a, err := acl.New(acl.Config{})
 	if err != nil {
