@@ -145,8 +145,13 @@ func (t *Trail) Denied(e broker.DenyEvent) {
 }
 
 // Admin implements broker.SecurityObserver. Changes of state are never
-// rate-limited: they are rare, and each must be on record.
+// rate-limited (they are rare, and each must be on record), but for those
+// a client may make routinely (Frequent).
 func (t *Trail) Admin(e broker.AdminEvent) {
+	if e.Frequent {
+		t.offer(item{admin: &e}, summaryKey{"change " + e.Operation, e.Principal, ""})
+		return
+	}
 	it := item{at: t.cfg.Now(), admin: &e}
 	select {
 	case t.ch <- it:

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/meta"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // handleAlterConfigs replaces a topic's whole config set: configs not
@@ -31,7 +34,7 @@ func (b *Broker) handleAlterConfigs(c *conn, h header, r kmsg.Request) func() km
 				continue
 			}
 		}
-		code, msg := b.alterTopicConfigs(rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(map[string]string) (map[string]string, error) {
+		code, msg := b.alterTopicConfigs(c.auth.principal, "AlterConfigs", rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(map[string]string) (map[string]string, error) {
 			next := map[string]string{}
 			for _, kv := range rr.Configs {
 				if kv.Value == nil {
@@ -52,7 +55,8 @@ func (b *Broker) handleAlterConfigs(c *conn, h header, r kmsg.Request) func() km
 
 // alterTopicConfigs validates and stores a topic's new config set computed
 // by next from its current one. It returns a Kafka error code and message.
-func (b *Broker) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, validateOnly bool, next func(cur map[string]string) (map[string]string, error)) (int16, string) {
+// who and api name the change in the audit trail.
+func (b *Broker) alterTopicConfigs(who, api string, typ kmsg.ConfigResourceType, name string, validateOnly bool, next func(cur map[string]string) (map[string]string, error)) (int16, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
 	switch typ {
@@ -66,7 +70,12 @@ func (b *Broker) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, val
 	if t == nil {
 		return kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("topic %q does not exist", name)
 	}
+	if name == AuditTopic {
+		// Its hold and retention are what make it evidence.
+		return kerr.PolicyViolation.Code, "the configs of the audit trail " + AuditTopic + " are fixed"
+	}
 	var invalid error
+	var before, after map[string]string
 	err := b.store.UpdateTopic(ctx, name, func(mt *meta.Topic) error {
 		cfg, err := next(maps.Clone(mt.Configs))
 		if err == nil {
@@ -79,6 +88,7 @@ func (b *Broker) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, val
 		if validateOnly {
 			return errValidateOnly
 		}
+		before, after = mt.Configs, cfg
 		mt.Configs = cfg
 		return nil
 	})
@@ -91,9 +101,36 @@ func (b *Broker) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, val
 		b.log.Error("alter configs", "topic", name, "err", err)
 		return kerr.UnknownServerError.Code, err.Error()
 	}
-	b.log.Info("topic configs altered", "topic", name)
+	b.admin(who, api, "topic "+name+": "+configChanges(before, after))
 	return 0, ""
 }
 
 // errValidateOnly aborts the metadata update of a validate-only request.
 var errValidateOnly = fmt.Errorf("validate only")
+
+// configChanges describes what changed between two config sets, naming
+// the legal hold in words (setting or lifting one is what an
+// investigation looks for).
+func configChanges(before, after map[string]string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		if v, ok := before[k]; !ok || v != after[k] {
+			parts = append(parts, k+"="+after[k])
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(before)) {
+		if _, ok := after[k]; !ok {
+			parts = append(parts, k+" reverted to default")
+		}
+	}
+	switch {
+	case before[storage.LegalHoldConfig] != "true" && after[storage.LegalHoldConfig] == "true":
+		parts = append(parts, "legal hold set")
+	case before[storage.LegalHoldConfig] == "true" && after[storage.LegalHoldConfig] != "true":
+		parts = append(parts, "legal hold released")
+	}
+	if len(parts) == 0 {
+		return "no change"
+	}
+	return strings.Join(parts, ", ")
+}

@@ -20,6 +20,9 @@ type AdminEvent struct {
 	Principal string
 	Operation string // the Kafka API, e.g. "CreateTopics"
 	Resource  string // what it changed, e.g. "topic orders"
+	// Frequent: a change clients may also make routinely (a standalone
+	// consumer's commit), which the audit may rate-limit like logins.
+	Frequent bool
 }
 
 // SecurityObserver is told of authentications, authorization denials and

@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -13,12 +15,13 @@ import (
 
 // throttle meters n bytes of a request against the client's quota and
 // returns the throttle time for the response, muting the connection for
-// as long. Without authentication every client is Kafka's ANONYMOUS user.
+// as long. The user is the principal's name (ANONYMOUS without
+// authentication), as Kafka's quotas match users.
 func (b *Broker) throttle(c *conn, quotaKey string, h header, n int) int32 {
 	if b.quotas == nil || n == 0 {
 		return 0
 	}
-	d := b.quotas.Record(quotaKey, quota.Anonymous, h.clientID, n, time.Now())
+	d := b.quotas.Record(quotaKey, c.user(), h.clientID, n, time.Now())
 	if d <= 0 {
 		return 0
 	}
@@ -98,6 +101,7 @@ func (b *Broker) handleAlterClientQuotas(c *conn, h header, r kmsg.Request) func
 		}
 		return func() kmsg.Response { return resp }
 	}
+	who := c.auth.principal
 	return func() kmsg.Response {
 		for _, re := range req.Entries {
 			out := kmsg.AlterClientQuotasResponseEntry{}
@@ -118,7 +122,15 @@ func (b *Broker) handleAlterClientQuotas(c *conn, h header, r kmsg.Request) func
 				out.ErrorCode, out.ErrorMessage = quotaCode(err)
 				c.log.Info("client quota change refused", "entity", ent.Key(), "err", err)
 			} else if !req.ValidateOnly {
-				c.log.Info("client quotas changed", "entity", ent.Key(), "ops", len(re.Ops))
+				var ops []string
+				for _, op := range re.Ops {
+					if op.Remove {
+						ops = append(ops, op.Key+" removed")
+					} else {
+						ops = append(ops, fmt.Sprintf("%s=%g", op.Key, op.Value))
+					}
+				}
+				b.admin(who, "AlterClientQuotas", "quota of "+ent.Key()+": "+strings.Join(ops, ", "))
 			}
 			resp.Entries = append(resp.Entries, out)
 		}

@@ -68,6 +68,9 @@ type conn struct {
 	auth authState
 	// api is the name of the request being decoded, for denial reports.
 	api string
+	// quotaUser is the principal's name, for quotas metered on the writer
+	// goroutine too (auth is the reader's alone).
+	quotaUser atomic.Pointer[string]
 	// closing, set while a request is handled, ends the connection once
 	// that request's answer is written.
 	closing error
@@ -99,7 +102,7 @@ func (c *conn) handshakeTLS(tc *tls.Conn) error {
 	if err != nil {
 		return err
 	}
-	c.auth.principal = p
+	c.setPrincipal(p)
 	c.log = c.log.With("principal", p)
 	c.authEvent("SSL", true, "")
 	return nil

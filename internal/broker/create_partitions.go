@@ -62,7 +62,7 @@ func (b *Broker) handleCreatePartitions(c *conn, h header, r kmsg.Request) func(
 				b.log.Error("create partitions", "topic", rt.Topic, "err", err)
 				fail(kerr.UnknownServerError, err.Error())
 			default:
-				b.log.Info("partitions added", "topic", rt.Topic, "count", rt.Count)
+				b.admin(c.auth.principal, "CreatePartitions", fmt.Sprintf("topic %s: %d partitions", rt.Topic, rt.Count))
 			}
 		}
 		resp.Topics = append(resp.Topics, st)

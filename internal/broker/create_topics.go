@@ -84,6 +84,11 @@ func (b *Broker) handleCreateTopics(c *conn, h header, r kmsg.Request) func() km
 			default:
 				st.TopicID = t.ID
 				st.NumPartitions, st.ReplicationFactor = partitions, 1
+				what := fmt.Sprintf("topic %s, %d partitions", rt.Topic, partitions)
+				if len(configs) > 0 {
+					what += ": " + configChanges(nil, configs)
+				}
+				b.admin(c.auth.principal, "CreateTopics", what)
 			}
 		}
 		if st.ErrorCode == 0 && !describeConfigs {

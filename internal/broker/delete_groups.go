@@ -49,10 +49,14 @@ func (b *Broker) handleDeleteGroups(c *conn, h header, r kmsg.Request) func() km
 	for g, j := range byCo {
 		parts[j].ch = g.Delete(ids[j])
 	}
+	who := c.auth.principal
 	return func() kmsg.Response {
 		for _, p := range parts {
 			for k, code := range <-p.ch {
 				codes[p.at[k]] = code
+				if code == 0 {
+					b.admin(who, "DeleteGroups", "group "+req.Groups[p.at[k]])
+				}
 			}
 		}
 		for i, id := range req.Groups {

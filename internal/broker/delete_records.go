@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -51,7 +52,7 @@ func (b *Broker) handleDeleteRecords(c *conn, h header, r kmsg.Request) func() k
 					sp.ErrorCode = kerr.KafkaStorageError.Code
 				default:
 					sp.LowWatermark = ls
-					b.log.Info("records deleted", "topic", rt.Topic, "partition", rp.Partition, "log_start", ls)
+					b.admin(c.auth.principal, "DeleteRecords", fmt.Sprintf("topic %s partition %d: records before offset %d", rt.Topic, rp.Partition, ls))
 				}
 			}
 			st.Partitions = append(st.Partitions, sp)

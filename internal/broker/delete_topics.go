@@ -72,7 +72,11 @@ func (b *Broker) handleDeleteTopics(c *conn, h header, r kmsg.Request) func() km
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
-		if err := b.store.DeleteTopic(ctx, name); err != nil {
+		err := b.store.DeleteTopic(ctx, name)
+		if err == nil {
+			b.admin(c.auth.principal, "DeleteTopics", "topic "+name)
+		}
+		if err != nil {
 			switch {
 			case errors.Is(err, storage.ErrUnknownTopic):
 				st.ErrorCode = kerr.UnknownTopicOrPartition.Code

@@ -42,7 +42,7 @@ func (b *Broker) handleIncrementalAlterConfigs(c *conn, h header, r kmsg.Request
 			resp.Resources = append(resp.Resources, res)
 			continue
 		}
-		code, msg := b.alterTopicConfigs(rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cur map[string]string) (map[string]string, error) {
+		code, msg := b.alterTopicConfigs(c.auth.principal, "IncrementalAlterConfigs", rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cur map[string]string) (map[string]string, error) {
 			if cur == nil {
 				cur = map[string]string{}
 			}

@@ -13,8 +13,3 @@ const AuditTopic = "_vigil.audit"
 // allow, but not produce to it, delete it or delete its records: its
 // records are the groups' durable state, or the evidence of who did what.
 func isInternalTopic(name string) bool { return name == group.OffsetsTopic || name == AuditTopic }
-
-// Kafka's bits of group ACL operations (READ, DELETE, DESCRIBE) reported
-// when DescribeGroups asks for authorized operations: without ACLs every
-// client may do all of them.
-const groupAuthorizedOps = 1<<3 | 1<<6 | 1<<8

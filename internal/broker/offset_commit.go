@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"strconv"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -56,10 +58,25 @@ func (b *Broker) handleOffsetCommit(c *conn, h header, r kmsg.Request) func() km
 		return failAllOr(req, denied, kerr.NotCoordinator)
 	}
 	ch := g.Commit(sub)
+	// A commit outside a group generation is how admin tools reset a
+	// group's offsets (vigil groups reset, kafka-consumer-groups.sh); a
+	// standalone consumer commits so too, hence Frequent.
+	outside := req.Generation < 0 && req.MemberID == ""
+	who := c.auth.principal
 	return func() kmsg.Response {
 		// Not abandoned on disconnect: the WAL answers promptly, and
 		// the commit happens whether or not the client hears of it.
 		resp := <-ch
+		if outside {
+			for _, rt := range resp.Topics {
+				for _, rp := range rt.Partitions {
+					if rp.ErrorCode == 0 {
+						b.secObs.Admin(AdminEvent{Principal: who, Operation: "OffsetCommit", Frequent: true,
+							Resource: "group " + req.Group + ": offset of " + rt.Topic + " partition " + strconv.Itoa(int(rp.Partition)) + " set outside a group generation"})
+					}
+				}
+			}
+		}
 		if denied != nil {
 			resp.Topics = mergeCommit(req, denied, resp.Topics)
 		}

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"fmt"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -45,8 +47,18 @@ func (b *Broker) handleOffsetDelete(c *conn, h header, r kmsg.Request) func() km
 		return func() kmsg.Response { return resp }
 	}
 	ch := g.DeleteOffsets(sub)
+	who := c.auth.principal
 	return func() kmsg.Response {
 		resp := <-ch
+		if resp.ErrorCode == 0 {
+			for _, rt := range resp.Topics {
+				for _, rp := range rt.Partitions {
+					if rp.ErrorCode == 0 {
+						b.admin(who, "OffsetDelete", fmt.Sprintf("group %s: committed offset of %s partition %d", req.Group, rt.Topic, rp.Partition))
+					}
+				}
+			}
+		}
 		if denied == nil || resp.ErrorCode != 0 {
 			return resp
 		}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/vigilhq/vigil/internal/quota"
 )
 
 // SASL is the server side of the enabled SASL mechanisms (package sasl).
@@ -200,7 +202,8 @@ func (c *conn) step(msg []byte) ([]byte, bool, error) {
 		c.closeAfter(fmt.Errorf("re-authentication as %s on a connection of %s", p, a.principal))
 		return nil, false, fmt.Errorf("re-authentication must keep the principal %s", a.principal)
 	}
-	a.authenticated, a.principal = true, p
+	a.authenticated = true
+	c.setPrincipal(p)
 	a.expires = time.Time{}
 	if max := c.b.cfg.Security.ConnectionsMaxReauth; max > 0 {
 		if lifetime <= 0 || lifetime > max {
@@ -258,4 +261,20 @@ func (c *conn) authEventAs(principal, mechanism string, ok bool, reason string) 
 		c.log.Warn("authentication failed", "principal", principal, "mechanism", mechanism, "reason", reason)
 	}
 	c.b.secObs.Authentication(e)
+}
+
+// setPrincipal names who the connection is, for authorization and quotas.
+func (c *conn) setPrincipal(p string) {
+	c.auth.principal = p
+	user := strings.TrimPrefix(p, "User:")
+	c.quotaUser.Store(&user)
+}
+
+// user is the principal's name as quotas know users (Kafka's
+// KafkaPrincipal.getName): ANONYMOUS until someone authenticates.
+func (c *conn) user() string {
+	if u := c.quotaUser.Load(); u != nil {
+		return *u
+	}
+	return quota.Anonymous
 }

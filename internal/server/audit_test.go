@@ -163,14 +163,48 @@ func TestAuditTrail(t *testing.T) {
 		return e.ClassUID() == 3001 && str(e, "user.name") == "erin"
 	})
 
+	// Each change of state is one event, with what changed.
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, 2, 1, map[string]*string{"retention.ms": kadm.StringPtr("86400000")}, "case-42"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "vigil.legal.hold", Value: kadm.StringPtr("true")}}, "case-42"); err != nil || res[0].Err != nil {
+		t.Fatalf("legal hold: %v %v", err, res)
+	}
+	if res, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: kadm.StringPtr("1")}}, audit.Topic); err != nil || !errors.Is(res[0].Err, kerr.PolicyViolation) {
+		t.Errorf("shortening the audit trail's retention: %v %v, want POLICY_VIOLATION", err, res)
+	}
+	offsets := kadm.Offsets{}
+	offsets.Add(kadm.Offset{Topic: "case-42", Partition: 1, At: 0})
+	if res, err := adm.CommitOffsets(ctx, "reset-me", offsets); err != nil || res.Error() != nil {
+		t.Fatalf("offset reset: %v %v", err, res.Error())
+	}
+	user := "User:dave"
+	if res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{Entity: kadm.ClientQuotaEntity{{Type: "user", Name: &user}},
+		Ops: []kadm.AlterClientQuotaOp{{Key: "consumer_byte_rate", Value: 1e6}}}}); err != nil || res[0].Err != nil {
+		t.Fatalf("quota: %v %v", err, res)
+	}
+	for _, want := range []struct{ op, contains string }{
+		{"CreateTopics", "topic case-42, 2 partitions: retention.ms=86400000"},
+		{"IncrementalAlterConfigs", "legal hold set"},
+		{"OffsetCommit", "group reset-me: offset of case-42 partition 1"},
+		{"AlterClientQuotas", "consumer_byte_rate=1e+06"},
+	} {
+		got := waitAudit(t, saslAddr, admin, 1, want.op, func(e ocsf.Event) bool {
+			return str(e, "api.operation") == want.op && str(e, "status") == "Success"
+		})
+		if msg := str(got[0], "message"); !strings.Contains(msg, want.contains) || str(got[0], "actor.user.uid") != "User:admin" {
+			t.Errorf("%s event: %q by %s, want it to mention %q", want.op, msg, str(got[0], "actor.user.uid"), want.contains)
+		}
+	}
+
 	// Nobody writes the trail or deletes it, not even a super user.
 	wr, err := kgo.NewClient(kgo.SeedBrokers(saslAddr), admin, kgo.DefaultProduceTopic(audit.Topic), kgo.RequestRetries(0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer wr.Close()
-	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	if err := wr.ProduceSync(ctx, &kgo.Record{Value: []byte("forged")}).FirstErr(); err == nil {
 		t.Error("a super user wrote to the audit topic")
 	}

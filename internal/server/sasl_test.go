@@ -284,3 +284,50 @@ func roundTrip(t *testing.T, nc net.Conn, req kmsg.Request) kmsg.Response {
 	}
 	return resp
 }
+
+// TestQuotasPerSASLUser: a user quota applies to the connections that
+// authenticated as that user, and not to another user's.
+func TestQuotasPerSASLUser(t *testing.T) {
+	ts, _ := startSASLServer(t, nil)
+	plainAddr := ts.srv.ListenerAddr(config.Plaintext).String()
+	addUsers(t, plainAddr, map[string]string{"slow": "slow-secret", "fast": "fast-secret"})
+	ctx := testCtx(t, time.Minute)
+	adm := kadm.NewClient(ts.client(t, kgo.SeedBrokers(plainAddr)))
+	createTopics(t, ctx, adm, 1, nil, "per-user")
+	slow := "slow"
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{
+		Entity: kadm.ClientQuotaEntity{{Type: "user", Name: &slow}},
+		Ops:    []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 10_000}},
+	}})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("alter quotas: %v %+v", err, res)
+	}
+	addr := ts.srv.ListenerAddr(config.SASLPlaintext).String()
+	throttle := func(user, pass string) int32 {
+		t.Helper()
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		var ms int32
+		for i := 0; i < 4; i++ { // 160 kB: well past 10 s x 10 kB/s
+			resp, err := cl.Request(ctx, produceReq("per-user", 0, -1, makeBatch(40, 1000)))
+			if err != nil {
+				t.Fatalf("%s: produce: %v", user, err)
+			}
+			pr := resp.(*kmsg.ProduceResponse)
+			if code := pr.Topics[0].Partitions[0].ErrorCode; code != 0 {
+				t.Fatalf("%s: produce: %v", user, kerr.ErrorForCode(code))
+			}
+			ms = max(ms, pr.ThrottleMillis)
+		}
+		return ms
+	}
+	if ms := throttle("fast", "fast-secret"); ms != 0 {
+		t.Errorf("a user without a quota was throttled %d ms", ms)
+	}
+	if ms := throttle("slow", "slow-secret"); ms <= 0 {
+		t.Error("the user with a 10 kB/s quota was not throttled after 160 kB")
+	}
+}
