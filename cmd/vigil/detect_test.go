@@ -178,3 +178,31 @@ func TestDetectStreamFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestDetectReportsNoSource loads SigmaHQ's rules/linux offline: the
+// rules whose logsource no source serves are named one by one (not with
+// --quiet), and counted in the summary.
+func TestDetectReportsNoSource(t *testing.T) {
+	data := sigmatest.Data(t)
+	ev := filepath.Join(t.TempDir(), "events.ndjson")
+	if err := os.WriteFile(ev, []byte(`{"class_uid":0,"metadata":{"product":{"name":"Linux"},"log_provider":"sshd"},"message":"error: Corrupted MAC on input."}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"detect", "--rules", filepath.Join(data, "rules", "linux"), ev}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	want := "vigil detect: rule " + filepath.Join(data, "rules", "linux", "file_event", "file_event_lnx_doas_conf_creation.yml") +
+		": logsource product=linux category=file_event matches no configured source"
+	if !strings.Contains(errOut.String(), want) || !strings.Contains(errOut.String(), "match no configured source), 0 not loaded") {
+		t.Errorf("stderr lacks %q or the count:\n%s", want, errOut.String())
+	}
+	// The sshd rule fires on the generic event of sshd's.
+	if !strings.Contains(out.String(), `"rule_id":"e76b413a-83d0-4b94-8e4c-85db4a5b8bdc"`) {
+		t.Errorf("Suspicious OpenSSH Daemon Error did not fire:\n%s", out.String())
+	}
+	errOut.Reset()
+	if code := run([]string{"detect", "--quiet", "--rules", filepath.Join(data, "rules", "linux"), ev}, &out, &errOut); code != 0 || strings.Contains(errOut.String(), "matches no configured source") {
+		t.Errorf("--quiet: exit %d, still names rules:\n%s", code, errOut.String())
+	}
+}
