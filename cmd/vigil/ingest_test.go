@@ -74,7 +74,9 @@ func TestIngestFileOnce(t *testing.T) {
 	}
 	var out, errOut bytes.Buffer
 	done := make(chan int, 1)
-	go func() { done <- run([]string{"ingest", "--brokers", srv.Addr().String(), "--file", log}, &out, &errOut) }()
+	go func() {
+		done <- run([]string{"ingest", "--brokers", srv.Addr().String(), "--file", log}, &out, &errOut)
+	}()
 	select {
 	case code := <-done:
 		if code != 0 {
