@@ -210,7 +210,6 @@ func sameLines(t *testing.T, got []byte, want []string) {
 // authentication error, and the broker keeps serving.
 func TestSecurityKcat(t *testing.T) {
 	kcat := lookKcat(t)
-	lib := librdkafkaVersion(t, kcat, "-V")
 	sb := startSecureBroker(t, certstest.NewCA(t, "vigil-e2e-ca"), []string{"SASL_PLAINTEXT", "SASL_SSL"})
 	sb.addSCRAMUsers(t, map[string]string{"kcat-user": "kcat-secret"})
 
@@ -229,9 +228,6 @@ func TestSecurityKcat(t *testing.T) {
 		{"SASL_PLAINTEXT", "PLAIN"},
 	} {
 		t.Run(tc.proto+"/"+tc.mech, func(t *testing.T) {
-			if strings.HasPrefix(tc.mech, "SCRAM") {
-				skipLibrdkafkaSCRAM(t, lib)
-			}
 			topic := strings.ToLower("kcat-" + tc.proto + "-" + tc.mech)
 			createTopic(t, sb.addr["PLAINTEXT"], topic, 2)
 			args := conf(tc.proto, tc.mech, "kcat-secret")
@@ -327,37 +323,6 @@ func TestSecurityKcatMutualTLS(t *testing.T) {
 	refused("the writer without its ACL", writer)
 }
 
-// librdkafkaVersion is the version of librdkafka that a command (kcat -V,
-// or Python printing confluent_kafka.libversion()) reports, e.g. [2 0 2].
-func librdkafkaVersion(t *testing.T, name string, args ...string) [3]int {
-	t.Helper()
-	out, _ := exec.Command(name, args...).CombinedOutput()
-	var v [3]int
-	m := regexp.MustCompile(`(\d+)\.(\d+)\.(\d+)`).FindSubmatch(regexp.MustCompile(`librdkafka \S+`).Find(out))
-	if m == nil {
-		t.Fatalf("%s %s names no librdkafka version:\n%s", name, strings.Join(args, " "), out)
-	}
-	for i := range v {
-		fmt.Sscan(string(m[i+1]), &v[i])
-	}
-	return v
-}
-
-// skipLibrdkafkaSCRAM skips a SCRAM exchange by librdkafka before 2.6.1
-// (Debian 12 has 2.0.2). Its client-final message repeats the client
-// nonce, r=<cnonce><cnonce><snonce> (librdkafka#4895), and vigil's SCRAM
-// server (internal/sasl/scram.go, xdg-go/scram) wants exactly the nonce it
-// sent, as Kafka 4 does; Kafka 3.8.1 to 3.9 accept a nonce that ends with
-// it, and older Kafka did not check, so these clients work there.
-// Remove this skip once internal/sasl accepts <cnonce><nonce sent>.
-func skipLibrdkafkaSCRAM(t *testing.T, v [3]int) {
-	t.Helper()
-	if v[0]*10000+v[1]*100+v[2] < 20601 {
-		t.Skipf("broker bug: SCRAM of librdkafka %d.%d.%d (before 2.6.1) is refused: its client-final nonce repeats the client nonce, "+
-			"which Kafka 3.8.1-3.9 accept and vigil's SCRAM server does not (see skipLibrdkafkaSCRAM)", v[0], v[1], v[2])
-	}
-}
-
 // TestSecurityPython runs confluent-kafka (librdkafka) and kafka-python
 // (Debian: 1.7.0 on librdkafka 2.0.2, and 2.0.2, which authenticates with
 // SaslHandshake v0 and bare tokens) over SASL_SSL with SCRAM-SHA-512 and
@@ -373,15 +338,11 @@ func TestSecurityPython(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lib := librdkafkaVersion(t, python, "-c", "import confluent_kafka; print('librdkafka', confluent_kafka.libversion()[0])")
 	sb := startSecureBroker(t, certstest.NewCA(t, "vigil-e2e-ca"), []string{"SASL_PLAINTEXT", "SASL_SSL"})
 	sb.addSCRAMUsers(t, map[string]string{"py-user": "py-secret"})
 	for _, client := range []string{"kafka-python", "confluent"} {
 		for _, tc := range []struct{ proto, mech string }{{"SASL_SSL", "SCRAM-SHA-512"}, {"SASL_PLAINTEXT", "PLAIN"}} {
 			t.Run(client+"/"+tc.proto+"/"+tc.mech, func(t *testing.T) {
-				if client == "confluent" && strings.HasPrefix(tc.mech, "SCRAM") {
-					skipLibrdkafkaSCRAM(t, lib)
-				}
 				topic := strings.ToLower("py-" + client + "-" + tc.mech)
 				createTopic(t, sb.addr["PLAINTEXT"], topic, 2)
 				runScript(t, python, script, "roundtrip", client, sb.addr[tc.proto], tc.proto, tc.mech, "py-user", "py-secret", sb.ca.File, topic, "300")

@@ -29,6 +29,8 @@ package sasl
 
 import (
 	"context"
+	"crypto/hmac"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -84,6 +86,9 @@ type scramSession struct {
 	state     scramState
 	conv      *scram.ServerConversation
 	user      string
+	cnonce    string // the client's nonce, from client-first
+	c1b, s1   string // client-first-message-bare and server-first, for the AuthMessage
+	cred      scram.StoredCredentials
 	decoy     error // why this exchange runs on a decoy credential and must fail
 	principal string
 
@@ -133,7 +138,8 @@ func (s *scramSession) first(ctx context.Context, msg string) (string, *Error) {
 	if v, ok := cf.extensions["tokenauth"]; ok && strings.EqualFold(v, "true") {
 		return "", failed(invalidCredentials(s.m.name), errors.New("delegation token authentication is not supported"))
 	}
-	s.user = cf.user
+	s.user, s.cnonce = cf.user, cf.nonce
+	s.c1b = msg[strings.Index(msg, "n="):]
 	srv, err := s.m.hash.NewServer(s.lookup)
 	if err != nil {
 		return "", failed(invalidCredentials(s.m.name), err)
@@ -151,6 +157,7 @@ func (s *scramSession) first(ctx context.Context, msg string) (string, *Error) {
 	case err != nil: // our grammar accepted what xdg-go/scram did not
 		return "", malformed("Invalid SCRAM client first message", err)
 	}
+	s.s1 = out
 	return out, nil
 }
 
@@ -173,16 +180,23 @@ func (s *scramSession) lookup(user string) (scram.StoredCredentials, error) {
 	if s.decoy != nil {
 		c = s.m.decoys.credential(s.m.name, user)
 	}
-	return scram.StoredCredentials{
+	s.cred = scram.StoredCredentials{
 		KeyFactors: scram.KeyFactors{Salt: string(c.Salt), Iters: c.Iterations},
 		StoredKey:  c.StoredKey,
 		ServerKey:  c.ServerKey,
-	}, nil
+	}
+	return s.cred, nil
 }
 
 func (s *scramSession) final(msg string) (string, *Error) {
 	if err := checkClientFinal(msg); err != nil {
 		return "", malformed("Invalid SCRAM client final message", err)
+	}
+	if out, ok := s.librdkafkaFinal(msg); ok {
+		if out == "" {
+			return "", failed(invalidCredentials(s.m.name), errors.Join(s.decoy, fmt.Errorf("user %q: invalid proof", s.user)))
+		}
+		return out, nil
 	}
 	out, err := s.conv.Step(msg)
 	switch {
@@ -354,4 +368,44 @@ func isBase64(s string) bool {
 		}
 	}
 	return true
+}
+
+// librdkafkaFinal verifies a client-final whose nonce is <client
+// nonce><nonce sent> (the client's nonce twice), as librdkafka before
+// 2.6.1 sends it (librdkafka#4895): Debian 12's kcat and confluent-kafka.
+// Kafka 3.8.1 to 3.9 accept it too (their fix of CVE-2024-56128 compares
+// the nonce with endsWith; this takes only that one form); the proof is checked in
+// full over the message as the client sent it, and the server's nonce is
+// still in it, so nothing is weakened. ok is false for any other nonce
+// (the normal path decides); out is "" when the proof is wrong.
+func (s *scramSession) librdkafkaFinal(msg string) (out string, ok bool) {
+	sent := strings.TrimPrefix(strings.Split(s.s1, ",")[0], "r=")
+	fields := strings.Split(msg, ",")
+	if fields[1] != "r="+s.cnonce+sent {
+		return "", false
+	}
+	if s.decoy != nil {
+		return "", true
+	}
+	i := strings.LastIndex(msg, ",p=")
+	proof, err := base64.StdEncoding.DecodeString(msg[i+3:])
+	h := s.m.hash
+	if err != nil || len(proof) != h().Size() {
+		return "", true
+	}
+	authMsg := s.c1b + "," + s.s1 + "," + msg[:i]
+	mac := hmac.New(h, s.cred.StoredKey)
+	mac.Write([]byte(authMsg))
+	sig := mac.Sum(nil)
+	for j := range proof {
+		proof[j] ^= sig[j]
+	}
+	d := h()
+	d.Write(proof)
+	if !hmac.Equal(d.Sum(nil), s.cred.StoredKey) {
+		return "", true
+	}
+	mac = hmac.New(h, s.cred.ServerKey)
+	mac.Write([]byte(authMsg))
+	return "v=" + base64.StdEncoding.EncodeToString(mac.Sum(nil)), true
 }

@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"errors"
+	"hash"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -336,5 +341,82 @@ func TestScramStoreAndCredentialErrors(t *testing.T) {
 	wantFail(t, r, ErrAuthenticationFailed, want)
 	if r.step != 1 || !strings.Contains(r.err.(*Error).Detail(), "iterations") {
 		t.Fatalf("weak credential failed at step %d: %s", r.step, r.err.(*Error).Detail())
+	}
+}
+
+// TestScramLibrdkafkaNonce: librdkafka before 2.6.1 sends its client nonce
+// twice in the final message, r=<cnonce><cnonce><snonce>. That form is
+// accepted with a right proof (computed over the message as sent), and
+// refused with a wrong one, for a decoy user, and with any other nonce.
+func TestScramLibrdkafkaNonce(t *testing.T) {
+	creds := users(t)
+	for _, mech := range scramMechs {
+		t.Run(mech, func(t *testing.T) {
+			m := must[Mechanism](t)(NewScram(mech, creds, PasswordOptions{DecoySecret: []byte("0123456789abcdef0123456789abcdef")}))
+			h := map[string]func() hash.Hash{ScramSHA256: sha256.New, ScramSHA512: sha512.New}[mech]
+			run := func(user, pass, nonceForm string) error {
+				sess := m.Start()
+				const cnonce = "rOprNGfwEbeRWgbNEkqO"
+				c1b := "n=" + user + ",r=" + cnonce
+				s1raw, _, err := sess.Step(context.Background(), []byte("n,,"+c1b))
+				if err != nil {
+					t.Fatalf("first step: %v", err)
+				}
+				s1 := string(s1raw)
+				var snonce, salt string
+				var iters int
+				for _, f := range strings.Split(s1, ",") {
+					switch {
+					case strings.HasPrefix(f, "r="):
+						snonce = f[2:]
+					case strings.HasPrefix(f, "s="):
+						salt = f[2:]
+					case strings.HasPrefix(f, "i="):
+						iters, _ = strconv.Atoi(f[2:])
+					}
+				}
+				nonce := map[string]string{"doubled": cnonce + snonce, "other": "x" + snonce}[nonceForm]
+				bare := "c=biws,r=" + nonce
+				rawSalt, _ := base64.StdEncoding.DecodeString(salt)
+				salted, err := pbkdf2.Key(h, pass, rawSalt, iters, h().Size())
+				if err != nil {
+					t.Fatal(err)
+				}
+				mac := func(key []byte, msg string) []byte {
+					m := hmac.New(h, key)
+					m.Write([]byte(msg))
+					return m.Sum(nil)
+				}
+				clientKey := mac(salted, "Client Key")
+				stored := h()
+				stored.Write(clientKey)
+				sig := mac(stored.Sum(nil), c1b+","+s1+","+bare)
+				proof := make([]byte, len(clientKey))
+				for i := range proof {
+					proof[i] = clientKey[i] ^ sig[i]
+				}
+				out, done, err := sess.Step(context.Background(), []byte(bare+",p="+base64.StdEncoding.EncodeToString(proof)))
+				if err != nil {
+					return err
+				}
+				want := "v=" + base64.StdEncoding.EncodeToString(mac(mac(salted, "Server Key"), c1b+","+s1+","+bare))
+				if !done || string(out) != want {
+					t.Fatalf("accepted, but done %v and server-final %q (want %q)", done, out, want)
+				}
+				return nil
+			}
+			if err := run("alice", "alice-secret", "doubled"); err != nil {
+				t.Errorf("librdkafka's doubled nonce with the right password: %v", err)
+			}
+			for _, c := range []struct{ user, pass, nonce string }{
+				{"alice", "wrong", "doubled"},
+				{"nobody", "alice-secret", "doubled"},
+				{"alice", "alice-secret", "other"},
+			} {
+				if err := run(c.user, c.pass, c.nonce); !errors.Is(err, ErrAuthenticationFailed) {
+					t.Errorf("%s/%s with the %s nonce: %v, want an authentication failure", c.user, c.pass, c.nonce, err)
+				}
+			}
+		})
 	}
 }

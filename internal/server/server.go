@@ -39,15 +39,14 @@ import (
 
 // Server is one running `vigil serve`.
 type Server struct {
-	cfg     config.Broker
-	log     *slog.Logger
-	meta    meta.Store
-	objs    objstore.Store
-	store   *storage.Engine
-	groups  *group.Shards // this broker's group coordinators; see groupsMu
-	broker  *broker.Broker
-	lns     []net.Listener // one per cfg.Listeners entry, TLS ones wrapped
-	tlsConf *tls.Config    // the Kafka listeners' TLS; nil without a TLS listener
+	cfg    config.Broker
+	log    *slog.Logger
+	meta   meta.Store
+	objs   objstore.Store
+	store  *storage.Engine
+	groups *group.Shards // this broker's group coordinators; see groupsMu
+	broker *broker.Broker
+	lns    []net.Listener // one per cfg.Listeners entry, TLS ones wrapped
 
 	security     *security.State
 	trail        *audit.Trail

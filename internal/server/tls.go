@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/vigilhq/vigil/internal/certs"
+	"github.com/vigilhq/vigil/internal/config"
 )
 
 // wrapTLS wraps the SSL and SASL_SSL listeners in TLS 1.2+, with the
@@ -13,17 +14,29 @@ import (
 // files change.
 func (s *Server) wrapTLS(log *slog.Logger) error {
 	sec := s.cfg.Security
-	var conf *tls.Config
+	// Client certificates are asked for on SSL listeners only: on SASL_SSL
+	// SASL names the client, and Kafka ignores ssl.client.auth there
+	// unless a listener sets it for itself (KIP-684).
+	var ssl, saslSSL *tls.Config
 	for i, l := range s.cfg.Listeners {
-		if !l.TLS() {
+		var conf *tls.Config
+		var err error
+		switch l.Protocol {
+		case config.SSL:
+			if ssl == nil {
+				ssl, err = serverTLS(sec.TLSCert, sec.TLSKey, sec.TLSClientCA, sec.ClientAuth(), log)
+			}
+			conf = ssl
+		case config.SASLSSL:
+			if saslSSL == nil {
+				saslSSL, err = serverTLS(sec.TLSCert, sec.TLSKey, "", "none", log)
+			}
+			conf = saslSSL
+		default:
 			continue
 		}
-		if conf == nil {
-			var err error
-			if conf, err = serverTLS(sec.TLSCert, sec.TLSKey, sec.TLSClientCA, sec.ClientAuth(), log); err != nil {
-				return err
-			}
-			s.tlsConf = conf
+		if err != nil {
+			return err
 		}
 		s.lns[i] = tls.NewListener(s.lns[i], conf)
 	}

@@ -206,3 +206,23 @@ func tlsRefused(addr string, tc *tls.Config) error {
 	}
 	return err
 }
+
+// TestSASLSSLAsksNoClientCertificate: with mTLS required on the SSL
+// listener, the SASL_SSL listener still takes clients without one (SASL
+// names them; KIP-684), while the SSL listener refuses them.
+func TestSASLSSLAsksNoClientCertificate(t *testing.T) {
+	ca := certstest.NewCA(t, "test-ca")
+	server := ca.Server("broker")
+	ts := startServer(t, t.TempDir(), func(c *config.Broker) {
+		c.Listen = "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0,SASL_SSL://127.0.0.1:0"
+		c.Advertised = ""
+		c.Security.TLSCert, c.Security.TLSKey = server.Cert, server.Key
+		c.Security.TLSClientCA = ca.File
+	})
+	if err := tlsRefused(ts.srv.ListenerAddr(config.SASLSSL).String(), clientTLS(t, ca.File, nil)); err != nil {
+		t.Errorf("SASL_SSL without a client certificate: %v", err)
+	}
+	if err := tlsRefused(ts.srv.ListenerAddr(config.SSL).String(), clientTLS(t, ca.File, nil)); err == nil {
+		t.Error("SSL with mTLS required took a client without a certificate")
+	}
+}
