@@ -159,24 +159,95 @@ func cloudSources() []Source {
 	okta := one("okta", "okta", "okta", "Okta")
 	// Okta System Log records as the API returns them.
 	okta.Match = append(okta.Match, map[string]string{"eventType": "*", "legacyEventType": "*", "displayMessage": "*"})
+	azure := func(service string, fields map[string][]string) Source {
+		src := one("azure/"+service, "azure", service, "Azure", service)
+		src.Fields = fields
+		return src
+	}
+	m365 := func(service string, services ...string) Source {
+		src := one("m365/"+service, "m365", service, "Microsoft 365", service)
+		src.Services = append(src.Services, services...)
+		src.Fields = m365Fields
+		return src
+	}
+	gcp := one("gcp/audit", "gcp", "gcp.audit", "Google Cloud", "gcp.audit")
+	gcp.Fields = map[string][]string{
+		// Elastic's and the Pub/Sub export's names for the LogEntry's.
+		"gcp.audit.method_name":                          {"protoPayload.methodName"},
+		"data.protoPayload.authorizationInfo.permission": {"protoPayload.authorizationInfo.permission"},
+		"data.protoPayload.authorizationInfo.granted":    {"protoPayload.authorizationInfo.granted"},
+		"data.protoPayload.serviceName":                  {"protoPayload.serviceName"},
+		"data.protoPayload.methodName":                   {"protoPayload.methodName"},
+		"data.protoPayload.resource.type":                {"resource.type"},
+		"data.protoPayload.logName":                      {"logName"},
+	}
+	workspace := map[string][]string{
+		"eventService": {"protoPayload.serviceName"}, "eventName": {"protoPayload.metadata.event.eventName"},
+		"protoPayload.Servicename": {"protoPayload.serviceName"},
+	}
+	wsAdmin := one("gcp/google_workspace.admin", "gcp", "google_workspace.admin", "Google Workspace", "admin")
+	wsAdmin.Fields = workspace
+	wsLogin := one("gcp/google_workspace.login", "gcp", "google_workspace.login", "Google Workspace", "login")
+	wsLogin.Fields = workspace
 	return []Source{
 		trail,
-		one("azure/activitylogs", "azure", "activitylogs", "Azure", "activitylogs"),
-		one("azure/auditlogs", "azure", "auditlogs", "Azure", "auditlogs"),
-		one("azure/signinlogs", "azure", "signinlogs", "Azure", "signinlogs"),
-		one("azure/riskdetection", "azure", "riskdetection", "Azure", "riskdetection"),
-		one("azure/pim", "azure", "pim", "Azure", "pim"),
-		one("gcp/audit", "gcp", "gcp.audit", "Google Cloud", "gcp.audit"),
-		one("gcp/google_workspace.admin", "gcp", "google_workspace.admin", "Google Workspace", "admin"),
-		one("gcp/google_workspace.login", "gcp", "google_workspace.login", "Google Workspace", "login"),
-		one("m365/audit", "m365", "audit", "Microsoft 365", "audit"),
-		one("m365/exchange", "m365", "exchange", "Microsoft 365", "exchange"),
-		one("m365/threat_management", "m365", "threat_management", "Microsoft 365", "threat_management"),
-		one("m365/threat_detection", "m365", "threat_detection", "Microsoft 365", "threat_detection"),
+		azure("activitylogs", azureActivityFields),
+		azure("auditlogs", azureAuditFields),
+		azure("signinlogs", azureSigninFields),
+		azure("riskdetection", map[string][]string{"riskEventType": {"properties.riskEventType"}}),
+		azure("pim", map[string][]string{"riskEventType": {"properties.riskEventType"}}),
+		gcp, wsAdmin, wsLogin,
+		m365("audit"),
+		m365("exchange", "audit"),
+		m365("threat_management", "audit"),
+		m365("threat_detection", "audit"),
 		okta,
 		one("github/audit", "github", "audit", "GitHub"),
 	}
 }
+
+// Azure's rules name fields as Log Analytics tables do (ResultType,
+// OperationName, Status) where the diagnostic export writes them camel
+// case, most of them under properties (pySigma's Azure pipelines map the
+// same way).
+var (
+	azureSigninFields = map[string][]string{
+		"ResultType": {"resultType"}, "resultType": {"properties.status.errorCode"},
+		"ResultDescription": {"resultDescription", "properties.status.failureReason"}, "Resultdescription": {"resultDescription"},
+		"Status": {"properties.status.failureReason"}, "AuthenticationRequirement": {"properties.authenticationRequirement"},
+		"conditionalAccessStatus": {"properties.conditionalAccessStatus"}, "ConditionalAccessStatus": {"properties.conditionalAccessStatus"},
+		"userAgent": {"properties.userAgent"}, "location": {"properties.location.countryOrRegion"},
+		"DeviceDetail.trusttype": {"properties.deviceDetail.trustType"}, "DeviceDetail.deviceId": {"properties.deviceDetail.deviceId"},
+		"DeviceDetail.isCompliant": {"properties.deviceDetail.isCompliant"}, "ClientApp": {"properties.clientAppUsed"},
+		"ResourceDisplayName": {"properties.resourceDisplayName"}, "RiskState": {"properties.riskState"},
+		"Username": {"properties.userPrincipalName"}, "NetworkLocationDetails": {"properties.networkLocationDetails"},
+		"ActivityDetails": {"properties.activityDetails"}, "homeTenantId": {"properties.homeTenantId"},
+		"resourceTenantId": {"properties.resourceTenantId"}, "properties.message": {"operationName"},
+	}
+	azureAuditFields = map[string][]string{
+		"properties.message": {"operationName"}, "OperationName": {"operationName"}, "operationName": {"properties.activityDisplayName"},
+		"Category": {"properties.category"}, "category": {"properties.category"}, "Status": {"properties.result"},
+		"LoggedByService": {"properties.loggedByService"}, "ActivityDisplayName": {"properties.activityDisplayName"},
+		"ActivityType": {"properties.activityDisplayName"}, "activityType": {"properties.activityDisplayName"},
+		"TargetResources": {"properties.targetResources"}, "targetResources.type": {"properties.targetResources.type"},
+		"TargetResources.ModifiedProperties.DisplayName": {"properties.targetResources.modifiedProperties.displayName"},
+		"TargetResources.ModifiedProperties.NewValue":    {"properties.targetResources.modifiedProperties.newValue"},
+		"TargetResources.modifiedProperties.newValue":    {"properties.targetResources.modifiedProperties.newValue"},
+		"Initiatedby":                      {"properties.initiatedBy.user.userPrincipalName"},
+		"additionalDetails.additionalInfo": {"properties.additionalDetails.value"},
+	}
+	azureActivityFields = map[string][]string{
+		"CategoryValue": {"category"}, "OperationNameValue": {"operationName"}, "ResourceId": {"resourceId"},
+		"ResourceProviderValue": {"properties.resourceProviderName", "resourceProviderName.value"},
+		"properties.message":    {"operationName"},
+	}
+	// m365Fields: the rules of the exchange and threat services name the
+	// workload eventSource, the operation (or alert) eventName, the result
+	// status.
+	m365Fields = map[string][]string{
+		"eventSource": {"Workload"}, "eventName": {"Operation", "Name"}, "status": {"ResultStatus", "Status"},
+	}
+)
 
 // webserverFields are the webserver taxonomy's fields (W3C extended log
 // names) in an OCSF HTTP Activity event of a web server's access log.

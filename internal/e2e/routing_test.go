@@ -394,10 +394,12 @@ func TestRoutingZeek(t *testing.T) {
 }
 
 // TestRoutingCloud: CloudTrail (HTTP and HEC), Okta and GitHub audit
-// JSON, and SigmaHQ's rules/cloud/aws, rules/identity/okta and
+// JSON, Azure diagnostic records and a Graph risk detection, Google Cloud
+// audit log entries (Workspace's among them), Microsoft 365 management
+// records; and SigmaHQ's rules/cloud, rules/identity/okta and
 // rules/application/github.
 func TestRoutingCloud(t *testing.T) {
-	r := newRoutingRig(t, "rules/cloud/aws", "rules/identity/okta", "rules/application/github")
+	r := newRoutingRig(t, "rules/cloud", "rules/identity/okta", "rules/application/github")
 	trail := func(name, source, extra string) string {
 		return `{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","principalId":"AIDAEXAMPLE","arn":"arn:aws:iam::111122223333:user/mallory","accountId":"111122223333","userName":"mallory"},` +
 			`"eventTime":"2026-12-01T10:00:00Z","eventSource":"` + source + `","eventName":"` + name + `","awsRegion":"eu-west-1","sourceIPAddress":"203.0.113.40",` +
@@ -412,8 +414,25 @@ func TestRoutingCloud(t *testing.T) {
 	r.post("/v1/events?source=github", `{"@timestamp":1795687500000,"_document_id":"d1","action":"repo.destroy","actor":"mallory","actor_ip":"203.0.113.40","org":"octo-corp","repo":"octo-corp/payments"}
 {"@timestamp":1795687560000,"_document_id":"d2","action":"org.disable_two_factor_requirement","actor":"mallory","actor_ip":"203.0.113.40","org":"octo-corp"}
 {"@timestamp":1795687620000,"_document_id":"d3","action":"repo.create","actor":"alice","actor_ip":"10.0.0.5","org":"octo-corp","repo":"octo-corp/site"}`, nil, http.StatusAccepted)
-	r.check(8, []want{
-		{"4db60cc0-36fb-42b7-9b58-a5b53019fb74", `"eventName":"StopLogging"`}, // AWS CloudTrail Important Change
+	for _, src := range []string{"azure", "gcp", "m365"} {
+		body, err := os.ReadFile(filepath.Join("..", "parse", "testdata", src, map[string]string{"azure": "diagnostic", "gcp": "auditlog", "m365": "management"}[src]+".input"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.post("/v1/events?source="+src, string(body), nil, http.StatusAccepted)
+	}
+	r.check(8+4+2+3, []want{
+		{"2b7d6fc0-71ac-4cf7-8ed1-b5788ee5257a", `"resultType":"50053"`},                            // Account Lockout (ResultType, as Log Analytics names it)
+		{"4f77e1d7-3982-4ee0-8489-abf2d6b75284", `"resultType":"50053"`},                            // Sign-ins from Non-Compliant Devices (DeviceDetail.isCompliant)
+		{"0922467f-db53-4348-b7bf-dee8d0d348c6", `"operationName":"Add conditional access policy"`}, // New CA Policy by Non-approved Actor (properties.message)
+		{"58f88172-a73d-442b-94c9-95eaed3cbb36", `"Operation":"Add-FederatedDomain"`},               // New Federated Domain Added (m365 audit: Exchange's records are audit records too)
+		{"1a41023f-1e70-4026-921a-4d9341a9038e", `"riskEventType":"unlikelyTravel"`},                // Atypical Travel
+		{"32438676-1dba-4ac7-bf69-b86cba995e05", "DeleteAccessPolicy"},                              // GCP Access Policy Deleted (data.protoPayload.*)
+		{"eafe6f2b-cfec-4612-aec2-49563c33a087", "gov_attack_warning"},                              // Google Workspace Government Attack Warning
+		{"13f2d3f5-6497-44a7-bf5f-dc13ffafe5dc", `"RequestType":"Cmsi:Cmsi"`},                       // Azure Login Bypassing Conditional Access Policies (m365 audit)
+		{"42127bdd-9133-474f-a6f1-97b6c08a4339", `"Operation":"Add-FederatedDomain"`},               // New Federated Domain Added - Exchange
+		{"2e669ed8-742e-4fe5-b3c4-5a59b486c2ee", `"Name":"Activity performed by terminated user"`},  // Activity Performed by Terminated User
+		{"4db60cc0-36fb-42b7-9b58-a5b53019fb74", `"eventName":"StopLogging"`},                       // AWS CloudTrail Important Change
 		{"4db60cc0-36fb-42b7-9b58-a5b53019fb74", `"eventName":"DeleteTrail"`},
 		{"50e068d7-1e6b-4054-87e5-0a592c40c7e0", "user.mfa.factor.deactivate"},           // Okta MFA Reset or Deactivated
 		{"16a71777-0b2e-4db7-9888-9d59cb75200b", `"repo.destroy"`},                       // GitHub Delete Action Invoked

@@ -22,7 +22,7 @@ import (
 
 // HTTP endpoints:
 //
-//	POST /v1/events?source=auto|cloudtrail|zeek|winlog|okta|github|syslog|auditd|squid|access[&format=json|raw][&host=H]
+//	POST /v1/events?source=auto|cloudtrail|zeek|winlog|okta|github|azure|gcp|m365|syslog|auditd|squid|access[&format=json|raw][&host=H]
 //	     body: one JSON document, a JSON array, NDJSON, or lines for the
 //	     text sources (format=raw: lines of a log file, syslog with or
 //	     without PRI). 202 {"events":N,"deadlettered":M}.

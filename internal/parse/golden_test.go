@@ -27,6 +27,9 @@ var goldenDirs = map[string]string{
 	"access":     SourceAccess,
 	"okta":       SourceOkta,
 	"github":     SourceGitHub,
+	"azure":      SourceAzure,
+	"gcp":        SourceGCP,
+	"m365":       SourceM365,
 	"generic":    SourceAuto,
 }
 

@@ -40,6 +40,12 @@ func HECSource(st string) string {
 		return SourceOkta
 	case strings.HasPrefix(st, "github"):
 		return SourceGitHub
+	case strings.HasPrefix(st, "azure:") || strings.HasPrefix(st, "mscs:azure"):
+		return SourceAzure
+	case strings.HasPrefix(st, "google:gcp") || strings.HasPrefix(st, "gcp:"):
+		return SourceGCP
+	case strings.HasPrefix(st, "o365:") || strings.HasPrefix(st, "ms:o365"):
+		return SourceM365
 	case st == "linux_secure" || st == "syslog" || strings.HasPrefix(st, "syslog") || st == "linux_messages_syslog":
 		return SourceSyslog
 	case strings.Contains(st, "audit"):

@@ -39,6 +39,9 @@ const (
 	SourceWinlog     = "winlog"
 	SourceOkta       = "okta"   // Okta System Log events
 	SourceGitHub     = "github" // GitHub audit log events
+	SourceAzure      = "azure"  // Azure Monitor diagnostic records (Entra ID sign-in, audit, risk; Activity Log), Graph riskDetection
+	SourceGCP        = "gcp"    // Google Cloud Audit Logs entries, Google Workspace's included
+	SourceM365       = "m365"   // Office 365 Management Activity API records
 	SourceSyslog     = "syslog" // syslog messages or log file lines (PRI optional): Linux auth (sshd, sudo), auditd, squid, web servers, any program
 	SourceAuditd     = "auditd" // audit.log lines
 	SourceSquid      = "squid"  // Squid access.log lines
@@ -47,7 +50,8 @@ const (
 
 // Sources lists the sources Body understands, in the order docs name them.
 func Sources() []string {
-	return []string{SourceAuto, SourceCloudTrail, SourceZeek, SourceWinlog, SourceOkta, SourceGitHub, SourceSyslog, SourceAuditd, SourceSquid, SourceAccess}
+	return []string{SourceAuto, SourceCloudTrail, SourceZeek, SourceWinlog, SourceOkta, SourceGitHub, SourceAzure, SourceGCP, SourceM365,
+		SourceSyslog, SourceAuditd, SourceSquid, SourceAccess}
 }
 
 // KnownSource reports whether s names a source Body understands.
@@ -251,6 +255,12 @@ func (p *Parsers) JSON(source string, doc []byte, host string) []Result {
 		return []Result{p.Okta(obj, doc, host)}
 	case SourceGitHub:
 		return []Result{p.GitHub(obj, doc, host)}
+	case SourceAzure:
+		return p.Azure(obj, doc, host)
+	case SourceGCP:
+		return []Result{p.GCP(obj, doc, host)}
+	case SourceM365:
+		return []Result{p.M365(obj, doc, host)}
 	case "":
 		return []Result{p.jsonBase(SourceAuto, obj, doc, host, unknownProduct, "")}
 	default:
@@ -272,6 +282,20 @@ func detect(obj map[string]any) string {
 		return SourceOkta
 	case has("action") && (has("@timestamp") || has("created_at")) && (has("actor") || has("org") || has("business")):
 		return SourceGitHub
+	case has("Workload") && has("Operation") && has("CreationTime"):
+		return SourceM365
+	case has("category") && (has("operationName") || has("resourceId")), has("riskEventType") && has("detectedDateTime"):
+		return SourceAzure
+	case strings.Contains(str(obj, "logName"), "cloudaudit.googleapis.com"):
+		return SourceGCP
+	}
+	if recs, ok := obj["records"].([]any); ok && len(recs) > 0 {
+		if r, ok := recs[0].(map[string]any); ok && detect(r) == SourceAzure {
+			return SourceAzure
+		}
+	}
+	if t, _ := obj["protoPayload"].(map[string]any); t != nil && strings.Contains(str(t, "@type"), "AuditLog") {
+		return SourceGCP
 	}
 	if ev, ok := obj["Event"].(map[string]any); ok {
 		if _, ok := ev["System"]; ok {
