@@ -326,6 +326,9 @@ func withLogsourceMappings(sources []Source, lms []LogsourceMapping) ([]Source, 
 						addFields(&out[i], lm.Fields)
 					case !hasID:
 						for _, id := range ids {
+							if hasPair(out, ch, id) {
+								continue // the table names that event id already
+							}
 							d := deriveSource(out[i], lm.Channel, id)
 							addFields(&d, lm.Fields)
 							out = append(out, d)
@@ -352,6 +355,18 @@ func withLogsourceMappings(sources []Source, lms []LogsourceMapping) ([]Source, 
 		}
 	}
 	return out, nil
+}
+
+// hasPair reports whether a source matches exactly a channel and event id.
+func hasPair(sources []Source, ch, id string) bool {
+	for _, s := range sources {
+		for _, alt := range s.Match {
+			if len(alt) == 2 && lower(alt["Channel"]) == ch && alt["EventID"] == id {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func deriveSource(base Source, channel, id string) Source {

@@ -210,3 +210,27 @@ func TestConfigSources(t *testing.T) {
 		t.Error("a misspelt key loaded")
 	}
 }
+
+// TestLogsourceMappingOnTableSource checks that a mapping.logsources
+// entry for a channel and event id the table names already adds its
+// fields to that source, rather than a second one.
+func TestLogsourceMappingOnTableSource(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Mapping.Logsources = append(cfg.Mapping.Logsources, LogsourceMapping{
+		Channel: "Security", EventIDs: []int{4688}, Fields: map[string][]string{"TokenElevation": {"TokenElevationType"}},
+	})
+	r := rule(t, "te", "{product: windows, service: security}", "sel:\n  TokenElevation: '%%1937'\ncondition: sel")
+	eng, problems := NewEngine([]*Rule{r}, cfg)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	if got, want := len(eng.Sources()), len(DefaultLogsources().Sources); got != want {
+		t.Errorf("%d sources, want the table's %d", got, want)
+	}
+	if !fires(t, eng, winEvent("Security", 4688, `"TokenElevationType":"%%1937"`)) {
+		t.Error("the mapped field is not TokenElevation in Security 4688")
+	}
+	if fires(t, eng, winEvent("Security", 4689, `"TokenElevationType":"%%1937"`)) {
+		t.Error("the mapping holds beyond its event id")
+	}
+}
