@@ -9,6 +9,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/vigilhq/vigil/internal/parse"
 )
 
@@ -84,30 +86,61 @@ func (s *Service) readFile(path string, f *os.File, host string, follow bool) er
 	r := bufio.NewReaderSize(f, 64<<10)
 	var partial []byte // a last line without LF yet
 	var offset int64
+	over := -1 // bytes of a line too long to keep, while it is read through
+	// tooLong dead-letters a line over --max-message-bytes with its first
+	// 64 KiB and its size, as syslog's oversize frames are.
+	tooLong := func(kept []byte, size int) error {
+		s.stats.Frames.Add(1)
+		rec := s.pub.deadLetterSized("log line exceeds the maximum message size", "file", kept[:min(len(kept), deadLetterRawMax)], size, o)
+		if err := s.pub.send(s.ctx, []*kgo.Record{rec}, o, true); err != nil {
+			return errStopped
+		}
+		return nil
+	}
 	for {
 		line, err := r.ReadSlice('\n')
 		offset += int64(len(line))
 		switch {
+		case err == nil && over >= 0:
+			if err := tooLong(partial, over+len(line)-1); err != nil {
+				return err
+			}
+			partial, over = partial[:0], -1
+			continue
 		case err == nil:
 			partial = append(partial, line...)
-			if err := s.fileLine(bytes.TrimRight(partial, "\r\n"), host, path, o); err != nil {
+			text := bytes.TrimRight(partial, "\r\n")
+			if len(text) > s.cfg.MaxMessageBytes {
+				err = tooLong(text, len(text))
+			} else {
+				err = s.fileLine(text, host, path, o)
+			}
+			if err != nil {
 				return err
 			}
 			partial = partial[:0]
 			continue
 		case errors.Is(err, bufio.ErrBufferFull):
-			partial = append(partial, line...)
-			if len(partial) > s.cfg.MaxMessageBytes {
-				if err := s.fileLine(partial, host, path, o); err != nil {
-					return err
+			if over < 0 {
+				partial = append(partial, line...)
+				if len(partial) > s.cfg.MaxMessageBytes {
+					over = len(partial) // dead-lettered once its end is read
 				}
-				partial = partial[:0]
+			} else {
+				over += len(line)
 			}
 			continue
 		case !errors.Is(err, io.EOF):
 			return err
 		}
-		partial = append(partial, line...)
+		if over >= 0 {
+			over += len(line)
+			if !follow {
+				return tooLong(partial, over)
+			}
+		} else {
+			partial = append(partial, line...)
+		}
 		if !follow {
 			if len(bytes.TrimSpace(partial)) > 0 {
 				return s.fileLine(bytes.TrimRight(partial, "\r\n"), host, path, o)

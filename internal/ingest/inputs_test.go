@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -169,5 +171,38 @@ func TestFileFollow(t *testing.T) {
 	}
 	if n := svc.Stats().DeadLettered.Load(); n != 0 {
 		t.Errorf("%d dead-lettered", n)
+	}
+}
+
+// TestFileLongLine reads a file once: a line over --max-message-bytes is
+// dead-lettered with its size, and the lines around it are events.
+func TestFileLongLine(t *testing.T) {
+	b := startBroker(t, t.TempDir(), "")
+	path := filepath.Join(t.TempDir(), "messages")
+	long := "Nov 26 10:00:01 web-1 app: " + strings.Repeat("z", 300)
+	if err := os.WriteFile(path, []byte("Nov 26 10:00:00 web-1 app: before\n"+long+"\nNov 26 10:00:02 web-1 app: after"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	svc := startIngest(t, b.addr, func(c *Config) {
+		c.SyslogTCP, c.SyslogUDP, c.HTTP = "", "", ""
+		c.Files, c.MaxMessageBytes = []string{path}, 100
+	})
+	select {
+	case <-svc.FileDone():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the file was not read within 30s")
+	}
+	got := consume(t, b.addr, []string{"ocsf.base_event", "ingest.deadletter"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 3 })
+	var msgs []string
+	for _, r := range got {
+		if r.Topic == "ingest.deadletter" {
+			msgs = append(msgs, r.Value["reason"].(string)+":"+strconv.Itoa(int(r.Value["raw_bytes"].(float64))))
+		} else {
+			msgs = append(msgs, field(r.Value, "message").(string))
+		}
+	}
+	slices.Sort(msgs)
+	if want := []string{"after", "before", "log line exceeds the maximum message size:" + strconv.Itoa(len(long))}; !slices.Equal(msgs, want) {
+		t.Errorf("got %q, want %q", msgs, want)
 	}
 }
