@@ -86,6 +86,15 @@ type Options struct {
 	// per partition in turn, so every request carries a tiny batch for
 	// every partition: more work per record on both sides).
 	Partitioner string
+
+	// SecurityProtocol SSL, SASL_PLAINTEXT or SASL_SSL replaces the phases
+	// above with the security comparison (security.go): the max-rate phase
+	// over a PLAINTEXT listener and over one of this protocol, interleaved,
+	// Rounds times each. "" or PLAINTEXT: the phases above. It needs the
+	// in-process broker.
+	SecurityProtocol string
+	SASLMechanism    string // of a SASL protocol: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 ("": DefaultSASLMechanism)
+	Rounds           int    // runs over each listener (0: DefaultRounds)
 }
 
 // Partitioners of Options.Partitioner.
@@ -120,6 +129,10 @@ type Result struct {
 	ReadLoadErrors  int64
 	EndToEnd        Latencies
 	EndToEndMissing int64 // produced during that run but not consumed in time
+
+	// Security holds the security comparison's figures when
+	// Options.SecurityProtocol asked for it; the fields above are then zero.
+	Security *SecurityResult
 }
 
 // ThroughputPass reports whether the throughput target holds.
@@ -170,22 +183,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	case len(o.Brokers) > 0 && (o.WAL != "" || o.WALFlushInterval != 0 || o.WALFlushBytes != 0 || o.NoWALSync):
 		return nil, errors.New("the WAL settings apply to the in-process broker only, not to --brokers")
 	}
+	if secure, err := checkSecurity(o); err != nil {
+		return nil, err
+	} else if secure {
+		return runSecurity(ctx, o, acks, partitioner)
+	}
 	out, log := outputs(o.Out, o.Logger)
 
-	bb, err := useBroker(ctx, o.Brokers, log, out, func(c *config.Broker) {
-		if o.WAL != "" {
-			c.WAL = o.WAL
-		}
-		if o.WALFlushInterval > 0 {
-			c.WALFlushInterval = o.WALFlushInterval
-		}
-		if o.WALFlushBytes > 0 {
-			c.WALFlushBytes = o.WALFlushBytes
-		}
-		if o.NoWALSync {
-			c.WALSync = false
-		}
-	})
+	bb, err := useBroker(ctx, o.Brokers, log, out, o.walConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -245,28 +250,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}()
 
 	newProducer := func(topic string, extra ...kgo.Opt) (*kgo.Client, error) {
-		cl, err := kgo.NewClient(append([]kgo.Opt{
-			kgo.SeedBrokers(brokers...),
-			kgo.DefaultProduceTopic(topic),
-			kgo.RequiredAcks(acks),
-			kgo.DisableIdempotentWrite(),
-			kgo.ProducerLinger(linger),
-			kgo.MaxProduceRequestsInflightPerBroker(maxInflight),
-			kgo.ProducerBatchCompression(kgo.NoCompression()),
-			kgo.MaxBufferedBytes(maxBufferedBytes),
-			kgo.MaxBufferedRecords(1 << 20),
-		}, append(partitioner, extra...)...)...)
-		if err != nil {
-			return nil, err
-		}
-		// Warm up: metadata, connections and every partition's leader.
-		for p := 0; p < o.Partitions; p++ {
-			if err := cl.ProduceSync(ctx, &kgo.Record{Value: make([]byte, o.RecordBytes)}).FirstErr(); err != nil {
-				cl.Close()
-				return nil, fmt.Errorf("warm-up produce to %s: %w", topic, err)
-			}
-		}
-		return cl, nil
+		return newBenchProducer(ctx, o, brokers, topic, acks, append(partitioner, extra...)...)
 	}
 
 	// (b) Max rate.
@@ -415,6 +399,50 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		fmt.Fprintf(out, "    %-30s %s  (%s)\n", latencyLabel, passFail(res.LatencyPass()), verdict)
 	}
 	return res, nil
+}
+
+// walConfig applies the in-process broker's WAL settings of o.
+func (o Options) walConfig(c *config.Broker) {
+	if o.WAL != "" {
+		c.WAL = o.WAL
+	}
+	if o.WALFlushInterval > 0 {
+		c.WALFlushInterval = o.WALFlushInterval
+	}
+	if o.WALFlushBytes > 0 {
+		c.WALFlushBytes = o.WALFlushBytes
+	}
+	if o.NoWALSync {
+		c.WALSync = false
+	}
+}
+
+// newBenchProducer starts the benchmark's producer on topic: the settings
+// of every phase that produces (extra adds the partitioner, hooks, or a
+// listener's TLS and SASL), warmed up with one acknowledged record per
+// partition (metadata, connections and every partition's leader).
+func newBenchProducer(ctx context.Context, o Options, seeds []string, topic string, acks kgo.Acks, extra ...kgo.Opt) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(seeds...),
+		kgo.DefaultProduceTopic(topic),
+		kgo.RequiredAcks(acks),
+		kgo.DisableIdempotentWrite(),
+		kgo.ProducerLinger(linger),
+		kgo.MaxProduceRequestsInflightPerBroker(maxInflight),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.MaxBufferedBytes(maxBufferedBytes),
+		kgo.MaxBufferedRecords(1 << 20),
+	}, extra...)...)
+	if err != nil {
+		return nil, err
+	}
+	for p := 0; p < o.Partitions; p++ {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: make([]byte, o.RecordBytes)}).FirstErr(); err != nil {
+			cl.Close()
+			return nil, fmt.Errorf("warm-up produce to %s: %w", topic, err)
+		}
+	}
+	return cl, nil
 }
 
 func passFail(ok bool) string {

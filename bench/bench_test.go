@@ -2,7 +2,9 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -334,5 +336,92 @@ func TestReplayChildStopsMidReplay(t *testing.T) {
 	}
 	if err := c.stop(); err != nil {
 		t.Fatalf("the reader did not exit by itself: %v", err)
+	}
+}
+
+// TestRunSecurityTiny runs the security comparison briefly over each
+// secure protocol and checks that it runs end to end: both listeners'
+// runs acknowledged records without errors, and every figure and the
+// verdict are printed (not what the ratio is). Options it cannot honour
+// are refused.
+func TestRunSecurityTiny(t *testing.T) {
+	base := Options{Duration: time.Second, RecordBytes: 512, Partitions: 2, Acks: "all"}
+	for name, mod := range map[string]func(*Options){
+		"unknown protocol":         func(o *Options) { o.SecurityProtocol = "TLS" },
+		"against --brokers":        func(o *Options) { o.SecurityProtocol, o.Brokers = "SASL_SSL", []string{"127.0.0.1:1"} },
+		"with a paced rate":        func(o *Options) { o.SecurityProtocol, o.PacedRate = "SASL_SSL", 1000 },
+		"negative rounds":          func(o *Options) { o.SecurityProtocol, o.Rounds = "SASL_SSL", -1 },
+		"unknown mechanism":        func(o *Options) { o.SecurityProtocol, o.SASLMechanism = "SASL_SSL", "GSSAPI" },
+		"a mechanism without SASL": func(o *Options) { o.SecurityProtocol, o.SASLMechanism = "SSL", "PLAIN" },
+		"rounds with PLAINTEXT":    func(o *Options) { o.Rounds = 3 },
+	} {
+		o := base
+		mod(&o)
+		if _, err := Run(context.Background(), o); err == nil {
+			t.Errorf("%s: accepted", name)
+		} else if name == "against --brokers" && !strings.Contains(err.Error(), "in-process broker only") {
+			t.Errorf("%s: the error does not say why: %v", name, err)
+		}
+	}
+	if testing.Short() {
+		t.Skip("runs a broker for a few seconds")
+	}
+	for _, c := range []struct {
+		protocol, mechanism string
+		rounds              int
+	}{
+		{"SASL_SSL", "", 2}, // the default mechanism, SCRAM-SHA-512
+		{"SASL_PLAINTEXT", "SCRAM-SHA-256", 1},
+		{"SSL", "", 1},
+	} {
+		t.Run(c.protocol, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			var out bytes.Buffer
+			o := base
+			o.Duration = 300 * time.Millisecond
+			o.SecurityProtocol, o.SASLMechanism, o.Rounds, o.Out = c.protocol, c.mechanism, c.rounds, &out
+			res, err := Run(ctx, o)
+			t.Logf("output:\n%s", out.String())
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			sr := res.Security
+			if sr == nil || len(sr.Rounds) != c.rounds {
+				t.Fatalf("security result %+v, want %d rounds", sr, c.rounds)
+			}
+			for i, rd := range sr.Rounds {
+				if rd.SecureFirst != (i%2 == 1) {
+					t.Errorf("round %d: secure first %v, want the first of each pair to alternate, plain first", i+1, rd.SecureFirst)
+				}
+				for _, r := range []SecurityRun{rd.Plain, rd.Secure} {
+					if r.Acked == 0 || r.Errors != 0 || r.MBps <= 0 {
+						t.Errorf("round %d, %s: %d records acknowledged, %d errors (first: %v), %.1f MB/s", i+1, r.Protocol, r.Acked, r.Errors, r.FirstError, r.MBps)
+					}
+				}
+				if rd.Plain.Protocol != "PLAINTEXT" || rd.Secure.Protocol != c.protocol {
+					t.Errorf("round %d ran over %s and %s", i+1, rd.Plain.Protocol, rd.Secure.Protocol)
+				}
+			}
+			if sr.Ratio <= 0 || sr.PlainMedianMBps <= 0 || sr.SecureMedianMBps <= 0 {
+				t.Errorf("medians or ratio missing: %+v", sr)
+			}
+			labels := []string{"round 1", "ratio " + c.protocol + " / PLAINTEXT", "medians of", "ratio of medians:", "CPU per MB:", "ms/MB",
+				fmt.Sprintf("%s >= 0.85 x PLAINTEXT:", c.protocol), "target >= 0.85"}
+			if c.protocol != "SASL_PLAINTEXT" {
+				labels = append(labels, "TLS 1.3")
+			}
+			if c.protocol != "SSL" {
+				labels = append(labels, "SASL "+cmp.Or(c.mechanism, DefaultSASLMechanism))
+			}
+			for _, label := range labels {
+				if !strings.Contains(out.String(), label) {
+					t.Errorf("output lacks %q", label)
+				}
+			}
+			if !strings.Contains(out.String(), "PASS: ratio") && !strings.Contains(out.String(), "FAIL: ratio") {
+				t.Error("output has no PASS/FAIL verdict")
+			}
+		})
 	}
 }

@@ -105,10 +105,29 @@ func benchProduce(fs *flag.FlagSet) benchRun {
 	walSync := fs.Bool("wal-sync", true, "the in-process file WAL fsyncs each group commit; false measures everything but the disk (a diagnostic: targets not judged)")
 	pacedRate := fs.Float64("paced-rate", 0, "records/s of the paced run (default: 25% of the measured maximum; a fixed rate is not judged against the latency target)")
 	partitioner := fs.String("partitioner", vbench.PartitionerDefault, "how the producer spreads its keyless records: default (the client's, KIP-794's uniform sticky partitioner) or round-robin (a record per partition in turn)")
+	protocol := fs.String("security-protocol", "PLAINTEXT", "PLAINTEXT: the ceiling, max-rate and paced phases; SSL, SASL_PLAINTEXT or SASL_SSL: instead, the max-rate phase over a PLAINTEXT and a listener of this protocol of the in-process broker, interleaved, and the ratio of their throughputs (target >= 0.85)")
+	mechanism := fs.String("sasl-mechanism", vbench.DefaultSASLMechanism, "with a SASL --security-protocol: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	rounds := fs.Int("rounds", vbench.DefaultRounds, "with --security-protocol other than PLAINTEXT: runs over each listener")
 	return func(ctx context.Context, log *slog.Logger, out io.Writer) error {
+		// --sasl-mechanism and --rounds are passed only when given, so
+		// that one given where it does not apply is refused, not ignored.
+		var mech string
+		var nRounds int
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "sasl-mechanism":
+				mech = *mechanism
+			case "rounds":
+				nRounds = *rounds
+				if nRounds == 0 {
+					nRounds = -1 // refused: 0 means the default in Options
+				}
+			}
+		})
 		_, err := vbench.Run(ctx, vbench.Options{Brokers: splitBrokers(*brokers), Duration: *duration,
 			RecordBytes: *recordBytes, Partitions: *partitions, Acks: *acks,
-			WAL: *walKind, WALFlushInterval: *flushInterval, WALFlushBytes: *flushBytes, NoWALSync: !*walSync, PacedRate: *pacedRate, Partitioner: *partitioner, Logger: log, Out: out})
+			WAL: *walKind, WALFlushInterval: *flushInterval, WALFlushBytes: *flushBytes, NoWALSync: !*walSync, PacedRate: *pacedRate, Partitioner: *partitioner,
+			SecurityProtocol: *protocol, SASLMechanism: mech, Rounds: nRounds, Logger: log, Out: out})
 		return err
 	}
 }
