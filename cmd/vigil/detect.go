@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/clientsec"
 	"github.com/vigilhq/vigil/internal/cliflag"
 	"github.com/vigilhq/vigil/internal/config"
 	detectpkg "github.com/vigilhq/vigil/internal/detect"
@@ -63,6 +64,7 @@ func detectMain(args []string, stdout, stderr io.Writer, getenv func(string) str
 	session := fs.Duration("session-timeout", 45*time.Second, "streaming: group session timeout (how long a dead detector's partitions wait)")
 	watch := fs.Duration("watch-interval", 3*time.Second, "streaming: how often the rule directories are checked for changes (0 disables; SIGHUP always reloads)")
 	logLevel := fs.String("log-level", "info", "streaming: debug, info, warn, error")
+	sec := clientsec.Register(fs, getenv)
 	pidFile := fs.String("pid-file", "", "streaming: write this process's id to FILE (for kill -HUP \"$(cat FILE)\"); removed on exit")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, `Usage: vigil detect [--rules DIR] [--config FILE] PATH...
@@ -102,7 +104,16 @@ when the rule files change.`)
 			cliflag.Errorf(stderr, fs.Name(), "%v", err)
 			return cliflag.ExitUsage
 		}
-		cfg := detectpkg.Config{
+		if err := sec.Validate(); err != nil {
+			cliflag.Errorf(stderr, fs.Name(), "%v", err)
+			return cliflag.ExitUsage
+		}
+		clientOpts, err := sec.Opts()
+		if err != nil {
+			fmt.Fprintf(stderr, "vigil detect: %v\n", err)
+			return 1
+		}
+		cfg := detectpkg.Config{ClientOpts: clientOpts,
 			Brokers: strings.Split(*brokers, ","), Group: *group, AlertsTopic: *alerts, StateTopic: *stateTopic, MaxGroups: *maxGroups,
 			RuleDirs: ruleDirs, ConfigPath: *configPath, SessionTimeout: *session, WatchInterval: *watch,
 		}

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
+	"github.com/vigilhq/vigil/internal/clientsec"
 	"github.com/vigilhq/vigil/internal/cliflag"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/ingest"
@@ -34,6 +36,12 @@ func ingestMain(args []string, stderr io.Writer, getenv func(string) string) int
 	fs.StringVar(&cfg.SyslogTLSCert, "syslog-tls-cert", "", "PEM certificate: serve TCP syslog over TLS (with --syslog-tls-key)")
 	fs.StringVar(&cfg.SyslogTLSKey, "syslog-tls-key", "", "PEM private key for --syslog-tls-cert")
 	fs.StringVar(&cfg.HECToken, "hec-token", getenv("VIGIL_HEC_TOKEN"), "token for the HEC endpoint (VIGIL_HEC_TOKEN); empty disables HEC")
+	httpTokenFile := fs.String("http-token-file", getenv("VIGIL_HTTP_TOKEN_FILE"), "file whose first line is the bearer token POST /v1/events, /v1/stats and /metrics require (VIGIL_HTTP_TOKEN_FILE)")
+	fs.StringVar(&cfg.HTTPTLSCert, "http-tls-cert", "", "PEM certificate: serve the HTTP listener over TLS (with --http-tls-key)")
+	fs.StringVar(&cfg.HTTPTLSKey, "http-tls-key", "", "PEM private key for --http-tls-cert")
+	fs.StringVar(&cfg.HTTPClientCA, "http-client-ca", "", "PEM CA bundle: the HTTP listener requires client certificates signed by it (mTLS)")
+	fs.BoolVar(&cfg.HTTPInsecure, "http-insecure", false, "let anyone who reaches a non-loopback --http address post events (without it such a listener needs --http-token-file or --http-client-ca)")
+	sec := clientsec.Register(fs, getenv)
 	fs.Int64Var(&cfg.MemoryBudget, "memory-budget", cfg.MemoryBudget, "bytes of accepted input held until the broker acknowledges it; past it TCP stops reading, HTTP answers 503, UDP counts drops")
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest syslog message; longer ones are dead-lettered")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest HTTP body (413 beyond)")
@@ -77,6 +85,18 @@ func ingestMain(args []string, stderr io.Writer, getenv func(string) string) int
 	if (cfg.SyslogTLSCert == "") != (cfg.SyslogTLSKey == "") {
 		cliflag.Errorf(stderr, fs.Name(), "--syslog-tls-cert and --syslog-tls-key go together")
 		return cliflag.ExitUsage
+	}
+	if cfg.HTTPToken, err = readTokenFile(*httpTokenFile); err != nil {
+		cliflag.Errorf(stderr, fs.Name(), "--http-token-file: %v", err)
+		return cliflag.ExitUsage
+	}
+	if err := sec.Validate(); err != nil {
+		cliflag.Errorf(stderr, fs.Name(), "%v", err)
+		return cliflag.ExitUsage
+	}
+	if cfg.ClientOpts, err = sec.Opts(); err != nil {
+		fmt.Fprintf(stderr, "vigil ingest: %v\n", err)
+		return 1
 	}
 	for uid, p := range topicFlags {
 		cfg.Topics[uid] = *p
@@ -127,4 +147,22 @@ func envOr(getenv func(string) string, key, def string) string {
 		return v
 	}
 	return def
+}
+
+// readTokenFile reads the first line of a token file ("" for no file); a
+// token shorter than 16 characters is refused as guessable.
+func readTokenFile(file string) (string, error) {
+	if file == "" {
+		return "", nil
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	line = strings.TrimSpace(line)
+	if len(line) < 16 {
+		return "", fmt.Errorf("%s: the token must be at least 16 characters", file)
+	}
+	return line, nil
 }

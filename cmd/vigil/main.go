@@ -158,6 +158,14 @@ func startIngest(ctx context.Context, cfg config.Broker, broker string, reg prom
 	icfg := ingest.DefaultConfig()
 	icfg.Brokers = []string{broker}
 	icfg.SyslogTCP, icfg.SyslogUDP, icfg.HTTP, icfg.HECToken = cfg.IngestSyslogTCP, cfg.IngestSyslogUDP, cfg.IngestHTTP, cfg.IngestHECToken
+	var err error
+	if icfg.SyslogFraming, err = ingest.ParseFraming(cfg.IngestSyslogFraming); err != nil {
+		return nil, fmt.Errorf("--ingest-syslog-framing: %w", err)
+	}
+	if icfg.HTTPToken, err = readTokenFile(cfg.IngestHTTPTokenFile); err != nil {
+		return nil, fmt.Errorf("--ingest-http-token-file: %w", err)
+	}
+	icfg.HTTPInsecure = cfg.IngestHTTPInsecure
 	in, err := ingest.Start(ctx, icfg, log.With("component", "ingest"))
 	if err != nil {
 		return nil, fmt.Errorf("start ingest: %w", err)

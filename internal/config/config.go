@@ -100,6 +100,13 @@ type Broker struct {
 	IngestSyslogUDP string
 	IngestHTTP      string
 	IngestHECToken  string
+	// IngestSyslogFraming is the TCP syslog framing (auto, octet-counted,
+	// newline); IngestHTTPTokenFile holds the bearer token of the HTTP
+	// endpoints, and IngestHTTPInsecure lets a non-loopback HTTP listener
+	// run without one.
+	IngestSyslogFraming string
+	IngestHTTPTokenFile string
+	IngestHTTPInsecure  bool
 
 	CompactTargetBytes int64 // largest object compaction builds; 0: no compaction
 
@@ -164,10 +171,11 @@ type Security struct {
 // Default returns the embedded defaults.
 func Default() Broker {
 	return Broker{
-		Listen:      "127.0.0.1:9092",
-		AdminListen: "127.0.0.1:9644",
-		DataDir:     "./data",
-		LogLevel:    "info",
+		Listen:              "127.0.0.1:9092",
+		AdminListen:         "127.0.0.1:9644",
+		DataDir:             "./data",
+		LogLevel:            "info",
+		IngestSyslogFraming: "auto",
 		Security: Security{
 			SASLMechanisms:           "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
 			OAuthSubClaim:            "sub",
@@ -288,6 +296,9 @@ func (c *Broker) options() []option {
 		{"ingest-syslog-udp", "run the ingest service in this process: syslog over UDP on this address (empty: off)", &c.IngestSyslogUDP},
 		{"ingest-http", "run the ingest service in this process: HTTP events and Splunk HEC on this address (empty: off)", &c.IngestHTTP},
 		{"ingest-hec-token", "token of the in-process ingest service's HEC endpoint (empty: HEC off)", &c.IngestHECToken},
+		{"ingest-syslog-framing", "TCP syslog framing of the in-process ingest service: auto, octet-counted or newline (docs/ingest.md)", &c.IngestSyslogFraming},
+		{"ingest-http-token-file", "file whose first line is the bearer token the in-process ingest service's /v1/events, /v1/stats and /metrics require", &c.IngestHTTPTokenFile},
+		{"ingest-http-insecure", "let anyone who reaches a non-loopback --ingest-http address post events", &c.IngestHTTPInsecure},
 		{"compact-target-bytes", "merge runs of small segment objects of a partition into objects of up to this size, at each retention check (0: off)", &c.CompactTargetBytes},
 		{"retention-check-interval", "how often retention and moved log starts delete whole segment objects", &c.RetentionCheckInterval},
 		{"object-delete-delay", "how long a segment object no index entry refers to is kept for reads in flight before it is deleted", &c.ObjectDeleteDelay},

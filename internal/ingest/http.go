@@ -28,6 +28,10 @@ import (
 //	     without PRI). 202 {"events":N,"deadlettered":M}.
 //	POST /services/collector/event (and /services/collector): Splunk HEC,
 //	     "Authorization: Splunk TOKEN".
+//
+// With Config.HTTPToken, /v1/events, /v1/stats and /metrics need
+// "Authorization: Bearer TOKEN" (HEC keeps its own token); /healthz stays
+// open.
 //	GET  /v1/stats: the counters (also as Prometheus text at GET /metrics). GET /healthz.
 //
 // A body that cannot be decoded (JSON that is not JSON) is refused whole
@@ -38,17 +42,17 @@ import (
 
 func (s *Service) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/events", s.handleEvents)
+	mux.HandleFunc("POST /v1/events", s.requireToken(s.handleEvents))
 	if s.cfg.HECToken != "" {
 		mux.HandleFunc("POST /services/collector/event", s.handleHEC)
 		mux.HandleFunc("POST /services/collector", s.handleHEC)
 	}
-	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /v1/stats", s.requireToken(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.stats.Snapshot())
-	})
+	}))
 	reg := prometheus.NewRegistry()
 	if err := s.Register(reg); err == nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.Handle("GET /metrics", s.requireToken(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "budget_used": s.budget.Used()})

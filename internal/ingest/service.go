@@ -52,6 +52,17 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxBodyBytes is the largest HTTP body (413 beyond).
 	MaxBodyBytes int64
+	// HTTPToken, if set, is the bearer token POST /v1/events requires
+	// ("Authorization: Bearer TOKEN"); HTTPTLSCert/HTTPTLSKey serve the
+	// HTTP listener over TLS, and HTTPClientCA requires client
+	// certificates signed by it (mTLS). A listener on a non-loopback
+	// address needs one of the two, or HTTPInsecure.
+	HTTPToken               string
+	HTTPTLSCert, HTTPTLSKey string
+	HTTPClientCA            string
+	HTTPInsecure            bool
+	// ClientOpts are extra franz-go options of the producer (TLS, SASL).
+	ClientOpts []kgo.Opt
 	// HECToken is the token /services/collector requires; empty disables
 	// the HEC endpoint.
 	HECToken string
@@ -143,17 +154,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	cfg.Topics = topics
 
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.AllowAutoTopicCreation(),
 		// The memory budget is the bound; kgo's own record cap must not
 		// block Produce first (a Produce called from a promise would then
 		// deadlock).
-		kgo.MaxBufferedRecords(1<<22),
-		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.MaxBufferedRecords(1 << 22),
+		kgo.ProducerLinger(5 * time.Millisecond),
 		// Key = host: the default partitioner hashes keys, so one host's
 		// events keep their order in one partition.
-	)
+	}, cfg.ClientOpts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: producer: %w", err)
 	}
@@ -284,6 +295,9 @@ func (s *Service) listen() error {
 		ln, err := net.Listen("tcp", s.cfg.HTTP)
 		if err != nil {
 			return fmt.Errorf("ingest: http listener: %w", err)
+		}
+		if ln, err = s.guardHTTP(ln); err != nil {
+			return err
 		}
 		s.httpLn = ln
 		s.httpSrv = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
