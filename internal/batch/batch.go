@@ -122,15 +122,22 @@ func checkRecords(b []byte, n int32) error {
 	return nil
 }
 
-// Producer is the idempotent-producer view of a batch header.
+// Producer is the producer view of a batch header.
 func (h *Header) Producer() producer.Batch {
-	return producer.Batch{ID: h.ProducerID, Epoch: h.ProducerEpoch, FirstSeq: h.FirstSequence, LastDelta: h.LastOffsetDelta}
+	return producer.Batch{ID: h.ProducerID, Epoch: h.ProducerEpoch, FirstSeq: h.FirstSequence, LastDelta: h.LastOffsetDelta,
+		Transactional: h.IsTransactional()}
 }
 
-// Producer is the idempotent-producer view of a stored batch.
+// Producer is the producer view of a stored data batch (see
+// ProducerMarker for a control batch).
 func (i Info) Producer() producer.Batch {
-	return producer.Batch{ID: i.ProducerID, Epoch: i.ProducerEpoch, FirstSeq: i.BaseSequence, LastDelta: int32(i.LastOffset - i.BaseOffset)}
+	return producer.Batch{ID: i.ProducerID, Epoch: i.ProducerEpoch, FirstSeq: i.BaseSequence, LastDelta: int32(i.LastOffset - i.BaseOffset),
+		Transactional: i.IsTransactional()}
 }
+
+// IsTransactional and IsControl follow the attribute bits.
+func (i Info) IsTransactional() bool { return i.Attributes&attrTransactional != 0 }
+func (i Info) IsControl() bool       { return i.Attributes&attrControl != 0 }
 
 // Assign rewrites the broker-owned header fields, which the CRC does not
 // cover, in place: the base offset and the partition leader epoch.
@@ -149,6 +156,7 @@ type Info struct {
 	ProducerID    int64
 	ProducerEpoch int16
 	BaseSequence  int32
+	Attributes    int16
 }
 
 // Peek reads the header of the stored batch at the start of b without
@@ -168,6 +176,7 @@ func Peek(b []byte) (Info, error) {
 		ProducerID:    int64(binary.BigEndian.Uint64(b[43:])),
 		ProducerEpoch: int16(binary.BigEndian.Uint16(b[51:])),
 		BaseSequence:  int32(binary.BigEndian.Uint32(b[53:])),
+		Attributes:    int16(binary.BigEndian.Uint16(b[offAttributes:])),
 	}, nil
 }
 
@@ -200,4 +209,26 @@ func Records(raw []byte, dec kgo.Decompressor) (kmsg.RecordBatch, []kmsg.Record,
 		body = body[used+int(l):]
 	}
 	return rb, recs, nil
+}
+
+// ProducerMarker reads the marker of a stored control batch as the
+// producer state applies it (recovery, uploads): rare paths, so it
+// decodes the record. A control batch that is not a transaction marker
+// is an error wrapping ErrNotMarker.
+func ProducerMarker(raw []byte) (producer.Marker, error) {
+	if len(raw) < HeaderLen {
+		return producer.Marker{}, fmt.Errorf("%w: %d bytes are shorter than a batch header", ErrCorrupt, len(raw))
+	}
+	if raw[offAttributes+1]&0x07 != 0 {
+		return producer.Marker{}, fmt.Errorf("%w: compressed control batch", ErrNotMarker) // Kafka never compresses them
+	}
+	rb, recs, err := Records(raw, nil)
+	if err != nil {
+		return producer.Marker{}, err
+	}
+	m, err := ParseMarker(rb, recs)
+	if err != nil {
+		return producer.Marker{}, err
+	}
+	return producer.Marker{ID: rb.ProducerID, Epoch: rb.ProducerEpoch, Commit: m.Commit, CoordinatorEpoch: m.CoordinatorEpoch}, nil
 }
