@@ -119,6 +119,18 @@ func (c *Coordinator) Delete(ids []string) <-chan []int16 {
 		for k := range g.offsets {
 			keys[string(offsetKey(id, k.topic, k.partition))] = true
 		}
+		// And the pending transactional offsets (Kafka's
+		// deleteAllOffsets): a replay drops them at the tombstone.
+		for pid, m := range g.txn {
+			for k := range m {
+				keys[string(offsetKey(id, k.topic, k.partition))] = true
+			}
+			delete(c.txnGroups[pid], id)
+			if len(c.txnGroups[pid]) == 0 {
+				delete(c.txnGroups, pid)
+			}
+		}
+		g.txn = nil
 		p := c.partition(id)
 		for k := range c.parts[p].written {
 			if isOffsetKeyOf(k, id) {

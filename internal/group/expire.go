@@ -62,13 +62,25 @@ func (c *Coordinator) Expire(now time.Time) int {
 			expirable = false
 		}
 		var keys []tp
+		chosen := map[tp]bool{}
 		for k, o := range g.offsets {
 			if g.pendingCommits[k] > 0 {
 				continue
 			}
 			gone := !c.topics.PartitionExists(k.topic, k.partition)
-			if gone || (expirable && !subscribed[k.topic] && nowMs-since(o) >= retention) {
+			if gone || (expirable && !subscribed[k.topic] && nowMs-since(o) >= retention && !g.hasPending(k)) {
 				keys = append(keys, k)
+				chosen[k] = true
+			}
+		}
+		// Pending transactional offsets of a deleted topic go too (their
+		// tombstones drop them, as Kafka's onPartitionsDeleted).
+		for _, m := range g.txn {
+			for k := range m {
+				if !chosen[k] && !c.topics.PartitionExists(k.topic, k.partition) {
+					keys = append(keys, k)
+					chosen[k] = true
+				}
 			}
 		}
 		if len(keys) == 0 {
@@ -78,7 +90,7 @@ func (c *Coordinator) Expire(now time.Time) int {
 		for _, k := range keys {
 			recs = append(recs, Record{Key: offsetKey(g.id, k.topic, k.partition)})
 		}
-		dies := g.state == Empty && len(g.members) == 0 && len(keys) == len(g.offsets)
+		dies := g.state == Empty && len(g.members) == 0 && coversAll(g, chosen)
 		if dies {
 			recs = append(recs, Record{Key: groupKey(g.id)})
 		}
@@ -95,7 +107,7 @@ func (c *Coordinator) Expire(now time.Time) int {
 			}
 			// A member may have joined meanwhile: its metadata record
 			// follows the tombstone in the log, so a replay keeps it too.
-			if dies && g.state == Empty && len(g.members) == 0 && len(g.offsets) == 0 && c.groups[g.id] == g {
+			if dies && g.state == Empty && len(g.members) == 0 && len(g.offsets) == 0 && len(g.txn) == 0 && c.groups[g.id] == g {
 				g.stopTimers()
 				g.transition(Dead)
 				delete(c.groups, g.id)
@@ -103,4 +115,22 @@ func (c *Coordinator) Expire(now time.Time) int {
 		})
 	}
 	return removed
+}
+
+// coversAll reports whether removing keys leaves g without offsets,
+// committed or pending.
+func coversAll(g *group, keys map[tp]bool) bool {
+	for k := range g.offsets {
+		if !keys[k] {
+			return false
+		}
+	}
+	for _, m := range g.txn {
+		for k := range m {
+			if !keys[k] {
+				return false
+			}
+		}
+	}
+	return true
 }

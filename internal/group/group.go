@@ -15,6 +15,7 @@ import (
 	"unicode/utf16"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/batch"
 )
@@ -38,9 +39,18 @@ type Log interface {
 	// done may run on the log's own goroutine, or inline when Append fails
 	// at once, and must not block.
 	Append(p int32, recs []Record, done func(first int64, err error))
-	// Replay calls fn with every record of partition p from its log start
-	// to its end, in offset order.
-	Replay(ctx context.Context, p int32, fn func(offset int64, r Record) error) error
+	// AppendBatch appends encoded record batches the coordinator built
+	// (a transaction's offsets: one transactional batch of the producer),
+	// subject to the partition's producer checks; done as for Append.
+	AppendBatch(p int32, raw []byte, done func(first int64, err error))
+	// NextSequence is the sequence number the next batch of producerID at
+	// epoch must start at on partition p.
+	NextSequence(p int32, producerID int64, epoch int16) int32
+	// ReplayBatches calls fn with every batch of partition p from its log
+	// start to its end, in offset order: the header (producer, the
+	// transactional and control attributes) and the records at or after
+	// the log start, offset being that of recs[0].
+	ReplayBatches(ctx context.Context, p int32, fn func(rb kmsg.RecordBatch, recs []kmsg.Record, offset int64) error) error
 	// SetStart moves the log start of partition p forward to off.
 	SetStart(ctx context.Context, p int32, off int64) error
 }
@@ -128,6 +138,9 @@ type Coordinator struct {
 	groups map[string]*group
 	parts  []*partState
 	closed bool
+	// txnGroups are the groups holding pending transactional offsets of
+	// each producer (Kafka's openGroupsForProducer), for CompleteTxn.
+	txnGroups map[int64]map[string]bool
 
 	applyMu   sync.Mutex
 	applyQ    []func()
@@ -138,14 +151,30 @@ type Coordinator struct {
 }
 
 // partState is what the coordinator knows of one offsets-log partition:
-// the latest record of every live key as appended (not yet necessarily
-// durable), so a snapshot reproduces exactly the state a replay of the
-// whole partition would, and how many records the log holds.
+// the committed state as appended (not yet necessarily durable): the
+// latest committed record of every live key, so a snapshot reproduces
+// exactly the state a replay of the whole partition would, and where in
+// the log a replay finds each of them; and how many records the log holds.
+//
+// Transactional offsets are not in written until their transaction
+// commits (CompleteTxn): they are the groups' pending offsets (group.txn).
 type partState struct {
 	written      map[string][]byte // key bytes -> value bytes
+	pos          map[string]keyPos // key bytes -> where written[key] is in the log
 	records      int               // records from the log start to the end
 	lastKey      []byte
 	snapshotting bool
+	// tok numbers appends, so that a durability callback knows whether a
+	// key still holds the record it placed.
+	tok uint64
+}
+
+// keyPos is where the record of a written value sits in the offsets log:
+// at is its offset (a lower bound when an append spans several batches),
+// -1 until the append that wrote it (tok) is durable.
+type keyPos struct {
+	tok uint64
+	at  int64
 }
 
 // New builds a coordinator over the offsets log. Call Load before use.
@@ -154,12 +183,13 @@ func New(cfg Config, olog Log, topics Topics) *Coordinator {
 	c := &Coordinator{
 		cfg: cfg, log: cfg.Logger, olog: olog, topics: topics,
 		groups:    map[string]*group{},
+		txnGroups: map[int64]map[string]bool{},
 		applyWake: make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 	}
 	c.parts = make([]*partState, olog.Partitions())
 	for i := range c.parts {
-		c.parts[i] = &partState{written: map[string][]byte{}}
+		c.parts[i] = &partState{written: map[string][]byte{}, pos: map[string]keyPos{}}
 	}
 	c.wg.Add(1)
 	go c.applyLoop()
@@ -276,20 +306,50 @@ func (c *Coordinator) later(fn func()) {
 // snapshot state in step, and runs apply (under c.mu, on the applier) once
 // they are durable or failed. Called with c.mu held.
 func (c *Coordinator) appendLocked(p int32, recs []Record, apply func(err error)) {
+	c.appendAtLocked(p, recs, func(_ int64, err error) { apply(err) })
+}
+
+// appendAtLocked is appendLocked whose apply also learns the offset of
+// recs[0]. A tombstone of an offset drops the pending transactional
+// offsets of its partition, as a replay of the log does (Kafka's
+// OffsetMetadataManager.replay).
+func (c *Coordinator) appendAtLocked(p int32, recs []Record, apply func(first int64, err error)) {
 	ps := c.parts[p]
+	ps.tok++
+	tok := ps.tok
 	for _, r := range recs {
+		k := string(r.Key)
 		if r.Value == nil {
-			delete(ps.written, string(r.Key))
+			delete(ps.written, k)
+			delete(ps.pos, k)
+			c.dropPendingLocked(r.Key)
 		} else {
-			ps.written[string(r.Key)] = r.Value
+			ps.written[k] = r.Value
+			ps.pos[k] = keyPos{tok: tok, at: -1}
 		}
 		ps.lastKey = r.Key
 	}
 	ps.records += len(recs)
-	c.olog.Append(p, recs, func(_ int64, err error) {
-		c.later(func() { apply(err) })
+	c.olog.Append(p, recs, func(first int64, err error) {
+		c.later(func() {
+			if err == nil {
+				ps.placed(tok, recs, first)
+			}
+			apply(first, err)
+		})
 	})
 	c.maybeSnapshotLocked(p)
+}
+
+// placed records where the records of append tok landed, for the keys
+// no later append has written since.
+func (ps *partState) placed(tok uint64, recs []Record, first int64) {
+	for i, r := range recs {
+		k := string(r.Key)
+		if pos, ok := ps.pos[k]; ok && pos.tok == tok {
+			ps.pos[k] = keyPos{tok: tok, at: first + int64(i)}
+		}
+	}
 }
 
 // maybeSnapshotLocked bounds replay: once a partition holds more than
@@ -298,22 +358,42 @@ func (c *Coordinator) appendLocked(p int32, recs []Record, apply func(err error)
 // of them, dropping everything older from the replay. Every snapshot
 // costs the live state once and happens only after at least that many new
 // records, so it adds O(1) per commit.
+//
+// Keys with pending transactional offsets are not restated: a restated
+// committed offset would look newer than the transaction's in a replay,
+// so the commit marker would not apply it there while CompleteTxn did in
+// memory. Instead the log start stays at or before their records (the
+// committed one and the pending ones), as Kafka's cleaner keeps the data
+// of open transactions, so a replay meets them in their original order.
 func (c *Coordinator) maybeSnapshotLocked(p int32) {
 	ps := c.parts[p]
 	if ps.snapshotting || c.closed || ps.records <= 2*len(ps.written)+c.cfg.SnapshotMinRecords {
 		return
 	}
+	held := c.heldKeysLocked(p)
 	recs := make([]Record, 0, max(len(ps.written), 1))
 	for k, v := range ps.written {
-		recs = append(recs, Record{Key: []byte(k), Value: v})
+		if !held[k] {
+			recs = append(recs, Record{Key: []byte(k), Value: v})
+		}
 	}
 	if len(recs) == 0 {
+		if len(ps.written) > 0 || ps.lastKey == nil || held[string(ps.lastKey)] {
+			return // everything live is held; the next append tries again
+		}
 		// Nothing is live, but the log start can only move to a record:
 		// repeat the last tombstone, which replays as a no-op.
 		recs = append(recs, Record{Key: ps.lastKey})
 	}
 	ps.snapshotting = true
-	ps.records = len(recs)
+	ps.records = len(recs) + len(held)
+	ps.tok++
+	tok := ps.tok
+	for _, r := range recs {
+		if r.Value != nil {
+			ps.pos[string(r.Key)] = keyPos{tok: tok, at: -1}
+		}
+	}
 	c.olog.Append(p, recs, func(first int64, err error) {
 		c.later(func() {
 			ps.snapshotting = false
@@ -321,17 +401,24 @@ func (c *Coordinator) maybeSnapshotLocked(p int32) {
 				c.log.Error("offsets log snapshot failed", "partition", p, "err", err)
 				return
 			}
+			ps.placed(tok, recs, first)
+			if c.closed {
+				// Close is waiting for c.wg: moving the log start is
+				// only an optimisation, the next owner snapshots again.
+				return
+			}
+			start := c.pinnedStartLocked(p, held, first)
 			// The metadata store is not touched under c.mu.
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
-				if err := c.olog.SetStart(ctx, p, first); err != nil {
-					c.log.Error("move offsets log start after snapshot", "partition", p, "offset", first, "err", err)
+				if err := c.olog.SetStart(ctx, p, start); err != nil {
+					c.log.Error("move offsets log start after snapshot", "partition", p, "offset", start, "err", err)
 					return
 				}
-				c.log.Debug("offsets log snapshot", "partition", p, "records", len(recs), "log_start", first)
+				c.log.Debug("offsets log snapshot", "partition", p, "records", len(recs), "held", len(held), "log_start", start)
 			}()
 		})
 	})

@@ -10,41 +10,92 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/vigilhq/vigil/internal/batch"
 )
 
 // memLog is an in-memory Log for unit tests: durable at once, done runs
-// inline (which the interface allows), records kept per partition.
+// inline (which the interface allows), batches kept per partition with
+// their producer fields. It runs no producer checks.
 type memLog struct {
 	mu    sync.Mutex
-	recs  [][]Record
-	base  []int64 // offset of recs[p][0]
+	bs    [][]memBatch
+	next  []int64 // offset of the next record
 	start []int64
 }
 
-func newMemLog(parts int) *memLog {
-	return &memLog{recs: make([][]Record, parts), base: make([]int64, parts), start: make([]int64, parts)}
+type memBatch struct {
+	base  int64
+	attrs int16
+	pid   int64
+	epoch int16
+	recs  []Record
 }
 
-func (l *memLog) Partitions() int32 { return int32(len(l.recs)) }
+func newMemLog(parts int) *memLog {
+	return &memLog{bs: make([][]memBatch, parts), next: make([]int64, parts), start: make([]int64, parts)}
+}
+
+func (l *memLog) Partitions() int32 { return int32(len(l.bs)) }
+
+func (l *memLog) add(p int32, b memBatch) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b.base = l.next[p]
+	for i, r := range b.recs {
+		b.recs[i] = Record{Key: append([]byte(nil), r.Key...), Value: r.Value}
+	}
+	l.bs[p] = append(l.bs[p], b)
+	l.next[p] += int64(len(b.recs))
+	return b.base
+}
 
 func (l *memLog) Append(p int32, recs []Record, done func(int64, error)) {
-	l.mu.Lock()
-	first := l.base[p] + int64(len(l.recs[p]))
-	for _, r := range recs {
-		l.recs[p] = append(l.recs[p], Record{Key: append([]byte(nil), r.Key...), Value: r.Value})
+	done(l.add(p, memBatch{pid: -1, epoch: -1, recs: append([]Record(nil), recs...)}), nil)
+}
+
+func (l *memLog) AppendBatch(p int32, raw []byte, done func(int64, error)) {
+	hs, err := batch.Split(raw)
+	if err != nil {
+		done(0, err)
+		return
 	}
-	l.mu.Unlock()
+	first := int64(-1)
+	for _, h := range hs {
+		_, recs, err := batch.Records(h.Raw, nil)
+		if err != nil {
+			done(0, err)
+			return
+		}
+		b := memBatch{attrs: h.Attributes, pid: h.ProducerID, epoch: h.ProducerEpoch}
+		for _, r := range recs {
+			b.recs = append(b.recs, Record{Key: r.Key, Value: r.Value})
+		}
+		if base := l.add(p, b); first < 0 {
+			first = base
+		}
+	}
 	done(first, nil)
 }
 
-func (l *memLog) Replay(ctx context.Context, p int32, fn func(int64, Record) error) error {
+func (l *memLog) NextSequence(int32, int64, int16) int32 { return 0 }
+
+func (l *memLog) ReplayBatches(ctx context.Context, p int32, fn func(kmsg.RecordBatch, []kmsg.Record, int64) error) error {
 	l.mu.Lock()
-	recs := append([]Record(nil), l.recs[p]...)
-	base, start := l.base[p], l.start[p]
+	bs := append([]memBatch(nil), l.bs[p]...)
+	start := l.start[p]
 	l.mu.Unlock()
-	for i, r := range recs {
-		if off := base + int64(i); off >= start {
-			if err := fn(off, r); err != nil {
+	for _, b := range bs {
+		rb := kmsg.RecordBatch{FirstOffset: b.base, Attributes: b.attrs, ProducerID: b.pid, ProducerEpoch: b.epoch,
+			LastOffsetDelta: int32(len(b.recs) - 1), NumRecords: int32(len(b.recs))}
+		var recs []kmsg.Record
+		for i, r := range b.recs {
+			if b.base+int64(i) >= start {
+				recs = append(recs, kmsg.Record{OffsetDelta: int32(i), Key: r.Key, Value: r.Value})
+			}
+		}
+		if len(recs) > 0 {
+			if err := fn(rb, recs, rb.FirstOffset+int64(recs[0].OffsetDelta)); err != nil {
 				return err
 			}
 		}
@@ -63,7 +114,7 @@ func (l *memLog) SetStart(ctx context.Context, p int32, off int64) error {
 func (l *memLog) replayed(p int32) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return int(l.base[p] + int64(len(l.recs[p])) - l.start[p])
+	return int(l.next[p] - l.start[p])
 }
 
 type allTopics struct{}

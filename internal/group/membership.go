@@ -737,7 +737,7 @@ func (c *Coordinator) expirePending(g *group, id string, pm *pendingMember) {
 // maybeForgetLocked drops a group that never got past its first join and
 // holds nothing worth keeping (no members, offsets or generation).
 func (c *Coordinator) maybeForgetLocked(g *group) {
-	if g.state == Empty && len(g.members) == 0 && len(g.pending) == 0 && len(g.offsets) == 0 && g.generation == 0 && c.groups[g.id] == g {
+	if g.state == Empty && len(g.members) == 0 && len(g.pending) == 0 && len(g.offsets) == 0 && len(g.txn) == 0 && g.generation == 0 && c.groups[g.id] == g {
 		delete(c.groups, g.id)
 	}
 }

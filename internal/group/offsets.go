@@ -106,7 +106,7 @@ func (c *Coordinator) Commit(req *kmsg.OffsetCommitRequest) <-chan *kmsg.OffsetC
 			if req.Version < 6 {
 				epoch = -1
 			}
-			o := offset{offset: p.Offset, leaderEpoch: epoch, metadata: md, commitTs: now}
+			o := offset{offset: p.Offset, leaderEpoch: epoch, metadata: md, commitTs: now, at: -1}
 			recs = append(recs, offsetRecord(g.id, t.Topic, p.Partition, o))
 			keys = append(keys, tp{t.Topic, p.Partition})
 			vals = append(vals, o)
@@ -119,7 +119,7 @@ func (c *Coordinator) Commit(req *kmsg.OffsetCommitRequest) <-chan *kmsg.OffsetC
 	for _, k := range keys {
 		g.pendingCommits[k]++
 	}
-	c.appendLocked(c.partition(g.id), recs, func(err error) {
+	c.appendAtLocked(c.partition(g.id), recs, func(first int64, err error) {
 		for _, k := range keys {
 			if g.pendingCommits[k]--; g.pendingCommits[k] <= 0 {
 				delete(g.pendingCommits, k)
@@ -141,7 +141,9 @@ func (c *Coordinator) Commit(req *kmsg.OffsetCommitRequest) <-chan *kmsg.OffsetC
 		// after these records in the log, so a replay agrees.
 		if c.groups[g.id] == g {
 			for i, k := range keys {
-				g.offsets[k] = vals[i]
+				o := vals[i]
+				o.at = first + int64(i)
+				g.offsets[k] = o
 			}
 		}
 		ch <- resp
@@ -150,31 +152,54 @@ func (c *Coordinator) Commit(req *kmsg.OffsetCommitRequest) <-chan *kmsg.OffsetC
 }
 
 // FetchedOffset is one partition's committed offset, -1 if none.
+// ErrorCode is the partition's error: UNSTABLE_OFFSET_COMMIT (offset -1)
+// when stable offsets were required and a transaction's offset of the
+// partition is pending.
 type FetchedOffset struct {
 	Topic       string
 	Partition   int32
 	Offset      int64
 	LeaderEpoch int32
 	Metadata    string
+	ErrorCode   int16
 }
 
 // FetchOffsets returns the committed offsets of a group: of the requested
 // partitions (topics non-nil), or all of them (topics nil). A group that
 // does not exist has no offsets, which is not an error (as in Kafka).
+// Offsets of transactions not yet committed are never shown.
 func (c *Coordinator) FetchOffsets(groupID string, topics map[string][]int32, all bool) ([]FetchedOffset, int16) {
+	return c.FetchOffsetsStable(groupID, topics, all, false)
+}
+
+// FetchOffsetsStable is FetchOffsets for OffsetFetch v7+: with
+// requireStable, a partition with a pending transactional offset is
+// answered UNSTABLE_OFFSET_COMMIT instead of its committed offset, so the
+// consumer retries rather than starting from an offset the transaction is
+// about to move (Kafka's OffsetMetadataManager.fetchOffsets; with every
+// offset asked for, that holds for the committed ones listed).
+func (c *Coordinator) FetchOffsetsStable(groupID string, topics map[string][]int32, all, requireStable bool) ([]FetchedOffset, int16) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil, kerr.CoordinatorNotAvailable.Code
 	}
 	g := c.groups[groupID]
+	unstable := func(f *FetchedOffset) {
+		if requireStable && g != nil && g.hasPending(tp{f.Topic, f.Partition}) {
+			f.Offset, f.LeaderEpoch, f.Metadata = -1, -1, ""
+			f.ErrorCode = kerr.UnstableOffsetCommit.Code
+		}
+	}
 	var out []FetchedOffset
 	if all {
 		if g == nil {
 			return nil, 0
 		}
 		for k, o := range g.offsets {
-			out = append(out, FetchedOffset{k.topic, k.partition, o.offset, o.leaderEpoch, o.metadata})
+			f := FetchedOffset{Topic: k.topic, Partition: k.partition, Offset: o.offset, LeaderEpoch: o.leaderEpoch, Metadata: o.metadata}
+			unstable(&f)
+			out = append(out, f)
 		}
 		return out, 0
 	}
@@ -186,6 +211,7 @@ func (c *Coordinator) FetchOffsets(groupID string, topics map[string][]int32, al
 					f.Offset, f.LeaderEpoch, f.Metadata = o.offset, o.leaderEpoch, o.metadata
 				}
 			}
+			unstable(&f)
 			out = append(out, f)
 		}
 	}
@@ -246,7 +272,8 @@ func (c *Coordinator) DeleteOffsets(req *kmsg.OffsetDeleteRequest) <-chan *kmsg.
 				rp.ErrorCode = kerr.GroupSubscribedToTopic.Code
 			default:
 				// A tombstone even without a known offset: a commit still
-				// on its way to durability is deleted too.
+				// on its way to durability is deleted too, and so are the
+				// partition's pending transactional offsets (appendLocked).
 				recs = append(recs, Record{Key: offsetKey(g.id, t.Topic, p.Partition)})
 				keys = append(keys, tp{t.Topic, p.Partition})
 			}

@@ -114,12 +114,15 @@ type pendingMember struct {
 	timer *time.Timer
 }
 
-// offset is one committed offset.
+// offset is one committed offset. at is the position of its record in
+// the offsets log (-1 while not known), which decides between a
+// transaction's offset and a plain commit of the same partition.
 type offset struct {
 	offset      int64
 	leaderEpoch int32
 	metadata    string
 	commitTs    int64
+	at          int64
 }
 
 type tp struct {
@@ -142,8 +145,10 @@ type group struct {
 	// pendingCommits counts the commits of a partition appended but not
 	// yet durable: expiry leaves those offsets alone, as Kafka does.
 	pendingCommits map[tp]int
-	stateTs        int64
-	nextOrder      uint64
+	// txn are the pending transactional offsets, by producer id.
+	txn       map[int64]map[tp][]*txnOffset
+	stateTs   int64
+	nextOrder uint64
 
 	// The rebalance in progress: joinTimer completes it; joinEpoch
 	// invalidates a timer that fired while being replaced; initialDelay

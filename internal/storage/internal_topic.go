@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/batch"
 )
@@ -75,20 +77,38 @@ func (it *InternalTopic) topic(p int32) (*Topic, error) {
 // by the broker; done gets the offset of the first record once all are
 // durable in the WAL (it may run on the WAL goroutine, or inline on error).
 func (it *InternalTopic) Append(p int32, recs []batch.KV, done func(first int64, err error)) {
-	t, err := it.topic(p)
-	if err != nil {
-		done(0, err)
-		return
-	}
 	now := time.Now().UnixMilli()
 	var raw []byte
 	for i := 0; i < len(recs); i += internalBatchRecords {
 		raw = append(raw, batch.Build(recs[i:min(i+internalBatchRecords, len(recs))], now)...)
 	}
+	it.AppendBatch(p, raw, done)
+}
+
+// AppendBatch writes encoded batches the broker built itself (such as a
+// transaction's offsets, batch.BuildTxn) to partition p, as Append does:
+// they pass the same validation and the partition's producer checks as a
+// client's produce, so a fenced producer epoch is refused with the
+// partition log's error. done gets the offset of the first record once
+// all are durable, or the first error.
+func (it *InternalTopic) AppendBatch(p int32, raw []byte, done func(first int64, err error)) {
+	t, err := it.topic(p)
+	if err != nil {
+		done(0, err)
+		return
+	}
 	hs, err := batch.Split(raw)
 	if err != nil {
 		done(0, fmt.Errorf("storage: internal batch for %s/%d: %w", it.name, p, err))
 		return
+	}
+	for i := range hs {
+		if hs[i].IsControl() {
+			// A marker must go through the partition's marker rules
+			// (Engine.AppendMarker), never be taken for data.
+			done(0, fmt.Errorf("storage: internal batch for %s/%d: a control batch is appended with AppendMarker", it.name, p))
+			return
+		}
 	}
 	// One Produce per batch; the WAL completes them in order, so the last
 	// callback reports for all (a WAL failure fails every later one too).
@@ -115,9 +135,66 @@ func (it *InternalTopic) Append(p int32, recs []batch.KV, done func(first int64,
 	}
 }
 
+// NextSequence is the first sequence number the next batch of producerID
+// at epoch must carry on partition p for the partition's producer checks
+// to take it as new: 0 for a producer the partition has no batch of at
+// that epoch, else one past the last one's. The broker's own
+// transactional writes number their batches with it (Kafka skips the
+// sequence check for the coordinator's appends instead; a batch that
+// repeated a remembered sequence range would be answered as a duplicate
+// and never written). Only the caller appends batches of that producer
+// to p, so the answer holds until it does.
+func (it *InternalTopic) NextSequence(p int32, producerID int64, epoch int16) int32 {
+	t, err := it.topic(p)
+	if err != nil {
+		return 0
+	}
+	for _, e := range t.Logs[p].Producers() {
+		if e.ID != producerID {
+			continue
+		}
+		if e.Epoch != epoch || len(e.Batches) == 0 {
+			return 0
+		}
+		last := e.Batches[len(e.Batches)-1].LastSeq
+		if last == math.MaxInt32 {
+			return 0
+		}
+		return last + 1
+	}
+	return 0
+}
+
 // Replay calls fn for every record of partition p from its log start to
-// its high watermark, in offset order.
+// its high watermark, in offset order. Control batches (transaction
+// markers) are not records of the topic and are skipped; ReplayBatches
+// shows them.
 func (it *InternalTopic) Replay(ctx context.Context, p int32, fn func(offset int64, r batch.KV) error) error {
+	return it.ReplayBatches(ctx, p, func(rb kmsg.RecordBatch, recs []kmsg.Record, _ int64) error {
+		if rb.Attributes&attrControl != 0 {
+			return nil
+		}
+		for _, r := range recs {
+			if err := fn(rb.FirstOffset+int64(r.OffsetDelta), batch.KV{Key: r.Key, Value: r.Value}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// attrControl is the control bit of a batch's attributes (Kafka's
+// isControlBatch).
+const attrControl = 0x20
+
+// ReplayBatches calls fn for every batch of partition p from its log
+// start to its high watermark, in offset order, with the batch header
+// (producer id and epoch, transactional and control attributes) and its
+// decoded records, so a reader of a log with transactions sees which
+// records are transactional and where markers end them. recs holds only
+// the records at or after the log start (never none); offset is the
+// offset of recs[0] (a record's offset is rb.FirstOffset+OffsetDelta).
+func (it *InternalTopic) ReplayBatches(ctx context.Context, p int32, fn func(rb kmsg.RecordBatch, recs []kmsg.Record, offset int64) error) error {
 	t, err := it.topic(p)
 	if err != nil {
 		return err
@@ -142,12 +219,12 @@ func (it *InternalTopic) Replay(ctx context.Context, p int32, fn func(offset int
 			if err != nil {
 				return fmt.Errorf("storage: %s/%d batch at %d: %w", it.name, p, info.BaseOffset, err)
 			}
-			for _, r := range recs {
-				o := rb.FirstOffset + int64(r.OffsetDelta)
-				if o < off {
-					continue // before the log start, inside the first batch
-				}
-				if err := fn(o, batch.KV{Key: r.Key, Value: r.Value}); err != nil {
+			// Records before the log start, inside the first batch.
+			for len(recs) > 0 && rb.FirstOffset+int64(recs[0].OffsetDelta) < off {
+				recs = recs[1:]
+			}
+			if len(recs) > 0 {
+				if err := fn(rb, recs, rb.FirstOffset+int64(recs[0].OffsetDelta)); err != nil {
 					return err
 				}
 			}
