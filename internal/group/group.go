@@ -5,6 +5,12 @@
 // by appending Kafka's own record formats (kmsg.OffsetCommitKey/Value,
 // kmsg.GroupMetadataKey/Value) to an internal log topic, __consumer_offsets,
 // through the small Log interface. On start, Load replays that log.
+//
+// Transactional offsets (TxnOffsetCommit, KIP-98/KIP-447) are appended as
+// a transactional batch of the producer and stay pending, invisible to
+// OffsetFetch, until the transaction's marker: CompleteTxn applies the
+// outcome in memory, and a replay applies the marker the same way (see
+// txn.go for the rules).
 package group
 
 import (
