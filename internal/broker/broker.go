@@ -71,6 +71,11 @@ type Broker struct {
 	fetchBufs        bufpool.Pool      // the arrays fetch responses' records are copied into
 	catchup          *catchup.Governor // nil: catch-up fetches are not paced
 	catchupPrio      *catchup.Priority // nil: catch-up answers run at the process's priority
+	// txnVerify, if set, verifies with the transaction coordinator that a
+	// transactional batch's partition is in its producer's ongoing
+	// transaction (KIP-890 part 1) before a produce appends the first
+	// batch of one; a non-zero Kafka error code is the partition's answer.
+	txnVerify func(transactionalID string, producerID int64, epoch int16, topic string, partition int32) int16
 
 	// The security boundary (SetSecurity); the zero values let every
 	// client do everything as ANONYMOUS.

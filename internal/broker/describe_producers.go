@@ -5,12 +5,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// handleDescribeProducers lists the idempotent producers that a partition
-// this broker leads remembers (KIP-664), as Kafka's tools ask to find a
-// stuck producer. LastTimestamp is the broker's clock at the producer's
-// last append (the state Vigil keeps for expiry), not the batch's own max
-// timestamp; with no transactions, CoordinatorEpoch and
-// CurrentTxnStartOffset are always -1.
+// handleDescribeProducers lists the producers that a partition this
+// broker leads remembers (KIP-664), as Kafka's tools ask to find a stuck
+// producer or a hanging transaction. LastTimestamp is the broker's clock
+// at the producer's last append or marker (the state Vigil keeps for
+// expiry), not the batch's own max timestamp. CoordinatorEpoch is that of
+// the producer's last transaction marker (-1 if none), and
+// CurrentTxnStartOffset the first offset of its ongoing transaction (-1 if
+// none). LastSequence is -1 when no batch of the producer's epoch is
+// remembered (after a marker bumped it).
 //
 // Authorization, as Kafka's handleDescribeProducersRequest: after the
 // topic name's validity (INVALID_TOPIC_EXCEPTION), Read on the topic, else
@@ -46,7 +49,7 @@ func (b *Broker) handleDescribeProducers(c *conn, h header, r kmsg.Request) func
 			for _, e := range l.Producers() {
 				ap := kmsg.DescribeProducersResponseTopicPartitionActiveProducer{
 					ProducerID: e.ID, ProducerEpoch: int32(e.Epoch), LastSequence: -1, LastTimestamp: e.LastMs,
-					CoordinatorEpoch: -1, CurrentTxnStartOffset: -1,
+					CoordinatorEpoch: e.CoordinatorEpoch, CurrentTxnStartOffset: e.TxnFirst,
 				}
 				if n := len(e.Batches); n > 0 {
 					ap.LastSequence = e.Batches[n-1].LastSeq

@@ -20,6 +20,19 @@ import (
 // fetch, and a request for a new session (epoch 0) is answered with
 // session id 0, which tells the client none was created (KIP-227).
 //
+// Isolation (v4+, KIP-98): READ_UNCOMMITTED reads up to the high
+// watermark; READ_COMMITTED only batches below the last stable offset,
+// and is told the aborted transactions of what it read
+// (AbortedTransactions: those whose abort marker is at or after the fetch
+// offset and whose first offset is at or before the last offset returned,
+// from the partition's aborted index, which covers data read back from
+// segment objects too), an empty list when there are none or nothing was
+// read, as Kafka answers. Kafka bounds that lookup by its sparse offset
+// index, so it may name a few more transactions beginning just past the
+// data; clients ignore those. LastStableOffset is the LSO at both levels
+// (the high watermark when no transaction is open); an offset between the
+// LSO and the high watermark is in range and reads nothing.
+//
 // Authorization, as Kafka's handleFetchRequest: a consumer needs Read on
 // each topic; a refused topic's partitions are answered
 // TOPIC_AUTHORIZATION_FAILED (after the partitions read) and are never
@@ -296,6 +309,22 @@ func (b *Broker) fetch(c *conn, h header, req *kmsg.FetchRequest, bufs *heldBufs
 	}
 }
 
+// abortedTxns is a read_committed answer's AbortedTransactions for the
+// data of [from, last]: never null (Kafka's empty list), empty when
+// nothing was read.
+func abortedTxns(l *partition.Log, from, last int64) []kmsg.FetchResponseTopicPartitionAbortedTransaction {
+	out := []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+	if last < from {
+		return out
+	}
+	for _, a := range l.AbortedTxns(from, last) {
+		t := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+		t.ProducerID, t.FirstOffset = a.ProducerID, a.FirstOffset
+		out = append(out, t)
+	}
+	return out
+}
+
 // fetchOnce fills resp from the current logs and returns the bytes it
 // holds. It registers wake with every partition that had nothing, so a
 // long poll wakes as soon as any of them gets data.
@@ -331,14 +360,19 @@ func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *km
 					// out on two cores; the pace decides how often.
 					limit = min(limit, int(b.cfg.CatchupChunkBytes)-bufs.fromObjects)
 				}
+				iso := partition.ReadUncommitted
+				if req.IsolationLevel == 1 {
+					iso = partition.ReadCommitted
+				}
 				var res partition.ReadResult
 				var err error
 				if limit > 0 || total == 0 {
-					res, err = l.ReadInto(ctx, rp.FetchOffset, max(limit, 0), total == 0, bufs.get)
+					res, err = l.ReadInto(ctx, rp.FetchOffset, max(limit, 0), total == 0, iso, bufs.get)
 				} else {
 					res.LogStart, res.HW = l.Offsets()
+					res.LSO, res.Last = l.LSO(), -1
 				}
-				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HW, res.HW, res.LogStart
+				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HW, res.LSO, res.LogStart
 				switch {
 				case errors.Is(err, partition.ErrOffsetOutOfRange):
 					sp.ErrorCode = kerr.OffsetOutOfRange.Code
@@ -352,6 +386,9 @@ func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *km
 				default:
 					if res.Data != nil {
 						sp.RecordBatches = res.Data
+					}
+					if iso == partition.ReadCommitted {
+						sp.AbortedTransactions = abortedTxns(l, rp.FetchOffset, res.Last)
 					}
 					total += len(res.Data)
 					if res.FromObjects {

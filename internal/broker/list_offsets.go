@@ -23,6 +23,12 @@ const (
 // handleListOffsets answers on the writer goroutine because a timestamp
 // lookup may read objects.
 //
+// Isolation (v2+), as Kafka's fetchOffsetForTimestamp: the latest offset
+// (-1) is the high watermark for READ_UNCOMMITTED and the last stable
+// offset for READ_COMMITTED, and a timestamp lookup (-3 included) answers
+// no offset (-1) when the one it finds is not below that bound; the
+// earliest offsets are the log start either way.
+//
 // Authorization, as Kafka's handleListOffsetRequest: each topic needs
 // Describe; a refused topic's partitions are answered
 // TOPIC_AUTHORIZATION_FAILED, after the others, and never forwarded.
@@ -125,7 +131,7 @@ func (b *Broker) listOffsets(c *conn, req *kmsg.ListOffsetsRequest) *kmsg.ListOf
 			if l, code := b.servePartition(t, rp.Partition, rp.CurrentLeaderEpoch); code != 0 {
 				sp.ErrorCode = code
 			} else {
-				b.listOffset(c.ctx, l, rp.Timestamp, &sp)
+				b.listOffset(c.ctx, l, rp.Timestamp, req.IsolationLevel == 1, &sp)
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
@@ -134,12 +140,25 @@ func (b *Broker) listOffsets(c *conn, req *kmsg.ListOffsetsRequest) *kmsg.ListOf
 	return resp
 }
 
-func (b *Broker) listOffset(ctx context.Context, l *partition.Log, ts int64, sp *kmsg.ListOffsetsResponseTopicPartition) {
+func (b *Broker) listOffset(ctx context.Context, l *partition.Log, ts int64, committed bool, sp *kmsg.ListOffsetsResponseTopicPartition) {
 	logStart, hw := l.Offsets()
+	fetchable := hw // the end of what the client's isolation level reads
+	if committed {
+		fetchable = l.LSO()
+	}
 	sp.LeaderEpoch, _ = l.Leader()
+	defer func() {
+		switch ts {
+		case tsLatest, tsEarliest, tsEarliestLocal:
+		default:
+			if sp.Offset >= fetchable {
+				sp.Offset, sp.Timestamp = -1, -1
+			}
+		}
+	}()
 	switch ts {
 	case tsLatest:
-		sp.Offset = hw
+		sp.Offset = fetchable
 	case tsEarliest, tsEarliestLocal:
 		sp.Offset = logStart
 	case tsMaxTimestamp:

@@ -22,11 +22,23 @@ import (
 // pipelined produces on one connection get offsets in request order, and
 // waits for durability on the writer goroutine.
 //
+// Transactions (KIP-98, KIP-890 part 1): a transactional batch needs a
+// producer id (else INVALID_RECORD) and follows the partition's producer
+// rules: an older epoch than the producer's is INVALID_PRODUCER_EPOCH
+// (Kafka has answered it rather than PRODUCER_FENCED since 2.7, at every
+// produce version), a plain batch of a producer inside a transaction
+// INVALID_TXN_STATE. The first batch of a transaction on a partition (its
+// producer has none ongoing there at that epoch) is verified with the
+// coordinator through txnVerify when set, whose code answers instead of
+// appending; a marker of the producer that lands between the
+// verification and the append refuses the batch (INVALID_TXN_STATE), so a
+// late batch never opens a transaction nobody will end.
+//
 // Authorization, as Kafka's handleProduceRequest: a request carrying
-// transactional batches needs Write on its transactional id, or every
-// partition fails with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (with an
-// authorizer only; transactional batches are then refused as before, with
-// INVALID_TXN_STATE). Each topic needs Write, or its partitions fail with
+// transactional batches needs a transactional id and Write on it, or
+// every partition fails with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (Kafka
+// asks that even without an authorizer, so a missing id fails so too).
+// Each topic needs Write, or its partitions fail with
 // TOPIC_AUTHORIZATION_FAILED, before any other check (so an unauthorized
 // client cannot learn whether the topic exists) and without being
 // appended or forwarded. An acks=0 produce that was refused any of this
@@ -36,7 +48,7 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 	req := r.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	acks := req.Acks
-	if b.acls != nil && hasTransactionalRecords(req) &&
+	if hasTransactionalRecords(req) &&
 		(req.TransactionID == nil || !c.allowed(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionID)) {
 		return b.failProduce(c, req, resp, kerr.TransactionalIDAuthorizationFailed)
 	}
@@ -116,10 +128,6 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 				fail(kerr.InvalidRecord, "control batches are written by the broker, not by clients")
 				continue
 			}
-			if bh.IsTransactional() {
-				fail(kerr.InvalidTxnState, "transactions are not supported yet")
-				continue
-			}
 			if stamps == nil {
 				p := b.timestampPolicy(t.Configs)
 				stamps = &p
@@ -154,8 +162,25 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 				}
 			}
 			l := t.Logs[rp.Partition]
+			guard := producer.NoGuard
+			if bh.IsTransactional() {
+				if bh.ProducerID < 0 {
+					fail(kerr.InvalidRecord, "a transactional record batch needs a producer id")
+					continue
+				}
+				if b.txnVerify != nil && req.TransactionID != nil {
+					g, ongoing := l.TxnGuard(bh.ProducerID, bh.ProducerEpoch)
+					if !ongoing {
+						if code := b.txnVerify(*req.TransactionID, bh.ProducerID, bh.ProducerEpoch, rt.Topic, rp.Partition); code != 0 {
+							sp.ErrorCode = code
+							continue
+						}
+						guard = g
+					}
+				}
+			}
 			wg.Add(1)
-			b.store.Produce(t, l, bh, func(base int64, err error) {
+			b.store.ProduceVerified(t, l, bh, guard, func(base int64, err error) {
 				defer wg.Done()
 				if err != nil {
 					switch {
@@ -170,6 +195,9 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 						return
 					case errors.Is(err, producer.ErrInvalidEpoch):
 						fail(kerr.InvalidProducerEpoch, err.Error())
+						return
+					case errors.Is(err, producer.ErrInvalidTxnState):
+						fail(kerr.InvalidTxnState, err.Error())
 						return
 					case errors.Is(err, wal.ErrFull):
 						// Retriable: the client waits for the WAL to find space

@@ -50,6 +50,34 @@ type Segment struct {
 	// it fail with ErrFenced unless it is still the partition's epoch. It
 	// is not stored; a single-process store ignores it.
 	LeaderEpoch int32
+	// Aborted is the aborted-transaction index of the run: the aborted
+	// transactions whose abort marker lies in it (LastOffset within
+	// [FirstOffset, LastOffset]), in marker order, as Kafka keeps a
+	// transaction index per segment. Empty for most runs.
+	Aborted []AbortedTxn
+}
+
+// AbortedTxn is one aborted transaction of a partition: its producer,
+// the offset of its first batch and that of its abort marker.
+type AbortedTxn struct {
+	ProducerID  int64
+	FirstOffset int64
+	LastOffset  int64
+}
+
+// SameSegment reports whether a and b are the same index entry, aborted
+// index included (LeaderEpoch, a write's fence, is not compared).
+func SameSegment(a, b Segment) bool {
+	if len(a.Aborted) != len(b.Aborted) {
+		return false
+	}
+	for i := range a.Aborted {
+		if a.Aborted[i] != b.Aborted[i] {
+			return false
+		}
+	}
+	return a.Topic == b.Topic && a.Partition == b.Partition && a.Object == b.Object && a.Position == b.Position &&
+		a.Size == b.Size && a.FirstOffset == b.FirstOffset && a.LastOffset == b.LastOffset && a.MaxTimestamp == b.MaxTimestamp
 }
 
 // PartitionState is the per-partition state that is not derived from the
@@ -97,9 +125,14 @@ type Store interface {
 	DeleteTopic(ctx context.Context, name string) ([]Segment, error)
 
 	// AddSegments adds index entries in one transaction (one upload = one
-	// call). Entries for unknown topics are dropped silently, because a
-	// topic may be deleted while its data is being uploaded.
-	AddSegments(ctx context.Context, segs []Segment) error
+	// call), and stores producers' states (as PutProducers does, fenced
+	// alike) in the same one: an upload's index and the producer state as
+	// of it are durable together, so a restart never finds a state that
+	// covers batches the index lacks or the reverse (a transaction marker
+	// counted in one and not the other would lose an aborted transaction).
+	// Entries for unknown topics are dropped silently, because a topic may
+	// be deleted while its data is being uploaded.
+	AddSegments(ctx context.Context, segs []Segment, producers ...Producer) error
 	// ReplaceSegments atomically removes the entries in remove (matched by
 	// Topic, Partition, FirstOffset) and adds those in add. Used by
 	// compaction and retention.

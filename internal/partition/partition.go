@@ -2,6 +2,16 @@
 // offsets it has assigned, the high watermark (everything below it is
 // durable), recent batches in memory for tail reads, and the index of
 // segment objects for older data.
+//
+// Transactions (Kafka's KIP-98): the producer state tracks each
+// producer's ongoing transaction; a marker (control batch) ends it. The
+// last stable offset (LSO) is the high watermark, held back to the first
+// offset of the earliest transaction that is ongoing or whose marker is
+// not yet durable (never below the log start); read_committed readers
+// read below it only. Every aborted transaction is in the log's aborted
+// index, {producer, first offset, marker offset} in marker order: in
+// memory for the whole log, persisted with the index entry (run) that
+// holds its marker, so it outlives the tail and a restart.
 package partition
 
 import (
@@ -9,6 +19,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"unsafe"
@@ -28,6 +39,17 @@ var (
 	// ErrNotLeader: in a cluster, this broker does not lead the partition
 	// (now); the client refreshes its metadata and retries.
 	ErrNotLeader = errors.New("partition: not the leader")
+)
+
+// AbortedTxn is one entry of the aborted-transaction index.
+type AbortedTxn = meta.AbortedTxn
+
+// Isolation is a read's isolation level, as Kafka's.
+type Isolation int8
+
+const (
+	ReadUncommitted Isolation = 0 // up to the high watermark
+	ReadCommitted   Isolation = 1 // up to the last stable offset
 )
 
 // Batch is one stored record batch.
@@ -67,6 +89,15 @@ type Log struct {
 	// producers is the idempotence state as of the log end: checked and
 	// advanced under mu by Append, so it follows offset order exactly.
 	producers *producer.State
+	// completing are the transactions whose marker is appended but not
+	// yet durable, in offset order: they hold the last stable offset back
+	// until the high watermark passes their marker.
+	completing []producer.Txn
+	// aborted is the aborted-transaction index of the whole log, by
+	// marker offset; abortSpan bounds LastOffset-FirstOffset over it (it
+	// only grows), so a lookup knows where to stop.
+	aborted   []AbortedTxn
+	abortSpan int64
 }
 
 // New builds a log from its persisted state: the segment index (sorted by
@@ -75,6 +106,9 @@ type Log struct {
 func New(topic string, topicID [16]byte, partition int32, objs *readcache.Cache, segs []meta.Segment, logStart, cacheBytes int64) *Log {
 	l := &Log{Topic: topic, TopicID: topicID, Partition: partition, objs: objs, cacheCap: cacheBytes, segs: segs, logStart: logStart,
 		producers: producer.NewState(), led: true}
+	for _, s := range segs {
+		l.addAbortedLocked(s.Aborted...)
+	}
 	if n := len(segs); n > 0 {
 		l.next = segs[n-1].LastOffset + 1
 		l.logStart = max(l.logStart, segs[0].FirstOffset)
@@ -92,14 +126,74 @@ func (l *Log) RestoreProducer(e *producer.Entry) {
 	l.mu.Unlock()
 }
 
-// Recover re-adds a batch replayed from the WAL. It reports whether the
-// batch was new (not already uploaded); batches must come in WAL order.
-// Either way the batch's producer state is replayed: a batch may be
-// uploaded before the snapshot that covers it was written.
+// Recover re-adds a data batch replayed from the WAL. It reports whether
+// the batch was new (not already uploaded); batches must come in WAL
+// order. Either way the batch's producer state is replayed (a no-op for
+// what the restored snapshot already holds).
 func (l *Log) Recover(b *Batch, pb producer.Batch, nowMs int64) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.producers.Apply(pb, b.Base, nowMs)
+	return l.recoverLocked(b)
+}
+
+// RecoverMarker is Recover for a transaction marker: a new abort marker
+// adds its transaction to the aborted index (an uploaded one is in its
+// index entry's already).
+func (l *Log) RecoverMarker(b *Batch, m producer.Marker, nowMs int64) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	txn, ended := l.producers.ApplyMarker(m, b.Base, nowMs)
+	isNew, err := l.recoverLocked(b)
+	if isNew && ended && !txn.Commit {
+		l.addAbortedLocked(AbortedTxn{ProducerID: txn.ID, FirstOffset: txn.First, LastOffset: txn.Last})
+	}
+	return isNew, err
+}
+
+// RecoverStored re-adds a stored batch, data or marker, read back from a
+// WAL (restart, takeover).
+func (l *Log) RecoverStored(b *Batch, nowMs int64) (bool, error) {
+	info, err := batch.Peek(b.Data)
+	if err != nil {
+		return false, fmt.Errorf("partition %s/%d: batch at %d: %w", l.Topic, l.Partition, b.Base, err)
+	}
+	if !info.IsControl() {
+		return l.Recover(b, info.Producer(), nowMs)
+	}
+	m, err := batch.ProducerMarker(b.Data)
+	if errors.Is(err, batch.ErrNotMarker) {
+		return l.Recover(b, producer.Batch{ID: -1}, nowMs) // no transaction of ours: kept, not applied
+	}
+	if err != nil {
+		return false, fmt.Errorf("partition %s/%d: control batch at %d: %w", l.Topic, l.Partition, b.Base, err)
+	}
+	return l.RecoverMarker(b, m, nowMs)
+}
+
+// ApplyStored applies a stored batch's producer fields to st, a marker's
+// too: how the state as of uploaded data follows the uploads.
+func ApplyStored(st *producer.State, data []byte, nowMs int64) error {
+	info, err := batch.Peek(data)
+	if err != nil {
+		return err
+	}
+	if !info.IsControl() {
+		st.Apply(info.Producer(), info.BaseOffset, nowMs)
+		return nil
+	}
+	m, err := batch.ProducerMarker(data)
+	switch {
+	case errors.Is(err, batch.ErrNotMarker):
+		return nil
+	case err != nil:
+		return err
+	}
+	st.ApplyMarker(m, info.BaseOffset, nowMs)
+	return nil
+}
+
+func (l *Log) recoverLocked(b *Batch) (bool, error) {
 	if b.Last < l.next {
 		return false, nil
 	}
@@ -122,20 +216,26 @@ func (l *Log) Recover(b *Batch, pb producer.Batch, nowMs int64) (bool, error) {
 // and epoch violations are errors wrapping producer.ErrOutOfOrder or
 // producer.ErrInvalidEpoch.
 func (l *Log) Append(h *batch.Header, nowMs int64, write func(*Batch)) (dup *producer.Appended, err error) {
+	return l.AppendVerified(h, producer.NoGuard, nowMs, write)
+}
+
+// AppendVerified is Append for a transactional batch verified with its
+// coordinator (KIP-890 part 1) when TxnGuard returned guard: if a marker
+// of its producer was appended since, the batch is refused with an error
+// wrapping producer.ErrInvalidTxnState rather than begin a transaction
+// no coordinator knows of.
+func (l *Log) AppendVerified(h *batch.Header, guard producer.Guard, nowMs int64, write func(*Batch)) (dup *producer.Appended, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.deleted {
-		return nil, ErrDeleted
-	}
-	if !l.led {
-		return nil, ErrNotLeader
-	}
-	if l.failed != nil {
-		return nil, l.failed
+	if err := l.appendableLocked(); err != nil {
+		return nil, err
 	}
 	pb := h.Producer()
 	if dup, err := l.producers.Check(pb); dup != nil || err != nil {
 		return dup, err
+	}
+	if err := l.producers.CheckGuard(pb, guard); err != nil {
+		return nil, err
 	}
 	batch.Assign(h.Raw, l.next, l.epoch)
 	b := &Batch{Base: l.next, Last: l.next + int64(h.LastOffsetDelta), MaxTs: h.MaxTimestamp, Data: h.Raw}
@@ -145,6 +245,131 @@ func (l *Log) Append(h *batch.Header, nowMs int64, write func(*Batch)) (dup *pro
 	l.memBytes += int64(len(b.Data))
 	write(b)
 	return nil, nil
+}
+
+func (l *Log) appendableLocked() error {
+	switch {
+	case l.deleted:
+		return ErrDeleted
+	case !l.led:
+		return ErrNotLeader
+	}
+	return l.failed
+}
+
+// TxnGuard is what a transactional batch's verification with its
+// coordinator needs (KIP-890 part 1): whether the producer has a
+// transaction ongoing here at epoch (then no verification is needed),
+// and the guard AppendVerified checks.
+func (l *Log) TxnGuard(producerID int64, epoch int16) (producer.Guard, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.producers.Guard(producerID, epoch)
+}
+
+// AppendMarker checks a transaction marker against the producer state
+// (errors wrap producer.ErrInvalidEpoch or producer.ErrCoordinatorFenced),
+// appends its control batch at the log end, stamped nowMs, and hands it
+// to write like Append. The marker ends the producer's ongoing
+// transaction; an abort adds it to the aborted index at once, and the
+// last stable offset passes it once the marker is durable.
+func (l *Log) AppendMarker(m producer.Marker, nowMs int64, write func(*Batch)) (*Batch, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.appendableLocked(); err != nil {
+		return nil, err
+	}
+	if err := l.producers.CheckMarker(m); err != nil {
+		return nil, fmt.Errorf("partition %s/%d: %w", l.Topic, l.Partition, err)
+	}
+	raw := batch.BuildMarker(m.ID, m.Epoch, m.Commit, m.CoordinatorEpoch, nowMs)
+	batch.Assign(raw, l.next, l.epoch)
+	b := &Batch{Base: l.next, Last: l.next, MaxTs: nowMs, Data: raw}
+	if txn, ended := l.producers.ApplyMarker(m, b.Base, nowMs); ended {
+		l.completing = append(l.completing, txn)
+		if !txn.Commit {
+			l.addAbortedLocked(AbortedTxn{ProducerID: txn.ID, FirstOffset: txn.First, LastOffset: txn.Last})
+		}
+	}
+	l.next++
+	l.mem = append(l.mem, b)
+	l.memBytes += int64(len(b.Data))
+	write(b)
+	return b, nil
+}
+
+// addAbortedLocked adds entries to the aborted index, which they must
+// follow in marker order.
+func (l *Log) addAbortedLocked(txns ...AbortedTxn) {
+	for _, t := range txns {
+		l.aborted = append(l.aborted, t)
+		l.abortSpan = max(l.abortSpan, t.LastOffset-t.FirstOffset)
+	}
+}
+
+// LSO is the last stable offset: read_committed readers read below it.
+func (l *Log) LSO() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lsoLocked()
+}
+
+func (l *Log) lsoLocked() int64 {
+	lso := l.hw
+	if first, ok := l.producers.FirstUnstable(); ok {
+		lso = min(lso, first)
+	}
+	for _, t := range l.completing {
+		lso = min(lso, t.First)
+	}
+	// Kafka's first unstable offset never lies below the log start: data
+	// deleted there can be read by nobody anyway.
+	return max(lso, l.logStart)
+}
+
+// AbortedTxns returns the aborted transactions a read_committed read of
+// offsets [from, to] must be told of (Kafka's collectAbortedTxns): those
+// whose marker is at or after from and whose first offset is at or
+// before to, in marker order.
+func (l *Log) AbortedTxns(from, to int64) []AbortedTxn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := sort.Search(len(l.aborted), func(i int) bool { return l.aborted[i].LastOffset >= from })
+	stop := int64(math.MaxInt64)
+	if to <= math.MaxInt64-l.abortSpan {
+		stop = to + l.abortSpan // no later marker can end a transaction begun by to
+	}
+	var out []AbortedTxn
+	for ; i < len(l.aborted) && l.aborted[i].LastOffset <= stop; i++ {
+		if a := l.aborted[i]; a.FirstOffset <= to {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// AbortedIn returns the aborted-index entries whose marker lies in
+// [first, last]: those of the run (index entry) holding those offsets.
+func (l *Log) AbortedIn(first, last int64) []AbortedTxn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.abortedInLocked(first, last)
+}
+
+func (l *Log) abortedInLocked(first, last int64) []AbortedTxn {
+	i := sort.Search(len(l.aborted), func(i int) bool { return l.aborted[i].LastOffset >= first })
+	j := sort.Search(len(l.aborted), func(i int) bool { return l.aborted[i].LastOffset > last })
+	if i >= j {
+		return nil
+	}
+	return append([]AbortedTxn(nil), l.aborted[i:j]...)
+}
+
+// OngoingTxns returns the transactions ongoing on the partition.
+func (l *Log) OngoingTxns() []producer.Txn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.producers.Ongoing()
 }
 
 // Durable reports whether every offset up to and including off is durable,
@@ -174,6 +399,13 @@ func (l *Log) Commit(b *Batch) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.hw = max(l.hw, b.Last+1)
+	i := 0
+	for i < len(l.completing) && l.completing[i].Last < l.hw {
+		i++
+	}
+	if i > 0 {
+		l.completing = append(l.completing[:0], l.completing[i:]...)
+	}
 	for w := range l.waiters {
 		select {
 		case w <- struct{}{}:
@@ -322,6 +554,10 @@ func (l *Log) DropSegmentsThrough(last int64) {
 	}
 	l.segs = append([]meta.Segment(nil), l.segs[i:]...)
 	l.logStart = max(l.logStart, min(last+1, l.hw))
+	// The aborted index goes with the runs that held the markers, as
+	// Kafka's transaction index goes with its segment.
+	k := sort.Search(len(l.aborted), func(i int) bool { return l.aborted[i].LastOffset > last })
+	l.aborted = append([]AbortedTxn(nil), l.aborted[k:]...)
 }
 
 // ReplaceSegments swaps the contiguous index entries old for the ones
@@ -335,12 +571,25 @@ func (l *Log) ReplaceSegments(old []meta.Segment, rewritten ...meta.Segment) boo
 		return false
 	}
 	for k, s := range old {
-		if l.segs[i+k] != s {
+		if !meta.SameSegment(l.segs[i+k], s) {
 			return false
 		}
 	}
 	segs := append(append(append([]meta.Segment(nil), l.segs[:i]...), rewritten...), l.segs[i+len(old):]...)
 	l.segs = segs
+	// The rewritten runs' aborted index replaces the old runs' (the same
+	// after a merge; what the cleaner kept after cleaning).
+	first, last := old[0].FirstOffset, old[len(old)-1].LastOffset
+	a := sort.Search(len(l.aborted), func(i int) bool { return l.aborted[i].LastOffset >= first })
+	b := sort.Search(len(l.aborted), func(i int) bool { return l.aborted[i].LastOffset > last })
+	var mid []AbortedTxn
+	for _, s := range rewritten {
+		mid = append(mid, s.Aborted...)
+	}
+	l.aborted = append(append(append([]AbortedTxn(nil), l.aborted[:a]...), mid...), l.aborted[b:]...)
+	for _, t := range mid {
+		l.abortSpan = max(l.abortSpan, t.LastOffset-t.FirstOffset)
+	}
 	return true
 }
 
@@ -399,8 +648,10 @@ func (l *Log) SetLogStart(off int64) (int64, error) {
 type ReadResult struct {
 	Data        []byte // whole batches, starting with the one holding the offset
 	HW          int64
+	LSO         int64 // the last stable offset
 	LogStart    int64
-	FromObjects bool // Data was read from segment objects: a catch-up read
+	FromObjects bool  // Data was read from segment objects: a catch-up read
+	Last        int64 // the last offset of Data's last batch; -1 if Data is empty
 }
 
 // Read returns batches from offset on, up to maxBytes. With minOne, at
@@ -409,20 +660,25 @@ type ReadResult struct {
 // partition that has data. Recent data comes from memory; older data from
 // objects.
 func (l *Log) Read(ctx context.Context, offset int64, maxBytes int, minOne bool) (ReadResult, error) {
-	return l.ReadInto(ctx, offset, maxBytes, minOne, nil)
+	return l.ReadInto(ctx, offset, maxBytes, minOne, ReadUncommitted, nil)
 }
 
-// ReadInto is Read with the array that copied batches go into taken from
-// alloc (an empty slice with room for at least n bytes), so a caller can
-// recycle it; nil allocates. Data may also alias memory the log owns, and
-// may outgrow what alloc gave.
-func (l *Log) ReadInto(ctx context.Context, offset int64, maxBytes int, minOne bool, alloc func(n int) []byte) (ReadResult, error) {
+// ReadInto is Read at an isolation level with the array that copied
+// batches go into taken from alloc (an empty slice with room for at least
+// n bytes), so a caller can recycle it; nil allocates. Data may also
+// alias memory the log owns, and may outgrow what alloc gave.
+//
+// ReadCommitted returns only batches that begin below the last stable
+// offset (a transaction's batches never straddle it: it is the first
+// offset of one, or the high watermark); the offset must still lie in
+// [log start, high watermark], as Kafka checks it.
+func (l *Log) ReadInto(ctx context.Context, offset int64, maxBytes int, minOne bool, iso Isolation, alloc func(n int) []byte) (ReadResult, error) {
 	if alloc == nil {
 		alloc = func(n int) []byte { return make([]byte, 0, n) }
 	}
 	fits := func(have, add int) bool { return have+add <= maxBytes || (have == 0 && minOne) }
 	l.mu.Lock()
-	res := ReadResult{HW: l.hw, LogStart: l.logStart}
+	res := ReadResult{HW: l.hw, LSO: l.lsoLocked(), LogStart: l.logStart, Last: -1}
 	if !l.led {
 		l.mu.Unlock()
 		return res, ErrNotLeader
@@ -431,7 +687,11 @@ func (l *Log) ReadInto(ctx context.Context, offset int64, maxBytes int, minOne b
 		l.mu.Unlock()
 		return res, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, l.logStart, l.hw)
 	}
-	if offset == l.hw {
+	end := l.hw // batches beginning at or after end are not returned
+	if iso == ReadCommitted {
+		end = res.LSO
+	}
+	if offset >= end {
 		l.mu.Unlock()
 		return res, nil
 	}
@@ -441,11 +701,14 @@ func (l *Log) ReadInto(ctx context.Context, offset int64, maxBytes int, minOne b
 		// otherwise spend their time regrowing the buffer.
 		j, size := i, 0
 		adjacent := true // [i, j) lie back to back in the first one's array
-		for ; j < len(l.mem) && l.mem[j].Base < l.hw && fits(size, len(l.mem[j].Data)); j++ {
+		for ; j < len(l.mem) && l.mem[j].Base < end && fits(size, len(l.mem[j].Data)); j++ {
 			if j > i && !within(l.mem[i].Data, size, l.mem[j].Data) {
 				adjacent = false
 			}
 			size += len(l.mem[j].Data)
+		}
+		if j > i {
+			res.Last = l.mem[j-1].Last
 		}
 		if adjacent && j > i {
 			// Batches are immutable once committed, and batches written
@@ -468,7 +731,7 @@ func (l *Log) ReadInto(ctx context.Context, offset int64, maxBytes int, minOne b
 	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].LastOffset >= offset })
 	var segs []meta.Segment
 	var planned int64
-	for ; i < len(l.segs) && (len(segs) == 0 || planned < int64(maxBytes)); i++ {
+	for ; i < len(l.segs) && l.segs[i].FirstOffset < end && (len(segs) == 0 || planned < int64(maxBytes)); i++ {
 		segs = append(segs, l.segs[i])
 		planned += l.segs[i].Size
 	}
@@ -480,7 +743,7 @@ func (l *Log) ReadInto(ctx context.Context, offset int64, maxBytes int, minOne b
 	for _, s := range segs {
 		var full bool
 		var err error
-		if out, full, err = l.readRun(ctx, s, offset, out, fits); err != nil {
+		if out, full, err = l.readRun(ctx, s, offset, end, out, &res.Last, fits); err != nil {
 			return res, err
 		}
 		if full {
@@ -501,10 +764,12 @@ const (
 )
 
 // readRun appends to out the batches of run s that hold offsets at or
-// after offset, while they fit. full reports that one did not fit. It
-// starts from the cache's hint for offset rather than the run's start, so
-// a consumer reading a run over many fetches reads it once.
-func (l *Log) readRun(ctx context.Context, s meta.Segment, offset int64, out []byte, fits func(have, add int) bool) ([]byte, bool, error) {
+// after offset and begin before end, while they fit, and sets *last to
+// the last offset appended. full reports that one did not fit (or the
+// run reached end). It starts from the cache's hint for offset rather
+// than the run's start, so a consumer reading a run over many fetches
+// reads it once.
+func (l *Log) readRun(ctx context.Context, s meta.Segment, offset, end int64, out []byte, last *int64, fits func(have, add int) bool) ([]byte, bool, error) {
 	pos := l.objs.Seek(s, offset)
 	lastHint := int64(-hintInterval)
 	var buf []byte // the run's bytes from pos on, as far as read
@@ -542,11 +807,15 @@ func (l *Log) readRun(ctx context.Context, s meta.Segment, offset int64, out []b
 			l.objs.Hint(s, info.BaseOffset, pos)
 			lastHint = pos
 		}
+		if info.BaseOffset >= end {
+			return out, true, nil
+		}
 		if info.LastOffset >= offset {
 			if !fits(len(out), info.Size) {
 				return out, true, nil
 			}
 			out = append(out, buf[:info.Size]...)
+			*last = info.LastOffset
 		}
 		buf = buf[info.Size:]
 		pos += int64(info.Size)

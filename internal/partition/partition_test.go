@@ -76,7 +76,7 @@ func TestReadIntoUsesAlloc(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	res, err := l.ReadInto(ctx, 0, 1000, true, alloc)
+	res, err := l.ReadInto(ctx, 0, 1000, true, ReadUncommitted, alloc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestReadIntoUsesAlloc(t *testing.T) {
 	}
 
 	given = nil
-	res, err = l.ReadInto(ctx, 1, 1000, true, alloc)
+	res, err = l.ReadInto(ctx, 1, 1000, true, ReadUncommitted, alloc)
 	if err != nil {
 		t.Fatal(err)
 	}

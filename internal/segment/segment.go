@@ -5,7 +5,9 @@
 // returns a run of one partition), followed by a JSON footer that indexes
 // them, the footer's length (4 bytes, big endian) and the magic "VIGLSEG1".
 // The footer makes an object self-describing, so the metadata index can be
-// rebuilt from the object store alone.
+// rebuilt from the object store alone: each run carries its aborted-
+// transaction index too (the aborted transactions whose marker it holds),
+// omitted when empty, so objects without transactions read as before.
 package segment
 
 import (
@@ -30,6 +32,16 @@ type Run struct {
 	FirstOffset  int64  `json:"first"`
 	LastOffset   int64  `json:"last"`
 	MaxTimestamp int64  `json:"maxts"`
+	// Aborted is the run's aborted-transaction index, in marker order.
+	Aborted []AbortedTxn `json:"aborted,omitempty"`
+}
+
+// AbortedTxn is one aborted transaction: its producer, its first offset
+// and the offset of its abort marker.
+type AbortedTxn struct {
+	ProducerID  int64 `json:"pid"`
+	FirstOffset int64 `json:"first"`
+	LastOffset  int64 `json:"last"`
 }
 
 type key struct {
@@ -65,6 +77,14 @@ func (b *Builder) Add(topic string, partition int32, batch []byte, base, last, m
 	p.run.Size += int64(len(batch))
 	p.run.MaxTimestamp = max(p.run.MaxTimestamp, maxTs)
 	b.size += int64(len(batch))
+}
+
+// SetAborted sets the aborted-transaction index of a partition's run,
+// once its batches are added (it has none otherwise).
+func (b *Builder) SetAborted(topic string, partition int32, txns []AbortedTxn) {
+	if p := b.parts[key{topic, partition}]; p != nil {
+		p.run.Aborted = txns
+	}
 }
 
 // Size is the number of batch bytes added so far.

@@ -116,8 +116,9 @@ func TestIdempotentProduce(t *testing.T) {
 		}
 	}
 
-	// A gap in the sequence, a stale epoch, a transactional or control
-	// batch, and two batches in one partition are refused.
+	// A gap in the sequence, a stale epoch, a transactional batch in a
+	// request without a transactional id, and two batches in one
+	// partition are refused.
 	p := c.produce("idem", 0, -1, idemBatch(pid, 0, 20, 1))
 	wantCode(t, "sequence gap", p.ErrorCode, kerr.OutOfOrderSequenceNumber)
 	if p := c.produce("idem", 1, -1, idemBatch(second.ProducerID, 3, 0, 1)); p.ErrorCode != 0 {
@@ -131,7 +132,7 @@ func TestIdempotentProduce(t *testing.T) {
 	txnBatch[22] |= 0x10 // attributes low byte: transactional
 	binary.BigEndian.PutUint32(txnBatch[17:], crc32.Checksum(txnBatch[21:], crc32.MakeTable(crc32.Castagnoli)))
 	p = c.produce("idem", 1, -1, txnBatch)
-	wantCode(t, "transactional batch", p.ErrorCode, kerr.InvalidTxnState)
+	wantCode(t, "transactional batch without a transactional id", p.ErrorCode, kerr.TransactionalIDAuthorizationFailed)
 	two := append(idemBatch(-1, -1, -1, 1), idemBatch(-1, -1, -1, 1)...)
 	p = c.produce("idem", 1, -1, two)
 	wantCode(t, "two batches in one partition", p.ErrorCode, kerr.InvalidRecord)

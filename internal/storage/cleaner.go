@@ -1,10 +1,12 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,6 +120,16 @@ func newCleaner() *cleaner { return &cleaner{dec: kgo.DefaultDecompressor()} }
 // oldest dirty segment is max.compaction.lag.ms old. Topics under legal
 // hold are not cleaned: cleaning deletes records. It returns how many
 // partitions were cleaned.
+//
+// Transactions, as Kafka's cleaner (CleanedTransactionMetadata): nothing
+// at or after the last stable offset is cleaned (an open transaction's
+// fate is unknown); the batches of aborted transactions are removed and
+// never enter the offset map (an aborted record supersedes nothing); an
+// abort marker stays while the pass removed data of its transaction (its
+// aborted-index entry with it, in the run the marker lands in), a commit
+// marker while the pass met data of its transaction; after that a marker
+// goes once it is delete.retention.ms old (its timestamp, as tombstones
+// here: KIP-534's delete horizon is not built), never before its data.
 func (e *Engine) Clean(ctx context.Context, now time.Time) (int, error) {
 	e.cleaner.mu.Lock()
 	defer e.cleaner.mu.Unlock()
@@ -145,12 +157,13 @@ func (e *Engine) Clean(ctx context.Context, now time.Time) (int, error) {
 }
 
 // cleanable returns the segments a pass may rewrite, oldest first: those
-// whose newest record is at least min.compaction.lag.ms old, up to the
-// first that is not; and whether the pass is due.
-func cleanable(segs []meta.Segment, cleanTo int64, cfg cleanConfig, now time.Time) ([]meta.Segment, bool) {
+// wholly below the last stable offset lso whose newest record is at least
+// min.compaction.lag.ms old, up to the first that is not; and whether the
+// pass is due.
+func cleanable(segs []meta.Segment, cleanTo, lso int64, cfg cleanConfig, now time.Time) ([]meta.Segment, bool) {
 	nowMs := now.UnixMilli()
 	n := 0
-	for n < len(segs) && (cfg.minLagMs <= 0 || segs[n].MaxTimestamp <= nowMs-cfg.minLagMs) {
+	for n < len(segs) && segs[n].LastOffset < lso && (cfg.minLagMs <= 0 || segs[n].MaxTimestamp <= nowMs-cfg.minLagMs) {
 		n++
 	}
 	segs = segs[:n]
@@ -174,7 +187,7 @@ func cleanable(segs []meta.Segment, cleanTo int64, cfg cleanConfig, now time.Tim
 func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg cleanConfig, now time.Time) (bool, error) {
 	segs := l.Segments()
 	cleanTo := cleanMark(segs)
-	segs, due := cleanable(segs, cleanTo, cfg, now)
+	segs, due := cleanable(segs, cleanTo, l.LSO(), cfg, now)
 	if !due {
 		return false, nil
 	}
@@ -190,6 +203,8 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 	// many whole segments as cleanerMaxKeys allows (at least one).
 	latest := map[string]int64{}
 	end := len(segs)
+	aborted := l.AbortedTxns(segs[0].FirstOffset, segs[len(segs)-1].LastOffset)
+	mapTxns := newTxnCleaning(aborted)
 	for i, s := range segs {
 		if s.LastOffset <= cleanTo {
 			continue
@@ -198,9 +213,16 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 			end = i
 			break
 		}
-		err := e.eachBatch(ctx, s, func(raw []byte, _ batch.Info) error {
+		err := e.eachBatch(ctx, s, func(raw []byte, info batch.Info) error {
+			if info.IsControl() {
+				_, _, err := mapTxns.onMarker(raw, info) // ends its transaction; holds no keys
+				return err
+			}
+			if mapTxns.onData(info) {
+				return nil // aborted records supersede nothing
+			}
 			rb, recs, err := batch.Records(raw, e.cleaner.dec)
-			if err != nil || rb.Attributes&0x20 != 0 {
+			if err != nil {
 				return err
 			}
 			for j := range recs {
@@ -237,10 +259,14 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 	var lastInfo batch.Info
 	var inBytes, outBytes int64
 	b := segment.NewBuilder()
+	txns := newTxnCleaning(aborted)
+	var runAbortedTxns []meta.AbortedTxn // the aborted index of the run being built
+	markerHorizon := now.UnixMilli() - cfg.deleteRetainMs
 	flush := func(last int64) error {
 		if b.Empty() {
 			return nil
 		}
+		b.SetAborted(l.Topic, l.Partition, runAborted(runAbortedTxns))
 		obj, runs := b.Build()
 		if len(runs) != 1 {
 			return fmt.Errorf("built %d runs for one partition", len(runs))
@@ -258,9 +284,10 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 			first = out[len(out)-1].LastOffset + 1
 		}
 		out = append(out, meta.Segment{Topic: l.Topic, Partition: l.Partition, Object: key, Position: r.Position, Size: r.Size,
-			FirstOffset: first, LastOffset: last, MaxTimestamp: r.MaxTimestamp})
+			FirstOffset: first, LastOffset: last, MaxTimestamp: r.MaxTimestamp, Aborted: runAbortedTxns})
 		outBytes += r.Size
 		b = segment.NewBuilder()
+		runAbortedTxns = nil
 		return nil
 	}
 	discard := func() {
@@ -276,9 +303,27 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 		inBytes += s.Size
 		err := e.eachBatch(ctx, s, func(raw []byte, info batch.Info) error {
 			lastBatch, lastInfo = raw, info
-			kept, err := batch.Filter(raw, e.cleaner.dec, &e.cleaner.comp, keep)
-			if err != nil || kept == nil {
-				return err
+			var kept []byte
+			switch {
+			case info.IsControl():
+				discard, abort, err := txns.onMarker(raw, info)
+				if err != nil {
+					return err
+				}
+				if discard && info.MaxTimestamp < markerHorizon {
+					return nil
+				}
+				if abort != nil {
+					runAbortedTxns = append(runAbortedTxns, *abort)
+				}
+				kept = raw
+			case txns.onData(info):
+				return nil // an aborted transaction's batch
+			default:
+				var err error
+				if kept, err = batch.Filter(raw, e.cleaner.dec, &e.cleaner.comp, keep); err != nil || kept == nil {
+					return err
+				}
 			}
 			ki, err := batch.Peek(kept)
 			if err != nil {
@@ -327,6 +372,75 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 		"dirty_from", dirtyFrom+1, "through_offset", segs[len(segs)-1].LastOffset, "keys", len(latest),
 		"bytes_before", inBytes, "bytes_after", outBytes, "segments_before", len(segs), "segments_after", len(out))
 	return true, nil
+}
+
+// txnCleaning is what one cleaner pass knows of transactions as it reads
+// the log in offset order (Kafka's CleanedTransactionMetadata): which
+// aborted transactions have begun, whether it met their data, and which
+// producers' committed data it met since their last marker.
+type txnCleaning struct {
+	pending   []meta.AbortedTxn // by first offset, not yet begun
+	aborted   map[int64]*abortedSeen
+	committed map[int64]bool
+}
+
+type abortedSeen struct {
+	txn  meta.AbortedTxn
+	seen bool // the pass met (and removed) data of it
+}
+
+func newTxnCleaning(aborted []meta.AbortedTxn) *txnCleaning {
+	pending := slices.Clone(aborted)
+	slices.SortFunc(pending, func(a, b meta.AbortedTxn) int { return cmp.Compare(a.FirstOffset, b.FirstOffset) })
+	return &txnCleaning{pending: pending, aborted: map[int64]*abortedSeen{}, committed: map[int64]bool{}}
+}
+
+func (c *txnCleaning) begin(upTo int64) {
+	for len(c.pending) > 0 && c.pending[0].FirstOffset <= upTo {
+		t := c.pending[0]
+		c.aborted[t.ProducerID] = &abortedSeen{txn: t}
+		c.pending = c.pending[1:]
+	}
+}
+
+// onData reports whether a data batch belongs to an aborted transaction.
+func (c *txnCleaning) onData(info batch.Info) bool {
+	c.begin(info.LastOffset)
+	if !info.IsTransactional() {
+		return false
+	}
+	if a := c.aborted[info.ProducerID]; a != nil {
+		a.seen = true
+		return true
+	}
+	c.committed[info.ProducerID] = true
+	return false
+}
+
+// onMarker reports whether a control batch may go (its transaction's
+// data is all gone), and for an abort marker kept because the pass
+// removed data of its transaction, that transaction: it stays in the
+// aborted index.
+func (c *txnCleaning) onMarker(raw []byte, info batch.Info) (discard bool, abort *meta.AbortedTxn, err error) {
+	c.begin(info.LastOffset)
+	m, err := batch.ProducerMarker(raw)
+	switch {
+	case errors.Is(err, batch.ErrNotMarker):
+		return false, nil, nil // not ours to judge: kept
+	case err != nil:
+		return false, nil, err
+	}
+	if m.Commit {
+		met := c.committed[m.ID]
+		delete(c.committed, m.ID)
+		return !met, nil, nil
+	}
+	a := c.aborted[m.ID]
+	delete(c.aborted, m.ID)
+	if a != nil && a.seen {
+		return false, &a.txn, nil
+	}
+	return true, nil, nil
 }
 
 // eachBatch calls fn on every batch of index entry s, read straight from

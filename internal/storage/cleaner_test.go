@@ -45,12 +45,16 @@ func TestCleanable(t *testing.T) {
 		{"max lag makes it due", cleanConfig{minDirtyRatio: 0.9, maxLagMs: 40_000}, 4, true},
 		{"max lag not reached", cleanConfig{minDirtyRatio: 0.9, maxLagMs: 60_000}, 4, false},
 	} {
-		got, due := cleanable(segs, mark, tc.cfg, now)
+		got, due := cleanable(segs, mark, math.MaxInt64, tc.cfg, now)
 		if len(got) != tc.n || due != tc.due {
 			t.Errorf("%s: %d segments, due %v; want %d, %v", tc.name, len(got), due, tc.n, tc.due)
 		}
 	}
-	if got, due := cleanable(segs[:2], mark, def, now); got != nil || due {
+	// An open transaction from offset 30 on leaves the last segment out.
+	if got, due := cleanable(segs, mark, 30, cleanConfig{minDirtyRatio: 0.3, maxLagMs: math.MaxInt64}, now); len(got) != 3 || due {
+		t.Errorf("LSO 30: %d segments, due %v; want 3, false", len(got), due)
+	}
+	if got, due := cleanable(segs[:2], mark, math.MaxInt64, def, now); got != nil || due {
 		t.Errorf("nothing dirty: %d segments, due %v; want none", len(got), due)
 	}
 }

@@ -95,6 +95,13 @@ func (e *Engine) compactGroup(ctx context.Context, l *partition.Log, group []met
 			return fmt.Errorf("compact %s/%d: %w", l.Topic, l.Partition, err)
 		}
 	}
+	// The merged run holds every input's markers: its aborted index is
+	// the union of theirs, in marker order like the runs.
+	var aborted []meta.AbortedTxn
+	for _, s := range group {
+		aborted = append(aborted, s.Aborted...)
+	}
+	b.SetAborted(l.Topic, l.Partition, runAborted(aborted))
 	obj, runs := b.Build()
 	first, last := group[0], group[len(group)-1]
 	// Inside, not equal: entries the cleaner wrote cover offsets it removed.
@@ -107,7 +114,7 @@ func (e *Engine) compactGroup(ctx context.Context, l *partition.Log, group []met
 	}
 	r := runs[0]
 	merged := meta.Segment{Topic: l.Topic, Partition: l.Partition, Object: key, Position: r.Position, Size: r.Size,
-		FirstOffset: first.FirstOffset, LastOffset: last.LastOffset, MaxTimestamp: r.MaxTimestamp}
+		FirstOffset: first.FirstOffset, LastOffset: last.LastOffset, MaxTimestamp: r.MaxTimestamp, Aborted: aborted}
 	epoch, led := e.leads(l)
 	if !led {
 		e.objs.Delete(ctx, key)

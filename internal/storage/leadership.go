@@ -252,27 +252,14 @@ func (e *Engine) takeOver(ctx context.Context, top *Topic, p int32, acq meta.Acq
 		next = b.Last + 1
 		e.cl.recovered.Add(int64(len(b.Data)))
 	}
-	var add []meta.Segment
-	if len(keep) > 0 {
-		sb := segment.NewBuilder()
-		for _, b := range keep {
-			sb.Add(top.Name, p, b.Data, b.Base, b.Last, b.MaxTs)
-		}
-		data, runs := sb.Build()
-		key := objectKey()
-		if err := e.objs.Put(ctx, key, data); err != nil {
-			return 0, fmt.Errorf("put recovered tail %s: %w", key, err)
-		}
-		for _, r := range runs {
-			add = append(add, meta.Segment{Topic: r.Topic, Partition: r.Partition, Object: key, Position: r.Position,
-				Size: r.Size, FirstOffset: r.FirstOffset, LastOffset: r.LastOffset, MaxTimestamp: r.MaxTimestamp})
-		}
-	}
-	// The log and its producer state first, so the index entries of the
-	// recovered batches and the state that deduplicates their retries are
-	// committed together: committed apart, a crash in between would let a
-	// later leader accept a retry of a recovered batch as new.
-	l := partition.New(top.Name, top.ID, p, e.cache, append(segs, add...), st.LogStart, e.opts.TailCacheBytes)
+	// The log and its producer state first, rebuilt from the index, the
+	// last committed producer states and the recovered batches (markers
+	// included: the tail's aborted transactions join the aborted index),
+	// so the recovered batches' index entries, with their aborted index,
+	// and the state that deduplicates their retries are committed
+	// together: committed apart, a crash in between would let a later
+	// leader accept a retry of a recovered batch as new.
+	l := partition.New(top.Name, top.ID, p, e.cache, segs, st.LogStart, e.opts.TailCacheBytes)
 	if err := e.loadProducers(ctx, top.Name, l); err != nil {
 		return 0, err
 	}
@@ -289,13 +276,30 @@ func (e *Engine) takeOver(ctx context.Context, top *Topic, p int32, acq meta.Acq
 		if err != nil {
 			return 0, err
 		}
-		pb := info.Producer()
-		if _, err := l.Recover(b, pb, nowMs); err != nil {
+		if _, err := l.RecoverStored(b, nowMs); err != nil {
 			return 0, err
 		}
-		e.upProducers[l].Apply(pb, b.Base, nowMs)
-		if pb.ID >= 0 && !slices.Contains(producers, pb.ID) {
-			producers = append(producers, pb.ID)
+		if err := partition.ApplyStored(e.upProducers[l], b.Data, nowMs); err != nil {
+			return 0, err
+		}
+		if id := info.ProducerID; id >= 0 && !slices.Contains(producers, id) {
+			producers = append(producers, id)
+		}
+	}
+	var add []meta.Segment
+	if len(keep) > 0 {
+		sb := segment.NewBuilder()
+		for _, b := range keep {
+			sb.Add(top.Name, p, b.Data, b.Base, b.Last, b.MaxTs)
+		}
+		sb.SetAborted(top.Name, p, runAborted(l.AbortedIn(keep[0].Base, keep[len(keep)-1].Last)))
+		data, runs := sb.Build()
+		key := objectKey()
+		if err := e.objs.Put(ctx, key, data); err != nil {
+			return 0, fmt.Errorf("put recovered tail %s: %w", key, err)
+		}
+		for _, r := range runs {
+			add = append(add, runSegment(key, r))
 		}
 	}
 	// The new epoch begins after the recovered tail, which keeps the
@@ -305,6 +309,9 @@ func (e *Engine) takeOver(ctx context.Context, top *Topic, p int32, acq meta.Acq
 		return 0, err
 	}
 	committed = true
+	for _, sg := range add {
+		l.Uploaded(sg)
+	}
 	l.SetLeader(acq.Epoch, epochs)
 	e.swapLog(top.Name, l)
 	return len(keep), nil

@@ -11,13 +11,14 @@ import (
 	"github.com/vigilhq/vigil/internal/producer"
 )
 
-// Idempotent-producer state is persisted as of the uploaded data, not the
-// log end: the uploader folds each uploaded batch's producer fields into
-// upProducers and writes the entries it changed to the metadata store
-// before committing the segment index. On restart a partition starts from
-// those entries and the WAL replay applies every later batch, so the state
-// is exact without a write per produce. Only producers touched by an
-// upload are written, so the cost follows the upload, not the number of
+// Producer state (idempotence and transactions) is persisted as of the
+// uploaded data, not the log end: the uploader folds each uploaded
+// batch's producer fields (a marker's too) into upProducers and writes
+// the entries it changed to the metadata store in the transaction that
+// commits the segment index. On restart a partition starts from those
+// entries and the WAL replay applies every later batch, so the state is
+// exact without a write per produce. Only producers touched by an upload
+// are written, so the cost follows the upload, not the number of
 // producers.
 
 // loadProducers restores a partition's producer state from the store.
@@ -46,10 +47,11 @@ type changedProducer struct {
 	entry *producer.Entry
 }
 
-// persistProducers applies the producer fields of the batches about to be
-// uploaded to copies of the uploaded state and stores the changed entries,
-// each fenced at its partition's epoch (epochOf; 0 for a single broker).
-func (e *Engine) persistProducers(ctx context.Context, q []queued, epochOf func(*partition.Log) int32) ([]changedProducer, error) {
+// uploadedProducers applies the producer fields of the batches about to
+// be uploaded to copies of the uploaded state, and returns the changed
+// entries and their stored form, each fenced at its partition's epoch
+// (epochOf; 0 for a single broker).
+func (e *Engine) uploadedProducers(q []queued, epochOf func(*partition.Log) int32) ([]changedProducer, []meta.Producer, error) {
 	type key struct {
 		log *partition.Log
 		id  int64
@@ -64,7 +66,7 @@ func (e *Engine) persistProducers(ctx context.Context, q []queued, epochOf func(
 		}
 		info, err := batch.Peek(it.b.Data)
 		if err != nil {
-			return nil, fmt.Errorf("producer state of %s/%d: %w", it.log.Topic, it.log.Partition, err)
+			return nil, nil, fmt.Errorf("producer state of %s/%d: %w", it.log.Topic, it.log.Partition, err)
 		}
 		pb := info.Producer()
 		if pb.ID < 0 {
@@ -85,10 +87,12 @@ func (e *Engine) persistProducers(ctx context.Context, q []queued, epochOf func(
 				}
 			}
 		}
-		st.Apply(pb, it.b.Base, nowMs)
+		if err := partition.ApplyStored(st, it.b.Data, nowMs); err != nil {
+			return nil, nil, fmt.Errorf("producer state of %s/%d: %w", it.log.Topic, it.log.Partition, err)
+		}
 	}
 	if len(order) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	out := make([]changedProducer, len(order))
 	ps := make([]meta.Producer, len(order))
@@ -97,10 +101,7 @@ func (e *Engine) persistProducers(ctx context.Context, q []queued, epochOf func(
 		out[i] = changedProducer{k.log, ent}
 		ps[i] = meta.Producer{Topic: k.log.Topic, TopicID: k.log.TopicID, Partition: k.log.Partition, ProducerID: k.id, Data: ent.Encode(), LeaderEpoch: epochOf(k.log)}
 	}
-	if err := e.meta.PutProducers(ctx, ps); err != nil {
-		return nil, fmt.Errorf("persist %d producer states: %w", len(ps), err)
-	}
-	return out, nil
+	return out, ps, nil
 }
 
 // recoveredProducers is the state, fenced at the new epoch, of the

@@ -287,7 +287,7 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 		// The WAL reuses its read buffer between entries.
 		data := append([]byte(nil), ent.Data...)
 		b := &partition.Batch{Base: info.BaseOffset, Last: info.LastOffset, MaxTs: info.MaxTimestamp, Data: data, Seq: seq}
-		isNew, err := l.Recover(b, info.Producer(), nowMs)
+		isNew, err := l.RecoverStored(b, nowMs)
 		if err != nil {
 			return err
 		}
@@ -531,44 +531,25 @@ func (e *Engine) UpdateTopic(ctx context.Context, name string, fn func(*meta.Top
 // A retry of an idempotent producer's recent batch writes nothing: done
 // gets the original's offset once the original is durable.
 func (e *Engine) Produce(t *Topic, l *partition.Log, h *batch.Header, done func(base int64, err error)) {
-	key := topicKey(t.ID)
-	// The session this write is made under: a later session (after the
-	// lease was lost and the broker rejoined) does not vouch for it.
-	var sess *sessionBox
-	if e.cl != nil {
-		sess = e.cl.sess.Load()
-	}
+	e.ProduceVerified(t, l, h, producer.NoGuard, done)
+}
+
+// ProduceVerified is Produce for a transactional batch whose transaction
+// was verified with its coordinator (KIP-890 part 1) with the guard
+// l.TxnGuard returned before: if a marker of its producer was appended
+// since, done gets an error wrapping producer.ErrInvalidTxnState.
+func (e *Engine) ProduceVerified(t *Topic, l *partition.Log, h *batch.Header, guard producer.Guard, done func(base int64, err error)) {
 	// Refused before the partition hands out offsets: a batch the WAL
 	// turned away after that would leave a hole, and fail the partition.
 	if err := e.wal.Full(); err != nil {
 		done(-1, err)
 		return
 	}
-	dup, err := l.Append(h, time.Now().UnixMilli(), func(b *partition.Batch) {
-		b.Seq = e.wal.Append(wal.Entry{Topic: key, Partition: l.Partition, Data: b.Data}, func(seq uint64, err error) {
-			switch {
-			case err != nil:
-				l.Fail(err)
-			case e.cl != nil:
-				// Acknowledge only while the lease is certainly held: the
-				// partition may have moved while this batch was written.
-				e.cl.ack(sess, l, func(err error) {
-					if err != nil {
-						l.Fence()
-					} else {
-						l.Commit(b)
-						e.enqueue(l, b)
-					}
-					done(b.Base, err)
-				})
-				return
-			default:
-				l.Commit(b)
-				e.enqueue(l, b)
-			}
-			done(b.Base, err)
-		})
-	})
+	key, sess := e.walTarget(t)
+	// A closure literal, not one a function returns: l.AppendVerified does
+	// not keep it, so it stays on the stack (one allocation less for every
+	// produced batch).
+	dup, err := l.AppendVerified(h, guard, time.Now().UnixMilli(), func(b *partition.Batch) { e.write(key, sess, l, b, done) })
 	switch {
 	case err != nil:
 		done(-1, err)
@@ -592,6 +573,81 @@ func (e *Engine) Produce(t *Topic, l *partition.Log, h *batch.Header, done func(
 			}
 			done(dup.Base, err)
 		}()
+	}
+}
+
+// walTarget is where t's batches go in the WAL, and the session a write
+// is made under: a later session (after the lease was lost and the broker
+// rejoined) does not vouch for it.
+func (e *Engine) walTarget(t *Topic) (string, *sessionBox) {
+	var sess *sessionBox
+	if e.cl != nil {
+		sess = e.cl.sess.Load()
+	}
+	return topicKey(t.ID), sess
+}
+
+// write enqueues an appended batch in the WAL (called by the partition
+// under its lock, so WAL order is offset order): once durable (and, in a
+// cluster, acknowledged under a lease certainly held) the batch is
+// committed, queued for upload and done is told its base offset.
+func (e *Engine) write(key string, sess *sessionBox, l *partition.Log, b *partition.Batch, done func(base int64, err error)) {
+	b.Seq = e.wal.Append(wal.Entry{Topic: key, Partition: l.Partition, Data: b.Data}, func(seq uint64, err error) {
+		switch {
+		case err != nil:
+			l.Fail(err)
+		case e.cl != nil:
+			// Acknowledge only while the lease is certainly held: the
+			// partition may have moved while this batch was written.
+			e.cl.ack(sess, l, func(err error) {
+				if err != nil {
+					l.Fence()
+				} else {
+					l.Commit(b)
+					e.enqueue(l, b)
+				}
+				done(b.Base, err)
+			})
+			return
+		default:
+			l.Commit(b)
+			e.enqueue(l, b)
+		}
+		done(b.Base, err)
+	})
+}
+
+// Marker is a transaction marker the coordinator writes to a partition
+// of a transaction when it ends (WriteTxnMarkers).
+type Marker struct {
+	ProducerID       int64
+	Epoch            int16
+	Commit           bool
+	CoordinatorEpoch int32
+	// TransactionVersion is WriteTxnMarkers' (v2+): 2 (KIP-890 part 2)
+	// means the coordinator bumped the epoch for this marker, so one at
+	// or below the producer's epoch is late (unless a retry of the marker
+	// just written); 0 or 1, Kafka's older rule (at least the epoch).
+	TransactionVersion int8
+}
+
+// AppendMarker appends a transaction marker to a partition through the
+// same WAL path as produced batches; done gets the marker's offset once
+// it is durable, or an error: one wrapping producer.ErrInvalidEpoch
+// (INVALID_PRODUCER_EPOCH) or producer.ErrCoordinatorFenced
+// (TRANSACTION_COORDINATOR_FENCED), partition.ErrNotLeader,
+// partition.ErrDeleted, or a WAL error. As in Kafka, writing a marker
+// again is harmless: with nothing ongoing it ends nothing (transaction
+// version 2 accepts the repeat only at the epoch it bumped to).
+func (e *Engine) AppendMarker(t *Topic, l *partition.Log, m Marker, done func(offset int64, err error)) {
+	if err := e.wal.Full(); err != nil {
+		done(-1, err)
+		return
+	}
+	pm := producer.Marker{ID: m.ProducerID, Epoch: m.Epoch, Commit: m.Commit, CoordinatorEpoch: m.CoordinatorEpoch, TV2: m.TransactionVersion >= 2}
+	key, sess := e.walTarget(t)
+	if _, err := l.AppendMarker(pm, time.Now().UnixMilli(), func(b *partition.Batch) { e.write(key, sess, l, b, done) }); err != nil {
+		done(-1, err)
 	}
 }
 
@@ -768,7 +824,8 @@ func (e *Engine) upload(ctx context.Context) error {
 		p int32
 	}
 	epochs := map[tp]int32{}
-	var kept []queued // the batches this object holds
+	var kept []queued                      // the batches this object holds
+	spans := map[*partition.Log][2]int64{} // the offsets of each partition's run
 	for _, it := range q {
 		lastSeq = max(lastSeq, it.b.Seq)
 		n++
@@ -782,11 +839,19 @@ func (e *Engine) upload(ctx context.Context) error {
 		kept = append(kept, it)
 		epochs[tp{it.log.Topic, it.log.Partition}] = epoch
 		b.Add(it.log.Topic, it.log.Partition, it.b.Data, it.b.Base, it.b.Last, it.b.MaxTs)
+		if sp, ok := spans[it.log]; ok {
+			spans[it.log] = [2]int64{sp[0], it.b.Last}
+		} else {
+			spans[it.log] = [2]int64{it.b.Base, it.b.Last}
+		}
 		if b.Size() >= limit {
 			break // bound one object; the rest goes next round
 		}
 	}
 	if !b.Empty() {
+		for l, sp := range spans {
+			b.SetAborted(l.Topic, l.Partition, runAborted(l.AbortedIn(sp[0], sp[1])))
+		}
 		data, runs := b.BuildInto(e.segBuf)
 		e.segBuf = nil
 		key := objectKey()
@@ -798,26 +863,26 @@ func (e *Engine) upload(ctx context.Context) error {
 		e.segBuf = data
 		segs := make([]meta.Segment, len(runs))
 		for i, r := range runs {
-			segs[i] = meta.Segment{Topic: r.Topic, Partition: r.Partition, Object: key, Position: r.Position,
-				Size: r.Size, FirstOffset: r.FirstOffset, LastOffset: r.LastOffset, MaxTimestamp: r.MaxTimestamp}
+			segs[i] = runSegment(key, r)
 			if e.cl != nil {
 				segs[i].LeaderEpoch = epochs[tp{r.Topic, r.Partition}]
 			}
 		}
-		// Producer state first: if the index commit then fails or the
-		// broker dies, the WAL (not yet trimmed) still holds these batches,
-		// so the snapshot never claims a batch the log does not have.
-		prods, err := e.persistProducers(ctx, kept, func(l *partition.Log) int32 {
+		// The producer state as of these batches is committed with their
+		// index, in one transaction: a restart replays the WAL over a
+		// state that matches the index exactly, so every batch and marker
+		// beyond it is applied once (and an abort marker's transaction
+		// reaches the aborted index).
+		prods, ps, err := e.uploadedProducers(kept, func(l *partition.Log) int32 {
 			if e.cl == nil {
 				return 0
 			}
 			return epochs[tp{l.Topic, l.Partition}]
 		})
 		if err != nil {
-			e.noteFenced(ctx, err)
 			return err
 		}
-		if err := e.meta.AddSegments(ctx, segs); err != nil {
+		if err := e.meta.AddSegments(ctx, segs, ps...); err != nil {
 			e.noteFenced(ctx, err)
 			return fmt.Errorf("commit index of %s: %w", key, err)
 		}
@@ -852,6 +917,28 @@ func (e *Engine) upload(ctx context.Context) error {
 		e.cl.trimmed.Store(max(e.cl.trimmed.Load(), trim))
 	}
 	return nil
+}
+
+// runSegment is the index entry of run r of object key.
+func runSegment(key string, r segment.Run) meta.Segment {
+	s := meta.Segment{Topic: r.Topic, Partition: r.Partition, Object: key, Position: r.Position,
+		Size: r.Size, FirstOffset: r.FirstOffset, LastOffset: r.LastOffset, MaxTimestamp: r.MaxTimestamp}
+	for _, a := range r.Aborted {
+		s.Aborted = append(s.Aborted, meta.AbortedTxn{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset, LastOffset: a.LastOffset})
+	}
+	return s
+}
+
+// runAborted is an aborted index as a segment footer holds it.
+func runAborted(txns []meta.AbortedTxn) []segment.AbortedTxn {
+	if len(txns) == 0 {
+		return nil
+	}
+	out := make([]segment.AbortedTxn, len(txns))
+	for i, a := range txns {
+		out[i] = segment.AbortedTxn{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset, LastOffset: a.LastOffset}
+	}
+	return out
 }
 
 // objectKey names a new segment object: time-ordered so a listing reads

@@ -381,19 +381,20 @@ func (w *segmentWriter) delete(seg *meta.Segment) error {
 
 // AddSegments implements meta.Store. An entry with the same (Topic,
 // Partition, FirstOffset) as a stored one replaces it, so retrying an
-// upload's commit is idempotent.
-func (s *Store) AddSegments(ctx context.Context, segs []meta.Segment) error {
-	if len(segs) == 0 {
+// upload's commit is idempotent. Producer states go in the same
+// transaction.
+func (s *Store) AddSegments(ctx context.Context, segs []meta.Segment, producers ...meta.Producer) error {
+	if len(segs) == 0 && len(producers) == 0 {
 		return nil
 	}
-	return s.update(ctx, fmt.Sprintf("add %d segments", len(segs)), func(tx *bolt.Tx) error {
+	return s.update(ctx, fmt.Sprintf("add %d segments and %d producer states", len(segs), len(producers)), func(tx *bolt.Tx) error {
 		w := newSegmentWriter(tx)
 		for i := range segs {
 			if err := w.put(&segs[i]); err != nil {
 				return err
 			}
 		}
-		return nil
+		return putProducers(tx, producers)
 	})
 }
 
@@ -519,42 +520,47 @@ func (s *Store) PutProducers(ctx context.Context, ps []meta.Producer) error {
 		return nil
 	}
 	return s.update(ctx, fmt.Sprintf("put %d producer states", len(ps)), func(tx *bolt.Tx) error {
-		buckets := map[string]*bolt.Bucket{}
-		for i := range ps {
-			p := &ps[i]
-			b, ok := buckets[p.Topic]
-			if !ok {
-				// Only the topic the state was taken from: a topic deleted and
-				// re-created under the same name must start with no producers.
-				if v := tx.Bucket(bucketTopics).Get([]byte(p.Topic)); v != nil {
-					t, err := metacodec.DecodeTopic(v)
-					if err != nil {
+		return putProducers(tx, ps)
+	})
+}
+
+// putProducers stores or deletes producer states in tx.
+func putProducers(tx *bolt.Tx, ps []meta.Producer) error {
+	buckets := map[string]*bolt.Bucket{}
+	for i := range ps {
+		p := &ps[i]
+		b, ok := buckets[p.Topic]
+		if !ok {
+			// Only the topic the state was taken from: a topic deleted and
+			// re-created under the same name must start with no producers.
+			if v := tx.Bucket(bucketTopics).Get([]byte(p.Topic)); v != nil {
+				t, err := metacodec.DecodeTopic(v)
+				if err != nil {
+					return err
+				}
+				if t.ID == p.TopicID {
+					if b, err = tx.Bucket(bucketProducers).CreateBucketIfNotExists([]byte(p.Topic)); err != nil {
 						return err
 					}
-					if t.ID == p.TopicID {
-						if b, err = tx.Bucket(bucketProducers).CreateBucketIfNotExists([]byte(p.Topic)); err != nil {
-							return err
-						}
-					}
 				}
-				buckets[p.Topic] = b
 			}
-			if b == nil {
-				continue
-			}
-			key := metacodec.AppendProducerKey(make([]byte, 0, 12), p.Partition, p.ProducerID)
-			var err error
-			if p.Data == nil {
-				err = b.Delete(key)
-			} else {
-				err = b.Put(key, p.Data)
-			}
-			if err != nil {
-				return err
-			}
+			buckets[p.Topic] = b
 		}
-		return nil
-	})
+		if b == nil {
+			continue
+		}
+		key := metacodec.AppendProducerKey(make([]byte, 0, 12), p.Partition, p.ProducerID)
+		var err error
+		if p.Data == nil {
+			err = b.Delete(key)
+		} else {
+			err = b.Put(key, p.Data)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Producers implements meta.Store.

@@ -608,11 +608,31 @@ func (s *Store) writeForTopics(ctx context.Context, names map[string]bool, fence
 // AddSegments implements meta.Store. An entry with the same (Topic,
 // Partition, FirstOffset) as a stored one replaces it (so a retried
 // upload commit is idempotent); within one call the last such entry wins.
-func (s *Store) AddSegments(ctx context.Context, segs []meta.Segment) error {
-	if len(segs) == 0 {
-		return nil
+// Producer states are written in the same transaction, as PutProducers
+// writes them, fenced the same way.
+func (s *Store) AddSegments(ctx context.Context, segs []meta.Segment, producers ...meta.Producer) error {
+	if len(producers) == 0 {
+		if len(segs) == 0 {
+			return nil
+		}
+		return s.ReplaceSegments(ctx, nil, segs)
 	}
-	return s.ReplaceSegments(ctx, nil, segs)
+	names := map[string]bool{}
+	var fs []fence
+	for _, sg := range segs {
+		names[sg.Topic] = true
+		fs = append(fs, fence{sg.Topic, sg.Partition, sg.LeaderEpoch})
+	}
+	for _, p := range producers {
+		names[p.Topic] = true
+		fs = append(fs, fence{p.Topic, p.Partition, p.LeaderEpoch})
+	}
+	op := fmt.Sprintf("add %d segments and %d producer states", len(segs), len(producers))
+	return s.run(ctx, op, func() error {
+		return s.writeForTopics(ctx, names, s.fenceCmps(fs), func(topics map[string]meta.Topic) []clientv3.Op {
+			return append(s.segmentOps(topics, nil, segs), s.producerOps(topics, producers)...)
+		})
+	})
 }
 
 // ReplaceSegments implements meta.Store. A key both removed and added
@@ -635,37 +655,42 @@ func (s *Store) ReplaceSegments(ctx context.Context, remove, add []meta.Segment)
 	}
 	return s.run(ctx, op, func() error {
 		return s.writeForTopics(ctx, names, s.fences(remove, add), func(topics map[string]meta.Topic) []clientv3.Op {
-			// etcd rejects a transaction touching one key twice, so
-			// collapse to one operation per key.
-			final := map[string]*meta.Segment{} // nil: delete
-			var order []string
-			note := func(k string, sg *meta.Segment) {
-				if _, ok := final[k]; !ok {
-					order = append(order, k)
-				}
-				final[k] = sg
-			}
-			for i := range remove {
-				if _, ok := topics[remove[i].Topic]; ok {
-					note(s.segKey(&remove[i]), nil)
-				}
-			}
-			for i := range add {
-				if _, ok := topics[add[i].Topic]; ok {
-					note(s.segKey(&add[i]), &add[i])
-				}
-			}
-			ops := make([]clientv3.Op, 0, len(order))
-			for _, k := range order {
-				if sg := final[k]; sg != nil {
-					ops = append(ops, clientv3.OpPut(k, string(metacodec.AppendSegmentValue(nil, sg))))
-				} else {
-					ops = append(ops, clientv3.OpDelete(k))
-				}
-			}
-			return ops
+			return s.segmentOps(topics, remove, add)
 		})
 	})
+}
+
+// segmentOps removes remove and writes add, skipping entries of topics
+// not in topics. etcd rejects a transaction touching one key twice, so
+// it collapses them to one operation per key.
+func (s *Store) segmentOps(topics map[string]meta.Topic, remove, add []meta.Segment) []clientv3.Op {
+	final := map[string]*meta.Segment{} // nil: delete
+	var order []string
+	note := func(k string, sg *meta.Segment) {
+		if _, ok := final[k]; !ok {
+			order = append(order, k)
+		}
+		final[k] = sg
+	}
+	for i := range remove {
+		if _, ok := topics[remove[i].Topic]; ok {
+			note(s.segKey(&remove[i]), nil)
+		}
+	}
+	for i := range add {
+		if _, ok := topics[add[i].Topic]; ok {
+			note(s.segKey(&add[i]), &add[i])
+		}
+	}
+	ops := make([]clientv3.Op, 0, len(order))
+	for _, k := range order {
+		if sg := final[k]; sg != nil {
+			ops = append(ops, clientv3.OpPut(k, string(metacodec.AppendSegmentValue(nil, sg))))
+		} else {
+			ops = append(ops, clientv3.OpDelete(k))
+		}
+	}
+	return ops
 }
 
 // Segments implements meta.Store. An unknown topic has no entries.

@@ -89,7 +89,7 @@ func TestSecondStoreSeesWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := b.Segments(ctx, "shared", 1)
-	if err != nil || len(got) != 1 || got[0] != seg {
+	if err != nil || len(got) != 1 || !meta.SameSegment(got[0], seg) {
 		t.Fatalf("second store's Segments = %v, %v; want [%v]", got, err, seg)
 	}
 	// Ids allocated through either store never overlap.
@@ -149,7 +149,7 @@ func TestLargeTransaction(t *testing.T) {
 	if err := s.ReplaceSegments(ctx, segs[:n], add); err != nil {
 		t.Fatalf("ReplaceSegments: %v", err)
 	}
-	if got, err := s.Segments(ctx, "big", 3); err != nil || len(got) != 1 || got[0] != add[3] {
+	if got, err := s.Segments(ctx, "big", 3); err != nil || len(got) != 1 || !meta.SameSegment(got[0], add[3]) {
 		t.Fatalf("Segments after replace = %v, %v", got, err)
 	}
 	// 3000 producer states in one call (a three-level tree).

@@ -18,7 +18,11 @@ import (
 
 // Value versions.
 const (
-	SegValueV1   = 1
+	SegValueV1 = 1
+	// SegValueV2 adds the run's aborted-transaction index; it is written
+	// only for runs that have one, so stores without transactions keep
+	// version-1 values that older brokers read.
+	SegValueV2   = 2
 	StateValueV1 = 1
 )
 
@@ -85,14 +89,29 @@ func PutSegmentKey(dst []byte, partition int32, firstOffset int64) {
 // entry around 40-60 bytes (mostly the object key), which matters with
 // hundreds of thousands of entries; LastOffset is stored relative to
 // FirstOffset because that difference is small while offsets are not.
+// Version 2 appends the aborted index: a count, then per transaction its
+// producer id and its first and last offsets relative to FirstOffset (the
+// first may lie before the run: a transaction spans runs).
 func AppendSegmentValue(dst []byte, seg *meta.Segment) []byte {
-	dst = append(dst, SegValueV1)
+	if len(seg.Aborted) == 0 {
+		dst = append(dst, SegValueV1)
+	} else {
+		dst = append(dst, SegValueV2)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(seg.Object)))
 	dst = append(dst, seg.Object...)
 	dst = binary.AppendVarint(dst, seg.Position)
 	dst = binary.AppendVarint(dst, seg.Size)
 	dst = binary.AppendVarint(dst, seg.LastOffset-seg.FirstOffset)
 	dst = binary.AppendVarint(dst, seg.MaxTimestamp)
+	if len(seg.Aborted) > 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(seg.Aborted)))
+		for _, a := range seg.Aborted {
+			dst = binary.AppendVarint(dst, a.ProducerID)
+			dst = binary.AppendVarint(dst, a.FirstOffset-seg.FirstOffset)
+			dst = binary.AppendVarint(dst, a.LastOffset-seg.FirstOffset)
+		}
+	}
 	return dst
 }
 
@@ -110,9 +129,10 @@ func DecodeSegment(topic string, k, v []byte) (meta.Segment, error) {
 		Partition:   int32(binary.BigEndian.Uint32(k[0:4])),
 		FirstOffset: int64(binary.BigEndian.Uint64(k[4:12]) ^ (1 << 63)),
 	}
-	if len(v) == 0 || v[0] != SegValueV1 {
+	if len(v) == 0 || (v[0] != SegValueV1 && v[0] != SegValueV2) {
 		return bad("unknown value version")
 	}
+	version := v[0]
 	v = v[1:]
 	n, w := binary.Uvarint(v)
 	if w <= 0 || n > uint64(len(v)-w) {
@@ -129,6 +149,26 @@ func DecodeSegment(topic string, k, v []byte) (meta.Segment, error) {
 		*dst, v = x, v[w:]
 	}
 	seg.LastOffset = seg.FirstOffset + delta
+	if version == SegValueV2 {
+		n, w := binary.Uvarint(v)
+		if w <= 0 || n > uint64(len(v)) { // each entry takes 3 bytes at least
+			return bad("aborted index count")
+		}
+		v = v[w:]
+		seg.Aborted = make([]meta.AbortedTxn, n)
+		for i := range seg.Aborted {
+			a := &seg.Aborted[i]
+			for _, dst := range []*int64{&a.ProducerID, &a.FirstOffset, &a.LastOffset} {
+				x, w := binary.Varint(v)
+				if w <= 0 {
+					return bad("truncated aborted index")
+				}
+				*dst, v = x, v[w:]
+			}
+			a.FirstOffset += seg.FirstOffset
+			a.LastOffset += seg.FirstOffset
+		}
+	}
 	return seg, nil
 }
 

@@ -72,6 +72,8 @@ func Run(t *testing.T, setup Setup) {
 		{"SetPartitionStateUnknownTopic", testSetPartitionStateUnknownTopic},
 		{"Producers", testProducers},
 		{"ProducersStaleTopicDropped", testProducersStaleTopic},
+		{"AbortedIndex", testAbortedIndex},
+		{"AddSegmentsWithProducers", testAddSegmentsWithProducers},
 		{"AllocateProducerIDs", testAllocateProducerIDs},
 		{"ClientQuotas", testClientQuotas},
 		{"SecurityRecords", testSecurityRecords},
@@ -174,7 +176,7 @@ func sortedSegments(s []meta.Segment) []meta.Segment {
 
 // sameSegmentSet compares ignoring order.
 func sameSegmentSet(a, b []meta.Segment) bool {
-	return slices.Equal(sortedSegments(a), sortedSegments(b))
+	return slices.EqualFunc(sortedSegments(a), sortedSegments(b), meta.SameSegment)
 }
 
 func mustCreate(t *testing.T, s meta.Store, tp meta.Topic) {
@@ -273,7 +275,7 @@ func mustSetState(t *testing.T, s meta.Store, topic string, partition int32, st 
 
 func wantSegments(t *testing.T, got, want []meta.Segment, what string) {
 	t.Helper()
-	if !slices.Equal(got, want) {
+	if !slices.EqualFunc(got, want, meta.SameSegment) {
 		t.Fatalf("%s:\n got  %v\n want %v", what, got, want)
 	}
 }
@@ -774,7 +776,7 @@ func testReplaceSegmentsAtomic(t *testing.T, e *env) {
 				got, err := s.Segments(t.Context(), "atom", 0)
 				if err != nil {
 					t.Errorf("Segments: %v", err)
-				} else if !slices.Equal(got, fine) && !slices.Equal(got, coarse) {
+				} else if !slices.EqualFunc(got, fine, meta.SameSegment) && !slices.EqualFunc(got, coarse, meta.SameSegment) {
 					t.Errorf("reader saw a partial replacement: %v", got)
 				}
 			}
@@ -1173,6 +1175,67 @@ func testProducers(t *testing.T, e *env) {
 	mustCreate(t, s, topic("idem", 2, nil))
 	if got := get(0); len(got) != 0 {
 		t.Fatalf("re-created topic inherited producers: %+v", got)
+	}
+}
+
+// testAbortedIndex: a run's aborted-transaction index is stored with
+// it, by every write that stores a run, and read back by every read.
+func testAbortedIndex(t *testing.T, e *env) {
+	s := e.store()
+	mustCreate(t, s, topic("txn", 1, nil))
+	plain := seg("txn", 0, 0, 9)
+	withAborts := seg("txn", 0, 10, 19)
+	withAborts.Aborted = []meta.AbortedTxn{{ProducerID: 3, FirstOffset: 2, LastOffset: 11}, {ProducerID: 1 << 50, FirstOffset: 12, LastOffset: 19}}
+	mustAdd(t, s, plain, withAborts)
+	s = e.reopen(s)
+	got := mustSegments(t, s, "txn", 0)
+	wantSegments(t, got, []meta.Segment{plain, withAborts}, "Segments with an aborted index")
+	if len(got[0].Aborted) != 0 || len(got[1].Aborted) != 2 {
+		t.Fatalf("aborted indexes read back: %v and %v", got[0].Aborted, got[1].Aborted)
+	}
+	if all := mustAll(t, s); !sameSegmentSet(all, []meta.Segment{plain, withAborts}) {
+		t.Fatalf("AllSegments = %v", all)
+	}
+	// A merge keeps the union; replacing drops the old entries' index.
+	merged := seg("txn", 0, 0, 19)
+	merged.Object = "segments/merged"
+	merged.Aborted = withAborts.Aborted
+	if err := s.ReplaceSegments(t.Context(), []meta.Segment{plain, withAborts}, []meta.Segment{merged}); err != nil {
+		t.Fatalf("ReplaceSegments: %v", err)
+	}
+	wantSegments(t, mustSegments(t, s, "txn", 0), []meta.Segment{merged}, "after the merge")
+	removed, err := s.DeleteTopic(t.Context(), "txn")
+	if err != nil || !sameSegmentSet(removed, []meta.Segment{merged}) {
+		t.Fatalf("DeleteTopic = %v, %v", removed, err)
+	}
+}
+
+// testAddSegmentsWithProducers: an upload's index entries and producer
+// states are stored by one call, topic checks applied to each.
+func testAddSegmentsWithProducers(t *testing.T, e *env) {
+	s := e.store()
+	tp := topic("up", 1, nil)
+	mustCreate(t, s, tp)
+	sg := seg("up", 0, 0, 4)
+	err := s.AddSegments(t.Context(), []meta.Segment{sg, seg("gone", 0, 0, 4)},
+		meta.Producer{Topic: "up", TopicID: tp.ID, Partition: 0, ProducerID: 9, Data: []byte("state")},
+		meta.Producer{Topic: "gone", TopicID: tp.ID, Partition: 0, ProducerID: 9, Data: []byte("no topic")})
+	if err != nil {
+		t.Fatalf("AddSegments with producers: %v", err)
+	}
+	s = e.reopen(s)
+	wantSegments(t, mustSegments(t, s, "up", 0), []meta.Segment{sg}, "Segments")
+	got, err := s.Producers(t.Context(), "up", 0)
+	if err != nil || len(got) != 1 || got[0].ProducerID != 9 || string(got[0].Data) != "state" {
+		t.Fatalf("Producers = %+v, %v", got, err)
+	}
+	// Producer states alone are a valid call too (a takeover with nothing
+	// to add), as is deleting one.
+	if err := s.AddSegments(t.Context(), nil, meta.Producer{Topic: "up", TopicID: tp.ID, Partition: 0, ProducerID: 9}); err != nil {
+		t.Fatalf("AddSegments deleting a producer: %v", err)
+	}
+	if got, err := s.Producers(t.Context(), "up", 0); err != nil || len(got) != 0 {
+		t.Fatalf("Producers after the delete = %+v, %v", got, err)
 	}
 }
 
