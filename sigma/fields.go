@@ -55,6 +55,12 @@ type LogsourceMapping struct {
 //     auditd event keeps each record under unmapped.records.<TYPE>, so
 //     an EXECVE's a0 is a0;
 //   - in Zeek JSON written with underscores (id_orig_h is id.orig_h);
+//   - in what `vigil enrich` adds: each enrichment's data
+//     (enrichments.data.<type>.*) is <type>.*, so intel.set,
+//     asset.criticality, identity.department, location.country name the
+//     enrichments of any value of the event; SourceCountry, SourceCity,
+//     SourceAsn, SourceAsOrg and their Destination twins name the
+//     endpoints' own (src_endpoint.location.country ...);
 //   - and in flat events, by name.
 //
 // Mappings that hold in one source only (Security 4688's NewProcessName
@@ -69,8 +75,19 @@ func DefaultMapping() FieldMapping {
 			"SystemTime":    {"Event.System.TimeCreated.#attributes.SystemTime"},
 			"Channel":       {"metadata.log_name"},
 			"Computer":      {"device.hostname"},
+			// vigil enrich: the endpoints' location and AS (OCSF).
+			"SourceCountry":      {"src_endpoint.location.country"},
+			"SourceCity":         {"src_endpoint.location.city"},
+			"SourceAsn":          {"src_endpoint.autonomous_system.number"},
+			"SourceAsOrg":        {"src_endpoint.autonomous_system.name"},
+			"DestinationCountry": {"dst_endpoint.location.country"},
+			"DestinationCity":    {"dst_endpoint.location.city"},
+			"DestinationAsn":     {"dst_endpoint.autonomous_system.number"},
+			"DestinationAsOrg":   {"dst_endpoint.autonomous_system.name"},
 		},
-		StripPrefixes:     []string{"Event.EventData.", "Event.System.", "Event.UserData.*.", "unmapped.", "unmapped.records.*."},
+		StripPrefixes: []string{"Event.EventData.", "Event.System.", "Event.UserData.*.", "unmapped.", "unmapped.records.*.",
+			// vigil enrich: enrichments[].data.<type> (intel.set, asset.owner).
+			"enrichments.data."},
 		RemoveSpaces:      true,
 		DotsAsUnderscores: true,
 	}

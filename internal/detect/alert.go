@@ -21,8 +21,9 @@ const maxEvidenceBytes = 256 << 10
 // of the rule's author wherever its output is shown.
 const ruleLicense = "Detection Rule License (DRL) 1.1"
 
-// severityOf maps a Sigma level onto an OCSF severity_id.
-func severityOf(level string) int {
+// SeverityOf maps a Sigma level (or an intel set's severity) onto an
+// OCSF severity_id.
+func SeverityOf(level string) int {
 	switch strings.ToLower(strings.TrimSpace(level)) {
 	case "informational":
 		return ocsf.SeverityInformational
@@ -40,9 +41,55 @@ func severityOf(level string) int {
 
 // FindingUID is the alert's finding_info.uid: the rule and the position of
 // the event it matched. A record evaluated twice (after a crash before its
-// offset was committed) yields the same uid, so consumers can deduplicate.
+// offset was committed, or in a retro-hunt) yields the same uid, so
+// consumers can deduplicate.
 func FindingUID(ruleID, topic string, partition int32, offset int64) string {
 	return ruleID + ":" + topic + ":" + strconv.Itoa(int(partition)) + ":" + strconv.FormatInt(offset, 10)
+}
+
+// OriginHeader names, on a record a pipeline stage derived from another
+// (`vigil enrich` writes enriched.<topic>), the record it came from:
+// "<topic>:<partition>:<offset>". Findings take their uid from the
+// origin, so an event has the same finding uids whether the detector
+// reads it enriched or not, and a record a stage wrote twice (at least
+// once) yields one uid.
+const OriginHeader = "vigil.origin"
+
+// Origin is the position a finding of rec names: its OriginHeader when it
+// has a valid one, else its own.
+func Origin(rec *kgo.Record) (topic string, partition int32, offset int64, derived bool) {
+	for _, h := range rec.Headers {
+		if h.Key != OriginHeader {
+			continue
+		}
+		v := string(h.Value)
+		i := strings.LastIndexByte(v, ':')
+		if i <= 0 {
+			break
+		}
+		j := strings.LastIndexByte(v[:i], ':')
+		if j <= 0 {
+			break
+		}
+		p, err1 := strconv.ParseInt(v[j+1:i], 10, 32)
+		o, err2 := strconv.ParseInt(v[i+1:], 10, 64)
+		if err1 != nil || err2 != nil {
+			break
+		}
+		return v[:j], int32(p), o, true
+	}
+	return rec.Topic, rec.Partition, rec.Offset, false
+}
+
+// OriginValue is the OriginHeader value naming rec.
+func OriginValue(rec *kgo.Record) []byte {
+	return []byte(rec.Topic + ":" + strconv.Itoa(int(rec.Partition)) + ":" + strconv.FormatInt(rec.Offset, 10))
+}
+
+// findingUID is FindingUID of rec's origin.
+func findingUID(ruleID string, rec *kgo.Record) string {
+	t, p, o, _ := Origin(rec)
+	return FindingUID(ruleID, t, p, o)
 }
 
 // tactics maps ATT&CK tactic tag names (Sigma's attack.<tactic>) to ids.
@@ -108,10 +155,18 @@ func attacks(tags []string) []any {
 }
 
 // Alert builds the OCSF Detection Finding (2004) for rule matching the
-// event in rec; now is the finding's creation time.
+// event in rec. A finding is a function of the rule and the record: its
+// time is the record's timestamp (now only for a record without one), so
+// the live detector, a detector evaluating the record again after a
+// crash, and a retro-hunt (`vigil hunt`) write the same bytes. When it
+// was written is the alert record's own timestamp.
 func Alert(rule *sigma.Rule, rec *kgo.Record, now time.Time) ocsf.Event {
-	e := ocsf.New(ocsf.DetectionFinding, ocsf.FindingCreate, "Create", now, ocsf.Product{Name: "Vigil", Vendor: "Vigil"})
-	e.SetSeverity(severityOf(rule.Level))
+	at := rec.Timestamp
+	if at.IsZero() {
+		at = now
+	}
+	e := ocsf.New(ocsf.DetectionFinding, ocsf.FindingCreate, "Create", at, ocsf.Product{Name: "Vigil", Vendor: "Vigil"})
+	e.SetSeverity(SeverityOf(rule.Level))
 	e["status_id"] = 1
 	e["status"] = "New"
 	attribution := "Sigma rule"
@@ -124,11 +179,10 @@ func Alert(rule *sigma.Rule, rec *kgo.Record, now time.Time) ocsf.Event {
 		analytic["category"] = strings.Trim(strings.Join([]string{rule.Logsource.Product, rule.Logsource.Category, rule.Logsource.Service}, "/"), "/")
 	}
 	info := map[string]any{
-		"uid":          FindingUID(rule.ID, rec.Topic, rec.Partition, rec.Offset),
-		"title":        rule.Title,
-		"types":        []string{"Sigma"},
-		"analytic":     analytic,
-		"created_time": now.UnixMilli(),
+		"uid":      findingUID(rule.ID, rec),
+		"title":    rule.Title,
+		"types":    []string{"Sigma"},
+		"analytic": analytic,
 	}
 	if rule.Description != "" {
 		info["desc"] = rule.Description
@@ -170,6 +224,9 @@ func Alert(rule *sigma.Rule, rec *kgo.Record, now time.Time) ocsf.Event {
 	if len(rec.Value) > maxEvidenceBytes {
 		source["event_truncated"] = true
 	}
+	if t, p, o, ok := Origin(rec); ok {
+		source["origin"] = map[string]any{"topic": t, "partition": p, "offset": o}
+	}
 	e["unmapped"] = map[string]any{"source": source, "sigma": sig}
 	return e
 }
@@ -190,7 +247,8 @@ func CorrelationAlert(m sigma.CorrelationMatch, rec *kgo.Record, now time.Time) 
 	e := Alert(m.Rule, rec, now)
 	def := m.Rule.Correlation
 	info := e["finding_info"].(map[string]any)
-	info["uid"] = CorrelationUID(m, rec.Topic, rec.Partition, rec.Offset)
+	t, p, o, _ := Origin(rec)
+	info["uid"] = CorrelationUID(m, t, p, o)
 	info["types"] = []string{"Sigma", "Correlation"}
 	info["first_seen_time"] = m.First.UnixMilli()
 	info["last_seen_time"] = m.Last.UnixMilli()

@@ -355,70 +355,22 @@ func (d *Detector) Run(ctx context.Context) error {
 	}
 }
 
-// evaluate appends the alerts of recs to out: one per match of a rule
-// that generates alerts, one per correlation that fires, and the
-// correlation state snapshot last if it changed.
+// evaluate appends the alerts of recs to out (Evaluator.Record, the code
+// retro-hunts share) and the correlation state snapshot last if it
+// changed.
 func (d *Detector) evaluate(eng *sigma.Engine, m *sigma.Matcher, recs []*kgo.Record, out []*kgo.Record) []*kgo.Record {
-	now := d.cfg.Now()
-	var cms []sigma.CorrelationMatch
+	ev := Evaluator{Engine: eng, Matcher: m, Corr: d.corr, AlertsTopic: d.cfg.AlertsTopic, Now: d.cfg.Now(), Log: d.log}
 	for _, r := range recs {
 		if r.Topic == d.cfg.AlertsTopic {
 			continue
 		}
 		d.records.Add(1)
-		matches, err := m.Match(r.Value)
-		if err != nil {
+		var ok bool
+		out, ok = ev.Record(r, out)
+		if !ok {
 			if n := d.invalid.Add(1); n <= 10 || n%1000 == 0 {
-				d.log.Warn("record is not a JSON event; skipped", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err, "invalid_total", n)
+				d.log.Warn("record is not a JSON event; skipped", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", ev.Err, "invalid_total", n)
 			}
-			continue
-		}
-		// matches is reused by the next Match: build every alert now.
-		if d.corr != nil && len(matches) > 0 {
-			at := r.Timestamp
-			if at.IsZero() {
-				at = now
-			}
-			cms = cms[:0]
-			for _, rule := range matches {
-				cms = d.corr.Observe(rule, at, m, cms)
-			}
-			for _, cm := range cms {
-				v, err := CorrelationAlert(cm, r, now).Marshal()
-				if err != nil {
-					d.log.Error("encode correlation alert", "rule", cm.Rule.ID, "err", err)
-					continue
-				}
-				out = append(out, &kgo.Record{
-					Topic: d.cfg.AlertsTopic,
-					Key:   r.Key,
-					Value: v,
-					Headers: []kgo.RecordHeader{
-						{Key: "rule_id", Value: []byte(cm.Rule.ID)},
-						{Key: "class_uid", Value: []byte(strconv.Itoa(ocsf.DetectionFinding.UID))},
-						{Key: "correlation", Value: []byte(cm.Rule.Correlation.Type)},
-					},
-				})
-			}
-		}
-		for _, rule := range matches {
-			if !eng.Generates(rule) {
-				continue // referenced by correlations with generate: false
-			}
-			v, err := Alert(rule, r, now).Marshal()
-			if err != nil { // only JSON values and strings: not expected
-				d.log.Error("encode alert", "rule", rule.ID, "err", err)
-				continue
-			}
-			out = append(out, &kgo.Record{
-				Topic: d.cfg.AlertsTopic,
-				Key:   r.Key,
-				Value: v,
-				Headers: []kgo.RecordHeader{
-					{Key: "rule_id", Value: []byte(rule.ID)},
-					{Key: "class_uid", Value: []byte(strconv.Itoa(ocsf.DetectionFinding.UID))},
-				},
-			})
 		}
 	}
 	if d.corr != nil && d.corr.Changed() {
@@ -430,6 +382,84 @@ func (d *Detector) evaluate(eng *sigma.Engine, m *sigma.Matcher, recs []*kgo.Rec
 		}
 	}
 	return out
+}
+
+// Evaluator turns telemetry records into finding records: the code the
+// streaming detector and `vigil hunt` share, so the same rules over the
+// same records give the same findings, byte for byte (Alert is a
+// function of the rule and the record).
+type Evaluator struct {
+	Engine  *sigma.Engine
+	Matcher *sigma.Matcher
+	// Corr, if set, is fed every match (event time: the record timestamp).
+	Corr        *sigma.Correlator
+	AlertsTopic string
+	// Now stands in for a record without a timestamp.
+	Now time.Time
+	Log *slog.Logger
+	// Err is why the last record that returned false is not an event.
+	Err error
+
+	cms []sigma.CorrelationMatch
+}
+
+// Record appends the finding records of r to out: one per match of a rule
+// that generates alerts, one per correlation that fires. It returns false
+// when r's value is not a JSON event (nothing is appended).
+func (ev *Evaluator) Record(r *kgo.Record, out []*kgo.Record) ([]*kgo.Record, bool) {
+	matches, err := ev.Matcher.Match(r.Value)
+	if err != nil {
+		ev.Err = err
+		return out, false
+	}
+	// matches is reused by the next Match: build every alert now.
+	if ev.Corr != nil && len(matches) > 0 {
+		at := r.Timestamp
+		if at.IsZero() {
+			at = ev.Now
+		}
+		ev.cms = ev.cms[:0]
+		for _, rule := range matches {
+			ev.cms = ev.Corr.Observe(rule, at, ev.Matcher, ev.cms)
+		}
+		for _, cm := range ev.cms {
+			v, err := CorrelationAlert(cm, r, ev.Now).Marshal()
+			if err != nil {
+				ev.Log.Error("encode correlation alert", "rule", cm.Rule.ID, "err", err)
+				continue
+			}
+			out = append(out, &kgo.Record{
+				Topic: ev.AlertsTopic,
+				Key:   r.Key,
+				Value: v,
+				Headers: []kgo.RecordHeader{
+					{Key: "rule_id", Value: []byte(cm.Rule.ID)},
+					{Key: "class_uid", Value: []byte(strconv.Itoa(ocsf.DetectionFinding.UID))},
+					{Key: "correlation", Value: []byte(cm.Rule.Correlation.Type)},
+				},
+			})
+		}
+	}
+	for _, rule := range matches {
+		if !ev.Engine.Generates(rule) {
+			continue // referenced by correlations with generate: false
+		}
+		v, err := Alert(rule, r, ev.Now).Marshal()
+		if err != nil { // only JSON values and strings: not expected
+			ev.Log.Error("encode alert", "rule", rule.ID, "err", err)
+			continue
+		}
+		out = append(out, &kgo.Record{
+			Topic: ev.AlertsTopic,
+			Key:   r.Key,
+			Value: v,
+			Headers: []kgo.RecordHeader{
+				{Key: "rule_id", Value: []byte(rule.ID)},
+				{Key: "class_uid", Value: []byte(strconv.Itoa(ocsf.DetectionFinding.UID))},
+			},
+		})
+	}
+	return out, true
 }
 
 // commitBatch produces a batch's alerts, waits for every acknowledgement,
