@@ -49,7 +49,12 @@ type Engine struct {
 	listeners map[*Rule][]listener
 	silent    map[*Rule]bool
 	fieldIDs  map[string]int32
+	// suppress is the suppression entry of each rule that has one.
+	suppress map[*Rule]*Suppression
 }
+
+// Suppression returns the suppression entry that holds for r, or nil.
+func (e *Engine) Suppression(r *Rule) *Suppression { return e.suppress[r] }
 
 type compiledRule struct {
 	rule *Rule
@@ -107,6 +112,20 @@ func NewEngine(rules []*Rule, cfg Config) (*Engine, []LoadProblem) {
 			for _, f := range froms {
 				c.field(f)
 			}
+		}
+	}
+	e.suppress = map[*Rule]*Suppression{}
+	for _, r := range e.rules {
+		for i := range cfg.Suppression {
+			if s := &e.cfg.Suppression[i]; s.applies(r.rule) {
+				e.suppress[r.rule] = s
+				break
+			}
+		}
+	}
+	for _, s := range cfg.Suppression {
+		for _, f := range s.GroupBy {
+			c.field(f)
 		}
 	}
 	e.fieldIDs = c.fields

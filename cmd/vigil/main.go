@@ -36,6 +36,7 @@ Usage:
   vigil ingest [flags]       syslog and HTTP telemetry in, OCSF events out (vigil ingest -h)
   vigil detect --rules DIR PATH... evaluate Sigma rules over JSON event files, print matches as NDJSON
   vigil detect --brokers H:P --rules DIR  consume telemetry topics, write OCSF Detection Findings to alerts (vigil detect -h)
+  vigil hunt --rules DIR --topics T --from TIME [--to TIME]  run rules over retained history, findings as NDJSON (vigil hunt -h)
   vigil enrich [flags]       GeoIP, threat intel (intel.*), assets and identities into enriched.* topics; vigil enrich load (vigil enrich -h)
   vigil version              the module version, commit and Go version of this binary (also --version)
 
@@ -67,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return detect(args[1:], stdout, stderr)
 	case "enrich":
 		return enrichMain(args[1:], stdout, stderr, os.Getenv)
+	case "hunt":
+		return huntMain(args[1:], stdout, stderr, os.Getenv)
 	case "version", "--version", "-version":
 		return version(stdout)
 	case "-h", "--help", "help":

@@ -132,6 +132,8 @@ type Stats struct {
 	CorrelationAlerts int64
 	StateWrites       int64
 	Restored          bool
+	// Suppressed are matches folded into an earlier finding.
+	Suppressed int64
 }
 
 // Detector is the consumer loop: poll a batch, evaluate it with one
@@ -148,7 +150,7 @@ type Detector struct {
 	fp uint64
 
 	records, invalid, alerts, batches, reloads, reloadFailures atomic.Int64
-	corrAlerts, stateWrites                                    atomic.Int64
+	corrAlerts, stateWrites, suppressed                        atomic.Int64
 	restored                                                   atomic.Bool
 
 	// Correlation state (consumer goroutine only): corr follows the
@@ -160,6 +162,10 @@ type Detector struct {
 	statePart int32
 	stateOff  int64
 	pending   []byte
+
+	// Suppression windows (consumer goroutine only), per rule set.
+	sup    *Suppressor
+	supEng *sigma.Engine
 
 	closeOnce sync.Once
 }
@@ -281,7 +287,7 @@ func (d *Detector) Stats() Stats {
 		Records: d.records.Load(), Invalid: d.invalid.Load(), Alerts: d.alerts.Load(), Batches: d.batches.Load(),
 		Reloads: d.reloads.Load(), ReloadFailures: d.reloadFailures.Load(), Rules: int64(d.rules.Load().eng.Stats().Rules),
 		Correlations: int64(d.rules.Load().eng.Stats().Correlations), CorrelationAlerts: d.corrAlerts.Load(),
-		StateWrites: d.stateWrites.Load(), Restored: d.restored.Load(),
+		StateWrites: d.stateWrites.Load(), Restored: d.restored.Load(), Suppressed: d.suppressed.Load(),
 	}
 }
 
@@ -321,18 +327,35 @@ func (d *Detector) Run(ctx context.Context) error {
 	var m *sigma.Matcher
 	var out []*kgo.Record
 	for {
-		fetches := d.cl.PollRecords(ctx, d.cfg.MaxPollRecords)
+		// With suppression windows open, a poll returns after a while
+		// without records, so an idle partition's windows close.
+		pctx, pcancel := ctx, context.CancelFunc(func() {})
+		if d.sup != nil && d.sup.Open() > 0 {
+			pctx, pcancel = context.WithTimeout(ctx, 5*time.Second)
+		}
+		fetches := d.cl.PollRecords(pctx, d.cfg.MaxPollRecords)
+		pcancel()
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			d.cl.AllowRebalance()
 			return nil
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				d.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
 			}
 		})
 		recs := fetches.Records()
 		if len(recs) == 0 {
+			if d.sup != nil && d.rules.Load() == cur {
+				if out = d.sup.Expire(time.Now(), true, out[:0], d.cfg.AlertsTopic); len(out) > 0 {
+					err := d.commitBatch(work, nil, out, cur.gen)
+					clear(out)
+					if err != nil && ctx.Err() == nil {
+						d.cl.AllowRebalance()
+						return err
+					}
+				}
+			}
 			d.cl.AllowRebalance()
 			continue
 		}
@@ -359,7 +382,15 @@ func (d *Detector) Run(ctx context.Context) error {
 // retro-hunts share) and the correlation state snapshot last if it
 // changed.
 func (d *Detector) evaluate(eng *sigma.Engine, m *sigma.Matcher, recs []*kgo.Record, out []*kgo.Record) []*kgo.Record {
-	ev := Evaluator{Engine: eng, Matcher: m, Corr: d.corr, AlertsTopic: d.cfg.AlertsTopic, Now: d.cfg.Now(), Log: d.log}
+	if d.supEng != eng {
+		// A new rule set: the open windows close (their updates are
+		// written) and the new set starts its own.
+		if d.sup != nil {
+			out = d.sup.Flush(time.Now(), out, d.cfg.AlertsTopic)
+		}
+		d.sup, d.supEng = NewSuppressor(eng), eng
+	}
+	ev := Evaluator{Engine: eng, Matcher: m, Corr: d.corr, Suppress: d.sup, AlertsTopic: d.cfg.AlertsTopic, Now: d.cfg.Now(), Log: d.log}
 	for _, r := range recs {
 		if r.Topic == d.cfg.AlertsTopic {
 			continue
@@ -373,6 +404,10 @@ func (d *Detector) evaluate(eng *sigma.Engine, m *sigma.Matcher, recs []*kgo.Rec
 			}
 		}
 	}
+	if d.sup != nil {
+		out = d.sup.Expire(time.Now(), true, out, d.cfg.AlertsTopic)
+	}
+	d.suppressed.Add(ev.Suppressed)
 	if d.corr != nil && d.corr.Changed() {
 		if snap := d.corr.Snapshot(); len(snap) <= maxStateBytes {
 			out = append(out, &kgo.Record{Topic: d.cfg.StateTopic, Key: []byte(d.cfg.Group), Value: snap})
@@ -392,15 +427,38 @@ type Evaluator struct {
 	Engine  *sigma.Engine
 	Matcher *sigma.Matcher
 	// Corr, if set, is fed every match (event time: the record timestamp).
-	Corr        *sigma.Correlator
+	Corr *sigma.Correlator
+	// Suppress, if set, folds the identical findings of rules with a
+	// suppression entry (suppress.go).
+	Suppress    *Suppressor
 	AlertsTopic string
 	// Now stands in for a record without a timestamp.
 	Now time.Time
 	Log *slog.Logger
 	// Err is why the last record that returned false is not an event.
 	Err error
+	// Suppressed counts the matches folded into an earlier finding.
+	Suppressed int64
 
 	cms []sigma.CorrelationMatch
+}
+
+// Expire closes the suppression windows whose partition's records are
+// past their end (event time) and appends their updates to out.
+func (ev *Evaluator) Expire(out []*kgo.Record) []*kgo.Record {
+	if ev.Suppress == nil {
+		return out
+	}
+	return ev.Suppress.Expire(time.Now(), false, out, ev.AlertsTopic)
+}
+
+// Flush closes every suppression window (the end of a hunt) and appends
+// their updates to out.
+func (ev *Evaluator) Flush(out []*kgo.Record) []*kgo.Record {
+	if ev.Suppress == nil {
+		return out
+	}
+	return ev.Suppress.Flush(time.Now(), out, ev.AlertsTopic)
 }
 
 // Record appends the finding records of r to out: one per match of a rule
@@ -411,6 +469,9 @@ func (ev *Evaluator) Record(r *kgo.Record, out []*kgo.Record) ([]*kgo.Record, bo
 	if err != nil {
 		ev.Err = err
 		return out, false
+	}
+	if ev.Suppress != nil {
+		ev.Suppress.seen(r)
 	}
 	// matches is reused by the next Match: build every alert now.
 	if ev.Corr != nil && len(matches) > 0 {
@@ -444,7 +505,22 @@ func (ev *Evaluator) Record(r *kgo.Record, out []*kgo.Record) ([]*kgo.Record, bo
 		if !ev.Engine.Generates(rule) {
 			continue // referenced by correlations with generate: false
 		}
-		v, err := Alert(rule, r, ev.Now).Marshal()
+		var sup map[string]any
+		if s := ev.Engine.Suppression(rule); s != nil && ev.Suppress != nil {
+			var emit bool
+			var vals []string
+			emit, vals, out = ev.Suppress.observe(rule, s, r, ev.Matcher, time.Now(), out, ev.AlertsTopic)
+			if !emit {
+				ev.Suppressed++
+				continue
+			}
+			sup = suppressionInfo(s, vals)
+		}
+		a := Alert(rule, r, ev.Now)
+		if sup != nil {
+			a["unmapped"].(map[string]any)["suppression"] = sup
+		}
+		v, err := a.Marshal()
 		if err != nil { // only JSON values and strings: not expected
 			ev.Log.Error("encode alert", "rule", rule.ID, "err", err)
 			continue
@@ -488,6 +564,9 @@ func (d *Detector) commitBatch(ctx context.Context, recs, alerts []*kgo.Record, 
 		if n > 0 {
 			d.log.Info("alerts written", "alerts", n, "correlation_alerts", corrs, "records", len(recs), "topic", d.cfg.AlertsTopic, "generation", gen)
 		}
+	}
+	if len(recs) == 0 {
+		return nil // suppression updates of an idle poll: nothing to commit
 	}
 	if d.stateOff >= 0 {
 		// The commit names the snapshot that includes this batch, so the

@@ -1,0 +1,290 @@
+// Package hunt is `vigil hunt`: Sigma rules (and correlations) run over a
+// time range of retained history, a retro-hunt. It is how a detection
+// engineer tries a new rule against last month before deploying it.
+//
+// A hunt is a plain reader, not a group member: ListOffsets by timestamp
+// gives each partition's first offset at or after --from and the first
+// at or after --to, and it reads every partition between the two. Old
+// offsets are catch-up reads, served from segment objects through the
+// broker's read cache and paced by its catch-up governor at low CPU
+// priority (docs/architecture.md, "The path of a replay"), so a hunt gets
+// replay isolation for free and live detection does not wait for it; a
+// consumer_byte_rate quota on client id vigil-hunt caps it further.
+//
+// Records are evaluated by detect.Evaluator, the code the streaming
+// detector runs, with the same rules, field mapping, routing and
+// suppression, so the same records give the same findings, byte for byte
+// and with the same finding uids, as live detection gave (findings are a
+// function of rule and record: detect.Alert). Correlation windows start
+// empty at --from; across partitions a hunt sees records in another
+// interleaving than the live detector did, so a correlation whose groups
+// span partitions can fire on another record.
+package hunt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/detect"
+	"github.com/vigilhq/vigil/sigma"
+)
+
+// Config configures a hunt.
+type Config struct {
+	Brokers []string
+	Topics  []string
+	// From and To bound the range: records with From <= timestamp < To.
+	From, To time.Time
+	// RuleDirs and ConfigPath are as detect's.
+	RuleDirs   []string
+	ConfigPath string
+	// Output receives the findings as NDJSON unless OutputTopic is set.
+	Output      io.Writer
+	OutputTopic string
+	// Progress receives a progress line every ProgressEvery (default 1s)
+	// and a summary at the end; nil: none.
+	Progress      io.Writer
+	ProgressEvery time.Duration
+	MaxGroups     int
+	ClientOpts    []kgo.Opt
+	// ClientID of the reader (default vigil-hunt), for quotas.
+	ClientID string
+}
+
+// Stats are what a hunt read and found.
+type Stats struct {
+	Records  int64 // records evaluated (inside the range)
+	Outside  int64 // records between the offsets but outside the range's times
+	Invalid  int64 // records that are not JSON events
+	Bytes    int64 // record value bytes read
+	Findings int64
+	Elapsed  time.Duration
+	Problems []sigma.LoadProblem
+}
+
+// partRange is one partition's offsets to read: [start, end).
+type partRange struct {
+	topic      string
+	part       int32
+	start, end int64
+	next       int64
+}
+
+// Run hunts and returns what it read. The findings are written as they
+// are found; an error stops the hunt (findings already written stay).
+func Run(ctx context.Context, cfg Config, log *slog.Logger) (Stats, error) {
+	var st Stats
+	if !cfg.From.Before(cfg.To) {
+		return st, fmt.Errorf("hunt: --from %s is not before --to %s", cfg.From.Format(time.RFC3339), cfg.To.Format(time.RFC3339))
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = "vigil-hunt"
+	}
+	if cfg.ProgressEvery <= 0 {
+		cfg.ProgressEvery = time.Second
+	}
+	eng, problems, err := detect.LoadEngine(cfg.RuleDirs, cfg.ConfigPath)
+	if err != nil {
+		return st, fmt.Errorf("hunt: load rules: %w", err)
+	}
+	st.Problems = problems
+	base := append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(cfg.ClientID)}, cfg.ClientOpts...)
+	acl, err := kgo.NewClient(append(base, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.AllowAutoTopicCreation())...)
+	if err != nil {
+		return st, err
+	}
+	defer acl.Close()
+	ranges, err := findRanges(ctx, kadm.NewClient(acl), cfg)
+	if err != nil {
+		return st, err
+	}
+	var total int64
+	want := map[string]map[int32]kgo.Offset{}
+	left := map[string]map[int32]*partRange{}
+	for _, r := range ranges {
+		total += r.end - r.start
+		if want[r.topic] == nil {
+			want[r.topic], left[r.topic] = map[int32]kgo.Offset{}, map[int32]*partRange{}
+		}
+		want[r.topic][r.part] = kgo.NewOffset().At(r.start)
+		left[r.topic][r.part] = r
+	}
+	pr := &progress{w: cfg.Progress, total: total, start: time.Now(), every: cfg.ProgressEvery}
+	if log != nil {
+		log.Info("hunt reading", "topics", cfg.Topics, "partitions", len(ranges), "records", total,
+			"from", cfg.From.Format(time.RFC3339), "to", cfg.To.Format(time.RFC3339), "rules", eng.Stats().Rules)
+	}
+	ev := detect.Evaluator{Engine: eng, Matcher: eng.NewMatcher(), AlertsTopic: cfg.OutputTopic, Now: time.Now(), Log: log}
+	if ev.Log == nil {
+		ev.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if eng.Stats().Correlations > 0 {
+		ev.Corr = eng.NewCorrelator(cfg.MaxGroups)
+	}
+	ev.Suppress = detect.NewSuppressor(eng)
+	emit := func(out []*kgo.Record) error {
+		if len(out) == 0 {
+			return nil
+		}
+		st.Findings += int64(len(out))
+		if cfg.OutputTopic != "" {
+			return acl.ProduceSync(ctx, out...).FirstErr()
+		}
+		for _, r := range out {
+			if _, err := cfg.Output.Write(append(r.Value, '\n')); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	start := time.Now()
+	if total > 0 {
+		rd, err := kgo.NewClient(append(base, kgo.ConsumePartitions(want), kgo.FetchMaxBytes(64<<20))...)
+		if err != nil {
+			return st, err
+		}
+		defer rd.Close()
+		pending := len(ranges)
+		var out []*kgo.Record
+		var consumed int64
+		for pending > 0 {
+			f := rd.PollFetches(ctx)
+			if err := ctx.Err(); err != nil {
+				return st, err
+			}
+			var ferr error
+			f.EachError(func(t string, p int32, err error) {
+				if !errors.Is(err, context.Canceled) && ferr == nil {
+					ferr = fmt.Errorf("hunt: fetch %s[%d]: %w", t, p, err)
+				}
+			})
+			if ferr != nil {
+				return st, ferr
+			}
+			out = out[:0]
+			f.EachRecord(func(r *kgo.Record) {
+				pr2 := left[r.Topic][r.Partition]
+				if pr2 == nil || r.Offset >= pr2.end || r.Offset < pr2.next {
+					return
+				}
+				consumed += r.Offset + 1 - pr2.next
+				pr2.next = r.Offset + 1
+				if pr2.next >= pr2.end {
+					delete(left[r.Topic], r.Partition)
+					pending--
+					rd.PauseFetchPartitions(map[string][]int32{r.Topic: {r.Partition}})
+				}
+				st.Bytes += int64(len(r.Value))
+				if r.Timestamp.Before(cfg.From) || !r.Timestamp.Before(cfg.To) {
+					st.Outside++
+					return
+				}
+				st.Records++
+				var ok bool
+				if out, ok = ev.Record(r, out); !ok {
+					st.Invalid++
+				}
+			})
+			out = ev.Expire(out)
+			if err := emit(out); err != nil {
+				return st, fmt.Errorf("hunt: write findings: %w", err)
+			}
+			pr.update(consumed, st, false)
+		}
+	}
+	if err := emit(ev.Flush(nil)); err != nil {
+		return st, fmt.Errorf("hunt: write findings: %w", err)
+	}
+	st.Elapsed = time.Since(start)
+	pr.update(total, st, true)
+	return st, nil
+}
+
+// findRanges lists, per partition of the topics, the first offset at or
+// after From and the first at or after To (the end offset when none).
+func findRanges(ctx context.Context, adm *kadm.Client, cfg Config) ([]*partRange, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	from, err := adm.ListOffsetsAfterMilli(ctx, cfg.From.UnixMilli(), cfg.Topics...)
+	if err != nil {
+		return nil, fmt.Errorf("hunt: list offsets by timestamp: %w", err)
+	}
+	to, err := adm.ListOffsetsAfterMilli(ctx, cfg.To.UnixMilli(), cfg.Topics...)
+	if err != nil {
+		return nil, fmt.Errorf("hunt: list offsets by timestamp: %w", err)
+	}
+	var out []*partRange
+	var missing []string
+	from.Each(func(o kadm.ListedOffset) {
+		if o.Partition < 0 || o.Err != nil {
+			missing = append(missing, o.Topic)
+			return
+		}
+		e, ok := to.Lookup(o.Topic, o.Partition)
+		if !ok || e.Err != nil || e.Offset <= o.Offset {
+			return
+		}
+		out = append(out, &partRange{topic: o.Topic, part: o.Partition, start: o.Offset, end: e.Offset, next: o.Offset})
+	})
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("hunt: topics not found or not readable: %s", strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
+// progress writes "events, bytes, % of the range, ETA" lines.
+type progress struct {
+	w     io.Writer
+	total int64
+	start time.Time
+	last  time.Time
+	every time.Duration
+}
+
+func (p *progress) update(done int64, st Stats, final bool) {
+	if p.w == nil {
+		return
+	}
+	now := time.Now()
+	if !final && now.Sub(p.last) < p.every {
+		return
+	}
+	p.last = now
+	el := now.Sub(p.start)
+	pct := 100.0
+	if p.total > 0 {
+		pct = 100 * float64(done) / float64(p.total)
+	}
+	rate := float64(st.Records+st.Outside) / max(el.Seconds(), 1e-3)
+	if final {
+		fmt.Fprintf(p.w, "hunt: done: %d events (%d outside the range's times, %d not JSON), %s in %s (%.0f events/s), %d findings\n",
+			st.Records, st.Outside, st.Invalid, bytesStr(st.Bytes), el.Round(time.Millisecond), rate, st.Findings)
+		return
+	}
+	eta := "?"
+	if done > 0 && p.total > done {
+		eta = (time.Duration(float64(el) * float64(p.total-done) / float64(done))).Round(time.Second).String()
+	}
+	fmt.Fprintf(p.w, "hunt: %d events, %s, %.1f%% of the range, %d findings, %.0f events/s, ETA %s\n",
+		st.Records+st.Outside, bytesStr(st.Bytes), pct, st.Findings, rate, eta)
+}
+
+func bytesStr(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
