@@ -32,8 +32,8 @@ func TestTransactionBeginsAndEnds(t *testing.T) {
 		t.Fatal("empty state has an unstable offset")
 	}
 	mustAppend(t, s, Batch{ID: 9, FirstSeq: 0}, 5) // another, idempotent producer
-	mustAppend(t, s, txnBatch(7, 0, 0, 3), 10)      // begins at 10
-	mustAppend(t, s, txnBatch(7, 0, 3, 2), 20)      // continues
+	mustAppend(t, s, txnBatch(7, 0, 0, 3), 10)     // begins at 10
+	mustAppend(t, s, txnBatch(7, 0, 3, 2), 20)     // continues
 	if first, ok := s.FirstUnstable(); !ok || first != 10 {
 		t.Fatalf("FirstUnstable = %d, %v; want 10", first, ok)
 	}

@@ -204,7 +204,9 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 	latest := map[string]int64{}
 	end := len(segs)
 	aborted := l.AbortedTxns(segs[0].FirstOffset, segs[len(segs)-1].LastOffset)
-	mapTxns := newTxnCleaning(aborted)
+	// The map reads the dirty section only: transactions that ended before
+	// it would never see their marker (Kafka collects from the dirty start).
+	mapTxns := newTxnCleaning(l.AbortedTxns(cleanTo+1, segs[len(segs)-1].LastOffset))
 	for i, s := range segs {
 		if s.LastOffset <= cleanTo {
 			continue

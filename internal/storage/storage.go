@@ -529,7 +529,10 @@ func (e *Engine) UpdateTopic(ctx context.Context, name string, fn func(*meta.Top
 // be called from the WAL's goroutine and must not block.
 //
 // A retry of an idempotent producer's recent batch writes nothing: done
-// gets the original's offset once the original is durable.
+// gets the original's offset once the original is durable. The producer
+// rules (partition.Log.Append) refuse with errors wrapping
+// producer.ErrOutOfOrder, ErrInvalidEpoch or ErrInvalidTxnState; a
+// transactional batch begins or continues its producer's transaction.
 func (e *Engine) Produce(t *Topic, l *partition.Log, h *batch.Header, done func(base int64, err error)) {
 	e.ProduceVerified(t, l, h, producer.NoGuard, done)
 }

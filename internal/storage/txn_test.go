@@ -396,3 +396,34 @@ func hwOf(l *partition.Log) int64 {
 	_, hw := l.Offsets()
 	return hw
 }
+
+// TestCleanerMapsAfterCleanAbort: an aborted transaction wholly in the
+// clean section does not make the producer's next, committed transaction
+// look aborted to the offset map: its records still supersede older ones.
+func TestCleanerMapsAfterCleanAbort(t *testing.T) {
+	x := openTxnEngine(t, t.TempDir(), 0)
+	cfg := map[string]string{"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0", "delete.retention.ms": "86400000"}
+	if _, err := x.e.CreateTopic(context.Background(), "cm", 1, cfg); err != nil {
+		t.Fatal(err)
+	}
+	old := x.mustProduce("cm", -1, 0, 0, false, "k", "old")
+	x.mustProduce("cm", 5, 0, 0, true, "x", "aborted")
+	x.mustMarker("cm", 5, 0, false)
+	x.upload()
+	if _, err := x.e.Clean(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	x.mustProduce("cm", 5, 0, 1, true, "k", "new")
+	x.mustMarker("cm", 5, 0, true)
+	x.mustProduce("cm", -1, 0, 0, false, "z", "z")
+	x.upload()
+	if _, err := x.e.Clean(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_, l := x.log("cm")
+	for _, r := range records(t, l) {
+		if r.off == old {
+			t.Fatalf("k=old at %d survived the committed k=new: %v", old, records(t, l))
+		}
+	}
+}
