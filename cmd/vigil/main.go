@@ -37,6 +37,7 @@ Usage:
   vigil detect --rules DIR PATH... evaluate Sigma rules over JSON event files, print matches as NDJSON
   vigil detect --brokers H:P --rules DIR  consume telemetry topics, write OCSF Detection Findings to alerts (vigil detect -h)
   vigil hunt --rules DIR --topics T --from TIME [--to TIME]  run rules over retained history, findings as NDJSON (vigil hunt -h)
+  vigil alerts list|tail     findings of the alerts topic at a terminal: time, severity, rule, host, user, count (vigil alerts -h)
   vigil enrich [flags]       GeoIP, threat intel (intel.*), assets and identities into enriched.* topics; vigil enrich load (vigil enrich -h)
   vigil version              the module version, commit and Go version of this binary (also --version)
 
@@ -70,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return enrichMain(args[1:], stdout, stderr, os.Getenv)
 	case "hunt":
 		return huntMain(args[1:], stdout, stderr, os.Getenv)
+	case "alerts":
+		return alertsMain(args[1:], stdout, stderr, os.Getenv)
 	case "version", "--version", "-version":
 		return version(stdout)
 	case "-h", "--help", "help":
