@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/producer"
 )
 
 // OffsetsTopic is the internal topic holding committed offsets and group
@@ -45,10 +46,15 @@ type Log interface {
 	// done may run on the log's own goroutine, or inline when Append fails
 	// at once, and must not block.
 	Append(p int32, recs []Record, done func(first int64, err error))
-	// AppendBatch appends encoded record batches the coordinator built
-	// (a transaction's offsets: one transactional batch of the producer),
-	// subject to the partition's producer checks; done as for Append.
-	AppendBatch(p int32, raw []byte, done func(first int64, err error))
+	// AppendBatchVerified appends encoded record batches the coordinator
+	// built (a transaction's offsets: one transactional batch of the
+	// producer), subject to the partition's producer checks and, unless
+	// guard is producer.NoGuard, to the guard TxnGuard returned before
+	// the transaction was verified; done as for Append.
+	AppendBatchVerified(p int32, raw []byte, guard producer.Guard, done func(first int64, err error))
+	// TxnGuard tells whether producerID has a transaction ongoing on
+	// partition p at epoch, and the guard of a verification (KIP-890).
+	TxnGuard(p int32, producerID int64, epoch int16) (producer.Guard, bool)
 	// NextSequence is the sequence number the next batch of producerID at
 	// epoch must start at on partition p.
 	NextSequence(p int32, producerID int64, epoch int16) int32

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/producer"
 )
 
 // memLog is an in-memory Log for unit tests: durable at once, done runs
@@ -52,6 +53,12 @@ func (l *memLog) add(p int32, b memBatch) int64 {
 
 func (l *memLog) Append(p int32, recs []Record, done func(int64, error)) {
 	done(l.add(p, memBatch{pid: -1, epoch: -1, recs: append([]Record(nil), recs...)}), nil)
+}
+
+func (l *memLog) TxnGuard(int32, int64, int16) (producer.Guard, bool) { return producer.NoGuard, false }
+
+func (l *memLog) AppendBatchVerified(p int32, raw []byte, _ producer.Guard, done func(int64, error)) {
+	l.AppendBatch(p, raw, done)
 }
 
 func (l *memLog) AppendBatch(p int32, raw []byte, done func(int64, error)) {
@@ -467,5 +474,18 @@ func TestCloseAnswersWaitingRequests(t *testing.T) {
 	l.release()
 	if r := recv(t, commitCh); r.Topics[0].Partitions[0].ErrorCode != 0 {
 		t.Errorf("commit durable after Close: error %d, want none", r.Topics[0].Partitions[0].ErrorCode)
+	}
+}
+
+// TestShardsForPartition: the coordinator a marker on an offsets
+// partition is reported to.
+func TestShardsForPartition(t *testing.T) {
+	a, b := newTestCoordinator(t, newMemLog(2), 1000), newTestCoordinator(t, newMemLog(2), 1000)
+	s := NewShards(2, map[int32]*Coordinator{0: a, 1: b})
+	if s.ForPartition(0) != a || s.ForPartition(1) != b || s.ForPartition(2) != nil {
+		t.Errorf("ForPartition routes wrong")
+	}
+	if (*Shards)(nil).ForPartition(0) != nil {
+		t.Errorf("the nil Shards coordinates a partition")
 	}
 }

@@ -45,6 +45,16 @@ func (s *Shards) For(groupID string) *Coordinator {
 	return s.byPart[PartitionFor(groupID, s.partitions)]
 }
 
+// ForPartition returns the coordinator of offsets partition p, or nil
+// when this broker does not lead it: the one a transaction marker written
+// to p is reported to (CompleteTxn).
+func (s *Shards) ForPartition(p int32) *Coordinator {
+	if s == nil {
+		return nil
+	}
+	return s.byPart[p]
+}
+
 // All returns every coordinator once, in the order of the first
 // partition each serves.
 func (s *Shards) All() []*Coordinator {

@@ -67,9 +67,24 @@ type txnOffset struct {
 // is checked by the log: an older one is INVALID_PRODUCER_EPOCH.
 //
 // The request's topics are named (v0-v5); a caller serving v6+ resolves
-// topic ids to names first. Verifying that the offsets partition is in
-// the producer's transaction (KIP-890) is the caller's, before this.
+// topic ids to names first. TxnCommit does not verify the transaction
+// with its coordinator; TxnCommitVerified does.
 func (c *Coordinator) TxnCommit(req *kmsg.TxnOffsetCommitRequest) <-chan *kmsg.TxnOffsetCommitResponse {
+	return c.TxnCommitVerified(req, nil)
+}
+
+// TxnCommitVerified is TxnCommit with KIP-890 part 1's verification, as
+// Kafka's handleTxnCommitOffsets: unless the producer already has a
+// transaction ongoing on the group's offsets partition at its epoch,
+// verify asks the transaction coordinator whether that partition is in
+// the producer's transaction (AddOffsetsToTxn added it) and returns an
+// error code (INVALID_TXN_STATE, ...) or 0. The batch is then appended
+// under the partition's guard, so a transaction that ended meanwhile (its
+// marker written) refuses it with INVALID_TXN_STATE instead of the late
+// offsets starting a transaction no coordinator would ever end. verify
+// runs on the caller's goroutine, before the coordinator's lock; nil
+// skips the verification.
+func (c *Coordinator) TxnCommitVerified(req *kmsg.TxnOffsetCommitRequest, verify func(offsetsPartition int32) int16) <-chan *kmsg.TxnOffsetCommitResponse {
 	ch := make(chan *kmsg.TxnOffsetCommitResponse, 1)
 	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 	for _, t := range req.Topics {
@@ -79,11 +94,12 @@ func (c *Coordinator) TxnCommit(req *kmsg.TxnOffsetCommitRequest) <-chan *kmsg.T
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
-	failAll := func(e *kerr.Error) <-chan *kmsg.TxnOffsetCommitResponse {
-		setCodes(resp, e.Code)
+	failCode := func(code int16) <-chan *kmsg.TxnOffsetCommitResponse {
+		setCodes(resp, code)
 		ch <- resp
 		return ch
 	}
+	failAll := func(e *kerr.Error) <-chan *kmsg.TxnOffsetCommitResponse { return failCode(e.Code) }
 	gen, memberID, instance := req.Generation, req.MemberID, ""
 	if req.Version < 3 {
 		gen, memberID = -1, "" // before KIP-447 the request names no member
@@ -98,14 +114,24 @@ func (c *Coordinator) TxnCommit(req *kmsg.TxnOffsetCommitRequest) <-chan *kmsg.T
 	case req.ProducerEpoch < 0:
 		return failAll(kerr.InvalidProducerEpoch)
 	}
+	p := c.partition(req.Group)
+	if !c.owns(p) {
+		return failAll(kerr.NotCoordinator)
+	}
+	guard := producer.NoGuard
+	if verify != nil {
+		g, ongoing := c.olog.TxnGuard(p, req.ProducerID, req.ProducerEpoch)
+		if !ongoing {
+			if code := verify(p); code != 0 {
+				return failCode(verifyError(code))
+			}
+			guard = g
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return failAll(kerr.CoordinatorNotAvailable)
-	}
-	p := c.partition(req.Group)
-	if !c.owns(p) {
-		return failAll(kerr.NotCoordinator)
 	}
 	g := c.groups[req.Group]
 	if g == nil {
@@ -120,10 +146,43 @@ func (c *Coordinator) TxnCommit(req *kmsg.TxnOffsetCommitRequest) <-chan *kmsg.T
 		return failAll(e)
 	}
 
-	now := time.Now().UnixMilli()
-	var recs []Record
-	var keys []tp
-	var pend []*txnOffset
+	tx := c.txnRecords(g, req, resp)
+	if len(tx.recs) == 0 {
+		ch <- resp
+		return ch
+	}
+	if c.groups[g.id] == nil {
+		c.groups[g.id] = g
+	}
+	c.appendTxnLocked(g, p, tx, guard, func(code int16) {
+		for i := range resp.Topics {
+			for j := range resp.Topics[i].Partitions {
+				if rp := &resp.Topics[i].Partitions[j]; rp.ErrorCode == 0 {
+					rp.ErrorCode = code
+				}
+			}
+		}
+		ch <- resp
+	})
+	return ch
+}
+
+// txnBatch is what one TxnOffsetCommit appends: its records, their
+// partitions and their pending offsets, in the same order.
+type txnBatch struct {
+	pid   int64
+	epoch int16
+	ts    int64
+	recs  []Record
+	keys  []tp
+	pend  []*txnOffset
+}
+
+// txnRecords builds the offset records of a TxnOffsetCommit, setting the
+// error of each partition it leaves out (an unknown topic partition,
+// metadata over offset.metadata.max.bytes).
+func (c *Coordinator) txnRecords(g *group, req *kmsg.TxnOffsetCommitRequest, resp *kmsg.TxnOffsetCommitResponse) txnBatch {
+	tx := txnBatch{pid: req.ProducerID, epoch: req.ProducerEpoch, ts: time.Now().UnixMilli()}
 	for i, t := range req.Topics {
 		for j, p := range t.Partitions {
 			rp := &resp.Topics[i].Partitions[j]
@@ -143,54 +202,45 @@ func (c *Coordinator) TxnCommit(req *kmsg.TxnOffsetCommitRequest) <-chan *kmsg.T
 			if req.Version < 2 {
 				epoch = -1
 			}
-			o := offset{offset: p.Offset, leaderEpoch: epoch, metadata: md, commitTs: now, at: -1}
+			o := offset{offset: p.Offset, leaderEpoch: epoch, metadata: md, commitTs: tx.ts, at: -1}
 			r := offsetRecord(g.id, t.Topic, p.Partition, o)
-			recs = append(recs, r)
-			keys = append(keys, tp{t.Topic, p.Partition})
-			pend = append(pend, &txnOffset{o: o, value: r.Value, at: -1})
+			tx.recs = append(tx.recs, r)
+			tx.keys = append(tx.keys, tp{t.Topic, p.Partition})
+			tx.pend = append(tx.pend, &txnOffset{o: o, value: r.Value, at: -1})
 		}
 	}
-	if len(recs) == 0 {
-		ch <- resp
-		return ch
-	}
-	if c.groups[g.id] == nil {
-		c.groups[g.id] = g
-	}
-	pid, pepoch := req.ProducerID, req.ProducerEpoch
+	return tx
+}
+
+// appendTxnLocked makes tx's offsets pending and appends them as one
+// transactional batch of the producer to offsets partition p; answer
+// runs on the applier with 0 once the batch is durable, or the error of
+// its refusal (and the offsets are no longer pending).
+func (c *Coordinator) appendTxnLocked(g *group, p int32, tx txnBatch, guard producer.Guard, answer func(code int16)) {
 	// Pending from now on, as Kafka's prepareTxnOffsetCommit: a fetch
 	// that requires stable offsets waits for the outcome from here.
-	for i, k := range keys {
-		c.addPendingLocked(g, pid, k, pend[i])
+	for i, k := range tx.keys {
+		c.addPendingLocked(g, tx.pid, k, tx.pend[i])
 	}
-	raw := batch.BuildTxn(recs, now, pid, pepoch, c.olog.NextSequence(p, pid, pepoch))
-	c.parts[p].records += len(recs)
-	c.olog.AppendBatch(p, raw, func(first int64, err error) {
+	raw := batch.BuildTxn(tx.recs, tx.ts, tx.pid, tx.epoch, c.olog.NextSequence(p, tx.pid, tx.epoch))
+	c.parts[p].records += len(tx.recs)
+	c.olog.AppendBatchVerified(p, raw, guard, func(first int64, err error) {
 		c.later(func() {
 			if err != nil {
-				c.log.Warn("transactional offset commit failed", "group", g.id, "producer_id", pid, "epoch", pepoch, "err", err)
-				for i, k := range keys {
-					c.removePendingLocked(g, pid, k, pend[i])
+				c.log.Warn("transactional offset commit failed", "group", g.id, "producer_id", tx.pid, "epoch", tx.epoch, "err", err)
+				for i, k := range tx.keys {
+					c.removePendingLocked(g, tx.pid, k, tx.pend[i])
 				}
 				c.maybeForgetLocked(g)
-				code := txnAppendError(err)
-				for i := range resp.Topics {
-					for j := range resp.Topics[i].Partitions {
-						if rp := &resp.Topics[i].Partitions[j]; rp.ErrorCode == 0 {
-							rp.ErrorCode = code
-						}
-					}
-				}
-				ch <- resp
+				answer(txnAppendError(err))
 				return
 			}
-			for i, e := range pend {
+			for i, e := range tx.pend {
 				e.at = first + int64(i)
 			}
-			ch <- resp
+			answer(0)
 		})
 	})
-	return ch
 }
 
 // validateTxnCommit is Kafka's ClassicGroup.validateOffsetCommit for a
@@ -233,6 +283,17 @@ func txnAppendError(err error) int16 {
 		return kerr.NotCoordinator.Code
 	}
 	return kerr.CoordinatorNotAvailable.Code
+}
+
+// verifyError is Kafka's maybeConvertOffsetCommitError for a failed
+// verification: NETWORK_EXCEPTION, which older clients do not retry, as
+// COORDINATOR_LOAD_IN_PROGRESS, which they do without looking the
+// coordinator up again.
+func verifyError(code int16) int16 {
+	if code == kerr.NetworkException.Code {
+		return kerr.CoordinatorLoadInProgress.Code
+	}
+	return code
 }
 
 func setCodes(resp *kmsg.TxnOffsetCommitResponse, code int16) {

@@ -14,6 +14,7 @@ import (
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/meta/boltstore"
 	"github.com/vigilhq/vigil/internal/objstore"
+	"github.com/vigilhq/vigil/internal/producer"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -104,11 +105,15 @@ func engineEnv(t *testing.T) *txnEnv {
 	return env
 }
 
-// engineMarker appends a marker through the engine's marker path; nil
-// until the engine has one (the partition refuses control batches as
-// data, rightly).
+// engineMarker appends a marker through the engine's marker path, as
+// the broker does for WriteTxnMarkers, and waits until it is durable.
 func engineMarker(e *storage.Engine) func(p int32, pid int64, epoch int16, commit bool) error {
-	return nil
+	return func(p int32, pid int64, epoch int16, commit bool) error {
+		t := e.Topic(OffsetsTopic)
+		ch := make(chan error, 1)
+		e.AppendMarker(t, t.Logs[p], storage.Marker{ProducerID: pid, Epoch: epoch, Commit: commit}, func(_ int64, err error) { ch <- err })
+		return <-ch
+	}
 }
 
 // needMarkers skips a test the log cannot write markers for yet.
@@ -442,6 +447,28 @@ func TestTxnFencedEpoch(t *testing.T) {
 	if code := txnCommit(t, c, simple("g", 7, 0, 0, 30)); code != kerr.InvalidProducerEpoch.Code {
 		t.Errorf("txn commit of an older epoch after a restart: %v, want INVALID_PRODUCER_EPOCH", kerr.ErrorForCode(code))
 	}
+
+	// The coordinator fences the producer: it aborts with a bumped epoch
+	// (KIP-360/KIP-890), after which the old epoch is refused and the new
+	// one starts its sequence at 0.
+	env.complete(c, 7, 2, false)
+	wantOffset(t, c, "g", 0, -1, 0, "aborted with a bumped epoch")
+	if code := txnCommit(t, c, simple("g", 7, 1, 0, 40)); code != kerr.InvalidProducerEpoch.Code {
+		t.Errorf("txn commit of the fenced epoch: %v, want INVALID_PRODUCER_EPOCH", kerr.ErrorForCode(code))
+	}
+	if got := pendingOf(c, "g", 7, 0); got != -1 {
+		t.Errorf("the fenced commit left pending offset %d", got)
+	}
+	for _, off := range []int64{50, 51} {
+		if code := txnCommit(t, c, simple("g", 7, 2, 0, off)); code != 0 {
+			t.Fatalf("txn commit of the new epoch: %v", kerr.ErrorForCode(code))
+		}
+	}
+	env.complete(c, 7, 2, true)
+	wantOffset(t, c, "g", 0, 51, 0, "committed at the new epoch")
+	env.reopen()
+	c = env.open()
+	wantOffset(t, c, "g", 0, 51, 0, "committed at the new epoch, after a restart")
 }
 
 // TestTxnSnapshots: snapshots of the offsets log neither lose a
@@ -511,15 +538,17 @@ func TestTxnExpiry(t *testing.T) {
 			t.Fatalf("txn commit: %v", kerr.ErrorForCode(code))
 		}
 		later := time.Now().Add(8 * 24 * time.Hour) // past the default 7 days
-		expire := func(want int) {
+		expire := func(want int, applied func() bool) {
 			t.Helper()
 			if n := c.Expire(later); n != want {
 				t.Errorf("Expire removed %d offsets, want %d", n, want)
 			}
 			// The removals apply once durable, on the applier.
-			recv(t, c.CompleteTxn(-5, false))
+			for deadline := time.Now().Add(5 * time.Second); !applied() && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
 		}
-		expire(1) // t/1 only
+		expire(1, func() bool { o, _ := offsetOf(c, "g", 1); return o == -1 }) // t/1 only
 		wantOffset(t, c, "g", 0, 5, unstable, "expiry while pending")
 		wantOffset(t, c, "g", 1, -1, 0, "expired")
 		if groups := c.List(nil); len(groups) != 2 {
@@ -527,7 +556,7 @@ func TestTxnExpiry(t *testing.T) {
 		}
 		env.complete(c, 100, 0, false)
 		wantOffset(t, c, "g", 0, 5, 0, "aborted")
-		expire(1) // t/0 now; only-txn has nothing left to expire
+		expire(1, func() bool { return len(c.List(nil)) == 0 }) // t/0 now; only-txn has nothing left to expire
 		if groups := c.List(nil); len(groups) != 0 {
 			t.Errorf("groups after the abort and expiry: %v, want none", groups)
 		}
@@ -597,8 +626,8 @@ func TestTxnMixedCommits(t *testing.T) {
 	})
 }
 
-// AppendBatch of a heldLog is durable when released too.
-func (l *heldLog) AppendBatch(p int32, raw []byte, done func(int64, error)) {
+// AppendBatchVerified of a heldLog is durable when released too.
+func (l *heldLog) AppendBatchVerified(p int32, raw []byte, _ producer.Guard, done func(int64, error)) {
 	l.memLog.AppendBatch(p, raw, func(off int64, err error) {
 		l.mu.Lock()
 		l.held = append(l.held, func() { done(off, err) })
@@ -631,4 +660,67 @@ func TestTxnCompleteLeavesLaterBatches(t *testing.T) {
 	c = newTestCoordinator(t, l, 1000)
 	wantOffset(t, c, "g", 0, 10, 0, "completed, after a reload")
 	wantOffset(t, c, "g", 1, -1, unstable, "the next transaction's, after a reload")
+}
+
+// TestTxnCommitVerified: KIP-890 part 1 for transactional offsets. The
+// first commit of a transaction on the offsets partition is verified with
+// the transaction coordinator (later ones are not: the transaction is
+// ongoing there); a refusal is the answer and nothing is appended; and a
+// transaction that ends between the verification and the append (its
+// marker written) refuses the late batch, INVALID_TXN_STATE.
+func TestTxnCommitVerified(t *testing.T) {
+	env := engineEnv(t)
+	c := env.open()
+	calls := 0
+	verify := func(code int16) func(int32) int16 {
+		return func(p int32) int16 {
+			calls++
+			if p != PartitionFor("g", 1) {
+				t.Errorf("verified offsets partition %d", p)
+			}
+			return code
+		}
+	}
+	send := func(r txnReq, v func(int32) int16) int16 {
+		t.Helper()
+		return recv(t, c.TxnCommitVerified(txnCommitReq(r), v)).Topics[0].Partitions[0].ErrorCode
+	}
+	if code := send(simple("g", 7, 0, 0, 10), verify(kerr.InvalidTxnState.Code)); code != kerr.InvalidTxnState.Code {
+		t.Errorf("refused verification: %v", kerr.ErrorForCode(code))
+	}
+	if code := send(simple("g", 7, 0, 0, 10), verify(kerr.NetworkException.Code)); code != kerr.CoordinatorLoadInProgress.Code {
+		t.Errorf("verification failing with NETWORK_EXCEPTION: %v, want COORDINATOR_LOAD_IN_PROGRESS", kerr.ErrorForCode(code))
+	}
+	wantOffset(t, c, "g", 0, -1, 0, "refused verifications")
+	if got := pendingOf(c, "g", 7, 0); got != -1 {
+		t.Errorf("a refused verification left pending offset %d", got)
+	}
+	calls = 0
+	if code := send(simple("g", 7, 0, 0, 10), verify(0)); code != 0 {
+		t.Fatalf("verified commit: %v", kerr.ErrorForCode(code))
+	}
+	if code := send(simple("g", 7, 0, 1, 11), verify(0)); code != 0 {
+		t.Fatalf("second commit of the transaction: %v", kerr.ErrorForCode(code))
+	}
+	if calls != 1 {
+		t.Errorf("%d verifications, want 1 (the transaction is ongoing on the partition after the first)", calls)
+	}
+	env.complete(c, 7, 0, true)
+	wantOffset(t, c, "g", 1, 11, 0, "verified and committed")
+
+	// The transaction ends while the next commit is being verified.
+	late := func(int32) int16 {
+		env.writeMarker(7, 0, false)
+		return 0
+	}
+	if code := send(simple("g", 7, 0, 0, 99), late); code != kerr.InvalidTxnState.Code {
+		t.Errorf("commit whose transaction ended during its verification: %v, want INVALID_TXN_STATE", kerr.ErrorForCode(code))
+	}
+	if got := pendingOf(c, "g", 7, 0); got != -1 {
+		t.Errorf("the late commit left pending offset %d", got)
+	}
+	env.reopen()
+	c = env.open()
+	wantOffset(t, c, "g", 0, 10, 0, "after a restart")
+	wantOffset(t, c, "g", 1, 11, 0, "after a restart")
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/producer"
 )
 
 // InternalTopic is a topic the broker itself writes, such as
@@ -92,6 +93,27 @@ func (it *InternalTopic) Append(p int32, recs []batch.KV, done func(first int64,
 // partition log's error. done gets the offset of the first record once
 // all are durable, or the first error.
 func (it *InternalTopic) AppendBatch(p int32, raw []byte, done func(first int64, err error)) {
+	it.AppendBatchVerified(p, raw, producer.NoGuard, done)
+}
+
+// TxnGuard is partition p's partition.Log.TxnGuard: whether producerID
+// has a transaction ongoing there at epoch, and the guard a batch
+// verified with its transaction coordinator is appended under
+// (AppendBatchVerified).
+func (it *InternalTopic) TxnGuard(p int32, producerID int64, epoch int16) (producer.Guard, bool) {
+	t, err := it.topic(p)
+	if err != nil {
+		return producer.NoGuard, false
+	}
+	return t.Logs[p].TxnGuard(producerID, epoch)
+}
+
+// AppendBatchVerified is AppendBatch for a transaction's batch verified
+// with its coordinator (KIP-890 part 1) after TxnGuard returned guard:
+// if a marker of the producer was appended since, the partition refuses
+// it (producer.ErrInvalidTxnState) rather than begin a transaction no
+// coordinator knows of.
+func (it *InternalTopic) AppendBatchVerified(p int32, raw []byte, guard producer.Guard, done func(first int64, err error)) {
 	t, err := it.topic(p)
 	if err != nil {
 		done(0, err)
@@ -119,7 +141,7 @@ func (it *InternalTopic) AppendBatch(p int32, raw []byte, done func(first int64,
 	var firstErr error
 	for i := range hs {
 		last := i == len(hs)-1
-		it.e.Produce(t, t.Logs[p], &hs[i], func(base int64, err error) {
+		it.e.ProduceVerified(t, t.Logs[p], &hs[i], guard, func(base int64, err error) {
 			mu.Lock()
 			defer mu.Unlock()
 			if i == 0 {
