@@ -23,6 +23,7 @@ const benchUsage = `Usage:
   vigil bench incident [flags]  measure tail latency while a forensic reader replays retained history
   vigil bench detect [flags]    measure Sigma detection events/s per core over SigmaHQ's rules and regression events
   vigil bench ingest [flags]    measure vigil ingest's syslog lines/s and HTTP events/s per core through to the broker
+  vigil bench enrich [flags]    measure enrichment events/s per core with a million indicators loaded, and its memory
 `
 
 // benchRun runs one benchmark once its flags are parsed; log is the
@@ -39,6 +40,7 @@ func benchCommands() map[string]func(fs *flag.FlagSet) benchRun {
 		"incident": benchIncident,
 		"detect":   benchDetect,
 		"ingest":   benchIngest,
+		"enrich":   benchEnrich,
 	}
 }
 

@@ -92,6 +92,8 @@ type Worker struct {
 	obs  []byte // observables, comma-separated
 	ins  []insert
 	at   time.Time
+	// intelCache holds the enrichment data of hits seen before.
+	intelCache map[hitKey][]byte
 	// Alerts are the hits of alert sets in the last event.
 	Alerts []Alert
 	// Stats of the last event.
@@ -105,6 +107,12 @@ type Alert struct {
 	Hit         intel.Hit
 }
 
+type hitKey struct {
+	m   *intel.Meta
+	ind string
+	p   netip.Prefix
+}
+
 type insert struct {
 	pos int
 	b   []byte
@@ -112,7 +120,7 @@ type insert struct {
 
 // NewWorker returns a Worker of e.
 func (e *Enricher) NewWorker() *Worker {
-	return &Worker{e: e, geo: geoCache{city: map[uintptr][]byte{}, asn: map[uintptr][]byte{}}}
+	return &Worker{e: e, geo: geoCache{city: map[uintptr][]byte{}, asn: map[uintptr][]byte{}}, intelCache: map[hitKey][]byte{}}
 }
 
 // Lock takes the read locks of the intel index and the context tables
@@ -504,7 +512,18 @@ func (w *Worker) live(hits []intel.Hit) []intel.Hit {
 // intelHits writes an enrichment per hit and keeps the alert hits.
 func (w *Worker) intelHits(path []byte, v string, hits []intel.Hit) {
 	for _, h := range hits {
-		w.enrichment(path, v, "intel", h.M.Set, intelJSON(h))
+		// The data of a hit is the same each time the indicator matches
+		// (a private address hits RFC 1918's prefix in most events).
+		k := hitKey{h.M, h.Indicator, h.Prefix}
+		data, ok := w.intelCache[k]
+		if !ok {
+			data = intelJSON(h)
+			if len(w.intelCache) >= maxGeoCache {
+				clear(w.intelCache)
+			}
+			w.intelCache[k] = data
+		}
+		w.enrichment(path, v, "intel", h.M.Set, data)
 		if h.M.Action == intel.ActionAlert {
 			w.Alerts = append(w.Alerts, Alert{Name: string(path), Value: v, Hit: h})
 		}
@@ -521,7 +540,7 @@ func intelJSON(h intel.Hit) []byte {
 		j.str("source", m.Source)
 	}
 	j.str("action", m.Action)
-	j.str("indicator", h.Indicator)
+	j.str("indicator", h.String())
 	j.str("indicator_type", m.Type)
 	j.str("match", h.Match)
 	if m.Severity != "" {

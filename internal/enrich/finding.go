@@ -17,7 +17,7 @@ import (
 // same event found again yields the same uid.
 func IntelUID(a Alert, rec *kgo.Record) string {
 	topic, part, off, _ := detect.Origin(rec)
-	return detect.FindingUID("intel:"+a.Hit.M.Set+":"+a.Hit.Indicator, topic, part, off)
+	return detect.FindingUID("intel:"+a.Hit.M.Set+":"+a.Hit.String(), topic, part, off)
 }
 
 // IntelFinding is the OCSF Detection Finding of an indicator of an alert
@@ -63,7 +63,7 @@ func IntelFinding(a Alert, rec *kgo.Record, enriched []byte, now time.Time) ocsf
 	if json.Valid(enriched) && len(enriched) <= maxEvidenceBytes {
 		e["evidences"] = []any{map[string]any{"data": json.RawMessage(enriched)}}
 	}
-	ind := map[string]any{"set": m.Set, "indicator": a.Hit.Indicator, "indicator_type": m.Type, "match": a.Hit.Match, "action": m.Action}
+	ind := map[string]any{"set": m.Set, "indicator": a.Hit.String(), "indicator_type": m.Type, "match": a.Hit.Match, "action": m.Action}
 	for k, v := range map[string]string{"source": m.Source, "severity": m.Severity, "title": m.Title, "id": m.ID, "valid_until": m.ValidUntil} {
 		if v != "" {
 			ind[k] = v

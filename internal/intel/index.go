@@ -35,10 +35,20 @@ const (
 // Hit is one indicator of one set that an event value matched.
 type Hit struct {
 	M *Meta
-	// Indicator is the matched indicator: the value itself (exact), the
-	// prefix (cidr) or the parent domain (suffix).
+	// Indicator is the matched indicator: the value itself (exact) or
+	// the parent domain (suffix); for a prefix it is empty and Prefix
+	// holds it (String formats either).
 	Indicator string
+	Prefix    netip.Prefix
 	Match     string
+}
+
+// String is the matched indicator.
+func (h *Hit) String() string {
+	if h.Match == MatchCIDR {
+		return h.Prefix.String()
+	}
+	return h.Indicator
 }
 
 // entry is one (indicator, set) of the index: its Meta and the next
@@ -88,6 +98,13 @@ type Stats struct {
 	Indicators int            // (indicator, set) pairs
 	Sets       map[string]int // indicators per set
 	Metas      int
+}
+
+// Len counts the (indicator, set) pairs held.
+func (ix *Index) Len() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.n
 }
 
 // Stats returns the index's sizes.
@@ -322,6 +339,13 @@ func (ix *Index) appendChain(out []Hit, head int32, indicator, match string) []H
 	return out
 }
 
+func (ix *Index) appendPrefix(out []Hit, head int32, p netip.Prefix) []Hit {
+	for i := head; i >= 0; i = ix.entries[i].next {
+		out = append(out, Hit{M: ix.metas[ix.entries[i].meta], Prefix: p, Match: MatchCIDR})
+	}
+	return out
+}
+
 // LookupIP appends the hits of an address: the address itself and every
 // prefix holding it, most specific first. The caller holds the read lock.
 func (ix *Index) LookupIP(a netip.Addr, s string, out []Hit) []Hit {
@@ -338,7 +362,7 @@ func (ix *Index) LookupIP(a netip.Addr, s string, out []Hit) []Hit {
 			continue
 		}
 		if h, ok := m[p]; ok {
-			out = ix.appendChain(out, h, p.String(), MatchCIDR)
+			out = ix.appendPrefix(out, h, p)
 		}
 	}
 	return out
