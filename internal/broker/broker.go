@@ -26,6 +26,7 @@ import (
 	"github.com/vigilhq/vigil/internal/quota"
 	"github.com/vigilhq/vigil/internal/security"
 	"github.com/vigilhq/vigil/internal/storage"
+	"github.com/vigilhq/vigil/internal/txn"
 )
 
 // api is one supported Kafka API: its version range and handler. handle
@@ -52,7 +53,8 @@ type Broker struct {
 	log       *slog.Logger
 	store     *storage.Engine
 	groupsPtr atomic.Pointer[group.Shards]
-	cluster   ClusterView // nil: a single broker
+	txnsPtr   atomic.Pointer[txn.Shards] // nil: no transactional id is coordinated here
+	cluster   ClusterView                // nil: a single broker
 	clusterID string
 	self      map[string]brokerEndpoint // this broker's advertised endpoint per listener protocol
 	apis      map[int16]api
@@ -75,6 +77,7 @@ type Broker struct {
 	// transactional batch's partition is in its producer's ongoing
 	// transaction (KIP-890 part 1) before a produce appends the first
 	// batch of one; a non-zero Kafka error code is the partition's answer.
+	// New sets verifyTxnPartition; tests replace it.
 	txnVerify func(transactionalID string, producerID int64, epoch int16, topic string, partition int32) int16
 
 	// The security boundary (SetSecurity); the zero values let every
@@ -124,6 +127,7 @@ func New(cfg config.Broker, store *storage.Engine, groups *group.Shards, quotas 
 	}
 	b.quotas = quotas
 	b.groupsPtr.Store(groups)
+	b.txnVerify = b.verifyTxnPartition
 	return b, nil
 }
 
@@ -192,6 +196,13 @@ func (b *Broker) apiTable() map[int16]api {
 		kmsg.DescribeGroups.Int16():               {0, 6, b.handleDescribeGroups},
 		kmsg.DeleteGroups.Int16():                 {0, 3, b.handleDeleteGroups},
 		kmsg.OffsetDelete.Int16():                 {0, 0, b.handleOffsetDelete},
+		kmsg.AddPartitionsToTxn.Int16():           {0, 5, b.handleAddPartitionsToTxn},
+		kmsg.AddOffsetsToTxn.Int16():              {0, 4, b.handleAddOffsetsToTxn},
+		kmsg.EndTxn.Int16():                       {0, 4, b.handleEndTxn},
+		kmsg.WriteTxnMarkers.Int16():              {0, 2, b.handleWriteTxnMarkers},
+		kmsg.TxnOffsetCommit.Int16():              {0, 5, b.handleTxnOffsetCommit},
+		kmsg.DescribeTransactions.Int16():         {0, 0, b.handleDescribeTransactions},
+		kmsg.ListTransactions.Int16():             {0, 2, b.handleListTransactions},
 	}
 }
 

@@ -11,16 +11,16 @@ const (
 	coordinatorTransaction = 1
 )
 
-// handleFindCoordinator names the broker that coordinates a group: this
-// one alone, or in a cluster the leader of the group's __consumer_offsets
-// partition (group.PartitionFor, Kafka's own mapping).
-// Transactions (and KIP-932 share groups) are not supported yet, so their
-// coordinator requests fail with INVALID_REQUEST.
+// handleFindCoordinator names the broker that coordinates a group or a
+// transactional id: this one alone, or in a cluster the leader of the
+// group's __consumer_offsets partition (group.PartitionFor) or of the
+// id's __transaction_state partition (txn.PartitionFor), Kafka's own
+// mappings. KIP-932 share groups are not supported: INVALID_REQUEST.
 //
 // Authorization, as Kafka's handleFindCoordinatorRequest, per key (v4+
 // batches keys): Describe on the group, else GROUP_AUTHORIZATION_FAILED;
 // for a transaction key, Describe on the transactional id, else
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED (then INVALID_REQUEST as before).
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
 // Refused, the coordinator is node -1, host "", port -1, with Kafka's
 // message before v4 and none in v4+.
 func (b *Broker) handleFindCoordinator(c *conn, h header, r kmsg.Request) func() kmsg.Response {
@@ -52,8 +52,12 @@ func (b *Broker) handleFindCoordinator(c *conn, h header, r kmsg.Request) func()
 			}
 			return 0, nil, e.id, e.host, e.port
 		case coordinatorTransaction:
-			m := "transactions are not supported yet"
-			return kerr.InvalidRequest.Code, &m, -1, "", -1
+			e, ok := b.txnCoordinatorNode(c.listener.Protocol, key)
+			if !ok {
+				m := "the transaction coordinator is moving to another broker"
+				return kerr.CoordinatorNotAvailable.Code, &m, -1, "", -1
+			}
+			return 0, nil, e.id, e.host, e.port
 		default:
 			m := "unsupported coordinator key type"
 			return kerr.InvalidRequest.Code, &m, -1, "", -1

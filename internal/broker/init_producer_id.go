@@ -1,21 +1,25 @@
 package broker
 
 import (
+	"context"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// handleInitProducerID gives an idempotent producer a fresh producer id at
-// epoch 0. Without a transactional id Kafka does the same on every call,
-// including KIP-360 re-initialisations (v3+) that name the old id: the
-// producer starts a new sequence space and the old id's state expires.
+// handleInitProducerID gives a producer its id and epoch. Without a
+// transactional id Kafka hands out a fresh producer id at epoch 0 on every
+// call, including KIP-360 re-initialisations (v3+) that name the old id:
+// the producer starts a new sequence space and the old id's state
+// expires. With one, the id's transaction coordinator answers (fencing
+// the id's previous producer, aborting its transaction, KIP-360 recovery);
+// PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v4, as Kafka answers.
 //
 // Authorization, as Kafka's handleInitProducerIdRequest: with a
-// transactional id, Write on it, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-// (and with it, INVALID_REQUEST as before: no transactions yet). Without,
-// IdempotentWrite on the cluster or (KIP-679) Write on some topic, else
-// CLUSTER_AUTHORIZATION_FAILED. Kafka asks both quietly; the refusal is
-// reported here once, as IdempotentWrite on the cluster, so the audit
+// transactional id, Write on it, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+// Without, IdempotentWrite on the cluster or (KIP-679) Write on some topic,
+// else CLUSTER_AUTHORIZATION_FAILED. Kafka asks both quietly; the refusal
+// is reported here once, as IdempotentWrite on the cluster, so the audit
 // trail has it.
 func (b *Broker) handleInitProducerID(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.InitProducerIDRequest)
@@ -27,11 +31,23 @@ func (b *Broker) handleInitProducerID(c *conn, h header, r kmsg.Request) func() 
 			resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 			return func() kmsg.Response { return resp }
 		}
-		// No transaction coordinator yet: refuse clearly rather than hand
-		// out an id whose transactional batches the log would refuse.
-		c.log.Warn("InitProducerId refused: transactions are not supported yet", "transactional_id", *req.TransactionalID)
-		resp.ErrorCode = kerr.InvalidRequest.Code
-		return func() kmsg.Response { return resp }
+		id, timeout, pid, epoch := *req.TransactionalID, req.TransactionTimeoutMillis, req.ProducerID, req.ProducerEpoch
+		if h.version < 3 {
+			pid, epoch = -1, -1 // KIP-360's fields are v3+
+		}
+		co := b.txnCoordinator(id)
+		if co == nil {
+			resp.ErrorCode = kerr.NotCoordinator.Code
+			return func() kmsg.Response { return resp }
+		}
+		return func() kmsg.Response {
+			ctx, cancel := context.WithTimeout(c.ctx, adminTimeout)
+			defer cancel()
+			var code int16
+			resp.ProducerID, resp.ProducerEpoch, code = co.InitProducerID(ctx, id, timeout, pid, epoch)
+			resp.ErrorCode = fencedCode(code, h.version >= 4)
+			return resp
+		}
 	case !c.allowedQuiet(kmsg.ACLOperationIdempotentWrite, kmsg.ACLResourceTypeCluster, clusterResource) &&
 		!c.allowedAny(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic):
 		c.allowed(kmsg.ACLOperationIdempotentWrite, kmsg.ACLResourceTypeCluster, clusterResource) // reports the denial

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -10,8 +11,10 @@ import (
 )
 
 // handleOffsetFetch returns committed offsets: of one group (v0-v7) or of
-// several (v8+). RequireStable (v7+) needs no waiting: without
-// transactions no commit is ever pending in Kafka's sense.
+// several (v8+). With RequireStable (v7+) a partition whose group has a
+// transactional offset pending (committed by a transaction not yet ended)
+// is UNSTABLE_OFFSET_COMMIT, and the consumer retries, rather than start
+// from the offset the transaction is about to replace (KIP-447).
 //
 // Authorization, as Kafka's fetchOffsets, per group: Describe on the
 // group, else GROUP_AUTHORIZATION_FAILED for the group (v8+: the group's
@@ -29,14 +32,14 @@ func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kms
 			for i, t := range rg.Topics {
 				asked[i] = askedTopic{t.Topic, t.Partitions}
 			}
-			code, topics := b.groupOffsets(c, rg.Group, asked, rg.Topics == nil)
+			code, topics := b.groupOffsets(c, rg.Group, asked, rg.Topics == nil, req.RequireStable)
 			g := kmsg.OffsetFetchResponseGroup{Group: rg.Group, ErrorCode: code}
 			for _, t := range topics {
 				gt := kmsg.OffsetFetchResponseGroupTopic{Topic: t.topic}
 				for _, o := range t.offs {
 					md := o.Metadata
 					gt.Partitions = append(gt.Partitions, kmsg.OffsetFetchResponseGroupTopicPartition{
-						Partition: o.Partition, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: &md, ErrorCode: t.code})
+						Partition: o.Partition, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: &md, ErrorCode: cmp.Or(t.code, o.ErrorCode)})
 				}
 				g.Topics = append(g.Topics, gt)
 			}
@@ -50,7 +53,7 @@ func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kms
 	}
 	// A null topic list (v2+) asks for every committed offset.
 	all := req.Topics == nil && h.version >= 2
-	code, topics := b.groupOffsets(c, req.Group, asked, all)
+	code, topics := b.groupOffsets(c, req.Group, asked, all, h.version >= 7 && req.RequireStable)
 	if code != 0 && h.version < 2 {
 		// No top-level error before v2: Kafka puts it on every
 		// partition asked for.
@@ -69,7 +72,7 @@ func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kms
 		for _, o := range t.offs {
 			md := o.Metadata
 			rt.Partitions = append(rt.Partitions, kmsg.OffsetFetchResponseTopicPartition{
-				Partition: o.Partition, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: &md, ErrorCode: t.code})
+				Partition: o.Partition, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: &md, ErrorCode: cmp.Or(t.code, o.ErrorCode)})
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
@@ -93,7 +96,7 @@ type fetchedTopic struct {
 // groupOffsets answers one group of an OffsetFetch (Kafka's fetchOffsets):
 // the group's error code, or its topics in request order (sorted when
 // every offset was asked for). It runs on the reader goroutine.
-func (b *Broker) groupOffsets(c *conn, groupID string, asked []askedTopic, all bool) (int16, []fetchedTopic) {
+func (b *Broker) groupOffsets(c *conn, groupID string, asked []askedTopic, all, requireStable bool) (int16, []fetchedTopic) {
 	if !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, groupID) {
 		return kerr.GroupAuthorizationFailed.Code, nil
 	}
@@ -102,7 +105,7 @@ func (b *Broker) groupOffsets(c *conn, groupID string, asked []askedTopic, all b
 		return kerr.NotCoordinator.Code, nil
 	}
 	if all {
-		offs, code := g.FetchOffsets(groupID, nil, true)
+		offs, code := g.FetchOffsetsStable(groupID, nil, true, requireStable)
 		if code != 0 {
 			return code, nil
 		}
@@ -137,7 +140,7 @@ func (b *Broker) groupOffsets(c *conn, groupID string, asked []askedTopic, all b
 		}
 		topics[t.topic] = append(topics[t.topic], t.partitions...)
 	}
-	offs, code := g.FetchOffsets(groupID, topics, false)
+	offs, code := g.FetchOffsetsStable(groupID, topics, false, requireStable)
 	if code != 0 {
 		return code, nil
 	}

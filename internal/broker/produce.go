@@ -172,7 +172,11 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 					g, ongoing := l.TxnGuard(bh.ProducerID, bh.ProducerEpoch)
 					if !ongoing {
 						if code := b.txnVerify(*req.TransactionID, bh.ProducerID, bh.ProducerEpoch, rt.Topic, rp.Partition); code != 0 {
-							sp.ErrorCode = code
+							// v11+ clients know TRANSACTION_ABORTABLE (KIP-890);
+							// NOT_ENOUGH_REPLICAS is Kafka's retriable answer
+							// when the coordinator could not answer, one that
+							// refreshes no metadata.
+							sp.ErrorCode = verifiedCode(code, h.version >= 11, kerr.NotEnoughReplicas.Code)
 							continue
 						}
 						guard = g

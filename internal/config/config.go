@@ -120,6 +120,11 @@ type Broker struct {
 	OffsetsRetention      time.Duration // offsets.retention.minutes
 	OffsetsRetentionCheck time.Duration // offsets.retention.check.interval.ms
 
+	TransactionPartitions     int32         // partitions of __transaction_state, fixed at its creation
+	TransactionMaxTimeout     time.Duration // transaction.max.timeout.ms
+	TransactionalIDExpiration time.Duration // transactional.id.expiration.ms
+	TransactionAbortInterval  time.Duration // transaction.abort.timed.out.transaction.cleanup.interval.ms
+
 	Security Security
 }
 
@@ -224,6 +229,11 @@ func Default() Broker {
 		OffsetsSnapshot:       10000,
 		OffsetsRetention:      7 * 24 * time.Hour,
 		OffsetsRetentionCheck: 10 * time.Minute,
+
+		TransactionPartitions:     16,
+		TransactionMaxTimeout:     15 * time.Minute,
+		TransactionalIDExpiration: 7 * 24 * time.Hour,
+		TransactionAbortInterval:  10 * time.Second,
 	}
 }
 
@@ -308,6 +318,10 @@ func (c *Broker) options() []option {
 		{"offsets-snapshot-records", "snapshot a __consumer_offsets partition once it holds more than twice its live records plus this many", &c.OffsetsSnapshot},
 		{"offsets-retention", "how long committed offsets outlive their group's last member (or, for a group that only commits, their commit)", &c.OffsetsRetention},
 		{"offsets-retention-check-interval", "how often expired committed offsets, and those of deleted topics, are removed", &c.OffsetsRetentionCheck},
+		{"transaction-state-partitions", "partitions of __transaction_state (used only when it is first created)", &c.TransactionPartitions},
+		{"transaction-max-timeout", "longest transaction timeout a producer may ask for (transaction.max.timeout.ms)", &c.TransactionMaxTimeout},
+		{"transactional-id-expiration", "how long a transactional id with no transaction outlives its last use (transactional.id.expiration.ms)", &c.TransactionalIDExpiration},
+		{"transaction-abort-check-interval", "how often transactions past their timeout are looked for and aborted", &c.TransactionAbortInterval},
 		{"tls-cert", "PEM certificate (chain) of the SSL and SASL_SSL listeners; reread when it changes", &c.Security.TLSCert},
 		{"tls-key", "PEM private key of --tls-cert", &c.Security.TLSKey},
 		{"tls-client-ca", "PEM CA bundle client certificates are verified against (mTLS: the principal is User:<subject>)", &c.Security.TLSClientCA},
@@ -632,6 +646,18 @@ func (c *Broker) finish() error {
 	}
 	if c.OffsetsRetentionCheck <= 0 {
 		errs = append(errs, fmt.Errorf("--offsets-retention-check-interval %s: must be positive", c.OffsetsRetentionCheck))
+	}
+	if c.TransactionPartitions < 1 {
+		errs = append(errs, fmt.Errorf("--transaction-state-partitions %d: must be at least 1", c.TransactionPartitions))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"transaction-max-timeout", c.TransactionMaxTimeout}, {"transactional-id-expiration", c.TransactionalIDExpiration},
+		{"transaction-abort-check-interval", c.TransactionAbortInterval}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("--%s %s: must be positive", d.name, d.v))
+		}
 	}
 	if c.SegmentBytes < 1 {
 		errs = append(errs, fmt.Errorf("--segment-bytes %d: must be positive", c.SegmentBytes))

@@ -63,6 +63,8 @@ func TestErrors(t *testing.T) {
 		{[]string{"--default-partitions", "0"}, nil, "at least 1"},
 		{[]string{"extra"}, nil, "unexpected argument"},
 		{[]string{"--offsets-partitions", "0"}, nil, "--offsets-partitions"},
+		{[]string{"--transaction-state-partitions", "0"}, nil, "--transaction-state-partitions"},
+		{nil, map[string]string{"VIGIL_TRANSACTION_MAX_TIMEOUT": "0s"}, "--transaction-max-timeout"},
 		{nil, map[string]string{"VIGIL_GROUP_INITIAL_REBALANCE_DELAY": "-1s"}, "must not be negative"},
 		{[]string{"--retention-check-interval", "0s"}, nil, "--retention-check-interval"},
 		{nil, map[string]string{"VIGIL_OBJECT_DELETE_DELAY": "-1m"}, "--object-delete-delay"},

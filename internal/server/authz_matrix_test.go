@@ -221,6 +221,47 @@ func (r matrixRow) user() string { return "mx-" + strings.ToLower(r.name()) }
 
 func mxTopic(api string) string { return "mxt-" + strings.ToLower(api) }
 func mxGroup(api string) string { return "mxg-" + strings.ToLower(api) }
+func mxTxnID(api string) string { return "mxx-" + strings.ToLower(api) }
+
+func onTxnID(name string, op kmsg.ACLOperation) aclEntry {
+	return aclEntry{rt: kmsg.ACLResourceTypeTransactionalId, name: name, op: op}
+}
+
+// initTxnAsAdmin gives a transactional id a producer (epoch 0) as the
+// super user and returns its producer id.
+func (e *authzEnv) initTxnAsAdmin(t *testing.T, id string) int64 {
+	t.Helper()
+	return initTxn(t, e.conn(t, "admin"), id)
+}
+
+// initTxn is InitProducerId for a transactional id over nc: its producer
+// id, at epoch 0.
+func initTxn(t *testing.T, nc net.Conn, id string) int64 {
+	t.Helper()
+	r := versioned(kmsg.NewPtrInitProducerIDRequest(), 4)
+	r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.TransactionTimeoutMillis = &id, -1, -1, 60000
+	resp := roundTrip(t, nc, r).(*kmsg.InitProducerIDResponse)
+	if resp.ErrorCode != 0 || resp.ProducerEpoch != 0 {
+		t.Fatalf("InitProducerId of %s: %s, epoch %d", id, codeName(resp.ErrorCode), resp.ProducerEpoch)
+	}
+	return resp.ProducerID
+}
+
+// addPartitionAsAdmin adds a topic's partition 0 to a transaction.
+func (e *authzEnv) addPartitionAsAdmin(t *testing.T, id string, pid int64, topic string) {
+	t.Helper()
+	addPartition(t, e.conn(t, "admin"), id, pid, topic)
+}
+
+func addPartition(t *testing.T, nc net.Conn, id string, pid int64, topic string) {
+	t.Helper()
+	r := versioned(kmsg.NewPtrAddPartitionsToTxnRequest(), 3)
+	r.TransactionalID, r.ProducerID = id, pid
+	r.Topics = []kmsg.AddPartitionsToTxnRequestTopic{{Topic: topic, Partitions: []int32{0}}}
+	if code := roundTrip(t, nc, r).(*kmsg.AddPartitionsToTxnResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("AddPartitionsToTxn of %s: %s", id, codeName(code))
+	}
+}
 
 // versioned sets a request's version.
 func versioned[R kmsg.Request](r R, v int16) R {
@@ -252,8 +293,10 @@ func authzMatrix() []matrixRow {
 		describeConfigs, alterConfigs = kmsg.ACLOperationDescribeConfigs, kmsg.ACLOperationAlterConfigs
 		idempotentWrite               = kmsg.ACLOperationIdempotentWrite
 	)
-	topic, group := mxTopic, mxGroup
+	topic, group, txnID := mxTopic, mxGroup, mxTxnID
 	topicAuthz, groupAuthz, clusterAuthz := kerr.TopicAuthorizationFailed, kerr.GroupAuthorizationFailed, kerr.ClusterAuthorizationFailed
+	txnAuthz := kerr.TransactionalIDAuthorizationFailed
+	ids := map[string]int64{} // the producer id of each transactional row, from its setup
 	return []matrixRow{
 		{
 			key: kmsg.Produce, grants: []aclEntry{onTopic(topic("Produce"), write)}, setup: topicSetup(topic("Produce")),
@@ -508,6 +551,132 @@ func authzMatrix() []matrixRow {
 			check: func(t *testing.T, e *authzEnv, r kmsg.Response, allowed bool) {
 				if n := len(r.(*kmsg.DescribeLogDirsResponse).Dirs); allowed != (n == 1) {
 					t.Errorf("allowed %v: %d log dirs", allowed, n)
+				}
+			},
+		},
+		{
+			key: kmsg.AddPartitionsToTxn, grants: []aclEntry{onTxnID(txnID("AddPartitionsToTxn"), write), onTopic(topic("AddPartitionsToTxn"), write)},
+			setup: func(t *testing.T, e *authzEnv) {
+				topicSetup(topic("AddPartitionsToTxn"))(t, e)
+				ids["AddPartitionsToTxn"] = e.initTxnAsAdmin(t, txnID("AddPartitionsToTxn"))
+			},
+			req: func() kmsg.Request {
+				r := versioned(kmsg.NewPtrAddPartitionsToTxnRequest(), 3)
+				r.TransactionalID, r.ProducerID, r.ProducerEpoch = txnID("AddPartitionsToTxn"), ids["AddPartitionsToTxn"], 0
+				r.Topics = []kmsg.AddPartitionsToTxnRequestTopic{{Topic: topic("AddPartitionsToTxn"), Partitions: []int32{0}}}
+				return r
+			},
+			where: "topics[0].partitions[0]", denied: txnAuthz, without: []*kerr.Error{txnAuthz, topicAuthz},
+			code: func(r kmsg.Response) int16 {
+				return r.(*kmsg.AddPartitionsToTxnResponse).Topics[0].Partitions[0].ErrorCode
+			},
+		},
+		{
+			key: kmsg.AddOffsetsToTxn, grants: []aclEntry{onTxnID(txnID("AddOffsetsToTxn"), write), onGroup(group("AddOffsetsToTxn"), read)},
+			setup: func(t *testing.T, e *authzEnv) { ids["AddOffsetsToTxn"] = e.initTxnAsAdmin(t, txnID("AddOffsetsToTxn")) },
+			req: func() kmsg.Request {
+				r := versioned(kmsg.NewPtrAddOffsetsToTxnRequest(), 3)
+				r.TransactionalID, r.ProducerID, r.ProducerEpoch = txnID("AddOffsetsToTxn"), ids["AddOffsetsToTxn"], 0
+				r.Group = group("AddOffsetsToTxn")
+				return r
+			},
+			where: "error_code", denied: txnAuthz, without: []*kerr.Error{txnAuthz, groupAuthz},
+			code: func(r kmsg.Response) int16 { return r.(*kmsg.AddOffsetsToTxnResponse).ErrorCode },
+		},
+		{
+			// The transaction has a partition, so the allowed abort ends it.
+			key: kmsg.EndTxn, grants: []aclEntry{onTxnID(txnID("EndTxn"), write)},
+			setup: func(t *testing.T, e *authzEnv) {
+				topicSetup(topic("EndTxn"))(t, e)
+				ids["EndTxn"] = e.initTxnAsAdmin(t, txnID("EndTxn"))
+				e.addPartitionAsAdmin(t, txnID("EndTxn"), ids["EndTxn"], topic("EndTxn"))
+			},
+			req: func() kmsg.Request {
+				r := versioned(kmsg.NewPtrEndTxnRequest(), 3)
+				r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.Commit = txnID("EndTxn"), ids["EndTxn"], 0, false
+				return r
+			},
+			where: "error_code", denied: txnAuthz,
+			code: func(r kmsg.Response) int16 { return r.(*kmsg.EndTxnResponse).ErrorCode },
+		},
+		{
+			// A marker of a producer with nothing ongoing ends nothing.
+			key: kmsg.WriteTxnMarkers, grants: []aclEntry{onCluster(kmsg.ACLOperationClusterAction)}, setup: topicSetup(topic("WriteTxnMarkers")),
+			req: func() kmsg.Request {
+				r := versioned(kmsg.NewPtrWriteTxnMarkersRequest(), 1)
+				m := kmsg.NewWriteTxnMarkersRequestMarker()
+				m.ProducerID, m.ProducerEpoch = 424242, 0
+				m.Topics = []kmsg.WriteTxnMarkersRequestMarkerTopic{{Topic: topic("WriteTxnMarkers"), Partitions: []int32{0}}}
+				r.Markers = []kmsg.WriteTxnMarkersRequestMarker{m}
+				return r
+			},
+			where: "markers[0].topics[0].partitions[0]", denied: clusterAuthz,
+			code: func(r kmsg.Response) int16 {
+				return r.(*kmsg.WriteTxnMarkersResponse).Markers[0].Topics[0].Partitions[0].ErrorCode
+			},
+		},
+		{
+			key: kmsg.TxnOffsetCommit, grants: []aclEntry{onTxnID(txnID("TxnOffsetCommit"), write), onGroup(group("TxnOffsetCommit"), read),
+				onTopic(topic("TxnOffsetCommit"), read)},
+			setup: func(t *testing.T, e *authzEnv) {
+				topicSetup(topic("TxnOffsetCommit"))(t, e)
+				ids["TxnOffsetCommit"] = e.initTxnAsAdmin(t, txnID("TxnOffsetCommit"))
+				ao := versioned(kmsg.NewPtrAddOffsetsToTxnRequest(), 3)
+				ao.TransactionalID, ao.ProducerID, ao.Group = txnID("TxnOffsetCommit"), ids["TxnOffsetCommit"], group("TxnOffsetCommit")
+				if r := roundTrip(t, e.conn(t, "admin"), ao).(*kmsg.AddOffsetsToTxnResponse); r.ErrorCode != 0 {
+					t.Fatalf("AddOffsetsToTxn as admin: %s", codeName(r.ErrorCode))
+				}
+			},
+			req: func() kmsg.Request {
+				r := versioned(kmsg.NewPtrTxnOffsetCommitRequest(), 3)
+				r.TransactionalID, r.Group, r.ProducerID, r.Generation = txnID("TxnOffsetCommit"), group("TxnOffsetCommit"), ids["TxnOffsetCommit"], -1
+				r.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: topic("TxnOffsetCommit"),
+					Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1}}}}
+				return r
+			},
+			where: "topics[0].partitions[0]", denied: txnAuthz, without: []*kerr.Error{txnAuthz, groupAuthz, topicAuthz},
+			code: func(r kmsg.Response) int16 {
+				return r.(*kmsg.TxnOffsetCommitResponse).Topics[0].Partitions[0].ErrorCode
+			},
+		},
+		{
+			key: kmsg.DescribeTransactions, grants: []aclEntry{onTxnID(txnID("DescribeTransactions"), describe)},
+			setup: func(t *testing.T, e *authzEnv) { e.initTxnAsAdmin(t, txnID("DescribeTransactions")) },
+			req: func() kmsg.Request {
+				r := versioned(kmsg.NewPtrDescribeTransactionsRequest(), 0)
+				r.TransactionalIDs = []string{txnID("DescribeTransactions")}
+				return r
+			},
+			where: "transaction_states[0]", denied: txnAuthz,
+			code: func(r kmsg.Response) int16 {
+				return r.(*kmsg.DescribeTransactionsResponse).TransactionStates[0].ErrorCode
+			},
+			check: func(t *testing.T, e *authzEnv, r kmsg.Response, allowed bool) {
+				if st := r.(*kmsg.DescribeTransactionsResponse).TransactionStates[0]; (st.State == "Empty") != allowed {
+					t.Errorf("allowed %v: %+v", allowed, st)
+				}
+			},
+		},
+		{
+			// No error either way: the ids a principal may not describe
+			// are left out.
+			key: kmsg.ListTransactions, grants: []aclEntry{onTxnID(txnID("ListTransactions"), describe)},
+			setup: func(t *testing.T, e *authzEnv) { e.initTxnAsAdmin(t, txnID("ListTransactions")) },
+			req:   func() kmsg.Request { return versioned(kmsg.NewPtrListTransactionsRequest(), 1) },
+			where: "error_code",
+			code:  func(r kmsg.Response) int16 { return r.(*kmsg.ListTransactionsResponse).ErrorCode },
+			check: func(t *testing.T, e *authzEnv, r kmsg.Response, allowed bool) {
+				var listed []string
+				for _, st := range r.(*kmsg.ListTransactionsResponse).TransactionStates {
+					listed = append(listed, st.TransactionalID)
+				}
+				if want := []string(nil); allowed {
+					want = []string{txnID("ListTransactions")}
+					if !slices.Equal(listed, want) {
+						t.Errorf("allowed: listed %v, want %v", listed, want)
+					}
+				} else if len(listed) != 0 {
+					t.Errorf("without ACLs: listed %v", listed)
 				}
 			},
 		},
@@ -1045,12 +1214,17 @@ func TestAuthzRules(t *testing.T) {
 		// A transactional batch needs Write on its transactional id.
 		e.grantTo(t, "u-txn", onTopic("pr-1", write))
 		txn := "tx-1"
-		req := produceReq("pr-1", 0, -1, transactionalBatch())
+		req := produceReq("pr-1", 0, -1, transactionalBatch(1000))
 		req.TransactionID = &txn
 		code := roundTrip(t, e.conn(t, "u-txn"), req).(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
 		wantAuthzCode(t, "transactional produce without Write on the id", code, kerr.TransactionalIDAuthorizationFailed)
 		e.grantTo(t, "u-txn", aclEntry{rt: kmsg.ACLResourceTypeTransactionalId, name: txn, op: write})
-		code = roundTrip(t, e.conn(t, "u-txn"), req).(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
+		nc = e.conn(t, "u-txn")
+		pid := initTxn(t, nc, txn)
+		addPartition(t, nc, txn, pid, "pr-1")
+		req = produceReq("pr-1", 0, -1, transactionalBatch(pid))
+		req.TransactionID = &txn
+		code = roundTrip(t, nc, req).(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
 		wantAuthzCode(t, "transactional produce with Write on the id", code, nil)
 	})
 
@@ -1164,8 +1338,8 @@ func listOffsetsCode(t *testing.T, e *authzEnv, user, topic string) int16 {
 }
 
 // transactionalBatch is a valid batch with the transactional attribute.
-func transactionalBatch() []byte {
-	raw := idemBatch(1000, 0, 0, 1)
+func transactionalBatch(pid int64) []byte {
+	raw := idemBatch(pid, 0, 0, 1)
 	raw[22] |= 0x10
 	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
 	return raw

@@ -17,6 +17,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/group"
+	"github.com/vigilhq/vigil/internal/txn"
 )
 
 // groupConfig shortens the group timers so tests do not wait for Kafka's
@@ -794,8 +795,9 @@ func TestGroupStaticMembershipAndFencing(t *testing.T) {
 }
 
 // TestOffsetsTopicIsInternal: __consumer_offsets is listed as internal,
-// readable, and protected from produce, delete and record deletion; the
-// transaction coordinator is refused.
+// readable, and protected from produce, delete and record deletion;
+// __transaction_state is internal too, and FindCoordinator for a
+// transactional id names this broker.
 func TestOffsetsTopicIsInternal(t *testing.T) {
 	ts := startServer(t, t.TempDir(), groupConfig)
 	ctx := testCtx(t, time.Minute)
@@ -809,6 +811,21 @@ func TestOffsetsTopicIsInternal(t *testing.T) {
 	td := md.Topics[group.OffsetsTopic]
 	if td.Err != nil || !td.IsInternal || len(td.Partitions) != 16 {
 		t.Errorf("metadata of %s: internal=%v partitions=%d err=%v", group.OffsetsTopic, td.IsInternal, len(td.Partitions), td.Err)
+	}
+	md, err = adm.Metadata(ctx, txn.StateTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if td := md.Topics[txn.StateTopic]; td.Err != nil || !td.IsInternal || len(td.Partitions) != 16 {
+		t.Errorf("metadata of %s: internal=%v partitions=%d err=%v", txn.StateTopic, td.IsInternal, len(td.Partitions), td.Err)
+	}
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorType = 1
+	fc.CoordinatorKeys = []string{"txn-1"}
+	fc.CoordinatorKey = "txn-1"
+	fresp := rawGroupReq[*kmsg.FindCoordinatorResponse](t, ctx, cl, fc)
+	if co := fresp.Coordinators; len(co) != 1 || co[0].ErrorCode != 0 || co[0].NodeID != 0 {
+		t.Errorf("FindCoordinator for a transactional id: %+v", fresp)
 	}
 
 	pr := kmsg.NewPtrProduceRequest()
@@ -858,22 +875,6 @@ func TestOffsetsTopicIsInternal(t *testing.T) {
 		t.Errorf("commit record not found in %s/%d", group.OffsetsTopic, p)
 	}
 
-	fc := kmsg.NewPtrFindCoordinatorRequest()
-	fc.CoordinatorType = 1
-	fc.CoordinatorKeys = []string{"txn-1"}
-	fc.CoordinatorKey = "txn-1"
-	fresp := rawGroupReq[*kmsg.FindCoordinatorResponse](t, ctx, cl, fc)
-	var code int16
-	var msg *string
-	if len(fresp.Coordinators) > 0 {
-		code, msg = fresp.Coordinators[0].ErrorCode, fresp.Coordinators[0].ErrorMessage
-	} else {
-		code, msg = fresp.ErrorCode, fresp.ErrorMessage
-	}
-	wantErr(t, "FindCoordinator for a transaction", code, kerr.InvalidRequest)
-	if msg == nil || *msg != "transactions are not supported yet" {
-		t.Errorf("FindCoordinator for a transaction: message %v", msg)
-	}
 }
 
 // TestOffsetFetchManyGroups: one OffsetFetch (v8+) asks for several groups,

@@ -60,10 +60,6 @@ func TestIdempotentProduce(t *testing.T) {
 	createTopics(t, ctx, ts.admin(t), 2, nil, "idem")
 	c := dialRaw(t, ts.addr)
 
-	txn := "payments"
-	if r := c.initProducerID(&txn); r.ErrorCode != kerr.InvalidRequest.Code || r.ProducerID != -1 {
-		t.Fatalf("InitProducerId with a transactional id: code %d id %d; want INVALID_REQUEST (transactions unsupported)", r.ErrorCode, r.ProducerID)
-	}
 	first := c.initProducerID(nil)
 	second := c.initProducerID(nil)
 	if first.ErrorCode != 0 || second.ErrorCode != 0 || first.ProducerID < 0 || first.ProducerEpoch != 0 || second.ProducerID == first.ProducerID {

@@ -35,6 +35,7 @@ import (
 	"github.com/vigilhq/vigil/internal/sasl"
 	"github.com/vigilhq/vigil/internal/security"
 	"github.com/vigilhq/vigil/internal/storage"
+	"github.com/vigilhq/vigil/internal/txn"
 )
 
 // Server is one running `vigil serve`.
@@ -71,6 +72,12 @@ type Server struct {
 	stopMember context.CancelFunc
 	memberDone chan struct{}
 	groupsMu   sync.Mutex // guards groups: coordinators move with leadership
+
+	// The transaction coordinators (transactions.go), guarded by txnMu:
+	// they move with leadership too. txnClosed: the server is stopping.
+	txnMu     sync.Mutex
+	txns      *txn.Shards
+	txnClosed bool
 }
 
 // Start opens everything and starts serving Kafka clients; Serve waits
@@ -225,6 +232,17 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (_ *Server,
 		return nil, err
 	}
 	if sec.Observer, err = s.openAudit(ctx); err != nil {
+		s.closeGroups()
+		s.store.Close()
+		s.closeStores()
+		return nil, err
+	}
+	if clustered {
+		err = s.ensureTxnTopic(ctx) // coordinators follow leadership
+	} else {
+		err = s.openAllTxns(ctx)
+	}
+	if err != nil {
 		s.closeGroups()
 		s.store.Close()
 		s.closeStores()
@@ -460,12 +478,14 @@ func ensureOffsetsTopic(ctx context.Context, cfg config.Broker, store *storage.E
 	return err
 }
 
-// onLeadership moves the group coordinators with __consumer_offsets: this
-// broker runs one coordinator per offsets partition it leads, loaded when
-// it takes the partition over and dropped as soon as it leads it no
-// more, so the groups spread over the brokers as in Kafka and a broker's
-// loss moves only its share of them.
+// onLeadership moves the transaction coordinators with
+// __transaction_state (transactions.go) and the group coordinators with
+// __consumer_offsets: this broker runs one coordinator per partition it
+// leads, loaded when it takes the partition over and dropped as soon as
+// it leads it no more, so groups and transactional ids spread over the
+// brokers as in Kafka and a broker's loss moves only its share of them.
 func (s *Server) onLeadership() {
+	s.moveTxnCoordinators()
 	t := s.store.Topic(group.OffsetsTopic)
 	if t == nil {
 		return
@@ -509,9 +529,13 @@ func (s *Server) onLeadership() {
 	}
 }
 
-// beforeRelease drops an offsets partition's coordinator before the
-// partition is handed over, so no group write races the hand-over.
+// beforeRelease drops a state or offsets partition's coordinator before
+// the partition is handed over, so no write of it races the hand-over.
 func (s *Server) beforeRelease(p storage.Partition) {
+	if p.Topic == txn.StateTopic {
+		s.releaseTxn(p.Partition)
+		return
+	}
 	if p.Topic != group.OffsetsTopic {
 		return
 	}
@@ -628,7 +652,9 @@ func (s *Server) Close() error {
 	if s.sasl != nil {
 		s.sasl.Close()
 	}
-	// Groups stop before storage: their last appends still reach the WAL.
+	// Transactions, then groups, stop before storage: their last appends
+	// still reach the WAL, and a transaction's markers the groups.
+	s.closeTxns()
 	s.closeGroups()
 	if s.member != nil {
 		// Hand every partition over now rather than after the lease.

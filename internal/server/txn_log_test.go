@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -26,9 +27,12 @@ import (
 )
 
 // The transactional log as clients see it: transactional batches
-// produced with raw requests (a producer id from InitProducerId; no
-// coordinator verifies them: these tests set no txnVerify hook), markers
-// through storage.Engine.AppendMarker as the coordinator writes them, and
+// produced with raw requests (a producer id from InitProducerId with a
+// transactional id of its own, each partition added to its transaction
+// first, as the coordinator verifies), markers through
+// storage.Engine.AppendMarker as the coordinator writes them (so the
+// coordinator still deems each transaction ongoing, which a later one's
+// verification accepts, and the tests end long before its timeout), and
 // franz-go consumers at both isolation levels plus raw fetches checked
 // against Kafka's answers.
 
@@ -38,21 +42,24 @@ type txnLogTopic struct {
 	ts    *testServer
 	c     *rawConn
 	topic string
+	ids   map[int64]string // producer id: its transactional id
 }
 
 func newTxnLogTopic(t *testing.T, ts *testServer, topic string, configs map[string]*string) *txnLogTopic {
 	t.Helper()
 	createTopics(t, testCtx(t, 30*time.Second), ts.admin(t), 1, configs, topic)
-	return &txnLogTopic{t: t, ts: ts, c: dialRaw(t, ts.addr), topic: topic}
+	return &txnLogTopic{t: t, ts: ts, c: dialRaw(t, ts.addr), topic: topic, ids: map[int64]string{}}
 }
 
-// pid is a new producer id, from InitProducerId without a transactional id.
+// pid is a new transactional producer's id, at epoch 0.
 func (x *txnLogTopic) pid() int64 {
 	x.t.Helper()
-	r := x.c.initProducerID(nil)
-	if r.ErrorCode != 0 {
-		x.t.Fatalf("InitProducerId: %v", kerr.ErrorForCode(r.ErrorCode))
+	id := fmt.Sprintf("txn-log-%s-%d", x.topic, len(x.ids))
+	r := x.c.initProducerID(&id)
+	if r.ErrorCode != 0 || r.ProducerEpoch != 0 {
+		x.t.Fatalf("InitProducerId: %v, epoch %d", kerr.ErrorForCode(r.ErrorCode), r.ProducerEpoch)
 	}
+	x.ids[r.ProducerID] = id
 	return r.ProducerID
 }
 
@@ -75,12 +82,21 @@ func cutEq(s string) (string, string, bool) {
 	return s, s, false
 }
 
-// produce sends raw records (as a transactional producer's request, with a
-// transactional id) and returns the partition's answer.
-func (x *txnLogTopic) produce(raw []byte) kmsg.ProduceResponseTopicPartition {
+// produce sends raw records (as the transactional producer pid's
+// request, with its transactional id, after adding the partition to its
+// transaction) and returns the partition's answer.
+func (x *txnLogTopic) produce(pid int64, epoch int16, raw []byte) kmsg.ProduceResponseTopicPartition {
 	x.t.Helper()
+	id := x.ids[pid]
+	add := kmsg.NewPtrAddPartitionsToTxnRequest()
+	add.SetVersion(3)
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch = id, pid, epoch
+	add.Topics = []kmsg.AddPartitionsToTxnRequestTopic{{Topic: x.topic, Partitions: []int32{0}}}
+	ar := x.c.roundTrip(add, -1).(*kmsg.AddPartitionsToTxnResponse)
+	if code := ar.Topics[0].Partitions[0].ErrorCode; code != 0 {
+		x.t.Fatalf("AddPartitionsToTxn of %s: %v", id, kerr.ErrorForCode(code))
+	}
 	req := produceReq(x.topic, 0, -1, raw)
-	id := "txn-log-test"
 	req.TransactionID = &id
 	resp := x.c.roundTrip(req, -1).(*kmsg.ProduceResponse)
 	return resp.Topics[0].Partitions[0]
@@ -90,7 +106,7 @@ func (x *txnLogTopic) produce(raw []byte) kmsg.ProduceResponseTopicPartition {
 // offset.
 func (x *txnLogTopic) txn(pid int64, epoch int16, seq int32, recs ...string) int64 {
 	x.t.Helper()
-	p := x.produce(batch.BuildTxn(kvs(recs), time.Now().UnixMilli(), pid, epoch, seq))
+	p := x.produce(pid, epoch, batch.BuildTxn(kvs(recs), time.Now().UnixMilli(), pid, epoch, seq))
 	if p.ErrorCode != 0 {
 		x.t.Fatalf("transactional produce of %v: %v", recs, kerr.ErrorForCode(p.ErrorCode))
 	}
