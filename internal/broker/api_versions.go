@@ -20,11 +20,23 @@ func (b *Broker) apiKeys() []kmsg.ApiVersionsResponseApiKey {
 	return keys
 }
 
+// transactionVersion is the transaction.version feature every Vigil
+// broker supports and finalizes: 2, KIP-890 part 2 (an epoch bump at the
+// end of every transaction, partitions added by Produce v12 and
+// TxnOffsetCommit v5 instead of AddPartitionsToTxn and AddOffsetsToTxn).
+// Clients use it only when it is finalized; older clients keep version 1
+// with KIP-890 part 1's verification. Every broker of a cluster runs the
+// same code, so the feature never changes under a client (epoch 1).
+const transactionVersion = 2
+
 func (b *Broker) handleApiVersions(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.ApiVersionsRequest)
 	resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
 	resp.ApiKeys = b.apiKeys()
 	if h.version >= 3 {
+		resp.SupportedFeatures = []kmsg.ApiVersionsResponseSupportedFeature{{Name: "transaction.version", MinVersion: 0, MaxVersion: transactionVersion}}
+		resp.FinalizedFeaturesEpoch = 1
+		resp.FinalizedFeatures = []kmsg.ApiVersionsResponseFinalizedFeature{{Name: "transaction.version", MinVersionLevel: transactionVersion, MaxVersionLevel: transactionVersion}}
 		if !softwareRe.MatchString(req.ClientSoftwareName) || !softwareRe.MatchString(req.ClientSoftwareVersion) {
 			resp.ErrorCode = kerr.InvalidRequest.Code
 		}

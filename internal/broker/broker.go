@@ -77,8 +77,10 @@ type Broker struct {
 	// transactional batch's partition is in its producer's ongoing
 	// transaction (KIP-890 part 1) before a produce appends the first
 	// batch of one; a non-zero Kafka error code is the partition's answer.
-	// New sets verifyTxnPartition; tests replace it.
-	txnVerify func(transactionalID string, producerID int64, epoch int16, topic string, partition int32) int16
+	// With add (transaction version 2: Produce v12+), the coordinator is
+	// asked to add the partition to the transaction instead. New sets
+	// verifyTxnPartition; tests replace it.
+	txnVerify func(transactionalID string, producerID int64, epoch int16, topic string, partition int32, add bool) int16
 
 	// The security boundary (SetSecurity); the zero values let every
 	// client do everything as ANONYMOUS.
@@ -159,7 +161,7 @@ func (b *Broker) SetCatchup(g *catchup.Governor) { b.catchup = g }
 // implements; ApiVersions advertises exactly this table.
 func (b *Broker) apiTable() map[int16]api {
 	return map[int16]api{
-		kmsg.Produce.Int16():                      {3, 11, b.handleProduce},
+		kmsg.Produce.Int16():                      {3, 12, b.handleProduce},
 		kmsg.Fetch.Int16():                        {4, 12, b.handleFetch},
 		kmsg.ListOffsets.Int16():                  {1, 8, b.handleListOffsets},
 		kmsg.Metadata.Int16():                     {0, 12, b.handleMetadata},
@@ -198,7 +200,7 @@ func (b *Broker) apiTable() map[int16]api {
 		kmsg.OffsetDelete.Int16():                 {0, 0, b.handleOffsetDelete},
 		kmsg.AddPartitionsToTxn.Int16():           {0, 5, b.handleAddPartitionsToTxn},
 		kmsg.AddOffsetsToTxn.Int16():              {0, 4, b.handleAddOffsetsToTxn},
-		kmsg.EndTxn.Int16():                       {0, 4, b.handleEndTxn},
+		kmsg.EndTxn.Int16():                       {0, 5, b.handleEndTxn},
 		kmsg.WriteTxnMarkers.Int16():              {0, 2, b.handleWriteTxnMarkers},
 		kmsg.TxnOffsetCommit.Int16():              {0, 5, b.handleTxnOffsetCommit},
 		kmsg.DescribeTransactions.Int16():         {0, 0, b.handleDescribeTransactions},

@@ -171,7 +171,9 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 				if b.txnVerify != nil && req.TransactionID != nil {
 					g, ongoing := l.TxnGuard(bh.ProducerID, bh.ProducerEpoch)
 					if !ongoing {
-						if code := b.txnVerify(*req.TransactionID, bh.ProducerID, bh.ProducerEpoch, rt.Topic, rp.Partition); code != 0 {
+						// v12+ (transaction version 2) adds the partition
+						// to the transaction rather than verifying it.
+						if code := b.txnVerify(*req.TransactionID, bh.ProducerID, bh.ProducerEpoch, rt.Topic, rp.Partition, h.version >= 12); code != 0 {
 							// v11+ clients know TRANSACTION_ABORTABLE (KIP-890);
 							// NOT_ENOUGH_REPLICAS is Kafka's retriable answer
 							// when the coordinator could not answer, one that

@@ -45,13 +45,21 @@ func (b *Broker) txnCoordinatorNode(protocol, txnID string) (brokerEndpoint, boo
 }
 
 // verifyTxnPartition asks the coordinator of txnID whether the partition
-// is in the producer's ongoing transaction (KIP-890 part 1): here, or on
-// the coordinator's broker with AddPartitionsToTxn v4 VerifyOnly, as
-// Kafka's AddPartitionsToTxnManager asks. It answers the coordinator's
-// code, or NETWORK_EXCEPTION when the coordinator could not be asked.
-func (b *Broker) verifyTxnPartition(txnID string, pid int64, epoch int16, topic string, p int32) int16 {
+// is in the producer's ongoing transaction (KIP-890 part 1), or with add
+// (transaction version 2, KIP-890 part 2) to add it: here, or on the
+// coordinator's broker with AddPartitionsToTxn v5 (VerifyOnly unless
+// add), as Kafka's AddPartitionsToTxnManager asks. It answers the
+// coordinator's code, or NETWORK_EXCEPTION when the coordinator could not
+// be asked.
+func (b *Broker) verifyTxnPartition(txnID string, pid int64, epoch int16, topic string, p int32, add bool) int16 {
+	tp := txn.TopicPartition{Topic: topic, Partition: p}
 	if co := b.txnCoordinator(txnID); co != nil {
-		return co.VerifyPartition(txnID, pid, epoch, txn.TopicPartition{Topic: topic, Partition: p})
+		if !add {
+			return co.VerifyPartition(txnID, pid, epoch, tp)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), verifyTimeout)
+		defer cancel()
+		return co.AddPartitions(ctx, txnID, pid, epoch, []txn.TopicPartition{tp})
 	}
 	if b.cluster == nil || b.fwd == nil {
 		return kerr.CoordinatorNotAvailable.Code
@@ -62,9 +70,9 @@ func (b *Broker) verifyTxnPartition(txnID string, pid int64, epoch int16, topic 
 		return kerr.CoordinatorNotAvailable.Code
 	}
 	req := kmsg.NewPtrAddPartitionsToTxnRequest()
-	req.Version = 4
+	req.Version = 5
 	tr := kmsg.NewAddPartitionsToTxnRequestTransaction()
-	tr.TransactionalID, tr.ProducerID, tr.ProducerEpoch, tr.VerifyOnly = txnID, pid, epoch, true
+	tr.TransactionalID, tr.ProducerID, tr.ProducerEpoch, tr.VerifyOnly = txnID, pid, epoch, !add
 	tr.Topics = []kmsg.AddPartitionsToTxnRequestTransactionTopic{{Topic: topic, Partitions: []int32{p}}}
 	req.Transactions = []kmsg.AddPartitionsToTxnRequestTransaction{tr}
 	ctx, cancel := context.WithTimeout(context.Background(), verifyTimeout)

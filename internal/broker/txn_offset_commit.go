@@ -12,7 +12,8 @@ import (
 // reaches the group's offsets partition (KIP-98, KIP-447). The first
 // commit of a transaction is verified with the transaction coordinator
 // (KIP-890 part 1): the offsets partition must be in the transaction
-// (AddOffsetsToTxn). COORDINATOR_LOAD_IN_PROGRESS is
+// (AddOffsetsToTxn); v5+ (transaction version 2, which sends no
+// AddOffsetsToTxn) adds it instead. COORDINATOR_LOAD_IN_PROGRESS is
 // COORDINATOR_NOT_AVAILABLE before v2, as Kafka answers (KAFKA-7296).
 //
 // Authorization, as Kafka's handleTxnOffsetCommitRequest: Write on the
@@ -72,9 +73,10 @@ func (b *Broker) handleTxnOffsetCommit(c *conn, h header, r kmsg.Request) func()
 	if g == nil {
 		return failAll(kerr.NotCoordinator.Code)
 	}
-	abortable := h.version >= 5 // KIP-890: these clients know TRANSACTION_ABORTABLE
+	abortable := h.version >= 4 // KIP-890: these clients know TRANSACTION_ABORTABLE
+	add := h.version >= 5       // transaction version 2: no AddOffsetsToTxn came first
 	ch := g.TxnCommitVerified(&sub, func(p int32) int16 {
-		code := b.verifyTxnPartition(req.TransactionalID, req.ProducerID, req.ProducerEpoch, group.OffsetsTopic, p)
+		code := b.verifyTxnPartition(req.TransactionalID, req.ProducerID, req.ProducerEpoch, group.OffsetsTopic, p, add)
 		return verifiedCode(code, abortable, kerr.CoordinatorNotAvailable.Code)
 	})
 	return func() kmsg.Response { return answer(mergeTxnCommit(req, <-ch, refused)) }

@@ -85,7 +85,7 @@ func TestProduceTransactional(t *testing.T) {
 	var calls []verifyCall
 	answer := kerr.InvalidTxnState.Code
 	var during func() // run inside the hook, as the coordinator acting meanwhile
-	p.b.txnVerify = func(txnID string, pid int64, epoch int16, topic string, part int32) int16 {
+	p.b.txnVerify = func(txnID string, pid int64, epoch int16, topic string, part int32, _ bool) int16 {
 		calls = append(calls, verifyCall{txnID, pid, epoch, topic, part})
 		if during != nil {
 			during()
@@ -146,7 +146,7 @@ func TestVerificationAddsNoAllocations(t *testing.T) {
 	count := func(hook bool) float64 {
 		p := newProduceBench(t, "none")
 		if hook {
-			p.b.txnVerify = func(string, int64, int16, string, int32) int16 { return 0 }
+			p.b.txnVerify = func(string, int64, int16, string, int32, bool) int16 { return 0 }
 		}
 		bufs := make([][]byte, 0, 256)
 		for range 256 {

@@ -181,7 +181,8 @@ func (b *Broker) Markers() TxnMarkers { return TxnMarkers{b} }
 // do; the coordinator then retries.
 func (w TxnMarkers) Write(ctx context.Context, m txn.Marker) error {
 	b := w.b
-	mk := storage.Marker{ProducerID: m.ProducerID, Epoch: m.Epoch, Commit: m.Commit, CoordinatorEpoch: m.CoordinatorEpoch}
+	mk := storage.Marker{ProducerID: m.ProducerID, Epoch: m.Epoch, Commit: m.Commit, CoordinatorEpoch: m.CoordinatorEpoch,
+		TransactionVersion: m.TransactionVersion}
 	var local []txn.TopicPartition
 	remote := map[int32][]txn.TopicPartition{}
 	var errs []error
@@ -230,9 +231,10 @@ func (b *Broker) forwardMarkers(ctx context.Context, id int32, m storage.Marker,
 		return fmt.Errorf("broker %d is not live", id)
 	}
 	req := kmsg.NewPtrWriteTxnMarkersRequest()
-	req.Version = 1
+	req.Version = 2
 	rm := kmsg.NewWriteTxnMarkersRequestMarker()
 	rm.ProducerID, rm.ProducerEpoch, rm.Committed, rm.CoordinatorEpoch = m.ProducerID, m.Epoch, m.Commit, m.CoordinatorEpoch
+	rm.TransactionVersion = m.TransactionVersion
 	idx := map[string]int{}
 	for _, tp := range tps {
 		i, ok := idx[tp.Topic]

@@ -104,7 +104,9 @@ func TestTransactionsFranzGo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, ok := ds["tx-franz"]; !ok || d.State != "CompleteCommit" || d.ProducerEpoch != 0 {
+	// franz-go uses transaction version 2 (the broker finalizes
+	// transaction.version 2): every ended transaction bumped the epoch.
+	if d, ok := ds["tx-franz"]; !ok || d.State != "CompleteCommit" || d.ProducerEpoch != 3 {
 		t.Errorf("DescribeTransactions: %+v", ds)
 	}
 	ls, err := adm.ListTransactions(ctx, nil, nil)
@@ -248,5 +250,18 @@ func TestTransactionErrors(t *testing.T) {
 	}
 	if hw := hwOf(ts.srv.store.Topic("txe").Logs[0]); hw != 0 {
 		t.Errorf("the refused batch was appended: high watermark %d", hw)
+	}
+	// Produce v12 (transaction version 2) adds the partition itself.
+	req := produceReq("txe", 0, -1, raw)
+	req.SetVersion(12)
+	req.TransactionID = &id
+	if code := c.roundTrip(req, -1).(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("produce v12 of a transaction's first batch: %v", kerr.ErrorForCode(code))
+	}
+	dt := kmsg.NewPtrDescribeTransactionsRequest()
+	dt.TransactionalIDs = []string{id}
+	st := c.roundTrip(dt, -1).(*kmsg.DescribeTransactionsResponse).TransactionStates[0]
+	if st.State != "Ongoing" || len(st.Topics) != 1 || st.Topics[0].Topic != "txe" {
+		t.Errorf("after produce v12: %+v, want Ongoing with txe", st)
 	}
 }

@@ -34,7 +34,8 @@ func TestTimeoutAbortsAndFences(t *testing.T) {
 		t.Fatalf("aborted %d transactions, want 1", n)
 	}
 	w := waitWrites(t, ev.mk, 1)
-	want := Marker{ProducerID: p.pid, Epoch: p.epoch + 2, Partitions: []TopicPartition{t1p0, t2p1}}
+	// The coordinator's own abort is transaction version 2 (serverTV).
+	want := Marker{ProducerID: p.pid, Epoch: p.epoch + 2, TransactionVersion: 2, Partitions: []TopicPartition{t1p0, t2p1}}
 	if !reflect.DeepEqual(w[0], want) {
 		t.Errorf("abort marker %+v, want %+v", w[0], want)
 	}

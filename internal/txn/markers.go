@@ -11,7 +11,7 @@ package txn
 // written. Called with c.mu held.
 func (c *Coordinator) startMarkersLocked(m *txnMeta, ct *transit) {
 	mk := Marker{ProducerID: m.pid, Epoch: m.epoch, Commit: m.state == PrepareCommit,
-		CoordinatorEpoch: c.parts[c.partition(m.id)].epoch}
+		CoordinatorEpoch: c.parts[c.partition(m.id)].epoch, TransactionVersion: int8(m.tv)}
 	c.wg.Add(1)
 	go c.completeTxn(m, mk, ct)
 }

@@ -52,6 +52,9 @@ func TestMarkers(t *testing.T) {
 			}
 			want := Marker{ProducerID: p.pid, Epoch: epoch, Commit: true, CoordinatorEpoch: 7,
 				Partitions: []TopicPartition{offsets, t1p0, t1p1, t2p1}}
+			if v2 {
+				want.TransactionVersion = 2
+			}
 			if len(w) != 1 || !reflect.DeepEqual(w[0], want) {
 				t.Fatalf("markers %+v, want [%+v]", w, want)
 			}
@@ -142,6 +145,9 @@ func TestCrashMidCommit(t *testing.T) {
 			w := waitWrites(t, mk, 1)
 			want := Marker{ProducerID: d.ProducerID, Epoch: d.ProducerEpoch, Commit: tc.commit,
 				Partitions: []TopicPartition{t1p0, t2p1}}
+			if tc.v2 {
+				want.TransactionVersion = 2
+			}
 			if len(w) != 1 || !reflect.DeepEqual(w[0], want) {
 				t.Fatalf("markers after the restart %+v, want [%+v]", w, want)
 			}

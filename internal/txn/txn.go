@@ -98,7 +98,11 @@ type Marker struct {
 	Epoch            int16
 	Commit           bool
 	CoordinatorEpoch int32
-	Partitions       []TopicPartition
+	// TransactionVersion is the transaction's (2: KIP-890 part 2, whose
+	// markers carry an epoch the coordinator bumped, which the log checks
+	// more strictly; WriteTxnMarkers v2+ carries it).
+	TransactionVersion int8
+	Partitions         []TopicPartition
 }
 
 // Markers writes transaction markers. Write returns nil once every
