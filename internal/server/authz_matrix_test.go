@@ -573,7 +573,9 @@ func authzMatrix() []matrixRow {
 		},
 		{
 			key: kmsg.AddOffsetsToTxn, grants: []aclEntry{onTxnID(txnID("AddOffsetsToTxn"), write), onGroup(group("AddOffsetsToTxn"), read)},
-			setup: func(t *testing.T, e *authzEnv) { ids["AddOffsetsToTxn"] = e.initTxnAsAdmin(t, txnID("AddOffsetsToTxn")) },
+			setup: func(t *testing.T, e *authzEnv) {
+				ids["AddOffsetsToTxn"] = e.initTxnAsAdmin(t, txnID("AddOffsetsToTxn"))
+			},
 			req: func() kmsg.Request {
 				r := versioned(kmsg.NewPtrAddOffsetsToTxnRequest(), 3)
 				r.TransactionalID, r.ProducerID, r.ProducerEpoch = txnID("AddOffsetsToTxn"), ids["AddOffsetsToTxn"], 0
