@@ -250,7 +250,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}()
 
 	newProducer := func(topic string, extra ...kgo.Opt) (*kgo.Client, error) {
-		return newBenchProducer(ctx, o, brokers, topic, acks, append(partitioner, extra...)...)
+		return newBenchProducer(ctx, o, brokers, topic, acks, atLeastOnce, append(partitioner, extra...)...)
 	}
 
 	// (b) Max rate.
@@ -417,32 +417,77 @@ func (o Options) walConfig(c *config.Broker) {
 	}
 }
 
+// delivery is the guarantee a benchmark producer asks for.
+type delivery int
+
+const (
+	// atLeastOnce: idempotence off, so maxInflight requests per broker
+	// with any acks: the produce phases (and the Java client's default
+	// before Kafka 3.0).
+	atLeastOnce delivery = iota
+	// idempotent: a producer id and sequence numbers, acks=all. franz-go
+	// then allows 5 requests in flight per broker (Kafka 1.0+), the same
+	// as maxInflight.
+	idempotent
+	// transactional: idempotent with a transactional id (the topic's name
+	// with a "-txn" suffix, unique per producer); records must be produced
+	// inside transactions.
+	transactional
+)
+
 // newBenchProducer starts the benchmark's producer on topic: the settings
 // of every phase that produces (extra adds the partitioner, hooks, or a
 // listener's TLS and SASL), warmed up with one acknowledged record per
-// partition (metadata, connections and every partition's leader).
-func newBenchProducer(ctx context.Context, o Options, seeds []string, topic string, acks kgo.Acks, extra ...kgo.Opt) (*kgo.Client, error) {
-	cl, err := kgo.NewClient(append([]kgo.Opt{
+// partition (metadata, connections, every partition's leader and, for a
+// transactional producer, its producer id, in a committed transaction).
+func newBenchProducer(ctx context.Context, o Options, seeds []string, topic string, acks kgo.Acks, d delivery, extra ...kgo.Opt) (*kgo.Client, error) {
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(acks),
-		kgo.DisableIdempotentWrite(),
 		kgo.ProducerLinger(linger),
-		kgo.MaxProduceRequestsInflightPerBroker(maxInflight),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.MaxBufferedBytes(maxBufferedBytes),
 		kgo.MaxBufferedRecords(1 << 20),
-	}, extra...)...)
+	}
+	switch d {
+	case atLeastOnce:
+		// franz-go refuses a requests-in-flight setting with idempotence
+		// (it sets its own), so it goes with turning idempotence off.
+		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(maxInflight))
+	case transactional:
+		opts = append(opts, kgo.TransactionalID(topic+"-txn"))
+	}
+	cl, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {
 		return nil, err
 	}
-	for p := 0; p < o.Partitions; p++ {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Value: make([]byte, o.RecordBytes)}).FirstErr(); err != nil {
-			cl.Close()
-			return nil, fmt.Errorf("warm-up produce to %s: %w", topic, err)
-		}
+	if err := warmUp(ctx, cl, o, d == transactional); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("warm-up produce to %s: %w", topic, err)
 	}
 	return cl, nil
+}
+
+// warmUp produces one record per partition and waits for each, inside a
+// committed transaction for a transactional producer.
+func warmUp(ctx context.Context, cl *kgo.Client, o Options, inTxn bool) error {
+	if inTxn {
+		if err := cl.BeginTransaction(); err != nil {
+			return err
+		}
+	}
+	for p := 0; p < o.Partitions; p++ {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: make([]byte, o.RecordBytes)}).FirstErr(); err != nil {
+			return err
+		}
+	}
+	if inTxn {
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+	}
+	return nil
 }
 
 func passFail(ok bool) string {
@@ -490,7 +535,20 @@ func produceMax(ctx context.Context, cl *kgo.Client, d time.Duration, recordByte
 	rand.Read(value)
 	rec := &recorder{samples: make([]time.Duration, 0, 1<<20)}
 	start := time.Now()
-	deadline := start.Add(d)
+	produceUntil(ctx, cl, start.Add(d), value, rec)
+	if err := cl.Flush(ctx); err != nil {
+		return nil, 0, err
+	}
+	if ctx.Err() != nil {
+		return nil, 0, ctx.Err()
+	}
+	return rec, rec.last.Sub(start), nil
+}
+
+// produceUntil hands records of value to cl as fast as it accepts them
+// until deadline, each recorded in rec once acknowledged; it does not wait
+// for the acknowledgements.
+func produceUntil(ctx context.Context, cl *kgo.Client, deadline time.Time, value []byte, rec *recorder) {
 	var produced int64
 	for ctx.Err() == nil {
 		if produced&63 == 0 && !time.Now().Before(deadline) {
@@ -502,13 +560,6 @@ func produceMax(ctx context.Context, cl *kgo.Client, d time.Duration, recordByte
 		cl.Produce(ctx, &kgo.Record{Value: value}, rec.promise(t0))
 		produced++
 	}
-	if err := cl.Flush(ctx); err != nil {
-		return nil, 0, err
-	}
-	if ctx.Err() != nil {
-		return nil, 0, ctx.Err()
-	}
-	return rec, rec.last.Sub(start), nil
 }
 
 // producePaced produces rate records/s for d, each value starting with its

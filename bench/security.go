@@ -11,24 +11,14 @@ package bench
 //     Kafka API (AlterUserScramCredentials) over PLAINTEXT, with only the
 //     mechanism asked for enabled.
 //   - The max-rate phase of Run ([b]) with the same producer settings
-//     (newBenchProducer), over each listener in turn: Rounds pairs, the
-//     first of each pair alternating (plain first in odd rounds, secure
-//     first in even ones), so a drift of the shared machine during the
-//     invocation falls on both sides alike.
-//   - Every run gets a fresh topic, created before it and deleted after it,
-//     and starts once the broker's upload backlog has drained and its files
-//     are fsynced: each run starts from the same state (empty partitions,
-//     nothing of the previous run left to upload or to write back from the
-//     page cache) and the disk does not fill up over the rounds. Reusing
-//     one topic would make later runs append to a longer log than earlier
-//     ones, a difference the interleaving would mostly, but not exactly,
-//     cancel.
-//   - Judged: secure / plain of the medians >= TargetSecureRatio. Each
-//     pair's ratio is printed too, for the spread. Not judged with the WAL
-//     without fsync (NoWALSync), a diagnostic as in Run.
-//   - CPU: the process's CPU time per MB produced, per run. The broker and
-//     the client share the process, so it is their sum; a CPU profile of a
-//     run (the admin listener's /debug/pprof/profile) splits it.
+//     (newBenchProducer), over each listener in turn, in the paired method
+//     of paired.go: Rounds pairs, the first of each pair alternating
+//     (plain first in odd rounds, secure first in even ones), a fresh
+//     topic per run on a settled, fsynced broker, medians, per-pair ratios
+//     and the process's CPU per MB.
+//   - Judged: secure / plain of the medians >= TargetSecureRatio. Not
+//     judged with the WAL without fsync (NoWALSync), a diagnostic as in
+//     Run.
 //
 // It needs the in-process broker: against --brokers it would need each
 // broker's PLAINTEXT and secure listener, a user able to create users or
@@ -44,9 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -60,7 +48,6 @@ import (
 
 // Defaults and the target of the security comparison.
 const (
-	DefaultRounds        = 5
 	DefaultSASLMechanism = "SCRAM-SHA-512"
 	TargetSecureRatio    = 0.85 // median secure MB/s >= TargetSecureRatio x median PLAINTEXT MB/s
 )
@@ -91,35 +78,12 @@ type SecurityRound struct {
 
 // SecurityRun is one max-rate run over one listener.
 type SecurityRun struct {
-	Protocol   string
-	MBps       float64
-	RecsPerSec float64
-	Acked      int // records acknowledged
-	Errors     int64
-	FirstError error
-	Latency    Latencies
-	Elapsed    time.Duration // first record sent to last acknowledgement
-	CPU        time.Duration // the process's (broker and client) during the run
+	Protocol string
+	MaxRateRun
 	// Handshake is a fresh client's first round trip over the listener:
 	// dial, TLS handshake, ApiVersions, SASL exchange, Metadata. It is the
 	// per-connection cost, outside the throughput.
 	Handshake time.Duration
-}
-
-// CPUPerMB is the process's CPU milliseconds per MB produced (0: unknown).
-func (r SecurityRun) CPUPerMB() float64 {
-	if r.CPU <= 0 || r.MBps <= 0 {
-		return 0
-	}
-	return r.CPU.Seconds() * 1000 / (r.MBps * r.Elapsed.Seconds())
-}
-
-// Cores is the CPU the process used during the run, in cores.
-func (r SecurityRun) Cores() float64 {
-	if r.Elapsed <= 0 {
-		return 0
-	}
-	return r.CPU.Seconds() / r.Elapsed.Seconds()
 }
 
 // Pass reports whether the target holds.
@@ -251,97 +215,63 @@ func runSecurity(ctx context.Context, o Options, acks kgo.Acks, partitioner []kg
 			addr, opts, r.Protocol = secureAddr, append(slices.Clone(partitioner), secureOpts...), proto
 		}
 		topic := fmt.Sprintf("vigil-bench-sec-%s-%d-%s", suffix, round, strings.ToLower(r.Protocol))
-		if _, err := bb.settle(ctx); err != nil {
-			return r, err
-		}
-		if err := syncTree(bb.dataDir); err != nil {
-			return r, err
-		}
-		resp, err := adm.CreateTopic(ctx, int32(o.Partitions), 1, nil, topic)
-		if err == nil {
-			err = resp.Err
-		}
+		drop, err := freshTopic(ctx, bb, adm, topic, o.Partitions)
 		if err != nil {
-			return r, fmt.Errorf("create topic %s: %w", topic, err)
+			return r, err
 		}
-		defer func() {
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			adm.DeleteTopics(dctx, topic)
-		}()
+		defer drop()
 		if r.Handshake, err = handshake(ctx, addr, opts); err != nil {
 			return r, fmt.Errorf("%s: %w", r.Protocol, err)
 		}
-		cl, err := newBenchProducer(ctx, o, []string{addr}, topic, acks, opts...)
+		cl, err := newBenchProducer(ctx, o, []string{addr}, topic, acks, atLeastOnce, opts...)
 		if err != nil {
 			return r, fmt.Errorf("%s: %w", r.Protocol, err)
 		}
-		cpu0 := cpuTime()
-		rec, elapsed, err := produceMax(ctx, cl, o.Duration, o.RecordBytes)
-		if cpu1 := cpuTime(); cpu0 > 0 {
-			r.CPU = cpu1 - cpu0
-		}
-		cl.Close()
+		defer cl.Close()
+		r.MaxRateRun, err = timedRun(func() (*recorder, time.Duration, error) {
+			return produceMax(ctx, cl, o.Duration, o.RecordBytes)
+		})
 		if err != nil {
-			return r, fmt.Errorf("%s: %w", r.Protocol, err)
+			return r, fmt.Errorf("%s run: %w", r.Protocol, err)
 		}
-		r.Acked, r.Errors, r.FirstError = len(rec.samples), rec.errs, rec.firstEr
-		if r.Acked == 0 {
-			return r, fmt.Errorf("%s run: no record acknowledged (first error: %v)", r.Protocol, rec.firstEr)
-		}
-		r.Latency = summarize(rec.samples)
-		r.Elapsed = elapsed
-		r.MBps = float64(rec.bytes) / elapsed.Seconds() / 1e6
-		r.RecsPerSec = float64(r.Acked) / elapsed.Seconds()
 		return r, nil
 	}
 
 	fmt.Fprintf(out, "\n[a] max rate over PLAINTEXT and %s, interleaved\n", proto)
-	for i := range rounds {
-		rd := SecurityRound{SecureFirst: i%2 == 1}
-		for j, secure := range []bool{rd.SecureFirst, !rd.SecureFirst} {
-			r, err := run(i+1, secure)
-			if err != nil {
-				return nil, err
-			}
-			if secure {
-				rd.Secure = r
-			} else {
-				rd.Plain = r
-			}
-			label := "        "
-			if j == 0 {
-				label = fmt.Sprintf("round %-2d", i+1)
-			}
-			printSecurityRun(out, label, r)
+	rd := SecurityRound{}
+	err = interleave(rounds, func(round int, secure bool, label string) error {
+		r, err := run(round, secure)
+		if err != nil {
+			return err
 		}
+		if secure {
+			rd.Secure = r
+		} else {
+			rd.Plain = r
+		}
+		printSecurityRun(out, label, r)
+		return nil
+	}, func(round int) {
+		rd.SecureFirst = round%2 == 0
 		rd.Ratio = rd.Secure.MBps / rd.Plain.MBps
 		fmt.Fprintf(out, "    %8s  ratio %s / PLAINTEXT %.2f\n", "", proto, rd.Ratio)
 		res.Rounds = append(res.Rounds, rd)
+		rd = SecurityRound{}
+	})
+	if err != nil {
+		return nil, err
 	}
 
-	var plainMBps, secureMBps, plainCPU, secureCPU, pairs []float64
+	var plain, secure []MaxRateRun
 	for _, rd := range res.Rounds {
-		plainMBps = append(plainMBps, rd.Plain.MBps)
-		secureMBps = append(secureMBps, rd.Secure.MBps)
-		plainCPU = append(plainCPU, rd.Plain.CPUPerMB())
-		secureCPU = append(secureCPU, rd.Secure.CPUPerMB())
-		pairs = append(pairs, rd.Ratio)
+		plain = append(plain, rd.Plain.MaxRateRun)
+		secure = append(secure, rd.Secure.MaxRateRun)
 	}
-	res.PlainMedianMBps, res.SecureMedianMBps = median(plainMBps), median(secureMBps)
-	res.PlainMedianCPUPerMB, res.SecureMedianCPUPerMB = median(plainCPU), median(secureCPU)
-	res.Ratio = res.SecureMedianMBps / res.PlainMedianMBps
-
 	fmt.Fprintf(out, "\n[b] medians of %s each\n", plural(rounds, "run"))
-	fmt.Fprintf(out, "    %-16s  %6.1f MB/s  (runs %s; CPU %s)\n", config.Plaintext+":", res.PlainMedianMBps, fmtMBps1(plainMBps), fmtCPUPerMB(res.PlainMedianCPUPerMB))
-	fmt.Fprintf(out, "    %-16s  %6.1f MB/s  (runs %s; CPU %s)\n", proto+":", res.SecureMedianMBps, fmtMBps1(secureMBps), fmtCPUPerMB(res.SecureMedianCPUPerMB))
-	slices.Sort(pairs)
-	fmt.Fprintf(out, "    ratio of medians:  %.2f  (pairs %.2f to %.2f, median %.2f)\n", res.Ratio, pairs[0], pairs[len(pairs)-1], median(pairs))
-	if res.PlainMedianCPUPerMB > 0 {
-		d := res.SecureMedianCPUPerMB - res.PlainMedianCPUPerMB
-		fmt.Fprintf(out, "    CPU per MB:        %s %+.2f ms/MB (%+.0f%%) over PLAINTEXT, the broker's and the client's together\n",
-			proto, d, 100*d/res.PlainMedianCPUPerMB)
-	}
+	m := comparePairs(out, config.Plaintext, proto, "the broker's and the client's together", plain, secure)
+	res.PlainMedianMBps, res.SecureMedianMBps = m.BaseMBps, m.CandMBps
+	res.PlainMedianCPUPerMB, res.SecureMedianCPUPerMB = m.BaseCPUPerMB, m.CandCPUPerMB
+	res.Ratio = m.Ratio
 
 	fmt.Fprintf(out, "\ntargets\n")
 	label := fmt.Sprintf("%s >= %.2f x PLAINTEXT:", proto, TargetSecureRatio)
@@ -354,47 +284,7 @@ func runSecurity(ctx context.Context, o Options, acks kgo.Acks, partitioner []kg
 }
 
 func printSecurityRun(out io.Writer, label string, r SecurityRun) {
-	fmt.Fprintf(out, "    %s  %-14s %6.1f MB/s  %7.0f records/s  p99 %10s  CPU %s  %.2f cores  handshake %s",
-		label, r.Protocol, r.MBps, r.RecsPerSec, fmtDur(r.Latency.P99), fmtCPUPerMB(r.CPUPerMB()), r.Cores(), fmtDur(r.Handshake))
-	if r.Errors > 0 {
-		fmt.Fprintf(out, "  errors %d (first: %v)", r.Errors, r.FirstError)
-	}
-	fmt.Fprintln(out)
-}
-
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}
-
-func fmtCPUPerMB(v float64) string {
-	if v <= 0 {
-		return "unknown"
-	}
-	return fmt.Sprintf("%.2f ms/MB", v)
-}
-
-func fmtMBps1(v []float64) string {
-	parts := make([]string, len(v))
-	for i, x := range v {
-		parts[i] = fmt.Sprintf("%.1f", x)
-	}
-	return strings.Join(parts, ", ")
-}
-
-// median of v (the mean of the middle two for an even count); 0 if empty.
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	printRun(out, label, r.Protocol, r.MaxRateRun, "  handshake "+fmtDur(r.Handshake))
 }
 
 // createBenchUser creates benchUser with a random password, with both
@@ -416,22 +306,6 @@ func createBenchUser(ctx context.Context, adm *kadm.Client) (string, error) {
 		return "", fmt.Errorf("create SASL user %s: %w", benchUser, err)
 	}
 	return pass, nil
-}
-
-// syncTree fsyncs every file under dir, so that the next run does not
-// share the disk with the write-back of the previous runs' dirty pages.
-func syncTree(dir string) error {
-	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return nil // a file removed meanwhile (an upload's WAL file, a deleted topic's object)
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return nil
-		}
-		defer f.Close()
-		return f.Sync()
-	})
 }
 
 // handshake times a fresh client's first request over a listener.

@@ -126,6 +126,27 @@ func (r *recorder) promise(t0 time.Time) func(*kgo.Record, error) {
 	}
 }
 
+// take moves o's figures into r, its samples only if keep (its errors
+// always), and empties o for reuse. o's promises must all have run.
+func (r *recorder) take(o *recorder, keep bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if keep {
+		r.samples = append(r.samples, o.samples...)
+		r.bytes += o.bytes
+		if o.last.After(r.last) {
+			r.last = o.last
+		}
+	}
+	r.errs += o.errs
+	if r.firstEr == nil {
+		r.firstEr = o.firstEr
+	}
+	o.samples, o.bytes, o.errs, o.firstEr, o.last = o.samples[:0], 0, 0, nil, time.Time{}
+}
+
 func (r *recorder) fail(err error) {
 	r.mu.Lock()
 	r.errs++

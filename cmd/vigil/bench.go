@@ -24,6 +24,7 @@ const benchUsage = `Usage:
   vigil bench detect [flags]    measure Sigma detection events/s per core over SigmaHQ's rules and regression events
   vigil bench ingest [flags]    measure vigil ingest's syslog lines/s and HTTP events/s per core through to the broker
   vigil bench enrich [flags]    measure enrichment events/s per core with a million indicators loaded, and its memory
+  vigil bench txn [flags]       measure produce in 100 ms transactions against idempotent produce, interleaved: the ratio of their throughputs
 `
 
 // benchRun runs one benchmark once its flags are parsed; log is the
@@ -41,6 +42,7 @@ func benchCommands() map[string]func(fs *flag.FlagSet) benchRun {
 		"detect":   benchDetect,
 		"ingest":   benchIngest,
 		"enrich":   benchEnrich,
+		"txn":      benchTxn,
 	}
 }
 

@@ -89,10 +89,17 @@ func TestTopicsAgainstBroker(t *testing.T) {
 	}
 }
 
-func TestBenchIngestFlags(t *testing.T) {
+// TestBenchFlags: each benchmark is listed, has -h, and refuses stray
+// arguments and bad values before any broker starts.
+func TestBenchFlags(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := run([]string{"bench", "help"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "vigil bench ingest") {
-		t.Errorf("bench help: exit %d, lacks vigil bench ingest:\n%s", code, out.String())
+	if code := run([]string{"bench", "help"}, &out, &errOut); code != 0 {
+		t.Errorf("bench help: exit %d", code)
+	}
+	for _, kind := range []string{"ingest", "txn"} {
+		if !strings.Contains(out.String(), "vigil bench "+kind) {
+			t.Errorf("bench help lacks vigil bench %s:\n%s", kind, out.String())
+		}
 	}
 	for _, tc := range []struct {
 		args []string
@@ -101,6 +108,11 @@ func TestBenchIngestFlags(t *testing.T) {
 		{[]string{"bench", "ingest", "--help"}, 0},
 		{[]string{"bench", "ingest", "extra"}, 2},
 		{[]string{"bench", "ingest", "--conns", "0"}, 1}, // refused before any broker starts
+		{[]string{"bench", "txn", "--help"}, 0},
+		{[]string{"bench", "txn", "extra"}, 2},
+		// Zero is refused, not taken for the default.
+		{[]string{"bench", "txn", "--rounds", "0"}, 1},
+		{[]string{"bench", "txn", "--txn-duration", "0s"}, 1},
 	} {
 		out.Reset()
 		errOut.Reset()
