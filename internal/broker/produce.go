@@ -176,8 +176,10 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 						if code := b.txnVerify(*req.TransactionID, bh.ProducerID, bh.ProducerEpoch, rt.Topic, rp.Partition, h.version >= 12); code != 0 {
 							// v11+ clients know TRANSACTION_ABORTABLE (KIP-890);
 							// NOT_ENOUGH_REPLICAS is Kafka's retriable answer
-							// when the coordinator could not answer, one that
-							// refreshes no metadata.
+							// when the coordinator could not answer (the Java
+							// client retries it without refreshing metadata;
+							// franz-go waits for a refresh, hence the retries
+							// of verifyTxnPartition).
 							sp.ErrorCode = verifiedCode(code, h.version >= 11, kerr.NotEnoughReplicas.Code)
 							continue
 						}

@@ -17,6 +17,20 @@ import (
 // connection's reader goroutine.
 const verifyTimeout = 5 * time.Second
 
+// With transaction version 2 a producer starts its next transaction as
+// soon as EndTxn answers, while the coordinator is still writing the last
+// one's markers: adding a partition meanwhile is CONCURRENT_TRANSACTIONS.
+// Kafka's brokers retry that themselves (add.partitions.to.txn.retry.*:
+// every 20 ms for 100 ms) rather than answer the producer a retriable
+// error that franz-go waits out with a metadata refresh (seconds). Vigil
+// waits up to a second: its markers go through WAL commits and, in a
+// cluster, other brokers, so completing takes longer than Kafka's budget
+// when the disk or a peer is slow.
+const (
+	addRetryBackoff = 20 * time.Millisecond
+	addRetryMax     = time.Second
+)
+
 // SetTransactions replaces the transaction coordinators (nil: this
 // broker coordinates no transactional id now); in a cluster each moves
 // with its __transaction_state partition.
@@ -52,6 +66,19 @@ func (b *Broker) txnCoordinatorNode(protocol, txnID string) (brokerEndpoint, boo
 // coordinator's code, or NETWORK_EXCEPTION when the coordinator could not
 // be asked.
 func (b *Broker) verifyTxnPartition(txnID string, pid int64, epoch int16, topic string, p int32, add bool) int16 {
+	code := b.askTxnPartition(txnID, pid, epoch, topic, p, add)
+	if !add {
+		return code
+	}
+	for deadline := time.Now().Add(addRetryMax); code == kerr.ConcurrentTransactions.Code && time.Now().Before(deadline); {
+		time.Sleep(addRetryBackoff)
+		code = b.askTxnPartition(txnID, pid, epoch, topic, p, add)
+	}
+	return code
+}
+
+// askTxnPartition asks once (verifyTxnPartition).
+func (b *Broker) askTxnPartition(txnID string, pid int64, epoch int16, topic string, p int32, add bool) int16 {
 	tp := txn.TopicPartition{Topic: topic, Partition: p}
 	if co := b.txnCoordinator(txnID); co != nil {
 		if !add {
