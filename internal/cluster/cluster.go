@@ -65,6 +65,8 @@ type Member struct {
 	// lastGC is when this broker last looked for departed brokers' WALs
 	// (only the lowest live id does, about once a minute).
 	lastGC time.Time
+	// health is the lease's standing as watchLease last saw it.
+	health Health
 }
 
 // New builds a member; onChange may be nil.
@@ -93,6 +95,7 @@ func (m *Member) Join(ctx context.Context) error {
 		if err == nil {
 			m.mu.Lock()
 			m.sess = s
+			m.health.LeaseConfirmed, m.health.UnconfirmedSince = true, time.Time{}
 			m.mu.Unlock()
 			m.engine.SetSession(s)
 			m.log.Info("joined the cluster", "broker", m.cfg.BrokerID, "zone", m.cfg.Zone, "lease_ttl", m.cfg.LeaseTTL)
@@ -113,6 +116,7 @@ func (m *Member) Join(ctx context.Context) error {
 // Run keeps the broker's leadership in line with the placement until ctx
 // ends, rejoining when the lease is lost. Join must have succeeded.
 func (m *Member) Run(ctx context.Context) {
+	go m.watchLease(ctx)
 	watch := m.cl.Watch(ctx)
 	tick := time.NewTicker(m.cfg.LeaseTTL / 2)
 	defer tick.Stop()

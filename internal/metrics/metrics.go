@@ -38,7 +38,8 @@ type Metrics struct {
 	cleanerRead    prometheus.Counter
 	cleanerWritten prometheus.Counter
 
-	ready atomic.Bool
+	ready  atomic.Bool
+	checks atomic.Pointer[[]func() error] // readiness conditions besides ready
 }
 
 // latencyBuckets span a fast in-memory request (50µs) to a long poll (30s).
@@ -197,8 +198,35 @@ func (m *Metrics) Registerer() prometheus.Registerer { return m.reg }
 // SetReady marks the broker ready (serving) or not (starting, stopping).
 func (m *Metrics) SetReady(ok bool) { m.ready.Store(ok) }
 
+// AddReadyCheck adds a condition /readyz requires: while check returns an
+// error, /readyz answers 503 with the error's text (the cluster's lease
+// health, say). Checks are added at start, before the handler serves.
+func (m *Metrics) AddReadyCheck(check func() error) {
+	var list []func() error
+	if p := m.checks.Load(); p != nil {
+		list = append(list, *p...)
+	}
+	list = append(list, check)
+	m.checks.Store(&list)
+}
+
+// notReady is why the broker is not ready ("" when it is).
+func (m *Metrics) notReady() string {
+	if !m.ready.Load() {
+		return "not ready: starting or shutting down"
+	}
+	if p := m.checks.Load(); p != nil {
+		for _, check := range *p {
+			if err := check(); err != nil {
+				return "not ready: " + err.Error()
+			}
+		}
+	}
+	return ""
+}
+
 // Handler serves /metrics, /healthz (the process answers) and /readyz
-// (the broker accepts Kafka clients).
+// (the broker accepts Kafka clients and every ready check passes).
 func (m *Metrics) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
@@ -206,8 +234,8 @@ func (m *Metrics) Handler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !m.ready.Load() {
-			http.Error(w, "not ready: starting or shutting down", http.StatusServiceUnavailable)
+		if why := m.notReady(); why != "" {
+			http.Error(w, why, http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))

@@ -302,6 +302,7 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (_ *Server,
 		s.metrics.Counter("vigil_takeover_recovered_bytes_total", "Record bytes this broker rebuilt from other brokers' WALs when taking partitions over (zero for planned hand-overs).",
 			func() float64 { return float64(s.store.RecoveredBytes()) })
 		s.metrics.Gauge("vigil_partitions_led", "Partitions this broker leads now.", func() float64 { return float64(len(s.store.Led())) })
+		s.registerClusterHealth() // health.go: lease metrics and the /readyz check
 		zb := s.broker.ZoneBytes()
 		load := func(v interface{ Load() int64 }) func() float64 { return func() float64 { return float64(v.Load()) } }
 		s.metrics.LabeledCounter("vigil_zone_client_bytes_total",
