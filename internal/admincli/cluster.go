@@ -174,8 +174,14 @@ func drain(ctx context.Context, adm *kadm.Client, out *printer, id int32, on, wa
 		return out.line("broker %d is %s", id, verb)
 	}
 	last := ""
+	// Every look must be fresh: kadm answers Metadata from the client's
+	// cache while it is younger than MetadataMinAge (5 s), so polling it
+	// saw the partitions where they were up to 5 s earlier and printed
+	// "drained" that much after they had moved. Asking for the authorized
+	// operations is kadm's only way past that cache: a direct request.
+	fresh := kadm.WithAuthorizedOps(ctx)
 	for {
-		st, err := clusterStatus(ctx, adm)
+		st, err := clusterStatus(fresh, adm)
 		if err != nil {
 			return err
 		}
