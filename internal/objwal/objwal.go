@@ -267,9 +267,7 @@ func Open(ctx context.Context, store objstore.Store, brokerID int32, opts Option
 	w.nextSeq = 1
 	if n := len(chunks); n > 0 {
 		newest := &chunks[n-1]
-		hctx, cancel := context.WithTimeout(ctx, opts.RequestTimeout)
-		raw, err := store.GetRange(hctx, newest.key, 0, chunkHeaderSize)
-		cancel()
+		raw, err := getRetried(ctx, store, newest.key, 0, chunkHeaderSize, opts.RequestTimeout)
 		if err != nil {
 			return nil, fmt.Errorf("objwal: read header of newest chunk %s: %w", newest.key, err)
 		}
@@ -290,7 +288,12 @@ func Open(ctx context.Context, store objstore.Store, brokerID int32, opts Option
 // listChunks lists the chunks under prefix, oldest first, with last set from
 // the next chunk's first seq (the newest is left for the caller).
 func listChunks(ctx context.Context, store objstore.Store, prefix string, log *slog.Logger) ([]chunk, error) {
-	objs, err := store.List(ctx, prefix)
+	var objs []objstore.Object
+	err := retryRead(ctx, func() error {
+		var err error
+		objs, err = store.List(ctx, prefix)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("objwal: list %s: %w", prefix, err)
 	}
@@ -801,6 +804,47 @@ func decodeChunk(b []byte, broker int32, first uint64) ([]decoded, error) {
 	return out, nil
 }
 
+// readAttempts bounds the attempts at one read of the WAL (a listing or a
+// chunk): a store that throttles (503 SlowDown) or fails a request now
+// and then must not fail a broker's start or a takeover, which read every
+// chunk and used to give up at the first failed one; a store that is
+// down still fails them after about readAttempts backoffs (~10 s), and
+// they are retried whole by their callers.
+const readAttempts = 15
+
+// retryRead runs read until it succeeds, the object is missing, ctx ends
+// or readAttempts are used, backing off between attempts.
+func retryRead(ctx context.Context, read func() error) error {
+	backoff := minBackoff
+	for attempt := 1; ; attempt++ {
+		err := read()
+		if err == nil || errors.Is(err, objstore.ErrNotExist) || ctx.Err() != nil || attempt >= readAttempts {
+			return err
+		}
+		t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// getRetried reads a range of key, each attempt bounded by timeout.
+func getRetried(ctx context.Context, store objstore.Store, key string, off, length int64, timeout time.Duration) ([]byte, error) {
+	var raw []byte
+	err := retryRead(ctx, func() error {
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		var err error
+		raw, err = store.GetRange(rctx, key, off, length)
+		return err
+	})
+	return raw, err
+}
+
 // scanChunks reads chunks in order, checks each whole and that each starts
 // where the previous ended, and passes their entries to fn. It returns the
 // last seq passed on.
@@ -812,9 +856,7 @@ func scanChunks(ctx context.Context, store objstore.Store, broker int32, chunks 
 			return last, fmt.Errorf("objwal: chunk %s starts at seq %d but the previous chunk ends at %d: acknowledged entries are missing",
 				c.key, c.first, last)
 		}
-		rctx, cancel := context.WithTimeout(ctx, timeout)
-		raw, err := store.GetRange(rctx, c.key, 0, -1)
-		cancel()
+		raw, err := getRetried(ctx, store, c.key, 0, -1, timeout)
 		if err != nil {
 			return last, fmt.Errorf("objwal: read chunk %s: %w", c.key, err)
 		}
@@ -853,7 +895,12 @@ func Scan(ctx context.Context, store objstore.Store, brokerID int32, fn func(seq
 // Brokers lists, in increasing order, the ids of the brokers that have
 // chunks in store.
 func Brokers(ctx context.Context, store objstore.Store) ([]int32, error) {
-	objs, err := store.List(ctx, KeyPrefix)
+	var objs []objstore.Object
+	err := retryRead(ctx, func() error {
+		var err error
+		objs, err = store.List(ctx, KeyPrefix)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("objwal: list %s: %w", KeyPrefix, err)
 	}

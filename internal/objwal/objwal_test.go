@@ -725,3 +725,67 @@ func TestIncarnationsDoNotCollide(t *testing.T) {
 		t.Error("a key with an empty incarnation is parsed")
 	}
 }
+
+// flakyStore fails every other read (GetRange, List) with a transient
+// error, as a throttling S3 does with 503 SlowDown.
+type flakyStore struct {
+	objstore.Store
+	mu    sync.Mutex
+	reads int
+}
+
+var errSlowDown = errors.New("503 SlowDown: Please reduce your request rate")
+
+func (f *flakyStore) flake() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads++
+	if f.reads%2 == 1 {
+		return errSlowDown
+	}
+	return nil
+}
+
+func (f *flakyStore) GetRange(ctx context.Context, key string, off, length int64) ([]byte, error) {
+	if err := f.flake(); err != nil {
+		return nil, err
+	}
+	return f.Store.GetRange(ctx, key, off, length)
+}
+
+func (f *flakyStore) List(ctx context.Context, prefix string) ([]objstore.Object, error) {
+	if err := f.flake(); err != nil {
+		return nil, err
+	}
+	return f.Store.List(ctx, prefix)
+}
+
+// TestReadsRideOutThrottling is the regression test of a finding of the
+// chaos campaign: with the store answering some reads 503 SlowDown, a
+// restarting broker failed to start ("replay WAL: read chunk ...: Please
+// reduce your request rate") and takeovers gave up at the first chunk
+// they could not read. Opening, replaying and scanning must retry a read
+// that fails now and then.
+func TestReadsRideOutThrottling(t *testing.T) {
+	dir := dirStore(t)
+	w := openT(t, dir, 3, Options{FlushInterval: time.Millisecond, FlushBytes: 1 << 10})
+	a := &acks{t: t}
+	const n = 200
+	appendN(t, w, a, 0, n)
+	a.wait(t, 10*time.Second)
+
+	store := &flakyStore{Store: dir}
+	w2, err := Open(context.Background(), store, 3, quiet(Options{}))
+	if err != nil {
+		t.Fatalf("Open over a throttling store: %v", err)
+	}
+	defer w2.Close()
+	checkRecords(t, replayAll(t, w2), 1, 0, n)
+	var scanned int
+	if err := ScanAll(context.Background(), store, func(wal.Entry) error { scanned++; return nil }); err != nil {
+		t.Fatalf("ScanAll over a throttling store: %v", err)
+	}
+	if scanned != n {
+		t.Fatalf("ScanAll saw %d entries, want %d", scanned, n)
+	}
+}
