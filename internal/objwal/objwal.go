@@ -584,6 +584,16 @@ func (w *WAL) run() {
 		for i := range batch {
 			cost += batch[i].cost
 		}
+		if ackBeforeCommit {
+			// Only in a chaosbroken build (ackearly_chaosbroken.go): the
+			// chaos campaign must see the writes this loses.
+			for i := range batch {
+				if p := &batch[i]; p.done != nil && p.err == nil {
+					p.done(p.seq, nil)
+					p.done = nil
+				}
+			}
+		}
 		var c chunk
 		var count uint64
 		if err == nil {
