@@ -163,31 +163,39 @@ func (m *Metrics) LabeledCounter(name, help, label string, fns map[string]func()
 	}
 }
 
-// Lag is one partition's consumer-group lag.
+// Lag is one partition's consumer-group lag: to the high watermark
+// (Lag) and to the last stable offset (Stable), what a read_uncommitted
+// and a read_committed consumer of the group have left to read.
 type Lag struct {
 	Group, Topic string
 	Partition    int32
-	Lag          int64
+	Lag, Stable  int64
 }
 
-// GroupLag registers vigil_group_lag, computed by fn at each scrape.
+// GroupLag registers vigil_group_lag and vigil_group_lag_stable, computed
+// by fn at each scrape. The group does not know its consumers' isolation
+// level, so both are given.
 func (m *Metrics) GroupLag(fn func() []Lag) {
-	m.reg.MustRegister(&lagCollector{fn: fn, desc: prometheus.NewDesc("vigil_group_lag",
-		"Messages between a consumer group's committed offset and the partition's high watermark.",
-		[]string{"group", "topic", "partition"}, nil)})
+	labels := []string{"group", "topic", "partition"}
+	m.reg.MustRegister(&lagCollector{fn: fn,
+		lag: prometheus.NewDesc("vigil_group_lag",
+			"Messages between a consumer group's committed offset and the partition's high watermark.", labels, nil),
+		stable: prometheus.NewDesc("vigil_group_lag_stable",
+			"Messages between a consumer group's committed offset and the partition's last stable offset (the lag of read_committed consumers: records of open transactions are not counted).", labels, nil)})
 }
 
 type lagCollector struct {
-	fn   func() []Lag
-	desc *prometheus.Desc
+	fn          func() []Lag
+	lag, stable *prometheus.Desc
 }
 
-func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.lag; ch <- c.stable }
 
 func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, l := range c.fn() {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(l.Lag),
-			l.Group, l.Topic, strconv.Itoa(int(l.Partition)))
+		p := strconv.Itoa(int(l.Partition))
+		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(l.Lag), l.Group, l.Topic, p)
+		ch <- prometheus.MustNewConstMetric(c.stable, prometheus.GaugeValue, float64(l.Stable), l.Group, l.Topic, p)
 	}
 }
 

@@ -97,6 +97,26 @@ func TestAdminEndpoints(t *testing.T) {
 	if want := float64(end.Offset - 10); lag != want {
 		t.Errorf("vigil_group_lag of lagging/metered/0 = %v, want %v (end %d - committed 10)\n%s", lag, want, end.Offset, body)
 	}
+	if stable := metricValue(body, `vigil_group_lag_stable{group="lagging",partition="0",topic="metered"}`); stable != lag {
+		t.Errorf("vigil_group_lag_stable = %v without transactions, want the lag %v", stable, lag)
+	}
+	// An open transaction's records count in the lag, not in the stable
+	// lag (read_committed consumers cannot read them yet).
+	txp := ts.client(t, kgo.TransactionalID("metered-txn"), kgo.DefaultProduceTopic("metered"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := txp.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := txp.ProduceSync(ctx, &kgo.Record{Partition: 0, Value: []byte{byte(i)}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, body = httpGet(t, base+"/metrics")
+	lag = metricValue(body, `vigil_group_lag{group="lagging",partition="0",topic="metered"}`)
+	stable := metricValue(body, `vigil_group_lag_stable{group="lagging",partition="0",topic="metered"}`)
+	if lag != float64(end.Offset+5-10) || stable != float64(end.Offset-10) {
+		t.Errorf("with 5 records in an open transaction: lag %v, stable lag %v; want %d and %d", lag, stable, end.Offset+5-10, end.Offset-10)
+	}
 
 	ts.close()
 	if _, err := http.Get(base + "/healthz"); err == nil {

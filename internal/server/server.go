@@ -413,8 +413,10 @@ func (s *Server) coordinatorLag(co *group.Coordinator) []metrics.Lag {
 			if t == nil || o.Offset < 0 || o.Partition < 0 || int(o.Partition) >= len(t.Logs) {
 				continue
 			}
-			_, hw := t.Logs[o.Partition].Offsets()
-			out = append(out, metrics.Lag{Group: g.Group, Topic: o.Topic, Partition: o.Partition, Lag: max(0, hw-o.Offset)})
+			l := t.Logs[o.Partition]
+			_, hw := l.Offsets()
+			out = append(out, metrics.Lag{Group: g.Group, Topic: o.Topic, Partition: o.Partition,
+				Lag: max(0, hw-o.Offset), Stable: max(0, l.LSO()-o.Offset)})
 		}
 	}
 	return out
