@@ -39,6 +39,7 @@ Usage:
   vigil hunt --rules DIR --topics T --from TIME [--to TIME]  run rules over retained history, findings as NDJSON (vigil hunt -h)
   vigil alerts list|tail     findings of the alerts topic at a terminal: time, severity, rule, host, user, count (vigil alerts -h)
   vigil enrich [flags]       GeoIP, threat intel (intel.*), assets and identities into enriched.* topics; vigil enrich load (vigil enrich -h)
+  vigil export --config FILE deliver topics to Elasticsearch/OpenSearch, Splunk HEC and webhooks (vigil export -h)
   vigil version              the module version, commit and Go version of this binary (also --version)
 
 `
@@ -73,6 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return huntMain(args[1:], stdout, stderr, os.Getenv)
 	case "alerts":
 		return alertsMain(args[1:], stdout, stderr, os.Getenv)
+	case "export":
+		return exportMain(args[1:], stderr, os.Getenv)
 	case "version", "--version", "-version":
 		return version(stdout)
 	case "-h", "--help", "help":

@@ -27,13 +27,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vigilhq/vigil/internal/detect"
+	"github.com/vigilhq/vigil/internal/rangeread"
 	"github.com/vigilhq/vigil/sigma"
 )
 
@@ -102,9 +102,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Stats, error) {
 		return st, err
 	}
 	defer acl.Close()
-	ranges, err := findRanges(ctx, kadm.NewClient(acl), cfg)
+	found, err := rangeread.Find(ctx, kadm.NewClient(acl), cfg.Topics, cfg.From, cfg.To)
 	if err != nil {
-		return st, err
+		return st, fmt.Errorf("hunt: %w", err)
+	}
+	ranges := make([]*partRange, len(found))
+	for i, r := range found {
+		ranges[i] = &partRange{topic: r.Topic, part: r.Partition, start: r.Start, end: r.End, next: r.Start}
 	}
 	var total int64
 	want := map[string]map[int32]kgo.Offset{}
@@ -117,7 +121,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Stats, error) {
 		want[r.topic][r.part] = kgo.NewOffset().At(r.start)
 		left[r.topic][r.part] = r
 	}
-	pr := &progress{w: cfg.Progress, total: total, start: time.Now(), every: cfg.ProgressEvery}
+	pr := &progress{Progress: rangeread.NewProgress(cfg.Progress, "hunt", total, cfg.ProgressEvery)}
 	if log != nil {
 		log.Info("hunt reading", "topics", cfg.Topics, "partitions", len(ranges), "records", total,
 			"from", cfg.From.Format(time.RFC3339), "to", cfg.To.Format(time.RFC3339), "rules", eng.Stats().Rules)
@@ -208,83 +212,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Stats, error) {
 	return st, nil
 }
 
-// findRanges lists, per partition of the topics, the first offset at or
-// after From and the first at or after To (the end offset when none).
-func findRanges(ctx context.Context, adm *kadm.Client, cfg Config) ([]*partRange, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	from, err := adm.ListOffsetsAfterMilli(ctx, cfg.From.UnixMilli(), cfg.Topics...)
-	if err != nil {
-		return nil, fmt.Errorf("hunt: list offsets by timestamp: %w", err)
-	}
-	to, err := adm.ListOffsetsAfterMilli(ctx, cfg.To.UnixMilli(), cfg.Topics...)
-	if err != nil {
-		return nil, fmt.Errorf("hunt: list offsets by timestamp: %w", err)
-	}
-	var out []*partRange
-	var missing []string
-	from.Each(func(o kadm.ListedOffset) {
-		if o.Partition < 0 || o.Err != nil {
-			missing = append(missing, o.Topic)
-			return
-		}
-		e, ok := to.Lookup(o.Topic, o.Partition)
-		if !ok || e.Err != nil || e.Offset <= o.Offset {
-			return
-		}
-		out = append(out, &partRange{topic: o.Topic, part: o.Partition, start: o.Offset, end: e.Offset, next: o.Offset})
-	})
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("hunt: topics not found or not readable: %s", strings.Join(missing, ", "))
-	}
-	return out, nil
-}
-
-// progress writes "events, bytes, % of the range, ETA" lines.
-type progress struct {
-	w     io.Writer
-	total int64
-	start time.Time
-	last  time.Time
-	every time.Duration
-}
+// progress is the range's progress line with the hunt's summary.
+type progress struct{ *rangeread.Progress }
 
 func (p *progress) update(done int64, st Stats, final bool) {
-	if p.w == nil {
+	if p.W == nil {
 		return
 	}
-	now := time.Now()
-	if !final && now.Sub(p.last) < p.every {
-		return
-	}
-	p.last = now
-	el := now.Sub(p.start)
-	pct := 100.0
-	if p.total > 0 {
-		pct = 100 * float64(done) / float64(p.total)
-	}
-	rate := float64(st.Records+st.Outside) / max(el.Seconds(), 1e-3)
 	if final {
-		fmt.Fprintf(p.w, "hunt: done: %d events (%d outside the range's times, %d not JSON), %s in %s (%.0f events/s), %d findings\n",
-			st.Records, st.Outside, st.Invalid, bytesStr(st.Bytes), el.Round(time.Millisecond), rate, st.Findings)
+		el := p.Elapsed()
+		fmt.Fprintf(p.W, "hunt: done: %d events (%d outside the range's times, %d not JSON), %s in %s (%.0f events/s), %d findings\n",
+			st.Records, st.Outside, st.Invalid, rangeread.Bytes(st.Bytes), el.Round(time.Millisecond), rangeread.Rate(st.Records+st.Outside, el), st.Findings)
 		return
 	}
-	eta := "?"
-	if done > 0 && p.total > done {
-		eta = (time.Duration(float64(el) * float64(p.total-done) / float64(done))).Round(time.Second).String()
-	}
-	fmt.Fprintf(p.w, "hunt: %d events, %s, %.1f%% of the range, %d findings, %.0f events/s, ETA %s\n",
-		st.Records+st.Outside, bytesStr(st.Bytes), pct, st.Findings, rate, eta)
-}
-
-func bytesStr(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
+	p.Update(done, st.Records+st.Outside, st.Bytes, fmt.Sprintf("%d findings, ", st.Findings))
 }

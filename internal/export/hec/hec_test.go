@@ -1,0 +1,135 @@
+package hec_test
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/export"
+	"github.com/vigilhq/vigil/internal/export/exporttest"
+	"github.com/vigilhq/vigil/internal/export/hec"
+)
+
+func testLog() *slog.Logger {
+	if os.Getenv("VIGIL_TEST_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func newJob(t *testing.T, addr, name, topic string, c hec.Config) *export.Job {
+	t.Helper()
+	sink, err := hec.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := export.NewJob(export.JobConfig{Name: name, Brokers: []string{addr}, Topics: []string{topic}, MaxBatchRecords: 25,
+		RetryInitial: 50 * time.Millisecond, RetryMax: 2 * time.Second, SessionTimeout: 6 * time.Second}, sink, nil, testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j
+}
+
+// TestAckHonoured holds the indexer's acknowledgements: the events reach
+// the receiver (VictoriaLogs, through a proxy that speaks Splunk's ack
+// protocol) but no offset is committed until the acks are released.
+func TestAckHonoured(t *testing.T) {
+	v := exporttest.StartVictoriaLogs(t)
+	addr := exporttest.StartBroker(t)
+	const n = 60
+	exporttest.Produce(t, addr, "ocsf.hec", 1, 0, n)
+	p := &exporttest.HECProxy{Upstream: v.URL(), Token: "0c3b8b2e-hec-token", Ack: true}
+	p.HoldAcks.Store(true)
+	p.Start(t)
+	j := newJob(t, addr, "splunk", "ocsf.hec", hec.Config{URL: p.URL(), Token: p.Token, Ack: true, AckPoll: 50 * time.Millisecond})
+	r := exporttest.Run(t, j.Run)
+	exporttest.Wait(t, 30*time.Second, "the first batch at the receiver", func() bool { return len(p.Sends()) > 0 })
+	time.Sleep(time.Second)
+	if c, _ := exporttest.Committed(t, addr, "vigil-export-splunk", "ocsf.hec"); c != 0 {
+		t.Fatalf("committed %d records while the indexer had acknowledged none", c)
+	}
+	if len(p.Sends()) > 25 {
+		t.Fatalf("%d events sent before the first batch was acknowledged; want one batch of 25", len(p.Sends()))
+	}
+	if p.Polls() < 5 {
+		t.Fatalf("%d ack polls in a second at a 50ms interval", p.Polls())
+	}
+	p.HoldAcks.Store(false)
+	exporttest.Wait(t, 30*time.Second, "commit", func() bool {
+		c, e := exporttest.Committed(t, addr, "vigil-export-splunk", "ocsf.hec")
+		return c == e
+	})
+	r.Stop()
+	sends := p.Sends()
+	if len(sends) != n {
+		t.Fatalf("%d distinct events sent, want %d", len(sends), n)
+	}
+	// The events as Splunk would index them: sourcetype per class, the
+	// record's id as an indexed field, the event's time.
+	want := map[string]string{}
+	for i := range n {
+		want[export.RecordID("ocsf.hec", 0, int64(i))] = ""
+	}
+	for _, ev := range p.Events() {
+		st, _ := ev["sourcetype"].(string)
+		id := ev["fields"].(map[string]any)["vigil_id"].(string)
+		body := ev["event"].(map[string]any)
+		cls := map[float64]string{3002: "ocsf:authentication", 1007: "ocsf:process_activity", 2004: "ocsf:detection_finding"}[body["class_uid"].(float64)]
+		if st != cls || ev["source"] != "vigil:ocsf.hec" {
+			t.Errorf("event %s: sourcetype %q source %v; want %q", id, st, ev["source"], cls)
+		}
+		if tm, _ := ev["time"].(float64); int64(tm*1000+0.5) != int64(body["time"].(float64)) {
+			t.Errorf("event %s: time %v, event time %v", id, ev["time"], body["time"])
+		}
+		delete(want, id)
+	}
+	if len(want) > 0 {
+		t.Errorf("%d records never sent", len(want))
+	}
+	rows, err := v.WaitRows(`sourcetype:"ocsf:authentication"`, n/3, 20*time.Second)
+	if err != nil || len(rows) != n/3 {
+		t.Errorf("VictoriaLogs holds %d authentication events (%v), want %d", len(rows), err, n/3)
+	}
+}
+
+// TestBusyAndBadToken: a 503 (server busy) is retried until it passes; a
+// wrong token is retried too, never dead-lettered.
+func TestBusyAndBadToken(t *testing.T) {
+	v := exporttest.StartVictoriaLogs(t)
+	addr := exporttest.StartBroker(t)
+	const n = 30
+	exporttest.Produce(t, addr, "ocsf.busy", 1, 0, n)
+	p := &exporttest.HECProxy{Upstream: v.URL(), Token: "right-token-0123456789",
+		RequestFault: func(k int) (int, string) {
+			if k <= 3 {
+				return 503, "1"
+			}
+			return 0, ""
+		}}
+	p.Start(t)
+	bad := newJob(t, addr, "busy", "ocsf.busy", hec.Config{URL: p.URL(), Token: "wrong-token"})
+	r := exporttest.Run(t, bad.Run)
+	time.Sleep(1500 * time.Millisecond)
+	r.Stop()
+	if c, _ := exporttest.Committed(t, addr, "vigil-export-busy", "ocsf.busy"); c != 0 || bad.Stats().DeadLettered != 0 || len(p.Sends()) != 0 {
+		t.Fatalf("with a wrong token: committed %d, dead-lettered %d, sent %d", c, bad.Stats().DeadLettered, len(p.Sends()))
+	}
+	good := newJob(t, addr, "busy", "ocsf.busy", hec.Config{URL: p.URL(), Token: p.Token})
+	start := time.Now()
+	r = exporttest.Run(t, good.Run)
+	exporttest.Wait(t, 30*time.Second, "commit", func() bool {
+		c, e := exporttest.Committed(t, addr, "vigil-export-busy", "ocsf.busy")
+		return c == e
+	})
+	r.Stop()
+	if el := time.Since(start); el < 2900*time.Millisecond {
+		t.Errorf("three 503s with Retry-After: 1 passed in %v", el)
+	}
+	if st := good.Stats(); st.Delivered != n || st.Throttled < 3 {
+		t.Errorf("stats %+v", st)
+	}
+}
