@@ -109,6 +109,10 @@ func main() {
 	fs.IntVar(&cfg.Workload.Rate, "rate", 150, "records/s per producer")
 	fs.IntVar(&cfg.Workload.GroupConsumers, "group-consumers", 3, "consumers in the group (plus one with partitions assigned)")
 	fs.DurationVar(&cfg.Workload.KillEvery, "consumer-kill-every", 15*time.Second, "mean time between consumer kills (0: none)")
+	fs.IntVar(&cfg.Workload.TxnProducers, "txn-producers", 1, "transactional producers")
+	fs.IntVar(&cfg.Workload.TxnRate, "txn-rate", 10, "transactions/s per transactional producer")
+	fs.IntVar(&cfg.Workload.TxnSize, "txn-size", 4, "values per transaction")
+	fs.Float64Var(&cfg.Workload.AbortRate, "abort-rate", 0.25, "share of transactions aborted on purpose")
 	fs.DurationVar(&cfg.HoldMin, "hold-min", 5*time.Second, "shortest fault")
 	fs.DurationVar(&cfg.HoldMax, "hold-max", 15*time.Second, "longest fault")
 	fs.DurationVar(&cfg.GapMin, "gap-min", 2*time.Second, "shortest calm between faults")
@@ -232,8 +236,9 @@ func verdict(r *RunResult) string {
 		why = append(why, fmt.Sprintf("%d faults not demonstrated", len(r.FaultErrors)))
 	}
 	if r.Check != nil && !r.Check.Valid() {
-		why = append(why, fmt.Sprintf("anomalies: lost %d, duplicated %d, unexpected %d, inconsistent %d, non-monotonic %d, poll skips %d, group skips %d, final read complete %v",
-			r.Check.Lost, r.Check.Duplicated, r.Check.Unexpected, r.Check.Inconsistent, r.Check.NonMonotonic, r.Check.PollSkips, r.Check.GroupSkips, r.Check.FinalComplete))
+		why = append(why, fmt.Sprintf("anomalies: lost %d, duplicated %d, unexpected %d, inconsistent %d, non-monotonic %d, poll skips %d, group skips %d, aborted reads %d, torn transactions %d, final read complete %v",
+			r.Check.Lost, r.Check.Duplicated, r.Check.Unexpected, r.Check.Inconsistent, r.Check.NonMonotonic, r.Check.PollSkips, r.Check.GroupSkips,
+			r.Check.AbortedReads, r.Check.TornTxns, r.Check.FinalComplete))
 	}
 	return "INVALID: " + strings.Join(why, "; ")
 }
@@ -330,6 +335,7 @@ func runOnce(cfg Config, bins Binaries, i int) *RunResult {
 	fcancel()
 	if err != nil {
 		logf("final read: %v", err)
+		r.Err = "final read: " + err.Error()
 	}
 	if err := h.Close(); err != nil {
 		r.Err = "history: " + err.Error()
@@ -382,8 +388,8 @@ func Summary(cfg Config, results []*RunResult) string {
 		build = "BROKEN build (-tags chaosbroken)"
 	}
 	fmt.Fprintf(&b, "\n## Chaos campaign: seed %d, %d runs, %s\n\n", cfg.Seed, len(results), build)
-	fmt.Fprintln(&b, "| run | seed | minutes | faults | sent | acked | indeterminate (recovered) | polled | final read | lost | duplicated | unexpected | inconsistent | non-monotonic | poll skips | group skips | verdict |")
-	fmt.Fprintln(&b, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Fprintln(&b, "| run | seed | minutes | faults | sent | acked | indeterminate (recovered) | transactions (aborted) | polled | final read | lost | duplicated | unexpected | inconsistent | non-monotonic | poll skips | group skips | aborted reads | torn txns | verdict |")
+	fmt.Fprintln(&b, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	var tot checker.Result
 	totFaults, totMin := 0, 0.0
 	kinds := map[string]int{}
@@ -414,17 +420,21 @@ func Summary(cfg Config, results []*RunResult) string {
 		tot.NonMonotonic += c.NonMonotonic
 		tot.PollSkips += c.PollSkips
 		tot.GroupSkips += c.GroupSkips
+		tot.Txns += c.Txns
+		tot.TxnAborted += c.TxnAborted
+		tot.AbortedReads += c.AbortedReads
+		tot.TornTxns += c.TornTxns
 		v := "ok"
 		if !r.OK() {
 			v = "**" + strings.SplitN(verdict(r), ":", 2)[0] + "**"
 		}
-		fmt.Fprintf(&b, "| %d | %d | %.1f | %d | %d | %d | %d (%d) | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s |\n",
-			r.Run, r.Seed, r.Seconds/60, nf, c.Sent, c.Acked, c.Indeterminate, c.Recovered, c.Polled, c.FinalRecords,
-			c.Lost, c.Duplicated, c.Unexpected, c.Inconsistent, c.NonMonotonic, c.PollSkips, c.GroupSkips, v)
+		fmt.Fprintf(&b, "| %d | %d | %.1f | %d | %d | %d | %d (%d) | %d (%d) | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s |\n",
+			r.Run, r.Seed, r.Seconds/60, nf, c.Sent, c.Acked, c.Indeterminate, c.Recovered, c.Txns, c.TxnAborted, c.Polled, c.FinalRecords,
+			c.Lost, c.Duplicated, c.Unexpected, c.Inconsistent, c.NonMonotonic, c.PollSkips, c.GroupSkips, c.AbortedReads, c.TornTxns, v)
 	}
-	fmt.Fprintf(&b, "| **all** | | %.1f | %d | %d | %d | %d (%d) | %d | %d | %d | %d | %d | %d | %d | %d | %d | |\n\n",
-		totMin, totFaults, tot.Sent, tot.Acked, tot.Indeterminate, tot.Recovered, tot.Polled, tot.FinalRecords,
-		tot.Lost, tot.Duplicated, tot.Unexpected, tot.Inconsistent, tot.NonMonotonic, tot.PollSkips, tot.GroupSkips)
+	fmt.Fprintf(&b, "| **all** | | %.1f | %d | %d | %d | %d (%d) | %d (%d) | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | |\n\n",
+		totMin, totFaults, tot.Sent, tot.Acked, tot.Indeterminate, tot.Recovered, tot.Txns, tot.TxnAborted, tot.Polled, tot.FinalRecords,
+		tot.Lost, tot.Duplicated, tot.Unexpected, tot.Inconsistent, tot.NonMonotonic, tot.PollSkips, tot.GroupSkips, tot.AbortedReads, tot.TornTxns)
 	fmt.Fprintln(&b, "| fault | injected and shown |")
 	fmt.Fprintln(&b, "| --- | --- |")
 	var names []string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,12 +19,14 @@ import (
 )
 
 // The workload, after Jepsen's queue: producers send unique values with
-// acks=all through idempotent franz-go clients; consumers in one group
+// acks=all through idempotent franz-go clients, and transactional
+// producers send them in transactions of a few values over several
+// partitions, committing most and aborting some; consumers in one group
 // (subscribed, committing what they recorded) and one consumer with
 // partitions assigned by hand read along; consumers are killed and
 // replaced on a schedule, which forces rebalances. After the faults heal,
 // a final read takes every partition from its start to its high
-// watermark.
+// watermark. Every reader is read_committed.
 const (
 	topic      = "queue"
 	partitions = 8
@@ -37,6 +40,10 @@ type WorkloadConfig struct {
 	Rate           int // records/s per producer
 	GroupConsumers int
 	KillEvery      time.Duration // mean time between consumer kills (0: never)
+	TxnProducers   int           // transactional producers
+	TxnRate        int           // transactions/s per transactional producer
+	TxnSize        int           // values per transaction
+	AbortRate      float64       // share of transactions aborted on purpose
 }
 
 // Workload runs producers and consumers against the cluster.
@@ -121,6 +128,10 @@ func (w *Workload) Start() {
 		w.wg.Add(1)
 		go w.produce(fmt.Sprintf("p%d", i))
 	}
+	for i := 1; i <= w.cfg.TxnProducers; i++ {
+		w.wg.Add(1)
+		go w.transact(fmt.Sprintf("t%d", i), uint64(i))
+	}
 	for range w.cfg.GroupConsumers {
 		w.startConsumer(true)
 	}
@@ -188,6 +199,100 @@ func (w *Workload) produce(name string) {
 	}
 }
 
+// transact runs transactions of TxnSize values until the workload stops,
+// committing or (AbortRate of them) aborting each, and records every
+// value with its transaction's outcome: ok (committed), aborted, or info
+// (EndTxn failed: all or nothing, unknown which). A client whose
+// transaction failed is replaced under the same transactional id, which
+// fences the old one.
+func (w *Workload) transact(name string, seed uint64) {
+	defer w.wg.Done()
+	rnd := rand.New(rand.NewPCG(seed, 11))
+	gen := 0
+	for w.ctx.Err() == nil {
+		gen++
+		proc := fmt.Sprintf("%s.%d", name, gen)
+		cl, err := kgo.NewClient(clientOpts(kgo.DefaultProduceTopic(topic), kgo.TransactionalID("chaos-"+name),
+			kgo.TransactionTimeout(20*time.Second), kgo.RecordDeliveryTimeout(20*time.Second), kgo.ProducerLinger(time.Millisecond))...)
+		if err != nil {
+			w.logf("transactional producer %s: %v", proc, err)
+			time.Sleep(time.Second)
+			continue
+		}
+		tick := time.NewTicker(time.Second / time.Duration(max(1, w.cfg.TxnRate)))
+		for n := 0; w.ctx.Err() == nil; n++ {
+			select {
+			case <-w.ctx.Done():
+				continue
+			case <-tick.C:
+			}
+			if !w.oneTxn(cl, proc, n, rnd) {
+				break
+			}
+		}
+		tick.Stop()
+		cl.Close()
+	}
+}
+
+// oneTxn runs one transaction; false means the client must be replaced.
+func (w *Workload) oneTxn(cl *kgo.Client, proc string, n int, rnd *rand.Rand) bool {
+	id := fmt.Sprintf("%s#%d", proc, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := cl.BeginTransaction(); err != nil {
+		w.logf("%s: begin: %v", id, err)
+		return false
+	}
+	t0 := w.h.Since()
+	ops := make([]checker.Op, w.cfg.TxnSize)
+	var produceErr error
+	var mu sync.Mutex
+	for i := range ops {
+		v := fmt.Sprintf("%s-%06d-%d", proc, n, i)
+		ops[i] = checker.Op{T0: t0, Proc: proc, F: checker.Send, Value: v, Txn: id, Partition: -1, Offset: -1}
+		w.sent.Add(1)
+		cl.Produce(ctx, &kgo.Record{Key: []byte(v), Value: []byte(v)}, func(r *kgo.Record, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				produceErr = err
+				return
+			}
+			ops[i].Partition, ops[i].Offset = r.Partition, r.Offset
+		})
+	}
+	cl.Flush(ctx)
+	mu.Lock()
+	commit := produceErr == nil && rnd.Float64() >= w.cfg.AbortRate
+	mu.Unlock()
+	how := kgo.TryCommit
+	if !commit {
+		how = kgo.TryAbort
+	}
+	err := cl.EndTransaction(ctx, how)
+	typ := checker.OK
+	switch {
+	case err != nil:
+		typ = checker.Info
+	case !commit:
+		typ = checker.Aborted
+	}
+	for _, op := range ops {
+		op.Type = typ
+		if err != nil {
+			op.Err = err.Error()
+		} else if produceErr != nil {
+			op.Err = produceErr.Error()
+		}
+		if typ == checker.OK {
+			w.acked.Add(1)
+		}
+		w.h.Add(op)
+	}
+	return err == nil
+}
+
 // consumer is one running consumer.
 type consumer struct {
 	name   string
@@ -207,7 +312,7 @@ func (w *Workload) startConsumer(inGroup bool) {
 	if inGroup {
 		g = group
 	}
-	opts := clientOpts(kgo.FetchMaxWait(500*time.Millisecond), kgo.FetchMaxBytes(4<<20))
+	opts := clientOpts(kgo.FetchMaxWait(500*time.Millisecond), kgo.FetchMaxBytes(4<<20), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if inGroup {
 		parts := func(m map[string][]int32) []int32 {
 			ps := append([]int32(nil), m[topic]...)
@@ -374,7 +479,10 @@ func (w *Workload) Stop(ctx context.Context) {
 }
 
 // finalRead reads every partition from its start to its high watermark
-// with a fresh client. It reports whether it got that far everywhere.
+// with a fresh read_committed client, keeping control records so that its
+// position reaches the end even where a transaction marker is last. It
+// reports whether it got that far everywhere: a transaction left open
+// would hold the last stable offset back and the read short of it.
 func finalRead(ctx context.Context, h *History) (bool, error) {
 	cl, err := kgo.NewClient(clientOpts()...)
 	if err != nil {
@@ -405,7 +513,8 @@ func finalRead(ctx context.Context, h *History) (bool, error) {
 	if len(want) == 0 {
 		return true, nil
 	}
-	rd, err := kgo.NewClient(clientOpts(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}), kgo.FetchMaxBytes(16<<20))...)
+	rd, err := kgo.NewClient(clientOpts(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}), kgo.FetchMaxBytes(16<<20),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
 	if err != nil {
 		return false, err
 	}
@@ -423,10 +532,17 @@ func finalRead(ctx context.Context, h *History) (bool, error) {
 		}
 		fs := rd.PollFetches(ctx)
 		if ctx.Err() != nil {
-			return false, nil
+			var short []string
+			for p, hw := range want {
+				if next[p] < hw {
+					short = append(short, fmt.Sprintf("partition %d at %d of %d", p, next[p], hw))
+				}
+			}
+			sort.Strings(short)
+			return false, fmt.Errorf("the final read stopped short (a transaction holding the last stable offset back?): %s", strings.Join(short, ", "))
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			if r.Offset < want[r.Partition] {
+			if r.Offset < want[r.Partition] && !r.Attrs.IsControl() {
 				h.Add(checker.Op{Proc: "final", F: checker.Final, Partition: r.Partition, Offset: r.Offset, Value: string(r.Value)})
 			}
 			next[r.Partition] = r.Offset + 1

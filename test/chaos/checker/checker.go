@@ -37,12 +37,18 @@
 //     right after a < b-1 while the log holds a record between them;
 //   - group skip: a record below its group's final committed offset that
 //     no member of the group ever received (a commit that jumped over
-//     records).
+//     records);
+//   - aborted read: a value of an aborted transaction read by anyone (every
+//     reader is read_committed);
+//   - torn transaction: a transaction of which the final read holds some
+//     values but not all.
 //
-// Acknowledged writes are checked against the final read only: a
-// consumer that never caught up proves nothing lost. Aborted reads and
-// torn transactions are not checked yet: the workload is not
-// transactional (transactions are being built).
+// A transactional producer's values are sends too, named with their
+// transaction (Op.Txn) and typed by its outcome: ok (committed), aborted,
+// or info (EndTxn failed: committed or aborted, but all or nothing).
+// Acknowledged writes (and committed transactions) are checked against
+// the final read only: a consumer that never caught up proves nothing
+// lost.
 package checker
 
 import (
@@ -67,6 +73,7 @@ type Op struct {
 	Values    []string `json:"vs,omitempty"`
 	Parts     []int32  `json:"pts,omitempty"` // assigned, revoked
 	Group     string   `json:"g,omitempty"`
+	Txn       string   `json:"txn,omitempty"` // send: the value's transaction
 	Err       string   `json:"err,omitempty"`
 	Detail    string   `json:"d,omitempty"`
 }
@@ -82,8 +89,9 @@ const (
 	Fault     = "fault"
 	Heal      = "heal"
 
-	OK   = "ok"
-	Info = "info"
+	OK      = "ok"
+	Info    = "info"
+	Aborted = "aborted" // send: its transaction was aborted
 )
 
 // Anomaly is one finding, with where it was seen.
@@ -96,7 +104,9 @@ type Anomaly struct {
 // Result is what the checker found in one history.
 type Result struct {
 	Sent          int `json:"sent"`          // values producers tried to send
-	Acked         int `json:"acked"`         // acknowledged
+	Acked         int `json:"acked"`         // acknowledged (or committed in a transaction)
+	Txns          int `json:"txns"`          // transactions ended (committed, aborted or unknown)
+	TxnAborted    int `json:"txns_aborted"`  // transactions aborted
 	Indeterminate int `json:"indeterminate"` // not acknowledged (may or may not be written)
 	Recovered     int `json:"recovered"`     // indeterminate, yet in the final read
 	Polled        int `json:"polled"`        // records consumers received (with repeats)
@@ -110,6 +120,8 @@ type Result struct {
 	NonMonotonic  int  `json:"non_monotonic"`
 	PollSkips     int  `json:"poll_skips"`
 	GroupSkips    int  `json:"group_skips"`
+	AbortedReads  int  `json:"aborted_reads"`
+	TornTxns      int  `json:"torn_txns"`
 	FinalComplete bool `json:"final_complete"` // the final read reached every partition's high watermark
 
 	// Anomalies holds up to MaxExamples findings of each kind.
@@ -122,7 +134,7 @@ const MaxExamples = 20
 // Valid reports whether the history shows no anomaly.
 func (r *Result) Valid() bool {
 	return r.FinalComplete && r.Lost == 0 && r.Duplicated == 0 && r.Unexpected == 0 && r.Inconsistent == 0 &&
-		r.NonMonotonic == 0 && r.PollSkips == 0 && r.GroupSkips == 0
+		r.NonMonotonic == 0 && r.PollSkips == 0 && r.GroupSkips == 0 && r.AbortedReads == 0 && r.TornTxns == 0
 }
 
 func (r *Result) add(kind, value, detail string, count *int) {
@@ -194,9 +206,10 @@ func Check(ops []Op, finalComplete bool) *Result {
 		case Send:
 			r.Sent++
 			sent[op.Value] = op
-			if op.Type == OK {
+			switch op.Type {
+			case OK:
 				r.Acked++
-			} else {
+			case Info:
 				r.Indeterminate++
 			}
 		case Fault:
@@ -293,8 +306,45 @@ func Check(ops []Op, finalComplete bool) *Result {
 			r.add("lost", v, fmt.Sprintf("acknowledged at %d/%d by %s, not in the final read", s.Partition, s.Offset, s.Proc), &r.Lost)
 		case s.Type == OK && (fl.p != s.Partition || fl.o != s.Offset):
 			r.add("inconsistent", v, fmt.Sprintf("acknowledged at %d/%d, read at %d/%d", s.Partition, s.Offset, fl.p, fl.o), &r.Inconsistent)
-		case s.Type != OK && found:
+		case s.Type == Info && found:
 			r.Recovered++
+		}
+	}
+	// Transactions: nothing of an aborted one is read; the final read
+	// holds all of a transaction or none of it.
+	txns := map[string][]string{}
+	for _, v := range values {
+		if s := sent[v]; s.Txn != "" {
+			txns[s.Txn] = append(txns[s.Txn], v)
+		}
+	}
+	ids := make([]string, 0, len(txns))
+	for id := range txns {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	readAnywhere := map[string]loc{}
+	for l, v := range at {
+		readAnywhere[v] = l
+	}
+	for _, id := range ids {
+		vs := txns[id]
+		r.Txns++
+		outcome := sent[vs[0]].Type
+		if outcome == Aborted {
+			r.TxnAborted++
+		}
+		found := 0
+		for _, v := range vs {
+			if _, ok := final[v]; ok {
+				found++
+			}
+			if l, ok := readAnywhere[v]; ok && outcome == Aborted {
+				r.add("aborted-read", v, fmt.Sprintf("transaction %s was aborted, yet %s was read at %d/%d", id, v, l.p, l.o), &r.AbortedReads)
+			}
+		}
+		if found > 0 && found < len(vs) {
+			r.add("torn-txn", "", fmt.Sprintf("transaction %s (%s): the final read holds %d of its %d values", id, outcome, found, len(vs)), &r.TornTxns)
 		}
 	}
 	// Unexpected: read, never sent.

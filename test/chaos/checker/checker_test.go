@@ -129,3 +129,30 @@ func TestReadRoundTrip(t *testing.T) {
 		t.Fatalf("round trip: %+v", r)
 	}
 }
+
+// Transactions: one committed (both values read), one aborted (nothing
+// read); then an aborted value read, and a committed one half lost.
+func TestTransactions(t *testing.T) {
+	txn := func(v, id, typ string, p int32, o int64) Op {
+		return Op{Proc: "t1", F: Send, Type: typ, Value: v, Txn: id, Partition: p, Offset: o}
+	}
+	base := func() []Op {
+		return append(healthy(),
+			txn("x1", "t1#1", OK, 2, 0), txn("x2", "t1#1", OK, 3, 0),
+			txn("y1", "t1#2", Aborted, 2, 1), txn("y2", "t1#2", Aborted, 3, 1),
+			final("x1", 2, 0), final("x2", 3, 0))
+	}
+	r := Check(base(), true)
+	if !r.Valid() || r.Txns != 2 || r.TxnAborted != 1 || r.Acked != 5 {
+		t.Fatalf("healthy transactions: %+v", r)
+	}
+	r = Check(append(base(), poll("c1", 2, []int64{1}, "y1")), true)
+	if r.AbortedReads != 1 || r.Valid() {
+		t.Errorf("aborted read not reported: %+v", r)
+	}
+	h := base()
+	r = Check(h[:len(h)-1], true) // x2 missing from the final read
+	if r.TornTxns != 1 || r.Lost != 1 {
+		t.Errorf("torn transaction not reported: %+v", r)
+	}
+}
