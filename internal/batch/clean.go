@@ -3,33 +3,12 @@ package batch
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
-
-// ErrNoKey marks a record without a key sent to a compacted topic
-// (INVALID_RECORD, as in Kafka: compaction keeps the latest record per
-// key, and a record without one could never be superseded or deleted).
-var ErrNoKey = errors.New("batch: compacted topic cannot accept a record without a key")
-
-// CheckKeys refuses a batch holding a record with a null key. The error
-// wraps ErrNoKey, or ErrCorrupt if the records do not decode.
-func CheckKeys(h *Header, dec kgo.Decompressor) error {
-	_, recs, err := Records(h.Raw, dec)
-	if err != nil {
-		return err
-	}
-	for i := range recs {
-		if recs[i].Key == nil {
-			return fmt.Errorf("%w (the record at offset delta %d has none)", ErrNoKey, recs[i].OffsetDelta)
-		}
-	}
-	return nil
-}
 
 // Compressors compresses a record body with a batch's codec; a cleaner
 // keeps one, since kgo's compressors pool their buffers.

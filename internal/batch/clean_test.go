@@ -3,7 +3,6 @@ package batch
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"testing"
@@ -106,27 +105,5 @@ func TestFilter(t *testing.T) {
 				t.Errorf("keeping no record returned %d bytes (err %v), want nil", len(none), err)
 			}
 		})
-	}
-}
-
-// TestCheckKeys: a compacted topic refuses a batch holding a record with
-// a null key; an empty key is a key.
-func TestCheckKeys(t *testing.T) {
-	dec := kgo.DefaultDecompressor()
-	for _, tc := range []struct {
-		recs []KV
-		ok   bool
-	}{
-		{[]KV{{Key: []byte("a"), Value: []byte("1")}, {Key: []byte{}, Value: nil}}, true},
-		{[]KV{{Key: []byte("a"), Value: []byte("1")}, {Value: []byte("no key")}}, false},
-	} {
-		hs, err := Split(Build(tc.recs, 1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = CheckKeys(&hs[0], dec)
-		if tc.ok != (err == nil) || (err != nil && !errors.Is(err, ErrNoKey)) {
-			t.Errorf("CheckKeys(%q) = %v, want ok=%v", tc.recs, err, tc.ok)
-		}
 	}
 }

@@ -2,11 +2,8 @@ package batch
 
 import (
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"hash/crc32"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -15,10 +12,6 @@ const (
 	attrLogAppendTime = 0x08 // the attributes' timestamp-type bit
 	noTimestamp       = -1   // RecordBatch.NO_TIMESTAMP
 )
-
-// ErrTimestamp marks a record timestamp outside a topic's bounds
-// (INVALID_TIMESTAMP).
-var ErrTimestamp = errors.New("batch: timestamp out of range")
 
 // IsLogAppendTime reports whether the batch's timestamps are the broker's
 // append time rather than the producer's create times.
@@ -46,27 +39,6 @@ func Timestamp(rb *kmsg.RecordBatch, r *kmsg.Record) int64 {
 		return rb.MaxTimestamp
 	}
 	return rb.FirstTimestamp + r.TimestampDelta64
-}
-
-// CheckTimestamps refuses a create-time batch holding a record stamped
-// more than before ms earlier or after ms later than now, as Kafka does
-// for message.timestamp.before.max.ms and .after.max.ms; records without
-// a timestamp (-1) are exempt there too. The error wraps ErrTimestamp, or
-// ErrCorrupt if the records do not decode.
-func CheckTimestamps(h *Header, dec kgo.Decompressor, now, before, after int64) error {
-	rb, recs, err := Records(h.Raw, dec)
-	if err != nil {
-		return err
-	}
-	lo, hi := saturatingSub(now, before), saturatingAdd(now, after)
-	for i := range recs {
-		ts := rb.FirstTimestamp + recs[i].TimestampDelta64
-		if ts != noTimestamp && (ts < lo || ts > hi) {
-			return fmt.Errorf("%w: timestamp %d of the record at offset delta %d is out of range: it should be within [%d, %d]",
-				ErrTimestamp, ts, recs[i].OffsetDelta, lo, hi)
-		}
-	}
-	return nil
 }
 
 func saturatingSub(a, b int64) int64 {

@@ -1,7 +1,6 @@
 package batch
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -29,36 +28,6 @@ func TestSetLogAppendTime(t *testing.T) {
 	for i := range recs {
 		if ts := Timestamp(&rb, &recs[i]); ts != 5000 {
 			t.Errorf("record %d reads timestamp %d, want 5000", i, ts)
-		}
-	}
-}
-
-// TestCheckTimestamps: bounds on both sides, records without a timestamp
-// exempt, and bounds at the int64 limit never overflow.
-func TestCheckTimestamps(t *testing.T) {
-	dec := kgo.DefaultDecompressor()
-	const now = 1_000_000
-	for _, tc := range []struct {
-		ts            int64
-		before, after int64
-		ok            bool
-	}{
-		{now, 0, 0, true},
-		{now - 100, 100, 0, true},
-		{now - 101, 100, 0, false},
-		{now + 10, 100, 10, true},
-		{now + 11, 100, 10, false},
-		{-1, 0, 0, true}, // NO_TIMESTAMP
-		{-1 << 62, 1<<63 - 1, 1<<63 - 1, true},
-		{1 << 62, 1<<63 - 1, 1<<63 - 1, true},
-	} {
-		hs, err := Split(Build([]KV{{Value: []byte("v")}}, tc.ts))
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = CheckTimestamps(&hs[0], dec, now, tc.before, tc.after)
-		if tc.ok != (err == nil) || (err != nil && !errors.Is(err, ErrTimestamp)) {
-			t.Errorf("timestamp %d within -%d/+%d of %d: %v", tc.ts, tc.before, tc.after, now, err)
 		}
 	}
 }

@@ -22,6 +22,13 @@ import (
 // pipelined produces on one connection get offsets in request order, and
 // waits for durability on the writer goroutine.
 //
+// Validation, as Kafka 3.9's LogValidator: the batch as a whole first
+// (framing, CRC, size, no control batch), then every record against the
+// topic's rules (a key on a compacted topic, create-time bounds, no
+// producer-set LogAppendTime). Bad records refuse the whole batch with
+// RecordErrors naming each of them (KIP-467, refuseRecords); nothing of
+// a refused batch is appended.
+//
 // Transactions (KIP-98, KIP-890 part 1): a transactional batch needs a
 // producer id (else INVALID_RECORD) and follows the partition's producer
 // rules: an older epoch than the producer's is INVALID_PRODUCER_EPOCH
@@ -132,34 +139,27 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 				p := b.timestampPolicy(t.Configs)
 				stamps = &p
 			}
-			appendTime := int64(-1)
-			switch now := time.Now().UnixMilli(); {
-			case stamps.logAppend:
-				appendTime = now
-				batch.SetLogAppendTime(bh, now)
-			case stamps.bounded():
-				if err := batch.CheckTimestamps(bh, b.dec, now, stamps.before, stamps.after); err != nil {
-					if errors.Is(err, batch.ErrTimestamp) {
-						fail(kerr.InvalidTimestamp, err.Error())
-					} else {
-						fail(kerr.CorruptMessage, err.Error())
-					}
-					continue
-				}
-			}
 			if keyed == nil {
 				k, _ := storage.CleanupPolicy(t.Configs)
 				keyed = &k
 			}
-			if *keyed {
-				if err := batch.CheckKeys(bh, b.dec); err != nil {
-					if errors.Is(err, batch.ErrNoKey) {
-						fail(kerr.InvalidRecord, err.Error())
-					} else {
-						fail(kerr.CorruptMessage, err.Error())
-					}
-					continue
-				}
+			now := time.Now().UnixMilli()
+			errs, err := batch.CheckRecords(bh, b.dec, batch.RecordRules{Topic: rt.Topic, Partition: rp.Partition,
+				Keyed: *keyed, LogAppendTime: stamps.logAppend, Bounded: stamps.bounded(), Now: now, Before: stamps.before, After: stamps.after})
+			if err != nil {
+				fail(kerr.CorruptMessage, err.Error())
+				continue
+			}
+			if len(errs) > 0 {
+				refuseRecords(sp, errs)
+				c.log.Info("produce refused", "topic", rt.Topic, "partition", rp.Partition, "error", kerr.ErrorForCode(sp.ErrorCode).Error(),
+					"bad_records", len(errs), "batch_records", bh.NumRecords, "first", errs[0].Message)
+				continue
+			}
+			appendTime := int64(-1)
+			if stamps.logAppend {
+				appendTime = now
+				batch.SetLogAppendTime(bh, now)
 			}
 			l := t.Logs[rp.Partition]
 			guard := producer.NoGuard
@@ -275,6 +275,28 @@ func (b *Broker) failProduce(c *conn, req *kmsg.ProduceRequest, resp *kmsg.Produ
 		return nil
 	}
 	return func() kmsg.Response { return resp }
+}
+
+// refuseRecords answers a batch some of whose records failed validation
+// as Kafka does (KIP-467, Produce v8+): the whole batch is refused, with
+// INVALID_TIMESTAMP if a record's timestamp is at fault, else
+// INVALID_RECORD, and RecordErrors names each bad record by its index in
+// the batch, so a client can fail those records alone and send the others
+// again (librdkafka with KIP-467 support fails the others with
+// _INVALID_DIFFERENT_RECORD).
+// Older versions carry the code alone: kmsg leaves the v8 fields out.
+func refuseRecords(sp *kmsg.ProduceResponseTopicPartition, errs []batch.RecordError) {
+	msg, timestamp := batch.RejectionMessage(errs)
+	sp.ErrorCode = kerr.InvalidRecord.Code
+	if timestamp {
+		sp.ErrorCode = kerr.InvalidTimestamp.Code
+	}
+	sp.ErrorMessage = &msg
+	sp.ErrorRecords = make([]kmsg.ProduceResponseTopicPartitionErrorRecord, len(errs))
+	for i, e := range errs {
+		m := e.Message
+		sp.ErrorRecords[i] = kmsg.ProduceResponseTopicPartitionErrorRecord{RelativeOffset: e.Index, ErrorMessage: &m}
+	}
 }
 
 // hasTransactionalRecords is Kafka's RequestUtils.hasTransactionalRecords:
