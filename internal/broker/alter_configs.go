@@ -102,6 +102,7 @@ func (b *Broker) alterTopicConfigs(who, api string, typ kmsg.ConfigResourceType,
 		return kerr.UnknownServerError.Code, err.Error()
 	}
 	b.admin(who, api, "topic "+name+": "+configChanges(before, after))
+	b.noteIgnoredConfigs(name, after)
 	return 0, ""
 }
 

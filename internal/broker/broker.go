@@ -68,11 +68,14 @@ type Broker struct {
 	topicCfgs        []topicConfig
 	topicCfgIndex    map[string]int
 	topicCfgDefaults []string
-	fwd              *forward.Pool // nil: a single broker
-	zoneBytes        ZoneBytes
-	fetchBufs        bufpool.Pool      // the arrays fetch responses' records are copied into
-	catchup          *catchup.Governor // nil: catch-up fetches are not paced
-	catchupPrio      *catchup.Priority // nil: catch-up answers run at the process's priority
+	// ignoredLogged holds the names of the ignored topic configs already
+	// logged as such (noteIgnoredConfigs), so each is logged once.
+	ignoredLogged sync.Map
+	fwd           *forward.Pool // nil: a single broker
+	zoneBytes     ZoneBytes
+	fetchBufs     bufpool.Pool      // the arrays fetch responses' records are copied into
+	catchup       *catchup.Governor // nil: catch-up fetches are not paced
+	catchupPrio   *catchup.Priority // nil: catch-up answers run at the process's priority
 	// txnVerify, if set, verifies with the transaction coordinator that a
 	// transactional batch's partition is in its producer's ongoing
 	// transaction (KIP-890 part 1) before a produce appends the first

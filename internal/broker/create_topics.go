@@ -89,6 +89,7 @@ func (b *Broker) handleCreateTopics(c *conn, h header, r kmsg.Request) func() km
 					what += ": " + configChanges(nil, configs)
 				}
 				b.admin(c.auth.principal, "CreateTopics", what)
+				b.noteIgnoredConfigs(rt.Topic, configs)
 			}
 		}
 		if st.ErrorCode == 0 && !describeConfigs {

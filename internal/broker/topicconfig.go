@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
@@ -21,6 +22,9 @@ type topicConfig struct {
 	doc      string
 	def      func(b *Broker) string
 	validate func(v string) error
+	// ignored: Vigil stores and shows the value, and nothing in it
+	// depends on it (noteIgnoredConfigs logs that once).
+	ignored bool
 }
 
 // Kafka's defaults for the configs that have no broker flag here.
@@ -36,86 +40,101 @@ const (
 // applies, and the rest of Kafka's topic configs, which tools and
 // frameworks set as a matter of course (Kafka Streams on its internal
 // topics, Connect, Terraform providers) and which a refusal would break.
-// Where one has no effect its documentation says so; where one would
-// change what is stored in a way Vigil does not do, only the value that
-// changes nothing is accepted, so no setting is silently ignored.
+// Every topic config Kafka 3.9 accepts is here, validated as Kafka 3.9
+// validates it. Where one has no effect (ignored) its documentation says
+// so and the broker logs the first time it is set; where one would change
+// what is stored in a way Vigil does not do (compression.type), only the
+// value that changes nothing is accepted.
 //
 // The table is built once, by New (topicConfigTable); the produce path
 // looks configs up by name.
 func topicConfigTable() []topicConfig {
 	fixed := func(v string) func(*Broker) string { return func(*Broker) string { return v } }
+	cfg := func(name string, typ kmsg.ConfigType, doc string, def func(*Broker) string, validate func(string) error) topicConfig {
+		return topicConfig{name: name, typ: typ, doc: doc, def: def, validate: validate}
+	}
+	ig := func(name string, typ kmsg.ConfigType, doc string, def func(*Broker) string, validate func(string) error) topicConfig {
+		return topicConfig{name: name, typ: typ, doc: doc, def: def, validate: validate, ignored: true}
+	}
 	return []topicConfig{
 		// Applied.
-		{"cleanup.policy", kmsg.ConfigTypeList, "delete: old segments are removed by retention. compact: the log cleaner keeps only the latest record of each key (records need a key), and retention deletes nothing. compact,delete: both.",
-			fixed("delete"), validateCleanupPolicy},
-		{"delete.retention.ms", kmsg.ConfigTypeLong, "On a compacted topic, how long past its timestamp a tombstone (a record with a null value) stays readable before the cleaner removes it.",
-			fixed("86400000"), validateInt(0, 1<<63-1)},
-		{"min.compaction.lag.ms", kmsg.ConfigTypeLong, "On a compacted topic, records newer than this are not cleaned.",
-			fixed("0"), validateInt(0, 1<<63-1)},
-		{"max.compaction.lag.ms", kmsg.ConfigTypeLong, "On a compacted topic, a partition whose oldest uncleaned segment is older than this is cleaned whatever its dirty ratio.",
-			fixed(maxLong), validateInt(1, 1<<63-1)},
-		{"min.cleanable.dirty.ratio", kmsg.ConfigTypeDouble, "On a compacted topic, the share of a partition's cleanable bytes written since it was last cleaned that starts a cleaning.",
-			fixed("0.5"), validateRatio},
-		{"max.message.bytes", kmsg.ConfigTypeInt, "Largest record batch size the broker accepts for this topic.",
-			func(b *Broker) string { return strconv.Itoa(int(b.cfg.MaxMessageBytes)) }, validateInt(0, 1<<31-1)},
-		{"retention.bytes", kmsg.ConfigTypeLong, "Per-partition size above which the oldest objects are deleted; -1 for no limit.",
-			func(b *Broker) string { return strconv.FormatInt(b.cfg.RetentionBytes, 10) }, validateInt(-1, 1<<63-1)},
-		{"retention.ms", kmsg.ConfigTypeLong, "Age above which records are deleted; -1 to keep them forever.",
-			func(b *Broker) string { return strconv.FormatInt(b.cfg.RetentionMs, 10) }, validateInt(-1, 1<<63-1)},
-		{storage.LegalHoldConfig, kmsg.ConfigTypeBoolean, "true stops every deletion of this topic's data (retention, DeleteRecords, DeleteTopics) until set back to false.",
-			fixed("false"), validateBool},
-		{"message.timestamp.type", kmsg.ConfigTypeString, "CreateTime keeps the producer's timestamps; LogAppendTime sets each batch's timestamp to the time the broker appended it.",
-			fixed(timestampCreate), validateOneOf(timestampCreate, timestampAppend)},
-		{"message.timestamp.before.max.ms", kmsg.ConfigTypeLong, "With CreateTime, a batch holding a record timestamped more than this before the broker's clock is refused with INVALID_TIMESTAMP.",
-			fixed(maxLong), validateInt(0, 1<<63-1)},
-		{"message.timestamp.after.max.ms", kmsg.ConfigTypeLong, "With CreateTime, a batch holding a record timestamped more than this after the broker's clock is refused with INVALID_TIMESTAMP.",
-			fixed(maxLong), validateInt(0, 1<<63-1)},
-		{"message.timestamp.difference.max.ms", kmsg.ConfigTypeLong, "Deprecated in Kafka for the two above; accepted, and applied as both of them where they are not set.",
-			fixed(maxLong), validateInt(0, 1<<63-1)},
-		{"compression.type", kmsg.ConfigTypeString, "producer: batches are stored as the producer compressed them (the cleaner of a compacted topic rewrites a batch in its own codec). Vigil never recompresses to another codec, so no other value is accepted.",
-			fixed("producer"), validateCompressionType},
+		cfg("cleanup.policy", kmsg.ConfigTypeList, "delete: old segments are removed by retention. compact: the log cleaner keeps only the latest record of each key (records need a key), and retention deletes nothing. compact,delete: both.",
+			fixed("delete"), validateCleanupPolicy),
+		cfg("delete.retention.ms", kmsg.ConfigTypeLong, "On a compacted topic, how long past its timestamp a tombstone (a record with a null value) stays readable before the cleaner removes it.",
+			fixed("86400000"), validateInt(0, 1<<63-1)),
+		cfg("min.compaction.lag.ms", kmsg.ConfigTypeLong, "On a compacted topic, records newer than this are not cleaned.",
+			fixed("0"), validateInt(0, 1<<63-1)),
+		cfg("max.compaction.lag.ms", kmsg.ConfigTypeLong, "On a compacted topic, a partition whose oldest uncleaned segment is older than this is cleaned whatever its dirty ratio.",
+			fixed(maxLong), validateInt(1, 1<<63-1)),
+		cfg("min.cleanable.dirty.ratio", kmsg.ConfigTypeDouble, "On a compacted topic, the share of a partition's cleanable bytes written since it was last cleaned that starts a cleaning.",
+			fixed("0.5"), validateRatio),
+		cfg("max.message.bytes", kmsg.ConfigTypeInt, "Largest record batch size the broker accepts for this topic.",
+			func(b *Broker) string { return strconv.Itoa(int(b.cfg.MaxMessageBytes)) }, validateInt(0, 1<<31-1)),
+		cfg("retention.bytes", kmsg.ConfigTypeLong, "Per-partition size above which the oldest objects are deleted; -1 for no limit.",
+			func(b *Broker) string { return strconv.FormatInt(b.cfg.RetentionBytes, 10) }, validateInt(-1, 1<<63-1)),
+		cfg("retention.ms", kmsg.ConfigTypeLong, "Age above which records are deleted; -1 to keep them forever.",
+			func(b *Broker) string { return strconv.FormatInt(b.cfg.RetentionMs, 10) }, validateInt(-1, 1<<63-1)),
+		cfg(storage.LegalHoldConfig, kmsg.ConfigTypeBoolean, "true stops every deletion of this topic's data (retention, DeleteRecords, DeleteTopics) until set back to false.",
+			fixed("false"), validateBool),
+		cfg("message.timestamp.type", kmsg.ConfigTypeString, "CreateTime keeps the producer's timestamps; LogAppendTime sets each batch's timestamp to the time the broker appended it.",
+			fixed(timestampCreate), validateOneOf(timestampCreate, timestampAppend)),
+		cfg("message.timestamp.before.max.ms", kmsg.ConfigTypeLong, "With CreateTime, a batch holding a record timestamped more than this before the broker's clock is refused with INVALID_TIMESTAMP.",
+			fixed(maxLong), validateInt(0, 1<<63-1)),
+		cfg("message.timestamp.after.max.ms", kmsg.ConfigTypeLong, "With CreateTime, a batch holding a record timestamped more than this after the broker's clock is refused with INVALID_TIMESTAMP.",
+			fixed(maxLong), validateInt(0, 1<<63-1)),
+		cfg("message.timestamp.difference.max.ms", kmsg.ConfigTypeLong, "Deprecated in Kafka for the two above; accepted, and applied as both of them where they are not set.",
+			fixed(maxLong), validateInt(0, 1<<63-1)),
+		cfg("compression.type", kmsg.ConfigTypeString, "producer: batches are stored as the producer compressed them (the cleaner of a compacted topic rewrites a batch in its own codec). Vigil never recompresses to another codec, so no other value is accepted.",
+			fixed("producer"), validateCompressionType),
 
-		// Accepted and shown; nothing in Vigil depends on them.
-		{"min.insync.replicas", kmsg.ConfigTypeInt, "An acks=all produce is answered once its batch is durable in the WAL." + noEffectReplicas,
-			fixed("1"), validateInt(1, 1<<31-1)},
-		{"unclean.leader.election.enable", kmsg.ConfigTypeBoolean, "A new leader always recovers every acknowledged record." + noEffectReplicas,
-			fixed("false"), validateBool},
-		{"leader.replication.throttled.replicas", kmsg.ConfigTypeList, "Replication throttling." + noEffectReplicas,
-			fixed(""), validateThrottledReplicas},
-		{"follower.replication.throttled.replicas", kmsg.ConfigTypeList, "Replication throttling." + noEffectReplicas,
-			fixed(""), validateThrottledReplicas},
-		{"segment.bytes", kmsg.ConfigTypeInt, "Segment objects are cut by the broker's --segment-bytes." + noEffectShared,
-			fixed("1073741824"), validateInt(14, 1<<31-1)},
-		{"segment.ms", kmsg.ConfigTypeLong, "Segment objects are cut by the broker's --upload-interval." + noEffectShared,
-			fixed("604800000"), validateInt(1, 1<<63-1)},
-		{"segment.jitter.ms", kmsg.ConfigTypeLong, "Segment roll jitter." + noEffectShared,
-			fixed("0"), validateInt(0, 1<<63-1)},
-		{"segment.index.bytes", kmsg.ConfigTypeInt, "Offset index size." + noEffectShared,
-			fixed("10485760"), validateInt(4, 1<<31-1)},
-		{"index.interval.bytes", kmsg.ConfigTypeInt, "Offset index density." + noEffectShared,
-			fixed("4096"), validateInt(0, 1<<31-1)},
-		{"file.delete.delay.ms", kmsg.ConfigTypeLong, "Deleted objects wait the broker's --object-delete-delay." + noEffectShared,
-			fixed("60000"), validateInt(0, 1<<63-1)},
-		{"preallocate", kmsg.ConfigTypeBoolean, "Segment file preallocation." + noEffectShared,
-			fixed("false"), validateBool},
-		{"flush.messages", kmsg.ConfigTypeLong, "Every acknowledged batch is already fsynced in the WAL." + noEffectShared,
-			fixed(maxLong), validateInt(1, 1<<63-1)},
-		{"flush.ms", kmsg.ConfigTypeLong, "Every acknowledged batch is already fsynced in the WAL." + noEffectShared,
-			fixed(maxLong), validateInt(0, 1<<63-1)},
-		{"remote.storage.enable", kmsg.ConfigTypeBoolean, "Tiered storage: every Vigil topic's log is in the object store already." + noEffectShared,
-			fixed("false"), validateBool},
-		{"local.retention.ms", kmsg.ConfigTypeLong, "Tiered storage's local retention." + noEffectShared,
-			fixed("-2"), validateInt(-2, 1<<63-1)},
-		{"local.retention.bytes", kmsg.ConfigTypeLong, "Tiered storage's local retention." + noEffectShared,
-			fixed("-2"), validateInt(-2, 1<<63-1)},
-		{"message.downconversion.enable", kmsg.ConfigTypeBoolean, "Vigil serves record batches v2 only (Fetch v4 and later) and never down-converts.",
-			fixed("true"), validateBool},
-		{"compression.gzip.level", kmsg.ConfigTypeInt, "Level of broker-side recompression on produce, which Vigil does not do (the cleaner of compacted topics recompresses at the codec's default level).",
-			fixed("-1"), validateGzipLevel},
-		{"compression.lz4.level", kmsg.ConfigTypeInt, "Level of broker-side recompression on produce, which Vigil does not do (the cleaner of compacted topics recompresses at the codec's default level).",
-			fixed("9"), validateInt(1, 17)},
-		{"compression.zstd.level", kmsg.ConfigTypeInt, "Level of broker-side recompression on produce, which Vigil does not do (the cleaner of compacted topics recompresses at the codec's default level).",
-			fixed("3"), validateInt(-131072, 22)},
+		// Accepted, stored and shown; nothing in Vigil depends on them
+		// (docs/configuration.md#kafka-configs-vigil-ignores).
+		ig("min.insync.replicas", kmsg.ConfigTypeInt, "An acks=all produce is answered once its batch is durable in the WAL."+noEffectReplicas,
+			fixed("1"), validateInt(1, 1<<31-1)),
+		ig("unclean.leader.election.enable", kmsg.ConfigTypeBoolean, "A new leader always recovers every acknowledged record."+noEffectReplicas,
+			fixed("false"), validateBool),
+		ig("leader.replication.throttled.replicas", kmsg.ConfigTypeList, "Replication throttling."+noEffectReplicas,
+			fixed(""), validateThrottledReplicas),
+		ig("follower.replication.throttled.replicas", kmsg.ConfigTypeList, "Replication throttling."+noEffectReplicas,
+			fixed(""), validateThrottledReplicas),
+		ig("segment.bytes", kmsg.ConfigTypeInt, "Segment objects are cut by the broker's --segment-bytes."+noEffectShared,
+			fixed("1073741824"), validateInt(14, 1<<31-1)),
+		ig("segment.ms", kmsg.ConfigTypeLong, "Segment objects are cut by the broker's --upload-interval."+noEffectShared,
+			fixed("604800000"), validateInt(1, 1<<63-1)),
+		ig("segment.jitter.ms", kmsg.ConfigTypeLong, "Segment roll jitter."+noEffectShared,
+			fixed("0"), validateInt(0, 1<<63-1)),
+		ig("segment.index.bytes", kmsg.ConfigTypeInt, "Offset index size."+noEffectShared,
+			fixed("10485760"), validateInt(4, 1<<31-1)),
+		ig("index.interval.bytes", kmsg.ConfigTypeInt, "Offset index density."+noEffectShared,
+			fixed("4096"), validateInt(0, 1<<31-1)),
+		ig("file.delete.delay.ms", kmsg.ConfigTypeLong, "Deleted objects wait the broker's --object-delete-delay."+noEffectShared,
+			fixed("60000"), validateInt(0, 1<<63-1)),
+		ig("preallocate", kmsg.ConfigTypeBoolean, "Segment file preallocation."+noEffectShared,
+			fixed("false"), validateBool),
+		ig("flush.messages", kmsg.ConfigTypeLong, "Every acknowledged batch is already fsynced in the WAL."+noEffectShared,
+			fixed(maxLong), validateInt(1, 1<<63-1)),
+		ig("flush.ms", kmsg.ConfigTypeLong, "Every acknowledged batch is already fsynced in the WAL."+noEffectShared,
+			fixed(maxLong), validateInt(0, 1<<63-1)),
+		ig("remote.storage.enable", kmsg.ConfigTypeBoolean, "Tiered storage: every Vigil topic's log is in the object store already."+noEffectShared,
+			fixed("false"), validateBool),
+		ig("local.retention.ms", kmsg.ConfigTypeLong, "Tiered storage's local retention."+noEffectShared,
+			fixed("-2"), validateInt(-2, 1<<63-1)),
+		ig("local.retention.bytes", kmsg.ConfigTypeLong, "Tiered storage's local retention."+noEffectShared,
+			fixed("-2"), validateInt(-2, 1<<63-1)),
+		ig("message.downconversion.enable", kmsg.ConfigTypeBoolean, "Vigil serves record batches v2 only (Fetch v4 and later) and never down-converts.",
+			fixed("true"), validateBool),
+		ig("compression.gzip.level", kmsg.ConfigTypeInt, "Level of broker-side recompression on produce, which Vigil does not do (the cleaner of compacted topics recompresses at the codec's default level).",
+			fixed("-1"), validateGzipLevel),
+		ig("compression.lz4.level", kmsg.ConfigTypeInt, "Level of broker-side recompression on produce, which Vigil does not do (the cleaner of compacted topics recompresses at the codec's default level).",
+			fixed("9"), validateInt(1, 17)),
+		ig("compression.zstd.level", kmsg.ConfigTypeInt, "Level of broker-side recompression on produce, which Vigil does not do (the cleaner of compacted topics recompresses at the codec's default level).",
+			fixed("3"), validateInt(-131072, 22)),
+		ig("message.format.version", kmsg.ConfigTypeString, "Deprecated since Kafka 3.0 (KIP-724), which then writes record format v2 whatever it says; Vigil stores v2 only. A Kafka version from 0.8.0 to 3.9 is accepted, as Kafka 3.9 accepts it.",
+			fixed("3.0-IV1"), validateMessageFormatVersion),
+		ig("remote.log.copy.disable", kmsg.ConfigTypeBoolean, "Tiered storage's copy to remote storage (Kafka 3.9, KIP-950)."+noEffectShared,
+			fixed("false"), validateBool),
+		ig("remote.log.delete.on.disable", kmsg.ConfigTypeBoolean, "Tiered storage's deletion of remote data when it is disabled (Kafka 3.9, KIP-950)."+noEffectShared,
+			fixed("false"), validateBool),
 	}
 }
 
@@ -198,6 +217,43 @@ func validateThrottledReplicas(v string) error {
 	return nil
 }
 
+// formatVersionIVs is, for each Kafka version message.format.version
+// names, how many inter-broker protocol variants ("-IV0", "-IV1", ...)
+// Kafka 3.9's MetadataVersion defines for it; 0 for the versions named
+// without one.
+var formatVersionIVs = map[string]int{
+	"0.8.0": 0, "0.8.1": 0, "0.8.2": 0, "0.9.0": 0,
+	"0.10.0": 2, "0.10.1": 3, "0.10.2": 1, "0.11.0": 3,
+	"1.0": 1, "1.1": 1, "2.0": 2, "2.1": 3, "2.2": 2, "2.3": 2, "2.4": 2, "2.5": 1, "2.6": 1, "2.7": 3, "2.8": 2,
+	"3.0": 2, "3.1": 1, "3.2": 1, "3.3": 4, "3.4": 1, "3.5": 3, "3.6": 3, "3.7": 5, "3.8": 1, "3.9": 1,
+}
+
+// validateMessageFormatVersion accepts what Kafka 3.9's
+// MetadataVersion.fromVersionString does: a version, with an IV suffix or
+// not, where anything past three parts (0.x) or two (later) is ignored,
+// so 0.10.0.0 and 2.8.1 are valid.
+func validateMessageFormatVersion(v string) error {
+	parts := strings.Split(v, ".")
+	n := 2
+	if strings.HasPrefix(v, "0.") {
+		n = 3
+	}
+	key := v
+	if len(parts) > n {
+		key = strings.Join(parts[:n], ".")
+	}
+	version, iv, hasIV := strings.Cut(key, "-IV")
+	ivs, ok := formatVersionIVs[version]
+	if ok && hasIV {
+		i, err := strconv.Atoi(iv)
+		ok = err == nil && i >= 0 && i < ivs && iv == strconv.Itoa(i)
+	}
+	if !ok {
+		return fmt.Errorf("%q is not a Kafka version (0.8.0 to 3.9, as 0.10.0, 2.8 or 3.0-IV1)", v)
+	}
+	return nil
+}
+
 func validateCompressionType(v string) error {
 	switch v = strings.TrimSpace(v); v {
 	case "producer":
@@ -232,6 +288,21 @@ func (b *Broker) checkTopicConfigs(configs map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// noteIgnoredConfigs logs, once per config and process, that a topic was
+// given a config Vigil stores and shows but does not act on, so an
+// operator who set it learns why nothing changed.
+func (b *Broker) noteIgnoredConfigs(topic string, configs map[string]string) {
+	for _, name := range slices.Sorted(maps.Keys(configs)) {
+		c, ok := b.topicConfig(name)
+		if !ok || !c.ignored {
+			continue
+		}
+		if _, seen := b.ignoredLogged.LoadOrStore(name, true); !seen {
+			b.log.Info("topic config accepted and stored, but it has no effect in Vigil", "config", name, "value", configs[name], "topic", topic, "why", c.doc)
+		}
+	}
 }
 
 func (b *Broker) topicConfigNames() []string {
