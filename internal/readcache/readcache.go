@@ -21,9 +21,14 @@ import (
 	"github.com/vigilhq/vigil/internal/objstore"
 )
 
+// DefaultBlockBytes is the read unit unless Options say otherwise: each
+// block read is one ranged GET, so it also sets what a replay costs in
+// requests (vigil cost).
+const DefaultBlockBytes = 1 << 20
+
 // Options bound the cache. Zero values take the defaults noted.
 type Options struct {
-	BlockBytes    int64 // read unit, 1 MiB
+	BlockBytes    int64 // read unit, DefaultBlockBytes
 	CapacityBytes int64 // memory for cached blocks, 256 MiB
 	Workers       int   // concurrent object reads, 4
 	ReadAhead     int   // blocks prefetched past each read, 4
@@ -85,7 +90,7 @@ const maxHintRuns = 1 << 16
 // New builds a cache over objs.
 func New(objs objstore.Store, o Options) *Cache {
 	if o.BlockBytes <= 0 {
-		o.BlockBytes = 1 << 20
+		o.BlockBytes = DefaultBlockBytes
 	}
 	if o.CapacityBytes <= 0 {
 		o.CapacityBytes = 256 << 20
