@@ -40,6 +40,7 @@ Usage:
   vigil alerts list|tail     findings of the alerts topic at a terminal: time, severity, rule, host, user, count (vigil alerts -h)
   vigil enrich [flags]       GeoIP, threat intel (intel.*), assets and identities into enriched.* topics; vigil enrich load (vigil enrich -h)
   vigil export --config FILE deliver topics to Elasticsearch/OpenSearch, Splunk HEC and webhooks (vigil export -h)
+  vigil mirror verify --source-brokers S --topics REGEX  compare topics on another Kafka cluster and on Vigil, record by record (vigil mirror -h)
   vigil cost --ingest-gb-per-day N  monthly cost of a workload on Vigil and on 3-replica Kafka, term by term (vigil cost -h)
   vigil version              the module version, commit and Go version of this binary (also --version)
 
@@ -77,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return alertsMain(args[1:], stdout, stderr, os.Getenv)
 	case "export":
 		return exportMain(args[1:], stderr, os.Getenv)
+	case "mirror":
+		return mirrorMain(args[1:], stdout, stderr, os.Getenv)
 	case "cost":
 		return costMain(args[1:], stdout, stderr)
 	case "version", "--version", "-version":

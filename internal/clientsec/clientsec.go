@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -39,6 +38,10 @@ type Config struct {
 	// the name to verify (empty: the host dialed).
 	CA, Cert, Key string
 	ServerName    string
+
+	// prefix and envPrefix are RegisterPrefixed's, so errors name the
+	// flags the user typed; empty for Register's and literal Configs.
+	prefix, envPrefix string
 }
 
 // Register adds the flags to fs with their defaults from the environment
@@ -46,23 +49,46 @@ type Config struct {
 // VIGIL_SASL_PASSWORD_FILE, VIGIL_SASL_PASSWORD, VIGIL_SASL_TOKEN_FILE,
 // VIGIL_TLS_CA, VIGIL_TLS_CERT, VIGIL_TLS_KEY, VIGIL_TLS_SERVER_NAME).
 func Register(fs *flag.FlagSet, getenv func(string) string) *Config {
-	c := &Config{Password: getenv("VIGIL_SASL_PASSWORD")}
-	env := func(k, def string) string {
-		if v := getenv(k); v != "" {
-			return v
+	return RegisterPrefixed(fs, getenv, "", "VIGIL_")
+}
+
+// RegisterPrefixed is Register for a command that talks to a second
+// cluster with its own credentials (vigil mirror verify's source): every
+// flag is named with prefix ("source-" gives --source-tls-ca) and
+// defaults to its variable with envPrefix in place of VIGIL_
+// ("VIGIL_SOURCE_" gives VIGIL_SOURCE_TLS_CA). Validate's and Opts'
+// errors name the prefixed flags.
+func RegisterPrefixed(fs *flag.FlagSet, getenv func(string) string, prefix, envPrefix string) *Config {
+	c := &Config{Password: getenv(envPrefix + "SASL_PASSWORD"), prefix: prefix, envPrefix: envPrefix}
+	str := func(p *string, name, def, usage string) {
+		env := envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		if v := getenv(env); v != "" {
+			def = v
 		}
-		return def
+		fs.StringVar(p, prefix+name, def, strings.ReplaceAll(usage, "ENV", env))
 	}
-	fs.StringVar(&c.Protocol, "security-protocol", env("VIGIL_SECURITY_PROTOCOL", "PLAINTEXT"), "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (env VIGIL_SECURITY_PROTOCOL)")
-	fs.StringVar(&c.Mechanism, "sasl-mechanism", env("VIGIL_SASL_MECHANISM", "SCRAM-SHA-512"), "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (env VIGIL_SASL_MECHANISM)")
-	fs.StringVar(&c.Username, "sasl-username", env("VIGIL_SASL_USERNAME", ""), "SASL user name (env VIGIL_SASL_USERNAME)")
-	fs.StringVar(&c.PasswordFile, "sasl-password-file", env("VIGIL_SASL_PASSWORD_FILE", ""), "file whose first line is the SASL password (env VIGIL_SASL_PASSWORD_FILE; or the password itself in VIGIL_SASL_PASSWORD)")
-	fs.StringVar(&c.TokenFile, "sasl-token-file", env("VIGIL_SASL_TOKEN_FILE", ""), "OAUTHBEARER: file holding the JWT, reread at each authentication (env VIGIL_SASL_TOKEN_FILE)")
-	fs.StringVar(&c.CA, "tls-ca", env("VIGIL_TLS_CA", ""), "PEM CA bundle the brokers' certificates are verified against (default: the system's; env VIGIL_TLS_CA)")
-	fs.StringVar(&c.Cert, "tls-cert", env("VIGIL_TLS_CERT", ""), "PEM client certificate for mTLS (env VIGIL_TLS_CERT)")
-	fs.StringVar(&c.Key, "tls-key", env("VIGIL_TLS_KEY", ""), "PEM private key of --tls-cert (env VIGIL_TLS_KEY)")
-	fs.StringVar(&c.ServerName, "tls-server-name", env("VIGIL_TLS_SERVER_NAME", ""), "name the brokers' certificates must carry (default: the host dialed; env VIGIL_TLS_SERVER_NAME)")
+	str(&c.Protocol, "security-protocol", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (env ENV)")
+	str(&c.Mechanism, "sasl-mechanism", "SCRAM-SHA-512", "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (env ENV)")
+	str(&c.Username, "sasl-username", "", "SASL user name (env ENV)")
+	str(&c.PasswordFile, "sasl-password-file", "", "file whose first line is the SASL password (env ENV; or the password itself in "+envPrefix+"SASL_PASSWORD)")
+	str(&c.TokenFile, "sasl-token-file", "", "OAUTHBEARER: file holding the JWT, reread at each authentication (env ENV)")
+	str(&c.CA, "tls-ca", "", "PEM CA bundle the brokers' certificates are verified against (default: the system's; env ENV)")
+	str(&c.Cert, "tls-cert", "", "PEM client certificate for mTLS (env ENV)")
+	str(&c.Key, "tls-key", "", "PEM private key of --"+prefix+"tls-cert (env ENV)")
+	str(&c.ServerName, "tls-server-name", "", "name the brokers' certificates must carry (default: the host dialed; env ENV)")
 	return c
+}
+
+// flag is the command-line name of one of the settings: "--tls-ca", or
+// "--source-tls-ca" for a Config of RegisterPrefixed.
+func (c *Config) flag(name string) string { return "--" + c.prefix + name }
+
+// passwordEnv is the variable that may hold the SASL password.
+func (c *Config) passwordEnv() string {
+	if c.envPrefix == "" {
+		return "VIGIL_SASL_PASSWORD"
+	}
+	return c.envPrefix + "SASL_PASSWORD"
 }
 
 // TLS reports whether the protocol speaks TLS.
@@ -83,21 +109,21 @@ func (c *Config) Validate() error {
 	switch c.Protocol {
 	case "PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL":
 	default:
-		return fmt.Errorf("--security-protocol %q: want PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", c.Protocol)
+		return fmt.Errorf("%s %q: want PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", c.flag("security-protocol"), c.Protocol)
 	}
 	if !c.TLS() {
 		for _, s := range []struct{ flag, value string }{{"tls-ca", c.CA}, {"tls-cert", c.Cert}, {"tls-key", c.Key}, {"tls-server-name", c.ServerName}} {
 			if s.value != "" {
-				return fmt.Errorf("--%s with --security-protocol %s, which does not use TLS (want SSL or SASL_SSL)", s.flag, c.Protocol)
+				return fmt.Errorf("%s with %s %s, which does not use TLS (want SSL or SASL_SSL)", c.flag(s.flag), c.flag("security-protocol"), c.Protocol)
 			}
 		}
 	} else if (c.Cert == "") != (c.Key == "") {
-		return errors.New("--tls-cert and --tls-key go together")
+		return fmt.Errorf("%s and %s go together", c.flag("tls-cert"), c.flag("tls-key"))
 	}
 	if !c.SASL() {
 		for _, s := range []struct{ flag, value string }{{"sasl-username", c.Username}, {"sasl-password-file", c.PasswordFile}, {"sasl-token-file", c.TokenFile}} {
 			if s.value != "" {
-				return fmt.Errorf("--%s with --security-protocol %s, which does not use SASL (want SASL_PLAINTEXT or SASL_SSL)", s.flag, c.Protocol)
+				return fmt.Errorf("%s with %s %s, which does not use SASL (want SASL_PLAINTEXT or SASL_SSL)", c.flag(s.flag), c.flag("security-protocol"), c.Protocol)
 			}
 		}
 		return nil
@@ -105,17 +131,17 @@ func (c *Config) Validate() error {
 	switch c.Mechanism {
 	case "OAUTHBEARER":
 		if c.TokenFile == "" {
-			return errors.New("--sasl-mechanism OAUTHBEARER needs --sasl-token-file")
+			return fmt.Errorf("%s OAUTHBEARER needs %s", c.flag("sasl-mechanism"), c.flag("sasl-token-file"))
 		}
 	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
 		if c.Username == "" {
-			return fmt.Errorf("--sasl-mechanism %s needs --sasl-username", c.Mechanism)
+			return fmt.Errorf("%s %s needs %s", c.flag("sasl-mechanism"), c.Mechanism, c.flag("sasl-username"))
 		}
 		if c.PasswordFile == "" && c.Password == "" {
-			return errors.New("a SASL password is needed: --sasl-password-file FILE or VIGIL_SASL_PASSWORD")
+			return fmt.Errorf("a SASL password is needed: %s FILE or %s", c.flag("sasl-password-file"), c.passwordEnv())
 		}
 	default:
-		return fmt.Errorf("--sasl-mechanism %q: want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER", c.Mechanism)
+		return fmt.Errorf("%s %q: want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER", c.flag("sasl-mechanism"), c.Mechanism)
 	}
 	return nil
 }
@@ -149,18 +175,18 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 	if c.CA != "" {
 		raw, err := os.ReadFile(c.CA)
 		if err != nil {
-			return nil, fmt.Errorf("--tls-ca: %w", err)
+			return nil, fmt.Errorf("%s: %w", c.flag("tls-ca"), err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(raw) {
-			return nil, fmt.Errorf("--tls-ca %s holds no PEM certificate", c.CA)
+			return nil, fmt.Errorf("%s %s holds no PEM certificate", c.flag("tls-ca"), c.CA)
 		}
 		tc.RootCAs = pool
 	}
 	if c.Cert != "" {
 		cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
 		if err != nil {
-			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+			return nil, fmt.Errorf("%s/%s: %w", c.flag("tls-cert"), c.flag("tls-key"), err)
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}
@@ -170,16 +196,16 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 // mechanism builds the SASL mechanism of a validated configuration.
 func (c *Config) mechanism() (sasl.Mechanism, error) {
 	if c.Mechanism == "OAUTHBEARER" {
-		file := c.TokenFile
+		file, flagName := c.TokenFile, c.flag("sasl-token-file")
 		// Read once now, so a wrong path fails the command rather than
 		// every connection attempt.
 		if _, err := os.ReadFile(file); err != nil {
-			return nil, fmt.Errorf("--sasl-token-file: %w", err)
+			return nil, fmt.Errorf("%s: %w", c.flag("sasl-token-file"), err)
 		}
 		return oauth.Oauth(func(context.Context) (oauth.Auth, error) {
 			raw, err := os.ReadFile(file)
 			if err != nil {
-				return oauth.Auth{}, fmt.Errorf("read --sasl-token-file: %w", err)
+				return oauth.Auth{}, fmt.Errorf("read %s: %w", flagName, err)
 			}
 			return oauth.Auth{Token: strings.TrimSpace(string(raw))}, nil
 		}), nil
@@ -196,7 +222,7 @@ func (c *Config) mechanism() (sasl.Mechanism, error) {
 	case "SCRAM-SHA-512":
 		return scram.Auth{User: c.Username, Pass: pass}.AsSha512Mechanism(), nil
 	default:
-		return nil, fmt.Errorf("--sasl-mechanism %q: want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER", c.Mechanism)
+		return nil, fmt.Errorf("%s %q: want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER", c.flag("sasl-mechanism"), c.Mechanism)
 	}
 }
 
@@ -204,18 +230,18 @@ func (c *Config) mechanism() (sasl.Mechanism, error) {
 func (c *Config) password() (string, error) {
 	if c.PasswordFile == "" {
 		if c.Password == "" {
-			return "", errors.New("a SASL password is needed: --sasl-password-file FILE or VIGIL_SASL_PASSWORD")
+			return "", fmt.Errorf("a SASL password is needed: %s FILE or %s", c.flag("sasl-password-file"), c.passwordEnv())
 		}
 		return c.Password, nil
 	}
 	raw, err := os.ReadFile(c.PasswordFile)
 	if err != nil {
-		return "", fmt.Errorf("--sasl-password-file: %w", err)
+		return "", fmt.Errorf("%s: %w", c.flag("sasl-password-file"), err)
 	}
 	line, _, _ := strings.Cut(string(raw), "\n")
 	line = strings.TrimRight(line, "\r")
 	if line == "" {
-		return "", fmt.Errorf("--sasl-password-file %s: the first line is empty", c.PasswordFile)
+		return "", fmt.Errorf("%s %s: the first line is empty", c.flag("sasl-password-file"), c.PasswordFile)
 	}
 	return line, nil
 }

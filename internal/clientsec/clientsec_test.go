@@ -145,3 +145,41 @@ func TestTLSFiles(t *testing.T) {
 }
 
 func pkixName(cn string) pkix.Name { return pkix.Name{CommonName: cn} }
+
+// TestPrefixed: a second cluster's flags (vigil mirror verify's source)
+// sit beside the first's with their own names, variables and errors.
+func TestPrefixed(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	env := map[string]string{"VIGIL_SOURCE_SECURITY_PROTOCOL": "SASL_SSL", "VIGIL_SOURCE_SASL_USERNAME": "mirror",
+		"VIGIL_SOURCE_SASL_PASSWORD": "source-pass", "VIGIL_SASL_PASSWORD": "dest-pass"}
+	getenv := func(k string) string { return env[k] }
+	src := RegisterPrefixed(fs, getenv, "source-", "VIGIL_SOURCE_")
+	dst := Register(fs, getenv)
+	if err := fs.Parse([]string{"--source-sasl-mechanism", "PLAIN", "--tls-ca", "/ca.pem"}); err != nil {
+		t.Fatal(err)
+	}
+	if src.Protocol != "SASL_SSL" || src.Mechanism != "PLAIN" || src.Username != "mirror" || src.Password != "source-pass" || src.CA != "" {
+		t.Errorf("source: %+v", src)
+	}
+	if dst.Protocol != "PLAINTEXT" || dst.Password != "dest-pass" || dst.CA != "/ca.pem" {
+		t.Errorf("destination: %+v", dst)
+	}
+	if err := src.Validate(); err != nil {
+		t.Errorf("source: %v", err)
+	}
+	if err := dst.Validate(); err == nil || err.Error() != "--tls-ca with --security-protocol PLAINTEXT, which does not use TLS (want SSL or SASL_SSL)" {
+		t.Errorf("destination: %v", err)
+	}
+	src.Username = ""
+	if err := src.Validate(); err == nil || err.Error() != "--source-sasl-mechanism PLAIN needs --source-sasl-username" {
+		t.Errorf("source without a user: %v", err)
+	}
+	src.Username, src.Password = "mirror", ""
+	if err := src.Validate(); err == nil || !strings.Contains(err.Error(), "--source-sasl-password-file FILE or VIGIL_SOURCE_SASL_PASSWORD") {
+		t.Errorf("source without a password: %v", err)
+	}
+	if f := fs.Lookup("source-tls-key"); f == nil || !strings.Contains(f.Usage, "--source-tls-cert") || !strings.Contains(f.Usage, "VIGIL_SOURCE_TLS_KEY") {
+		t.Errorf("--source-tls-key's usage: %+v", f)
+	}
+}

@@ -1,0 +1,139 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestMirrorVerifyCLI runs the built `vigil mirror verify` with kfake
+// (franz-go's Kafka implementation, in the test process) as the source and
+// a vigil process as the destination: exit 0 and a match line per
+// partition for equal topics; exit 1 and the changed record's line when
+// one header differs; exit 2 for a bad command line, a subcommand that
+// does not exist and a source that cannot be reached.
+func TestMirrorVerifyCLI(t *testing.T) {
+	src, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	srcAddr := src.ListenAddrs()[0]
+	dst := startBroker(t, "", t.TempDir())
+
+	at := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	for _, addr := range []string{srcAddr, dst.addr} {
+		createTopic(t, addr, "alerts", 2)
+		createTopic(t, addr, "flows", 1)
+		var recs []*kgo.Record
+		for i := range 50 {
+			recs = append(recs, &kgo.Record{Topic: "alerts", Partition: int32(i % 2), Key: fmt.Appendf(nil, "ws-%02d", i%7),
+				Value: fmt.Appendf(nil, `{"seq":%d}`, i), Timestamp: at.Add(time.Duration(i) * time.Second),
+				Headers: []kgo.RecordHeader{{Key: "class", Value: []byte("3002")}}})
+		}
+		for i := range 10 {
+			host := "ws-01"
+			if i == 3 && addr == dst.addr {
+				host = "ws-10"
+			}
+			recs = append(recs, &kgo.Record{Topic: "flows", Value: fmt.Appendf(nil, "flow %d", i), Timestamp: at.Add(time.Duration(i) * time.Second),
+				Headers: []kgo.RecordHeader{{Key: "host", Value: []byte(host)}}})
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = cl.ProduceSync(context.Background(), recs...).FirstErr()
+		cl.Close()
+		if err != nil {
+			t.Fatalf("produce to %s: %v", addr, err)
+		}
+	}
+
+	run := func(args ...string) (stdout, stderr string, code int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, vigilBin, args...)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &exit):
+			code = exit.ExitCode()
+		default:
+			t.Fatalf("vigil %s: %v", strings.Join(args, " "), err)
+		}
+		t.Logf("vigil %s: exit %d\nstdout:\n%sstderr:\n%s", strings.Join(args, " "), code, out.String(), errOut.String())
+		return out.String(), errOut.String(), code
+	}
+	verify := []string{"mirror", "verify", "--source-brokers", srcAddr, "--brokers", dst.addr}
+
+	out, _, code := run(append(verify, "--topics", "alerts")...)
+	if code != 0 {
+		t.Errorf("equal topic: exit %d, want 0", code)
+	}
+	for _, want := range []string{
+		`(?m)^alerts/0: match: offsets \[0, 25\), 25 records, sha256 [0-9a-f]{32}$`,
+		`(?m)^alerts/1: match: offsets \[0, 25\), 25 records, sha256 [0-9a-f]{32}$`,
+		`(?m)^summary: 1 topic, 2 partitions, 50 records compared in \S+: all match$`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("stdout lacks %s", want)
+		}
+	}
+
+	out, _, code = run(append(verify, "--topics", "alerts|flows", "--quiet")...)
+	if code != 1 {
+		t.Errorf("a changed header: exit %d, want 1", code)
+	}
+	for _, want := range []string{
+		`flows/0: DIFFERS at offset 3: header 0 ("host") value: source "ws-01", destination "ws-10"`,
+		"summary: 2 topics, 3 partitions, 53 records compared in ",
+		": 2 partitions match, 1 differs",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q", want)
+		}
+	}
+	// Bounded before the change, the same topic matches.
+	if _, _, code := run(append(verify, "--topics", "flows", "--to-offset", "3")...); code != 0 {
+		t.Errorf("flows up to offset 3: exit %d, want 0", code)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"mirror", "verify", "--brokers", dst.addr, "--topics", "alerts"}, "--source-brokers is required"},
+		{append(verify, "--topics", "alerts", "--source-tls-ca", "/x"), "--source-tls-ca with --source-security-protocol PLAINTEXT"},
+		{append(verify, "--topics", "alerts", "--from-offset", "5", "--to-offset", "5"), "--from-offset 5 is not below --to-offset 5"},
+		{append(verify, "--topics", "nothing"), `no topic on either cluster matches --topics ("nothing")`},
+		{[]string{"mirror", "verify", "--source-brokers", closed, "--brokers", dst.addr, "--topics", "alerts", "--timeout", "2s"}, "vigil mirror verify: source: "},
+		{[]string{"mirror", "promote", "alerts"}, `unknown subcommand "promote"; the subcommands that exist: verify`},
+		{[]string{"mirror", "--source-brokers", srcAddr}, "not built yet; the subcommands that exist: verify"},
+	} {
+		_, errOut, code := run(tc.args...)
+		if code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("vigil %s: exit %d, stderr %q; want exit 2 and %q", strings.Join(tc.args, " "), code, errOut, tc.want)
+		}
+	}
+}
