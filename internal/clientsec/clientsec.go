@@ -1,7 +1,9 @@
 // Package clientsec is the client side of a Kafka listener's security
 // protocol for Vigil's own clients (vigil detect, ingest, topics, groups,
 // acls, users, bench): the flags and VIGIL_* variables every command
-// takes, turned into franz-go's TLS dialer and SASL mechanism.
+// takes, turned into franz-go's TLS dialer and SASL mechanism. A command
+// that reaches a second cluster (vigil mirror verify's source) takes a
+// second set under a prefix (RegisterPrefixed).
 package clientsec
 
 import (
