@@ -62,8 +62,8 @@ func mirrorVerify(args []string, stdout, stderr io.Writer, getenv func(string) s
 	srcBrokers := fs.String("source-brokers", getenv("VIGIL_SOURCE_BROKERS"), "comma-separated seed brokers of the source cluster (env VIGIL_SOURCE_BROKERS); required")
 	brokers := fs.String("brokers", envOr(getenv, "VIGIL_BROKERS", "127.0.0.1:9092"), "comma-separated seed brokers of the destination, Vigil (env VIGIL_BROKERS)")
 	topics := fs.String("topics", "", "regular expression a topic's whole name must match (Go syntax: 'auth|dns', 'telemetry\\..*'); required")
-	fromOffset := fs.Int64("from-offset", -1, "compare each partition from this offset (default: the later log start)")
-	toOffset := fs.Int64("to-offset", -1, "compare each partition up to this offset, exclusive (default: the earlier high watermark)")
+	fromOffset := fs.Int64("from-offset", 0, "compare each partition from this offset (default: the later log start)")
+	toOffset := fs.Int64("to-offset", 0, "compare each partition up to this offset, exclusive (default 0: the earlier high watermark)")
 	from := fs.String("from", "", "compare from the source's first record at or after this time, RFC 3339 (instead of --from-offset)")
 	to := fs.String("to", "", "compare up to the source's first record at or after this time, RFC 3339, exclusive (instead of --to-offset)")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up on a cluster that has not answered for this long")
@@ -128,13 +128,13 @@ or a cluster that cannot be read.`)
 		return usage("%v", err)
 	}
 	switch {
-	case *fromOffset < -1 || *toOffset < -1:
+	case *fromOffset < 0 || *toOffset < 0:
 		return usage("--from-offset and --to-offset are offsets (0 or more)")
-	case *fromOffset >= 0 && *from != "":
+	case *fromOffset > 0 && *from != "":
 		return usage("--from-offset and --from both bound the start: give one")
-	case *toOffset >= 0 && *to != "":
+	case *toOffset > 0 && *to != "":
 		return usage("--to-offset and --to both bound the end: give one")
-	case *fromOffset >= 0 && *toOffset >= 0 && *fromOffset >= *toOffset:
+	case *toOffset > 0 && *fromOffset >= *toOffset:
 		return usage("--from-offset %d is not below --to-offset %d", *fromOffset, *toOffset)
 	case !cfg.From.IsZero() && !cfg.To.IsZero() && !cfg.From.Before(cfg.To):
 		return usage("--from %s is not before --to %s", *from, *to)

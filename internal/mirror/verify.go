@@ -51,7 +51,8 @@ type Config struct {
 	// Topics selects the topics compared, on either side (TopicPattern).
 	Topics *regexp.Regexp
 	// FromOffset and ToOffset bound every partition's range to [FromOffset,
-	// ToOffset); -1 leaves that end unbounded.
+	// ToOffset); zero leaves that end unbounded (the zero Config compares
+	// whole logs).
 	FromOffset, ToOffset int64
 	// From and To bound it by time instead: each becomes, per partition,
 	// the source's first offset whose timestamp is at or after it. Zero
@@ -393,10 +394,10 @@ func (o *offsets) fill(p *partPlan, cfg Config) error {
 	if p.dstEnd, err = get(o.dstEnd, "destination", "high watermark"); err != nil {
 		return err
 	}
-	if cfg.FromOffset >= 0 {
+	if cfg.FromOffset > 0 {
 		p.lower = cfg.FromOffset
 	}
-	if cfg.ToOffset >= 0 {
+	if cfg.ToOffset > 0 {
 		p.upper = cfg.ToOffset
 	}
 	if o.from != nil {

@@ -193,8 +193,8 @@ func verify(t *testing.T, src, dst, pattern string, mod func(*Config)) (Summary,
 	cfg := Config{
 		Source:      []kgo.Opt{kgo.SeedBrokers(strings.Split(src, ",")...)},
 		Destination: []kgo.Opt{kgo.SeedBrokers(strings.Split(dst, ",")...)},
-		Topics:      re, FromOffset: -1, ToOffset: -1,
-		MaxBytes: 16 << 10, Timeout: 10 * time.Second, Out: &out,
+		Topics:      re,
+		MaxBytes:    16 << 10, Timeout: 10 * time.Second, Out: &out,
 	}
 	if mod != nil {
 		mod(&cfg)
