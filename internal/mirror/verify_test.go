@@ -6,15 +6,18 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -602,5 +605,61 @@ func TestSourceKeepsTimestampsAndBatches(t *testing.T) {
 	}
 	if fmt.Sprint(ts) != fmt.Sprint(want) {
 		t.Errorf("timestamps %v, produced %v", ts, want)
+	}
+}
+
+// TestVerifyFetchErrors: a leader that moves (NOT_LEADER_OR_FOLLOWER,
+// injected into kfake's fetch answers) is looked up again and the
+// comparison goes on; an error no retry fixes (authorization) ends it at
+// once, naming the side.
+func TestVerifyFetchErrors(t *testing.T) {
+	c := startKfake(t)
+	src, dst := strings.Join(c.ListenAddrs(), ","), exporttest.StartBroker(t)
+	for _, addr := range []string{src, dst} {
+		fill(t, addr, "moved", 2, 300, nil)
+	}
+	failFetches := func(code int16, times int32) *atomic.Int32 {
+		var n atomic.Int32
+		c.ControlKey(kmsg.Fetch.Int16(), func(r kmsg.Request) (kmsg.Response, error, bool) {
+			c.KeepControl()
+			if n.Load() >= times {
+				return nil, nil, false
+			}
+			n.Add(1)
+			req := r.(*kmsg.FetchRequest)
+			resp := req.ResponseKind().(*kmsg.FetchResponse)
+			for _, rt := range req.Topics {
+				st := kmsg.NewFetchResponseTopic()
+				st.Topic, st.TopicID = rt.Topic, rt.TopicID
+				for _, rp := range rt.Partitions {
+					sp := kmsg.NewFetchResponseTopicPartition()
+					sp.Partition, sp.ErrorCode, sp.HighWatermark = rp.Partition, code, -1
+					st.Partitions = append(st.Partitions, sp)
+				}
+				resp.Topics = append(resp.Topics, st)
+			}
+			return resp, nil, true
+		})
+		return &n
+	}
+
+	n := failFetches(kerr.NotLeaderForPartition.Code, 3)
+	c.ShufflePartitionLeaders()
+	sum, _, err := verify(t, src, dst, "moved", nil)
+	if err != nil || !sum.OK() || sum.Records != 600 {
+		t.Errorf("after leader changes: %+v, %v; want 600 records matching", sum, err)
+	}
+	if n.Load() != 3 {
+		t.Errorf("%d fetches failed, want 3: the test did not test retries", n.Load())
+	}
+
+	failFetches(kerr.TopicAuthorizationFailed.Code, math.MaxInt32)
+	start := time.Now()
+	_, _, err = verify(t, src, dst, "moved", nil)
+	if err == nil || !strings.HasPrefix(err.Error(), "source: read moved/0 at offset 0: ") || !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Errorf("authorization refused: %v, want an error naming the source, the partition and TOPIC_AUTHORIZATION_FAILED", err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("gave up after %s: an authorization error is not retried", el)
 	}
 }
