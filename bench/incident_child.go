@@ -27,7 +27,7 @@ import (
 // childMsg JSON lines on its stdout: "ready" first, then progress and
 // results, then a final line.
 const (
-	childRoleEnv   = "VIGIL_BENCH_CHILD"        // roleReplay or rolePipeline
+	childRoleEnv   = "VIGIL_BENCH_CHILD"        // roleReplay, rolePipeline (incident), roleExport, roleConsume (export.go)
 	childParamsEnv = "VIGIL_BENCH_CHILD_PARAMS" // childParams as JSON
 
 	roleReplay   = "replay"
@@ -43,6 +43,11 @@ type childParams struct {
 	RecordBytes int             `json:"record_bytes,omitempty"`
 	Rate        float64         `json:"rate,omitempty"`
 	Nice        int             `json:"nice,omitempty"` // replay: the reader's nice value
+	// The export comparison's roles (export.go): the group, the records
+	// to read, and the export's _bulk URL.
+	Group   string `json:"group,omitempty"`
+	Records int64  `json:"records,omitempty"`
+	BulkURL string `json:"bulk_url,omitempty"`
 }
 
 // childMsg is one line of a child's stdout.
@@ -57,6 +62,14 @@ type childMsg struct {
 	Final    bool       `json:"final,omitempty"` // the last line
 	PeakRSS  int64      `json:"peak_rss,omitempty"`
 	Error    string     `json:"error,omitempty"`
+	// The export comparison's final line: records and bytes read or
+	// delivered, from the first to the last and from "start" to the
+	// last, and the child's CPU time.
+	Records int64         `json:"records,omitempty"`
+	Bytes   int64         `json:"bytes,omitempty"`
+	Elapsed time.Duration `json:"elapsed,omitempty"`
+	Total   time.Duration `json:"total,omitempty"`
+	CPU     time.Duration `json:"cpu,omitempty"`
 }
 
 // RunChild runs this process as a child of the incident benchmark, and
@@ -85,6 +98,8 @@ func runChild(role, params string, stdin io.Reader, stdout io.Writer) int {
 		run := map[string]func(context.Context, childParams, <-chan string, func(childMsg) error) error{
 			roleReplay:   replayChild,
 			rolePipeline: pipelineChild,
+			roleExport:   exportChild,
+			roleConsume:  consumeChild,
 		}[role]
 		if run == nil {
 			return fmt.Errorf("unknown %s role %q", childRoleEnv, role)

@@ -25,6 +25,7 @@ const benchUsage = `Usage:
   vigil bench ingest [flags]    measure vigil ingest's syslog lines/s and HTTP events/s per core through to the broker
   vigil bench enrich [flags]    measure enrichment events/s per core with a million indicators loaded, and its memory
   vigil bench txn [flags]       measure produce in 100 ms transactions against idempotent produce, interleaved: the ratio of their throughputs
+  vigil bench export [flags]    measure vigil export's records/s per core into _bulk (VictoriaLogs) against a plain consumer, interleaved
 `
 
 // benchRun runs one benchmark once its flags are parsed; log is the
@@ -43,6 +44,7 @@ func benchCommands() map[string]func(fs *flag.FlagSet) benchRun {
 		"ingest":   benchIngest,
 		"enrich":   benchEnrich,
 		"txn":      benchTxn,
+		"export":   benchExport,
 	}
 }
 

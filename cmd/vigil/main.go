@@ -27,7 +27,7 @@ const usage = `vigil: a Kafka-compatible streaming platform on object storage
 
 Usage:
   vigil serve [flags]        run a broker (vigil serve -h for flags)
-  vigil bench KIND [flags]   benchmarks: produce, groups, replay, incident, detect, ingest, enrich, txn (vigil bench -h)
+  vigil bench KIND [flags]   benchmarks: produce, groups, replay, incident, detect, ingest, enrich, txn, export (vigil bench -h)
   vigil topics SUBCOMMAND    list, describe, create, delete, alter-config topics (vigil topics -h)
   vigil groups SUBCOMMAND    list, describe, reset offsets of, delete consumer groups (vigil groups -h)
   vigil cluster SUBCOMMAND   status of the brokers; drain a broker before stopping it (vigil cluster -h)

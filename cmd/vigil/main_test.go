@@ -96,7 +96,7 @@ func TestBenchFlags(t *testing.T) {
 	if code := run([]string{"bench", "help"}, &out, &errOut); code != 0 {
 		t.Errorf("bench help: exit %d", code)
 	}
-	for _, kind := range []string{"ingest", "txn"} {
+	for _, kind := range []string{"ingest", "txn", "export"} {
 		if !strings.Contains(out.String(), "vigil bench "+kind) {
 			t.Errorf("bench help lacks vigil bench %s:\n%s", kind, out.String())
 		}
@@ -113,6 +113,8 @@ func TestBenchFlags(t *testing.T) {
 		// Zero is refused, not taken for the default.
 		{[]string{"bench", "txn", "--rounds", "0"}, 1},
 		{[]string{"bench", "txn", "--txn-duration", "0s"}, 1},
+		{[]string{"bench", "export", "--help"}, 0},
+		{[]string{"bench", "export", "--records", "0"}, 1},
 	} {
 		out.Reset()
 		errOut.Reset()

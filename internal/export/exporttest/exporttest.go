@@ -1,70 +1,34 @@
-// Package exporttest runs the real receivers the export sinks are tested
-// against, on free loopback ports over temporary directories:
+// Package exporttest is what the export tests share: the real receivers
+// of package receiver (ZincSearch, VictoriaLogs) started for a test and
+// stopped at its end, a broker in the test process, test events, and two
+// proxies that stand in front of the receivers to inject what they never
+// do on demand: per-item errors, throttling, TLS client certificates and
+// API keys (BulkProxy), and Splunk's token check and indexer
+// acknowledgement protocol (HECProxy). The documents still land in the
+// real receiver behind them.
 //
-//   - ZincSearch (zincsearch): an Elasticsearch-compatible `_bulk` and
-//     search API that keys documents by _id, so it shows whether a sink
-//     is idempotent;
-//   - VictoriaLogs (victoria-logs): an Elasticsearch `_bulk` endpoint and
-//     a Splunk HEC endpoint (/services/collector/event), fast enough to
-//     benchmark against; it appends every document it is sent, ids or
-//     not, so it also counts re-deliveries;
-//
-// and two proxies that stand in front of them to inject what the real
-// receivers never do on demand: per-item errors, throttling, TLS client
-// certificates and API keys (BulkProxy), and Splunk's token check and
-// indexer acknowledgement protocol (HECProxy). The documents still land
-// in the real receiver behind them.
-//
-// The binaries are looked up on PATH, then in $GOPATH/bin; .ci/install
-// builds them (`go install` for VictoriaLogs, a patched module build for
-// ZincSearch). Without them the tests that need them skip, unless
+// Without a receiver's binary the tests that need it skip, unless
 // VIGIL_REQUIRE_RECEIVERS=1 (CI), which makes them fail instead.
 package exporttest
 
 import (
-	"fmt"
-	"go/build"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/vigilhq/vigil/internal/export/receiver"
 )
 
-// Install hints, printed when a binary is missing.
-const (
-	ZincInstall     = "zincsearch v0.4.10 (built from its module by .ci/install: web/dist created, the optional profiler dropped)"
-	VictoriaInstall = "`go install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@v1.52.2` (.ci/install does)"
+// The receivers, as package receiver runs them.
+type (
+	Zinc         = receiver.Zinc
+	VictoriaLogs = receiver.VictoriaLogs
 )
 
-// Binary returns the path of a receiver's binary, or "".
-func Binary(name string) string {
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		gopath = build.Default.GOPATH
-	}
-	for _, dir := range filepath.SplitList(gopath) {
-		p := filepath.Join(dir, "bin", name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p
-		}
-	}
-	return ""
-}
-
-// need returns the binary or skips t (fails it with
-// VIGIL_REQUIRE_RECEIVERS=1).
-func need(t testing.TB, name, install string) string {
+// Need returns the path of a receiver's binary, or skips t without it
+// (fails it with VIGIL_REQUIRE_RECEIVERS=1); install says how to get it.
+func Need(t testing.TB, name, install string) string {
 	t.Helper()
-	bin := Binary(name)
+	bin := receiver.Binary(name)
 	if bin == "" {
 		msg := name + " not found on PATH or in $GOPATH/bin; install " + install + " to run the export tests against it"
 		if os.Getenv("VIGIL_REQUIRE_RECEIVERS") == "1" {
@@ -75,101 +39,38 @@ func need(t testing.TB, name, install string) string {
 	return bin
 }
 
-// FreeAddr returns a loopback address whose port was free a moment ago.
-func FreeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// StartZinc starts ZincSearch for t and stops it at t's cleanup; it
+// skips t without the binary.
+func StartZinc(t testing.TB) *Zinc {
+	t.Helper()
+	bin := Need(t, "zincsearch", receiver.ZincInstall)
+	z, err := receiver.LaunchZinc(bin, t.TempDir())
 	if err != nil {
-		return "", err
+		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// process is one receiver process, its output kept for failures.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	out  *output
-	done chan struct{}
-	err  error
-}
-
-type output struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.buf = append(o.buf, p...)
-	if len(o.buf) > 1<<20 {
-		o.buf = o.buf[len(o.buf)-1<<19:]
-	}
-	return len(p), nil
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return string(o.buf)
-}
-
-// startProcess starts bin and waits until probe (a URL) answers below 500.
-func startProcess(name, bin string, args, env []string, probe string, client *http.Client) (*process, error) {
-	p := &process{name: name, out: &output{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case <-p.done:
-			return nil, fmt.Errorf("%s exited before answering: %v\n%s", name, p.err, tail(p.out.String()))
-		default:
+	t.Cleanup(func() {
+		z.Stop()
+		if t.Failed() {
+			t.Logf("zincsearch output:\n%s", z.Output())
 		}
-		resp, err := client.Get(probe)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode < 500 {
-				return p, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			p.stop()
-			return nil, fmt.Errorf("%s did not answer %s within 60s: %v\n%s", name, probe, err, tail(p.out.String()))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	})
+	return z
 }
 
-func (p *process) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
+// StartVictoriaLogs starts VictoriaLogs for t and stops it at t's
+// cleanup; it skips t without the binary.
+func StartVictoriaLogs(t testing.TB) *VictoriaLogs {
+	t.Helper()
+	bin := Need(t, "victoria-logs", receiver.VictoriaInstall)
+	v, err := receiver.LaunchVictoriaLogs(bin, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func tail(s string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > 40 {
-		lines = lines[len(lines)-40:]
-	}
-	return strings.Join(lines, "\n")
+	t.Cleanup(func() {
+		v.Stop()
+		if t.Failed() {
+			t.Logf("victoria-logs output:\n%s", v.Output())
+		}
+	})
+	return v
 }

@@ -1,4 +1,4 @@
-package exporttest
+package receiver
 
 import (
 	"bufio"
@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"testing"
 	"time"
 )
 
@@ -17,27 +16,6 @@ type VictoriaLogs struct {
 	addr   string
 	client *http.Client
 }
-
-// StartVictoriaLogs starts VictoriaLogs for t and stops it at t's
-// cleanup; it skips t without the binary.
-func StartVictoriaLogs(t testing.TB) *VictoriaLogs {
-	t.Helper()
-	bin := need(t, "victoria-logs", VictoriaInstall)
-	v, err := LaunchVictoriaLogs(bin, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		v.Stop()
-		if t.Failed() {
-			t.Logf("victoria-logs output:\n%s", tail(v.p.out.String()))
-		}
-	})
-	return v
-}
-
-// VictoriaLogsBinary is the path of victoria-logs, or "".
-func VictoriaLogsBinary() string { return Binary("victoria-logs") }
 
 // LaunchVictoriaLogs starts VictoriaLogs over dir, keeping 100 years of
 // records so that old test events are accepted.
@@ -58,6 +36,12 @@ func LaunchVictoriaLogs(bin, dir string) (*VictoriaLogs, error) {
 
 // Stop stops the process.
 func (v *VictoriaLogs) Stop() { v.p.stop() }
+
+// Output is the last lines the process wrote.
+func (v *VictoriaLogs) Output() string { return Tail(v.p.out.String()) }
+
+// Pid is the process id, for reading its CPU time.
+func (v *VictoriaLogs) Pid() int { return v.p.cmd.Process.Pid }
 
 // URL is its base URL.
 func (v *VictoriaLogs) URL() string { return "http://" + v.addr }

@@ -1,4 +1,4 @@
-package exporttest
+package receiver
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"testing"
 	"time"
 )
 
@@ -19,24 +18,6 @@ type Zinc struct {
 	User     string
 	Password string
 	client   *http.Client
-}
-
-// StartZinc starts ZincSearch for t and stops it at t's cleanup; it
-// skips t without the binary.
-func StartZinc(t testing.TB) *Zinc {
-	t.Helper()
-	bin := need(t, "zincsearch", ZincInstall)
-	z, err := LaunchZinc(bin, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		z.Stop()
-		if t.Failed() {
-			t.Logf("zincsearch output:\n%s", tail(z.p.out.String()))
-		}
-	})
-	return z
 }
 
 // LaunchZinc starts ZincSearch over dir (no telemetry, no Sentry: it
@@ -64,6 +45,9 @@ func LaunchZinc(bin, dir string) (*Zinc, error) {
 
 // Stop stops the process.
 func (z *Zinc) Stop() { z.p.stop() }
+
+// Output is the last lines the process wrote.
+func (z *Zinc) Output() string { return Tail(z.p.out.String()) }
 
 // Addr is host:port.
 func (z *Zinc) Addr() string { return z.addr }
