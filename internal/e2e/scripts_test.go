@@ -102,7 +102,8 @@ func TestInstallDryRun(t *testing.T) {
 	out := stdout.String()
 	for _, want := range []string{
 		"env DEBIAN_FRONTEND=noninteractive apt-get update",
-		"apt-get install -y -qq --no-install-recommends kcat shellcheck python3 python3-kafka python3-confluent-kafka rsyslog rsyslog-kafka bsdutils iproute2 nftables nodejs npm",
+		"apt-get install -y -qq --no-install-recommends kcat shellcheck python3 python3-kafka python3-confluent-kafka rsyslog rsyslog-kafka bsdutils iproute2 nftables g++ make libnode-dev nodejs npm",
+		"JOBS=1 npm ci --no-audit --no-fund --silent --prefix internal/e2e/testdata/rdkafka",
 		"npm ci --no-audit --no-fund --silent --prefix internal/e2e/testdata/kafkajs",
 		"go install github.com/versity/versitygw/cmd/versitygw@",
 		"go install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@",
