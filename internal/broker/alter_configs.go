@@ -14,14 +14,16 @@ import (
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
-// handleAlterConfigs replaces a topic's whole config set: configs not
-// named revert to their defaults, as the (non-incremental) API defines.
+// handleAlterConfigs replaces a topic's or a broker resource's whole
+// config set: configs not named revert to their defaults, as the
+// (non-incremental) API defines. Broker resources follow
+// broker_configs.go.
 //
 // Authorization, as Kafka's handleAlterConfigsRequest: AlterConfigs on a
-// topic, else TOPIC_AUTHORIZATION_FAILED (no message). Broker resources
-// (every broker config is static here) and other types are refused with
-// INVALID_REQUEST before authorization, as Kafka's preprocessing refuses a
-// change it cannot apply.
+// topic, else TOPIC_AUTHORIZATION_FAILED (no message); on the cluster for
+// a broker resource, else CLUSTER_AUTHORIZATION_FAILED, after the change
+// is validated (Kafka preprocesses broker changes before authorizing
+// them). Other types are refused with INVALID_REQUEST.
 func (b *Broker) handleAlterConfigs(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.AlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
@@ -34,7 +36,7 @@ func (b *Broker) handleAlterConfigs(c *conn, h header, r kmsg.Request) func() km
 				continue
 			}
 		}
-		code, msg := b.alterTopicConfigs(c.auth.principal, "AlterConfigs", rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(map[string]string) (map[string]string, error) {
+		next := func(map[string]string) (map[string]string, error) {
 			next := map[string]string{}
 			for _, kv := range rr.Configs {
 				if kv.Value == nil {
@@ -43,7 +45,21 @@ func (b *Broker) handleAlterConfigs(c *conn, h header, r kmsg.Request) func() km
 				next[kv.Name] = *kv.Value
 			}
 			return next, nil
-		})
+		}
+		var code int16
+		var msg string
+		if rr.ResourceType == kmsg.ConfigResourceTypeBroker {
+			code, msg = b.alterBrokerConfigs(rr.ResourceName, req.ValidateOnly, false, next)
+			if code == 0 {
+				if e, _ := configsAuthz(c, kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); e != nil {
+					code = e.Code
+				} else {
+					code, msg = b.alterBrokerConfigs(rr.ResourceName, req.ValidateOnly, true, next)
+				}
+			}
+		} else {
+			code, msg = b.alterTopicConfigs(c.auth.principal, "AlterConfigs", rr.ResourceType, rr.ResourceName, req.ValidateOnly, next)
+		}
 		res.ErrorCode = code
 		if msg != "" {
 			res.ErrorMessage = &msg
@@ -61,8 +77,6 @@ func (b *Broker) alterTopicConfigs(who, api string, typ kmsg.ConfigResourceType,
 	defer cancel()
 	switch typ {
 	case kmsg.ConfigResourceTypeTopic:
-	case kmsg.ConfigResourceTypeBroker:
-		return kerr.InvalidRequest.Code, "broker configs are static in Vigil: set them with vigil serve flags, a config file or VIGIL_* variables"
 	default:
 		return kerr.InvalidRequest.Code, fmt.Sprintf("config resource type %d is not supported", typ)
 	}

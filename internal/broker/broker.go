@@ -68,10 +68,11 @@ type Broker struct {
 	topicCfgs        []topicConfig
 	topicCfgIndex    map[string]int
 	topicCfgDefaults []string
-	// ignoredLogged holds the names of the ignored topic configs already
-	// logged as such (noteIgnoredConfigs), so each is logged once.
+	// ignoredLogged holds the names of the ignored topic and broker
+	// configs already logged as such, so each is logged once.
 	ignoredLogged sync.Map
-	fwd           *forward.Pool // nil: a single broker
+	dynCfgs       dynamicBrokerConfigs // broker_configs.go
+	fwd           *forward.Pool        // nil: a single broker
 	zoneBytes     ZoneBytes
 	fetchBufs     bufpool.Pool      // the arrays fetch responses' records are copied into
 	catchup       *catchup.Governor // nil: catch-up fetches are not paced

@@ -9,7 +9,8 @@ import (
 )
 
 // brokerConfigs are the broker settings shown by DescribeConfigs for a
-// broker resource, under Kafka's names. They are static: set by flags.
+// broker resource, under Kafka's names. They are static: set by flags
+// (brokerConfigRefused refuses changing them).
 func (b *Broker) brokerConfigs() []kmsg.DescribeConfigsResponseResourceConfig {
 	kv := [][2]string{
 		{"auto.create.topics.enable", strconv.FormatBool(b.cfg.AutoCreateTopics)},
@@ -38,8 +39,9 @@ func (b *Broker) brokerConfigs() []kmsg.DescribeConfigsResponseResourceConfig {
 	return out
 }
 
-// handleDescribeConfigs describes topic configs and this broker's static
-// settings.
+// handleDescribeConfigs describes topic configs, and this broker's static
+// settings with its stored dynamic configs (broker_configs.go); the
+// cluster-default broker resource ("") has the latter alone, as in Kafka.
 //
 // Authorization, as Kafka's handleDescribeConfigsRequest: DescribeConfigs
 // on a topic, else TOPIC_AUTHORIZATION_FAILED; on the cluster for a broker
@@ -85,13 +87,18 @@ func (b *Broker) handleDescribeConfigs(c *conn, h header, r kmsg.Request) func()
 				all = append(all, cfg)
 			}
 		case kmsg.ConfigResourceTypeBroker:
-			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(b.cfg.NodeID)) {
+			switch rr.ResourceName {
+			case "":
+				// The cluster default, as Kafka describes it: its dynamic
+				// configs only.
+				all = b.dynamicBrokerConfigEntries("")
+			case strconv.Itoa(int(b.cfg.NodeID)):
+				all = append(b.brokerConfigs(), b.dynamicBrokerConfigEntries(rr.ResourceName)...)
+			default:
 				res.ErrorCode = kerr.InvalidRequest.Code
 				msg := fmt.Sprintf("broker %q is not this broker (%d)", rr.ResourceName, b.cfg.NodeID)
 				res.ErrorMessage = &msg
-				break
 			}
-			all = b.brokerConfigs()
 		default:
 			res.ErrorCode = kerr.InvalidRequest.Code
 			msg := fmt.Sprintf("config resource type %d is not supported (topic and broker are)", rr.ResourceType)

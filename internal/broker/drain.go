@@ -25,12 +25,12 @@ type drainChange struct {
 	draining *bool
 }
 
-// parseBrokerDraining validates an IncrementalAlterConfigs of a BROKER
-// resource, whose only dynamic config is DrainingConfig. Like Kafka's
-// preprocessing of broker changes, it runs before authorization.
+// parseBrokerDraining validates the DrainingConfig operations of an
+// IncrementalAlterConfigs of a BROKER resource (splitDraining). Like
+// Kafka's preprocessing of broker changes, it runs before authorization.
 func (b *Broker) parseBrokerDraining(rr kmsg.IncrementalAlterConfigsRequestResource) (drainChange, int16, string) {
 	if b.cluster == nil {
-		return drainChange{}, kerr.InvalidRequest.Code, "broker configs are static in Vigil: set them with vigil serve flags, a config file or VIGIL_* variables (" + DrainingConfig + " needs a cluster: --metadata etcd://...)"
+		return drainChange{}, kerr.InvalidRequest.Code, DrainingConfig + " needs a cluster: --metadata etcd://..."
 	}
 	id, err := strconv.ParseInt(rr.ResourceName, 10, 32)
 	if err != nil {
@@ -38,9 +38,6 @@ func (b *Broker) parseBrokerDraining(rr kmsg.IncrementalAlterConfigsRequestResou
 	}
 	ch := drainChange{id: int32(id)}
 	for _, op := range rr.Configs {
-		if op.Name != DrainingConfig {
-			return ch, kerr.InvalidConfig.Code, fmt.Sprintf("broker config %q cannot be changed at runtime (only %s can)", op.Name, DrainingConfig)
-		}
 		switch op.Op {
 		case kmsg.IncrementalAlterConfigOpSet:
 			if op.Value == nil {

@@ -8,8 +8,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// handleIncrementalAlterConfigs changes topic configs and a cluster
-// broker's drain mark (drain.go).
+// handleIncrementalAlterConfigs changes topic configs, dynamic broker
+// configs (broker_configs.go) and a cluster broker's drain mark
+// (drain.go).
 //
 // Authorization, as Kafka's handleIncrementalAlterConfigsRequest:
 // AlterConfigs on a topic, else TOPIC_AUTHORIZATION_FAILED; on the cluster
@@ -22,14 +23,7 @@ func (b *Broker) handleIncrementalAlterConfigs(c *conn, h header, r kmsg.Request
 	for _, rr := range req.Resources {
 		res := kmsg.IncrementalAlterConfigsResponseResource{ResourceType: rr.ResourceType, ResourceName: rr.ResourceName}
 		if rr.ResourceType == kmsg.ConfigResourceTypeBroker {
-			ch, code, msg := b.parseBrokerDraining(rr)
-			if code == 0 {
-				if e, _ := configsAuthz(c, kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); e != nil {
-					code = e.Code
-				} else {
-					code, msg = b.alterBrokerDraining(ch, req.ValidateOnly)
-				}
-			}
+			code, msg := b.incrementalAlterBroker(c, rr, req.ValidateOnly)
 			res.ErrorCode = code
 			if msg != "" {
 				res.ErrorMessage = &msg
@@ -99,4 +93,73 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// incrementalAlterBroker changes a BROKER resource: its vigil.draining
+// operations go to the drain mark, the others to the stored dynamic
+// configs. Both are validated before authorization and applied after.
+func (b *Broker) incrementalAlterBroker(c *conn, rr kmsg.IncrementalAlterConfigsRequestResource, validateOnly bool) (int16, string) {
+	drain, rest := splitDraining(rr)
+	next := func(cur map[string]string) (map[string]string, error) {
+		for _, op := range rest.Configs {
+			switch op.Op {
+			case kmsg.IncrementalAlterConfigOpSet:
+				if op.Value == nil {
+					return nil, fmt.Errorf("null value not supported for %s", op.Name)
+				}
+				cur[op.Name] = *op.Value
+			case kmsg.IncrementalAlterConfigOpDelete:
+				delete(cur, op.Name)
+			case kmsg.IncrementalAlterConfigOpAppend, kmsg.IncrementalAlterConfigOpSubtract:
+				if op.Name != "metric.reporters" {
+					return nil, fmt.Errorf("%s is not a list config; APPEND and SUBTRACT apply to lists only", op.Name)
+				}
+				if op.Value == nil {
+					return nil, fmt.Errorf("null value not supported for %s", op.Name)
+				}
+				list := splitList(cur[op.Name])
+				for _, v := range splitList(*op.Value) {
+					i := slices.Index(list, v)
+					if op.Op == kmsg.IncrementalAlterConfigOpAppend && i < 0 {
+						list = append(list, v)
+					} else if op.Op == kmsg.IncrementalAlterConfigOpSubtract && i >= 0 {
+						list = slices.Delete(list, i, i+1)
+					}
+				}
+				cur[op.Name] = strings.Join(list, ",")
+			default:
+				return nil, fmt.Errorf("unknown config operation %d on %s", op.Op, op.Name)
+			}
+		}
+		return cur, nil
+	}
+	var ch drainChange
+	if len(drain.Configs) > 0 {
+		var code int16
+		var msg string
+		if ch, code, msg = b.parseBrokerDraining(drain); code != 0 {
+			return code, msg
+		}
+	}
+	// A request with only vigil.draining may name any broker of the
+	// cluster; the other configs are this broker's or the cluster
+	// default's.
+	others := len(rest.Configs) > 0 || len(drain.Configs) == 0
+	if others {
+		if code, msg := b.alterBrokerConfigs(rest.ResourceName, validateOnly, false, next); code != 0 {
+			return code, msg
+		}
+	}
+	if e, _ := configsAuthz(c, kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); e != nil {
+		return e.Code, ""
+	}
+	if len(drain.Configs) > 0 {
+		if code, msg := b.alterBrokerDraining(ch, validateOnly); code != 0 {
+			return code, msg
+		}
+	}
+	if others {
+		return b.alterBrokerConfigs(rest.ResourceName, validateOnly, true, next)
+	}
+	return 0, ""
 }

@@ -19,7 +19,9 @@ import (
 // TestConfluentRecordErrors runs testdata/confluent_record_errors.py:
 // confluent-kafka (Debian's librdkafka) creates a compacted topic with the
 // deprecated message.format.version, alters and describes it and has a bad
-// value refused; then produces 100 messages of which 10 have no key. The
+// value refused, sets and describes a broker's replication throttle and
+// has log.retention.ms refused; then produces 100 messages of which 10
+// have no key. The
 // script checks the 10 fail with INVALID_RECORD and, as its librdkafka
 // knows KIP-467 or not, the others with _INVALID_DIFFERENT_RECORD or with
 // the batch; it resends the keyed ones and reads back exactly those.

@@ -5,7 +5,9 @@ Usage: confluent_record_errors.py BOOTSTRAP TOPIC
 
 1. The AdminClient creates TOPIC (compacted, one partition) with the
    deprecated message.format.version=0.10.0.0, changes it with AlterConfigs,
-   sees it with DescribeConfigs, and has a bad value refused.
+   sees it with DescribeConfigs, and has a bad value refused; it sets a
+   broker's replication throttle, which Vigil stores and ignores, and has
+   log.retention.ms, which Vigil's flags set, refused.
 2. 100 messages are produced in one batch, 10 of them without a key. The
    10 must fail with INVALID_RECORD. A librdkafka that knows KIP-467 (it has
    the _INVALID_DIFFERENT_RECORD error) fails the others with
@@ -55,7 +57,23 @@ def configs(bootstrap, topic):
     except KafkaException as e:
         if e.args[0].code() != KafkaError.INVALID_CONFIG:
             fail("AlterConfigs message.format.version=banana: %s, want INVALID_CONFIG" % e)
-    print("configs: message.format.version accepted, altered, described; a bad value refused", flush=True)
+    # A dynamic broker config Vigil ignores (kafka-reassign-partitions'
+    # throttle) is accepted and described; one Vigil's flags set is refused.
+    broker = str(sorted(admin.list_topics(timeout=30).brokers)[0])
+    res = ConfigResource(ConfigResource.Type.BROKER, broker, set_config={"leader.replication.throttled.rate": "1048576"})
+    admin.alter_configs([res])[res].result(30)
+    res = ConfigResource(ConfigResource.Type.BROKER, broker)
+    got = admin.describe_configs([res])[res].result(30)
+    if got.get("leader.replication.throttled.rate") is None or got["leader.replication.throttled.rate"].value != "1048576":
+        fail("broker %s: leader.replication.throttled.rate not described after AlterConfigs" % broker)
+    bad = ConfigResource(ConfigResource.Type.BROKER, broker, set_config={"log.retention.ms": "1000"})
+    try:
+        admin.alter_configs([bad])[bad].result(30)
+        fail("AlterConfigs of broker %s log.retention.ms was accepted" % broker)
+    except KafkaException as e:
+        if e.args[0].code() != KafkaError.INVALID_REQUEST:
+            fail("AlterConfigs of broker log.retention.ms: %s, want INVALID_REQUEST" % e)
+    print("configs: message.format.version accepted, altered, described; a bad value refused; a broker throttle stored", flush=True)
 
 
 def main():
