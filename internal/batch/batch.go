@@ -180,8 +180,10 @@ func Peek(b []byte) (Info, error) {
 	}, nil
 }
 
-// Records decodes the records of a stored batch, decompressing if needed.
-// Only the rare paths use it (ListOffsets by timestamp), never produce or fetch.
+// Records decodes the records of a batch, decompressing if needed. The
+// rare paths use it (ListOffsets by timestamp), and the produce path only
+// for the topics whose rules need each record checked (CheckRecords);
+// fetch never does.
 func Records(raw []byte, dec kgo.Decompressor) (kmsg.RecordBatch, []kmsg.Record, error) {
 	var rb kmsg.RecordBatch
 	if err := rb.ReadFrom(raw); err != nil {
