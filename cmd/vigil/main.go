@@ -41,6 +41,7 @@ Usage:
   vigil enrich [flags]       GeoIP, threat intel (intel.*), assets and identities into enriched.* topics; vigil enrich load (vigil enrich -h)
   vigil export --config FILE deliver topics to Elasticsearch/OpenSearch, Splunk HEC and webhooks (vigil export -h)
   vigil mirror verify --source-brokers S --topics REGEX  compare topics on another Kafka cluster and on Vigil, record by record (vigil mirror -h)
+  vigil mirror compare-detections --source-brokers S --topics REGEX --rules DIR  the same rules over both clusters, findings on one side only (vigil mirror -h)
   vigil cost --ingest-gb-per-day N  monthly cost of a workload on Vigil and on 3-replica Kafka, term by term (vigil cost -h)
   vigil version              the module version, commit and Go version of this binary (also --version)
 

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -15,18 +17,24 @@ import (
 
 	"github.com/vigilhq/vigil/internal/clientsec"
 	"github.com/vigilhq/vigil/internal/cliflag"
+	"github.com/vigilhq/vigil/internal/config"
+	detectpkg "github.com/vigilhq/vigil/internal/detect"
 	"github.com/vigilhq/vigil/internal/mirror"
 )
 
 // mirrorSubcommands are the `vigil mirror` subcommands that exist; the
-// mirror itself, promote and compare-detections (issue 24) do not yet.
-const mirrorSubcommands = "verify"
+// mirror itself and promote (issue 24) do not yet.
+const mirrorSubcommands = "verify, compare-detections"
 
 const mirrorUsage = `Usage: vigil mirror SUBCOMMAND [flags]
 
 Subcommands:
-  verify   compare topics on a source cluster and on Vigil, partition by
-           partition, record by record (vigil mirror verify -h)
+  verify               compare topics on a source cluster and on Vigil,
+                       partition by partition, record by record
+                       (vigil mirror verify -h)
+  compare-detections   run the same Sigma rules over the same range of
+                       both clusters and report the findings one side
+                       lacks (vigil mirror compare-detections -h)
 
 Copying topics from another cluster (vigil mirror --source-brokers ...) and
 promote are not built yet.
@@ -41,6 +49,8 @@ func mirrorMain(args []string, stdout, stderr io.Writer, getenv func(string) str
 	switch args[0] {
 	case "verify":
 		return mirrorVerify(args[1:], stdout, stderr, getenv)
+	case "compare-detections":
+		return mirrorCompareDetections(args[1:], stdout, stderr, getenv)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, mirrorUsage)
 		return 0
@@ -53,24 +63,116 @@ func mirrorMain(args []string, stdout, stderr io.Writer, getenv func(string) str
 	return cliflag.ExitUsage
 }
 
+// mirrorFlags are the flags verify and compare-detections share: the
+// two clusters with their security, the topics and the range.
+type mirrorFlags struct {
+	fs                   *flag.FlagSet
+	srcBrokers, brokers  *string
+	topics, from, to     *string
+	fromOffset, toOffset *int64
+	timeout, every       *time.Duration
+	quiet                *bool
+	srcSec, dstSec       *clientsec.Config
+}
+
+// registerMirrorFlags defines the shared flags on fs; what is compared
+// ("compare", "hunt") words the range flags' help.
+func registerMirrorFlags(fs *flag.FlagSet, getenv func(string) string, what string) *mirrorFlags {
+	return &mirrorFlags{
+		fs:         fs,
+		srcBrokers: fs.String("source-brokers", getenv("VIGIL_SOURCE_BROKERS"), "comma-separated seed brokers of the source cluster (env VIGIL_SOURCE_BROKERS); required"),
+		brokers:    fs.String("brokers", envOr(getenv, "VIGIL_BROKERS", "127.0.0.1:9092"), "comma-separated seed brokers of the destination, Vigil (env VIGIL_BROKERS)"),
+		topics:     fs.String("topics", "", "regular expression a topic's whole name must match (Go syntax: 'auth|dns', 'telemetry\\..*'); required"),
+		fromOffset: fs.Int64("from-offset", 0, what+" each partition from this offset (default: the later log start)"),
+		toOffset:   fs.Int64("to-offset", 0, what+" each partition up to this offset, exclusive (default 0: the earlier high watermark)"),
+		from:       fs.String("from", "", what+" from the source's first record at or after this time, RFC 3339 (instead of --from-offset)"),
+		to:         fs.String("to", "", what+" up to the source's first record at or after this time, RFC 3339, exclusive (instead of --to-offset)"),
+		timeout:    fs.Duration("timeout", 30*time.Second, "give up on a cluster that has not answered for this long"),
+		quiet:      fs.Bool("quiet", false, "no progress lines on stderr"),
+		every:      fs.Duration("progress-interval", 5*time.Second, "how often the progress line is written"),
+		srcSec:     clientsec.RegisterPrefixed(fs, getenv, "source-", "VIGIL_SOURCE_"),
+		dstSec:     clientsec.Register(fs, getenv),
+	}
+}
+
+// config checks the shared flags after parsing and builds the comparison's
+// Config (Out is stdout, Progress stderr unless --quiet). A bad flag is
+// written to stderr and returns ok false: exit 2.
+func (f *mirrorFlags) config(stdout, stderr io.Writer) (cfg mirror.Config, ok bool) {
+	name := f.fs.Name()
+	usage := func(format string, a ...any) (mirror.Config, bool) {
+		cliflag.Errorf(stderr, name, format, a...)
+		return mirror.Config{}, false
+	}
+	if f.fs.NArg() > 0 {
+		return usage("unexpected argument %q", f.fs.Arg(0))
+	}
+	srcSeeds, dstSeeds := splitList(*f.srcBrokers), splitList(*f.brokers)
+	switch {
+	case len(srcSeeds) == 0:
+		return usage("--source-brokers is required")
+	case len(dstSeeds) == 0:
+		return usage("--brokers is empty")
+	case *f.topics == "":
+		return usage("--topics is required (a regular expression; '.*' for every topic)")
+	case *f.timeout <= 0:
+		return usage("--timeout must be positive")
+	}
+	re, err := mirror.TopicPattern(*f.topics)
+	if err != nil {
+		return usage("%v", err)
+	}
+	cfg = mirror.Config{Topics: re, FromOffset: *f.fromOffset, ToOffset: *f.toOffset, Timeout: *f.timeout, Out: stdout, ProgressEvery: *f.every}
+	if cfg.From, err = parseTime("--from", *f.from); err != nil {
+		return usage("%v", err)
+	}
+	if cfg.To, err = parseTime("--to", *f.to); err != nil {
+		return usage("%v", err)
+	}
+	switch {
+	case *f.fromOffset < 0 || *f.toOffset < 0:
+		return usage("--from-offset and --to-offset are offsets (0 or more)")
+	case *f.fromOffset > 0 && *f.from != "":
+		return usage("--from-offset and --from both bound the start: give one")
+	case *f.toOffset > 0 && *f.to != "":
+		return usage("--to-offset and --to both bound the end: give one")
+	case *f.toOffset > 0 && *f.fromOffset >= *f.toOffset:
+		return usage("--from-offset %d is not below --to-offset %d", *f.fromOffset, *f.toOffset)
+	case !cfg.From.IsZero() && !cfg.To.IsZero() && !cfg.From.Before(cfg.To):
+		return usage("--from %s is not before --to %s", *f.from, *f.to)
+	}
+	if err := f.srcSec.Validate(); err != nil {
+		return usage("%v", err)
+	}
+	if err := f.dstSec.Validate(); err != nil {
+		return usage("%v", err)
+	}
+	// Files (passwords, tokens, certificates) are read here.
+	srcOpts, err := f.srcSec.Opts()
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: source: %v\n", name, err)
+		return mirror.Config{}, false
+	}
+	dstOpts, err := f.dstSec.Opts()
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: destination: %v\n", name, err)
+		return mirror.Config{}, false
+	}
+	cfg.Source = append([]kgo.Opt{kgo.SeedBrokers(srcSeeds...)}, srcOpts...)
+	cfg.Destination = append([]kgo.Opt{kgo.SeedBrokers(dstSeeds...)}, dstOpts...)
+	if !*f.quiet {
+		cfg.Progress = stderr
+	}
+	return cfg, true
+}
+
 // mirrorVerify is `vigil mirror verify`: exit 0 when everything matches,
 // 1 when something differs, 2 for a bad command line or a cluster that
 // cannot be read.
 func mirrorVerify(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("vigil mirror verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	srcBrokers := fs.String("source-brokers", getenv("VIGIL_SOURCE_BROKERS"), "comma-separated seed brokers of the source cluster (env VIGIL_SOURCE_BROKERS); required")
-	brokers := fs.String("brokers", envOr(getenv, "VIGIL_BROKERS", "127.0.0.1:9092"), "comma-separated seed brokers of the destination, Vigil (env VIGIL_BROKERS)")
-	topics := fs.String("topics", "", "regular expression a topic's whole name must match (Go syntax: 'auth|dns', 'telemetry\\..*'); required")
-	fromOffset := fs.Int64("from-offset", 0, "compare each partition from this offset (default: the later log start)")
-	toOffset := fs.Int64("to-offset", 0, "compare each partition up to this offset, exclusive (default 0: the earlier high watermark)")
-	from := fs.String("from", "", "compare from the source's first record at or after this time, RFC 3339 (instead of --from-offset)")
-	to := fs.String("to", "", "compare up to the source's first record at or after this time, RFC 3339, exclusive (instead of --to-offset)")
-	timeout := fs.Duration("timeout", 30*time.Second, "give up on a cluster that has not answered for this long")
-	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
-	every := fs.Duration("progress-interval", 5*time.Second, "how often the progress line is written")
-	srcSec := clientsec.RegisterPrefixed(fs, getenv, "source-", "VIGIL_SOURCE_")
-	dstSec := clientsec.Register(fs, getenv)
+	mf := registerMirrorFlags(fs, getenv, "compare")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, `Usage: vigil mirror verify --source-brokers S --topics REGEX [--brokers D] [--from-offset N] [--to-offset N] [--from TIME] [--to TIME]
 
@@ -98,68 +200,9 @@ or a cluster that cannot be read.`)
 	if ok, code := cliflag.Parse(fs, args, stderr); !ok {
 		return code
 	}
-	usage := func(format string, a ...any) int {
-		cliflag.Errorf(stderr, fs.Name(), format, a...)
+	cfg, ok := mf.config(stdout, stderr)
+	if !ok {
 		return cliflag.ExitUsage
-	}
-	if fs.NArg() > 0 {
-		return usage("unexpected argument %q", fs.Arg(0))
-	}
-	srcSeeds, dstSeeds := splitList(*srcBrokers), splitList(*brokers)
-	switch {
-	case len(srcSeeds) == 0:
-		return usage("--source-brokers is required")
-	case len(dstSeeds) == 0:
-		return usage("--brokers is empty")
-	case *topics == "":
-		return usage("--topics is required (a regular expression; '.*' for every topic)")
-	case *timeout <= 0:
-		return usage("--timeout must be positive")
-	}
-	re, err := mirror.TopicPattern(*topics)
-	if err != nil {
-		return usage("%v", err)
-	}
-	cfg := mirror.Config{Topics: re, FromOffset: *fromOffset, ToOffset: *toOffset, Timeout: *timeout, Out: stdout, ProgressEvery: *every}
-	if cfg.From, err = parseTime("--from", *from); err != nil {
-		return usage("%v", err)
-	}
-	if cfg.To, err = parseTime("--to", *to); err != nil {
-		return usage("%v", err)
-	}
-	switch {
-	case *fromOffset < 0 || *toOffset < 0:
-		return usage("--from-offset and --to-offset are offsets (0 or more)")
-	case *fromOffset > 0 && *from != "":
-		return usage("--from-offset and --from both bound the start: give one")
-	case *toOffset > 0 && *to != "":
-		return usage("--to-offset and --to both bound the end: give one")
-	case *toOffset > 0 && *fromOffset >= *toOffset:
-		return usage("--from-offset %d is not below --to-offset %d", *fromOffset, *toOffset)
-	case !cfg.From.IsZero() && !cfg.To.IsZero() && !cfg.From.Before(cfg.To):
-		return usage("--from %s is not before --to %s", *from, *to)
-	}
-	if err := srcSec.Validate(); err != nil {
-		return usage("%v", err)
-	}
-	if err := dstSec.Validate(); err != nil {
-		return usage("%v", err)
-	}
-	// Files (passwords, tokens, certificates) are read here.
-	srcOpts, err := srcSec.Opts()
-	if err != nil {
-		fmt.Fprintf(stderr, "vigil mirror verify: source: %v\n", err)
-		return cliflag.ExitUsage
-	}
-	dstOpts, err := dstSec.Opts()
-	if err != nil {
-		fmt.Fprintf(stderr, "vigil mirror verify: destination: %v\n", err)
-		return cliflag.ExitUsage
-	}
-	cfg.Source = append([]kgo.Opt{kgo.SeedBrokers(srcSeeds...)}, srcOpts...)
-	cfg.Destination = append([]kgo.Opt{kgo.SeedBrokers(dstSeeds...)}, dstOpts...)
-	if !*quiet {
-		cfg.Progress = stderr
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -167,9 +210,88 @@ or a cluster that cannot be read.`)
 	sum, err := mirror.Verify(ctx, cfg)
 	if err != nil {
 		if errors.Is(err, mirror.ErrNoTopics) {
-			err = fmt.Errorf("%w (%q)", err, *topics)
+			err = fmt.Errorf("%w (%q)", err, *mf.topics)
 		}
 		fmt.Fprintf(stderr, "vigil mirror verify: %v\n", err)
+		return cliflag.ExitUsage
+	}
+	if !sum.OK() {
+		return 1
+	}
+	return 0
+}
+
+// mirrorCompareDetections is `vigil mirror compare-detections`: the same
+// rules hunted over the same range of both clusters; exit 0 when the
+// findings match, 1 when they differ, 2 for a bad command line, rules that
+// cannot be loaded or a cluster that cannot be read.
+func mirrorCompareDetections(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("vigil mirror compare-detections", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	mf := registerMirrorFlags(fs, getenv, "hunt")
+	var ruleDirs multiFlag
+	fs.Var(&ruleDirs, "rules", "Sigma rule file or directory (repeatable); required")
+	configPath := fs.String("config", "", "detection config: sources, field mapping, placeholders, suppression (as vigil detect --config)")
+	maxGroups := fs.Int("max-groups", 0, "groups kept per correlation rule (0: detect's default)")
+	logLevel := fs.String("log-level", "warn", "debug, info, warn, error")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, `Usage: vigil mirror compare-detections --source-brokers S --topics REGEX --rules DIR [--brokers D] [--from TIME --to TIME | --from-offset N --to-offset N]
+
+Runs the same Sigma rules (and correlations) over the same offsets of the
+topics REGEX matches on the source cluster and on the destination (Vigil),
+as two retro-hunts (vigil hunt's code, so the findings are those vigil detect
+gives), and prints every finding one side has and the other lacks (its rule,
+the record's topic, partition, offset and time, and its finding uid), every
+finding both have with other contents, then the findings per rule on each
+side and a summary. Progress goes to stderr.
+
+Findings are matched by finding uid: the rule and the position of the record
+(topic, partition, offset), nothing of the cluster, so a mirror that keeps
+offsets gives the same uids. The range is vigil mirror verify's, with times
+looked up on the source; each side is read up to its own high watermark.
+Security flags and variables are verify's (--source-... for the source).
+
+Exit status: 0 the findings match, 1 they differ, 2 a bad command line,
+rules that cannot be loaded or a cluster that cannot be read.`)
+		fs.PrintDefaults()
+	}
+	if ok, code := cliflag.Parse(fs, args, stderr); !ok {
+		return code
+	}
+	cfg, ok := mf.config(stdout, stderr)
+	if !ok {
+		return cliflag.ExitUsage
+	}
+	if len(ruleDirs) == 0 {
+		cliflag.Errorf(stderr, fs.Name(), "--rules is required (a Sigma rule file or directory; repeatable)")
+		return cliflag.ExitUsage
+	}
+	for _, d := range ruleDirs {
+		if _, err := os.Stat(d); err != nil {
+			cliflag.Errorf(stderr, fs.Name(), "--rules: %v", err)
+			return cliflag.ExitUsage
+		}
+	}
+	level, err := config.ParseLevel(*logLevel)
+	if err != nil {
+		cliflag.Errorf(stderr, fs.Name(), "%v", err)
+		return cliflag.ExitUsage
+	}
+	dcfg := mirror.DetectionsConfig{Config: cfg, RuleDirs: ruleDirs, ConfigPath: *configPath, MaxGroups: *maxGroups,
+		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	sum, err := mirror.CompareDetections(ctx, dcfg)
+	notLoaded, noSource := detectpkg.SplitProblems(sum.Source.Problems)
+	if len(notLoaded)+len(noSource) > 0 && !*mf.quiet {
+		fmt.Fprintf(stderr, "vigil mirror compare-detections: %d rules not loaded, %d match no configured source (vigil detect lists them)\n", len(notLoaded), len(noSource))
+	}
+	if err != nil {
+		if errors.Is(err, mirror.ErrNoTopics) {
+			err = fmt.Errorf("%w (%q)", err, *mf.topics)
+		}
+		fmt.Fprintf(stderr, "vigil mirror compare-detections: %v\n", err)
 		return cliflag.ExitUsage
 	}
 	if !sum.OK() {

@@ -9,22 +9,26 @@ import (
 )
 
 // TestMirrorDocFlags checks that every flag docs/migration.md names is a
-// flag of vigil mirror verify, so the page documents the command as built.
+// flag of vigil mirror verify or compare-detections, so the page documents
+// the commands as built.
 func TestMirrorDocFlags(t *testing.T) {
 	page, err := os.ReadFile("../../docs/migration.md")
 	if err != nil {
 		t.Fatalf("read the page: %v", err)
 	}
-	var out, usage bytes.Buffer
-	if code := run([]string{"mirror", "verify", "-h"}, &out, &usage); code != 0 {
-		t.Fatalf("vigil mirror verify -h: exit %d", code)
-	}
 	defined := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^  -([a-z-]+)`).FindAllStringSubmatch(usage.String(), -1) {
-		defined[m[1]] = true
-	}
-	if len(defined) < 20 {
-		t.Fatalf("only %d flags in the usage:\n%s", len(defined), usage.String())
+	for _, sub := range []string{"verify", "compare-detections"} {
+		var out, usage bytes.Buffer
+		if code := run([]string{"mirror", sub, "-h"}, &out, &usage); code != 0 {
+			t.Fatalf("vigil mirror %s -h: exit %d", sub, code)
+		}
+		flags := regexp.MustCompile(`(?m)^  -([a-z-]+)`).FindAllStringSubmatch(usage.String(), -1)
+		if len(flags) < 20 {
+			t.Fatalf("only %d flags in the usage of %s:\n%s", len(flags), sub, usage.String())
+		}
+		for _, m := range flags {
+			defined[m[1]] = true
+		}
 	}
 	named := regexp.MustCompile("`--([a-z][a-z-]*)").FindAllStringSubmatch(string(page), -1)
 	if len(named) < 20 {
@@ -32,22 +36,39 @@ func TestMirrorDocFlags(t *testing.T) {
 	}
 	for _, m := range named {
 		if !defined[m[1]] {
-			t.Errorf("docs/migration.md names --%s, which vigil mirror verify does not have", m[1])
+			t.Errorf("docs/migration.md names --%s, which neither vigil mirror verify nor compare-detections has", m[1])
 		}
 	}
 }
 
 // TestMirrorSubcommands: vigil mirror without a subcommand, or with one
-// that does not exist, exits 2 naming the ones that do.
+// that does not exist, exits 2 naming the ones that do; compare-detections
+// exists and says what it lacks.
 func TestMirrorSubcommands(t *testing.T) {
-	for _, args := range [][]string{{"mirror"}, {"mirror", "compare-detections"}, {"mirror", "--source-brokers", "x"}} {
+	for _, args := range [][]string{{"mirror"}, {"mirror", "promote", "alerts"}, {"mirror", "--source-brokers", "x"}} {
 		var out, errOut bytes.Buffer
-		if code := run(args, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "verify") {
+		if code := run(args, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "verify") || !strings.Contains(errOut.String(), "compare-detections") {
 			t.Errorf("vigil %s: exit %d, stderr %q; want 2 and the subcommands that exist", strings.Join(args, " "), code, errOut.String())
 		}
 	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--source-brokers", "a:9092", "--topics", "x"}, "--rules is required"},
+		{[]string{"--source-brokers", "a:9092", "--topics", "x", "--rules", "/nonexistent/rules"}, "--rules: stat /nonexistent/rules: no such file or directory"},
+		{[]string{"--topics", "x", "--rules", "."}, "--source-brokers is required"},
+		{[]string{"--source-brokers", "a:9092", "--topics", "x", "--rules", ".", "--from", "2026-12-02T00:00:00Z", "--to", "2026-12-01T00:00:00Z"}, "is not before --to"},
+	} {
+		var out, errOut bytes.Buffer
+		args := append([]string{"mirror", "compare-detections"}, tc.args...)
+		if code := run(args, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("vigil %s: exit %d, stderr %q; want 2 and %q", strings.Join(args, " "), code, errOut.String(), tc.want)
+		}
+	}
 	var out, errOut bytes.Buffer
-	if code := run([]string{"-h"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "vigil mirror verify") {
-		t.Errorf("vigil -h does not list vigil mirror verify:\n%s", out.String())
+	if code := run([]string{"-h"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "vigil mirror verify") ||
+		!strings.Contains(out.String(), "vigil mirror compare-detections") {
+		t.Errorf("vigil -h does not list vigil mirror verify and compare-detections:\n%s", out.String())
 	}
 }

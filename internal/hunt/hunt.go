@@ -43,6 +43,11 @@ type Config struct {
 	Topics  []string
 	// From and To bound the range: records with From <= timestamp < To.
 	From, To time.Time
+	// Ranges, when not nil, are the offsets read instead of those
+	// ListOffsets gives for From and To: `vigil mirror compare-detections`
+	// reads the same offsets on two clusters. From and To then still bound
+	// the records' times, each only when set.
+	Ranges []rangeread.Range
 	// RuleDirs and ConfigPath are as detect's.
 	RuleDirs   []string
 	ConfigPath string
@@ -53,8 +58,11 @@ type Config struct {
 	// and a summary at the end; nil: none.
 	Progress      io.Writer
 	ProgressEvery time.Duration
-	MaxGroups     int
-	ClientOpts    []kgo.Opt
+	// ProgressName starts each progress line (default "hunt"), so two
+	// hunts writing to one stderr can be told apart.
+	ProgressName string
+	MaxGroups    int
+	ClientOpts   []kgo.Opt
 	// ClientID of the reader (default vigil-hunt), for quotas.
 	ClientID string
 }
@@ -82,7 +90,8 @@ type partRange struct {
 // are found; an error stops the hunt (findings already written stay).
 func Run(ctx context.Context, cfg Config, log *slog.Logger) (Stats, error) {
 	var st Stats
-	if !cfg.From.Before(cfg.To) {
+	bounded := !cfg.From.IsZero() && !cfg.To.IsZero()
+	if (cfg.Ranges == nil || bounded) && !cfg.From.Before(cfg.To) {
 		return st, fmt.Errorf("hunt: --from %s is not before --to %s", cfg.From.Format(time.RFC3339), cfg.To.Format(time.RFC3339))
 	}
 	if cfg.ClientID == "" {
@@ -90,6 +99,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Stats, error) {
 	}
 	if cfg.ProgressEvery <= 0 {
 		cfg.ProgressEvery = time.Second
+	}
+	if cfg.ProgressName == "" {
+		cfg.ProgressName = "hunt"
 	}
 	eng, problems, err := detect.LoadEngine(cfg.RuleDirs, cfg.ConfigPath)
 	if err != nil {
@@ -102,26 +114,33 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Stats, error) {
 		return st, err
 	}
 	defer acl.Close()
-	found, err := rangeread.Find(ctx, kadm.NewClient(acl), cfg.Topics, cfg.From, cfg.To)
-	if err != nil {
-		return st, fmt.Errorf("hunt: %w", err)
+	found := cfg.Ranges
+	if found == nil {
+		if found, err = rangeread.Find(ctx, kadm.NewClient(acl), cfg.Topics, cfg.From, cfg.To); err != nil {
+			return st, fmt.Errorf("hunt: %w", err)
+		}
 	}
 	ranges := make([]*partRange, len(found))
 	for i, r := range found {
 		ranges[i] = &partRange{topic: r.Topic, part: r.Partition, start: r.Start, end: r.End, next: r.Start}
 	}
 	var total int64
+	pending := 0 // partitions not read to their end yet
 	want := map[string]map[int32]kgo.Offset{}
 	left := map[string]map[int32]*partRange{}
 	for _, r := range ranges {
+		if r.end <= r.start {
+			continue
+		}
 		total += r.end - r.start
+		pending++
 		if want[r.topic] == nil {
 			want[r.topic], left[r.topic] = map[int32]kgo.Offset{}, map[int32]*partRange{}
 		}
 		want[r.topic][r.part] = kgo.NewOffset().At(r.start)
 		left[r.topic][r.part] = r
 	}
-	pr := &progress{Progress: rangeread.NewProgress(cfg.Progress, "hunt", total, cfg.ProgressEvery)}
+	pr := &progress{Progress: rangeread.NewProgress(cfg.Progress, cfg.ProgressName, total, cfg.ProgressEvery)}
 	if log != nil {
 		log.Info("hunt reading", "topics", cfg.Topics, "partitions", len(ranges), "records", total,
 			"from", cfg.From.Format(time.RFC3339), "to", cfg.To.Format(time.RFC3339), "rules", eng.Stats().Rules)
@@ -156,7 +175,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Stats, error) {
 			return st, err
 		}
 		defer rd.Close()
-		pending := len(ranges)
 		var out []*kgo.Record
 		var consumed int64
 		for pending > 0 {
@@ -187,7 +205,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Stats, error) {
 					rd.PauseFetchPartitions(map[string][]int32{r.Topic: {r.Partition}})
 				}
 				st.Bytes += int64(len(r.Value))
-				if r.Timestamp.Before(cfg.From) || !r.Timestamp.Before(cfg.To) {
+				if (!cfg.From.IsZero() && r.Timestamp.Before(cfg.From)) || (!cfg.To.IsZero() && !r.Timestamp.Before(cfg.To)) {
 					st.Outside++
 					return
 				}
@@ -221,8 +239,8 @@ func (p *progress) update(done int64, st Stats, final bool) {
 	}
 	if final {
 		el := p.Elapsed()
-		fmt.Fprintf(p.W, "hunt: done: %d events (%d outside the range's times, %d not JSON), %s in %s (%.0f events/s), %d findings\n",
-			st.Records, st.Outside, st.Invalid, rangeread.Bytes(st.Bytes), el.Round(time.Millisecond), rangeread.Rate(st.Records+st.Outside, el), st.Findings)
+		fmt.Fprintf(p.W, "%s: done: %d events (%d outside the range's times, %d not JSON), %s in %s (%.0f events/s), %d findings\n",
+			p.Name, st.Records, st.Outside, st.Invalid, rangeread.Bytes(st.Bytes), el.Round(time.Millisecond), rangeread.Rate(st.Records+st.Outside, el), st.Findings)
 		return
 	}
 	p.Update(done, st.Records+st.Outside, st.Bytes, fmt.Sprintf("%d findings, ", st.Findings))
