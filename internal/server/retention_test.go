@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/config"
 )
 
@@ -54,6 +55,37 @@ func gone(objs []string) bool {
 		}
 	}
 	return true
+}
+
+// unaudited drops from objs the objects the audit trail's index names:
+// its events (of this test's topic creations and config changes) may
+// share an object with a test topic's records, and the held audit topic
+// keeps such an object alive after the test topic's part of it expired.
+func unaudited(t *testing.T, ts *testServer, dir string, objs []string) []string {
+	t.Helper()
+	ctx := testCtx(t, 10*time.Second)
+	audited := map[string]bool{}
+	for p := range int32(audit.Partitions) {
+		segs, err := ts.srv.meta.Segments(ctx, audit.Topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sg := range segs {
+			audited[sg.Object] = true
+		}
+	}
+	var out []string
+	for _, o := range objs {
+		rel, err := filepath.Rel(dir, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel = filepath.ToSlash(rel)
+		if !audited[rel] && !audited[strings.TrimPrefix(rel, "segments/")] {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // produceUploaded produces n records with timestamp ts to partition 0 of
@@ -137,7 +169,7 @@ func TestRetention(t *testing.T) {
 		}
 		produceUploaded(t, ts, cl, "ret-time", 20, now)
 		waitFor(t, "old segment to expire", func() bool { return startOffset(t, adm, "ret-time") == 20 })
-		waitFor(t, "its objects to be deleted", func() bool { return gone(oldObjs) })
+		waitFor(t, "its objects to be deleted", func() bool { return gone(unaudited(t, ts, objects, oldObjs)) })
 		wantCode(t, "fetch below the new log start", c.fetchCode("ret-time", 0), kerr.OffsetOutOfRange)
 		wantCode(t, "fetch at the new log start", c.fetchCode("ret-time", 20), nil)
 		time.Sleep(300 * time.Millisecond) // several passes: the fresh records stay
@@ -168,7 +200,7 @@ func TestRetention(t *testing.T) {
 		if err != nil || dr.Error() != nil {
 			t.Fatalf("delete records: %v / %v", err, dr.Error())
 		}
-		waitFor(t, "the objects wholly below the log start to be deleted", func() bool { return gone(firstObjs) })
+		waitFor(t, "the objects wholly below the log start to be deleted", func() bool { return gone(unaudited(t, ts, objects, firstObjs)) })
 	})
 
 	t.Run("legal hold", func(t *testing.T) {
