@@ -18,7 +18,10 @@
 // function of rule and record: detect.Alert). Correlation windows start
 // empty at --from; across partitions a hunt sees records in another
 // interleaving than the live detector did, so a correlation whose groups
-// span partitions can fire on another record.
+// span partitions can fire on another record. With Config.Ordered the
+// records are evaluated in timestamp order across partitions, the same
+// order on any cluster holding them (`vigil mirror compare-detections`
+// hunts two clusters so).
 package hunt
 
 import (
@@ -65,6 +68,17 @@ type Config struct {
 	ClientOpts   []kgo.Opt
 	// ClientID of the reader (default vigil-hunt), for quotas.
 	ClientID string
+	// Ordered evaluates the records in the order of their timestamps
+	// across partitions (ties by topic, partition, offset) instead of as
+	// fetches bring them, so two hunts over the same records see them in
+	// the same order, and correlations and suppression groups that span
+	// partitions give the same findings (compare-detections hunts two
+	// clusters so). A partition with OrderedQueue records waiting for the
+	// others is paused until they catch up.
+	Ordered bool
+	// OrderedQueue is how many records an Ordered hunt holds per partition
+	// before it stops fetching that partition; default 4096.
+	OrderedQueue int
 }
 
 // Stats are what a hunt read and found.
@@ -84,6 +98,10 @@ type partRange struct {
 	part       int32
 	start, end int64
 	next       int64
+	// queue holds an Ordered hunt's records not evaluated yet; paused
+	// says fetching stopped because it is long.
+	queue  []*kgo.Record
+	paused bool
 }
 
 // Run hunts and returns what it read. The findings are written as they
@@ -102,6 +120,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Stats, error) {
 	}
 	if cfg.ProgressName == "" {
 		cfg.ProgressName = "hunt"
+	}
+	if cfg.OrderedQueue <= 0 {
+		cfg.OrderedQueue = 4096
 	}
 	eng, problems, err := detect.LoadEngine(cfg.RuleDirs, cfg.ConfigPath)
 	if err != nil {
@@ -177,6 +198,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Stats, error) {
 		defer rd.Close()
 		var out []*kgo.Record
 		var consumed int64
+		evaluate := func(r *kgo.Record) {
+			if (!cfg.From.IsZero() && r.Timestamp.Before(cfg.From)) || (!cfg.To.IsZero() && !r.Timestamp.Before(cfg.To)) {
+				st.Outside++
+				return
+			}
+			st.Records++
+			var ok bool
+			if out, ok = ev.Record(r, out); !ok {
+				st.Invalid++
+			}
+		}
 		for pending > 0 {
 			f := rd.PollFetches(ctx)
 			if err := ctx.Err(); err != nil {
@@ -205,16 +237,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Stats, error) {
 					rd.PauseFetchPartitions(map[string][]int32{r.Topic: {r.Partition}})
 				}
 				st.Bytes += int64(len(r.Value))
-				if (!cfg.From.IsZero() && r.Timestamp.Before(cfg.From)) || (!cfg.To.IsZero() && !r.Timestamp.Before(cfg.To)) {
-					st.Outside++
+				if cfg.Ordered {
+					pr2.queue = append(pr2.queue, r)
 					return
 				}
-				st.Records++
-				var ok bool
-				if out, ok = ev.Record(r, out); !ok {
-					st.Invalid++
-				}
+				evaluate(r)
 			})
+			if cfg.Ordered {
+				drain(ranges, pending == 0, evaluate)
+				throttle(rd, ranges, cfg.OrderedQueue)
+			}
 			out = ev.Expire(out)
 			if err := emit(out); err != nil {
 				return st, fmt.Errorf("hunt: write findings: %w", err)
@@ -228,6 +260,69 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Stats, error) {
 	st.Elapsed = time.Since(start)
 	pr.update(total, st, true)
 	return st, nil
+}
+
+// drain evaluates an Ordered hunt's queued records in timestamp order
+// for as long as that order is known: while every partition not read to
+// its end has a record queued (one without could yet bring an earlier
+// record). all drains everything: every partition is read.
+func drain(ranges []*partRange, all bool, evaluate func(*kgo.Record)) {
+	for {
+		var first *partRange
+		for _, r := range ranges {
+			if len(r.queue) == 0 {
+				if r.next < r.end && !all {
+					return
+				}
+				continue
+			}
+			if first == nil || before(r.queue[0], first.queue[0]) {
+				first = r
+			}
+		}
+		if first == nil {
+			return
+		}
+		rec := first.queue[0]
+		first.queue[0] = nil // evaluated: let it go
+		first.queue = first.queue[1:]
+		evaluate(rec)
+	}
+}
+
+// before orders records by timestamp, then position.
+func before(a, b *kgo.Record) bool {
+	if !a.Timestamp.Equal(b.Timestamp) {
+		return a.Timestamp.Before(b.Timestamp)
+	}
+	if a.Topic != b.Topic {
+		return a.Topic < b.Topic
+	}
+	if a.Partition != b.Partition {
+		return a.Partition < b.Partition
+	}
+	return a.Offset < b.Offset
+}
+
+// throttle pauses the partitions whose queues are long and resumes those
+// drained to half, so an Ordered hunt holds about limit records per
+// partition at most (and what one fetch brings). It cannot stall: drain empties some queue
+// whenever every unfinished partition has one, and that partition is
+// resumed. Pausing drops nothing: franz-go fetches a resumed partition
+// from the last record it returned.
+func throttle(rd *kgo.Client, ranges []*partRange, limit int) {
+	for _, r := range ranges {
+		switch {
+		case r.next >= r.end:
+			// Read to its end: paused for good by the reading loop.
+		case !r.paused && len(r.queue) >= limit:
+			r.paused = true
+			rd.PauseFetchPartitions(map[string][]int32{r.topic: {r.part}})
+		case r.paused && len(r.queue) <= limit/2:
+			r.paused = false
+			rd.ResumeFetchPartitions(map[string][]int32{r.topic: {r.part}})
+		}
+	}
 }
 
 // progress is the range's progress line with the hunt's summary.

@@ -3,7 +3,10 @@ package mirror
 // Comparing detections: `vigil mirror compare-detections` runs the same
 // Sigma rules (and correlations) over the same offsets of both clusters,
 // as two retro-hunts (package hunt, the code `vigil hunt` runs), and
-// reports every finding one side has and the other lacks.
+// reports every finding one side has and the other lacks. Both hunts
+// evaluate the records in timestamp order across partitions
+// (hunt.Config.Ordered), so the order records are evaluated in, which
+// correlations and suppression depend on, is the same on both sides.
 //
 // The ranges are Verify's: the topics the pattern matches, their
 // partitions and bounds are planned by the same code (plan), with time
@@ -126,6 +129,11 @@ func CompareDetections(ctx context.Context, cfg DetectionsConfig) (DetectionsSum
 			RuleDirs: cfg.RuleDirs, ConfigPath: cfg.ConfigPath, MaxGroups: cfg.MaxGroups,
 			Output: sides[i], ProgressEvery: cfg.ProgressEvery, ProgressName: "mirror compare-detections " + name,
 			ClientOpts: opts, ClientID: "vigil-mirror-compare-detections",
+			// Each cluster's fetches bring the partitions in their own
+			// interleaving; in time order both sides evaluate the same
+			// sequence, so correlations and suppression groups spanning
+			// partitions complete on the same record.
+			Ordered: true,
 		}
 		if cfg.Progress != nil {
 			hc.Progress = prog
