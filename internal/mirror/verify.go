@@ -1,8 +1,9 @@
 // Package mirror is moving topics from another Kafka-compatible cluster
 // onto Vigil with their offsets kept, and proving they arrived unchanged.
-// What exists today is the proof, `vigil mirror verify`: Verify compares
+// What exists today is the proof: `vigil mirror verify`, Verify, compares
 // the topics a pattern matches on a source cluster and on a destination,
-// partition by partition.
+// partition by partition; `vigil mirror compare-detections`,
+// CompareDetections (detections.go), runs the same rules over both.
 //
 // Per topic it compares the partition counts; per partition the log start
 // offset, the high watermark and every record of the compared range:
