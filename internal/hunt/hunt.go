@@ -191,7 +191,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Stats, error) {
 	}
 	start := time.Now()
 	if total > 0 {
-		rd, err := kgo.NewClient(append(base, kgo.ConsumePartitions(want), kgo.FetchMaxBytes(64<<20))...)
+		// Control records (transaction markers) are kept only to see the
+		// reader pass them: a range can end at a marker, and without it
+		// the hunt would wait for an offset no record will ever have.
+		rd, err := kgo.NewClient(append(base, kgo.ConsumePartitions(want), kgo.FetchMaxBytes(64<<20), kgo.KeepControlRecords())...)
 		if err != nil {
 			return st, err
 		}
@@ -235,6 +238,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Stats, error) {
 					delete(left[r.Topic], r.Partition)
 					pending--
 					rd.PauseFetchPartitions(map[string][]int32{r.Topic: {r.Partition}})
+				}
+				if r.Attrs.IsControl() {
+					return
 				}
 				st.Bytes += int64(len(r.Value))
 				if cfg.Ordered {

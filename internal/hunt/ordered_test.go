@@ -37,16 +37,23 @@ correlation:
   condition: {gte: 3}
 `
 
+// writeBruteForce writes bruteForceRules into a directory of rules.
+func writeBruteForce(t *testing.T) string {
+	t.Helper()
+	rules := t.TempDir()
+	if err := os.WriteFile(filepath.Join(rules, "brute.yml"), []byte(bruteForceRules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return rules
+}
+
 // TestHuntOrdered runs a correlation whose groups span partitions over
 // three partitions written one after the other, with a queue of 8 records
 // so partitions are paused and resumed throughout: an Ordered hunt's
 // findings are, in the same order, those of detect's evaluator fed the
 // records sorted by timestamp, whatever order the fetches brought them in.
 func TestHuntOrdered(t *testing.T) {
-	rules := t.TempDir()
-	if err := os.WriteFile(filepath.Join(rules, "brute.yml"), []byte(bruteForceRules), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	rules := writeBruteForce(t)
 	addr := startBroker(t)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
