@@ -43,6 +43,7 @@ Usage:
   vigil mirror verify --source-brokers S --topics REGEX  compare topics on another Kafka cluster and on Vigil, record by record (vigil mirror -h)
   vigil mirror compare-detections --source-brokers S --topics REGEX --rules DIR  the same rules over both clusters, findings on one side only (vigil mirror -h)
   vigil cost --ingest-gb-per-day N  monthly cost of a workload on Vigil and on 3-replica Kafka, term by term (vigil cost -h)
+  vigil scorecard --brokers B  probe a Kafka-compatible cluster for a security pipeline's needs; report as markdown, JSON or HTML (vigil scorecard -h)
   vigil version              the module version, commit and Go version of this binary (also --version)
 
 `
@@ -83,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return mirrorMain(args[1:], stdout, stderr, os.Getenv)
 	case "cost":
 		return costMain(args[1:], stdout, stderr)
+	case "scorecard":
+		return scorecardMain(args[1:], stdout, stderr, os.Getenv)
 	case "version", "--version", "-version":
 		return version(stdout)
 	case "-h", "--help", "help":
