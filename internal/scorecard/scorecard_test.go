@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +19,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/vigilhq/vigil/internal/certs/certstest"
+	"github.com/vigilhq/vigil/internal/clientsec"
+	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/cost"
 	"github.com/vigilhq/vigil/internal/export/exporttest"
+	"github.com/vigilhq/vigil/internal/server"
 )
 
 // The clusters here are real: a Vigil broker in the test process and
@@ -307,4 +314,41 @@ func TestUnreachable(t *testing.T) {
 	if !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("Run against nothing: %v, want ErrUnreachable", err)
 	}
+}
+
+// TestScorecardTLS scores a Vigil broker whose only listener is SSL: the
+// plaintext probe gets no answer, so that part of the boundary holds,
+// while a client without a certificate is still anonymous.
+func TestScorecardTLS(t *testing.T) {
+	ca := certstest.NewCA(t, "scorecard-ca")
+	pair := ca.Server("broker")
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.Listen, cfg.Advertised, cfg.AdminListen = "SSL://127.0.0.1:0", "", "127.0.0.1:0"
+	cfg.DataDir, cfg.ObjectStore = dir, filepath.Join(dir, "objects")
+	cfg.WAL, cfg.WALSync = "file", false
+	cfg.GroupInitialRebalance = 50 * time.Millisecond
+	cfg.Security.TLSCert, cfg.Security.TLSKey = pair.Cert, pair.Key
+	srv, err := server.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("start broker: %v", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-served
+	})
+	sec := clientsec.Config{Protocol: "SSL", CA: ca.File}
+	opts, err := sec.Opts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := plainConfig(srv.ListenerAddr("SSL").String())
+	sc.Protocol, sc.ClientOpts, sc.AnonymousOpts = "SSL", opts, opts
+	sc.ProbeTimeout = 6 * time.Second
+	rep := scorecard(t, sc)
+	wantStatus(t, rep.Security, "plaintext listener", Pass, "without TLS was not answered", "last error")
+	wantStatus(t, rep.Security, "anonymous read/write", Fail, "wrote a record")
+	wantStatus(t, rep.Compatibility, "transactions", Pass)
 }
