@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -66,6 +67,14 @@ func scorecardMain(args []string, stdout, stderr io.Writer, getenv func(string) 
 		cliflag.Errorf(stderr, name, "unexpected argument %q", fs.Arg(0))
 		return cliflag.ExitUsage
 	}
+	switch {
+	case *timeout <= 0:
+		cliflag.Errorf(stderr, name, "--timeout %s: must be positive", *timeout)
+		return cliflag.ExitUsage
+	case *probeTimeout <= 0 || *probeTimeout > *timeout:
+		cliflag.Errorf(stderr, name, "--probe-timeout %s: must be positive and at most --timeout %s", *probeTimeout, *timeout)
+		return cliflag.ExitUsage
+	}
 	format := scorecard.Markdown
 	if *output != "" {
 		f, err := scorecard.FormatOf(*output)
@@ -80,7 +89,9 @@ func scorecardMain(args []string, stdout, stderr io.Writer, getenv func(string) 
 	cfg := scorecard.Config{Brokers: splitList(*brokers), Timeout: *timeout, ProbeTimeout: *probeTimeout, Progress: stderr}
 	if set["ingest-gb-per-day"] {
 		if err := in.Validate(); err != nil {
-			cliflag.Errorf(stderr, name, "%v", err)
+			// Validate names each input as vigil cost's flag, without the
+			// dashes; the workload flags here have the same names.
+			cliflag.Errorf(stderr, name, "--%s", strings.ReplaceAll(err.Error(), "\n", "; --"))
 			return cliflag.ExitUsage
 		}
 		cfg.Cost = &in

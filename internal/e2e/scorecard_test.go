@@ -97,6 +97,14 @@ func TestScorecardCLI(t *testing.T) {
 		}
 	}
 
+	wrong := filepath.Join(t.TempDir(), "wrong.pass")
+	if err := os.WriteFile(wrong, []byte("not-alice's\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := run("scorecard", "--brokers", sasl, "--security-protocol", "SASL_PLAINTEXT", "--sasl-mechanism", "SCRAM-SHA-512",
+		"--sasl-username", "alice", "--sasl-password-file", wrong); code != 2 || !strings.Contains(stderr, "SASL_AUTHENTICATION_FAILED") {
+		t.Errorf("a wrong password: exit %d, want 2\n%s", code, stderr)
+	}
 	if _, stderr, code := run("scorecard", "--brokers", open.addr, "--output", "report.txt"); code != 2 || !strings.Contains(stderr, ".md, .json or .html") {
 		t.Errorf("--output report.txt: exit %d, want 2\n%s", code, stderr)
 	}

@@ -91,9 +91,11 @@ func (v versions) lacking(keys []int16) string {
 }
 
 func minVersion(key int16) int16 {
-	for _, n := range append(needs, saslNeeds...) {
-		if n.key == key {
-			return n.min
+	for _, table := range [][]need{needs, saslNeeds} {
+		for _, n := range table {
+			if n.key == key {
+				return n.min
+			}
 		}
 	}
 	return 0

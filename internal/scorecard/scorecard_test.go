@@ -284,13 +284,14 @@ func TestScorecardLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > cfg.Timeout+500*time.Millisecond {
+	// The slack is the clients' Close after the deadline.
+	if took := time.Since(start); took > cfg.Timeout+time.Second {
 		t.Errorf("took %s, limit %s", took, cfg.Timeout)
 	}
 	notRun := 0
 	for _, a := range []Area{rep.Compatibility, rep.Security} {
 		for _, p := range a.Probes {
-			if p.Duration > cfg.ProbeTimeout+200*time.Millisecond {
+			if p.Duration > cfg.ProbeTimeout+500*time.Millisecond {
 				t.Errorf("%s ran %s, limit %s", p.Name, p.Duration, cfg.ProbeTimeout)
 			}
 			if p.Status == NotRun {
