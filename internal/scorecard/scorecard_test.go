@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -382,4 +383,23 @@ func failed(a Area, name string) int {
 		}
 	}
 	return 0
+}
+
+// TestDocsMatchPlan: docs/scorecard.md states the limits the code keeps.
+func TestDocsMatchPlan(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/scorecard.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := DefaultPlan()
+	for _, want := range []string{
+		fmt.Sprintf("at most %d records of at most %d bytes each", p.Records, maxValueBytes),
+		fmt.Sprintf("%d topics of one partition", p.Topics),
+		fmt.Sprintf("`--timeout` (default %.0fs)", DefaultTimeout.Seconds()),
+		fmt.Sprintf("`--probe-timeout` (default %.0fs)", DefaultProbeTimeout.Seconds()),
+	} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("docs/scorecard.md lacks %q", want)
+		}
+	}
 }
