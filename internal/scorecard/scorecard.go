@@ -172,7 +172,7 @@ type run struct {
 	suffix   string
 	versions versions
 	budget   *budget
-	topics   []string // created (or attempted), deleted at cleanup
+	topics   []string // created, or whose create may have happened: deleted at cleanup
 	groups   []string
 	txnIDs   []string
 }
@@ -199,10 +199,10 @@ func (r *run) clientWith(sec []kgo.Opt, extra ...kgo.Opt) (*kgo.Client, error) {
 	return cl, nil
 }
 
-// Run probes the cluster and returns the report. Its error is
-// ErrUnreachable (wrapped with the cause) when ApiVersions got no answer,
-// or ctx's when the caller gave up; every other failure is a line of the
-// report.
+// Run probes the cluster and returns the report. Its error is a bad
+// Config, or ErrUnreachable (wrapped with the cause) when no broker
+// answered ApiVersions; every other failure is a line of the report, and
+// a ctx that ends early leaves the probes it did not reach as not run.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
