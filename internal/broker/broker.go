@@ -166,7 +166,7 @@ func (b *Broker) SetCatchup(g *catchup.Governor) { b.catchup = g }
 func (b *Broker) apiTable() map[int16]api {
 	return map[int16]api{
 		kmsg.Produce.Int16():                      {3, 12, b.handleProduce},
-		kmsg.Fetch.Int16():                        {4, 12, b.handleFetch},
+		kmsg.Fetch.Int16():                        {4, 13, b.handleFetch},
 		kmsg.ListOffsets.Int16():                  {1, 8, b.handleListOffsets},
 		kmsg.Metadata.Int16():                     {0, 12, b.handleMetadata},
 		kmsg.OffsetForLeaderEpoch.Int16():         {2, 4, b.handleOffsetForLeaderEpoch},

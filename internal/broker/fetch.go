@@ -39,8 +39,20 @@ import (
 // read, waited on or forwarded. A fetch from a replica (replica id >= 0)
 // needs ClusterAction on the cluster instead, or every partition is
 // refused so.
+//
+// Topic ids (v13+, KIP-516): the request names each topic by id alone. An
+// id that is no live topic's, because it never was or because the topic
+// was deleted (and perhaps re-created under a new id), is answered
+// UNKNOWN_TOPIC_ID for each of its partitions, before authorization as in
+// Kafka's handleFetchRequest: the id names nothing to authorize. A known
+// id is read by id on every pass of a long poll, never by the name it
+// had, so a topic deleted and re-created by name mid-fetch is never read
+// at the old incarnation's offsets; that is how a client reading the old
+// incarnation learns of the new one.
 func (b *Broker) handleFetch(c *conn, h header, r kmsg.Request) func() kmsg.Response {
-	req, denied := authorizeFetch(c, r.(*kmsg.FetchRequest))
+	req, unknown := b.resolveFetchIDs(r.(*kmsg.FetchRequest))
+	req, denied := authorizeFetch(c, req)
+	denied = append(unknown, denied...)
 	local, subs, fw := b.splitFetch(h, req)
 	// Forwarded from the reader goroutine, like produces (order is not
 	// needed here, but one path is simpler to reason about).
@@ -89,6 +101,41 @@ func (b *Broker) handleFetch(c *conn, h header, r kmsg.Request) func() kmsg.Resp
 	}
 }
 
+// resolveFetchIDs names the topics of a v13+ fetch by their ids and takes
+// out those whose id is no live topic's, returning their answers
+// (UNKNOWN_TOPIC_ID). Earlier versions are returned as they are.
+func (b *Broker) resolveFetchIDs(req *kmsg.FetchRequest) (*kmsg.FetchRequest, []kmsg.FetchResponseTopic) {
+	if req.Version < 13 {
+		return req, nil
+	}
+	kept := req.Topics[:0:0]
+	var unknown []kmsg.FetchResponseTopic
+	for _, rt := range req.Topics {
+		if t := b.store.TopicByID(rt.TopicID); t != nil {
+			rt.Topic = t.Name
+			kept = append(kept, rt)
+			continue
+		}
+		st := kmsg.FetchResponseTopic{TopicID: rt.TopicID}
+		for _, rp := range rt.Partitions {
+			st.Partitions = append(st.Partitions, errFetchPartition(rp.Partition, kerr.UnknownTopicID.Code))
+		}
+		unknown = append(unknown, st)
+	}
+	cp := *req
+	cp.Topics = kept
+	if len(kept) == 0 && len(unknown) > 0 {
+		cp.MaxWaitMillis = 0 // nothing is left to wait for, as authorizeFetch
+	}
+	return &cp, unknown
+}
+
+// errFetchPartition is a partition's answer that reads nothing.
+func errFetchPartition(p int32, code int16) kmsg.FetchResponseTopicPartition {
+	return kmsg.FetchResponseTopicPartition{Partition: p, ErrorCode: code, HighWatermark: -1, LastStableOffset: -1,
+		LogStartOffset: -1, PreferredReadReplica: -1, RecordBatches: []byte{}}
+}
+
 // authorizeFetch takes the topics the principal may not read out of a
 // fetch and returns their answers. A fetch with every topic readable is
 // returned as it is, without allocating; one whose topics are all refused
@@ -111,9 +158,7 @@ func authorizeFetch(c *conn, req *kmsg.FetchRequest) (*kmsg.FetchRequest, []kmsg
 		}
 		st := kmsg.FetchResponseTopic{Topic: rt.Topic, TopicID: rt.TopicID}
 		for _, rp := range rt.Partitions {
-			st.Partitions = append(st.Partitions, kmsg.FetchResponseTopicPartition{Partition: rp.Partition,
-				ErrorCode: kerr.TopicAuthorizationFailed.Code, HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1,
-				PreferredReadReplica: -1, RecordBatches: []byte{}})
+			st.Partitions = append(st.Partitions, errFetchPartition(rp.Partition, kerr.TopicAuthorizationFailed.Code))
 		}
 		denied = append(denied, st)
 	}
@@ -236,14 +281,22 @@ func mergeFetch(resp *kmsg.FetchResponse, sub *kmsg.FetchRequest, fresp *kmsg.Fe
 	if code == 0 {
 		code = kerr.NotLeaderForPartition.Code
 	}
-	got := map[string]map[int32]kmsg.FetchResponseTopicPartition{}
+	// A v13+ answer names its topics by id only (sub's topics carry both).
+	key := func(name string, id [16]byte) fetchTopicKey {
+		if sub.Version >= 13 {
+			return fetchTopicKey{id: id}
+		}
+		return fetchTopicKey{name: name}
+	}
+	got := map[fetchTopicKey]map[int32]kmsg.FetchResponseTopicPartition{}
 	if fresp != nil {
 		for _, rt := range fresp.Topics {
-			if got[rt.Topic] == nil {
-				got[rt.Topic] = map[int32]kmsg.FetchResponseTopicPartition{}
+			k := key(rt.Topic, rt.TopicID)
+			if got[k] == nil {
+				got[k] = map[int32]kmsg.FetchResponseTopicPartition{}
 			}
 			for _, rp := range rt.Partitions {
-				got[rt.Topic][rp.Partition] = rp
+				got[k][rp.Partition] = rp
 			}
 		}
 	}
@@ -254,7 +307,7 @@ func mergeFetch(resp *kmsg.FetchResponse, sub *kmsg.FetchRequest, fresp *kmsg.Fe
 			i = len(resp.Topics) - 1
 		}
 		for _, rp := range rt.Partitions {
-			sp, ok := got[rt.Topic][rp.Partition]
+			sp, ok := got[key(rt.Topic, rt.TopicID)][rp.Partition]
 			if !ok {
 				sp = kmsg.FetchResponseTopicPartition{Partition: rp.Partition, ErrorCode: code, HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1, PreferredReadReplica: -1}
 			}
@@ -264,6 +317,13 @@ func mergeFetch(resp *kmsg.FetchResponse, sub *kmsg.FetchRequest, fresp *kmsg.Fe
 			resp.Topics[i].Partitions = append(resp.Topics[i].Partitions, sp)
 		}
 	}
+}
+
+// fetchTopicKey is a topic of a forwarded fetch's answer: by id from v13
+// on, else by name.
+type fetchTopicKey struct {
+	name string
+	id   [16]byte
 }
 
 // fetch answers one fetch, long-polling until min bytes or max wait.
@@ -343,13 +403,21 @@ func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *km
 	for _, rt := range req.Topics {
 		st := kmsg.FetchResponseTopic{Topic: rt.Topic, TopicID: rt.TopicID}
 		var t *storage.Topic
-		t = b.store.Topic(rt.Topic)
+		if req.Version >= 13 {
+			// By id on every pass: the name may meanwhile belong to a
+			// re-created topic whose offsets mean other records.
+			t = b.store.TopicByID(rt.TopicID)
+		} else {
+			t = b.store.Topic(rt.Topic)
+		}
 		for _, rp := range rt.Partitions {
 			// RecordBatches is never null: librdkafka rejects a null
 			// (size -1) record set even alongside an error code.
-			sp := kmsg.FetchResponseTopicPartition{Partition: rp.Partition, HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1, PreferredReadReplica: -1, RecordBatches: []byte{}}
+			sp := errFetchPartition(rp.Partition, 0)
 			l, code := b.servePartition(t, rp.Partition, rp.CurrentLeaderEpoch)
 			switch {
+			case t == nil && req.Version >= 13:
+				sp.ErrorCode = kerr.UnknownTopicID.Code
 			case code != 0:
 				sp.ErrorCode = code
 			default:

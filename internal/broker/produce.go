@@ -183,6 +183,17 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 							sp.ErrorCode = verifiedCode(code, h.version >= 11, kerr.NotEnoughReplicas.Code)
 							continue
 						}
+						if h.version >= 12 {
+							// Adding may have waited out the producer's last
+							// transaction (CONCURRENT_TRANSACTIONS until its
+							// markers are written, verifyTxnPartition), whose
+							// marker then moved the state g saw: the guard is
+							// what the state is once the add succeeded, as
+							// Kafka takes a new guard for each attempt. A
+							// marker ending this transaction still refuses the
+							// batch: with version 2 it carries a bumped epoch.
+							g, _ = l.TxnGuard(bh.ProducerID, bh.ProducerEpoch)
+						}
 						guard = g
 					}
 				}

@@ -34,11 +34,17 @@ func newTxnProduce(t *testing.T) *txnProduce {
 // txnID (nil: none), and returns the partition's answer.
 func (p *txnProduce) produce(txnID *string, raw []byte) kmsg.ProduceResponseTopicPartition {
 	p.t.Helper()
+	return p.produceV(9, txnID, raw)
+}
+
+// produceV is produce at a request version.
+func (p *txnProduce) produceV(version int16, txnID *string, raw []byte) kmsg.ProduceResponseTopicPartition {
+	p.t.Helper()
 	req := kmsg.NewPtrProduceRequest()
-	req.SetVersion(9)
+	req.SetVersion(version)
 	req.Acks, req.TimeoutMillis, req.TransactionID = -1, 5000, txnID
 	req.Topics = []kmsg.ProduceRequestTopic{{Topic: "fuzz", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: raw}}}}
-	respond := p.b.handleProduce(p.c, header{key: kmsg.Produce.Int16(), version: 9, clientID: "txn"}, req)
+	respond := p.b.handleProduce(p.c, header{key: kmsg.Produce.Int16(), version: version, clientID: "txn"}, req)
 	return respond().(*kmsg.ProduceResponse).Topics[0].Partitions[0]
 }
 
@@ -137,6 +143,60 @@ func TestProduceTransactional(t *testing.T) {
 	wantProduceCode(t, "no transactional id", p.produce(nil, txnRecords(8, 0, 0)), kerr.TransactionalIDAuthorizationFailed)
 	if _, ok := l.TxnGuard(8, 0); ok {
 		t.Fatal("a refused batch opened a transaction")
+	}
+}
+
+// TestProduceAddsAfterLastTransaction: with transaction version 2
+// (Produce v12) a producer's next transaction starts as soon as EndTxn
+// answered, and adding its first partition waits while the coordinator
+// writes the last one's markers. The abort marker landing during that
+// wait must not refuse the batch (it did: INVALID_TXN_STATE on the first
+// record of a transaction after an aborted one, found by vigil
+// scorecard); a marker that ends the new transaction itself carries a
+// bumped epoch and still refuses it.
+func TestProduceAddsAfterLastTransaction(t *testing.T) {
+	p := newTxnProduce(t)
+	id := "app-2"
+	var adds []bool
+	var during func()
+	p.b.txnVerify = func(_ string, _ int64, _ int16, _ string, _ int32, add bool) int16 {
+		adds = append(adds, add)
+		if during != nil {
+			during()
+			during = nil
+		}
+		return 0
+	}
+	l := p.b.store.Topic("fuzz").Logs[0]
+	tv2Marker := func(epoch int16, commit bool) {
+		t.Helper()
+		done := make(chan error, 1)
+		top := p.b.store.Topic("fuzz")
+		p.b.store.AppendMarker(top, top.Logs[0], storage.Marker{ProducerID: 9, Epoch: epoch, Commit: commit, TransactionVersion: 2},
+			func(_ int64, err error) { done <- err })
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantProduceCode(t, "first transaction", p.produceV(12, &id, txnRecords(9, 0, 0)), nil)
+	// EndTxn(abort) answered; the next transaction's first batch arrives
+	// while the abort marker (epoch bumped to 1) is being written.
+	during = func() { tv2Marker(1, false) }
+	wantProduceCode(t, "next transaction, marker written during the add", p.produceV(12, &id, txnRecords(9, 1, 0)), nil)
+	if got := l.OngoingTxns(); len(got) != 1 {
+		t.Fatalf("ongoing transactions %v: want the new one open", got)
+	}
+	tv2Marker(2, true)
+	// The coordinator ends the transaction being added (a timeout, a new
+	// producer instance) before the batch is appended: its marker's
+	// epoch fences the batch.
+	during = func() { tv2Marker(3, false) }
+	wantProduceCode(t, "transaction ended during the add", p.produceV(12, &id, txnRecords(9, 2, 0)), kerr.InvalidProducerEpoch)
+	if got := l.OngoingTxns(); len(got) != 0 {
+		t.Fatalf("a fenced batch opened a transaction: %v", got)
+	}
+	if len(adds) != 3 || !adds[0] || !adds[1] || !adds[2] {
+		t.Fatalf("coordinator calls %v: want three adds (Produce v12)", adds)
 	}
 }
 
