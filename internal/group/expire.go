@@ -1,6 +1,9 @@
 package group
 
 import (
+	"context"
+	"fmt"
+	"sync"
 	"time"
 )
 
@@ -37,18 +40,48 @@ func (c *Coordinator) expireLoop() {
 // groups with members, and any offset with a commit on its way to
 // durability, stay.
 func (c *Coordinator) Expire(now time.Time) int {
+	return c.remove(now, true, func(k tp) bool { return !c.topics.PartitionExists(k.topic, k.partition) }, nil)
+}
+
+// ForgetTopic removes every group's committed and pending transactional
+// offsets of partitions [0, partitions) of topic, a topic just deleted,
+// writing their tombstones, and a group left Empty without offsets, as
+// Kafka's onPartitionsDeleted does when the deletion reaches the broker.
+// Expire would find them too, but only while the name stays free: a topic
+// created again under the name in between (at once, by a consumer's
+// auto-creation) would otherwise inherit the old topic's offsets and its
+// groups would resume at them, skipping the new topic's first records.
+// It returns once the tombstones are durable (and applied: an OffsetFetch
+// no longer finds the offsets), or failed, or when ctx ends.
+func (c *Coordinator) ForgetTopic(ctx context.Context, topic string, partitions int32) (int, error) {
+	var wg sync.WaitGroup
+	n := c.remove(time.Now(), false, func(k tp) bool { return k.topic == topic && k.partition < partitions }, &wg)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return n, nil
+	case <-ctx.Done():
+		return n, fmt.Errorf("group: forget offsets of deleted topic %s: %w", topic, ctx.Err())
+	}
+}
+
+// remove writes tombstones for the offsets gone reports, and with
+// retention for those Kafka's offset retention expires at now; applied
+// tells wg when each group's tombstones are applied.
+func (c *Coordinator) remove(now time.Time, retention bool, gone func(tp) bool, applied *sync.WaitGroup) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return 0
 	}
-	nowMs, retention := now.UnixMilli(), c.cfg.OffsetsRetention.Milliseconds()
+	nowMs, keepFor := now.UnixMilli(), c.cfg.OffsetsRetention.Milliseconds()
 	removed := 0
 	for _, g := range c.groups {
 		if g.state == Dead {
 			continue
 		}
-		expirable := true
+		expirable := retention
 		var subscribed map[string]bool
 		since := func(o offset) int64 { return o.commitTs }
 		switch {
@@ -57,7 +90,7 @@ func (c *Coordinator) Expire(now time.Time) int {
 		case g.state == Empty:
 		case g.state == Stable && g.protocolType == "consumer":
 			topics, ok := g.subscribedTopics()
-			expirable, subscribed = ok, topics
+			expirable, subscribed = retention && ok, topics
 		default:
 			expirable = false
 		}
@@ -67,8 +100,7 @@ func (c *Coordinator) Expire(now time.Time) int {
 			if g.pendingCommits[k] > 0 {
 				continue
 			}
-			gone := !c.topics.PartitionExists(k.topic, k.partition)
-			if gone || (expirable && !subscribed[k.topic] && nowMs-since(o) >= retention && !g.hasPending(k)) {
+			if gone(k) || (expirable && !subscribed[k.topic] && nowMs-since(o) >= keepFor && !g.hasPending(k)) {
 				keys = append(keys, k)
 				chosen[k] = true
 			}
@@ -77,7 +109,7 @@ func (c *Coordinator) Expire(now time.Time) int {
 		// tombstones drop them, as Kafka's onPartitionsDeleted).
 		for _, m := range g.txn {
 			for k := range m {
-				if !chosen[k] && !c.topics.PartitionExists(k.topic, k.partition) {
+				if !chosen[k] && gone(k) {
 					keys = append(keys, k)
 					chosen[k] = true
 				}
@@ -95,7 +127,13 @@ func (c *Coordinator) Expire(now time.Time) int {
 			recs = append(recs, Record{Key: groupKey(g.id)})
 		}
 		removed += len(keys)
+		if applied != nil {
+			applied.Add(1)
+		}
 		c.appendLocked(c.partition(g.id), recs, func(err error) {
+			if applied != nil {
+				defer applied.Done()
+			}
 			if err != nil {
 				c.log.Error("offset expiry failed", "group", g.id, "err", err)
 				return

@@ -224,6 +224,7 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (_ *Server,
 		return nil, err
 	}
 	s.broker.SetObserver(s.metrics)
+	s.store.OnTopicDeleted(s.forgetTopicOffsets)
 	sec, err := s.openSecurity(ctx)
 	if err != nil {
 		s.closeGroups()
@@ -386,6 +387,23 @@ func (s *Server) AdminAddr() string {
 		return ""
 	}
 	return s.adminLn.Addr().String()
+}
+
+// forgetTopicOffsets drops the committed offsets of a deleted topic from
+// this broker's group coordinators, as Kafka's onPartitionsDeleted: a
+// topic created again under the name starts without them.
+func (s *Server) forgetTopicOffsets(ctx context.Context, name string, partitions int32) {
+	s.groupsMu.Lock()
+	shards := s.groups
+	s.groupsMu.Unlock()
+	for _, co := range shards.All() {
+		n, err := co.ForgetTopic(ctx, name, partitions)
+		if err != nil {
+			s.log.Warn("committed offsets of a deleted topic not yet removed", "topic", name, "err", err)
+		} else if n > 0 {
+			s.log.Info("removed the committed offsets of a deleted topic", "topic", name, "offsets", n)
+		}
+	}
 }
 
 // groupLag is every committed offset's distance to its partition's high

@@ -189,6 +189,16 @@ func TestTopicIDsCluster(t *testing.T) {
 
 	adm := kadm.NewClient(cluster.client(t))
 	ctx := testCtx(t, 60*time.Second)
+	// Committed offsets of a few groups, whose coordinators hash over the
+	// brokers.
+	groups := []string{"cg-a", "cg-b", "cg-c", "cg-d"}
+	for _, g := range groups {
+		var offs kadm.Offsets
+		offs.Add(kadm.Offset{Topic: "shared", Partition: 0, At: 1, LeaderEpoch: -1})
+		if resp, err := adm.CommitOffsets(ctx, g, offs); err != nil || resp.Error() != nil {
+			t.Fatalf("commit for %s: %v %v", g, err, resp.Error())
+		}
+	}
 	if resp, err := adm.DeleteTopics(ctx, "shared"); err != nil || resp.Error() != nil {
 		t.Fatalf("delete: %v %v", err, resp.Error())
 	}
@@ -212,6 +222,24 @@ func TestTopicIDsCluster(t *testing.T) {
 	for i, c := range []*rawConn{c1, c2} {
 		if p := fetchV13(t, c, first, 0).Partitions[0]; p.ErrorCode != kerr.UnknownTopicID.Code {
 			t.Errorf("broker %d: fetch by the old id: error %d, want UNKNOWN_TOPIC_ID", i+1, p.ErrorCode)
+		}
+	}
+	// The deleted topic's offsets are gone from every group, whichever
+	// broker coordinates it, and the new topic does not inherit them.
+	for _, g := range groups {
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			offs, err := adm.FetchOffsets(ctx, g)
+			if err != nil || offs.Error() != nil {
+				t.Fatalf("fetch offsets of %s: %v %v", g, err, offs.Error())
+			}
+			o, ok := offs.Lookup("shared", 0)
+			if !ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("group %s still has the deleted topic's offset %d", g, o.At)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 }
@@ -289,5 +317,66 @@ func TestRecreatedTopicNotReadAcross(t *testing.T) {
 	poll(20*time.Second, func() bool { return len(got) == 6 })
 	if fmt.Sprint(got) != "[new-0 new-1 new-2 new-3 new-4 new-5]" {
 		t.Fatalf("after purge and re-adding, consumed %q, want new-0..new-5", got)
+	}
+}
+
+// TestRecreatedTopicStartsWithoutOffsets: deleting a topic drops its
+// consumer groups' committed offsets at once, as Kafka's
+// onPartitionsDeleted, so a group consuming the topic created again
+// under the name starts at its reset offset instead of resuming at the
+// old topic's offset (which would skip the new topic's first records).
+func TestRecreatedTopicStartsWithoutOffsets(t *testing.T) {
+	ts := startServer(t, t.TempDir(), nil)
+	ctx := testCtx(t, 60*time.Second)
+	adm := ts.admin(t)
+	createTopics(t, ctx, adm, 1, nil, "again")
+	prod := ts.client(t)
+	produceValues(t, ctx, prod, "again", "old-0", "old-1", "old-2", "old-3", "old-4")
+
+	// consume reads n records as group g from its committed offsets (else
+	// the start), commits them and leaves.
+	consume := func(n int) []string {
+		t.Helper()
+		cl := ts.client(t, kgo.ConsumerGroup("g"), kgo.ConsumeTopics("again"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+		var got []string
+		for len(got) < n && ctx.Err() == nil {
+			fs := cl.PollFetches(ctx)
+			fs.EachError(func(topic string, p int32, err error) { t.Fatalf("consume %s/%d: %v", topic, p, err) })
+			fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+		}
+		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+		cl.Close()
+		return got
+	}
+	if got := consume(5); fmt.Sprint(got) != "[old-0 old-1 old-2 old-3 old-4]" {
+		t.Fatalf("consumed %q, want old-0..old-4", got)
+	}
+	committed := func() kadm.OffsetResponses {
+		t.Helper()
+		offs, err := adm.FetchOffsets(ctx, "g")
+		if err != nil || offs.Error() != nil {
+			t.Fatalf("fetch offsets: %v %v", err, offs.Error())
+		}
+		return offs
+	}
+	if o, ok := committed().Lookup("again", 0); !ok || o.At != 5 {
+		t.Fatalf("committed offset %+v (found %v), want 5", o, ok)
+	}
+
+	if resp, err := adm.DeleteTopics(ctx, "again"); err != nil || resp.Error() != nil {
+		t.Fatalf("delete: %v %v", err, resp.Error())
+	}
+	// Gone as soon as DeleteTopics answers, before any re-creation.
+	if o, ok := committed().Lookup("again", 0); ok {
+		t.Fatalf("the deleted topic's committed offset is still there: %+v", o)
+	}
+	createTopics(t, ctx, adm, 1, nil, "again")
+	vals := []string{"new-0", "new-1", "new-2", "new-3", "new-4", "new-5", "new-6", "new-7"}
+	produceValues(t, ctx, prod, "again", vals...)
+	if got := consume(len(vals)); fmt.Sprint(got) != fmt.Sprint(vals) {
+		t.Fatalf("group on the re-created topic consumed %q, want %q", got, vals)
 	}
 }

@@ -24,7 +24,7 @@ func (e *Engine) Refresh(ctx context.Context) error {
 		switch {
 		case cur == nil || cur.ID != t.ID:
 			if cur != nil {
-				e.forget(cur)
+				e.forget(ctx, cur)
 			}
 			top := &Topic{Topic: t, Logs: make([]*partition.Log, t.Partitions)}
 			for p := range top.Logs {
@@ -50,7 +50,7 @@ func (e *Engine) Refresh(ctx context.Context) error {
 	}
 	for _, t := range e.Topics() {
 		if !seen[t.Name] {
-			e.forget(t)
+			e.forget(ctx, t)
 		}
 	}
 	return nil
@@ -69,14 +69,19 @@ func sameTopic(a, b meta.Topic) bool {
 }
 
 // forget drops a topic another broker deleted.
-func (e *Engine) forget(t *Topic) {
+func (e *Engine) forget(ctx context.Context, t *Topic) {
 	e.mu.Lock()
-	if cur := e.topics[t.Name]; cur != nil && cur.ID == t.ID {
+	cur := e.topics[t.Name]
+	dropped := cur != nil && cur.ID == t.ID
+	if dropped {
 		delete(e.topics, t.Name)
 		delete(e.byID, t.ID)
 	}
 	e.mu.Unlock()
 	for _, l := range t.Logs {
 		l.MarkDeleted()
+	}
+	if dropped {
+		e.topicDropped(ctx, t)
 	}
 }

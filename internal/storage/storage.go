@@ -18,6 +18,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -125,6 +126,8 @@ type Engine struct {
 	mu      sync.RWMutex
 	topics  map[string]*Topic
 	byID    map[[16]byte]*Topic
+	// dropped is told of each topic the engine drops; see OnTopicDeleted.
+	dropped atomic.Pointer[func(ctx context.Context, name string, partitions int32)]
 
 	upMu    sync.Mutex
 	upQueue []queued
@@ -365,6 +368,23 @@ func (e *Engine) Topic(name string) *Topic {
 	return e.topics[name]
 }
 
+// OnTopicDeleted sets fn to be told of each topic the engine drops: one
+// deleted through it, or one Refresh finds deleted, or replaced by a new
+// topic of the same name, by another broker. fn runs once per topic, after
+// the topic is gone from Topic and TopicByID; for a deletion here, before
+// DeleteTopic returns, so before this broker can create the name again.
+// The server drops the groups' offsets of the topic with it, as Kafka's
+// onPartitionsDeleted.
+func (e *Engine) OnTopicDeleted(fn func(ctx context.Context, name string, partitions int32)) {
+	e.dropped.Store(&fn)
+}
+
+func (e *Engine) topicDropped(ctx context.Context, t *Topic) {
+	if fn := e.dropped.Load(); fn != nil {
+		(*fn)(ctx, t.Name, int32(len(t.Logs)))
+	}
+}
+
 // TopicByID returns a live topic by id, or nil.
 func (e *Engine) TopicByID(id [16]byte) *Topic {
 	e.mu.RLock()
@@ -436,6 +456,7 @@ func (e *Engine) DeleteTopic(ctx context.Context, name string) error {
 	for _, l := range top.Logs {
 		l.MarkDeleted()
 	}
+	e.topicDropped(ctx, top)
 	e.log.Info("topic deleted", "topic", name)
 	go e.collectObjects(segs)
 	return nil
