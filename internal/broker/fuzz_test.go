@@ -190,6 +190,8 @@ func fuzzSeeds() [][]byte {
 	fr.MaxWaitMillis, fr.MaxBytes, fr.SessionEpoch = 10, 1<<20, -1
 	fr.Topics = []kmsg.FetchRequestTopic{{Topic: topic, Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, FetchOffset: 0, PartitionMaxBytes: 1 << 20, CurrentLeaderEpoch: -1}}}}
 	seeds = append(seeds, enc(fr, 4), enc(fr, 12))
+	fr.Topics[0].TopicID = [16]byte{0: 0xf0, 15: 0x0f} // v13 names topics by id; this one is no topic's
+	seeds = append(seeds, enc(fr, 13))
 
 	lo := kmsg.NewPtrListOffsetsRequest()
 	lo.ReplicaID = -1

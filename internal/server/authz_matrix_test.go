@@ -1308,6 +1308,21 @@ func TestAuthzRules(t *testing.T) {
 		if mt.ErrorCode != kerr.TopicAuthorizationFailed.Code || mt.Topic != nil || mt.TopicID != id {
 			t.Errorf("Metadata by id without Describe: %+v", mt)
 		}
+		// Fetch v13 without Read: a topic's id is refused by its id; an id
+		// that is no topic's is UNKNOWN_TOPIC_ID whoever asks, as Kafka
+		// resolves ids before it authorizes names.
+		fr := versioned(kmsg.NewPtrFetchRequest(), 13)
+		fr.ReplicaID, fr.MaxBytes, fr.MinBytes, fr.SessionEpoch = -1, 1<<20, 1, -1
+		part := []kmsg.FetchRequestTopicPartition{{Partition: 0, CurrentLeaderEpoch: -1, LastFetchedEpoch: -1, LogStartOffset: -1, PartitionMaxBytes: 1 << 20}}
+		unknown := [16]byte{15: 1}
+		fr.Topics = []kmsg.FetchRequestTopic{{TopicID: id, Partitions: part}, {TopicID: unknown, Partitions: part}}
+		codes := map[[16]byte]int16{}
+		for _, ft := range roundTrip(t, e.conn(t, "nobody"), fr).(*kmsg.FetchResponse).Topics {
+			codes[ft.TopicID] = ft.Partitions[0].ErrorCode
+		}
+		if len(codes) != 2 || codes[id] != kerr.TopicAuthorizationFailed.Code || codes[unknown] != kerr.UnknownTopicID.Code {
+			t.Errorf("Fetch v13 by id without Read: %v, want the topic's id refused and the unknown id UNKNOWN_TOPIC_ID", codes)
+		}
 		// CreateTopics with DescribeConfigs too: the configs are answered.
 		e.grantTo(t, "u-creator", onTopic("ti-2", kmsg.ACLOperationCreate), onTopic("ti-2", kmsg.ACLOperationDescribeConfigs))
 		ct := versioned(kmsg.NewPtrCreateTopicsRequest(), 7)
