@@ -26,6 +26,7 @@ const benchUsage = `Usage:
   vigil bench enrich [flags]    measure enrichment events/s per core with a million indicators loaded, and its memory
   vigil bench txn [flags]       measure produce in 100 ms transactions against idempotent produce, interleaved: the ratio of their throughputs
   vigil bench export [flags]    measure vigil export's records/s per core into _bulk (VictoriaLogs) against a plain consumer, interleaved
+  vigil bench compression [flags]  measure produce records/s per core to a compression.type=zstd topic (uncompressed batches recompressed) against compression.type=producer, interleaved
 `
 
 // benchRun runs one benchmark once its flags are parsed; log is the
@@ -36,15 +37,16 @@ type benchRun func(ctx context.Context, log *slog.Logger, stdout io.Writer) erro
 // flags on fs and returns how to run it.
 func benchCommands() map[string]func(fs *flag.FlagSet) benchRun {
 	return map[string]func(fs *flag.FlagSet) benchRun{
-		"produce":  benchProduce,
-		"groups":   benchGroups,
-		"replay":   benchReplay,
-		"incident": benchIncident,
-		"detect":   benchDetect,
-		"ingest":   benchIngest,
-		"enrich":   benchEnrich,
-		"txn":      benchTxn,
-		"export":   benchExport,
+		"produce":     benchProduce,
+		"groups":      benchGroups,
+		"replay":      benchReplay,
+		"incident":    benchIncident,
+		"detect":      benchDetect,
+		"ingest":      benchIngest,
+		"enrich":      benchEnrich,
+		"txn":         benchTxn,
+		"export":      benchExport,
+		"compression": benchCompression,
 	}
 }
 

@@ -1,7 +1,9 @@
 // Package batch validates Kafka record batches (magic v2) on the produce
 // path and rewrites the broker-owned header fields. Batch bytes are stored
-// as the client sent them: no decompression, no re-encoding, until the log
-// cleaner of a compacted topic rewrites them (Filter).
+// as the client sent them: no decompression, no re-encoding, unless the
+// topic's compression.type names another codec than the batch's
+// (Recompressor, as Kafka's LogValidator rebuilds it) or the log cleaner
+// of a compacted topic rewrites them (Filter).
 package batch
 
 import (

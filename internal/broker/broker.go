@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/acl"
+	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/forward"
 	"github.com/vigilhq/vigil/internal/group"
@@ -68,6 +69,7 @@ type Broker struct {
 	topicCfgs        []topicConfig
 	topicCfgIndex    map[string]int
 	topicCfgDefaults []string
+	recompress       recompression // compression.go: topics whose compression.type is a codec
 	// ignoredLogged holds the names of the ignored topic and broker
 	// configs already logged as such, so each is logged once.
 	ignoredLogged sync.Map
@@ -124,6 +126,7 @@ func New(cfg config.Broker, store *storage.Engine, groups *group.Shards, quotas 
 		b.topicCfgIndex[c.name] = i
 		b.topicCfgDefaults[i] = c.def(b)
 	}
+	b.recompress.r = batch.NewRecompressor(b.dec)
 	b.obs = noObserver{}
 	b.secObs = noSecurityObserver{}
 	b.failedAuthDelay = failedAuthDelay

@@ -80,9 +80,12 @@ func brokerConfigRefused(name string) string {
 		return "Vigil takes its listeners from its flags (--listen, --advertised) at start"
 	case "log.retention.ms", "log.retention.minutes", "log.retention.hours", "log.retention.bytes", "message.max.bytes":
 		return "Vigil takes the default retention and batch size of its topics from its flags (--retention-ms, --retention-bytes, --max-message-bytes); set a topic's own retention.ms, retention.bytes or max.message.bytes to change one topic"
+	case "compression.type":
+		return "Vigil takes the default compression.type of its topics from its flag --compression-type; set a topic's own compression.type to change one topic"
 	case "log.cleanup.policy", "log.cleaner.delete.retention.ms", "log.cleaner.min.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms",
 		"log.cleaner.min.cleanable.ratio", "log.message.timestamp.type", "log.message.timestamp.difference.max.ms",
-		"log.message.timestamp.before.max.ms", "log.message.timestamp.after.max.ms":
+		"log.message.timestamp.before.max.ms", "log.message.timestamp.after.max.ms",
+		"compression.gzip.level", "compression.lz4.level", "compression.zstd.level":
 		return "Vigil applies this config per topic, with Kafka's default where a topic does not set it, and has no broker-wide default to change; set the topic config " + topicSynonym(name) + " on the topics instead"
 	}
 	return ""
@@ -121,10 +124,6 @@ func (b *Broker) brokerConfigValidator(name string) func(string) error {
 		"log.message.downconversion.enable": "message.downconversion.enable",
 		"log.local.retention.ms":            "local.retention.ms",
 		"log.local.retention.bytes":         "local.retention.bytes",
-		"compression.type":                  "compression.type",
-		"compression.gzip.level":            "compression.gzip.level",
-		"compression.lz4.level":             "compression.lz4.level",
-		"compression.zstd.level":            "compression.zstd.level",
 	}
 	if t, ok := topic[name]; ok {
 		if c, ok := b.topicConfig(t); ok {

@@ -15,6 +15,7 @@ func (b *Broker) brokerConfigs() []kmsg.DescribeConfigsResponseResourceConfig {
 	kv := [][2]string{
 		{"auto.create.topics.enable", strconv.FormatBool(b.cfg.AutoCreateTopics)},
 		{"broker.id", strconv.Itoa(int(b.cfg.NodeID))},
+		{"compression.type", b.cfg.CompressionType},
 		{"log.retention.bytes", strconv.FormatInt(b.cfg.RetentionBytes, 10)},
 		{"log.retention.ms", strconv.FormatInt(b.cfg.RetentionMs, 10)},
 		{"message.max.bytes", strconv.Itoa(int(b.cfg.MaxMessageBytes))},

@@ -27,7 +27,9 @@ import (
 // topic's rules (a key on a compacted topic, create-time bounds, no
 // producer-set LogAppendTime). Bad records refuse the whole batch with
 // RecordErrors naming each of them (KIP-467, refuseRecords); nothing of
-// a refused batch is appended.
+// a refused batch is appended. A valid batch in another codec than the
+// topic's compression.type asks for is then recompressed (compression.go);
+// with producer, the default, it is stored as it came.
 //
 // Transactions (KIP-98, KIP-890 part 1): a transactional batch needs a
 // producer id (else INVALID_RECORD) and follows the partition's producer
@@ -82,6 +84,8 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 		maxMessageBytes := int64(-1) // looked up once per topic, when first needed
 		var stamps *timestampPolicy  // likewise
 		var keyed *bool              // likewise: compacted topics need keys
+		var target batch.Target      // likewise: the codec batches are stored in (compression.go)
+		recompress, targetKnown := false, false
 		for i, rp := range rt.Partitions {
 			sp := &st.Partitions[i]
 			*sp = kmsg.ProduceResponseTopicPartition{Partition: rp.Partition, BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
@@ -155,6 +159,16 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 				c.log.Info("produce refused", "topic", rt.Topic, "partition", rp.Partition, "error", kerr.ErrorForCode(sp.ErrorCode).Error(),
 					"bad_records", len(errs), "batch_records", bh.NumRecords, "first", errs[0].Message)
 				continue
+			}
+			if !targetKnown {
+				target, recompress = b.compressionTarget(t.Configs)
+				targetKnown = true
+			}
+			if recompress {
+				if e, msg := b.recompressBatch(bh, target, maxMessageBytes); e != nil {
+					fail(e, msg)
+					continue
+				}
 			}
 			appendTime := int64(-1)
 			if stamps.logAppend {

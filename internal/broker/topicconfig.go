@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -42,9 +43,7 @@ const (
 // topics, Connect, Terraform providers) and which a refusal would break.
 // Every topic config Kafka 3.9 accepts is here, validated as Kafka 3.9
 // validates it. Where one has no effect (ignored) its documentation says
-// so and the broker logs the first time it is set; where one would change
-// what is stored in a way Vigil does not do (compression.type), only the
-// value that changes nothing is accepted.
+// so and the broker logs the first time it is set.
 //
 // The table is built once, by New (topicConfigTable); the produce path
 // looks configs up by name.
@@ -84,8 +83,14 @@ func topicConfigTable() []topicConfig {
 			fixed(maxLong), validateInt(0, 1<<63-1)),
 		cfg("message.timestamp.difference.max.ms", kmsg.ConfigTypeLong, "Deprecated in Kafka for the two above; accepted, and applied as both of them where they are not set.",
 			fixed(maxLong), validateInt(0, 1<<63-1)),
-		cfg("compression.type", kmsg.ConfigTypeString, "producer: batches are stored as the producer compressed them (the cleaner of a compacted topic rewrites a batch in its own codec). Vigil never recompresses to another codec, so no other value is accepted.",
-			fixed("producer"), validateCompressionType),
+		cfg("compression.type", kmsg.ConfigTypeString, "producer: batches are stored as the producer compressed them. uncompressed, gzip, snappy, lz4 or zstd: a produced batch in another codec is decompressed and compressed again in this one (at compression.gzip.level, compression.lz4.level or compression.zstd.level) before it is stored, as Kafka does; a batch already in this codec is stored as it came.",
+			func(b *Broker) string { return b.cfg.CompressionType }, validateCompressionType),
+		cfg("compression.gzip.level", kmsg.ConfigTypeInt, "Level of gzip recompression on produce when compression.type=gzip: -1 (the codec's default) or 1 to 9.",
+			fixed(strconv.Itoa(batch.DefaultGzipLevel)), validateGzipLevel),
+		cfg("compression.lz4.level", kmsg.ConfigTypeInt, "Level of lz4 recompression on produce when compression.type=lz4: 9, the default, is lz4's fast compressor, as in Kafka; 1 to 8 are pierrec/lz4's high-compression levels 1 to 8, and 10 to 17 its highest, 9.",
+			fixed(strconv.Itoa(batch.DefaultLz4Level)), validateInt(1, 17)),
+		cfg("compression.zstd.level", kmsg.ConfigTypeInt, "Level of zstd recompression on produce when compression.type=zstd, mapped onto klauspost/compress's four speeds: below 3 fastest, 3 to 5 default, 6 to 9 better, 10 and above best.",
+			fixed(strconv.Itoa(batch.DefaultZstdLevel)), validateInt(-131072, 22)),
 
 		// Accepted, stored and shown; nothing in Vigil depends on them
 		// (docs/configuration.md#kafka-configs-vigil-ignores).
@@ -123,12 +128,6 @@ func topicConfigTable() []topicConfig {
 			fixed("-2"), validateInt(-2, 1<<63-1)),
 		ig("message.downconversion.enable", kmsg.ConfigTypeBoolean, "Vigil serves record batches v2 only (Fetch v4 and later) and never down-converts.",
 			fixed("true"), validateBool),
-		ig("compression.gzip.level", kmsg.ConfigTypeInt, "Level of broker-side recompression on produce, which Vigil does not do (the cleaner of compacted topics recompresses at the codec's default level).",
-			fixed("-1"), validateGzipLevel),
-		ig("compression.lz4.level", kmsg.ConfigTypeInt, "Level of broker-side recompression on produce, which Vigil does not do (the cleaner of compacted topics recompresses at the codec's default level).",
-			fixed("9"), validateInt(1, 17)),
-		ig("compression.zstd.level", kmsg.ConfigTypeInt, "Level of broker-side recompression on produce, which Vigil does not do (the cleaner of compacted topics recompresses at the codec's default level).",
-			fixed("3"), validateInt(-131072, 22)),
 		ig("message.format.version", kmsg.ConfigTypeString, "Deprecated since Kafka 3.0 (KIP-724), which then writes record format v2 whatever it says; Vigil stores v2 only. A Kafka version from 0.8.0 to 3.9 is accepted, as Kafka 3.9 accepts it.",
 			fixed("3.0-IV1"), validateMessageFormatVersion),
 		ig("remote.log.copy.disable", kmsg.ConfigTypeBoolean, "Tiered storage's copy to remote storage (Kafka 3.9, KIP-950)."+noEffectShared,
@@ -255,13 +254,31 @@ func validateMessageFormatVersion(v string) error {
 }
 
 func validateCompressionType(v string) error {
-	switch v = strings.TrimSpace(v); v {
-	case "producer":
+	if _, ok := batch.ParseCodec(v); ok || strings.TrimSpace(v) == "producer" {
 		return nil
-	case "uncompressed", "gzip", "snappy", "lz4", "zstd":
-		return fmt.Errorf("compression.type=%s is not supported: Vigil stores batches as the producer compressed them and never recompresses; set the compression in the producer and leave compression.type=producer", v)
 	}
 	return fmt.Errorf("%q is not one of uncompressed, gzip, snappy, lz4, zstd, producer", v)
+}
+
+// compressionTarget is what a topic's compression.type asks of the
+// produce path: ok=false for producer (store batches as they come), else
+// the codec and level batches in another codec are recompressed to. It
+// makes no garbage, being looked up on every produce.
+func (b *Broker) compressionTarget(configs map[string]string) (t batch.Target, ok bool) {
+	codec, ok := batch.ParseCodec(b.effective(configs, "compression.type"))
+	if !ok {
+		return batch.Target{}, false
+	}
+	t.Codec = codec
+	switch codec {
+	case batch.CodecGzip:
+		t.Level = int(b.effectiveInt(configs, "compression.gzip.level"))
+	case batch.CodecLz4:
+		t.Level = int(b.effectiveInt(configs, "compression.lz4.level"))
+	case batch.CodecZstd:
+		t.Level = int(b.effectiveInt(configs, "compression.zstd.level"))
+	}
+	return t, true
 }
 
 func validateCleanupPolicy(v string) error {

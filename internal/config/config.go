@@ -67,6 +67,10 @@ type Broker struct {
 	MaxRequestBytes   int32 // socket.request.max.bytes
 	FetchMaxBytes     int32 // fetch.max.bytes: the most a fetch response carries
 
+	// CompressionType is the default compression.type of topics: producer
+	// (batches stored as produced) or a codec batches are recompressed to.
+	CompressionType string
+
 	WALSync        bool
 	UploadInterval time.Duration
 	SegmentBytes   int64
@@ -198,6 +202,7 @@ func Default() Broker {
 		RetentionMs:       7 * 24 * time.Hour.Milliseconds(),
 		RetentionBytes:    -1,
 		MaxMessageBytes:   1048588,
+		CompressionType:   "producer",
 		MaxRequestBytes:   100 << 20,
 		FetchMaxBytes:     8 << 20,
 		WALSync:           true,
@@ -286,6 +291,7 @@ func (c *Broker) options() []option {
 		{"retention-ms", "default retention.ms of topics (-1: forever)", &c.RetentionMs},
 		{"retention-bytes", "default retention.bytes of topics per partition (-1: unlimited)", &c.RetentionBytes},
 		{"max-message-bytes", "default max.message.bytes of topics (largest record batch)", &c.MaxMessageBytes},
+		{"compression-type", "default compression.type of topics: producer (store batches as the producer compressed them), or uncompressed, gzip, snappy, lz4 or zstd (recompress batches in another codec on produce)", &c.CompressionType},
 		{"max-request-bytes", "largest request frame accepted (socket.request.max.bytes)", &c.MaxRequestBytes},
 		{"fetch-max-bytes", "most record bytes one fetch response carries, whatever the client asks (fetch.max.bytes; at least one batch is always returned)", &c.FetchMaxBytes},
 		{"wal-sync", "fsync the WAL before acknowledging (turn off only for tests)", &c.WALSync},
@@ -584,6 +590,11 @@ func (c *Broker) finish() error {
 	}
 	if c.MaxMessageBytes < 1 {
 		errs = append(errs, fmt.Errorf("--max-message-bytes %d: must be positive", c.MaxMessageBytes))
+	}
+	switch c.CompressionType {
+	case "producer", "uncompressed", "gzip", "snappy", "lz4", "zstd":
+	default:
+		errs = append(errs, fmt.Errorf("--compression-type %q: must be producer, uncompressed, gzip, snappy, lz4 or zstd", c.CompressionType))
 	}
 	if c.FetchMaxBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--fetch-max-bytes %d: must be at least 1024", c.FetchMaxBytes))

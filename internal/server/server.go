@@ -313,6 +313,10 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (_ *Server,
 			"Bytes this broker sent to and received from other brokers forwarding client requests to partition leaders, by whether the other broker is in another zone.",
 			"cross", map[string]func() float64{"false": load(&zb.ForwardSame), "true": load(&zb.ForwardCross)})
 	}
+	rs := s.broker.Recompression()
+	s.metrics.Counter("vigil_recompressed_batches_total", "Produced batches rebuilt in their topic's compression.type codec.", func() float64 { return float64(rs.Batches.Load()) })
+	s.metrics.Counter("vigil_recompress_in_bytes_total", "Bytes of those batches as the producers sent them.", func() float64 { return float64(rs.BytesIn.Load()) })
+	s.metrics.Counter("vigil_recompress_out_bytes_total", "Bytes of those batches once recompressed.", func() float64 { return float64(rs.BytesOut.Load()) })
 	rc := s.store.ReadCacheStats
 	s.metrics.Counter("vigil_read_cache_hits_total", "Catch-up reads of a block found in the cache.", func() float64 { return float64(rc().Hits) })
 	s.metrics.Counter("vigil_read_cache_misses_total", "Catch-up reads of a block that had to read the object store.", func() float64 { return float64(rc().Misses) })
@@ -625,6 +629,10 @@ func (s *Server) UploadBacklog() int64 { return s.store.UploadBacklog() }
 
 // Serve accepts clients until Close.
 func (s *Server) Serve() error { return <-s.served }
+
+// Recompression returns the broker's counters of batches recompressed to
+// their topic's compression.type (benchmarks).
+func (s *Server) Recompression() *broker.RecompressionStats { return s.broker.Recompression() }
 
 // Metrics is the process's metric set, served on the admin listener.
 func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
