@@ -1101,6 +1101,10 @@ func TestAdmin(t *testing.T) {
 			t.Errorf("delete records past the end: %v, want OFFSET_OUT_OF_RANGE", dr.Error())
 		}
 
+		tds, err := adm.ListTopics(ctx, "adm-offsets")
+		if err != nil || tds["adm-offsets"].Err != nil {
+			t.Fatalf("list topics: %v %v", err, tds["adm-offsets"].Err)
+		}
 		fetchAt := func(off int64) kmsg.FetchResponseTopicPartition {
 			t.Helper()
 			req := kmsg.NewPtrFetchRequest()
@@ -1108,7 +1112,9 @@ func TestAdmin(t *testing.T) {
 			req.MaxBytes = 1 << 20
 			req.SessionEpoch = -1
 			rt := kmsg.NewFetchRequestTopic()
-			rt.Topic = "adm-offsets"
+			// By name up to Fetch v12, by id from v13 (the version
+			// franz-go picks).
+			rt.Topic, rt.TopicID = "adm-offsets", tds["adm-offsets"].ID
 			rp := kmsg.NewFetchRequestTopicPartition()
 			rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = 0, off, 1<<20, -1
 			rt.Partitions = append(rt.Partitions, rp)
