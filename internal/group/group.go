@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/vigilhq/vigil/internal/applier"
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/producer"
 )
@@ -154,12 +155,9 @@ type Coordinator struct {
 	// each producer (Kafka's openGroupsForProducer), for CompleteTxn.
 	txnGroups map[int64]map[string]bool
 
-	applyMu   sync.Mutex
-	applyQ    []func()
-	applyDone bool // the applier has stopped; later runs work itself
-	applyWake chan struct{}
-	stop      chan struct{}
-	wg        sync.WaitGroup
+	apply *applier.Applier
+	stop  chan struct{}
+	wg    sync.WaitGroup
 }
 
 // partState is what the coordinator knows of one offsets-log partition:
@@ -196,15 +194,18 @@ func New(cfg Config, olog Log, topics Topics) *Coordinator {
 		cfg: cfg, log: cfg.Logger, olog: olog, topics: topics,
 		groups:    map[string]*group{},
 		txnGroups: map[int64]map[string]bool{},
-		applyWake: make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 	}
 	c.parts = make([]*partState, olog.Partitions())
 	for i := range c.parts {
 		c.parts[i] = &partState{written: map[string][]byte{}, pos: map[string]keyPos{}}
 	}
+	c.apply = applier.New(&c.mu)
 	c.wg.Add(1)
-	go c.applyLoop()
+	go func() {
+		defer c.wg.Done()
+		c.apply.Run(c.stop)
+	}()
 	if cfg.OffsetsRetentionCheck > 0 {
 		c.wg.Add(1)
 		go c.expireLoop()
@@ -251,68 +252,9 @@ func PartitionFor(groupID string, partitions int32) int32 {
 	return h % partitions
 }
 
-// applyLoop runs queued durability callbacks in the order they were
-// queued, which is the order the log made them durable.
-func (c *Coordinator) applyLoop() {
-	defer c.wg.Done()
-	for {
-		c.applyMu.Lock()
-		q := c.applyQ
-		c.applyQ = nil
-		c.applyMu.Unlock()
-		if len(q) > 0 {
-			c.mu.Lock()
-			for _, fn := range q {
-				fn()
-			}
-			c.mu.Unlock()
-			continue
-		}
-		select {
-		case <-c.applyWake:
-		case <-c.stop:
-			c.applyMu.Lock()
-			c.applyDone = true
-			q := c.applyQ
-			c.applyQ = nil
-			c.applyMu.Unlock()
-			c.runLate(q)
-			return
-		}
-	}
-}
-
-// runLate runs work queued after the applier stopped: the answers to
-// appends that were in flight when the coordinator closed. On its own
-// goroutine, because the log may call back inline.
-func (c *Coordinator) runLate(q []func()) {
-	if len(q) == 0 {
-		return
-	}
-	go func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for _, fn := range q {
-			fn()
-		}
-	}()
-}
-
-// later queues fn to run under c.mu on the applier goroutine.
-func (c *Coordinator) later(fn func()) {
-	c.applyMu.Lock()
-	if c.applyDone {
-		c.applyMu.Unlock()
-		c.runLate([]func(){fn})
-		return
-	}
-	c.applyQ = append(c.applyQ, fn)
-	c.applyMu.Unlock()
-	select {
-	case c.applyWake <- struct{}{}:
-	default:
-	}
-}
+// later queues fn to run under c.mu on the applier goroutine, in the
+// order the log made the appends durable.
+func (c *Coordinator) later(fn func()) { c.apply.Later(fn) }
 
 // appendLocked appends records of one group's partition, keeps the
 // snapshot state in step, and runs apply (under c.mu, on the applier) once

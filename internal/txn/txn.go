@@ -67,6 +67,7 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"github.com/vigilhq/vigil/internal/applier"
 	"github.com/vigilhq/vigil/internal/batch"
 )
 
@@ -268,12 +269,9 @@ type Coordinator struct {
 	ctx    context.Context // cancelled by Close: marker writes stop
 	cancel context.CancelFunc
 
-	applyMu   sync.Mutex
-	applyQ    []func()
-	applyDone bool
-	applyWake chan struct{}
-	stop      chan struct{}
-	wg        sync.WaitGroup
+	apply *applier.Applier
+	stop  chan struct{}
+	wg    sync.WaitGroup
 }
 
 // New builds a coordinator; call Load before use (until then every
@@ -286,15 +284,18 @@ func New(cfg Config, d Deps) *Coordinator {
 		offsets: d.OffsetsPartitionFor, now: time.Now,
 		txns: map[string]*txnMeta{},
 		ctx:  ctx, cancel: cancel,
-		applyWake: make(chan struct{}, 1),
-		stop:      make(chan struct{}),
+		stop: make(chan struct{}),
 	}
 	c.parts = make([]*partState, d.Log.Partitions())
 	for i := range c.parts {
 		c.parts[i] = newPartState()
 	}
+	c.apply = applier.New(&c.mu)
 	c.wg.Add(1)
-	go c.applyLoop()
+	go func() {
+		defer c.wg.Done()
+		c.apply.Run(c.stop)
+	}()
 	return c
 }
 
@@ -337,68 +338,9 @@ func (c *Coordinator) partition(txnID string) int32 {
 
 func (c *Coordinator) nowMs() int64 { return c.now().UnixMilli() }
 
-// applyLoop runs queued durability callbacks in the order they were
-// queued, which is the order the log made them durable.
-func (c *Coordinator) applyLoop() {
-	defer c.wg.Done()
-	for {
-		c.applyMu.Lock()
-		q := c.applyQ
-		c.applyQ = nil
-		c.applyMu.Unlock()
-		if len(q) > 0 {
-			c.mu.Lock()
-			for _, fn := range q {
-				fn()
-			}
-			c.mu.Unlock()
-			continue
-		}
-		select {
-		case <-c.applyWake:
-		case <-c.stop:
-			c.applyMu.Lock()
-			c.applyDone = true
-			q := c.applyQ
-			c.applyQ = nil
-			c.applyMu.Unlock()
-			c.runLate(q)
-			return
-		}
-	}
-}
-
-// runLate runs work queued after the applier stopped: the answers to
-// appends in flight when the coordinator closed. On its own goroutine,
-// because the log may call back inline.
-func (c *Coordinator) runLate(q []func()) {
-	if len(q) == 0 {
-		return
-	}
-	go func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for _, fn := range q {
-			fn()
-		}
-	}()
-}
-
-// later queues fn to run under c.mu on the applier goroutine.
-func (c *Coordinator) later(fn func()) {
-	c.applyMu.Lock()
-	if c.applyDone {
-		c.applyMu.Unlock()
-		c.runLate([]func(){fn})
-		return
-	}
-	c.applyQ = append(c.applyQ, fn)
-	c.applyMu.Unlock()
-	select {
-	case c.applyWake <- struct{}{}:
-	default:
-	}
-}
+// later queues fn to run under c.mu on the applier goroutine, in the
+// order the log made the appends durable.
+func (c *Coordinator) later(fn func()) { c.apply.Later(fn) }
 
 // sleep waits d or until the coordinator closes (false).
 func (c *Coordinator) sleep(d time.Duration) bool {
