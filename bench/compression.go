@@ -55,6 +55,7 @@ type CompressionOptions struct {
 	Duration    time.Duration // of each run (0: DefaultTxnRunTime)
 	Rounds      int           // pairs of runs (0: DefaultRounds)
 	Codec       string        // compression.type of the candidate topic ("": zstd)
+	Level       string        // the candidate topic's compression.<codec>.level ("": the default)
 	RecordBytes int           // of each JSON event (0: 1024)
 	Partitions  int           // (0: 12)
 	Logger      *slog.Logger
@@ -104,6 +105,12 @@ func RunCompression(ctx context.Context, o CompressionOptions) (*CompressionResu
 		return nil, errors.New("partitions must be at least 1")
 	case !slices.Contains([]string{"uncompressed", "gzip", "snappy", "lz4", "zstd"}, o.Codec):
 		return nil, fmt.Errorf("codec %q: must be one of uncompressed, gzip, snappy, lz4, zstd", o.Codec)
+	case o.Level != "" && !slices.Contains([]string{"gzip", "lz4", "zstd"}, o.Codec):
+		return nil, fmt.Errorf("a level needs codec gzip, lz4 or zstd, not %s", o.Codec)
+	}
+	level := "default level"
+	if o.Level != "" {
+		level = "compression." + o.Codec + ".level=" + o.Level
 	}
 	out, log := outputs(o.Out, o.Logger)
 	bb, err := useBroker(ctx, nil, log, out)
@@ -121,7 +128,7 @@ func RunCompression(ctx context.Context, o CompressionOptions) (*CompressionResu
 	fmt.Fprintf(out, "broker WAL:    %s\n", bb.walDesc)
 	fmt.Fprintf(out, "settings:      duration %s per run, %d distinct JSON events of %d B, uncompressed batches, %d partitions, acks=all, linger %s, %d in flight/broker\n",
 		o.Duration, len(events), o.RecordBytes, o.Partitions, linger, maxInflight)
-	fmt.Fprintf(out, "method:        compression.type=producer against compression.type=%s, %s, interleaved (the first of each pair alternates);\n", o.Codec, plural(o.Rounds, "round"))
+	fmt.Fprintf(out, "method:        compression.type=producer against compression.type=%s (%s), %s, interleaved (the first of each pair alternates);\n", o.Codec, level, plural(o.Rounds, "round"))
 	fmt.Fprintf(out, "               a fresh topic per run, deleted after it; each run starts once the broker has settled\n")
 	fmt.Fprintf(out, "               per core: records/s over the cores the process used (the broker's and the producer's CPU together)\n")
 
@@ -143,7 +150,11 @@ func RunCompression(ctx context.Context, o CompressionOptions) (*CompressionResu
 		}
 		defer drop()
 		if recompress {
-			ar, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "compression.type", Value: &o.Codec}}, topic)
+			set := []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "compression.type", Value: &o.Codec}}
+			if o.Level != "" {
+				set = append(set, kadm.AlterConfig{Op: kadm.SetConfig, Name: "compression." + o.Codec + ".level", Value: &o.Level})
+			}
+			ar, err := adm.AlterTopicConfigs(ctx, set, topic)
 			if err == nil {
 				_, err = ar.On(topic, nil)
 			}
