@@ -42,8 +42,11 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "127.0.0.1:9092" || c.DataDir != "./data" || c.WAL != "file" || !c.AutoCreateTopics {
+	if c.Listen != "127.0.0.1:9092" || c.DataDir != "./data" || c.WAL != "file" || !c.AutoCreateTopics || c.CompressionType != "producer" {
 		t.Errorf("defaults: %+v", c)
+	}
+	if c, err := Load("test", nil, env(map[string]string{"VIGIL_COMPRESSION_TYPE": "zstd"})); err != nil || c.CompressionType != "zstd" {
+		t.Errorf("VIGIL_COMPRESSION_TYPE=zstd: %v %q", err, c.CompressionType)
 	}
 }
 
@@ -76,6 +79,7 @@ func TestErrors(t *testing.T) {
 		{[]string{"--catchup-sched-limit", "10us"}, nil, "--catchup-sched-limit"},
 		{nil, map[string]string{"VIGIL_CATCHUP_COMMIT_LIMIT": "-1ms"}, "--catchup-commit-limit"},
 		{[]string{"--catchup-nice", "20"}, nil, "--catchup-nice"},
+		{[]string{"--compression-type", "brotli"}, nil, "--compression-type"},
 	} {
 		_, err := Load("test", tc.args, env(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

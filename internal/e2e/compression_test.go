@@ -72,7 +72,7 @@ func TestKcatRecompressed(t *testing.T) {
 }
 
 // storedCodecs fetches partition 0 of topic up to end with raw Fetch
-// requests (v12: by name) and counts its batches by codec.
+// requests (v12: by name) and counts its data batches by codec.
 func storedCodecs(t *testing.T, addr, topic string, end int64) map[int16]int {
 	t.Helper()
 	versions := kversion.Stable()
@@ -110,10 +110,36 @@ func storedCodecs(t *testing.T, addr, topic string, end int64) map[int16]int {
 			if err := rb.ReadFrom(rest[:size]); err != nil {
 				t.Fatalf("fetch %s: %v", topic, err)
 			}
-			codecs[rb.Attributes&7]++
+			if rb.Attributes&0x20 == 0 { // data batches: markers are the broker's, uncompressed
+				codecs[rb.Attributes&7]++
+			}
 			offset = rb.FirstOffset + int64(rb.LastOffsetDelta) + 1
 			rest = rest[size:]
 		}
 	}
 	return codecs
+}
+
+// TestTxnClientConfluentRecompressed: confluent-kafka's (librdkafka's)
+// transactional producer, uncompressed, against `vigil serve
+// --compression-type zstd`: its committed and aborted transactions are
+// stored in zstd, and the script's read_committed consumer reads exactly
+// the committed records at the offsets their delivery reports gave (its
+// read_uncommitted one sees the aborted ones too).
+func TestTxnClientConfluentRecompressed(t *testing.T) {
+	b := startBroker(t, "", t.TempDir(), append([]string{"--compression-type", "zstd"}, txnClientBrokerFlags...)...)
+	createTopic(t, b.addr, "cfz-in", 1)
+	var produced struct{ Committed, Aborted []txnRecord }
+	confluentTxn(t, &produced, "produce", b.addr, "cfz-producer", "cfz-in")
+	if len(produced.Committed) == 0 || len(produced.Committed) != 2*len(produced.Aborted) {
+		t.Fatalf("the script reports %d committed and %d aborted records, want four transactions committed for two aborted", len(produced.Committed), len(produced.Aborted))
+	}
+	end := int64(0)
+	for _, r := range append(produced.Committed, produced.Aborted...) {
+		end = max(end, r.Offset+1)
+	}
+	codecs := storedCodecs(t, b.addr, "cfz-in", end)
+	if len(codecs) != 1 || codecs[4] == 0 {
+		t.Errorf("data batches stored by codec %v, want zstd (4) alone", codecs)
+	}
 }
