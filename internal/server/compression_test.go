@@ -592,3 +592,30 @@ func TestRecompressionBrokerDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestRecompressionLogAppendTime: on a LogAppendTime topic the rebuilt
+// batch is stamped as a batch stored as it came is: the timestamp-type
+// bit set and the append time as its max timestamp, which consumers read
+// as every record's timestamp.
+func TestRecompressionLogAppendTime(t *testing.T) {
+	ts := startServer(t, t.TempDir(), nil)
+	ctx := testCtx(t, time.Minute)
+	adm := ts.admin(t)
+	createTopics(t, ctx, adm, 1, map[string]*string{"compression.type": kadm.StringPtr("zstd"),
+		"message.timestamp.type": kadm.StringPtr("LogAppendTime")}, "recompress-appended")
+	cl := ts.client(t, kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	before := time.Now().UnixMilli()
+	produceEvents(t, ctx, cl, "recompress-appended", 0, 50, old)
+	after := time.Now().UnixMilli()
+	for _, b := range fetchBatches(t, ctx, ts, "recompress-appended", 50) {
+		if b.Attributes&7 != int16(batch.CodecZstd) || b.Attributes&0x08 == 0 || b.MaxTimestamp < before || b.MaxTimestamp > after {
+			t.Errorf("batch at %d: attributes %#x, max timestamp %d; want zstd, LogAppendTime, within [%d, %d]", b.FirstOffset, b.Attributes, b.MaxTimestamp, before, after)
+		}
+		for _, r := range b.records {
+			if got := batch.Timestamp(&b.RecordBatch, &r); got != b.MaxTimestamp {
+				t.Fatalf("record at %d read with timestamp %d, want the append time %d", b.FirstOffset+int64(r.OffsetDelta), got, b.MaxTimestamp)
+			}
+		}
+	}
+}
