@@ -10,7 +10,11 @@ import (
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
-// handleDeleteTopics deletes topics named by name, or (v6+) by topic id.
+// handleDeleteTopics deletes topics named by name, or (v6+) by topic id:
+// then only the topic with that id, never one created again under its
+// name meanwhile (UNKNOWN_TOPIC_ID). A deleted topic's name is free at
+// once, as in KRaft; its groups' offsets go with it (storage's
+// OnTopicDeleted).
 //
 // Authorization, as Kafka's handleDeleteTopicsRequest: Delete on each
 // topic, else TOPIC_AUTHORIZATION_FAILED, before the existence check. A
@@ -72,12 +76,20 @@ func (b *Broker) handleDeleteTopics(c *conn, h header, r kmsg.Request) func() km
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
-		err := b.store.DeleteTopic(ctx, name)
+		var err error
+		if rt.Topic == nil {
+			// By id: never the topic created again under the name since.
+			err = b.store.DeleteTopicID(ctx, name, t.ID)
+		} else {
+			err = b.store.DeleteTopic(ctx, name)
+		}
 		if err == nil {
 			b.admin(c.auth.principal, "DeleteTopics", "topic "+name)
 		}
 		if err != nil {
 			switch {
+			case errors.Is(err, storage.ErrUnknownTopic) && rt.Topic == nil:
+				st.ErrorCode = kerr.UnknownTopicID.Code
 			case errors.Is(err, storage.ErrUnknownTopic):
 				st.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case errors.Is(err, storage.ErrLegalHold):

@@ -434,10 +434,22 @@ func (e *Engine) CreateTopic(ctx context.Context, name string, partitions int32,
 // DeleteTopic removes a topic; its objects are deleted in the background
 // once no other index entry refers to them.
 func (e *Engine) DeleteTopic(ctx context.Context, name string) error {
+	return e.deleteTopic(ctx, name, nil)
+}
+
+// DeleteTopicID is DeleteTopic of the topic named name only while its id
+// is id (DeleteTopics by topic id): if the name was deleted and created
+// again since the caller looked id up, the new topic stays and
+// ErrUnknownTopic is returned.
+func (e *Engine) DeleteTopicID(ctx context.Context, name string, id [16]byte) error {
+	return e.deleteTopic(ctx, name, &id)
+}
+
+func (e *Engine) deleteTopic(ctx context.Context, name string, id *[16]byte) error {
 	e.adminMu.Lock()
 	defer e.adminMu.Unlock()
 	top := e.Topic(name)
-	if top == nil {
+	if top == nil || (id != nil && top.ID != *id) {
 		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
 	if LegalHold(top.Topic) {
