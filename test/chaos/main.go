@@ -388,7 +388,7 @@ func Summary(cfg Config, results []*RunResult) string {
 		build = "BROKEN build (-tags chaosbroken)"
 	}
 	fmt.Fprintf(&b, "\n## Chaos campaign: seed %d, %d runs, %s\n\n", cfg.Seed, len(results), build)
-	fmt.Fprintln(&b, "| run | seed | minutes | faults | sent | acked | indeterminate (recovered) | transactions (aborted) | polled | final read | lost | duplicated | unexpected | inconsistent | non-monotonic | poll skips | group skips | aborted reads | torn txns | verdict |")
+	fmt.Fprintln(&b, "| run | seed | minutes | faults | sent | acked | indeterminate (recovered) | transactions (aborted, failed) | polled | final read | lost | duplicated | unexpected | inconsistent | non-monotonic | poll skips | group skips | aborted reads | torn txns | verdict |")
 	fmt.Fprintln(&b, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	var tot checker.Result
 	totFaults, totMin := 0, 0.0
@@ -422,18 +422,19 @@ func Summary(cfg Config, results []*RunResult) string {
 		tot.GroupSkips += c.GroupSkips
 		tot.Txns += c.Txns
 		tot.TxnAborted += c.TxnAborted
+		tot.TxnFailed += c.TxnFailed
 		tot.AbortedReads += c.AbortedReads
 		tot.TornTxns += c.TornTxns
 		v := "ok"
 		if !r.OK() {
 			v = "**" + strings.SplitN(verdict(r), ":", 2)[0] + "**"
 		}
-		fmt.Fprintf(&b, "| %d | %d | %.1f | %d | %d | %d | %d (%d) | %d (%d) | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s |\n",
-			r.Run, r.Seed, r.Seconds/60, nf, c.Sent, c.Acked, c.Indeterminate, c.Recovered, c.Txns, c.TxnAborted, c.Polled, c.FinalRecords,
+		fmt.Fprintf(&b, "| %d | %d | %.1f | %d | %d | %d | %d (%d) | %d (%d, %d) | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s |\n",
+			r.Run, r.Seed, r.Seconds/60, nf, c.Sent, c.Acked, c.Indeterminate, c.Recovered, c.Txns, c.TxnAborted, c.TxnFailed, c.Polled, c.FinalRecords,
 			c.Lost, c.Duplicated, c.Unexpected, c.Inconsistent, c.NonMonotonic, c.PollSkips, c.GroupSkips, c.AbortedReads, c.TornTxns, v)
 	}
-	fmt.Fprintf(&b, "| **all** | | %.1f | %d | %d | %d | %d (%d) | %d (%d) | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | |\n\n",
-		totMin, totFaults, tot.Sent, tot.Acked, tot.Indeterminate, tot.Recovered, tot.Txns, tot.TxnAborted, tot.Polled, tot.FinalRecords,
+	fmt.Fprintf(&b, "| **all** | | %.1f | %d | %d | %d | %d (%d) | %d (%d, %d) | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | |\n\n",
+		totMin, totFaults, tot.Sent, tot.Acked, tot.Indeterminate, tot.Recovered, tot.Txns, tot.TxnAborted, tot.TxnFailed, tot.Polled, tot.FinalRecords,
 		tot.Lost, tot.Duplicated, tot.Unexpected, tot.Inconsistent, tot.NonMonotonic, tot.PollSkips, tot.GroupSkips, tot.AbortedReads, tot.TornTxns)
 	fmt.Fprintln(&b, "| fault | injected and shown |")
 	fmt.Fprintln(&b, "| --- | --- |")

@@ -143,8 +143,16 @@ func TestTransactions(t *testing.T) {
 			final("x1", 2, 0), final("x2", 3, 0))
 	}
 	r := Check(base(), true)
-	if !r.Valid() || r.Txns != 2 || r.TxnAborted != 1 || r.Acked != 5 {
+	if !r.Valid() || r.Txns != 2 || r.TxnAborted != 1 || r.TxnFailed != 0 || r.Acked != 5 {
 		t.Fatalf("healthy transactions: %+v", r)
+	}
+	// Aborted because a produce failed, and an EndTxn that failed: valid,
+	// but counted as failed (the aborted on purpose above is not).
+	forced := txn("z1", "t1#3", Aborted, -1, -1)
+	forced.Err = "INVALID_TXN_STATE"
+	r = Check(append(base(), forced, txn("w1", "t1#4", Info, -1, -1)), true)
+	if !r.Valid() || r.Txns != 4 || r.TxnAborted != 2 || r.TxnFailed != 2 {
+		t.Errorf("failed transactions not counted: %+v", r)
 	}
 	r = Check(append(base(), poll("c1", 2, []int64{1}, "y1")), true)
 	if r.AbortedReads != 1 || r.Valid() {
