@@ -103,16 +103,16 @@ type Anomaly struct {
 
 // Result is what the checker found in one history.
 type Result struct {
-	Sent          int `json:"sent"`          // values producers tried to send
-	Acked         int `json:"acked"`         // acknowledged (or committed in a transaction)
-	Txns          int `json:"txns"`          // transactions ended (committed, aborted or unknown)
-	TxnAborted    int `json:"txns_aborted"`  // transactions aborted
+	Sent       int `json:"sent"`         // values producers tried to send
+	Acked      int `json:"acked"`        // acknowledged (or committed in a transaction)
+	Txns       int `json:"txns"`         // transactions ended (committed, aborted or unknown)
+	TxnAborted int `json:"txns_aborted"` // transactions aborted
 	// TxnFailed counts the transactions the workload did not end as it
 	// meant to: aborted because a produce failed (the op's Err), or whose
 	// EndTxn failed (info). Not an anomaly (faults fail transactions),
 	// but a share well above the faults' is a broker refusing what it
 	// should take.
-	TxnFailed int `json:"txns_failed"`
+	TxnFailed     int `json:"txns_failed"`
 	Indeterminate int `json:"indeterminate"` // not acknowledged (may or may not be written)
 	Recovered     int `json:"recovered"`     // indeterminate, yet in the final read
 	Polled        int `json:"polled"`        // records consumers received (with repeats)
