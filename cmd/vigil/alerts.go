@@ -77,14 +77,9 @@ func alertsMain(args []string, stdout, stderr io.Writer, getenv func(string) str
 			return cliflag.ExitUsage
 		}
 	}
-	if err := sec.Validate(); err != nil {
-		cliflag.Errorf(stderr, fs.Name(), "%v", err)
-		return cliflag.ExitUsage
-	}
-	opts, err := sec.Opts()
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
-		return 1
+	opts, code := clientOptions(stderr, fs.Name(), sec)
+	if code != 0 {
+		return code
 	}
 	filter := alerts.Filter{MinSeverity: minSev, Rule: *rule, Host: *host, User: *user}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

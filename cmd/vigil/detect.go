@@ -104,14 +104,9 @@ when the rule files change.`)
 			cliflag.Errorf(stderr, fs.Name(), "%v", err)
 			return cliflag.ExitUsage
 		}
-		if err := sec.Validate(); err != nil {
-			cliflag.Errorf(stderr, fs.Name(), "%v", err)
-			return cliflag.ExitUsage
-		}
-		clientOpts, err := sec.Opts()
-		if err != nil {
-			fmt.Fprintf(stderr, "vigil detect: %v\n", err)
-			return 1
+		clientOpts, code := clientOptions(stderr, fs.Name(), sec)
+		if code != 0 {
+			return code
 		}
 		cfg := detectpkg.Config{ClientOpts: clientOpts,
 			Brokers: strings.Split(*brokers, ","), Group: *group, AlertsTopic: *alerts, StateTopic: *stateTopic, MaxGroups: *maxGroups,

@@ -75,14 +75,9 @@ enriched topics: vigil detect --topic-regex '^enriched\.'`)
 		cliflag.Errorf(stderr, fs.Name(), "%v", err)
 		return cliflag.ExitUsage
 	}
-	if err := sec.Validate(); err != nil {
-		cliflag.Errorf(stderr, fs.Name(), "%v", err)
-		return cliflag.ExitUsage
-	}
-	clientOpts, err := sec.Opts()
-	if err != nil {
-		fmt.Fprintf(stderr, "vigil enrich: %v\n", err)
-		return 1
+	clientOpts, code := clientOptions(stderr, fs.Name(), sec)
+	if code != 0 {
+		return code
 	}
 	cfg := enrich.Config{Brokers: splitList(*brokers), Group: *group, Topics: splitList(*topics), OutputPrefix: *prefix,
 		AlertsTopic: *alerts, IntelRegex: *intelRegex, AssetsTopic: *assets, IdentitiesTopic: *identities,
@@ -149,14 +144,9 @@ func enrichLoad(args []string, stdout, stderr io.Writer, getenv func(string) str
 		cliflag.Errorf(stderr, fs.Name(), "--action %q: want alert or context", *action)
 		return cliflag.ExitUsage
 	}
-	if err := sec.Validate(); err != nil {
-		cliflag.Errorf(stderr, fs.Name(), "%v", err)
-		return cliflag.ExitUsage
-	}
-	clientOpts, err := sec.Opts()
-	if err != nil {
-		fmt.Fprintf(stderr, "vigil enrich load: %v\n", err)
-		return 1
+	clientOpts, code := clientOptions(stderr, fs.Name(), sec)
+	if code != 0 {
+		return code
 	}
 	var recs []enrich.KV
 	replacePrefix := ""

@@ -88,14 +88,9 @@ same findings, with the same finding uids, as vigil detect gave live.`)
 		cliflag.Errorf(stderr, fs.Name(), "%v", err)
 		return cliflag.ExitUsage
 	}
-	if err := sec.Validate(); err != nil {
-		cliflag.Errorf(stderr, fs.Name(), "%v", err)
-		return cliflag.ExitUsage
-	}
-	clientOpts, err := sec.Opts()
-	if err != nil {
-		fmt.Fprintf(stderr, "vigil hunt: %v\n", err)
-		return 1
+	clientOpts, code := clientOptions(stderr, fs.Name(), sec)
+	if code != 0 {
+		return code
 	}
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()

@@ -90,13 +90,9 @@ func ingestMain(args []string, stderr io.Writer, getenv func(string) string) int
 		cliflag.Errorf(stderr, fs.Name(), "--http-token-file: %v", err)
 		return cliflag.ExitUsage
 	}
-	if err := sec.Validate(); err != nil {
-		cliflag.Errorf(stderr, fs.Name(), "%v", err)
-		return cliflag.ExitUsage
-	}
-	if cfg.ClientOpts, err = sec.Opts(); err != nil {
-		fmt.Fprintf(stderr, "vigil ingest: %v\n", err)
-		return 1
+	var code int
+	if cfg.ClientOpts, code = clientOptions(stderr, fs.Name(), sec); code != 0 {
+		return code
 	}
 	for uid, p := range topicFlags {
 		cfg.Topics[uid] = *p

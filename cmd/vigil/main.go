@@ -13,9 +13,11 @@ import (
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	vbench "github.com/vigilhq/vigil/bench"
 	"github.com/vigilhq/vigil/internal/admincli"
+	"github.com/vigilhq/vigil/internal/clientsec"
 	"github.com/vigilhq/vigil/internal/cliflag"
 
 	"github.com/vigilhq/vigil/internal/config"
@@ -199,4 +201,21 @@ func startIngest(ctx context.Context, cfg config.Broker, broker string, reg prom
 	}
 	log.Info("ingest listening", "syslog_tcp", in.SyslogTCPAddr(), "syslog_udp", in.SyslogUDPAddr(), "http", in.HTTPAddr())
 	return in, nil
+}
+
+// clientOptions checks a command's client security flags and builds the
+// franz-go options they give: a setting the protocol would ignore is a
+// usage error, a certificate or secret that cannot be read fails the
+// command (exit 1).
+func clientOptions(stderr io.Writer, name string, sec *clientsec.Config) ([]kgo.Opt, int) {
+	if err := sec.Validate(); err != nil {
+		cliflag.Errorf(stderr, name, "%v", err)
+		return nil, cliflag.ExitUsage
+	}
+	opts, err := sec.Opts()
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return nil, 1
+	}
+	return opts, 0
 }
