@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"syscall"
 	"testing"
@@ -46,9 +47,23 @@ func TestTxnClusterCoordinatorKilled(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 12, 1, nil, topic); err != nil {
 		t.Fatal(err)
 	}
-	leaders := leadersOf(t, ctx, adm, topic, nil)
-
-	coord := findTxnCoordinator(t, ctx, admCl, txnID)
+	// Leadership settles a moment after the last broker joins (each
+	// partition whose rendezvous owner is the newcomer is handed over):
+	// the coordinator and leaders are read once they have held for 3s,
+	// or the broker paused below may turn out to be the coordinator.
+	var (
+		leaders map[int32]int32
+		coord   int32
+	)
+	for since := time.Now(); ; {
+		l, co := leadersOf(t, ctx, adm, topic, nil), findTxnCoordinator(t, ctx, admCl, txnID)
+		if co != coord || !maps.Equal(l, leaders) {
+			leaders, coord, since = l, co, time.Now()
+		} else if time.Since(since) >= 3*time.Second {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 	paused := int32(-1) // a broker leading partitions of the topic, not the coordinator
 	for _, l := range leaders {
 		if l != coord {
