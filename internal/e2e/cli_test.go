@@ -21,6 +21,7 @@ import (
 // TestVersion checks that both spellings print the module version, the
 // commit the binary was built from and the Go version.
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	root, err := moduleRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +49,7 @@ func TestVersion(t *testing.T) {
 // TestFlagErrors checks that a bad flag gives one line with a hint, not
 // the whole usage (twice), and exit status 2.
 func TestFlagErrors(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"serve", "--lisen", "x"},
 		{"ingest", "--bogus"},
@@ -93,6 +95,7 @@ func TestFlagErrors(t *testing.T) {
 // TestBindBeforeCreate starts vigil serve on a port in use: it must fail
 // without creating its data directory, and the same for the admin port.
 func TestBindBeforeCreate(t *testing.T) {
+	t.Parallel()
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +124,7 @@ func TestBindBeforeCreate(t *testing.T) {
 // inside) and to vigil ingest: each logs it, keeps running and keeps
 // taking records, and shuts down cleanly on SIGTERM afterwards.
 func TestSIGHUPKeepsServeAndIngest(t *testing.T) {
+	t.Parallel()
 	syslogAddr := freeAddr(t)
 	b := startBroker(t, "", t.TempDir(), "--ingest-syslog-tcp", syslogAddr)
 	waitLog(t, b.log, "ingest listening")

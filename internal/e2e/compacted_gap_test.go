@@ -19,6 +19,7 @@ import (
 // compacted topic on Kafka. kcat (librdkafka), kafka-python, sarama and
 // franz-go each read from offset 6 and must get exactly offsets 8-10.
 func TestCompactedGapClients(t *testing.T) {
+	t.Parallel()
 	b := startBroker(t, "", t.TempDir(), "--retention-check-interval", "200ms", "--object-delete-delay", "1s")
 	const topic = "gaps"
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(50*time.Millisecond),

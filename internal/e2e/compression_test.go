@@ -25,6 +25,7 @@ import (
 // compression.type=gzip; a raw Fetch finds every stored batch in the
 // topic's codec, and kcat reads every line back, in order.
 func TestKcatRecompressed(t *testing.T) {
+	t.Parallel()
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
 		t.Fatal("kcat not installed: apt-get install -y kcat (see .ci/install)")
@@ -127,6 +128,7 @@ func storedCodecs(t *testing.T, addr, topic string, end int64) map[int16]int {
 // the committed records at the offsets their delivery reports gave (its
 // read_uncommitted one sees the aborted ones too).
 func TestTxnClientConfluentRecompressed(t *testing.T) {
+	t.Parallel()
 	b := startBroker(t, "", t.TempDir(), append([]string{"--compression-type", "zstd"}, txnClientBrokerFlags...)...)
 	createTopic(t, b.addr, "cfz-in", 1)
 	var produced struct{ Committed, Aborted []txnRecord }

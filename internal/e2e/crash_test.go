@@ -42,6 +42,7 @@ func parseCrashID(v []byte) (int64, bool) {
 // its acknowledged offset, with no duplicates and no offset gaps, and that
 // new records continue right after the old end.
 func TestCrashDurability(t *testing.T) {
+	t.Parallel()
 	crashDurability(t, t.TempDir())
 }
 

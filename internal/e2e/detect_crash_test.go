@@ -116,6 +116,7 @@ func (d *detector) stop() {
 // restarts it, and checks that every event's alert (finding uid) is in the
 // alerts topic at least once and that the group ends fully committed.
 func TestDetectCrashNoAlertLost(t *testing.T) {
+	t.Parallel()
 	n := 3000
 	if testing.Short() {
 		n = 600

@@ -45,6 +45,7 @@ func sigmaCase(t *testing.T, id, ruleFile string) (rule, event []byte) {
 // directory polling off, sees X's event pass without an alert, adds X's
 // file, sends SIGHUP, and expects an alert for X's next event.
 func TestDetectSIGHUPReload(t *testing.T) {
+	t.Parallel()
 	const (
 		aID   = "9fc3072c-dc8f-4bf7-b231-18950000fadd"
 		aFile = "rules/windows/process_creation/proc_creation_win_driverquery_recon.yml"

@@ -27,6 +27,7 @@ import (
 // itself, right after the last acknowledged offset, and after a restart
 // everything is still there.
 func TestDiskFull(t *testing.T) {
+	t.Parallel()
 	mnt := filepath.Join(t.TempDir(), "disk")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)

@@ -110,6 +110,7 @@ func (e *exporter) wait(within time.Duration) error {
 // the test would not have exercised what the ids are for. A proxy in
 // front of ZincSearch counts the sends of each id.
 func TestExportKilled(t *testing.T) {
+	t.Parallel()
 	const (
 		topic = "ocsf.exportkill"
 		kills = 6

@@ -18,6 +18,7 @@ import (
 // broker, and checks after the restart that every group's offset is its
 // last acknowledged commit, or the one that was in flight at the kill.
 func TestCrashCommittedOffsets(t *testing.T) {
+	t.Parallel()
 	target := int64(20_000)
 	if testing.Short() {
 		target = 3_000

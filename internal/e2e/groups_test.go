@@ -18,6 +18,7 @@ import (
 // and commit; the broker then holds their committed offsets at the end of
 // every partition.
 func TestGroupClients(t *testing.T) {
+	t.Parallel()
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
 		t.Fatal("kcat not installed: apt-get install -y kcat (see .ci/install)")

@@ -70,6 +70,7 @@ func endOffset(t *testing.T, ctx context.Context, adm *kadm.Client, topic string
 // it once. Recovery from the metadata store alone (the WAL removed by a
 // clean shutdown) is server.TestIdempotentProduce.
 func TestIdempotentRetryAfterCrash(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		flags    []string

@@ -18,6 +18,7 @@ import (
 // with each codec and acks=all, a group reader that commits and resumes,
 // and offsets by time.
 func TestKafkaGo(t *testing.T) {
+	t.Parallel()
 	b := startBroker(t, "", t.TempDir())
 	addr := kafka.TCP(b.addr)
 	client := &kafka.Client{Addr: addr, Timeout: 30 * time.Second}

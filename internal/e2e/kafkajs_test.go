@@ -14,6 +14,7 @@ import (
 // offsets by time, against a broker. .ci/install installs KafkaJS (pinned in
 // the folder's package-lock.json) with npm ci.
 func TestKafkaJS(t *testing.T) {
+	t.Parallel()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatalf("node is not installed: apt-get install -y nodejs npm, then npm ci --prefix internal/e2e/testdata/kafkajs (see .ci/install)")

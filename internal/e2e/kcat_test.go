@@ -14,6 +14,7 @@ import (
 // TestKcat lists metadata with kcat -L and round-trips 10,000 lines through
 // kcat -P -l and kcat -C -e.
 func TestKcat(t *testing.T) {
+	t.Parallel()
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
 		// A missing client must fail, not pass quietly: .ci/install installs it.
@@ -91,6 +92,7 @@ func TestKcat(t *testing.T) {
 // newest value of each key, at the offset it was written at, across the
 // offsets the cleaner removed.
 func TestKcatCompacted(t *testing.T) {
+	t.Parallel()
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
 		t.Fatal("kcat not installed: apt-get install -y kcat (see .ci/install)")

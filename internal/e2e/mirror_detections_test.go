@@ -27,6 +27,7 @@ import (
 // the same events; exit 1 and one line per finding of an event written to
 // the destination only, naming its record and uid.
 func TestMirrorCompareDetectionsCLI(t *testing.T) {
+	t.Parallel()
 	data := sigmatest.Data(t)
 	rules := filepath.Join(data, "rules", "windows", "process_creation")
 	dir := filepath.Join(data, "regression_data", "rules", "windows", "process_creation")

@@ -27,6 +27,7 @@ import (
 // one header differs; exit 2 for a bad command line, a subcommand that
 // does not exist and a source that cannot be reached.
 func TestMirrorVerifyCLI(t *testing.T) {
+	t.Parallel()
 	src, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)

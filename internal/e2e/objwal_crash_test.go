@@ -16,6 +16,7 @@ var recoveredLine = regexp.MustCompile(`msg="storage recovered".* wal=(\w+) wal_
 // lives only in the object store: nothing is written under DATA-DIR/wal,
 // and the restart replays the tail from the chunk objects.
 func TestObjectWALCrashDurability(t *testing.T) {
+	t.Parallel()
 	dataDir := t.TempDir()
 	b2 := crashDurability(t, dataDir, "--wal", "object", "--node-id", "3")
 

@@ -13,6 +13,7 @@ const python = "/usr/bin/python3"
 // TestPython round-trips 1,000 messages through kafka-python and
 // confluent-kafka (librdkafka) scripts in testdata.
 func TestPython(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, module, script string }{
 		{"kafka-python", "kafka", "kafka_python_roundtrip.py"},
 		{"confluent-kafka", "confluent_kafka", "confluent_roundtrip.py"},

@@ -26,6 +26,7 @@ import (
 // knows KIP-467 or not, the others with _INVALID_DIFFERENT_RECORD or with
 // the batch; it resends the keyed ones and reads back exactly those.
 func TestConfluentRecordErrors(t *testing.T) {
+	t.Parallel()
 	if out, err := exec.Command(python, "-c", "import confluent_kafka").CombinedOutput(); err != nil {
 		t.Fatalf("%s cannot import confluent_kafka (%v): %s; apt-get install -y python3-confluent-kafka (see .ci/install)", python, err, out)
 	}
@@ -58,6 +59,7 @@ const (
 // 2.12 applies RecordErrors only when they name more than one record:
 // with a single bad record it fails the whole batch with INVALID_RECORD.)
 func TestRdkafkaRecordErrors(t *testing.T) {
+	t.Parallel()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatalf("node is not installed: apt-get install -y nodejs npm, then npm ci --prefix internal/e2e/testdata/rdkafka (see .ci/install)")

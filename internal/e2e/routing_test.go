@@ -306,6 +306,7 @@ func (r *routingRig) check(events int64, wants []want) {
 // TestRoutingLinux: sshd, sudo and auditd over syslog TCP, SigmaHQ's
 // rules/linux plus the issue's own sshd rule.
 func TestRoutingLinux(t *testing.T) {
+	t.Parallel()
 	own := t.TempDir()
 	if err := os.WriteFile(filepath.Join(own, "sshd_failed.yml"), []byte(`title: SSH failed password
 id: 0d0e9f38-7a2b-4d3c-9b1e-5f6a7b8c9d01
@@ -373,6 +374,7 @@ var zeekRecords = []string{
 // TestRoutingZeek: a Zeek capture in both field styles over HTTP, and
 // SigmaHQ's rules/network/zeek.
 func TestRoutingZeek(t *testing.T) {
+	t.Parallel()
 	r := newRoutingRig(t, "rules/network/zeek")
 	dotted := strings.Join(zeekRecords, "\n")
 	underscored := strings.NewReplacer(`"id.`, `"id_`, `"certificate.`, `"certificate_`).Replace(dotted)
@@ -399,6 +401,7 @@ func TestRoutingZeek(t *testing.T) {
 // records; and SigmaHQ's rules/cloud, rules/identity/okta and
 // rules/application/github.
 func TestRoutingCloud(t *testing.T) {
+	t.Parallel()
 	r := newRoutingRig(t, "rules/cloud", "rules/identity/okta", "rules/application/github")
 	trail := func(name, source, extra string) string {
 		return `{"eventVersion":"1.08","userIdentity":{"type":"IAMUser","principalId":"AIDAEXAMPLE","arn":"arn:aws:iam::111122223333:user/mallory","accountId":"111122223333","userName":"mallory"},` +

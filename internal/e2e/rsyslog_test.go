@@ -68,6 +68,7 @@ func waitListening(t *testing.T, addr string) {
 // the broker. The OCSF topics get the right classes and fields, and the
 // raw topic gets the lines.
 func TestRsyslog(t *testing.T) {
+	t.Parallel()
 	rsyslogd, err := exec.LookPath("rsyslogd")
 	if err != nil {
 		rsyslogd = "/usr/sbin/rsyslogd"
@@ -211,6 +212,7 @@ func consumeJSON(t *testing.T, ctx context.Context, addr, topic string, n int) [
 // Sigma correlation rule on them: once for the source that failed eight
 // times within a minute, never for the one that failed twice.
 func TestRsyslogCorrelation(t *testing.T) {
+	t.Parallel()
 	rsyslogd, err := exec.LookPath("rsyslogd")
 	if err != nil {
 		rsyslogd = "/usr/sbin/rsyslogd"

@@ -18,6 +18,7 @@ import (
 // version (clamped to what ApiVersions advertises), so the oldest version
 // with headers and idempotence, its default and its newest are each run.
 func TestSarama(t *testing.T) {
+	t.Parallel()
 	b := startBroker(t, "", t.TempDir())
 	for _, v := range []sarama.KafkaVersion{sarama.V0_11_0_0, sarama.DefaultVersion, sarama.MaxVersion} {
 		t.Run(v.String(), func(t *testing.T) {

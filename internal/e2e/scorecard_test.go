@@ -19,6 +19,7 @@ import (
 // flags (ACLs enforced, anonymous clients refused), bad usage and an
 // unreachable cluster (exit 2).
 func TestScorecardCLI(t *testing.T) {
+	t.Parallel()
 	run := func(args ...string) (stdout, stderr string, code int) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -62,6 +62,7 @@ func startsWithShellShebang(path string) bool {
 // TestShellcheck runs Debian's shellcheck over every shell script in the
 // repository, CI's own included.
 func TestShellcheck(t *testing.T) {
+	t.Parallel()
 	shellcheck, err := exec.LookPath("shellcheck")
 	if err != nil {
 		t.Fatal("shellcheck not installed: apt-get install -y shellcheck (see .ci/install)")
@@ -88,6 +89,7 @@ func TestShellcheck(t *testing.T) {
 // the place of a command, a broken package list) fails here rather than
 // only on the first machine that lacks a package.
 func TestInstallDryRun(t *testing.T) {
+	t.Parallel()
 	root, err := moduleRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -108,6 +110,7 @@ func TestInstallDryRun(t *testing.T) {
 		"go install github.com/versity/versitygw/cmd/versitygw@",
 		"go install github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@",
 		"build_zincsearch v",
+		"build_otelhec ",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry run lacks %q:\n%s", want, out)

@@ -209,6 +209,7 @@ func sameLines(t *testing.T, got []byte, want []string) {
 // consumed back. A wrong password fails with librdkafka's SASL
 // authentication error, and the broker keeps serving.
 func TestSecurityKcat(t *testing.T) {
+	t.Parallel()
 	kcat := lookKcat(t)
 	sb := startSecureBroker(t, certstest.NewCA(t, "vigil-e2e-ca"), []string{"SASL_PLAINTEXT", "SASL_SSL"})
 	sb.addSCRAMUsers(t, map[string]string{"kcat-user": "kcat-secret"})
@@ -266,6 +267,7 @@ func TestSecurityKcat(t *testing.T) {
 // certificate of the same CA is refused with TOPIC_AUTHORIZATION_FAILED,
 // and so is the first once its ACL is deleted.
 func TestSecurityKcatMutualTLS(t *testing.T) {
+	t.Parallel()
 	kcat := lookKcat(t)
 	ca := certstest.NewCA(t, "vigil-e2e-ca")
 	// PLAINTEXT's principal, User:ANONYMOUS, is the super user that sets
@@ -329,6 +331,7 @@ func TestSecurityKcatMutualTLS(t *testing.T) {
 // over SASL_PLAINTEXT with PLAIN: each produces, consumes in a group and
 // commits (testdata/security/python_clients.py).
 func TestSecurityPython(t *testing.T) {
+	t.Parallel()
 	for _, module := range []string{"kafka", "confluent_kafka"} {
 		if out, err := exec.Command(python, "-c", "import "+module).CombinedOutput(); err != nil {
 			t.Fatalf("%s cannot import %s (%v): %s; apt-get install -y python3-kafka python3-confluent-kafka (see .ci/install)", python, module, err, out)
@@ -371,6 +374,7 @@ func runScript(t *testing.T, name string, args ...string) {
 // SCRAM-SHA-512 (testdata/security/kafkajs_sasl.js): produce, a consumer
 // group that commits, and a wrong password refused.
 func TestSecurityKafkaJS(t *testing.T) {
+	t.Parallel()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatalf("node is not installed: apt-get install -y nodejs npm, then npm ci --prefix internal/e2e/testdata/kafkajs (see .ci/install)")
@@ -463,6 +467,7 @@ func saramaSCRAM(mech, user, pass string, hs int16, pool *x509.CertPool) *sarama
 // (bare tokens): a producer and a partition consumer. A wrong password is
 // refused with SASL_AUTHENTICATION_FAILED.
 func TestSecuritySarama(t *testing.T) {
+	t.Parallel()
 	sb := startSecureBroker(t, certstest.NewCA(t, "vigil-e2e-ca"), []string{"SASL_SSL"})
 	sb.addSCRAMUsers(t, map[string]string{"sarama-user": "sarama-secret"})
 	pool := certPool(t, sb.ca.File)
@@ -653,6 +658,7 @@ func franzMetadataErr(opts ...kgo.Opt) error {
 // certificate's subject is the principal, and a client without one is
 // refused.
 func TestSecurityFranzGo(t *testing.T) {
+	t.Parallel()
 	t.Run("OAUTHBEARER", func(t *testing.T) {
 		idp := newJWTIssuer(t, "vigil-e2e-key")
 		sb := startSecureBroker(t, certstest.NewCA(t, "vigil-e2e-ca"), []string{"SASL_SSL"}, oauthFlags(idp.writeJWKS(t))...)
@@ -705,6 +711,7 @@ func TestSecurityFranzGo(t *testing.T) {
 // credentials, KIP-768) where librdkafka is built with it. librdkafka's
 // built-in unsecured token (alg none) is refused.
 func TestSecurityLibrdkafkaOAuth(t *testing.T) {
+	t.Parallel()
 	kcat := lookKcat(t)
 	idp := newJWTIssuer(t, "vigil-e2e-key")
 	sb := startSecureBroker(t, certstest.NewCA(t, "vigil-e2e-ca"), []string{"SASL_SSL"}, oauthFlags(idp.writeJWKS(t))...)
@@ -777,6 +784,7 @@ func TestSecurityLibrdkafkaOAuth(t *testing.T) {
 // expired, as Kafka does, and confluent-kafka reconnects and delivers
 // every message all the same.
 func TestSecurityReauthentication(t *testing.T) {
+	t.Parallel()
 	run := 6 * time.Second
 	if testing.Short() {
 		run = 3 * time.Second

@@ -24,6 +24,7 @@ import (
 // sent over syslog becomes an alert, and the broker logged both as the
 // pipeline's user.
 func TestSecurePipeline(t *testing.T) {
+	t.Parallel()
 	sb := startSecureBroker(t, certstest.NewCA(t, "pipeline-ca"), []string{"SASL_SSL"})
 	sb.addSCRAMUsers(t, map[string]string{"pipeline": "pipeline-secret"})
 	pass := filepath.Join(t.TempDir(), "pass")

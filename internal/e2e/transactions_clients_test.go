@@ -84,6 +84,7 @@ func confluentTxn(t *testing.T, out any, args ...string) {
 // and the group's committed offsets, and the offsets are checked here
 // again with franz-go.
 func TestTxnClientConfluent(t *testing.T) {
+	t.Parallel()
 	b := startBroker(t, "", t.TempDir(), txnClientBrokerFlags...)
 	createTopic(t, b.addr, "cf-in-a", 3)
 	createTopic(t, b.addr, "cf-in-b", 2)
@@ -130,6 +131,7 @@ func TestTxnClientConfluent(t *testing.T) {
 // INVALID_PRODUCER_EPOCH), and read_committed readers see only the last
 // producer's records while read_uncommitted ones see the zombies' too.
 func TestTxnClientConfluentFencing(t *testing.T) {
+	t.Parallel()
 	b := startBroker(t, "", t.TempDir(), txnClientBrokerFlags...)
 	createTopic(t, b.addr, "cf-fence", 2)
 	confluentTxn(t, nil, "fence", b.addr, "cf-fenced-id", "cf-fence")
@@ -168,6 +170,7 @@ func txnLine(r txnRecord) string {
 // transaction.timeout.ms, and then a later committed transaction on the
 // partition becomes visible.
 func TestTxnClientKcat(t *testing.T) {
+	t.Parallel()
 	kcat := lookKcat(t)
 	b := startBroker(t, "", t.TempDir(), txnClientBrokerFlags...)
 	const topic = "kcat-txn"
@@ -311,6 +314,7 @@ func checkTxnLines(t *testing.T, label string, got []string, want, aborted map[s
 // transactions (send, sendBatch, commit, abort, sendOffsets) and
 // read_committed consumers, in the setup TestKafkaJS uses.
 func TestTxnClientKafkaJS(t *testing.T) {
+	t.Parallel()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatalf("node is not installed: apt-get install -y nodejs npm, then npm ci --prefix internal/e2e/testdata/kafkajs (see .ci/install)")
@@ -340,6 +344,7 @@ func TestTxnClientKafkaJS(t *testing.T) {
 // PRODUCER_FENCED (KIP-588, Kafka 2.7), so the fenced commit gets
 // INVALID_PRODUCER_EPOCH there and PRODUCER_FENCED at the newest version.
 func TestTxnClientSarama(t *testing.T) {
+	t.Parallel()
 	b := startBroker(t, "", t.TempDir(), txnClientBrokerFlags...)
 	for _, v := range []sarama.KafkaVersion{sarama.V2_5_0_0, sarama.MaxVersion} {
 		t.Run(v.String(), func(t *testing.T) {
