@@ -1,5 +1,6 @@
 // Package exporttest is what the export tests share: the real receivers
-// of package receiver (ZincSearch, VictoriaLogs) started for a test and
+// of package receiver (ZincSearch, VictoriaLogs, the OpenTelemetry
+// Collector's Splunk HEC receiver) started for a test and
 // stopped at its end, a broker in the test process, test events, and two
 // proxies that stand in front of the receivers to inject what they never
 // do on demand: per-item errors, throttling, TLS client certificates and
@@ -22,6 +23,8 @@ import (
 type (
 	Zinc         = receiver.Zinc
 	VictoriaLogs = receiver.VictoriaLogs
+	OtelHEC      = receiver.OtelHEC
+	HECEvent     = receiver.HECEvent
 )
 
 // Need returns the path of a receiver's binary, or skips t without it
@@ -73,4 +76,23 @@ func StartVictoriaLogs(t testing.TB) *VictoriaLogs {
 		}
 	})
 	return v
+}
+
+// StartOtelHEC starts the OpenTelemetry Collector's Splunk HEC receiver
+// for t, accepting token (indexer acknowledgement on if ack), and stops
+// it at t's cleanup; it skips t without the binary.
+func StartOtelHEC(t testing.TB, token string, ack bool) *OtelHEC {
+	t.Helper()
+	bin := Need(t, "otelhec", receiver.OtelHECInstall)
+	o, err := receiver.LaunchOtelHEC(bin, t.TempDir(), token, ack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		o.Stop()
+		if t.Failed() {
+			t.Logf("otelhec output:\n%s", o.Output())
+		}
+	})
+	return o
 }

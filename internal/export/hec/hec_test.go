@@ -133,3 +133,73 @@ func TestBusyAndBadToken(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// TestOtelCollector delivers to a Splunk HEC implementation Vigil did not
+// write: the OpenTelemetry Collector's splunkhecreceiver, with its token
+// check and its indexer acknowledgement (the ack extension). Every record
+// arrives once, with its sourcetype and id, the offsets are committed
+// only as far as the collector acknowledged, and a wrong token is refused
+// by the collector and retried, never dead-lettered.
+func TestOtelCollector(t *testing.T) {
+	const token = "4f1c0a5e-otel-hec-token"
+	o := exporttest.StartOtelHEC(t, token, true)
+	addr := exporttest.StartBroker(t)
+	const n = 150
+	exporttest.Produce(t, addr, "ocsf.otel", 2, 0, n)
+
+	bad := newJob(t, addr, "otel", "ocsf.otel", hec.Config{URL: o.URL(), Token: "not-" + token, Ack: true, AckPoll: 50 * time.Millisecond})
+	r := exporttest.Run(t, bad.Run)
+	exporttest.Wait(t, 30*time.Second, "a refused batch", func() bool { return bad.Stats().Retried > 0 })
+	r.Stop()
+	evs, err := o.Events()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := exporttest.Committed(t, addr, "vigil-export-otel", "ocsf.otel"); c != 0 || bad.Stats().DeadLettered != 0 || len(evs) != 0 {
+		t.Fatalf("with a wrong token: committed %d, dead-lettered %d, received %d", c, bad.Stats().DeadLettered, len(evs))
+	}
+
+	good := newJob(t, addr, "otel", "ocsf.otel", hec.Config{URL: o.URL(), Token: token, Ack: true, AckPoll: 50 * time.Millisecond})
+	r = exporttest.Run(t, good.Run)
+	exporttest.Wait(t, 60*time.Second, "commit", func() bool {
+		c, e := exporttest.Committed(t, addr, "vigil-export-otel", "ocsf.otel")
+		return c == e
+	})
+	r.Stop()
+	if st := good.Stats(); st.Delivered != n || st.DeadLettered != 0 {
+		t.Errorf("stats %+v, want %d delivered", st, n)
+	}
+	var got []hecEvent
+	exporttest.Wait(t, 10*time.Second, "every event written out", func() bool {
+		evs, err := o.Events()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = got[:0]
+		for _, ev := range evs {
+			got = append(got, hecEvent(ev))
+		}
+		return len(got) >= n
+	})
+	seen := map[string]int{}
+	classes := map[float64]string{3002: "ocsf:authentication", 1007: "ocsf:process_activity", 2004: "ocsf:detection_finding"}
+	for _, ev := range got {
+		seen[ev.ID]++
+		cls, _ := ev.Body["class_uid"].(float64)
+		if ev.Sourcetype != classes[cls] || ev.Source != "vigil:ocsf.otel" {
+			t.Errorf("event %s: sourcetype %q source %q, want %q", ev.ID, ev.Sourcetype, ev.Source, classes[cls])
+		}
+	}
+	for _, rec := range exporttest.ReadTopic(t, addr, "ocsf.otel") {
+		id := export.RecordID(rec.Topic, rec.Partition, rec.Offset)
+		if seen[id] != 1 {
+			t.Errorf("record %s received %d times, want once", id, seen[id])
+		}
+		delete(seen, id)
+	}
+	if len(seen) > 0 {
+		t.Errorf("received events of no record: %v", seen)
+	}
+}
+
+type hecEvent = exporttest.HECEvent

@@ -8,12 +8,16 @@
 //   - VictoriaLogs (victoria-logs): an Elasticsearch `_bulk` endpoint and
 //     a Splunk HEC endpoint (/services/collector/event), fast enough to
 //     benchmark against; it appends every document it is sent, ids or
-//     not, so it also counts re-deliveries.
+//     not, so it also counts re-deliveries;
+//   - the OpenTelemetry Collector's Splunk HEC receiver (otelhec, built
+//     from the module in ./otelhec): Splunk's token check, channels and
+//     indexer acknowledgement as an implementation Vigil did not write.
 //
 // The binaries are looked up on PATH, then in $GOPATH/bin; .ci/install
 // builds them (`go install` for VictoriaLogs, a patched module build for
-// ZincSearch). The package has no test dependencies, so that `vigil bench
-// export` can start VictoriaLogs too; exporttest wraps it for tests.
+// ZincSearch, a build of ./otelhec). The package has no test
+// dependencies, so that `vigil bench export` can start VictoriaLogs too;
+// exporttest wraps it for tests.
 package receiver
 
 import (
