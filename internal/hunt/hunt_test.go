@@ -38,7 +38,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 // startBroker runs a broker in-process on a free port; its data reaches
 // segment objects quickly, so the hunt reads them back as a replay does.
-func startBroker(t *testing.T) string {
+func startBroker(t *testing.T, adjust ...func(*config.Broker)) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default()
@@ -48,6 +48,9 @@ func startBroker(t *testing.T) string {
 	cfg.UploadInterval = 100 * time.Millisecond
 	cfg.TailCacheBytes = 1 // uploaded batches leave memory: reads come from objects
 	cfg.GroupInitialRebalance = 100 * time.Millisecond
+	for _, f := range adjust {
+		f(&cfg)
+	}
 	srv, err := server.Start(context.Background(), cfg, testLogger(t))
 	if err != nil {
 		t.Fatalf("start broker: %v", err)

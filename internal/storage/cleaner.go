@@ -301,18 +301,25 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 	if target <= 0 {
 		target = e.opts.SegmentBytes
 	}
+	// The batch holding the log's last offset stays whole, as Kafka never
+	// cleans its active segment: a reader that reads up to the high
+	// watermark (an intel or asset table loading, a hunt to the end)
+	// waits for the record at hw-1, and a fetch cannot say that the
+	// offsets before hw are gone when no batch follows them.
+	_, hw := l.Offsets()
 	for _, s := range segs {
 		inBytes += s.Size
 		err := e.eachBatch(ctx, s, func(raw []byte, info batch.Info) error {
 			lastBatch, lastInfo = raw, info
 			var kept []byte
+			atEnd := info.LastOffset >= hw-1
 			switch {
 			case info.IsControl():
 				discard, abort, err := txns.onMarker(raw, info)
 				if err != nil {
 					return err
 				}
-				if discard && info.MaxTimestamp < markerHorizon {
+				if discard && info.MaxTimestamp < markerHorizon && !atEnd {
 					return nil
 				}
 				if abort != nil {
@@ -321,6 +328,8 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 				kept = raw
 			case txns.onData(info):
 				return nil // an aborted transaction's batch
+			case atEnd:
+				kept = raw
 			default:
 				var err error
 				if kept, err = batch.Filter(raw, e.cleaner.dec, &e.cleaner.comp, keep); err != nil || kept == nil {
