@@ -60,7 +60,9 @@ func (j *Job) Backfill(ctx context.Context, from, to time.Time, progress io.Writ
 		"from", from.Format(time.RFC3339), "to", to.Format(time.RFC3339))
 	var done, read, bytes int64
 	if total > 0 {
-		rd, err := kgo.NewClient(append(base, kgo.ConsumePartitions(want), kgo.FetchMaxBytes(32<<20))...)
+		// Control records (transaction markers) are kept only to see the
+		// reader pass them: a range can end at a marker.
+		rd, err := kgo.NewClient(append(base, kgo.ConsumePartitions(want), kgo.FetchMaxBytes(32<<20), kgo.KeepControlRecords())...)
 		if err != nil {
 			return err
 		}
@@ -83,14 +85,19 @@ func (j *Job) Backfill(ctx context.Context, from, to time.Time, progress io.Writ
 			f.EachRecord(func(r *kgo.Record) {
 				k := tp{r.Topic, r.Partition}
 				rg := left[k]
-				if rg == nil || r.Offset >= rg.End || r.Offset < next[k] {
+				if rg == nil {
 					return
 				}
-				done += r.Offset + 1 - next[k]
-				next[k] = r.Offset + 1
-				if next[k] >= rg.End {
+				n := next[k]
+				in, end, passed := rangeread.Step(&n, rg.End, r.Offset)
+				next[k] = n
+				done += passed
+				if end {
 					delete(left, k)
 					rd.PauseFetchPartitions(map[string][]int32{r.Topic: {r.Partition}})
+				}
+				if !in || r.Attrs.IsControl() {
+					return
 				}
 				read++
 				bytes += int64(len(r.Value))

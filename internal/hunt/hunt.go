@@ -229,21 +229,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (Stats, error) {
 			out = out[:0]
 			f.EachRecord(func(r *kgo.Record) {
 				pr2 := left[r.Topic][r.Partition]
-				if pr2 == nil || r.Offset < pr2.next {
+				if pr2 == nil {
 					return
 				}
-				past := r.Offset >= pr2.end
-				// A record past the range's end ends it too: the last
-				// offsets of the range may be gone (removed by the
-				// cleaner), and then no record ever reaches end-1.
-				consumed += min(r.Offset+1, pr2.end) - pr2.next
-				pr2.next = min(r.Offset+1, pr2.end)
-				if pr2.next >= pr2.end {
+				in, done, read := rangeread.Step(&pr2.next, pr2.end, r.Offset)
+				consumed += read
+				if done {
 					delete(left[r.Topic], r.Partition)
 					pending--
 					rd.PauseFetchPartitions(map[string][]int32{r.Topic: {r.Partition}})
 				}
-				if past || r.Attrs.IsControl() {
+				if !in || r.Attrs.IsControl() {
 					return
 				}
 				st.Bytes += int64(len(r.Value))

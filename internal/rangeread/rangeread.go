@@ -31,6 +31,22 @@ type Range struct {
 // Len is the number of offsets in the range.
 func (r Range) Len() int64 { return r.End - r.Start }
 
+// Step moves a partition's read position, next (the first offset of its
+// range not read yet), past a record at off of a range ending at end.
+// in says the record is inside the range and not seen before (the caller
+// uses it); done that the partition is now read to its end (the caller
+// stops fetching it); read is how many of the range's offsets it passed.
+// A record at or past end ends the range too: the range's last offsets
+// may be gone (removed by the cleaner), and then no record reaches end-1.
+func Step(next *int64, end, off int64) (in, done bool, read int64) {
+	if off < *next || *next >= end {
+		return false, false, 0
+	}
+	to := min(off+1, end)
+	read, *next = to-*next, to
+	return off < end, to >= end, read
+}
+
 // Find lists, per partition of the topics, the offsets that hold [from,
 // to); partitions with nothing in the range are left out. A topic that
 // does not exist or cannot be read is an error naming it.
