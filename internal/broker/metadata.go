@@ -14,9 +14,28 @@ import (
 // noAuthorizedOps is Kafka's "not requested" value for authorized operations.
 const noAuthorizedOps = -2147483648
 
+// metadataInvalid is Kafka's answer to a v10 or v11 request that names a
+// topic by id (or by nothing): topic ids are looked up from v12 on, and
+// handleTopicMetadataRequest throws InvalidRequestException, which
+// MetadataRequest.getErrorResponse turns into INVALID_REQUEST for every
+// topic asked, a null name answered as "", and no brokers.
+func metadataInvalid(req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	for _, rt := range req.Topics {
+		name := ""
+		if rt.Topic != nil {
+			name = *rt.Topic
+		}
+		resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{ErrorCode: kerr.InvalidRequest.Code, Topic: &name,
+			TopicID: rt.TopicID, AuthorizedOperations: noAuthorizedOps})
+	}
+	return resp
+}
+
 // handleMetadata answers the brokers (of the client's listener, routed by
 // its zone) and topics: every topic for a null list (or an empty one at
-// v0), else the named ones, by name or (v12) by topic id, auto-creating a
+// v0), else the named ones, by name or (v12) by topic id (at v10 and v11
+// a null name or a topic id is INVALID_REQUEST, as Kafka), auto-creating a
 // named topic that does not exist when the broker and the request allow it.
 //
 // Authorization, as Kafka's handleTopicMetadataRequest:
@@ -71,6 +90,13 @@ func (b *Broker) handleMetadata(c *conn, h header, r kmsg.Request) func() kmsg.R
 			}
 		}
 		return func() kmsg.Response { return resp }
+	}
+	if h.version < 12 {
+		for _, rt := range req.Topics {
+			if rt.Topic == nil || rt.TopicID != ([16]byte{}) {
+				return func() kmsg.Response { return metadataInvalid(req) }
+			}
+		}
 	}
 	autoCreate := b.cfg.AutoCreateTopics && (h.version < 4 || req.AllowAutoTopicCreation)
 	var clusterCreate *bool // asked once, when first needed

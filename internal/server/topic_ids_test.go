@@ -154,6 +154,25 @@ func TestTopicIDs(t *testing.T) {
 	if mt := c.roundTrip(md, -1).(*kmsg.MetadataResponse).Topics[0]; mt.ErrorCode != kerr.UnknownTopicID.Code || mt.TopicID != first || mt.Topic != nil {
 		t.Fatalf("metadata v12 by the deleted id: error %d, id %x, name %v; want UNKNOWN_TOPIC_ID", mt.ErrorCode, mt.TopicID, mt.Topic)
 	}
+	// Before v12 topics are named: a null name or an id is INVALID_REQUEST
+	// for every topic asked, as Kafka answers it.
+	for _, v := range []int16{10, 11} {
+		md := versioned(kmsg.NewPtrMetadataRequest(), v)
+		md.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("ids")}, {TopicID: second}}
+		resp := c.roundTrip(md, -1).(*kmsg.MetadataResponse)
+		if len(resp.Topics) != 2 || len(resp.Brokers) != 0 {
+			t.Fatalf("metadata v%d with a null name: %d topics, %d brokers; want 2 and none", v, len(resp.Topics), len(resp.Brokers))
+		}
+		for _, mt := range resp.Topics {
+			if mt.ErrorCode != kerr.InvalidRequest.Code || mt.Topic == nil {
+				t.Fatalf("metadata v%d with a null name: topic %v error %d, want INVALID_REQUEST", v, mt.Topic, mt.ErrorCode)
+			}
+		}
+		md.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("ids"), TopicID: second}}
+		if mt := c.roundTrip(md, -1).(*kmsg.MetadataResponse).Topics[0]; mt.ErrorCode != kerr.InvalidRequest.Code {
+			t.Fatalf("metadata v%d naming a topic id: error %d, want INVALID_REQUEST", v, mt.ErrorCode)
+		}
+	}
 	del.Topics = []kmsg.DeleteTopicsRequestTopic{{TopicID: first}}
 	if dt := c.roundTrip(del, -1).(*kmsg.DeleteTopicsResponse).Topics[0]; dt.ErrorCode != kerr.UnknownTopicID.Code {
 		t.Fatalf("delete by the deleted id: error %d, want UNKNOWN_TOPIC_ID", dt.ErrorCode)
