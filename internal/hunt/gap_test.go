@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
