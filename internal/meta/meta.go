@@ -123,6 +123,11 @@ type Store interface {
 	// segments so the caller can garbage-collect objects. ErrUnknownTopic
 	// if absent.
 	DeleteTopic(ctx context.Context, name string) ([]Segment, error)
+	// DeleteTopicID is DeleteTopic of the topic named name only while its
+	// id is id: a topic deleted and created again under the name (by
+	// another broker, since the caller looked it up) stays, and
+	// ErrUnknownTopic is returned.
+	DeleteTopicID(ctx context.Context, name string, id [16]byte) ([]Segment, error)
 
 	// AddSegments adds index entries in one transaction (one upload = one
 	// call), and stores producers' states (as PutProducers does, fenced

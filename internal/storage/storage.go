@@ -455,10 +455,21 @@ func (e *Engine) deleteTopic(ctx context.Context, name string, id *[16]byte) err
 	if LegalHold(top.Topic) {
 		return holdError(top.Topic, "deleting topic")
 	}
-	segs, err := e.meta.DeleteTopic(ctx, name)
+	var segs []meta.Segment
+	var err error
+	if id != nil {
+		// The store checks the id too: another broker may have deleted
+		// the name and created it again since this one last refreshed.
+		segs, err = e.meta.DeleteTopicID(ctx, name, *id)
+	} else {
+		segs, err = e.meta.DeleteTopic(ctx, name)
+	}
 	if err != nil && !errors.Is(err, meta.ErrUnknownTopic) {
 		return fmt.Errorf("storage: delete topic %s: %w", name, err)
 	}
+	// Gone from the store already (deleted through another broker): the
+	// local topic is dropped all the same. By id, the caller is told.
+	gone := err != nil
 	e.mu.Lock()
 	if cur := e.topics[name]; cur != nil && cur.ID == top.ID {
 		delete(e.topics, name)
@@ -469,6 +480,10 @@ func (e *Engine) deleteTopic(ctx context.Context, name string, id *[16]byte) err
 		l.MarkDeleted()
 	}
 	e.topicDropped(ctx, top)
+	if gone && id != nil {
+		e.log.Info("topic deleted meanwhile through another broker", "topic", name)
+		return fmt.Errorf("%w: %s (id %x)", ErrUnknownTopic, name, *id)
+	}
 	e.log.Info("topic deleted", "topic", name)
 	go e.collectObjects(segs)
 	return nil

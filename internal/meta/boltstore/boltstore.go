@@ -283,12 +283,31 @@ func (s *Store) UpdateTopic(ctx context.Context, name string, fn func(*meta.Topi
 
 // DeleteTopic implements meta.Store.
 func (s *Store) DeleteTopic(ctx context.Context, name string) ([]meta.Segment, error) {
+	return s.deleteTopic(ctx, name, nil)
+}
+
+// DeleteTopicID implements meta.Store.
+func (s *Store) DeleteTopicID(ctx context.Context, name string, id [16]byte) ([]meta.Segment, error) {
+	return s.deleteTopic(ctx, name, &id)
+}
+
+func (s *Store) deleteTopic(ctx context.Context, name string, id *[16]byte) ([]meta.Segment, error) {
 	var removed []meta.Segment
 	err := s.update(ctx, fmt.Sprintf("delete topic %q", name), func(tx *bolt.Tx) error {
 		key := []byte(name)
 		topics := tx.Bucket(bucketTopics)
-		if topics.Get(key) == nil {
+		v := topics.Get(key)
+		if v == nil {
 			return meta.ErrUnknownTopic
+		}
+		if id != nil {
+			t, err := metacodec.DecodeTopic(v)
+			if err != nil {
+				return err
+			}
+			if t.ID != *id {
+				return meta.ErrUnknownTopic
+			}
 		}
 		segs := tx.Bucket(bucketSegments)
 		if b := segs.Bucket(key); b != nil {

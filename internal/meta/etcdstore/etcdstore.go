@@ -492,42 +492,87 @@ func (s *Store) UpdateTopic(ctx context.Context, name string, fn func(*meta.Topi
 // partition and producer prefixes go in one transaction; the removed
 // segments come back as the prefix delete's previous values.
 func (s *Store) DeleteTopic(ctx context.Context, name string) ([]meta.Segment, error) {
+	return s.deleteTopic(ctx, name, nil)
+}
+
+// DeleteTopicID implements meta.Store: the topic is read, its id checked,
+// and the delete made on condition that the key is still the one read.
+func (s *Store) DeleteTopicID(ctx context.Context, name string, id [16]byte) ([]meta.Segment, error) {
+	return s.deleteTopic(ctx, name, &id)
+}
+
+func (s *Store) deleteTopic(ctx context.Context, name string, id *[16]byte) ([]meta.Segment, error) {
 	var removed []meta.Segment
 	err := s.run(ctx, fmt.Sprintf("delete topic %q", name), func() error {
-		k := s.topicKey(name)
-		resp, err := s.txn(ctx,
-			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(k), ">", 0)},
-			[]clientv3.Op{
-				clientv3.OpDelete(s.segPrefix(name), clientv3.WithPrefix(), clientv3.WithPrevKV()),
-				clientv3.OpDelete(s.partPrefix(name), clientv3.WithPrefix()),
-				clientv3.OpDelete(s.prodPrefix(name), clientv3.WithPrefix()),
-				clientv3.OpDelete(s.lepochPrefix(name), clientv3.WithPrefix()),
-				// Leader keys go with the topic; epochs stay, so a topic
-				// re-created under the name never reuses an epoch.
-				clientv3.OpDelete(s.p+"cluster/leaders/"+esc(name)+"/", clientv3.WithPrefix()),
-				clientv3.OpDelete(k),
-				clientv3.OpPut(s.epochKey(), ""),
-			})
-		if err != nil {
-			return err
-		}
-		if !resp.Succeeded {
-			return meta.ErrUnknownTopic
-		}
-		prefix := s.segPrefix(name)
-		for _, kv := range resp.Responses[0].GetResponseDeleteRange().PrevKvs {
-			seg, err := metacodec.DecodeSegment(name, kv.Key[len(prefix):], kv.Value)
-			if err != nil {
+		// A topic changed (its configs) between the read and the delete is
+		// read again; one deleted or created again is not ours to delete.
+		for range 10 {
+			done, err := s.deleteTopicOnce(ctx, name, id, &removed)
+			if done || err != nil {
 				return err
 			}
-			removed = append(removed, seg)
 		}
-		return nil
+		return fmt.Errorf("topic %q kept changing while it was being deleted", name)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return removed, nil
+}
+
+// deleteTopicOnce is one attempt of deleteTopic; done is false when the
+// topic with the id was changed between its read and the delete.
+func (s *Store) deleteTopicOnce(ctx context.Context, name string, id *[16]byte, removed *[]meta.Segment) (done bool, err error) {
+	k := s.topicKey(name)
+	exists := clientv3.Compare(clientv3.CreateRevision(k), ">", 0)
+	if id != nil {
+		got, err := s.cli.Get(ctx, k)
+		if err != nil {
+			return false, err
+		}
+		if len(got.Kvs) == 0 {
+			return true, meta.ErrUnknownTopic
+		}
+		t, err := metacodec.DecodeTopic(got.Kvs[0].Value)
+		if err != nil {
+			return true, err
+		}
+		if t.ID != *id {
+			return true, meta.ErrUnknownTopic
+		}
+		exists = clientv3.Compare(clientv3.ModRevision(k), "=", got.Kvs[0].ModRevision)
+	}
+	resp, err := s.txn(ctx,
+		[]clientv3.Cmp{exists},
+		[]clientv3.Op{
+			clientv3.OpDelete(s.segPrefix(name), clientv3.WithPrefix(), clientv3.WithPrevKV()),
+			clientv3.OpDelete(s.partPrefix(name), clientv3.WithPrefix()),
+			clientv3.OpDelete(s.prodPrefix(name), clientv3.WithPrefix()),
+			clientv3.OpDelete(s.lepochPrefix(name), clientv3.WithPrefix()),
+			// Leader keys go with the topic; epochs stay, so a topic
+			// re-created under the name never reuses an epoch.
+			clientv3.OpDelete(s.p+"cluster/leaders/"+esc(name)+"/", clientv3.WithPrefix()),
+			clientv3.OpDelete(k),
+			clientv3.OpPut(s.epochKey(), ""),
+		})
+	if err != nil {
+		return false, err
+	}
+	if !resp.Succeeded {
+		if id != nil {
+			return false, nil
+		}
+		return true, meta.ErrUnknownTopic
+	}
+	prefix := s.segPrefix(name)
+	for _, kv := range resp.Responses[0].GetResponseDeleteRange().PrevKvs {
+		seg, err := metacodec.DecodeSegment(name, kv.Key[len(prefix):], kv.Value)
+		if err != nil {
+			return true, err
+		}
+		*removed = append(*removed, seg)
+	}
+	return true, nil
 }
 
 // topicsAt reads the named topics at one revision and returns them

@@ -58,6 +58,7 @@ func Run(t *testing.T, setup Setup) {
 		{"UpdateTopicUnknown", testUpdateTopicUnknown},
 		{"DeleteTopic", testDeleteTopic},
 		{"DeleteTopicUnknown", testDeleteTopicUnknown},
+		{"DeleteTopicID", testDeleteTopicID},
 		{"RecreatedTopicStartsEmpty", testRecreatedTopicStartsEmpty},
 		{"SegmentRoundTrip", testSegmentRoundTrip},
 		{"AddSegmentsOrdering", testAddSegmentsOrdering},
@@ -548,6 +549,48 @@ func testDeleteTopic(t *testing.T, e *env) {
 	}
 	if err := s.UpdateTopic(t.Context(), "doomed", func(*meta.Topic) error { return nil }); !errors.Is(err, meta.ErrUnknownTopic) {
 		t.Fatalf("UpdateTopic on deleted topic err = %v, want ErrUnknownTopic", err)
+	}
+}
+
+// testDeleteTopicID: a delete by id removes the topic only while the name
+// is still that id's; the topic created again under the name (another
+// id) stays, also after its configs changed, and the right id deletes it.
+func testDeleteTopicID(t *testing.T, e *env) {
+	s := e.store()
+	first := topic("again", 2, nil)
+	mustCreate(t, s, first)
+	mustAdd(t, s, seg("again", 0, 0, 9))
+	if _, err := s.DeleteTopic(t.Context(), "again"); err != nil {
+		t.Fatalf("DeleteTopic: %v", err)
+	}
+	second := first
+	second.ID[0] ^= 0xFF
+	mustCreate(t, s, second)
+	mustAdd(t, s, seg("again", 1, 0, 4))
+	if err := s.UpdateTopic(t.Context(), "again", func(tp *meta.Topic) error {
+		tp.Configs = map[string]string{"retention.ms": "1000"}
+		return nil
+	}); err != nil {
+		t.Fatalf("UpdateTopic: %v", err)
+	}
+	if _, err := s.DeleteTopicID(t.Context(), "again", first.ID); !errors.Is(err, meta.ErrUnknownTopic) {
+		t.Fatalf("DeleteTopicID with the deleted topic's id: err = %v, want ErrUnknownTopic", err)
+	}
+	if ts := mustTopics(t, s); len(ts) != 1 || ts[0].ID != second.ID {
+		t.Fatalf("the topic created again was touched: %v", ts)
+	}
+	removed, err := s.DeleteTopicID(t.Context(), "again", second.ID)
+	if err != nil {
+		t.Fatalf("DeleteTopicID with its own id: %v", err)
+	}
+	if !sameSegmentSet(removed, []meta.Segment{seg("again", 1, 0, 4)}) {
+		t.Fatalf("DeleteTopicID returned %v", removed)
+	}
+	if ts := mustTopics(t, s); len(ts) != 0 {
+		t.Fatalf("topics after DeleteTopicID: %v", ts)
+	}
+	if _, err := s.DeleteTopicID(t.Context(), "again", second.ID); !errors.Is(err, meta.ErrUnknownTopic) {
+		t.Fatalf("second DeleteTopicID: err = %v, want ErrUnknownTopic", err)
 	}
 }
 
