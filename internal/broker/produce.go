@@ -57,6 +57,9 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 	req := r.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	acks := req.Acks
+	if h.clientID == MirrorClientID {
+		return b.handleMirrorProduce(c, req, resp)
+	}
 	if hasTransactionalRecords(req) &&
 		(req.TransactionID == nil || !c.allowed(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionID)) {
 		return b.failProduce(c, req, resp, kerr.TransactionalIDAuthorizationFailed)
@@ -110,6 +113,10 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 					continue
 				}
 				sp.ErrorCode = code
+				continue
+			}
+			if storage.Mirrored(t.Topic) {
+				fail(kerr.InvalidRequest, refuseMirrorTopic(t))
 				continue
 			}
 			hs, err := batch.Split(rp.Records)
