@@ -105,8 +105,9 @@ type CopyConfig struct {
 type PartitionStatus struct {
 	Topic     string
 	Partition int32
-	// SourceEnd is the source's high watermark as last fetched; Copied is
-	// Vigil's high watermark as the mirror made it (its next offset).
+	// SourceEnd is the source's high watermark as last fetched (-1 before
+	// the first fetch); Copied is Vigil's high watermark as the mirror
+	// made it (its next offset).
 	SourceEnd, Copied int64
 	// Stopped: the topic was promoted (or refused), nothing more is copied.
 	Stopped bool
@@ -277,9 +278,15 @@ func (m *Mirror) progressLine(rate float64) string {
 	topics := map[string]bool{}
 	var lag int64
 	var behind []PartitionStatus
+	starting, promoted := 0, 0
 	for _, p := range st {
 		topics[p.Topic] = true
 		if p.Stopped {
+			promoted++
+			continue
+		}
+		if p.SourceEnd < 0 {
+			starting++
 			continue
 		}
 		lag += p.Lag()
@@ -300,6 +307,12 @@ func (m *Mirror) progressLine(rate float64) string {
 			line += fmt.Sprintf(", %d more", len(behind)-5)
 		}
 		line += ")"
+	}
+	if starting > 0 {
+		line += fmt.Sprintf(", %d partitions not fetched yet", starting)
+	}
+	if promoted > 0 {
+		line += fmt.Sprintf(", %d partitions promoted (no longer copied)", promoted)
 	}
 	return line + fmt.Sprintf(", %d group commits", m.groupsCopied.Load())
 }
@@ -345,6 +358,7 @@ func (m *Mirror) syncTopics(ctx context.Context) error {
 		}
 		for p := int32(len(mt.parts)); p < int32(n); p++ {
 			mp := &mirrorPart{topic: name, p: p}
+			mp.sourceEnd.Store(-1) // not fetched yet
 			mt.parts = append(mt.parts, mp)
 			m.wg.Add(1)
 			go func() {
@@ -548,19 +562,30 @@ func (m *Mirror) copyFrom(ctx context.Context, mp *mirrorPart) error {
 
 // resumeAt is where the copy of a partition begins: Vigil's high
 // watermark.
+//
+// A topic or partition just created may take a moment to be listed (its
+// leader is being placed): that is waited for, briefly, before it counts
+// as a failure.
 func (m *Mirror) resumeAt(ctx context.Context, mp *mirrorPart) (int64, error) {
-	ends, err := m.dstAdm.ListEndOffsets(ctx, mp.topic)
-	if err != nil {
-		return 0, fmt.Errorf("destination: list end offsets: %w", err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ends, err := m.dstAdm.ListEndOffsets(ctx, mp.topic)
+		if err != nil {
+			return 0, fmt.Errorf("destination: list end offsets: %w", err)
+		}
+		o, ok := ends.Lookup(mp.topic, mp.p)
+		switch {
+		case ok && o.Err == nil:
+			return o.Offset, nil
+		case time.Now().After(deadline) && !ok:
+			return 0, fmt.Errorf("destination: no end offset for %s/%d", mp.topic, mp.p)
+		case time.Now().After(deadline):
+			return 0, fmt.Errorf("destination: end offset of %s/%d: %w", mp.topic, mp.p, o.Err)
+		}
+		if !sleep(ctx, 100*time.Millisecond) {
+			return 0, ctx.Err()
+		}
 	}
-	o, ok := ends.Lookup(mp.topic, mp.p)
-	if !ok {
-		return 0, fmt.Errorf("destination: no end offset for %s/%d", mp.topic, mp.p)
-	}
-	if o.Err != nil {
-		return 0, fmt.Errorf("destination: end offset of %s/%d: %w", mp.topic, mp.p, o.Err)
-	}
-	return o.Offset, nil
 }
 
 // fetchRaw fetches the partition's batches from offset on, as stored on
@@ -945,7 +970,7 @@ func (m *copyMetrics) copied(mp *mirrorPart, records int64, bytes int) {
 }
 
 func (m *copyMetrics) lag(mp *mirrorPart) {
-	if m == nil {
+	if m == nil || mp.sourceEnd.Load() < 0 {
 		return
 	}
 	m.lagGauge.WithLabelValues(mp.topic, fmt.Sprint(mp.p)).Set(float64(max(mp.sourceEnd.Load()-mp.copied.Load(), 0)))
