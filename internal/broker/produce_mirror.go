@@ -19,6 +19,8 @@ package broker
 //   - with ACLs on, the principal needs ClusterAction on the Cluster, as
 //     Kafka asks of its replication-like requests, besides Write on the
 //     topic: writing offsets of one's choosing is a replica's right;
+//   - producer ids this cluster hands out from then on are above every
+//     mirrored batch's (producer.IDs.Above);
 //   - a partition another broker leads is NOT_LEADER_OR_FOLLOWER, never
 //     forwarded: the mirror routes by metadata, as any Kafka client.
 //
@@ -103,6 +105,20 @@ func (b *Broker) mirrorPartition(c *conn, t *storage.Topic, topic string, rp kms
 			fail(kerr.InvalidRecord, err.Error())
 		}
 		return
+	}
+	// The batches keep the source's producer ids: ids this cluster hands
+	// out from now on stay above them, so a producer moved here after the
+	// cutover is never taken for one of the source's.
+	maxPID := int64(-1)
+	for i := range hs {
+		maxPID = max(maxPID, hs[i].ProducerID)
+	}
+	if maxPID >= 0 {
+		if err := b.store.ProducerIDsAbove(c.ctx, maxPID); err != nil {
+			// The copy itself is still right; only a later producer of
+			// this cluster could be confused with a source's.
+			c.log.Warn("mirror append: producer ids not moved above the source's", "topic", topic, "partition", rp.Partition, "err", err)
+		}
 	}
 	// Each batch's answer lands here; the partition's is the first error,
 	// else the first batch's base offset.

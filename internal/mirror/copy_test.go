@@ -315,6 +315,28 @@ func TestMirror(t *testing.T) {
 	if err := Promote(ctx, []kgo.Opt{kgo.SeedBrokers(dst)}, "events"); err == nil || !strings.Contains(err.Error(), "not a mirror topic") {
 		t.Errorf("promoting twice: %v, want not a mirror topic", err)
 	}
+	// The source's producers' state came with their batches; a producer
+	// id Vigil hands out now is none of theirs.
+	dps, err := dadm.DescribeProducers(ctx, kadm.TopicsSet{"events": {0: {}, 1: {}, 2: {}, 3: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirroredPIDs := 0
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionTimeoutMillis = -1
+	ir, err := init.RequestWith(ctx, vp)
+	if err != nil || ir.ErrorCode != 0 {
+		t.Fatalf("InitProducerID on Vigil: %v %v", ir, err)
+	}
+	dps.EachProducer(func(d kadm.DescribedProducer) {
+		mirroredPIDs++
+		if d.ProducerID >= ir.ProducerID {
+			t.Errorf("Vigil handed out producer id %d, not above the mirrored producer %d", ir.ProducerID, d.ProducerID)
+		}
+	})
+	if mirroredPIDs == 0 {
+		t.Error("no mirrored producer state on events")
+	}
 	end := readEnd(t, dadm, "events", 0)
 	r := &kgo.Record{Topic: "events", Partition: 0, Value: []byte("direct")}
 	if err := vp.ProduceSync(ctx, r).FirstErr(); err != nil || r.Offset != end {
