@@ -107,11 +107,11 @@ furthest behind; --metrics serves the lag per partition.
 
 The source's client security flags are the destination's with "source-" in
 front, their variables VIGIL_SOURCE_*. On Vigil with ACLs, the principal needs
-ClusterAction on the cluster, Create, Write, Describe and DescribeConfigs on
-the topics, and Read on the groups.
+ClusterAction on the cluster (docs/migration.md lists the rest).
 
 Exit status: 0 stopped by a signal, 1 something no retry fixes (Vigil holds
-other records at the offsets copied), 2 a bad command line.`)
+other records at the offsets copied, a refused authorization), 2 a bad
+command line.`)
 		fs.PrintDefaults()
 	}
 	if ok, code := cliflag.Parse(fs, args, stderr); !ok {

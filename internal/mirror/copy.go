@@ -632,7 +632,12 @@ func (m *Mirror) fetchRaw(ctx context.Context, mp *mirrorPart, offset int64) (fe
 				if errors.Is(err, kerr.OffsetOutOfRange) && p.LogStartOffset > offset {
 					return fetched{sourceEnd: p.HighWatermark, sourceFrom: p.LogStartOffset}, nil
 				}
-				return fetched{}, fmt.Errorf("source: fetch %s/%d at %d: %w", mp.topic, mp.p, offset, err)
+				err = fmt.Errorf("source: fetch %s/%d at %d: %w", mp.topic, mp.p, offset, err)
+				var ke *kerr.Error
+				if errors.As(err, &ke) && !ke.Retriable {
+					return fetched{}, &stopCopy{err: err, fatal: true} // authorization, a corrupt log: waiting fixes nothing
+				}
+				return fetched{}, err
 			}
 			f := fetched{sourceEnd: p.HighWatermark, sourceFrom: p.LogStartOffset, last: -1}
 			data := p.RecordBatches
