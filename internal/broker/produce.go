@@ -89,6 +89,7 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 		var keyed *bool              // likewise: compacted topics need keys
 		var target batch.Target      // likewise: the codec batches are stored in (compression.go)
 		recompress, targetKnown := false, false
+		mirrored := t != nil && storage.Mirrored(t.Topic) // read-only until promoted
 		for i, rp := range rt.Partitions {
 			sp := &st.Partitions[i]
 			*sp = kmsg.ProduceResponseTopicPartition{Partition: rp.Partition, BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
@@ -115,7 +116,7 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 				sp.ErrorCode = code
 				continue
 			}
-			if storage.Mirrored(t.Topic) {
+			if mirrored {
 				fail(kerr.InvalidRequest, refuseMirrorTopic(t))
 				continue
 			}
