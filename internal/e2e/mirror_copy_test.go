@@ -113,47 +113,11 @@ func TestMirrorCLI(t *testing.T) {
 
 	metricsAddr := freeAddr(t)
 	startMirror := func() (*exec.Cmd, *lockedBuffer, chan error) {
-		cmd := exec.Command(vigilBin, "mirror", "--source-brokers", srcAddr, "--brokers", dst.addr, "--topics", "events|assets",
-			"--sync-interval", "200ms", "--progress-interval", "500ms", "--metrics", metricsAddr)
-		var errOut lockedBuffer
-		cmd.Stderr = &errOut
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			t.Logf("vigil mirror stderr (tail):\n%s", tail(errOut.String(), 15))
-		})
-		return cmd, &errOut, done
-	}
-	verify := func() (string, int) {
-		c := exec.CommandContext(ctx, vigilBin, "mirror", "verify", "--source-brokers", srcAddr, "--brokers", dst.addr, "--topics", "events|assets", "--quiet")
-		var out bytes.Buffer
-		c.Stdout = &out
-		err := c.Run()
-		var exit *exec.ExitError
-		switch {
-		case err == nil:
-			return out.String(), 0
-		case errors.As(err, &exit):
-			return out.String(), exit.ExitCode()
-		}
-		t.Fatal(err)
-		return "", -1
+		return startMirrorCmd(t, srcAddr, dst.addr, "events|assets", "--metrics", metricsAddr)
 	}
 	waitMatch := func(what string) string {
 		t.Helper()
-		var out string
-		var code int
-		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
-			if out, code = verify(); code == 0 {
-				return out
-			}
-		}
-		t.Fatalf("%s: vigil mirror verify still exits %d:\n%s", what, code, out)
-		return ""
+		return waitMirrorMatch(t, ctx, srcAddr, dst.addr, "events|assets", what)
 	}
 
 	mirror, errOut, done := startMirror()
@@ -283,5 +247,134 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
+	}
+}
+
+// startMirrorCmd runs the built vigil mirror until the test ends.
+func startMirrorCmd(t *testing.T, src, dst, topics string, extra ...string) (*exec.Cmd, *lockedBuffer, chan error) {
+	t.Helper()
+	args := append([]string{"mirror", "--source-brokers", src, "--brokers", dst, "--topics", topics,
+		"--sync-interval", "200ms", "--progress-interval", "500ms"}, extra...)
+	cmd := exec.Command(vigilBin, args...)
+	var errOut lockedBuffer
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		t.Logf("vigil mirror stderr (tail):\n%s", tail(errOut.String(), 15))
+	})
+	return cmd, &errOut, done
+}
+
+// waitMirrorMatch runs vigil mirror verify until it exits 0 (a minute at
+// most) and returns its output.
+func waitMirrorMatch(t *testing.T, ctx context.Context, src, dst, topics, what string) string {
+	t.Helper()
+	verify := func() (string, int) {
+		c := exec.CommandContext(ctx, vigilBin, "mirror", "verify", "--source-brokers", src, "--brokers", dst, "--topics", topics, "--quiet")
+		var out bytes.Buffer
+		c.Stdout = &out
+		err := c.Run()
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+			return out.String(), 0
+		case errors.As(err, &exit):
+			return out.String(), exit.ExitCode()
+		}
+		t.Fatal(err)
+		return "", -1
+	}
+	var out string
+	var code int
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if out, code = verify(); code == 0 {
+			return out
+		}
+	}
+	t.Fatalf("%s: vigil mirror verify still exits %d:\n%s", what, code, out)
+	return ""
+}
+
+// TestMirrorCluster mirrors into a three-broker Vigil cluster (etcd, the
+// object WAL) and SIGKILLs a broker in the middle: the mirror's appends
+// reach each partition's leader by metadata, a partition whose leader
+// died resumes from the high watermark its new leader recovered (batches
+// sent again are recognised, not appended twice), and `vigil mirror
+// verify` matches at the end, transactions and all.
+func TestMirrorCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a cluster and a broker killed; the full pass runs it")
+	}
+	src, err := kfake.NewCluster(kfake.NumBrokers(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	srcAddr := strings.Join(src.ListenAddrs(), ",")
+	c := newTestCluster(t, false)
+	for id := int32(1); id <= 3; id++ {
+		c.start(id, "")
+	}
+	dst := strings.Join(c.seeds(), ",")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	const parts = 6
+	createTopic(t, src.ListenAddrs()[0], "telemetry", parts)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(src.ListenAddrs()...), kgo.DefaultProduceTopic("telemetry"), kgo.TransactionalID("cluster-mirror"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	batchNo := 0
+	produce := func(n int, end kgo.TransactionEndTry) {
+		t.Helper()
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		var recs []*kgo.Record
+		for i := range n {
+			recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "h%d", i%29), Value: fmt.Appendf(nil, "txn %d record %d", batchNo, i),
+				Headers: []kgo.RecordHeader{{Key: "txn", Value: fmt.Appendf(nil, "%d", batchNo)}}})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.EndTransaction(ctx, end); err != nil {
+			t.Fatal(err)
+		}
+		batchNo++
+	}
+	for i := range 20 {
+		end := kgo.TryCommit
+		if i%5 == 4 {
+			end = kgo.TryAbort
+		}
+		produce(500, end)
+	}
+	_, _, _ = startMirrorCmd(t, srcAddr, dst, "telemetry")
+	waitMirrorMatch(t, ctx, srcAddr, dst, "telemetry", "before the kill")
+
+	// More while a broker dies.
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		c.brokers[2].kill()
+	}()
+	for i := range 20 {
+		end := kgo.TryCommit
+		if i%5 == 4 {
+			end = kgo.TryAbort
+		}
+		produce(500, end)
+	}
+	out := waitMirrorMatch(t, ctx, srcAddr, strings.Join([]string{c.brokers[1].addr, c.brokers[3].addr}, ","), "telemetry", "after broker 2 was killed")
+	t.Logf("verify:\n%s", out)
+	if !strings.Contains(out, fmt.Sprintf("1 topic, %d partitions", parts)) || !strings.Contains(out, "all match") {
+		t.Errorf("verify's summary: %s", out)
 	}
 }
