@@ -126,8 +126,16 @@ func (b *Broker) mirrorPartition(c *conn, t *storage.Topic, topic string, rp kms
 	first := int64(-1)
 	var firstErr error
 	for i := range hs {
+		// A batch refused at once (a conflict, a full WAL) stops the
+		// request there: a later batch appended past it would leave its
+		// offsets a gap for good, since the mirror resumes at the end.
+		mu.Lock()
+		stop := firstErr != nil
+		mu.Unlock()
+		if stop {
+			break
+		}
 		wg.Add(1)
-		i := i
 		b.store.MirrorAppend(c.ctx, t, l, &hs[i], func(base int64, err error) {
 			defer wg.Done()
 			mu.Lock()

@@ -27,10 +27,14 @@ func TestMirrorAppendAuthz(t *testing.T) {
 	e.grantTo(t, "mirror-cluster", onCluster(kmsg.ACLOperationClusterAction))
 	e.grantTo(t, "mirror-both", onCluster(kmsg.ACLOperationClusterAction), onTopic(topic, kmsg.ACLOperationWrite))
 
-	appendAt := func(user, clientID string, base int64) kmsg.ProduceResponseTopicPartition {
+	appendAt := func(user, clientID string, bases ...int64) kmsg.ProduceResponseTopicPartition {
 		t.Helper()
-		raw := batch.Build([]batch.KV{{Key: []byte("k"), Value: []byte("v")}}, 1000)
-		batch.Assign(raw, base, 3)
+		var raw []byte
+		for _, base := range bases {
+			b := batch.Build([]batch.KV{{Key: []byte("k"), Value: []byte("v")}}, 1000)
+			batch.Assign(b, base, 3)
+			raw = append(raw, b...)
+		}
 		req := produceReq(topic, 0, -1, raw)
 		r, err := req.RequestWith(context.Background(), e.client(t, user, kgo.ClientID(clientID)))
 		if err != nil {
@@ -53,11 +57,31 @@ func TestMirrorAppendAuthz(t *testing.T) {
 	if p := appendAt("mirror-both", "vigil-mirror", 5); p.ErrorCode != 0 || p.BaseOffset != 5 {
 		t.Fatalf("mirror append with ClusterAction and Write: %s at %d, want offset 5", codeName(p.ErrorCode), p.BaseOffset)
 	}
-	ends, err := e.adm.ListEndOffsets(context.Background(), topic)
-	if err != nil {
-		t.Fatal(err)
+	end := func() int64 {
+		t.Helper()
+		ends, err := e.adm.ListEndOffsets(context.Background(), topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, _ := ends.Lookup(topic, 0)
+		return o.Offset
 	}
-	if o, _ := ends.Lookup(topic, 0); o.Offset != 6 {
-		t.Errorf("high watermark %d after a batch at offset 5, want 6", o.Offset)
+	if hw := end(); hw != 6 {
+		t.Errorf("high watermark %d after a batch at offset 5, want 6", hw)
+	}
+	// Several batches in one request keep their offsets; the answer names
+	// the first's.
+	if p := appendAt("mirror-both", "vigil-mirror", 6, 8); p.ErrorCode != 0 || p.BaseOffset != 6 || end() != 9 {
+		t.Fatalf("batches at 6 and 8: %s at %d, high watermark %d; want offset 6, 9", codeName(p.ErrorCode), p.BaseOffset, end())
+	}
+	// A retry of the last two is acknowledged and appends nothing.
+	if p := appendAt("mirror-both", "vigil-mirror", 6, 8); p.ErrorCode != 0 || p.BaseOffset != 6 || end() != 9 {
+		t.Fatalf("retried batches at 6 and 8: %s at %d, high watermark %d; want offset 6, 9", codeName(p.ErrorCode), p.BaseOffset, end())
+	}
+	// A batch that conflicts with the log (offset 7 is inside the gap
+	// below the batch at 8, which it does not match) stops the request:
+	// the batch after it is not appended.
+	if p := appendAt("mirror-both", "vigil-mirror", 7, 20); p.ErrorCode != kerr.InvalidRequest.Code || end() != 9 {
+		t.Fatalf("a conflicting batch then one at 20: %s, high watermark %d; want INVALID_REQUEST, 9", codeName(p.ErrorCode), end())
 	}
 }

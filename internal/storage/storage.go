@@ -653,7 +653,8 @@ func (e *Engine) MirrorAppend(ctx context.Context, t *Topic, l *partition.Log, h
 func (e *Engine) mirroredCold(ctx context.Context, l *partition.Log, h *batch.Header) error {
 	res, err := l.Read(ctx, h.FirstOffset, len(h.Raw), true)
 	if err != nil {
-		return fmt.Errorf("%w: %s/%d: read back the batch at %d: %w", partition.ErrMirrorConflict, l.Topic, l.Partition, h.FirstOffset, err)
+		// Not a conflict: the mirror sends the batch again.
+		return fmt.Errorf("storage: %s/%d: read back the batch at %d to compare a mirrored retry: %w", l.Topic, l.Partition, h.FirstOffset, err)
 	}
 	if len(res.Data) > 0 {
 		if info, err := batch.Peek(res.Data); err == nil && info.BaseOffset == h.FirstOffset && info.LastOffset == h.LastOffset() &&
