@@ -83,6 +83,7 @@ func mirrorRun(args []string, stdout, stderr io.Writer, getenv func(string) stri
 	groups := fs.String("groups", ".*", "regular expression of the groups whose committed offsets are copied (whole name)")
 	sourceName := fs.String("source-name", "", "the value of vigil.mirror.source on the topics created (default: the source's cluster id)")
 	interval := fs.Duration("sync-interval", 5*time.Second, "how often new topics and partitions, log starts and group offsets are synced")
+	fetchMax := fs.Int("fetch-max-bytes", 1<<20, "bytes one fetch of a partition asks for (and one append to Vigil carries); memory is about three times this per partition copying at full speed")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics (and /healthz); empty: none")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	every := fs.Duration("progress-interval", 5*time.Second, "how often the progress line is written")
@@ -134,6 +135,8 @@ command line.`)
 		return usage("--topics is required (a regular expression; '.*' for every topic)")
 	case *interval <= 0:
 		return usage("--sync-interval must be positive")
+	case *fetchMax < 64<<10 || *fetchMax > 64<<20:
+		return usage("--fetch-max-bytes %d: from 65536 to 67108864", *fetchMax)
 	}
 	re, err := mirror.TopicPattern(*topics)
 	if err != nil {
@@ -168,7 +171,7 @@ command line.`)
 	cfg := mirror.CopyConfig{
 		Source:      append([]kgo.Opt{kgo.SeedBrokers(srcSeeds...)}, srcOpts...),
 		Destination: append([]kgo.Opt{kgo.SeedBrokers(dstSeeds...)}, dstOpts...),
-		Topics:      re, Groups: gre, SourceName: *sourceName, Interval: *interval,
+		Topics:      re, Groups: gre, SourceName: *sourceName, Interval: *interval, MaxBytes: int32(*fetchMax),
 		ProgressEvery: *every, Registerer: reg, Log: log,
 	}
 	if !*quiet {

@@ -43,6 +43,10 @@ import (
 // verification and the append refuses the batch (INVALID_TXN_STATE), so a
 // late batch never opens a transaction nobody will end.
 //
+// Mirror topics (storage.MirrorSourceConfig) refuse these produces with
+// INVALID_REQUEST until promoted; produces from `vigil mirror` (client.id
+// MirrorClientID) take another path, produce_mirror.go.
+//
 // Authorization, as Kafka's handleProduceRequest: a request carrying
 // transactional batches needs a transactional id and Write on it, or
 // every partition fails with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (Kafka
