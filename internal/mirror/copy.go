@@ -730,8 +730,11 @@ func (m *Mirror) leader(ctx context.Context, adm *kadm.Client, cache map[string]
 		return -1, fmt.Errorf("metadata: %w", err)
 	}
 	td, ok := md.Topics[topic]
-	if !ok || td.Err != nil {
-		return -1, fmt.Errorf("metadata of %s: %v", topic, td.Err)
+	switch {
+	case !ok:
+		return -1, fmt.Errorf("metadata does not list %s", topic)
+	case td.Err != nil:
+		return -1, fmt.Errorf("metadata of %s: %w", topic, td.Err)
 	}
 	m.leaderMu.Lock()
 	defer m.leaderMu.Unlock()

@@ -192,10 +192,30 @@ func TestMirror(t *testing.T) {
 	}
 	c.Compact()
 
+	// A topic whose log start retention (here DeleteRecords) moved before
+	// the mirror starts, and moves again while it runs.
+	sadm := admin(t, src)
+	fill(t, src, "logs", 1, 100, nil)
+	deleteTo := func(adm *kadm.Client, at int64) {
+		t.Helper()
+		var o kadm.Offsets
+		o.Add(kadm.Offset{Topic: "logs", Partition: 0, At: at, LeaderEpoch: -1})
+		if r, err := adm.DeleteRecords(context.Background(), o); err != nil || r.Error() != nil {
+			t.Fatalf("delete records of logs to %d: %v %v", at, err, r.Error())
+		}
+	}
+	deleteTo(sadm, 40)
+
 	reg := prometheus.NewRegistry()
 	var progress syncBuffer
-	m := startMirror(t, src, dst, "events|assets", reg, &progress)
-	caughtUp(t, m, src, "events", "assets")
+	m := startMirror(t, src, dst, "events|assets|logs", reg, &progress)
+	caughtUp(t, m, src, "events", "assets", "logs")
+	deleteTo(sadm, 70)
+	exporttest.Wait(t, 30*time.Second, "Vigil's log start of logs to follow the source's", func() bool {
+		starts, err := admin(t, dst).ListStartOffsets(context.Background(), "logs")
+		o, _ := starts.Lookup("logs", 0)
+		return err == nil && o.Offset == 70
+	})
 
 	// Continuously: more records while it runs, then a consumer group
 	// that reads part of them on the source and commits.
@@ -215,7 +235,7 @@ func TestMirror(t *testing.T) {
 	}
 	const group = "soc-detect"
 	committed := consumeAndCommit(t, src, group, "events", total/10) // less than a partition holds: each has a next record
-	caughtUp(t, m, src, "events", "assets")
+	caughtUp(t, m, src, "events", "assets", "logs")
 	dadm := admin(t, dst)
 	exporttest.Wait(t, 30*time.Second, "the group's offsets on Vigil", func() bool {
 		offs, err := dadm.FetchOffsets(context.Background(), group)
@@ -231,12 +251,13 @@ func TestMirror(t *testing.T) {
 	})
 
 	// The logs are equal, offset by offset, gaps and markers included.
-	sum, lines, err := verify(t, src, dst, "events|assets", func(c *Config) { c.MaxBytes = 1 << 20 })
+	sum, lines, err := verify(t, src, dst, "events|assets|logs", func(c *Config) { c.MaxBytes = 1 << 20 })
 	if err != nil || !sum.OK() {
 		t.Fatalf("verify after the mirror caught up: %+v, %v", sum, err)
 	}
-	wantLines(t, lines, "assets/0: match: offsets [80, 100), 15 records (5 offsets without a record on either side), sha256 <*>")
-	if want := 2*parts*(per+20+500) + 15; sum.Records < int64(total) || sum.Records > int64(want) {
+	wantLines(t, lines, "assets/0: match: offsets [80, 100), 15 records (5 offsets without a record on either side), sha256 <*>",
+		"logs/0: match: offsets [70, 100), 30 records, sha256 <*>")
+	if want := 2*parts*(per+20+500) + 15 + 30; sum.Records < int64(total) || sum.Records > int64(want) {
 		t.Errorf("verify compared %d records, want about %d", sum.Records, want)
 	}
 
@@ -282,8 +303,8 @@ func TestMirror(t *testing.T) {
 			}
 		}
 	}
-	if lagSeries != parts+1 {
-		t.Errorf("%d vigil_mirror_lag_offsets series, want %d", lagSeries, parts+1)
+	if lagSeries != parts+2 {
+		t.Errorf("%d vigil_mirror_lag_offsets series, want %d", lagSeries, parts+2)
 	}
 
 	// The mirror topic refuses ordinary produce until promoted.
