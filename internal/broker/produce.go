@@ -62,7 +62,7 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	acks := req.Acks
 	if h.clientID == MirrorClientID {
-		return b.handleMirrorProduce(c, req, resp)
+		return b.handleMirrorProduce(c, h, req, resp)
 	}
 	if hasTransactionalRecords(req) &&
 		(req.TransactionID == nil || !c.allowed(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionID)) {

@@ -19,6 +19,7 @@ package broker
 //   - with ACLs on, the principal needs ClusterAction on the Cluster, as
 //     Kafka asks of its replication-like requests, besides Write on the
 //     topic: writing offsets of one's choosing is a replica's right;
+//   - the principal's produce byte-rate quota applies, as to any produce;
 //   - producer ids this cluster hands out from then on are above every
 //     mirrored batch's (producer.IDs.Above);
 //   - a partition another broker leads is NOT_LEADER_OR_FOLLOWER, never
@@ -37,6 +38,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/partition"
+	"github.com/vigilhq/vigil/internal/quota"
 	"github.com/vigilhq/vigil/internal/storage"
 	"github.com/vigilhq/vigil/internal/wal"
 )
@@ -45,7 +47,7 @@ import (
 // Vigil: their produces are mirror appends.
 const MirrorClientID = "vigil-mirror"
 
-func (b *Broker) handleMirrorProduce(c *conn, req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) func() kmsg.Response {
+func (b *Broker) handleMirrorProduce(c *conn, h header, req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) func() kmsg.Response {
 	if req.Acks != -1 && req.Acks != 1 {
 		return b.failProduce(c, req, resp, kerr.InvalidRequiredAcks)
 	}
@@ -69,6 +71,14 @@ func (b *Broker) handleMirrorProduce(c *conn, req *kmsg.ProduceRequest, resp *km
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	// The principal's produce quota applies as to any produce.
+	var n int
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			n += len(rp.Records)
+		}
+	}
+	resp.ThrottleMillis = b.throttle(c, quota.ProducerByteRate, h, n)
 	return func() kmsg.Response {
 		wg.Wait()
 		return resp
