@@ -42,6 +42,8 @@ Usage:
   vigil alerts list|tail     findings of the alerts topic at a terminal: time, severity, rule, host, user, count (vigil alerts -h)
   vigil enrich [flags]       GeoIP, threat intel (intel.*), assets and identities into enriched.* topics; vigil enrich load (vigil enrich -h)
   vigil export --config FILE deliver topics to Elasticsearch/OpenSearch, Splunk HEC and webhooks (vigil export -h)
+  vigil mirror --source-brokers S --topics REGEX  copy topics from another Kafka cluster onto Vigil with their offsets, groups' offsets too (vigil mirror -h)
+  vigil mirror promote TOPIC...  make a mirror topic an ordinary topic: the cutover (vigil mirror -h)
   vigil mirror verify --source-brokers S --topics REGEX  compare topics on another Kafka cluster and on Vigil, record by record (vigil mirror -h)
   vigil mirror compare-detections --source-brokers S --topics REGEX --rules DIR  the same rules over both clusters, findings on one side only (vigil mirror -h)
   vigil cost --ingest-gb-per-day N  monthly cost of a workload on Vigil and on 3-replica Kafka, term by term (vigil cost -h)

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vigilhq/vigil/internal/clientsec"
@@ -22,25 +23,30 @@ import (
 	"github.com/vigilhq/vigil/internal/mirror"
 )
 
-// mirrorSubcommands are the `vigil mirror` subcommands that exist; the
-// mirror itself and promote (issue 24) do not yet.
-const mirrorSubcommands = "verify, compare-detections"
+// mirrorSubcommands are the `vigil mirror` subcommands, besides the
+// mirror itself (`vigil mirror --source-brokers ...`).
+const mirrorSubcommands = "promote, verify, compare-detections"
 
-const mirrorUsage = `Usage: vigil mirror SUBCOMMAND [flags]
+const mirrorUsage = `Usage: vigil mirror --source-brokers S --topics REGEX [--brokers D] [flags]
+       vigil mirror SUBCOMMAND [flags]
+
+The mirror: copies the topics REGEX matches from a source cluster (any
+Kafka-compatible cluster) onto Vigil, continuously, with the same offsets,
+and the source's committed group offsets with them (its flags: vigil mirror
+--help-flags).
 
 Subcommands:
+  promote TOPIC...     make mirror topics ordinary topics on Vigil: the
+                       cutover step (vigil mirror promote -h)
   verify               compare topics on a source cluster and on Vigil,
                        partition by partition, record by record
                        (vigil mirror verify -h)
   compare-detections   run the same Sigma rules over the same range of
                        both clusters and report the findings one side
                        lacks (vigil mirror compare-detections -h)
-
-Copying topics from another cluster (vigil mirror --source-brokers ...) and
-promote are not built yet.
 `
 
-// mirrorMain is `vigil mirror SUBCOMMAND`.
+// mirrorMain is `vigil mirror [SUBCOMMAND]`.
 func mirrorMain(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, mirrorUsage)
@@ -51,16 +57,207 @@ func mirrorMain(args []string, stdout, stderr io.Writer, getenv func(string) str
 		return mirrorVerify(args[1:], stdout, stderr, getenv)
 	case "compare-detections":
 		return mirrorCompareDetections(args[1:], stdout, stderr, getenv)
+	case "promote":
+		return mirrorPromote(args[1:], stdout, stderr, getenv)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, mirrorUsage)
 		return 0
+	case "--help-flags":
+		return mirrorRun([]string{"-h"}, stdout, stderr, getenv)
 	}
-	what := fmt.Sprintf("unknown subcommand %q", args[0])
 	if strings.HasPrefix(args[0], "-") {
-		what = "copying topics (the mirror itself) is not built yet"
+		return mirrorRun(args, stdout, stderr, getenv)
 	}
-	fmt.Fprintf(stderr, "vigil mirror: %s; the subcommands that exist: %s (run 'vigil mirror -h')\n", what, mirrorSubcommands)
+	fmt.Fprintf(stderr, "vigil mirror: unknown subcommand %q; the subcommands: %s, or flags for the mirror itself (run 'vigil mirror -h')\n", args[0], mirrorSubcommands)
 	return cliflag.ExitUsage
+}
+
+// mirrorRun is the mirror itself: it runs until SIGTERM or SIGINT (exit
+// 0), or until something no retry fixes (exit 1).
+func mirrorRun(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("vigil mirror", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	srcBrokers := fs.String("source-brokers", getenv("VIGIL_SOURCE_BROKERS"), "comma-separated seed brokers of the source cluster (env VIGIL_SOURCE_BROKERS); required")
+	brokers := fs.String("brokers", envOr(getenv, "VIGIL_BROKERS", "127.0.0.1:9092"), "comma-separated seed brokers of the destination, Vigil (env VIGIL_BROKERS)")
+	topics := fs.String("topics", "", "regular expression a topic's whole name must match (Go syntax: 'auth|dns', 'telemetry\\..*'); required")
+	groups := fs.String("groups", ".*", "regular expression of the groups whose committed offsets are copied (whole name)")
+	sourceName := fs.String("source-name", "", "the value of vigil.mirror.source on the topics created (default: the source's cluster id)")
+	interval := fs.Duration("sync-interval", 5*time.Second, "how often new topics and partitions, log starts and group offsets are synced")
+	fetchMax := fs.Int("fetch-max-bytes", 1<<20, "bytes one fetch of a partition asks for (and one append to Vigil carries); memory is about three times this per partition copying at full speed")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics (and /healthz); empty: none")
+	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	every := fs.Duration("progress-interval", 5*time.Second, "how often the progress line is written")
+	logLevel := fs.String("log-level", "info", "debug, info, warn, error")
+	srcSec := clientsec.RegisterPrefixed(fs, getenv, "source-", "VIGIL_SOURCE_")
+	dstSec := clientsec.Register(fs, getenv)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, `Usage: vigil mirror --source-brokers S --topics REGEX [--brokers D] [--groups REGEX] [--metrics ADDR]
+
+Copies the topics REGEX matches from the source cluster (any Kafka-compatible
+cluster) onto Vigil, continuously, until SIGTERM or SIGINT. Each topic is
+created on Vigil with the source's partition count and the configs set on it,
+marked a mirror topic (vigil.mirror.source); its records keep their offsets,
+keys, headers, timestamps and batches, compaction's gaps and transaction
+markers included, so consumers move without offset translation. Committed
+offsets of the groups --groups matches are copied for the mirrored topics,
+each once Vigil holds it, never for a group with members on Vigil. A mirror
+topic refuses produces until promoted (vigil mirror promote TOPIC).
+
+A progress line on stderr gives the lag, in offsets, and the partitions
+furthest behind; --metrics serves the lag per partition.
+
+The source's client security flags are the destination's with "source-" in
+front, their variables VIGIL_SOURCE_*. On Vigil with ACLs, the principal needs
+ClusterAction on the cluster (docs/migration.md lists the rest).
+
+Exit status: 0 stopped by a signal, 1 something no retry fixes (Vigil holds
+other records at the offsets copied, a refused authorization), 2 a bad
+command line.`)
+		fs.PrintDefaults()
+	}
+	if ok, code := cliflag.Parse(fs, args, stderr); !ok {
+		return code
+	}
+	usage := func(format string, a ...any) int {
+		cliflag.Errorf(stderr, fs.Name(), format, a...)
+		return cliflag.ExitUsage
+	}
+	if fs.NArg() > 0 {
+		return usage("unexpected argument %q", fs.Arg(0))
+	}
+	srcSeeds, dstSeeds := splitList(*srcBrokers), splitList(*brokers)
+	switch {
+	case len(srcSeeds) == 0:
+		return usage("--source-brokers is required")
+	case len(dstSeeds) == 0:
+		return usage("--brokers is empty")
+	case *topics == "":
+		return usage("--topics is required (a regular expression; '.*' for every topic)")
+	case *interval <= 0:
+		return usage("--sync-interval must be positive")
+	case *fetchMax < 64<<10 || *fetchMax > 64<<20:
+		return usage("--fetch-max-bytes %d: from 65536 to 67108864", *fetchMax)
+	}
+	re, err := mirror.TopicPattern(*topics)
+	if err != nil {
+		return usage("%v", err)
+	}
+	gre, err := mirror.TopicPattern(*groups)
+	if err != nil {
+		return usage("--groups: %v", err)
+	}
+	level, err := config.ParseLevel(*logLevel)
+	if err != nil {
+		return usage("%v", err)
+	}
+	if err := srcSec.Validate(); err != nil {
+		return usage("%v", err)
+	}
+	if err := dstSec.Validate(); err != nil {
+		return usage("%v", err)
+	}
+	srcOpts, err := srcSec.Opts()
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil mirror: source: %v\n", err)
+		return cliflag.ExitUsage
+	}
+	dstOpts, err := dstSec.Opts()
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil mirror: destination: %v\n", err)
+		return cliflag.ExitUsage
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	reg := prometheus.NewRegistry()
+	cfg := mirror.CopyConfig{
+		Source:      append([]kgo.Opt{kgo.SeedBrokers(srcSeeds...)}, srcOpts...),
+		Destination: append([]kgo.Opt{kgo.SeedBrokers(dstSeeds...)}, dstOpts...),
+		Topics:      re, Groups: gre, SourceName: *sourceName, Interval: *interval, MaxBytes: int32(*fetchMax),
+		ProgressEvery: *every, Registerer: reg, Log: log,
+	}
+	if !*quiet {
+		cfg.Progress = stderr
+	}
+	m, err := mirror.NewMirror(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil mirror: %v\n", err)
+		return cliflag.ExitUsage
+	}
+	defer m.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if *metricsAddr != "" {
+		srv, addr, err := serveMetrics(*metricsAddr, reg)
+		if err != nil {
+			fmt.Fprintf(stderr, "vigil mirror: --metrics: %v\n", err)
+			return 1
+		}
+		defer srv.Close()
+		log.Info("mirror metrics listening", "addr", addr)
+	}
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "vigil mirror: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// mirrorPromote is `vigil mirror promote TOPIC...`: exit 0 once every
+// topic is an ordinary topic, 1 if one is not a mirror topic or the
+// change fails, 2 for a bad command line.
+func mirrorPromote(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("vigil mirror promote", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	brokers := fs.String("brokers", envOr(getenv, "VIGIL_BROKERS", "127.0.0.1:9092"), "comma-separated seed brokers of Vigil (env VIGIL_BROKERS)")
+	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	sec := clientsec.Register(fs, getenv)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, `Usage: vigil mirror promote TOPIC... [--brokers D]
+
+Makes mirror topics ordinary topics on Vigil, the cutover step: their
+vigil.mirror.source config is deleted, so they take produces, their retention
+and compaction are Vigil's, and the mirror copies no more into them. Stop the
+producers on the source and wait for the mirror's lag to reach 0 first
+(docs/migration.md). The principal needs AlterConfigs on the topics.
+
+Exit status: 0 promoted, 1 a topic is not a mirror topic or the change failed,
+2 a bad command line.`)
+		fs.PrintDefaults()
+	}
+	// Topics and flags in any order.
+	var topics []string
+	for {
+		if ok, code := cliflag.Parse(fs, args, stderr); !ok {
+			return code
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		topics = append(topics, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(topics) == 0 {
+		cliflag.Errorf(stderr, fs.Name(), "name the topics to promote")
+		return cliflag.ExitUsage
+	}
+	if err := sec.Validate(); err != nil {
+		cliflag.Errorf(stderr, fs.Name(), "%v", err)
+		return cliflag.ExitUsage
+	}
+	opts, err := sec.Opts()
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil mirror promote: %v\n", err)
+		return cliflag.ExitUsage
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	if err := mirror.Promote(ctx, append([]kgo.Opt{kgo.SeedBrokers(splitList(*brokers)...)}, opts...), topics...); err != nil {
+		fmt.Fprintf(stderr, "vigil mirror promote: %v\n", err)
+		return 1
+	}
+	for _, t := range topics {
+		fmt.Fprintf(stdout, "%s: promoted: an ordinary topic now\n", t)
+	}
+	return 0
 }
 
 // mirrorFlags are the flags verify and compare-detections share: the

@@ -58,7 +58,17 @@ func (h *Header) IsControl() bool       { return h.Attributes&0x20 != 0 }
 // Split validates a produce request's records field and returns its
 // batches. Every batch must be whole, magic 2, with a correct CRC-32C;
 // anything else is an error wrapping ErrCorrupt or ErrInvalid.
-func Split(records []byte) ([]Header, error) {
+func Split(records []byte) ([]Header, error) { return splitBatches(records, false) }
+
+// SplitCopied is Split for batches copied from another cluster's log (a
+// mirror's appends): framing, magic and CRC are checked as Split checks
+// them, but a batch may hold fewer records than its offset span, or none,
+// as compaction leaves them (Kafka keeps lastOffsetDelta, and empty
+// batches that hold producer state), and its records' offset deltas need
+// only rise; control batches are allowed.
+func SplitCopied(records []byte) ([]Header, error) { return splitBatches(records, true) }
+
+func splitBatches(records []byte, copied bool) ([]Header, error) {
 	if len(records) == 0 {
 		return nil, fmt.Errorf("%w: no record batch in request", ErrInvalid)
 	}
@@ -83,14 +93,17 @@ func Split(records []byte) ([]Header, error) {
 		if got := crc32.Checksum(raw[offAttributes:], crcTable); got != uint32(h.CRC) {
 			return nil, fmt.Errorf("%w: CRC-32C mismatch (header %08x, computed %08x)", ErrCorrupt, uint32(h.CRC), got)
 		}
-		if h.NumRecords <= 0 || h.LastOffsetDelta != h.NumRecords-1 {
+		switch {
+		case copied && (h.NumRecords < 0 || h.LastOffsetDelta < h.NumRecords-1):
+			return nil, fmt.Errorf("%w: %d records with last offset delta %d", ErrInvalid, h.NumRecords, h.LastOffsetDelta)
+		case !copied && (h.NumRecords <= 0 || h.LastOffsetDelta != h.NumRecords-1):
 			return nil, fmt.Errorf("%w: %d records with last offset delta %d", ErrInvalid, h.NumRecords, h.LastOffsetDelta)
 		}
 		if h.Compression() > 4 {
 			return nil, fmt.Errorf("%w: unknown compression codec %d", ErrInvalid, h.Compression())
 		}
 		if h.Compression() == 0 && !h.IsControl() {
-			if err := checkRecords(h.Records, h.NumRecords); err != nil {
+			if err := checkRecords(h.Records, h.NumRecords, copied, h.LastOffsetDelta); err != nil {
 				return nil, err
 			}
 		}
@@ -103,7 +116,10 @@ func Split(records []byte) ([]Header, error) {
 // checkRecords decodes uncompressed records far enough to prove the count
 // and the offset deltas; compressed batches are checked by their CRC only,
 // since decompressing every batch would cost the produce path its speed.
-func checkRecords(b []byte, n int32) error {
+//
+// Copied batches (SplitCopied) need only deltas that rise, up to last.
+func checkRecords(b []byte, n int32, copied bool, last int32) error {
+	prev := int32(-1)
 	for i := int32(0); i < n; i++ {
 		l, used := binary.Varint(b)
 		if used <= 0 || l < 0 || int64(len(b)-used) < l {
@@ -113,9 +129,13 @@ func checkRecords(b []byte, n int32) error {
 		if err := r.ReadFrom(b[:used+int(l)]); err != nil {
 			return fmt.Errorf("%w: record %d: %v", ErrInvalid, i, err)
 		}
-		if r.OffsetDelta != i {
+		switch {
+		case copied && (r.OffsetDelta <= prev || r.OffsetDelta > last):
+			return fmt.Errorf("%w: record %d has offset delta %d after %d (last %d)", ErrInvalid, i, r.OffsetDelta, prev, last)
+		case !copied && r.OffsetDelta != i:
 			return fmt.Errorf("%w: record %d has offset delta %d", ErrInvalid, i, r.OffsetDelta)
 		}
+		prev = r.OffsetDelta
 		b = b[used+int(l):]
 	}
 	if len(b) != 0 {

@@ -43,6 +43,10 @@ import (
 // verification and the append refuses the batch (INVALID_TXN_STATE), so a
 // late batch never opens a transaction nobody will end.
 //
+// Mirror topics (storage.MirrorSourceConfig) refuse these produces with
+// INVALID_REQUEST until promoted; produces from `vigil mirror` (client.id
+// MirrorClientID) take another path, produce_mirror.go.
+//
 // Authorization, as Kafka's handleProduceRequest: a request carrying
 // transactional batches needs a transactional id and Write on it, or
 // every partition fails with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (Kafka
@@ -57,6 +61,9 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 	req := r.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	acks := req.Acks
+	if h.clientID == MirrorClientID {
+		return b.handleMirrorProduce(c, h, req, resp)
+	}
 	if hasTransactionalRecords(req) &&
 		(req.TransactionID == nil || !c.allowed(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionID)) {
 		return b.failProduce(c, req, resp, kerr.TransactionalIDAuthorizationFailed)
@@ -86,6 +93,7 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 		var keyed *bool              // likewise: compacted topics need keys
 		var target batch.Target      // likewise: the codec batches are stored in (compression.go)
 		recompress, targetKnown := false, false
+		mirrored := t != nil && storage.Mirrored(t.Topic) // read-only until promoted
 		for i, rp := range rt.Partitions {
 			sp := &st.Partitions[i]
 			*sp = kmsg.ProduceResponseTopicPartition{Partition: rp.Partition, BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
@@ -110,6 +118,10 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 					continue
 				}
 				sp.ErrorCode = code
+				continue
+			}
+			if mirrored {
+				fail(kerr.InvalidRequest, refuseMirrorTopic(t))
 				continue
 			}
 			hs, err := batch.Split(rp.Records)

@@ -75,6 +75,8 @@ func topicConfigTable() []topicConfig {
 			func(b *Broker) string { return strconv.FormatInt(b.cfg.RetentionMs, 10) }, validateInt(-1, 1<<63-1)),
 		cfg(storage.LegalHoldConfig, kmsg.ConfigTypeBoolean, "true stops every deletion of this topic's data (retention, DeleteRecords, DeleteTopics) until set back to false.",
 			fixed("false"), validateBool),
+		cfg(storage.MirrorSourceConfig, kmsg.ConfigTypeString, "Set by vigil mirror on the topics it creates, naming the source cluster: the topic takes only the mirror's appends, at the source's offsets, and refuses produces; retention and the cleaner leave it to the source. Deleting it (vigil mirror promote) makes the topic an ordinary one.",
+			fixed(""), func(string) error { return nil }),
 		cfg("message.timestamp.type", kmsg.ConfigTypeString, "CreateTime keeps the producer's timestamps; LogAppendTime sets each batch's timestamp to the time the broker appended it.",
 			fixed(timestampCreate), validateOneOf(timestampCreate, timestampAppend)),
 		cfg("message.timestamp.before.max.ms", kmsg.ConfigTypeLong, "With CreateTime, a batch holding a record timestamped more than this before the broker's clock is refused with INVALID_TIMESTAMP.",

@@ -133,8 +133,8 @@ func TestMirrorVerifyCLI(t *testing.T) {
 		{append(verify, "--topics", "alerts", "--from-offset", "5", "--to-offset", "5"), "--from-offset 5 is not below --to-offset 5"},
 		{append(verify, "--topics", "nothing"), `no topic on either cluster matches --topics ("nothing")`},
 		{[]string{"mirror", "verify", "--source-brokers", closed, "--brokers", dst.addr, "--topics", "alerts", "--timeout", "2s"}, "vigil mirror verify: source: "},
-		{[]string{"mirror", "promote", "alerts"}, `unknown subcommand "promote"; the subcommands that exist: verify`},
-		{[]string{"mirror", "--source-brokers", srcAddr}, "not built yet; the subcommands that exist: verify"},
+		{[]string{"mirror", "clone", "alerts"}, `unknown subcommand "clone"; the subcommands: promote, verify`},
+		{[]string{"mirror", "--source-brokers", srcAddr}, "--topics is required"},
 	} {
 		_, errOut, code := run(tc.args...)
 		if code != 2 || !strings.Contains(errOut, tc.want) {

@@ -1,11 +1,22 @@
 // Package mirror is moving topics from another Kafka-compatible cluster
 // onto Vigil with their offsets kept, and proving they arrived unchanged.
-// What exists today is the proof: `vigil mirror verify`, Verify, compares
-// the topics a pattern matches on a source cluster and on a destination,
-// partition by partition; `vigil mirror compare-detections`,
-// CompareDetections (detections.go), runs the same rules over both.
 //
-// Per topic it compares the partition counts; per partition the log start
+// `vigil mirror`, Mirror (copy.go), copies: each partition's record
+// batches are fetched raw from the source and sent to Vigil unchanged as
+// mirror appends, which Vigil takes only on topics marked
+// MirrorSourceConfig and appends at the offsets they carry (gaps,
+// markers, producer fields and all: copy.go explains the design, and
+// partition.Log.AppendMirror the append). Topics, log starts and groups'
+// committed offsets follow the source; Vigil's high watermark is the only
+// state, so a mirror resumes wherever it stopped. Promote, the cutover,
+// makes a mirror topic an ordinary one.
+//
+// `vigil mirror verify`, Verify, compares the topics a pattern matches on
+// a source cluster and on a destination, partition by partition; `vigil
+// mirror compare-detections`, CompareDetections (detections.go), runs the
+// same rules over both.
+//
+// Per topic Verify compares the partition counts; per partition the log start
 // offset, the high watermark and every record of the compared range:
 // offset, timestamp, key, value, headers and whether it is a control
 // record. Both sides are read at read_uncommitted with control records

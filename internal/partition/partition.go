@@ -197,8 +197,11 @@ func (l *Log) recoverLocked(b *Batch) (bool, error) {
 	if b.Last < l.next {
 		return false, nil
 	}
-	if b.Base != l.next {
-		return false, fmt.Errorf("partition %s/%d: WAL batch at offset %d does not continue the log at %d", l.Topic, l.Partition, b.Base, l.next)
+	// A batch beyond the log end is a mirrored one that kept its source's
+	// offsets across a gap (AppendMirror); one that begins below the end
+	// and reaches past it fits no log.
+	if b.Base < l.next {
+		return false, fmt.Errorf("partition %s/%d: WAL batch at offsets [%d, %d] overlaps the log ending at %d", l.Topic, l.Partition, b.Base, b.Last, l.next)
 	}
 	l.mem = append(l.mem, b)
 	l.memBytes += int64(len(b.Data))
@@ -296,6 +299,107 @@ func (l *Log) AppendMarker(m producer.Marker, nowMs int64, write func(*Batch)) (
 	l.memBytes += int64(len(b.Data))
 	write(b)
 	return b, nil
+}
+
+// ErrMirrorConflict: a mirrored batch that overlaps the log end, or
+// repeats offsets the log holds with other contents (INVALID_REQUEST:
+// the mirror and this log disagree, and nothing will reconcile them).
+var ErrMirrorConflict = errors.New("partition: mirrored batch conflicts with the log")
+
+// AppendMirror appends a batch copied from another cluster's log at the
+// offsets it has there (h.FirstOffset): the mirror's path, which keeps a
+// topic's offsets, gaps and markers as the source has them.
+//
+//   - A batch at or beyond the log end is appended at its own base
+//     offset; offsets between the end and it stay a gap (compaction's, on
+//     the source), and the log end becomes its last offset plus one.
+//   - A batch wholly below the log end is a retry of one appended
+//     already: when it is still in memory, it must be the batch there at
+//     the same offsets with the same CRC (which covers everything but the
+//     base offset and leader epoch), and dup is that batch; when only
+//     segment objects hold it, cold is true and the caller compares it
+//     (MirrorMatches). Anything else is ErrMirrorConflict.
+//   - A batch that begins below the log end and ends beyond it is
+//     ErrMirrorConflict.
+//
+// The producer state follows the batch as it follows a batch produced
+// here, without the checks: the source enforced sequences and epochs, and
+// compaction there may have removed batches in between. A data batch
+// keeps its producer id, epoch and sequences and may begin a transaction;
+// a control batch ends one as a marker written here by the coordinator
+// does (an abort joins the aborted index, the last stable offset passes
+// the marker once it is durable), so read_committed readers here see what
+// they see on the source.
+func (l *Log) AppendMirror(h *batch.Header, nowMs int64, write func(*Batch)) (dup *Batch, cold bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.appendableLocked(); err != nil {
+		return nil, false, err
+	}
+	base, last := h.FirstOffset, h.LastOffset()
+	switch {
+	case base < 0:
+		return nil, false, fmt.Errorf("%w: %s/%d: base offset %d", ErrMirrorConflict, l.Topic, l.Partition, base)
+	case last < l.next:
+		return l.mirroredLocked(h)
+	case base < l.next:
+		return nil, false, fmt.Errorf("%w: %s/%d: batch [%d, %d] overlaps the log ending at %d", ErrMirrorConflict, l.Topic, l.Partition, base, last, l.next)
+	}
+	var marker producer.Marker
+	isMarker := false
+	if h.IsControl() {
+		m, err := batch.ProducerMarker(h.Raw)
+		switch {
+		case err == nil:
+			marker, isMarker = m, true
+		case !errors.Is(err, batch.ErrNotMarker):
+			return nil, false, fmt.Errorf("partition %s/%d: control batch at %d: %w", l.Topic, l.Partition, base, err)
+		}
+	}
+	batch.Assign(h.Raw, base, l.epoch)
+	b := &Batch{Base: base, Last: last, MaxTs: h.MaxTimestamp, Data: h.Raw}
+	switch {
+	case isMarker:
+		if txn, ended := l.producers.ApplyMarker(marker, base, nowMs); ended {
+			l.completing = append(l.completing, txn)
+			if !txn.Commit {
+				l.addAbortedLocked(AbortedTxn{ProducerID: txn.ID, FirstOffset: txn.First, LastOffset: txn.Last})
+			}
+		}
+	case !h.IsControl():
+		l.producers.Apply(h.Producer(), base, nowMs)
+	}
+	l.next = last + 1
+	l.mem = append(l.mem, b)
+	l.memBytes += int64(len(b.Data))
+	write(b)
+	return nil, false, nil
+}
+
+// mirroredLocked answers a mirrored batch wholly below the log end.
+func (l *Log) mirroredLocked(h *batch.Header) (*Batch, bool, error) {
+	base, last := h.FirstOffset, h.LastOffset()
+	if len(l.mem) == 0 || base < l.mem[0].Base {
+		return nil, true, nil
+	}
+	i := sort.Search(len(l.mem), func(i int) bool { return l.mem[i].Last >= base })
+	if i < len(l.mem) {
+		if b := l.mem[i]; b.Base == base && b.Last == last && SameBatch(b.Data, h.Raw) {
+			return b, false, nil
+		}
+	}
+	return nil, false, fmt.Errorf("%w: %s/%d: batch [%d, %d] is below the log end %d but differs from what the log holds there",
+		ErrMirrorConflict, l.Topic, l.Partition, base, last, l.next)
+}
+
+// SameBatch reports whether two stored batches are the same but for the
+// fields a broker owns (base offset, leader epoch): same length and CRC.
+func SameBatch(a, b []byte) bool {
+	const offLength, offCRC = 8, 17
+	if len(a) < batch.HeaderLen || len(b) < batch.HeaderLen || len(a) != len(b) {
+		return false
+	}
+	return string(a[offLength:offLength+4]) == string(b[offLength:offLength+4]) && string(a[offCRC:offCRC+4]) == string(b[offCRC:offCRC+4])
 }
 
 // addAbortedLocked adds entries to the aborted index, which they must

@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 )
 
@@ -43,4 +44,38 @@ func (p *IDs) Next(ctx context.Context) (int64, error) {
 	id := p.next
 	p.next++
 	return id, nil
+}
+
+// Above makes every id handed out from now on greater than id: a mirror
+// (`vigil mirror`) copies batches with another cluster's producer ids,
+// whose state stays on the partitions, and a producer of this cluster
+// given one of those ids after the cutover would be taken for that
+// producer (its epoch and sequences) and refused. Ids already reserved
+// below id are skipped, never handed out. An id too close to the top of
+// the range to stay clear of is an error.
+func (p *IDs) Above(ctx context.Context, id int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if id < p.next {
+		return nil
+	}
+	if id > math.MaxInt64-4*idBlock {
+		return fmt.Errorf("producer: id %d is too close to the top of the range to hand out ids above it", id)
+	}
+	first, err := p.store.AllocateProducerIDs(ctx, idBlock)
+	if err != nil {
+		return fmt.Errorf("producer: reserve ids: %w", err)
+	}
+	n := int64(idBlock)
+	if first <= id {
+		// Reserve through id in one step; first+idBlock is where the store
+		// stands now, unless another broker reserved meanwhile, in which
+		// case the block lies higher still.
+		n = id + 1 - (first + idBlock) + idBlock
+		if first, err = p.store.AllocateProducerIDs(ctx, n); err != nil {
+			return fmt.Errorf("producer: reserve ids: %w", err)
+		}
+	}
+	p.next, p.end = max(first, id+1), first+n
+	return nil
 }

@@ -136,7 +136,8 @@ func (e *Engine) Clean(ctx context.Context, now time.Time) (int, error) {
 	var n int
 	var errs []error
 	for _, t := range e.Topics() {
-		if compact, _ := CleanupPolicy(t.Configs); !compact || LegalHold(t.Topic) {
+		// A mirror topic holds what the source's cleaner left.
+		if compact, _ := CleanupPolicy(t.Configs); !compact || LegalHold(t.Topic) || Mirrored(t.Topic) {
 			continue
 		}
 		cfg := topicCleanConfig(t.Topic)

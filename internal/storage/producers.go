@@ -170,3 +170,10 @@ func (e *Engine) expireProducers(ctx context.Context) {
 func (e *Engine) NewProducerID(ctx context.Context) (int64, error) {
 	return e.pids.Next(ctx)
 }
+
+// ProducerIDsAbove makes every producer id handed out from now on greater
+// than id (producer.IDs.Above): the mirror's appends carry another
+// cluster's ids.
+func (e *Engine) ProducerIDsAbove(ctx context.Context, id int64) error {
+	return e.pids.Above(ctx, id)
+}

@@ -30,6 +30,18 @@ func holdError(t meta.Topic, what string) error {
 	return fmt.Errorf("%w: %s %q refused while %s=true; release the hold first", ErrLegalHold, what, t.Name, LegalHoldConfig)
 }
 
+// MirrorSourceConfig is the topic config that makes a topic a mirror of
+// another cluster's (`vigil mirror`): its value names the source. A
+// mirror topic is written only by the mirror, at the source's offsets
+// (Engine.MirrorAppend); clients' produces are refused, and retention and
+// the cleaner leave it alone, since its log start and its compaction are
+// the source's, copied. Deleting the config (`vigil mirror promote`)
+// makes it an ordinary topic.
+const MirrorSourceConfig = "vigil.mirror.source"
+
+// Mirrored reports whether the topic is a mirror topic, not yet promoted.
+func Mirrored(t meta.Topic) bool { return strings.TrimSpace(t.Configs[MirrorSourceConfig]) != "" }
+
 // retention is one topic's effective retention: its own configs over the
 // broker's defaults; -1 means no limit.
 func (e *Engine) retention(t meta.Topic) (ms, bytes int64) {
@@ -81,6 +93,9 @@ func (e *Engine) EnforceRetention(ctx context.Context, now time.Time) (int, erro
 		ms, maxBytes := e.retention(t.Topic)
 		if _, del := CleanupPolicy(t.Configs); !del {
 			ms, maxBytes = -1, -1 // compacted only: the cleaner decides what goes
+		}
+		if Mirrored(t.Topic) {
+			continue // the mirror copies the source's log start
 		}
 		held := LegalHold(t.Topic)
 		for _, l := range t.Logs {

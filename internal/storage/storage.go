@@ -627,6 +627,60 @@ func (e *Engine) ProduceVerified(t *Topic, l *partition.Log, h *batch.Header, gu
 	}
 }
 
+// MirrorAppend appends a batch copied from another cluster at its own
+// offsets (partition.Log.AppendMirror) through the same WAL path as
+// Produce; done gets the batch's base offset once it is durable. A retry
+// of a batch appended already is answered once the original is durable,
+// after checking it is the same batch (read back from the segment
+// objects when memory no longer holds it).
+func (e *Engine) MirrorAppend(ctx context.Context, t *Topic, l *partition.Log, h *batch.Header, done func(base int64, err error)) {
+	if err := e.wal.Full(); err != nil {
+		done(-1, err)
+		return
+	}
+	key, sess := e.walTarget(t)
+	dup, cold, err := l.AppendMirror(h, time.Now().UnixMilli(), func(b *partition.Batch) { e.write(key, sess, l, b, done) })
+	switch {
+	case err != nil:
+		done(-1, err)
+	case cold:
+		go func() { done(h.FirstOffset, e.mirroredCold(ctx, l, h)) }()
+	case dup != nil:
+		if ok, err := l.Durable(dup.Last); ok || err != nil {
+			done(dup.Base, err)
+			return
+		}
+		go func() {
+			err := e.wal.Sync()
+			if err == nil {
+				var ok bool
+				if ok, err = l.Durable(dup.Last); err == nil && !ok {
+					err = partition.ErrNotLeader // as ProduceVerified: the client retries
+				}
+			}
+			done(dup.Base, err)
+		}()
+	}
+}
+
+// mirroredCold checks a mirrored retry against the batch the log holds at
+// its offsets, read back from the segment objects.
+func (e *Engine) mirroredCold(ctx context.Context, l *partition.Log, h *batch.Header) error {
+	res, err := l.Read(ctx, h.FirstOffset, len(h.Raw), true)
+	if err != nil {
+		// Not a conflict: the mirror sends the batch again.
+		return fmt.Errorf("storage: %s/%d: read back the batch at %d to compare a mirrored retry: %w", l.Topic, l.Partition, h.FirstOffset, err)
+	}
+	if len(res.Data) > 0 {
+		if info, err := batch.Peek(res.Data); err == nil && info.BaseOffset == h.FirstOffset && info.LastOffset == h.LastOffset() &&
+			partition.SameBatch(res.Data[:info.Size], h.Raw) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s/%d: batch [%d, %d] is below the log end but differs from what the log holds there",
+		partition.ErrMirrorConflict, l.Topic, l.Partition, h.FirstOffset, h.LastOffset())
+}
+
 // walTarget is where t's batches go in the WAL, and the session a write
 // is made under: a later session (after the lease was lost and the broker
 // rejoined) does not vouch for it.
@@ -709,7 +763,9 @@ func (e *Engine) SetLogStart(ctx context.Context, t *Topic, l *partition.Log, of
 		ls, _ := l.Offsets()
 		return ls, holdError(t.Topic, "deleting records of topic")
 	}
-	if compact, del := CleanupPolicy(t.Configs); compact && !del {
+	// A mirror topic's log start follows its source's, which moves on a
+	// compacted topic too (DeleteRecords there).
+	if compact, del := CleanupPolicy(t.Configs); compact && !del && !Mirrored(t.Topic) {
 		ls, _ := l.Offsets()
 		return ls, fmt.Errorf("%w: %s/%d has cleanup.policy=compact", ErrCompactOnly, t.Name, l.Partition)
 	}
