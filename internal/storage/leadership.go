@@ -276,6 +276,7 @@ func (e *Engine) takeOver(ctx context.Context, top *Topic, p int32, acq meta.Acq
 		if err != nil {
 			return 0, err
 		}
+		e.noteWALGap(top.Topic, l, b)
 		if _, err := l.RecoverStored(b, nowMs); err != nil {
 			return 0, err
 		}

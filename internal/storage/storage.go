@@ -290,6 +290,7 @@ func Open(ctx context.Context, ms meta.Store, objs objstore.Store, opts Options)
 		// The WAL reuses its read buffer between entries.
 		data := append([]byte(nil), ent.Data...)
 		b := &partition.Batch{Base: info.BaseOffset, Last: info.LastOffset, MaxTs: info.MaxTimestamp, Data: data, Seq: seq}
+		e.noteWALGap(top.Topic, l, b)
 		isNew, err := l.RecoverStored(b, nowMs)
 		if err != nil {
 			return err
@@ -679,6 +680,18 @@ func (e *Engine) mirroredCold(ctx context.Context, l *partition.Log, h *batch.He
 	}
 	return fmt.Errorf("%w: %s/%d: batch [%d, %d] is below the log end but differs from what the log holds there",
 		partition.ErrMirrorConflict, l.Topic, l.Partition, h.FirstOffset, h.LastOffset())
+}
+
+// noteWALGap logs a recovered batch that begins past the log's end. On a
+// mirror topic that is a gap the source's cleaner left; recovery accepts
+// it on any topic (a topic promoted since keeps its mirrored gaps), but on
+// one that was never mirrored it means WAL entries are missing, which
+// must not pass unseen.
+func (e *Engine) noteWALGap(t meta.Topic, l *partition.Log, b *partition.Batch) {
+	if _, end := l.Offsets(); b.Base > end && !Mirrored(t) {
+		e.log.Warn("WAL batch begins past the log's end: offsets between are missing (expected only on a topic that was mirrored)",
+			"topic", t.Name, "partition", l.Partition, "log_end", end, "batch_base", b.Base)
+	}
 }
 
 // walTarget is where t's batches go in the WAL, and the session a write
