@@ -8,13 +8,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
 // TestScorecardCLI runs vigil scorecard as a binary against vigil serve
-// processes: an open broker (exit 0, a JSON report with ACLs missing), a
+// processes: an open broker paused by the failure recovery probe (exit
+// 0, a JSON report with ACLs missing, nothing acknowledged lost), a
 // secured one scored as a user without ACLs through the client security
 // flags (ACLs enforced, anonymous clients refused), bad usage and an
 // unreachable cluster (exit 2).
@@ -41,22 +43,28 @@ func TestScorecardCLI(t *testing.T) {
 
 	open := startBroker(t, "", t.TempDir())
 	report := filepath.Join(t.TempDir(), "report.json")
-	_, stderr, code := run("scorecard", "--brokers", open.addr, "--output", report)
+	pid := open.cmd.Process.Pid
+	_, stderr, code := run("scorecard", "--brokers", open.addr, "--output", report,
+		"--allow-faults", "--fault-pids", strconv.Itoa(pid), "--fault-pause", "2s", "--recovery-timeout", "20s")
 	if code != 0 {
 		t.Fatalf("scorecard of an open broker: exit %d\n%s", code, stderr)
 	}
-	if !strings.HasPrefix(stderr, "vigil scorecard: limits: 1m0s overall") || !strings.Contains(stderr, "[12/12] ACLs enforced: fail") {
+	if !strings.HasPrefix(stderr, "vigil scorecard: limits: 1m0s overall") || !strings.Contains(stderr, "[12/20] ACLs enforced: fail") ||
+		!strings.Contains(stderr, "[20/20] pause pid "+strconv.Itoa(pid)+" for 2s: pass") {
 		t.Errorf("stderr: limits first, then a line per probe:\n%s", stderr)
 	}
 	raw, err := os.ReadFile(report)
 	if err != nil {
 		t.Fatal(err)
 	}
+	type area struct {
+		Passed, Scored int
+		Probes         []struct{ Name, Status, Detail, Error string }
+	}
 	var rep struct {
-		Compatibility struct {
-			Passed, Scored int
-			Probes         []struct{ Name, Status, Detail, Error string }
-		} `json:"api_compatibility"`
+		Compatibility area `json:"api_compatibility"`
+		Migration     area `json:"migration_path"`
+		Recovery      area `json:"failure_recovery"`
 	}
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		t.Fatalf("report.json: %v\n%s", err, raw)
@@ -67,6 +75,21 @@ func TestScorecardCLI(t *testing.T) {
 	}
 	if statuses["ACLs"] != "missing" || statuses["transactions"] != "pass" || rep.Compatibility.Passed != rep.Compatibility.Scored-1 {
 		t.Errorf("open broker: %+v", rep.Compatibility)
+	}
+	if rep.Migration.Passed != 6 || rep.Migration.Scored != 6 {
+		t.Errorf("open broker's migration path: %+v", rep.Migration)
+	}
+	// The broker paused for 2s: every partition waited for it, and
+	// nothing it acknowledged is missing.
+	if len(rep.Recovery.Probes) != 1 || rep.Recovery.Passed != 1 {
+		t.Fatalf("failure recovery: %+v", rep.Recovery)
+	}
+	fault := rep.Recovery.Probes[0]
+	t.Logf("failure recovery: %s", fault.Detail)
+	for _, want := range []string{"sent SIGSTOP to pid " + strconv.Itoa(pid) + " (vigil), SIGCONT", "read back: 0 acknowledged records lost, 0 duplicates"} {
+		if !strings.Contains(fault.Detail, want) {
+			t.Errorf("failure recovery lacks %q: %s", want, fault.Detail)
+		}
 	}
 
 	// A secured broker: SCRAM users made before its first start, as
@@ -92,7 +115,7 @@ func TestScorecardCLI(t *testing.T) {
 		t.Fatalf("scorecard as alice: exit %d\n%s", code, stderr)
 	}
 	for _, want := range []string{"over SASL_PLAINTEXT as User:alice", "| ACLs enforced | pass |", "TOPIC_AUTHORIZATION_FAILED",
-		"| anonymous read/write | pass |", "| plaintext listener | fail |", "| ACLs | pass |"} {
+		"| anonymous read/write | pass |", "| plaintext listener | fail |", "| ACLs | pass |", "| broker fault | not run |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("alice's report lacks %q:\n%s", want, md)
 		}
