@@ -54,7 +54,7 @@ func scorecardMain(args []string, stdout, stderr io.Writer, getenv func(string) 
 	}
 	brokers := fs.String("brokers", envOr(getenv, "VIGIL_BROKERS", "127.0.0.1:9092"), "comma-separated seed brokers of the cluster to score (VIGIL_BROKERS)")
 	output := fs.String("output", "", "write the report to this file: .md (markdown), .json or .html (default: markdown on stdout)")
-	timeout := fs.Duration("timeout", scorecard.DefaultTimeout, "time limit of the whole run, cleanup included")
+	timeout := fs.Duration("timeout", scorecard.DefaultTimeout, "time limit of the whole run, cleanup included (default with --allow-faults: 60s and each fault probe's limit)")
 	probeTimeout := fs.Duration("probe-timeout", scorecard.DefaultProbeTimeout, "time limit of each probe")
 	in := cost.Default()
 	w := &in.Workload
@@ -113,6 +113,10 @@ func scorecardMain(args []string, stdout, stderr io.Writer, getenv func(string) 
 	case !*allowFaults && (len(cfg.FaultPIDs) > 0 || set["fault-signal"] || set["fault-pause"] || set["recovery-timeout"]):
 		cliflag.Errorf(stderr, name, "--fault-pids, --fault-signal, --fault-pause and --recovery-timeout need --allow-faults")
 		return cliflag.ExitUsage
+	}
+	if !set["timeout"] {
+		// Room for the fault probes besides the others.
+		cfg.Timeout = scorecard.TimeoutFor(cfg)
 	}
 	if set["ingest-gb-per-day"] {
 		if err := in.Validate(); err != nil {

@@ -49,7 +49,8 @@ func TestScorecardCLI(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("scorecard of an open broker: exit %d\n%s", code, stderr)
 	}
-	if !strings.HasPrefix(stderr, "vigil scorecard: limits: 1m0s overall") || !strings.Contains(stderr, "[12/20] ACLs enforced: fail") ||
+	// The overall limit grows by the fault probe's: 15s + 1s + 2s + 20s + 1s.
+	if !strings.HasPrefix(stderr, "vigil scorecard: limits: 1m39s overall") || !strings.Contains(stderr, "[12/20] ACLs enforced: fail") ||
 		!strings.Contains(stderr, "[20/20] pause pid "+strconv.Itoa(pid)+" for 2s: pass") {
 		t.Errorf("stderr: limits first, then a line per probe:\n%s", stderr)
 	}

@@ -212,34 +212,59 @@ func probeMirrorOffsets(ctx context.Context, r *run) (Status, string, error) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	// A transaction's markers may be written after EndTxn answers (Kafka
+	// writes them asynchronously), so a latest offset short of the
+	// writes is asked again until the probe's limit.
+	start := time.Now()
+	for {
+		got, short, err := listRange(ctx, adm, m)
+		if err != nil {
+			return Fail, "", err
+		}
+		if short == nil {
+			slices.Sort(got)
+			detail := "earliest and latest offsets as written (partition: earliest-latest " + strings.Join(got, ", ") + ")"
+			if m.txn {
+				detail += "; partition 0's latest counts the two control records"
+			}
+			if waited := time.Since(start); waited > 200*time.Millisecond {
+				detail += fmt.Sprintf(" (the latest offsets reached them %s after the writes were acknowledged)", waited.Round(time.Millisecond))
+			}
+			return Pass, detail, nil
+		}
+		if !sleep(ctx, 100*time.Millisecond) {
+			return Fail, "", fmt.Errorf("%w, still after %s", short, time.Since(start).Round(time.Millisecond))
+		}
+	}
+}
+
+// listRange lists each partition's earliest and latest offsets. short is
+// a latest offset below what the writes imply, which may still grow.
+func listRange(ctx context.Context, adm *kadm.Client, m *mirrorSetup) (got []string, short, err error) {
 	starts, err := adm.ListStartOffsets(ctx, m.topic)
 	if err != nil {
-		return Fail, "", fmt.Errorf("ListOffsets earliest: %w", err)
+		return nil, nil, fmt.Errorf("ListOffsets earliest: %w", err)
 	}
 	ends, err := adm.ListEndOffsets(ctx, m.topic)
 	if err != nil {
-		return Fail, "", fmt.Errorf("ListOffsets latest: %w", err)
+		return nil, nil, fmt.Errorf("ListOffsets latest: %w", err)
 	}
-	var got []string
 	for p, want := range m.ends() {
 		s, _ := starts.Lookup(m.topic, p)
 		e, _ := ends.Lookup(m.topic, p)
 		switch {
 		case s.Err != nil || e.Err != nil:
-			return Fail, "", fmt.Errorf("ListOffsets of %s/%d: %v, %v", m.topic, p, s.Err, e.Err)
+			return nil, nil, fmt.Errorf("ListOffsets of %s/%d: %v, %v", m.topic, p, s.Err, e.Err)
 		case s.Offset != 0:
-			return Fail, "", fmt.Errorf("%s/%d: earliest offset %d, nothing was deleted", m.topic, p, s.Offset)
-		case e.Offset != want:
-			return Fail, "", fmt.Errorf("%s/%d: latest offset %d, the writes imply %d", m.topic, p, e.Offset, want)
+			return nil, nil, fmt.Errorf("%s/%d: earliest offset %d, nothing was deleted", m.topic, p, s.Offset)
+		case e.Offset > want:
+			return nil, nil, fmt.Errorf("%s/%d: latest offset %d, the writes imply %d", m.topic, p, e.Offset, want)
+		case e.Offset < want:
+			short = fmt.Errorf("%s/%d: latest offset %d, the writes imply %d", m.topic, p, e.Offset, want)
 		}
 		got = append(got, fmt.Sprintf("%d: %d-%d", p, s.Offset, e.Offset))
 	}
-	slices.Sort(got)
-	detail := "earliest and latest offsets as written (partition: earliest-latest " + strings.Join(got, ", ") + ")"
-	if m.txn {
-		detail += "; partition 0's latest counts the two control records"
-	}
-	return Pass, detail, nil
+	return got, short, nil
 }
 
 // mirrorFetch reads a partition from offset 0 to end as the mirror does:
@@ -287,8 +312,16 @@ func (r *run) mirrorFetch(ctx context.Context, cl *kgo.Client, leader, part int3
 		if fp.Err != nil {
 			return out, batches, version, fmt.Errorf("decode %s/%d at %d: %w", r.mirror.topic, part, offset, fp.Err)
 		}
-		if next == offset {
+		if next == offset && p.HighWatermark > offset {
 			return out, batches, version, fmt.Errorf("Fetch %s/%d at %d returned nothing below the high watermark %d", r.mirror.topic, part, offset, p.HighWatermark)
+		}
+		if next == offset {
+			// A transaction marker not written yet: the high watermark
+			// has not reached the end the writes imply.
+			if !sleep(ctx, 100*time.Millisecond) {
+				return out, batches, version, fmt.Errorf("Fetch %s/%d: the high watermark stayed at %d, the writes imply %d: %w", r.mirror.topic, part, p.HighWatermark, end, ctx.Err())
+			}
+			continue
 		}
 		out = append(out, fp.Records...)
 		offset = next

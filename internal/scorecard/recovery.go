@@ -33,10 +33,8 @@ func faultProbes(c Config) []namedProbe {
 			name = fmt.Sprintf("kill pid %d", pid)
 		}
 		out = append(out, namedProbe{name: name, needs: []int16{0, 1, 2, 3, 19, 22},
-			fn: func(ctx context.Context, r *run) (Status, string, error) { return probeFault(ctx, r, i, pid) },
-			limit: func(c Config) time.Duration {
-				return c.ProbeTimeout + faultLead + c.FaultPause + c.RecoveryTimeout + faultSettle
-			}})
+			fn:    func(ctx context.Context, r *run) (Status, string, error) { return probeFault(ctx, r, i, pid) },
+			limit: Config.faultLimit})
 	}
 	return out
 }

@@ -38,7 +38,7 @@ func LimitsText(c Config) string {
 	c = c.withDefaults()
 	probes := fmt.Sprintf("%s per probe, the burst probe's %s of windows on top", c.ProbeTimeout, burstWindows*burstWindow)
 	if c.AllowFaults {
-		probes += fmt.Sprintf(", each fault probe's %s (%s pause, %s recovery)", faultLead+c.FaultPause+c.RecoveryTimeout+faultSettle, c.FaultPause, c.RecoveryTimeout)
+		probes += fmt.Sprintf(", each fault probe %s (%s paused, at most %s to recover, and a probe's time)", c.faultLimit(), c.FaultPause, c.RecoveryTimeout)
 	}
 	return fmt.Sprintf("limits: %s overall (cleanup included), %s; load: %s, written one probe at a time; the probes read only their own topics; everything named vigil-scorecard-*-SUFFIX and deleted at the end",
 		c.Timeout, probes, PlanFor(c))
@@ -169,8 +169,8 @@ func view(r *Report) htmlView {
 		return out
 	}
 	v := htmlView{Report: r,
-		Limits: fmt.Sprintf("%s overall, %s per probe; %s", r.Limits.Timeout, r.Limits.ProbeTimeout, r.Limits.Plan),
-		Load:   fmt.Sprintf("%d records (%d bytes), %d topics, %d consumer groups", r.Load.Records, r.Load.Bytes, r.Load.Topics, r.Load.Groups),
+		Limits:  fmt.Sprintf("%s overall, %s per probe; %s", r.Limits.Timeout, r.Limits.ProbeTimeout, r.Limits.Plan),
+		Load:    fmt.Sprintf("%d records (%d bytes), %d topics, %d consumer groups", r.Load.Records, r.Load.Bytes, r.Load.Topics, r.Load.Groups),
 		Cleanup: probes(r.Cleanup),
 	}
 	v.Areas = []htmlArea{{Title: fmt.Sprintf("API compatibility: %d of %d probes passed", r.Compatibility.Passed, r.Compatibility.Scored),
