@@ -176,7 +176,9 @@ func TestScorecardVigil(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"## API compatibility: 8 of 9 probes passed", "| ACLs | missing |", "## Security boundary: 0 of 3",
-		"## Migration path: 6 of 6 probes passed", "| broker fault | not run | - | not run: it signals broker processes, so it runs only with --allow-faults",
+		"## Migration path: 6 of 6 probes passed", "## Failure recovery: 0 of 0 probes passed",
+		"| broker fault | not run | - | not run: it signals broker processes, so it runs only with --allow-faults",
+		"| side | records | p50 | p99 | max |",
 		"not estimated: give the workload"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
@@ -191,7 +193,8 @@ func TestScorecardVigil(t *testing.T) {
 		t.Errorf("JSON round trip: %v, %+v", err, back.Compatibility)
 	}
 	var html bytes.Buffer
-	if err := Write(&html, rep, HTML); err != nil || !strings.Contains(html.String(), `<td class="missing">missing</td>`) {
+	if err := Write(&html, rep, HTML); err != nil || !strings.Contains(html.String(), `<td class="missing">missing</td>`) ||
+		!strings.Contains(html.String(), "<h2>Migration path: 6 of 6 probes passed</h2>") {
 		t.Errorf("HTML: %v\n%s", err, html.String())
 	}
 }
@@ -538,6 +541,37 @@ func TestConfigFaults(t *testing.T) {
 		tc.mod(&c)
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", c, err, tc.want)
+		}
+	}
+}
+
+// TestMirrorConfigsMissing: a cluster whose DescribeConfigs answers no
+// config of a topic fails that check of the migration path (the mirror
+// could not copy a compacted topic as compacted), and the others pass.
+func TestMirrorConfigsMissing(t *testing.T) {
+	c := startKfakeCluster(t)
+	c.ControlKey(32, func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kreq.(*kmsg.DescribeConfigsRequest)
+		resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
+		for _, res := range req.Resources {
+			rr := kmsg.NewDescribeConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName = res.ResourceType, res.ResourceName
+			resp.Resources = append(resp.Resources, rr)
+		}
+		return resp, nil, true
+	})
+	ps := runProbes(t, plainConfig(strings.Join(c.ListenAddrs(), ",")), migrationProbes...)
+	for _, p := range ps {
+		want := Pass
+		if p.Name == "mirror: DescribeConfigs of a topic" {
+			want = Fail
+			if !strings.Contains(p.Error, "cleanup.policy is not described") || !strings.Contains(p.Detail, "answered 0 configs") {
+				t.Errorf("%s: %s", p.Name, seen(p))
+			}
+		}
+		if p.Status != want {
+			t.Errorf("%s: %s, want %s: %s", p.Name, p.Status, want, seen(p))
 		}
 	}
 }
