@@ -46,9 +46,9 @@ type Burst struct {
 	// Ratio is With.P99 / Without.P99, Threshold the pass limit.
 	Ratio     float64 `json:"p99_ratio"`
 	Threshold float64 `json:"threshold"`
-	// What the replay read: bytes of keys, values and headers, in how
-	// many passes over the history, at how many MB a second over the
-	// windows it ran in.
+	// What the replay read: bytes of record batches as the cluster sent
+	// them, in how many passes over the history, at how many MB a second
+	// over the windows it ran in.
 	ReplayBytes  int64         `json:"replay_bytes"`
 	ReplayPasses int           `json:"replay_passes"`
 	ReplayFor    time.Duration `json:"replay_ns"`
@@ -106,8 +106,9 @@ func probeBurst(ctx context.Context, r *run) (Status, string, error) {
 				return Fail, "", fmt.Errorf("random padding: %w", err)
 			}
 			v := fmt.Appendf(nil, `{"class_uid":4001,"seq":%d,"pad":"%x"}`, j, padRaw)
-			recs = append(recs, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "host-%02d", j%16), Value: v})
-			b.HistoryBytes += len(v) + 7
+			k := fmt.Appendf(nil, "host-%02d", j%16)
+			recs = append(recs, &kgo.Record{Topic: topic, Key: k, Value: v})
+			b.HistoryBytes += len(k) + len(v)
 		}
 		if err := r.produce(ctx, cl, recs...); err != nil {
 			return Fail, fmt.Sprintf("history: %d records written", i), err
@@ -119,7 +120,11 @@ func probeBurst(ctx context.Context, r *run) (Status, string, error) {
 	if err != nil {
 		return Fail, "", fmt.Errorf("metadata of %s: %w", topic, err)
 	}
-	leader := md.Topics[topic].Partitions[0].Leader
+	pd, ok := md.Topics[topic].Partitions[0]
+	if !ok || pd.Leader < 0 {
+		return Fail, "", fmt.Errorf("metadata of %s: no leader of partition 0", topic)
+	}
+	leader := pd.Leader
 	// The replay's own client, as a forensic reader is another process.
 	rcl, err := r.fetchV12Client()
 	if err != nil {

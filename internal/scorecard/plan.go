@@ -86,7 +86,7 @@ func PlanFor(c Config) Plan {
 // faultRecords is the most one fault probe writes: its rate over the
 // longest it may write.
 func faultRecords(c Config) int {
-	return int(math.Ceil(faultRate * (faultLead + c.FaultPause + c.RecoveryTimeout + faultSettle).Seconds()))
+	return int(math.Ceil(faultRate * (faultLead + c.pause() + c.RecoveryTimeout + faultSettle).Seconds()))
 }
 
 func (p Plan) String() string {

@@ -38,7 +38,11 @@ func LimitsText(c Config) string {
 	c = c.withDefaults()
 	probes := fmt.Sprintf("%s per probe, the burst probe's %s of windows on top", c.ProbeTimeout, burstWindows*burstWindow)
 	if c.AllowFaults {
-		probes += fmt.Sprintf(", each fault probe %s (%s paused, at most %s to recover, and a probe's time)", c.faultLimit(), c.FaultPause, c.RecoveryTimeout)
+		fault := fmt.Sprintf("%s paused", c.FaultPause)
+		if c.FaultSignal == FaultKill {
+			fault = "killed"
+		}
+		probes += fmt.Sprintf(", each fault probe %s (the broker %s, at most %s to recover, and a probe's time)", c.faultLimit(), fault, c.RecoveryTimeout)
 	}
 	return fmt.Sprintf("limits: %s overall (cleanup included), %s; load: %s, written one probe at a time; the probes read only their own topics; everything named vigil-scorecard-*-SUFFIX and deleted at the end",
 		c.Timeout, probes, PlanFor(c))

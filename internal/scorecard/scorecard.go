@@ -15,7 +15,7 @@
 // Limits: every probe runs under its own deadline, all of them under an
 // overall one, and the load is a fixed plan of a few thousand small
 // records (PlanFor) that a counter refuses to exceed. What the probes
-// create (topics and a consumer group named vigil-scorecard-KIND-SUFFIX)
+// create (topics and consumer groups named vigil-scorecard-KIND-SUFFIX)
 // is deleted at the end, inside the overall limit; a transactional id
 // cannot be deleted over the protocol and is listed as left behind.
 // Probes run one after another, so the cluster sees one client's load at
@@ -147,7 +147,15 @@ func (c Config) Validate() error {
 // probe's time for the set-up and the read back.
 func (c Config) faultLimit() time.Duration {
 	c = c.withDefaults()
-	return c.ProbeTimeout + faultLead + c.FaultPause + c.RecoveryTimeout + faultSettle
+	return c.ProbeTimeout + faultLead + c.pause() + c.RecoveryTimeout + faultSettle
+}
+
+// pause is how long a fault keeps a broker stopped: none for a kill.
+func (c Config) pause() time.Duration {
+	if c.FaultSignal == FaultKill {
+		return 0
+	}
+	return c.FaultPause
 }
 
 // TimeoutFor is the overall limit a run with c's faults needs at most:
