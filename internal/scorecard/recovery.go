@@ -101,6 +101,13 @@ func (w *faultWriter) ack(id int, err error) {
 	w.acked[id] = now
 }
 
+// err is the last produce error.
+func (w *faultWriter) err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastErr
+}
+
 // recoveredAt is when every partition had acknowledged a record sent at
 // or after t; zero while one has not.
 func (w *faultWriter) recoveredAt(t time.Time) time.Time {
@@ -197,7 +204,7 @@ func probeFault(ctx context.Context, r *run, i, pid int) (Status, string, error)
 	}
 	if w.recoveredAt(time.Time{}).IsZero() {
 		werr := stopWriter()
-		return Fail, "no signal sent", fmt.Errorf("not every partition of %s acknowledged a write within %s before the fault (writer: %v, last produce error: %v)", topic, faultLead, werr, w.lastErr)
+		return Fail, "no signal sent", fmt.Errorf("not every partition of %s acknowledged a write within %s before the fault (writer: %v, last produce error: %v)", topic, faultLead, werr, w.err())
 	}
 
 	var signals string
@@ -239,7 +246,7 @@ func probeFault(ctx context.Context, r *run, i, pid int) (Status, string, error)
 	if recovered.IsZero() {
 		stopWriter()
 		return Fail, signals, fmt.Errorf("not every partition accepted writes again within %s of the %s (last produce error: %v)",
-			r.cfg.RecoveryTimeout, map[bool]string{true: "kill", false: "resume"}[r.cfg.FaultSignal == FaultKill], w.lastErr)
+			r.cfg.RecoveryTimeout, map[bool]string{true: "kill", false: "resume"}[r.cfg.FaultSignal == FaultKill], w.err())
 	}
 	sleep(ctx, faultSettle)
 	if err := stopWriter(); err != nil {
