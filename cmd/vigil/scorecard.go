@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -27,10 +28,14 @@ which Kafka APIs and versions it offers against those the pipeline uses;
 a functional probe of produce/fetch, consumer groups, idempotence,
 transactions, compaction, time lookups, quotas and ACLs; the security
 boundary of the listener given (plaintext? anonymous reads and writes?
-ACLs enforced?); and, with --ingest-gb-per-day, the cost model's totals.
-It prints its limits first and keeps them: --timeout overall,
---probe-timeout per probe, a few hundred small records on topics named
-vigil-scorecard-*, deleted at the end. A progress line per probe goes to
+ACLs enforced?); the migration path (whether vigil mirror can read it);
+burst and replay (a paced producer's tail latency with and without a
+replay running); with --allow-faults --fault-pids, failure recovery
+(each broker paused, or killed, in turn: time to recover, records lost);
+and, with --ingest-gb-per-day, the cost model's totals. It prints its
+limits first and keeps them: --timeout overall, --probe-timeout per
+probe, a few thousand small records on topics named vigil-scorecard-*,
+deleted at the end. A progress line per probe goes to
 stderr. Exit 0 with a report, 2 for bad usage or an unreachable cluster.
 What each probe does and how to read the report: docs/scorecard.md.
 
@@ -49,7 +54,7 @@ func scorecardMain(args []string, stdout, stderr io.Writer, getenv func(string) 
 	}
 	brokers := fs.String("brokers", envOr(getenv, "VIGIL_BROKERS", "127.0.0.1:9092"), "comma-separated seed brokers of the cluster to score (VIGIL_BROKERS)")
 	output := fs.String("output", "", "write the report to this file: .md (markdown), .json or .html (default: markdown on stdout)")
-	timeout := fs.Duration("timeout", scorecard.DefaultTimeout, "time limit of the whole run, cleanup included")
+	timeout := fs.Duration("timeout", scorecard.DefaultTimeout, "time limit of the whole run, cleanup included (default with --allow-faults: 60s and each fault probe's limit)")
 	probeTimeout := fs.Duration("probe-timeout", scorecard.DefaultProbeTimeout, "time limit of each probe")
 	in := cost.Default()
 	w := &in.Workload
@@ -59,6 +64,11 @@ func scorecardMain(args []string, stdout, stderr io.Writer, getenv func(string) 
 	fs.IntVar(&w.Fanout, "fanout", w.Fanout, "workload: consumer groups reading every record live")
 	fs.IntVar(&w.Zones, "zones", w.Zones, "workload: availability zones clients and brokers are spread over")
 	fs.Float64Var(&w.CompressionRatio, "compression-ratio", w.CompressionRatio, "workload: uncompressed / compressed bytes of the producers' batches")
+	allowFaults := fs.Bool("allow-faults", false, "run the failure recovery probe: signal the broker processes of --fault-pids, one at a time")
+	faultPIDs := fs.String("fault-pids", "", "comma-separated process ids of the cluster's brokers the failure recovery probe may signal (with --allow-faults)")
+	faultSignal := fs.String("fault-signal", scorecard.FaultStop, "the fault: stop (SIGSTOP for --fault-pause, then SIGCONT) or kill (SIGKILL: only for brokers something restarts; the scorecard never starts a process)")
+	faultPause := fs.Duration("fault-pause", scorecard.DefaultFaultPause, "how long --fault-signal stop keeps a broker paused")
+	recoveryTimeout := fs.Duration("recovery-timeout", scorecard.DefaultRecoveryTimeout, "how long after the resume (or the kill) every partition must accept writes again")
 	sec := clientsec.Register(fs, getenv)
 	if ok, code := cliflag.Parse(fs, args, stderr); !ok {
 		return code
@@ -86,7 +96,28 @@ func scorecardMain(args []string, stdout, stderr io.Writer, getenv func(string) 
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	cfg := scorecard.Config{Brokers: splitList(*brokers), Timeout: *timeout, ProbeTimeout: *probeTimeout, Progress: stderr}
+	cfg := scorecard.Config{Brokers: splitList(*brokers), Timeout: *timeout, ProbeTimeout: *probeTimeout, Progress: stderr,
+		AllowFaults: *allowFaults, FaultSignal: *faultSignal, FaultPause: *faultPause, RecoveryTimeout: *recoveryTimeout}
+	for _, p := range splitList(*faultPIDs) {
+		pid, err := strconv.Atoi(p)
+		if err != nil {
+			cliflag.Errorf(stderr, name, "--fault-pids: %q is not a process id", p)
+			return cliflag.ExitUsage
+		}
+		cfg.FaultPIDs = append(cfg.FaultPIDs, pid)
+	}
+	switch {
+	case *allowFaults && len(cfg.FaultPIDs) == 0:
+		cliflag.Errorf(stderr, name, "--allow-faults needs --fault-pids: the broker processes it may signal")
+		return cliflag.ExitUsage
+	case !*allowFaults && (len(cfg.FaultPIDs) > 0 || set["fault-signal"] || set["fault-pause"] || set["recovery-timeout"]):
+		cliflag.Errorf(stderr, name, "--fault-pids, --fault-signal, --fault-pause and --recovery-timeout need --allow-faults")
+		return cliflag.ExitUsage
+	}
+	if !set["timeout"] {
+		// Room for the fault probes besides the others.
+		cfg.Timeout = scorecard.TimeoutFor(cfg)
+	}
 	if set["ingest-gb-per-day"] {
 		if err := in.Validate(); err != nil {
 			// Validate names each input as vigil cost's flag, without the
@@ -138,8 +169,9 @@ func scorecardMain(args []string, stdout, stderr io.Writer, getenv func(string) 
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "%s: API compatibility %d of %d, security boundary %d of %d, in %s\n", name,
-		rep.Compatibility.Passed, rep.Compatibility.Scored, rep.Security.Passed, rep.Security.Scored, rep.Duration.Round(time.Millisecond))
+	fmt.Fprintf(stderr, "%s: API compatibility %d of %d, security boundary %d of %d, migration path %d of %d, burst and replay %d of %d, failure recovery %d of %d, in %s\n", name,
+		rep.Compatibility.Passed, rep.Compatibility.Scored, rep.Security.Passed, rep.Security.Scored, rep.Migration.Passed, rep.Migration.Scored,
+		rep.Burst.Passed, rep.Burst.Scored, rep.Recovery.Passed, rep.Recovery.Scored, rep.Duration.Round(time.Millisecond))
 	return 0
 }
 

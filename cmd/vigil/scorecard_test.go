@@ -24,6 +24,12 @@ func TestScorecardUsage(t *testing.T) {
 		{[]string{"--ingest-gb-per-day", "-1"}, 2, "--ingest-gb-per-day -1: must be a positive number"},
 		{[]string{"--timeout", "5s", "--probe-timeout", "10s"}, 2, "--probe-timeout 10s: must be positive and at most --timeout 5s"},
 		{[]string{"--sasl-username", "alice"}, 2, "--sasl-username with --security-protocol PLAINTEXT"},
+		{[]string{"--allow-faults"}, 2, "--allow-faults needs --fault-pids"},
+		{[]string{"--fault-pids", "1234"}, 2, "need --allow-faults"},
+		{[]string{"--fault-pause", "3s"}, 2, "need --allow-faults"},
+		{[]string{"--allow-faults", "--fault-pids", "12a"}, 2, `--fault-pids: "12a" is not a process id`},
+		{[]string{"--allow-faults", "--fault-pids", "1234", "--fault-signal", "term"}, 2, `fault signal "term": want stop or kill`},
+		{[]string{"--allow-faults", "--fault-pids", "1234", "--fault-pause", "1s"}, 2, "fault pause 1s: must be at least 2s"},
 	} {
 		var out, errOut bytes.Buffer
 		code := run(append([]string{"scorecard"}, tc.args...), &out, &errOut)

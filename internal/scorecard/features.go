@@ -17,21 +17,26 @@ import (
 // compatibilityProbes are the functional probes of the features a
 // security pipeline uses, in the order they run.
 var compatibilityProbes = []namedProbe{
-	{"produce/fetch round trip", []int16{0, 1, 3, 19}, probeRoundTrip},
-	{"consumer group join/commit/resume", []int16{0, 1, 8, 9, 10, 11, 12, 13, 14, 19}, probeGroup},
-	{"idempotent produce", []int16{0, 2, 3, 19, 22}, probeIdempotence},
-	{"transactions", []int16{0, 1, 10, 19, 22, 24, 26}, probeTransactions},
-	{"compaction", []int16{0, 1, 19, 32}, probeCompaction},
-	{"time lookups", []int16{0, 1, 2, 19}, probeTimeLookups},
-	{"quotas", []int16{48}, probeQuotas},
-	{"ACLs", []int16{29}, probeACLs},
+	{name: "produce/fetch round trip", needs: []int16{0, 1, 3, 19}, fn: probeRoundTrip},
+	{name: "consumer group join/commit/resume", needs: []int16{0, 1, 8, 9, 10, 11, 12, 13, 14, 19}, fn: probeGroup},
+	{name: "idempotent produce", needs: []int16{0, 2, 3, 19, 22}, fn: probeIdempotence},
+	{name: "transactions", needs: []int16{0, 1, 10, 19, 22, 24, 26}, fn: probeTransactions},
+	{name: "compaction", needs: []int16{0, 1, 19, 32}, fn: probeCompaction},
+	{name: "time lookups", needs: []int16{0, 1, 2, 19}, fn: probeTimeLookups},
+	{name: "quotas", needs: []int16{48}, fn: probeQuotas},
+	{name: "ACLs", needs: []int16{29}, fn: probeACLs},
 }
 
 // createTopic creates a throwaway topic with one partition, booked for
 // cleanup unless the cluster refused it.
 func (r *run) createTopic(ctx context.Context, adm *kadm.Client, kind string, configs map[string]*string) (string, error) {
+	return r.createTopicN(ctx, adm, kind, 1, configs)
+}
+
+// createTopicN creates a throwaway topic with the given partitions.
+func (r *run) createTopicN(ctx context.Context, adm *kadm.Client, kind string, partitions int32, configs map[string]*string) (string, error) {
 	topic := r.name(kind)
-	resp, err := adm.CreateTopic(ctx, 1, -1, configs, topic)
+	resp, err := adm.CreateTopic(ctx, partitions, -1, configs, topic)
 	if err == nil {
 		err = resp.Err
 	}

@@ -35,8 +35,17 @@ func FormatOf(path string) (Format, error) {
 
 // LimitsText is the limits a run keeps, as printed before it starts.
 func LimitsText(c Config) string {
-	return fmt.Sprintf("limits: %s overall (cleanup included), %s per probe; load: %s, written one probe at a time; everything named vigil-scorecard-*-SUFFIX and deleted at the end",
-		c.Timeout, c.ProbeTimeout, DefaultPlan())
+	c = c.withDefaults()
+	probes := fmt.Sprintf("%s per probe, the burst probe's %s of windows on top", c.ProbeTimeout, burstWindows*burstWindow)
+	if c.AllowFaults {
+		fault := fmt.Sprintf("%s paused", c.FaultPause)
+		if c.FaultSignal == FaultKill {
+			fault = "killed"
+		}
+		probes += fmt.Sprintf(", each fault probe %s (the broker %s, at most %s to recover, and a probe's time)", c.faultLimit(), fault, c.RecoveryTimeout)
+	}
+	return fmt.Sprintf("limits: %s overall (cleanup included), %s; load: %s, written one probe at a time; the probes read only their own topics; everything named vigil-scorecard-*-SUFFIX and deleted at the end",
+		c.Timeout, probes, PlanFor(c))
 }
 
 // Write renders r in format f.
@@ -104,9 +113,13 @@ func writeMarkdown(w io.Writer, r *Report) error {
 	b.WriteString("\n")
 	probeTable(b, r.Compatibility.Probes)
 
-	fmt.Fprintf(b, "\n## Security boundary: %d of %d probes passed\n\n", r.Security.Passed, r.Security.Scored)
-	b.WriteString("Pass means the boundary held. Only the listener at the given address is probed: other listeners of the cluster are not visible over the Kafka protocol.\n\n")
-	probeTable(b, r.Security.Probes)
+	for _, a := range r.laterAreas() {
+		fmt.Fprintf(b, "\n## %s\n\n%s\n\n", a.title, a.note)
+		probeTable(b, a.area.Probes)
+		if a.extra != "" {
+			fmt.Fprintf(b, "\n%s\n", a.extra)
+		}
+	}
 
 	b.WriteString("\n## Cost\n\n")
 	if r.Cost == nil {
@@ -119,10 +132,6 @@ func writeMarkdown(w io.Writer, r *Report) error {
 			c.VigilTotal, c.KafkaTotal)
 	}
 
-	b.WriteString("\n## Not probed by this version\n\n")
-	for _, n := range r.NotProbed {
-		fmt.Fprintf(b, "- %s: %s.\n", n.Name, n.Why)
-	}
 	b.WriteString("\n## Cleanup\n\n")
 	if len(r.Cleanup) == 0 {
 		b.WriteString("Nothing was created.\n")
@@ -149,8 +158,8 @@ type htmlView struct {
 }
 
 type htmlArea struct {
-	Title  string
-	Probes []htmlProbe
+	Title, Note, Extra string
+	Probes             []htmlProbe
 }
 
 type htmlProbe struct{ Name, Status, Time, Seen string }
@@ -163,16 +172,42 @@ func view(r *Report) htmlView {
 		}
 		return out
 	}
-	return htmlView{Report: r,
-		Limits: fmt.Sprintf("%s overall, %s per probe; %s", r.Limits.Timeout, r.Limits.ProbeTimeout, r.Limits.Plan),
-		Load:   fmt.Sprintf("%d records (%d bytes), %d topics, %d consumer groups", r.Load.Records, r.Load.Bytes, r.Load.Topics, r.Load.Groups),
-		Areas: []htmlArea{
-			{fmt.Sprintf("API compatibility: %d of %d probes passed", r.Compatibility.Passed, r.Compatibility.Scored), probes(r.Compatibility.Probes)},
-			{fmt.Sprintf("Security boundary: %d of %d probes passed (pass: the boundary held)", r.Security.Passed, r.Security.Scored), probes(r.Security.Probes)},
-		},
+	v := htmlView{Report: r,
+		Limits:  fmt.Sprintf("%s overall, %s per probe; %s", r.Limits.Timeout, r.Limits.ProbeTimeout, r.Limits.Plan),
+		Load:    fmt.Sprintf("%d records (%d bytes), %d topics, %d consumer groups", r.Load.Records, r.Load.Bytes, r.Load.Topics, r.Load.Groups),
 		Cleanup: probes(r.Cleanup),
 	}
+	v.Areas = []htmlArea{{Title: fmt.Sprintf("API compatibility: %d of %d probes passed", r.Compatibility.Passed, r.Compatibility.Scored),
+		Probes: probes(r.Compatibility.Probes)}}
+	for _, a := range r.laterAreas() {
+		v.Areas = append(v.Areas, htmlArea{Title: a.title, Note: a.note, Probes: probes(a.area.Probes), Extra: a.extra})
+	}
+	return v
 }
+
+// shownArea is an area after API compatibility, as the reports show it.
+type shownArea struct {
+	title, note, extra string
+	area               Area
+}
+
+func (r *Report) laterAreas() []shownArea {
+	score := func(a Area) string { return fmt.Sprintf("%s: %d of %d probes passed", a.Name, a.Passed, a.Scored) }
+	out := []shownArea{
+		{score(r.Security), "Pass means the boundary held. Only the listener at the given address is probed: other listeners of the cluster are not visible over the Kafka protocol.", "", r.Security},
+		{score(r.Migration), "Whether vigil mirror can read this cluster: each check is a request its reader makes of a source (Fetch at most v12, read_uncommitted, control records kept), on a topic the first check writes.", "", r.Migration},
+		{score(r.Burst), "A paced producer (acks=all, one record in flight) through alternating windows without and with a replay re-reading a history from offset 0 as fast as it can: the tail latency ratio.", "", r.Burst},
+		{score(r.Recovery), "Only with --allow-faults and the broker processes it may signal; the probe never starts a process.", "", r.Recovery},
+	}
+	if b := r.BurstFigures; b != nil {
+		out[2].extra = fmt.Sprintf("| side | records | p50 | p99 | max |\n| --- | --- | --- | --- | --- |\n| without the replay | %d | %s | %s | %s |\n| with the replay | %d | %s | %s | %s |\n\np99 ratio %.2f x (pass at most %.2f x); replay %.1f MB/s over %s.",
+			b.Without.Samples, ms3(b.Without.P50), ms3(b.Without.P99), ms3(b.Without.Max), b.With.Samples, ms3(b.With.P50), ms3(b.With.P99), ms3(b.With.Max),
+			b.Ratio, b.Threshold, b.ReplayMBps, b.ReplayFor.Round(time.Millisecond))
+	}
+	return out
+}
+
+func ms3(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 
 var htmlReport = template.Must(template.New("scorecard").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>Scorecard of {{range $i, $b := .Brokers}}{{if $i}},{{end}}{{$b}}{{end}}</title>
@@ -187,15 +222,15 @@ var htmlReport = template.Must(template.New("scorecard").Parse(`<!doctype html>
 {{end}}</table>
 {{if .OtherAPIs}}<p>Also offered: {{range $i, $a := .OtherAPIs}}{{if $i}}, {{end}}{{$a}}{{end}}.</p>{{end}}
 {{range .Areas}}<h2>{{.Title}}</h2>
+{{if .Note}}<p>{{.Note}}</p>{{end}}
 <table><tr><th>probe</th><th>result</th><th>time</th><th>what was seen</th></tr>
 {{range .Probes}}<tr><td>{{.Name}}</td><td class="{{.Status}}">{{.Status}}</td><td>{{.Time}}</td><td>{{.Seen}}</td></tr>
 {{end}}</table>
+{{if .Extra}}<pre>{{.Extra}}</pre>{{end}}
 {{end}}
 <h2>Cost</h2>
 <p>{{.CostNote}}.</p>
 {{with .Cost}}<table><tr><th>system</th><th>monthly total (USD)</th></tr><tr><td>Vigil</td><td>{{printf "%.2f" .VigilTotal}}</td></tr><tr><td>Kafka, 3 replicas on local disks</td><td>{{printf "%.2f" .KafkaTotal}}</td></tr></table>{{end}}
-<h2>Not probed by this version</h2>
-<ul>{{range .NotProbed}}<li>{{.Name}}: {{.Why}}.</li>{{end}}</ul>
 <h2>Cleanup</h2>
 <table><tr><th>what</th><th>result</th><th>time</th><th>what was seen</th></tr>
 {{range .Cleanup}}<tr><td>{{.Name}}</td><td class="{{.Status}}">{{.Status}}</td><td>{{.Time}}</td><td>{{.Seen}}</td></tr>

@@ -8,13 +8,14 @@
 // feature is turned off), undetermined (the answer does not settle the
 // question, and why) or not run (the time limit came first), with how
 // long it took and what it saw. No line of the report is written without
-// a probe behind it; the areas this version does not probe are listed as
-// such and never scored.
+// a probe behind it; failure recovery, which signals broker processes,
+// runs only when the user allows it and names them, and is otherwise
+// listed as not run with how to enable it.
 //
 // Limits: every probe runs under its own deadline, all of them under an
-// overall one, and the load is a fixed plan of a few hundred small
-// records (Plan) that a counter refuses to exceed. What the probes
-// create (topics and a consumer group named vigil-scorecard-KIND-SUFFIX)
+// overall one, and the load is a fixed plan of a few thousand small
+// records (PlanFor) that a counter refuses to exceed. What the probes
+// create (topics and consumer groups named vigil-scorecard-KIND-SUFFIX)
 // is deleted at the end, inside the overall limit; a transactional id
 // cannot be deleted over the protocol and is listed as left behind.
 // Probes run one after another, so the cluster sees one client's load at
@@ -52,6 +53,17 @@ const (
 const (
 	DefaultTimeout      = 60 * time.Second
 	DefaultProbeTimeout = 15 * time.Second
+	// DefaultFaultPause is how long a paused broker stays stopped, and
+	// DefaultRecoveryTimeout how long after the fault the failure
+	// recovery probe waits for every partition to accept writes again.
+	DefaultFaultPause      = 5 * time.Second
+	DefaultRecoveryTimeout = 30 * time.Second
+)
+
+// The fault signals the failure recovery probe knows.
+const (
+	FaultStop = "stop" // SIGSTOP for FaultPause, then SIGCONT
+	FaultKill = "kill" // SIGKILL: only for a broker something restarts
 )
 
 // Config is what Run needs.
@@ -75,6 +87,25 @@ type Config struct {
 	Cost *cost.Inputs
 	// Progress gets one line per probe; nil for none.
 	Progress io.Writer
+
+	// AllowFaults with FaultPIDs lets the failure recovery probe signal
+	// those processes (the brokers of the cluster), one after another:
+	// FaultSignal FaultStop (the default) pauses each for FaultPause,
+	// FaultKill kills it. The probe never starts a process: after a kill,
+	// something else (systemd, Kubernetes) must restart the broker.
+	// RecoveryTimeout bounds the wait for the cluster to take writes on
+	// every partition again.
+	AllowFaults     bool
+	FaultPIDs       []int
+	FaultSignal     string
+	FaultPause      time.Duration
+	RecoveryTimeout time.Duration
+
+	// tailRatio overrides DefaultTailRatio, the burst and replay
+	// probe's pass threshold (tests set it impossibly low); noBurst
+	// leaves that probe out (tests about other areas spare its 7 s).
+	tailRatio float64
+	noBurst   bool
 }
 
 // ErrUnreachable is Run's error when no broker answered ApiVersions with
@@ -92,8 +123,66 @@ func (c Config) Validate() error {
 		return fmt.Errorf("probe time limit %s: must be positive", c.ProbeTimeout)
 	case c.ProbeTimeout > c.Timeout:
 		return fmt.Errorf("probe time limit %s is above the overall limit %s", c.ProbeTimeout, c.Timeout)
+	case len(c.FaultPIDs) > 0 && !c.AllowFaults:
+		return errors.New("broker processes to signal were given without allowing faults")
+	case c.AllowFaults && len(c.FaultPIDs) == 0:
+		return errors.New("faults are allowed but no broker process to signal was given")
+	case c.FaultSignal != "" && c.FaultSignal != FaultStop && c.FaultSignal != FaultKill:
+		return fmt.Errorf("fault signal %q: want %s or %s", c.FaultSignal, FaultStop, FaultKill)
+	case c.FaultPause < 0 || (c.FaultPause > 0 && c.FaultPause < minFaultPause):
+		return fmt.Errorf("fault pause %s: must be at least %s (a shorter one may not stall any write)", c.FaultPause, minFaultPause)
+	case c.RecoveryTimeout < 0:
+		return fmt.Errorf("recovery time limit %s: must be positive", c.RecoveryTimeout)
+	}
+	for _, pid := range c.FaultPIDs {
+		if pid <= 1 {
+			return fmt.Errorf("process id %d: not a broker's", pid)
+		}
 	}
 	return nil
+}
+
+// faultLimit is a fault probe's own deadline: the writes before the
+// fault, the pause, the wait for recovery and the writes after it, and a
+// probe's time for the set-up and the read back.
+func (c Config) faultLimit() time.Duration {
+	c = c.withDefaults()
+	return c.ProbeTimeout + faultLead + c.pause() + c.RecoveryTimeout + faultSettle
+}
+
+// pause is how long a fault keeps a broker stopped: none for a kill.
+func (c Config) pause() time.Duration {
+	if c.FaultSignal == FaultKill {
+		return 0
+	}
+	return c.FaultPause
+}
+
+// TimeoutFor is the overall limit a run with c's faults needs at most:
+// DefaultTimeout for the probes without faults, and each fault probe's
+// own limit. vigil scorecard uses it when --timeout is not given.
+func TimeoutFor(c Config) time.Duration {
+	if !c.AllowFaults {
+		return DefaultTimeout
+	}
+	return DefaultTimeout + time.Duration(len(c.FaultPIDs))*c.faultLimit()
+}
+
+// withDefaults fills in the fault settings left zero.
+func (c Config) withDefaults() Config {
+	if c.FaultSignal == "" {
+		c.FaultSignal = FaultStop
+	}
+	if c.FaultPause == 0 {
+		c.FaultPause = DefaultFaultPause
+	}
+	if c.RecoveryTimeout == 0 {
+		c.RecoveryTimeout = DefaultRecoveryTimeout
+	}
+	if c.tailRatio == 0 {
+		c.tailRatio = DefaultTailRatio
+	}
+	return c
 }
 
 // Probe is one probe's line of the report.
@@ -111,12 +200,6 @@ type Area struct {
 	Probes []Probe `json:"probes"`
 	Passed int     `json:"passed"`
 	Scored int     `json:"scored"` // probes that ran or were found unsupported or missing
-}
-
-// NotProbed is an area of the issue this version does not probe.
-type NotProbed struct {
-	Name string `json:"name"`
-	Why  string `json:"why"`
 }
 
 // Limits are what the run promised before it started.
@@ -160,9 +243,12 @@ type Report struct {
 	OtherAPIs     []string     `json:"other_apis"` // offered, not in the needs table
 	Compatibility Area         `json:"api_compatibility"`
 	Security      Area         `json:"security_boundary"`
+	Migration     Area         `json:"migration_path"`
+	Burst         Area         `json:"burst_replay"`
+	BurstFigures  *Burst       `json:"burst_figures,omitempty"`
+	Recovery      Area         `json:"failure_recovery"`
 	Cost          *CostSummary `json:"cost,omitempty"`
 	CostNote      string       `json:"cost_note"`
-	NotProbed     []NotProbed  `json:"not_probed"`
 	Cleanup       []Probe      `json:"cleanup"`
 }
 
@@ -175,6 +261,8 @@ type run struct {
 	topics   []string // created, or whose create may have happened: deleted at cleanup
 	groups   []string
 	txnIDs   []string
+	mirror   *mirrorSetup // what the migration path's checks read
+	burst    *Burst       // the burst and replay probe's figures
 }
 
 // name is the name of a throwaway resource of this run.
@@ -207,8 +295,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	start := time.Now()
-	plan := DefaultPlan()
+	plan := PlanFor(cfg)
 	rep := &Report{Brokers: cfg.Brokers, Protocol: cfg.Protocol, Principal: cfg.Principal, Started: start.UTC(),
 		Limits: Limits{Timeout: cfg.Timeout, ProbeTimeout: cfg.ProbeTimeout, Plan: plan}}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
@@ -224,7 +313,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	r := &run{cfg: cfg, suffix: suffix, budget: newBudget(plan)}
-	p := &progress{w: cfg.Progress, total: len(compatibilityProbes) + len(securityProbes) + 1}
+	faults := faultProbes(cfg)
+	p := &progress{w: cfg.Progress, total: 1 + len(compatibilityProbes) + len(securityProbes) + len(migrationProbes) + len(burstProbes) + len(faults)}
 
 	apis, av, err := r.apiVersions(probeCtx, rep)
 	if err != nil {
@@ -239,9 +329,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Compatibility.Passed++
 	}
 	rep.Security = r.area(probeCtx, "Security boundary", securityProbes, p)
+	rep.Migration = r.area(probeCtx, "Migration path", migrationProbes, p)
+	burst := burstProbes
+	if cfg.noBurst {
+		burst = []namedProbe{{name: burstProbes[0].name, skip: "left out by the test"}}
+	}
+	rep.Burst = r.area(probeCtx, "Burst and replay", burst, p)
+	rep.BurstFigures = r.burst
+	// Faults last: a broker that comes back slowly, or not at all, then
+	// disturbs no other probe.
+	rep.Recovery = r.area(probeCtx, "Failure recovery", faults, p)
 	rep.Cleanup = r.cleanup(ctx)
 	rep.Cost, rep.CostNote = costOf(cfg.Cost)
-	rep.NotProbed = notProbed
 	rep.Load = Load{Records: r.budget.records, Bytes: r.budget.bytes, Topics: len(r.topics), Groups: len(r.groups)}
 	rep.Duration = time.Since(start)
 	return rep, nil
@@ -255,6 +354,12 @@ type namedProbe struct {
 	name  string
 	needs []int16 // API keys, checked against the needs table's minimum versions
 	fn    probeFunc
+	// limit is the probe's own deadline when ProbeTimeout is not it (a
+	// load that runs for a set time, a fault); nil for ProbeTimeout.
+	limit func(Config) time.Duration
+	// skip, when it returns a reason, reports the probe as not run
+	// with it instead of running it.
+	skip string
 }
 
 // area runs probes one after another, each under its own deadline.
@@ -276,6 +381,10 @@ func (r *run) area(ctx context.Context, name string, probes []namedProbe, p *pro
 
 func (r *run) runProbe(ctx context.Context, np namedProbe) Probe {
 	pr := Probe{Name: np.name}
+	if np.skip != "" {
+		pr.Status, pr.Detail = NotRun, np.skip
+		return pr
+	}
 	if ctx.Err() != nil {
 		pr.Status, pr.Detail = NotRun, "the overall time limit was reached before this probe"
 		return pr
@@ -284,7 +393,11 @@ func (r *run) runProbe(ctx context.Context, np namedProbe) Probe {
 		pr.Status, pr.Detail = Unsupported, missing
 		return pr
 	}
-	pctx, cancel := context.WithTimeout(ctx, r.cfg.ProbeTimeout)
+	limit := r.cfg.ProbeTimeout
+	if np.limit != nil {
+		limit = np.limit(r.cfg)
+	}
+	pctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	start := time.Now()
 	status, detail, err := np.fn(pctx, r)
@@ -293,7 +406,7 @@ func (r *run) runProbe(ctx context.Context, np namedProbe) Probe {
 	if err != nil {
 		pr.Error = err.Error()
 		if pctx.Err() != nil && ctx.Err() == nil {
-			pr.Error += fmt.Sprintf(" (the probe's %s limit)", r.cfg.ProbeTimeout)
+			pr.Error += fmt.Sprintf(" (the probe's %s limit)", limit)
 		}
 	}
 	return pr
@@ -333,13 +446,6 @@ func randomSuffix() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-// notProbed are the issue's areas this version leaves out.
-var notProbed = []NotProbed{
-	{"Burst and replay", "not probed by this version: a bounded, rate-limited burst with a replay running, and the tail latency ratio"},
-	{"Failure recovery", "not probed by this version: needs --allow-faults and the broker processes it may signal"},
-	{"Migration path", "not probed by this version: whether vigil mirror can read the cluster"},
-}
-
 // costOf prices the workload, or says how to.
 func costOf(in *cost.Inputs) (*CostSummary, string) {
 	if in == nil {
@@ -352,4 +458,16 @@ func costOf(in *cost.Inputs) (*CostSummary, string) {
 	return &CostSummary{Inputs: in.Workload, VigilTotal: rep.Vigil.Total, KafkaTotal: rep.Kafka.Total,
 			VigilTerms: rep.Vigil.Terms, KafkaTerms: rep.Kafka.Terms},
 		"from the cost model (docs/cost.md) with the given workload and its default prices: arithmetic, not measured on this cluster"
+}
+
+// sleep waits d unless ctx ends first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -61,7 +62,7 @@ func scorecard(t *testing.T, cfg Config) *Report {
 		t.Fatalf("Run: %v\n%s", err, progress.String())
 	}
 	t.Logf("progress:\n%s", progress.String())
-	if lines := strings.Count(progress.String(), "\n"); lines != 1+len(compatibilityProbes)+len(securityProbes) {
+	if lines := strings.Count(progress.String(), "\n"); lines != 1+len(compatibilityProbes)+len(securityProbes)+len(migrationProbes)+len(burstProbes)+len(faultProbes(cfg)) {
 		t.Errorf("%d progress lines, want one per probe", lines)
 	}
 	return rep
@@ -144,6 +145,17 @@ func TestScorecardVigil(t *testing.T) {
 		t.Errorf("security score %d, want 0", s.Passed)
 	}
 
+	for _, name := range []string{"mirror: Metadata partition counts", "mirror: DescribeConfigs of a topic", "mirror: ListOffsets earliest/latest",
+		"mirror: Fetch v12 read_uncommitted", "mirror: OffsetFetch of committed offsets"} {
+		wantStatus(t, rep.Migration, name, Pass)
+	}
+	wantStatus(t, rep.Migration, "mirror: transaction control batches", Pass, "a commit marker at 15 and an abort marker at 21")
+	wantBurst(t, rep)
+	wantStatus(t, rep.Recovery, "broker fault", NotRun, "--allow-faults --fault-pids")
+	if rep.Recovery.Scored != 0 {
+		t.Errorf("failure recovery scored %d probes without --allow-faults", rep.Recovery.Scored)
+	}
+
 	if rep.Load.Records > rep.Limits.Plan.Records || rep.Load.Records == 0 {
 		t.Errorf("wrote %d records, plan %d", rep.Load.Records, rep.Limits.Plan.Records)
 	}
@@ -164,7 +176,10 @@ func TestScorecardVigil(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"## API compatibility: 8 of 9 probes passed", "| ACLs | missing |", "## Security boundary: 0 of 3",
-		"Burst and replay: not probed by this version", "not estimated: give the workload"} {
+		"## Migration path: 6 of 6 probes passed", "## Failure recovery: 0 of 0 probes passed",
+		"| broker fault | not run | - | not run: it signals broker processes, so it runs only with --allow-faults",
+		"| side | records | p50 | p99 | max |",
+		"not estimated: give the workload"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}
@@ -178,7 +193,8 @@ func TestScorecardVigil(t *testing.T) {
 		t.Errorf("JSON round trip: %v, %+v", err, back.Compatibility)
 	}
 	var html bytes.Buffer
-	if err := Write(&html, rep, HTML); err != nil || !strings.Contains(html.String(), `<td class="missing">missing</td>`) {
+	if err := Write(&html, rep, HTML); err != nil || !strings.Contains(html.String(), `<td class="missing">missing</td>`) ||
+		!strings.Contains(html.String(), "<h2>Migration path: 6 of 6 probes passed</h2>") {
 		t.Errorf("HTML: %v\n%s", err, html.String())
 	}
 }
@@ -200,6 +216,10 @@ func TestScorecardKfake(t *testing.T) {
 	}
 	wantStatus(t, c, "ACLs", Pass, "DescribeAcls answered: 0 bindings")
 	wantStatus(t, rep.Security, "ACLs enforced", Undetermined, "was accepted", "super user")
+	for _, p := range rep.Migration.Probes {
+		wantStatus(t, rep.Migration, p.Name, Pass)
+	}
+	wantBurst(t, rep)
 	if rep.Cost == nil || rep.Cost.VigilTotal <= 0 || rep.Cost.KafkaTotal <= 0 {
 		t.Errorf("cost: %+v (%s)", rep.Cost, rep.CostNote)
 	}
@@ -221,13 +241,18 @@ func TestScorecardWithoutTransactions(t *testing.T) {
 		v.SetMaxKeyVersion(k, -1)
 	}
 	addr := startKfake(t, kfake.MaxVersions(v))
-	rep := scorecard(t, plainConfig(addr))
+	cfg := plainConfig(addr)
+	cfg.noBurst = true
+	rep := scorecard(t, cfg)
 	p := wantStatus(t, rep.Compatibility, "transactions", Unsupported, "AddPartitionsToTxn is not offered", "EndTxn is not offered")
 	if p.Duration != 0 {
 		t.Errorf("an unsupported probe ran for %s", p.Duration)
 	}
 	wantStatus(t, rep.Compatibility, "ApiVersions", Fail, "17 of 21 needed APIs")
 	wantStatus(t, rep.Compatibility, "idempotent produce", Pass)
+	// Nothing to mirror but the transactions' control records.
+	wantStatus(t, rep.Migration, "mirror: transaction control batches", Unsupported, "EndTxn is not offered")
+	wantStatus(t, rep.Migration, "mirror: Fetch v12 read_uncommitted", Pass, "30 records")
 	for _, a := range rep.APIs {
 		if (a.Key == 26) != (a.Verdict == Unsupported) && a.Key != 24 && a.Key != 25 && a.Key != 28 {
 			t.Errorf("%s: %s", a.Name, a.Verdict)
@@ -252,6 +277,7 @@ func TestScorecardACLsEnforced(t *testing.T) {
 	cfg.Protocol, cfg.Principal = "SASL_PLAINTEXT", "User:alice"
 	cfg.ClientOpts = []kgo.Opt{kgo.SASL(scram.Auth{User: "alice", Pass: "alice-pw"}.AsSha256Mechanism())}
 	cfg.ProbeTimeout = 6 * time.Second
+	cfg.noBurst = true
 	rep := scorecard(t, cfg)
 	s := rep.Security
 	wantStatus(t, s, "ACLs enforced", Pass, "refused", "TOPIC_AUTHORIZATION_FAILED")
@@ -291,9 +317,13 @@ func TestScorecardLimits(t *testing.T) {
 		t.Errorf("took %s, limit %s", took, cfg.Timeout)
 	}
 	notRun := 0
-	for _, a := range []Area{rep.Compatibility, rep.Security} {
+	for _, a := range []Area{rep.Compatibility, rep.Security, rep.Migration, rep.Burst} {
 		for _, p := range a.Probes {
-			if p.Duration > cfg.ProbeTimeout+500*time.Millisecond {
+			limit := cfg.ProbeTimeout
+			if a.Name == "Burst and replay" {
+				limit += burstWindows * burstWindow
+			}
+			if p.Duration > limit+500*time.Millisecond {
 				t.Errorf("%s ran %s, limit %s", p.Name, p.Duration, cfg.ProbeTimeout)
 			}
 			if p.Status == NotRun {
@@ -350,6 +380,7 @@ func TestScorecardTLS(t *testing.T) {
 	sc := plainConfig(srv.ListenerAddr("SSL").String())
 	sc.Protocol, sc.ClientOpts, sc.AnonymousOpts = "SSL", opts, opts
 	sc.ProbeTimeout = 6 * time.Second
+	sc.noBurst = true
 	rep := scorecard(t, sc)
 	wantStatus(t, rep.Security, "plaintext listener", Pass, "without TLS was not answered", "last error")
 	wantStatus(t, rep.Security, "anonymous read/write", Fail, "wrote a record")
@@ -362,15 +393,185 @@ func TestDocsMatchPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Lines are wrapped anywhere.
+	doc := strings.Join(strings.Fields(string(raw)), " ")
 	p := DefaultPlan()
 	for _, want := range []string{
 		fmt.Sprintf("at most %d records of at most %d bytes each", p.Records, maxValueBytes),
-		fmt.Sprintf("%d topics of one partition", p.Topics),
-		fmt.Sprintf("`--timeout` (default %.0fs)", DefaultTimeout.Seconds()),
+		fmt.Sprintf("%d topics (%d partitions)", p.Topics, p.Partitions),
+		fmt.Sprintf("%d records of history", burstHistoryRecords),
+		fmt.Sprintf("%d records a second", burstRate),
+		fmt.Sprintf("at most %.1f x", DefaultTailRatio),
+		fmt.Sprintf("`--fault-pause` (default %.0fs", DefaultFaultPause.Seconds()),
+		fmt.Sprintf("`--recovery-timeout` (default %.0fs)", DefaultRecoveryTimeout.Seconds()),
+		fmt.Sprintf("%d records a second over %d partitions", faultRate, faultPartitions),
+		fmt.Sprintf("`--timeout` (default %.0fs", DefaultTimeout.Seconds()),
 		fmt.Sprintf("`--probe-timeout` (default %.0fs)", DefaultProbeTimeout.Seconds()),
 	} {
-		if !strings.Contains(string(raw), want) {
+		if !strings.Contains(doc, want) {
 			t.Errorf("docs/scorecard.md lacks %q", want)
+		}
+	}
+}
+
+// wantBurst checks the burst and replay probe ran both sides and scored
+// its ratio against the threshold: whether this machine's tail held is
+// not the test's business.
+func wantBurst(t *testing.T, rep *Report) {
+	t.Helper()
+	p := probe(t, rep.Burst, "tail latency with a replay running")
+	b := rep.BurstFigures
+	if b == nil {
+		t.Fatalf("no burst figures: %s", seen(p))
+	}
+	t.Logf("burst and replay: %s", seen(p))
+	if b.Without.Samples < 50 || b.With.Samples < 50 || b.ReplayPasses == 0 || b.ReplayBytes == 0 || b.ReplayMBps <= 0 {
+		t.Errorf("burst figures: %+v", b)
+	}
+	if max := burstRate * int((burstWindows*burstWindow)/time.Second); b.Without.Samples+b.With.Samples > max {
+		t.Errorf("%d live records measured, the rate allows %d", b.Without.Samples+b.With.Samples, max)
+	}
+	if b.ReplayFor > rep.Limits.Plan.ReplayFor+500*time.Millisecond {
+		t.Errorf("the replay read for %s, limit %s", b.ReplayFor, rep.Limits.Plan.ReplayFor)
+	}
+	want := Pass
+	if b.Ratio > b.Threshold {
+		want = Fail
+	}
+	if p.Status != want || b.Threshold != DefaultTailRatio {
+		t.Errorf("ratio %.2f against %.2f scored %s, want %s", b.Ratio, b.Threshold, p.Status, want)
+	}
+}
+
+// runProbes runs the given probes alone against brokers, as Run would,
+// with cleanup.
+func runProbes(t *testing.T, cfg Config, probes ...namedProbe) []Probe {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.withDefaults()
+	ctx := context.Background()
+	r := &run{cfg: cfg, suffix: "t" + strings.ReplaceAll(t.Name(), "/", "-"), budget: newBudget(PlanFor(cfg))}
+	if _, _, err := r.apiVersions(ctx, &Report{}); err != nil {
+		t.Fatal(err)
+	}
+	var out []Probe
+	for _, np := range probes {
+		p := r.runProbe(ctx, np)
+		t.Logf("%s: %s (%s) %s", p.Name, p.Status, p.Duration.Round(time.Millisecond), seen(p))
+		out = append(out, p)
+	}
+	for _, c := range r.cleanup(ctx) {
+		if strings.HasPrefix(c.Name, "delete") && c.Status != Pass {
+			t.Errorf("cleanup %s: %s", c.Name, seen(c))
+		}
+	}
+	if r.budget.records > r.budget.plan.Records {
+		t.Errorf("wrote %d records, plan %d", r.budget.records, r.budget.plan.Records)
+	}
+	return out
+}
+
+// TestBurstThresholdFails: with a threshold no tail can meet, the probe
+// fails and says by how much.
+func TestBurstThresholdFails(t *testing.T) {
+	cfg := plainConfig(startKfake(t))
+	cfg.tailRatio = 1e-6
+	p := runProbes(t, cfg, burstProbes...)[0]
+	if p.Status != Fail || !strings.Contains(p.Error, "the replay raised the tail") || !strings.Contains(p.Detail, "pass at most 0.00 x") {
+		t.Errorf("%s: %s", p.Status, seen(p))
+	}
+}
+
+// TestFaultRefusesNonProcess: a pid that is no running process is
+// refused before any signal or write.
+func TestFaultRefusesNonProcess(t *testing.T) {
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := plainConfig(startKfake(t))
+	cfg.AllowFaults, cfg.FaultPIDs = true, []int{gone.Process.Pid, os.Getpid()}
+	ps := runProbes(t, cfg, faultProbes(cfg)...)
+	for i, want := range []string{"is not a running process", "is the scorecard itself"} {
+		if ps[i].Status != Fail || !strings.Contains(ps[i].Error, want) || ps[i].Detail != "refused: no signal sent" {
+			t.Errorf("%s: %s, want a refusal: %s", ps[i].Name, ps[i].Status, seen(ps[i]))
+		}
+	}
+}
+
+// TestFaultNotABroker pauses a process that is not the cluster's
+// broker: writes never stall, which the probe reports as undetermined
+// rather than as a recovery, and the process is resumed.
+func TestFaultNotABroker(t *testing.T) {
+	sleeper := exec.Command("sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sleeper.Process.Kill()
+		sleeper.Wait()
+	})
+	cfg := plainConfig(startKfake(t))
+	cfg.AllowFaults, cfg.FaultPIDs, cfg.FaultPause, cfg.RecoveryTimeout = true, []int{sleeper.Process.Pid}, minFaultPause, 5*time.Second
+	p := runProbes(t, cfg, faultProbes(cfg)...)[0]
+	if p.Status != Undetermined || !strings.Contains(p.Error, "may not be a broker of this cluster") ||
+		!strings.Contains(p.Detail, "SIGSTOP") || !strings.Contains(p.Detail, "0 acknowledged records lost") {
+		t.Errorf("%s: %s", p.Status, seen(p))
+	}
+	if _, err := checkProcess(sleeper.Process.Pid); err != nil {
+		t.Errorf("after the probe: %v", err)
+	}
+}
+
+// TestConfigFaults: faults need both the permission and the processes.
+func TestConfigFaults(t *testing.T) {
+	base := plainConfig("127.0.0.1:1")
+	for _, tc := range []struct {
+		mod  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.FaultPIDs = []int{1234} }, "without allowing faults"},
+		{func(c *Config) { c.AllowFaults = true }, "no broker process"},
+		{func(c *Config) { c.AllowFaults, c.FaultPIDs = true, []int{1} }, "not a broker's"},
+		{func(c *Config) { c.AllowFaults, c.FaultPIDs, c.FaultSignal = true, []int{1234}, "term" }, `fault signal "term"`},
+	} {
+		c := base
+		tc.mod(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", c, err, tc.want)
+		}
+	}
+}
+
+// TestMirrorConfigsMissing: a cluster whose DescribeConfigs answers no
+// config of a topic fails that check of the migration path (the mirror
+// could not copy a compacted topic as compacted), and the others pass.
+func TestMirrorConfigsMissing(t *testing.T) {
+	c := startKfakeCluster(t)
+	c.ControlKey(32, func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kreq.(*kmsg.DescribeConfigsRequest)
+		resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
+		for _, res := range req.Resources {
+			rr := kmsg.NewDescribeConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName = res.ResourceType, res.ResourceName
+			resp.Resources = append(resp.Resources, rr)
+		}
+		return resp, nil, true
+	})
+	ps := runProbes(t, plainConfig(strings.Join(c.ListenAddrs(), ",")), migrationProbes...)
+	for _, p := range ps {
+		want := Pass
+		if p.Name == "mirror: DescribeConfigs of a topic" {
+			want = Fail
+			if !strings.Contains(p.Error, "cleanup.policy is not described") || !strings.Contains(p.Detail, "answered 0 configs") {
+				t.Errorf("%s: %s", p.Name, seen(p))
+			}
+		}
+		if p.Status != want {
+			t.Errorf("%s: %s, want %s: %s", p.Name, p.Status, want, seen(p))
 		}
 	}
 }

@@ -19,11 +19,11 @@ import (
 // refused, anonymous clients refused, ACLs enforced), fail that it is
 // open.
 var securityProbes = []namedProbe{
-	{"plaintext listener", nil, probePlaintext},
-	{"anonymous read/write", []int16{0, 1, 3, 19}, probeAnonymous},
+	{name: "plaintext listener", needs: nil, fn: probePlaintext},
+	{name: "anonymous read/write", needs: []int16{0, 1, 3, 19}, fn: probeAnonymous},
 	// DescribeAcls is not needed: the write settles it, and the probe
 	// says when DescribeAcls failed.
-	{"ACLs enforced", []int16{0, 3, 19}, probeACLEnforcement},
+	{name: "ACLs enforced", needs: []int16{0, 3, 19}, fn: probeACLEnforcement},
 }
 
 // stepTimeout bounds one attempt of a client that may never be answered
