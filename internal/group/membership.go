@@ -49,6 +49,16 @@ func (c *Coordinator) Join(req *kmsg.JoinGroupRequest, clientID, host string) <-
 		g = newGroup(req.Group)
 		c.groups[req.Group] = g
 	}
+	if g.cons != nil {
+		if len(g.cons.members) > 0 {
+			// Kafka 4.0 lets a classic member into a consumer group with
+			// members; Vigil does not (docs/kafka-apis.md).
+			return fail(kerr.InconsistentGroupProtocol, req.MemberID)
+		}
+		// An empty consumer group becomes a classic one; its offsets stay.
+		g.cons = nil
+		g.protocolType = ""
+	}
 	j := joinReq{v: req.Version, clientID: clientID, host: host, instance: instance, session: session,
 		rebalance: rebalance, ptype: req.ProtocolType, protos: protos, ch: ch}
 	if g.state == Dead {

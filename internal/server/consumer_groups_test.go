@@ -1,0 +1,192 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/config"
+)
+
+// consumerGroupConfig shortens the KIP-848 timers the coordinator hands
+// out (5 s heartbeats, 45 s sessions by default).
+func consumerGroupConfig(c *config.Broker) {
+	groupConfig(c)
+	c.GroupConsumerHeartbeat = 100 * time.Millisecond
+	c.GroupConsumerSession = 3 * time.Second
+}
+
+// newConsumerProtocolMember is a groupConsumer on the KIP-848 protocol:
+// franz-go uses it with ServerSideBalancer and a range or sticky
+// balancer, which names the server assignor (range, uniform).
+func newConsumerProtocolMember(t *testing.T, ts *testServer, groupID, topic string, bal kgo.GroupBalancer, opts ...kgo.Opt) *groupConsumer {
+	t.Helper()
+	return newGroupConsumer(t, ts, groupID, topic, nil, append([]kgo.Opt{kgo.ServerSideBalancer(), kgo.Balancers(bal)}, opts...)...)
+}
+
+// runMember polls, processes and commits until ctx ends or stop closes.
+func runMember(ctx context.Context, gc *groupConsumer, seen *processed, stop <-chan struct{}, errs chan<- error) {
+	for ctx.Err() == nil {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		if _, err := gc.pollOnce(ctx, seen.add); err != nil && ctx.Err() == nil {
+			errs <- err
+			return
+		}
+	}
+}
+
+// waitConsumerGroup waits until the consumer group is Stable with
+// members members, and returns its description.
+func waitConsumerGroup(t *testing.T, ctx context.Context, adm *kadm.Client, groupID string, members int) kadm.DescribedConsumerGroup {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		dg, err := adm.DescribeConsumerGroups(ctx, groupID)
+		d := dg[groupID]
+		if err == nil && d.Err == nil && d.State == "Stable" && len(d.Members) == members {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer group %s never Stable with %d members: %s with %d (%v %v)", groupID, members, d.State, len(d.Members), err, d.Err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestConsumerGroupProtocolRebalances: members on the consumer group
+// protocol (KIP-848) join and leave one by one while records are
+// produced, for each server assignor. Every member commits what it
+// processed before it lets a revocation through, so every record is
+// processed exactly once: the coordinator never gives a partition to a
+// member before its previous owner revoked it.
+func TestConsumerGroupProtocolRebalances(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		assignor string
+		bal      kgo.GroupBalancer
+	}{
+		{"uniform", "uniform", kgo.CooperativeStickyBalancer()},
+		{"range", "range", kgo.RangeBalancer()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t, t.TempDir(), consumerGroupConfig)
+			ctx := testCtx(t, 2*time.Minute)
+			const topic, partitions = "kip848", 12
+			groupID := "g-848-" + tc.name
+			adm := ts.admin(t)
+			createTopics(t, ctx, adm, partitions, nil, topic)
+			n := 6000
+			if testing.Short() {
+				n = 2000
+			}
+
+			seen := &processed{counts: map[int]int{}}
+			runCtx, stopAll := context.WithCancel(ctx)
+			defer stopAll()
+			errs := make(chan error, 8)
+			var wg sync.WaitGroup
+			type running struct {
+				gc   *groupConsumer
+				stop chan struct{}
+			}
+			start := func() running {
+				r := running{newConsumerProtocolMember(t, ts, groupID, topic, tc.bal), make(chan struct{})}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					runMember(runCtx, r.gc, seen, r.stop, errs)
+				}()
+				return r
+			}
+			var members []running
+			members = append(members, start())
+			d := waitConsumerGroup(t, ctx, adm, groupID, 1)
+			if d.AssignorName != tc.assignor {
+				t.Errorf("assignor %q, want %q", d.AssignorName, tc.assignor)
+			}
+
+			// Produce in the background through every change of members.
+			var produced atomic.Int64
+			prodDone := make(chan struct{})
+			go func() {
+				defer close(prodDone)
+				const step = 200
+				for i := 0; i < n; i += step {
+					produceIDs(t, ctx, ts, topic, partitions, i, min(i+step, n))
+					produced.Store(int64(min(i+step, n)))
+					time.Sleep(20 * time.Millisecond)
+				}
+			}()
+			waitProduced := func(k int64) {
+				for produced.Load() < k && ctx.Err() == nil {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			// Members join, then some leave, while records flow.
+			for i := 1; i < 3; i++ {
+				waitProduced(int64(n * i / 8))
+				members = append(members, start())
+				waitConsumerGroup(t, ctx, adm, groupID, len(members))
+			}
+			waitProduced(int64(n * 3 / 8))
+			leaving := members[0]
+			members = members[1:]
+			close(leaving.stop)
+			leaving.gc.cl.Close() // commits were synchronous; Close leaves the group
+			waitConsumerGroup(t, ctx, adm, groupID, len(members))
+			waitProduced(int64(n * 5 / 8))
+			members = append(members, start())
+			d = waitConsumerGroup(t, ctx, adm, groupID, len(members))
+			<-prodDone
+
+			deadline := time.Now().Add(60 * time.Second)
+			for seen.distinct() < n && time.Now().Before(deadline) {
+				select {
+				case err := <-errs:
+					t.Fatalf("member: %v", err)
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+			time.Sleep(300 * time.Millisecond) // let a stray re-delivery show
+			stopAll()
+			wg.Wait()
+			for _, r := range members {
+				r.gc.cl.Close()
+			}
+			if got := seen.distinct(); got != n {
+				t.Fatalf("processed %d distinct ids, want %d", got, n)
+			}
+			dups := 0
+			seen.mu.Lock()
+			for id, c := range seen.counts {
+				if id < 0 || id >= n {
+					t.Errorf("unexpected id %d", id)
+				}
+				dups += c - 1
+			}
+			seen.mu.Unlock()
+			if dups != 0 {
+				t.Errorf("%d records processed more than once", dups)
+			}
+			assigned := 0
+			for _, m := range d.Members {
+				for _, ps := range m.Assignment {
+					assigned += len(ps)
+				}
+			}
+			if assigned != partitions {
+				t.Errorf("final assignment covers %d partitions, want %d", assigned, partitions)
+			}
+			t.Logf("%s: %d records through 3 joins, 1 leave, 1 join; group epoch %d; %d duplicates", tc.name, n, d.Epoch, dups)
+		})
+	}
+}
