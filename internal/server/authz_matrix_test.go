@@ -942,6 +942,36 @@ func authzMatrix() []matrixRow {
 			},
 		},
 		{
+			// A join of the consumer group protocol (KIP-848) subscribing
+			// by name: Read on the group, Describe on each topic.
+			key: kmsg.ConsumerGroupHeartbeat, grants: []aclEntry{onGroup(group("ConsumerGroupHeartbeat"), read), onTopic(topic("ConsumerGroupHeartbeat"), describe)},
+			setup: topicSetup(topic("ConsumerGroupHeartbeat")),
+			req: func() kmsg.Request {
+				r := versioned(kmsg.NewPtrConsumerGroupHeartbeatRequest(), 1)
+				r.Group, r.MemberID, r.MemberEpoch, r.RebalanceTimeoutMillis = group("ConsumerGroupHeartbeat"), "mx-member-1", 0, 5000
+				r.SubscribedTopicNames, r.Topics = []string{topic("ConsumerGroupHeartbeat")}, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+				return r
+			},
+			where: "error_code", denied: groupAuthz, without: []*kerr.Error{groupAuthz, topicAuthz},
+			code: func(r kmsg.Response) int16 { return r.(*kmsg.ConsumerGroupHeartbeatResponse).ErrorCode },
+			check: func(t *testing.T, e *authzEnv, r kmsg.Response, allowed bool) {
+				hb := r.(*kmsg.ConsumerGroupHeartbeatResponse)
+				if allowed && (hb.MemberEpoch != 1 || hb.Assignment == nil || len(hb.Assignment.Topics) != 1) {
+					t.Errorf("allowed: epoch %d, assignment %+v", hb.MemberEpoch, hb.Assignment)
+				}
+			},
+		},
+		{
+			key: kmsg.ConsumerGroupDescribe, grants: []aclEntry{onGroup(group("ConsumerGroupDescribe"), describe)},
+			req: func() kmsg.Request {
+				r := versioned(kmsg.NewPtrConsumerGroupDescribeRequest(), 1)
+				r.Groups = []string{group("ConsumerGroupDescribe")}
+				return r
+			},
+			where: "groups[0]", ok: kerr.GroupIDNotFound, denied: groupAuthz,
+			code: func(r kmsg.Response) int16 { return r.(*kmsg.ConsumerGroupDescribeResponse).Groups[0].ErrorCode },
+		},
+		{
 			key: kmsg.DeleteGroups, grants: []aclEntry{onGroup(group("DeleteGroups"), del)},
 			setup: func(t *testing.T, e *authzEnv) {
 				topicSetup(topic("DeleteGroups"))(t, e)
