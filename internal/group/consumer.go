@@ -973,7 +973,7 @@ func (cg *consumerGroup) subscribed() map[string]bool {
 // else STALE_MEMBER_EPOCH.
 func (c *Coordinator) consumerCommitCheckLocked(g *group, req *kmsg.OffsetCommitRequest, gen int32, memberID string) *kerr.Error {
 	cg := g.cons
-	if gen < 0 && memberID == "" && len(cg.members) == 0 {
+	if gen < 0 && len(cg.members) == 0 {
 		return nil
 	}
 	m := cg.members[memberID]
@@ -1031,4 +1031,17 @@ func (c *Coordinator) CheckConsumerFetch(groupID string, memberID *string, epoch
 		return kerr.StaleMemberEpoch.Code
 	}
 	return 0
+}
+
+// checkMemberEpoch is Kafka's validateMemberEpoch for a transactional
+// commit: the member must exist and commit at its epoch.
+func (cg *consumerGroup) checkMemberEpoch(memberID string, epoch int32) *kerr.Error {
+	m := cg.members[memberID]
+	switch {
+	case m == nil:
+		return kerr.UnknownMemberID
+	case m.epoch != epoch:
+		return kerr.StaleMemberEpoch
+	}
+	return nil
 }

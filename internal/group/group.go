@@ -1,10 +1,14 @@
-// Package group is the classic consumer-group coordinator (Kafka's
-// JoinGroup/SyncGroup/Heartbeat protocol and committed offsets). It keeps
-// groups, members, their state machine and timers, and committed offsets
-// in memory, and makes every change that must survive a restart durable
-// by appending Kafka's own record formats (kmsg.OffsetCommitKey/Value,
-// kmsg.GroupMetadataKey/Value) to an internal log topic, __consumer_offsets,
-// through the small Log interface. On start, Load replays that log.
+// Package group is the consumer-group coordinator: Kafka's classic
+// JoinGroup/SyncGroup/Heartbeat protocol, the consumer group protocol of
+// KIP-848 (ConsumerGroupHeartbeat, consumer.go: the coordinator assigns,
+// members reconcile by epochs), and committed offsets, shared by both.
+// It keeps groups, members, their state machines and timers, and
+// committed offsets in memory, and makes every change that must survive a
+// restart durable by appending Kafka's own record formats
+// (kmsg.OffsetCommitKey/Value, kmsg.GroupMetadataKey/Value; consumer
+// groups have kinds of their own, consumer_persist.go) to an internal log
+// topic, __consumer_offsets, through the small Log interface. On start,
+// Load replays that log.
 //
 // Transactional offsets (TxnOffsetCommit, KIP-98/KIP-447) are appended as
 // a transactional batch of the producer and stay pending, invisible to
