@@ -93,7 +93,9 @@ func TestRdkafkaConsumerProtocol(t *testing.T) {
 			if len(got.Counts) != n {
 				t.Errorf("%d distinct values processed, want %d", len(got.Counts), n)
 			}
-			if !slices.ContainsFunc(got.Events, func(e string) bool { return strings.HasPrefix(e, "b: Local: Assign partitions ") && e != "b: Local: Assign partitions " }) {
+			if !slices.ContainsFunc(got.Events, func(e string) bool {
+				return strings.HasPrefix(e, "b: Local: Assign partitions ") && e != "b: Local: Assign partitions "
+			}) {
 				t.Errorf("the second member was never assigned partitions: %v", got.Events)
 			}
 			if dups != 0 {
