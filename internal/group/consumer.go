@@ -91,6 +91,10 @@ type cmember struct {
 	// the member on is not refused.
 	since map[tpart]int32
 
+	// classic is set for a member that speaks the classic protocol
+	// (consumer_classic.go).
+	classic *classicInfo
+
 	deadline    time.Time // session expiry
 	timer       *time.Timer
 	revokeTimer *time.Timer
@@ -184,12 +188,21 @@ func (c *Coordinator) ConsumerHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest,
 	}
 	var recs []Record
 	if g.cons == nil {
-		if len(g.members) > 0 || len(g.pending) > 0 || req.MemberEpoch != 0 {
-			// Kafka converts a classic group with members online;
-			// Vigil converts only an empty one (docs/kafka-apis.md).
-			return fail(kerr.GroupIDNotFound, "group "+req.Group+" is a classic group with members")
+		switch {
+		case req.MemberEpoch != 0:
+			return fail(kerr.GroupIDNotFound, "group "+req.Group+" is not a consumer group")
+		case len(g.members) > 0 || len(g.pending) > 0:
+			// A consumer-protocol member joins a classic group with
+			// members: the group converts, keeping them
+			// (consumer_classic.go).
+			up, e, msg := c.upgradeLocked(g)
+			if e != nil {
+				return fail(e, msg)
+			}
+			recs = append(recs, up...)
+		default:
+			recs = append(recs, c.toConsumerLocked(g)...)
 		}
-		recs = append(recs, c.toConsumerLocked(g)...)
 	}
 	switch req.MemberEpoch {
 	case leaveEpoch:
@@ -548,6 +561,8 @@ func (c *Coordinator) removeConsumerMemberLocked(g *group, m *cmember, recs []Re
 		cg.epoch++
 		cg.assignEpoch = cg.epoch
 		g.transition(Empty)
+	} else if down := c.maybeDowngradeLocked(g); down != nil {
+		recs = append(recs, down...)
 	} else {
 		cg.epoch++
 		recs = append(recs, c.consumerGroupRecord(g))
@@ -567,10 +582,15 @@ func (c *Coordinator) stopConsumerTimers(m *cmember) {
 }
 
 // touchConsumerLocked extends m's session, group.consumer.session.timeout.ms.
+// A classic member keeps the session timeout it joined with.
 func (c *Coordinator) touchConsumerLocked(g *group, m *cmember) {
-	m.deadline = time.Now().Add(c.cfg.ConsumerSessionTimeout)
+	d := c.cfg.ConsumerSessionTimeout
+	if m.classic != nil {
+		d = m.classic.session
+	}
+	m.deadline = time.Now().Add(d)
 	if m.timer == nil {
-		m.timer = time.AfterFunc(c.cfg.ConsumerSessionTimeout, func() { c.consumerSessionCheck(g, m) })
+		m.timer = time.AfterFunc(d, func() { c.consumerSessionCheck(g, m) })
 	}
 }
 
@@ -927,6 +947,9 @@ func (c *Coordinator) DescribeConsumer(id string) kmsg.ConsumerGroupDescribeResp
 		dm.Assignment = describeAssignment(m.assigned)
 		dm.TargetAssignment = describeAssignment(m.target)
 		dm.MemberType = 1 // consumer protocol (v1+)
+		if m.classic != nil {
+			dm.MemberType = 0
+		}
 		out.Members = append(out.Members, dm)
 	}
 	if out.Members == nil {
@@ -979,6 +1002,12 @@ func (c *Coordinator) consumerCommitCheckLocked(g *group, req *kmsg.OffsetCommit
 	m := cg.members[memberID]
 	if m == nil {
 		return kerr.UnknownMemberID
+	}
+	if m.classic != nil {
+		if gen != m.epoch {
+			return kerr.IllegalGeneration
+		}
+		return nil
 	}
 	if req.Version < 9 {
 		return kerr.UnsupportedVersion // the consumer protocol commits with v9+

@@ -84,6 +84,19 @@ type consumerMemberValue struct {
 	Assigned    []storedPart `json:"assigned_partitions"`
 	Revoking    []storedPart `json:"partitions_pending_revocation"`
 	Target      []storedPart `json:"target_partitions"`
+	// Classic is set for a member speaking the classic protocol.
+	Classic *storedClassic `json:"classic,omitempty"`
+}
+
+// storedClassic is what a classic member of a consumer group keeps.
+type storedClassic struct {
+	SessionMs int64            `json:"session_timeout_ms"`
+	Protocols []storedProtocol `json:"protocols"`
+}
+
+type storedProtocol struct {
+	Name     string `json:"name"`
+	Metadata []byte `json:"metadata"`
 }
 
 func (c *Coordinator) consumerGroupRecord(g *group) Record {
@@ -125,6 +138,12 @@ func consumerMemberRecord(groupID string, m *cmember) Record {
 		Topics: m.topics, Regex: m.regex, Assignor: m.assignor, RebalanceMs: m.rebalance.Milliseconds(),
 		Epoch: m.epoch, PrevEpoch: m.prevEpoch, State: int8(m.state),
 		Assigned: storeSet(m.assigned, m.since), Revoking: storeSet(m.revoking, nil), Target: storeSet(m.target, nil)}
+	if m.classic != nil {
+		v.Classic = &storedClassic{SessionMs: m.classic.session.Milliseconds()}
+		for _, p := range m.classic.protocols {
+			v.Classic.Protocols = append(v.Classic.Protocols, storedProtocol{p.name, p.metadata})
+		}
+	}
 	b, _ := json.Marshal(v)
 	return Record{Key: consumerMemberKey(groupID, m.id), Value: b}
 }
@@ -197,6 +216,12 @@ func (c *Coordinator) restoreConsumerLocked(g *group, l *loadedConsumer) {
 			topics: v.Topics, assignor: v.Assignor, rebalance: time.Duration(v.RebalanceMs) * time.Millisecond,
 			epoch: v.Epoch, prevEpoch: v.PrevEpoch, state: memberState(v.State), since: map[tpart]int32{}}
 		m.setRegex(v.Regex)
+		if v.Classic != nil {
+			m.classic = &classicInfo{session: time.Duration(v.Classic.SessionMs) * time.Millisecond}
+			for _, p := range v.Classic.Protocols {
+				m.classic.protocols = append(m.classic.protocols, protocol{p.Name, p.Metadata})
+			}
+		}
 		m.assigned = loadSet(v.Assigned, m.since)
 		m.revoking = loadSet(v.Revoking, nil)
 		m.target = loadSet(v.Target, nil)

@@ -190,3 +190,126 @@ func TestConsumerGroupProtocolRebalances(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumerGroupOnlineMigration: a group of two classic members
+// (franz-go's cooperative-sticky) converts into a consumer group when a
+// member on the consumer protocol joins, all three share the partitions
+// (the classic ones through JoinGroup and SyncGroup, assigned by the
+// coordinator), and it converts back into a classic group when that
+// member leaves, all while records are produced: every record processed
+// exactly once.
+func TestConsumerGroupOnlineMigration(t *testing.T) {
+	ts := startServer(t, t.TempDir(), consumerGroupConfig)
+	ctx := testCtx(t, 2*time.Minute)
+	const topic, partitions, groupID = "migrate", 6, "g-migrate"
+	adm := ts.admin(t)
+	createTopics(t, ctx, adm, partitions, nil, topic)
+	n := 6000
+	if testing.Short() {
+		n = 2000
+	}
+	seen := &processed{counts: map[int]int{}}
+	runCtx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	start := func(gc *groupConsumer) chan struct{} {
+		stop := make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runMember(runCtx, gc, seen, stop, errs)
+		}()
+		return stop
+	}
+	var classic []*groupConsumer
+	for range 2 {
+		gc := newGroupConsumer(t, ts, groupID, topic, nil, kgo.Balancers(kgo.CooperativeStickyBalancer()))
+		classic = append(classic, gc)
+		start(gc)
+	}
+	waitStable(t, ctx, adm, groupID, 2)
+	groupType := func() string {
+		ls, err := adm.ListGroups(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ls[groupID].GroupType
+	}
+
+	var produced atomic.Int64
+	prodDone := make(chan struct{})
+	go func() {
+		defer close(prodDone)
+		for i := 0; i < n; i += 200 {
+			produceIDs(t, ctx, ts, topic, partitions, i, min(i+200, n))
+			produced.Store(int64(min(i+200, n)))
+			time.Sleep(30 * time.Millisecond)
+		}
+	}()
+	for produced.Load() < int64(n/4) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	modern := newConsumerProtocolMember(t, ts, groupID, topic, kgo.CooperativeStickyBalancer())
+	stopModern := start(modern)
+	d := waitConsumerGroup(t, ctx, adm, groupID, 3)
+	if typ := groupType(); typ != "consumer" {
+		t.Errorf("after a consumer-protocol member joined the group type is %q", typ)
+	}
+	classicMembers, assigned := 0, 0
+	for _, m := range d.Members {
+		for _, ps := range m.Assignment {
+			assigned += len(ps)
+		}
+	}
+	dg, err := adm.DescribeConsumerGroups(ctx, groupID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range dg[groupID].Members {
+		if m.MemberType == 0 {
+			classicMembers++
+		}
+	}
+	t.Logf("converted: epoch %d, %d members (%d classic), %d partitions assigned", d.Epoch, len(d.Members), classicMembers, assigned)
+	if assigned != partitions {
+		t.Errorf("the converted group assigns %d partitions, want %d", assigned, partitions)
+	}
+	for produced.Load() < int64(n/2) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stopModern)
+	modern.cl.Close() // leaves: only classic members are left
+	waitStable(t, ctx, adm, groupID, 2)
+	if typ := groupType(); typ != "classic" {
+		t.Errorf("after the consumer-protocol member left the group type is %q", typ)
+	}
+	<-prodDone
+	deadline := time.Now().Add(60 * time.Second)
+	for seen.distinct() < n && time.Now().Before(deadline) {
+		select {
+		case err := <-errs:
+			t.Fatalf("member: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	stopAll()
+	wg.Wait()
+	for _, gc := range classic {
+		gc.cl.Close()
+	}
+	if got := seen.distinct(); got != n {
+		t.Fatalf("processed %d distinct ids, want %d", got, n)
+	}
+	dups := 0
+	seen.mu.Lock()
+	for _, c := range seen.counts {
+		dups += c - 1
+	}
+	seen.mu.Unlock()
+	if dups != 0 {
+		t.Errorf("%d records processed more than once", dups)
+	}
+	t.Logf("%d records through classic -> consumer -> classic; %d duplicates", n, dups)
+}
