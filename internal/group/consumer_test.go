@@ -431,3 +431,73 @@ func TestUniformAssignorSticky(t *testing.T) {
 		t.Errorf("range: %v", r)
 	}
 }
+
+// TestConsumerGroupMigrationReload: a classic group converted by a
+// consumer-protocol join keeps its classic member across a reload, and
+// converts back into a classic group when the consumer-protocol member
+// leaves, which a reload keeps too.
+func TestConsumerGroupMigrationReload(t *testing.T) {
+	l := newMemLog(4)
+	topics := someTopics{"t": 4}
+	c := newConsumerTestCoordinator(t, l, topics)
+	md := kmsg.NewConsumerMemberMetadata()
+	md.Topics = []string{"t"}
+	j := kmsg.NewPtrJoinGroupRequest()
+	j.Version, j.Group, j.ProtocolType, j.SessionTimeoutMillis, j.RebalanceTimeoutMillis = 3, "g", "consumer", 30000, 30000
+	j.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: md.AppendTo(nil)}}
+	jr := <-c.Join(j, "client", "/127.0.0.1")
+	if jr.ErrorCode != 0 || jr.LeaderID != jr.MemberID {
+		t.Fatalf("classic join: %v leader %q member %q", kerr.ErrorForCode(jr.ErrorCode), jr.LeaderID, jr.MemberID)
+	}
+	as := kmsg.NewConsumerMemberAssignment()
+	as.Topics = []kmsg.ConsumerMemberAssignmentTopic{{Topic: "t", Partitions: []int32{0, 1, 2, 3}}}
+	s := kmsg.NewPtrSyncGroupRequest()
+	s.Version, s.Group, s.MemberID, s.Generation = 3, "g", jr.MemberID, jr.Generation
+	s.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: jr.MemberID, MemberAssignment: as.AppendTo(nil)}}
+	if sr := <-c.Sync(s); sr.ErrorCode != 0 {
+		t.Fatalf("classic sync: %v", kerr.ErrorForCode(sr.ErrorCode))
+	}
+
+	b := &hb{t: t, c: c, group: "g", id: "b", topics: []string{"t"}}
+	b.must(false)
+	d := c.DescribeConsumer("g")
+	if d.ErrorCode != 0 || len(d.Members) != 2 {
+		t.Fatalf("after the consumer-protocol join: %+v", d)
+	}
+	c.Close()
+	c = newConsumerTestCoordinator(t, l, topics)
+	b.c = c
+	d2 := c.DescribeConsumer("g")
+	if d2.Epoch != d.Epoch || len(d2.Members) != 2 {
+		t.Fatalf("after reload: %+v, before %+v", d2, d)
+	}
+	classic := 0
+	for _, m := range d2.Members {
+		if m.MemberType == 0 {
+			classic++
+			if m.MemberID != jr.MemberID || m.MemberEpoch != jr.Generation || len(m.Assignment.TopicPartitions) != 1 {
+				t.Errorf("classic member after reload: %+v", m)
+			}
+		}
+	}
+	if classic != 1 {
+		t.Errorf("%d classic members after reload, want 1", classic)
+	}
+	h := kmsg.NewPtrHeartbeatRequest()
+	h.Group, h.MemberID, h.Generation = "g", jr.MemberID, jr.Generation
+	if code := c.Heartbeat(h); code != kerr.RebalanceInProgress.Code {
+		t.Errorf("classic member's heartbeat with a new target: %v, want REBALANCE_IN_PROGRESS", kerr.ErrorForCode(code))
+	}
+
+	b.epoch = leaveEpoch
+	b.must(false)
+	if ls := c.List(nil); len(ls) != 1 || ls[0].Type != ClassicGroupType {
+		t.Fatalf("after the last consumer-protocol member left: %+v", ls)
+	}
+	c.Close()
+	c = newConsumerTestCoordinator(t, l, topics)
+	dg := c.Describe("g", 5)
+	if dg.ProtocolType != "consumer" || len(dg.Members) != 1 || dg.Members[0].MemberID != jr.MemberID {
+		t.Errorf("classic group after reload: %+v", dg)
+	}
+}
