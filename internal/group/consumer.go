@@ -315,6 +315,10 @@ func (c *Coordinator) consumerHeartbeatLocked(g *group, req *kmsg.ConsumerGroupH
 			m.epoch = m.prevEpoch
 			dirty[m] = true
 		}
+		if m.classic != nil {
+			// A classic member now speaks the consumer protocol.
+			m.classic, dirty[m] = nil, true
+		}
 	} else {
 		m = cg.members[req.MemberID]
 		if m == nil {
