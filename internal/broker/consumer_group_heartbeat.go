@@ -14,7 +14,8 @@ import (
 // Authorization, as Kafka's handleConsumerGroupHeartbeat: Read on the
 // group, else GROUP_AUTHORIZATION_FAILED; then Describe on every topic
 // subscribed by name, else TOPIC_AUTHORIZATION_FAILED; both before the
-// coordinator is asked.
+// coordinator is asked. A regex matches only topics the member may
+// describe.
 func (b *Broker) handleConsumerGroupHeartbeat(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.ConsumerGroupHeartbeatRequest)
 	fail := func(e *kerr.Error) func() kmsg.Response {
@@ -34,7 +35,13 @@ func (b *Broker) handleConsumerGroupHeartbeat(c *conn, h header, r kmsg.Request)
 	if g == nil {
 		return fail(kerr.NotCoordinator)
 	}
-	ch := g.ConsumerHeartbeat(req, h.clientID, c.clientHost())
+	var canDescribe func(string) bool
+	if b.acls != nil {
+		// A regex matches only the topics the member may describe (as
+		// Kafka); checked quietly, as Metadata leaves topics out.
+		canDescribe = func(t string) bool { return c.allowedQuiet(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t) }
+	}
+	ch := g.ConsumerHeartbeat(req, h.clientID, c.clientHost(), canDescribe)
 	return func() kmsg.Response {
 		select {
 		case resp := <-ch:

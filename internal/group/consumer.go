@@ -94,6 +94,10 @@ type cmember struct {
 	// classic is set for a member that speaks the classic protocol
 	// (consumer_classic.go).
 	classic *classicInfo
+	// canDescribe filters the topics its regex matches by its
+	// principal's Describe permission, as Kafka does; set at each
+	// heartbeat (nil: no authorizer, or none since a reload).
+	canDescribe func(topic string) bool
 
 	deadline    time.Time // session expiry
 	timer       *time.Timer
@@ -150,8 +154,10 @@ var assignors = []string{"uniform", "range"}
 // response arrives on the returned channel once every change it made to
 // the group is durable in the offsets log (at once when there is none or
 // on errors), so a coordinator that takes the group over after a crash
-// knows every epoch and assignment a member was told.
-func (c *Coordinator) ConsumerHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest, clientID, host string) <-chan *kmsg.ConsumerGroupHeartbeatResponse {
+// knows every epoch and assignment a member was told. canDescribe, if not
+// nil, tells whether the member's principal may describe a topic: its
+// regex only matches those.
+func (c *Coordinator) ConsumerHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest, clientID, host string, canDescribe func(topic string) bool) <-chan *kmsg.ConsumerGroupHeartbeatResponse {
 	ch := make(chan *kmsg.ConsumerGroupHeartbeatResponse, 1)
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
 	resp.HeartbeatIntervalMillis = int32(c.cfg.ConsumerHeartbeatInterval / time.Millisecond)
@@ -210,7 +216,7 @@ func (c *Coordinator) ConsumerHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest,
 	case staticLeaveEpoch:
 		return c.consumerStaticLeaveLocked(g, req, resp, ch, recs)
 	}
-	return c.consumerHeartbeatLocked(g, req, resp, ch, clientID, host, recs)
+	return c.consumerHeartbeatLocked(g, req, resp, ch, clientID, host, canDescribe, recs)
 }
 
 // validateHeartbeat is Kafka's throwIfConsumerGroupHeartbeatRequestIsInvalid.
@@ -269,7 +275,7 @@ func (c *Coordinator) toConsumerLocked(g *group) []Record {
 
 // consumerHeartbeatLocked is a join (epoch 0) or a heartbeat of a member.
 func (c *Coordinator) consumerHeartbeatLocked(g *group, req *kmsg.ConsumerGroupHeartbeatRequest, resp *kmsg.ConsumerGroupHeartbeatResponse,
-	ch chan *kmsg.ConsumerGroupHeartbeatResponse, clientID, host string, recs []Record) <-chan *kmsg.ConsumerGroupHeartbeatResponse {
+	ch chan *kmsg.ConsumerGroupHeartbeatResponse, clientID, host string, canDescribe func(string) bool, recs []Record) <-chan *kmsg.ConsumerGroupHeartbeatResponse {
 	fail := func(e *kerr.Error, msg string) <-chan *kmsg.ConsumerGroupHeartbeatResponse {
 		resp.ErrorCode = e.Code
 		if msg != "" {
@@ -337,7 +343,7 @@ func (c *Coordinator) consumerHeartbeatLocked(g *group, req *kmsg.ConsumerGroupH
 	c.touchConsumerLocked(g, m)
 
 	// The member's metadata: each field the request carries.
-	m.clientID, m.host = clientID, host
+	m.clientID, m.host, m.canDescribe = clientID, host, canDescribe
 	if instance != "" && m.instance != instance {
 		m.instance = instance
 		cg.statics[instance] = m.id
@@ -672,7 +678,7 @@ func (c *Coordinator) resolve(m *cmember, all func() []string) []string {
 	}
 	if m.re != nil {
 		for _, t := range all() {
-			if !internalTopic(t) && m.re.MatchString(t) && !slices.Contains(m.topics, t) {
+			if !internalTopic(t) && m.re.MatchString(t) && !slices.Contains(m.topics, t) && (m.canDescribe == nil || m.canDescribe(t)) {
 				out = append(out, t)
 			}
 		}

@@ -59,6 +59,8 @@ type hb struct {
 	topics   []string
 	regex    *string
 	assignor string
+	// canDescribe is the member's topic permission (nil: all).
+	canDescribe func(string) bool
 }
 
 func (h *hb) req(full bool) *kmsg.ConsumerGroupHeartbeatRequest {
@@ -89,7 +91,7 @@ func (h *hb) req(full bool) *kmsg.ConsumerGroupHeartbeatRequest {
 // assignment (revoking at once what it lost).
 func (h *hb) beat(full bool) *kmsg.ConsumerGroupHeartbeatResponse {
 	h.t.Helper()
-	resp := <-h.c.ConsumerHeartbeat(h.req(full), "client", "/127.0.0.1")
+	resp := <-h.c.ConsumerHeartbeat(h.req(full), "client", "/127.0.0.1", h.canDescribe)
 	if resp.ErrorCode != 0 {
 		return resp
 	}
@@ -330,6 +332,22 @@ func TestConsumerGroupRegexSubscription(t *testing.T) {
 	if a.count() != 3 || a.owned[topicID("logs-b")] == nil {
 		t.Fatalf("after logs-a was deleted the regex member owns %v", a.owned)
 	}
+	// A member matches only the topics it may describe.
+	re2 := "^logs-.*"
+	d := &hb{t: t, c: c, group: "g2", id: "d", regex: &re2, canDescribe: func(t string) bool { return t != "logs-b" }}
+	d.must(false)
+	if d.count() != 0 {
+		t.Errorf("member without Describe on logs-b owns %v", d.owned)
+	}
+	topics["logs-c"] = 1
+	c.mu.Lock()
+	c.groups["g2"].cons.metaAt = time.Time{}
+	c.mu.Unlock()
+	d.must(true)
+	if d.count() != 1 || d.owned[topicID("logs-c")] == nil {
+		t.Errorf("member allowed logs-c only owns %v", d.owned)
+	}
+
 	bad := "logs-("
 	b := &hb{t: t, c: c, group: "g", id: "b", regex: &bad}
 	if resp := b.beat(false); resp.ErrorCode != kerr.InvalidRegularExpression.Code {
