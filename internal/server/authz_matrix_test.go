@@ -1587,3 +1587,36 @@ func TestAuthzConsumerGroup(t *testing.T) {
 		t.Errorf("committed offset %+v, want %d", o, n)
 	}
 }
+
+// TestAuthzConsumerGroupRegex: a consumer group member subscribing by
+// regex (KIP-848) is assigned only the matching topics its principal may
+// describe.
+func TestAuthzConsumerGroupRegex(t *testing.T) {
+	e := startAuthzServer(t, false)
+	e.topics(t, "rx-allowed", "rx-hidden")
+	e.grantTo(t, "u-regex", onTopic("rx-allowed", kmsg.ACLOperationDescribe), onGroup("g-regex", kmsg.ACLOperationRead))
+	ctx := testCtx(t, 30*time.Second)
+	cl := e.client(t, "u-regex")
+	req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	req.Group, req.MemberID, req.RebalanceTimeoutMillis = "g-regex", "rx-member", 5000
+	req.SubscribedTopicRegex, req.Topics = kmsg.StringPtr("^rx-.*"), []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("join: %v %v", err, kerr.ErrorForCode(resp.ErrorCode))
+	}
+	md, err := e.adm.Metadata(ctx, "rx-allowed", "rx-hidden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, at := range resp.Assignment.Topics {
+		for name, td := range md.Topics {
+			if td.ID == at.TopicID {
+				got = append(got, name)
+			}
+		}
+	}
+	if !slices.Equal(got, []string{"rx-allowed"}) {
+		t.Errorf("assigned topics %v, want only rx-allowed", got)
+	}
+}
