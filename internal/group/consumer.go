@@ -954,8 +954,8 @@ func (c *Coordinator) DescribeConsumer(id string) kmsg.ConsumerGroupDescribeResp
 		if m.regex != "" {
 			dm.SubscribedTopicRegex = &m.regex
 		}
-		dm.Assignment = describeAssignment(m.assigned)
-		dm.TargetAssignment = describeAssignment(m.target)
+		dm.Assignment = describeAssignment(m.assigned, cg.names)
+		dm.TargetAssignment = describeAssignment(m.target, cg.names)
 		dm.MemberType = 1 // consumer protocol (v1+)
 		if m.classic != nil {
 			dm.MemberType = 0
@@ -968,11 +968,13 @@ func (c *Coordinator) DescribeConsumer(id string) kmsg.ConsumerGroupDescribeResp
 	return out
 }
 
-func describeAssignment(s pset) kmsg.Assignment {
+// describeAssignment is a set as ConsumerGroupDescribe reports it: by
+// topic id and name.
+func describeAssignment(s pset, names map[[16]byte]string) kmsg.Assignment {
 	a := kmsg.NewAssignment()
 	for _, tp := range byTopic(s) {
 		ap := kmsg.NewAssignmentTopicPartition()
-		ap.TopicID, ap.Partitions = tp.id, tp.parts
+		ap.TopicID, ap.Topic, ap.Partitions = tp.id, names[tp.id], tp.parts
 		a.TopicPartitions = append(a.TopicPartitions, ap)
 	}
 	if a.TopicPartitions == nil {
