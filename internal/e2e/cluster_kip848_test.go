@@ -131,7 +131,18 @@ func TestClusterConsumerProtocolCoordinatorKilled(t *testing.T) {
 			}
 		}()
 	}
+	waitConsumerGroupStable(t, ctx, adm, groupID, 3)
+	// A fourth member joins and leaves before the kill: the group epoch
+	// (5) is then one that a group rebuilt by rejoins on the new
+	// coordinator would not have (3).
+	extra := newClient(kgo.ConsumerGroup(groupID), kgo.ConsumeTopics(topic), kgo.ServerSideBalancer(),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	waitConsumerGroupStable(t, ctx, adm, groupID, 4)
+	extra.Close()
 	before := waitConsumerGroupStable(t, ctx, adm, groupID, 3)
+	if before.Epoch != 5 {
+		t.Fatalf("group epoch %d before the kill, want 5", before.Epoch)
+	}
 	time.Sleep(2 * time.Second) // records flow through the group
 
 	killedAt := time.Now()
@@ -148,8 +159,9 @@ func TestClusterConsumerProtocolCoordinatorKilled(t *testing.T) {
 	after := waitConsumerGroupStable(t, ctx, kadm.NewClient(newClient()), groupID, 3)
 	t.Logf("coordinator %d killed; broker %d coordinates the group %v later at group epoch %d (was %d)",
 		coord, newCoord, time.Since(killedAt).Round(100*time.Millisecond), after.Epoch, before.Epoch)
-	if !slices.Equal(memberIDs(before), memberIDs(after)) {
-		t.Errorf("members before the kill %v, after %v: the group was not resumed", memberIDs(before), memberIDs(after))
+	if !slices.Equal(memberIDs(before), memberIDs(after)) || after.Epoch != before.Epoch {
+		t.Errorf("before the kill epoch %d members %v, after epoch %d members %v: the group was not resumed",
+			before.Epoch, memberIDs(before), after.Epoch, memberIDs(after))
 	}
 	time.Sleep(2 * time.Second)
 	stopProducing()
