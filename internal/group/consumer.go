@@ -620,7 +620,8 @@ func (c *Coordinator) consumerSessionCheck(g *group, m *cmember) {
 }
 
 // startRevokeTimerLocked fences m if it has not given up its partitions
-// within its rebalance timeout, as Kafka does.
+// within its rebalance timeout, as Kafka does; a classic member, if it
+// has not rejoined to move to the assignment epoch by then.
 func (c *Coordinator) startRevokeTimerLocked(g *group, m *cmember) {
 	if m.revokeTimer != nil && m.revokeEpoch == m.epoch {
 		return
@@ -636,7 +637,11 @@ func (c *Coordinator) startRevokeTimerLocked(g *group, m *cmember) {
 	m.revokeTimer = time.AfterFunc(d, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.closed || g.cons == nil || g.cons.members[m.id] != m || m.state != memberUnrevoked || m.epoch != epoch {
+		if c.closed || g.cons == nil || g.cons.members[m.id] != m || m.epoch != epoch {
+			return
+		}
+		behind := m.classic != nil && m.epoch != g.cons.assignEpoch
+		if m.state != memberUnrevoked && !behind {
 			return
 		}
 		m.revokeTimer = nil

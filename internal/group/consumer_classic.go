@@ -262,6 +262,9 @@ func (c *Coordinator) classicJoinLocked(g *group, req *kmsg.JoinGroupRequest, j 
 	c.reconcile(cg, m, owned, subChanged)
 	if m.state == memberUnrevoked {
 		c.startRevokeTimerLocked(g, m)
+	} else if m.revokeTimer != nil {
+		m.revokeTimer.Stop()
+		m.revokeTimer = nil
 	}
 	recs := []Record{c.consumerGroupRecord(g)}
 	for mm := range dirty {
@@ -325,6 +328,9 @@ func (c *Coordinator) classicHeartbeatLocked(g *group, req *kmsg.HeartbeatReques
 		c.persistThen(g, recs, func(error) {})
 	}
 	if m.epoch != cg.assignEpoch || m.state != memberStable || !m.assigned.equal(m.target) {
+		if m.epoch != cg.assignEpoch {
+			c.startRevokeTimerLocked(g, m) // it must rejoin in time
+		}
 		return kerr.RebalanceInProgress.Code
 	}
 	return 0

@@ -519,3 +519,45 @@ func TestConsumerGroupMigrationReload(t *testing.T) {
 		t.Errorf("classic group after reload: %+v", dg)
 	}
 }
+
+// TestConsumerGroupClassicMemberMustRejoin: a classic member of a
+// consumer group told to rebalance that does not rejoin within its
+// rebalance timeout is removed, and its partitions go to the others.
+func TestConsumerGroupClassicMemberMustRejoin(t *testing.T) {
+	c := newConsumerTestCoordinator(t, newMemLog(4), someTopics{"t": 4})
+	md := kmsg.NewConsumerMemberMetadata()
+	md.Topics = []string{"t"}
+	j := kmsg.NewPtrJoinGroupRequest()
+	j.Version, j.Group, j.ProtocolType, j.SessionTimeoutMillis, j.RebalanceTimeoutMillis = 3, "g", "consumer", 30000, 100
+	j.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: md.AppendTo(nil)}}
+	jr := <-c.Join(j, "client", "/127.0.0.1")
+	as := kmsg.NewConsumerMemberAssignment()
+	as.Topics = []kmsg.ConsumerMemberAssignmentTopic{{Topic: "t", Partitions: []int32{0, 1, 2, 3}}}
+	s := kmsg.NewPtrSyncGroupRequest()
+	s.Version, s.Group, s.MemberID, s.Generation = 3, "g", jr.MemberID, jr.Generation
+	s.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: jr.MemberID, MemberAssignment: as.AppendTo(nil)}}
+	if sr := <-c.Sync(s); sr.ErrorCode != 0 {
+		t.Fatalf("classic sync: %v", kerr.ErrorForCode(sr.ErrorCode))
+	}
+	b := &hb{t: t, c: c, group: "g", id: "b", topics: []string{"t"}}
+	b.must(false)
+	if b.count() != 0 {
+		t.Fatalf("consumer member got %d partitions the classic member still owns", b.count())
+	}
+	h := kmsg.NewPtrHeartbeatRequest()
+	h.Group, h.MemberID, h.Generation = "g", jr.MemberID, jr.Generation
+	if code := c.Heartbeat(h); code != kerr.RebalanceInProgress.Code {
+		t.Fatalf("classic heartbeat: %v, want REBALANCE_IN_PROGRESS", kerr.ErrorForCode(code))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.count() != 4 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		b.must(true)
+	}
+	if b.count() != 4 {
+		t.Fatalf("after the classic member's rebalance timeout the consumer member owns %d partitions, want 4", b.count())
+	}
+	if code := c.Heartbeat(h); code != kerr.UnknownMemberID.Code && code != kerr.IllegalGeneration.Code {
+		t.Errorf("removed classic member's heartbeat: %v", kerr.ErrorForCode(code))
+	}
+}
