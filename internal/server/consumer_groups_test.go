@@ -448,3 +448,74 @@ func TestConsumerGroupSurvivesRestart(t *testing.T) {
 	}
 	t.Logf("%d records across a restart of the coordinator: group epoch %d kept, members %s; %d processed again (%d in polls whose commit failed)", n, after.Epoch, ids(after), again, len(uncommitted))
 }
+
+// TestConsumerGroupStaticMembers: franz-go static members (an instance
+// id) on the consumer group protocol: one restarts (its leave is a static
+// leave, epoch -2) and its successor with the same instance id gets the
+// same partitions back without a new assignment (the group epoch stays),
+// while the other member never gets them meanwhile.
+func TestConsumerGroupStaticMembers(t *testing.T) {
+	ts := startServer(t, t.TempDir(), consumerGroupConfig)
+	ctx := testCtx(t, time.Minute)
+	const topic, partitions, groupID = "static-848", 6, "g-static-848"
+	adm := ts.admin(t)
+	createTopics(t, ctx, adm, partitions, nil, topic)
+	start := func(instance string) *groupConsumer {
+		return newConsumerProtocolMember(t, ts, groupID, topic, kgo.CooperativeStickyBalancer(), kgo.InstanceID(instance))
+	}
+	a, b := start("static-a"), start("static-b")
+	for _, gc := range []*groupConsumer{a, b} {
+		go func() {
+			for ctx.Err() == nil {
+				if _, err := gc.pollOnce(ctx, func(*kgo.Record) {}); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	assignmentOf := func(d kadm.DescribedConsumerGroup, instance string) string {
+		for _, m := range d.Members {
+			if m.InstanceID != nil && *m.InstanceID == instance {
+				return fmt.Sprint(m.Assignment.Sorted())
+			}
+		}
+		return "none"
+	}
+	before := waitConsumerGroup(t, ctx, adm, groupID, 2)
+	a.cl.Close() // a static leave: the member stays, its partitions wait
+	dg, err := adm.DescribeConsumerGroups(ctx, groupID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dg[groupID]
+	if len(d.Members) != 2 || d.Epoch != before.Epoch {
+		t.Fatalf("after the static leave: epoch %d (was %d), %d members", d.Epoch, before.Epoch, len(d.Members))
+	}
+	time.Sleep(500 * time.Millisecond) // heartbeats of b: it must not take a's partitions
+	if got, want := assignmentOf(waitConsumerGroupAny(t, ctx, adm, groupID), "static-b"), assignmentOf(before, "static-b"); got != want {
+		t.Errorf("while static-a is away static-b owns %s, before %s", got, want)
+	}
+	a2 := start("static-a")
+	go func() {
+		for ctx.Err() == nil {
+			if _, err := a2.pollOnce(ctx, func(*kgo.Record) {}); err != nil {
+				return
+			}
+		}
+	}()
+	after := waitConsumerGroup(t, ctx, adm, groupID, 2)
+	if after.Epoch != before.Epoch || assignmentOf(after, "static-a") != assignmentOf(before, "static-a") {
+		t.Errorf("static-a back: epoch %d (was %d), owns %s (was %s)", after.Epoch, before.Epoch, assignmentOf(after, "static-a"), assignmentOf(before, "static-a"))
+	}
+	t.Logf("static-a left and came back under a new member id at group epoch %d, owning %s again", after.Epoch, assignmentOf(after, "static-a"))
+}
+
+// waitConsumerGroupAny describes the consumer group as it is.
+func waitConsumerGroupAny(t *testing.T, ctx context.Context, adm *kadm.Client, groupID string) kadm.DescribedConsumerGroup {
+	t.Helper()
+	dg, err := adm.DescribeConsumerGroups(ctx, groupID)
+	if err != nil || dg[groupID].Err != nil {
+		t.Fatalf("describe %s: %v %v", groupID, err, dg[groupID].Err)
+	}
+	return dg[groupID]
+}
