@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -328,6 +330,14 @@ func (g *Groups) Describe(ctx context.Context, groups ...string) error {
 		}
 		info.State, info.ProtocolType, info.Protocol = l.State, l.ProtocolType, l.Protocol
 		info.Coordinator = l.Coordinator.NodeID
+		if err := l.Error(); errors.Is(err, kerr.GroupIDNotFound) {
+			// A consumer group (KIP-848) is not a classic group:
+			// DescribeGroups does not describe it, ConsumerGroupDescribe does.
+			if ci, ok := g.describeConsumerGroup(ctx, name); ok {
+				infos = append(infos, ci)
+				continue
+			}
+		}
 		if err := l.Error(); err != nil {
 			info.Error = newJSONErr(groupErr(err), "")
 			failed++
@@ -569,6 +579,13 @@ func (g *Groups) requireInactive(ctx context.Context, group string) error {
 	if d.Err != nil && !errors.Is(d.Err, kerr.GroupIDNotFound) {
 		return fmt.Errorf("describe group %q: %w", group, d.Err)
 	}
+	if errors.Is(d.Err, kerr.GroupIDNotFound) {
+		// Perhaps a consumer group (KIP-848), which DescribeGroups does
+		// not describe.
+		if dg, err := g.adm.DescribeConsumerGroups(ctx, group); err == nil && dg[group].Err == nil {
+			d.Members, d.State = make([]kadm.DescribedGroupMember, len(dg[group].Members)), dg[group].State
+		}
+	}
 	if len(d.Members) > 0 || (d.State != "" && d.State != "Empty" && d.State != "Dead") {
 		return failedf("group %q has %s (state %s): stop its consumers before resetting offsets (Kafka refuses the same)",
 			group, plural(len(d.Members), "active member", "active members"), d.State)
@@ -757,4 +774,82 @@ func optText(v *int64) string {
 		return "-"
 	}
 	return itoa(*v)
+}
+
+// describeConsumerGroup describes a group of the consumer group protocol
+// (KIP-848): its members and assignments by ConsumerGroupDescribe, the
+// state it reports (Empty, Assigning, Reconciling, Stable), the assignor
+// as its protocol, and the lag of every partition it is assigned or has
+// committed. ok is false when it is not such a group.
+func (g *Groups) describeConsumerGroup(ctx context.Context, name string) (groupInfo, bool) {
+	info := groupInfo{Group: name, Members: []memberInfo{}, Offsets: []partitionLag{}}
+	dg, err := g.adm.DescribeConsumerGroups(ctx, name)
+	d, ok := dg[name]
+	if err != nil || !ok || d.Err != nil {
+		return info, false
+	}
+	info.State, info.ProtocolType, info.Protocol, info.Coordinator = d.State, "consumer", d.AssignorName, d.Coordinator.NodeID
+	owner := map[string]map[int32]memberInfo{}
+	topics := map[string]bool{}
+	for _, m := range d.Members {
+		mi := memberInfo{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost, Assigned: map[string][]int32{}}
+		for t, ps := range m.Assignment {
+			for p := range ps {
+				mi.Assigned[t] = append(mi.Assigned[t], p)
+				if owner[t] == nil {
+					owner[t] = map[int32]memberInfo{}
+				}
+				owner[t][p] = mi
+			}
+			sort.Slice(mi.Assigned[t], func(i, j int) bool { return mi.Assigned[t][i] < mi.Assigned[t][j] })
+			topics[t] = true
+		}
+		info.Members = append(info.Members, mi)
+	}
+	commits, err := g.adm.FetchOffsets(ctx, name)
+	if err != nil {
+		info.Error = newJSONErr(groupErr(err), "")
+		return info, true
+	}
+	commits.Each(func(o kadm.OffsetResponse) { topics[o.Topic] = true })
+	ends, err := g.adm.ListEndOffsets(ctx, slices.Sorted(maps.Keys(topics))...)
+	if err != nil {
+		info.Error = newJSONErr(groupErr(err), "")
+		return info, true
+	}
+	parts := map[string]map[int32]bool{}
+	add := func(t string, p int32) {
+		if parts[t] == nil {
+			parts[t] = map[int32]bool{}
+		}
+		parts[t][p] = true
+	}
+	commits.Each(func(o kadm.OffsetResponse) { add(o.Topic, o.Partition) })
+	for t, ps := range owner {
+		for p := range ps {
+			add(t, p)
+		}
+	}
+	for _, t := range slices.Sorted(maps.Keys(parts)) {
+		for _, p := range slices.Sorted(maps.Keys(parts[t])) {
+			pl := partitionLag{Topic: t, Partition: p}
+			if c, ok := commits.Lookup(t, p); ok && c.Err == nil && c.At >= 0 {
+				pl.Committed = ptr(c.At)
+			}
+			if e, ok := ends.Lookup(t, p); ok && e.Err == nil && e.Offset >= 0 {
+				pl.LogEnd = ptr(e.Offset)
+				if pl.Committed != nil {
+					pl.Lag = ptr(max(0, e.Offset-*pl.Committed))
+					info.TotalLag += *pl.Lag
+				}
+			} else if ok && e.Err != nil {
+				pl.Error = newJSONErr(e.Err, "")
+			}
+			if m, ok := owner[t][p]; ok {
+				pl.MemberID, pl.ClientID = m.MemberID, m.ClientID
+			}
+			info.Offsets = append(info.Offsets, pl)
+		}
+	}
+	return info, true
 }

@@ -212,6 +212,8 @@ func (b *Broker) apiTable() map[int16]api {
 		kmsg.TxnOffsetCommit.Int16():              {0, 5, b.handleTxnOffsetCommit},
 		kmsg.DescribeTransactions.Int16():         {0, 0, b.handleDescribeTransactions},
 		kmsg.ListTransactions.Int16():             {0, 2, b.handleListTransactions},
+		kmsg.ConsumerGroupHeartbeat.Int16():       {0, 1, b.handleConsumerGroupHeartbeat},
+		kmsg.ConsumerGroupDescribe.Int16():        {0, 1, b.handleConsumerGroupDescribe},
 	}
 }
 

@@ -291,6 +291,21 @@ func fuzzSeeds() [][]byte {
 	lg.Members = []kmsg.LeaveGroupRequestMember{{MemberID: "m"}, {InstanceID: &inst}}
 	seeds = append(seeds, enc(lg, 0), enc(lg, 5))
 
+	// The consumer group protocol (KIP-848): a join by name and by
+	// regex, a static leave, and a describe.
+	cgh := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	cgh.Group, cgh.MemberID, cgh.RebalanceTimeoutMillis = grp, "fuzz-member", 5000
+	cgh.SubscribedTopicNames, cgh.Topics = []string{topic}, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+	seeds = append(seeds, enc(cgh, 0), enc(cgh, 1))
+	rx := "^fuzz.*"
+	cgh.SubscribedTopicNames, cgh.SubscribedTopicRegex, cgh.InstanceID = nil, &rx, &inst
+	seeds = append(seeds, enc(cgh, 1))
+	cgh.MemberEpoch = -2
+	seeds = append(seeds, enc(cgh, 1))
+	cgd := kmsg.NewPtrConsumerGroupDescribeRequest()
+	cgd.Groups = []string{grp}
+	seeds = append(seeds, enc(cgd, 0), enc(cgd, 1))
+
 	cmeta := "meta"
 	oc := kmsg.NewPtrOffsetCommitRequest()
 	oc.Group = grp

@@ -4,12 +4,10 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/vigilhq/vigil/internal/group"
 )
 
-// handleListGroups lists groups, filtered by state (v4+) and type (v5+;
-// every Vigil group is "classic").
+// handleListGroups lists groups, filtered by state (v4+) and type (v5+:
+// "classic" or "consumer", KIP-848).
 //
 // Authorization, as Kafka's handleListGroupsRequest: with Describe on the
 // cluster every group is listed; without, only the groups the principal
@@ -18,25 +16,30 @@ func (b *Broker) handleListGroups(c *conn, h header, r kmsg.Request) func() kmsg
 	req := r.(*kmsg.ListGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
 	cluster := c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeCluster, clusterResource)
-	typeOK := len(req.TypesFilter) == 0
-	for _, t := range req.TypesFilter {
-		if strings.EqualFold(t, group.GroupType) {
-			typeOK = true
+	typeOK := func(typ string) bool {
+		if len(req.TypesFilter) == 0 {
+			return true
 		}
+		for _, t := range req.TypesFilter {
+			if strings.EqualFold(t, typ) {
+				return true
+			}
+		}
+		return false
 	}
 	resp.Groups = []kmsg.ListGroupsResponseGroup{}
 	// Like a Kafka broker, only the groups this broker coordinates; a
 	// client lists every broker's.
 	for _, g := range b.coordinators() {
-		if !typeOK {
-			break
-		}
 		for _, l := range g.List(req.StatesFilter) {
+			if !typeOK(l.Type) {
+				continue
+			}
 			if !cluster && !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, l.Group) {
 				continue
 			}
 			resp.Groups = append(resp.Groups, kmsg.ListGroupsResponseGroup{Group: l.Group, ProtocolType: l.ProtocolType,
-				GroupState: l.State, GroupType: group.GroupType})
+				GroupState: l.State, GroupType: l.Type})
 		}
 	}
 	return func() kmsg.Response { return resp }

@@ -33,6 +33,12 @@ func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kms
 				asked[i] = askedTopic{t.Topic, t.Partitions}
 			}
 			code, topics := b.groupOffsets(c, rg.Group, asked, rg.Topics == nil, req.RequireStable)
+			if co := b.coordinator(rg.Group); code == 0 && h.version >= 9 && co != nil {
+				// A consumer group's member fetches at its epoch (KIP-848).
+				if code = co.CheckConsumerFetch(rg.Group, rg.MemberID, rg.MemberEpoch); code != 0 {
+					topics = nil
+				}
+			}
 			g := kmsg.OffsetFetchResponseGroup{Group: rg.Group, ErrorCode: code}
 			for _, t := range topics {
 				gt := kmsg.OffsetFetchResponseGroupTopic{Topic: t.topic}

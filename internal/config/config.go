@@ -124,6 +124,9 @@ type Broker struct {
 	OffsetsRetention      time.Duration // offsets.retention.minutes
 	OffsetsRetentionCheck time.Duration // offsets.retention.check.interval.ms
 
+	GroupConsumerSession   time.Duration // group.consumer.session.timeout.ms (KIP-848 groups)
+	GroupConsumerHeartbeat time.Duration // group.consumer.heartbeat.interval.ms (KIP-848 groups)
+
 	TransactionPartitions     int32         // partitions of __transaction_state, fixed at its creation
 	TransactionMaxTimeout     time.Duration // transaction.max.timeout.ms
 	TransactionalIDExpiration time.Duration // transactional.id.expiration.ms
@@ -235,6 +238,9 @@ func Default() Broker {
 		OffsetsRetention:      7 * 24 * time.Hour,
 		OffsetsRetentionCheck: 10 * time.Minute,
 
+		GroupConsumerSession:   45 * time.Second,
+		GroupConsumerHeartbeat: 5 * time.Second,
+
 		TransactionPartitions:     16,
 		TransactionMaxTimeout:     15 * time.Minute,
 		TransactionalIDExpiration: 7 * 24 * time.Hour,
@@ -321,6 +327,8 @@ func (c *Broker) options() []option {
 		{"offsets-partitions", "partitions of __consumer_offsets (used only when it is first created)", &c.OffsetsPartitions},
 		{"group-initial-rebalance-delay", "how long the first rebalance of an empty group waits for more members", &c.GroupInitialRebalance},
 		{"group-min-session-timeout", "smallest session timeout a group member may use", &c.GroupMinSession},
+		{"group-consumer-session-timeout", "session timeout of consumer-protocol (KIP-848) group members, set by the coordinator", &c.GroupConsumerSession},
+		{"group-consumer-heartbeat-interval", "heartbeat interval the coordinator gives consumer-protocol (KIP-848) group members", &c.GroupConsumerHeartbeat},
 		{"offsets-snapshot-records", "snapshot a __consumer_offsets partition once it holds more than twice its live records plus this many", &c.OffsetsSnapshot},
 		{"offsets-retention", "how long committed offsets outlive their group's last member (or, for a group that only commits, their commit)", &c.OffsetsRetention},
 		{"offsets-retention-check-interval", "how often expired committed offsets, and those of deleted topics, are removed", &c.OffsetsRetentionCheck},
@@ -649,6 +657,9 @@ func (c *Broker) finish() error {
 	}
 	if c.GroupMinSession <= 0 {
 		errs = append(errs, fmt.Errorf("--group-min-session-timeout %s: must be positive", c.GroupMinSession))
+	}
+	if c.GroupConsumerHeartbeat <= 0 || c.GroupConsumerSession <= c.GroupConsumerHeartbeat {
+		errs = append(errs, fmt.Errorf("--group-consumer-heartbeat-interval %s: must be positive and below --group-consumer-session-timeout %s", c.GroupConsumerHeartbeat, c.GroupConsumerSession))
 	}
 	if c.OffsetsSnapshot < 1 {
 		errs = append(errs, fmt.Errorf("--offsets-snapshot-records %d: must be positive", c.OffsetsSnapshot))

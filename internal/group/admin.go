@@ -8,13 +8,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// GroupType is what ListGroups v5+ reports: every Vigil group uses the
-// classic protocol.
-const GroupType = "classic"
-
-// Listing is one group in ListGroups.
+// Listing is one group in ListGroups: Type is "classic" or "consumer"
+// (KIP-848), and a consumer group's State is its consumer group state.
 type Listing struct {
-	Group, ProtocolType, State string
+	Group, ProtocolType, State, Type string
 }
 
 // List returns the groups, sorted by id, whose state is in states (all if
@@ -28,11 +25,14 @@ func (c *Coordinator) List(states []string) []Listing {
 	defer c.mu.Unlock()
 	var out []Listing
 	for id, g := range c.groups {
-		st := g.state.String()
+		st, typ := g.state.String(), ClassicGroupType
+		if g.cons != nil {
+			st, typ = g.cons.stateString(), ConsumerGroupType
+		}
 		if len(want) > 0 && !want[strings.ToLower(st)] {
 			continue
 		}
-		out = append(out, Listing{id, g.protocolType, st})
+		out = append(out, Listing{id, g.protocolType, st, typ})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Group < out[j].Group })
 	return out
@@ -52,6 +52,27 @@ func (c *Coordinator) Describe(id string, v int16) kmsg.DescribeGroupsResponseGr
 			out.ErrorCode = kerr.GroupIDNotFound.Code
 			msg := "group " + id + " not found"
 			out.ErrorMessage = &msg
+		}
+		return out
+	}
+	if g.cons != nil {
+		// Kafka 4.0 answers a consumer group in DescribeGroups v6+ as
+		// not a classic group; older versions see its state and members.
+		if v >= 6 {
+			out.ErrorCode = kerr.GroupIDNotFound.Code
+			msg := "group " + id + " is not a classic group"
+			out.ErrorMessage = &msg
+		}
+		out.State, out.ProtocolType = g.cons.stateString(), ConsumerGroupType
+		for _, mid := range g.cons.memberIDs() {
+			m := g.cons.members[mid]
+			dm := kmsg.DescribeGroupsResponseGroupMember{MemberID: m.id, ClientID: m.clientID, ClientHost: m.host,
+				ProtocolMetadata: []byte{}, MemberAssignment: []byte{}}
+			if m.instance != "" {
+				inst := m.instance
+				dm.InstanceID = &inst
+			}
+			out.Members = append(out.Members, dm)
 		}
 		return out
 	}
@@ -112,7 +133,7 @@ func (c *Coordinator) Delete(ids []string) <-chan []int16 {
 		g.stopTimers()
 		g.transition(Dead)
 		delete(c.groups, id)
-		recs := []Record{{Key: groupKey(id)}}
+		recs := []Record{{Key: groupKey(id)}, {Key: consumerGroupKey(id)}}
 		// Tombstones for every offset the log may hold for the group:
 		// those applied and those still on their way to durability.
 		keys := map[string]bool{}

@@ -125,6 +125,9 @@ func (c *Coordinator) remove(now time.Time, retention bool, gone func(tp) bool, 
 		dies := g.state == Empty && len(g.members) == 0 && coversAll(g, chosen)
 		if dies {
 			recs = append(recs, Record{Key: groupKey(g.id)})
+			if g.cons != nil {
+				recs = append(recs, Record{Key: consumerGroupKey(g.id)})
+			}
 		}
 		removed += len(keys)
 		if applied != nil {

@@ -1,10 +1,14 @@
-// Package group is the classic consumer-group coordinator (Kafka's
-// JoinGroup/SyncGroup/Heartbeat protocol and committed offsets). It keeps
-// groups, members, their state machine and timers, and committed offsets
-// in memory, and makes every change that must survive a restart durable
-// by appending Kafka's own record formats (kmsg.OffsetCommitKey/Value,
-// kmsg.GroupMetadataKey/Value) to an internal log topic, __consumer_offsets,
-// through the small Log interface. On start, Load replays that log.
+// Package group is the consumer-group coordinator: Kafka's classic
+// JoinGroup/SyncGroup/Heartbeat protocol, the consumer group protocol of
+// KIP-848 (ConsumerGroupHeartbeat, consumer.go: the coordinator assigns,
+// members reconcile by epochs), and committed offsets, shared by both.
+// It keeps groups, members, their state machines and timers, and
+// committed offsets in memory, and makes every change that must survive a
+// restart durable by appending Kafka's own record formats
+// (kmsg.OffsetCommitKey/Value, kmsg.GroupMetadataKey/Value; consumer
+// groups have kinds of their own, consumer_persist.go) to an internal log
+// topic, __consumer_offsets, through the small Log interface. On start,
+// Load replays that log.
 //
 // Transactional offsets (TxnOffsetCommit, KIP-98/KIP-447) are appended as
 // a transactional batch of the producer and stay pending, invisible to
@@ -72,6 +76,11 @@ type Log interface {
 // to unknown ones are refused (UNKNOWN_TOPIC_OR_PARTITION) as in Kafka.
 type Topics interface {
 	PartitionExists(topic string, partition int32) bool
+	// TopicInfo returns a live topic's id and partition count; consumer
+	// groups (KIP-848) resolve subscriptions and assign through it.
+	TopicInfo(name string) (id [16]byte, partitions int32, ok bool)
+	// TopicNames returns the live topics' names, for regex subscriptions.
+	TopicNames() []string
 }
 
 // Config tunes the coordinator; zero values take Kafka's defaults.
@@ -96,6 +105,11 @@ type Config struct {
 	// often Expire runs. Zero: 10 minutes; negative: never (tests call
 	// Expire themselves).
 	OffsetsRetentionCheck time.Duration
+	// ConsumerSessionTimeout and ConsumerHeartbeatInterval are
+	// group.consumer.session.timeout.ms and
+	// group.consumer.heartbeat.interval.ms of consumer groups (KIP-848):
+	// the coordinator, not the member, sets both. Zero: 45 s and 5 s.
+	ConsumerSessionTimeout, ConsumerHeartbeatInterval time.Duration
 	// Partitions are the offsets-log partitions this coordinator loads
 	// and serves (nil: all). A server runs one coordinator per offsets
 	// partition (in a cluster, per partition it leads), so the groups
@@ -123,6 +137,12 @@ func (c *Config) fill() {
 	}
 	if c.OffsetsRetentionCheck == 0 {
 		c.OffsetsRetentionCheck = 10 * time.Minute
+	}
+	if c.ConsumerSessionTimeout <= 0 {
+		c.ConsumerSessionTimeout = 45 * time.Second
+	}
+	if c.ConsumerHeartbeatInterval <= 0 {
+		c.ConsumerHeartbeatInterval = 5 * time.Second
 	}
 	if c.SnapshotMinRecords == 0 {
 		c.SnapshotMinRecords = 10000
@@ -229,6 +249,11 @@ func (c *Coordinator) Close() {
 		g.stopTimers()
 		for _, m := range g.members {
 			m.failWaiting(kerr.NotCoordinator)
+		}
+		if g.cons != nil {
+			for _, m := range g.cons.members {
+				c.stopConsumerTimers(m)
+			}
 		}
 	}
 	c.mu.Unlock()

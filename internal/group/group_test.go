@@ -130,6 +130,17 @@ func (allTopics) PartitionExists(topic string, p int32) bool {
 	return topic != "missing" && p >= 0 && p < 8
 }
 
+func (allTopics) TopicInfo(name string) ([16]byte, int32, bool) {
+	if name == "missing" {
+		return [16]byte{}, 0, false
+	}
+	var id [16]byte
+	copy(id[:], name)
+	return id, 8, true
+}
+
+func (allTopics) TopicNames() []string { return nil }
+
 func newTestCoordinator(t *testing.T, l Log, snapshot int) *Coordinator {
 	t.Helper()
 	c := New(Config{InitialRebalanceDelay: 20 * time.Millisecond, MinSessionTimeout: 10 * time.Millisecond,

@@ -51,6 +51,17 @@ func (c *Coordinator) Join(req *kmsg.JoinGroupRequest, clientID, host string) <-
 	}
 	j := joinReq{v: req.Version, clientID: clientID, host: host, instance: instance, session: session,
 		rebalance: rebalance, ptype: req.ProtocolType, protos: protos, ch: ch}
+	if g.cons != nil {
+		if len(g.cons.members) > 0 {
+			// A classic member joins a consumer group with members
+			// (consumer_classic.go).
+			c.classicJoinLocked(g, req, j, ch)
+			return ch
+		}
+		// An empty consumer group becomes a classic one; its offsets stay.
+		g.cons = nil
+		g.protocolType = ""
+	}
 	if g.state == Dead {
 		return fail(kerr.CoordinatorNotAvailable, req.MemberID)
 	}
@@ -457,6 +468,10 @@ func (c *Coordinator) Sync(req *kmsg.SyncGroupRequest) <-chan *kmsg.SyncGroupRes
 	if g.state == Dead {
 		return fail(kerr.CoordinatorNotAvailable)
 	}
+	if g.cons != nil {
+		ch <- c.classicSyncLocked(g, req)
+		return ch
+	}
 	if e := g.fenced(instance, req.MemberID); e != nil {
 		return fail(e)
 	}
@@ -580,6 +595,9 @@ func (c *Coordinator) Heartbeat(req *kmsg.HeartbeatRequest) int16 {
 	if g.state == Dead {
 		return kerr.CoordinatorNotAvailable.Code
 	}
+	if g.cons != nil {
+		return c.classicHeartbeatLocked(g, req)
+	}
 	if e := g.fenced(instance, req.MemberID); e != nil {
 		return e.Code
 	}
@@ -630,6 +648,10 @@ func (c *Coordinator) Leave(groupID string, leaving []LeaveMember) (int16, []int
 		return kerr.CoordinatorNotAvailable.Code, codes
 	}
 	for i, l := range leaving {
+		if g.cons != nil {
+			codes[i] = c.classicLeaveLocked(g, l)
+			continue
+		}
 		if l.InstanceID != "" {
 			cur, ok := g.instances[l.InstanceID]
 			switch {

@@ -61,7 +61,11 @@ func (c *Coordinator) Commit(req *kmsg.OffsetCommitRequest) <-chan *kmsg.OffsetC
 	if g.state == Dead {
 		return failAll(kerr.CoordinatorNotAvailable)
 	}
-	if !(gen < 0 && g.state == Empty) {
+	if g.cons != nil {
+		if e := c.consumerCommitCheckLocked(g, req, gen, memberID); e != nil {
+			return failAll(e)
+		}
+	} else if !(gen < 0 && g.state == Empty) {
 		if gen >= 0 || memberID != "" || instance != "" {
 			if e := g.fenced(instance, memberID); e != nil {
 				return failAll(e)

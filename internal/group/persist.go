@@ -196,6 +196,7 @@ func decodeOffset(value []byte, at int64) (offset, error) {
 func (c *Coordinator) Load(ctx context.Context) error {
 	start := time.Now()
 	byGroup := map[string]*loaded{}
+	consumers := map[string]*loadedConsumer{}
 	get := func(id string) *loaded {
 		l := byGroup[id]
 		if l == nil {
@@ -245,8 +246,15 @@ func (c *Coordinator) Load(ctx context.Context) error {
 				}
 				get(key.Group).meta = &val
 			default:
-				// Kafka's other record kinds (e.g. consumer-protocol
-				// records of KIP-848) are not written by Vigil; skip them.
+				// Consumer groups (KIP-848) have kinds of their own;
+				// Kafka's other record kinds are not written by Vigil.
+				ok, err := decodeConsumerRecord([]byte(k), v, consumers)
+				if err != nil {
+					return fmt.Errorf("group: %s partition %d offset %d: %w", OffsetsTopic, p, off, err)
+				}
+				if ok {
+					get(consumerGroupName([]byte(k)))
+				}
 			}
 		}
 		for pid, m := range r.pending {
@@ -273,7 +281,7 @@ func (c *Coordinator) Load(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for id, l := range byGroup {
-		if l.meta == nil && len(l.offsets) == 0 && len(l.txn) == 0 {
+		if l.meta == nil && len(l.offsets) == 0 && len(l.txn) == 0 && (consumers[id] == nil || consumers[id].group == nil) {
 			continue // deleted
 		}
 		g := newGroup(id)
@@ -319,6 +327,9 @@ func (c *Coordinator) Load(ctx context.Context) error {
 				// offset retention counts across restarts, as in Kafka.
 				g.stateTs = md.CurrentStateTimestamp
 			}
+		}
+		if l := consumers[id]; l != nil {
+			c.restoreConsumerLocked(g, l)
 		}
 		c.groups[id] = g
 	}

@@ -146,8 +146,12 @@ type group struct {
 	// yet durable: expiry leaves those offsets alone, as Kafka does.
 	pendingCommits map[tp]int
 	// txn are the pending transactional offsets, by producer id.
-	txn       map[int64]map[tp][]*txnOffset
-	stateTs   int64
+	txn     map[int64]map[tp][]*txnOffset
+	stateTs int64
+	// cons is the KIP-848 state of a consumer group (consumer.go), nil
+	// for a classic group. Both kinds share offsets, state (Empty or,
+	// with members, Stable) and timestamps.
+	cons      *consumerGroup
 	nextOrder uint64
 
 	// The rebalance in progress: joinTimer completes it; joinEpoch
@@ -304,6 +308,9 @@ func (g *group) allJoined() bool {
 // ok is false when the group is not a consumer group or a subscription
 // cannot be read, and then every topic counts as subscribed (as in Kafka).
 func (g *group) subscribedTopics() (map[string]bool, bool) {
+	if g.cons != nil {
+		return g.cons.subscribed(), true
+	}
 	if g.protocolType != "consumer" || g.protocol == "" {
 		return nil, false
 	}

@@ -246,6 +246,14 @@ func (c *Coordinator) appendTxnLocked(g *group, p int32, tx txnBatch, guard prod
 // validateTxnCommit is Kafka's ClassicGroup.validateOffsetCommit for a
 // transactional commit.
 func (g *group) validateTxnCommit(gen int32, memberID, instance string) *kerr.Error {
+	if g.cons != nil && g.state != Dead {
+		// ConsumerGroup.validateOffsetCommit: without membership fields
+		// a transactional commit is taken; with them, at the epoch.
+		if gen < 0 && (len(g.cons.members) == 0 || (memberID == "" && instance == "")) {
+			return nil
+		}
+		return g.cons.checkMemberEpoch(memberID, gen)
+	}
 	switch {
 	case g.state == Dead:
 		return kerr.CoordinatorNotAvailable

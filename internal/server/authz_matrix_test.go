@@ -942,6 +942,36 @@ func authzMatrix() []matrixRow {
 			},
 		},
 		{
+			// A join of the consumer group protocol (KIP-848) subscribing
+			// by name: Read on the group, Describe on each topic.
+			key: kmsg.ConsumerGroupHeartbeat, grants: []aclEntry{onGroup(group("ConsumerGroupHeartbeat"), read), onTopic(topic("ConsumerGroupHeartbeat"), describe)},
+			setup: topicSetup(topic("ConsumerGroupHeartbeat")),
+			req: func() kmsg.Request {
+				r := versioned(kmsg.NewPtrConsumerGroupHeartbeatRequest(), 1)
+				r.Group, r.MemberID, r.MemberEpoch, r.RebalanceTimeoutMillis = group("ConsumerGroupHeartbeat"), "mx-member-1", 0, 5000
+				r.SubscribedTopicNames, r.Topics = []string{topic("ConsumerGroupHeartbeat")}, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+				return r
+			},
+			where: "error_code", denied: groupAuthz, without: []*kerr.Error{groupAuthz, topicAuthz},
+			code: func(r kmsg.Response) int16 { return r.(*kmsg.ConsumerGroupHeartbeatResponse).ErrorCode },
+			check: func(t *testing.T, e *authzEnv, r kmsg.Response, allowed bool) {
+				hb := r.(*kmsg.ConsumerGroupHeartbeatResponse)
+				if allowed && (hb.MemberEpoch != 1 || hb.Assignment == nil || len(hb.Assignment.Topics) != 1) {
+					t.Errorf("allowed: epoch %d, assignment %+v", hb.MemberEpoch, hb.Assignment)
+				}
+			},
+		},
+		{
+			key: kmsg.ConsumerGroupDescribe, grants: []aclEntry{onGroup(group("ConsumerGroupDescribe"), describe)},
+			req: func() kmsg.Request {
+				r := versioned(kmsg.NewPtrConsumerGroupDescribeRequest(), 1)
+				r.Groups = []string{group("ConsumerGroupDescribe")}
+				return r
+			},
+			where: "groups[0]", ok: kerr.GroupIDNotFound, denied: groupAuthz,
+			code: func(r kmsg.Response) int16 { return r.(*kmsg.ConsumerGroupDescribeResponse).Groups[0].ErrorCode },
+		},
+		{
 			key: kmsg.DeleteGroups, grants: []aclEntry{onGroup(group("DeleteGroups"), del)},
 			setup: func(t *testing.T, e *authzEnv) {
 				topicSetup(topic("DeleteGroups"))(t, e)
@@ -1555,5 +1585,38 @@ func TestAuthzConsumerGroup(t *testing.T) {
 	}
 	if o, ok := offs.Lookup("cg-1", 0); !ok || o.At != n {
 		t.Errorf("committed offset %+v, want %d", o, n)
+	}
+}
+
+// TestAuthzConsumerGroupRegex: a consumer group member subscribing by
+// regex (KIP-848) is assigned only the matching topics its principal may
+// describe.
+func TestAuthzConsumerGroupRegex(t *testing.T) {
+	e := startAuthzServer(t, false)
+	e.topics(t, "rx-allowed", "rx-hidden")
+	e.grantTo(t, "u-regex", onTopic("rx-allowed", kmsg.ACLOperationDescribe), onGroup("g-regex", kmsg.ACLOperationRead))
+	ctx := testCtx(t, 30*time.Second)
+	cl := e.client(t, "u-regex")
+	req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	req.Group, req.MemberID, req.RebalanceTimeoutMillis = "g-regex", "rx-member", 5000
+	req.SubscribedTopicRegex, req.Topics = kmsg.StringPtr("^rx-.*"), []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("join: %v %v", err, kerr.ErrorForCode(resp.ErrorCode))
+	}
+	md, err := e.adm.Metadata(ctx, "rx-allowed", "rx-hidden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, at := range resp.Assignment.Topics {
+		for name, td := range md.Topics {
+			if td.ID == at.TopicID {
+				got = append(got, name)
+			}
+		}
+	}
+	if !slices.Equal(got, []string{"rx-allowed"}) {
+		t.Errorf("assigned topics %v, want only rx-allowed", got)
 	}
 }

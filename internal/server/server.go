@@ -462,6 +462,9 @@ func openGroups(ctx context.Context, cfg config.Broker, store *storage.Engine, l
 		OffsetsRetentionCheck: cfg.OffsetsRetentionCheck,
 		Partitions:            parts,
 		Logger:                log,
+
+		ConsumerSessionTimeout:    cfg.GroupConsumerSession,
+		ConsumerHeartbeatInterval: cfg.GroupConsumerHeartbeat,
 	}, offsets, store)
 	if err := g.Load(ctx); err != nil {
 		g.Close()

@@ -268,6 +268,26 @@ func (it *InternalTopic) SetStart(ctx context.Context, p int32, off int64) error
 	return err
 }
 
+// TopicInfo returns a live topic's id and partition count.
+func (e *Engine) TopicInfo(name string) ([16]byte, int32, bool) {
+	t := e.Topic(name)
+	if t == nil {
+		return [16]byte{}, 0, false
+	}
+	return t.ID, int32(len(t.Logs)), true
+}
+
+// TopicNames returns the live topics' names, unsorted.
+func (e *Engine) TopicNames() []string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]string, 0, len(e.topics))
+	for name := range e.topics {
+		out = append(out, name)
+	}
+	return out
+}
+
 // PartitionExists reports whether topic has partition p.
 func (e *Engine) PartitionExists(topic string, p int32) bool {
 	t := e.Topic(topic)
