@@ -22,6 +22,7 @@ import (
 // second joining, the first leaving. Every record is processed, and none
 // twice: each member commits what it processed before it consumes again.
 func TestRdkafkaConsumerProtocol(t *testing.T) {
+	t.Parallel()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatalf("node is not installed: apt-get install -y nodejs npm, then npm ci --prefix internal/e2e/testdata/rdkafka (see .ci/install)")
