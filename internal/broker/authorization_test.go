@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"testing"
@@ -100,10 +101,17 @@ func TestAuthorizationAddsNoAllocations(t *testing.T) {
 		}
 		i := 0
 		p.run(bufs[len(bufs)-1]) // warm: the partition's first append
-		return testing.AllocsPerRun(200, func() {
-			p.run(bufs[i])
-			i++
-		})
+		// The broker's own goroutines (the WAL's, the uploader's) allocate
+		// now and then, and AllocsPerRun counts every goroutine's: the
+		// least of a few measures is the handler's own.
+		least := math.Inf(1)
+		for range 3 { // 180 runs, each on a buffer of its own
+			least = min(least, testing.AllocsPerRun(60, func() {
+				p.run(bufs[i])
+				i++
+			}))
+		}
+		return least
 	}
 	none := count("none")
 	for _, authz := range []string{"acl", "acl-super"} {
