@@ -1,0 +1,238 @@
+package table
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/iceberg-go"
+	itable "github.com/apache/iceberg-go/table"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// OffsetProperty prefixes the snapshot summary properties that carry,
+// per Kafka partition, the offset the next commit starts from:
+// vigil.next-offset.<partition>. Every snapshot carries every
+// partition's, so the newest alone says where the table is.
+const OffsetProperty = "vigil.next-offset."
+
+// TopicProperty names the topic in each snapshot summary.
+const TopicProperty = "vigil.topic"
+
+// Config is a Maintainer's.
+type Config struct {
+	Topic      string
+	Partitions int32
+	// Columns are the OCSF attributes promoted to columns
+	// (tablecfg.Columns).
+	Columns []string
+	Catalog *Catalog
+	// ClientOpts reach the brokers (seeds, TLS, SASL); the maintainer
+	// adds the consumer's own.
+	ClientOpts []kgo.Opt
+	// A commit happens once CommitRecords are buffered or the oldest
+	// buffered record has waited CommitInterval.
+	CommitRecords  int
+	CommitInterval time.Duration
+	Log            *slog.Logger
+}
+
+// Maintainer keeps one topic's table: it reads the topic's committed
+// records from the offsets of the table's newest snapshot and commits
+// them in batches. Run it on one broker at a time per table.
+type Maintainer struct {
+	cfg  Config
+	log  *slog.Logger
+	cols []column
+}
+
+// NewMaintainer returns the maintainer of cfg.Topic's table.
+func NewMaintainer(cfg Config) *Maintainer {
+	if cfg.CommitRecords <= 0 {
+		cfg.CommitRecords = 100_000
+	}
+	if cfg.CommitInterval <= 0 {
+		cfg.CommitInterval = 30 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	cols := slices.Clone(baseColumns)
+	for _, p := range cfg.Columns {
+		cols = append(cols, promotedColumn(p))
+	}
+	return &Maintainer{cfg: cfg, log: cfg.Log.With("topic", cfg.Topic), cols: cols}
+}
+
+// Offsets reads the per-partition next offsets of a snapshot's summary:
+// where the table's contents end in the topic.
+func Offsets(s *itable.Snapshot) map[int32]int64 {
+	out := map[int32]int64{}
+	if s == nil || s.Summary == nil {
+		return out
+	}
+	for k, v := range s.Summary.Properties {
+		p, ok := strings.CutPrefix(k, OffsetProperty)
+		if !ok {
+			continue
+		}
+		pn, err1 := strconv.ParseInt(p, 10, 32)
+		off, err2 := strconv.ParseInt(v, 10, 64)
+		if err1 == nil && err2 == nil {
+			out[int32(pn)] = off
+		}
+	}
+	return out
+}
+
+// Open loads the topic's table, creating it if it is missing, and adds
+// the columns of attributes promoted since it was last opened.
+func (m *Maintainer) Open(ctx context.Context) (*itable.Table, error) {
+	ident := Ident(m.cfg.Topic)
+	tbl, err := m.cfg.Catalog.LoadTable(ctx, ident)
+	if errors.Is(err, ErrNoTable) {
+		sc := newSchema(m.cols)
+		spec, err := newSpec(sc)
+		if err != nil {
+			return nil, fmt.Errorf("table: partition spec of %s: %w", m.cfg.Topic, err)
+		}
+		tbl, err = m.cfg.Catalog.Create(ctx, ident, sc, spec, iceberg.Properties{
+			itable.ParquetCompressionKey: "zstd",
+			"vigil.topic":                m.cfg.Topic,
+		})
+		if err != nil {
+			return nil, err
+		}
+		m.log.Info("table created", "location", tbl.Location())
+		return tbl, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Schema evolution: a promoted attribute becomes a new nullable
+	// column (Iceberg gives it a fresh field id, so files written before
+	// read it as null); a column no longer promoted stays, null from now.
+	var missing []column
+	for _, c := range m.cols {
+		if _, ok := tbl.Schema().FindFieldByName(c.name); !ok {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) == 0 {
+		return tbl, nil
+	}
+	tx := tbl.NewTransaction()
+	us := tx.UpdateSchema(true, false)
+	for _, c := range missing {
+		us = us.AddColumn([]string{c.name}, c.typ, c.doc, false, nil)
+	}
+	if err := us.Commit(); err != nil {
+		return nil, fmt.Errorf("table: add columns to %s: %w", m.cfg.Topic, err)
+	}
+	if tbl, err = tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("table: commit new columns of %s: %w", m.cfg.Topic, err)
+	}
+	m.log.Info("table schema evolved", "columns_added", len(missing))
+	return tbl, nil
+}
+
+// Run keeps the table until ctx ends or an error: records buffered and
+// not committed then are read again by the next Run, from the offsets of
+// the newest snapshot, which is what makes a crash at any point neither
+// duplicate nor skip a record.
+func (m *Maintainer) Run(ctx context.Context) error {
+	tbl, err := m.Open(ctx)
+	if err != nil {
+		return err
+	}
+	next := Offsets(tbl.CurrentSnapshot())
+	start := map[int32]kgo.Offset{}
+	for p := range m.cfg.Partitions {
+		if off, ok := next[p]; ok {
+			start[p] = kgo.NewOffset().At(off)
+		} else {
+			start[p] = kgo.NewOffset().AtStart()
+		}
+	}
+	cl, err := kgo.NewClient(append(slices.Clone(m.cfg.ClientOpts),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{m.cfg.Topic: start}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)...)
+	if err != nil {
+		return fmt.Errorf("table: client for %s: %w", m.cfg.Topic, err)
+	}
+	defer cl.Close()
+
+	rw, err := newRows(tbl.Schema(), m.cols)
+	if err != nil {
+		return err
+	}
+	defer rw.release()
+	var oldest time.Time // of the first buffered record
+	for {
+		wait := m.cfg.CommitInterval
+		if rw.n > 0 {
+			wait = max(time.Until(oldest.Add(m.cfg.CommitInterval)), time.Millisecond)
+		}
+		pctx, cancel := context.WithTimeout(ctx, wait)
+		fs := cl.PollRecords(pctx, m.cfg.CommitRecords-rw.n)
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for _, fe := range fs.Errors() {
+			if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
+				continue
+			}
+			return fmt.Errorf("table: read %s[%d]: %w", fe.Topic, fe.Partition, fe.Err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if rw.n == 0 {
+				oldest = time.Now()
+			}
+			rw.add(r)
+			next[r.Partition] = r.Offset + 1
+		})
+		if rw.n == 0 || rw.n < m.cfg.CommitRecords && time.Since(oldest) < m.cfg.CommitInterval {
+			continue
+		}
+		n := rw.n
+		if tbl, err = m.commit(ctx, tbl, rw.record(), next); err != nil {
+			return err
+		}
+		m.log.Debug("table commit", "records", n, "snapshot", tbl.CurrentSnapshot().SnapshotID)
+	}
+}
+
+// commit appends one batch as a snapshot whose summary carries next.
+// Data files are written first; the snapshot exists once the catalog has
+// written the metadata version naming it, and a failure before leaves
+// files no snapshot names (the next Run writes the records again).
+func (m *Maintainer) commit(ctx context.Context, tbl *itable.Table, rec arrow.RecordBatch, next map[int32]int64) (*itable.Table, error) {
+	defer rec.Release()
+	rdr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
+	if err != nil {
+		return nil, fmt.Errorf("table: batch of %s: %w", m.cfg.Topic, err)
+	}
+	defer rdr.Release()
+	props := iceberg.Properties{TopicProperty: m.cfg.Topic}
+	for p, off := range next {
+		props[OffsetProperty+strconv.Itoa(int(p))] = strconv.FormatInt(off, 10)
+	}
+	tx := tbl.NewTransaction()
+	if err := tx.Append(ctx, rdr, props); err != nil {
+		return nil, fmt.Errorf("table: write %s: %w", m.cfg.Topic, err)
+	}
+	out, err := tx.Commit(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("table: commit %s: %w", m.cfg.Topic, err)
+	}
+	return out, nil
+}

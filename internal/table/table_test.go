@@ -1,0 +1,331 @@
+package table_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/iceberg-go/catalog/hadoop"
+	itable "github.com/apache/iceberg-go/table"
+	_ "github.com/duckdb/duckdb-go/v2" // the independent reader: DuckDB's Parquet extension
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/server"
+	"github.com/vigilhq/vigil/internal/table"
+	"github.com/vigilhq/vigil/internal/table/tablecfg"
+)
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("VIGIL_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
+}
+
+// startBroker runs a broker in-process; it returns its address and its
+// object store directory.
+func startBroker(t *testing.T) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.Listen, cfg.Advertised, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.DataDir, cfg.ObjectStore = dir, filepath.Join(dir, "objects")
+	cfg.WAL, cfg.WALSync = "file", false
+	cfg.TableCommitInterval = 300 * time.Millisecond
+	srv, err := server.Start(context.Background(), cfg, testLogger(t))
+	if err != nil {
+		t.Fatalf("start broker: %v", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("close broker: %v", err)
+		}
+		<-served
+	})
+	return srv.Addr().String(), cfg.ObjectStore
+}
+
+// event is an OCSF event of one of two classes on one of two days.
+func event(i int) []byte {
+	class := []int{3002, 4001}[i%2]
+	day := time.Date(2026, 11, 30+i%3, 12, 0, 0, 0, time.UTC) // Nov 30, Dec 1, Dec 2
+	return fmt.Appendf(nil, `{"class_uid":%d,"category_uid":%d,"activity_id":1,"type_uid":%d01,"severity_id":%d,"time":%d,"message":"event %d","metadata":{"product":{"name":"test"}},"src_endpoint":{"ip":"10.0.%d.%d"}}`,
+		class, class/1000, class, 1+i%5, day.UnixMilli()+int64(i), i, i/256%256, i%256)
+}
+
+type row struct {
+	partition int32
+	offset    int64
+	raw       string
+}
+
+func produce(t *testing.T, cl *kgo.Client, topic string, from, n int) {
+	t.Helper()
+	var rs []*kgo.Record
+	for i := from; i < from+n; i++ {
+		rs = append(rs, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "k%d", i), Value: event(i)})
+	}
+	if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// topicRows reads the topic from its start to its end, read_committed.
+func topicRows(t *testing.T, addr, topic string) []row {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	left := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
+		}
+	})
+	var out []row
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("consume %s: %v", topic, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			out = append(out, row{r.Partition, r.Offset, string(r.Value)})
+			if r.Offset+1 >= left[r.Partition] {
+				delete(left, r.Partition)
+			}
+		})
+	}
+	sortRows(out)
+	return out
+}
+
+func sortRows(rs []row) {
+	sort.Slice(rs, func(i, j int) bool {
+		if rs[i].partition != rs[j].partition {
+			return rs[i].partition < rs[j].partition
+		}
+		return rs[i].offset < rs[j].offset
+	})
+}
+
+// waitTable waits until the table's newest snapshot covers want.
+func waitTable(t *testing.T, objects, topic string, want []row) *itable.Table {
+	t.Helper()
+	need := map[int32]int64{}
+	for _, r := range want {
+		need[r.partition] = max(need[r.partition], r.offset+1)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		tbl, err := loadHadoop(objects, topic)
+		if err == nil {
+			got, done := table.Offsets(tbl.CurrentSnapshot()), true
+			for p, off := range need {
+				done = done && got[p] >= off
+			}
+			if done {
+				return tbl
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("table of %s did not catch up with the topic (last error: %v)", topic, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// loadHadoop opens the table with iceberg-go's own Hadoop catalog and
+// local file IO: none of Vigil's catalog code reads it back.
+func loadHadoop(objects, topic string) (*itable.Table, error) {
+	cat, err := hadoop.NewCatalog("vigil", filepath.Join(objects, table.Warehouse), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer cat.Close()
+	return cat.LoadTable(context.Background(), table.Ident(topic))
+}
+
+// dataFiles are the data files of the table's current snapshot, from
+// iceberg-go's scan planning (manifest list and manifests).
+func dataFiles(t *testing.T, tbl *itable.Table) []string {
+	t.Helper()
+	tasks, err := tbl.Scan().PlanFiles(context.Background())
+	if err != nil {
+		t.Fatalf("plan scan: %v", err)
+	}
+	var out []string
+	for _, task := range tasks {
+		if len(task.DeleteFiles)+len(task.EqualityDeleteFiles)+len(task.DeletionVectorFiles) > 0 {
+			t.Fatalf("data file %s has delete files; Vigil writes none", task.File.FilePath())
+		}
+		out = append(out, strings.TrimPrefix(task.File.FilePath(), "file://"))
+	}
+	return out
+}
+
+func openDuck(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatalf("open duckdb: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func fileList(files []string) string {
+	return "['" + strings.Join(files, "','") + "']"
+}
+
+// duckRows reads the data files with DuckDB.
+func duckRows(t *testing.T, db *sql.DB, files []string) []row {
+	t.Helper()
+	rs, err := db.Query("SELECT kafka_partition, kafka_offset, raw FROM read_parquet(" + fileList(files) + ", union_by_name=true)")
+	if err != nil {
+		t.Fatalf("duckdb read: %v", err)
+	}
+	defer rs.Close()
+	var out []row
+	for rs.Next() {
+		var r row
+		if err := rs.Scan(&r.partition, &r.offset, &r.raw); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	sortRows(out)
+	return out
+}
+
+// sameRows compares record for record, and names the first difference.
+func sameRows(t *testing.T, got, want []row) {
+	t.Helper()
+	for i := 0; i < min(len(got), len(want)); i++ {
+		if got[i] != want[i] {
+			t.Fatalf("row %d: table has %d/%d %q, topic has %d/%d %q", i, got[i].partition, got[i].offset, got[i].raw, want[i].partition, want[i].offset, want[i].raw)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("table has %d rows, topic %d", len(got), len(want))
+	}
+}
+
+// TestTopicTable: a topic with vigil.table.enabled=true gets an Iceberg
+// table that iceberg-go's Hadoop catalog and scan planning find and
+// DuckDB reads back as the topic, record for record: Zstd Parquet files,
+// one event day and class each; aborted transactional records left out;
+// a promoted attribute evolves the schema.
+func TestTopicTable(t *testing.T) {
+	addr, objects := startBroker(t)
+	ctx := context.Background()
+	const topic = "ocsf.events"
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(ctx, 3, 1, map[string]*string{tablecfg.Enabled: kadm.StringPtr("true")}, topic); err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	produce(t, cl, topic, 0, 1500)
+	// An aborted transaction: its records are in the log, not the table.
+	tx, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID("table-test"), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	if err := tx.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, tx, topic, 5000, 50)
+	if err := tx.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, cl, topic, 1500, 500)
+
+	want := topicRows(t, addr, topic)
+	if len(want) != 2000 {
+		t.Fatalf("topic has %d committed records, want 2000", len(want))
+	}
+	tbl := waitTable(t, objects, topic, want)
+	files := dataFiles(t, tbl)
+	db := openDuck(t)
+	sameRows(t, duckRows(t, db, files), want)
+
+	var codecs string
+	if err := db.QueryRow("SELECT string_agg(DISTINCT compression, ',') FROM parquet_metadata(" + fileList(files) + ")").Scan(&codecs); err != nil {
+		t.Fatal(err)
+	}
+	if codecs != "ZSTD" {
+		t.Errorf("data files' codecs: %s, want ZSTD", codecs)
+	}
+	for _, f := range files {
+		var days, classes int
+		if err := db.QueryRow("SELECT count(DISTINCT CAST(time AS DATE)), count(DISTINCT class_uid) FROM read_parquet('" + f + "')").Scan(&days, &classes); err != nil {
+			t.Fatal(err)
+		}
+		if days != 1 || classes != 1 {
+			t.Errorf("%s holds %d event days and %d classes; partitioning gives one of each", f, days, classes)
+		}
+	}
+
+	// Evolution: promote src_endpoint.ip; new records fill the new column,
+	// older files read it as null.
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: tablecfg.Columns, Value: kadm.StringPtr("src_endpoint.ip")}}, topic); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the service restarts the maintainer on its next look
+	produce(t, cl, topic, 2000, 300)
+	want = topicRows(t, addr, topic)
+	tbl = waitTable(t, objects, topic, want)
+	if _, ok := tbl.Schema().FindFieldByName("src_endpoint_ip"); !ok {
+		t.Fatalf("schema has no src_endpoint_ip: %s", tbl.Schema())
+	}
+	files = dataFiles(t, tbl)
+	t.Logf("%d records in %d data files; snapshot %d: %v", len(want), len(files), tbl.CurrentSnapshot().SnapshotID, tbl.CurrentSnapshot().Summary)
+	sameRows(t, duckRows(t, db, files), want)
+	var filled, null int
+	if err := db.QueryRow("SELECT count(src_endpoint_ip), count(*) - count(src_endpoint_ip) FROM read_parquet(" + fileList(files) + ", union_by_name=true)").Scan(&filled, &null); err != nil {
+		t.Fatal(err)
+	}
+	if filled != 300 || null != 2000 {
+		t.Errorf("src_endpoint_ip: %d set, %d null; want 300 and 2000", filled, null)
+	}
+}
