@@ -43,9 +43,10 @@ func (s *Server) startTables(ctx context.Context) {
 			}
 			return out
 		},
-		Owns:       owns,
-		ClientOpts: []kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID("vigil-table")},
-		Interval:   min(5*time.Second, s.cfg.TableCommitInterval), CommitInterval: s.cfg.TableCommitInterval,
+		Owns:        owns,
+		RetentionMs: s.cfg.RetentionMs,
+		ClientOpts:  []kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID("vigil-table")},
+		Interval:    min(5*time.Second, s.cfg.TableCommitInterval), CommitInterval: s.cfg.TableCommitInterval,
 		Log: s.log.With("component", "table"),
 	})
 	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

@@ -41,7 +41,16 @@ type Config struct {
 	// buffered record has waited CommitInterval.
 	CommitRecords  int
 	CommitInterval time.Duration
-	Log            *slog.Logger
+	// Every CompactEvery commits the table's small files are rewritten
+	// into files of about TargetFileBytes (defaults 20 and 128 MiB).
+	CompactEvery    int
+	TargetFileBytes int64
+	// RetentionMs is the topic's retention.ms: snapshots older are
+	// expired (the newest always stays); -1 keeps them all. LegalHold
+	// (vigil.legal.hold) keeps them all too.
+	RetentionMs int64
+	LegalHold   bool
+	Log         *slog.Logger
 }
 
 // Maintainer keeps one topic's table: it reads the topic's committed
@@ -61,6 +70,12 @@ func NewMaintainer(cfg Config) *Maintainer {
 	if cfg.CommitInterval <= 0 {
 		cfg.CommitInterval = 30 * time.Second
 	}
+	if cfg.CompactEvery <= 0 {
+		cfg.CompactEvery = 20
+	}
+	if cfg.TargetFileBytes <= 0 {
+		cfg.TargetFileBytes = 128 << 20
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -71,8 +86,26 @@ func NewMaintainer(cfg Config) *Maintainer {
 	return &Maintainer{cfg: cfg, log: cfg.Log.With("topic", cfg.Topic), cols: cols}
 }
 
-// Offsets reads the per-partition next offsets of a snapshot's summary:
-// where the table's contents end in the topic.
+// TableOffsets are the per-partition next offsets of the table's newest
+// snapshot that has them: where its contents end in the topic. Vigil's
+// snapshots all carry them (compactions too); one another engine added
+// (its own compaction, say) is passed over for its parent.
+func TableOffsets(md itable.Metadata) map[int32]int64 {
+	for s := md.CurrentSnapshot(); s != nil; {
+		if s.Summary != nil {
+			if _, ok := s.Summary.Properties[TopicProperty]; ok {
+				return Offsets(s)
+			}
+		}
+		if s.ParentSnapshotID == nil {
+			break
+		}
+		s = md.SnapshotByID(*s.ParentSnapshotID)
+	}
+	return map[int32]int64{}
+}
+
+// Offsets reads the per-partition next offsets of a snapshot's summary.
 func Offsets(s *itable.Snapshot) map[int32]int64 {
 	out := map[int32]int64{}
 	if s == nil || s.Summary == nil {
@@ -105,6 +138,10 @@ func (m *Maintainer) Open(ctx context.Context) (*itable.Table, error) {
 		}
 		tbl, err = m.cfg.Catalog.Create(ctx, ident, sc, spec, iceberg.Properties{
 			itable.ParquetCompressionKey: "zstd",
+			// A conflict must fail the commit, never rebase it: the
+			// maintainer then restarts from the newest snapshot's offsets,
+			// where a rebased append would commit records twice.
+			itable.CommitNumRetriesKey: "0",
 			"vigil.topic":                m.cfg.Topic,
 		})
 		if err != nil {
@@ -152,7 +189,10 @@ func (m *Maintainer) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	next := Offsets(tbl.CurrentSnapshot())
+	if tbl, err = m.maintain(ctx, tbl); err != nil {
+		return err
+	}
+	next := TableOffsets(tbl.Metadata())
 	start := map[int32]kgo.Offset{}
 	for p := range m.cfg.Partitions {
 		if off, ok := next[p]; ok {
@@ -176,6 +216,7 @@ func (m *Maintainer) Run(ctx context.Context) error {
 	}
 	defer rw.release()
 	var oldest time.Time // of the first buffered record
+	commits := 0
 	for {
 		wait := m.cfg.CommitInterval
 		if rw.n > 0 {
@@ -208,7 +249,21 @@ func (m *Maintainer) Run(ctx context.Context) error {
 			return err
 		}
 		m.log.Debug("table commit", "records", n, "snapshot", tbl.CurrentSnapshot().SnapshotID)
+		if commits++; commits%m.cfg.CompactEvery == 0 {
+			if tbl, err = m.maintain(ctx, tbl); err != nil {
+				return err
+			}
+		}
 	}
+}
+
+// props is a snapshot summary's Vigil part.
+func (m *Maintainer) props(next map[int32]int64) iceberg.Properties {
+	props := iceberg.Properties{TopicProperty: m.cfg.Topic}
+	for p, off := range next {
+		props[OffsetProperty+strconv.Itoa(int(p))] = strconv.FormatInt(off, 10)
+	}
+	return props
 }
 
 // commit appends one batch as a snapshot whose summary carries next.
@@ -222,12 +277,8 @@ func (m *Maintainer) commit(ctx context.Context, tbl *itable.Table, rec arrow.Re
 		return nil, fmt.Errorf("table: batch of %s: %w", m.cfg.Topic, err)
 	}
 	defer rdr.Release()
-	props := iceberg.Properties{TopicProperty: m.cfg.Topic}
-	for p, off := range next {
-		props[OffsetProperty+strconv.Itoa(int(p))] = strconv.FormatInt(off, 10)
-	}
 	tx := tbl.NewTransaction()
-	if err := tx.Append(ctx, rdr, props); err != nil {
+	if err := tx.Append(ctx, rdr, m.props(next)); err != nil {
 		return nil, fmt.Errorf("table: write %s: %w", m.cfg.Topic, err)
 	}
 	out, err := tx.Commit(ctx)

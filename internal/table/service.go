@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/meta"
 	"github.com/vigilhq/vigil/internal/objstore"
+	"github.com/vigilhq/vigil/internal/storage"
 	"github.com/vigilhq/vigil/internal/table/tablecfg"
 )
 
@@ -24,6 +26,9 @@ type ServiceConfig struct {
 	// Owns reports whether this broker keeps the topic's table; nil: all.
 	Owns       func(topic string) bool
 	ClientOpts []kgo.Opt
+	// RetentionMs is the broker's default retention.ms, for topics that
+	// do not set their own.
+	RetentionMs int64
 	// Interval is how often topics are looked at (default 5s).
 	Interval       time.Duration
 	CommitRecords  int
@@ -81,7 +86,7 @@ func (s *Service) reconcile(ctx context.Context, cat *Catalog) {
 		}
 	}
 	for name, r := range s.running {
-		if t, ok := want[name]; !ok || signature(t) != r.sig {
+		if t, ok := want[name]; !ok || s.signature(t) != r.sig {
 			r.cancel()
 			<-r.done
 			delete(s.running, name)
@@ -97,17 +102,27 @@ func (s *Service) reconcile(ctx context.Context, cat *Catalog) {
 			continue
 		}
 		m := NewMaintainer(Config{Topic: name, Partitions: t.Partitions, Columns: cols, Catalog: cat,
-			ClientOpts: s.cfg.ClientOpts, CommitRecords: s.cfg.CommitRecords, CommitInterval: s.cfg.CommitInterval, Log: s.log})
+			ClientOpts: s.cfg.ClientOpts, CommitRecords: s.cfg.CommitRecords, CommitInterval: s.cfg.CommitInterval,
+			RetentionMs: s.retention(t), LegalHold: storage.LegalHold(t), Log: s.log})
 		rctx, cancel := context.WithCancel(ctx)
-		r := &runner{sig: signature(t), cancel: cancel, done: make(chan struct{})}
+		r := &runner{sig: s.signature(t), cancel: cancel, done: make(chan struct{})}
 		s.running[name] = r
 		go s.keep(rctx, m, r.done)
 	}
 }
 
-// signature is what a maintainer depends on in a topic.
-func signature(t meta.Topic) string {
-	return fmt.Sprintf("%d|%s", t.Partitions, strings.TrimSpace(t.Configs[tablecfg.Columns]))
+// retention is the topic's effective retention.ms.
+func (s *Service) retention(t meta.Topic) int64 {
+	if v, err := strconv.ParseInt(t.Configs["retention.ms"], 10, 64); err == nil {
+		return v
+	}
+	return s.cfg.RetentionMs
+}
+
+// signature is what a maintainer depends on in a topic: a change
+// restarts it, from the table's newest snapshot.
+func (s *Service) signature(t meta.Topic) string {
+	return fmt.Sprintf("%d|%s|%d|%v", t.Partitions, strings.TrimSpace(t.Configs[tablecfg.Columns]), s.retention(t), storage.LegalHold(t))
 }
 
 // keep runs m until ctx ends, again after each failure.

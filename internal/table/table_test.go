@@ -400,3 +400,82 @@ func TestCrashBetweenFilesAndCommit(t *testing.T) {
 	}
 	t.Logf("%d records; %d data files in the table, %d orphaned by %d crashes", len(want), len(files), len(objs)-len(files), crashes)
 }
+
+// TestCompactionAndRetention: small files are compacted into larger ones
+// with the table's contents unchanged; snapshots past the topic's
+// retention are expired with the files only they named, unless the
+// topic is under legal hold.
+func TestCompactionAndRetention(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compaction and retention: second pass")
+	}
+	addr, objects := startBroker(t)
+	ctx := context.Background()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	store, err := objstore.OpenDir(objects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openDuck(t)
+	type outcome struct{ snapshots, written, stored, live int }
+	run := func(topic string, hold bool) outcome {
+		if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+			t.Fatalf("create topic: %v", err)
+		}
+		produce(t, cl, topic, 0, 1200)
+		want := topicRows(t, addr, topic)
+		m := table.NewMaintainer(table.Config{Topic: topic, Partitions: 1, Catalog: table.NewCatalog(ctx, store, "file://"+objects),
+			ClientOpts: []kgo.Opt{kgo.SeedBrokers(addr)}, CommitRecords: 100, CommitInterval: 100 * time.Millisecond,
+			CompactEvery: 4, TargetFileBytes: 1 << 20, RetentionMs: 0, LegalHold: hold, Log: testLogger(t)})
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- m.Run(rctx) }()
+		waitTable(t, objects, topic, want)
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("run: %v", err)
+		}
+		if err := m.Maintain(ctx); err != nil {
+			t.Fatalf("maintain: %v", err)
+		}
+		tbl, err := loadHadoop(objects, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := dataFiles(t, tbl)
+		sameRows(t, duckRows(t, db, files), want)
+		var o outcome
+		o.snapshots, o.live = len(tbl.Metadata().Snapshots()), len(files)
+		for _, s := range tbl.Metadata().Snapshots() {
+			var n int
+			fmt.Sscan(s.Summary.Properties["added-data-files"], &n)
+			o.written += n
+		}
+		objs, err := store.List(ctx, table.Warehouse+"/"+table.Namespace+"/"+topic+"/data/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.stored = len(objs)
+		t.Logf("%s (hold %v): %d snapshots, %d data files written by them, %d in the store, %d live", topic, hold, o.snapshots, o.written, o.stored, o.live)
+		return o
+	}
+	held := run("held", true)
+	// 1200 records in commits of 100 with six partitions each: 72 files
+	// written before compaction; compaction leaves one per partition.
+	if held.live != 6 {
+		t.Errorf("held: %d live data files after compaction, want 6 (one per event day and class)", held.live)
+	}
+	// The store may hold more than the snapshots name: a compaction the
+	// test's cancel interrupted leaves its outputs, as a crash would.
+	if held.stored < held.written || held.snapshots < 12 {
+		t.Errorf("held: %d snapshots, %d files written, %d stored: under legal hold nothing is expired or deleted", held.snapshots, held.written, held.stored)
+	}
+	expired := run("expired", false)
+	if expired.live != 6 || expired.snapshots != 1 || expired.stored >= held.stored/2 {
+		t.Errorf("retention.ms=0: %d snapshots, %d files stored (%d under hold), %d live; want 1 snapshot, and the files of the expired ones deleted", expired.snapshots, expired.stored, held.stored, expired.live)
+	}
+}
