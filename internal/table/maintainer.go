@@ -142,7 +142,7 @@ func (m *Maintainer) Open(ctx context.Context) (*itable.Table, error) {
 			// maintainer then restarts from the newest snapshot's offsets,
 			// where a rebased append would commit records twice.
 			itable.CommitNumRetriesKey: "0",
-			"vigil.topic":                m.cfg.Topic,
+			"vigil.topic":              m.cfg.Topic,
 		})
 		if err != nil {
 			return nil, err
