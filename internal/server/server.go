@@ -344,7 +344,7 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (_ *Server,
 			}
 			s.adminLn = tls.NewListener(s.adminLn, tc)
 		}
-		s.admin = &http.Server{Handler: adminHandler(s.metrics.Handler(), token), ReadHeaderTimeout: 10 * time.Second}
+		s.admin = &http.Server{Handler: adminHandler(s.withIcebergCatalog(s.metrics.Handler()), token), ReadHeaderTimeout: 10 * time.Second}
 		go s.admin.Serve(s.adminLn)
 	}
 	// Serve here rather than in Serve(), so that a started Server answers

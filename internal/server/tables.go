@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/placement"
 	"github.com/vigilhq/vigil/internal/table"
+	"github.com/vigilhq/vigil/internal/table/tablecfg"
 )
 
 // startTables starts the lakehouse tables of topics with
@@ -55,6 +57,26 @@ func (s *Server) startTables(ctx context.Context) {
 		defer close(s.tablesDone)
 		svc.Run(tctx)
 	}()
+}
+
+// withIcebergCatalog serves the tables' Iceberg REST catalog under
+// /iceberg beside next (table.RESTHandler): any broker serves it, from
+// the shared object store.
+func (s *Server) withIcebergCatalog(next http.Handler) http.Handler {
+	cat := table.NewCatalog(context.Background(), s.objs, storeURL(s.objs, s.cfg.ObjectStore))
+	rest := cat.RESTHandler(func() []string {
+		var out []string
+		for _, t := range s.store.Topics() {
+			if tablecfg.On(t.Configs) {
+				out = append(out, t.Name)
+			}
+		}
+		return out
+	})
+	mux := http.NewServeMux()
+	mux.Handle(table.RESTPrefix+"/", rest)
+	mux.Handle("/", next)
+	return mux
 }
 
 // storeURL is the URL other engines name the store's objects by: a

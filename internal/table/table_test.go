@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/apache/iceberg-go/catalog/hadoop"
+	"github.com/apache/iceberg-go/catalog/rest"
 	itable "github.com/apache/iceberg-go/table"
 	_ "github.com/duckdb/duckdb-go/v2" // the independent reader: DuckDB's Parquet extension
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -44,10 +45,16 @@ func testLogger(t *testing.T) *slog.Logger {
 // startBroker runs a broker in-process; it returns its address and its
 // object store directory.
 func startBroker(t *testing.T) (string, string) {
+	addr, objects, _ := startBrokerAdmin(t)
+	return addr, objects
+}
+
+// startBrokerAdmin is startBroker, with the admin listener's address too.
+func startBrokerAdmin(t *testing.T) (string, string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default()
-	cfg.Listen, cfg.Advertised, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.Listen, cfg.Advertised, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir, cfg.ObjectStore = dir, filepath.Join(dir, "objects")
 	cfg.WAL, cfg.WALSync = "file", false
 	cfg.TableCommitInterval = 300 * time.Millisecond
@@ -63,7 +70,7 @@ func startBroker(t *testing.T) (string, string) {
 		}
 		<-served
 	})
-	return srv.Addr().String(), cfg.ObjectStore
+	return srv.Addr().String(), cfg.ObjectStore, srv.AdminAddr()
 }
 
 // event is an OCSF event of one of two classes on one of two days.
@@ -254,7 +261,7 @@ func sameRows(t *testing.T, got, want []row) {
 // one event day and class each; aborted transactional records left out;
 // a promoted attribute evolves the schema.
 func TestTopicTable(t *testing.T) {
-	addr, objects := startBroker(t)
+	addr, objects, admin := startBrokerAdmin(t)
 	ctx := context.Background()
 	const topic = "ocsf.events"
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic))
@@ -290,6 +297,8 @@ func TestTopicTable(t *testing.T) {
 	files := dataFiles(t, tbl)
 	db := openDuck(t)
 	sameRows(t, duckRows(t, db, files), want)
+
+	restTable(t, admin, tbl)
 
 	var codecs string
 	if err := db.QueryRow("SELECT string_agg(DISTINCT compression, ',') FROM parquet_metadata(" + fileList(files) + ")").Scan(&codecs); err != nil {
@@ -477,5 +486,40 @@ func TestCompactionAndRetention(t *testing.T) {
 	expired := run("expired", false)
 	if expired.live != 6 || expired.snapshots != 1 || expired.stored >= held.stored/2 {
 		t.Errorf("retention.ms=0: %d snapshots, %d files stored (%d under hold), %d live; want 1 snapshot, and the files of the expired ones deleted", expired.snapshots, expired.stored, held.stored, expired.live)
+	}
+}
+
+// restTable checks that iceberg-go's REST catalog client, pointed at the
+// admin listener, lists the table and loads the same version of it.
+func restTable(t *testing.T, admin string, want *itable.Table) {
+	t.Helper()
+	ctx := context.Background()
+	cat, err := rest.NewCatalog(ctx, "vigil", "http://"+admin+table.RESTPrefix)
+	if err != nil {
+		t.Fatalf("REST catalog: %v", err)
+	}
+	var names []string
+	for id, err := range cat.ListTables(ctx, itable.Identifier{table.Namespace}) {
+		if err != nil {
+			t.Fatalf("REST list tables: %v", err)
+		}
+		names = append(names, strings.Join(id, "."))
+	}
+	if wantName := strings.Join(want.Identifier(), "."); len(names) != 1 || names[0] != wantName {
+		t.Errorf("REST catalog lists %v, want [%s]", names, wantName)
+	}
+	got, err := cat.LoadTable(ctx, want.Identifier())
+	if err != nil {
+		t.Fatalf("REST load table: %v", err)
+	}
+	if strings.TrimPrefix(got.MetadataLocation(), "file://") != want.MetadataLocation() || got.CurrentSnapshot().SnapshotID != want.CurrentSnapshot().SnapshotID {
+		t.Errorf("REST catalog loads %s snapshot %d; the Hadoop catalog %s snapshot %d",
+			got.MetadataLocation(), got.CurrentSnapshot().SnapshotID, want.MetadataLocation(), want.CurrentSnapshot().SnapshotID)
+	}
+	if n, m := len(dataFiles(t, got)), len(dataFiles(t, want)); n != m {
+		t.Errorf("REST-loaded table plans %d data files, Hadoop-loaded %d", n, m)
+	}
+	if err := cat.DropTable(ctx, want.Identifier()); err == nil {
+		t.Errorf("REST catalog dropped a table; it is read-only")
 	}
 }
