@@ -22,8 +22,9 @@ type column struct {
 	typ      iceberg.PrimitiveType
 	required bool
 	doc      string
-	// path is the event's attribute (gjson syntax) for OCSF columns.
-	path string
+	// path is the event's attribute (a dotted path) for OCSF columns;
+	// head is its first part, rest the others.
+	path, head, rest string
 }
 
 // baseColumns are the columns every table has, in order: the record's
@@ -77,15 +78,21 @@ func newSpec(sc *iceberg.Schema) (iceberg.PartitionSpec, error) {
 // rows builds one Arrow record batch of the table's current schema from
 // Kafka records.
 type rows struct {
-	cols []column
-	b    *array.RecordBuilder
-	n    int
+	cols   []column
+	byHead map[string][]int // top-level attribute -> the columns under it
+	vals   []gjson.Result   // per column, the record's value
+	b      *array.RecordBuilder
+	n      int
+	// hint is the rows a batch is expected to have; sized is whether
+	// the builders are sized for this batch.
+	hint  int
+	sized bool
 }
 
 // newRows prepares a batch for the table's schema; cols says where each
 // of its columns comes from (columns the schema has and cols does not,
 // say dropped from tablecfg.Columns, are left null).
-func newRows(sc *iceberg.Schema, cols []column) (*rows, error) {
+func newRows(sc *iceberg.Schema, cols []column, hint int) (*rows, error) {
 	as, err := itable.SchemaToArrowSchema(sc, nil, true, false)
 	if err != nil {
 		return nil, fmt.Errorf("table: arrow schema: %w", err)
@@ -94,19 +101,46 @@ func newRows(sc *iceberg.Schema, cols []column) (*rows, error) {
 	for _, c := range cols {
 		byName[c.name] = c
 	}
-	r := &rows{b: array.NewRecordBuilder(memory.DefaultAllocator, as)}
-	for _, f := range as.Fields() {
-		c, ok := byName[f.Name]
-		if !ok {
-			c = column{name: f.Name, path: "\x00absent"}
+	r := &rows{b: array.NewRecordBuilder(memory.DefaultAllocator, as), byHead: map[string][]int{}, hint: hint}
+	for i, f := range as.Fields() {
+		c := byName[f.Name] // a column absent from cols has no path: null
+		c.name = f.Name
+		if c.path != "" {
+			c.head, c.rest, _ = strings.Cut(c.path, ".")
+			r.byHead[c.head] = append(r.byHead[c.head], i)
 		}
 		r.cols = append(r.cols, c)
 	}
+	r.vals = make([]gjson.Result, len(r.cols))
 	return r, nil
 }
 
 func (r *rows) add(rec *kgo.Record) {
-	ev := gjson.ParseBytes(rec.Value)
+	if !r.sized {
+		// The first batch: guess its string bytes from its first record.
+		r.b.Reserve(r.hint)
+		for i := range r.cols {
+			if sb, ok := r.b.Field(i).(*array.StringBuilder); ok && r.cols[i].name == "raw" {
+				sb.ReserveData(r.hint * len(rec.Value))
+			}
+		}
+		r.sized = true
+	}
+	// One pass over the event's top-level attributes finds every column's
+	// (gjson.Get per column would scan the event once per column).
+	clear(r.vals)
+	if len(rec.Value) > 0 && rec.Value[0] == '{' {
+		gjson.ParseBytes(rec.Value).ForEach(func(k, v gjson.Result) bool {
+			for _, i := range r.byHead[k.Str] {
+				if r.cols[i].rest == "" {
+					r.vals[i] = v
+				} else {
+					r.vals[i] = v.Get(r.cols[i].rest)
+				}
+			}
+			return true
+		})
+	}
 	for i, c := range r.cols {
 		fb := r.b.Field(i)
 		switch c.name {
@@ -129,16 +163,16 @@ func (r *rows) add(rec *kgo.Record) {
 		case "time":
 			// OCSF time is epoch milliseconds.
 			t := rec.Timestamp
-			if v := ev.Get("time"); v.Type == gjson.Number {
+			if v := r.vals[i]; v.Type == gjson.Number {
 				t = time.UnixMilli(v.Int())
 			}
 			fb.(*array.TimestampBuilder).Append(arrow.Timestamp(t.UnixMicro()))
 			continue
 		case "raw":
-			fb.(*array.StringBuilder).Append(string(rec.Value))
+			fb.(*array.StringBuilder).BinaryBuilder.Append(rec.Value)
 			continue
 		}
-		v := ev.Get(c.path)
+		v := r.vals[i]
 		if !v.Exists() || v.Type == gjson.Null {
 			fb.AppendNull()
 			continue
@@ -169,7 +203,29 @@ func (r *rows) add(rec *kgo.Record) {
 	r.n++
 }
 
-// record returns the batch built so far and starts a new one.
-func (r *rows) record() arrow.RecordBatch { r.n = 0; return r.b.NewRecordBatch() }
+// record returns the batch built so far and starts a new one, its
+// builders sized for as many rows as this one had: grown by doubling,
+// they would copy and zero each buffer several times per batch.
+func (r *rows) record() arrow.RecordBatch {
+	n := r.n
+	var strBytes []int
+	for i := range r.cols {
+		if sb, ok := r.b.Field(i).(*array.StringBuilder); ok {
+			strBytes = append(strBytes, sb.DataLen())
+		}
+	}
+	rec := r.b.NewRecordBatch()
+	r.n = 0
+	r.sized = true
+	r.b.Reserve(n)
+	j := 0
+	for i := range r.cols {
+		if sb, ok := r.b.Field(i).(*array.StringBuilder); ok {
+			sb.ReserveData(strBytes[j])
+			j++
+		}
+	}
+	return rec
+}
 
 func (r *rows) release() { r.b.Release() }
