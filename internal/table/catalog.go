@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -67,22 +68,31 @@ func (c *Catalog) fsys(context.Context) (icebergio.IO, error) { return c.io, nil
 
 // newest finds the table's newest metadata version by listing; 0 if none.
 func (c *Catalog) newest(ctx context.Context, ident itable.Identifier) (int, error) {
+	vs, err := c.versions(ctx, ident)
+	if err != nil || len(vs) == 0 {
+		return 0, err
+	}
+	return slices.Max(vs), nil
+}
+
+// versions lists the table's metadata versions.
+func (c *Catalog) versions(ctx context.Context, ident itable.Identifier) ([]int, error) {
 	prefix := c.dir(ident) + "/metadata/v"
 	objs, err := c.store.List(ctx, prefix)
 	if err != nil {
-		return 0, fmt.Errorf("table: list %s: %w", prefix, err)
+		return nil, fmt.Errorf("table: list %s: %w", prefix, err)
 	}
-	v := 0
+	var vs []int
 	for _, o := range objs {
 		s, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, prefix), ".metadata.json")
 		if !ok {
 			continue
 		}
-		if n, err := strconv.Atoi(s); err == nil && n > v {
-			v = n
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			vs = append(vs, n)
 		}
 	}
-	return v, nil
+	return vs, nil
 }
 
 func (c *Catalog) metadataKey(ident itable.Identifier, v int) string {
@@ -158,7 +168,31 @@ func (c *Catalog) CommitTable(ctx context.Context, ident itable.Identifier, reqs
 	if err != nil {
 		return nil, "", err
 	}
+	c.prune(ctx, ident, v+1, md)
 	return md, loc, nil
+}
+
+// prune deletes the metadata versions older than the newest
+// write.metadata.previous-versions-max (100 by default), as Iceberg's
+// catalogs do with write.metadata.delete-after-commit.enabled: a commit
+// every few seconds would otherwise pile up versions without end, and
+// the listing that finds the newest with them. Only old versions of the
+// metadata go: the snapshots and files they name are the newest's too,
+// until snapshot expiry. A failure is left for the next commit.
+func (c *Catalog) prune(ctx context.Context, ident itable.Identifier, newest int, md itable.Metadata) {
+	keep := md.Properties().GetInt(itable.MetadataPreviousVersionsMaxKey, itable.MetadataPreviousVersionsMaxDefault)
+	if newest <= keep+1 {
+		return
+	}
+	vs, err := c.versions(ctx, ident)
+	if err != nil {
+		return
+	}
+	for _, v := range vs {
+		if v < newest-keep {
+			c.store.Delete(ctx, c.metadataKey(ident, v))
+		}
+	}
 }
 
 // put writes metadata version v, refusing to replace one, then the hint.

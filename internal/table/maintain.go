@@ -78,7 +78,7 @@ func (m *Maintainer) compact(ctx context.Context, tbl *itable.Table) (*itable.Ta
 // drops its old segments: time travel reaches as far back as the topic
 // does. Under legal hold nothing is expired.
 func (m *Maintainer) expire(ctx context.Context, tbl *itable.Table) (*itable.Table, error) {
-	if m.cfg.LegalHold || m.cfg.RetentionMs < 0 || len(tbl.Metadata().Snapshots()) < 2 {
+	if m.cfg.LegalHold || m.cfg.RetentionMs <= 0 || len(tbl.Metadata().Snapshots()) < 2 {
 		return tbl, nil
 	}
 	before := len(tbl.Metadata().Snapshots())

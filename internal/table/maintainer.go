@@ -50,7 +50,9 @@ type Config struct {
 	CompactEvery    int
 	TargetFileBytes int64
 	// RetentionMs is the topic's retention.ms: snapshots older are
-	// expired (the newest always stays); -1 keeps them all. LegalHold
+	// expired (the newest always stays); 0 or less keeps them all (a
+	// topic with retention.ms=0 keeps nothing, but its table keeps its
+	// history rather than expire every commit at once). LegalHold
 	// (vigil.legal.hold) keeps them all too.
 	RetentionMs int64
 	LegalHold   bool

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog/hadoop"
 	"github.com/apache/iceberg-go/catalog/rest"
 	itable "github.com/apache/iceberg-go/table"
@@ -343,16 +344,13 @@ func TestTopicTable(t *testing.T) {
 
 var errCrash = errors.New("crash between writing files and committing")
 
-// TestCrashBetweenFilesAndCommit stops the committer, again and again,
+// TestCrashBetweenFilesAndCommit stops the committer, three times,
 // after it has written a commit's data files and manifests and before the
 // metadata version that makes them a snapshot; each restart is a new
 // maintainer over a new catalog, as after a process crash. The table
 // ends up holding every record of the topic exactly once, and the
 // crashed attempts' files are in the store but in no snapshot.
 func TestCrashBetweenFilesAndCommit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("crash loop: second pass")
-	}
 	addr, objects := startBroker(t)
 	ctx := context.Background()
 	const topic = "crashing"
@@ -370,9 +368,9 @@ func TestCrashBetweenFilesAndCommit(t *testing.T) {
 	}
 	newMaintainer := func(cat *table.Catalog) *table.Maintainer {
 		return table.NewMaintainer(table.Config{Topic: topic, Partitions: 2, Catalog: cat,
-			ClientOpts: []kgo.Opt{kgo.SeedBrokers(addr)}, CommitRecords: 97, CommitInterval: 100 * time.Millisecond, Log: testLogger(t)})
+			ClientOpts: []kgo.Opt{kgo.SeedBrokers(addr)}, CommitRecords: 149, CommitInterval: 100 * time.Millisecond, Log: testLogger(t)})
 	}
-	const crashes = 6
+	const crashes = 3
 	for i := range crashes {
 		produce(t, cl, topic, i*300, 300)
 		cat := table.NewCatalog(ctx, store, "file://"+objects)
@@ -415,9 +413,6 @@ func TestCrashBetweenFilesAndCommit(t *testing.T) {
 // retention are expired with the files only they named, unless the
 // topic is under legal hold.
 func TestCompactionAndRetention(t *testing.T) {
-	if testing.Short() {
-		t.Skip("compaction and retention: second pass")
-	}
 	addr, objects := startBroker(t)
 	ctx := context.Background()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
@@ -435,11 +430,11 @@ func TestCompactionAndRetention(t *testing.T) {
 		if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, topic); err != nil {
 			t.Fatalf("create topic: %v", err)
 		}
-		produce(t, cl, topic, 0, 1200)
+		produce(t, cl, topic, 0, 600)
 		want := topicRows(t, addr, topic)
 		m := table.NewMaintainer(table.Config{Topic: topic, Partitions: 1, Catalog: table.NewCatalog(ctx, store, "file://"+objects),
 			ClientOpts: []kgo.Opt{kgo.SeedBrokers(addr)}, CommitRecords: 100, CommitInterval: 100 * time.Millisecond,
-			CompactEvery: 4, TargetFileBytes: 1 << 20, RetentionMs: 0, LegalHold: hold, Log: testLogger(t)})
+			CompactEvery: 3, TargetFileBytes: 1 << 20, RetentionMs: 1, LegalHold: hold, Log: testLogger(t)})
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- m.Run(rctx) }()
@@ -473,19 +468,19 @@ func TestCompactionAndRetention(t *testing.T) {
 		return o
 	}
 	held := run("held", true)
-	// 1200 records in commits of 100 with six partitions each: 72 files
+	// 600 records in commits of 100 with six partitions each: 36 files
 	// written before compaction; compaction leaves one per partition.
 	if held.live != 6 {
 		t.Errorf("held: %d live data files after compaction, want 6 (one per event day and class)", held.live)
 	}
 	// The store may hold more than the snapshots name: a compaction the
 	// test's cancel interrupted leaves its outputs, as a crash would.
-	if held.stored < held.written || held.snapshots < 12 {
+	if held.stored < held.written || held.snapshots < 7 {
 		t.Errorf("held: %d snapshots, %d files written, %d stored: under legal hold nothing is expired or deleted", held.snapshots, held.written, held.stored)
 	}
 	expired := run("expired", false)
 	if expired.live != 6 || expired.snapshots != 1 || expired.stored >= held.stored/2 {
-		t.Errorf("retention.ms=0: %d snapshots, %d files stored (%d under hold), %d live; want 1 snapshot, and the files of the expired ones deleted", expired.snapshots, expired.stored, held.stored, expired.live)
+		t.Errorf("retention.ms=1: %d snapshots, %d files stored (%d under hold), %d live; want 1 snapshot, and the files of the expired ones deleted", expired.snapshots, expired.stored, held.stored, expired.live)
 	}
 }
 
@@ -521,5 +516,52 @@ func restTable(t *testing.T, admin string, want *itable.Table) {
 	}
 	if err := cat.DropTable(ctx, want.Identifier()); err == nil {
 		t.Errorf("REST catalog dropped a table; it is read-only")
+	}
+}
+
+// TestCatalogPrunesOldVersions: a commit deletes the metadata versions
+// beyond write.metadata.previous-versions-max, and the table still loads
+// at its newest.
+func TestCatalogPrunesOldVersions(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := objstore.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := table.NewCatalog(ctx, store, "file://"+dir)
+	sc := iceberg.NewSchema(0, iceberg.NestedField{ID: 1, Name: "x", Type: iceberg.PrimitiveTypes.Int64})
+	tbl, err := cat.Create(ctx, table.Ident("t"), sc, *iceberg.UnpartitionedSpec, iceberg.Properties{itable.MetadataPreviousVersionsMaxKey: "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		tx := tbl.NewTransaction()
+		if err := tx.SetProperties(iceberg.Properties{"n": fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if tbl, err = tx.Commit(ctx); err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+	}
+	objs, err := store.List(ctx, table.Warehouse+"/"+table.Namespace+"/t/metadata/v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, o := range objs {
+		if strings.HasSuffix(o.Key, ".metadata.json") {
+			names = append(names, o.Key[strings.LastIndexByte(o.Key, '/')+1:])
+		}
+	}
+	if strings.Join(names, ",") != "v4.metadata.json,v5.metadata.json,v6.metadata.json" {
+		t.Errorf("metadata versions left: %v; want v4 to v6 (the newest and two before)", names)
+	}
+	got, err := loadHadoop(dir, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Properties()["n"] != "4" {
+		t.Errorf("newest version has n=%q, want 4", got.Properties()["n"])
 	}
 }
