@@ -80,11 +80,14 @@ func (s *Server) withIcebergCatalog(next http.Handler) http.Handler {
 }
 
 // storeURL is the URL other engines name the store's objects by: a
-// directory as file:///abs/dir, an S3 store as its s3://bucket/prefix
+// directory as file:///abs/dir, an S3 store as s3://bucket/prefix
 // without the connection parameters.
 func storeURL(objs objstore.Store, configured string) string {
-	if d, ok := objs.(*objstore.Dir); ok {
-		return "file://" + d.Root()
+	switch o := objs.(type) {
+	case *objstore.Dir:
+		return "file://" + o.Root()
+	case *objstore.S3:
+		return strings.TrimRight(o.Name(), "/")
 	}
 	u, _, _ := strings.Cut(configured, "?")
 	return strings.TrimRight(u, "/")

@@ -23,6 +23,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/objstore"
+	"github.com/vigilhq/vigil/internal/objstore/s3test"
 	"github.com/vigilhq/vigil/internal/server"
 	"github.com/vigilhq/vigil/internal/table"
 	"github.com/vigilhq/vigil/internal/table/tablecfg"
@@ -50,8 +51,9 @@ func startBroker(t *testing.T) (string, string) {
 	return addr, objects
 }
 
-// startBrokerAdmin is startBroker, with the admin listener's address too.
-func startBrokerAdmin(t *testing.T) (string, string, string) {
+// startBrokerAdmin is startBroker, with the admin listener's address
+// too; mods change the config.
+func startBrokerAdmin(t *testing.T, mods ...func(*config.Broker)) (string, string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default()
@@ -59,6 +61,9 @@ func startBrokerAdmin(t *testing.T) (string, string, string) {
 	cfg.DataDir, cfg.ObjectStore = dir, filepath.Join(dir, "objects")
 	cfg.WAL, cfg.WALSync = "file", false
 	cfg.TableCommitInterval = 300 * time.Millisecond
+	for _, mod := range mods {
+		mod(&cfg)
+	}
 	srv, err := server.Start(context.Background(), cfg, testLogger(t))
 	if err != nil {
 		t.Fatalf("start broker: %v", err)
@@ -154,13 +159,19 @@ func sortRows(rs []row) {
 // waitTable waits until the table's newest snapshot covers want.
 func waitTable(t *testing.T, objects, topic string, want []row) *itable.Table {
 	t.Helper()
+	return waitLoaded(t, func() (*itable.Table, error) { return loadHadoop(objects, topic) }, topic, want)
+}
+
+// waitLoaded waits until the table load loads covers want.
+func waitLoaded(t *testing.T, load func() (*itable.Table, error), topic string, want []row) *itable.Table {
+	t.Helper()
 	need := map[int32]int64{}
 	for _, r := range want {
 		need[r.partition] = max(need[r.partition], r.offset+1)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		tbl, err := loadHadoop(objects, topic)
+		tbl, err := load()
 		if err == nil {
 			got, done := table.Offsets(tbl.CurrentSnapshot()), true
 			for p, off := range need {
@@ -564,4 +575,46 @@ func TestCatalogPrunesOldVersions(t *testing.T) {
 	if got.Properties()["n"] != "4" {
 		t.Errorf("newest version has n=%q, want 4", got.Properties()["n"])
 	}
+}
+
+// TestTopicTableS3: on a broker whose object store is S3 (versitygw), the
+// table is written through the S3 API under the store's prefix, with
+// s3:// locations; Vigil's catalog over S3 plans it, and DuckDB reads the
+// data files from the gateway's disk, record for record as the topic.
+func TestTopicTableS3(t *testing.T) {
+	s3 := s3test.Start(t)
+	bucket := s3.Bucket("lake")
+	const prefix = "cluster-a"
+	addr, _, _ := startBrokerAdmin(t, func(c *config.Broker) {
+		c.ObjectStore = s3.URL(bucket, prefix)
+		c.S3AccessKeyID = s3test.AccessKey
+		c.S3SecretAccessKey = config.Secret(s3test.SecretKey)
+	})
+	ctx := context.Background()
+	const topic = "ocsf.s3"
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 2, 1, map[string]*string{tablecfg.Enabled: kadm.StringPtr("true")}, topic); err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	produce(t, cl, topic, 0, 600)
+	want := topicRows(t, addr, topic)
+	base := "s3://" + bucket + "/" + prefix
+	cat := table.NewCatalog(ctx, s3.Open(t, bucket, prefix), base)
+	tbl := waitLoaded(t, func() (*itable.Table, error) { return cat.LoadTable(ctx, table.Ident(topic)) }, topic, want)
+	if loc := tbl.Location(); loc != base+"/tables/vigil/"+topic {
+		t.Errorf("table location %s, want %s/tables/vigil/%s", loc, base, topic)
+	}
+	var files []string
+	for _, f := range dataFiles(t, tbl) {
+		rest, ok := strings.CutPrefix(f, "s3://"+bucket+"/")
+		if !ok {
+			t.Fatalf("data file %s is not in s3://%s", f, bucket)
+		}
+		files = append(files, filepath.Join(s3.Root(), bucket, rest))
+	}
+	sameRows(t, duckRows(t, openDuck(t), files), want)
 }
