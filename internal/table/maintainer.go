@@ -158,7 +158,7 @@ func (m *Maintainer) Open(ctx context.Context) (*itable.Table, error) {
 			dictOff + "kafka_offset":    "false",
 			dictOff + "kafka_timestamp": "false",
 			dictOff + "time":            "false",
-			"vigil.topic":               m.cfg.Topic,
+			TopicProperty:               m.cfg.Topic,
 		})
 		if err != nil {
 			return nil, err
