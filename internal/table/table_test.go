@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -366,6 +368,9 @@ var errCrash = errors.New("crash between writing files and committing")
 // ends up holding every record of the topic exactly once, and the
 // crashed attempts' files are in the store but in no snapshot.
 func TestCrashBetweenFilesAndCommit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash loop: second pass")
+	}
 	addr, objects := startBroker(t)
 	ctx := context.Background()
 	const topic = "crashing"
@@ -428,6 +433,9 @@ func TestCrashBetweenFilesAndCommit(t *testing.T) {
 // retention are expired with the files only they named, unless the
 // topic is under legal hold.
 func TestCompactionAndRetention(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compaction and retention: second pass")
+	}
 	addr, objects := startBroker(t)
 	ctx := context.Background()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
@@ -621,4 +629,129 @@ func TestTopicTableS3(t *testing.T) {
 		files = append(files, filepath.Join(s3.Root(), bucket, rest))
 	}
 	sameRows(t, duckRows(t, openDuck(t), files), want)
+}
+
+// brokerEnv makes the test binary a broker (TestMain): its value is the
+// data directory, and brokerAddrEnv the listener's address.
+const (
+	brokerEnv     = "VIGIL_TABLE_TEST_BROKER"
+	brokerAddrEnv = "VIGIL_TABLE_TEST_ADDR"
+)
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(brokerEnv); dir != "" {
+		os.Exit(runBroker(dir, os.Getenv(brokerAddrEnv)))
+	}
+	os.Exit(m.Run())
+}
+
+// runBroker serves until killed: the broker process TestBrokerKilled
+// kills.
+func runBroker(dir, addr string) int {
+	cfg := config.Default()
+	cfg.Listen, cfg.Advertised, cfg.AdminListen = addr, addr, ""
+	cfg.DataDir, cfg.ObjectStore = dir, filepath.Join(dir, "objects")
+	cfg.WAL, cfg.WALSync = "file", false
+	cfg.TableCommitInterval = 50 * time.Millisecond
+	srv, err := server.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	srv.Serve()
+	return 0
+}
+
+// TestBrokerKilled SIGKILLs the broker that keeps a table, three times,
+// while a producer writes and the table commits every 50 ms, so that
+// kills land anywhere in the committer's cycle; after each restart the
+// table resumes from its newest snapshot. At the end it holds the topic
+// record for record.
+func TestBrokerKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills a broker process: second pass")
+	}
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var child *exec.Cmd
+	start := func() {
+		child = exec.Command(os.Args[0], "-test.run=^$")
+		child.Env = append(os.Environ(), brokerEnv+"="+dir, brokerAddrEnv+"="+addr)
+		child.Stderr = tWriter{t}
+		if err := child.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				c.Close()
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("broker not listening after a restart: %v", err)
+			}
+		}
+	}
+	kill := func() {
+		child.Process.Kill()
+		child.Wait()
+	}
+	start()
+	t.Cleanup(kill)
+	ctx := context.Background()
+	const topic = "killed"
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.RetryTimeout(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, err := adm.CreateTopic(ctx, 2, 1, map[string]*string{tablecfg.Enabled: kadm.StringPtr("true")}, topic)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create topic: %v", err)
+		}
+	}
+	// A producer writes all along, through the kills: what the broker
+	// acknowledged is in the topic, and the table must hold exactly the
+	// topic, whatever the producer saw.
+	pctx, stopProducing := context.WithCancel(ctx)
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		for i := 0; pctx.Err() == nil; i += 50 {
+			var rs []*kgo.Record
+			for j := range 50 {
+				rs = append(rs, &kgo.Record{Topic: topic, Value: event(i + j)})
+			}
+			cl.ProduceSync(pctx, rs...)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	const kills = 3
+	for i := range kills {
+		time.Sleep(time.Duration(250+i*70) * time.Millisecond)
+		kill()
+		start()
+	}
+	time.Sleep(300 * time.Millisecond)
+	stopProducing()
+	<-produced
+	want := topicRows(t, addr, topic)
+	tbl := waitTable(t, filepath.Join(dir, "objects"), topic, want)
+	files := dataFiles(t, tbl)
+	sameRows(t, duckRows(t, openDuck(t), files), want)
+	objs, err := os.ReadDir(filepath.Join(dir, "objects", table.Warehouse, table.Namespace, topic, "metadata"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d records after %d kills; %d snapshots, %d data files; %d metadata objects", len(want), kills, len(tbl.Metadata().Snapshots()), len(files), len(objs))
 }
