@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,6 +47,7 @@ func (s *Server) startTables(ctx context.Context) {
 			return out
 		},
 		Owns:        owns,
+		Committer:   "broker " + strconv.Itoa(int(s.cfg.NodeID)),
 		RetentionMs: s.cfg.RetentionMs,
 		ClientOpts:  []kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID("vigil-table")},
 		Interval:    min(5*time.Second, s.cfg.TableCommitInterval), CommitInterval: s.cfg.TableCommitInterval,

@@ -27,8 +27,12 @@ const OffsetProperty = "vigil.next-offset."
 // Parquet dictionary encoding off.
 const dictOff = "write.parquet.dict-encoding-enabled.column."
 
-// TopicProperty names the topic in each snapshot summary.
-const TopicProperty = "vigil.topic"
+// TopicProperty names the topic in each snapshot summary, and
+// CommitterProperty the committer (Config.Committer), when it has a name.
+const (
+	TopicProperty     = "vigil.topic"
+	CommitterProperty = "vigil.committer"
+)
 
 // Config is a Maintainer's.
 type Config struct {
@@ -56,6 +60,9 @@ type Config struct {
 	// (vigil.legal.hold) keeps them all too.
 	RetentionMs int64
 	LegalHold   bool
+	// Committer names this committer in each snapshot's summary (the
+	// broker: "broker 1"); empty leaves it out.
+	Committer string
 	// OnCommit, if set, is called after each commit of records with how
 	// many it held (a benchmark counts them).
 	OnCommit func(records int)
@@ -279,6 +286,9 @@ func (m *Maintainer) Run(ctx context.Context) error {
 // props is a snapshot summary's Vigil part.
 func (m *Maintainer) props(next map[int32]int64) iceberg.Properties {
 	props := iceberg.Properties{TopicProperty: m.cfg.Topic}
+	if m.cfg.Committer != "" {
+		props[CommitterProperty] = m.cfg.Committer
+	}
 	for p, off := range next {
 		props[OffsetProperty+strconv.Itoa(int(p))] = strconv.FormatInt(off, 10)
 	}

@@ -23,6 +23,8 @@ type ServiceConfig struct {
 	Base string
 	// Topics lists the topics with their configs.
 	Topics func() []meta.Topic
+	// Committer names this broker in the snapshots it commits.
+	Committer string
 	// Owns reports whether this broker keeps the topic's table; nil: all.
 	Owns       func(topic string) bool
 	ClientOpts []kgo.Opt
@@ -103,7 +105,7 @@ func (s *Service) reconcile(ctx context.Context, cat *Catalog) {
 		}
 		m := NewMaintainer(Config{Topic: name, Partitions: t.Partitions, Columns: cols, Catalog: cat,
 			ClientOpts: s.cfg.ClientOpts, CommitRecords: s.cfg.CommitRecords, CommitInterval: s.cfg.CommitInterval,
-			RetentionMs: s.retention(t), LegalHold: storage.LegalHold(t), Log: s.log})
+			RetentionMs: s.retention(t), LegalHold: storage.LegalHold(t), Committer: s.cfg.Committer, Log: s.log})
 		rctx, cancel := context.WithCancel(ctx)
 		r := &runner{sig: s.signature(t), cancel: cancel, done: make(chan struct{})}
 		s.running[name] = r

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/meta/etcdstore/etcdtest"
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/objstore/s3test"
 	"github.com/vigilhq/vigil/internal/server"
@@ -754,4 +757,138 @@ func TestBrokerKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d records after %d kills; %d snapshots, %d data files; %d metadata objects", len(want), kills, len(tbl.Metadata().Snapshots()), len(files), len(objs))
+}
+
+// TestClusterTables runs two brokers on one etcd and one object store
+// with three table-enabled topics: each table has one committer (the
+// rendezvous owner of its key), and when a broker leaves, the other takes
+// its tables over from their newest snapshots. Each table holds its
+// topic record for record before and after.
+func TestClusterTables(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a cluster on etcd: second pass")
+	}
+	endpoint := etcdtest.Start(t)
+	objects := filepath.Join(t.TempDir(), "objects")
+	// A failed commit means two committers met on a table.
+	failed := &countingWriter{w: tWriter{t}, match: "table maintainer failed"}
+	log := slog.New(slog.NewTextHandler(failed, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	type broker struct {
+		addr  string
+		close func()
+	}
+	var brokers []broker
+	for id := int32(1); id <= 2; id++ {
+		dir := t.TempDir()
+		cfg := config.Default()
+		cfg.Listen, cfg.Advertised, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0", ""
+		cfg.DataDir, cfg.ObjectStore = dir, objects
+		cfg.Metadata = "etcd://" + endpoint + "/vigil/cluster"
+		cfg.WAL, cfg.NodeID, cfg.LeaseTTL = "object", id, 2*time.Second
+		cfg.TableCommitInterval = 200 * time.Millisecond
+		srv, err := server.Start(context.Background(), cfg, log)
+		if err != nil {
+			t.Fatalf("start broker %d: %v", id, err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve() }()
+		closed := false
+		closeFn := func() {
+			if !closed {
+				closed = true
+				if err := srv.Close(); err != nil {
+					t.Errorf("close broker: %v", err)
+				}
+				<-served
+			}
+		}
+		t.Cleanup(closeFn)
+		brokers = append(brokers, broker{srv.Addr().String(), closeFn})
+	}
+	ctx := context.Background()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers[0].addr, brokers[1].addr), kgo.RetryTimeout(60*time.Second), kgo.MetadataMinAge(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// Both brokers see both before the tables exist (until then each
+	// takes itself for every table's owner): partitions of a first topic
+	// are led by both.
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(ctx, 8, 1, nil, "warm-up"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		md, err := adm.Metadata(ctx, "warm-up")
+		led := map[int32]bool{}
+		if err == nil {
+			for _, p := range md.Topics["warm-up"].Partitions {
+				led[p.Leader] = true
+			}
+		}
+		if led[1] && led[2] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partitions of warm-up never led by both brokers: %v (%v)", led, err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // and each has looked at the topics since
+	topics := []string{"t.one", "t.two", "t.three"}
+	if _, err := adm.CreateTopics(ctx, 2, 1, map[string]*string{tablecfg.Enabled: kadm.StringPtr("true")}, topics...); err != nil {
+		t.Fatal(err)
+	}
+	db := openDuck(t)
+	// check compares each table with its topic and returns the brokers
+	// that committed each table's snapshots, in order, repeats dropped.
+	check := func(from int, addr string) map[string][]string {
+		for _, topic := range topics {
+			produce(t, cl, topic, from, 200)
+		}
+		committers := map[string][]string{}
+		for _, topic := range topics {
+			want := topicRows(t, addr, topic)
+			tbl := waitTable(t, objects, topic, want)
+			sameRows(t, duckRows(t, db, dataFiles(t, tbl)), want)
+			for _, s := range tbl.Metadata().Snapshots() {
+				c := s.Summary.Properties[table.CommitterProperty]
+				if cs := committers[topic]; len(cs) == 0 || cs[len(cs)-1] != c {
+					committers[topic] = append(cs, c)
+				}
+			}
+		}
+		return committers
+	}
+	before := check(0, brokers[1].addr)
+	for topic, cs := range before {
+		if len(cs) != 1 {
+			t.Errorf("%s was committed by %v in turn: one committer per table", topic, cs)
+		}
+	}
+	t.Logf("committers with both brokers up: %v", before)
+	brokers[0].close()
+	after := check(200, brokers[1].addr)
+	for topic, cs := range after {
+		if last := cs[len(cs)-1]; last != "broker 2" {
+			t.Errorf("%s: last committed by %q after broker 1 left, want broker 2 (%v)", topic, last, cs)
+		}
+	}
+	t.Logf("committers after broker 1 left: %v", after)
+	if n := failed.n.Load(); n > 0 {
+		t.Errorf("%d table commits failed: more than one committer per table", n)
+	}
+}
+
+// countingWriter counts the lines holding match.
+type countingWriter struct {
+	w     io.Writer
+	match string
+	n     atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), c.match) {
+		c.n.Add(1)
+	}
+	return c.w.Write(p)
 }
