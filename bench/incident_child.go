@@ -27,7 +27,7 @@ import (
 // childMsg JSON lines on its stdout: "ready" first, then progress and
 // results, then a final line.
 const (
-	childRoleEnv   = "VIGIL_BENCH_CHILD"        // roleReplay, rolePipeline (incident), roleExport, roleConsume (export.go)
+	childRoleEnv   = "VIGIL_BENCH_CHILD"        // roleReplay, rolePipeline (incident), roleExport, roleConsume (export.go), roleTable (table.go)
 	childParamsEnv = "VIGIL_BENCH_CHILD_PARAMS" // childParams as JSON
 
 	roleReplay   = "replay"
@@ -48,6 +48,10 @@ type childParams struct {
 	Group   string `json:"group,omitempty"`
 	Records int64  `json:"records,omitempty"`
 	BulkURL string `json:"bulk_url,omitempty"`
+	// The table comparison's (table.go): the object store directory the
+	// table is written to.
+	TableDir   string `json:"table_dir,omitempty"`
+	Partitions int32  `json:"partitions,omitempty"`
 }
 
 // childMsg is one line of a child's stdout.
@@ -100,6 +104,7 @@ func runChild(role, params string, stdin io.Reader, stdout io.Writer) int {
 			rolePipeline: pipelineChild,
 			roleExport:   exportChild,
 			roleConsume:  consumeChild,
+			roleTable:    tableChild,
 		}[role]
 		if run == nil {
 			return fmt.Errorf("unknown %s role %q", childRoleEnv, role)

@@ -26,6 +26,7 @@ const benchUsage = `Usage:
   vigil bench enrich [flags]    measure enrichment events/s per core with a million indicators loaded, and its memory
   vigil bench txn [flags]       measure produce in 100 ms transactions against idempotent produce, interleaved: the ratio of their throughputs
   vigil bench export [flags]    measure vigil export's records/s per core into _bulk (VictoriaLogs) against a plain consumer, interleaved
+  vigil bench table [flags]     measure a topic's Iceberg table (vigil.table.enabled) records/s per core into Zstd Parquet against a plain consumer, interleaved
   vigil bench compression [flags]  measure produce records/s per core to a compression.type=zstd topic (uncompressed batches recompressed) against compression.type=producer, interleaved
 `
 
@@ -47,6 +48,7 @@ func benchCommands() map[string]func(fs *flag.FlagSet) benchRun {
 		"txn":         benchTxn,
 		"export":      benchExport,
 		"compression": benchCompression,
+		"table":       benchTable,
 	}
 }
 

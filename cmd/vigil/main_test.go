@@ -96,7 +96,7 @@ func TestBenchFlags(t *testing.T) {
 	if code := run([]string{"bench", "help"}, &out, &errOut); code != 0 {
 		t.Errorf("bench help: exit %d", code)
 	}
-	for _, kind := range []string{"ingest", "txn", "export", "compression"} {
+	for _, kind := range []string{"ingest", "txn", "export", "compression", "table"} {
 		if !strings.Contains(out.String(), "vigil bench "+kind) {
 			t.Errorf("bench help lacks vigil bench %s:\n%s", kind, out.String())
 		}
@@ -115,6 +115,7 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"bench", "txn", "--txn-duration", "0s"}, 1},
 		{[]string{"bench", "export", "--help"}, 0},
 		{[]string{"bench", "export", "--records", "0"}, 1},
+		{[]string{"bench", "table", "--records", "0"}, 1},
 		{[]string{"bench", "compression", "--help"}, 0},
 		{[]string{"bench", "compression", "--rounds", "0"}, 1},
 		{[]string{"bench", "compression", "--codec", "brotli"}, 1}, // refused before any broker starts

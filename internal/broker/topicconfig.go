@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/storage"
+	"github.com/vigilhq/vigil/internal/table/tablecfg"
 )
 
 // topicConfig describes one topic config the broker understands. Values
@@ -77,6 +78,12 @@ func topicConfigTable() []topicConfig {
 			fixed("false"), validateBool),
 		cfg(storage.MirrorSourceConfig, kmsg.ConfigTypeString, "Set by vigil mirror on the topics it creates, naming the source cluster: the topic takes only the mirror's appends, at the source's offsets, and refuses produces; retention and the cleaner leave it to the source. Deleting it (vigil mirror promote) makes the topic an ordinary one.",
 			fixed(""), func(string) error { return nil }),
+		cfg(tablecfg.Enabled, kmsg.ConfigTypeBoolean, "true makes Vigil keep an Apache Iceberg table of this topic in the object store (docs/tables.md).",
+			fixed("false"), validateBool),
+		cfg(tablecfg.Format, kmsg.ConfigTypeString, "Format of the topic's lakehouse table: iceberg, the only one.",
+			fixed(tablecfg.FormatIceberg), tablecfg.ValidateFormat),
+		cfg(tablecfg.Columns, kmsg.ConfigTypeList, "OCSF attributes (dotted paths, comma-separated) given string columns of their own in the topic's lakehouse table beyond the base event's; adding one adds the column at the table's next commit.",
+			fixed(""), func(v string) error { _, err := tablecfg.ParseColumns(v); return err }),
 		cfg("message.timestamp.type", kmsg.ConfigTypeString, "CreateTime keeps the producer's timestamps; LogAppendTime sets each batch's timestamp to the time the broker appended it.",
 			fixed(timestampCreate), validateOneOf(timestampCreate, timestampAppend)),
 		cfg("message.timestamp.before.max.ms", kmsg.ConfigTypeLong, "With CreateTime, a batch holding a record timestamped more than this before the broker's clock is refused with INVALID_TIMESTAMP.",

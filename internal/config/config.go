@@ -75,6 +75,9 @@ type Broker struct {
 	UploadInterval time.Duration
 	SegmentBytes   int64
 	TailCacheBytes int64 // per partition, uploaded batches kept in memory for tail reads
+	// TableCommitInterval is how long records wait at most before a
+	// lakehouse table commits them (internal/table).
+	TableCommitInterval time.Duration
 
 	ReadCacheBytes  int64 // memory for cached blocks of segment objects (catch-up reads)
 	ReadWorkers     int32 // concurrent object reads of catch-up fetches
@@ -197,21 +200,22 @@ func Default() Broker {
 			AuditBurst:               2000,
 			SSLPrincipalMappingRules: "DEFAULT",
 		},
-		LeaseTTL:          5 * time.Second,
-		WALFlushInterval:  5 * time.Millisecond,
-		WALFlushBytes:     4 << 20,
-		AutoCreateTopics:  true,
-		DefaultPartitions: 1,
-		RetentionMs:       7 * 24 * time.Hour.Milliseconds(),
-		RetentionBytes:    -1,
-		MaxMessageBytes:   1048588,
-		CompressionType:   "producer",
-		MaxRequestBytes:   100 << 20,
-		FetchMaxBytes:     8 << 20,
-		WALSync:           true,
-		UploadInterval:    100 * time.Millisecond, // S3: S3UploadInterval, see Load
-		SegmentBytes:      4 << 20,                // S3: S3SegmentBytes
-		TailCacheBytes:    4 << 20,
+		LeaseTTL:            5 * time.Second,
+		WALFlushInterval:    5 * time.Millisecond,
+		WALFlushBytes:       4 << 20,
+		AutoCreateTopics:    true,
+		DefaultPartitions:   1,
+		RetentionMs:         7 * 24 * time.Hour.Milliseconds(),
+		RetentionBytes:      -1,
+		MaxMessageBytes:     1048588,
+		CompressionType:     "producer",
+		MaxRequestBytes:     100 << 20,
+		FetchMaxBytes:       8 << 20,
+		WALSync:             true,
+		UploadInterval:      100 * time.Millisecond, // S3: S3UploadInterval, see Load
+		SegmentBytes:        4 << 20,                // S3: S3SegmentBytes
+		TailCacheBytes:      4 << 20,
+		TableCommitInterval: 30 * time.Second,
 
 		ReadCacheBytes:  256 << 20,
 		ReadWorkers:     4,
@@ -304,6 +308,7 @@ func (c *Broker) options() []option {
 		{"upload-interval", "how often WAL contents are uploaded as segment objects", &c.UploadInterval},
 		{"segment-bytes", "upload early once this many bytes are waiting, and cut objects there (up to 8 times as large while the uploads are behind)", &c.SegmentBytes},
 		{"tail-cache-bytes", "per-partition bytes of recent batches kept in memory for tail reads", &c.TailCacheBytes},
+		{"table-commit-interval", "longest a record waits before the lakehouse table of its topic (vigil.table.enabled) commits it", &c.TableCommitInterval},
 		{"read-cache-bytes", "memory for cached 1 MiB blocks of segment objects, read by catch-up fetches", &c.ReadCacheBytes},
 		{"read-workers", "concurrent object reads of catch-up fetches (tail reads come from memory and never wait for these)", &c.ReadWorkers},
 		{"read-ahead-blocks", "1 MiB blocks prefetched past each catch-up read, with idle workers only", &c.ReadAheadBlocks},
@@ -648,6 +653,9 @@ func (c *Broker) finish() error {
 	}
 	if c.UploadInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--upload-interval %s: must be positive", c.UploadInterval))
+	}
+	if c.TableCommitInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--table-commit-interval %s: must be positive", c.TableCommitInterval))
 	}
 	if c.OffsetsPartitions < 1 {
 		errs = append(errs, fmt.Errorf("--offsets-partitions %d: must be at least 1", c.OffsetsPartitions))

@@ -67,6 +67,9 @@ type Server struct {
 	stopCatchup context.CancelFunc
 	catchupDone chan struct{}
 
+	stopTables context.CancelFunc // nil: no lakehouse tables (tables.go)
+	tablesDone chan struct{}
+
 	// Cluster mode (--metadata etcd://...); nil for a single broker.
 	member     *cluster.Member
 	stopMember context.CancelFunc
@@ -341,7 +344,7 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (_ *Server,
 			}
 			s.adminLn = tls.NewListener(s.adminLn, tc)
 		}
-		s.admin = &http.Server{Handler: adminHandler(s.metrics.Handler(), token), ReadHeaderTimeout: 10 * time.Second}
+		s.admin = &http.Server{Handler: adminHandler(s.withIcebergCatalog(s.metrics.Handler()), token), ReadHeaderTimeout: 10 * time.Second}
 		go s.admin.Serve(s.adminLn)
 	}
 	// Serve here rather than in Serve(), so that a started Server answers
@@ -352,6 +355,7 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (_ *Server,
 		go func() { s.served <- s.broker.Serve(ln, cfg.Listeners[i]) }()
 		listening = append(listening, cfg.Listeners[i].Protocol+"://"+ln.Addr().String())
 	}
+	s.startTables(ctx)
 	s.metrics.SetReady(true)
 	log.Info("vigil broker listening", "listen", strings.Join(listening, ","), "advertised", cfg.Advertised,
 		"admin", s.AdminAddr(), "data_dir", cfg.DataDir, "metadata", cmp.Or(cfg.Metadata, "embedded"), "object_store", cfg.ObjectStore, "wal", cfg.WAL, "cluster_id", clusterID)
@@ -660,6 +664,10 @@ func (s *Server) PlaintextAdvertised() string {
 func (s *Server) Close() error {
 	s.metrics.SetReady(false)
 	var errs []error
+	if s.stopTables != nil { // before the broker they read from
+		s.stopTables()
+		<-s.tablesDone
+	}
 	if err := s.broker.Close(); err != nil {
 		errs = append(errs, err)
 	}

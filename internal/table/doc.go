@@ -1,0 +1,68 @@
+// Package table keeps lakehouse tables of topics: for a topic with
+// vigil.table.enabled=true (package tablecfg), an Apache Iceberg table in
+// the broker's object store that other engines (Spark, Trino, DuckDB,
+// PyIceberg) read without going through Kafka. apache/iceberg-go writes
+// the formats (metadata, manifest lists and manifests in Avro, data files
+// in Parquet through arrow-go); this package adds the catalog over
+// Vigil's object store, the mapping of records to rows, and the
+// committer that keeps the table in step with the topic.
+//
+// # Layout
+//
+// A Hadoop-style file catalog (Catalog): the table of topic T is the
+// directory tables/vigil/T of the object store, with
+// metadata/v<N>.metadata.json per version, metadata/version-hint.text
+// naming the newest, and data/ holding Zstd Parquet files partitioned by
+// event day (day(time)) and OCSF class (class_uid). Any engine with a
+// Hadoop catalog or a "static table" reader opens it by path.
+//
+// # Rows and schema
+//
+// One row per committed record: its Kafka partition, offset, timestamp
+// and key; the OCSF base event's attributes every class has (time,
+// class_uid, category_uid, activity_id, type_uid, severity_id,
+// status_id, message, metadata.product.name); and raw, the value as
+// produced, so that an attribute without a column of its own is still in
+// the table. Schema evolution is Iceberg's: an attribute promoted with
+// vigil.table.columns becomes a new nullable column with a fresh field
+// id, added before the next commit; files written before read it as
+// null, and nothing is rewritten.
+//
+// # Exactly once
+//
+// Each snapshot's summary carries, for every partition of the topic, the
+// offset after the last record the table holds (vigil.next-offset.<p>).
+// A maintainer starts from the offsets of the newest snapshot, reads the
+// topic read_committed from there, writes a batch's data files and
+// manifests, and commits by writing the next metadata version. A crash
+// before that version is written leaves files no snapshot names (never
+// read, and the next start writes the records again); a crash after it
+// leaves a snapshot whose offsets the next start resumes from. Either
+// way no offset range is committed twice or skipped. Compaction
+// snapshots carry the offsets of the snapshot they rewrite.
+//
+// # One committer per table
+//
+// The object store has no conditional put, so two writers of a version
+// could both succeed. Each table therefore has one committer: in a
+// cluster, the rendezvous owner of "table/<topic>" among the live
+// brokers (internal/placement, as partitions are placed). A commit also
+// re-reads the newest version, checks iceberg-go's requirements against
+// it (the branch's snapshot is still the one the append started from)
+// and refuses to write a version that exists; a conflict fails the
+// commit rather than rebasing it (commit.retry.num-retries=0), and the
+// maintainer restarts from the newest snapshot. What is left is the
+// short window of an ownership change in which the old owner, not yet
+// aware, and the new one both commit between the check and the put;
+// a commit lock in the metadata store (internal/meta) would close it.
+//
+// # Maintenance
+//
+// Between commits, every CompactEvery of them, the committer rewrites a
+// partition's small files into files of about TargetFileBytes
+// (iceberg-go's bin-pack planner), and expires snapshots older than the
+// topic's retention.ms together with the files only they named, so that
+// time travel reaches as far back as the topic does; under legal hold
+// (vigil.legal.hold) nothing is expired. Rows are not deleted by
+// retention: the table is the long-horizon copy of the topic.
+package table
