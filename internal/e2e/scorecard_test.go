@@ -149,7 +149,6 @@ func TestScorecardCLI(t *testing.T) {
 // before an acknowledgement). Not in -short: it runs the whole
 // scorecard.
 func TestScorecardFaultKill(t *testing.T) {
-	t.Parallel()
 	if testing.Short() {
 		t.Skip("a whole scorecard run and a broker restart")
 	}
