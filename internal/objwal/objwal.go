@@ -593,6 +593,7 @@ func (w *WAL) run() {
 					p.done = nil
 				}
 			}
+			time.Sleep(brokenCommitDelay)
 		}
 		var c chunk
 		var count uint64
