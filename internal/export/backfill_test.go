@@ -63,6 +63,21 @@ func TestBackfillEndsAtMarker(t *testing.T) {
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatal(err)
 	}
+	// The marker is written after EndTxn is answered: wait for it, so the
+	// range ends at it.
+	for {
+		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, "txn")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, _ := ends.Lookup("txn", 0); o.Offset == 4 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the commit marker was never written")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	sink := &memSink{}
 	j, err := export.NewJob(export.JobConfig{Name: "marker", Brokers: []string{addr}, Topics: []string{"txn"}},
 		sink, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))

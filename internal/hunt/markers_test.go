@@ -41,12 +41,21 @@ func TestHuntEndsAtMarker(t *testing.T) {
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatal(err)
 	}
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, "txn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o, _ := ends.Lookup("txn", 0); o.Offset != 4 {
-		t.Fatalf("high watermark %d, want 4 (3 records and the marker)", o.Offset)
+	// EndTxn is answered once the commit is decided; the coordinator
+	// writes the marker after (as Kafka's does): wait for it.
+	for {
+		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, "txn")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, _ := ends.Lookup("txn", 0)
+		if o.Offset == 4 {
+			break
+		}
+		if o.Offset > 4 || ctx.Err() != nil {
+			t.Fatalf("high watermark %d, want 4 (3 records and the marker)", o.Offset)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	hctx, hcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer hcancel()
