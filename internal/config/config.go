@@ -78,6 +78,9 @@ type Broker struct {
 	// TableCommitInterval is how long records wait at most before a
 	// lakehouse table commits them (internal/table).
 	TableCommitInterval time.Duration
+	// TableOrphanAge is how old a table file named by no snapshot (a
+	// failed commit's) must be before it is deleted.
+	TableOrphanAge time.Duration
 
 	ReadCacheBytes  int64 // memory for cached blocks of segment objects (catch-up reads)
 	ReadWorkers     int32 // concurrent object reads of catch-up fetches
@@ -216,6 +219,7 @@ func Default() Broker {
 		SegmentBytes:        4 << 20,                // S3: S3SegmentBytes
 		TailCacheBytes:      4 << 20,
 		TableCommitInterval: 30 * time.Second,
+		TableOrphanAge:      24 * time.Hour,
 
 		ReadCacheBytes:  256 << 20,
 		ReadWorkers:     4,
@@ -309,6 +313,7 @@ func (c *Broker) options() []option {
 		{"segment-bytes", "upload early once this many bytes are waiting, and cut objects there (up to 8 times as large while the uploads are behind)", &c.SegmentBytes},
 		{"tail-cache-bytes", "per-partition bytes of recent batches kept in memory for tail reads", &c.TailCacheBytes},
 		{"table-commit-interval", "longest a record waits before the lakehouse table of its topic (vigil.table.enabled) commits it", &c.TableCommitInterval},
+		{"table-orphan-age", "age at which a lakehouse table's files of failed commits (named by no snapshot) are deleted; younger ones may belong to a commit in flight", &c.TableOrphanAge},
 		{"read-cache-bytes", "memory for cached 1 MiB blocks of segment objects, read by catch-up fetches", &c.ReadCacheBytes},
 		{"read-workers", "concurrent object reads of catch-up fetches (tail reads come from memory and never wait for these)", &c.ReadWorkers},
 		{"read-ahead-blocks", "1 MiB blocks prefetched past each catch-up read, with idle workers only", &c.ReadAheadBlocks},
@@ -656,6 +661,9 @@ func (c *Broker) finish() error {
 	}
 	if c.TableCommitInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--table-commit-interval %s: must be positive", c.TableCommitInterval))
+	}
+	if c.TableOrphanAge < 2*c.TableCommitInterval {
+		errs = append(errs, fmt.Errorf("--table-orphan-age %s: must be at least twice --table-commit-interval (%s), or the sweep could delete the files of a commit in flight", c.TableOrphanAge, c.TableCommitInterval))
 	}
 	if c.OffsetsPartitions < 1 {
 		errs = append(errs, fmt.Errorf("--offsets-partitions %d: must be at least 1", c.OffsetsPartitions))

@@ -40,6 +40,16 @@ func (d *Dir) path(key string) (string, error) {
 }
 
 func (d *Dir) Put(ctx context.Context, key string, data []byte) error {
+	return d.write(ctx, key, data, false)
+}
+
+// Create links the written file to its name, which fails if the name
+// exists: a rename would replace it.
+func (d *Dir) Create(ctx context.Context, key string, data []byte) error {
+	return d.write(ctx, key, data, true)
+}
+
+func (d *Dir) write(ctx context.Context, key string, data []byte, exclusive bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -88,6 +98,17 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte) error {
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("objstore: put %s: %w", key, err)
+	}
+	if exclusive {
+		err := os.Link(tmp, p)
+		os.Remove(tmp)
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("objstore: create %s: %w", key, ErrExist)
+		}
+		if err != nil {
+			return fmt.Errorf("objstore: create %s: %w", key, err)
+		}
+		return syncDir(dir)
 	}
 	if err := os.Rename(tmp, p); err != nil {
 		os.Remove(tmp)
@@ -173,7 +194,7 @@ func (d *Dir) List(ctx context.Context, prefix string) ([]Object, error) {
 		if err != nil {
 			return nil // removed while listing
 		}
-		out = append(out, Object{Key: key, Size: info.Size()})
+		out = append(out, Object{Key: key, Size: info.Size(), Modified: info.ModTime()})
 		return nil
 	})
 	if err != nil {

@@ -10,15 +10,22 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // ErrNotExist is returned (wrapped) for a missing object.
 var ErrNotExist = errors.New("objstore: object does not exist")
 
+// ErrExist is returned (wrapped) by Create for a key that holds an object.
+var ErrExist = errors.New("objstore: object exists")
+
 // Object describes one stored object.
 type Object struct {
 	Key  string
 	Size int64
+	// Modified is when the object was last written, as the store's
+	// clock says.
+	Modified time.Time
 }
 
 // Store is a flat key space of immutable objects. Keys use '/' as separator.
@@ -27,6 +34,13 @@ type Store interface {
 	// survives a crash of this process and of the machine, and data is no
 	// longer used, so the caller may reuse its memory.
 	Put(ctx context.Context, key string, data []byte) error
+	// Create is Put of a key that holds no object: if one exists, or
+	// another Create of the key wins a race, it fails with ErrExist and
+	// changes nothing. This is the one atomic check an object store
+	// offers (S3's If-None-Match: *, a link on a filesystem); table
+	// commits rely on it to refuse a version another committer wrote.
+	// Objects are at most 64 MiB (one PUT).
+	Create(ctx context.Context, key string, data []byte) error
 	// GetRange reads length bytes at off; length < 0 reads to the end.
 	// Reading past the end returns the bytes that exist.
 	GetRange(ctx context.Context, key string, off, length int64) ([]byte, error)

@@ -355,6 +355,42 @@ func (s *S3) Put(ctx context.Context, key string, data []byte) error {
 	return nil
 }
 
+// Create puts with If-None-Match: *, which AWS S3, MinIO and Versity
+// (among others) honour with 412 Precondition Failed for a key that
+// exists. AWS answers 409 ConditionalRequestConflict while another
+// conditional write of the key is in flight: that one may win, so it is
+// ErrExist too (the caller's commit fails and is tried again from what
+// is stored). A service that ignores the header overwrites; the table
+// catalog probes for that once (table.Catalog.CheckCreate).
+func (s *S3) Create(ctx context.Context, key string, data []byte) error {
+	k, err := s.objectKey(key)
+	if err != nil {
+		return err
+	}
+	if len(data) > putPartSize {
+		return fmt.Errorf("objstore: create %s: %d bytes is more than one PUT (%d)", key, len(data), putPartSize)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("objstore: create %s: %w", key, err)
+	}
+	cctx, _, done := s.callCtx(ctx, int64(len(data)))
+	defer done()
+	opts := minio.PutObjectOptions{ContentType: "application/octet-stream", SendContentMd5: true, PartSize: putPartSize}
+	opts.SetMatchETagExcept("*")
+	info, err := s.client.PutObject(cctx, s.bucket, k, bytes.NewReader(data), int64(len(data)), opts)
+	if err != nil {
+		r := minio.ToErrorResponse(err)
+		if r.StatusCode == http.StatusPreconditionFailed || r.StatusCode == http.StatusConflict {
+			return fmt.Errorf("objstore: create %s%s: %w (%s)", s.name, key, ErrExist, r.Code)
+		}
+		return fmt.Errorf("objstore: create %s%s (%d bytes): %w", s.name, key, len(data), s.callErr(cctx, err))
+	}
+	if info.Size != int64(len(data)) {
+		return fmt.Errorf("objstore: create %s%s: service stored %d bytes of %d", s.name, key, info.Size, len(data))
+	}
+	return nil
+}
+
 func (s *S3) GetRange(ctx context.Context, key string, off, length int64) ([]byte, error) {
 	k, err := s.objectKey(key)
 	if err != nil {
@@ -448,7 +484,7 @@ func (s *S3) List(ctx context.Context, prefix string) ([]Object, error) {
 		if !ok || key == "" || strings.HasSuffix(key, "/") {
 			continue
 		}
-		out = append(out, Object{Key: key, Size: o.Size})
+		out = append(out, Object{Key: key, Size: o.Size, Modified: o.LastModified})
 	}
 	if err := cctx.Err(); err != nil {
 		return nil, fmt.Errorf("objstore: list %s%s: %w", s.name, prefix, s.callErr(cctx, err))

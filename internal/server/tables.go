@@ -34,6 +34,10 @@ func (s *Server) startTables(ctx context.Context) {
 			return placement.Owner("table/"+topic, s.member.LiveBrokers(), func(b meta.BrokerInfo) bool { return !b.Draining }) == s.cfg.NodeID
 		}
 	}
+	met, err := table.NewMetrics(s.metrics.Registerer())
+	if err != nil {
+		s.log.Error("lakehouse table metrics not registered", "err", err)
+	}
 	svc := table.NewService(table.ServiceConfig{
 		Store: s.objs, Base: storeURL(s.objs, s.cfg.ObjectStore),
 		Topics: func() []meta.Topic {
@@ -51,6 +55,7 @@ func (s *Server) startTables(ctx context.Context) {
 		RetentionMs: s.cfg.RetentionMs,
 		ClientOpts:  []kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID("vigil-table")},
 		Interval:    min(5*time.Second, s.cfg.TableCommitInterval), CommitInterval: s.cfg.TableCommitInterval,
+		OrphanAge: s.cfg.TableOrphanAge, Metrics: met,
 		Log: s.log.With("component", "table"),
 	})
 	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

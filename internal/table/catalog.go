@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/apache/iceberg-go"
 	icebergio "github.com/apache/iceberg-go/io"
@@ -34,9 +35,10 @@ var ErrNoTable = errors.New("table: no such table")
 // newest version by listing, which an object store answers
 // consistently, and uses the hint only as other engines do.
 //
-// A commit puts v<N+1> after checking that no v<N+1> exists. Without a
-// conditional put that check is not atomic; the catalog is safe because
-// each table has one committer (see the package doc).
+// A commit creates v<N+1> with the object store's conditional create,
+// which fails if v<N+1> exists: the atomic step the Hadoop catalog takes
+// from a filesystem's rename, so a second committer can never replace a
+// version (see the package doc).
 type Catalog struct {
 	store objstore.Store
 	io    *objIO
@@ -196,22 +198,45 @@ func (c *Catalog) prune(ctx context.Context, ident itable.Identifier, newest int
 }
 
 // put writes metadata version v, refusing to replace one, then the hint.
+// The refusal is the object store's Create, atomic where the store
+// honours it (CheckCreate): of two committers writing the same version,
+// one fails, rebuilds from the version the other wrote and finds its
+// offsets moved on.
 func (c *Catalog) put(ctx context.Context, ident itable.Identifier, v int, md itable.Metadata) (string, error) {
 	key := c.metadataKey(ident, v)
-	if got, err := c.store.List(ctx, key); err != nil {
-		return "", fmt.Errorf("table: list %s: %w", key, err)
-	} else if len(got) > 0 {
-		return "", fmt.Errorf("table: %w: %s exists: another committer wrote this version", itable.ErrCommitFailed, key)
-	}
 	raw, err := json.Marshal(md)
 	if err != nil {
 		return "", fmt.Errorf("table: encode metadata of %s: %w", strings.Join(ident, "."), err)
 	}
-	if err := c.store.Put(ctx, key, raw); err != nil {
+	if err := c.store.Create(ctx, key, raw); errors.Is(err, objstore.ErrExist) {
+		return "", fmt.Errorf("table: %w: %s exists: another committer wrote this version", itable.ErrCommitFailed, key)
+	} else if err != nil {
 		return "", fmt.Errorf("table: put %s: %w", key, err)
 	}
 	// The hint is for other engines; a failure to write it leaves them a
 	// version behind until the next commit, and costs Vigil nothing.
 	_ = c.store.Put(ctx, c.dir(ident)+"/metadata/version-hint.text", []byte(strconv.Itoa(v)))
 	return c.io.base + "/" + key, nil
+}
+
+// CheckCreate reports whether the object store refuses to create an
+// object that exists (objstore.Store.Create): an S3-compatible service
+// that ignores If-None-Match overwrites instead, and then two committers
+// of a table, briefly both running while its ownership moves, could
+// both write the same version. It creates one probe object twice.
+func (c *Catalog) CheckCreate(ctx context.Context) error {
+	key := fmt.Sprintf("%s/.create-probe-%d", Warehouse, time.Now().UnixNano())
+	if err := c.store.Create(ctx, key, []byte("1")); err != nil {
+		return fmt.Errorf("table: probe conditional create: %w", err)
+	}
+	defer c.store.Delete(context.WithoutCancel(ctx), key)
+	err := c.store.Create(ctx, key, []byte("2"))
+	switch {
+	case errors.Is(err, objstore.ErrExist):
+		return nil
+	case err == nil:
+		return errors.New("table: the object store overwrote an object a conditional create (If-None-Match: *) should have refused")
+	default:
+		return fmt.Errorf("table: probe conditional create: %w", err)
+	}
 }

@@ -43,18 +43,20 @@
 //
 // # One committer per table
 //
-// The object store has no conditional put, so two writers of a version
-// could both succeed. Each table therefore has one committer: in a
-// cluster, the rendezvous owner of "table/<topic>" among the live
-// brokers (internal/placement, as partitions are placed). A commit also
-// re-reads the newest version, checks iceberg-go's requirements against
-// it (the branch's snapshot is still the one the append started from)
-// and refuses to write a version that exists; a conflict fails the
-// commit rather than rebasing it (commit.retry.num-retries=0), and the
-// maintainer restarts from the newest snapshot. What is left is the
-// short window of an ownership change in which the old owner, not yet
-// aware, and the new one both commit between the check and the put;
-// a commit lock in the metadata store (internal/meta) would close it.
+// Each table has one committer: in a cluster, the rendezvous owner of
+// "table/<topic>" among the live brokers (internal/placement, as
+// partitions are placed). While ownership moves, the old owner, not yet
+// aware, and the new one may both commit; what keeps that safe is the
+// object store's conditional create (objstore.Store.Create: If-None-Match
+// on S3, a link on a filesystem), the atomic step Iceberg's Hadoop
+// catalog takes from a rename. A commit re-reads the newest version,
+// checks iceberg-go's requirements against it (the branch's snapshot is
+// still the one the append started from) and creates the next version,
+// which fails if the other committer created it first; a conflict fails
+// the commit rather than rebasing it (commit.retry.num-retries=0), and
+// the maintainer restarts from the newest snapshot. The loser's data
+// files are orphans. A store that ignores the condition is found by a
+// probe when the service starts (Catalog.CheckCreate) and logged.
 //
 // # Maintenance
 //
@@ -65,4 +67,12 @@
 // time travel reaches as far back as the topic does; under legal hold
 // (vigil.legal.hold) nothing is expired. Rows are not deleted by
 // retention: the table is the long-horizon copy of the topic.
+//
+// Files of commits that failed (a crash between the data files and the
+// metadata version, a committer that lost a race) belong to no snapshot.
+// Once they are older than OrphanAge, a sweep deletes every file under
+// data/ and every manifest under metadata/ that no snapshot of the
+// current metadata names. The age is what keeps it from deleting the
+// files of a commit in flight, its own or another committer's; it runs
+// at most once per OrphanAge/4 (at most hourly), not under legal hold.
 package table

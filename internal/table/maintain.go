@@ -3,6 +3,7 @@ package table
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	itable "github.com/apache/iceberg-go/table"
@@ -28,7 +29,68 @@ func (m *Maintainer) maintain(ctx context.Context, tbl *itable.Table) (*itable.T
 	if err != nil {
 		return nil, err
 	}
-	return m.expire(ctx, tbl)
+	if tbl, err = m.expire(ctx, tbl); err != nil {
+		return nil, err
+	}
+	if time.Since(m.lastSweep) >= min(m.cfg.OrphanAge/4, time.Hour) {
+		if err := m.sweep(ctx, tbl); err != nil {
+			return nil, err
+		}
+		m.lastSweep = time.Now()
+	}
+	return tbl, nil
+}
+
+// sweep deletes the files of failed commits: data files and manifests
+// under the table's directory that no snapshot of the current metadata
+// names (iceberg-go's orphan planner), once older than OrphanAge. A crash
+// between writing a batch's files and its metadata version leaves them,
+// as does a committer that lost a race for a version; the records are
+// committed again by the next commit, so the files only cost storage.
+// Metadata versions are left to the catalog's pruning, and the sweep
+// only acts on the newest version: if another committer wrote a newer
+// one, this committer's next commit fails anyway. Under legal hold
+// nothing is deleted.
+func (m *Maintainer) sweep(ctx context.Context, tbl *itable.Table) error {
+	if m.cfg.LegalHold {
+		return nil
+	}
+	cur, err := m.cfg.Catalog.LoadTable(ctx, tbl.Identifier())
+	if err != nil {
+		return fmt.Errorf("table: reload %s before the orphan sweep: %w", m.cfg.Topic, err)
+	}
+	if cur.MetadataLocation() != tbl.MetadataLocation() {
+		m.log.Warn("orphan sweep skipped: another committer wrote a newer version", "newest", cur.MetadataLocation())
+		return nil
+	}
+	plan, err := tbl.PlanOrphanFiles(ctx, itable.WithFilesOlderThan(m.cfg.OrphanAge))
+	if err != nil {
+		return fmt.Errorf("table: plan the orphan sweep of %s: %w", m.cfg.Topic, err)
+	}
+	loc := strings.TrimRight(tbl.Location(), "/")
+	fsys, err := tbl.FS(ctx)
+	if err != nil {
+		return fmt.Errorf("table: file system of %s: %w", m.cfg.Topic, err)
+	}
+	var files int
+	var bytes int64
+	for _, f := range plan.OrphanFiles() {
+		data := strings.HasPrefix(f.Path, loc+"/data/")
+		manifest := strings.HasPrefix(f.Path, loc+"/metadata/") && strings.HasSuffix(f.Path, ".avro")
+		if !data && !manifest {
+			continue
+		}
+		if err := fsys.Remove(f.Path); err != nil {
+			return fmt.Errorf("table: delete orphan %s: %w", f.Path, err)
+		}
+		files++
+		bytes += f.SizeBytes
+	}
+	if files > 0 {
+		m.log.Info("table orphan files deleted", "files", files, "bytes", bytes, "older_than", m.cfg.OrphanAge)
+		m.met.swept(files)
+	}
+	return nil
 }
 
 // compact rewrites, in each partition (event day and class) with at

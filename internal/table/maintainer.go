@@ -60,13 +60,19 @@ type Config struct {
 	// (vigil.legal.hold) keeps them all too.
 	RetentionMs int64
 	LegalHold   bool
+	// OrphanAge is how old a file named by no snapshot must be before
+	// the sweep deletes it (default 24h): younger, it may belong to a
+	// commit in flight.
+	OrphanAge time.Duration
 	// Committer names this committer in each snapshot's summary (the
 	// broker: "broker 1"); empty leaves it out.
 	Committer string
 	// OnCommit, if set, is called after each commit of records with how
 	// many it held (a benchmark counts them).
 	OnCommit func(records int)
-	Log      *slog.Logger
+	// Metrics, if set, gets the table's series.
+	Metrics *Metrics
+	Log     *slog.Logger
 }
 
 // Maintainer keeps one topic's table: it reads the topic's committed
@@ -76,6 +82,9 @@ type Maintainer struct {
 	cfg  Config
 	log  *slog.Logger
 	cols []column
+	met  *topicMetrics
+	// lastSweep is when the orphan sweep last ran (maintain.go).
+	lastSweep time.Time
 }
 
 // NewMaintainer returns the maintainer of cfg.Topic's table.
@@ -92,6 +101,9 @@ func NewMaintainer(cfg Config) *Maintainer {
 	if cfg.TargetFileBytes <= 0 {
 		cfg.TargetFileBytes = 128 << 20
 	}
+	if cfg.OrphanAge <= 0 {
+		cfg.OrphanAge = 24 * time.Hour
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -99,7 +111,7 @@ func NewMaintainer(cfg Config) *Maintainer {
 	for _, p := range cfg.Columns {
 		cols = append(cols, promotedColumn(p))
 	}
-	return &Maintainer{cfg: cfg, log: cfg.Log.With("topic", cfg.Topic), cols: cols}
+	return &Maintainer{cfg: cfg, log: cfg.Log.With("topic", cfg.Topic), cols: cols, met: cfg.Metrics.For(cfg.Topic)}
 }
 
 // TableOffsets are the per-partition next offsets of the table's newest
@@ -240,6 +252,7 @@ func (m *Maintainer) Run(ctx context.Context) error {
 	defer rw.release()
 	var oldest time.Time // of the first buffered record
 	commits := 0
+	lag := newLagTracker(next)
 	for {
 		wait := m.cfg.CommitInterval
 		if rw.n > 0 {
@@ -257,6 +270,7 @@ func (m *Maintainer) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("table: read %s[%d]: %w", fe.Topic, fe.Partition, fe.Err)
 		}
+		m.met.setLag(lag.fetched(fs))
 		fs.EachRecord(func(r *kgo.Record) {
 			if rw.n == 0 {
 				oldest = time.Now()
@@ -272,6 +286,8 @@ func (m *Maintainer) Run(ctx context.Context) error {
 			return err
 		}
 		m.log.Debug("table commit", "records", n, "snapshot", tbl.CurrentSnapshot().SnapshotID)
+		m.met.committed(n)
+		m.met.setLag(lag.committed(next))
 		if m.cfg.OnCommit != nil {
 			m.cfg.OnCommit(n)
 		}

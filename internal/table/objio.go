@@ -30,6 +30,7 @@ type objIO struct {
 var (
 	_ icebergio.ReadFileIO  = (*objIO)(nil)
 	_ icebergio.WriteFileIO = (*objIO)(nil)
+	_ icebergio.ListableIO  = (*objIO)(nil)
 )
 
 func (o *objIO) key(op, name string) (string, error) {
@@ -60,7 +61,39 @@ func (o *objIO) Open(name string) (icebergio.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &objFile{Reader: bytes.NewReader(data), name: name, size: int64(len(data))}, nil
+	return &objFile{Reader: bytes.NewReader(data), info: objInfo{name: name, size: int64(len(data))}}, nil
+}
+
+// WalkDir lists the objects under root, for iceberg-go's orphan-file
+// planner: root first (as a directory), then every object as a file with
+// its size and the store's modification time, which is what the
+// planner's age cutoff reads.
+func (o *objIO) WalkDir(root string, fn fs.WalkDirFunc) error {
+	root = strings.TrimRight(root, "/")
+	k, err := o.key("walk", root)
+	if err != nil {
+		return err
+	}
+	if err := fn(root, fs.FileInfoToDirEntry(objInfo{name: root, dir: true}), nil); err != nil {
+		if errors.Is(err, fs.SkipDir) || errors.Is(err, fs.SkipAll) {
+			return nil
+		}
+		return err
+	}
+	objs, err := o.store.List(o.ctx, k+"/")
+	if err != nil {
+		return fn(root, nil, &fs.PathError{Op: "walk", Path: root, Err: err})
+	}
+	for _, obj := range objs {
+		err := fn(o.base+"/"+obj.Key, fs.FileInfoToDirEntry(objInfo{name: obj.Key, size: obj.Size, mod: obj.Modified}), nil)
+		if errors.Is(err, fs.SkipAll) {
+			return nil
+		}
+		if err != nil && !errors.Is(err, fs.SkipDir) {
+			return err
+		}
+	}
+	return nil
 }
 
 func (o *objIO) Remove(name string) error {
@@ -95,20 +128,30 @@ func (o *objIO) Create(name string) (icebergio.FileWriter, error) {
 // objFile is an object read into memory.
 type objFile struct {
 	*bytes.Reader
-	name string
-	size int64
+	info objInfo
 }
 
-func (f *objFile) Stat() (fs.FileInfo, error) { return objInfo{f}, nil }
+func (f *objFile) Stat() (fs.FileInfo, error) { return f.info, nil }
 func (f *objFile) Close() error               { return nil }
 
-type objInfo struct{ f *objFile }
+// objInfo describes an object, or a directory (a key prefix) when dir.
+type objInfo struct {
+	name string
+	size int64
+	mod  time.Time
+	dir  bool
+}
 
-func (i objInfo) Name() string       { return i.f.name[strings.LastIndexByte(i.f.name, '/')+1:] }
-func (i objInfo) Size() int64        { return i.f.size }
-func (i objInfo) Mode() fs.FileMode  { return 0o444 }
-func (i objInfo) ModTime() time.Time { return time.Time{} }
-func (i objInfo) IsDir() bool        { return false }
+func (i objInfo) Name() string { return i.name[strings.LastIndexByte(i.name, '/')+1:] }
+func (i objInfo) Size() int64  { return i.size }
+func (i objInfo) Mode() fs.FileMode {
+	if i.dir {
+		return fs.ModeDir | 0o555
+	}
+	return 0o444
+}
+func (i objInfo) ModTime() time.Time { return i.mod }
+func (i objInfo) IsDir() bool        { return i.dir }
 func (i objInfo) Sys() any           { return nil }
 
 // objWriter buffers a file and puts it as one object on Close: the

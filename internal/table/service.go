@@ -35,7 +35,11 @@ type ServiceConfig struct {
 	Interval       time.Duration
 	CommitRecords  int
 	CommitInterval time.Duration
-	Log            *slog.Logger
+	// OrphanAge is Config.OrphanAge of every table.
+	OrphanAge time.Duration
+	// Metrics, if set, gets every table's series.
+	Metrics *Metrics
+	Log     *slog.Logger
 }
 
 // Service runs a Maintainer for each table-enabled topic this broker
@@ -67,6 +71,9 @@ func NewService(cfg ServiceConfig) *Service {
 // Run reconciles until ctx ends, then stops every maintainer.
 func (s *Service) Run(ctx context.Context) {
 	cat := NewCatalog(ctx, s.cfg.Store, s.cfg.Base)
+	if err := cat.CheckCreate(ctx); err != nil {
+		s.log.Error("the object store's conditional create does not hold: while a table's ownership moves between brokers, two committers could write the same version", "err", err)
+	}
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
 	for {
@@ -92,6 +99,7 @@ func (s *Service) reconcile(ctx context.Context, cat *Catalog) {
 			r.cancel()
 			<-r.done
 			delete(s.running, name)
+			s.cfg.Metrics.forget(name)
 		}
 	}
 	for name, t := range want {
@@ -105,7 +113,8 @@ func (s *Service) reconcile(ctx context.Context, cat *Catalog) {
 		}
 		m := NewMaintainer(Config{Topic: name, Partitions: t.Partitions, Columns: cols, Catalog: cat,
 			ClientOpts: s.cfg.ClientOpts, CommitRecords: s.cfg.CommitRecords, CommitInterval: s.cfg.CommitInterval,
-			RetentionMs: s.retention(t), LegalHold: storage.LegalHold(t), Committer: s.cfg.Committer, Log: s.log})
+			RetentionMs: s.retention(t), LegalHold: storage.LegalHold(t), OrphanAge: s.cfg.OrphanAge,
+			Committer: s.cfg.Committer, Metrics: s.cfg.Metrics, Log: s.log})
 		rctx, cancel := context.WithCancel(ctx)
 		r := &runner{sig: s.signature(t), cancel: cancel, done: make(chan struct{})}
 		s.running[name] = r
@@ -140,6 +149,7 @@ func (s *Service) keep(ctx context.Context, m *Maintainer, done chan struct{}) {
 		if time.Since(start) > time.Minute {
 			backoff = time.Second
 		}
+		m.met.failed()
 		s.log.Error("table maintainer failed; restarting from the table's newest snapshot", "topic", m.cfg.Topic, "err", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
@@ -155,5 +165,6 @@ func (s *Service) stopAll() {
 		r.cancel()
 		<-r.done
 		delete(s.running, name)
+		s.cfg.Metrics.forget(name)
 	}
 }

@@ -8,10 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,6 +24,7 @@ import (
 	"github.com/apache/iceberg-go/catalog/rest"
 	itable "github.com/apache/iceberg-go/table"
 	_ "github.com/duckdb/duckdb-go/v2" // the independent reader: DuckDB's Parquet extension
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -320,6 +323,7 @@ func TestTopicTable(t *testing.T) {
 	sameRows(t, duckRows(t, db, files), want)
 
 	restTable(t, admin, tbl)
+	tableMetrics(t, admin, topic, len(want))
 
 	var codecs string
 	if err := db.QueryRow("SELECT string_agg(DISTINCT compression, ',') FROM parquet_metadata(" + fileList(files) + ")").Scan(&codecs); err != nil {
@@ -429,6 +433,220 @@ func TestCrashBetweenFilesAndCommit(t *testing.T) {
 		t.Errorf("%d data files in the store, %d in the table: the crashes left no files behind, so they did not happen where they should", len(objs), len(files))
 	}
 	t.Logf("%d records; %d data files in the table, %d orphaned by %d crashes", len(want), len(files), len(objs)-len(files), crashes)
+
+	// The sweep deletes them, and only them, once they are old enough;
+	// not while younger than the orphan age, not under legal hold.
+	tableDir := table.Warehouse + "/" + table.Namespace + "/" + topic
+	stored := func() map[string]bool {
+		t.Helper()
+		objs, err := store.List(ctx, tableDir+"/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, o := range objs {
+			out[objects+"/"+o.Key] = true
+		}
+		return out
+	}
+	named := snapshotFiles(t, tbl)
+	var orphans []string
+	for f := range stored() {
+		if strings.HasPrefix(f, objects+"/"+tableDir+"/data/") && !named[f] {
+			orphans = append(orphans, f)
+		}
+	}
+	if len(orphans) == 0 {
+		t.Fatal("no data file is an orphan before the sweep")
+	}
+	reg := prometheus.NewRegistry()
+	met, err := table.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sweep := func(age time.Duration, hold bool) {
+		t.Helper()
+		m := table.NewMaintainer(table.Config{Topic: topic, Partitions: 2, Catalog: table.NewCatalog(ctx, store, "file://"+objects),
+			OrphanAge: age, LegalHold: hold, Metrics: met, Log: testLogger(t)})
+		if err := m.Maintain(ctx); err != nil {
+			t.Fatalf("maintain (orphan age %s, legal hold %v): %v", age, hold, err)
+		}
+	}
+	keptOrphans := func(when string) {
+		t.Helper()
+		have := stored()
+		for _, f := range orphans {
+			if !have[f] {
+				t.Fatalf("%s: the sweep deleted %s", when, f)
+			}
+		}
+	}
+	sweep(time.Hour, false)
+	keptOrphans("younger than the orphan age")
+	time.Sleep(20 * time.Millisecond)
+	sweep(10*time.Millisecond, true)
+	keptOrphans("under legal hold")
+
+	before := stored()
+	sweep(10*time.Millisecond, false)
+	after := stored()
+	if tbl, err = loadHadoop(objects, topic); err != nil {
+		t.Fatalf("load the table after the sweep: %v", err)
+	}
+	named = snapshotFiles(t, tbl)
+	for f := range named {
+		if !after[f] {
+			t.Errorf("the sweep deleted %s, which a snapshot names", f)
+		}
+	}
+	var deleted, deletedData int
+	for f := range before {
+		if !after[f] {
+			deleted++
+			if strings.Contains(f, "/data/") {
+				deletedData++
+			}
+		}
+	}
+	for _, f := range orphans {
+		if after[f] {
+			t.Errorf("the sweep left the orphan %s", f)
+		}
+	}
+	if deletedData < len(orphans) || deleted == deletedData {
+		t.Errorf("the sweep deleted %d files, %d of them data files, for %d orphaned data files and the crashed commits' manifests", deleted, deletedData, len(orphans))
+	}
+	sameRows(t, duckRows(t, openDuck(t), dataFiles(t, tbl)), want)
+	waitLoaded(t, func() (*itable.Table, error) { return loadHadoop(objects, topic) }, topic, want)
+	if got := int(metricValue(t, reg, "vigil_table_orphan_files_deleted_total", topic)); got != deleted {
+		t.Errorf("vigil_table_orphan_files_deleted_total %d, files deleted %d", got, deleted)
+	}
+	t.Logf("sweep: %d files deleted, %d of them data files", deleted, deletedData)
+}
+
+// snapshotFiles are the files every snapshot of the table names: data
+// files (iceberg-go's scan planning of each), manifest lists and
+// manifests, as local paths.
+func snapshotFiles(t *testing.T, tbl *itable.Table) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	fsys, err := tbl.FS(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, snap := range tbl.Metadata().Snapshots() {
+		out[strings.TrimPrefix(snap.ManifestList, "file://")] = true
+		mfs, err := snap.Manifests(fsys)
+		if err != nil {
+			t.Fatalf("manifests of snapshot %d: %v", snap.SnapshotID, err)
+		}
+		for _, mf := range mfs {
+			out[strings.TrimPrefix(mf.FilePath(), "file://")] = true
+		}
+		tasks, err := tbl.Scan(itable.WithSnapshotID(snap.SnapshotID)).PlanFiles(context.Background())
+		if err != nil {
+			t.Fatalf("plan scan of snapshot %d: %v", snap.SnapshotID, err)
+		}
+		for _, task := range tasks {
+			out[strings.TrimPrefix(task.File.FilePath(), "file://")] = true
+		}
+	}
+	return out
+}
+
+// TestTwoCommitters: two committers of one table, as while its
+// ownership moves between brokers, both reach the same version: the
+// object store's conditional create lets one write it and fails the
+// other (without it, the second would replace a version readers may
+// have seen, and whose expiry may have deleted files the stale one
+// names), which restarts from the newest snapshot. The table ends up
+// holding each record once.
+func TestTwoCommitters(t *testing.T) {
+	addr, objects := startBroker(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const topic = "two-committers"
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// No vigil.table.enabled: the broker's own committer stays out.
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 2, 1, nil, topic); err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	store, err := objstore.OpenDir(objects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both committers' first commit waits, after checking the newest
+	// version and before creating the next, until the other's arrives.
+	var arrived atomic.Int32
+	both := make(chan struct{})
+	var conflicts, lostRace atomic.Int32
+	run := func(name string) chan error {
+		done := make(chan error, 1)
+		go func() {
+			for ctx.Err() == nil {
+				cat := table.NewCatalog(ctx, store, "file://"+objects)
+				cat.BeforeCommit = func() error {
+					if arrived.Add(1) == 2 {
+						close(both)
+					}
+					select {
+					case <-both:
+					case <-time.After(10 * time.Second):
+					}
+					return nil
+				}
+				err := table.NewMaintainer(table.Config{Topic: topic, Partitions: 2, Catalog: cat, Committer: name,
+					ClientOpts: []kgo.Opt{kgo.SeedBrokers(addr)}, CommitRecords: 100, CommitInterval: 30 * time.Millisecond, Log: testLogger(t)}).Run(ctx)
+				if errors.Is(err, itable.ErrCommitFailed) {
+					if strings.Contains(err.Error(), "another committer wrote this version") {
+						lostRace.Add(1)
+					}
+					conflicts.Add(1)
+					continue
+				}
+				if ctx.Err() == nil {
+					done <- fmt.Errorf("%s: %w", name, err)
+					return
+				}
+			}
+			done <- nil
+		}()
+		return done
+	}
+	produce(t, cl, topic, 0, 200)
+	a, b := run("a"), run("b")
+	for i := 1; i < 10; i++ {
+		produce(t, cl, topic, i*200, 200)
+		time.Sleep(50 * time.Millisecond)
+	}
+	want := topicRows(t, addr, topic)
+	tbl := waitTable(t, objects, topic, want)
+	cancel()
+	for _, done := range []chan error{a, b} {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if arrived.Load() < 2 {
+		t.Fatalf("only %d committers reached the shared version", arrived.Load())
+	}
+	if lostRace.Load() == 0 {
+		t.Fatal("both committers wrote the same version and neither failed")
+	}
+	tbl, err = loadHadoop(objects, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRows(t, duckRows(t, openDuck(t), dataFiles(t, tbl)), want)
+	committers := map[string]int{}
+	for _, snap := range tbl.Metadata().Snapshots() {
+		committers[snap.Summary.Properties[table.CommitterProperty]]++
+	}
+	t.Logf("%d records; %d conflicts, %d of them at creating a version; snapshots by committer %v", len(want), conflicts.Load(), lostRace.Load(), committers)
 }
 
 // TestCompactionAndRetention: small files are compacted into larger ones
@@ -891,4 +1109,78 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 		c.n.Add(1)
 	}
 	return c.w.Write(p)
+}
+
+// metricValue reads a counter or gauge of topic from reg.
+func metricValue(t *testing.T, reg *prometheus.Registry, name, topic string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "topic" && l.GetValue() == topic {
+					if c := m.GetCounter(); c != nil {
+						return c.GetValue()
+					}
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{topic=%q}", name, topic)
+	return 0
+}
+
+// tableMetrics checks the broker's table series on /metrics once the
+// table holds records records and nothing else was produced: every one
+// counted, and the lag at most a transaction marker per partition (the
+// table's offsets stop at the last record, the topic's end is past the
+// marker).
+func tableMetrics(t *testing.T, admin, topic string, records int) {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := func(name string) float64 {
+		t.Helper()
+		prefix := name + `{topic="` + topic + `"} `
+		for line := range strings.Lines(string(body)) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), prefix); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("%s: %v", line, err)
+				}
+				return f
+			}
+		}
+		t.Fatalf("/metrics has no %s{topic=%q}", name, topic)
+		return 0
+	}
+	if got := value("vigil_table_records_total"); int(got) != records {
+		t.Errorf("vigil_table_records_total %v, want %d", got, records)
+	}
+	if got := value("vigil_table_commits_total"); got < 1 {
+		t.Errorf("vigil_table_commits_total %v", got)
+	}
+	if got := value("vigil_table_last_commit_timestamp_seconds"); time.Since(time.Unix(int64(got), 0)) > time.Minute {
+		t.Errorf("vigil_table_last_commit_timestamp_seconds %v: not a recent commit", got)
+	}
+	if got := value("vigil_table_lag_records"); got < 0 || got > 3 {
+		t.Errorf("vigil_table_lag_records %v after the table caught up", got)
+	}
+	if got := value("vigil_table_failures_total"); got != 0 {
+		t.Errorf("vigil_table_failures_total %v", got)
+	}
 }

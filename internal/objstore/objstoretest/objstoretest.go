@@ -1,7 +1,8 @@
 // Package objstoretest is the conformance suite every objstore.Store
 // backend must pass: the contract the storage engine relies on (ranged
 // reads, reads past the end, missing keys, sorted prefix listings,
-// idempotent deletes, overwrites, large objects, concurrent use).
+// idempotent deletes, overwrites, large objects, concurrent use, and
+// Create's refusal of a key that exists).
 package objstoretest
 
 import (
@@ -35,6 +36,8 @@ func Run(t *testing.T, open func(t *testing.T) objstore.Store) {
 		{"Large", testLarge},
 		{"Concurrent", testConcurrent},
 		{"CanceledContext", testCanceled},
+		{"Create", testCreate},
+		{"CreateRace", testCreateRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -176,7 +179,7 @@ func testEmptyObject(t *testing.T, st objstore.Store) {
 	if got := get(t, st, "empty", 0, 10); len(got) != 0 {
 		t.Fatalf("range of an empty object read back as %d bytes", len(got))
 	}
-	if objs := list(t, st, ""); len(objs) != 1 || objs[0] != (objstore.Object{Key: "empty", Size: 0}) {
+	if objs := list(t, st, ""); len(objs) != 1 || objs[0].Key != "empty" || objs[0].Size != 0 {
 		t.Fatalf("list: %v", objs)
 	}
 }
@@ -366,4 +369,68 @@ func testCanceled(t *testing.T, st objstore.Store) {
 		t.Fatalf("delete with a canceled context succeeded")
 	}
 	wantBytes(t, "object after canceled calls", get(t, st, "k", 0, -1), []byte("v"))
+}
+
+func testCreate(t *testing.T, st objstore.Store) {
+	before := time.Now()
+	if err := st.Create(ctx(t), "c/1", []byte("first")); err != nil {
+		t.Fatalf("create of a new key: %v", err)
+	}
+	if err := st.Create(ctx(t), "c/1", []byte("second")); !errors.Is(err, objstore.ErrExist) {
+		t.Fatalf("create of a key that exists: err %v, want ErrExist", err)
+	}
+	wantBytes(t, "object after a refused create", get(t, st, "c/1", 0, -1), []byte("first"))
+	put(t, st, "c/2", []byte("put"))
+	if err := st.Create(ctx(t), "c/2", []byte("created")); !errors.Is(err, objstore.ErrExist) {
+		t.Fatalf("create of a key Put wrote: err %v, want ErrExist", err)
+	}
+	wantBytes(t, "put object after a refused create", get(t, st, "c/2", 0, -1), []byte("put"))
+	// A deleted key is free again.
+	if err := st.Delete(ctx(t), "c/1"); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if err := st.Create(ctx(t), "c/1", []byte("again")); err != nil {
+		t.Fatalf("create after delete: %v", err)
+	}
+	objs := list(t, st, "c/")
+	if got := keys(objs); !slices.Equal(got, []string{"c/1", "c/2"}) {
+		t.Fatalf("list after creates: %q", got)
+	}
+	// Modified is the store's clock: allow it some skew from this one.
+	for _, o := range objs {
+		if o.Modified.Before(before.Add(-time.Hour)) || o.Modified.After(time.Now().Add(time.Hour)) {
+			t.Fatalf("%s: modified %v, written at about %v", o.Key, o.Modified, before)
+		}
+	}
+}
+
+// testCreateRace has creators race for one key: exactly one wins, and
+// the object holds what the winner wrote.
+func testCreateRace(t *testing.T, st objstore.Store) {
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = st.Create(ctx(t), "race", data(uint64(100+i), 4096))
+		}()
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("creators %d and %d both created the key", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, objstore.ErrExist):
+			t.Fatalf("creator %d: %v", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no creator won")
+	}
+	wantBytes(t, "the winner's object", get(t, st, "race", 0, -1), data(uint64(100+winner), 4096))
 }
