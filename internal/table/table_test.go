@@ -366,6 +366,28 @@ func TestTopicTable(t *testing.T) {
 	}
 }
 
+// brokerTopic starts a broker with a topic of two partitions without
+// vigil.table.enabled, so that only the test's own maintainers commit
+// its table; it returns the broker's address, its object store (as a
+// directory and opened) and a client producing to the topic.
+func brokerTopic(t *testing.T, topic string) (string, string, *kgo.Client, *objstore.Dir) {
+	t.Helper()
+	addr, objects := startBroker(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	if _, err := kadm.NewClient(cl).CreateTopic(context.Background(), 2, 1, nil, topic); err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	store, err := objstore.OpenDir(objects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr, objects, cl, store
+}
+
 var errCrash = errors.New("crash between writing files and committing")
 
 // TestCrashBetweenFilesAndCommit stops the committer, three times,
@@ -378,21 +400,9 @@ func TestCrashBetweenFilesAndCommit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash loop: second pass")
 	}
-	addr, objects := startBroker(t)
 	ctx := context.Background()
 	const topic = "crashing"
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 2, 1, nil, topic); err != nil {
-		t.Fatalf("create topic: %v", err)
-	}
-	store, err := objstore.OpenDir(objects)
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr, objects, cl, store := brokerTopic(t, topic)
 	newMaintainer := func(cat *table.Catalog) *table.Maintainer {
 		return table.NewMaintainer(table.Config{Topic: topic, Partitions: 2, Catalog: cat,
 			ClientOpts: []kgo.Opt{kgo.SeedBrokers(addr)}, CommitRecords: 149, CommitInterval: 100 * time.Millisecond, Log: testLogger(t)})
@@ -562,23 +572,10 @@ func snapshotFiles(t *testing.T, tbl *itable.Table) map[string]bool {
 // names), which restarts from the newest snapshot. The table ends up
 // holding each record once.
 func TestTwoCommitters(t *testing.T) {
-	addr, objects := startBroker(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const topic = "two-committers"
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	// No vigil.table.enabled: the broker's own committer stays out.
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 2, 1, nil, topic); err != nil {
-		t.Fatalf("create topic: %v", err)
-	}
-	store, err := objstore.OpenDir(objects)
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr, objects, cl, store := brokerTopic(t, topic)
 	// Both committers' first commit waits, after checking the newest
 	// version and before creating the next, until the other's arrives.
 	var arrived atomic.Int32
@@ -624,7 +621,7 @@ func TestTwoCommitters(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	want := topicRows(t, addr, topic)
-	tbl := waitTable(t, objects, topic, want)
+	waitTable(t, objects, topic, want)
 	cancel()
 	for _, done := range []chan error{a, b} {
 		if err := <-done; err != nil {
@@ -637,7 +634,7 @@ func TestTwoCommitters(t *testing.T) {
 	if lostRace.Load() == 0 {
 		t.Fatal("both committers wrote the same version and neither failed")
 	}
-	tbl, err = loadHadoop(objects, topic)
+	tbl, err := loadHadoop(objects, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
