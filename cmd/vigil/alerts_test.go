@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,28 +12,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/vigilhq/vigil/internal/config"
-	"github.com/vigilhq/vigil/internal/server"
+	"github.com/vigilhq/vigil/internal/server/servertest"
 )
 
-func startTestBroker(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	cfg := config.Default()
-	cfg.AdminListen, cfg.Listen, cfg.Advertised = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.DataDir, cfg.ObjectStore = dir, filepath.Join(dir, "objects")
-	srv, err := server.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	t.Cleanup(func() {
-		srv.Close()
-		<-served
-	})
-	return srv.Addr().String()
-}
+func startTestBroker(t *testing.T) string { return servertest.Run(t).Addr }
 
 // TestAlertsList: `vigil alerts list` shows one row per finding with its
 // time, severity, rule, host and user, and a suppressed finding's row

@@ -32,7 +32,7 @@ func TestClusterDrainReportsPromptly(t *testing.T) {
 		cfg.NodeID = id
 		cfg.LeaseTTL = 2 * time.Second
 		cfg.AutoCreateTopics = true
-		addrs = append(addrs, runBroker(t, cfg).srv.Addr().String())
+		addrs = append(addrs, runBroker(t, cfg).Addr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

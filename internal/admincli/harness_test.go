@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,7 +20,7 @@ import (
 	"github.com/vigilhq/vigil/internal/admincli"
 	"github.com/vigilhq/vigil/internal/certs/certstest"
 	"github.com/vigilhq/vigil/internal/config"
-	"github.com/vigilhq/vigil/internal/server"
+	"github.com/vigilhq/vigil/internal/server/servertest"
 )
 
 // externalEnv points the group tests at another Kafka-compatible cluster
@@ -33,19 +32,13 @@ const externalEnv = "VIGIL_ADMINCLI_TEST_BROKERS"
 // internal/server's tests do, and returns its address.
 func startBroker(t *testing.T) string {
 	t.Helper()
-	return runBroker(t, brokerConfig(t, t.TempDir())).srv.Addr().String()
+	return runBroker(t, brokerConfig(t, t.TempDir())).Addr
 }
 
 // brokerConfig is a broker on random loopback ports with its data in dir.
 func brokerConfig(t *testing.T, dir string) config.Broker {
 	t.Helper()
-	cfg := config.Default()
-	cfg.AdminListen = "127.0.0.1:0" // never collide with a broker on the default port
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Advertised = "127.0.0.1:0"
-	cfg.DataDir = dir
-	cfg.ObjectStore = filepath.Join(dir, "objects")
-	cfg.UploadInterval = 200 * time.Millisecond
+	cfg := servertest.Config(dir)
 	// The commands must never create topics as a side effect of looking.
 	cfg.AutoCreateTopics = false
 	return cfg
@@ -54,46 +47,20 @@ func brokerConfig(t *testing.T, dir string) config.Broker {
 // runningBroker is a broker started in this process; stop it to reuse
 // its data directory (it is stopped when the test ends anyway).
 type runningBroker struct {
-	t       *testing.T
-	srv     *server.Server
-	served  chan error
-	stopped bool
+	*servertest.Broker
+	t *testing.T
 }
 
 func runBroker(t *testing.T, cfg config.Broker) *runningBroker {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := server.Start(context.Background(), cfg, log)
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	b := &runningBroker{t: t, srv: srv, served: make(chan error, 1)}
-	go func() { b.served <- srv.Serve() }()
-	t.Cleanup(b.stop)
-	return b
+	return &runningBroker{servertest.Start(t, cfg), t}
 }
 
-func (b *runningBroker) stop() {
-	if b.stopped {
-		return
-	}
-	b.stopped = true
-	if err := b.srv.Close(); err != nil {
-		b.t.Errorf("close broker: %v", err)
-	}
-	select {
-	case err := <-b.served:
-		if err != nil {
-			b.t.Errorf("serve: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		b.t.Errorf("Serve did not return after Close")
-	}
-}
+func (b *runningBroker) stop() { b.Close() }
 
 // addr is the listener of a security protocol.
 func (b *runningBroker) addr(protocol string) string {
-	a := b.srv.ListenerAddr(protocol)
+	a := b.Server.ListenerAddr(protocol)
 	if a == nil {
 		b.t.Fatalf("the broker has no %s listener", protocol)
 	}
@@ -198,13 +165,6 @@ func brokerFor(t *testing.T) string {
 		return addr
 	}
 	return startBroker(t)
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // result is one finished command.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/server/servertest"
 )
 
 const bruteForceRules = `title: Failed logon
@@ -61,7 +63,7 @@ func TestStreamCorrelationRestart(t *testing.T) {
 
 	// Batch 1: two failures for bob (and one for alice): below the threshold.
 	send(failed(0, "bob"), failed(time.Minute, "bob"), failed(time.Minute, "alice"))
-	d1, err := New(cfg, testLogger(t, slog.LevelInfo))
+	d1, err := New(cfg, servertest.LoggerAt(t, slog.LevelInfo))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +88,7 @@ func TestStreamCorrelationRestart(t *testing.T) {
 	send(&kgo.Record{Topic: "detect.state", Key: []byte("corr"), Value: []byte(`{"version":1,"correlations":[]}`)})
 
 	// Batch 2, after a restart: bob's third failure within 5 minutes.
-	d2, err := New(cfg, testLogger(t, slog.LevelInfo))
+	d2, err := New(cfg, servertest.LoggerAt(t, slog.LevelInfo))
 	if err != nil {
 		t.Fatal(err)
 	}

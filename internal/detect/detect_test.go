@@ -17,7 +17,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/ocsf"
-	"github.com/vigilhq/vigil/internal/server"
+	"github.com/vigilhq/vigil/internal/server/servertest"
 	"github.com/vigilhq/vigil/sigma/sigmatest"
 )
 
@@ -25,54 +25,11 @@ import (
 // franz-go: regression events from SigmaHQ go to a telemetry topic, the
 // Detector consumes them, and the alerts topic is read back.
 
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t *testing.T, level slog.Level) *slog.Logger {
-	if os.Getenv("VIGIL_TEST_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
-}
-
 // startBroker starts an in-process broker on a free port; mod may
 // adjust its config.
 func startBroker(t *testing.T, mod ...func(*config.Broker)) string {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := config.Default()
-	cfg.Listen, cfg.Advertised = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.AdminListen = "127.0.0.1:0"
-	cfg.DataDir = dir
-	cfg.ObjectStore = filepath.Join(dir, "objects")
-	cfg.WAL = "file"
-	cfg.WALSync = false
-	cfg.UploadInterval = 200 * time.Millisecond
-	cfg.GroupInitialRebalance = 100 * time.Millisecond
-	for _, m := range mod {
-		m(&cfg)
-	}
-	srv, err := server.Start(context.Background(), cfg, testLogger(t, slog.LevelWarn))
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("close broker: %v", err)
-		}
-		select {
-		case <-served:
-		case <-time.After(10 * time.Second):
-			t.Errorf("broker Serve did not return")
-		}
-	})
-	return srv.Addr().String()
+	return servertest.Run(t, mod...).Addr
 }
 
 func client(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
@@ -277,7 +234,7 @@ func TestStreamAlerts(t *testing.T) {
 	d, err := New(Config{
 		Brokers: []string{addr}, Group: "detect-test", Topics: []string{"ocsf.process_activity"}, RuleDirs: []string{rules},
 		SessionTimeout: 6 * time.Second, WatchInterval: -1,
-	}, testLogger(t, slog.LevelInfo))
+	}, servertest.LoggerAt(t, slog.LevelInfo))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +329,7 @@ func TestStreamReload(t *testing.T) {
 	d, err := New(Config{
 		Brokers: []string{addr}, Group: "reload-test", Topics: []string{"telemetry"}, RuleDirs: []string{rules}, ConfigPath: cfgPath,
 		SessionTimeout: 6 * time.Second, WatchInterval: 100 * time.Millisecond,
-	}, testLogger(t, slog.LevelInfo))
+	}, servertest.LoggerAt(t, slog.LevelInfo))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +414,7 @@ func TestStreamReevaluate(t *testing.T) {
 	reader := newAlertReader(t, addr, "alerts")
 
 	ctx, cancel := context.WithCancel(context.Background())
-	d1, err := New(cfg, testLogger(t, slog.LevelInfo))
+	d1, err := New(cfg, servertest.LoggerAt(t, slog.LevelInfo))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,7 +439,7 @@ func TestStreamReevaluate(t *testing.T) {
 		t.Fatalf("rewind group: %v", err)
 	}
 
-	d2, err := New(cfg, testLogger(t, slog.LevelInfo))
+	d2, err := New(cfg, servertest.LoggerAt(t, slog.LevelInfo))
 	if err != nil {
 		t.Fatal(err)
 	}

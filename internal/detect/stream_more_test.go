@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/ocsf"
+	"github.com/vigilhq/vigil/internal/server/servertest"
 	"github.com/vigilhq/vigil/sigma/sigmatest"
 )
 
@@ -26,7 +27,7 @@ func TestStreamLateTopic(t *testing.T) {
 	rules := t.TempDir()
 	copyRule(t, data, ss[0], rules)
 	d, err := New(Config{Brokers: []string{addr}, Group: "late", Topics: []string{"late.telemetry"}, AlertsTopic: "late.alerts",
-		RuleDirs: []string{rules}, SessionTimeout: 6 * time.Second, WatchInterval: -1}, testLogger(t, slog.LevelInfo))
+		RuleDirs: []string{rules}, SessionTimeout: 6 * time.Second, WatchInterval: -1}, servertest.LoggerAt(t, slog.LevelInfo))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func TestStreamTopicRegex(t *testing.T) {
 	rules := t.TempDir()
 	copyRule(t, data, ss[0], rules)
 	d, err := New(Config{Brokers: []string{addr}, Group: "regex", Topics: []string{`^tel\.`}, TopicRegex: true, AlertsTopic: "tel.alerts",
-		RuleDirs: []string{rules}, SessionTimeout: 6 * time.Second, WatchInterval: -1}, testLogger(t, slog.LevelInfo))
+		RuleDirs: []string{rules}, SessionTimeout: 6 * time.Second, WatchInterval: -1}, servertest.LoggerAt(t, slog.LevelInfo))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func TestStreamIngestEvents(t *testing.T) {
 		n++
 	}
 	d, err := New(Config{Brokers: []string{addr}, Group: "ingest", RuleDirs: []string{filepath.Join(data, "rules", "windows")},
-		SessionTimeout: 6 * time.Second, WatchInterval: -1}, testLogger(t, slog.LevelInfo))
+		SessionTimeout: 6 * time.Second, WatchInterval: -1}, servertest.LoggerAt(t, slog.LevelInfo))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +174,7 @@ func TestStreamProduceFailure(t *testing.T) {
 	copyRule(t, data, ss[0], rules)
 	produce(t, client(t, addr), "telemetry", "h", ss[0].event)
 	d, err := New(Config{Brokers: []string{addr}, Group: "nofail", Topics: []string{"telemetry"}, AlertsTopic: "missing-alerts",
-		RuleDirs: []string{rules}, SessionTimeout: 6 * time.Second, WatchInterval: time.Second}, testLogger(t, slog.LevelInfo))
+		RuleDirs: []string{rules}, SessionTimeout: 6 * time.Second, WatchInterval: time.Second}, servertest.LoggerAt(t, slog.LevelInfo))
 	if err != nil {
 		t.Fatal(err)
 	}

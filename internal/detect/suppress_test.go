@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/server/servertest"
 )
 
 // TestSuppression: a SigmaHQ rule with a suppression entry (1 minute,
@@ -40,7 +42,7 @@ func TestSuppression(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, err := New(Config{Brokers: []string{addr}, Topics: []string{"winlog"}, RuleDirs: []string{dir}, ConfigPath: cfgPath,
-		SessionTimeout: 6 * time.Second, WatchInterval: -1}, testLogger(t, slog.LevelWarn))
+		SessionTimeout: 6 * time.Second, WatchInterval: -1}, servertest.LoggerAt(t, slog.LevelWarn))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package enrich
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,9 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/intel"
-	"github.com/vigilhq/vigil/internal/server"
+	"github.com/vigilhq/vigil/internal/server/servertest"
 	"github.com/vigilhq/vigil/sigma"
 	"github.com/vigilhq/vigil/sigma/sigmatest"
 )
@@ -26,44 +24,7 @@ import (
 // franz-go, with MaxMind's test databases, MISP warninglists and a STIX
 // bundle from ../shared/data and the tests.
 
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	level := slog.LevelWarn
-	if os.Getenv("VIGIL_TEST_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
-}
-
-func startBroker(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	cfg := config.Default()
-	cfg.Listen, cfg.Advertised, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.DataDir, cfg.ObjectStore = dir, filepath.Join(dir, "objects")
-	cfg.WAL, cfg.WALSync = "file", false
-	cfg.UploadInterval = 200 * time.Millisecond
-	cfg.GroupInitialRebalance = 100 * time.Millisecond
-	srv, err := server.Start(context.Background(), cfg, testLogger(t))
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("close broker: %v", err)
-		}
-		<-served
-	})
-	return srv.Addr().String()
-}
+func startBroker(t *testing.T) string { return servertest.Run(t).Addr }
 
 func client(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
@@ -258,7 +219,7 @@ func TestEnrichStage(t *testing.T) {
 
 	city, asn := geoPaths(t)
 	st, err := New(Config{Brokers: []string{addr}, Topics: []string{"ocsf.network_activity"}, GeoCity: city, GeoASN: asn,
-		SessionTimeout: 6 * time.Second}, testLogger(t))
+		SessionTimeout: 6 * time.Second}, servertest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

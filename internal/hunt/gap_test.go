@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/server/servertest"
 )
 
 // TestHuntEndsAtCompactionGap hunts a range that ends inside offsets the
@@ -75,7 +76,7 @@ func TestHuntEndsAtCompactionGap(t *testing.T) {
 	defer hcancel()
 	var out bytes.Buffer
 	st, err := Run(hctx, Config{Brokers: []string{addr}, Topics: []string{"keys"}, From: at(0), To: at(8),
-		RuleDirs: []string{writeBruteForce(t)}, Output: &out}, testLogger(t))
+		RuleDirs: []string{writeBruteForce(t)}, Output: &out}, servertest.Logger(t))
 	if err != nil {
 		t.Fatalf("hunt up to a compaction gap: %v (stats %+v)", err, st)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,53 +16,18 @@ import (
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/detect"
-	"github.com/vigilhq/vigil/internal/server"
+	"github.com/vigilhq/vigil/internal/server/servertest"
 	"github.com/vigilhq/vigil/sigma/sigmatest"
 )
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	level := slog.LevelWarn
-	if os.Getenv("VIGIL_TEST_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
-}
 
 // startBroker runs a broker in-process on a free port; its data reaches
 // segment objects quickly, so the hunt reads them back as a replay does.
 func startBroker(t *testing.T, adjust ...func(*config.Broker)) string {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := config.Default()
-	cfg.Listen, cfg.Advertised, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.DataDir, cfg.ObjectStore = dir, filepath.Join(dir, "objects")
-	cfg.WAL, cfg.WALSync = "file", false
-	cfg.UploadInterval = 100 * time.Millisecond
-	cfg.TailCacheBytes = 1 // uploaded batches leave memory: reads come from objects
-	cfg.GroupInitialRebalance = 100 * time.Millisecond
-	for _, f := range adjust {
-		f(&cfg)
-	}
-	srv, err := server.Start(context.Background(), cfg, testLogger(t))
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("close broker: %v", err)
-		}
-		<-served
-	})
-	return srv.Addr().String()
+	return servertest.Run(t, append([]func(*config.Broker){func(c *config.Broker) {
+		c.UploadInterval = 100 * time.Millisecond
+		c.TailCacheBytes = 1 // uploaded batches leave memory: reads come from objects
+	}}, adjust...)...).Addr
 }
 
 // regressionEvents reads every SigmaHQ regression event of a rule folder.
@@ -158,7 +122,7 @@ func TestHuntMatchesLive(t *testing.T) {
 	produce(base.Add(30 * time.Minute)) // past --to
 
 	d, err := detect.New(detect.Config{Brokers: []string{addr}, Topics: []string{"winlog"}, RuleDirs: []string{rules}, ConfigPath: cfgPath,
-		SessionTimeout: 6 * time.Second, WatchInterval: -1}, testLogger(t))
+		SessionTimeout: 6 * time.Second, WatchInterval: -1}, servertest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +179,7 @@ func TestHuntMatchesLive(t *testing.T) {
 
 	var out, progress bytes.Buffer
 	st, err := Run(ctx, Config{Brokers: []string{addr}, Topics: []string{"winlog"}, From: base.Add(-time.Second), To: cut,
-		RuleDirs: []string{rules}, ConfigPath: cfgPath, Output: &out, Progress: &progress, ProgressEvery: time.Millisecond}, testLogger(t))
+		RuleDirs: []string{rules}, ConfigPath: cfgPath, Output: &out, Progress: &progress, ProgressEvery: time.Millisecond}, servertest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

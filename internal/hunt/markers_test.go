@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/server/servertest"
 )
 
 // TestHuntEndsAtMarker hunts a range whose last offset is a transaction's
@@ -61,7 +63,7 @@ func TestHuntEndsAtMarker(t *testing.T) {
 	defer hcancel()
 	var out bytes.Buffer
 	st, err := Run(hctx, Config{Brokers: []string{addr}, Topics: []string{"txn"}, From: t0.Add(-time.Second), To: time.Now().Add(time.Minute),
-		RuleDirs: []string{writeBruteForce(t)}, Output: &out}, testLogger(t))
+		RuleDirs: []string{writeBruteForce(t)}, Output: &out}, servertest.Logger(t))
 	if err != nil {
 		t.Fatalf("hunt up to the marker: %v (stats %+v)", err, st)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vigilhq/vigil/internal/detect"
+	"github.com/vigilhq/vigil/internal/server/servertest"
 )
 
 const bruteForceRules = `title: Failed logon
@@ -95,7 +96,7 @@ func TestHuntOrdered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := detect.Evaluator{Engine: eng, Matcher: eng.NewMatcher(), Corr: eng.NewCorrelator(0), Suppress: detect.NewSuppressor(eng), Now: time.Now(), Log: testLogger(t)}
+	ev := detect.Evaluator{Engine: eng, Matcher: eng.NewMatcher(), Corr: eng.NewCorrelator(0), Suppress: detect.NewSuppressor(eng), Now: time.Now(), Log: servertest.Logger(t)}
 	slices.SortFunc(all, func(a, b *kgo.Record) int { return a.Timestamp.Compare(b.Timestamp) })
 	var want []string
 	for _, r := range all {
@@ -116,7 +117,7 @@ func TestHuntOrdered(t *testing.T) {
 
 	var out bytes.Buffer
 	st, err := Run(ctx, Config{Brokers: []string{addr}, Topics: []string{"auth"}, From: t0.Add(-time.Second), To: t0.Add(time.Hour),
-		RuleDirs: []string{rules}, Output: &out, Ordered: true, OrderedQueue: 8}, testLogger(t))
+		RuleDirs: []string{rules}, Output: &out, Ordered: true, OrderedQueue: 8}, servertest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 // line and one Authentication event.
 func TestAuditOverSyslog(t *testing.T) {
 	b := startBroker(t, t.TempDir(), "")
-	svc := startIngest(t, b.addr, nil)
+	svc := startIngest(t, b.Addr, nil)
 	c := dialTCP(t, svc.SyslogTCPAddr())
 	var msgs []string
 	for _, rec := range []string{
@@ -38,7 +38,7 @@ func TestAuditOverSyslog(t *testing.T) {
 	if _, err := io.WriteString(u, `<110>Nov 26 10:00:01 login-host audispd: type=USER_LOGIN msg=audit(1795687201.000:4420): pid=999 uid=0 auid=1000 ses=4 msg='op=login acct="root" exe="/usr/sbin/sshd" hostname=? addr=10.0.0.5 terminal=ssh res=failed'`); err != nil {
 		t.Fatal(err)
 	}
-	got := consume(t, b.addr, []string{"ocsf.process_activity", "ocsf.authentication"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 2 })
+	got := consume(t, b.Addr, []string{"ocsf.process_activity", "ocsf.authentication"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 2 })
 	if len(got) != 2 {
 		t.Fatalf("got %v", summarize(got))
 	}

@@ -15,9 +15,9 @@ import (
 func TestSyslogBackpressure(t *testing.T) {
 	dir := t.TempDir()
 	b := startBroker(t, dir, "")
-	addr := b.addr
+	addr := b.Addr
 	svc := startIngest(t, addr, func(c *Config) { c.MemoryBudget = 16 << 10 })
-	b.close()
+	b.Close()
 
 	c := dialTCP(t, svc.SyslogTCPAddr())
 	// A small send buffer makes the stall come sooner.
@@ -79,7 +79,7 @@ func TestSyslogBackpressure(t *testing.T) {
 		}
 		return n
 	}
-	got := consume(t, b2.addr, []string{"ocsf.authentication"}, 120*time.Second, func(rs []gotRecord) bool { return tcpLines(rs) >= sent })
+	got := consume(t, b2.Addr, []string{"ocsf.authentication"}, 120*time.Second, func(rs []gotRecord) bool { return tcpLines(rs) >= sent })
 	seen := map[string]bool{}
 	for _, r := range got {
 		if r.Key == "bp-host" {

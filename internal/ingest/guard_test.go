@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/vigilhq/vigil/internal/certs/certstest"
+	"github.com/vigilhq/vigil/internal/server/servertest"
 )
 
 // hostAddr is a non-loopback address of this machine with port 0, or "".
@@ -36,8 +37,8 @@ func TestHTTPGuard(t *testing.T) {
 		t.Skip("no non-loopback address")
 	}
 	cfg := DefaultConfig()
-	cfg.Brokers, cfg.SyslogTCP, cfg.SyslogUDP, cfg.HTTP = []string{b.addr}, "", "", addr
-	if svc, err := Start(context.Background(), cfg, testLogger(t)); err == nil {
+	cfg.Brokers, cfg.SyslogTCP, cfg.SyslogUDP, cfg.HTTP = []string{b.Addr}, "", "", addr
+	if svc, err := Start(context.Background(), cfg, servertest.Logger(t)); err == nil {
 		svc.Close()
 		t.Fatal("an HTTP listener on a non-loopback address started with no token, no client CA and no --http-insecure")
 	} else if !strings.Contains(err.Error(), "--http-token-file") {
@@ -45,7 +46,7 @@ func TestHTTPGuard(t *testing.T) {
 	}
 
 	const token = "0123456789abcdef-ingest"
-	svc := startIngest(t, b.addr, func(c *Config) { c.HTTP, c.HTTPToken = addr, token })
+	svc := startIngest(t, b.Addr, func(c *Config) { c.HTTP, c.HTTPToken = addr, token })
 	url := "http://" + svc.HTTPAddr().String() + "/v1/events?source=syslog&format=raw"
 	line := []byte("Nov 26 10:15:07 web-1 sshd[2240]: Failed password for root from 203.0.113.9 port 40022 ssh2\n")
 	for _, tc := range []struct {
@@ -68,7 +69,7 @@ func TestHTTPGuard(t *testing.T) {
 	// mTLS instead of a token.
 	ca := certstest.NewCA(t, "ingest-ca")
 	server, client := ca.Server("ingest"), ca.Client(pkix.Name{CommonName: "forwarder"})
-	svc = startIngest(t, b.addr, func(c *Config) {
+	svc = startIngest(t, b.Addr, func(c *Config) {
 		c.HTTP, c.HTTPTLSCert, c.HTTPTLSKey, c.HTTPClientCA = "127.0.0.1:0", server.Cert, server.Key, ca.File
 	})
 	raw, err := os.ReadFile(ca.File)

@@ -3,87 +3,27 @@ package ingest
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/vigilhq/vigil/internal/config"
-	"github.com/vigilhq/vigil/internal/server"
+	"github.com/vigilhq/vigil/internal/server/servertest"
 )
 
 // Tests run a real Vigil broker in-process on 127.0.0.1 and talk to the
 // ingest listeners over real sockets; the OCSF topics are read back with
 // franz-go.
 
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	level := slog.LevelWarn
-	if os.Getenv("VIGIL_TEST_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
-}
-
-type broker struct {
-	t      *testing.T
-	srv    *server.Server
-	addr   string
-	dir    string
-	served chan error
-	closed bool
-}
-
 // startBroker starts a broker over dir; listen "" picks a free port, else
 // the broker comes back on a previous address (restart tests).
-func startBroker(t *testing.T, dir, listen string) *broker {
+func startBroker(t *testing.T, dir, listen string) *servertest.Broker {
 	t.Helper()
-	cfg := config.Default()
-	if listen == "" {
-		listen = "127.0.0.1:0"
+	cfg := servertest.Config(dir)
+	if listen != "" {
+		cfg.Listen, cfg.Advertised = listen, listen
 	}
-	cfg.Listen, cfg.Advertised = listen, listen
-	cfg.AdminListen = "127.0.0.1:0" // never collide with a broker on the default port
-	cfg.DataDir = dir
-	cfg.ObjectStore = filepath.Join(dir, "objects")
-	cfg.WAL = "file"
-	cfg.WALSync = false
-	cfg.UploadInterval = 200 * time.Millisecond
-	srv, err := server.Start(context.Background(), cfg, testLogger(t))
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	b := &broker{t: t, srv: srv, addr: srv.Addr().String(), dir: dir, served: make(chan error, 1)}
-	go func() { b.served <- srv.Serve() }()
-	t.Cleanup(func() {
-		if !b.closed {
-			b.close()
-		}
-	})
-	return b
-}
-
-func (b *broker) close() {
-	b.t.Helper()
-	b.closed = true
-	if err := b.srv.Close(); err != nil {
-		b.t.Errorf("close broker: %v", err)
-	}
-	select {
-	case <-b.served:
-	case <-time.After(10 * time.Second):
-		b.t.Errorf("broker Serve did not return")
-	}
+	return servertest.Start(t, cfg)
 }
 
 func startIngest(t *testing.T, brokerAddr string, mod func(*Config)) *Service {
@@ -96,7 +36,7 @@ func startIngest(t *testing.T, brokerAddr string, mod func(*Config)) *Service {
 	if mod != nil {
 		mod(&cfg)
 	}
-	svc, err := Start(context.Background(), cfg, testLogger(t))
+	svc, err := Start(context.Background(), cfg, servertest.Logger(t))
 	if err != nil {
 		t.Fatalf("start ingest: %v", err)
 	}

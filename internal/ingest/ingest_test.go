@@ -61,7 +61,7 @@ func field(v map[string]any, path string) any {
 // the OCSF topics back.
 func TestEndToEnd(t *testing.T) {
 	b := startBroker(t, t.TempDir(), "")
-	svc := startIngest(t, b.addr, nil)
+	svc := startIngest(t, b.Addr, nil)
 	base := "http://" + svc.HTTPAddr().String()
 
 	c := dialTCP(t, svc.SyslogTCPAddr())
@@ -122,7 +122,7 @@ func TestEndToEnd(t *testing.T) {
 	// 2 sshd over TCP, 1 over UDP, ConsoleLogin, carol: 5 authentication;
 	// sudo + 4688: 2 process; TerminateInstances: 1 API; conn+ssl: 2
 	// network; 1 DNS; 1 HTTP.
-	got := consume(t, b.addr, topics, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 12 })
+	got := consume(t, b.Addr, topics, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 12 })
 	if len(got) != 12 {
 		t.Errorf("got %d records, want 12: %v", len(got), summarize(got))
 	}
@@ -184,7 +184,7 @@ func TestEndToEnd(t *testing.T) {
 // serving.
 func TestBadInput(t *testing.T) {
 	b := startBroker(t, t.TempDir(), "")
-	svc := startIngest(t, b.addr, nil)
+	svc := startIngest(t, b.Addr, nil)
 	base := "http://" + svc.HTTPAddr().String()
 
 	c := dialTCP(t, svc.SyslogTCPAddr())
@@ -238,7 +238,7 @@ func TestBadInput(t *testing.T) {
 	if _, err := io.WriteString(c, "<38>Nov 26 10:00:02 still-up sshd[3]: Accepted password for bob from 10.0.0.9 port 2 ssh2\n"); err != nil {
 		t.Fatal(err)
 	}
-	dead := consume(t, b.addr, []string{"ingest.deadletter"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 6 })
+	dead := consume(t, b.Addr, []string{"ingest.deadletter"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 6 })
 	reasons := map[string]bool{}
 	for _, r := range dead {
 		reason, _ := r.Value["reason"].(string)
@@ -273,7 +273,7 @@ func TestBadInput(t *testing.T) {
 	if !tooLarge {
 		t.Errorf("no truncated dead-letter record for the event the broker refused: %v", summarize(dead))
 	}
-	auth := consume(t, b.addr, []string{"ocsf.authentication"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 2 })
+	auth := consume(t, b.Addr, []string{"ocsf.authentication"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 2 })
 	if auth[0].Key != "after-big" || auth[1].Key != "still-up" {
 		t.Errorf("events after bad input: %v", summarize(auth))
 	}
@@ -293,10 +293,10 @@ func TestBadInput(t *testing.T) {
 func TestBackpressure(t *testing.T) {
 	dir := t.TempDir()
 	b := startBroker(t, dir, "")
-	addr := b.addr
+	addr := b.Addr
 	svc := startIngest(t, addr, func(c *Config) { c.MemoryBudget = 16 << 10 })
 	base := "http://" + svc.HTTPAddr().String()
-	b.close()
+	b.Close()
 
 	event := func(i int) []byte {
 		return []byte(fmt.Sprintf(`{"_path":"dns","ts":1795676400.%03d,"uid":"C%d","id.orig_h":"10.0.0.%d","id.orig_p":5000,"id.resp_h":"10.0.0.1","id.resp_p":53,"query":"q%d.example","qtype_name":"A"}`, i, i, i%4, i))
@@ -326,7 +326,7 @@ func TestBackpressure(t *testing.T) {
 	t.Logf("%d events accepted, then 503 Retry-After: %s", len(accepted), retryAfter)
 
 	b2 := startBroker(t, dir, addr)
-	got := consume(t, b2.addr, []string{"ocsf.dns_activity"}, 60*time.Second, func(rs []gotRecord) bool { return len(rs) >= len(accepted) })
+	got := consume(t, b2.Addr, []string{"ocsf.dns_activity"}, 60*time.Second, func(rs []gotRecord) bool { return len(rs) >= len(accepted) })
 	for _, r := range got {
 		q, _ := field(r.Value, "query.hostname").(string)
 		if !accepted[q] {

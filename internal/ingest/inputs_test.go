@@ -17,7 +17,7 @@ import (
 // line names, and nothing is dead-lettered.
 func TestRawLogLines(t *testing.T) {
 	b := startBroker(t, t.TempDir(), "")
-	svc := startIngest(t, b.addr, nil)
+	svc := startIngest(t, b.Addr, nil)
 	base := "http://" + svc.HTTPAddr().String()
 	lines := "Nov 26 10:40:01 web-3 sshd[3101]: error: Corrupted MAC on input.\n" +
 		"Nov 26 10:40:02 web-3 sshd[3102]: Failed password for root from 203.0.113.50 port 41000 ssh2\n" +
@@ -26,7 +26,7 @@ func TestRawLogLines(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted || string(body) != `{"deadlettered":0,"events":3}`+"\n" {
 		t.Fatalf("raw lines: %d %s", resp.StatusCode, body)
 	}
-	got := consume(t, b.addr, []string{"ocsf.base_event", "ocsf.authentication", "ocsf.process_activity"}, 30*time.Second,
+	got := consume(t, b.Addr, []string{"ocsf.base_event", "ocsf.authentication", "ocsf.process_activity"}, 30*time.Second,
 		func(rs []gotRecord) bool { return len(rs) >= 3 })
 	byTopic := map[string]gotRecord{}
 	for _, r := range got {
@@ -54,14 +54,14 @@ func TestRawLogLines(t *testing.T) {
 // and fields reach the OCSF event, and that the host keys it.
 func TestHECKeepsEnvelope(t *testing.T) {
 	b := startBroker(t, t.TempDir(), "")
-	svc := startIngest(t, b.addr, nil)
+	svc := startIngest(t, b.Addr, nil)
 	body := `{"time":1795676400.5,"host":"fw-7","source":"/var/log/auth.log","sourcetype":"linux_secure","index":"sec","fields":{"dc":"eu-1"},"event":"Nov 26 10:00:00 sshd[9]: error: Corrupted MAC on input."}` +
 		`{"host":"fw-8","sourcetype":"myapp:json","event":{"msg":"rotated keys","user":"ops"}}`
 	resp, out := post(t, "http://"+svc.HTTPAddr().String()+"/services/collector/event", []byte(body), map[string]string{"Authorization": "Splunk s3cret"})
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("HEC: %d %s", resp.StatusCode, out)
 	}
-	got := consume(t, b.addr, []string{"ocsf.base_event"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 2 })
+	got := consume(t, b.Addr, []string{"ocsf.base_event"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 2 })
 	byKey := map[string]gotRecord{}
 	for _, r := range got {
 		byKey[r.Key] = r
@@ -89,8 +89,8 @@ func TestHECKeepsEnvelope(t *testing.T) {
 // that a frame the connection ends inside of is dead-lettered and counted.
 func TestSyslogFraming(t *testing.T) {
 	b := startBroker(t, t.TempDir(), "")
-	auto := startIngest(t, b.addr, nil)
-	nl := startIngest(t, b.addr, func(c *Config) { c.SyslogFraming = FramingNewline; c.SyslogUDP, c.HTTP = "", "" })
+	auto := startIngest(t, b.Addr, nil)
+	nl := startIngest(t, b.Addr, func(c *Config) { c.SyslogFraming = FramingNewline; c.SyslogUDP, c.HTTP = "", "" })
 
 	c := dialTCP(t, auto.SyslogTCPAddr())
 	// A line starting with digits and a space, then one that must not be
@@ -102,7 +102,7 @@ func TestSyslogFraming(t *testing.T) {
 	io.WriteString(c2, "17 <13>h4 app: x\n")
 	c2.Close()
 
-	got := consume(t, b.addr, []string{"ocsf.base_event", "ingest.deadletter"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 4 })
+	got := consume(t, b.Addr, []string{"ocsf.base_event", "ingest.deadletter"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 4 })
 	var keys, reasons []string
 	for _, r := range got {
 		if r.Topic == "ingest.deadletter" {
@@ -147,11 +147,11 @@ func TestFileFollow(t *testing.T) {
 		f.Close()
 	}
 	write(path, "Nov 26 10:00:00 web-1 sshd[1]: Accepted password for alice from 10.0.0.5 port 5 ssh2\n", os.O_CREATE|os.O_TRUNC)
-	svc := startIngest(t, b.addr, func(c *Config) {
+	svc := startIngest(t, b.Addr, func(c *Config) {
 		c.SyslogTCP, c.SyslogUDP, c.HTTP = "", "", ""
 		c.Files, c.Follow = []string{path}, true
 	})
-	consume(t, b.addr, []string{"ocsf.authentication"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 1 })
+	consume(t, b.Addr, []string{"ocsf.authentication"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 1 })
 	// Appended in two writes: half a line waits for its end.
 	write(path, "Nov 26 10:00:01 web-1 sshd[2]: Failed password for root ", os.O_APPEND)
 	time.Sleep(2 * pollInterval)
@@ -161,7 +161,7 @@ func TestFileFollow(t *testing.T) {
 	}
 	write(path+".1", "Nov 26 10:00:02 web-1 sshd[3]: Failed password for bob from 203.0.113.9 port 7 ssh2\n", os.O_APPEND)
 	write(path, "Nov 26 10:00:03 web-1 sshd[4]: Failed password for carol from 203.0.113.9 port 8 ssh2\n", os.O_CREATE)
-	got := consume(t, b.addr, []string{"ocsf.authentication"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 4 })
+	got := consume(t, b.Addr, []string{"ocsf.authentication"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 4 })
 	var users []string
 	for _, r := range got {
 		users = append(users, field(r.Value, "user.name").(string))
@@ -183,7 +183,7 @@ func TestFileLongLine(t *testing.T) {
 	if err := os.WriteFile(path, []byte("Nov 26 10:00:00 web-1 app: before\n"+long+"\nNov 26 10:00:02 web-1 app: after"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	svc := startIngest(t, b.addr, func(c *Config) {
+	svc := startIngest(t, b.Addr, func(c *Config) {
 		c.SyslogTCP, c.SyslogUDP, c.HTTP = "", "", ""
 		c.Files, c.MaxMessageBytes = []string{path}, 100
 	})
@@ -192,7 +192,7 @@ func TestFileLongLine(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the file was not read within 30s")
 	}
-	got := consume(t, b.addr, []string{"ocsf.base_event", "ingest.deadletter"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 3 })
+	got := consume(t, b.Addr, []string{"ocsf.base_event", "ingest.deadletter"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 3 })
 	var msgs []string
 	for _, r := range got {
 		if r.Topic == "ingest.deadletter" {

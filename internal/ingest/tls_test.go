@@ -59,7 +59,7 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 func TestSyslogTLS(t *testing.T) {
 	b := startBroker(t, t.TempDir(), "")
 	cert, key, pool := selfSigned(t)
-	svc := startIngest(t, b.addr, func(c *Config) { c.SyslogTLSCert, c.SyslogTLSKey = cert, key })
+	svc := startIngest(t, b.Addr, func(c *Config) { c.SyslogTLSCert, c.SyslogTLSKey = cert, key })
 	c, err := tls.Dial("tcp", svc.SyslogTCPAddr().String(), &tls.Config{RootCAs: pool})
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func TestSyslogTLS(t *testing.T) {
 	if _, err := io.WriteString(c, octet("<86>1 2026-11-26T10:16:00Z tls-host sshd 1 - - Accepted publickey for dave from 10.1.1.1 port 22022 ssh2")); err != nil {
 		t.Fatal(err)
 	}
-	got := consume(t, b.addr, []string{"ocsf.authentication"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 1 })
+	got := consume(t, b.Addr, []string{"ocsf.authentication"}, 30*time.Second, func(rs []gotRecord) bool { return len(rs) >= 1 })
 	if got[0].Key != "tls-host" || field(got[0].Value, "user.name") != "dave" {
 		t.Errorf("got %+v", got[0])
 	}

@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,30 +11,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vigilhq/vigil/internal/config"
-	"github.com/vigilhq/vigil/internal/server"
+	"github.com/vigilhq/vigil/internal/server/servertest"
 )
 
 // StartBroker runs a broker in the test process on a free port and
 // returns its address.
 func StartBroker(t testing.TB) string {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := config.Default()
-	cfg.Listen, cfg.Advertised, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.DataDir, cfg.ObjectStore = dir, filepath.Join(dir, "objects")
-	cfg.WAL, cfg.WALSync = "file", false
-	cfg.GroupInitialRebalance = 50 * time.Millisecond
-	srv, err := server.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	t.Cleanup(func() {
-		srv.Close()
-		<-served
-	})
-	return srv.Addr().String()
+	return servertest.Run(t, func(c *config.Broker) { c.GroupInitialRebalance = 50 * time.Millisecond }).Addr
 }
 
 // Classes are the OCSF classes Events cycles through.
