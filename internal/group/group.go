@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-	"unicode/utf16"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -30,6 +29,7 @@ import (
 	"github.com/vigilhq/vigil/internal/applier"
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/producer"
+	"github.com/vigilhq/vigil/internal/shard"
 )
 
 // OffsetsTopic is the internal topic holding committed offsets and group
@@ -265,16 +265,7 @@ func (c *Coordinator) Close() {
 // Utils.abs(groupId.hashCode()) % partitions, so the mapping is stable
 // across restarts and matches Kafka's for the same partition count.
 func PartitionFor(groupID string, partitions int32) int32 {
-	var h int32
-	for _, u := range utf16.Encode([]rune(groupID)) {
-		h = 31*h + int32(u)
-	}
-	if h == -1<<31 {
-		h = 0
-	} else if h < 0 {
-		h = -h
-	}
-	return h % partitions
+	return shard.Partition(groupID, partitions)
 }
 
 // later queues fn to run under c.mu on the applier goroutine, in the

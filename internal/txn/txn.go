@@ -65,10 +65,10 @@ import (
 	"math"
 	"sync"
 	"time"
-	"unicode/utf16"
 
 	"github.com/vigilhq/vigil/internal/applier"
 	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/shard"
 )
 
 // StateTopic is the internal topic holding transaction state, named as in
@@ -319,18 +319,7 @@ func (c *Coordinator) Close() {
 
 // PartitionFor is the __transaction_state partition of a transactional
 // id: Kafka's Utils.abs(transactionalId.hashCode) % partitions.
-func PartitionFor(txnID string, partitions int32) int32 {
-	var h int32
-	for _, u := range utf16.Encode([]rune(txnID)) {
-		h = 31*h + int32(u)
-	}
-	if h == math.MinInt32 {
-		h = 0
-	} else if h < 0 {
-		h = -h
-	}
-	return h % partitions
-}
+func PartitionFor(txnID string, partitions int32) int32 { return shard.Partition(txnID, partitions) }
 
 func (c *Coordinator) partition(txnID string) int32 {
 	return PartitionFor(txnID, int32(len(c.parts)))
