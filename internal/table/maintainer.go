@@ -272,7 +272,11 @@ func (m *Maintainer) Run(ctx context.Context) error {
 	}()
 	var oldest time.Time // of the first buffered record
 	commits := 0
-	flush := func() error {
+	// flush commits the buffered rows; an evolving commit (of the rows
+	// before a new class's first record) is not counted towards
+	// CompactEvery, so that a class's arrival does not shift when the
+	// table compacts.
+	flush := func(evolving bool) error {
 		n := rw.n
 		if tbl, err = m.commit(ctx, tbl, rw.record(), next); err != nil {
 			return err
@@ -280,6 +284,9 @@ func (m *Maintainer) Run(ctx context.Context) error {
 		m.log.Debug("table commit", "records", n, "snapshot", tbl.CurrentSnapshot().SnapshotID)
 		if m.cfg.OnCommit != nil {
 			m.cfg.OnCommit(n)
+		}
+		if evolving {
+			return nil
 		}
 		if commits++; commits%m.cfg.CompactEvery == 0 {
 			if tbl, err = m.maintain(ctx, tbl); err != nil {
@@ -312,7 +319,7 @@ func (m *Maintainer) Run(ctx context.Context) error {
 					// Rows already buffered are committed with the schema
 					// they were built for, then the class's columns added.
 					if rw.n > 0 {
-						if err := flush(); err != nil {
+						if err := flush(true); err != nil {
 							return err
 						}
 					}
@@ -335,7 +342,7 @@ func (m *Maintainer) Run(ctx context.Context) error {
 		if rw.n == 0 || rw.n < m.cfg.CommitRecords && time.Since(oldest) < m.cfg.CommitInterval {
 			continue
 		}
-		if err := flush(); err != nil {
+		if err := flush(false); err != nil {
 			return err
 		}
 	}
