@@ -174,16 +174,17 @@ func TestClassColumns(t *testing.T) {
 		"is_remote":                    "boolean",
 		"logon_type_id":                "int",
 		"metadata.product.vendor_name": "string",
-		"metadata.profiles":            "string", // an array, as JSON
-		"src_endpoint_port":            "string", // promoted before: kept
-		"traffic_bytes_in":             "long",   // promoted now: typed
-		"session":                      "string", // promoted whole object first: kept
+		"metadata.labels":              "missing", // optional in an object
+		"observables":                  "string",  // an array, as JSON
+		"src_endpoint_port":            "string",  // promoted before: kept
+		"traffic_bytes_in":             "long",    // promoted now: typed
+		"session":                      "string",  // promoted whole object first: kept
 		"process":                      "missing",
 		"message":                      "string",
 		"kafka_key":                    "binary",  // a base column the old table lacked
 		"actor.user.name":              "string",  // the host profile's actor, in every class
 		"actor.process.file":           "string",  // an object at the third level: JSON
-		"src_endpoint.location":        "string",  // an optional object in an object: JSON
+		"src_endpoint.location":        "missing", // optional in an object
 		"actor.user.domain":            "missing", // optional, two objects down
 	} {
 		if got := typeOf(sc, name); got != want {

@@ -29,10 +29,6 @@ type column struct {
 	// path is the event's attribute (a dotted path) for OCSF columns;
 	// head is its first part, rest the others.
 	path, head, rest string
-	// sized: a base or promoted column, whose builder is sized for a
-	// whole batch up front. A class's columns, hundreds of mostly null
-	// leaves, grow as they fill instead.
-	sized bool
 }
 
 // baseColumns are the columns every table has, in order: the record's
@@ -98,11 +94,12 @@ const maxDepth = 2
 
 // classFields are the top-level columns of an OCSF class's attributes,
 // those every table has (the base columns) aside: scalars typed, objects
-// as structs to maxDepth, arrays as JSON strings. In a top-level object
-// every scalar attribute is a field; in an object nested in it only the
-// required and recommended ones are, and optional objects are JSON
-// strings or left out: what has no field is still in raw, and the column
-// count stays in the hundreds for the widest union of classes.
+// as structs to maxDepth, arrays as JSON strings. Every attribute of the
+// class is a column; inside objects only the required and recommended
+// attributes are fields. What has no field is still in raw: each field
+// is a Parquet column every row of every file fills, if only with a null,
+// and optional attributes inside objects would double the fields
+// (vigil bench table measured the cost; docs/tables.md).
 func classFields(sc *ocsfschema.Schema, uid int) []iceberg.NestedField {
 	attrs, ok := sc.Class(uid)
 	if !ok {
@@ -126,8 +123,7 @@ func classFields(sc *ocsfschema.Schema, uid int) []iceberg.NestedField {
 // ids numbers the nested fields uniquely, as a schema needs before
 // UpdateSchema.AddColumn assigns the table's fresh ids.
 func attrType(sc *ocsfschema.Schema, a ocsfschema.Attr, depth int, ids *int) (iceberg.Type, bool) {
-	wanted := depth < maxDepth || a.Requirement >= ocsfschema.Recommended
-	if !wanted {
+	if depth > 0 && a.Requirement < ocsfschema.Recommended {
 		return nil, false
 	}
 	if a.Array {
@@ -140,7 +136,7 @@ func attrType(sc *ocsfschema.Schema, a ocsfschema.Attr, depth int, ids *int) (ic
 		return scalarType(b)
 	}
 	attrs, def := sc.Object(a.Type)
-	if !def || depth == maxDepth || depth > 0 && a.Requirement < ocsfschema.Recommended {
+	if !def || depth == maxDepth {
 		return iceberg.PrimitiveTypes.String, true // the object as JSON
 	}
 	st := &iceberg.StructType{}
@@ -210,7 +206,6 @@ func newRows(sc *iceberg.Schema, cols []column, hint int) (*rows, error) {
 		if !ok {
 			c = column{name: f.Name, path: f.Name}
 		}
-		c.sized = ok
 		if c.path != "" {
 			c.head, c.rest, _ = strings.Cut(c.path, ".")
 			r.byHead[c.head] = append(r.byHead[c.head], i)
@@ -413,12 +408,6 @@ func (r *rows) record() arrow.RecordBatch {
 	return rec
 }
 
-func (r *rows) reserve(n int) {
-	for i, c := range r.cols {
-		if c.sized {
-			r.b.Field(i).Reserve(n)
-		}
-	}
-}
+func (r *rows) reserve(n int) { r.b.Reserve(n) }
 
 func (r *rows) release() { r.b.Release() }

@@ -59,3 +59,33 @@ func TestClassFieldsUnion(t *testing.T) {
 	}
 	t.Logf("%d top-level columns in the union of %d classes", len(seen), len(ocsf.Classes())+1)
 }
+
+// leaves counts the primitive fields under fs: the Parquet columns.
+func leaves(fs []iceberg.NestedField) int {
+	n := 0
+	for _, f := range fs {
+		if st, ok := f.Type.(*iceberg.StructType); ok {
+			n += leaves(st.FieldList)
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
+func TestClassLeaves(t *testing.T) {
+	sc := ocsfschema.Load()
+	seen := map[string]iceberg.NestedField{}
+	for _, uid := range []int{3002, 1007, 4001} {
+		fs := classFields(sc, uid)
+		t.Logf("class %d: %d columns, %d leaves", uid, len(fs), leaves(fs))
+		for _, f := range fs {
+			seen[f.Name] = f
+		}
+	}
+	var all []iceberg.NestedField
+	for _, f := range seen {
+		all = append(all, f)
+	}
+	t.Logf("union of 3002, 1007, 4001: %d columns, %d leaves", len(all), leaves(all))
+}
