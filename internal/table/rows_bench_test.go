@@ -17,8 +17,9 @@ import (
 	"github.com/vigilhq/vigil/internal/ocsf/ocsfschema"
 )
 
-// BenchmarkAppend writes batches of such rows into a table in a local
-// directory, as a commit does: rows, Parquet and metadata.
+// BenchmarkAppend writes batches of BenchmarkRows' events into a table
+// in a local directory, as a commit does (rows, Parquet, manifests),
+// with the base columns alone and with the three classes' columns.
 func BenchmarkAppend(b *testing.B) {
 	for _, classes := range []bool{false, true} {
 		b.Run(fmt.Sprintf("classes=%v", classes), func(b *testing.B) {
