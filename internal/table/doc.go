@@ -21,12 +21,18 @@
 // One row per committed record: its Kafka partition, offset, timestamp
 // and key; the OCSF base event's attributes every class has (time,
 // class_uid, category_uid, activity_id, type_uid, severity_id,
-// status_id, message, metadata.product.name); and raw, the value as
+// status_id, message, metadata.product.name); raw, the value as
 // produced, so that an attribute without a column of its own is still in
-// the table. Schema evolution is Iceberg's: an attribute promoted with
-// vigil.table.columns becomes a new nullable column with a fresh field
-// id, added before the next commit; files written before read it as
-// null, and nothing is rewritten.
+// the table; the attributes promoted with vigil.table.columns, typed as
+// OCSF types them; and the typed columns of every OCSF class the topic
+// has carried (package ocsfschema: objects as structs two levels deep,
+// inside them the required and recommended attributes, arrays as JSON).
+// Schema evolution is Iceberg's: a class's first record, or a newly
+// promoted attribute, adds nullable columns with fresh field ids; files
+// written before read them as null, and nothing is rewritten. Rows
+// buffered before a class's columns are added are committed first, so
+// that each file's rows are built with its schema; the table property
+// vigil.table.classes records the classes with columns.
 //
 // # Exactly once
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"github.com/apache/iceberg-go"
 	itable "github.com/apache/iceberg-go/table"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/ocsf/ocsfschema"
 )
 
 // OffsetProperty prefixes the snapshot summary properties that carry,
@@ -33,6 +36,10 @@ const (
 	TopicProperty     = "vigil.topic"
 	CommitterProperty = "vigil.committer"
 )
+
+// ClassesProperty is the table property listing, comma-separated, the
+// OCSF class_uids whose attributes the table has columns for.
+const ClassesProperty = "vigil.table.classes"
 
 // Config is a Maintainer's.
 type Config struct {
@@ -81,10 +88,14 @@ type Config struct {
 type Maintainer struct {
 	cfg  Config
 	log  *slog.Logger
+	ocsf *ocsfschema.Schema
 	cols []column
 	met  *topicMetrics
 	// lastSweep is when the orphan sweep last ran (maintain.go).
 	lastSweep time.Time
+	// classes are the class_uids the table has columns for
+	// (ClassesProperty).
+	classes map[int]bool
 }
 
 // NewMaintainer returns the maintainer of cfg.Topic's table.
@@ -107,11 +118,12 @@ func NewMaintainer(cfg Config) *Maintainer {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	sc := ocsfschema.Load()
 	cols := slices.Clone(baseColumns)
 	for _, p := range cfg.Columns {
-		cols = append(cols, promotedColumn(p))
+		cols = append(cols, promotedColumn(sc, p))
 	}
-	return &Maintainer{cfg: cfg, log: cfg.Log.With("topic", cfg.Topic), cols: cols, met: cfg.Metrics.For(cfg.Topic)}
+	return &Maintainer{cfg: cfg, log: cfg.Log.With("topic", cfg.Topic), ocsf: sc, cols: cols, met: cfg.Metrics.For(cfg.Topic)}
 }
 
 // TableOffsets are the per-partition next offsets of the table's newest
@@ -154,8 +166,24 @@ func Offsets(s *itable.Snapshot) map[int32]int64 {
 }
 
 // Open loads the topic's table, creating it if it is missing, and adds
-// the columns of attributes promoted since it was last opened.
+// the columns of attributes promoted since it was last opened. A new
+// table has the base and promoted columns; a class's columns are added
+// when its first record arrives (Run).
 func (m *Maintainer) Open(ctx context.Context) (*itable.Table, error) {
+	tbl, err := m.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.classes = map[int]bool{}
+	for _, c := range strings.Split(tbl.Properties()[ClassesProperty], ",") {
+		if uid, err := strconv.Atoi(c); err == nil {
+			m.classes[uid] = true
+		}
+	}
+	return tbl, nil
+}
+
+func (m *Maintainer) open(ctx context.Context) (*itable.Table, error) {
 	ident := Ident(m.cfg.Topic)
 	tbl, err := m.cfg.Catalog.LoadTable(ctx, ident)
 	if errors.Is(err, ErrNoTable) {
@@ -249,10 +277,39 @@ func (m *Maintainer) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer rw.release()
+	defer func() {
+		if rw != nil {
+			rw.release()
+		}
+	}()
 	var oldest time.Time // of the first buffered record
 	commits := 0
 	lag := newLagTracker(next)
+	// flush commits the buffered rows; an evolving commit (of the rows
+	// before a new class's first record) is not counted towards
+	// CompactEvery, so that a class's arrival does not shift when the
+	// table compacts.
+	flush := func(evolving bool) error {
+		n := rw.n
+		if tbl, err = m.commit(ctx, tbl, rw.record(), next); err != nil {
+			return err
+		}
+		m.log.Debug("table commit", "records", n, "snapshot", tbl.CurrentSnapshot().SnapshotID)
+		m.met.committed(n)
+		m.met.setLag(lag.committed(next))
+		if m.cfg.OnCommit != nil {
+			m.cfg.OnCommit(n)
+		}
+		if evolving {
+			return nil
+		}
+		if commits++; commits%m.cfg.CompactEvery == 0 {
+			if tbl, err = m.maintain(ctx, tbl); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for {
 		wait := m.cfg.CommitInterval
 		if rw.n > 0 {
@@ -271,30 +328,38 @@ func (m *Maintainer) Run(ctx context.Context) error {
 			return fmt.Errorf("table: read %s[%d]: %w", fe.Topic, fe.Partition, fe.Err)
 		}
 		m.met.setLag(lag.fetched(fs))
-		fs.EachRecord(func(r *kgo.Record) {
+		for it := fs.RecordIter(); !it.Done(); {
+			r := it.Next()
+			if class, ok := rw.scan(r); ok && !m.classes[class] {
+				if _, known := m.ocsf.Class(class); known {
+					// Rows already buffered are committed with the schema
+					// they were built for, then the class's columns added.
+					if rw.n > 0 {
+						if err := flush(true); err != nil {
+							return err
+						}
+					}
+					if tbl, err = m.addClass(ctx, tbl, class); err != nil {
+						return err
+					}
+					rw.release()
+					if rw, err = newRows(tbl.Schema(), m.cols, m.cfg.CommitRecords); err != nil {
+						return err
+					}
+					rw.scan(r)
+				}
+			}
 			if rw.n == 0 {
 				oldest = time.Now()
 			}
-			rw.add(r)
+			rw.append(r)
 			next[r.Partition] = r.Offset + 1
-		})
+		}
 		if rw.n == 0 || rw.n < m.cfg.CommitRecords && time.Since(oldest) < m.cfg.CommitInterval {
 			continue
 		}
-		n := rw.n
-		if tbl, err = m.commit(ctx, tbl, rw.record(), next); err != nil {
+		if err := flush(false); err != nil {
 			return err
-		}
-		m.log.Debug("table commit", "records", n, "snapshot", tbl.CurrentSnapshot().SnapshotID)
-		m.met.committed(n)
-		m.met.setLag(lag.committed(next))
-		if m.cfg.OnCommit != nil {
-			m.cfg.OnCommit(n)
-		}
-		if commits++; commits%m.cfg.CompactEvery == 0 {
-			if tbl, err = m.maintain(ctx, tbl); err != nil {
-				return err
-			}
 		}
 	}
 }
@@ -330,5 +395,48 @@ func (m *Maintainer) commit(ctx context.Context, tbl *itable.Table, rec arrow.Re
 	if err != nil {
 		return nil, fmt.Errorf("table: commit %s: %w", m.cfg.Topic, err)
 	}
+	return out, nil
+}
+
+// addClass evolves the table's schema with the columns of an OCSF class
+// it has none for: new nullable top-level fields with fresh ids, so that
+// files written before read them as null and nothing is rewritten. A
+// column whose name the table has already (another class's, of the same
+// OCSF object since the dictionary gives a name one type; or a promoted
+// single-attribute path) is kept as it is. The class joins
+// ClassesProperty in the same metadata version, so a restart does not
+// evolve again.
+func (m *Maintainer) addClass(ctx context.Context, tbl *itable.Table, class int) (*itable.Table, error) {
+	tx := tbl.NewTransaction()
+	us := tx.UpdateSchema(true, false)
+	var added []string
+	for _, f := range classFields(m.ocsf, class) {
+		if _, ok := tbl.Schema().FindFieldByName(f.Name); ok {
+			continue
+		}
+		us = us.AddColumn([]string{f.Name}, f.Type, f.Doc, false, nil)
+		added = append(added, f.Name)
+	}
+	if len(added) > 0 {
+		if err := us.Commit(); err != nil {
+			return nil, fmt.Errorf("table: add class %d columns to %s: %w", class, m.cfg.Topic, err)
+		}
+	}
+	m.classes[class] = true
+	uids := slices.Sorted(maps.Keys(m.classes))
+	list := make([]string, len(uids))
+	for i, u := range uids {
+		list[i] = strconv.Itoa(u)
+	}
+	if err := tx.SetProperties(iceberg.Properties{ClassesProperty: strings.Join(list, ",")}); err != nil {
+		delete(m.classes, class)
+		return nil, fmt.Errorf("table: record class %d of %s: %w", class, m.cfg.Topic, err)
+	}
+	out, err := tx.Commit(ctx)
+	if err != nil {
+		delete(m.classes, class)
+		return nil, fmt.Errorf("table: commit class %d columns of %s: %w", class, m.cfg.Topic, err)
+	}
+	m.log.Info("table schema evolved", "class_uid", class, "columns_added", len(added))
 	return out, nil
 }

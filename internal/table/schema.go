@@ -2,6 +2,8 @@ package table
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +14,8 @@ import (
 	itable "github.com/apache/iceberg-go/table"
 	"github.com/tidwall/gjson"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/ocsf/ocsfschema"
 )
 
 // column is one column of a topic's table and where its value comes
@@ -50,9 +54,99 @@ var baseColumns = []column{
 }
 
 // promotedColumn is the column of an attribute promoted by
-// tablecfg.Columns: a nullable string named after its path.
-func promotedColumn(path string) column {
-	return column{name: strings.ReplaceAll(path, ".", "_"), typ: iceberg.PrimitiveTypes.String, doc: "OCSF " + path, path: path}
+// tablecfg.Columns, named after its path: nullable, of the OCSF type of
+// the attribute where the dictionary knows it as a scalar, a string
+// otherwise (an object or array as JSON).
+func promotedColumn(sc *ocsfschema.Schema, path string) column {
+	typ := iceberg.PrimitiveTypes.String
+	if a, ok := sc.Path(path); ok && !a.Array {
+		if t, ok := scalarType(a.Base()); ok {
+			typ = t
+		}
+	}
+	return column{name: strings.ReplaceAll(path, ".", "_"), typ: typ, doc: "OCSF " + path, path: path}
+}
+
+// scalarType is the column type of an OCSF scalar base type: JSON text
+// for json_t.
+func scalarType(base string) (iceberg.PrimitiveType, bool) {
+	switch base {
+	case "integer_t":
+		return iceberg.PrimitiveTypes.Int32, true
+	case "long_t":
+		return iceberg.PrimitiveTypes.Int64, true
+	case "float_t":
+		return iceberg.PrimitiveTypes.Float64, true
+	case "boolean_t":
+		return iceberg.PrimitiveTypes.Bool, true
+	case "timestamp_t": // epoch milliseconds
+		return iceberg.PrimitiveTypes.TimestampTz, true
+	case "string_t", "json_t":
+		return iceberg.PrimitiveTypes.String, true
+	}
+	return nil, false
+}
+
+// maxDepth bounds the objects a class column nests as structs: a class's
+// object attribute (src_endpoint) is a struct, and so is an object in it
+// (src_endpoint.location); objects below are JSON strings.
+const maxDepth = 2
+
+// classFields are the top-level columns of an OCSF class's attributes,
+// those every table has (the base columns) aside: scalars typed, objects
+// as structs to maxDepth, arrays as JSON strings. Every attribute of the
+// class is a column; inside objects only the required and recommended
+// attributes are fields. What has no field is still in raw: each field
+// is a Parquet column every row of every file fills, if only with a null,
+// and optional attributes inside objects would double the fields
+// (vigil bench table measured the cost; docs/tables.md).
+func classFields(sc *ocsfschema.Schema, uid int) []iceberg.NestedField {
+	attrs, ok := sc.Class(uid)
+	if !ok {
+		return nil
+	}
+	var out []iceberg.NestedField
+	for _, a := range attrs {
+		if slices.ContainsFunc(baseColumns, func(c column) bool { return c.name == a.Name }) {
+			continue
+		}
+		ids := 0
+		if t, ok := attrType(sc, a, 0, &ids); ok {
+			out = append(out, iceberg.NestedField{Name: a.Name, Type: t, Doc: "OCSF " + a.Name})
+		}
+	}
+	return out
+}
+
+// attrType is the type of an attribute's field at depth (0 for a class's
+// own attributes), or false where the attribute is left to raw.
+// ids numbers the nested fields uniquely, as a schema needs before
+// UpdateSchema.AddColumn assigns the table's fresh ids.
+func attrType(sc *ocsfschema.Schema, a ocsfschema.Attr, depth int, ids *int) (iceberg.Type, bool) {
+	if depth > 0 && a.Requirement < ocsfschema.Recommended {
+		return nil, false
+	}
+	if a.Array {
+		// JSON text, as OCSF has it: a list column would null a whole
+		// array for one element of the wrong type, and engines read JSON
+		// arrays directly (DuckDB: col->>'$[0]', json_array_length).
+		return iceberg.PrimitiveTypes.String, true
+	}
+	if b := a.Base(); b != "" {
+		return scalarType(b)
+	}
+	attrs, def := sc.Object(a.Type)
+	if !def || depth == maxDepth {
+		return iceberg.PrimitiveTypes.String, true // the object as JSON
+	}
+	st := &iceberg.StructType{}
+	for _, c := range attrs {
+		if t, ok := attrType(sc, c, depth+1, ids); ok {
+			*ids++
+			st.FieldList = append(st.FieldList, iceberg.NestedField{ID: *ids, Name: c.Name, Type: t})
+		}
+	}
+	return st, true
 }
 
 // newSchema is a new table's schema.
@@ -79,8 +173,10 @@ func newSpec(sc *iceberg.Schema) (iceberg.PartitionSpec, error) {
 // Kafka records.
 type rows struct {
 	cols   []column
+	fields []*field         // per column, how a JSON value fills it
 	byHead map[string][]int // top-level attribute -> the columns under it
 	vals   []gjson.Result   // per column, the record's value
+	class  int              // the class_uid column
 	b      *array.RecordBuilder
 	n      int
 	// hint is the rows a batch is expected to have; sized is whether
@@ -89,9 +185,12 @@ type rows struct {
 	sized bool
 }
 
-// newRows prepares a batch for the table's schema; cols says where each
-// of its columns comes from (columns the schema has and cols does not,
-// say dropped from tablecfg.Columns, are left null).
+// newRows prepares a batch for the table's schema; cols says where the
+// base and promoted columns come from. Every other column is an OCSF
+// attribute of the same name at the event's top level (a class's
+// columns), so that the schema alone says how an event fills a row: a
+// column dropped from tablecfg.Columns (src_endpoint_ip) names no
+// attribute and stays null.
 func newRows(sc *iceberg.Schema, cols []column, hint int) (*rows, error) {
 	as, err := itable.SchemaToArrowSchema(sc, nil, true, false)
 	if err != nil {
@@ -101,31 +200,29 @@ func newRows(sc *iceberg.Schema, cols []column, hint int) (*rows, error) {
 	for _, c := range cols {
 		byName[c.name] = c
 	}
-	r := &rows{b: array.NewRecordBuilder(memory.DefaultAllocator, as), byHead: map[string][]int{}, hint: hint}
+	r := &rows{b: array.NewRecordBuilder(memory.DefaultAllocator, as), byHead: map[string][]int{}, hint: hint, class: -1}
 	for i, f := range as.Fields() {
-		c := byName[f.Name] // a column absent from cols has no path: null
-		c.name = f.Name
+		c, ok := byName[f.Name]
+		if !ok {
+			c = column{name: f.Name, path: f.Name}
+		}
 		if c.path != "" {
 			c.head, c.rest, _ = strings.Cut(c.path, ".")
 			r.byHead[c.head] = append(r.byHead[c.head], i)
 		}
+		if c.name == "class_uid" {
+			r.class = i
+		}
 		r.cols = append(r.cols, c)
+		r.fields = append(r.fields, newField(f.Type))
 	}
 	r.vals = make([]gjson.Result, len(r.cols))
 	return r, nil
 }
 
-func (r *rows) add(rec *kgo.Record) {
-	if !r.sized {
-		// The first batch: guess its string bytes from its first record.
-		r.b.Reserve(r.hint)
-		for i := range r.cols {
-			if sb, ok := r.b.Field(i).(*array.StringBuilder); ok && r.cols[i].name == "raw" {
-				sb.ReserveData(r.hint * len(rec.Value))
-			}
-		}
-		r.sized = true
-	}
+// scan reads a record's top-level attributes for its columns and returns
+// its class_uid, if it is an OCSF event with one; append then adds it.
+func (r *rows) scan(rec *kgo.Record) (class int, ok bool) {
 	// One pass over the event's top-level attributes finds every column's
 	// (gjson.Get per column would scan the event once per column).
 	clear(r.vals)
@@ -140,6 +237,28 @@ func (r *rows) add(rec *kgo.Record) {
 			}
 			return true
 		})
+	}
+	if r.class < 0 {
+		return 0, false
+	}
+	v := r.vals[r.class]
+	if v.Type != gjson.Number || float64(int32(v.Int())) != v.Num {
+		return 0, false
+	}
+	return int(v.Int()), true
+}
+
+// append adds the record scan read last.
+func (r *rows) append(rec *kgo.Record) {
+	if !r.sized {
+		// The first batch: guess its string bytes from its first record.
+		r.reserve(r.hint)
+		for i := range r.cols {
+			if sb, ok := r.b.Field(i).(*array.StringBuilder); ok && r.cols[i].name == "raw" {
+				sb.ReserveData(r.hint * len(rec.Value))
+			}
+		}
+		r.sized = true
 	}
 	for i, c := range r.cols {
 		fb := r.b.Field(i)
@@ -172,35 +291,96 @@ func (r *rows) add(rec *kgo.Record) {
 			fb.(*array.StringBuilder).BinaryBuilder.Append(rec.Value)
 			continue
 		}
-		v := r.vals[i]
-		if !v.Exists() || v.Type == gjson.Null {
-			fb.AppendNull()
-			continue
-		}
-		switch b := fb.(type) {
-		case *array.Int32Builder:
-			if v.Type != gjson.Number {
-				b.AppendNull()
-				continue
-			}
-			b.Append(int32(v.Int()))
-		case *array.Int64Builder:
-			if v.Type != gjson.Number {
-				b.AppendNull()
-				continue
-			}
-			b.Append(v.Int())
-		case *array.StringBuilder:
-			if v.Type == gjson.String {
-				b.Append(v.Str)
-			} else {
-				b.Append(v.Raw) // an object or array keeps its JSON
-			}
-		default:
-			fb.AppendNull()
-		}
+		r.fields[i].append(fb, r.vals[i])
 	}
 	r.n++
+}
+
+// field fills one column or struct field from a JSON value. A value of
+// the wrong JSON type for the field (a string where OCSF says integer, a
+// fraction in an integer, an array where it says object) is null there:
+// raw keeps it, and an event's content never fails a commit.
+type field struct {
+	kind arrow.Type
+	// A struct's fields, by the attribute names they hold, and the
+	// values of one object being appended.
+	sub    []*field
+	byName map[string]int
+	vals   []gjson.Result
+}
+
+func newField(t arrow.DataType) *field {
+	f := &field{kind: t.ID()}
+	if st, ok := t.(*arrow.StructType); ok {
+		f.byName = map[string]int{}
+		for i, sf := range st.Fields() {
+			f.sub = append(f.sub, newField(sf.Type))
+			f.byName[sf.Name] = i
+		}
+		f.vals = make([]gjson.Result, len(f.sub))
+	}
+	return f
+}
+
+func (f *field) append(b array.Builder, v gjson.Result) {
+	if !v.Exists() || v.Type == gjson.Null {
+		b.AppendNull()
+		return
+	}
+	switch f.kind {
+	case arrow.STRING:
+		if v.Type == gjson.String {
+			b.(*array.StringBuilder).Append(v.Str)
+		} else {
+			b.(*array.StringBuilder).Append(v.Raw) // an object or array keeps its JSON
+		}
+		return
+	case arrow.STRUCT:
+		if !v.IsObject() {
+			break
+		}
+		sb := b.(*array.StructBuilder)
+		clear(f.vals)
+		v.ForEach(func(k, x gjson.Result) bool {
+			if i, ok := f.byName[k.Str]; ok {
+				f.vals[i] = x
+			}
+			return true
+		})
+		sb.Append(true)
+		for i, s := range f.sub {
+			s.append(sb.FieldBuilder(i), f.vals[i])
+		}
+		return
+	case arrow.BOOL:
+		if v.Type == gjson.True || v.Type == gjson.False {
+			b.(*array.BooleanBuilder).Append(v.Type == gjson.True)
+			return
+		}
+	}
+	if v.Type != gjson.Number {
+		b.AppendNull()
+		return
+	}
+	switch f.kind {
+	case arrow.INT32:
+		if n := v.Int(); n >= math.MinInt32 && n <= math.MaxInt32 && float64(n) == v.Num {
+			b.(*array.Int32Builder).Append(int32(n))
+			return
+		}
+	case arrow.INT64:
+		if n := v.Int(); float64(n) == v.Num {
+			b.(*array.Int64Builder).Append(n)
+			return
+		}
+	case arrow.FLOAT64:
+		b.(*array.Float64Builder).Append(v.Num)
+		return
+	case arrow.TIMESTAMP: // OCSF timestamp_t: epoch milliseconds
+		b.(*array.TimestampBuilder).Append(arrow.Timestamp(time.UnixMilli(v.Int()).UnixMicro()))
+		return
+	}
+	b.AppendNull()
 }
 
 // record returns the batch built so far and starts a new one, its
@@ -217,7 +397,7 @@ func (r *rows) record() arrow.RecordBatch {
 	rec := r.b.NewRecordBatch()
 	r.n = 0
 	r.sized = true
-	r.b.Reserve(n)
+	r.reserve(n)
 	j := 0
 	for i := range r.cols {
 		if sb, ok := r.b.Field(i).(*array.StringBuilder); ok {
@@ -227,5 +407,7 @@ func (r *rows) record() arrow.RecordBatch {
 	}
 	return rec
 }
+
+func (r *rows) reserve(n int) { r.b.Reserve(n) }
 
 func (r *rows) release() { r.b.Release() }

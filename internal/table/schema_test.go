@@ -1,0 +1,91 @@
+package table
+
+import (
+	"testing"
+
+	"github.com/apache/iceberg-go"
+
+	"github.com/vigilhq/vigil/internal/ocsf"
+	"github.com/vigilhq/vigil/internal/ocsf/ocsfschema"
+)
+
+func TestPromotedColumnTypes(t *testing.T) {
+	sc := ocsfschema.Load()
+	for path, want := range map[string]iceberg.Type{
+		"src_endpoint.port":     iceberg.PrimitiveTypes.Int32,
+		"src_endpoint.ip":       iceberg.PrimitiveTypes.String,
+		"traffic.bytes_in":      iceberg.PrimitiveTypes.Int64,
+		"is_remote":             iceberg.PrimitiveTypes.Bool,
+		"process.created_time":  iceberg.PrimitiveTypes.TimestampTz,
+		"actor.user.name":       iceberg.PrimitiveTypes.String,
+		"user":                  iceberg.PrimitiveTypes.String, // an object: JSON
+		"metadata.profiles":     iceberg.PrimitiveTypes.String, // an array: JSON
+		"vendor.custom.field":   iceberg.PrimitiveTypes.String, // not OCSF
+		"src_endpoint.port.sub": iceberg.PrimitiveTypes.String,
+	} {
+		c := promotedColumn(sc, path)
+		if !c.typ.Equals(want) || c.path != path {
+			t.Errorf("promotedColumn(%s) = %s %s, want %s", path, c.name, c.typ, want)
+		}
+	}
+}
+
+// The union of classes is consistent: a top-level name has the same type
+// in every class, so whichever class adds a column, the next finds it as
+// it would have added it.
+func TestClassFieldsUnion(t *testing.T) {
+	sc := ocsfschema.Load()
+	seen := map[string]iceberg.Type{}
+	from := map[string]int{}
+	for _, c := range append(ocsf.Classes(), ocsf.DetectionFinding) {
+		fs := classFields(sc, c.UID)
+		if len(fs) == 0 {
+			t.Errorf("class %s has no columns", c.Name)
+		}
+		for _, f := range fs {
+			if t0, ok := seen[f.Name]; ok && !t0.Equals(f.Type) {
+				t.Errorf("%s: %s in class %d, %s in class %d", f.Name, t0, from[f.Name], f.Type, c.UID)
+			}
+			seen[f.Name], from[f.Name] = f.Type, c.UID
+			for _, b := range baseColumns {
+				if b.name == f.Name {
+					t.Errorf("class %s redefines base column %s", c.Name, f.Name)
+				}
+			}
+		}
+	}
+	if _, ok := seen["process"]; !ok {
+		t.Error("no class has process")
+	}
+	t.Logf("%d top-level columns in the union of %d classes", len(seen), len(ocsf.Classes())+1)
+}
+
+// leaves counts the primitive fields under fs: the Parquet columns.
+func leaves(fs []iceberg.NestedField) int {
+	n := 0
+	for _, f := range fs {
+		if st, ok := f.Type.(*iceberg.StructType); ok {
+			n += leaves(st.FieldList)
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
+func TestClassLeaves(t *testing.T) {
+	sc := ocsfschema.Load()
+	seen := map[string]iceberg.NestedField{}
+	for _, uid := range []int{3002, 1007, 4001} {
+		fs := classFields(sc, uid)
+		t.Logf("class %d: %d columns, %d leaves", uid, len(fs), leaves(fs))
+		for _, f := range fs {
+			seen[f.Name] = f
+		}
+	}
+	var all []iceberg.NestedField
+	for _, f := range seen {
+		all = append(all, f)
+	}
+	t.Logf("union of 3002, 1007, 4001: %d columns, %d leaves", len(all), leaves(all))
+}
