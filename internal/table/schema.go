@@ -300,6 +300,10 @@ func (r *rows) append(rec *kgo.Record) {
 // the wrong JSON type for the field (a string where OCSF says integer, a
 // fraction in an integer, an array where it says object) is null there:
 // raw keeps it, and an event's content never fails a commit.
+//
+// Nulls are appended lazily, in runs: most of a union schema's fields
+// are null in most rows (an Authentication event has no process), and
+// one AppendNulls per run costs a fraction of a null per row and field.
 type field struct {
 	kind arrow.Type
 	// A struct's fields, by the attribute names they hold, and the
@@ -307,6 +311,8 @@ type field struct {
 	sub    []*field
 	byName map[string]int
 	vals   []gjson.Result
+	// pending nulls are owed to the builder, after the rows it has.
+	pending int
 }
 
 func newField(t arrow.DataType) *field {
@@ -324,9 +330,10 @@ func newField(t arrow.DataType) *field {
 
 func (f *field) append(b array.Builder, v gjson.Result) {
 	if !v.Exists() || v.Type == gjson.Null {
-		b.AppendNull()
+		f.pending++
 		return
 	}
+	f.flush(b)
 	switch f.kind {
 	case arrow.STRING:
 		if v.Type == gjson.String {
@@ -383,11 +390,31 @@ func (f *field) append(b array.Builder, v gjson.Result) {
 	b.AppendNull()
 }
 
+// flush appends the nulls owed to b, and for a struct those its fields
+// owe (for rows where the struct has a value without them), so that the
+// struct and each of its fields are as long as the batch. A struct's own
+// nulls are nulls of its fields too: which goes first does not matter.
+func (f *field) flush(b array.Builder) {
+	if f.sub != nil {
+		sb := b.(*array.StructBuilder)
+		for i, s := range f.sub {
+			s.flush(sb.FieldBuilder(i))
+		}
+	}
+	if f.pending > 0 {
+		b.AppendNulls(f.pending)
+		f.pending = 0
+	}
+}
+
 // record returns the batch built so far and starts a new one, its
 // builders sized for as many rows as this one had: grown by doubling,
 // they would copy and zero each buffer several times per batch.
 func (r *rows) record() arrow.RecordBatch {
 	n := r.n
+	for i, f := range r.fields {
+		f.flush(r.b.Field(i))
+	}
 	var strBytes []int
 	for i := range r.cols {
 		if sb, ok := r.b.Field(i).(*array.StringBuilder); ok {
