@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vigilhq/vigil/internal/objstore"
+	"github.com/vigilhq/vigil/internal/server/servertest"
 	"github.com/vigilhq/vigil/internal/table"
 )
 
@@ -45,7 +46,7 @@ func runMaintainer(t *testing.T, addr, objects, topic string, store objstore.Sto
 	ctx, cancel := context.WithCancel(context.Background())
 	m := table.NewMaintainer(table.Config{Topic: topic, Partitions: 1, Columns: columns,
 		Catalog:    table.NewCatalog(ctx, store, "file://"+objects),
-		ClientOpts: []kgo.Opt{kgo.SeedBrokers(addr)}, CommitRecords: 1000, CommitInterval: 100 * time.Millisecond, Log: testLogger(t)})
+		ClientOpts: []kgo.Opt{kgo.SeedBrokers(addr)}, CommitRecords: 1000, CommitInterval: 100 * time.Millisecond, Log: servertest.Logger(t)})
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
 	tbl := waitTable(t, objects, topic, topicRows(t, addr, topic))

@@ -33,24 +33,10 @@ import (
 	"github.com/vigilhq/vigil/internal/objstore"
 	"github.com/vigilhq/vigil/internal/objstore/s3test"
 	"github.com/vigilhq/vigil/internal/server"
+	"github.com/vigilhq/vigil/internal/server/servertest"
 	"github.com/vigilhq/vigil/internal/table"
 	"github.com/vigilhq/vigil/internal/table/tablecfg"
 )
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	level := slog.LevelWarn
-	if os.Getenv("VIGIL_TEST_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
-}
 
 // startBroker runs a broker in-process; it returns its address and its
 // object store directory.
@@ -63,28 +49,10 @@ func startBroker(t *testing.T) (string, string) {
 // too; mods change the config.
 func startBrokerAdmin(t *testing.T, mods ...func(*config.Broker)) (string, string, string) {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := config.Default()
-	cfg.Listen, cfg.Advertised, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.DataDir, cfg.ObjectStore = dir, filepath.Join(dir, "objects")
-	cfg.WAL, cfg.WALSync = "file", false
-	cfg.TableCommitInterval = 300 * time.Millisecond
-	for _, mod := range mods {
-		mod(&cfg)
-	}
-	srv, err := server.Start(context.Background(), cfg, testLogger(t))
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("close broker: %v", err)
-		}
-		<-served
-	})
-	return srv.Addr().String(), cfg.ObjectStore, srv.AdminAddr()
+	b := servertest.Run(t, append([]func(*config.Broker){func(c *config.Broker) {
+		c.TableCommitInterval = 300 * time.Millisecond
+	}}, mods...)...)
+	return b.Addr, b.Config.ObjectStore, b.Admin
 }
 
 // event is an OCSF event of one of two classes on one of two days.
@@ -405,7 +373,7 @@ func TestCrashBetweenFilesAndCommit(t *testing.T) {
 	addr, objects, cl, store := brokerTopic(t, topic)
 	newMaintainer := func(cat *table.Catalog) *table.Maintainer {
 		return table.NewMaintainer(table.Config{Topic: topic, Partitions: 2, Catalog: cat,
-			ClientOpts: []kgo.Opt{kgo.SeedBrokers(addr)}, CommitRecords: 149, CommitInterval: 100 * time.Millisecond, Log: testLogger(t)})
+			ClientOpts: []kgo.Opt{kgo.SeedBrokers(addr)}, CommitRecords: 149, CommitInterval: 100 * time.Millisecond, Log: servertest.Logger(t)})
 	}
 	const crashes = 3
 	for i := range crashes {
@@ -477,7 +445,7 @@ func TestCrashBetweenFilesAndCommit(t *testing.T) {
 	sweep := func(age time.Duration, hold bool) {
 		t.Helper()
 		m := table.NewMaintainer(table.Config{Topic: topic, Partitions: 2, Catalog: table.NewCatalog(ctx, store, "file://"+objects),
-			OrphanAge: age, LegalHold: hold, Metrics: met, Log: testLogger(t)})
+			OrphanAge: age, LegalHold: hold, Metrics: met, Log: servertest.Logger(t)})
 		if err := m.Maintain(ctx); err != nil {
 			t.Fatalf("maintain (orphan age %s, legal hold %v): %v", age, hold, err)
 		}
@@ -597,7 +565,7 @@ func TestTwoCommitters(t *testing.T) {
 					return nil
 				}
 				err := table.NewMaintainer(table.Config{Topic: topic, Partitions: 2, Catalog: cat, Committer: name,
-					ClientOpts: []kgo.Opt{kgo.SeedBrokers(addr)}, CommitRecords: 100, CommitInterval: 30 * time.Millisecond, Log: testLogger(t)}).Run(ctx)
+					ClientOpts: []kgo.Opt{kgo.SeedBrokers(addr)}, CommitRecords: 100, CommitInterval: 30 * time.Millisecond, Log: servertest.Logger(t)}).Run(ctx)
 				if errors.Is(err, itable.ErrCommitFailed) {
 					if strings.Contains(err.Error(), "another committer wrote this version") {
 						lostRace.Add(1)
@@ -675,7 +643,7 @@ func TestCompactionAndRetention(t *testing.T) {
 		want := topicRows(t, addr, topic)
 		m := table.NewMaintainer(table.Config{Topic: topic, Partitions: 1, Catalog: table.NewCatalog(ctx, store, "file://"+objects),
 			ClientOpts: []kgo.Opt{kgo.SeedBrokers(addr)}, CommitRecords: 100, CommitInterval: 100 * time.Millisecond,
-			CompactEvery: 3, TargetFileBytes: 1 << 20, RetentionMs: 1, LegalHold: hold, Log: testLogger(t)})
+			CompactEvery: 3, TargetFileBytes: 1 << 20, RetentionMs: 1, LegalHold: hold, Log: servertest.Logger(t)})
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- m.Run(rctx) }()
@@ -900,7 +868,7 @@ func TestBrokerKilled(t *testing.T) {
 	start := func() {
 		child = exec.Command(os.Args[0], "-test.run=^$")
 		child.Env = append(os.Environ(), brokerEnv+"="+dir, brokerAddrEnv+"="+addr)
-		child.Stderr = tWriter{t}
+		child.Stderr = servertest.Writer(t)
 		if err := child.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -986,7 +954,7 @@ func TestClusterTables(t *testing.T) {
 	endpoint := etcdtest.Start(t)
 	objects := filepath.Join(t.TempDir(), "objects")
 	// A failed commit means two committers met on a table.
-	failed := &countingWriter{w: tWriter{t}, match: "table maintainer failed"}
+	failed := &countingWriter{w: servertest.Writer(t), match: "table maintainer failed"}
 	log := slog.New(slog.NewTextHandler(failed, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	type broker struct {
 		addr  string

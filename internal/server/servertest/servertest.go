@@ -6,6 +6,7 @@ package servertest
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -101,6 +102,10 @@ func LoggerAt(t testing.TB, level slog.Level) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 }
+
+// Writer writes into the test's log, a line per Log call: for a child
+// process's stderr.
+func Writer(t testing.TB) io.Writer { return testWriter{t} }
 
 type testWriter struct{ t testing.TB }
 
