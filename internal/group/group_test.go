@@ -152,23 +152,6 @@ func newTestCoordinator(t *testing.T, l Log, snapshot int) *Coordinator {
 	return c
 }
 
-func TestPartitionForMatchesJava(t *testing.T) {
-	// Values of Java's abs(String.hashCode()) % n, including the
-	// Integer.MIN_VALUE hash ("polygenelubricants") and UTF-16 surrogates.
-	for _, tc := range []struct {
-		id   string
-		n    int32
-		want int32
-	}{
-		{"hello", 50, 22}, {"Aa", 50, 12}, {"BB", 50, 12}, {"polygenelubricants", 50, 0},
-		{"console-consumer-1", 50, 24}, {"groupé", 50, 6}, {"g😀", 50, 32}, {"g😀", 16, 10}, {"", 16, 0},
-	} {
-		if got := PartitionFor(tc.id, tc.n); got != tc.want {
-			t.Errorf("PartitionFor(%q, %d) = %d, want %d", tc.id, tc.n, got, tc.want)
-		}
-	}
-}
-
 func commitReq(groupID, member string, gen int32, topic string, p int32, off int64) *kmsg.OffsetCommitRequest {
 	req := kmsg.NewPtrOffsetCommitRequest()
 	req.Version = 8
