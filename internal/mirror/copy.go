@@ -32,11 +32,11 @@ package mirror
 //   - committed group offsets (OffsetFetch on the source, OffsetCommit on
 //     Vigil), for the mirrored topics, each only once Vigil holds the
 //     offset, and never for a group with members on Vigil (the consumers
-//     moved: their commits win) or for a promoted topic.
-//
-// Topic configs are copied once, when the topic is created: those set on
-// the source topic (DYNAMIC_TOPIC_CONFIG), but for Vigil's own (vigil.*)
-// and Confluent's (confluent.*).
+//     moved: their commits win) or for a promoted topic;
+//   - topic configs: those set on the source topic (DYNAMIC_TOPIC_CONFIG),
+//     but for Vigil's own (vigil.*) and Confluent's (confluent.*), copied
+//     when the topic is created and set or removed on Vigil as they change
+//     on the source (configs.go).
 //
 // A promoted topic (Promote: the config deleted) refuses the mirror's
 // appends; the mirror then stops copying it.
@@ -246,6 +246,7 @@ func (m *Mirror) Run(ctx context.Context) error {
 				m.log.Warn("mirror: topics not synced", "err", err)
 			}
 			m.syncLogStarts(ctx)
+			m.syncConfigs(ctx)
 			m.syncGroups(ctx)
 		case <-progress:
 			n := m.records.Load()
@@ -390,13 +391,7 @@ func (m *Mirror) ensureTopic(ctx context.Context, name string, parts int32) erro
 		if err != nil {
 			return fmt.Errorf("destination: describe configs: %w", err)
 		}
-		mirrored := false
-		for _, c := range rc.Configs {
-			if c.Key == MirrorSourceConfig && c.Value != nil && strings.TrimSpace(*c.Value) != "" {
-				mirrored = true
-			}
-		}
-		if !mirrored {
+		if !marked(rc.Configs) {
 			return fmt.Errorf("%s %w (%s unset: created by others, or promoted); delete it or leave it out of --topics", name, errNotMirror, MirrorSourceConfig)
 		}
 		if have := int32(len(d.Partitions)); have < parts {
@@ -440,12 +435,8 @@ func (m *Mirror) sourceConfigs(ctx context.Context, name string) (map[string]*st
 		return nil, fmt.Errorf("source: describe configs of %s: %w", name, err)
 	}
 	out := map[string]*string{}
-	for _, c := range rc.Configs {
-		if c.Source != kmsg.ConfigSourceDynamicTopicConfig || c.Value == nil ||
-			strings.HasPrefix(c.Key, "vigil.") || strings.HasPrefix(c.Key, "confluent.") {
-			continue
-		}
-		out[c.Key] = c.Value
+	for k, v := range mirroredConfigs(rc.Configs) {
+		out[k] = &v
 	}
 	return out, nil
 }
