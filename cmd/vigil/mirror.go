@@ -82,7 +82,8 @@ func mirrorRun(args []string, stdout, stderr io.Writer, getenv func(string) stri
 	topics := fs.String("topics", "", "regular expression a topic's whole name must match (Go syntax: 'auth|dns', 'telemetry\\..*'); required")
 	groups := fs.String("groups", ".*", "regular expression of the groups whose committed offsets are copied (whole name)")
 	sourceName := fs.String("source-name", "", "the value of vigil.mirror.source on the topics created (default: the source's cluster id)")
-	interval := fs.Duration("sync-interval", 5*time.Second, "how often new topics and partitions, log starts and group offsets are synced")
+	interval := fs.Duration("sync-interval", 5*time.Second, "how often new topics and partitions, log starts, topic configs, ACLs (--acls) and group offsets are synced")
+	acls := fs.Bool("acls", false, "copy the source's ACLs of the mirrored topics, the groups --groups matches and transactional ids (not cluster ACLs), and delete those deleted there; needs Describe on the source's cluster and Alter on Vigil's")
 	fetchMax := fs.Int("fetch-max-bytes", 1<<20, "bytes one fetch of a partition asks for (and one append to Vigil carries); memory is about three times this per partition copying at full speed")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics (and /healthz); empty: none")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
@@ -91,17 +92,19 @@ func mirrorRun(args []string, stdout, stderr io.Writer, getenv func(string) stri
 	srcSec := clientsec.RegisterPrefixed(fs, getenv, "source-", "VIGIL_SOURCE_")
 	dstSec := clientsec.Register(fs, getenv)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, `Usage: vigil mirror --source-brokers S --topics REGEX [--brokers D] [--groups REGEX] [--metrics ADDR]
+		fmt.Fprintln(stderr, `Usage: vigil mirror --source-brokers S --topics REGEX [--brokers D] [--groups REGEX] [--acls] [--metrics ADDR]
 
 Copies the topics REGEX matches from the source cluster (any Kafka-compatible
 cluster) onto Vigil, continuously, until SIGTERM or SIGINT. Each topic is
-created on Vigil with the source's partition count and the configs set on it,
-marked a mirror topic (vigil.mirror.source); its records keep their offsets,
+created on Vigil with the source's partition count and the configs set on it
+(which keep following the source's), marked a mirror topic (vigil.mirror.source); its records keep their offsets,
 keys, headers, timestamps and batches, compaction's gaps and transaction
 markers included, so consumers move without offset translation. Committed
 offsets of the groups --groups matches are copied for the mirrored topics,
 each once Vigil holds it, never for a group with members on Vigil. A mirror
-topic refuses produces until promoted (vigil mirror promote TOPIC).
+topic refuses produces until promoted (vigil mirror promote TOPIC). With
+--acls, the source's ACLs of those topics, groups and transactional ids are
+copied too.
 
 A progress line on stderr gives the lag, in offsets, and the partitions
 furthest behind; --metrics serves the lag per partition.
@@ -172,7 +175,7 @@ command line.`)
 		Source:      append([]kgo.Opt{kgo.SeedBrokers(srcSeeds...)}, srcOpts...),
 		Destination: append([]kgo.Opt{kgo.SeedBrokers(dstSeeds...)}, dstOpts...),
 		Topics:      re, Groups: gre, SourceName: *sourceName, Interval: *interval, MaxBytes: int32(*fetchMax),
-		ProgressEvery: *every, Registerer: reg, Log: log,
+		ProgressEvery: *every, Registerer: reg, Log: log, ACLs: *acls,
 	}
 	if !*quiet {
 		cfg.Progress = stderr

@@ -36,7 +36,9 @@ package mirror
 //   - topic configs: those set on the source topic (DYNAMIC_TOPIC_CONFIG),
 //     but for Vigil's own (vigil.*) and Confluent's (confluent.*), copied
 //     when the topic is created and set or removed on Vigil as they change
-//     on the source (configs.go).
+//     on the source (configs.go);
+//   - with CopyConfig.ACLs, the ACLs of topics, groups and transactional
+//     ids (acls.go).
 //
 // A promoted topic (Promote: the config deleted) refuses the mirror's
 // appends; the mirror then stops copying it.
@@ -96,6 +98,9 @@ type CopyConfig struct {
 	// Progress gets a progress line every ProgressEvery (5s); nil: none.
 	Progress      io.Writer
 	ProgressEvery time.Duration
+	// ACLs copies the source's ACLs of topics, groups and transactional
+	// ids (acls.go).
+	ACLs bool
 	// Registerer, when set, gets the mirror's Prometheus series.
 	Registerer prometheus.Registerer
 	Log        *slog.Logger
@@ -134,6 +139,7 @@ type Mirror struct {
 	srcLeaders       map[string]map[int32]int32
 	committed        map[string]map[string]map[int32]int64 // group, topic, partition: last offset copied
 	skippedLogged    map[string]bool
+	aclsCopied       map[aclBinding]bool // the source's ACLs Vigil has, as of the last sync
 	wg               sync.WaitGroup
 	partitionsActive atomic.Int64
 }
@@ -247,6 +253,7 @@ func (m *Mirror) Run(ctx context.Context) error {
 			}
 			m.syncLogStarts(ctx)
 			m.syncConfigs(ctx)
+			m.syncACLs(ctx)
 			m.syncGroups(ctx)
 		case <-progress:
 			n := m.records.Load()
