@@ -82,8 +82,9 @@ func mirrorRun(args []string, stdout, stderr io.Writer, getenv func(string) stri
 	topics := fs.String("topics", "", "regular expression a topic's whole name must match (Go syntax: 'auth|dns', 'telemetry\\..*'); required")
 	groups := fs.String("groups", ".*", "regular expression of the groups whose committed offsets are copied (whole name)")
 	sourceName := fs.String("source-name", "", "the value of vigil.mirror.source on the topics created (default: the source's cluster id)")
-	interval := fs.Duration("sync-interval", 5*time.Second, "how often new topics and partitions, log starts, topic configs, ACLs (--acls) and group offsets are synced")
+	interval := fs.Duration("sync-interval", 5*time.Second, "how often new topics and partitions, log starts, topic configs, ACLs (--acls), quotas (--quotas) and group offsets are synced")
 	acls := fs.Bool("acls", false, "copy the source's ACLs of the mirrored topics, the groups --groups matches and transactional ids (not cluster ACLs), and delete those deleted there; needs Describe on the source's cluster and Alter on Vigil's")
+	quotas := fs.Bool("quotas", false, "copy the source's byte-rate quotas (producer_byte_rate, consumer_byte_rate) of users and client ids, and remove those removed there; needs DescribeConfigs on the source's cluster and AlterConfigs on Vigil's")
 	fetchMax := fs.Int("fetch-max-bytes", 1<<20, "bytes one fetch of a partition asks for (and one append to Vigil carries); memory is about three times this per partition copying at full speed")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics (and /healthz); empty: none")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
@@ -92,7 +93,7 @@ func mirrorRun(args []string, stdout, stderr io.Writer, getenv func(string) stri
 	srcSec := clientsec.RegisterPrefixed(fs, getenv, "source-", "VIGIL_SOURCE_")
 	dstSec := clientsec.Register(fs, getenv)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, `Usage: vigil mirror --source-brokers S --topics REGEX [--brokers D] [--groups REGEX] [--acls] [--metrics ADDR]
+		fmt.Fprintln(stderr, `Usage: vigil mirror --source-brokers S --topics REGEX [--brokers D] [--groups REGEX] [--acls] [--quotas] [--metrics ADDR]
 
 Copies the topics REGEX matches from the source cluster (any Kafka-compatible
 cluster) onto Vigil, continuously, until SIGTERM or SIGINT. Each topic is
@@ -104,7 +105,7 @@ offsets of the groups --groups matches are copied for the mirrored topics,
 each once Vigil holds it, never for a group with members on Vigil. A mirror
 topic refuses produces until promoted (vigil mirror promote TOPIC). With
 --acls, the source's ACLs of those topics, groups and transactional ids are
-copied too.
+copied too; with --quotas, its byte-rate quotas of users and client ids.
 
 A progress line on stderr gives the lag, in offsets, and the partitions
 furthest behind; --metrics serves the lag per partition.
@@ -175,7 +176,7 @@ command line.`)
 		Source:      append([]kgo.Opt{kgo.SeedBrokers(srcSeeds...)}, srcOpts...),
 		Destination: append([]kgo.Opt{kgo.SeedBrokers(dstSeeds...)}, dstOpts...),
 		Topics:      re, Groups: gre, SourceName: *sourceName, Interval: *interval, MaxBytes: int32(*fetchMax),
-		ProgressEvery: *every, Registerer: reg, Log: log, ACLs: *acls,
+		ProgressEvery: *every, Registerer: reg, Log: log, ACLs: *acls, Quotas: *quotas,
 	}
 	if !*quiet {
 		cfg.Progress = stderr

@@ -38,7 +38,8 @@ package mirror
 //     when the topic is created and set or removed on Vigil as they change
 //     on the source (configs.go);
 //   - with CopyConfig.ACLs, the ACLs of topics, groups and transactional
-//     ids (acls.go).
+//     ids (acls.go); with CopyConfig.Quotas, the byte-rate quotas of users
+//     and client ids (quotas.go).
 //
 // A promoted topic (Promote: the config deleted) refuses the mirror's
 // appends; the mirror then stops copying it.
@@ -99,8 +100,8 @@ type CopyConfig struct {
 	Progress      io.Writer
 	ProgressEvery time.Duration
 	// ACLs copies the source's ACLs of topics, groups and transactional
-	// ids (acls.go).
-	ACLs bool
+	// ids (acls.go); Quotas its byte-rate quotas (quotas.go).
+	ACLs, Quotas bool
 	// Registerer, when set, gets the mirror's Prometheus series.
 	Registerer prometheus.Registerer
 	Log        *slog.Logger
@@ -123,25 +124,28 @@ func (p PartitionStatus) Lag() int64 { return max(p.SourceEnd-p.Copied, 0) }
 
 // Mirror copies topics and group offsets until its context ends.
 type Mirror struct {
-	cfg              CopyConfig
-	src, dst         *kgo.Client
-	srcAdm, dstAdm   *kadm.Client
-	log              *slog.Logger
-	metrics          *copyMetrics
-	sourceName       string
-	mu               sync.Mutex
-	topics           map[string]*mirrorTopic
-	groupsCopied     atomic.Int64
-	records, bytes   atomic.Int64
-	fatal            chan error
-	leaderMu         sync.Mutex
-	dstLeaders       map[string]map[int32]int32
-	srcLeaders       map[string]map[int32]int32
-	committed        map[string]map[string]map[int32]int64 // group, topic, partition: last offset copied
-	skippedLogged    map[string]bool
-	aclsCopied       map[aclBinding]bool // the source's ACLs Vigil has, as of the last sync
-	wg               sync.WaitGroup
-	partitionsActive atomic.Int64
+	cfg            CopyConfig
+	src, dst       *kgo.Client
+	srcAdm, dstAdm *kadm.Client
+	log            *slog.Logger
+	metrics        *copyMetrics
+	sourceName     string
+	mu             sync.Mutex
+	topics         map[string]*mirrorTopic
+	groupsCopied   atomic.Int64
+	records, bytes atomic.Int64
+	fatal          chan error
+	leaderMu       sync.Mutex
+	dstLeaders     map[string]map[int32]int32
+	srcLeaders     map[string]map[int32]int32
+	committed      map[string]map[string]map[int32]int64 // group, topic, partition: last offset copied
+	skippedLogged  map[string]bool
+	aclsCopied     map[aclBinding]bool // the source's ACLs Vigil has, as of the last sync
+	// The source's quotas Vigil has, as of the last sync, by entity.
+	quotasCopied         map[string]map[string]float64
+	quotasCopiedEntities map[string]kadm.ClientQuotaEntity
+	wg                   sync.WaitGroup
+	partitionsActive     atomic.Int64
 }
 
 type mirrorTopic struct {
@@ -254,6 +258,7 @@ func (m *Mirror) Run(ctx context.Context) error {
 			m.syncLogStarts(ctx)
 			m.syncConfigs(ctx)
 			m.syncACLs(ctx)
+			m.syncQuotas(ctx)
 			m.syncGroups(ctx)
 		case <-progress:
 			n := m.records.Load()

@@ -1,0 +1,109 @@
+package mirror
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigilhq/vigil/internal/export/exporttest"
+	"github.com/vigilhq/vigil/internal/server/servertest"
+)
+
+// TestMirrorQuotas: with Quotas on, the source's byte-rate quotas of
+// users and client ids reach Vigil (other keys do not), a change or a
+// removal there follows, and a quota set on Vigil alone stays.
+func TestMirrorQuotas(t *testing.T) {
+	c := startKfake(t)
+	src, dst := strings.Join(c.ListenAddrs(), ","), exporttest.StartBroker(t)
+	ctx := context.Background()
+	fill(t, src, "q.events", 1, 10, nil)
+	sadm, dadm := admin(t, src), admin(t, dst)
+	entity := func(typ, name string) kadm.ClientQuotaEntity {
+		return kadm.ClientQuotaEntity{{Type: typ, Name: kadm.StringPtr(name)}}
+	}
+	alter := func(adm *kadm.Client, e kadm.ClientQuotaEntity, ops ...kadm.AlterClientQuotaOp) {
+		t.Helper()
+		res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{Entity: e, Ops: ops}})
+		if err == nil {
+			for _, r := range res {
+				if r.Err != nil {
+					err = fmt.Errorf("%w %s", r.Err, r.ErrMessage)
+				}
+			}
+		}
+		if err != nil {
+			t.Fatalf("alter quotas of %s: %v", e, err)
+		}
+	}
+	alter(sadm, entity("user", "alice"), kadm.AlterClientQuotaOp{Key: "producer_byte_rate", Value: 1 << 20},
+		kadm.AlterClientQuotaOp{Key: "request_percentage", Value: 50})
+	alter(sadm, entity("client-id", "replay-job"), kadm.AlterClientQuotaOp{Key: "consumer_byte_rate", Value: 50 << 20})
+	alter(dadm, entity("user", "local"), kadm.AlterClientQuotaOp{Key: "consumer_byte_rate", Value: 1000})
+
+	re, err := TopicPattern("q\\..*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMirror(CopyConfig{
+		Source: []kgo.Opt{kgo.SeedBrokers(strings.Split(src, ",")...)}, Destination: []kgo.Opt{kgo.SeedBrokers(dst)},
+		Topics: re, Interval: 200 * time.Millisecond, Quotas: true, Log: servertest.Logger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(mctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("mirror: %v", err)
+		}
+		m.Close()
+	})
+
+	quotas := func() []string {
+		qs, err := dadm.DescribeClientQuotas(ctx, false, nil)
+		if err != nil {
+			return nil
+		}
+		var out []string
+		for _, q := range qs {
+			var e []string
+			for _, c := range q.Entity {
+				e = append(e, c.String())
+			}
+			for _, v := range q.Values {
+				out = append(out, fmt.Sprintf("%s %s=%v", strings.Join(e, ","), v.Key, v.Value))
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	wait := func(what string, want []string) {
+		t.Helper()
+		var got []string
+		exporttest.Wait(t, 30*time.Second, what, func() bool {
+			got = quotas()
+			return slices.Equal(got, want)
+		})
+	}
+	wait("the source's quotas on Vigil", []string{
+		"client-id=replay-job consumer_byte_rate=5.24288e+07",
+		"user=alice producer_byte_rate=1.048576e+06",
+		"user=local consumer_byte_rate=1000",
+	})
+	alter(sadm, entity("user", "alice"), kadm.AlterClientQuotaOp{Key: "producer_byte_rate", Remove: true},
+		kadm.AlterClientQuotaOp{Key: "consumer_byte_rate", Value: 2 << 20})
+	alter(sadm, entity("client-id", "replay-job"), kadm.AlterClientQuotaOp{Key: "consumer_byte_rate", Remove: true})
+	wait("the source's changes on Vigil", []string{
+		"user=alice consumer_byte_rate=2.097152e+06",
+		"user=local consumer_byte_rate=1000",
+	})
+}
