@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -42,6 +43,9 @@ func (m *Mirror) syncACLs(ctx context.Context) {
 		return
 	}
 	src, err := describeACLs(ctx, m.src)
+	if errors.Is(err, kerr.SecurityDisabled) {
+		src, err = nil, nil // a source without an authorizer has no ACLs to copy
+	}
 	if err != nil {
 		m.log.Warn("mirror: source ACLs not described", "err", err)
 		m.metrics.error("acls")
