@@ -27,6 +27,10 @@ const (
 // ErrNoTable is returned (wrapped) by Load for a table not created yet.
 var ErrNoTable = errors.New("table: no such table")
 
+// ErrCreateNotAtomic is CheckCreate's finding that the object store
+// overwrote an object a conditional create should have refused.
+var ErrCreateNotAtomic = errors.New("table: the object store overwrote an object a conditional create (If-None-Match: *) should have refused")
+
 // Catalog is a Hadoop-style file catalog over the object store: a
 // table's versions are metadata/v<N>.metadata.json under its directory,
 // with metadata/version-hint.text naming the newest for engines that
@@ -235,7 +239,7 @@ func (c *Catalog) CheckCreate(ctx context.Context) error {
 	case errors.Is(err, objstore.ErrExist):
 		return nil
 	case err == nil:
-		return errors.New("table: the object store overwrote an object a conditional create (If-None-Match: *) should have refused")
+		return ErrCreateNotAtomic
 	default:
 		return fmt.Errorf("table: probe conditional create: %w", err)
 	}

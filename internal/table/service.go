@@ -2,6 +2,7 @@ package table
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -71,8 +72,11 @@ func NewService(cfg ServiceConfig) *Service {
 // Run reconciles until ctx ends, then stops every maintainer.
 func (s *Service) Run(ctx context.Context) {
 	cat := NewCatalog(ctx, s.cfg.Store, s.cfg.Base)
-	if err := cat.CheckCreate(ctx); err != nil {
+	switch err := cat.CheckCreate(ctx); {
+	case errors.Is(err, ErrCreateNotAtomic):
 		s.log.Error("the object store's conditional create does not hold: while a table's ownership moves between brokers, two committers could write the same version", "err", err)
+	case err != nil:
+		s.log.Warn("the object store's conditional create could not be probed; commits rely on it all the same", "err", err)
 	}
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()

@@ -68,6 +68,17 @@ func (p *proc) running() bool {
 	}
 }
 
+// exitErr is how the process ended (nil while it runs).
+func (p *proc) exitErr() error {
+	if p == nil || p.running() {
+		return nil
+	}
+	if p.err != nil {
+		return p.err
+	}
+	return fmt.Errorf("exited: %v", p.cmd.ProcessState)
+}
+
 func (p *proc) signal(sig syscall.Signal) error {
 	if !p.running() {
 		return fmt.Errorf("%s is not running", p.name)

@@ -364,7 +364,7 @@ func settle(c *Cluster, logf func(string, ...any)) error {
 	}
 	for _, b := range brokerNames {
 		if p := c.Broker(b); !p.running() {
-			logf("broker %s was not running at the end; restarting it", b)
+			logf("broker %s was not running at the end (%v); restarting it; its log ended:\n%s", b, p.exitErr(), c.LogTail(b, 20))
 			if err := c.StartBroker(b); err != nil {
 				return err
 			}

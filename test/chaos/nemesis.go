@@ -126,6 +126,9 @@ func (n *Nemesis) kill(hold time.Duration) (string, error) {
 	// one's lease has expired.
 	d, err := n.waitRegistered(b, true, old, 30*time.Second)
 	if err != nil {
+		if p := n.c.Broker(b); !p.running() {
+			return "", fmt.Errorf("%w; the restarted broker exited (%v); its log ended:\n%s", err, p.exitErr(), n.c.LogTail(b, 20))
+		}
 		return "", err
 	}
 	return fmt.Sprintf("broker %s died of SIGKILL; restarted after %v, registered under a new lease %v later", b, hold.Round(time.Millisecond), d.Round(time.Millisecond)), nil
