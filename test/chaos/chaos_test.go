@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,6 +82,13 @@ func TestCampaign(t *testing.T) {
 // TestBrokenBuildCaught proves the campaign can fail: brokers built with
 // -tags chaosbroken acknowledge a write before its WAL chunk is durable,
 // and killing them while the store is flaky must show up as lost writes.
+// The workload has no transactions here: a commit marker the broken build
+// loses holds the last stable offset back for good, and the final read
+// then never completes, which proves nothing about lost writes. An
+// attempt whose kills were not all shown (a broken broker that did not
+// come back) or whose final read did not complete is inconclusive, and
+// one more is made on the next seed; an attempt that ran as planned and
+// lost nothing fails the test.
 func TestBrokenBuildCaught(t *testing.T) {
 	cfg := campaignConfig(t)
 	cfg.Broken = true
@@ -88,14 +96,22 @@ func TestBrokenBuildCaught(t *testing.T) {
 	cfg.S3Flaky = 0.3
 	cfg.RunLength = 45 * time.Second
 	cfg.EveryKind = false
-	results, err := Campaign(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Log(Summary(cfg, results))
-	lost := 0
-	for _, r := range results {
-		if r.Check != nil && r.Check.FinalComplete {
+	cfg.Workload.TxnProducers = 0
+	var results []*RunResult
+	lost, out := 0, cfg.Out
+	for attempt := 1; attempt <= 2 && lost == 0; attempt++ {
+		cfg.Out = filepath.Join(out, fmt.Sprintf("attempt-%d", attempt))
+		var err error
+		if results, err = Campaign(cfg); err != nil {
+			t.Fatal(err)
+		}
+		t.Log(Summary(cfg, results))
+		conclusive := true
+		for _, r := range results {
+			if r.Check == nil || !r.Check.FinalComplete || len(r.FaultErrors) > 0 {
+				conclusive = false
+				continue
+			}
 			lost += r.Check.Lost
 			for _, a := range r.Check.Anomalies {
 				if a.Kind == "lost" {
@@ -103,6 +119,13 @@ func TestBrokenBuildCaught(t *testing.T) {
 					break
 				}
 			}
+		}
+		if lost == 0 && conclusive {
+			break
+		}
+		if lost == 0 {
+			t.Logf("attempt %d (seed %d) inconclusive: a kill not shown or the final read incomplete; trying the next seed", attempt, cfg.Seed)
+			cfg.Seed++
 		}
 	}
 	if lost == 0 {
