@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/export/exporttest"
@@ -53,27 +52,7 @@ func TestMirrorACLs(t *testing.T) {
 	// One of Vigil's own.
 	create(dadm, kadm.NewACLs().Allow("User:local").Topics("acl.events").Operations(kadm.OpDescribe).ResourcePatternType(kadm.ACLPatternLiteral))
 
-	re, err := TopicPattern("acl\\..*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewMirror(CopyConfig{
-		Source: []kgo.Opt{kgo.SeedBrokers(strings.Split(src, ",")...)}, Destination: []kgo.Opt{kgo.SeedBrokers(dst)},
-		Topics: re, Interval: 200 * time.Millisecond, ACLs: true, Log: servertest.Logger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- m.Run(mctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("mirror: %v", err)
-		}
-		m.Close()
-	})
+	m := startMirror(t, src, dst, `acl\..*`, nil, nil, func(c *CopyConfig) { c.ACLs = true })
 
 	// acls lists Vigil's ACLs as "principal resource:name/pattern op".
 	acls := func() []string {

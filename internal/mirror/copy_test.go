@@ -41,8 +41,8 @@ func (s *syncBuffer) String() string {
 }
 
 // startMirror runs a mirror of the topics pattern matches from src to dst
-// until the test ends.
-func startMirror(t *testing.T, src, dst, pattern string, reg prometheus.Registerer, progress *syncBuffer) *Mirror {
+// until the test ends; mods change its config.
+func startMirror(t *testing.T, src, dst, pattern string, reg prometheus.Registerer, progress *syncBuffer, mods ...func(*CopyConfig)) *Mirror {
 	t.Helper()
 	re, err := TopicPattern(pattern)
 	if err != nil {
@@ -56,6 +56,9 @@ func startMirror(t *testing.T, src, dst, pattern string, reg prometheus.Register
 	}
 	if progress != nil {
 		cfg.Progress = progress
+	}
+	for _, mod := range mods {
+		mod(&cfg)
 	}
 	m, err := NewMirror(cfg)
 	if err != nil {

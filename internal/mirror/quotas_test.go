@@ -9,10 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vigilhq/vigil/internal/export/exporttest"
-	"github.com/vigilhq/vigil/internal/server/servertest"
 )
 
 // TestMirrorQuotas: with Quotas on, the source's byte-rate quotas of
@@ -46,27 +44,7 @@ func TestMirrorQuotas(t *testing.T) {
 	alter(sadm, entity("client-id", "replay-job"), kadm.AlterClientQuotaOp{Key: "consumer_byte_rate", Value: 50 << 20})
 	alter(dadm, entity("user", "local"), kadm.AlterClientQuotaOp{Key: "consumer_byte_rate", Value: 1000})
 
-	re, err := TopicPattern("q\\..*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewMirror(CopyConfig{
-		Source: []kgo.Opt{kgo.SeedBrokers(strings.Split(src, ",")...)}, Destination: []kgo.Opt{kgo.SeedBrokers(dst)},
-		Topics: re, Interval: 200 * time.Millisecond, Quotas: true, Log: servertest.Logger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- m.Run(mctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("mirror: %v", err)
-		}
-		m.Close()
-	})
+	startMirror(t, src, dst, `q\..*`, nil, nil, func(c *CopyConfig) { c.Quotas = true })
 
 	quotas := func() []string {
 		qs, err := dadm.DescribeClientQuotas(ctx, false, nil)
