@@ -548,7 +548,12 @@ func TestSourceKeepsTimestampsAndBatches(t *testing.T) {
 	if _, err := kadm.NewClient(cl).CreateTopic(context.Background(), 1, 1, nil, "shape"); err != nil {
 		t.Fatal(err)
 	}
-	sizes := []int{3, 1, 5}
+	// The first flush is a single record: until the client has loaded the
+	// new topic's partitions, records wait in a buffer of their own and a
+	// flush may send the first of them before the others have moved to
+	// the partition (seen in CI: batches of 1 and 2 for 3 records). From
+	// then on, a flush sends what Produce buffered as one batch.
+	sizes := []int{1, 3, 1, 5}
 	var want []int64
 	for _, n := range sizes {
 		for i := range n {
