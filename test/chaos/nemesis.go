@@ -288,6 +288,10 @@ func proxyFault(f s3proxy.Fault) func(*Nemesis, time.Duration) (string, error) {
 	}
 }
 
+// diskFullGrace is how much longer than its hold the disk may stay full
+// while no PUT has yet been refused.
+const diskFullGrace = 15 * time.Second
+
 // diskFull fills the store's tmpfs with a ballast file, so versitygw can
 // write nothing: WAL chunk and segment PUTs fail until it is removed.
 func (n *Nemesis) diskFull(hold time.Duration) (string, error) {
@@ -319,14 +323,25 @@ func (n *Nemesis) diskFull(hold time.Duration) (string, error) {
 	if left > 1<<20 {
 		return "", fmt.Errorf("could not fill the store's disk: %d bytes still free", left)
 	}
+	// The brokers PUT when a chunk or segment is due, and may still be
+	// backing off from the fault before (a stuck PUT, an outage), so the
+	// disk stays full past the hold until the store has refused one PUT,
+	// for at most diskFullGrace more: only a store nobody writes to then
+	// leaves the fault undemonstrated.
+	start := time.Now()
 	before := n.c.proxy.Answers()["PUT 5xx"]
 	time.Sleep(hold)
 	refused := n.c.proxy.Answers()["PUT 5xx"] - before
+	for refused == 0 && time.Since(start) < hold+diskFullGrace {
+		time.Sleep(100 * time.Millisecond)
+		refused = n.c.proxy.Answers()["PUT 5xx"] - before
+	}
+	full := time.Since(start)
 	os.Remove(ballast)
 	if refused == 0 {
-		return "", fmt.Errorf("the store's disk was full (%d bytes free) for %v, yet no PUT failed", left, hold)
+		return "", fmt.Errorf("the store's disk was full (%d bytes free) for %v, yet no PUT failed", left, full)
 	}
-	return fmt.Sprintf("store disk full (%d bytes free) for %v: the store refused %d PUTs with 5xx", left, hold.Round(time.Millisecond), refused), nil
+	return fmt.Sprintf("store disk full (%d bytes free) for %v: the store refused %d PUTs with 5xx", left, full.Round(time.Millisecond), refused), nil
 }
 
 func (n *Nemesis) clockJump(hold time.Duration) (string, error) {
