@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -329,17 +330,24 @@ func (n *Nemesis) diskFull(hold time.Duration) (string, error) {
 	// for at most diskFullGrace more: only a store nobody writes to then
 	// leaves the fault undemonstrated.
 	start := time.Now()
-	before := n.c.proxy.Answers()["PUT 5xx"]
+	answers := n.c.proxy.Answers()
 	time.Sleep(hold)
-	refused := n.c.proxy.Answers()["PUT 5xx"] - before
+	refused := n.c.proxy.Answers()["PUT 5xx"] - answers["PUT 5xx"]
 	for refused == 0 && time.Since(start) < hold+diskFullGrace {
 		time.Sleep(100 * time.Millisecond)
-		refused = n.c.proxy.Answers()["PUT 5xx"] - before
+		refused = n.c.proxy.Answers()["PUT 5xx"] - answers["PUT 5xx"]
 	}
 	full := time.Since(start)
 	os.Remove(ballast)
 	if refused == 0 {
-		return "", fmt.Errorf("the store's disk was full (%d bytes free) for %v, yet no PUT failed", left, full)
+		var during []string
+		for k, v := range n.c.proxy.Answers() {
+			if d := v - answers[k]; d > 0 {
+				during = append(during, fmt.Sprintf("%s: %d", k, d))
+			}
+		}
+		sort.Strings(during)
+		return "", fmt.Errorf("the store's disk was full (%d bytes free) for %v, yet no PUT failed (the store's answers meanwhile: %s)", left, full, strings.Join(during, ", "))
 	}
 	return fmt.Sprintf("store disk full (%d bytes free) for %v: the store refused %d PUTs with 5xx", left, full.Round(time.Millisecond), refused), nil
 }
