@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/export/exporttest"
@@ -135,9 +136,48 @@ func TestMirrorACLs(t *testing.T) {
 	stopOther()
 	del(sadm, writeTx)
 	del(sadm, readEvents)
+	// A record of an ACL never created (a mirror that crashed between
+	// recording and creating it, deleted on the source since): harmless.
+	state, err := newStateStore([]kgo.Opt{kgo.SeedBrokers(dst)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer state.close()
+	const source = "kfake" // the source's cluster id, kfake's default
+	ghost := aclBinding{resourceType: kmsg.ACLResourceTypeTopic, name: "acl.ghost", pattern: kmsg.ACLResourcePatternTypeLiteral,
+		principal: "User:ghost", host: "*", operation: kmsg.ACLOperationRead, permission: kmsg.ACLPermissionTypeAllow}
+	if err := state.put(ctx, []stateEntry{{key: aclStateKey(source, ghost)}}); err != nil {
+		t.Fatal(err)
+	}
 	runMirror(t, src, dst, `acl\..*`, nil, nil, withACLs)
 	want = slices.DeleteFunc(want, func(s string) bool { return strings.HasPrefix(s, "User:writer TRANSACTIONAL_ID") })
 	wait("the ACL deleted while the mirror was stopped gone from Vigil")
+
+	// What the state holds now: the two ACLs the mirror copied and the
+	// source still has; neither Vigil's own nor the deleted ones.
+	state.source = source
+	var copied []string
+	defer func() {
+		if t.Failed() {
+			t.Logf("%s holds %q", StateTopic, copied)
+		}
+	}()
+	exporttest.Wait(t, 10*time.Second, "the deleted ACLs forgotten in "+StateTopic, func() bool {
+		st, err := state.load(ctx)
+		if err != nil {
+			t.Logf("read %s: %v", StateTopic, err)
+			return false
+		}
+		copied = copied[:0]
+		for b := range st.acls {
+			copied = append(copied, fmt.Sprintf("%s %s:%s/%s %s", b.principal, b.resourceType, b.name, b.pattern, b.operation))
+		}
+		slices.Sort(copied)
+		return slices.Equal(copied, []string{
+			"User:reader GROUP:soc-detect/LITERAL READ",
+			"User:reader TOPIC:acl.events/LITERAL DESCRIBE",
+		})
+	})
 
 	// The state is a compacted topic on Vigil.
 	rcs, err := dadm.DescribeTopicConfigs(ctx, StateTopic)
