@@ -19,7 +19,8 @@ import (
 // one Vigil had for the same entity and key before the mirror (same
 // value or not). Then the mirror stops, quotas are removed on the
 // source, and a new mirror removes on Vigil the one the first set (what
-// it set is in StateTopic), not Vigil's own.
+// it set is in StateTopic), not Vigil's own; verify of every topic
+// leaves StateTopic, on Vigil alone, out.
 func TestMirrorQuotas(t *testing.T) {
 	c := startKfake(t)
 	src, dst := strings.Join(c.ListenAddrs(), ","), exporttest.StartBroker(t)
@@ -115,4 +116,10 @@ func TestMirrorQuotas(t *testing.T) {
 		"user=carol consumer_byte_rate=3000",
 		"user=local consumer_byte_rate=1000",
 	})
+
+	// verify leaves the state topic, on Vigil only, out.
+	sum, lines, err := verify(t, src, dst, `.*`, nil)
+	if err != nil || sum.TopicsDiffer != 0 || slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, StateTopic) }) {
+		t.Errorf("verify .*: %v, %d topics differ, lines %q", err, sum.TopicsDiffer, lines)
+	}
 }
