@@ -142,7 +142,10 @@ type stateStore struct {
 
 func newStateStore(dst []kgo.Opt) (*stateStore, error) {
 	opts := append(append([]kgo.Opt(nil), dst...), kgo.ClientID(stateClientID))
-	cl, err := kgo.NewClient(append(opts, kgo.DefaultProduceTopic(StateTopic))...)
+	// A record not delivered in time fails its sync (tried again next
+	// interval) instead of holding every other sync up while Vigil is
+	// away: kgo would retry it forever.
+	cl, err := kgo.NewClient(append(opts, kgo.DefaultProduceTopic(StateTopic), kgo.RecordDeliveryTimeout(30*time.Second))...)
 	if err != nil {
 		return nil, fmt.Errorf("state client: %w", err)
 	}
