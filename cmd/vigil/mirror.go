@@ -105,7 +105,9 @@ offsets of the groups --groups matches are copied for the mirrored topics,
 each once Vigil holds it, never for a group with members on Vigil. A mirror
 topic refuses produces until promoted (vigil mirror promote TOPIC). With
 --acls, the source's ACLs of those topics, groups and transactional ids are
-copied too; with --quotas, its byte-rate quotas of users and client ids.
+copied too; with --quotas, its byte-rate quotas of users and client ids. What
+the mirror copied is kept on Vigil (topic _vigil.mirror.state), so that what
+is deleted on the source is deleted on Vigil even while the mirror is stopped.
 
 A progress line on stderr gives the lag, in offsets, and the partitions
 furthest behind; --metrics serves the lag per partition.

@@ -34,25 +34,34 @@ func (b aclBinding) String() string {
 // prefixed one) and transactional ids, so that consumers and producers
 // keep their rights at cutover. Cluster ACLs are not copied: they grant
 // cluster-wide rights (creating topics, altering ACLs) an operator
-// grants on purpose. An ACL deleted on the source is deleted on Vigil
-// if this run copied it; ACLs created on Vigil are never touched.
-// Principals are copied as they are: Vigil's users are its own (vigil
-// users add), created under the same names.
+// grants on purpose. Principals are copied as they are: Vigil's users
+// are its own (vigil users add), created under the same names.
+//
+// An ACL the mirror copied (recorded in StateTopic, by this run or an
+// earlier one) is deleted on Vigil once the source no longer has it.
+// Every other ACL on Vigil is Vigil's own and never touched, including
+// one with the same binding as the source's that was there before the
+// mirror would have created it: the mirror did not create it, so it
+// does not delete it. Narrowing --topics or --groups deletes nothing:
+// only an ACL gone from the source is.
 func (m *Mirror) syncACLs(ctx context.Context) {
 	if !m.cfg.ACLs {
 		return
 	}
 	src, err := describeACLs(ctx, m.src)
 	if errors.Is(err, kerr.SecurityDisabled) {
-		src, err = nil, nil // a source without an authorizer has no ACLs to copy
+		// A source without an authorizer has no ACLs to copy, and says
+		// nothing of those copied before: nothing is deleted either.
+		return
 	}
 	if err != nil {
 		m.log.Warn("mirror: source ACLs not described", "err", err)
 		m.metrics.error("acls")
 		return
 	}
-	want := map[aclBinding]bool{}
+	onSource, want := map[aclBinding]bool{}, map[aclBinding]bool{}
 	for _, b := range src {
+		onSource[b] = true
 		if m.copiesACL(b) {
 			want[b] = true
 		}
@@ -67,34 +76,60 @@ func (m *Mirror) syncACLs(ctx context.Context) {
 	for _, b := range dst {
 		have[b] = true
 	}
-	var create, drop []aclBinding
+	var create, drop, forget []aclBinding
+	var record, tombstone []stateEntry
 	for _, b := range slices.SortedFunc(maps.Keys(want), compareACL) {
-		if !have[b] {
-			create = append(create, b)
+		if have[b] {
+			continue // copied already, or Vigil's own
+		}
+		create = append(create, b)
+		if !m.aclsCopied[b] {
+			record = append(record, stateEntry{key: aclStateKey(m.sourceName, b)})
 		}
 	}
 	for _, b := range slices.SortedFunc(maps.Keys(m.aclsCopied), compareACL) {
-		if !want[b] && have[b] {
+		if onSource[b] {
+			continue
+		}
+		if have[b] {
 			drop = append(drop, b)
 		}
+		forget = append(forget, b)
+		tombstone = append(tombstone, stateEntry{key: aclStateKey(m.sourceName, b), gone: true})
+	}
+	// Recorded before created, forgotten after deleted (state.go).
+	if err := m.state.put(ctx, record); err != nil {
+		m.log.Warn("mirror: ACLs not created: not recorded", "acls", len(create), "err", err)
+		m.metrics.error("acls")
+		return
+	}
+	for _, b := range create {
+		m.aclsCopied[b] = true
 	}
 	if err := createACLs(ctx, m.dst, create); err != nil {
 		m.log.Warn("mirror: ACLs not created", "acls", len(create), "err", err)
 		m.metrics.error("acls")
 		return
 	}
+	for _, b := range create {
+		m.log.Info("mirror: ACL copied", "acl", b.String())
+	}
 	if err := deleteACLs(ctx, m.dst, drop); err != nil {
 		m.log.Warn("mirror: ACLs not deleted", "acls", len(drop), "err", err)
 		m.metrics.error("acls")
 		return
 	}
-	for _, b := range create {
-		m.log.Info("mirror: ACL copied", "acl", b.String())
-	}
 	for _, b := range drop {
 		m.log.Info("mirror: ACL deleted as on the source", "acl", b.String())
 	}
-	m.aclsCopied = want
+	if err := m.state.put(ctx, tombstone); err != nil {
+		m.log.Warn("mirror: deleted ACLs not forgotten", "acls", len(forget), "err", err)
+		m.metrics.error("acls")
+		return
+	}
+	for _, b := range forget {
+		delete(m.aclsCopied, b)
+	}
 }
 
 // copiesACL reports whether the mirror copies an ACL of the source.

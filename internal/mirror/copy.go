@@ -18,7 +18,7 @@ package mirror
 // kgo's producer cannot choose offsets, hence the raw requests; they go to
 // each partition's leader by metadata, like any client's.
 //
-// Where a partition resumes. Vigil's high watermark is the mirror's only
+// Where a partition resumes. Vigil's high watermark is the copy's only
 // state: a partition copies from there (or from the source's log start,
 // when that is beyond it), so a mirror stopped at any point, killed or
 // run again from another host, continues where Vigil's log ends, and a
@@ -39,7 +39,9 @@ package mirror
 //     on the source (configs.go);
 //   - with CopyConfig.ACLs, the ACLs of topics, groups and transactional
 //     ids (acls.go); with CopyConfig.Quotas, the byte-rate quotas of users
-//     and client ids (quotas.go).
+//     and client ids (quotas.go); what the mirror copied of them is kept in
+//     StateTopic on Vigil (state.go), so that what is deleted on the
+//     source while no mirror runs is deleted on Vigil all the same.
 //
 // A promoted topic (Promote: the config deleted) refuses the mirror's
 // appends; the mirror then stops copying it.
@@ -140,10 +142,14 @@ type Mirror struct {
 	srcLeaders     map[string]map[int32]int32
 	committed      map[string]map[string]map[int32]int64 // group, topic, partition: last offset copied
 	skippedLogged  map[string]bool
-	aclsCopied     map[aclBinding]bool // the source's ACLs Vigil has, as of the last sync
-	// The source's quotas Vigil has, as of the last sync, by entity.
+	// What the mirror copied (state.go), kept in StateTopic: the ACLs,
+	// and the quotas by entity (its String) and key, with the value set.
+	state                *stateStore // nil: neither ACLs nor quotas
+	stateRead            bool
+	aclsCopied           map[aclBinding]bool
 	quotasCopied         map[string]map[string]float64
 	quotasCopiedEntities map[string]kadm.ClientQuotaEntity
+	quotasLeftLogged     map[string]float64 // Vigil's own quotas left, as last logged
 	wg                   sync.WaitGroup
 	partitionsActive     atomic.Int64
 }
@@ -193,7 +199,14 @@ func NewMirror(cfg CopyConfig) (*Mirror, error) {
 	m := &Mirror{cfg: cfg, src: src, dst: dst, srcAdm: kadm.NewClient(src), dstAdm: kadm.NewClient(dst), log: cfg.Log,
 		topics: map[string]*mirrorTopic{}, fatal: make(chan error, 1),
 		dstLeaders: map[string]map[int32]int32{}, srcLeaders: map[string]map[int32]int32{},
-		committed: map[string]map[string]map[int32]int64{}, skippedLogged: map[string]bool{}}
+		committed: map[string]map[string]map[int32]int64{}, skippedLogged: map[string]bool{},
+		quotasLeftLogged: map[string]float64{}}
+	if cfg.ACLs || cfg.Quotas {
+		if m.state, err = newStateStore(cfg.Destination); err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
 	if cfg.Registerer != nil {
 		if m.metrics, err = newCopyMetrics(cfg.Registerer); err != nil {
 			m.Close()
@@ -207,6 +220,9 @@ func NewMirror(cfg CopyConfig) (*Mirror, error) {
 func (m *Mirror) Close() {
 	m.src.Close()
 	m.dst.Close()
+	if m.state != nil {
+		m.state.close()
+	}
 }
 
 // Run copies until ctx ends (then nil) or something no retry fixes: a
@@ -233,6 +249,7 @@ func (m *Mirror) Run(ctx context.Context) error {
 	if err := m.syncTopics(ctx); err != nil {
 		return err
 	}
+	m.readState(ctx)
 	tick := time.NewTicker(m.cfg.Interval)
 	defer tick.Stop()
 	var progress <-chan time.Time
@@ -257,8 +274,10 @@ func (m *Mirror) Run(ctx context.Context) error {
 			}
 			m.syncLogStarts(ctx)
 			m.syncConfigs(ctx)
-			m.syncACLs(ctx)
-			m.syncQuotas(ctx)
+			if m.readState(ctx) {
+				m.syncACLs(ctx)
+				m.syncQuotas(ctx)
+			}
 			m.syncGroups(ctx)
 		case <-progress:
 			n := m.records.Load()

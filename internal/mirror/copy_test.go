@@ -44,6 +44,14 @@ func (s *syncBuffer) String() string {
 // until the test ends; mods change its config.
 func startMirror(t *testing.T, src, dst, pattern string, reg prometheus.Registerer, progress *syncBuffer, mods ...func(*CopyConfig)) *Mirror {
 	t.Helper()
+	m, _ := runMirror(t, src, dst, pattern, reg, progress, mods...)
+	return m
+}
+
+// runMirror is startMirror, and returns besides a function that stops the
+// mirror and closes it (as its process would end), before the test ends.
+func runMirror(t *testing.T, src, dst, pattern string, reg prometheus.Registerer, progress *syncBuffer, mods ...func(*CopyConfig)) (*Mirror, func()) {
+	t.Helper()
 	re, err := TopicPattern(pattern)
 	if err != nil {
 		t.Fatal(err)
@@ -67,14 +75,18 @@ func startMirror(t *testing.T, src, dst, pattern string, reg prometheus.Register
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("mirror: %v", err)
-		}
-		m.Close()
-	})
-	return m
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("mirror: %v", err)
+			}
+			m.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return m, stop
 }
 
 // caughtUp waits until every partition of the topics is copied to the

@@ -16,9 +16,14 @@ var quotaKeys = map[string]bool{"producer_byte_rate": true, "consumer_byte_rate"
 
 // syncQuotas copies, with CopyConfig.Quotas, the source's byte-rate
 // quotas of users and client ids, so that a replay job or a noisy
-// producer stays throttled after cutover. A quota removed on the source
-// is removed on Vigil if this run copied it; quotas set on Vigil for
-// other entities or keys are never touched.
+// producer stays throttled after cutover.
+//
+// A quota (an entity's key) the mirror set (recorded in StateTopic, by
+// this run or an earlier one) follows the source: changed as it changes
+// there, removed on Vigil once removed there. Every other quota on Vigil
+// is Vigil's own and never touched, including one for the same entity
+// and key as the source's that was there before the mirror would have
+// set it (whatever its value: the source's differing one is logged).
 func (m *Mirror) syncQuotas(ctx context.Context) {
 	if !m.cfg.Quotas {
 		return
@@ -37,45 +42,70 @@ func (m *Mirror) syncQuotas(ctx context.Context) {
 	}
 	want, entities := quotaValues(src)
 	have, _ := quotaValues(dst)
-	var entries []kadm.AlterClientQuotaEntry
+	ops := map[string][]kadm.AlterClientQuotaOp{}
 	var changed []string
+	var record, tombstone []stateEntry
+	type quotaID struct{ entity, key string }
+	var set []quotaID
+	var forget []quotaID
 	for _, e := range slices.Sorted(maps.Keys(want)) {
-		var ops []kadm.AlterClientQuotaOp
 		for _, k := range slices.Sorted(maps.Keys(want[e])) {
-			if v, ok := have[e][k]; !ok || v != want[e][k] {
-				ops = append(ops, kadm.AlterClientQuotaOp{Key: k, Value: want[e][k]})
-				changed = append(changed, fmt.Sprintf("%s %s=%v", e, k, want[e][k]))
-			}
-		}
-		for _, k := range slices.Sorted(maps.Keys(m.quotasCopied[e])) {
-			if _, ok := want[e][k]; !ok {
-				if _, ok := have[e][k]; ok {
-					ops = append(ops, kadm.AlterClientQuotaOp{Key: k, Remove: true})
-					changed = append(changed, fmt.Sprintf("%s %s removed", e, k))
+			w := want[e][k]
+			h, has := have[e][k]
+			_, mine := m.quotasCopied[e][k]
+			switch {
+			case has && !mine:
+				if last, ok := m.quotasLeftLogged[e+" "+k]; h != w && (!ok || last != w) {
+					m.log.Warn("mirror: quota on Vigil left as set there (not the mirror's)", "entity", e, "key", k, "vigil", h, "source", w)
 				}
+				m.quotasLeftLogged[e+" "+k] = w
+				continue
+			case has && h == w:
+				continue
 			}
-		}
-		if len(ops) > 0 {
-			entries = append(entries, kadm.AlterClientQuotaEntry{Entity: entities[e], Ops: ops})
+			ops[e] = append(ops[e], kadm.AlterClientQuotaOp{Key: k, Value: w})
+			changed = append(changed, fmt.Sprintf("%s %s=%v", e, k, w))
+			if v, ok := m.quotasCopied[e][k]; !ok || v != w {
+				record = append(record, stateEntry{key: quotaStateKey(m.sourceName, entities[e], k), quota: &w})
+			}
+			set = append(set, quotaID{e, k})
 		}
 	}
-	// Entities gone from the source altogether.
 	for _, e := range slices.Sorted(maps.Keys(m.quotasCopied)) {
-		if _, ok := want[e]; ok {
-			continue
-		}
-		var ops []kadm.AlterClientQuotaOp
 		for _, k := range slices.Sorted(maps.Keys(m.quotasCopied[e])) {
+			if _, ok := want[e][k]; ok {
+				continue
+			}
 			if _, ok := have[e][k]; ok {
-				ops = append(ops, kadm.AlterClientQuotaOp{Key: k, Remove: true})
+				ops[e] = append(ops[e], kadm.AlterClientQuotaOp{Key: k, Remove: true})
 				changed = append(changed, fmt.Sprintf("%s %s removed", e, k))
 			}
-		}
-		if len(ops) > 0 {
-			entries = append(entries, kadm.AlterClientQuotaEntry{Entity: m.quotasCopiedEntities[e], Ops: ops})
+			forget = append(forget, quotaID{e, k})
+			tombstone = append(tombstone, stateEntry{key: quotaStateKey(m.sourceName, m.quotasCopiedEntities[e], k), gone: true})
 		}
 	}
-	if len(entries) > 0 {
+	// Recorded before set, forgotten after removed (state.go).
+	if err := m.state.put(ctx, record); err != nil {
+		m.log.Warn("mirror: quotas not synced: not recorded", "quotas", changed, "err", err)
+		m.metrics.error("quotas")
+		return
+	}
+	for _, q := range set {
+		if m.quotasCopied[q.entity] == nil {
+			m.quotasCopied[q.entity] = map[string]float64{}
+		}
+		m.quotasCopied[q.entity][q.key] = want[q.entity][q.key]
+		m.quotasCopiedEntities[q.entity] = entities[q.entity]
+	}
+	if len(ops) > 0 {
+		var entries []kadm.AlterClientQuotaEntry
+		for _, e := range slices.Sorted(maps.Keys(ops)) {
+			ent, ok := entities[e]
+			if !ok {
+				ent = m.quotasCopiedEntities[e]
+			}
+			entries = append(entries, kadm.AlterClientQuotaEntry{Entity: ent, Ops: ops[e]})
+		}
 		res, err := m.dstAdm.AlterClientQuotas(ctx, entries)
 		if err == nil {
 			for _, r := range res {
@@ -92,7 +122,18 @@ func (m *Mirror) syncQuotas(ctx context.Context) {
 		}
 		m.log.Info("mirror: quotas follow the source", "quotas", changed)
 	}
-	m.quotasCopied, m.quotasCopiedEntities = want, entities
+	if err := m.state.put(ctx, tombstone); err != nil {
+		m.log.Warn("mirror: removed quotas not forgotten", "quotas", len(forget), "err", err)
+		m.metrics.error("quotas")
+		return
+	}
+	for _, q := range forget {
+		delete(m.quotasCopied[q.entity], q.key)
+		if len(m.quotasCopied[q.entity]) == 0 {
+			delete(m.quotasCopied, q.entity)
+			delete(m.quotasCopiedEntities, q.entity)
+		}
+	}
 }
 
 // quotaValues are the quotas Vigil takes, by entity (its String), and
@@ -107,7 +148,8 @@ func quotaValues(qs kadm.DescribedClientQuotas) (map[string]map[string]float64, 
 		if !ok {
 			continue
 		}
-		e := q.Entity.String()
+		ent := sortedEntity(q.Entity)
+		e := ent.String()
 		for _, v := range q.Values {
 			if quotaKeys[v.Key] {
 				if vals[e] == nil {
@@ -117,7 +159,7 @@ func quotaValues(qs kadm.DescribedClientQuotas) (map[string]map[string]float64, 
 			}
 		}
 		if vals[e] != nil {
-			ents[e] = q.Entity
+			ents[e] = ent
 		}
 	}
 	return vals, ents

@@ -47,6 +47,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -324,7 +325,8 @@ func (v *verifier) plan(ctx context.Context) ([]partPlan, error) {
 }
 
 // matched lists a cluster's topics the pattern matches (internal topics
-// are never listed).
+// are never listed, nor Vigil's own _vigil.*: the mirror's StateTopic is
+// on the destination only).
 func (v *verifier) matched(ctx context.Context, c *cluster) (kadm.TopicDetails, error) {
 	tds, err := c.adm.ListTopics(ctx)
 	if err != nil {
@@ -332,7 +334,7 @@ func (v *verifier) matched(ctx context.Context, c *cluster) (kadm.TopicDetails, 
 	}
 	out := kadm.TopicDetails{}
 	for name, td := range tds {
-		if !v.cfg.Topics.MatchString(name) {
+		if strings.HasPrefix(name, "_vigil.") || !v.cfg.Topics.MatchString(name) {
 			continue
 		}
 		if td.Err != nil {
