@@ -1372,6 +1372,19 @@ func TestAuthzRules(t *testing.T) {
 		if len(codes) != 2 || codes[id] != kerr.TopicAuthorizationFailed.Code || codes[unknown] != kerr.UnknownTopicID.Code {
 			t.Errorf("Fetch v13 by id without Read: %v, want the topic's id refused and the unknown id UNKNOWN_TOPIC_ID", codes)
 		}
+		// Fetch v15+ names a replica in ReplicaState (KIP-903): one needs
+		// ClusterAction on the cluster, whatever it may read; a consumer
+		// (-1) needs Read.
+		e.grantTo(t, "u-reader", onTopic("ti-1", kmsg.ACLOperationRead))
+		for _, replica := range []int32{-1, 1} {
+			fr := versioned(kmsg.NewPtrFetchRequest(), 15)
+			fr.MaxBytes, fr.SessionEpoch, fr.ReplicaState.ID = 1<<20, -1, replica
+			fr.Topics = []kmsg.FetchRequestTopic{{TopicID: id, Partitions: part}}
+			code := roundTrip(t, e.conn(t, "u-reader"), fr).(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode
+			if want := map[int32]int16{-1: 0, 1: kerr.TopicAuthorizationFailed.Code}[replica]; code != want {
+				t.Errorf("Fetch v15 with replica id %d, Read on the topic only: %s, want %s", replica, codeName(code), codeName(want))
+			}
+		}
 		// CreateTopics with DescribeConfigs too: the configs are answered.
 		e.grantTo(t, "u-creator", onTopic("ti-2", kmsg.ACLOperationCreate), onTopic("ti-2", kmsg.ACLOperationDescribeConfigs))
 		ct := versioned(kmsg.NewPtrCreateTopicsRequest(), 7)
