@@ -20,6 +20,13 @@ import (
 // fetch, and a request for a new session (epoch 0) is answered with
 // session id 0, which tells the client none was created (KIP-227).
 //
+// Waiting: a fetch long-polls until min bytes or max wait, unless some
+// partition is answered with an error, which answers at once (Kafka's
+// ReplicaManager.fetchMessages); a partition fenced while a fetch waits
+// wakes it (partition.Log.Fence), so a consumer of a partition that moved
+// is told (NOT_LEADER_OR_FOLLOWER, with the new leader from v16) without
+// waiting out its max wait.
+//
 // Isolation (v4+, KIP-98): READ_UNCOMMITTED reads up to the high
 // watermark; READ_COMMITTED only batches below the last stable offset,
 // and is told the aborted transactions of what it read
@@ -380,9 +387,15 @@ func (b *Broker) fetch(c *conn, h header, req *kmsg.FetchRequest, bufs *heldBufs
 		}()
 		for {
 			bufs.release() // an earlier pass's response is dropped
-			size := b.fetchOnce(c.ctx, req, resp, wake, watched, bufs)
+			size, failed := b.fetchOnce(c.ctx, req, resp, wake, watched, bufs)
 			left := time.Until(deadline)
-			if size >= int(req.MinBytes) || left <= 0 {
+			// A partition answered with an error ends the wait, as in
+			// Kafka's ReplicaManager.fetchMessages ("some error happens
+			// while reading data"): a client told NOT_LEADER_OR_FOLLOWER
+			// (a partition that moved, perhaps while this fetch waited:
+			// Fence wakes it) goes to the new leader now, not after its
+			// max wait.
+			if size >= int(req.MinBytes) || failed || left <= 0 {
 				return resp
 			}
 			timer := time.NewTimer(left)
@@ -415,9 +428,10 @@ func abortedTxns(l *partition.Log, from, last int64) []kmsg.FetchResponseTopicPa
 }
 
 // fetchOnce fills resp from the current logs and returns the bytes it
-// holds. It registers wake with every partition that had nothing, so a
-// long poll wakes as soon as any of them gets data.
-func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, wake chan struct{}, watched map[*partition.Log]struct{}, bufs *heldBufs) int {
+// holds and whether some partition was answered with an error. It
+// registers wake with every partition that had nothing, so a long poll
+// wakes as soon as any of them gets data.
+func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, wake chan struct{}, watched map[*partition.Log]struct{}, bufs *heldBufs) (int, bool) {
 	resp.Topics = resp.Topics[:0]
 	maxBytes := int(req.MaxBytes)
 	if maxBytes <= 0 {
@@ -428,7 +442,7 @@ func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *km
 	// single allocation whose collector assist held a CPU for 100 ms,
 	// stalling every produce on a two-core machine.
 	maxBytes = min(maxBytes, int(b.cfg.FetchMaxBytes))
-	total := 0
+	total, failed := 0, false
 	for _, rt := range req.Topics {
 		st := kmsg.FetchResponseTopic{Topic: rt.Topic, TopicID: rt.TopicID}
 		var t *storage.Topic
@@ -497,9 +511,10 @@ func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *km
 					}
 				}
 			}
+			failed = failed || sp.ErrorCode != 0
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return total
+	return total, failed
 }

@@ -3,7 +3,9 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -53,8 +55,9 @@ func (l *requestLog) len() int {
 // (NodeEndpoints), the new leader answers a fetch at the old epoch
 // FENCED_LEADER_EPOCH with itself, older versions carry no hint, and a
 // franz-go producer whose metadata still names the old leader follows
-// the hint to the new one without a Metadata request, while a consumer
-// reads on across the move.
+// the hint to the new one without a Metadata request; a fetch
+// long-polling on the old leader ends when the partition moves, and a
+// consumer reads on.
 func TestClusterLeaderHints(t *testing.T) {
 	cluster := startCluster(t, 2, func(int32) string { return "" })
 	ctx := testCtx(t, 90*time.Second)
@@ -94,8 +97,9 @@ func TestClusterLeaderHints(t *testing.T) {
 	first := produce("before the move")
 
 	// A consumer of the partition reads along.
+	var fetched requestLog
 	cons := cluster.client(t, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part: kgo.NewOffset().At(first.Offset)}}),
-		kgo.FetchMaxWait(200*time.Millisecond))
+		kgo.WithHooks(&fetched))
 	got := make(chan string, 16)
 	go func() {
 		for ctx.Err() == nil {
@@ -106,6 +110,13 @@ func TestClusterLeaderHints(t *testing.T) {
 		t.Fatalf("consumer read %q first", v)
 	}
 
+	// A fetch long-polling on broker 2 (a minute, for one byte past the
+	// end) when the partition moves.
+	waiting := dialBroker(t, cluster.brokers[1].addr)
+	wf := fetchRequest(17, topic, topicID, part, -1, first.Offset+1)
+	wf.MaxWaitMillis, wf.MinBytes = 60000, 1
+	writeRequest(t, waiting, wf, 7)
+
 	// Drain broker 2: everything it leads moves to broker 1.
 	var out, errOut bytes.Buffer
 	if code := admincli.Main(ctx, []string{"cluster", "drain", "2", "--brokers=" + cluster.brokers[0].addr, "--timeout=60s"},
@@ -113,12 +124,28 @@ func TestClusterLeaderHints(t *testing.T) {
 		t.Fatalf("vigil cluster drain 2: exit %d: %s %s", code, out.String(), errOut.String())
 	}
 
-	// Broker 2's own view names the new leader (its Metadata and its
-	// hints read the same view).
-	old := dialBroker(t, cluster.brokers[1].addr)
+	// Both brokers' views name the new leader (a broker's Metadata and
+	// its hints read the same view), and broker 1 serves the partition:
+	// the leader key is written before the takeover completes.
+	old, cur := dialBroker(t, cluster.brokers[1].addr), dialBroker(t, cluster.brokers[0].addr)
 	newLeader, newEpoch := waitLeader(t, ctx, old, topic, part, 1)
 	if newEpoch <= oldEpoch {
 		t.Fatalf("partition %d moved to broker %d at epoch %d, not after epoch %d", part, newLeader, newEpoch, oldEpoch)
+	}
+	if _, e := waitLeader(t, ctx, cur, topic, part, 1); e != newEpoch {
+		t.Fatalf("broker 1 names itself the leader at epoch %d, broker 2 at %d", e, newEpoch)
+	}
+	for {
+		fr := fetchRequest(12, topic, topicID, part, newEpoch, first.Offset)
+		fr.MaxWaitMillis = 0
+		if roundTrip(t, cur, fr).(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("broker 1 never served partition %d", part)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	// The endpoint Metadata gives broker 1 on this listener.
 	wantNodes := ""
@@ -145,19 +172,20 @@ func TestClusterLeaderHints(t *testing.T) {
 			kerr.ErrorForCode(pp.ErrorCode), pp.CurrentLeader, presp.Brokers)
 	}
 
+	// The long poll ended when the partition moved (roundTrip's reads
+	// give up after 10 s, the poll was for a minute): NOT_LEADER_OR_FOLLOWER.
+	wresp := readResponse(t, waiting, wf).(*kmsg.FetchResponse)
+	if code := wresp.Topics[0].Partitions[0].ErrorCode; code != kerr.NotLeaderForPartition.Code {
+		t.Errorf("fetch waiting on broker 2 while the partition moved: %s, want NOT_LEADER_OR_FOLLOWER", kerr.ErrorForCode(code))
+	}
+
 	// Fetch v17 (by topic id) from the old leader: the hint, and the
-	// other tagged fields at their defaults (absent).
+	// other tagged fields at their defaults (absent). A minute's wait for
+	// a byte: an error answers at once, as in Kafka.
 	fetch := func(nc net.Conn, version int16, epoch int32) (*kmsg.FetchResponse, kmsg.FetchResponseTopicPartition) {
 		t.Helper()
-		fr := kmsg.NewPtrFetchRequest()
-		fr.SetVersion(version)
-		fr.MaxBytes, fr.MinBytes = 1<<20, 0
-		ft := kmsg.NewFetchRequestTopic()
-		ft.Topic, ft.TopicID = topic, topicID
-		fp := kmsg.NewFetchRequestTopicPartition()
-		fp.Partition, fp.CurrentLeaderEpoch, fp.FetchOffset, fp.PartitionMaxBytes = part, epoch, first.Offset, 1<<20
-		ft.Partitions = append(ft.Partitions, fp)
-		fr.Topics = append(fr.Topics, ft)
+		fr := fetchRequest(version, topic, topicID, part, epoch, first.Offset)
+		fr.MaxWaitMillis, fr.MinBytes = 60000, 1
 		resp := roundTrip(t, nc, fr).(*kmsg.FetchResponse)
 		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
 			t.Fatalf("fetch v%d: %d topics in the answer", version, len(resp.Topics))
@@ -178,7 +206,7 @@ func TestClusterLeaderHints(t *testing.T) {
 			kerr.ErrorForCode(fp.ErrorCode), fp.CurrentLeader, fresp.Brokers)
 	}
 	// From the new leader at the old epoch: fenced, and told the epoch.
-	fresp, fp = fetch(dialBroker(t, cluster.brokers[0].addr), 16, oldEpoch)
+	fresp, fp = fetch(cur, 16, oldEpoch)
 	if fp.ErrorCode != kerr.FencedLeaderEpoch.Code || fp.CurrentLeader.LeaderID != 1 || fp.CurrentLeader.LeaderEpoch != newEpoch ||
 		fetchNodes(fresp) != wantNodes {
 		t.Errorf("fetch v16 at epoch %d from the new leader: %s, current leader %+v, node endpoints %s; want FENCED_LEADER_EPOCH, {1 %d}, %s",
@@ -203,6 +231,8 @@ func TestClusterLeaderHints(t *testing.T) {
 	if len(produces) < 2 || produces[0] != "Produce->2" || produces[len(produces)-1] != "Produce->1" || len(metadata) != 0 {
 		t.Errorf("producer's requests after the move: produce %v, metadata %v; want Produce->2, then Produce->1 and no Metadata", produces, metadata)
 	}
+
+	// The consumer, whose fetches went to broker 2, reads on from broker 1.
 	select {
 	case v := <-got:
 		if v != "after the move" {
@@ -211,6 +241,47 @@ func TestClusterLeaderHints(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the consumer never read the record produced after the move")
 	}
+	t.Logf("consumer's requests: %v", fetched.since(0))
+}
+
+// fetchRequest fetches one partition by topic id (v13+) and name.
+func fetchRequest(version int16, topic string, id [16]byte, part, epoch int32, offset int64) *kmsg.FetchRequest {
+	fr := kmsg.NewPtrFetchRequest()
+	fr.SetVersion(version)
+	fr.MaxBytes = 1 << 20
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic, ft.TopicID = topic, id
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.CurrentLeaderEpoch, fp.FetchOffset, fp.PartitionMaxBytes = part, epoch, offset, 1<<20
+	ft.Partitions = append(ft.Partitions, fp)
+	fr.Topics = append(fr.Topics, ft)
+	return fr
+}
+
+// readResponse reads the response to req, written earlier on nc, within
+// 30 s.
+func readResponse(t *testing.T, nc net.Conn, req kmsg.Request) kmsg.Response {
+	t.Helper()
+	nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	defer nc.SetReadDeadline(time.Time{})
+	var size [4]byte
+	if _, err := io.ReadFull(nc, size[:]); err != nil {
+		t.Fatalf("read %s response: %v", kmsg.NameForKey(req.Key()), err)
+	}
+	body := make([]byte, binary.BigEndian.Uint32(size[:]))
+	if _, err := io.ReadFull(nc, body); err != nil {
+		t.Fatalf("read %s response: %v", kmsg.NameForKey(req.Key()), err)
+	}
+	body = body[4:] // correlation id
+	resp := req.ResponseKind()
+	resp.SetVersion(req.GetVersion())
+	if resp.IsFlexible() {
+		body = body[1:] // the response header's empty tags
+	}
+	if err := resp.ReadFrom(body); err != nil {
+		t.Fatalf("decode %s response: %v", kmsg.NameForKey(req.Key()), err)
+	}
+	return resp
 }
 
 // dialBroker is a raw connection to addr, closed at the test's end.
