@@ -10,8 +10,8 @@ import (
 )
 
 // DescribeTopicPartitions v0 (KIP-966): topics described as Metadata
-// describes them, a page at a time. The Java admin client (3.8+) uses it
-// for describeTopics when the broker serves it. As Kafka's
+// describes them, a page at a time; newer Java admin clients use it for
+// describeTopics when the broker serves it. As Kafka's
 // DescribeTopicPartitionsRequestHandler and
 // KRaftMetadataCache.getTopicMetadataForDescribeTopicResponse:
 //
@@ -38,6 +38,10 @@ import (
 //     no replicas while a partition has none. Eligible leader replicas
 //     (KIP-966's ELR) do not exist in Vigil, whose partitions have one
 //     replica: empty lists.
+//
+// The answer is built on the reader goroutine from the engine's topics
+// and the cluster view, both safe for concurrent use; a topic created or
+// moved meanwhile shows on the next page or the next request.
 func (b *Broker) handleDescribeTopicPartitions(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.DescribeTopicPartitionsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeTopicPartitionsResponse)

@@ -28,6 +28,10 @@ import (
 // answered by a forward get their hint here too, replacing the leader's,
 // which was computed for the inter-broker listener.
 //
+// The hints are set on the connection's writer goroutine, once every
+// partition of the response has its answer (a WAL callback's, a
+// forward's); they read the cluster view, safe for concurrent use.
+//
 // Clients act on a hint only when its epoch is newer than the one they
 // have (franz-go's kip951move, as the Java client); an older or equal one
 // makes them refresh Metadata as before.
