@@ -57,7 +57,8 @@ func (l *requestLog) len() int {
 // franz-go producer whose metadata still names the old leader follows
 // the hint to the new one without a Metadata request; a fetch
 // long-polling on the old leader ends when the partition moves, and a
-// consumer reads on.
+// consumer reads on. DescribeTopicPartitions describes the move as
+// Metadata does.
 func TestClusterLeaderHints(t *testing.T) {
 	cluster := startCluster(t, 2, func(int32) string { return "" })
 	ctx := testCtx(t, 90*time.Second)
@@ -147,6 +148,19 @@ func TestClusterLeaderHints(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	// DescribeTopicPartitions on the old leader describes the move as its
+	// Metadata does.
+	dreq := kmsg.NewPtrDescribeTopicPartitionsRequest()
+	dreq.Topics = []kmsg.DescribeTopicPartitionsRequestTopic{{Topic: topic}}
+	dresp := roundTrip(t, old, dreq).(*kmsg.DescribeTopicPartitionsResponse)
+	if len(dresp.Topics) != 1 || len(dresp.Topics[0].Partitions) != 16 {
+		t.Fatalf("DescribeTopicPartitions of %s: %+v", topic, dresp.Topics)
+	}
+	if dp := dresp.Topics[0].Partitions[part]; dp.LeaderID != 1 || dp.LeaderEpoch != newEpoch || fmt.Sprint(dp.Replicas, dp.ISR) != "[1] [1]" {
+		t.Errorf("DescribeTopicPartitions of %s/%d after the move: leader %d, epoch %d, replicas %v, ISR %v; want 1, %d, [1], [1]",
+			topic, part, dp.LeaderID, dp.LeaderEpoch, dp.Replicas, dp.ISR, newEpoch)
+	}
+
 	// The endpoint Metadata gives broker 1 on this listener.
 	wantNodes := ""
 	for _, b := range md.Brokers {
