@@ -107,8 +107,13 @@ func TestClusterLeaderHints(t *testing.T) {
 			cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got <- string(r.Value) })
 		}
 	}()
-	if v := <-got; v != "before the move" {
-		t.Fatalf("consumer read %q first", v)
+	select {
+	case v := <-got:
+		if v != "before the move" {
+			t.Fatalf("consumer read %q first", v)
+		}
+	case <-ctx.Done():
+		t.Fatal("the consumer never read the first record")
 	}
 
 	// A fetch long-polling on broker 2 (a minute, for one byte past the
