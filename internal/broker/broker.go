@@ -169,9 +169,9 @@ func (b *Broker) SetCatchup(g *catchup.Governor) { b.catchup = g }
 func (b *Broker) apiTable() map[int16]api {
 	return map[int16]api{
 		kmsg.Produce.Int16():                      {3, 12, b.handleProduce},
-		kmsg.Fetch.Int16():                        {4, 13, b.handleFetch},
+		kmsg.Fetch.Int16():                        {4, 17, b.handleFetch},
 		kmsg.ListOffsets.Int16():                  {1, 8, b.handleListOffsets},
-		kmsg.Metadata.Int16():                     {0, 12, b.handleMetadata},
+		kmsg.Metadata.Int16():                     {0, 13, b.handleMetadata},
 		kmsg.OffsetForLeaderEpoch.Int16():         {2, 4, b.handleOffsetForLeaderEpoch},
 		kmsg.ApiVersions.Int16():                  {0, 4, b.handleApiVersions},
 		kmsg.SASLHandshake.Int16():                {0, 1, b.handleSASLHandshake},
@@ -214,6 +214,7 @@ func (b *Broker) apiTable() map[int16]api {
 		kmsg.ListTransactions.Int16():             {0, 2, b.handleListTransactions},
 		kmsg.ConsumerGroupHeartbeat.Int16():       {0, 1, b.handleConsumerGroupHeartbeat},
 		kmsg.ConsumerGroupDescribe.Int16():        {0, 1, b.handleConsumerGroupDescribe},
+		kmsg.DescribeTopicPartitions.Int16():      {0, 0, b.handleDescribeTopicPartitions},
 	}
 }
 

@@ -148,16 +148,37 @@ func (b *Broker) endpoint(protocol string, id int32) (brokerEndpoint, bool) {
 	return brokerEndpoint{}, false
 }
 
-// leaderOf is a partition's leader and epoch as Metadata reports it: -1
-// while it has none (being taken over).
-func (b *Broker) leaderOf(t *storage.Topic, p int32) (int32, int32) {
+// leaderOf is a partition's leader and epoch: -1 while it has none
+// (being taken over).
+func (b *Broker) leaderOf(topic string, p int32) (int32, int32) {
 	if b.cluster == nil {
 		return b.cfg.NodeID, 0
 	}
-	if l, ok := b.cluster.LeaderOf(t.Name, p); ok {
+	if l, ok := b.cluster.LeaderOf(topic, p); ok {
 		return l.Broker, l.Epoch
 	}
 	return -1, -1
+}
+
+// partitionLeader is a partition's leader and epoch as Metadata reports
+// them to a client of route: an in-zone broker stands in for a leader of
+// another zone and forwards to it; the epoch stays the real leader's,
+// which is what the leader checks the client's requests against.
+func (b *Broker) partitionLeader(topic string, p int32, route routing) (int32, int32) {
+	leader, epoch := b.leaderOf(topic, p)
+	return routedLeader(topic, p, leader, route.zone, route.brokers), epoch
+}
+
+// clientRoute is the routing of a client by the zone its client.id names
+// (none for a single broker).
+func (b *Broker) clientRoute(clientID string) routing {
+	route := routing{zone: clientZone(clientID)}
+	if route.zone != "" && b.cluster != nil {
+		route.brokers = b.cluster.LiveBrokers()
+	} else {
+		route.zone = ""
+	}
+	return route
 }
 
 // servePartition finds a partition this broker serves and checks the

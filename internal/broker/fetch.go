@@ -20,6 +20,13 @@ import (
 // fetch, and a request for a new session (epoch 0) is answered with
 // session id 0, which tells the client none was created (KIP-227).
 //
+// Waiting: a fetch long-polls until min bytes or max wait, unless some
+// partition is answered with an error, which answers at once (Kafka's
+// ReplicaManager.fetchMessages); a partition fenced while a fetch waits
+// wakes it (partition.Log.Fence), so a consumer of a partition that moved
+// is told (NOT_LEADER_OR_FOLLOWER, with the new leader from v16) without
+// waiting out its max wait.
+//
 // Isolation (v4+, KIP-98): READ_UNCOMMITTED reads up to the high
 // watermark; READ_COMMITTED only batches below the last stable offset,
 // and is told the aborted transactions of what it read
@@ -49,6 +56,17 @@ import (
 // had, so a topic deleted and re-created by name mid-fetch is never read
 // at the old incarnation's offsets; that is how a client reading the old
 // incarnation learns of the new one.
+//
+// Later versions: v14 (KIP-405) only lets the broker answer
+// OFFSET_MOVED_TO_TIERED_STORAGE, which Vigil, whose whole log is in the
+// object store and readable, never does; v15 (KIP-903) moves the replica
+// id into the tagged ReplicaState (fetchReplicaID; a consumer's is -1);
+// v16 (KIP-951) adds the leader hints of NOT_LEADER_OR_FOLLOWER and
+// FENCED_LEADER_EPOCH partitions (leader_hints.go); v17 (KIP-853) adds
+// only a follower's ReplicaDirectoryId, a tagged field consumers leave
+// out and Vigil ignores. From v12 on, partitions answer the tagged
+// DivergingEpoch, CurrentLeader and SnapshotID at Kafka's defaults (left
+// off the wire) unless a hint is set.
 func (b *Broker) handleFetch(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req, unknown := b.resolveFetchIDs(r.(*kmsg.FetchRequest))
 	req, denied := authorizeFetch(c, req)
@@ -84,6 +102,8 @@ func (b *Broker) handleFetch(c *conn, h header, r kmsg.Request) func() kmsg.Resp
 		if resp.ErrorCode == 0 {
 			resp.Topics = append(resp.Topics, denied...)
 		}
+		hints := b.newLeaderHints(c, h)
+		hints.hintFetch(resp)
 		var n int
 		for _, t := range resp.Topics {
 			for _, p := range t.Partitions {
@@ -130,10 +150,14 @@ func (b *Broker) resolveFetchIDs(req *kmsg.FetchRequest) (*kmsg.FetchRequest, []
 	return &cp, unknown
 }
 
-// errFetchPartition is a partition's answer that reads nothing.
+// errFetchPartition is a partition's answer that reads nothing. Its
+// tagged fields (v12+) keep kmsg's defaults, which are Kafka's and left
+// off the wire: a zero DivergingEpoch would tell a client its log
+// diverged at offset 0.
 func errFetchPartition(p int32, code int16) kmsg.FetchResponseTopicPartition {
-	return kmsg.FetchResponseTopicPartition{Partition: p, ErrorCode: code, HighWatermark: -1, LastStableOffset: -1,
-		LogStartOffset: -1, PreferredReadReplica: -1, RecordBatches: []byte{}}
+	sp := kmsg.NewFetchResponseTopicPartition()
+	sp.Partition, sp.ErrorCode, sp.HighWatermark, sp.PreferredReadReplica, sp.RecordBatches = p, code, -1, -1, []byte{}
+	return sp
 }
 
 // authorizeFetch takes the topics the principal may not read out of a
@@ -141,11 +165,12 @@ func errFetchPartition(p int32, code int16) kmsg.FetchResponseTopicPartition {
 // returned as it is, without allocating; one whose topics are all refused
 // does not wait (Kafka answers it at once: nothing is left to read).
 func authorizeFetch(c *conn, req *kmsg.FetchRequest) (*kmsg.FetchRequest, []kmsg.FetchResponseTopic) {
-	replica := req.ReplicaID >= 0 && c.allowed(kmsg.ACLOperationClusterAction, kmsg.ACLResourceTypeCluster, clusterResource)
+	replicaID := fetchReplicaID(req)
+	replica := replicaID >= 0 && c.allowed(kmsg.ACLOperationClusterAction, kmsg.ACLResourceTypeCluster, clusterResource)
 	var kept *kmsg.FetchRequest
 	var denied []kmsg.FetchResponseTopic
 	for i, rt := range req.Topics {
-		if replica || (req.ReplicaID < 0 && c.allowed(kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, rt.Topic)) {
+		if replica || (replicaID < 0 && c.allowed(kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, rt.Topic)) {
 			if kept != nil {
 				kept.Topics = append(kept.Topics, rt)
 			}
@@ -169,6 +194,16 @@ func authorizeFetch(c *conn, req *kmsg.FetchRequest) (*kmsg.FetchRequest, []kmsg
 		kept.MaxWaitMillis = 0
 	}
 	return kept, denied
+}
+
+// fetchReplicaID is the fetching replica's id, -1 for a consumer: from
+// v15 on in ReplicaState (KIP-903), before in ReplicaID, as Kafka's
+// FetchRequest.replicaId.
+func fetchReplicaID(req *kmsg.FetchRequest) int32 {
+	if req.Version >= 15 {
+		return req.ReplicaState.ID
+	}
+	return req.ReplicaID
 }
 
 // heldBufs are the pooled arrays one fetch response's records were copied
@@ -250,6 +285,7 @@ func (b *Broker) splitFetch(h header, req *kmsg.FetchRequest) (*kmsg.FetchReques
 							sub = &cp
 							sub.Topics, sub.ForgottenTopics = nil, nil
 							sub.SessionID, sub.SessionEpoch, sub.ReplicaID = 0, -1, -1
+							sub.ReplicaState = kmsg.NewFetchRequestReplicaState()
 							subs[leader] = sub
 						}
 						if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != rt.Topic {
@@ -309,7 +345,7 @@ func mergeFetch(resp *kmsg.FetchResponse, sub *kmsg.FetchRequest, fresp *kmsg.Fe
 		for _, rp := range rt.Partitions {
 			sp, ok := got[key(rt.Topic, rt.TopicID)][rp.Partition]
 			if !ok {
-				sp = kmsg.FetchResponseTopicPartition{Partition: rp.Partition, ErrorCode: code, HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1, PreferredReadReplica: -1}
+				sp = errFetchPartition(rp.Partition, code)
 			}
 			if sp.RecordBatches == nil {
 				sp.RecordBatches = []byte{} // never null: see fetchOnce
@@ -351,9 +387,15 @@ func (b *Broker) fetch(c *conn, h header, req *kmsg.FetchRequest, bufs *heldBufs
 		}()
 		for {
 			bufs.release() // an earlier pass's response is dropped
-			size := b.fetchOnce(c.ctx, req, resp, wake, watched, bufs)
+			size, failed := b.fetchOnce(c.ctx, req, resp, wake, watched, bufs)
 			left := time.Until(deadline)
-			if size >= int(req.MinBytes) || left <= 0 {
+			// A partition answered with an error ends the wait, as in
+			// Kafka's ReplicaManager.fetchMessages ("some error happens
+			// while reading data"): a client told NOT_LEADER_OR_FOLLOWER
+			// (a partition that moved, perhaps while this fetch waited:
+			// Fence wakes it) goes to the new leader now, not after its
+			// max wait.
+			if size >= int(req.MinBytes) || failed || left <= 0 {
 				return resp
 			}
 			timer := time.NewTimer(left)
@@ -386,9 +428,10 @@ func abortedTxns(l *partition.Log, from, last int64) []kmsg.FetchResponseTopicPa
 }
 
 // fetchOnce fills resp from the current logs and returns the bytes it
-// holds. It registers wake with every partition that had nothing, so a
-// long poll wakes as soon as any of them gets data.
-func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, wake chan struct{}, watched map[*partition.Log]struct{}, bufs *heldBufs) int {
+// holds and whether some partition was answered with an error. It
+// registers wake with every partition that had nothing, so a long poll
+// wakes as soon as any of them gets data.
+func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, wake chan struct{}, watched map[*partition.Log]struct{}, bufs *heldBufs) (int, bool) {
 	resp.Topics = resp.Topics[:0]
 	maxBytes := int(req.MaxBytes)
 	if maxBytes <= 0 {
@@ -399,7 +442,7 @@ func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *km
 	// single allocation whose collector assist held a CPU for 100 ms,
 	// stalling every produce on a two-core machine.
 	maxBytes = min(maxBytes, int(b.cfg.FetchMaxBytes))
-	total := 0
+	total, failed := 0, false
 	for _, rt := range req.Topics {
 		st := kmsg.FetchResponseTopic{Topic: rt.Topic, TopicID: rt.TopicID}
 		var t *storage.Topic
@@ -468,9 +511,10 @@ func (b *Broker) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, resp *km
 					}
 				}
 			}
+			failed = failed || sp.ErrorCode != 0
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return total
+	return total, failed
 }

@@ -171,7 +171,18 @@ func fuzzSeeds() [][]byte {
 
 	md := kmsg.NewPtrMetadataRequest()
 	md.Topics = []kmsg.MetadataRequestTopic{{Topic: &topic}}
-	seeds = append(seeds, enc(md, 1), enc(md, 9), enc(md, 12))
+	seeds = append(seeds, enc(md, 1), enc(md, 9), enc(md, 12), enc(md, 13))
+
+	// DescribeTopicPartitions: every topic a partition per page; named,
+	// from a cursor; a cursor on a topic not named.
+	dtp := kmsg.NewPtrDescribeTopicPartitionsRequest()
+	dtp.ResponsePartitionLimit = 1
+	seeds = append(seeds, enc(dtp, 0))
+	dtp.Topics = []kmsg.DescribeTopicPartitionsRequestTopic{{Topic: topic}, {Topic: "other"}}
+	dtp.Cursor = &kmsg.DescribeTopicPartitionsRequestCursor{Topic: topic, Partition: 1}
+	seeds = append(seeds, enc(dtp, 0))
+	dtp.Cursor = &kmsg.DescribeTopicPartitionsRequestCursor{Topic: "absent", Partition: -1}
+	seeds = append(seeds, enc(dtp, 0))
 
 	// A valid uncompressed batch of one record.
 	rec := kmsg.Record{Key: []byte("k"), Value: []byte("v")}
@@ -184,14 +195,16 @@ func fuzzSeeds() [][]byte {
 	pr := kmsg.NewPtrProduceRequest()
 	pr.Acks, pr.TimeoutMillis = -1, 1000
 	pr.Topics = []kmsg.ProduceRequestTopic{{Topic: topic, Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: raw}}}}
-	seeds = append(seeds, enc(pr, 3), enc(pr, 9), enc(pr, 11))
+	seeds = append(seeds, enc(pr, 3), enc(pr, 9), enc(pr, 11), enc(pr, 12))
 
 	fr := kmsg.NewPtrFetchRequest()
 	fr.MaxWaitMillis, fr.MaxBytes, fr.SessionEpoch = 10, 1<<20, -1
 	fr.Topics = []kmsg.FetchRequestTopic{{Topic: topic, Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, FetchOffset: 0, PartitionMaxBytes: 1 << 20, CurrentLeaderEpoch: -1}}}}
 	seeds = append(seeds, enc(fr, 4), enc(fr, 12))
 	fr.Topics[0].TopicID = [16]byte{0: 0xf0, 15: 0x0f} // v13 names topics by id; this one is no topic's
-	seeds = append(seeds, enc(fr, 13))
+	seeds = append(seeds, enc(fr, 13), enc(fr, 16), enc(fr, 17))
+	fr.ReplicaState.ID = 1 // v15+: a replica's fetch, refused without ClusterAction
+	seeds = append(seeds, enc(fr, 15))
 
 	lo := kmsg.NewPtrListOffsetsRequest()
 	lo.ReplicaID = -1

@@ -37,6 +37,9 @@ func metadataInvalid(req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
 // v0), else the named ones, by name or (v12) by topic id (at v10 and v11
 // a null name or a topic id is INVALID_REQUEST, as Kafka), auto-creating a
 // named topic that does not exist when the broker and the request allow it.
+// v13 (KIP-1102) adds a top-level error code, for an answer that refuses
+// the whole request (REBOOTSTRAP_REQUIRED among them); no v13 answer of
+// Vigil's does, so it is always 0.
 //
 // Authorization, as Kafka's handleTopicMetadataRequest:
 //   - Describe on each topic. Asked for every topic, the ones refused are
@@ -75,12 +78,7 @@ func (b *Broker) handleMetadata(c *conn, h header, r kmsg.Request) func() kmsg.R
 		resp.Topics = append(resp.Topics, mt)
 	}
 	// A client that names a zone is routed to brokers of that zone.
-	route := routing{zone: clientZone(h.clientID)}
-	if route.zone != "" && b.cluster != nil {
-		route.brokers = b.cluster.LiveBrokers()
-	} else {
-		route.zone = ""
-	}
+	route := b.clientRoute(h.clientID)
 
 	// v0 and a nil list (v1+) both mean every topic.
 	if req.Topics == nil || (h.version == 0 && len(req.Topics) == 0) {
@@ -171,11 +169,7 @@ func (b *Broker) metadataTopic(t *storage.Topic, route routing) kmsg.MetadataRes
 	mt := kmsg.MetadataResponseTopic{Topic: &name, TopicID: t.ID, IsInternal: isInternalTopic(name), AuthorizedOperations: noAuthorizedOps}
 	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, len(t.Logs))
 	for p := range t.Logs {
-		leader, epoch := b.leaderOf(t, int32(p))
-		// An in-zone broker stands in for a leader of another zone and
-		// forwards to it; the epoch stays the real leader's, which is
-		// what the leader checks the client's requests against.
-		leader = routedLeader(name, int32(p), leader, route.zone, route.brokers)
+		leader, epoch := b.partitionLeader(name, int32(p), route)
 		mp := kmsg.MetadataResponseTopicPartition{
 			Partition: int32(p), Leader: leader, LeaderEpoch: epoch,
 			Replicas: []int32{leader}, ISR: []int32{leader}, OfflineReplicas: []int32{},

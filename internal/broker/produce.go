@@ -57,6 +57,12 @@ import (
 // appended or forwarded. An acks=0 produce that was refused any of this
 // closes the connection once read, as Kafka closes it, since the client
 // hears of no error otherwise.
+//
+// Leader discovery (v10+, KIP-951): a partition answered
+// NOT_LEADER_OR_FOLLOWER names the leader this broker knows of and the
+// response lists its endpoint (leader_hints.go), whichever path answered
+// it (refused here, by the WAL's callback, or by a forward), set on the
+// writer goroutine once every partition has its answer.
 func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
@@ -66,7 +72,7 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 	}
 	if hasTransactionalRecords(req) &&
 		(req.TransactionID == nil || !c.allowed(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionID)) {
-		return b.failProduce(c, req, resp, kerr.TransactionalIDAuthorizationFailed)
+		return b.failProduce(c, h, req, resp, kerr.TransactionalIDAuthorizationFailed)
 	}
 	denied := false // some topic was refused
 	var wg sync.WaitGroup
@@ -292,13 +298,15 @@ func (b *Broker) handleProduce(c *conn, h header, r kmsg.Request) func() kmsg.Re
 			fresp, _ := r.(*kmsg.ProduceResponse)
 			mergeProduce(slots[leader], fresp, code)
 		}
+		hints := b.newLeaderHints(c, h)
+		hints.hintProduce(resp)
 		return resp
 	}
 }
 
 // failProduce answers every partition of a produce with e, which Kafka
 // gives the whole request; an acks=0 produce closes the connection.
-func (b *Broker) failProduce(c *conn, req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, e *kerr.Error) func() kmsg.Response {
+func (b *Broker) failProduce(c *conn, h header, req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, e *kerr.Error) func() kmsg.Response {
 	for _, rt := range req.Topics {
 		st := kmsg.ProduceResponseTopic{Topic: rt.Topic}
 		for _, rp := range rt.Partitions {
@@ -311,6 +319,8 @@ func (b *Broker) failProduce(c *conn, req *kmsg.ProduceRequest, resp *kmsg.Produ
 		c.closeAfter(fmt.Errorf("acks=0 produce refused: %s", e.Message))
 		return nil
 	}
+	hints := b.newLeaderHints(c, h)
+	hints.hintProduce(resp)
 	return func() kmsg.Response { return resp }
 }
 

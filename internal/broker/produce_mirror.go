@@ -49,10 +49,10 @@ const MirrorClientID = "vigil-mirror"
 
 func (b *Broker) handleMirrorProduce(c *conn, h header, req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) func() kmsg.Response {
 	if req.Acks != -1 && req.Acks != 1 {
-		return b.failProduce(c, req, resp, kerr.InvalidRequiredAcks)
+		return b.failProduce(c, h, req, resp, kerr.InvalidRequiredAcks)
 	}
 	if !c.allowed(kmsg.ACLOperationClusterAction, kmsg.ACLResourceTypeCluster, clusterResource) {
-		return b.failProduce(c, req, resp, kerr.ClusterAuthorizationFailed)
+		return b.failProduce(c, h, req, resp, kerr.ClusterAuthorizationFailed)
 	}
 	var wg sync.WaitGroup
 	for _, rt := range req.Topics {
@@ -81,6 +81,8 @@ func (b *Broker) handleMirrorProduce(c *conn, h header, req *kmsg.ProduceRequest
 	resp.ThrottleMillis = b.throttle(c, quota.ProducerByteRate, h, n)
 	return func() kmsg.Response {
 		wg.Wait()
+		hints := b.newLeaderHints(c, h)
+		hints.hintProduce(resp)
 		return resp
 	}
 }

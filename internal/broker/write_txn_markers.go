@@ -191,7 +191,7 @@ func (w TxnMarkers) Write(ctx context.Context, m txn.Marker) error {
 		if t == nil {
 			continue // deleted meanwhile: no marker needed
 		}
-		switch leader, _ := b.leaderOf(t, tp.Partition); {
+		switch leader, _ := b.leaderOf(t.Name, tp.Partition); {
 		case b.cluster == nil || leader == b.cfg.NodeID:
 			local = append(local, tp)
 		case leader < 0:

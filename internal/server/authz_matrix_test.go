@@ -360,6 +360,25 @@ func authzMatrix() []matrixRow {
 			},
 		},
 		{
+			key: kmsg.DescribeTopicPartitions, grants: []aclEntry{onTopic(topic("DescribeTopicPartitions"), describe)}, setup: topicSetup(topic("DescribeTopicPartitions")),
+			req: func() kmsg.Request {
+				r := kmsg.NewPtrDescribeTopicPartitionsRequest()
+				r.Topics = []kmsg.DescribeTopicPartitionsRequestTopic{{Topic: topic("DescribeTopicPartitions")}}
+				return r
+			},
+			where: "topics[0]", denied: topicAuthz,
+			code: func(r kmsg.Response) int16 { return r.(*kmsg.DescribeTopicPartitionsResponse).Topics[0].ErrorCode },
+			check: func(t *testing.T, e *authzEnv, r kmsg.Response, allowed bool) {
+				dt := r.(*kmsg.DescribeTopicPartitionsResponse).Topics[0]
+				switch {
+				case allowed && (len(dt.Partitions) != 1 || dt.AuthorizedOperations != 1<<describe):
+					t.Errorf("allowed: %d partitions, authorized operations %b (want Describe only)", len(dt.Partitions), dt.AuthorizedOperations)
+				case !allowed && (len(dt.Partitions) != 0 || dt.TopicID != [16]byte{} || dt.AuthorizedOperations != -2147483648):
+					t.Errorf("refused topic disclosed: %+v", dt)
+				}
+			},
+		},
+		{
 			key: kmsg.OffsetForLeaderEpoch, grants: []aclEntry{onTopic(topic("OffsetForLeaderEpoch"), describe)}, setup: topicSetup(topic("OffsetForLeaderEpoch")),
 			req: func() kmsg.Request {
 				r := versioned(kmsg.NewPtrOffsetForLeaderEpochRequest(), 4)
@@ -1353,6 +1372,19 @@ func TestAuthzRules(t *testing.T) {
 		if len(codes) != 2 || codes[id] != kerr.TopicAuthorizationFailed.Code || codes[unknown] != kerr.UnknownTopicID.Code {
 			t.Errorf("Fetch v13 by id without Read: %v, want the topic's id refused and the unknown id UNKNOWN_TOPIC_ID", codes)
 		}
+		// Fetch v15+ names a replica in ReplicaState (KIP-903): one needs
+		// ClusterAction on the cluster, whatever it may read; a consumer
+		// (-1) needs Read.
+		e.grantTo(t, "u-reader", onTopic("ti-1", kmsg.ACLOperationRead))
+		for _, replica := range []int32{-1, 1} {
+			fr := versioned(kmsg.NewPtrFetchRequest(), 15)
+			fr.MaxBytes, fr.SessionEpoch, fr.ReplicaState.ID = 1<<20, -1, replica
+			fr.Topics = []kmsg.FetchRequestTopic{{TopicID: id, Partitions: part}}
+			code := roundTrip(t, e.conn(t, "u-reader"), fr).(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode
+			if want := map[int32]int16{-1: 0, 1: kerr.TopicAuthorizationFailed.Code}[replica]; code != want {
+				t.Errorf("Fetch v15 with replica id %d, Read on the topic only: %s, want %s", replica, codeName(code), codeName(want))
+			}
+		}
 		// CreateTopics with DescribeConfigs too: the configs are answered.
 		e.grantTo(t, "u-creator", onTopic("ti-2", kmsg.ACLOperationCreate), onTopic("ti-2", kmsg.ACLOperationDescribeConfigs))
 		ct := versioned(kmsg.NewPtrCreateTopicsRequest(), 7)
@@ -1447,6 +1479,36 @@ func TestAuthzMetadata(t *testing.T) {
 	// Cluster authorized operations (v8-v10): 0 without Describe on it.
 	if ops := metadata("u-meta", 10, false, "md-a").AuthorizedOperations; ops != 0 {
 		t.Errorf("cluster authorized operations without Describe on it: %b", ops)
+	}
+
+	// DescribeTopicPartitions (KIP-966) filters as Metadata does.
+	dtp := func(user string, names ...string) *kmsg.DescribeTopicPartitionsResponse {
+		r := kmsg.NewPtrDescribeTopicPartitionsRequest()
+		for _, n := range names {
+			r.Topics = append(r.Topics, kmsg.DescribeTopicPartitionsRequestTopic{Topic: n})
+		}
+		return roundTrip(t, e.conn(t, user), r).(*kmsg.DescribeTopicPartitionsResponse)
+	}
+	names = nil
+	for _, dt := range dtp("u-meta").Topics {
+		names = append(names, *dt.Topic)
+	}
+	if !slices.Equal(names, []string{"md-a", "md-pre-1"}) {
+		t.Errorf("DescribeTopicPartitions, every topic: %v, want [md-a md-pre-1]", names)
+	}
+	if n := len(dtp("nobody").Topics); n != 0 {
+		t.Errorf("DescribeTopicPartitions, every topic, no ACLs: %d topics", n)
+	}
+	var dtNamed []string
+	for _, dt := range dtp("u-meta", "md-b", "md-a", "md-nope").Topics {
+		dtNamed = append(dtNamed, fmt.Sprintf("%s:%s:%d:%b:%t", *dt.Topic, codeName(dt.ErrorCode), len(dt.Partitions), dt.AuthorizedOperations, dt.TopicID != [16]byte{}))
+	}
+	if want := []string{
+		fmt.Sprintf("md-a:%s:1:%b:true", codeName(0), 1<<describe),
+		fmt.Sprintf("md-b:%s:0:%b:false", codeName(kerr.TopicAuthorizationFailed.Code), int32(-2147483648)),
+		fmt.Sprintf("md-nope:%s:0:%b:false", codeName(kerr.TopicAuthorizationFailed.Code), int32(-2147483648)),
+	}; !slices.Equal(dtNamed, want) {
+		t.Errorf("DescribeTopicPartitions, named topics:\n%v\nwant\n%v", dtNamed, want)
 	}
 
 	// Auto-creation: Describe alone is not enough.
