@@ -170,10 +170,33 @@ func newSpec(sc *iceberg.Schema) (iceberg.PartitionSpec, error) {
 	)
 }
 
+// source is where a column's values come from.
+type source int8
+
+const (
+	fromEvent source = iota // the event's attribute at the column's path, or none
+	kafkaPartition
+	kafkaOffset
+	kafkaTimestamp
+	kafkaKey
+	eventTime
+	rawValue
+)
+
+var sources = map[string]source{
+	"kafka_partition": kafkaPartition,
+	"kafka_offset":    kafkaOffset,
+	"kafka_timestamp": kafkaTimestamp,
+	"kafka_key":       kafkaKey,
+	"time":            eventTime,
+	"raw":             rawValue,
+}
+
 // scanner reads the attributes of a record's OCSF event that the columns
 // of a table's schema take.
 type scanner struct {
 	cols   []column
+	kinds  []source         // per column
 	byHead map[string][]int // top-level attribute -> the columns under it
 	vals   []gjson.Result   // per column, the record's value
 	class  int              // the class_uid column, or -1
@@ -204,6 +227,7 @@ func newScanner(as *arrow.Schema, cols []column) *scanner {
 			s.time = i
 		}
 		s.cols = append(s.cols, c)
+		s.kinds = append(s.kinds, sources[c.name])
 	}
 	s.vals = make([]gjson.Result, len(s.cols))
 	return s
@@ -313,33 +337,28 @@ func (r *rows) append(rec *kgo.Record) {
 		}
 		r.sized = true
 	}
-	for i, c := range r.cols {
+	for i, k := range r.kinds {
 		fb := r.b.Field(i)
-		switch c.name {
-		case "kafka_partition":
+		switch k {
+		case fromEvent:
+			r.fields[i].append(fb, r.vals[i])
+		case kafkaPartition:
 			fb.(*array.Int32Builder).Append(rec.Partition)
-			continue
-		case "kafka_offset":
+		case kafkaOffset:
 			fb.(*array.Int64Builder).Append(rec.Offset)
-			continue
-		case "kafka_timestamp":
+		case kafkaTimestamp:
 			fb.(*array.TimestampBuilder).Append(arrow.Timestamp(rec.Timestamp.UnixMicro()))
-			continue
-		case "kafka_key":
+		case kafkaKey:
 			if rec.Key == nil {
 				fb.AppendNull()
 			} else {
 				fb.(*array.BinaryBuilder).Append(rec.Key)
 			}
-			continue
-		case "time":
+		case eventTime:
 			fb.(*array.TimestampBuilder).Append(arrow.Timestamp(r.timeOf(rec)))
-			continue
-		case "raw":
+		case rawValue:
 			fb.(*array.StringBuilder).BinaryBuilder.Append(rec.Value)
-			continue
 		}
-		r.fields[i].append(fb, r.vals[i])
 	}
 	r.n++
 }
@@ -446,21 +465,29 @@ func (f *field) reset() {
 	}
 }
 
-// flush appends the nulls owed to b, and for a struct those its fields
-// owe (for rows where the struct has a value without them), so that the
-// struct and each of its fields are as long as the batch. A struct's own
-// nulls are nulls of its fields too: which goes first does not matter.
+// flush appends the nulls owed to b, before a value. A struct's fields
+// owe theirs apart (rows where the struct has a value without them) and
+// pay them before their own next value, or at the batch's end
+// (flushAll): between two values of a field its nulls are nulls, whether
+// the struct's or its own, so the order in which they are appended does
+// not matter, only that they are before the next value.
 func (f *field) flush(b array.Builder) {
-	if f.sub != nil {
-		sb := b.(*array.StructBuilder)
-		for i, s := range f.sub {
-			s.flush(sb.FieldBuilder(i))
-		}
-	}
 	if f.pending > 0 {
 		b.AppendNulls(f.pending)
 		f.pending = 0
 	}
+}
+
+// flushAll appends the nulls owed to b and, for a struct, to its fields,
+// so that the struct and each of its fields are as long as the batch.
+func (f *field) flushAll(b array.Builder) {
+	if f.sub != nil {
+		sb := b.(*array.StructBuilder)
+		for i, s := range f.sub {
+			s.flushAll(sb.FieldBuilder(i))
+		}
+	}
+	f.flush(b)
 }
 
 // record returns the batch built so far, with every column of the
@@ -501,7 +528,7 @@ func (r *rows) recordOf(keep []bool) arrow.RecordBatch {
 				strBytes = append(strBytes, 0)
 			}
 		}
-		f.flush(fb)
+		f.flushAll(fb)
 		fields = append(fields, as.Field(i))
 		cols = append(cols, fb.NewArray())
 	}

@@ -207,4 +207,3 @@ func parquetColumns(t *testing.T, path string) []string {
 	}
 	return out
 }
-
