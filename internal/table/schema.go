@@ -98,8 +98,8 @@ const maxDepth = 2
 // as structs to maxDepth, arrays as JSON strings. Every attribute of the
 // class is a column; inside objects only the required and recommended
 // attributes are fields. What has no field is still in raw: each field
-// is a Parquet column every row of every file fills, if only with a null,
-// and optional attributes inside objects would double the fields
+// is a Parquet column every row of the class's files fills, if only with
+// a null, and optional attributes inside objects would double the fields
 // (vigil bench table measured the cost; docs/tables.md).
 func classFields(sc *ocsfschema.Schema, uid int) []iceberg.NestedField {
 	attrs, ok := sc.Class(uid)
