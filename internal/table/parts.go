@@ -66,9 +66,7 @@ func (p *parts) append(rec *kgo.Record) {
 	}
 	r := p.by[k]
 	if r == nil {
-		// A partition new to this builder: its builders grow as its rows
-		// come, and are sized for as many rows in the next commit.
-		r = newRowsOf(p.as, p.scanner, 0)
+		r = p.spare(k)
 		p.by[k] = r
 	}
 	if r.n == 0 {
@@ -78,10 +76,25 @@ func (p *parts) append(rec *kgo.Record) {
 	p.n++
 }
 
+// spare returns a builder for a partition new to this one: that of a
+// partition of the same class without rows in this commit so far (a
+// day's when the next day's rows come), sized for as many rows as it
+// had in the last commit; else a new one, whose builders grow as its
+// rows come.
+func (p *parts) spare(k partKey) *rows {
+	for ok, r := range p.by {
+		if r.n == 0 && ok.class == k.class && ok.hasClass == k.hasClass {
+			delete(p.by, ok)
+			return r
+		}
+	}
+	return newRowsOf(p.as, p.scanner, 0)
+}
+
 // records returns the batches built so far, one per partition, and starts
 // the next commit's. The builders of partitions this commit had no row
-// for are released: days pass, and a builder sized for a day's rows
-// would hold its memory for nothing.
+// for (nor took over) are released: days pass, and a builder sized for a
+// day's rows would hold its memory for nothing.
 func (p *parts) records() []arrow.RecordBatch {
 	out := make([]arrow.RecordBatch, 0, len(p.order))
 	for _, k := range p.order {

@@ -23,8 +23,8 @@ import (
 // file with only the columns of its class and those its rows fill
 // (parts, appendBatches), read back through iceberg-go's scan exactly
 // as the same records written the plain way, one batch of every column
-// through Transaction.Append; in one snapshot; and each file holds the
-// columns it should. The records: the three classes over two days, an
+// through Transaction.Append; a snapshot per commit; and each file holds
+// the columns it should. The records: the three classes over two days, an
 // Authentication event with a Process Activity attribute, values of the
 // wrong type, a class without columns, an event without time or class,
 // and a record that is not JSON.
@@ -62,55 +62,64 @@ func TestPartsSameRows(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var tx *itable.Transaction
+		// Two commits: the first of the first two days, the second of the
+		// second and third (the first day's builders serve the third's).
+		var p *parts
 		if parted {
-			p, err := newParts(tbl.Schema(), baseColumns, ocsfschema.Load())
-			if err != nil {
+			if p, err = newParts(tbl.Schema(), baseColumns, ocsfschema.Load()); err != nil {
 				t.Fatal(err)
 			}
 			defer p.release()
-			for _, r := range recs {
-				p.scan(r)
-				p.append(r)
+		}
+		batches := 0
+		for _, commit := range [][]*kgo.Record{recs[:100], recs[100:]} {
+			var tx *itable.Transaction
+			if parted {
+				for _, r := range commit {
+					p.scan(r)
+					p.append(r)
+				}
+				recs := p.records()
+				batches += len(recs)
+				if tx, err = appendBatches(ctx, cat, tbl, recs, iceberg.Properties{"vigil.test": name}); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				rw, err := newRows(tbl.Schema(), baseColumns, len(commit))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range commit {
+					rw.scan(r)
+					rw.append(r)
+				}
+				rec := rw.record()
+				rw.release()
+				rdr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
+				if err != nil {
+					t.Fatal(err)
+				}
+				tx = tbl.NewTransaction()
+				err = tx.Append(ctx, rdr, iceberg.Properties{"vigil.test": name})
+				rdr.Release()
+				rec.Release()
+				if err != nil {
+					t.Fatal(err)
+				}
 			}
-			batches := p.records()
-			if len(batches) < 10 {
-				t.Fatalf("%d batches, want one per day and class (10 or more)", len(batches))
-			}
-			if tx, err = appendBatches(ctx, cat, tbl, batches, iceberg.Properties{"vigil.test": name}); err != nil {
-				t.Fatal(err)
-			}
-		} else {
-			rw, err := newRows(tbl.Schema(), baseColumns, len(recs))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rw.release()
-			for _, r := range recs {
-				rw.scan(r)
-				rw.append(r)
-			}
-			rec := rw.record()
-			defer rec.Release()
-			rdr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rdr.Release()
-			tx = tbl.NewTransaction()
-			if err := tx.Append(ctx, rdr, iceberg.Properties{"vigil.test": name}); err != nil {
+			if tbl, err = tx.Commit(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if tbl, err = tx.Commit(ctx); err != nil {
-			t.Fatal(err)
+		if parted && batches < 14 {
+			t.Fatalf("%d batches, want one per day and class of each commit (14 or more)", batches)
 		}
 		return tbl
 	}
 	plain, parted := write("plain", false), write("parted", true)
 
-	if n := len(parted.Metadata().Snapshots()); n != 1 {
-		t.Errorf("%d snapshots, want 1", n)
+	if n := len(parted.Metadata().Snapshots()); n != 2 {
+		t.Errorf("%d snapshots, want 2: one per commit", n)
 	}
 	if got := parted.CurrentSnapshot().Summary.Properties["vigil.test"]; got != "parted" {
 		t.Errorf("snapshot summary vigil.test = %q", got)
