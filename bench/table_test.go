@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func TestRunTableTiny(t *testing.T) {
 	if len(res.Rounds) != 1 || res.Rounds[0].Export.Records != 3000 || res.Rounds[0].Consumer.Records != 3000 || res.FileBytes <= 0 {
 		t.Errorf("result: %+v", res)
 	}
-	for _, want := range []string{"records/s per core", "ratio of medians", "table >= 0.05 x consumer per core"} {
+	for _, want := range []string{"records/s per core", "ratio of medians", fmt.Sprintf("table >= %.2f x consumer per core", TargetTableRatio)} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}

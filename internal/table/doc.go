@@ -34,6 +34,16 @@
 // that each file's rows are built with its schema; the table property
 // vigil.table.classes records the classes with columns.
 //
+// A commit builds one Arrow batch per partition (event day and class),
+// and writes each as a file of the base and promoted columns, its
+// class's columns and any other column its rows fill: a column a file
+// lacks reads as null, as in files written before it was added, and
+// each column a file has costs the Parquet writer per row, nulls
+// included. iceberg-go writes a file with every column of the table's
+// current schema, so each batch is written through a projection of the
+// table's metadata (writeFiles), and the files of all the batches are
+// added in one snapshot.
+//
 // # Exactly once
 //
 // Each snapshot's summary carries, for every partition of the topic, the

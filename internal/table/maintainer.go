@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go"
 	itable "github.com/apache/iceberg-go/table"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -192,21 +191,7 @@ func (m *Maintainer) open(ctx context.Context) (*itable.Table, error) {
 		if err != nil {
 			return nil, fmt.Errorf("table: partition spec of %s: %w", m.cfg.Topic, err)
 		}
-		tbl, err = m.cfg.Catalog.Create(ctx, ident, sc, spec, iceberg.Properties{
-			itable.ParquetCompressionKey: "zstd",
-			// A conflict must fail the commit, never rebase it: the
-			// maintainer then restarts from the newest snapshot's offsets,
-			// where a rebased append would commit records twice.
-			itable.CommitNumRetriesKey: "0",
-			// Columns whose values are all but unique gain nothing from a
-			// dictionary, and building one the writer then abandons for
-			// plain encoding cost a third of the writer's CPU.
-			dictOff + "raw":             "false",
-			dictOff + "kafka_offset":    "false",
-			dictOff + "kafka_timestamp": "false",
-			dictOff + "time":            "false",
-			TopicProperty:               m.cfg.Topic,
-		})
+		tbl, err = m.cfg.Catalog.Create(ctx, ident, sc, spec, tableProperties(m.cfg.Topic))
 		if err != nil {
 			return nil, err
 		}
@@ -243,6 +228,25 @@ func (m *Maintainer) open(ctx context.Context) (*itable.Table, error) {
 	return tbl, nil
 }
 
+// tableProperties are a new table's.
+func tableProperties(topic string) iceberg.Properties {
+	return iceberg.Properties{
+		itable.ParquetCompressionKey: "zstd",
+		// A conflict must fail the commit, never rebase it: the
+		// maintainer then restarts from the newest snapshot's offsets,
+		// where a rebased append would commit records twice.
+		itable.CommitNumRetriesKey: "0",
+		// Columns whose values are all but unique gain nothing from a
+		// dictionary, and building one the writer then abandons for
+		// plain encoding cost a third of the writer's CPU.
+		dictOff + "raw":             "false",
+		dictOff + "kafka_offset":    "false",
+		dictOff + "kafka_timestamp": "false",
+		dictOff + "time":            "false",
+		TopicProperty:               topic,
+	}
+}
+
 // Run keeps the table until ctx ends or an error: records buffered and
 // not committed then are read again by the next Run, from the offsets of
 // the newest snapshot, which is what makes a crash at any point neither
@@ -273,7 +277,7 @@ func (m *Maintainer) Run(ctx context.Context) error {
 	}
 	defer cl.Close()
 
-	rw, err := newRows(tbl.Schema(), m.cols, m.cfg.CommitRecords)
+	rw, err := newParts(tbl.Schema(), m.cols, m.ocsf)
 	if err != nil {
 		return err
 	}
@@ -291,7 +295,7 @@ func (m *Maintainer) Run(ctx context.Context) error {
 	// table compacts.
 	flush := func(evolving bool) error {
 		n := rw.n
-		if tbl, err = m.commit(ctx, tbl, rw.record(), next); err != nil {
+		if tbl, err = m.commit(ctx, tbl, rw.records(), next); err != nil {
 			return err
 		}
 		m.log.Debug("table commit", "records", n, "snapshot", tbl.CurrentSnapshot().SnapshotID)
@@ -343,7 +347,7 @@ func (m *Maintainer) Run(ctx context.Context) error {
 						return err
 					}
 					rw.release()
-					if rw, err = newRows(tbl.Schema(), m.cols, m.cfg.CommitRecords); err != nil {
+					if rw, err = newParts(tbl.Schema(), m.cols, m.ocsf); err != nil {
 						return err
 					}
 					rw.scan(r)
@@ -376,19 +380,14 @@ func (m *Maintainer) props(next map[int32]int64) iceberg.Properties {
 	return props
 }
 
-// commit appends one batch as a snapshot whose summary carries next.
-// Data files are written first; the snapshot exists once the catalog has
-// written the metadata version naming it, and a failure before leaves
-// files no snapshot names (the next Run writes the records again).
-func (m *Maintainer) commit(ctx context.Context, tbl *itable.Table, rec arrow.RecordBatch, next map[int32]int64) (*itable.Table, error) {
-	defer rec.Release()
-	rdr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
+// commit appends the batches of one commit (one per partition) as a
+// snapshot whose summary carries next. Data files are written first; the
+// snapshot exists once the catalog has written the metadata version
+// naming it, and a failure before leaves files no snapshot names (the
+// next Run writes the records again).
+func (m *Maintainer) commit(ctx context.Context, tbl *itable.Table, recs []arrow.RecordBatch, next map[int32]int64) (*itable.Table, error) {
+	tx, err := appendBatches(ctx, m.cfg.Catalog, tbl, recs, m.props(next))
 	if err != nil {
-		return nil, fmt.Errorf("table: batch of %s: %w", m.cfg.Topic, err)
-	}
-	defer rdr.Release()
-	tx := tbl.NewTransaction()
-	if err := tx.Append(ctx, rdr, m.props(next)); err != nil {
 		return nil, fmt.Errorf("table: write %s: %w", m.cfg.Topic, err)
 	}
 	out, err := tx.Commit(ctx)

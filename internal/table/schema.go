@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -97,8 +98,8 @@ const maxDepth = 2
 // as structs to maxDepth, arrays as JSON strings. Every attribute of the
 // class is a column; inside objects only the required and recommended
 // attributes are fields. What has no field is still in raw: each field
-// is a Parquet column every row of every file fills, if only with a null,
-// and optional attributes inside objects would double the fields
+// is a Parquet column every row of the class's files fills, if only with
+// a null, and optional attributes inside objects would double the fields
 // (vigil bench table measured the cost; docs/tables.md).
 func classFields(sc *ocsfschema.Schema, uid int) []iceberg.NestedField {
 	attrs, ok := sc.Class(uid)
@@ -169,14 +170,121 @@ func newSpec(sc *iceberg.Schema) (iceberg.PartitionSpec, error) {
 	)
 }
 
+// source is where a column's values come from.
+type source int8
+
+const (
+	fromEvent source = iota // the event's attribute at the column's path, or none
+	kafkaPartition
+	kafkaOffset
+	kafkaTimestamp
+	kafkaKey
+	eventTime
+	rawValue
+)
+
+var sources = map[string]source{
+	"kafka_partition": kafkaPartition,
+	"kafka_offset":    kafkaOffset,
+	"kafka_timestamp": kafkaTimestamp,
+	"kafka_key":       kafkaKey,
+	"time":            eventTime,
+	"raw":             rawValue,
+}
+
+// scanner reads the attributes of a record's OCSF event that the columns
+// of a table's schema take.
+type scanner struct {
+	cols   []column
+	kinds  []source         // per column
+	byHead map[string][]int // top-level attribute -> the columns under it
+	vals   []gjson.Result   // per column, the record's value
+	class  int              // the class_uid column, or -1
+	time   int              // the time column, or -1
+}
+
+// newScanner prepares the columns of the Arrow schema as of sc (see
+// newRows).
+func newScanner(as *arrow.Schema, cols []column) *scanner {
+	byName := map[string]column{}
+	for _, c := range cols {
+		byName[c.name] = c
+	}
+	s := &scanner{byHead: map[string][]int{}, class: -1, time: -1}
+	for i, f := range as.Fields() {
+		c, ok := byName[f.Name]
+		if !ok {
+			c = column{name: f.Name, path: f.Name}
+		}
+		if c.path != "" {
+			c.head, c.rest, _ = strings.Cut(c.path, ".")
+			s.byHead[c.head] = append(s.byHead[c.head], i)
+		}
+		switch c.name {
+		case "class_uid":
+			s.class = i
+		case "time":
+			s.time = i
+		}
+		s.cols = append(s.cols, c)
+		s.kinds = append(s.kinds, sources[c.name])
+	}
+	s.vals = make([]gjson.Result, len(s.cols))
+	return s
+}
+
+// scan reads a record's top-level attributes for its columns and returns
+// its class_uid, if it is an OCSF event with one; append then adds it.
+func (s *scanner) scan(rec *kgo.Record) (class int, ok bool) {
+	// One pass over the event's top-level attributes finds every column's
+	// (gjson.Get per column would scan the event once per column).
+	clear(s.vals)
+	if len(rec.Value) > 0 && rec.Value[0] == '{' {
+		// The values read point into rec.Value, which nothing changes
+		// while they are in use: gjson.ParseBytes would copy it first.
+		gjson.Parse(unsafe.String(unsafe.SliceData(rec.Value), len(rec.Value))).ForEach(func(k, v gjson.Result) bool {
+			for _, i := range s.byHead[k.Str] {
+				if s.cols[i].rest == "" {
+					s.vals[i] = v
+				} else {
+					s.vals[i] = v.Get(s.cols[i].rest)
+				}
+			}
+			return true
+		})
+	}
+	return s.classOf()
+}
+
+// classOf is the class_uid scan read, if it is one.
+func (s *scanner) classOf() (int, bool) {
+	if s.class < 0 {
+		return 0, false
+	}
+	v := s.vals[s.class]
+	if v.Type != gjson.Number || float64(int32(v.Int())) != v.Num {
+		return 0, false
+	}
+	return int(v.Int()), true
+}
+
+// timeOf is the time column's value for the record scan read, in
+// microseconds: OCSF time is epoch milliseconds; the Kafka timestamp where
+// the event has none.
+func (s *scanner) timeOf(rec *kgo.Record) int64 {
+	if s.time >= 0 {
+		if v := s.vals[s.time]; v.Type == gjson.Number {
+			return time.UnixMilli(v.Int()).UnixMicro()
+		}
+	}
+	return rec.Timestamp.UnixMicro()
+}
+
 // rows builds one Arrow record batch of the table's current schema from
 // Kafka records.
 type rows struct {
-	cols   []column
-	fields []*field         // per column, how a JSON value fills it
-	byHead map[string][]int // top-level attribute -> the columns under it
-	vals   []gjson.Result   // per column, the record's value
-	class  int              // the class_uid column
+	*scanner
+	fields []*field // per column, how a JSON value fills it
 	b      *array.RecordBuilder
 	n      int
 	// hint is the rows a batch is expected to have; sized is whether
@@ -192,60 +300,29 @@ type rows struct {
 // column dropped from tablecfg.Columns (src_endpoint_ip) names no
 // attribute and stays null.
 func newRows(sc *iceberg.Schema, cols []column, hint int) (*rows, error) {
+	as, err := arrowSchema(sc)
+	if err != nil {
+		return nil, err
+	}
+	return newRowsOf(as, newScanner(as, cols), hint), nil
+}
+
+func arrowSchema(sc *iceberg.Schema) (*arrow.Schema, error) {
 	as, err := itable.SchemaToArrowSchema(sc, nil, true, false)
 	if err != nil {
 		return nil, fmt.Errorf("table: arrow schema: %w", err)
 	}
-	byName := map[string]column{}
-	for _, c := range cols {
-		byName[c.name] = c
-	}
-	r := &rows{b: array.NewRecordBuilder(memory.DefaultAllocator, as), byHead: map[string][]int{}, hint: hint, class: -1}
-	for i, f := range as.Fields() {
-		c, ok := byName[f.Name]
-		if !ok {
-			c = column{name: f.Name, path: f.Name}
-		}
-		if c.path != "" {
-			c.head, c.rest, _ = strings.Cut(c.path, ".")
-			r.byHead[c.head] = append(r.byHead[c.head], i)
-		}
-		if c.name == "class_uid" {
-			r.class = i
-		}
-		r.cols = append(r.cols, c)
-		r.fields = append(r.fields, newField(f.Type))
-	}
-	r.vals = make([]gjson.Result, len(r.cols))
-	return r, nil
+	return as, nil
 }
 
-// scan reads a record's top-level attributes for its columns and returns
-// its class_uid, if it is an OCSF event with one; append then adds it.
-func (r *rows) scan(rec *kgo.Record) (class int, ok bool) {
-	// One pass over the event's top-level attributes finds every column's
-	// (gjson.Get per column would scan the event once per column).
-	clear(r.vals)
-	if len(rec.Value) > 0 && rec.Value[0] == '{' {
-		gjson.ParseBytes(rec.Value).ForEach(func(k, v gjson.Result) bool {
-			for _, i := range r.byHead[k.Str] {
-				if r.cols[i].rest == "" {
-					r.vals[i] = v
-				} else {
-					r.vals[i] = v.Get(r.cols[i].rest)
-				}
-			}
-			return true
-		})
+// newRowsOf builds batches of as with the values s scans; a hint of 0
+// leaves the builders to grow.
+func newRowsOf(as *arrow.Schema, s *scanner, hint int) *rows {
+	r := &rows{scanner: s, b: array.NewRecordBuilder(memory.DefaultAllocator, as), hint: hint, sized: hint == 0}
+	for _, f := range as.Fields() {
+		r.fields = append(r.fields, newField(f.Type))
 	}
-	if r.class < 0 {
-		return 0, false
-	}
-	v := r.vals[r.class]
-	if v.Type != gjson.Number || float64(int32(v.Int())) != v.Num {
-		return 0, false
-	}
-	return int(v.Int()), true
+	return r
 }
 
 // append adds the record scan read last.
@@ -260,38 +337,28 @@ func (r *rows) append(rec *kgo.Record) {
 		}
 		r.sized = true
 	}
-	for i, c := range r.cols {
+	for i, k := range r.kinds {
 		fb := r.b.Field(i)
-		switch c.name {
-		case "kafka_partition":
+		switch k {
+		case fromEvent:
+			r.fields[i].append(fb, r.vals[i])
+		case kafkaPartition:
 			fb.(*array.Int32Builder).Append(rec.Partition)
-			continue
-		case "kafka_offset":
+		case kafkaOffset:
 			fb.(*array.Int64Builder).Append(rec.Offset)
-			continue
-		case "kafka_timestamp":
+		case kafkaTimestamp:
 			fb.(*array.TimestampBuilder).Append(arrow.Timestamp(rec.Timestamp.UnixMicro()))
-			continue
-		case "kafka_key":
+		case kafkaKey:
 			if rec.Key == nil {
 				fb.AppendNull()
 			} else {
 				fb.(*array.BinaryBuilder).Append(rec.Key)
 			}
-			continue
-		case "time":
-			// OCSF time is epoch milliseconds.
-			t := rec.Timestamp
-			if v := r.vals[i]; v.Type == gjson.Number {
-				t = time.UnixMilli(v.Int())
-			}
-			fb.(*array.TimestampBuilder).Append(arrow.Timestamp(t.UnixMicro()))
-			continue
-		case "raw":
+		case eventTime:
+			fb.(*array.TimestampBuilder).Append(arrow.Timestamp(r.timeOf(rec)))
+		case rawValue:
 			fb.(*array.StringBuilder).BinaryBuilder.Append(rec.Value)
-			continue
 		}
-		r.fields[i].append(fb, r.vals[i])
 	}
 	r.n++
 }
@@ -390,50 +457,100 @@ func (f *field) append(b array.Builder, v gjson.Result) {
 	b.AppendNull()
 }
 
-// flush appends the nulls owed to b, and for a struct those its fields
-// owe (for rows where the struct has a value without them), so that the
-// struct and each of its fields are as long as the batch. A struct's own
-// nulls are nulls of its fields too: which goes first does not matter.
-func (f *field) flush(b array.Builder) {
-	if f.sub != nil {
-		sb := b.(*array.StructBuilder)
-		for i, s := range f.sub {
-			s.flush(sb.FieldBuilder(i))
-		}
+// reset forgets the nulls owed to a builder left out of a batch.
+func (f *field) reset() {
+	f.pending = 0
+	for _, s := range f.sub {
+		s.reset()
 	}
+}
+
+// flush appends the nulls owed to b, before a value. A struct's fields
+// owe theirs apart (rows where the struct has a value without them) and
+// pay them before their own next value, or at the batch's end
+// (flushAll): between two values of a field its nulls are nulls, whether
+// the struct's or its own, so the order in which they are appended does
+// not matter, only that they are before the next value.
+func (f *field) flush(b array.Builder) {
 	if f.pending > 0 {
 		b.AppendNulls(f.pending)
 		f.pending = 0
 	}
 }
 
-// record returns the batch built so far and starts a new one, its
-// builders sized for as many rows as this one had: grown by doubling,
-// they would copy and zero each buffer several times per batch.
-func (r *rows) record() arrow.RecordBatch {
-	n := r.n
-	for i, f := range r.fields {
-		f.flush(r.b.Field(i))
-	}
-	var strBytes []int
-	for i := range r.cols {
-		if sb, ok := r.b.Field(i).(*array.StringBuilder); ok {
-			strBytes = append(strBytes, sb.DataLen())
+// flushAll appends the nulls owed to b and, for a struct, to its fields,
+// so that the struct and each of its fields are as long as the batch.
+func (f *field) flushAll(b array.Builder) {
+	if f.sub != nil {
+		sb := b.(*array.StructBuilder)
+		for i, s := range f.sub {
+			s.flushAll(sb.FieldBuilder(i))
 		}
 	}
-	rec := r.b.NewRecordBatch()
+	f.flush(b)
+}
+
+// record returns the batch built so far, with every column of the
+// schema, and starts a new one (see recordOf).
+func (r *rows) record() arrow.RecordBatch { return r.recordOf(nil) }
+
+// recordOf returns the batch built so far with the columns keep says
+// (all where keep is nil), and starts a new one. A column left out must
+// be null in every row: its builder never had a value (filled reports
+// which did).
+//
+// The next batch's builders are sized for as many rows as this one had,
+// those of columns that had values: grown by doubling, they would copy
+// and zero each buffer several times per batch. The others stay empty
+// until a value comes.
+func (r *rows) recordOf(keep []bool) arrow.RecordBatch {
+	n := r.n
+	as := r.b.Schema()
+	fields := make([]arrow.Field, 0, len(r.fields))
+	cols := make([]arrow.Array, 0, len(r.fields))
+	var sized []int // builders to size, and their string bytes
+	var strBytes []int
+	for i, f := range r.fields {
+		fb := r.b.Field(i)
+		if keep != nil && !keep[i] {
+			if fb.Len() > 0 {
+				panic(fmt.Sprintf("table: column %s left out of a batch it has values in", as.Field(i).Name))
+			}
+			f.reset()
+			continue
+		}
+		if fb.Len() > 0 {
+			sized = append(sized, i)
+			sb, ok := fb.(*array.StringBuilder)
+			if ok {
+				strBytes = append(strBytes, sb.DataLen())
+			} else {
+				strBytes = append(strBytes, 0)
+			}
+		}
+		f.flushAll(fb)
+		fields = append(fields, as.Field(i))
+		cols = append(cols, fb.NewArray())
+	}
+	md := as.Metadata()
+	rec := array.NewRecordBatch(arrow.NewSchema(fields, &md), cols, int64(n))
+	for _, c := range cols {
+		c.Release()
+	}
 	r.n = 0
 	r.sized = true
-	r.reserve(n)
-	j := 0
-	for i := range r.cols {
-		if sb, ok := r.b.Field(i).(*array.StringBuilder); ok {
-			sb.ReserveData(strBytes[j])
-			j++
+	for j, i := range sized {
+		r.b.Field(i).Reserve(n)
+		if strBytes[j] > 0 {
+			r.b.Field(i).(*array.StringBuilder).ReserveData(strBytes[j])
 		}
 	}
 	return rec
 }
+
+// filled reports whether column i has had a value (a null appended for
+// a value of the wrong type counts) since the batch began.
+func (r *rows) filled(i int) bool { return r.b.Field(i).Len() > 0 }
 
 func (r *rows) reserve(n int) { r.b.Reserve(n) }
 
