@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -263,26 +262,7 @@ func writeRequest(t *testing.T, nc net.Conn, req kmsg.Request, corr int32) {
 func roundTrip(t *testing.T, nc net.Conn, req kmsg.Request) kmsg.Response {
 	t.Helper()
 	writeRequest(t, nc, req, 1)
-	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	defer nc.SetReadDeadline(time.Time{})
-	var size [4]byte
-	if _, err := io.ReadFull(nc, size[:]); err != nil {
-		t.Fatalf("read %s response: %v", kmsg.NameForKey(req.Key()), err)
-	}
-	body := make([]byte, binary.BigEndian.Uint32(size[:]))
-	if _, err := io.ReadFull(nc, body); err != nil {
-		t.Fatalf("read %s response: %v", kmsg.NameForKey(req.Key()), err)
-	}
-	body = body[4:] // correlation id
-	resp := req.ResponseKind()
-	resp.SetVersion(req.GetVersion())
-	if resp.IsFlexible() && req.Key() != kmsg.ApiVersions.Int16() {
-		body = body[1:] // empty tagged fields of the response header
-	}
-	if err := resp.ReadFrom(body); err != nil {
-		t.Fatalf("decode %s response: %v", kmsg.NameForKey(req.Key()), err)
-	}
-	return resp
+	return readResponse(t, nc, req)
 }
 
 // TestQuotasPerSASLUser: a user quota applies to the connections that
