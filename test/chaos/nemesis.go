@@ -275,23 +275,32 @@ func (n *Nemesis) etcdOutage(hold time.Duration) (string, error) {
 	return fmt.Sprintf("every etcd member SIGKILLed for %v (reads failed); brokers said: %s", time.Since(start).Round(time.Millisecond), strings.Join(said, "; ")), err
 }
 
+// proxyFault sets f on the S3 proxy for the hold, and past it (at most
+// faultGrace more) until it has been injected into one request: after
+// some faults (a partition, a stuck PUT) the workload's producers may
+// send nothing for seconds, and then the brokers have nothing to put.
 func proxyFault(f s3proxy.Fault) func(*Nemesis, time.Duration) (string, error) {
 	return func(n *Nemesis, hold time.Duration) (string, error) {
+		start := time.Now()
 		before := n.c.proxy.Injected()[f.Kind]
+		requests := n.c.proxy.Requests()
 		n.c.proxy.Set(f)
 		time.Sleep(hold)
-		n.c.proxy.Set(s3proxy.Fault{})
-		got := n.c.proxy.Injected()[f.Kind] - before
-		if got == 0 {
-			return "", fmt.Errorf("the proxy injected no %s in %v", f.Kind, hold)
+		for n.c.proxy.Injected()[f.Kind] == before && time.Since(start) < hold+faultGrace {
+			time.Sleep(100 * time.Millisecond)
 		}
-		return fmt.Sprintf("proxy injected %s into %d requests over %v", f.Kind, got, hold.Round(time.Millisecond)), nil
+		n.c.proxy.Set(s3proxy.Fault{})
+		got, held := n.c.proxy.Injected()[f.Kind]-before, time.Since(start)
+		if got == 0 {
+			return "", fmt.Errorf("the proxy injected no %s in %v (%d requests reached it)", f.Kind, held, n.c.proxy.Requests()-requests)
+		}
+		return fmt.Sprintf("proxy injected %s into %d requests over %v", f.Kind, got, held.Round(time.Millisecond)), nil
 	}
 }
 
-// diskFullGrace is how much longer than its hold the disk may stay full
-// while no PUT has yet been refused.
-const diskFullGrace = 15 * time.Second
+// faultGrace is how much longer than its hold a fault of the store (the
+// proxy's, a full disk) may last while it has not yet been shown to act.
+const faultGrace = 15 * time.Second
 
 // diskFull fills the store's tmpfs with a ballast file, so versitygw can
 // write nothing: WAL chunk and segment PUTs fail until it is removed.
@@ -327,13 +336,13 @@ func (n *Nemesis) diskFull(hold time.Duration) (string, error) {
 	// The brokers PUT when a chunk or segment is due, and may still be
 	// backing off from the fault before (a stuck PUT, an outage), so the
 	// disk stays full past the hold until the store has refused one PUT,
-	// for at most diskFullGrace more: only a store nobody writes to then
+	// for at most faultGrace more: only a store nobody writes to then
 	// leaves the fault undemonstrated.
 	start := time.Now()
 	answers := n.c.proxy.Answers()
 	time.Sleep(hold)
 	refused := n.c.proxy.Answers()["PUT 5xx"] - answers["PUT 5xx"]
-	for refused == 0 && time.Since(start) < hold+diskFullGrace {
+	for refused == 0 && time.Since(start) < hold+faultGrace {
 		time.Sleep(100 * time.Millisecond)
 		refused = n.c.proxy.Answers()["PUT 5xx"] - answers["PUT 5xx"]
 	}
