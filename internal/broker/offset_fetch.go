@@ -23,14 +23,32 @@ import (
 // each topic: a refused topic's partitions are answered
 // TOPIC_AUTHORIZATION_FAILED with offset -1, and a fetch of every offset
 // leaves refused topics out.
+//
+// Topic ids (v10, KIP-848's KAFKA-14691): topics are named by id alone,
+// in the request and the answer. After the group check, an id that is no
+// live topic's is answered UNKNOWN_TOPIC_ID with offset -1 for each
+// partition asked for, before the topic check, as for OffsetCommit. A
+// fetch of every offset answers each topic with its live id and leaves
+// out offsets of a name that is no live topic's: they have no id, and
+// the offsets of a deleted topic are dropped with it anyway
+// (ForgetTopic). Names resolve to ids, and ids to names, from the same
+// topic table the commit was checked against, so an id of a deleted topic
+// never reads the offsets of its successor.
 func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.OffsetFetchRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if h.version >= 8 {
+		byID := h.version >= 10
 		for _, rg := range req.Groups {
 			asked := make([]askedTopic, len(rg.Topics))
 			for i, t := range rg.Topics {
-				asked[i] = askedTopic{t.Topic, t.Partitions}
+				asked[i] = askedTopic{topic: t.Topic, partitions: t.Partitions}
+				if byID {
+					asked[i] = askedTopic{id: t.TopicID, partitions: t.Partitions, unknown: true}
+					if lt := b.store.TopicByID(t.TopicID); lt != nil {
+						asked[i].topic, asked[i].unknown = lt.Name, false
+					}
+				}
 			}
 			code, topics := b.groupOffsets(c, rg.Group, asked, rg.Topics == nil, req.RequireStable)
 			if co := b.coordinator(rg.Group); code == 0 && h.version >= 9 && co != nil {
@@ -41,7 +59,12 @@ func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kms
 			}
 			g := kmsg.OffsetFetchResponseGroup{Group: rg.Group, ErrorCode: code}
 			for _, t := range topics {
-				gt := kmsg.OffsetFetchResponseGroupTopic{Topic: t.topic}
+				if byID && rg.Topics == nil {
+					if t.id = b.topicID(t.topic); t.id == ([16]byte{}) {
+						continue
+					}
+				}
+				gt := kmsg.OffsetFetchResponseGroupTopic{Topic: t.topic, TopicID: t.id}
 				for _, o := range t.offs {
 					md := o.Metadata
 					gt.Partitions = append(gt.Partitions, kmsg.OffsetFetchResponseGroupTopicPartition{
@@ -55,7 +78,7 @@ func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kms
 	}
 	asked := make([]askedTopic, len(req.Topics))
 	for i, t := range req.Topics {
-		asked[i] = askedTopic{t.Topic, t.Partitions}
+		asked[i] = askedTopic{topic: t.Topic, partitions: t.Partitions}
 	}
 	// A null topic list (v2+) asks for every committed offset.
 	all := req.Topics == nil && h.version >= 2
@@ -85,18 +108,38 @@ func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kms
 	return func() kmsg.Response { return resp }
 }
 
-// askedTopic is one topic of an OffsetFetch and its partitions.
+// askedTopic is one topic of an OffsetFetch and its partitions; from v10
+// its id too, and unknown when the id is no live topic's.
 type askedTopic struct {
 	topic      string
+	id         [16]byte
 	partitions []int32
+	unknown    bool
 }
 
 // fetchedTopic is one topic of an OffsetFetch's answer; code is its
-// partitions' error (TOPIC_AUTHORIZATION_FAILED for a refused topic).
+// partitions' error (TOPIC_AUTHORIZATION_FAILED for a refused topic,
+// UNKNOWN_TOPIC_ID for an id that is no live topic's).
 type fetchedTopic struct {
 	topic string
+	id    [16]byte
 	offs  []group.FetchedOffset
 	code  int16
+}
+
+// topicID is a live topic's id, zero if the name is no live topic's.
+func (b *Broker) topicID(name string) [16]byte {
+	id, _, _ := b.store.TopicInfo(name)
+	return id
+}
+
+// failedTopic answers each partition asked for of t with code, offset -1.
+func failedTopic(t askedTopic, code int16) fetchedTopic {
+	ft := fetchedTopic{topic: t.topic, id: t.id, code: code}
+	for _, p := range t.partitions {
+		ft.offs = append(ft.offs, group.FetchedOffset{Topic: t.topic, Partition: p, Offset: -1, LeaderEpoch: -1})
+	}
+	return ft
 }
 
 // groupOffsets answers one group of an OffsetFetch (Kafka's fetchOffsets):
@@ -133,8 +176,15 @@ func (b *Broker) groupOffsets(c *conn, groupID string, asked []askedTopic, all, 
 	}
 	topics := map[string][]int32{}
 	denied := map[string]bool{}
+	ids := map[string][16]byte{}
 	var order []string
+	var unknown []fetchedTopic
 	for _, t := range asked {
+		if t.unknown {
+			unknown = append(unknown, failedTopic(t, kerr.UnknownTopicID.Code))
+			continue
+		}
+		ids[t.topic] = t.id
 		if _, ok := topics[t.topic]; !ok && !denied[t.topic] {
 			order = append(order, t.topic)
 			if !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.topic) {
@@ -154,21 +204,19 @@ func (b *Broker) groupOffsets(c *conn, groupID string, asked []askedTopic, all, 
 	for _, o := range offs {
 		by[o.Topic] = append(by[o.Topic], o)
 	}
-	out := make([]fetchedTopic, 0, len(order))
+	out := make([]fetchedTopic, 0, len(order)+len(unknown))
 	for _, t := range order {
 		if !denied[t] {
-			out = append(out, fetchedTopic{topic: t, offs: by[t]})
+			out = append(out, fetchedTopic{topic: t, id: ids[t], offs: by[t]})
 			continue
 		}
-		ft := fetchedTopic{topic: t, code: kerr.TopicAuthorizationFailed.Code}
+		ft := fetchedTopic{topic: t, id: ids[t], code: kerr.TopicAuthorizationFailed.Code}
 		for _, a := range asked {
-			if a.topic == t {
-				for _, p := range a.partitions {
-					ft.offs = append(ft.offs, group.FetchedOffset{Topic: t, Partition: p, Offset: -1, LeaderEpoch: -1})
-				}
+			if !a.unknown && a.topic == t {
+				ft.offs = append(ft.offs, failedTopic(a, 0).offs...)
 			}
 		}
 		out = append(out, ft)
 	}
-	return 0, out
+	return 0, append(out, unknown...)
 }

@@ -1,0 +1,44 @@
+package group
+
+import (
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestCommitByStaleTopicID: an OffsetCommit v10 topic whose id is not the
+// id its name has now (the broker resolved it before the topic was deleted
+// and created again) is UNKNOWN_TOPIC_ID and commits nothing; the same
+// name with its current id commits.
+func TestCommitByStaleTopicID(t *testing.T) {
+	c := newTestCoordinator(t, newMemLog(4), 0)
+	commit := func(id [16]byte) int16 {
+		t.Helper()
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Version, req.Group, req.Generation = 10, "g", -1
+		req.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", TopicID: id,
+			Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 42, LeaderEpoch: -1}}}}
+		resp := <-c.Commit(req)
+		if rt := resp.Topics[0]; rt.TopicID != id {
+			t.Fatalf("answered topic id %x, want %x", rt.TopicID, id)
+		}
+		return resp.Topics[0].Partitions[0].ErrorCode
+	}
+	var stale [16]byte
+	copy(stale[:], "t-before")
+	if code := commit(stale); code != kerr.UnknownTopicID.Code {
+		t.Fatalf("commit by a stale id: %v, want UNKNOWN_TOPIC_ID", kerr.ErrorForCode(code))
+	}
+	offs, _ := c.FetchOffsets("g", map[string][]int32{"t": {0}}, false)
+	if len(offs) != 1 || offs[0].Offset != -1 {
+		t.Fatalf("after a commit by a stale id: %+v, want no offset", offs)
+	}
+	current, _, _ := allTopics{}.TopicInfo("t")
+	if code := commit(current); code != 0 {
+		t.Fatalf("commit by the current id: %v", kerr.ErrorForCode(code))
+	}
+	if offs, _ := c.FetchOffsets("g", map[string][]int32{"t": {0}}, false); len(offs) != 1 || offs[0].Offset != 42 {
+		t.Fatalf("after a commit by the current id: %+v, want offset 42", offs)
+	}
+}
