@@ -217,3 +217,35 @@ func TestConsumerGroupCommitsByTopicID(t *testing.T) {
 		})
 	}
 }
+
+// TestUnknownTopicIDBeforeTopicAuthz: an id that is no topic's names
+// nothing to authorize, so a principal that may read the group but no
+// topic is answered UNKNOWN_TOPIC_ID for it (Kafka's order), and
+// TOPIC_AUTHORIZATION_FAILED for the id of a topic it may not read, by
+// OffsetCommit and OffsetFetch v10 alike.
+func TestUnknownTopicIDBeforeTopicAuthz(t *testing.T) {
+	e := startAuthzServer(t, false)
+	e.topics(t, "secret")
+	secret, _, _ := e.ts.srv.store.TopicInfo("secret")
+	e.grantTo(t, "idless", onGroup("idg", kmsg.ACLOperationRead))
+	nc := e.conn(t, "idless")
+	unknown := [16]byte{0xfe, 0xed}
+	for _, tc := range []struct {
+		id   [16]byte
+		want *kerr.Error
+	}{{unknown, kerr.UnknownTopicID}, {secret, kerr.TopicAuthorizationFailed}} {
+		oc := versioned(kmsg.NewPtrOffsetCommitRequest(), 10)
+		oc.Group, oc.Generation = "idg", -1
+		oc.Topics = []kmsg.OffsetCommitRequestTopic{{TopicID: tc.id, Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1}}}}
+		if rt := roundTrip(t, nc, oc).(*kmsg.OffsetCommitResponse).Topics[0]; rt.TopicID != tc.id || rt.Partitions[0].ErrorCode != tc.want.Code {
+			t.Errorf("commit v10 of id %x: id %x, %s; want %s", tc.id, rt.TopicID, codeName(rt.Partitions[0].ErrorCode), tc.want.Message)
+		}
+		of := versioned(kmsg.NewPtrOffsetFetchRequest(), 10)
+		of.Groups = []kmsg.OffsetFetchRequestGroup{{Group: "idg", MemberEpoch: -1,
+			Topics: []kmsg.OffsetFetchRequestGroupTopic{{TopicID: tc.id, Partitions: []int32{0}}}}}
+		g := roundTrip(t, nc, of).(*kmsg.OffsetFetchResponse).Groups[0]
+		if g.ErrorCode != 0 || len(g.Topics) != 1 || g.Topics[0].TopicID != tc.id || g.Topics[0].Partitions[0].ErrorCode != tc.want.Code {
+			t.Errorf("fetch v10 of id %x: %+v; want %s", tc.id, g, tc.want.Message)
+		}
+	}
+}
