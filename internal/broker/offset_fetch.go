@@ -31,9 +31,9 @@ import (
 // fetch of every offset answers each topic with its live id and leaves
 // out offsets of a name that is no live topic's: they have no id, and
 // the offsets of a deleted topic are dropped with it anyway
-// (ForgetTopic). Names resolve to ids, and ids to names, from the same
-// topic table the commit was checked against, so an id of a deleted topic
-// never reads the offsets of its successor.
+// (ForgetTopic). Each id is confirmed after the read (confirmIDs), so an
+// id of a deleted topic never reads the offsets of its successor, nor a
+// successor's id those of the topic before it.
 func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.OffsetFetchRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
@@ -50,7 +50,14 @@ func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kms
 					}
 				}
 			}
+			var before map[string][16]byte
+			if byID && rg.Topics == nil {
+				before = b.topicIDs()
+			}
 			code, topics := b.groupOffsets(c, rg.Group, asked, rg.Topics == nil, req.RequireStable)
+			if byID {
+				topics = b.confirmIDs(topics, before)
+			}
 			if co := b.coordinator(rg.Group); code == 0 && h.version >= 9 && co != nil {
 				// A consumer group's member fetches at its epoch (KIP-848).
 				if code = co.CheckConsumerFetch(rg.Group, rg.MemberID, rg.MemberEpoch); code != 0 {
@@ -59,11 +66,6 @@ func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kms
 			}
 			g := kmsg.OffsetFetchResponseGroup{Group: rg.Group, ErrorCode: code}
 			for _, t := range topics {
-				if byID && rg.Topics == nil {
-					if t.id = b.topicID(t.topic); t.id == ([16]byte{}) {
-						continue
-					}
-				}
 				gt := kmsg.OffsetFetchResponseGroupTopic{Topic: t.topic, TopicID: t.id}
 				for _, o := range t.offs {
 					md := o.Metadata
@@ -131,6 +133,51 @@ type fetchedTopic struct {
 func (b *Broker) topicID(name string) [16]byte {
 	id, _, _ := b.store.TopicInfo(name)
 	return id
+}
+
+// topicIDs maps the live topics' names to their ids.
+func (b *Broker) topicIDs() map[string][16]byte {
+	ts := b.store.Topics()
+	out := make(map[string][16]byte, len(ts))
+	for _, t := range ts {
+		out[t.Name] = t.ID
+	}
+	return out
+}
+
+// confirmIDs makes sure the offsets of a v10 answer are those of the ids
+// it gives. An id stays a topic's from its creation until its deletion,
+// and a topic's offsets are forgotten on this broker before its name is
+// live again (storage.Engine.OnTopicDeleted), so a name with the same id
+// before and after the read had no other topic's offsets in between.
+// Topics asked by id were resolved before the read: one whose name has
+// another id, or none, now is answered UNKNOWN_TOPIC_ID. With every
+// offset asked for, before holds the ids from before the read; a topic
+// whose id is not the same now, or is no live topic's, is left out.
+func (b *Broker) confirmIDs(topics []fetchedTopic, before map[string][16]byte) []fetchedTopic {
+	kept := topics[:0]
+	for _, t := range topics {
+		if t.code == kerr.UnknownTopicID.Code {
+			kept = append(kept, t)
+			continue
+		}
+		now := b.topicID(t.topic)
+		switch {
+		case before != nil:
+			if id, ok := before[t.topic]; !ok || id != now {
+				continue
+			}
+			t.id = now
+		case now != t.id:
+			asked := askedTopic{topic: t.topic, id: t.id}
+			for _, o := range t.offs {
+				asked.partitions = append(asked.partitions, o.Partition)
+			}
+			t = failedTopic(asked, kerr.UnknownTopicID.Code)
+		}
+		kept = append(kept, t)
+	}
+	return kept
 }
 
 // failedTopic answers each partition asked for of t with code, offset -1.
