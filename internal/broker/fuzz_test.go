@@ -324,12 +324,20 @@ func fuzzSeeds() [][]byte {
 	oc.Group = grp
 	oc.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1, Metadata: &cmeta}, {Partition: 9, Offset: 1}}}}
 	seeds = append(seeds, enc(oc, 0), enc(oc, 2), enc(oc, 9))
+	// v10 names topics by id: one that is no topic's, and the zero id.
+	oc.Topics = append(oc.Topics, kmsg.OffsetCommitRequestTopic{Partitions: oc.Topics[0].Partitions})
+	oc.Topics[0].TopicID = [16]byte{0: 0xf0, 15: 0x0f}
+	seeds = append(seeds, enc(oc, 10))
 
 	of := kmsg.NewPtrOffsetFetchRequest()
 	of.Group = grp
 	of.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: topic, Partitions: []int32{0, 1}}}
 	of.Groups = []kmsg.OffsetFetchRequestGroup{{Group: grp, Topics: []kmsg.OffsetFetchRequestGroupTopic{{Topic: topic, Partitions: []int32{0}}}}, {Group: "other"}}
 	seeds = append(seeds, enc(of, 0), enc(of, 7), enc(of, 8), enc(of, 9))
+	// v10 by id (no topic's, and the zero id); "other" asks for every offset.
+	of.Groups[0].Topics = append(of.Groups[0].Topics, kmsg.OffsetFetchRequestGroupTopic{Partitions: []int32{0}})
+	of.Groups[0].Topics[0].TopicID = [16]byte{0: 0xf0, 15: 0x0f}
+	seeds = append(seeds, enc(of, 10))
 
 	lgs := kmsg.NewPtrListGroupsRequest()
 	lgs.StatesFilter, lgs.TypesFilter = []string{"Empty", "Stable"}, []string{"classic"}

@@ -16,12 +16,21 @@ import (
 // each topic, else its partitions are answered TOPIC_AUTHORIZATION_FAILED
 // and are not committed. The coordinator sees only the topics allowed, and
 // is not asked at all when every topic was refused.
+//
+// Topic ids (v10, KIP-848's KAFKA-14690): the request names each topic by
+// id alone. After the group check, an id that is no live topic's (never
+// was, or its topic was deleted, perhaps re-created under a new id) is
+// answered UNKNOWN_TOPIC_ID for each of its partitions, before the topic
+// check, as Kafka's handleOffsetCommitRequest: the id names nothing to
+// authorize. A known id is checked against the name's id again under the
+// coordinator's lock (group.Coordinator.Commit), so a topic deleted and
+// re-created between here and there does not take the old id's offsets.
 func (b *Broker) handleOffsetCommit(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.OffsetCommitRequest)
 	failAll := func(e *kerr.Error) func() kmsg.Response {
 		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 		for _, rt := range req.Topics {
-			st := kmsg.OffsetCommitResponseTopic{Topic: rt.Topic}
+			st := kmsg.OffsetCommitResponseTopic{Topic: rt.Topic, TopicID: rt.TopicID}
 			for _, rp := range rt.Partitions {
 				st.Partitions = append(st.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: rp.Partition, ErrorCode: e.Code})
 			}
@@ -32,6 +41,53 @@ func (b *Broker) handleOffsetCommit(c *conn, h header, r kmsg.Request) func() km
 	if !c.allowed(kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group) {
 		return failAll(kerr.GroupAuthorizationFailed)
 	}
+	req, unknown := b.resolveCommitIDs(req)
+	if len(req.Topics) == 0 && len(unknown) > 0 {
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		resp.Topics = unknown
+		return func() kmsg.Response { return resp }
+	}
+	answer := b.authorizedCommit(c, req)
+	if unknown == nil {
+		return answer
+	}
+	return func() kmsg.Response {
+		resp := answer().(*kmsg.OffsetCommitResponse)
+		resp.Topics = append(resp.Topics, unknown...)
+		return resp
+	}
+}
+
+// resolveCommitIDs names the topics of a v10+ commit by their ids and
+// takes out those whose id is no live topic's, returning their answers
+// (UNKNOWN_TOPIC_ID), as resolveFetchIDs. Earlier versions are returned
+// as they are.
+func (b *Broker) resolveCommitIDs(req *kmsg.OffsetCommitRequest) (*kmsg.OffsetCommitRequest, []kmsg.OffsetCommitResponseTopic) {
+	if req.Version < 10 {
+		return req, nil
+	}
+	kept := req.Topics[:0:0]
+	var unknown []kmsg.OffsetCommitResponseTopic
+	for _, rt := range req.Topics {
+		if t := b.store.TopicByID(rt.TopicID); t != nil {
+			rt.Topic = t.Name
+			kept = append(kept, rt)
+			continue
+		}
+		st := kmsg.OffsetCommitResponseTopic{TopicID: rt.TopicID}
+		for _, rp := range rt.Partitions {
+			st.Partitions = append(st.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: rp.Partition, ErrorCode: kerr.UnknownTopicID.Code})
+		}
+		unknown = append(unknown, st)
+	}
+	cp := *req
+	cp.Topics = kept
+	return &cp, unknown
+}
+
+// authorizedCommit checks Read on each topic of a commit whose group the
+// principal may read and hands the allowed topics to the coordinator.
+func (b *Broker) authorizedCommit(c *conn, req *kmsg.OffsetCommitRequest) func() kmsg.Response {
 	// denied[i]: topic i was refused; nil when none was (no allocation).
 	var denied []bool
 	sub := req
@@ -51,7 +107,7 @@ func (b *Broker) handleOffsetCommit(c *conn, h header, r kmsg.Request) func() km
 		denied[i] = true
 	}
 	if denied != nil && len(sub.Topics) == 0 {
-		return failAll(kerr.TopicAuthorizationFailed)
+		return failAllOr(req, nil, kerr.TopicAuthorizationFailed)
 	}
 	g := b.coordinator(req.Group)
 	if g == nil {
@@ -93,7 +149,7 @@ func failAllOr(req *kmsg.OffsetCommitRequest, denied []bool, e *kerr.Error) func
 		if denied != nil && denied[i] {
 			code = kerr.TopicAuthorizationFailed.Code
 		}
-		st := kmsg.OffsetCommitResponseTopic{Topic: rt.Topic}
+		st := kmsg.OffsetCommitResponseTopic{Topic: rt.Topic, TopicID: rt.TopicID}
 		for _, rp := range rt.Partitions {
 			st.Partitions = append(st.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: rp.Partition, ErrorCode: code})
 		}
@@ -115,7 +171,7 @@ func mergeCommit(req *kmsg.OffsetCommitRequest, denied []bool, answered []kmsg.O
 			}
 			continue
 		}
-		st := kmsg.OffsetCommitResponseTopic{Topic: rt.Topic}
+		st := kmsg.OffsetCommitResponseTopic{Topic: rt.Topic, TopicID: rt.TopicID}
 		for _, rp := range rt.Partitions {
 			st.Partitions = append(st.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: rp.Partition, ErrorCode: kerr.TopicAuthorizationFailed.Code})
 		}

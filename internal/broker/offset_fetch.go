@@ -23,16 +23,41 @@ import (
 // each topic: a refused topic's partitions are answered
 // TOPIC_AUTHORIZATION_FAILED with offset -1, and a fetch of every offset
 // leaves refused topics out.
+//
+// Topic ids (v10, KIP-848's KAFKA-14691): topics are named by id alone,
+// in the request and the answer. After the group check, an id that is no
+// live topic's is answered UNKNOWN_TOPIC_ID with offset -1 for each
+// partition asked for, before the topic check, as for OffsetCommit. A
+// fetch of every offset answers each topic with its live id and leaves
+// out offsets of a name that is no live topic's: they have no id, and
+// the offsets of a deleted topic are dropped with it anyway
+// (ForgetTopic). Each id is confirmed after the read (confirmIDs), so an
+// id of a deleted topic never reads the offsets of its successor, nor a
+// successor's id those of the topic before it.
 func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kmsg.Response {
 	req := r.(*kmsg.OffsetFetchRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if h.version >= 8 {
+		byID := h.version >= 10
 		for _, rg := range req.Groups {
 			asked := make([]askedTopic, len(rg.Topics))
 			for i, t := range rg.Topics {
-				asked[i] = askedTopic{t.Topic, t.Partitions}
+				asked[i] = askedTopic{topic: t.Topic, partitions: t.Partitions}
+				if byID {
+					asked[i] = askedTopic{id: t.TopicID, partitions: t.Partitions, unknown: true}
+					if lt := b.store.TopicByID(t.TopicID); lt != nil {
+						asked[i].topic, asked[i].unknown = lt.Name, false
+					}
+				}
+			}
+			var before map[string][16]byte
+			if byID && rg.Topics == nil {
+				before = b.topicIDs()
 			}
 			code, topics := b.groupOffsets(c, rg.Group, asked, rg.Topics == nil, req.RequireStable)
+			if byID {
+				topics = b.confirmIDs(topics, before)
+			}
 			if co := b.coordinator(rg.Group); code == 0 && h.version >= 9 && co != nil {
 				// A consumer group's member fetches at its epoch (KIP-848).
 				if code = co.CheckConsumerFetch(rg.Group, rg.MemberID, rg.MemberEpoch); code != 0 {
@@ -41,7 +66,7 @@ func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kms
 			}
 			g := kmsg.OffsetFetchResponseGroup{Group: rg.Group, ErrorCode: code}
 			for _, t := range topics {
-				gt := kmsg.OffsetFetchResponseGroupTopic{Topic: t.topic}
+				gt := kmsg.OffsetFetchResponseGroupTopic{Topic: t.topic, TopicID: t.id}
 				for _, o := range t.offs {
 					md := o.Metadata
 					gt.Partitions = append(gt.Partitions, kmsg.OffsetFetchResponseGroupTopicPartition{
@@ -55,7 +80,7 @@ func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kms
 	}
 	asked := make([]askedTopic, len(req.Topics))
 	for i, t := range req.Topics {
-		asked[i] = askedTopic{t.Topic, t.Partitions}
+		asked[i] = askedTopic{topic: t.Topic, partitions: t.Partitions}
 	}
 	// A null topic list (v2+) asks for every committed offset.
 	all := req.Topics == nil && h.version >= 2
@@ -85,18 +110,83 @@ func (b *Broker) handleOffsetFetch(c *conn, h header, r kmsg.Request) func() kms
 	return func() kmsg.Response { return resp }
 }
 
-// askedTopic is one topic of an OffsetFetch and its partitions.
+// askedTopic is one topic of an OffsetFetch and its partitions; from v10
+// its id too, and unknown when the id is no live topic's.
 type askedTopic struct {
 	topic      string
+	id         [16]byte
 	partitions []int32
+	unknown    bool
 }
 
 // fetchedTopic is one topic of an OffsetFetch's answer; code is its
-// partitions' error (TOPIC_AUTHORIZATION_FAILED for a refused topic).
+// partitions' error (TOPIC_AUTHORIZATION_FAILED for a refused topic,
+// UNKNOWN_TOPIC_ID for an id that is no live topic's).
 type fetchedTopic struct {
 	topic string
+	id    [16]byte
 	offs  []group.FetchedOffset
 	code  int16
+}
+
+// topicID is a live topic's id, zero if the name is no live topic's.
+func (b *Broker) topicID(name string) [16]byte {
+	id, _, _ := b.store.TopicInfo(name)
+	return id
+}
+
+// topicIDs maps the live topics' names to their ids.
+func (b *Broker) topicIDs() map[string][16]byte {
+	ts := b.store.Topics()
+	out := make(map[string][16]byte, len(ts))
+	for _, t := range ts {
+		out[t.Name] = t.ID
+	}
+	return out
+}
+
+// confirmIDs makes sure the offsets of a v10 answer are those of the ids
+// it gives. An id stays a topic's from its creation until its deletion,
+// and a topic's offsets are forgotten on this broker before its name is
+// live again (storage.Engine.OnTopicDeleted), so a name with the same id
+// before and after the read had no other topic's offsets in between.
+// Topics asked by id were resolved before the read: one whose name has
+// another id, or none, now is answered UNKNOWN_TOPIC_ID. With every
+// offset asked for, before holds the ids from before the read; a topic
+// whose id is not the same now, or is no live topic's, is left out.
+func (b *Broker) confirmIDs(topics []fetchedTopic, before map[string][16]byte) []fetchedTopic {
+	kept := topics[:0]
+	for _, t := range topics {
+		if t.code == kerr.UnknownTopicID.Code {
+			kept = append(kept, t)
+			continue
+		}
+		now := b.topicID(t.topic)
+		switch {
+		case before != nil:
+			if id, ok := before[t.topic]; !ok || id != now {
+				continue
+			}
+			t.id = now
+		case now != t.id:
+			asked := askedTopic{topic: t.topic, id: t.id}
+			for _, o := range t.offs {
+				asked.partitions = append(asked.partitions, o.Partition)
+			}
+			t = failedTopic(asked, kerr.UnknownTopicID.Code)
+		}
+		kept = append(kept, t)
+	}
+	return kept
+}
+
+// failedTopic answers each partition asked for of t with code, offset -1.
+func failedTopic(t askedTopic, code int16) fetchedTopic {
+	ft := fetchedTopic{topic: t.topic, id: t.id, code: code}
+	for _, p := range t.partitions {
+		ft.offs = append(ft.offs, group.FetchedOffset{Topic: t.topic, Partition: p, Offset: -1, LeaderEpoch: -1})
+	}
+	return ft
 }
 
 // groupOffsets answers one group of an OffsetFetch (Kafka's fetchOffsets):
@@ -133,8 +223,15 @@ func (b *Broker) groupOffsets(c *conn, groupID string, asked []askedTopic, all, 
 	}
 	topics := map[string][]int32{}
 	denied := map[string]bool{}
+	ids := map[string][16]byte{}
 	var order []string
+	var unknown []fetchedTopic
 	for _, t := range asked {
+		if t.unknown {
+			unknown = append(unknown, failedTopic(t, kerr.UnknownTopicID.Code))
+			continue
+		}
+		ids[t.topic] = t.id
 		if _, ok := topics[t.topic]; !ok && !denied[t.topic] {
 			order = append(order, t.topic)
 			if !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.topic) {
@@ -154,21 +251,19 @@ func (b *Broker) groupOffsets(c *conn, groupID string, asked []askedTopic, all, 
 	for _, o := range offs {
 		by[o.Topic] = append(by[o.Topic], o)
 	}
-	out := make([]fetchedTopic, 0, len(order))
+	out := make([]fetchedTopic, 0, len(order)+len(unknown))
 	for _, t := range order {
 		if !denied[t] {
-			out = append(out, fetchedTopic{topic: t, offs: by[t]})
+			out = append(out, fetchedTopic{topic: t, id: ids[t], offs: by[t]})
 			continue
 		}
-		ft := fetchedTopic{topic: t, code: kerr.TopicAuthorizationFailed.Code}
+		ft := fetchedTopic{topic: t, id: ids[t], code: kerr.TopicAuthorizationFailed.Code}
 		for _, a := range asked {
-			if a.topic == t {
-				for _, p := range a.partitions {
-					ft.offs = append(ft.offs, group.FetchedOffset{Topic: t, Partition: p, Offset: -1, LeaderEpoch: -1})
-				}
+			if !a.unknown && a.topic == t {
+				ft.offs = append(ft.offs, failedTopic(a, 0).offs...)
 			}
 		}
 		out = append(out, ft)
 	}
-	return 0, out
+	return 0, append(out, unknown...)
 }

@@ -38,7 +38,7 @@ func (c *Coordinator) expireLoop() {
 // consumers). A Stable consumer group's offsets of topics none of its
 // members subscribes to expire from their commit. Offsets of other
 // groups with members, and any offset with a commit on its way to
-// durability, stay.
+// durability, stay (but for a partition that is gone).
 func (c *Coordinator) Expire(now time.Time) int {
 	return c.remove(now, true, func(k tp) bool { return !c.topics.PartitionExists(k.topic, k.partition) }, nil)
 }
@@ -97,10 +97,18 @@ func (c *Coordinator) remove(now time.Time, retention bool, gone func(tp) bool, 
 		var keys []tp
 		chosen := map[tp]bool{}
 		for k, o := range g.offsets {
-			if g.pendingCommits[k] > 0 {
-				continue
+			if gone(k) || (g.pendingCommits[k] == 0 && expirable && !subscribed[k.topic] && nowMs-since(o) >= keepFor && !g.hasPending(k)) {
+				keys = append(keys, k)
+				chosen[k] = true
 			}
-			if gone(k) || (expirable && !subscribed[k.topic] && nowMs-since(o) >= keepFor && !g.hasPending(k)) {
+		}
+		// A commit on its way to durability expires with nothing, but one
+		// of a deleted partition goes too: it was accepted while the
+		// partition lived, and its record precedes the tombstone in the
+		// log, so applying both in order (or replaying them) leaves no
+		// offset for a topic created again under the name to resume at.
+		for k := range g.pendingCommits {
+			if !chosen[k] && gone(k) {
 				keys = append(keys, k)
 				chosen[k] = true
 			}

@@ -10,11 +10,16 @@ import (
 // Commit handles an OffsetCommit request. The response arrives on the
 // returned channel once the commit records are durable in the offsets log
 // (or at once on errors); only then are the offsets visible to OffsetFetch.
+//
+// From v10 each topic carries its id beside the name the broker resolved
+// it to; a topic whose name no longer has that id here, under the lock
+// the deletion's ForgetTopic takes too, is answered UNKNOWN_TOPIC_ID, so
+// a commit by a deleted topic's id never lands on its successor.
 func (c *Coordinator) Commit(req *kmsg.OffsetCommitRequest) <-chan *kmsg.OffsetCommitResponse {
 	ch := make(chan *kmsg.OffsetCommitResponse, 1)
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 	for _, t := range req.Topics {
-		rt := kmsg.OffsetCommitResponseTopic{Topic: t.Topic}
+		rt := kmsg.OffsetCommitResponseTopic{Topic: t.Topic, TopicID: t.TopicID}
 		for _, p := range t.Partitions {
 			rt.Partitions = append(rt.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: p.Partition})
 		}
@@ -92,6 +97,11 @@ func (c *Coordinator) Commit(req *kmsg.OffsetCommitRequest) <-chan *kmsg.OffsetC
 	var keys []tp
 	var vals []offset
 	for i, t := range req.Topics {
+		stale := false
+		if req.Version >= 10 {
+			id, _, ok := c.topics.TopicInfo(t.Topic)
+			stale = !ok || id != t.TopicID
+		}
 		for j, p := range t.Partitions {
 			rp := &resp.Topics[i].Partitions[j]
 			md := ""
@@ -99,6 +109,9 @@ func (c *Coordinator) Commit(req *kmsg.OffsetCommitRequest) <-chan *kmsg.OffsetC
 				md = *p.Metadata
 			}
 			switch {
+			case stale:
+				rp.ErrorCode = kerr.UnknownTopicID.Code
+				continue
 			case !c.topics.PartitionExists(t.Topic, p.Partition):
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue

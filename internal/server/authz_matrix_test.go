@@ -297,6 +297,15 @@ func authzMatrix() []matrixRow {
 	topicAuthz, groupAuthz, clusterAuthz := kerr.TopicAuthorizationFailed, kerr.GroupAuthorizationFailed, kerr.ClusterAuthorizationFailed
 	txnAuthz := kerr.TransactionalIDAuthorizationFailed
 	ids := map[string]int64{} // the producer id of each transactional row, from its setup
+
+	// The topic id of each row naming its topic by id, from its setup.
+	topicIDs := map[string][16]byte{}
+	idSetup := func(api string) func(t *testing.T, e *authzEnv) {
+		return func(t *testing.T, e *authzEnv) {
+			topicSetup(topic(api))(t, e)
+			topicIDs[api], _, _ = e.ts.srv.store.TopicInfo(topic(api))
+		}
+	}
 	return []matrixRow{
 		{
 			key: kmsg.Produce, grants: []aclEntry{onTopic(topic("Produce"), write)}, setup: topicSetup(topic("Produce")),
@@ -909,6 +918,53 @@ func authzMatrix() []matrixRow {
 				of := r.(*kmsg.OffsetFetchResponse)
 				if allowed && (len(of.Topics) != 1 || of.Topics[0].Partitions[0].Offset != 1) {
 					t.Errorf("allowed: %+v", of.Topics)
+				}
+			},
+		},
+		{
+			// v10 names the topic by id; Read is checked on the name the
+			// id resolves to.
+			key: kmsg.OffsetCommit, grants: []aclEntry{onGroup(group("OffsetCommitByID"), read), onTopic(topic("OffsetCommitByID"), read)},
+			setup: idSetup("OffsetCommitByID"),
+			req: func() kmsg.Request {
+				r := versioned(kmsg.NewPtrOffsetCommitRequest(), 10)
+				r.Group, r.Generation = group("OffsetCommitByID"), -1
+				r.Topics = []kmsg.OffsetCommitRequestTopic{{TopicID: topicIDs["OffsetCommitByID"],
+					Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1}}}}
+				return r
+			},
+			where: "topics[0].partitions[0]", denied: groupAuthz, without: []*kerr.Error{groupAuthz, topicAuthz},
+			code: func(r kmsg.Response) int16 { return r.(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode },
+			check: func(t *testing.T, e *authzEnv, r kmsg.Response, allowed bool) {
+				if id := r.(*kmsg.OffsetCommitResponse).Topics[0].TopicID; id != topicIDs["OffsetCommitByID"] {
+					t.Errorf("answered topic id %x, want %x", id, topicIDs["OffsetCommitByID"])
+				}
+			},
+		},
+		{
+			key: kmsg.OffsetFetch, grants: []aclEntry{onGroup(group("OffsetFetchByID"), describe), onTopic(topic("OffsetFetchByID"), describe)},
+			setup: func(t *testing.T, e *authzEnv) {
+				idSetup("OffsetFetchByID")(t, e)
+				commitAsAdmin(t, e, group("OffsetFetchByID"), topic("OffsetFetchByID"))
+			},
+			req: func() kmsg.Request {
+				r := versioned(kmsg.NewPtrOffsetFetchRequest(), 10)
+				r.Groups = []kmsg.OffsetFetchRequestGroup{{Group: group("OffsetFetchByID"), MemberEpoch: -1,
+					Topics: []kmsg.OffsetFetchRequestGroupTopic{{TopicID: topicIDs["OffsetFetchByID"], Partitions: []int32{0}}}}}
+				return r
+			},
+			where: "groups[0].error_code, else groups[0].topics[0].partitions[0]", denied: groupAuthz, without: []*kerr.Error{groupAuthz, topicAuthz},
+			code: func(r kmsg.Response) int16 {
+				g := r.(*kmsg.OffsetFetchResponse).Groups[0]
+				if g.ErrorCode != 0 || len(g.Topics) == 0 {
+					return g.ErrorCode
+				}
+				return g.Topics[0].Partitions[0].ErrorCode
+			},
+			check: func(t *testing.T, e *authzEnv, r kmsg.Response, allowed bool) {
+				g := r.(*kmsg.OffsetFetchResponse).Groups[0]
+				if allowed && (len(g.Topics) != 1 || g.Topics[0].TopicID != topicIDs["OffsetFetchByID"] || g.Topics[0].Partitions[0].Offset != 1) {
+					t.Errorf("allowed: %+v", g.Topics)
 				}
 			},
 		},

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/group"
@@ -661,12 +662,16 @@ func TestGroupStaticMembershipAndFencing(t *testing.T) {
 	wantErr(t, "join with an unsupported protocol", join("", nil, "consumer", "roundrobin", 9).ErrorCode, kerr.InconsistentGroupProtocol)
 
 	// Commits: a non-member may not commit to a group with members, a
-	// member may, and unknown partitions are refused.
+	// member may, and unknown partitions are refused. By name: franz-go
+	// would send this request at v10, which names topics by id alone.
+	byName := kversion.Stable()
+	byName.SetMaxKeyVersion(kmsg.OffsetCommit.Int16(), 9)
+	v9 := ts.client(t, kgo.MaxVersions(byName))
 	commit := func(memberID string, gen int32, topic string, partition int32) int16 {
 		req := kmsg.NewPtrOffsetCommitRequest()
 		req.Group, req.MemberID, req.Generation = groupID, memberID, gen
 		req.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: partition, Offset: 7, LeaderEpoch: -1}}}}
-		return rawGroupReq[*kmsg.OffsetCommitResponse](t, ctx, cl, req).Topics[0].Partitions[0].ErrorCode
+		return rawGroupReq[*kmsg.OffsetCommitResponse](t, ctx, v9, req).Topics[0].Partitions[0].ErrorCode
 	}
 	wantErr(t, "simple commit to a group with members", commit("", -1, topic, 0), kerr.UnknownMemberID)
 	wantErr(t, "member commit, stale generation", commit(j2.MemberID, 5, topic, 0), kerr.IllegalGeneration)
