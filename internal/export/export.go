@@ -48,8 +48,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Sink delivers documents to one destination. Deliver is called by one
-// goroutine at a time.
+// Sink delivers documents to one destination. Deliver is called by up to
+// JobConfig.MaxInFlight goroutines at once.
 type Sink interface {
 	// Deliver sends docs as one request (or a few, as the sink needs) and
 	// fills res, one Result per doc, in order. A non-nil error means the
@@ -59,6 +59,13 @@ type Sink interface {
 	Deliver(ctx context.Context, docs []*Doc, res []Result) error
 	// Close releases the sink's connections.
 	Close() error
+}
+
+// InFlightDefaulter is a sink with a default of its own for
+// JobConfig.MaxInFlight: a webhook, whose rate limit bounds it anyway and
+// whose receivers read records in order, takes one request at a time.
+type InFlightDefaulter interface {
+	DefaultMaxInFlight() int
 }
 
 // Outcome is what became of one document.
