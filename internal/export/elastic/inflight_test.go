@@ -29,14 +29,16 @@ func TestRequestsInFlight(t *testing.T) {
 		p.Start(t)
 		name := fmt.Sprintf("lanes%d", inFlight)
 		j := newJob(t, addr, name, "ocsf.lanes", elastic.Config{URL: p.URL()}, func(c *export.JobConfig) { c.MaxInFlight = inFlight })
+		start := time.Now()
 		r := exporttest.Run(t, j.Run)
 		exporttest.Wait(t, time.Minute, "commit", func() bool {
 			c, e := exporttest.Committed(t, addr, "vigil-export-"+name, "ocsf.lanes")
 			return c == e
 		})
+		el := time.Since(start)
 		r.Stop()
 		m := p.MaxInFlight()
-		t.Logf("max_in_flight %d: %d requests, at most %d at once", inFlight, p.Requests(), m)
+		t.Logf("max_in_flight %d: %d requests of %v each, at most %d at once, all committed in %v", inFlight, p.Requests(), p.Delay, m, el.Round(time.Millisecond))
 		if m > inFlight || (inFlight > 1 && m < 2) {
 			t.Errorf("max_in_flight %d: the proxy served up to %d requests at once", inFlight, m)
 		}
