@@ -108,7 +108,9 @@ func (e *exporter) wait(within time.Duration) error {
 // It fails if a kill did not land mid-stream (ZincSearch held every
 // record produced so far) or if no document was ever sent twice: then
 // the test would not have exercised what the ids are for. A proxy in
-// front of ZincSearch counts the sends of each id.
+// front of ZincSearch counts the sends of each id. The job has three
+// requests in flight (max_in_flight), so the kills land with several
+// out; the proxy must have seen them overlap.
 func TestExportKilled(t *testing.T) {
 	t.Parallel()
 	const (
@@ -143,6 +145,7 @@ sinks:
     topics: [%s]%s
     session_timeout: 2s
     batch: {records: 100, poll_records: 1000}
+    max_in_flight: 3
     retry: {initial: 50ms, max: 1s}
     elasticsearch: {url: %s, index: '%s'}
 `, b.addr, topic, inst, proxy.URL(), index)
@@ -315,7 +318,11 @@ sinks:
 	if total == unique {
 		t.Fatalf("no document was sent twice (%d sends of %d ids): the kills never landed between a delivery and its commit", total, unique)
 	}
-	t.Logf("%d records; %d sends of %d ids: %d sent again after a kill, each still once in ZincSearch", len(recs), total, unique, total-unique)
+	t.Logf("%d records; %d sends of %d ids: %d sent again after a kill, each still once in ZincSearch; up to %d requests at once",
+		len(recs), total, unique, total-unique, proxy.MaxInFlight())
+	if m := proxy.MaxInFlight(); m < 2 || m > 3 {
+		t.Errorf("the proxy served up to %d requests at once; want the job's 3 in flight to overlap, and no more", m)
+	}
 
 	// A backfill of the whole range through the same binary: every
 	// record sent once more, nothing added.

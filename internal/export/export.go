@@ -15,11 +15,15 @@
 // by the sink (for Splunk with indexer acknowledgement, once the indexer
 // says so), or written to the dead-letter topic with the reason. A crash
 // anywhere before the commit makes the next owner of the partitions send
-// the batch again. Every record carries an id that is a function of its
-// position alone, "topic:partition:offset" (Doc.ID), so a sink that keys
-// documents by id (Elasticsearch, OpenSearch) ends up with each record
-// exactly once however often it was sent; sinks that cannot (Splunk HEC,
-// webhooks) get the id as a field or header to deduplicate on.
+// the batch again. The requests of a batch go MaxInFlight at a time, in
+// lanes of consecutive records delivered side by side; the batch is
+// committed once every lane is done, so no partition's commit passes a
+// record the sink has not acknowledged. Every record carries an id that
+// is a function of its position alone, "topic:partition:offset"
+// (Doc.ID), so a sink that keys documents by id (Elasticsearch,
+// OpenSearch) ends up with each record exactly once however often it was
+// sent; sinks that cannot (Splunk HEC, webhooks) get the id as a field or
+// header to deduplicate on.
 //
 // # Failures
 //
@@ -27,7 +31,8 @@
 // and 5xx, per item or for the whole request, and transport errors) is
 // sent again after a backoff that honours Retry-After; while a job
 // retries it does not poll, so franz-go stops fetching once its buffer
-// is full: a slow sink slows the consumer and nothing is dropped. Dead
+// is full: a slow sink slows the consumer and nothing is dropped. A wait
+// holds back every lane of the job, not only the one told to wait. Dead
 // (any other 4xx of an item; a request the sink refuses as malformed is
 // split in halves until the record it refuses is alone) goes to the
 // dead-letter topic with its reason in a header. A request refused for
@@ -48,8 +53,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Sink delivers documents to one destination. Deliver is called by one
-// goroutine at a time.
+// Sink delivers documents to one destination. Deliver is called by up to
+// JobConfig.MaxInFlight goroutines at once.
 type Sink interface {
 	// Deliver sends docs as one request (or a few, as the sink needs) and
 	// fills res, one Result per doc, in order. A non-nil error means the
@@ -59,6 +64,13 @@ type Sink interface {
 	Deliver(ctx context.Context, docs []*Doc, res []Result) error
 	// Close releases the sink's connections.
 	Close() error
+}
+
+// InFlightDefaulter is a sink with a default of its own for
+// JobConfig.MaxInFlight: a webhook, whose rate limit bounds it anyway and
+// whose receivers read records in order, takes one request at a time.
+type InFlightDefaulter interface {
+	DefaultMaxInFlight() int
 }
 
 // Outcome is what became of one document.

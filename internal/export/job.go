@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,13 @@ const (
 	HeaderSink   = "vigil.export.sink"
 	HeaderReason = "vigil.export.reason"
 	HeaderOrigin = "vigil.origin"
+)
+
+// DefaultMaxInFlight is a job's requests in flight unless configured
+// or its sink says otherwise; MaxInFlightLimit the most it accepts.
+const (
+	DefaultMaxInFlight = 4
+	MaxInFlightLimit   = 64
 )
 
 // JobConfig configures one job: one sink, its topics and its group.
@@ -52,6 +60,13 @@ type JobConfig struct {
 	MaxBatchRecords int
 	MaxBatchBytes   int
 	MaxPollRecords  int
+	// MaxInFlight is how many requests to the sink a job has out at once
+	// (1 to MaxInFlightLimit; default DefaultMaxInFlight, or the sink's
+	// own default if it has one). A polled batch is cut into that many
+	// lanes of consecutive records, each delivered as a job with one
+	// request in flight does; its offsets are committed once every lane
+	// is done.
+	MaxInFlight int
 	// RetryInitial and RetryMax bound the backoff between retries
 	// (default 250ms and 30s); a Retry-After of the sink is honoured up
 	// to RetryMax. MaxAttempts > 0 dead-letters a record after that many
@@ -91,6 +106,9 @@ func (c *JobConfig) defaults() {
 	if c.RetryMax < c.RetryInitial {
 		c.RetryMax = c.RetryInitial
 	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
 	if c.SessionTimeout <= 0 {
 		c.SessionTimeout = 45 * time.Second
 	}
@@ -114,6 +132,9 @@ func (c *JobConfig) Validate() error {
 		if _, err := regexp.Compile(c.TopicRegex); err != nil {
 			return fmt.Errorf("sink %s: topic_regex: %w", c.Name, err)
 		}
+	}
+	if c.MaxInFlight < 0 || c.MaxInFlight > MaxInFlightLimit {
+		return fmt.Errorf("sink %s: max_in_flight %d: want 1 to %d", c.Name, c.MaxInFlight, MaxInFlightLimit)
 	}
 	for _, t := range c.Topics {
 		if t == c.DeadLetterTopic || (c.DeadLetterTopic == "" && t == DefaultDeadLetterTopic) {
@@ -147,10 +168,16 @@ type Job struct {
 	records, delivered, bytes, dead, retried, throttled, batches, outside atomic.Int64
 
 	// pause and resume stop fetching during a backoff (the group client's
-	// topics of the batch in flight); nil in backfill.
+	// topics of the batch in flight); nil in backfill. held counts the
+	// lanes waiting, so that fetching resumes once the last one goes on.
 	pause, resume func()
+	holdMu        sync.Mutex
+	held          int
 
-	res []Result // reused by deliver
+	// notBefore (Unix nanoseconds) is when the job's next request may go.
+	// A lane told to wait moves it on, so that the lanes of a batch back
+	// off together instead of each hammering the sink until told so.
+	notBefore atomic.Int64
 
 	// quit is closed when the job is asked to stop: a backoff then ends
 	// at once (the batch is left uncommitted) instead of using up the
@@ -170,6 +197,9 @@ type lagPos struct{ hw, next int64 }
 
 // NewJob makes a job; it connects when run. m may be nil (no metrics).
 func NewJob(cfg JobConfig, sink Sink, m *Metrics, log *slog.Logger) (*Job, error) {
+	if d, ok := sink.(InFlightDefaulter); ok && cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = d.DefaultMaxInFlight()
+	}
 	cfg.defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -374,11 +404,39 @@ func (j *Job) handle(ctx context.Context, recs []*kgo.Record) error {
 		}
 		docs = append(docs, d)
 	}
-	more, err := j.deliver(ctx, docs)
+	more, err := j.deliverLanes(ctx, docs)
 	if err != nil {
 		return err
 	}
 	return j.deadLetter(ctx, append(dead, more...))
+}
+
+// deliverLanes cuts docs into up to MaxInFlight lanes of consecutive
+// records, as many as there are requests' worth of them, and delivers the
+// lanes at once, each with one request in flight; it returns when every
+// lane is done. The batch is committed only after that, so a lane that
+// retries holds back the commit of every record of the batch, those of
+// its own partitions included, and a commit never passes a record the
+// sink has not acknowledged.
+func (j *Job) deliverLanes(ctx context.Context, docs []*Doc) ([]deadLetter, error) {
+	lanes := min(j.cfg.MaxInFlight, (len(docs)+j.cfg.MaxBatchRecords-1)/j.cfg.MaxBatchRecords)
+	if lanes <= 1 {
+		return j.deliver(ctx, docs)
+	}
+	dead := make([][]deadLetter, lanes)
+	errs := make([]error, lanes)
+	var wg sync.WaitGroup
+	for i := range lanes {
+		lane := docs[i*len(docs)/lanes : (i+1)*len(docs)/lanes]
+		wg.Go(func() { dead[i], errs[i] = j.deliver(ctx, lane) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return slices.Concat(dead...), nil
 }
 
 type deadLetter struct {
@@ -386,10 +444,12 @@ type deadLetter struct {
 	reason string
 }
 
-// deliver sends docs in requests of the configured size until each is
-// delivered or dead, and returns the dead ones.
+// deliver sends docs in requests of the configured size, one at a time,
+// until each is delivered or dead, and returns the dead ones. It is one
+// lane: several may run at once.
 func (j *Job) deliver(ctx context.Context, docs []*Doc) ([]deadLetter, error) {
 	var dead []deadLetter
+	var resBuf []Result
 	attempts := map[*Doc]int{}
 	limit := j.cfg.MaxBatchRecords
 	failures := 0 // consecutive sends that made no progress
@@ -405,11 +465,14 @@ func (j *Job) deliver(ctx context.Context, docs []*Doc) ([]deadLetter, error) {
 			n++
 		}
 		chunk := queue[:n]
-		if cap(j.res) < n {
-			j.res = make([]Result, n)
+		if cap(resBuf) < n {
+			resBuf = make([]Result, n)
 		}
-		res := j.res[:n]
+		res := resBuf[:n]
 		clear(res)
+		if err := j.waitTurn(ctx); err != nil {
+			return nil, err
+		}
 		err := j.sink.Deliver(ctx, chunk, res)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -522,15 +585,38 @@ func (j *Job) backoff(n int) time.Duration {
 	return d - time.Duration(rand.Int64N(int64(d)/5+1))
 }
 
-// sleep waits d with fetching paused, so that a sink that asks for time
-// gets it without the consumer buffering on.
+// sleep holds the job's requests back for d (or longer, if another lane
+// already asked for longer) and waits that out.
 func (j *Job) sleep(ctx context.Context, d time.Duration) error {
-	if j.pause != nil {
-		j.pause()
-		defer j.resume()
+	until := time.Now().Add(d).UnixNano()
+	for {
+		cur := j.notBefore.Load()
+		if cur >= until || j.notBefore.CompareAndSwap(cur, until) {
+			break
+		}
 	}
-	j.m.backoff.Set(d.Seconds())
-	defer j.m.backoff.Set(0)
+	return j.waitTurn(ctx)
+}
+
+// waitTurn returns when the job's requests may go again: at once unless a
+// lane is backing off.
+func (j *Job) waitTurn(ctx context.Context) error {
+	for {
+		d := time.Until(time.Unix(0, j.notBefore.Load()))
+		if d <= 0 {
+			return nil
+		}
+		if err := j.wait(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+// wait waits d with fetching paused, so that a sink that asks for time
+// gets it without the consumer buffering on.
+func (j *Job) wait(ctx context.Context, d time.Duration) error {
+	j.hold(d)
+	defer j.release()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -540,6 +626,27 @@ func (j *Job) sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	case <-j.quit:
 		return context.Canceled
+	}
+}
+
+func (j *Job) hold(d time.Duration) {
+	j.holdMu.Lock()
+	defer j.holdMu.Unlock()
+	if j.held == 0 && j.pause != nil {
+		j.pause()
+	}
+	j.held++
+	j.m.backoff.Set(d.Seconds())
+}
+
+func (j *Job) release() {
+	j.holdMu.Lock()
+	defer j.holdMu.Unlock()
+	if j.held--; j.held == 0 {
+		if j.resume != nil {
+			j.resume()
+		}
+		j.m.backoff.Set(0)
 	}
 }
 

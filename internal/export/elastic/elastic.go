@@ -27,6 +27,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -70,8 +71,14 @@ type Sink struct {
 	pass   string
 	hdr    map[string]string
 	client *http.Client
-	body   bytes.Buffer
-	line   []byte
+	// bufs holds request bodies between Deliver calls, which may run at
+	// once.
+	bufs sync.Pool
+}
+
+type buffers struct {
+	body bytes.Buffer
+	line []byte
 }
 
 // New checks the configuration and reads the secrets.
@@ -128,20 +135,25 @@ func (s *Sink) Close() error {
 
 // Deliver sends docs as one _bulk request.
 func (s *Sink) Deliver(ctx context.Context, docs []*export.Doc, res []export.Result) error {
-	s.body.Reset()
-	for _, d := range docs {
-		s.line = append(s.line[:0], `{"`...)
-		s.line = append(s.line, s.op...)
-		s.line = append(s.line, `":{"_index":`...)
-		s.line = export.AppendJSONString(s.line, indexName(s.index.Append(nil, d)))
-		s.line = append(s.line, `,"_id":`...)
-		s.line = export.AppendJSONString(s.line, d.ID)
-		s.line = append(s.line, "}}\n"...)
-		s.body.Write(s.line)
-		writeOneLine(&s.body, d.Value())
-		s.body.WriteByte('\n')
+	b, _ := s.bufs.Get().(*buffers)
+	if b == nil {
+		b = new(buffers)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(s.body.Bytes()))
+	defer s.bufs.Put(b)
+	b.body.Reset()
+	for _, d := range docs {
+		b.line = append(b.line[:0], `{"`...)
+		b.line = append(b.line, s.op...)
+		b.line = append(b.line, `":{"_index":`...)
+		b.line = export.AppendJSONString(b.line, indexName(s.index.Append(nil, d)))
+		b.line = append(b.line, `,"_id":`...)
+		b.line = export.AppendJSONString(b.line, d.ID)
+		b.line = append(b.line, "}}\n"...)
+		b.body.Write(b.line)
+		writeOneLine(&b.body, d.Value())
+		b.body.WriteByte('\n')
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(b.body.Bytes()))
 	if err != nil {
 		return err
 	}

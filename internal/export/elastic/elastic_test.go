@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -163,26 +164,28 @@ func TestItemErrorsDeadLettered(t *testing.T) {
 	}
 }
 
-// TestBackpressure answers the first requests 429 with Retry-After: 1
-// and then 503: the job waits as told, nothing is lost, nothing is
-// dead-lettered.
+// TestBackpressure answers the first request 429 with Retry-After: 1
+// and two later ones 503, through a slow proxy: the job waits as told,
+// nothing is lost, nothing is dead-lettered. The job has four lanes of
+// requests; the others' requests in flight at the 429 are answered, and
+// none of them sends another before the second is up: the lanes back
+// off together.
 func TestBackpressure(t *testing.T) {
 	z := exporttest.StartZinc(t)
 	addr := exporttest.StartBroker(t)
-	const n = 100
+	const n = 300 // four lanes of 75: two requests each
 	exporttest.Produce(t, addr, "ocsf.slow", 1, 0, n)
-	var first time.Time
-	var second time.Time
-	p := &exporttest.BulkProxy{Upstream: z.ESURL(), User: z.User, Password: z.Password,
+	var mu sync.Mutex
+	at := map[int]time.Time{}
+	p := &exporttest.BulkProxy{Upstream: z.ESURL(), User: z.User, Password: z.Password, Delay: 200 * time.Millisecond,
 		RequestFault: func(k int) (int, string) {
+			mu.Lock()
+			at[k] = time.Now()
+			mu.Unlock()
 			switch k {
 			case 1:
-				first = time.Now()
 				return 429, "1"
-			case 2:
-				second = time.Now()
-				return 503, ""
-			case 3:
+			case 5, 6:
 				return 503, ""
 			}
 			return 0, ""
@@ -195,12 +198,21 @@ func TestBackpressure(t *testing.T) {
 		return c == e
 	})
 	r.Stop()
-	if d := second.Sub(first); d < 950*time.Millisecond {
-		t.Errorf("retried %v after a 429 with Retry-After: 1", d)
+	mu.Lock()
+	for k, when := range at {
+		// Requests 2 to 4 were sent with the first; every later one
+		// waits out its Retry-After.
+		if d := when.Sub(at[1]); k > 4 && d < 950*time.Millisecond {
+			t.Errorf("request %d sent %v after a 429 with Retry-After: 1", k, d)
+		}
 	}
+	mu.Unlock()
 	st := j.Stats()
 	if st.Delivered != n || st.DeadLettered != 0 || st.Throttled < 3 {
 		t.Errorf("stats %+v; want %d delivered, none dead, 3 throttled", st, n)
+	}
+	if m := p.MaxInFlight(); m < 2 {
+		t.Errorf("at most %d request in flight; want the lanes' requests at once", m)
 	}
 	ids, err := z.WaitIDs("vigil-*", n, 30*time.Second, time.Second)
 	if err != nil || len(ids) != n {

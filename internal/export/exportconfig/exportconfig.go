@@ -53,6 +53,7 @@ type Sink struct {
 	Start           string        `yaml:"start"`
 	DeadLetterTopic string        `yaml:"dead_letter_topic"`
 	SessionTimeout  time.Duration `yaml:"session_timeout"`
+	MaxInFlight     int           `yaml:"max_in_flight"`
 	Batch           struct {
 		Records     int `yaml:"records"`
 		Bytes       int `yaml:"bytes"`
@@ -146,7 +147,7 @@ func (f *File) Jobs(brokers []string, clientOpts []kgo.Opt, m *export.Metrics, l
 			Topics: s.Topics, TopicRegex: s.TopicRegex, FromLatest: s.Start == "latest", DeadLetterTopic: dlq,
 			MaxBatchRecords: s.Batch.Records, MaxBatchBytes: s.Batch.Bytes, MaxPollRecords: s.Batch.PollRecords,
 			RetryInitial: s.Retry.Initial, RetryMax: s.Retry.Max, MaxAttempts: s.Retry.MaxAttempts,
-			SessionTimeout: s.SessionTimeout, ClientOpts: clientOpts}
+			SessionTimeout: s.SessionTimeout, MaxInFlight: s.MaxInFlight, ClientOpts: clientOpts}
 		j, err := export.NewJob(cfg, sink, m, log)
 		if err != nil {
 			sink.Close()

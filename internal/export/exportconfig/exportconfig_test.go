@@ -1,11 +1,14 @@
 package exportconfig
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/export"
 )
 
 const example = `
@@ -57,5 +60,54 @@ func TestParse(t *testing.T) {
 	_, err = f.Jobs(nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err == nil || !strings.Contains(err.Error(), "sink search") {
 		t.Errorf("jobs: %v", err)
+	}
+}
+
+// TestMaxInFlight: max_in_flight reaches the job; unset it is the
+// default, one for a webhook; out of range it is an error.
+func TestMaxInFlight(t *testing.T) {
+	const yaml = `
+brokers: [127.0.0.1:9092]
+sinks:
+  - name: search
+    type: elasticsearch
+    topics: [a]%s
+    elasticsearch: {url: http://127.0.0.1:9200}
+  - name: hook
+    type: webhook
+    topics: [a]%s
+    webhook: {url: http://127.0.0.1:8080}
+`
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, c := range []struct {
+		es, hook         string
+		wantES, wantHook int
+		err              string
+	}{
+		{"", "", export.DefaultMaxInFlight, 1, ""},
+		{"\n    max_in_flight: 8", "\n    max_in_flight: 2", 8, 2, ""},
+		{"\n    max_in_flight: -1", "", 0, 0, "max_in_flight -1: want 1 to 64"},
+		{"", "\n    max_in_flight: 65", 0, 0, "max_in_flight 65: want 1 to 64"},
+	} {
+		f, err := Parse([]byte(fmt.Sprintf(yaml, c.es, c.hook)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs, err := f.Jobs(nil, nil, nil, log)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q %q: %v, want an error with %q", c.es, c.hook, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if es, hook := jobs[0].Config().MaxInFlight, jobs[1].Config().MaxInFlight; es != c.wantES || hook != c.wantHook {
+			t.Errorf("%q %q: max in flight %d and %d, want %d and %d", c.es, c.hook, es, hook, c.wantES, c.wantHook)
+		}
+		for _, j := range jobs {
+			j.Close()
+		}
 	}
 }

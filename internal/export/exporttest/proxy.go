@@ -39,13 +39,17 @@ type BulkProxy struct {
 	// the error type given.
 	ItemFault func(id string, attempt int) (status int, errType string)
 	// Delay holds each request this long before answering it (a slow
-	// receiver: a crash then lands while a request is in flight).
+	// receiver: a crash then lands while a request is in flight, and a
+	// job's requests overlap). A request RequestFault refuses is
+	// answered at once.
 	Delay time.Duration
 
 	srv      *httptest.Server
 	client   *http.Client
 	mu       sync.Mutex
 	requests int
+	inFlight int            // requests being served now
+	maxIn    int            // the most at once
 	sends    map[string]int // documents forwarded, by id
 	attempts map[string]int // documents seen, by id
 	auths    []string       // Authorization headers seen
@@ -108,6 +112,13 @@ func (p *BulkProxy) Requests() int {
 	return p.requests
 }
 
+// MaxInFlight is the most _bulk requests the proxy was serving at once.
+func (p *BulkProxy) MaxInFlight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.maxIn
+}
+
 // Auths returns the Authorization headers seen.
 func (p *BulkProxy) Auths() []string {
 	p.mu.Lock()
@@ -129,6 +140,13 @@ func (p *BulkProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	p.requests++
 	n := p.requests
+	p.inFlight++
+	p.maxIn = max(p.maxIn, p.inFlight)
+	defer func() {
+		p.mu.Lock()
+		p.inFlight--
+		p.mu.Unlock()
+	}()
 	p.auths = append(p.auths, r.Header.Get("Authorization"))
 	p.mu.Unlock()
 	if p.RequireAuth != "" && r.Header.Get("Authorization") != p.RequireAuth {

@@ -32,6 +32,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -78,7 +79,9 @@ type Sink struct {
 	token              string
 	sourcetype, source *export.Template
 	client             *http.Client
-	body               []byte
+	// bodies holds request bodies between Deliver calls, which may run
+	// at once.
+	bodies sync.Pool
 }
 
 // New checks the configuration and reads the token.
@@ -146,11 +149,16 @@ type hecAnswer struct {
 
 // Deliver sends docs as one batch and, with ack, waits for the indexer.
 func (s *Sink) Deliver(ctx context.Context, docs []*export.Doc, res []export.Result) error {
-	b := s.body[:0]
+	buf, _ := s.bodies.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	defer s.bodies.Put(buf)
+	b := (*buf)[:0]
 	for _, d := range docs {
 		b = s.appendEvent(b, d)
 	}
-	s.body = b
+	*buf = b
 	resp, err := s.post(ctx, s.eventURL, b)
 	if err != nil {
 		return err

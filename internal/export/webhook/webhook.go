@@ -112,6 +112,11 @@ func (s *Sink) Close() error {
 	return nil
 }
 
+// DefaultMaxInFlight is 1: the rate limit bounds a webhook's throughput,
+// not the answers' latency, and one request at a time keeps a
+// partition's records in order at the receiver.
+func (s *Sink) DefaultMaxInFlight() int { return 1 }
+
 // Sign is the signature header's value of body under secret.
 func Sign(secret, body []byte) string {
 	m := hmac.New(sha256.New, secret)
@@ -168,4 +173,7 @@ func (s *Sink) post(ctx context.Context, d *export.Doc, body []byte) export.Resu
 	return r
 }
 
-var _ export.Sink = (*Sink)(nil)
+var (
+	_ export.Sink              = (*Sink)(nil)
+	_ export.InFlightDefaulter = (*Sink)(nil)
+)
