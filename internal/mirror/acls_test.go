@@ -111,16 +111,7 @@ func TestMirrorACLs(t *testing.T) {
 	}
 	wait := func(what string) {
 		t.Helper()
-		var got []string
-		defer func() {
-			if t.Failed() {
-				t.Logf("Vigil's ACLs: %q\nwant %q", got, want)
-			}
-		}()
-		exporttest.Wait(t, 30*time.Second, what, func() bool {
-			got = acls()
-			return slices.Equal(got, want)
-		})
+		waitList(t, what, "Vigil's ACLs", acls, want)
 	}
 	wait("the sources' ACLs on Vigil")
 
@@ -197,4 +188,20 @@ func TestMirrorACLs(t *testing.T) {
 	if policy != "compact" {
 		t.Errorf("%s: cleanup.policy %q, want compact", StateTopic, policy)
 	}
+}
+
+// waitList waits until list returns want (sorted lines), and shows both
+// if it never does.
+func waitList(t *testing.T, what, name string, list func() []string, want []string) {
+	t.Helper()
+	var got []string
+	defer func() {
+		if t.Failed() {
+			t.Logf("%s: %q\nwant %q", name, got, want)
+		}
+	}()
+	exporttest.Wait(t, 30*time.Second, what, func() bool {
+		got = list()
+		return slices.Equal(got, want)
+	})
 }

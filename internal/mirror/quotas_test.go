@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
@@ -76,16 +75,7 @@ func TestMirrorQuotas(t *testing.T) {
 	}
 	wait := func(what string, want []string) {
 		t.Helper()
-		var got []string
-		defer func() {
-			if t.Failed() {
-				t.Logf("Vigil's quotas: %q\nwant %q", got, want)
-			}
-		}()
-		exporttest.Wait(t, 30*time.Second, what, func() bool {
-			got = quotas()
-			return slices.Equal(got, want)
-		})
+		waitList(t, what, "Vigil's quotas", quotas, want)
 	}
 	wait("the source's quotas on Vigil", []string{
 		"client-id=replay-job consumer_byte_rate=5.24288e+07",
