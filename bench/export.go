@@ -12,8 +12,8 @@ package bench
 //   - The baseline is a plain consumer: franz-go in a group, autocommit,
 //     counting records and bytes. The candidate is an export.Job with the
 //     elastic sink at its defaults (500 records per request, 2000 per
-//     committed batch, 4 requests in flight, create actions with ids),
-//     delivering into
+//     committed batch, 4 requests in flight unless MaxInFlight says
+//     otherwise, create actions with ids), delivering into
 //     VictoriaLogs' `_bulk` endpoint: every record parsed for its class
 //     and time, rendered into a bulk line, sent, its item in the answer
 //     read, and each batch's offsets committed.
@@ -97,8 +97,11 @@ type ExportOptions struct {
 	Records    int      // in the topic (0: DefaultExportRecords)
 	Partitions int      // of the topic (0: DefaultExportPartitions)
 	Rounds     int      // pairs of runs (0: DefaultRounds)
-	Logger     *slog.Logger
-	Out        io.Writer // progress and results; nil discards
+	// MaxInFlight is the export job's max_in_flight (0: the job's
+	// default, export.DefaultMaxInFlight).
+	MaxInFlight int
+	Logger      *slog.Logger
+	Out         io.Writer // progress and results; nil discards
 }
 
 // ExportRun is one run: the whole topic read (consumer) or delivered
@@ -198,7 +201,11 @@ func RunExport(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	fmt.Fprintf(out, "topic:         %s: %d OCSF events of %.0f B on average, %d partitions, written in %s\n",
 		topic, o.Records, res.RecordBytes, o.Partitions, time.Since(t0).Round(time.Millisecond))
 	fmt.Fprintf(out, "method:        each run a child process reading the whole topic from the start as a new group, %s, interleaved\n", plural(o.Rounds, "round"))
-	fmt.Fprintf(out, "               consumer: franz-go in a group, autocommit, counting; export: export.Job with the elastic sink at its defaults into _bulk\n")
+	inFlight := o.MaxInFlight
+	if inFlight == 0 {
+		inFlight = export.DefaultMaxInFlight
+	}
+	fmt.Fprintf(out, "               consumer: franz-go in a group, autocommit, counting; export: export.Job with the elastic sink at its defaults into _bulk, max_in_flight %d\n", inFlight)
 	fmt.Fprintf(out, "               per core: records over the child's CPU-seconds; each run starts once the broker has settled and the receiver is idle\n")
 
 	run := func(round int, exp bool, label string) (ExportRun, error) {
@@ -216,7 +223,7 @@ func RunExport(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		p := childParams{Brokers: bb.seeds, Topic: topic, Records: int64(o.Records),
 			Group: fmt.Sprintf("vigil-bench-export-%s-%d-%s", suffix, round, role)}
 		if exp {
-			p.BulkURL = vl.ESURL()
+			p.BulkURL, p.MaxInFlight = vl.ESURL(), o.MaxInFlight
 		}
 		c, err := startChild(ctx, role, p, log)
 		if err != nil {
@@ -473,7 +480,8 @@ func exportChild(ctx context.Context, p childParams, cmds <-chan string, send fu
 	}
 	sink := &timedSink{Sink: es}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	job, err := export.NewJob(export.JobConfig{Name: "bench", Brokers: p.Brokers, Topics: []string{p.Topic}, Group: p.Group}, sink, nil, log)
+	job, err := export.NewJob(export.JobConfig{Name: "bench", Brokers: p.Brokers, Topics: []string{p.Topic}, Group: p.Group,
+		MaxInFlight: p.MaxInFlight}, sink, nil, log)
 	if err != nil {
 		return err
 	}

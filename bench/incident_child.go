@@ -45,9 +45,10 @@ type childParams struct {
 	Nice        int             `json:"nice,omitempty"` // replay: the reader's nice value
 	// The export comparison's roles (export.go): the group, the records
 	// to read, and the export's _bulk URL.
-	Group   string `json:"group,omitempty"`
-	Records int64  `json:"records,omitempty"`
-	BulkURL string `json:"bulk_url,omitempty"`
+	Group       string `json:"group,omitempty"`
+	Records     int64  `json:"records,omitempty"`
+	BulkURL     string `json:"bulk_url,omitempty"`
+	MaxInFlight int    `json:"max_in_flight,omitempty"` // 0: the job's default
 	// The table comparison's (table.go): the object store directory the
 	// table is written to.
 	TableDir   string `json:"table_dir,omitempty"`
