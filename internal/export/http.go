@@ -1,6 +1,8 @@
 package export
 
 import (
+	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -10,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -153,4 +156,48 @@ func Secret(inline, file string) (string, error) {
 	}
 	line, _, _ := strings.Cut(string(raw), "\n")
 	return strings.TrimSpace(line), nil
+}
+
+// NewPost builds a POST of body, a buffer its caller pools, and calls
+// release once net/http is done with it. Client.Do may return while its
+// transport still writes the body (a server that answers before reading
+// the whole request; RoundTrip "may [close the body] in a separate
+// goroutine even after RoundTrip returns"), so a buffer handed back to its
+// pool when Do returns could be rewritten by the next request while the
+// transport still sends it. The transport closes a request's body once it
+// is done with it, even on errors; release runs then, and on the error
+// path here.
+func NewPost(ctx context.Context, url string, body []byte, release func()) (*http.Request, error) {
+	b := &pooledBody{release: release}
+	b.r.Reset(body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, b)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	// net/http knows the length of its own readers only.
+	req.ContentLength = int64(len(body))
+	if len(body) == 0 {
+		b.Close()
+		req.Body = http.NoBody
+	}
+	return req, nil
+}
+
+// pooledBody is a request body that calls release when closed, once.
+type pooledBody struct {
+	r       bytes.Reader
+	once    sync.Once
+	release func()
+}
+
+func (b *pooledBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (b *pooledBody) Close() error {
+	b.once.Do(func() {
+		if b.release != nil {
+			b.release()
+		}
+	})
+	return nil
 }

@@ -72,7 +72,7 @@ type Sink struct {
 	hdr    map[string]string
 	client *http.Client
 	// bufs holds request bodies between Deliver calls, which may run at
-	// once.
+	// once; a body is back once the transport has closed it (NewPost).
 	bufs sync.Pool
 }
 
@@ -139,7 +139,6 @@ func (s *Sink) Deliver(ctx context.Context, docs []*export.Doc, res []export.Res
 	if b == nil {
 		b = new(buffers)
 	}
-	defer s.bufs.Put(b)
 	b.body.Reset()
 	for _, d := range docs {
 		b.line = append(b.line[:0], `{"`...)
@@ -153,7 +152,8 @@ func (s *Sink) Deliver(ctx context.Context, docs []*export.Doc, res []export.Res
 		writeOneLine(&b.body, d.Value())
 		b.body.WriteByte('\n')
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(b.body.Bytes()))
+	// The pool gets b back once the transport is done with its body.
+	req, err := export.NewPost(ctx, s.url, b.body.Bytes(), func() { s.bufs.Put(b) })
 	if err != nil {
 		return err
 	}

@@ -80,7 +80,7 @@ type Sink struct {
 	sourcetype, source *export.Template
 	client             *http.Client
 	// bodies holds request bodies between Deliver calls, which may run
-	// at once.
+	// at once; a body is back once the transport has closed it (NewPost).
 	bodies sync.Pool
 }
 
@@ -153,13 +153,13 @@ func (s *Sink) Deliver(ctx context.Context, docs []*export.Doc, res []export.Res
 	if buf == nil {
 		buf = new([]byte)
 	}
-	defer s.bodies.Put(buf)
 	b := (*buf)[:0]
 	for _, d := range docs {
 		b = s.appendEvent(b, d)
 	}
 	*buf = b
-	resp, err := s.post(ctx, s.eventURL, b)
+	// The pool gets buf back once the transport is done with it.
+	resp, err := s.post(ctx, s.eventURL, b, func() { s.bodies.Put(buf) })
 	if err != nil {
 		return err
 	}
@@ -220,8 +220,8 @@ func (s *Sink) appendEvent(b []byte, d *export.Doc) []byte {
 	return append(b, "}\n"...)
 }
 
-func (s *Sink) post(ctx context.Context, u string, body []byte) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+func (s *Sink) post(ctx context.Context, u string, body []byte, release func()) (*http.Response, error) {
+	req, err := export.NewPost(ctx, u, body, release)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +239,7 @@ func (s *Sink) waitAck(ctx context.Context, id int64) error {
 	key := strconv.FormatInt(id, 10)
 	deadline := time.Now().Add(s.cfg.AckTimeout)
 	for {
-		resp, err := s.post(ctx, s.ackURL, body)
+		resp, err := s.post(ctx, s.ackURL, body, nil)
 		if err != nil {
 			return fmt.Errorf("HEC ack poll: %w", err)
 		}
