@@ -119,12 +119,11 @@ func newCleaner() *cleaner { return &cleaner{dec: kgo.DefaultDecompressor()} }
 // after the horizon removes them. A tombstone's own timestamp plays no
 // part: a producer sets it, and a mirror copies it. Offsets, batch
 // boundaries and producer fields are kept, so readers see gaps, never
-// moved records. A
-// partition is cleaned once its dirty part (written since its last
-// cleaning) is min.cleanable.dirty.ratio of its cleanable bytes, or its
-// oldest dirty segment is max.compaction.lag.ms old. Topics under legal
-// hold are not cleaned: cleaning deletes records. It returns how many
-// partitions were cleaned.
+// moved records. A partition is cleaned once its dirty part (written
+// since its last cleaning) is min.cleanable.dirty.ratio of its cleanable
+// bytes, or its oldest dirty segment is max.compaction.lag.ms old. Topics
+// under legal hold are not cleaned: cleaning deletes records. It returns
+// how many partitions were cleaned.
 //
 // Transactions, as Kafka's cleaner (CleanedTransactionMetadata): nothing
 // at or after the last stable offset is cleaned (an open transaction's
@@ -251,10 +250,10 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 	// Rewrite clean and dirty sections alike, keeping a record if no later
 	// one of its key is in the map. A tombstone, and a marker whose
 	// transaction's data is gone, go once the pass is past the delete
-	// horizon of their batch (KIP-534): a batch without one is stamped
-	// with now + delete.retention.ms by this pass and kept whole, so its
-	// timestamp, which a producer or a mirrored cluster set, never
-	// shortens the time consumers have to see the delete.
+	// horizon of their batch (KIP-534): in a batch without one they stay,
+	// and this pass stamps it with now + delete.retention.ms, so their
+	// timestamps, which a producer or a mirrored cluster set, never
+	// shorten the time consumers have to see the delete.
 	nowMs := now.UnixMilli()
 	stamp := nowMs + cfg.deleteRetainMs
 	if cfg.deleteRetainMs > math.MaxInt64-nowMs {
