@@ -141,3 +141,31 @@ func TestStampDeleteHorizon(t *testing.T) {
 		t.Fatalf("a second stamp rewrote the marker (err %v)", err)
 	}
 }
+
+// TestStampLogAppendTime: a LogAppendTime batch stamped with a delete
+// horizon keeps its max timestamp, which readers take as every record's.
+func TestStampLogAppendTime(t *testing.T) {
+	dec := kgo.DefaultDecompressor()
+	var comp Compressors
+	h := Header{Raw: producedBatch(t, 0, 8)}
+	if err := h.ReadFrom(h.Raw); err != nil {
+		t.Fatal(err)
+	}
+	SetLogAppendTime(&h, 9999)
+	out, err := Filter(h.Raw, dec, &comp, 5000, func(*kmsg.RecordBatch, *kmsg.Record) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hz, ok := DeleteHorizon(out); !ok || hz != 5000 {
+		t.Fatalf("horizon %d (%v), want 5000", hz, ok)
+	}
+	rb, recs, err := Records(out, dec)
+	if err != nil || len(recs) != 8 || rb.Attributes&attrLogAppendTime == 0 || rb.MaxTimestamp != 9999 {
+		t.Fatalf("stamped LogAppendTime batch %+v, %d records (err %v)", rb, len(recs), err)
+	}
+	for _, r := range recs {
+		if ts := Timestamp(&rb, &r); ts != 9999 {
+			t.Errorf("record at delta %d reads %d, want the append time 9999", r.OffsetDelta, ts)
+		}
+	}
+}
