@@ -3,7 +3,8 @@
 // as the client sent them: no decompression, no re-encoding, unless the
 // topic's compression.type names another codec than the batch's
 // (Recompressor, as Kafka's LogValidator rebuilds it) or the log cleaner
-// of a compacted topic rewrites them (Filter).
+// of a compacted topic rewrites them (Filter, and StampDeleteHorizon for
+// KIP-534's delete horizon).
 package batch
 
 import (

@@ -47,6 +47,9 @@ func (c *Compressors) compress(codec int8, body []byte) ([]byte, error) {
 	return bytes.Clone(out), nil
 }
 
+// NoStamp is Filter's stamp argument that never stamps a delete horizon.
+const NoStamp = -1
+
 // Filter rewrites a stored batch keeping only the records keep accepts
 // (keep gets the batch too: a record's offset is the batch's FirstOffset
 // plus its OffsetDelta), as Kafka's log cleaner does: the base offset, the
@@ -55,7 +58,12 @@ func (c *Compressors) compress(codec int8, body []byte) ([]byte, error) {
 // their offsets and timestamps; the codec is the batch's own. It returns
 // raw itself when every record is kept and nil when none is. Control
 // batches are returned as they are.
-func Filter(raw []byte, dec kgo.Decompressor, comp *Compressors, keep func(rb *kmsg.RecordBatch, r *kmsg.Record) bool) ([]byte, error) {
+//
+// If a kept record is a tombstone and the batch holds no delete horizon
+// yet, the batch is stamped with stamp (KIP-534; see DeleteHorizon), so a
+// batch is rewritten for that alone; a batch already stamped keeps its
+// horizon. stamp NoStamp never stamps.
+func Filter(raw []byte, dec kgo.Decompressor, comp *Compressors, stamp int64, keep func(rb *kmsg.RecordBatch, r *kmsg.Record) bool) ([]byte, error) {
 	rb, recs, err := Records(raw, dec)
 	if err != nil {
 		return nil, err
@@ -64,32 +72,64 @@ func Filter(raw []byte, dec kgo.Decompressor, comp *Compressors, keep func(rb *k
 		return raw, nil
 	}
 	kept := recs[:0]
-	maxTs := int64(noTimestamp)
+	tombstone := false
 	for i := range recs {
 		if keep(&rb, &recs[i]) {
 			kept = append(kept, recs[i])
-			maxTs = max(maxTs, rb.FirstTimestamp+recs[i].TimestampDelta64)
+			tombstone = tombstone || recs[i].Value == nil
 		}
 	}
-	switch len(kept) {
-	case int(rb.NumRecords):
-		return raw, nil
-	case 0:
+	stamping := tombstone && stamp != NoStamp && rb.Attributes&attrDeleteHorizon == 0
+	switch {
+	case len(kept) == 0:
 		return nil, nil
+	case len(kept) == int(rb.NumRecords) && !stamping:
+		return raw, nil
 	}
+	return rebuild(rb, kept, comp, stamp, stamping)
+}
+
+// rebuild encodes rb with the records recs, its max timestamp theirs (a
+// LogAppendTime batch keeps its own, which readers take as every
+// record's). With stamp, the batch gets the delete horizon horizon: the
+// attribute bit, horizon as the first timestamp, and each record's delta
+// from it, so its timestamp (first timestamp plus delta) is unchanged.
+// The CRC covers all of these and is computed again.
+func rebuild(rb kmsg.RecordBatch, recs []kmsg.Record, comp *Compressors, horizon int64, stamp bool) ([]byte, error) {
+	base := rb.FirstTimestamp
+	if stamp {
+		base = horizon
+	}
+	maxTs := int64(noTimestamp)
 	var body []byte
-	for i := range kept {
-		body = kept[i].AppendTo(body)
+	for i := range recs {
+		r := recs[i]
+		ts := rb.FirstTimestamp + r.TimestampDelta64
+		maxTs = max(maxTs, ts)
+		if base != rb.FirstTimestamp {
+			d := ts - base
+			// kmsg writes TimestampDelta when TimestampDelta64 is 0.
+			r.TimestampDelta64, r.TimestampDelta = d, int32(d)
+			// Length counts what follows it: measure with a one-byte 0.
+			r.Length = 0
+			r.Length = int32(len(r.AppendTo(nil)) - 1)
+		}
+		body = r.AppendTo(body)
 	}
 	if codec := int8(rb.Attributes & 0x07); codec != 0 {
+		var err error
 		if body, err = comp.compress(codec, body); err != nil {
 			return nil, err
 		}
 	}
 	rb.Records = body
-	rb.NumRecords = int32(len(kept))
+	rb.NumRecords = int32(len(recs))
 	if rb.Attributes&attrLogAppendTime == 0 {
 		rb.MaxTimestamp = maxTs
+	}
+	if stamp {
+		rb.Attributes |= attrDeleteHorizon
+		rb.FirstTimestamp = horizon
 	}
 	out := rb.AppendTo(nil)
 	binary.BigEndian.PutUint32(out[offLength:], uint32(len(out)-12))

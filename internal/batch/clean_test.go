@@ -58,7 +58,7 @@ func TestFilter(t *testing.T) {
 				t.Fatal(err)
 			}
 			keepOffsets := map[int64]bool{101: true, 103: true, 104: true}
-			out, err := Filter(raw, dec, &comp, func(rb *kmsg.RecordBatch, r *kmsg.Record) bool {
+			out, err := Filter(raw, dec, &comp, NoStamp, func(rb *kmsg.RecordBatch, r *kmsg.Record) bool {
 				return keepOffsets[rb.FirstOffset+int64(r.OffsetDelta)]
 			})
 			if err != nil {
@@ -96,11 +96,11 @@ func TestFilter(t *testing.T) {
 				}
 			}
 
-			all, err := Filter(raw, dec, &comp, func(*kmsg.RecordBatch, *kmsg.Record) bool { return true })
+			all, err := Filter(raw, dec, &comp, NoStamp, func(*kmsg.RecordBatch, *kmsg.Record) bool { return true })
 			if err != nil || !bytes.Equal(all, raw) {
 				t.Errorf("keeping every record changed the batch (err %v)", err)
 			}
-			none, err := Filter(raw, dec, &comp, func(*kmsg.RecordBatch, *kmsg.Record) bool { return false })
+			none, err := Filter(raw, dec, &comp, NoStamp, func(*kmsg.RecordBatch, *kmsg.Record) bool { return false })
 			if err != nil || none != nil {
 				t.Errorf("keeping no record returned %d bytes (err %v), want nil", len(none), err)
 			}

@@ -60,7 +60,7 @@ func topicConfigTable() []topicConfig {
 		// Applied.
 		cfg("cleanup.policy", kmsg.ConfigTypeList, "delete: old segments are removed by retention. compact: the log cleaner keeps only the latest record of each key (records need a key), and retention deletes nothing. compact,delete: both.",
 			fixed("delete"), validateCleanupPolicy),
-		cfg("delete.retention.ms", kmsg.ConfigTypeLong, "On a compacted topic, how long past its timestamp a tombstone (a record with a null value) stays readable before the cleaner removes it.",
+		cfg("delete.retention.ms", kmsg.ConfigTypeLong, "On a compacted topic, how long a tombstone (a record with a null value), or a transaction marker whose data is gone, stays readable after the first cleaning that kept it (its batch's delete horizon, KIP-534), whatever its own timestamp.",
 			fixed("86400000"), validateInt(0, 1<<63-1)),
 		cfg("min.compaction.lag.ms", kmsg.ConfigTypeLong, "On a compacted topic, records newer than this are not cleaned.",
 			fixed("0"), validateInt(0, 1<<63-1)),

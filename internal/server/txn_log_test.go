@@ -558,9 +558,10 @@ func hwOf(l *partition.Log) int64 {
 
 // TestReadCommittedThroughCleaner: on a compacted topic the cleaner
 // removes aborted records (which supersede nothing), never cleans an open
-// transaction, and drops an abort marker with its aborted-index entry
-// only in a pass after the one that removed its data; readers at both
-// isolation levels see what Kafka's would. Each phase's batches are
+// transaction, and drops an abort marker's aborted-index entry only in a
+// pass after the one that removed its data; that pass stamps the marker's
+// delete horizon (KIP-534) and a pass past it drops the marker; readers
+// at both isolation levels see what Kafka's would. Each phase's batches are
 // uploaded as one object by a restart, so the runs a pass sees are known.
 func TestReadCommittedThroughCleaner(t *testing.T) {
 	dir := t.TempDir()
@@ -579,7 +580,7 @@ func TestReadCommittedThroughCleaner(t *testing.T) {
 		ts.close()
 		ts = startServer(t, dir, mod)
 		x = &txnLogTopic{t: t, ts: ts, c: dialRaw(t, ts.addr), topic: "txclean"}
-		time.Sleep(5 * time.Millisecond) // markers older than delete.retention.ms=0
+		time.Sleep(5 * time.Millisecond) // past the delete horizons (delete.retention.ms=0) the last pass stamped
 		if _, err := ts.srv.store.Clean(testCtx(t, 30*time.Second), time.Now()); err != nil {
 			t.Fatal(err)
 		}
@@ -613,11 +614,21 @@ func TestReadCommittedThroughCleaner(t *testing.T) {
 	}
 	x.plain("k6=more") // 9
 	restart()
-	// The next pass met no data of it: the abort marker and its entry go;
-	// the commit markers stay with their data.
+	// The next pass met no data of it: its entry goes and the abort marker
+	// is stamped with its delete horizon (this pass's time, with a zero
+	// delete.retention.ms), not removed.
 	f := x.fetch(0, true)
-	if len(f.aborted) != 0 || !slices.Equal(f.batches, []int64{0, 4, 5, 6, 7, 8, 9}) {
+	if len(f.aborted) != 0 || !slices.Equal(f.batches, []int64{0, 3, 4, 5, 6, 7, 8, 9}) {
 		t.Fatalf("after the next pass: aborted %v, batches %v", f.aborted, f.batches)
 	}
 	consumeSorted(t, ts, "txclean", []string{"k1=c1", "k3=b", "k4=open", "k5=tail", "k6=more"}, aborted...)
+	x.plain("k7=more") // 10
+	restart()
+	// A pass past the horizon: the abort marker goes; the commit markers
+	// stay with their data.
+	f = x.fetch(0, true)
+	if len(f.aborted) != 0 || !slices.Equal(f.batches, []int64{0, 4, 5, 6, 7, 8, 9, 10}) {
+		t.Fatalf("after a pass past the marker's horizon: aborted %v, batches %v", f.aborted, f.batches)
+	}
+	consumeSorted(t, ts, "txclean", []string{"k1=c1", "k3=b", "k4=open", "k5=tail", "k6=more", "k7=more"}, aborted...)
 }

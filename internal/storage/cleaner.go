@@ -112,14 +112,18 @@ func newCleaner() *cleaner { return &cleaner{dec: kgo.DefaultDecompressor()} }
 // every topic with cleanup.policy=compact: of the records in segment
 // objects (never the tail not yet uploaded, nor records newer than
 // min.compaction.lag.ms), only the latest for each key stays; tombstones
-// (null values) stay delete.retention.ms past their timestamp, so that
-// consumers catching up see the delete. Offsets, batch boundaries and
-// producer fields are kept, so readers see gaps, never moved records. A
-// partition is cleaned once its dirty part (written since its last
-// cleaning) is min.cleanable.dirty.ratio of its cleanable bytes, or its
-// oldest dirty segment is max.compaction.lag.ms old. Topics under legal
-// hold are not cleaned: cleaning deletes records. It returns how many
-// partitions were cleaned.
+// (null values) stay about delete.retention.ms past the first pass that
+// kept them, so that consumers catching up see the delete: as Kafka's
+// cleaner since 3.1 (KIP-534), that pass stamps the batch's delete
+// horizon (now + delete.retention.ms; batch.DeleteHorizon) and a pass
+// after the horizon removes them. A tombstone's own timestamp plays no
+// part: a producer sets it, and a mirror copies it. Offsets, batch
+// boundaries and producer fields are kept, so readers see gaps, never
+// moved records. A partition is cleaned once its dirty part (written
+// since its last cleaning) is min.cleanable.dirty.ratio of its cleanable
+// bytes, or its oldest dirty segment is max.compaction.lag.ms old. Topics
+// under legal hold are not cleaned: cleaning deletes records. It returns
+// how many partitions were cleaned.
 //
 // Transactions, as Kafka's cleaner (CleanedTransactionMetadata): nothing
 // at or after the last stable offset is cleaned (an open transaction's
@@ -127,9 +131,10 @@ func newCleaner() *cleaner { return &cleaner{dec: kgo.DefaultDecompressor()} }
 // never enter the offset map (an aborted record supersedes nothing); an
 // abort marker stays while the pass removed data of its transaction (its
 // aborted-index entry with it, in the run the marker lands in), a commit
-// marker while the pass met data of its transaction; after that a marker
-// goes once it is delete.retention.ms old (its timestamp, as tombstones
-// here: KIP-534's delete horizon is not built), never before its data.
+// marker while the pass met data of its transaction; after that the
+// first pass stamps the marker's batch with a delete horizon, as a
+// tombstone's, and it goes in a pass past that horizon, never before its
+// data.
 func (e *Engine) Clean(ctx context.Context, now time.Time) (int, error) {
 	e.cleaner.mu.Lock()
 	defer e.cleaner.mu.Unlock()
@@ -243,9 +248,18 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 	dirtyFrom := cleanTo
 
 	// Rewrite clean and dirty sections alike, keeping a record if no later
-	// one of its key is in the map; a kept tombstone goes once it is
-	// delete.retention.ms old.
-	horizon := now.UnixMilli() - cfg.deleteRetainMs
+	// one of its key is in the map. A tombstone, and a marker whose
+	// transaction's data is gone, go once the pass is past the delete
+	// horizon of their batch (KIP-534): in a batch without one they stay,
+	// and this pass stamps it with now + delete.retention.ms, so their
+	// timestamps, which a producer or a mirrored cluster set, never
+	// shorten the time consumers have to see the delete.
+	nowMs := now.UnixMilli()
+	stamp := nowMs + cfg.deleteRetainMs
+	if cfg.deleteRetainMs > math.MaxInt64-nowMs {
+		stamp = math.MaxInt64
+	}
+	var expired bool // the batch being filtered is past its delete horizon
 	// Records without a key (written before the topic became compacted)
 	// go, as in Kafka: no later record could ever supersede them.
 	keep := func(rb *kmsg.RecordBatch, r *kmsg.Record) bool {
@@ -255,7 +269,7 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 		if last, ok := latest[string(r.Key)]; ok && rb.FirstOffset+int64(r.OffsetDelta) < last {
 			return false
 		}
-		return r.Value != nil || batch.Timestamp(rb, r) >= horizon
+		return r.Value != nil || !expired
 	}
 	var out []meta.Segment
 	var lastBatch []byte // the last input batch, kept if nothing else is
@@ -264,7 +278,6 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 	b := segment.NewBuilder()
 	txns := newTxnCleaning(aborted)
 	var runAbortedTxns []meta.AbortedTxn // the aborted index of the run being built
-	markerHorizon := now.UnixMilli() - cfg.deleteRetainMs
 	flush := func(last int64) error {
 		if b.Empty() {
 			return nil
@@ -314,26 +327,34 @@ func (e *Engine) cleanPartition(ctx context.Context, l *partition.Log, cfg clean
 			lastBatch, lastInfo = raw, info
 			var kept []byte
 			atEnd := info.LastOffset >= hw-1
+			horizon, stamped := batch.DeleteHorizon(raw)
+			expired = stamped && horizon <= nowMs
 			switch {
 			case info.IsControl():
 				discard, abort, err := txns.onMarker(raw, info)
 				if err != nil {
 					return err
 				}
-				if discard && info.MaxTimestamp < markerHorizon && !atEnd {
+				kept = raw
+				switch {
+				case !discard || atEnd:
+				case expired:
 					return nil
+				case !stamped:
+					if kept, err = batch.StampDeleteHorizon(raw, e.cleaner.dec, &e.cleaner.comp, stamp); err != nil {
+						return err
+					}
 				}
 				if abort != nil {
 					runAbortedTxns = append(runAbortedTxns, *abort)
 				}
-				kept = raw
 			case txns.onData(info):
 				return nil // an aborted transaction's batch
 			case atEnd:
 				kept = raw
 			default:
 				var err error
-				if kept, err = batch.Filter(raw, e.cleaner.dec, &e.cleaner.comp, keep); err != nil || kept == nil {
+				if kept, err = batch.Filter(raw, e.cleaner.dec, &e.cleaner.comp, stamp, keep); err != nil || kept == nil {
 					return err
 				}
 			}

@@ -10,11 +10,12 @@ import (
 )
 
 // TestCleanerKeepsLogEnd: the batch holding the log's last offset is not
-// cleaned, even when it is an expired tombstone: a reader that reads up
+// cleaned, even when it is a tombstone due to go: a reader that reads up
 // to the high watermark waits for the record at hw-1, and without it
 // would wait for ever (a fetch at a removed offset with no batch after it
 // answers nothing). Kafka keeps its active segment whole for the same
-// reason. The next pass, once a record follows, removes it.
+// reason. Once a record follows, the next pass stamps the tombstone's
+// delete horizon (KIP-534) and a pass past it removes the tombstone.
 func TestCleanerKeepsLogEnd(t *testing.T) {
 	x := openTxnEngine(t, t.TempDir(), 0)
 	cfg := map[string]string{"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0", "delete.retention.ms": "0"}
@@ -38,7 +39,6 @@ func TestCleanerKeepsLogEnd(t *testing.T) {
 	x.mustProduce("tail", -1, 0, 0, false, "b", "1") // 1
 	tombstone("b")                                   // 2: the log's end
 	x.upload()
-	time.Sleep(5 * time.Millisecond) // the tombstone ages past a zero retention
 	_, l := x.log("tail")
 	offsets := func() []int64 {
 		var offs []int64
@@ -47,19 +47,27 @@ func TestCleanerKeepsLogEnd(t *testing.T) {
 		}
 		return offs
 	}
-	if _, err := x.e.Clean(context.Background(), time.Now()); err != nil {
-		t.Fatal(err)
+	now := time.Now()
+	clean := func(at time.Time) {
+		t.Helper()
+		if _, err := x.e.Clean(context.Background(), at); err != nil {
+			t.Fatal(err)
+		}
 	}
+	clean(now)
 	if got := offsets(); !reflect.DeepEqual(got, []int64{0, 2}) {
 		t.Fatalf("after cleaning: offsets %v, want [0 2] (b's value superseded, its tombstone the log's end)", got)
 	}
 	x.mustProduce("tail", -1, 0, 0, false, "c", "1") // 3
 	x.upload()
-	time.Sleep(5 * time.Millisecond)
-	if _, err := x.e.Clean(context.Background(), time.Now()); err != nil {
-		t.Fatal(err)
+	clean(now.Add(time.Second))
+	if got := offsets(); !reflect.DeepEqual(got, []int64{0, 2, 3}) {
+		t.Fatalf("after the next pass: offsets %v, want [0 2 3] (the tombstone stamped, not removed)", got)
 	}
-	if got := offsets(); !reflect.DeepEqual(got, []int64{0, 3}) {
-		t.Fatalf("after the next pass: offsets %v, want [0 3] (the expired tombstone no longer the end)", got)
+	x.mustProduce("tail", -1, 0, 0, false, "d", "1") // 4
+	x.upload()
+	clean(now.Add(2 * time.Second))
+	if got := offsets(); !reflect.DeepEqual(got, []int64{0, 3, 4}) {
+		t.Fatalf("after a pass past the horizon: offsets %v, want [0 3 4]", got)
 	}
 }

@@ -317,9 +317,10 @@ func TestAbortedIndexThroughCompactionAndRetention(t *testing.T) {
 
 // TestCleanerTransactions: Kafka's cleaner rules. An aborted record never
 // supersedes a committed one and goes; its abort marker stays (with its
-// index entry) in the pass that removed its data, and goes in a later
-// one; a commit marker stays while its data does; nothing at or after the
-// LSO is cleaned.
+// index entry) in the pass that removed its data; the next pass drops the
+// entry and stamps the marker's delete horizon (KIP-534), and a pass past
+// that horizon removes the marker; a commit marker stays while its data
+// does; nothing at or after the LSO is cleaned.
 func TestCleanerTransactions(t *testing.T) {
 	dir := t.TempDir()
 	x := openTxnEngine(t, dir, 0)
@@ -334,8 +335,6 @@ func TestCleanerTransactions(t *testing.T) {
 	commitAt := x.mustMarker("cx", 6, 0, true)                   // 5
 	openAt := x.mustProduce("cx", 7, 0, 0, true, "o", "open")    // 6: still open
 	x.upload()
-	// Timestamps are in ms: let the markers age past a zero retention.
-	time.Sleep(5 * time.Millisecond)
 	_, l := x.log("cx")
 	keys := func() map[int64]string {
 		m := map[int64]string{}
@@ -348,9 +347,13 @@ func TestCleanerTransactions(t *testing.T) {
 		}
 		return m
 	}
+	// Each pass a second after the last: with a zero delete.retention.ms
+	// a pass is past the horizons the one before stamped.
+	now := time.Now()
 	clean := func() {
 		t.Helper()
-		if _, err := x.e.Clean(context.Background(), time.Now()); err != nil {
+		now = now.Add(time.Second)
+		if _, err := x.e.Clean(context.Background(), now); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -363,7 +366,6 @@ func TestCleanerTransactions(t *testing.T) {
 	x.mustMarker("cx", 7, 0, true) // 7
 	x.mustProduce("cx", -1, 0, 0, false, "z", "tail")
 	x.upload()
-	time.Sleep(5 * time.Millisecond)
 	clean()
 	got := keys()
 	// The aborted k at 1 superseded nothing (offset 0 stays) and went.
@@ -374,22 +376,59 @@ func TestCleanerTransactions(t *testing.T) {
 	if a := l.AbortedTxns(0, 100); len(a) != 1 || a[0].LastOffset != abortAt {
 		t.Fatalf("aborted index after the pass that removed its data: %v", a)
 	}
-	// The next pass meets no data of the aborted transaction: its marker
-	// and index entry go. The commit marker stays while "m" does.
+	// The next pass meets no data of the aborted transaction: its index
+	// entry goes and its marker is stamped, not removed: a consumer that
+	// has not reached it yet still sees the transaction end.
 	x.mustProduce("cx", -1, 0, 0, false, "y", "more")
 	x.upload()
-	time.Sleep(5 * time.Millisecond)
+	clean()
+	got = keys()
+	if got[abortAt] != "marker" {
+		t.Fatalf("abort marker removed in the pass that found its data gone: %v", got)
+	}
+	if h, ok := deleteHorizonAt(t, l, abortAt); !ok || h != now.UnixMilli() {
+		t.Fatalf("abort marker's delete horizon %d (stamped %v), want the pass's time %d", h, ok, now.UnixMilli())
+	}
+	if a := l.AbortedTxns(0, 100); len(a) != 0 {
+		t.Fatalf("aborted index after the marker's data went: %v", a)
+	}
+	// A pass past the horizon removes it. The commit marker stays while
+	// "m" does, never stamped.
+	x.mustProduce("cx", -1, 0, 0, false, "x", "more")
+	x.upload()
 	clean()
 	got = keys()
 	if _, ok := got[abortAt]; ok {
-		t.Fatalf("abort marker kept after its data went: %v", got)
+		t.Fatalf("abort marker kept past its delete horizon: %v", got)
 	}
 	if got[commitAt] != "marker" || got[4] != "m" {
 		t.Fatalf("commit marker or its data went: %v", got)
 	}
-	if a := l.AbortedTxns(0, 100); len(a) != 0 {
-		t.Fatalf("aborted index after the marker went: %v", a)
+	if _, ok := deleteHorizonAt(t, l, commitAt); ok {
+		t.Fatal("a commit marker whose data remains was stamped")
 	}
+}
+
+// deleteHorizonAt reads the delete horizon of the stored batch at off.
+func deleteHorizonAt(t *testing.T, l *partition.Log, off int64) (int64, bool) {
+	t.Helper()
+	ls, _ := l.Offsets()
+	res, err := l.Read(context.Background(), ls, 1<<30, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for data := res.Data; len(data) > 0; {
+		info, err := batch.Peek(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.BaseOffset == off {
+			return batch.DeleteHorizon(data[:info.Size])
+		}
+		data = data[info.Size:]
+	}
+	t.Fatalf("no batch at offset %d", off)
+	return 0, false
 }
 
 func hwOf(l *partition.Log) int64 {
