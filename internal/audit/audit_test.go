@@ -13,17 +13,39 @@ import (
 	"github.com/vigilhq/vigil/internal/broker"
 )
 
-// memAppender keeps what the trail writes.
+// memAppender keeps what the trail writes, a log per partition.
 type memAppender struct {
-	mu   sync.Mutex
-	recs []batch.KV
+	mu    sync.Mutex
+	recs  []batch.KV // every record, all partitions
+	parts map[int32][]batch.KV
 }
 
-func (a *memAppender) Append(_ int32, recs []batch.KV, done func(int64, error)) {
+func (a *memAppender) Append(p int32, recs []batch.KV, done func(int64, error)) {
 	a.mu.Lock()
+	if a.parts == nil {
+		a.parts = map[int32][]batch.KV{}
+	}
+	first := int64(len(a.parts[p]))
 	a.recs = append(a.recs, recs...)
+	a.parts[p] = append(a.parts[p], recs...)
 	a.mu.Unlock()
-	done(0, nil)
+	done(first, nil)
+}
+
+func (a *memAppender) End(p int32) (int64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return int64(len(a.parts[p])), nil
+}
+
+func (a *memAppender) Last(_ context.Context, p int32) (int64, batch.KV, bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := len(a.parts[p])
+	if n == 0 {
+		return 0, batch.KV{}, false, nil
+	}
+	return int64(n - 1), a.parts[p][n-1], true, nil
 }
 
 // TestRateLimit: at a rate of 50/s and a burst of 100, 600 failed logins
