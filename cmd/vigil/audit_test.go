@@ -154,9 +154,6 @@ func TestAuditVerifyKeyed(t *testing.T) {
 // object (its batch's CRC recomputed, as a forger would) is a break at
 // its offset, the other records still verify.
 func TestAuditVerifyTamperedObject(t *testing.T) {
-	if testing.Short() {
-		t.Skip("restarts a broker")
-	}
 	cfg := servertest.Config(t.TempDir())
 	b := servertest.Start(t, cfg)
 	createTopics(t, b.Addr, "evidence", 40, 40)
