@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -25,15 +27,20 @@ import (
 )
 
 const auditUsage = `Usage:
-  vigil audit verify [--brokers B] [--partition N] [--key-file FILE] [client flags]
+  vigil audit verify [--brokers B] [--partition N] [--key-file FILE]
+                     [--anchors FILE] [--save-anchors FILE] [client flags]
 
 verify reads the audit topic _vigil.audit from its start (read_committed)
 up to its end when it starts, recomputes each partition's hash chain
 (docs/security.md, "Audit trail") and prints per partition the records
 checked, the offset the chain starts at, its head (last offset and link:
 record them elsewhere to detect a cut-off tail later) and every break.
-Exit status 0 when every chain holds, 1 otherwise. Reading the topic needs
-Read on _vigil.audit.
+--save-anchors writes those heads to a file (a line "PARTITION OFFSET
+LINK" each) when every chain holds; keep it off the cluster, and give it
+to a later run as --anchors: the record at each anchored offset must
+still carry its link, which catches a cut-off tail and a log rewritten
+with a fresh chain. Exit status 0 when every chain holds, 1 otherwise.
+Reading the topic needs Read on _vigil.audit.
 `
 
 // auditMain is `vigil audit verify`.
@@ -58,6 +65,8 @@ func auditMain(args []string, stdout, stderr io.Writer, getenv func(string) stri
 	brokers := fs.String("brokers", envOr(getenv, "VIGIL_BROKERS", "127.0.0.1:9092"), "comma-separated seed brokers (VIGIL_BROKERS)")
 	part := fs.Int("partition", -1, "verify only this partition (default: all)")
 	keyFile := fs.String("key-file", "", "the brokers' --audit-chain-key-file, for a keyed chain (vigil.chain.hmac)")
+	anchorsFile := fs.String("anchors", "", "heads recorded by an earlier --save-anchors: each must still be in its partition's chain")
+	saveAnchors := fs.String("save-anchors", "", "write every partition's head to this file when every chain holds")
 	every := fs.Duration("progress", 5*time.Second, "how often a progress line goes to stderr")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up when the brokers answer nothing for this long")
 	sec := clientsec.Register(fs, getenv)
@@ -76,6 +85,14 @@ func auditMain(args []string, stdout, stderr io.Writer, getenv func(string) stri
 			return 1
 		}
 	}
+	var anchors map[int32]anchorLine
+	if *anchorsFile != "" {
+		var err error
+		if anchors, err = readAnchors(*anchorsFile); err != nil {
+			fmt.Fprintf(stderr, "%s: --anchors: %v\n", fs.Name(), err)
+			return 1
+		}
+	}
 	opts, code := clientOptions(stderr, fs.Name(), sec)
 	if code != 0 {
 		return code
@@ -85,6 +102,7 @@ func auditMain(args []string, stdout, stderr io.Writer, getenv func(string) stri
 	v := auditVerify{
 		opts:     append([]kgo.Opt{kgo.SeedBrokers(splitList(*brokers)...), kgo.ClientID("vigil-audit-verify")}, opts...),
 		key:      key,
+		anchors:  anchors,
 		only:     int32(*part),
 		every:    *every,
 		timeout:  *timeout,
@@ -98,13 +116,65 @@ func auditMain(args []string, stdout, stderr io.Writer, getenv func(string) stri
 	if !printAudit(stdout, parts, key != nil) {
 		return 1
 	}
+	if *saveAnchors != "" {
+		if err := writeAnchors(*saveAnchors, parts); err != nil {
+			fmt.Fprintf(stderr, "%s: --save-anchors: %v\n", fs.Name(), err)
+			return 1
+		}
+	}
 	return 0
+}
+
+// anchorLine is one head of an anchors file.
+type anchorLine struct {
+	offset int64
+	link   auditchain.Link
+}
+
+// readAnchors reads lines "PARTITION OFFSET LINK"; blank lines and lines
+// starting with # are skipped.
+func readAnchors(path string) (map[int32]anchorLine, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int32]anchorLine{}
+	for i, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		var p int32
+		var a anchorLine
+		var link string
+		var ok bool
+		if n, _ := fmt.Sscan(line, &p, &a.offset, &link); n == 3 {
+			a.link, ok = auditchain.ParseLink([]byte(link))
+		}
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: want PARTITION OFFSET LINK (64 hex digits), got %q", path, i+1, line)
+		}
+		out[p] = a
+	}
+	return out, nil
+}
+
+func writeAnchors(path string, parts []*auditchain.Partition) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s heads, %s: PARTITION OFFSET LINK\n", broker.AuditTopic, time.Now().UTC().Format(time.RFC3339))
+	for _, p := range parts {
+		if p.HeadOffset >= 0 {
+			fmt.Fprintf(&b, "%d %d %s\n", p.ID, p.HeadOffset, p.Head)
+		}
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // auditVerify reads the audit topic and recomputes its chains.
 type auditVerify struct {
 	opts     []kgo.Opt
 	key      []byte
+	anchors  map[int32]anchorLine
 	only     int32 // -1: every partition
 	every    time.Duration
 	timeout  time.Duration
@@ -161,20 +231,34 @@ func (v *auditVerify) run(ctx context.Context) ([]*auditchain.Partition, error) 
 	out := make([]*auditchain.Partition, len(ids))
 	for i, id := range ids {
 		parts[id] = auditchain.NewPartition(id, h)
+		if a, ok := v.anchors[id]; ok {
+			parts[id].Expect(a.offset, a.link)
+		}
 		out[i] = parts[id]
 	}
+	if err := v.read(ctx, want, end, parts); err != nil {
+		return nil, err
+	}
+	for _, p := range out {
+		p.Finish()
+	}
+	return out, nil
+}
+
+// read feeds each partition's records from want up to end to parts.
+func (v *auditVerify) read(ctx context.Context, want map[int32]kgo.Offset, end map[int32]int64, parts map[int32]*auditchain.Partition) error {
+	const topic = broker.AuditTopic
 	if len(want) == 0 {
-		return out, nil
+		return nil
 	}
 	cl, err := kgo.NewClient(append(slices.Clone(v.opts),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: want}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer cl.Close()
-	tick := time.NewTicker(v.every)
-	defer tick.Stop()
+	shown := time.Now()
 	var total int64
 	left := len(want)
 	quiet := time.Now()
@@ -183,13 +267,13 @@ func (v *auditVerify) run(ctx context.Context) ([]*auditchain.Partition, error) 
 		fetches := cl.PollFetches(pctx)
 		cancel()
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 		for _, fe := range fetches.Errors() {
 			if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
 				continue
 			}
-			return nil, readError(fmt.Errorf("partition %d: %w", fe.Partition, fe.Err), ctx)
+			return readError(fmt.Errorf("partition %d: %w", fe.Partition, fe.Err), ctx)
 		}
 		n := 0
 		fetches.EachRecord(func(r *kgo.Record) {
@@ -208,15 +292,14 @@ func (v *auditVerify) run(ctx context.Context) ([]*auditchain.Partition, error) 
 		if n > 0 {
 			quiet = time.Now()
 		} else if time.Since(quiet) > v.timeout {
-			return nil, fmt.Errorf("no record of %s for %s with %d partitions unfinished: are the brokers up?", topic, v.timeout, left)
+			return fmt.Errorf("no record of %s for %s with %d partitions unfinished: are the brokers up?", topic, v.timeout, left)
 		}
-		select {
-		case <-tick.C:
+		if time.Since(shown) >= v.every {
+			shown = time.Now()
 			fmt.Fprintf(v.progress, "vigil audit verify: %d records checked, %d of %d partitions left\n", total, left, len(want))
-		default:
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func headersOf(hs []kgo.RecordHeader) []kmsg.Header {

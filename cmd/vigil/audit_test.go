@@ -89,9 +89,13 @@ func TestAuditVerifyChain(t *testing.T) {
 	for i := range 3 {
 		createTopics(t, b.Addr, fmt.Sprint("before", i), 8, int64(8*(i+1)))
 	}
-	code, out, errOut := auditVerifyCmd(t, "--brokers", b.Addr)
+	anchors := filepath.Join(t.TempDir(), "anchors")
+	code, out, errOut := auditVerifyCmd(t, "--brokers", b.Addr, "--save-anchors", anchors, "--progress", "1ns")
 	if code != 0 || !strings.Contains(out, "every chain holds") {
 		t.Fatalf("vigil audit verify: exit %d\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "records checked") {
+		t.Errorf("no progress line on stderr: %q", errOut)
 	}
 	rows := partitionLines(out)
 	if len(rows) != audit.Partitions {
@@ -101,9 +105,9 @@ func TestAuditVerifyChain(t *testing.T) {
 	b.Close()
 	b = servertest.Start(t, cfg)
 	createTopics(t, b.Addr, "after", 24, 48)
-	code, out, errOut = auditVerifyCmd(t, "--brokers", b.Addr)
+	code, out, errOut = auditVerifyCmd(t, "--brokers", b.Addr, "--anchors", anchors)
 	if code != 0 || !strings.Contains(out, "every chain holds") {
-		t.Fatalf("vigil audit verify after a restart: exit %d\n%s%s", code, out, errOut)
+		t.Fatalf("vigil audit verify after a restart, anchored before it: exit %d\n%s%s", code, out, errOut)
 	}
 	var records, grown int
 	for p, f := range partitionLines(out) {
@@ -157,6 +161,10 @@ func TestAuditVerifyTamperedObject(t *testing.T) {
 	cfg := servertest.Config(t.TempDir())
 	b := servertest.Start(t, cfg)
 	createTopics(t, b.Addr, "evidence", 40, 40)
+	anchors := filepath.Join(t.TempDir(), "anchors")
+	if code, out, errOut := auditVerifyCmd(t, "--brokers", b.Addr, "--save-anchors", anchors); code != 0 {
+		t.Fatalf("before the tamper: exit %d\n%s%s", code, out, errOut)
+	}
 	b.Close() // uploads what the WAL holds
 
 	p, off := tamper(t, cfg.ObjectStore, []byte("evidence-17"), []byte("evidence-71"))
@@ -165,6 +173,24 @@ func TestAuditVerifyTamperedObject(t *testing.T) {
 	want := fmt.Sprintf("break: partition %d offset %d: the link does not match", p, off)
 	if code != 1 || !strings.Contains(out, want) || strings.Count(out, "break: ") != 1 {
 		t.Fatalf("vigil audit verify after altering partition %d offset %d: exit %d, want 1 and one break\n%s%s", p, off, code, out, errOut)
+	}
+
+	// An anchor past the partition's end: its tail was cut off.
+	raw, _ := os.ReadFile(anchors)
+	var line string
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(l, fmt.Sprint(p, " ")) {
+			line = l
+		}
+	}
+	f := strings.Fields(line)
+	if len(f) != 3 {
+		t.Fatalf("no anchor of partition %d in %s:\n%s", p, anchors, raw)
+	}
+	os.WriteFile(anchors, fmt.Appendf(nil, "%d 1000 %s\n", p, f[2]), 0o644)
+	code, out, _ = auditVerifyCmd(t, "--brokers", b.Addr, "--anchors", anchors)
+	if want := fmt.Sprintf("break: partition %d offset 1000: the partition ends at offset", p); code != 1 || !strings.Contains(out, want) {
+		t.Errorf("an anchor past the end: exit %d, want 1 and %q\n%s", code, want, out)
 	}
 }
 

@@ -158,3 +158,43 @@ func TestEncoding(t *testing.T) {
 		t.Errorf("keyed link %s, want %x", got, m.Sum(nil))
 	}
 }
+
+// TestAnchor: a head recorded earlier catches what the chain alone
+// cannot: the tail cut off, and the log rewritten with a fresh chain (a
+// plain chain recomputed after an edit holds on its own).
+func TestAnchor(t *testing.T) {
+	h := NewHasher(nil)
+	base := chain(h, 0, 10)
+	head := verify(h, base[:8]) // the head an earlier run recorded: offset 7
+	anchored := func(recs []rec) *Partition {
+		p := NewPartition(0, h)
+		p.Expect(head.HeadOffset, head.Head)
+		for i, r := range recs {
+			p.Add(int64(i), r.key, r.value, r.headers)
+		}
+		p.Finish()
+		return p
+	}
+	if p := anchored(base); !p.OK() {
+		t.Errorf("the chain grown past its anchor: breaks %+v", p.Breaks)
+	}
+	if got := breakOffsets(anchored(base[:6])); !slices.Equal(got, []int64{7}) {
+		t.Errorf("tail cut off before the anchor: breaks at %v, want [7]", got)
+	}
+	// Record 3 edited and every link recomputed from it on.
+	forged := slices.Clone(base)
+	forged[3].value = []byte(`{"n":3,"edited":true}`)
+	prev, _ := ParseLink(forged[2].headers[len(forged[2].headers)-1].Value)
+	for i := 3; i < len(forged); i++ {
+		r := &forged[i]
+		r.headers = slices.Clone(r.headers[:len(r.headers)-1])
+		prev = h.Link(prev, r.key, r.value, r.headers)
+		r.headers = append(r.headers, kmsg.Header{Key: Header, Value: []byte(prev.String())})
+	}
+	if p := verify(h, forged); !p.OK() {
+		t.Fatalf("a recomputed plain chain should hold on its own: %+v", p.Breaks)
+	}
+	if got := breakOffsets(anchored(forged)); !slices.Equal(got, []int64{7}) {
+		t.Errorf("recomputed chain against the anchor: breaks at %v, want [7]", got)
+	}
+}

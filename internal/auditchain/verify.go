@@ -1,6 +1,10 @@
 package auditchain
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
 
 // MaxBreaks bounds the breaks a Partition keeps (it counts them all): a
 // wrong key breaks every link, and one line each would bury the answer.
@@ -37,14 +41,39 @@ type Partition struct {
 	// whose keyed link could not be checked, the verifier having no key.
 	Linked, NeedKey int64
 
-	h    *Hasher
-	prev Link
+	h      *Hasher
+	prev   Link
+	anchor *anchor
+}
+
+// anchor is a head recorded earlier (Expect).
+type anchor struct {
+	offset int64
+	link   Link
+	seen   bool
 }
 
 // NewPartition starts verifying partition id with h (plain or keyed, as
 // the chain was written).
 func NewPartition(id int32, h *Hasher) *Partition {
 	return &Partition{ID: id, Start: -1, HeadOffset: -1, h: h}
+}
+
+// Expect anchors the chain at a head recorded earlier, outside the
+// cluster: the record at offset must still carry link. It catches what a
+// chain alone cannot: the tail cut off (Finish), or the log rewritten
+// with a new consistent chain up to there.
+func (p *Partition) Expect(offset int64, link Link) {
+	p.anchor = &anchor{offset: offset, link: link}
+}
+
+// Finish reports an anchor the records fed never reached; call it after
+// the last record.
+func (p *Partition) Finish() {
+	if a := p.anchor; a != nil && !a.seen {
+		p.brk(a.offset, a.link.String(), "-",
+			fmt.Sprintf("the partition ends at offset %d, before the anchored head: records were cut off", p.HeadOffset))
+	}
 }
 
 // OK reports whether every link checked holds, and every link could be
@@ -55,6 +84,13 @@ func (p *Partition) OK() bool { return p.BreakCount == 0 && p.NeedKey == 0 }
 func (p *Partition) Add(offset int64, key, value []byte, headers []kmsg.Header) {
 	p.Records++
 	found, name, n := Found(headers)
+	if a := p.anchor; a != nil && offset == a.offset {
+		a.seen = true
+		if l, ok := ParseLink(found); n == 0 || !ok || l != a.link {
+			p.brk(offset, a.link.String(), orDash(found),
+				"the record at the anchored head does not carry the anchored link: the log was rewritten up to here")
+		}
+	}
 	if n == 0 {
 		if p.Start < 0 {
 			p.Unchained++
@@ -114,4 +150,11 @@ func (p *Partition) brk(offset int64, expected, found, reason string) {
 	if len(p.Breaks) < MaxBreaks {
 		p.Breaks = append(p.Breaks, Break{Offset: offset, Expected: expected, Found: found, Reason: reason})
 	}
+}
+
+func orDash(b []byte) string {
+	if len(b) == 0 {
+		return "-"
+	}
+	return string(b)
 }
