@@ -13,6 +13,7 @@ package audit
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -339,7 +340,7 @@ func (t *Trail) write(pending []batch.KV, stopping bool) []batch.KV {
 func (t *Trail) bound(pending []batch.KV) []batch.KV {
 	if over := len(pending) - t.cfg.Queue; over > 0 {
 		t.mu.Lock()
-		t.suppressed[summaryKey{"unwritten (no audit partition led)", "", ""}] += over
+		t.suppressed[summaryKey{"unwritten (no audit partition could take it)", "", ""}] += over
 		t.mu.Unlock()
 		pending = pending[over:]
 		t.logged = max(0, t.logged-over)
@@ -397,9 +398,21 @@ func (t *Trail) appendLinked(p int32, pending []batch.KV) bool {
 	}
 	recs := make([]batch.KV, len(pending))
 	name := t.hasher.HeaderName()
+	// One array for every record's link header and one for their values,
+	// rather than two allocations a record (the trail's events carry no
+	// other header).
+	links := make([]kmsg.Header, len(pending))
+	hexes := make([]byte, 2*len(link)*len(pending))
 	for i, kv := range pending {
 		link = t.hasher.Link(link, kv.Key, kv.Value, kv.Headers)
-		hs := append(kv.Headers[:len(kv.Headers):len(kv.Headers)], kmsg.Header{Key: name, Value: []byte(link.String())})
+		v := hexes[:2*len(link):2*len(link)]
+		hexes = hexes[2*len(link):]
+		hex.Encode(v, link[:])
+		links[i] = kmsg.Header{Key: name, Value: v}
+		hs := links[i : i+1 : i+1]
+		if len(kv.Headers) > 0 {
+			hs = append(kv.Headers[:len(kv.Headers):len(kv.Headers)], links[i])
+		}
 		recs[i] = batch.KV{Key: kv.Key, Value: kv.Value, Headers: hs}
 	}
 	t.chainMu.Lock()

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"os"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -68,7 +69,7 @@ func ParseLink(s []byte) (Link, bool) {
 type Hasher struct {
 	keyed bool
 	h     hash.Hash
-	buf   []byte
+	n     [4]byte
 }
 
 // NewHasher returns a hasher of plain SHA-256 links for a nil key, else
@@ -94,33 +95,39 @@ func (c *Hasher) HeaderName() string {
 // Link returns the link of a record following prev. Headers named Header
 // or HeaderHMAC are not hashed (they hold the link).
 func (c *Hasher) Link(prev Link, key, value []byte, headers []kmsg.Header) Link {
-	b := append(c.buf[:0], prev[:]...)
-	b = field(b, key)
-	b = field(b, value)
+	c.h.Reset()
+	c.h.Write(prev[:])
+	c.field(key)
+	c.field(value)
 	n := 0
 	for _, h := range headers {
 		if !isLink(h.Key) {
 			n++
 		}
 	}
-	b = binary.BigEndian.AppendUint32(b, uint32(n))
+	c.u32(n)
 	for _, h := range headers {
 		if !isLink(h.Key) {
-			b = field(b, []byte(h.Key))
-			b = field(b, h.Value)
+			c.u32(len(h.Key))
+			io.WriteString(c.h, h.Key)
+			c.field(h.Value)
 		}
 	}
-	c.buf = b
-	c.h.Reset()
-	c.h.Write(b)
 	var l Link
 	c.h.Sum(l[:0])
 	return l
 }
 
-func field(b, v []byte) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
-	return append(b, v...)
+// field hashes v as field(v): the value streams into the hash, never
+// copied.
+func (c *Hasher) field(v []byte) {
+	c.u32(len(v))
+	c.h.Write(v)
+}
+
+func (c *Hasher) u32(n int) {
+	binary.BigEndian.PutUint32(c.n[:], uint32(n))
+	c.h.Write(c.n[:])
 }
 
 func isLink(name string) bool { return name == Header || name == HeaderHMAC }
