@@ -405,7 +405,7 @@ func (t *Trail) appendLinked(p int32, pending []batch.KV) bool {
 	hexes := make([]byte, 2*len(link)*len(pending))
 	for i, kv := range pending {
 		link = t.hasher.Link(link, kv.Key, kv.Value, kv.Headers)
-		v := hexes[:2*len(link):2*len(link)]
+		v := hexes[: 2*len(link) : 2*len(link)]
 		hexes = hexes[2*len(link):]
 		hex.Encode(v, link[:])
 		links[i] = kmsg.Header{Key: name, Value: v}
