@@ -63,7 +63,7 @@ func auditMain(args []string, stdout, stderr io.Writer, getenv func(string) stri
 	fs := flag.NewFlagSet("vigil audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	brokers := fs.String("brokers", envOr(getenv, "VIGIL_BROKERS", "127.0.0.1:9092"), "comma-separated seed brokers (VIGIL_BROKERS)")
-	part := fs.Int("partition", -1, "verify only this partition (default: all)")
+	part := fs.Int("partition", -1, "verify only this partition (-1: all)")
 	keyFile := fs.String("key-file", "", "the brokers' --audit-chain-key-file, for a keyed chain (vigil.chain.hmac)")
 	anchorsFile := fs.String("anchors", "", "heads recorded by an earlier --save-anchors: each must still be in its partition's chain")
 	saveAnchors := fs.String("save-anchors", "", "write every partition's head to this file when every chain holds")
