@@ -21,6 +21,7 @@ import (
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/segment"
+	"github.com/vigilhq/vigil/internal/server"
 	"github.com/vigilhq/vigil/internal/server/servertest"
 )
 
@@ -151,6 +152,18 @@ func TestAuditVerifyKeyed(t *testing.T) {
 	}
 	if code, out, _ := auditVerifyCmd(t, "--brokers", b.Addr, "--key-file", other); code != 1 || !strings.Contains(out, "the wrong --key-file?") {
 		t.Errorf("with another key: exit %d, want 1\n%s", code, out)
+	}
+
+	// A guessable key keeps the broker from starting.
+	short := filepath.Join(dir, "short")
+	os.WriteFile(short, []byte("hunter2\n"), 0o600)
+	cfg := servertest.Config(t.TempDir())
+	cfg.Security.AuditChainKeyFile = short
+	if srv, err := server.Start(context.Background(), cfg, servertest.Logger(t)); err == nil || !strings.Contains(err.Error(), "at least 32") {
+		if err == nil {
+			srv.Close()
+		}
+		t.Errorf("a broker with a 7-byte chain key: %v, want a refusal", err)
 	}
 }
 
