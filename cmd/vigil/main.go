@@ -46,6 +46,7 @@ Usage:
   vigil mirror promote TOPIC...  make a mirror topic an ordinary topic: the cutover (vigil mirror -h)
   vigil mirror verify --source-brokers S --topics REGEX  compare topics on another Kafka cluster and on Vigil, record by record (vigil mirror -h)
   vigil mirror compare-detections --source-brokers S --topics REGEX --rules DIR  the same rules over both clusters, findings on one side only (vigil mirror -h)
+  vigil audit verify         check the audit trail's hash chain, partition by partition (vigil audit -h)
   vigil cost --ingest-gb-per-day N  monthly cost of a workload on Vigil and on 3-replica Kafka, term by term (vigil cost -h)
   vigil scorecard --brokers B  probe a Kafka-compatible cluster for a security pipeline's needs; report as markdown, JSON or HTML (vigil scorecard -h)
   vigil version              the module version, commit and Go version of this binary (also --version)
@@ -86,6 +87,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exportMain(args[1:], stderr, os.Getenv)
 	case "mirror":
 		return mirrorMain(args[1:], stdout, stderr, os.Getenv)
+	case "audit":
+		return auditMain(args[1:], stdout, stderr, os.Getenv)
 	case "cost":
 		return costMain(args[1:], stdout, stderr)
 	case "scorecard":

@@ -19,7 +19,7 @@ func TestUsageListsCommands(t *testing.T) {
 	if code := run(nil, &out, &errOut); code != 2 {
 		t.Errorf("no arguments: exit %d, want 2", code)
 	}
-	for _, cmd := range []string{"vigil serve", "vigil bench KIND", "vigil topics", "vigil groups", "vigil ingest", "vigil detect"} {
+	for _, cmd := range []string{"vigil serve", "vigil bench KIND", "vigil topics", "vigil groups", "vigil ingest", "vigil detect", "vigil audit verify"} {
 		if !strings.Contains(errOut.String(), cmd) {
 			t.Errorf("usage lacks %q:\n%s", cmd, errOut.String())
 		}

@@ -13,6 +13,7 @@ package audit
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/vigilhq/vigil/internal/auditchain"
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/broker"
 	"github.com/vigilhq/vigil/internal/ocsf"
@@ -51,9 +53,15 @@ const (
 var product = ocsf.Product{Name: "Vigil", Vendor: "Vigil"}
 
 // Appender writes records to a partition of the audit topic (the storage
-// engine's internal topic).
+// engine's internal topic, storage.InternalTopic).
 type Appender interface {
 	Append(p int32, recs []batch.KV, done func(first int64, err error))
+	// End is the offset the next record appended to p gets, once nothing
+	// appended to p is in flight (an error before, or while p is not led
+	// here).
+	End(p int32) (int64, error)
+	// Last is p's last record and its offset (ok false: p is empty).
+	Last(ctx context.Context, p int32) (offset int64, rec batch.KV, ok bool, err error)
 }
 
 // Config tunes a Trail; zero values are the defaults.
@@ -67,6 +75,10 @@ type Config struct {
 	Flush time.Duration
 	// Now is the clock (tests).
 	Now func() time.Time
+	// ChainKey keys the records' chain links (HMAC-SHA256, header
+	// vigil.chain.hmac); nil chains them with plain SHA-256 (vigil.chain).
+	// See package auditchain.
+	ChainKey []byte
 }
 
 // Trail turns the broker's security events into audit records. Build it
@@ -87,6 +99,21 @@ type Trail struct {
 
 	next   int // round-robin over the led partitions; Run's alone
 	logged int // how many of Run's pending events are already in the log
+
+	// hasher links every record to the one before it in its partition
+	// (nil: no chain, for the benchmark's baseline); Run's alone.
+	hasher   *auditchain.Hasher
+	chainMu  sync.Mutex // guards heads, which appends complete into
+	heads    map[int32]*head
+	inflight sync.WaitGroup
+}
+
+// head is where a partition's chain stands as this broker knows it.
+type head struct {
+	known bool
+	next  int64           // the offset the next record gets
+	link  auditchain.Link // the link of the record before next
+	busy  bool            // an append is in flight: the next waits for it
 }
 
 // item is one event as the broker handed it over; it becomes OCSF JSON on
@@ -127,7 +154,8 @@ func New(cfg Config, out Appender, leads func() []int32, brokerID int32, log *sl
 		cfg.Now = time.Now
 	}
 	return &Trail{cfg: cfg, out: out, leads: leads, broker: brokerID, log: log,
-		ch: make(chan item, cfg.Queue), tokens: float64(cfg.Burst), last: cfg.Now(), suppressed: map[summaryKey]int{}}
+		ch: make(chan item, cfg.Queue), tokens: float64(cfg.Burst), last: cfg.Now(), suppressed: map[summaryKey]int{},
+		hasher: auditchain.NewHasher(cfg.ChainKey), heads: map[int32]*head{}}
 }
 
 // Authentication implements broker.SecurityObserver.
@@ -262,11 +290,16 @@ func (t *Trail) add(pending []batch.KV, it item) []batch.KV {
 	return append(pending, batch.KV{Key: []byte(key), Value: raw})
 }
 
-// write appends pending to the next led partition; it returns what could
-// not be written yet. When stopping it waits for the append to finish.
-func (t *Trail) write(pending []batch.KV, wait bool) []batch.KV {
+// write appends pending to the next led partition that can take it; it
+// returns what could not be written yet. When stopping it waits for the
+// appends in flight, and for its own.
+func (t *Trail) write(pending []batch.KV, stopping bool) []batch.KV {
 	if len(pending) == 0 {
 		return nil
+	}
+	if stopping {
+		// The last events chain from the appends still in flight.
+		t.inflight.Wait()
 	}
 	led := t.leads()
 	if len(led) == 0 {
@@ -276,30 +309,167 @@ func (t *Trail) write(pending []batch.KV, wait bool) []batch.KV {
 			t.log.Warn("audit event waiting for an audit partition this broker leads", "event", string(kv.Value))
 		}
 		t.logged = len(pending)
-		// Bounded: the oldest beyond the queue size go to a summary.
-		if over := len(pending) - t.cfg.Queue; over > 0 {
-			t.mu.Lock()
-			t.suppressed[summaryKey{"unwritten (no audit partition led)", "", ""}] += over
-			t.mu.Unlock()
-			pending = pending[over:]
-			t.logged -= over
-		}
-		return pending
+		return t.bound(pending)
 	}
-	t.logged = 0
-	p := led[t.next%len(led)]
-	t.next++
-	done := make(chan struct{})
-	t.out.Append(p, pending, func(_ int64, err error) {
-		if err != nil {
-			t.log.Error("audit events not written; they are in this log", "partition", p, "events", len(pending), "err", err)
+	for i := range led {
+		p := led[(t.next+i)%len(led)]
+		if !t.appendLinked(p, pending) {
+			continue
 		}
-		close(done)
+		t.next += i + 1
+		t.logged = 0
+		if stopping {
+			t.inflight.Wait()
+		}
+		return nil
+	}
+	// Every led partition has an append in flight (the next one must
+	// chain from it), or its chain's head could not be read: the events
+	// wait for the next flush.
+	if stopping {
+		for _, kv := range pending[t.logged:] {
+			t.log.Error("audit event not written: no audit partition could take it; it is in this log", "event", string(kv.Value))
+		}
+		return nil
+	}
+	return t.bound(pending)
+}
+
+// bound keeps the waiting events to the queue's size: the oldest beyond
+// it are counted in a summary.
+func (t *Trail) bound(pending []batch.KV) []batch.KV {
+	if over := len(pending) - t.cfg.Queue; over > 0 {
+		t.mu.Lock()
+		t.suppressed[summaryKey{"unwritten (no audit partition could take it)", "", ""}] += over
+		t.mu.Unlock()
+		pending = pending[over:]
+		t.logged = max(0, t.logged-over)
+	}
+	return pending
+}
+
+// appendLinked appends pending to partition p, each record linked to the
+// one before it in p, unless p has an append in flight or its chain's
+// head cannot be learnt; it reports whether it did.
+//
+// One append at a time per partition, and the head advanced only by an
+// append that succeeded at the offset it was linked for: a failed append
+// (or one that left part of itself in the log) makes the next one read
+// the partition's last record again, and so does any record another
+// broker wrote (leadership moved away and back), so the chain always
+// continues from what is in the log.
+func (t *Trail) appendLinked(p int32, pending []batch.KV) bool {
+	if t.hasher == nil {
+		t.inflight.Add(1)
+		t.out.Append(p, pending, func(_ int64, err error) {
+			defer t.inflight.Done()
+			if err != nil {
+				t.log.Error("audit events not written; they are in this log", "partition", p, "events", len(pending), "err", err)
+			}
+		})
+		return true
+	}
+	t.chainMu.Lock()
+	h := t.heads[p]
+	if h == nil {
+		h = &head{}
+		t.heads[p] = h
+	}
+	busy, known, next, link := h.busy, h.known, h.next, h.link
+	t.chainMu.Unlock()
+	if busy {
+		return false
+	}
+	end, err := t.out.End(p)
+	if err != nil {
+		t.log.Debug("audit partition cannot take events now", "partition", p, "err", err)
+		return false
+	}
+	if !known || next != end {
+		if link, err = t.readHead(p, end); err != nil {
+			t.log.Warn("audit chain head not read; the partition takes no events until it is", "partition", p, "err", err)
+			return false
+		}
+		if known {
+			t.log.Info("audit partition written elsewhere since this broker last wrote it; chaining from its last record",
+				"partition", p, "expected_end", next, "end", end)
+		}
+		next = end
+	}
+	recs := make([]batch.KV, len(pending))
+	name := t.hasher.HeaderName()
+	// One array for every record's link header and one for their values,
+	// rather than two allocations a record (the trail's events carry no
+	// other header).
+	links := make([]kmsg.Header, len(pending))
+	hexes := make([]byte, 2*len(link)*len(pending))
+	for i, kv := range pending {
+		link = t.hasher.Link(link, kv.Key, kv.Value, kv.Headers)
+		v := hexes[: 2*len(link) : 2*len(link)]
+		hexes = hexes[2*len(link):]
+		hex.Encode(v, link[:])
+		links[i] = kmsg.Header{Key: name, Value: v}
+		hs := links[i : i+1 : i+1]
+		if len(kv.Headers) > 0 {
+			hs = append(kv.Headers[:len(kv.Headers):len(kv.Headers)], links[i])
+		}
+		recs[i] = batch.KV{Key: kv.Key, Value: kv.Value, Headers: hs}
+	}
+	t.chainMu.Lock()
+	h.busy = true
+	t.chainMu.Unlock()
+	t.inflight.Add(1)
+	n := int64(len(recs))
+	t.out.Append(p, recs, func(first int64, err error) {
+		defer t.inflight.Done()
+		t.chainMu.Lock()
+		h.busy = false
+		h.known = err == nil && first == next
+		h.next, h.link = next+n, link
+		t.chainMu.Unlock()
+		switch {
+		case err != nil:
+			t.log.Error("audit events not written; they are in this log; the next append chains from the partition's last record",
+				"partition", p, "events", n, "err", err)
+		case first != next:
+			// Only the partition's leader appends, and this broker's
+			// appends to it wait for each other: a sign of two leaders.
+			t.log.Error("audit chain broken: records reached the partition between reading its end and appending; the verifier reports a break at the first offset",
+				"partition", p, "expected_first", next, "first", first)
+		}
 	})
-	if wait {
-		<-done
+	return true
+}
+
+// readHead returns the link partition p's chain continues from: its last
+// record's, or the zero link when p is empty or that record carries none
+// (written before the chain existed: the chain starts at end).
+func (t *Trail) readHead(p int32, end int64) (auditchain.Link, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	off, rec, ok, err := t.out.Last(ctx, p)
+	if err != nil {
+		return auditchain.Zero, err
 	}
-	return nil
+	if !ok {
+		return auditchain.Zero, nil
+	}
+	v, name, n := auditchain.Found(rec.Headers)
+	if n == 0 {
+		t.log.Info("audit chain starts: the partition's last record carries no link", "partition", p, "offset", end)
+		return auditchain.Zero, nil
+	}
+	l, parsed := auditchain.ParseLink(v)
+	if !parsed {
+		t.log.Error("audit chain starts again from the zero link: the partition's last record carries an unreadable link",
+			"partition", p, "offset", off, "header", name)
+		return auditchain.Zero, nil
+	}
+	if name != t.hasher.HeaderName() {
+		t.log.Warn("audit chain changes mode: the last record's link is under another header (one broker has --audit-chain-key-file, another not?)",
+			"partition", p, "offset", off, "header", name, "writing", t.hasher.HeaderName())
+	}
+	return l, nil
 }
 
 func hostOf(addr string) string {

@@ -7,9 +7,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// KV is one record to build: a key and a value (nil value: a tombstone).
+// KV is one record to build: a key and a value (nil value: a tombstone),
+// and its headers (the audit trail's chain link).
 type KV struct {
 	Key, Value []byte
+	Headers    []kmsg.Header
 }
 
 // Build encodes records as one uncompressed magic-v2 batch with base
@@ -19,7 +21,7 @@ type KV struct {
 func Build(recs []KV, ts int64) []byte {
 	var body []byte
 	for i, kv := range recs {
-		r := kmsg.Record{OffsetDelta: int32(i), Key: kv.Key, Value: kv.Value}
+		r := kmsg.Record{OffsetDelta: int32(i), Key: kv.Key, Value: kv.Value, Headers: kv.Headers}
 		// Length is the size of the record after the length varint;
 		// encode once with 0 to measure (a zero varint is one byte).
 		r.Length = int32(len(r.AppendTo(nil)) - 1)

@@ -180,6 +180,9 @@ type Security struct {
 	// at once; what is held back is counted in summary events.
 	AuditRate  int32
 	AuditBurst int32
+	// AuditChainKeyFile holds the key of the audit records' chain links
+	// (HMAC-SHA256; empty: plain SHA-256). Every broker needs the same.
+	AuditChainKeyFile string
 
 	Authorizer                string // "acl" or "none"
 	SuperUsers                string // ;-separated principals allowed everything
@@ -366,6 +369,7 @@ func (c *Broker) options() []option {
 		{"inter-broker-tls-ca", "PEM CA bundle the peers' certificates are verified against (default: --tls-client-ca, else the system's); a broker presents --tls-cert to its peers", &c.Security.InterBrokerCA},
 		{"audit-rate", "events per second the audit trail (_vigil.audit) writes one by one; beyond, they are counted in one summary event per kind, principal and host each second", &c.Security.AuditRate},
 		{"audit-burst", "events the audit trail writes at once above --audit-rate", &c.Security.AuditBurst},
+		{"audit-chain-key-file", "file whose first line (at least 32 bytes) keys the audit records' hash chain with HMAC-SHA256, so that whoever can write the object store cannot forge it (empty: plain SHA-256); the same on every broker, and given to vigil audit verify --key-file", &c.Security.AuditChainKeyFile},
 		{"allow-everyone-if-no-acl-found", "acl authorizer: allow access to a resource that no ACL names (allow.everyone.if.no.acl.found)", &c.Security.AllowEveryoneIfNoACLFound},
 	}
 }

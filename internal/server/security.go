@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/acl"
 	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/auditchain"
 	"github.com/vigilhq/vigil/internal/broker"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/meta"
@@ -116,6 +117,13 @@ func (a saslAdapter) Start(name string) (broker.SASLSession, bool) {
 // openAudit opens the audit topic (held, kept for ever) and starts the
 // trail that writes it.
 func (s *Server) openAudit(ctx context.Context) (*audit.Trail, error) {
+	var key []byte
+	if f := s.cfg.Security.AuditChainKeyFile; f != "" {
+		var err error
+		if key, err = auditchain.LoadKey(f); err != nil {
+			return nil, fmt.Errorf("--audit-chain-key-file: %w", err)
+		}
+	}
 	it, err := s.store.OpenInternalTopic(ctx, audit.Topic, audit.Partitions, map[string]string{
 		"retention.ms": "-1", "retention.bytes": "-1", "vigil.legal.hold": "true",
 	})
@@ -140,7 +148,7 @@ func (s *Server) openAudit(ctx context.Context) (*audit.Trail, error) {
 		slices.Sort(ps)
 		return ps
 	}
-	s.trail = audit.New(audit.Config{Rate: float64(s.cfg.Security.AuditRate), Burst: int(s.cfg.Security.AuditBurst)}, it, leads, s.cfg.NodeID, s.log.With("component", "audit"))
+	s.trail = audit.New(audit.Config{Rate: float64(s.cfg.Security.AuditRate), Burst: int(s.cfg.Security.AuditBurst), ChainKey: key}, it, leads, s.cfg.NodeID, s.log.With("component", "audit"))
 	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopTrail, s.trailDone = cancel, make(chan struct{})
 	go func() {

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/partition"
 	"github.com/vigilhq/vigil/internal/producer"
 )
 
@@ -197,7 +198,7 @@ func (it *InternalTopic) Replay(ctx context.Context, p int32, fn func(offset int
 			return nil
 		}
 		for _, r := range recs {
-			if err := fn(rb.FirstOffset+int64(r.OffsetDelta), batch.KV{Key: r.Key, Value: r.Value}); err != nil {
+			if err := fn(rb.FirstOffset+int64(r.OffsetDelta), batch.KV{Key: r.Key, Value: r.Value, Headers: r.Headers}); err != nil {
 				return err
 			}
 		}
@@ -292,4 +293,70 @@ func (e *Engine) TopicNames() []string {
 func (e *Engine) PartitionExists(topic string, p int32) bool {
 	t := e.Topic(topic)
 	return t != nil && p >= 0 && int(p) < len(t.Logs)
+}
+
+// ErrInFlight is End's answer while records appended to the partition
+// are still on their way to the WAL: the end is not yet readable.
+var ErrInFlight = errors.New("storage: appends still in flight")
+
+// End returns the offset the next record appended to partition p gets,
+// once everything appended to p is durable and readable (ErrInFlight
+// before). A writer that chains each record to the one before it (the
+// audit trail) compares it with where its own last append ended: any
+// other difference means someone else wrote to p, or a failed append
+// left part of itself, and it reads the last record again (Last).
+func (it *InternalTopic) End(p int32) (int64, error) {
+	t, err := it.topic(p)
+	if err != nil {
+		return 0, err
+	}
+	l := t.Logs[p]
+	if _, led := l.Leader(); !led {
+		return 0, fmt.Errorf("storage: %s/%d: %w", it.name, p, partition.ErrNotLeader)
+	}
+	if !l.Settled() {
+		return 0, fmt.Errorf("storage: %s/%d: %w", it.name, p, ErrInFlight)
+	}
+	_, hw := l.Offsets()
+	return hw, nil
+}
+
+// Last returns the last record of partition p below its high watermark
+// and its offset; ok is false when p holds none (from its log start).
+// Control batches are skipped. It reads one batch from the end (from the
+// segment objects when memory no longer holds it), not the whole log.
+func (it *InternalTopic) Last(ctx context.Context, p int32) (offset int64, rec batch.KV, ok bool, err error) {
+	t, err := it.topic(p)
+	if err != nil {
+		return 0, batch.KV{}, false, err
+	}
+	l := t.Logs[p]
+	start, hw := l.Offsets()
+	for at := hw - 1; at >= start; {
+		res, err := l.Read(ctx, at, 1, true)
+		if err != nil {
+			return 0, batch.KV{}, false, fmt.Errorf("storage: read %s/%d at %d: %w", it.name, p, at, err)
+		}
+		if len(res.Data) == 0 {
+			return 0, batch.KV{}, false, fmt.Errorf("storage: read %s/%d at %d returned nothing below the high watermark %d", it.name, p, at, hw)
+		}
+		info, err := batch.Peek(res.Data)
+		if err != nil {
+			return 0, batch.KV{}, false, fmt.Errorf("storage: %s/%d at %d: %w", it.name, p, at, err)
+		}
+		rb, recs, err := batch.Records(res.Data[:info.Size], it.dec)
+		if err != nil {
+			return 0, batch.KV{}, false, fmt.Errorf("storage: %s/%d batch at %d: %w", it.name, p, info.BaseOffset, err)
+		}
+		// The batch holding at; the last of its records at or below at.
+		for i := len(recs) - 1; i >= 0 && rb.Attributes&attrControl == 0; i-- {
+			off := rb.FirstOffset + int64(recs[i].OffsetDelta)
+			if off <= at && off >= start {
+				r := recs[i]
+				return off, batch.KV{Key: r.Key, Value: r.Value, Headers: r.Headers}, true, nil
+			}
+		}
+		at = min(at, info.BaseOffset) - 1
+	}
+	return 0, batch.KV{}, false, nil
 }
