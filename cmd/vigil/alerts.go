@@ -31,16 +31,8 @@ written). --json prints the finding records as NDJSON instead.
 
 // alertsMain is `vigil alerts list|tail`.
 func alertsMain(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		out := stderr
-		if len(args) > 0 {
-			out = stdout
-		}
-		fmt.Fprint(out, alertsUsage)
-		if len(args) == 0 {
-			return cliflag.ExitUsage
-		}
-		return 0
+	if ok, code := cliflag.SubcommandHelp(args, alertsUsage, stdout, stderr); !ok {
+		return code
 	}
 	sub := args[0]
 	if sub != "list" && sub != "tail" {

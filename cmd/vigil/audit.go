@@ -45,16 +45,8 @@ Reading the topic needs Read on _vigil.audit.
 
 // auditMain is `vigil audit verify`.
 func auditMain(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		out := stderr
-		if len(args) > 0 {
-			out = stdout
-		}
-		fmt.Fprint(out, auditUsage)
-		if len(args) == 0 {
-			return cliflag.ExitUsage
-		}
-		return 0
+	if ok, code := cliflag.SubcommandHelp(args, auditUsage, stdout, stderr); !ok {
+		return code
 	}
 	if args[0] != "verify" {
 		cliflag.Errorf(stderr, "vigil audit", "unknown subcommand %q: want verify", args[0])

@@ -54,3 +54,19 @@ func Report(fs *flag.FlagSet, err error, stderr io.Writer) (ok bool, code int) {
 func Errorf(stderr io.Writer, name, format string, args ...any) {
 	fmt.Fprintf(stderr, "%s: %s (run '%s -h' for the flags)\n", name, fmt.Sprintf(format, args...), name)
 }
+
+// SubcommandHelp handles a command with subcommands called with none, or
+// with -h, --help or help: the usage goes to stdout when asked for (exit
+// 0), to stderr when the subcommand is missing (ExitUsage). ok reports
+// whether args name a subcommand to run.
+func SubcommandHelp(args []string, usage string, stdout, stderr io.Writer) (ok bool, code int) {
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(stderr, usage)
+		return false, ExitUsage
+	case args[0] == "-h" || args[0] == "--help" || args[0] == "help":
+		fmt.Fprint(stdout, usage)
+		return false, 0
+	}
+	return true, 0
+}
