@@ -132,10 +132,9 @@ func (c *Hasher) u32(n int) {
 
 func isLink(name string) bool { return name == Header || name == HeaderHMAC }
 
-// Found returns the link a record's headers carry, and under which
-// header; ok is false for a record without one (written before the
-// chain, or inserted), n how many link headers it has (more than one is
-// a break).
+// Found returns the link a record's headers carry, under which header,
+// and how many link headers it has: 0 for a record without one (written
+// before the chain, or inserted), more than one is a break.
 func Found(headers []kmsg.Header) (value []byte, name string, n int) {
 	for _, h := range headers {
 		if isLink(h.Key) {
