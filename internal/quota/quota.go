@@ -1,15 +1,18 @@
 // Package quota holds client quotas (KIP-546 entities: user and
-// client-id, each named or the default) and enforces the byte-rate ones
-// the way Kafka does: a client that goes over its rate gets its response
-// at once with a throttle time, and the broker stops reading from that
+// client-id, each named or the default, and ip) and enforces them the way
+// Kafka does: a client that goes over its byte rate gets its response at
+// once with a throttle time, and the broker stops reading from that
 // connection for as long (KIP-219), so a runaway producer or a replay can
-// be capped without failing it.
+// be capped without failing it; a connection from an address over its
+// connection_creation_rate is held unserved and then closed (KIP-612).
 package quota
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
@@ -21,12 +24,16 @@ import (
 const (
 	User     = "user"
 	ClientID = "client-id"
+	IP       = "ip"
 )
 
 // Quota keys Vigil enforces.
 const (
 	ProducerByteRate = "producer_byte_rate"
 	ConsumerByteRate = "consumer_byte_rate"
+	// ConnectionCreationRate is the ip entity's only key: new connections
+	// per second from one address (an integer, as Kafka's INT config).
+	ConnectionCreationRate = "connection_creation_rate"
 )
 
 // Anonymous is the user of a connection without authentication, as in Kafka.
@@ -46,24 +53,41 @@ type Component struct {
 // (client-id before user).
 type Entity []Component
 
-// NewEntity validates and orders components.
+// NewEntity validates and orders components. An ip entity stands alone,
+// as in Kafka, and names an address literal, kept in its canonical form
+// (Kafka also accepts a host name and resolves it once; Vigil does not).
 func NewEntity(cs []Component) (Entity, error) {
 	seen := map[string]bool{}
 	var e Entity
 	for _, c := range cs {
 		switch c.Type {
 		case User, ClientID:
+		case IP:
+			if c.Name != nil {
+				a, err := netip.ParseAddr(*c.Name)
+				if err != nil || a.Zone() != "" {
+					return nil, fmt.Errorf("%w: %s is not a valid IP address", ErrInvalid, *c.Name)
+				}
+				canon := a.Unmap().String()
+				c.Name = &canon
+			}
 		default:
-			return nil, fmt.Errorf("%w: entity type %q is not supported (user, client-id)", ErrInvalid, c.Type)
+			return nil, fmt.Errorf("%w: entity type %q is not supported (user, client-id, ip)", ErrInvalid, c.Type)
 		}
 		if seen[c.Type] {
 			return nil, fmt.Errorf("%w: entity type %q given twice", ErrInvalid, c.Type)
+		}
+		if c.Name != nil && *c.Name == "" {
+			return nil, fmt.Errorf("%w: empty %s name (the default is a null name)", ErrInvalid, c.Type)
 		}
 		seen[c.Type] = true
 		e = append(e, c)
 	}
 	if len(e) == 0 {
 		return nil, fmt.Errorf("%w: empty entity", ErrInvalid)
+	}
+	if seen[IP] && len(e) > 1 {
+		return nil, fmt.Errorf("%w: an ip entity cannot be combined with user or client-id", ErrInvalid)
 	}
 	sort.Slice(e, func(i, j int) bool { return e[i].Type < e[j].Type })
 	return e, nil
@@ -120,9 +144,10 @@ type Store interface {
 type Manager struct {
 	store Store
 
-	mu      sync.Mutex
-	quotas  map[string]map[string]float64 // entity key -> quota key -> value
-	sensors map[sensorKey]*rate
+	mu        sync.Mutex
+	quotas    map[string]map[string]float64 // entity key -> quota key -> value
+	sensors   map[sensorKey]*rate
+	lastPrune time.Time
 }
 
 // Open loads the quotas from the store.
@@ -149,14 +174,10 @@ type Op struct {
 // Alter applies ops to an entity and stores the result; validateOnly
 // checks without storing.
 func (m *Manager) Alter(ctx context.Context, e Entity, ops []Op, validateOnly bool) error {
+	_, isIP := e.get(IP)
 	for _, op := range ops {
-		switch op.Key {
-		case ProducerByteRate, ConsumerByteRate:
-		default:
-			return fmt.Errorf("%w: quota %q is not supported (%s, %s)", ErrInvalid, op.Key, ProducerByteRate, ConsumerByteRate)
-		}
-		if !op.Remove && !(op.Value > 0) {
-			return fmt.Errorf("%w: %s must be positive, got %v", ErrInvalid, op.Key, op.Value)
+		if err := validOp(isIP, op); err != nil {
+			return err
 		}
 	}
 	if validateOnly {
@@ -189,6 +210,37 @@ func (m *Manager) Alter(ctx context.Context, e Entity, ops []Op, validateOnly bo
 	return nil
 }
 
+// validOp checks a key against the keys of the entity's kind and its
+// value as Kafka's controller does: positive, and integral for an INT key.
+func validOp(isIP bool, op Op) error {
+	if isIP {
+		if op.Key != ConnectionCreationRate {
+			return fmt.Errorf("%w: quota %q is not valid for an ip entity (%s)", ErrInvalid, op.Key, ConnectionCreationRate)
+		}
+	} else {
+		switch op.Key {
+		case ProducerByteRate, ConsumerByteRate:
+		default:
+			return fmt.Errorf("%w: quota %q is not supported for user and client-id entities (%s, %s)", ErrInvalid, op.Key, ProducerByteRate, ConsumerByteRate)
+		}
+	}
+	if op.Remove {
+		return nil
+	}
+	if !(op.Value > 0) {
+		return fmt.Errorf("%w: %s must be positive, got %v", ErrInvalid, op.Key, op.Value)
+	}
+	if op.Key == ConnectionCreationRate {
+		if op.Value > math.MaxInt32 {
+			return fmt.Errorf("%w: %s %v is too large for an INT", ErrInvalid, op.Key, op.Value)
+		}
+		if math.Abs(math.Mod(op.Value, 1)) > 1e-6 {
+			return fmt.Errorf("%w: %s cannot be a fractional value, got %v", ErrInvalid, op.Key, op.Value)
+		}
+	}
+	return nil
+}
+
 // Filter is one DescribeClientQuotas component filter.
 type Filter struct {
 	Type string
@@ -206,9 +258,15 @@ type Described struct {
 // Describe returns the entities matching every filter; with strict, only
 // entities with no components beyond the filtered types.
 func (m *Manager) Describe(filters []Filter, strict bool) ([]Described, error) {
-	for _, f := range filters {
-		if f.Type != User && f.Type != ClientID {
-			return nil, fmt.Errorf("%w: entity type %q is not supported (user, client-id)", ErrInvalid, f.Type)
+	for i, f := range filters {
+		if f.Type == IP && f.Match == "exact" {
+			// Stored names are canonical addresses.
+			if a, err := netip.ParseAddr(f.Name); err == nil {
+				filters[i].Name = a.Unmap().String()
+			}
+		}
+		if f.Type != User && f.Type != ClientID && f.Type != IP {
+			return nil, fmt.Errorf("%w: entity type %q is not supported (user, client-id, ip)", ErrInvalid, f.Type)
 		}
 	}
 	m.mu.Lock()
@@ -290,12 +348,61 @@ func (m *Manager) Record(quotaKey, user, clientID string, bytes int, now time.Ti
 	if byClient {
 		k.client = clientID
 	}
+	return m.sensor(k, now).record(float64(bytes), limit, now)
+}
+
+// connThrottleMax bounds how long an over-rate connection is held: Kafka
+// bounds it by its quota window's sample size (one second).
+const connThrottleMax = sampleSpan
+
+// AdmitConnection meters a new connection from addr against the
+// connection_creation_rate of its ip entity (the address's own, else the
+// default ip's). It returns zero if the connection may be served, else
+// how long to hold it unserved before closing it. As in Kafka, a refused
+// connection is not counted, so an agent reconnecting in a loop is slowed
+// to the rate, not locked out.
+func (m *Manager) AdmitConnection(addr netip.Addr, now time.Time) time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.quotas) == 0 {
+		return 0
+	}
+	ip := addr.Unmap().String()
+	limit, ok := m.quotas[IP+"="+url.QueryEscape(ip)][ConnectionCreationRate]
+	if !ok {
+		limit, ok = m.quotas[IP][ConnectionCreationRate]
+	}
+	if !ok {
+		return 0
+	}
+	r := m.sensor(sensorKey{quota: ConnectionCreationRate, entity: ip}, now)
+	d := r.record(1, limit, now)
+	if d <= 0 {
+		return 0
+	}
+	r.bytes[r.cur]--
+	return max(min(d, connThrottleMax), time.Millisecond)
+}
+
+// sensor returns k's meter, making it. Meters idle for a whole window
+// measure nothing any more; they are dropped once a minute, so clients
+// and addresses that come and go (a connection storm from many
+// addresses) do not accumulate.
+func (m *Manager) sensor(k sensorKey, now time.Time) *rate {
+	if now.Sub(m.lastPrune) > time.Minute {
+		m.lastPrune = now
+		for sk, r := range m.sensors {
+			if now.Sub(r.starts[r.cur]) >= samples*sampleSpan {
+				delete(m.sensors, sk)
+			}
+		}
+	}
 	r := m.sensors[k]
 	if r == nil {
 		r = &rate{}
 		m.sensors[k] = r
 	}
-	return r.record(float64(bytes), limit, now)
+	return r
 }
 
 // resolve finds the quota that applies, in Kafka's order of precedence:
