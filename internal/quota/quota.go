@@ -31,6 +31,9 @@ const (
 const (
 	ProducerByteRate = "producer_byte_rate"
 	ConsumerByteRate = "consumer_byte_rate"
+	// RequestPercentage caps the time a user/client's requests take to
+	// handle, in percent of one thread (KIP-124): 100 is one core's worth.
+	RequestPercentage = "request_percentage"
 	// ConnectionCreationRate is the ip entity's only key: new connections
 	// per second from one address (an integer, as Kafka's INT config).
 	ConnectionCreationRate = "connection_creation_rate"
@@ -219,9 +222,9 @@ func validOp(isIP bool, op Op) error {
 		}
 	} else {
 		switch op.Key {
-		case ProducerByteRate, ConsumerByteRate:
+		case ProducerByteRate, ConsumerByteRate, RequestPercentage:
 		default:
-			return fmt.Errorf("%w: quota %q is not supported for user and client-id entities (%s, %s)", ErrInvalid, op.Key, ProducerByteRate, ConsumerByteRate)
+			return fmt.Errorf("%w: quota %q is not supported for user and client-id entities (%s, %s, %s)", ErrInvalid, op.Key, ProducerByteRate, ConsumerByteRate, RequestPercentage)
 		}
 	}
 	if op.Remove {
@@ -332,6 +335,19 @@ type sensorKey struct {
 // returns how long the client must be throttled (zero if within quota or
 // if no quota applies).
 func (m *Manager) Record(quotaKey, user, clientID string, bytes int, now time.Time) time.Duration {
+	return m.record(quotaKey, user, clientID, float64(bytes), now)
+}
+
+// RecordRequestTime counts d, the time one request of user and clientID
+// took to handle, against their request_percentage, and returns how long
+// to throttle them. As in Kafka, the throttle is at most one quota sample
+// (a second): a request quota smooths CPU use, it does not lock out.
+func (m *Manager) RecordRequestTime(user, clientID string, d time.Duration, now time.Time) time.Duration {
+	// In percent of one thread over a second, Kafka's unit.
+	return min(m.record(RequestPercentage, user, clientID, d.Seconds()*100, now), sampleSpan)
+}
+
+func (m *Manager) record(quotaKey, user, clientID string, value float64, now time.Time) time.Duration {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.quotas) == 0 {
@@ -348,7 +364,7 @@ func (m *Manager) Record(quotaKey, user, clientID string, bytes int, now time.Ti
 	if byClient {
 		k.client = clientID
 	}
-	return m.sensor(k, now).record(float64(bytes), limit, now)
+	return m.sensor(k, now).record(value, limit, now)
 }
 
 // connThrottleMax bounds how long an over-rate connection is held: Kafka

@@ -87,7 +87,7 @@ func TestPrecedence(t *testing.T) {
 func TestInvalid(t *testing.T) {
 	m, _ := Open(context.Background(), mapStore{})
 	e, _ := NewEntity([]Component{{Type: ClientID, Name: str("x")}})
-	for _, op := range []Op{{Key: "request_percentage", Value: 10}, {Key: ProducerByteRate, Value: 0}, {Key: ProducerByteRate, Value: -5}} {
+	for _, op := range []Op{{Key: "controller_mutation_rate", Value: 10}, {Key: ConnectionCreationRate, Value: 10}, {Key: RequestPercentage, Value: 0}, {Key: ProducerByteRate, Value: 0}, {Key: ProducerByteRate, Value: -5}} {
 		if err := m.Alter(context.Background(), e, []Op{op}, false); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Alter(%+v) = %v, want ErrInvalid", op, err)
 		}
@@ -194,5 +194,21 @@ func TestAdmitConnection(t *testing.T) {
 	// Once the window has slid past the burst, connections are served again.
 	if d := m.AdmitConnection(a, now.Add(12*time.Second)); d != 0 {
 		t.Fatalf("after the window: throttled %v", d)
+	}
+}
+
+func TestRecordRequestTime(t *testing.T) {
+	m, _ := Open(context.Background(), mapStore{})
+	alter(t, m, []Component{{Type: ClientID, Name: str("busy")}}, Op{Key: RequestPercentage, Value: 50})
+	now := time.Unix(1000, 0)
+	// 50% of a thread over the ten-second window: five seconds of handling.
+	if d := m.RecordRequestTime(Anonymous, "busy", 4*time.Second, now); d != 0 {
+		t.Fatalf("within quota: throttled %v", d)
+	}
+	if d := m.RecordRequestTime(Anonymous, "busy", 2*time.Second, now); d != time.Second {
+		t.Fatalf("over quota: throttled %v, want Kafka's bound of one second", d)
+	}
+	if d := m.RecordRequestTime(Anonymous, "other", time.Minute, now); d != 0 {
+		t.Fatalf("client without quota: throttled %v", d)
 	}
 }
