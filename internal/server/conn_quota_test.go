@@ -61,7 +61,9 @@ func TestConnectionCreationRateQuota(t *testing.T) {
 	}
 	str := func(s string) *string { return &s }
 	ipEnt := func(name *string) kadm.ClientQuotaEntity { return kadm.ClientQuotaEntity{{Type: "ip", Name: name}} }
-	set := func(key string, v float64) []kadm.AlterClientQuotaOp { return []kadm.AlterClientQuotaOp{{Key: key, Value: v}} }
+	set := func(key string, v float64) []kadm.AlterClientQuotaOp {
+		return []kadm.AlterClientQuotaOp{{Key: key, Value: v}}
+	}
 
 	// Kafka's validation: an ip entity takes only connection_creation_rate,
 	// a positive integer, alone and naming an address.
