@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -151,7 +152,25 @@ type Manager struct {
 	quotas    map[string]map[string]float64 // entity key -> quota key -> value
 	sensors   map[sensorKey]*rate
 	lastPrune time.Time
+	// keys holds the quota keys some entity has, so that requests and
+	// connections no quota can apply to skip the lock (every request is
+	// metered for request_percentage).
+	keys atomic.Pointer[map[string]bool]
 }
+
+// setKeys recomputes keys; called with mu held (or before sharing).
+func (m *Manager) setKeys() {
+	ks := map[string]bool{}
+	for _, q := range m.quotas {
+		for k := range q {
+			ks[k] = true
+		}
+	}
+	m.keys.Store(&ks)
+}
+
+// has reports whether some entity has a quotaKey quota.
+func (m *Manager) has(quotaKey string) bool { return (*m.keys.Load())[quotaKey] }
 
 // Open loads the quotas from the store.
 func Open(ctx context.Context, store Store) (*Manager, error) {
@@ -164,7 +183,9 @@ func Open(ctx context.Context, store Store) (*Manager, error) {
 			return nil, err
 		}
 	}
-	return &Manager{store: store, quotas: q, sensors: map[sensorKey]*rate{}}, nil
+	m := &Manager{store: store, quotas: q, sensors: map[sensorKey]*rate{}}
+	m.setKeys()
+	return m, nil
 }
 
 // Op is one change of an entity's quota.
@@ -210,6 +231,7 @@ func (m *Manager) Alter(ctx context.Context, e Entity, ops []Op, validateOnly bo
 	} else {
 		m.quotas[key] = next
 	}
+	m.setKeys()
 	return nil
 }
 
@@ -348,11 +370,11 @@ func (m *Manager) RecordRequestTime(user, clientID string, d time.Duration, now 
 }
 
 func (m *Manager) record(quotaKey, user, clientID string, value float64, now time.Time) time.Duration {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.quotas) == 0 {
+	if !m.has(quotaKey) {
 		return 0
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	entity, byUser, byClient, limit := m.resolve(quotaKey, user, clientID)
 	if limit <= 0 {
 		return 0
@@ -378,11 +400,11 @@ const connThrottleMax = sampleSpan
 // connection is not counted, so an agent reconnecting in a loop is slowed
 // to the rate, not locked out.
 func (m *Manager) AdmitConnection(addr netip.Addr, now time.Time) time.Duration {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.quotas) == 0 {
+	if !m.has(ConnectionCreationRate) {
 		return 0
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	ip := addr.Unmap().String()
 	limit, ok := m.quotas[IP+"="+url.QueryEscape(ip)][ConnectionCreationRate]
 	if !ok {
