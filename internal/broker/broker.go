@@ -61,7 +61,8 @@ type Broker struct {
 	apis      map[int16]api
 	obs       RequestObserver
 	quotas    *quota.Manager
-	connQuota connLimiter // conn_quota.go: connections over their address's creation rate
+	connQuota connLimiter  // conn_quota.go: connections over their address's creation rate
+	connRate  *quota.Meter // max.connection.creation.rate; nil: unlimited
 	dec       kgo.Decompressor
 	// topicCfgs are the topic configs the broker knows (topicconfig.go),
 	// built once; topicCfgIndex finds one by name, and topicCfgDefaults
@@ -136,6 +137,9 @@ func New(cfg config.Broker, store *storage.Engine, groups *group.Shards, quotas 
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	b.quotas = quotas
+	if cfg.MaxConnectionCreationRate > 0 {
+		b.connRate = quota.NewMeter(float64(cfg.MaxConnectionCreationRate))
+	}
 	b.groupsPtr.Store(groups)
 	b.txnVerify = b.verifyTxnPartition
 	return b, nil

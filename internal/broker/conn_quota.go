@@ -27,9 +27,17 @@ type connLimiter struct {
 
 const connLogEvery = 10 * time.Second
 
-// admit meters a new connection against its address's quota; false means
-// it was refused and is now held for closing.
+// admit meters a new connection against the broker's
+// max.connection.creation.rate, waiting (and so holding this listener's
+// accepting) while over it, as Kafka's acceptor does, then against its
+// address's quota; false means it was refused and is now held for
+// closing.
 func (b *Broker) admit(nc net.Conn) bool {
+	if b.connRate != nil {
+		if d := b.connRate.Record(1, time.Now()); d > 0 {
+			time.Sleep(d)
+		}
+	}
 	if b.quotas == nil {
 		return true
 	}
@@ -41,6 +49,9 @@ func (b *Broker) admit(nc net.Conn) bool {
 	d := b.quotas.AdmitConnection(ap.Addr(), now)
 	if d <= 0 {
 		return true
+	}
+	if b.connRate != nil {
+		b.connRate.Unrecord(1) // as Kafka: a refused connection does not count
 	}
 	l := &b.connQuota
 	l.throttled.Add(1)

@@ -513,3 +513,31 @@ func (r *rate) record(n, limit float64, now time.Time) time.Duration {
 	d := time.Duration((observed - limit) / limit * float64(window))
 	return min(d, maxThrottle)
 }
+
+// Meter is one rate meter on its own, for a limit that is no client
+// quota (the broker-wide max.connection.creation.rate). Safe for
+// concurrent use.
+type Meter struct {
+	mu    sync.Mutex
+	limit float64
+	r     rate
+}
+
+// NewMeter meters against limit per second.
+func NewMeter(limit float64) *Meter { return &Meter{limit: limit} }
+
+// Record counts n and returns how long to wait for the rate to be back
+// at the limit, at most one sample (a second) as Kafka bounds its
+// connection rate throttle.
+func (m *Meter) Record(n float64, now time.Time) time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return min(m.r.record(n, m.limit, now), sampleSpan)
+}
+
+// Unrecord takes back n recorded in the current sample.
+func (m *Meter) Unrecord(n float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.r.bytes[m.r.cur] -= n
+}

@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/vigilhq/vigil/internal/config"
 )
 
 // tryConnect connects to addr from the local address from, sends
@@ -130,5 +132,26 @@ func TestConnectionCreationRateQuota(t *testing.T) {
 	// The admin client's connection, opened before the storm, still works.
 	if _, err := adm.DescribeClientQuotas(ctx, false, nil); err != nil {
 		t.Fatalf("existing connection after the storm: %v", err)
+	}
+}
+
+func TestMaxConnectionCreationRate(t *testing.T) {
+	ts := startServer(t, t.TempDir(), func(c *config.Broker) { c.MaxConnectionCreationRate = 2 })
+	// Measured over at least ten seconds, 2/s lets ~20 through at once;
+	// beyond, the broker waits before serving each (up to a second), as
+	// Kafka's acceptor does, and serves them all: none is refused.
+	var slow int
+	start := time.Now()
+	for i := range 23 {
+		began := time.Now()
+		if ok, _ := tryConnect(t, ts.addr, "127.0.0.1"); !ok {
+			t.Fatalf("connection %d refused: the broker-wide rate delays, it does not refuse", i)
+		}
+		if time.Since(began) > 300*time.Millisecond {
+			slow++
+		}
+	}
+	if took := time.Since(start); slow < 2 || took < time.Second {
+		t.Fatalf("23 connections at 2/s: %d delayed, all in %v; want the ones past ~20 delayed", slow, took)
 	}
 }
