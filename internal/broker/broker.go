@@ -61,6 +61,8 @@ type Broker struct {
 	apis      map[int16]api
 	obs       RequestObserver
 	quotas    *quota.Manager
+	connQuota connLimiter  // conn_quota.go: connections over their address's creation rate
+	connRate  *quota.Meter // max.connection.creation.rate; nil: unlimited
 	dec       kgo.Decompressor
 	// topicCfgs are the topic configs the broker knows (topicconfig.go),
 	// built once; topicCfgIndex finds one by name, and topicCfgDefaults
@@ -135,6 +137,9 @@ func New(cfg config.Broker, store *storage.Engine, groups *group.Shards, quotas 
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	b.quotas = quotas
+	if cfg.MaxConnectionCreationRate > 0 {
+		b.connRate = quota.NewMeter(float64(cfg.MaxConnectionCreationRate))
+	}
 	b.groupsPtr.Store(groups)
 	b.txnVerify = b.verifyTxnPartition
 	return b, nil
@@ -236,6 +241,9 @@ func (b *Broker) Serve(ln net.Listener, l config.Listener) error {
 			}
 			return fmt.Errorf("broker: accept: %w", err)
 		}
+		if !b.admit(nc) {
+			continue
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		c := &conn{b: b, nc: nc, listener: l, ctx: ctx, cancel: cancel, log: b.log.With("remote", nc.RemoteAddr().String(), "listener", l.Protocol),
 			auth: authState{principal: principal.Anonymous, host: clientHost(nc)}}
@@ -272,6 +280,7 @@ func (b *Broker) Close() error {
 		c.nc.Close()
 	}
 	b.mu.Unlock()
+	b.connQuota.close()
 	// Before waiting for the connections: their writers may be waiting
 	// for forwarded requests, which now fail at once (retriable) instead
 	// of holding the shutdown up to a request's timeout.

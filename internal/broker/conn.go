@@ -36,6 +36,7 @@ type pending struct {
 	hdr     header
 	respond func() kmsg.Response // nil: no response (acks=0 produce)
 	start   time.Time            // when the frame was read
+	handled time.Duration        // time the reader took to decode and handle it
 	// isRaw: raw is a bare SASL token answering a v0 exchange's token,
 	// written with only its length in front.
 	raw   []byte
@@ -194,7 +195,7 @@ func (c *conn) readLoop(queue chan<- pending) error {
 		if err != nil {
 			return err
 		}
-		p.start = start
+		p.start, p.handled = start, time.Since(start)
 		p.lingerClose = c.closing != nil
 		c.b.countClient(p.hdr.clientID, 4+len(frame))
 		select {
@@ -326,10 +327,12 @@ func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
 // answer builds p's response, encodes it into buf and writes it; it
 // returns buf for reuse and whether the connection broke.
 func (c *conn) answer(p pending, buf []byte, w *bufio.Writer) ([]byte, bool) {
+	began := time.Now()
 	resp := p.respond()
 	if resp == nil {
 		return buf, false
 	}
+	c.meterRequest(p, resp, time.Since(began))
 	resp.SetVersion(p.hdr.version)
 	buf = buf[:0]
 	pooled, isPooled := resp.(pooledResponse)

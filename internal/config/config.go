@@ -66,6 +66,10 @@ type Broker struct {
 	MaxMessageBytes   int32
 	MaxRequestBytes   int32 // socket.request.max.bytes
 	FetchMaxBytes     int32 // fetch.max.bytes: the most a fetch response carries
+	// MaxConnectionCreationRate is max.connection.creation.rate: new
+	// connections per second the broker accepts on all its Kafka
+	// listeners together (0: unlimited).
+	MaxConnectionCreationRate int32
 
 	// CompressionType is the default compression.type of topics: producer
 	// (batches stored as produced) or a codec batches are recompressed to.
@@ -310,6 +314,7 @@ func (c *Broker) options() []option {
 		{"max-message-bytes", "default max.message.bytes of topics (largest record batch)", &c.MaxMessageBytes},
 		{"compression-type", "default compression.type of topics: producer (store batches as the producer compressed them), or uncompressed, gzip, snappy, lz4 or zstd (recompress batches in another codec on produce)", &c.CompressionType},
 		{"max-request-bytes", "largest request frame accepted (socket.request.max.bytes)", &c.MaxRequestBytes},
+		{"max-connection-creation-rate", "new connections per second accepted on all Kafka listeners together; beyond it accepting waits (max.connection.creation.rate; 0: unlimited)", &c.MaxConnectionCreationRate},
 		{"fetch-max-bytes", "most record bytes one fetch response carries, whatever the client asks (fetch.max.bytes; at least one batch is always returned)", &c.FetchMaxBytes},
 		{"wal-sync", "fsync the WAL before acknowledging (turn off only for tests)", &c.WALSync},
 		{"upload-interval", "how often WAL contents are uploaded as segment objects", &c.UploadInterval},
@@ -620,6 +625,9 @@ func (c *Broker) finish() error {
 	}
 	if c.FetchMaxBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--fetch-max-bytes %d: must be at least 1024", c.FetchMaxBytes))
+	}
+	if c.MaxConnectionCreationRate < 0 {
+		errs = append(errs, fmt.Errorf("--max-connection-creation-rate %d: must be 0 (unlimited) or positive", c.MaxConnectionCreationRate))
 	}
 	if c.MaxRequestBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--max-request-bytes %d: must be at least 1024", c.MaxRequestBytes))

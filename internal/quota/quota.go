@@ -1,19 +1,23 @@
 // Package quota holds client quotas (KIP-546 entities: user and
-// client-id, each named or the default) and enforces the byte-rate ones
-// the way Kafka does: a client that goes over its rate gets its response
-// at once with a throttle time, and the broker stops reading from that
+// client-id, each named or the default, and ip) and enforces them the way
+// Kafka does: a client that goes over its byte rate gets its response at
+// once with a throttle time, and the broker stops reading from that
 // connection for as long (KIP-219), so a runaway producer or a replay can
-// be capped without failing it.
+// be capped without failing it; a connection from an address over its
+// connection_creation_rate is held unserved and then closed (KIP-612).
 package quota
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,12 +25,19 @@ import (
 const (
 	User     = "user"
 	ClientID = "client-id"
+	IP       = "ip"
 )
 
 // Quota keys Vigil enforces.
 const (
 	ProducerByteRate = "producer_byte_rate"
 	ConsumerByteRate = "consumer_byte_rate"
+	// RequestPercentage caps the time a user/client's requests take to
+	// handle, in percent of one thread (KIP-124): 100 is one core's worth.
+	RequestPercentage = "request_percentage"
+	// ConnectionCreationRate is the ip entity's only key: new connections
+	// per second from one address (an integer, as Kafka's INT config).
+	ConnectionCreationRate = "connection_creation_rate"
 )
 
 // Anonymous is the user of a connection without authentication, as in Kafka.
@@ -46,24 +57,41 @@ type Component struct {
 // (client-id before user).
 type Entity []Component
 
-// NewEntity validates and orders components.
+// NewEntity validates and orders components. An ip entity stands alone,
+// as in Kafka, and names an address literal, kept in its canonical form
+// (Kafka also accepts a host name and resolves it once; Vigil does not).
 func NewEntity(cs []Component) (Entity, error) {
 	seen := map[string]bool{}
 	var e Entity
 	for _, c := range cs {
 		switch c.Type {
 		case User, ClientID:
+		case IP:
+			if c.Name != nil {
+				a, err := netip.ParseAddr(*c.Name)
+				if err != nil || a.Zone() != "" {
+					return nil, fmt.Errorf("%w: %s is not a valid IP address", ErrInvalid, *c.Name)
+				}
+				canon := a.Unmap().String()
+				c.Name = &canon
+			}
 		default:
-			return nil, fmt.Errorf("%w: entity type %q is not supported (user, client-id)", ErrInvalid, c.Type)
+			return nil, fmt.Errorf("%w: entity type %q is not supported (user, client-id, ip)", ErrInvalid, c.Type)
 		}
 		if seen[c.Type] {
 			return nil, fmt.Errorf("%w: entity type %q given twice", ErrInvalid, c.Type)
+		}
+		if c.Name != nil && *c.Name == "" {
+			return nil, fmt.Errorf("%w: empty %s name (the default is a null name)", ErrInvalid, c.Type)
 		}
 		seen[c.Type] = true
 		e = append(e, c)
 	}
 	if len(e) == 0 {
 		return nil, fmt.Errorf("%w: empty entity", ErrInvalid)
+	}
+	if seen[IP] && len(e) > 1 {
+		return nil, fmt.Errorf("%w: an ip entity cannot be combined with user or client-id", ErrInvalid)
 	}
 	sort.Slice(e, func(i, j int) bool { return e[i].Type < e[j].Type })
 	return e, nil
@@ -120,10 +148,29 @@ type Store interface {
 type Manager struct {
 	store Store
 
-	mu      sync.Mutex
-	quotas  map[string]map[string]float64 // entity key -> quota key -> value
-	sensors map[sensorKey]*rate
+	mu        sync.Mutex
+	quotas    map[string]map[string]float64 // entity key -> quota key -> value
+	sensors   map[sensorKey]*rate
+	lastPrune time.Time
+	// keys holds the quota keys some entity has, so that requests and
+	// connections no quota can apply to skip the lock (every request is
+	// metered for request_percentage).
+	keys atomic.Pointer[map[string]bool]
 }
+
+// setKeys recomputes keys; called with mu held (or before sharing).
+func (m *Manager) setKeys() {
+	ks := map[string]bool{}
+	for _, q := range m.quotas {
+		for k := range q {
+			ks[k] = true
+		}
+	}
+	m.keys.Store(&ks)
+}
+
+// has reports whether some entity has a quotaKey quota.
+func (m *Manager) has(quotaKey string) bool { return (*m.keys.Load())[quotaKey] }
 
 // Open loads the quotas from the store.
 func Open(ctx context.Context, store Store) (*Manager, error) {
@@ -136,7 +183,9 @@ func Open(ctx context.Context, store Store) (*Manager, error) {
 			return nil, err
 		}
 	}
-	return &Manager{store: store, quotas: q, sensors: map[sensorKey]*rate{}}, nil
+	m := &Manager{store: store, quotas: q, sensors: map[sensorKey]*rate{}}
+	m.setKeys()
+	return m, nil
 }
 
 // Op is one change of an entity's quota.
@@ -149,14 +198,10 @@ type Op struct {
 // Alter applies ops to an entity and stores the result; validateOnly
 // checks without storing.
 func (m *Manager) Alter(ctx context.Context, e Entity, ops []Op, validateOnly bool) error {
+	_, isIP := e.get(IP)
 	for _, op := range ops {
-		switch op.Key {
-		case ProducerByteRate, ConsumerByteRate:
-		default:
-			return fmt.Errorf("%w: quota %q is not supported (%s, %s)", ErrInvalid, op.Key, ProducerByteRate, ConsumerByteRate)
-		}
-		if !op.Remove && !(op.Value > 0) {
-			return fmt.Errorf("%w: %s must be positive, got %v", ErrInvalid, op.Key, op.Value)
+		if err := validOp(isIP, op); err != nil {
+			return err
 		}
 	}
 	if validateOnly {
@@ -186,6 +231,38 @@ func (m *Manager) Alter(ctx context.Context, e Entity, ops []Op, validateOnly bo
 	} else {
 		m.quotas[key] = next
 	}
+	m.setKeys()
+	return nil
+}
+
+// validOp checks a key against the keys of the entity's kind and its
+// value as Kafka's controller does: positive, and integral for an INT key.
+func validOp(isIP bool, op Op) error {
+	if isIP {
+		if op.Key != ConnectionCreationRate {
+			return fmt.Errorf("%w: quota %q is not valid for an ip entity (%s)", ErrInvalid, op.Key, ConnectionCreationRate)
+		}
+	} else {
+		switch op.Key {
+		case ProducerByteRate, ConsumerByteRate, RequestPercentage:
+		default:
+			return fmt.Errorf("%w: quota %q is not supported for user and client-id entities (%s, %s, %s)", ErrInvalid, op.Key, ProducerByteRate, ConsumerByteRate, RequestPercentage)
+		}
+	}
+	if op.Remove {
+		return nil
+	}
+	if !(op.Value > 0) {
+		return fmt.Errorf("%w: %s must be positive, got %v", ErrInvalid, op.Key, op.Value)
+	}
+	if op.Key == ConnectionCreationRate {
+		if op.Value > math.MaxInt32 {
+			return fmt.Errorf("%w: %s %v is too large for an INT", ErrInvalid, op.Key, op.Value)
+		}
+		if math.Abs(math.Mod(op.Value, 1)) > 1e-6 {
+			return fmt.Errorf("%w: %s cannot be a fractional value, got %v", ErrInvalid, op.Key, op.Value)
+		}
+	}
 	return nil
 }
 
@@ -206,9 +283,15 @@ type Described struct {
 // Describe returns the entities matching every filter; with strict, only
 // entities with no components beyond the filtered types.
 func (m *Manager) Describe(filters []Filter, strict bool) ([]Described, error) {
-	for _, f := range filters {
-		if f.Type != User && f.Type != ClientID {
-			return nil, fmt.Errorf("%w: entity type %q is not supported (user, client-id)", ErrInvalid, f.Type)
+	for i, f := range filters {
+		if f.Type == IP && f.Match == "exact" {
+			// Stored names are canonical addresses.
+			if a, err := netip.ParseAddr(f.Name); err == nil {
+				filters[i].Name = a.Unmap().String()
+			}
+		}
+		if f.Type != User && f.Type != ClientID && f.Type != IP {
+			return nil, fmt.Errorf("%w: entity type %q is not supported (user, client-id, ip)", ErrInvalid, f.Type)
 		}
 	}
 	m.mu.Lock()
@@ -274,11 +357,24 @@ type sensorKey struct {
 // returns how long the client must be throttled (zero if within quota or
 // if no quota applies).
 func (m *Manager) Record(quotaKey, user, clientID string, bytes int, now time.Time) time.Duration {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.quotas) == 0 {
+	return m.record(quotaKey, user, clientID, float64(bytes), now)
+}
+
+// RecordRequestTime counts d, the time one request of user and clientID
+// took to handle, against their request_percentage, and returns how long
+// to throttle them. As in Kafka, the throttle is at most one quota sample
+// (a second): a request quota smooths CPU use, it does not lock out.
+func (m *Manager) RecordRequestTime(user, clientID string, d time.Duration, now time.Time) time.Duration {
+	// In percent of one thread over a second, Kafka's unit.
+	return min(m.record(RequestPercentage, user, clientID, d.Seconds()*100, now), sampleSpan)
+}
+
+func (m *Manager) record(quotaKey, user, clientID string, value float64, now time.Time) time.Duration {
+	if !m.has(quotaKey) {
 		return 0
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	entity, byUser, byClient, limit := m.resolve(quotaKey, user, clientID)
 	if limit <= 0 {
 		return 0
@@ -290,12 +386,61 @@ func (m *Manager) Record(quotaKey, user, clientID string, bytes int, now time.Ti
 	if byClient {
 		k.client = clientID
 	}
+	return m.sensor(k, now).record(value, limit, now)
+}
+
+// connThrottleMax bounds how long an over-rate connection is held: Kafka
+// bounds it by its quota window's sample size (one second).
+const connThrottleMax = sampleSpan
+
+// AdmitConnection meters a new connection from addr against the
+// connection_creation_rate of its ip entity (the address's own, else the
+// default ip's). It returns zero if the connection may be served, else
+// how long to hold it unserved before closing it. As in Kafka, a refused
+// connection is not counted, so an agent reconnecting in a loop is slowed
+// to the rate, not locked out.
+func (m *Manager) AdmitConnection(addr netip.Addr, now time.Time) time.Duration {
+	if !m.has(ConnectionCreationRate) {
+		return 0
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ip := addr.Unmap().String()
+	limit, ok := m.quotas[IP+"="+url.QueryEscape(ip)][ConnectionCreationRate]
+	if !ok {
+		limit, ok = m.quotas[IP][ConnectionCreationRate]
+	}
+	if !ok {
+		return 0
+	}
+	r := m.sensor(sensorKey{quota: ConnectionCreationRate, entity: ip}, now)
+	d := r.record(1, limit, now)
+	if d <= 0 {
+		return 0
+	}
+	r.bytes[r.cur]--
+	return max(min(d, connThrottleMax), time.Millisecond)
+}
+
+// sensor returns k's meter, making it. Meters idle for a whole window
+// measure nothing any more; they are dropped once a minute, so clients
+// and addresses that come and go (a connection storm from many
+// addresses) do not accumulate.
+func (m *Manager) sensor(k sensorKey, now time.Time) *rate {
+	if now.Sub(m.lastPrune) > time.Minute {
+		m.lastPrune = now
+		for sk, r := range m.sensors {
+			if now.Sub(r.starts[r.cur]) >= samples*sampleSpan {
+				delete(m.sensors, sk)
+			}
+		}
+	}
 	r := m.sensors[k]
 	if r == nil {
 		r = &rate{}
 		m.sensors[k] = r
 	}
-	return r.record(float64(bytes), limit, now)
+	return r
 }
 
 // resolve finds the quota that applies, in Kafka's order of precedence:
@@ -367,4 +512,32 @@ func (r *rate) record(n, limit float64, now time.Time) time.Duration {
 	// limit.
 	d := time.Duration((observed - limit) / limit * float64(window))
 	return min(d, maxThrottle)
+}
+
+// Meter is one rate meter on its own, for a limit that is no client
+// quota (the broker-wide max.connection.creation.rate). Safe for
+// concurrent use.
+type Meter struct {
+	mu    sync.Mutex
+	limit float64
+	r     rate
+}
+
+// NewMeter meters against limit per second.
+func NewMeter(limit float64) *Meter { return &Meter{limit: limit} }
+
+// Record counts n and returns how long to wait for the rate to be back
+// at the limit, at most one sample (a second) as Kafka bounds its
+// connection rate throttle.
+func (m *Meter) Record(n float64, now time.Time) time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return min(m.r.record(n, m.limit, now), sampleSpan)
+}
+
+// Unrecord takes back n recorded in the current sample.
+func (m *Meter) Unrecord(n float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.r.bytes[m.r.cur] -= n
 }

@@ -3,6 +3,7 @@ package quota
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -86,13 +87,28 @@ func TestPrecedence(t *testing.T) {
 func TestInvalid(t *testing.T) {
 	m, _ := Open(context.Background(), mapStore{})
 	e, _ := NewEntity([]Component{{Type: ClientID, Name: str("x")}})
-	for _, op := range []Op{{Key: "request_percentage", Value: 10}, {Key: ProducerByteRate, Value: 0}, {Key: ProducerByteRate, Value: -5}} {
+	for _, op := range []Op{{Key: "controller_mutation_rate", Value: 10}, {Key: ConnectionCreationRate, Value: 10}, {Key: RequestPercentage, Value: 0}, {Key: ProducerByteRate, Value: 0}, {Key: ProducerByteRate, Value: -5}} {
 		if err := m.Alter(context.Background(), e, []Op{op}, false); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Alter(%+v) = %v, want ErrInvalid", op, err)
 		}
 	}
-	if _, err := NewEntity([]Component{{Type: "ip", Name: str("1.2.3.4")}}); !errors.Is(err, ErrInvalid) {
-		t.Errorf("ip entity: %v, want ErrInvalid", err)
+	for _, cs := range [][]Component{
+		{{Type: IP, Name: str("host.example")}},
+		{{Type: IP, Name: str("")}},
+		{{Type: IP, Name: str("1.2.3.4")}, {Type: User}},
+	} {
+		if _, err := NewEntity(cs); !errors.Is(err, ErrInvalid) {
+			t.Errorf("NewEntity(%+v): %v, want ErrInvalid", cs, err)
+		}
+	}
+	ip, err := NewEntity([]Component{{Type: IP, Name: str("::ffff:1.2.3.4")}})
+	if err != nil || ip.Key() != "ip=1.2.3.4" {
+		t.Errorf("ip entity: %v %q, want the canonical address", err, ip.Key())
+	}
+	for _, op := range []Op{{Key: ProducerByteRate, Value: 10}, {Key: ConnectionCreationRate, Value: 1.5}, {Key: ConnectionCreationRate, Value: 1 << 40}} {
+		if err := m.Alter(context.Background(), ip, []Op{op}, false); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Alter(ip, %+v) = %v, want ErrInvalid", op, err)
+		}
 	}
 	if _, err := NewEntity([]Component{{Type: User}, {Type: User}}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("duplicate type: %v, want ErrInvalid", err)
@@ -144,5 +160,55 @@ func TestThrottle(t *testing.T) {
 	// Eleven seconds later the old samples have left the window.
 	if d := m.Record(ProducerByteRate, Anonymous, "a", 100, now.Add(12*time.Second)); d != 0 {
 		t.Fatalf("after the window: throttled %v", d)
+	}
+}
+
+func TestAdmitConnection(t *testing.T) {
+	m, _ := Open(context.Background(), mapStore{})
+	a, b := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	now := time.Unix(1000, 0)
+	if d := m.AdmitConnection(a, now); d != 0 {
+		t.Fatalf("no quota: throttled %v", d)
+	}
+	alter(t, m, []Component{{Type: IP, Name: str("10.0.0.1")}}, Op{Key: ConnectionCreationRate, Value: 2})
+	alter(t, m, []Component{{Type: IP}}, Op{Key: ConnectionCreationRate, Value: 100})
+	// Measured over at least ten seconds: 20 connections at once fit 2/s.
+	for i := range 20 {
+		if d := m.AdmitConnection(a, now); d != 0 {
+			t.Fatalf("connection %d throttled %v", i, d)
+		}
+	}
+	// Refused connections are not counted: each further one is held the
+	// same time, bounded by a second.
+	for range 5 {
+		if d := m.AdmitConnection(a, now); d != 500*time.Millisecond {
+			t.Fatalf("over the rate: held %v, want 500ms", d)
+		}
+	}
+	// Another address falls under the default ip quota, metered apart.
+	for i := range 50 {
+		if d := m.AdmitConnection(b, now); d != 0 {
+			t.Fatalf("default ip: connection %d throttled %v", i, d)
+		}
+	}
+	// Once the window has slid past the burst, connections are served again.
+	if d := m.AdmitConnection(a, now.Add(12*time.Second)); d != 0 {
+		t.Fatalf("after the window: throttled %v", d)
+	}
+}
+
+func TestRecordRequestTime(t *testing.T) {
+	m, _ := Open(context.Background(), mapStore{})
+	alter(t, m, []Component{{Type: ClientID, Name: str("busy")}}, Op{Key: RequestPercentage, Value: 50})
+	now := time.Unix(1000, 0)
+	// 50% of a thread over the ten-second window: five seconds of handling.
+	if d := m.RecordRequestTime(Anonymous, "busy", 4*time.Second, now); d != 0 {
+		t.Fatalf("within quota: throttled %v", d)
+	}
+	if d := m.RecordRequestTime(Anonymous, "busy", 2*time.Second, now); d != time.Second {
+		t.Fatalf("over quota: throttled %v, want Kafka's bound of one second", d)
+	}
+	if d := m.RecordRequestTime(Anonymous, "other", time.Minute, now); d != 0 {
+		t.Fatalf("client without quota: throttled %v", d)
 	}
 }

@@ -39,7 +39,7 @@ func TestClientQuotas(t *testing.T) {
 		t.Fatalf("alter quotas: %v %+v", err, res)
 	}
 	for _, bad := range []kadm.AlterClientQuotaEntry{
-		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: &capped}}, Ops: []kadm.AlterClientQuotaOp{{Key: "request_percentage", Value: 10}}},
+		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: &capped}}, Ops: []kadm.AlterClientQuotaOp{{Key: "controller_mutation_rate", Value: 10}}},
 		{Entity: kadm.ClientQuotaEntity{{Type: "ip", Name: &capped}}, Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 10}}},
 		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: &capped}}, Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: -1}}},
 	} {
@@ -107,5 +107,61 @@ func TestClientQuotas(t *testing.T) {
 	}
 	if len(ds) != 1 || len(ds[0].Values) != 1 || ds[0].Values[0].Key != "producer_byte_rate" || ds[0].Values[0].Value != 10_000 {
 		t.Fatalf("describe after restart: %+v", ds)
+	}
+}
+
+func (c *rawConn) metadataThrottle() int32 {
+	c.t.Helper()
+	req := kmsg.NewPtrMetadataRequest()
+	req.SetVersion(12)
+	return c.roundTrip(req, -1).(*kmsg.MetadataResponse).ThrottleMillis
+}
+
+func TestRequestPercentageQuota(t *testing.T) {
+	ts := startServer(t, t.TempDir(), nil)
+	ctx := testCtx(t, time.Minute)
+	adm := ts.admin(t)
+	busy := "busy"
+	ent := kadm.ClientQuotaEntity{{Type: "client-id", Name: &busy}}
+	for _, bad := range []float64{0, -10} {
+		res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{Entity: ent, Ops: []kadm.AlterClientQuotaOp{{Key: "request_percentage", Value: bad}}}})
+		if err != nil || res[0].Err != kerr.InvalidRequest {
+			t.Fatalf("request_percentage=%v: %v %+v, want INVALID_REQUEST", bad, err, res)
+		}
+	}
+	// 0.01% of a thread over the ten-second window: a millisecond of
+	// handling, a few dozen metadata requests.
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{Entity: ent, Ops: []kadm.AlterClientQuotaOp{{Key: "request_percentage", Value: 0.01}}}})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("set request_percentage: %v %+v", err, res)
+	}
+	ds, err := adm.DescribeClientQuotas(ctx, true, []kadm.DescribeClientQuotaComponent{{Type: "client-id", MatchName: &busy}})
+	if err != nil || len(ds) != 1 || ds[0].Values[0].Key != "request_percentage" || ds[0].Values[0].Value != 0.01 {
+		t.Fatalf("describe: %v %+v", err, ds)
+	}
+
+	c := dialRaw(t, ts.addr).as(busy)
+	var ms int32
+	n := 0
+	for ; n < 2000 && ms == 0; n++ {
+		ms = c.metadataThrottle()
+	}
+	// Kafka bounds a request quota's throttle by one quota sample (1 s).
+	if ms <= 0 || ms > 1000 {
+		t.Fatalf("after %d metadata requests at 0.01%%: throttle %d ms, want (0, 1000]", n, ms)
+	}
+	t.Logf("throttled %d ms after %d metadata requests", ms, n)
+	// The connection is muted meanwhile (KIP-219), as for byte rates.
+	start := time.Now()
+	c.apiVersionsOK()
+	if waited := time.Since(start); waited < time.Duration(ms)*time.Millisecond*9/10 {
+		t.Fatalf("next request answered after %v, during the %d ms throttle", waited, ms)
+	}
+	// A client without a quota is not throttled by as many requests.
+	free := dialRaw(t, ts.addr).as("free")
+	for i := range n + 50 {
+		if ms := free.metadataThrottle(); ms != 0 {
+			t.Fatalf("client without quota: request %d throttled %d ms", i, ms)
+		}
 	}
 }

@@ -316,6 +316,8 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (_ *Server,
 			"Bytes this broker sent to and received from other brokers forwarding client requests to partition leaders, by whether the other broker is in another zone.",
 			"cross", map[string]func() float64{"false": load(&zb.ForwardSame), "true": load(&zb.ForwardCross)})
 	}
+	s.metrics.Counter("vigil_connections_throttled_total", "Connections refused (held unserved, then closed) for being over their address's connection_creation_rate quota.",
+		func() float64 { return float64(s.broker.ThrottledConnections()) })
 	rs := s.broker.Recompression()
 	s.metrics.Counter("vigil_recompressed_batches_total", "Produced batches rebuilt in their topic's compression.type codec.", func() float64 { return float64(rs.Batches.Load()) })
 	s.metrics.Counter("vigil_recompress_in_bytes_total", "Bytes of those batches as the producers sent them.", func() float64 { return float64(rs.BytesIn.Load()) })
