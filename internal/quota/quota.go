@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/netip"
 	"net/url"
@@ -150,6 +151,7 @@ type Manager struct {
 
 	mu        sync.Mutex
 	quotas    map[string]map[string]float64 // entity key -> quota key -> value
+	altered   uint64                        // Alters made here; a reload read before one is stale
 	sensors   map[sensorKey]*rate
 	lastPrune time.Time
 	// keys holds the quota keys some entity has, so that requests and
@@ -231,7 +233,56 @@ func (m *Manager) Alter(ctx context.Context, e Entity, ops []Op, validateOnly bo
 	} else {
 		m.quotas[key] = next
 	}
+	m.altered++
 	m.setKeys()
+	return nil
+}
+
+// PollInterval is how often Run reads the quotas again: a quota altered
+// through another broker of a cluster applies here within it.
+const PollInterval = time.Second
+
+// Run reloads the quotas from the store every interval until ctx ends, so
+// that a change made through another broker sharing the store applies
+// here too (Alter changes the broker it reaches at once).
+func (m *Manager) Run(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := m.reload(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("client quotas not reloaded; keeping the previous ones", "err", err)
+		}
+	}
+}
+
+// reload replaces the quotas with the store's. The store is read without
+// the lock, which every metered request takes; a read that an Alter here
+// overtook is dropped (the next one has it), so a reload never undoes a
+// change this broker has just answered for.
+func (m *Manager) reload(ctx context.Context) error {
+	m.mu.Lock()
+	gen := m.altered
+	m.mu.Unlock()
+	q, err := m.store.ClientQuotas(ctx)
+	if err != nil {
+		return fmt.Errorf("quota: reload: %w", err)
+	}
+	for k := range q {
+		if _, err := parseKey(k); err != nil {
+			return fmt.Errorf("quota: reload: %w", err)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.altered == gen {
+		m.quotas = q
+		m.setKeys()
+	}
 	return nil
 }
 

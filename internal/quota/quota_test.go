@@ -212,3 +212,47 @@ func TestRecordRequestTime(t *testing.T) {
 		t.Fatalf("client without quota: throttled %v", d)
 	}
 }
+
+// slowStore answers ClientQuotas with what its map held when the read
+// began, after read is closed: a read an Alter overtakes.
+type slowStore struct {
+	mapStore
+	began, read chan struct{}
+}
+
+func (s slowStore) ClientQuotas(ctx context.Context) (map[string]map[string]float64, error) {
+	q, _ := s.mapStore.ClientQuotas(ctx)
+	close(s.began)
+	<-s.read
+	return q, nil
+}
+
+// TestReload: a reload takes what another broker stored, and one that an
+// Alter here overtook keeps the Alter's quota.
+func TestReload(t *testing.T) {
+	st := mapStore{}
+	m, _ := Open(context.Background(), st)
+	client := []Component{{Type: ClientID, Name: str("replay")}}
+	// Another broker sharing the store.
+	st["client-id=replay"] = map[string]float64{ConsumerByteRate: 100}
+	if err := m.reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := m.Describe(nil, false); len(d) != 1 || d[0].Values[ConsumerByteRate] != 100 {
+		t.Fatalf("after a reload: %+v, want the other broker's quota", d)
+	}
+
+	slow := slowStore{mapStore: st, began: make(chan struct{}), read: make(chan struct{})}
+	m.store = slow
+	done := make(chan error)
+	go func() { done <- m.reload(context.Background()) }()
+	<-slow.began
+	alter(t, m, client, Op{Key: ConsumerByteRate, Value: 200})
+	close(slow.read)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := m.Describe(nil, false); len(d) != 1 || d[0].Values[ConsumerByteRate] != 200 {
+		t.Fatalf("a reload read before an Alter replaced it: %+v, want 200", d)
+	}
+}

@@ -54,7 +54,7 @@ type Server struct {
 	stopTrail    context.CancelFunc
 	trailDone    chan struct{}
 	sasl         *sasl.Registry // nil without a SASL listener
-	stopSecurity context.CancelFunc
+	stopSecurity context.CancelFunc // stops the security poll and, in a cluster, the quota poll
 	securityDone chan struct{}
 
 	metrics *metrics.Metrics
@@ -258,7 +258,13 @@ func Start(ctx context.Context, cfg config.Broker, log *slog.Logger) (_ *Server,
 		s.stopSecurity, s.securityDone = cancel, make(chan struct{})
 		go func() {
 			defer close(s.securityDone)
+			var wg sync.WaitGroup
+			if clustered {
+				// Quotas altered through another broker apply here too.
+				wg.Go(func() { quotas.Run(sctx, quota.PollInterval, log) })
+			}
 			s.security.Run(sctx, security.PollInterval)
+			wg.Wait()
 		}()
 	}
 	if s.catchup != nil {
