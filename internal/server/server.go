@@ -53,7 +53,7 @@ type Server struct {
 	trail        *audit.Trail
 	stopTrail    context.CancelFunc
 	trailDone    chan struct{}
-	sasl         *sasl.Registry // nil without a SASL listener
+	sasl         *sasl.Registry     // nil without a SASL listener
 	stopSecurity context.CancelFunc // stops the security poll and, in a cluster, the quota poll
 	securityDone chan struct{}
 
