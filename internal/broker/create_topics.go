@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -31,6 +32,7 @@ func (b *Broker) handleCreateTopics(c *conn, h header, r kmsg.Request) func() km
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
+	mq := b.mutationQuota(c, h, 6)
 	clusterCreate := c.allowedQuiet(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeCluster, clusterResource)
 	for _, rt := range req.Topics {
 		st := kmsg.CreateTopicsResponseTopic{Topic: rt.Topic, NumPartitions: -1, ReplicationFactor: -1}
@@ -72,7 +74,11 @@ func (b *Broker) handleCreateTopics(c *conn, h header, r kmsg.Request) func() km
 		} else if b.store.Topic(rt.Topic) != nil {
 			fail(kerr.TopicAlreadyExists, fmt.Sprintf("topic %q already exists", rt.Topic))
 		} else if req.ValidateOnly {
+			// Not counted against controller_mutation_rate: nothing is
+			// created (as Kafka's ZkAdminManager).
 			st.NumPartitions, st.ReplicationFactor = partitions, 1
+		} else if !mq.Record(int(partitions), time.Now()) {
+			fail(kerr.ThrottlingQuotaExceeded, kerr.ThrottlingQuotaExceeded.Description)
 		} else {
 			t, err := b.store.CreateTopic(ctx, rt.Topic, partitions, configs)
 			switch {
@@ -107,5 +113,6 @@ func (b *Broker) handleCreateTopics(c *conn, h header, r kmsg.Request) func() km
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	throttleMutations(c, h, mq, resp)
 	return func() kmsg.Response { return resp }
 }
