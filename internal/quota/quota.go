@@ -4,7 +4,9 @@
 // once with a throttle time, and the broker stops reading from that
 // connection for as long (KIP-219), so a runaway producer or a replay can
 // be capped without failing it; a connection from an address over its
-// connection_creation_rate is held unserved and then closed (KIP-612).
+// connection_creation_rate is held unserved and then closed (KIP-612);
+// a topic mutation over its controller_mutation_rate is refused or
+// throttled (KIP-599).
 package quota
 
 import (
