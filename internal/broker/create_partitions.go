@@ -46,10 +46,11 @@ func (b *Broker) handleCreatePartitions(c *conn, h header, r kmsg.Request) func(
 			fail(kerr.InvalidPartitions, fmt.Sprintf("the partition count of %s is fixed", rt.Topic))
 		case rt.Count <= int32(len(t.Logs)):
 			fail(kerr.InvalidPartitions, fmt.Sprintf("topic %q has %d partitions; the new count %d must be larger", rt.Topic, len(t.Logs), rt.Count))
-		case req.ValidateOnly:
 		case !mq.Record(int(rt.Count)-len(t.Logs), time.Now()):
-			// Counted: the partitions added.
+			// Counted: the partitions added, for a validate-only request
+			// too, as Kafka's KRaft controller does.
 			fail(kerr.ThrottlingQuotaExceeded, kerr.ThrottlingQuotaExceeded.Description)
+		case req.ValidateOnly:
 		default:
 			err := b.store.UpdateTopic(ctx, rt.Topic, func(mt *meta.Topic) error {
 				if rt.Count <= mt.Partitions {

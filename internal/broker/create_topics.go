@@ -73,12 +73,13 @@ func (b *Broker) handleCreateTopics(c *conn, h header, r kmsg.Request) func() km
 			fail(kerr.InvalidConfig, err.Error())
 		} else if b.store.Topic(rt.Topic) != nil {
 			fail(kerr.TopicAlreadyExists, fmt.Sprintf("topic %q already exists", rt.Topic))
-		} else if req.ValidateOnly {
-			// Not counted against controller_mutation_rate: nothing is
-			// created (as Kafka's ZkAdminManager).
-			st.NumPartitions, st.ReplicationFactor = partitions, 1
 		} else if !mq.Record(int(partitions), time.Now()) {
+			// Last of the checks, and made for a validate-only request
+			// too, as Kafka's KRaft controller does (its ZooKeeper mode
+			// did not count those).
 			fail(kerr.ThrottlingQuotaExceeded, kerr.ThrottlingQuotaExceeded.Description)
+		} else if req.ValidateOnly {
+			st.NumPartitions, st.ReplicationFactor = partitions, 1
 		} else {
 			t, err := b.store.CreateTopic(ctx, rt.Topic, partitions, configs)
 			switch {

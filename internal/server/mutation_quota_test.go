@@ -39,7 +39,7 @@ func TestControllerMutationQuota(t *testing.T) {
 	for _, cq := range []struct {
 		client string
 		rate   float64
-	}{{"strict", 2}, {"permissive", 2}, {"deleter", 1}, {"grower", 1}} {
+	}{{"strict", 2}, {"permissive", 2}, {"deleter", 1}, {"grower", 1}, {"validator", 1}} {
 		name := cq.client
 		entries = append(entries, kadm.AlterClientQuotaEntry{
 			Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: &name}},
@@ -125,6 +125,21 @@ func TestControllerMutationQuota(t *testing.T) {
 	}
 	if resp.ThrottleMillis != 0 {
 		t.Fatalf("unquoted client throttled %d ms", resp.ThrottleMillis)
+	}
+
+	// A validate-only request is counted too, as on Kafka's KRaft
+	// controller: 12 partitions validated overdraw the 11 of credit.
+	vc := dialRaw(t, ts.addr).as("validator")
+	for i, want := range []int16{0, kerr.ThrottlingQuotaExceeded.Code} {
+		req := kmsg.NewPtrCreateTopicsRequest()
+		req.Version, req.ValidateOnly, req.TimeoutMillis = 7, true, 10_000
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = fmt.Sprintf("validated-%d", i), 12, 1
+		req.Topics = append(req.Topics, rt)
+		vr := vc.roundTrip(req, -1).(*kmsg.CreateTopicsResponse)
+		if got := vr.Topics[0].ErrorCode; got != want {
+			t.Fatalf("validate-only request %d: %v, want %v", i, kerr.ErrorForCode(got), kerr.ErrorForCode(want))
+		}
 	}
 
 	// DeleteTopics counts the deleted topic's partitions: at 1/s (11 of
