@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -24,6 +25,7 @@ func (b *Broker) handleCreatePartitions(c *conn, h header, r kmsg.Request) func(
 	defer cancel()
 	req := r.(*kmsg.CreatePartitionsRequest)
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	mq := b.mutationQuota(c, h, 3)
 	for _, rt := range req.Topics {
 		st := kmsg.CreatePartitionsResponseTopic{Topic: rt.Topic}
 		fail := func(e *kerr.Error, msg string) {
@@ -44,6 +46,10 @@ func (b *Broker) handleCreatePartitions(c *conn, h header, r kmsg.Request) func(
 			fail(kerr.InvalidPartitions, fmt.Sprintf("the partition count of %s is fixed", rt.Topic))
 		case rt.Count <= int32(len(t.Logs)):
 			fail(kerr.InvalidPartitions, fmt.Sprintf("topic %q has %d partitions; the new count %d must be larger", rt.Topic, len(t.Logs), rt.Count))
+		case !mq.Record(int(rt.Count)-len(t.Logs), time.Now()):
+			// Counted: the partitions added, for a validate-only request
+			// too, as Kafka's KRaft controller does.
+			fail(kerr.ThrottlingQuotaExceeded, kerr.ThrottlingQuotaExceeded.Description)
 		case req.ValidateOnly:
 		default:
 			err := b.store.UpdateTopic(ctx, rt.Topic, func(mt *meta.Topic) error {
@@ -67,5 +73,6 @@ func (b *Broker) handleCreatePartitions(c *conn, h header, r kmsg.Request) func(
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	throttleMutations(c, h, mq, resp)
 	return func() kmsg.Response { return resp }
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -31,6 +32,7 @@ func (b *Broker) handleCreateTopics(c *conn, h header, r kmsg.Request) func() km
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
+	mq := b.mutationQuota(c, h, 6)
 	clusterCreate := c.allowedQuiet(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeCluster, clusterResource)
 	for _, rt := range req.Topics {
 		st := kmsg.CreateTopicsResponseTopic{Topic: rt.Topic, NumPartitions: -1, ReplicationFactor: -1}
@@ -71,6 +73,11 @@ func (b *Broker) handleCreateTopics(c *conn, h header, r kmsg.Request) func() km
 			fail(kerr.InvalidConfig, err.Error())
 		} else if b.store.Topic(rt.Topic) != nil {
 			fail(kerr.TopicAlreadyExists, fmt.Sprintf("topic %q already exists", rt.Topic))
+		} else if !mq.Record(int(partitions), time.Now()) {
+			// Last of the checks, and made for a validate-only request
+			// too, as Kafka's KRaft controller does (its ZooKeeper mode
+			// did not count those).
+			fail(kerr.ThrottlingQuotaExceeded, kerr.ThrottlingQuotaExceeded.Description)
 		} else if req.ValidateOnly {
 			st.NumPartitions, st.ReplicationFactor = partitions, 1
 		} else {
@@ -107,5 +114,6 @@ func (b *Broker) handleCreateTopics(c *conn, h header, r kmsg.Request) func() km
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	throttleMutations(c, h, mq, resp)
 	return func() kmsg.Response { return resp }
 }

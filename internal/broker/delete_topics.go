@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -33,6 +34,7 @@ func (b *Broker) handleDeleteTopics(c *conn, h header, r kmsg.Request) func() km
 			targets = append(targets, kmsg.DeleteTopicsRequestTopic{Topic: &name})
 		}
 	}
+	mq := b.mutationQuota(c, h, 5)
 	for _, rt := range targets {
 		st := kmsg.DeleteTopicsResponseTopic{Topic: rt.Topic, TopicID: rt.TopicID}
 		var t *storage.Topic
@@ -76,6 +78,14 @@ func (b *Broker) handleDeleteTopics(c *conn, h header, r kmsg.Request) func() km
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
+		// Counted: the deleted topic's partitions.
+		if !mq.Record(len(t.Logs), time.Now()) {
+			st.ErrorCode = kerr.ThrottlingQuotaExceeded.Code
+			msg := kerr.ThrottlingQuotaExceeded.Description
+			st.ErrorMessage = &msg
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		var err error
 		if rt.Topic == nil {
 			// By id: never the topic created again under the name since.
@@ -106,5 +116,6 @@ func (b *Broker) handleDeleteTopics(c *conn, h header, r kmsg.Request) func() km
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	throttleMutations(c, h, mq, resp)
 	return func() kmsg.Response { return resp }
 }

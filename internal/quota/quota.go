@@ -4,7 +4,9 @@
 // once with a throttle time, and the broker stops reading from that
 // connection for as long (KIP-219), so a runaway producer or a replay can
 // be capped without failing it; a connection from an address over its
-// connection_creation_rate is held unserved and then closed (KIP-612).
+// connection_creation_rate is held unserved and then closed (KIP-612);
+// a topic mutation over its controller_mutation_rate is refused or
+// throttled (KIP-599).
 package quota
 
 import (
@@ -39,6 +41,10 @@ const (
 	// ConnectionCreationRate is the ip entity's only key: new connections
 	// per second from one address (an integer, as Kafka's INT config).
 	ConnectionCreationRate = "connection_creation_rate"
+	// ControllerMutationRate caps the partitions a user/client creates or
+	// deletes per second through CreateTopics, CreatePartitions and
+	// DeleteTopics (KIP-599).
+	ControllerMutationRate = "controller_mutation_rate"
 )
 
 // Anonymous is the user of a connection without authentication, as in Kafka.
@@ -153,6 +159,7 @@ type Manager struct {
 	quotas    map[string]map[string]float64 // entity key -> quota key -> value
 	altered   uint64                        // Alters made here; a reload read before one is stale
 	sensors   map[sensorKey]*rate
+	buckets   map[sensorKey]*bucket // controller_mutation_rate
 	lastPrune time.Time
 	// keys holds the quota keys some entity has, so that requests and
 	// connections no quota can apply to skip the lock (every request is
@@ -185,7 +192,7 @@ func Open(ctx context.Context, store Store) (*Manager, error) {
 			return nil, err
 		}
 	}
-	m := &Manager{store: store, quotas: q, sensors: map[sensorKey]*rate{}}
+	m := &Manager{store: store, quotas: q, sensors: map[sensorKey]*rate{}, buckets: map[sensorKey]*bucket{}}
 	m.setKeys()
 	return m, nil
 }
@@ -295,9 +302,9 @@ func validOp(isIP bool, op Op) error {
 		}
 	} else {
 		switch op.Key {
-		case ProducerByteRate, ConsumerByteRate, RequestPercentage:
+		case ProducerByteRate, ConsumerByteRate, RequestPercentage, ControllerMutationRate:
 		default:
-			return fmt.Errorf("%w: quota %q is not supported for user and client-id entities (%s, %s, %s)", ErrInvalid, op.Key, ProducerByteRate, ConsumerByteRate, RequestPercentage)
+			return fmt.Errorf("%w: quota %q is not supported for user and client-id entities (%s, %s, %s, %s)", ErrInvalid, op.Key, ProducerByteRate, ConsumerByteRate, RequestPercentage, ControllerMutationRate)
 		}
 	}
 	if op.Remove {
@@ -478,6 +485,18 @@ func (m *Manager) AdmitConnection(addr netip.Addr, now time.Time) time.Duration 
 // and addresses that come and go (a connection storm from many
 // addresses) do not accumulate.
 func (m *Manager) sensor(k sensorKey, now time.Time) *rate {
+	m.prune(now)
+	r := m.sensors[k]
+	if r == nil {
+		r = &rate{}
+		m.sensors[k] = r
+	}
+	return r
+}
+
+// prune drops, once a minute, the meters that measure nothing any more;
+// called with mu held.
+func (m *Manager) prune(now time.Time) {
 	if now.Sub(m.lastPrune) > time.Minute {
 		m.lastPrune = now
 		for sk, r := range m.sensors {
@@ -485,13 +504,13 @@ func (m *Manager) sensor(k sensorKey, now time.Time) *rate {
 				delete(m.sensors, sk)
 			}
 		}
+		for sk, b := range m.buckets {
+			// Full again: a new bucket would be the same.
+			if b.refill(b.limit, now) >= b.limit*samples*sampleSpan.Seconds() {
+				delete(m.buckets, sk)
+			}
+		}
 	}
-	r := m.sensors[k]
-	if r == nil {
-		r = &rate{}
-		m.sensors[k] = r
-	}
-	return r
 }
 
 // resolve finds the quota that applies, in Kafka's order of precedence:
@@ -591,4 +610,105 @@ func (m *Meter) Unrecord(n float64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.r.bytes[m.r.cur] -= n
+}
+
+// Mutation is one request's controller_mutation_rate (KIP-599) for its
+// user and client: each topic it creates, extends or deletes is counted
+// through Record, in partitions, and the response carries Throttle.
+// Not safe for concurrent use (one request's handler). A nil Mutation
+// (no quotas) accepts everything.
+type Mutation struct {
+	m            *Manager
+	user, client string
+	strict       bool
+	throttle     time.Duration
+	at           time.Time
+}
+
+// Mutation starts metering one request. strict is Kafka's
+// StrictControllerMutationQuota, for the versions whose clients know
+// THROTTLING_QUOTA_EXCEEDED (CreateTopics v6+, CreatePartitions v3+,
+// DeleteTopics v5+): a mutation is refused while the client is over its
+// quota. Older versions get the permissive one: every mutation is
+// accepted, and the client is throttled once over.
+func (m *Manager) Mutation(user, clientID string, strict bool) *Mutation {
+	return &Mutation{m: m, user: user, client: clientID, strict: strict}
+}
+
+// Record counts n partitions created or deleted at now. It returns false
+// if the mutation is refused (strict, and the quota already exhausted);
+// the mutation must then not be made.
+func (q *Mutation) Record(n int, now time.Time) bool {
+	if q == nil || !q.m.has(ControllerMutationRate) {
+		return true
+	}
+	m := q.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	entity, byUser, byClient, limit := m.resolve(ControllerMutationRate, q.user, q.client)
+	if limit <= 0 {
+		return true
+	}
+	k := sensorKey{quota: ControllerMutationRate, entity: entity}
+	if byUser {
+		k.user = q.user
+	}
+	if byClient {
+		k.client = q.client
+	}
+	b := m.buckets[k]
+	if b == nil {
+		m.prune(now)
+		// Kafka's bucket starts full.
+		b = &bucket{tokens: limit * samples * sampleSpan.Seconds(), last: now}
+		m.buckets[k] = b
+	}
+	tokens := b.refill(limit, now)
+	// As Kafka: the strict quota checks before it records, so a mutation
+	// is accepted (and not throttled) while any credit is left, however
+	// many partitions it takes; the permissive one records, then checks.
+	if q.strict && tokens < 0 {
+		q.over(tokens, limit, now)
+		return false
+	}
+	b.tokens -= float64(n)
+	if !q.strict && b.tokens < 0 {
+		q.over(b.tokens, limit, now)
+	}
+	return true
+}
+
+// over notes the throttle: the time for the bucket to refill to zero.
+func (q *Mutation) over(tokens, limit float64, now time.Time) {
+	q.throttle = time.Duration(-tokens / limit * float64(time.Second))
+	q.at = now
+}
+
+// Throttle is the throttle time of the request's last refused or
+// over-quota mutation less the time since (the response may be answered
+// later), as Kafka's ControllerMutationQuota.throttleTime.
+func (q *Mutation) Throttle(now time.Time) time.Duration {
+	if q == nil || q.throttle <= 0 {
+		return 0
+	}
+	return max(0, q.throttle-now.Sub(q.at))
+}
+
+// bucket is Kafka's TokenBucket, which its controller_mutation_rate uses
+// instead of the sampled rate, so that a burst is allowed up to the
+// window's worth (samples x sample span x limit) and then refills at the
+// limit: credit in tokens (partitions), negative when over.
+type bucket struct {
+	tokens float64
+	limit  float64
+	last   time.Time
+}
+
+func (b *bucket) refill(limit float64, now time.Time) float64 {
+	b.limit = limit
+	if d := now.Sub(b.last); d > 0 {
+		b.tokens = min(limit*samples*sampleSpan.Seconds(), b.tokens+limit*d.Seconds())
+		b.last = now
+	}
+	return b.tokens
 }

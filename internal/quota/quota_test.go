@@ -87,7 +87,7 @@ func TestPrecedence(t *testing.T) {
 func TestInvalid(t *testing.T) {
 	m, _ := Open(context.Background(), mapStore{})
 	e, _ := NewEntity([]Component{{Type: ClientID, Name: str("x")}})
-	for _, op := range []Op{{Key: "controller_mutation_rate", Value: 10}, {Key: ConnectionCreationRate, Value: 10}, {Key: RequestPercentage, Value: 0}, {Key: ProducerByteRate, Value: 0}, {Key: ProducerByteRate, Value: -5}} {
+	for _, op := range []Op{{Key: "consumer_byte_rates", Value: 10}, {Key: ControllerMutationRate, Value: 0}, {Key: ConnectionCreationRate, Value: 10}, {Key: RequestPercentage, Value: 0}, {Key: ProducerByteRate, Value: 0}, {Key: ProducerByteRate, Value: -5}} {
 		if err := m.Alter(context.Background(), e, []Op{op}, false); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Alter(%+v) = %v, want ErrInvalid", op, err)
 		}
@@ -254,5 +254,53 @@ func TestReload(t *testing.T) {
 	}
 	if d, _ := m.Describe(nil, false); len(d) != 1 || d[0].Values[ConsumerByteRate] != 200 {
 		t.Fatalf("a reload read before an Alter replaced it: %+v, want 200", d)
+	}
+}
+
+// TestMutation: controller_mutation_rate is Kafka's token bucket, full
+// (11 s of the rate) at first; strict refuses once it is overdrawn,
+// accepting the mutation that overdraws it; permissive accepts all and
+// throttles for the overdraft.
+func TestMutation(t *testing.T) {
+	m, _ := Open(context.Background(), mapStore{})
+	alter(t, m, []Component{{Type: ClientID, Name: str("c")}}, Op{Key: ControllerMutationRate, Value: 2})
+	now := time.Unix(1000, 0)
+
+	q := m.Mutation("u", "c", true)
+	if !q.Record(20, now) || !q.Record(5, now) { // 22 of credit: the second overdraws to -3
+		t.Fatal("mutations within the credit refused")
+	}
+	if q.Throttle(now) != 0 {
+		t.Fatalf("throttled %v before any refusal", q.Throttle(now))
+	}
+	if q.Record(1, now) {
+		t.Fatal("strict mutation accepted with the bucket overdrawn")
+	}
+	if got := q.Throttle(now); got != 1500*time.Millisecond {
+		t.Fatalf("throttle %v, want 1.5s (3 partitions at 2/s)", got)
+	}
+	if got := q.Throttle(now.Add(time.Second)); got != 500*time.Millisecond {
+		t.Fatalf("throttle a second later %v, want 0.5s", got)
+	}
+	// 1.5 s later the bucket is back at zero: accepted again.
+	if !m.Mutation("u", "c", true).Record(4, now.Add(1500*time.Millisecond)) {
+		t.Fatal("refused once the bucket refilled")
+	}
+
+	p := m.Mutation("u", "c", false) // bucket at -4
+	if !p.Record(2, now.Add(1500*time.Millisecond)) {
+		t.Fatal("permissive mutation refused")
+	}
+	if got := p.Throttle(now.Add(1500 * time.Millisecond)); got != 3*time.Second {
+		t.Fatalf("permissive throttle %v, want 3s (6 partitions at 2/s)", got)
+	}
+	// Another client has no quota.
+	other := m.Mutation("u", "d", true)
+	if !other.Record(1000, now) || !other.Record(1, now) || other.Throttle(now) != 0 {
+		t.Fatal("client without a quota metered")
+	}
+	var none *Mutation
+	if !none.Record(1, now) || none.Throttle(now) != 0 {
+		t.Fatal("nil Mutation refused")
 	}
 }

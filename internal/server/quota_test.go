@@ -39,7 +39,7 @@ func TestClientQuotas(t *testing.T) {
 		t.Fatalf("alter quotas: %v %+v", err, res)
 	}
 	for _, bad := range []kadm.AlterClientQuotaEntry{
-		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: &capped}}, Ops: []kadm.AlterClientQuotaOp{{Key: "controller_mutation_rate", Value: 10}}},
+		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: &capped}}, Ops: []kadm.AlterClientQuotaOp{{Key: "connection_creation_rate", Value: 10}}},
 		{Entity: kadm.ClientQuotaEntity{{Type: "ip", Name: &capped}}, Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 10}}},
 		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: &capped}}, Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: -1}}},
 	} {
