@@ -28,16 +28,6 @@ func throttleMutations(c *conn, h header, q *quota.Mutation, resp kmsg.Response)
 	if d <= 0 {
 		return
 	}
-	if tr, ok := resp.(interface {
-		kmsg.ThrottleResponse
-		kmsg.SetThrottleResponse
-	}); ok {
-		if ms := int32(d / time.Millisecond); ms > 0 {
-			if cur, _ := tr.Throttle(); ms > cur {
-				tr.SetThrottle(ms)
-			}
-		}
-	}
-	c.mute(d)
+	throttleFor(c, resp, d)
 	c.log.Info("client over its controller_mutation_rate throttled", "client_id", h.clientID, "request", kmsg.NameForKey(h.key), "throttle", d)
 }

@@ -30,13 +30,21 @@ func (c *conn) meterRequest(p pending, resp kmsg.Response, answered time.Duratio
 	if d <= 0 {
 		return
 	}
-	ms := int32(d / time.Millisecond)
+	throttleFor(c, resp, d)
+}
+
+// throttleFor raises resp's ThrottleTimeMs to d if it is shorter (Kafka
+// answers the largest of the quotas' throttles) and mutes the connection
+// for d.
+func throttleFor(c *conn, resp kmsg.Response, d time.Duration) {
 	if tr, ok := resp.(interface {
 		kmsg.ThrottleResponse
 		kmsg.SetThrottleResponse
 	}); ok {
-		if cur, _ := tr.Throttle(); ms > cur {
-			tr.SetThrottle(ms)
+		if ms := int32(d / time.Millisecond); ms > 0 {
+			if cur, _ := tr.Throttle(); ms > cur {
+				tr.SetThrottle(ms)
+			}
 		}
 	}
 	c.mute(d)

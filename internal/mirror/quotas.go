@@ -9,9 +9,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 )
 
-// quotaKeys are the client quota keys Vigil enforces (and takes); the
-// source's others (request_percentage, controller_mutation_rate) and its
-// ip entities are not copied.
+// quotaKeys are the client quota keys the mirror copies: the byte rates.
+// The source's others (request_percentage, controller_mutation_rate),
+// which Vigil also enforces, and its ip entities are not copied yet
+// (docs/migration.md).
 var quotaKeys = map[string]bool{"producer_byte_rate": true, "consumer_byte_rate": true}
 
 // syncQuotas copies, with CopyConfig.Quotas, the source's byte-rate
