@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/kwire"
+	"github.com/vigilhq/vigil/internal/quota"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -195,7 +196,10 @@ func (c *conn) readLoop(queue chan<- pending) error {
 		if err != nil {
 			return err
 		}
-		p.start, p.handled = start, time.Since(start)
+		p.start = start
+		if c.b.quotas.Enforces(quota.RequestPercentage) {
+			p.handled = time.Since(start)
+		}
 		p.lingerClose = c.closing != nil
 		c.b.countClient(p.hdr.clientID, 4+len(frame))
 		select {
@@ -327,12 +331,19 @@ func (c *conn) writeLoop(queue <-chan pending, done chan<- struct{}) {
 // answer builds p's response, encodes it into buf and writes it; it
 // returns buf for reuse and whether the connection broke.
 func (c *conn) answer(p pending, buf []byte, w *bufio.Writer) ([]byte, bool) {
-	began := time.Now()
+	// Timed only while some client has a request_percentage quota: an
+	// answer is built on every request.
+	var began time.Time
+	if c.b.quotas.Enforces(quota.RequestPercentage) {
+		began = time.Now()
+	}
 	resp := p.respond()
 	if resp == nil {
 		return buf, false
 	}
-	c.meterRequest(p, resp, time.Since(began))
+	if !began.IsZero() {
+		c.meterRequest(p, resp, time.Since(began))
+	}
 	resp.SetVersion(p.hdr.version)
 	buf = buf[:0]
 	pooled, isPooled := resp.(pooledResponse)

@@ -181,6 +181,11 @@ func (m *Manager) setKeys() {
 // has reports whether some entity has a quotaKey quota.
 func (m *Manager) has(quotaKey string) bool { return (*m.keys.Load())[quotaKey] }
 
+// Enforces reports whether some entity has a quotaKey quota, so that a
+// caller can skip measuring what no quota would count. Nil enforces
+// nothing.
+func (m *Manager) Enforces(quotaKey string) bool { return m != nil && m.has(quotaKey) }
+
 // Open loads the quotas from the store.
 func Open(ctx context.Context, store Store) (*Manager, error) {
 	q, err := store.ClientQuotas(ctx)
